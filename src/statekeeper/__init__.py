@@ -1,0 +1,33 @@
+"""statekeeper: durable state for stateless functions."""
+
+from __future__ import annotations
+
+from statekeeper import errors
+from statekeeper.app import App
+from statekeeper.errors import (
+    AlreadyExists,
+    ConflictError,
+    StatekeeperError,
+    TransactionConflict,
+    ValidationError,
+)
+from statekeeper.logs import configure_logging, correlation
+from statekeeper.state import Item, Keyring, Page
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExists",
+    "App",
+    "ConflictError",
+    "Item",
+    "Keyring",
+    "Page",
+    "StatekeeperError",
+    "TransactionConflict",
+    "ValidationError",
+    "__version__",
+    "configure_logging",
+    "correlation",
+    "errors",
+]

@@ -1,0 +1,139 @@
+"""App: configuration and lifecycle; the entry point to every building block.
+
+    async with App("sqlite:///state.db") as app:
+        await app.state.put("user:1", {"name": "Ada"})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal
+
+from statekeeper.constants import (
+    DEFAULT_MAX_VALUE_BYTES,
+    ENV_CACHE_URL,
+    ENV_NAMESPACE,
+    MAX_NAMESPACE_BYTES,
+)
+from statekeeper.errors import ClosedError, ConfigurationError, StatekeeperError
+from statekeeper.state import Keyring, StateStore
+from statekeeper.state.cache import StateCache
+from statekeeper.storage import Backend, create_backend, parse, resolve
+
+log = logging.getLogger("statekeeper.app")
+
+
+class App:
+    """One statekeeper application: a database, a namespace, and its building blocks."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        namespace: str | None = None,
+        cache_url: str | None = None,
+        cache_ttl: float = 60.0,
+        encryption: Keyring | Literal["env"] | None = "env",
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        clock: Callable[[], float] = time.time,
+        purge_interval: float | None = 60.0,
+    ) -> None:
+        self.url = parse(resolve(database_url))
+        self.namespace = _check_namespace(namespace or os.environ.get(ENV_NAMESPACE) or "default")
+        if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int) or max_value_bytes <= 0:
+            raise ConfigurationError(
+                f"max_value_bytes must be a positive integer, got {max_value_bytes!r}"
+            )
+        if cache_ttl <= 0:
+            raise ConfigurationError(f"cache_ttl must be positive, got {cache_ttl!r}")
+        self.keyring = Keyring.from_env() if encryption == "env" else encryption
+        self.cache_url = cache_url or os.environ.get(ENV_CACHE_URL) or None
+        self._cache_ttl = cache_ttl
+        self._max_value_bytes = max_value_bytes
+        self.clock = clock
+        self._purge_interval = purge_interval
+        self._backend: Backend | None = None
+        self._state: StateStore | None = None
+        self._cache: StateCache | None = None
+        self._purger: asyncio.Task[None] | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            raise ClosedError()
+        return self._backend
+
+    @property
+    def state(self) -> StateStore:
+        """The key/value state store of this app's namespace."""
+        if self._state is None:
+            raise ClosedError()
+        return self._state
+
+    async def open(self) -> App:
+        backend = create_backend(self.url)
+        await backend.open()
+        self._backend = backend
+        if self.cache_url:
+            self._cache = StateCache(self.cache_url, self.namespace, ttl=self._cache_ttl)
+        self._state = StateStore(
+            backend,
+            self.namespace,
+            clock=self.clock,
+            max_value_bytes=self._max_value_bytes,
+            keyring=self.keyring,
+            cache=self._cache,
+        )
+        if self._purge_interval:
+            self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))
+        return self
+
+    async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+            self._purger = None
+        if self._cache is not None:
+            await self._cache.close()
+            self._cache = None
+        if self._backend is not None:
+            backend, self._backend = self._backend, None
+            self._state = None
+            await backend.close()
+
+    async def __aenter__(self) -> App:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _purge_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                purged = await self.state.purge_expired()
+            except StatekeeperError as error:
+                log.warning("purging expired state failed", extra={"error": error.message})
+                continue
+            if purged:
+                log.info("purged expired state", extra={"purged": purged})
+
+
+def _check_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str) or not namespace or "\x00" in namespace:
+        raise ConfigurationError(f"namespace must be a non-empty string, got {namespace!r}")
+    if len(namespace.encode("utf-8", "replace")) > MAX_NAMESPACE_BYTES:
+        raise ConfigurationError(f"namespace is longer than {MAX_NAMESPACE_BYTES} bytes")
+    return namespace

@@ -1,0 +1,29 @@
+"""Names spelled in one place: cache keys, environment variables, limits."""
+
+from __future__ import annotations
+
+# Environment variables.
+ENV_DATABASE_URL = "STATEKEEPER_DATABASE_URL"
+ENV_CACHE_URL = "STATEKEEPER_CACHE_URL"
+ENV_ENCRYPTION_KEYS = "STATEKEEPER_ENCRYPTION_KEYS"
+ENV_ENCRYPTION_KEYS_FILE = "STATEKEEPER_ENCRYPTION_KEYS_FILE"
+ENV_NAMESPACE = "STATEKEEPER_NAMESPACE"
+ENV_LOG_LEVEL = "STATEKEEPER_LOG_LEVEL"
+
+# Limits.
+DEFAULT_MAX_VALUE_BYTES = 1 << 20
+MAX_KEY_BYTES = 1024
+MAX_NAMESPACE_BYTES = 128
+MAX_LIST_LIMIT = 1000
+MAX_TRANSACTION_OPS = 1000
+
+
+# Redis keys of the state cache. Every key of a namespace carries the namespace's
+# epoch: bumping the epoch drops the namespace's whole cache at once.
+def cache_epoch_key(namespace: str) -> str:
+    return f"sk:{{{namespace}}}:epoch"
+
+
+def cache_item_prefix(namespace: str) -> str:
+    """Item keys are this prefix, then the epoch, then ``:`` and the state key."""
+    return f"sk:{{{namespace}}}:item:"

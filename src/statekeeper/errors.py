@@ -1,0 +1,192 @@
+"""The whole error tree of statekeeper.
+
+Every error carries a machine-readable ``code``, the HTTP status the API answers
+with, and the CLI exit code. A class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class StatekeeperError(Exception):
+    """An error in statekeeper."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.details = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body an API answers with."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+class ConfigurationError(StatekeeperError):
+    """The configuration is invalid."""
+
+    code = "configuration_error"
+    exit_code = 3
+
+
+class InvalidDatabaseURL(ConfigurationError):
+    """The database URL is malformed."""
+
+    code = "invalid_database_url"
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+class ValidationError(StatekeeperError):
+    """The input is invalid."""
+
+    code = "invalid_input"
+    http_status = 400
+    exit_code = 4
+
+
+class InvalidKey(ValidationError):
+    """The key is invalid."""
+
+    code = "invalid_key"
+
+
+class InvalidValue(ValidationError):
+    """The value cannot be stored as JSON."""
+
+    code = "invalid_value"
+
+
+class ValueTooLarge(ValidationError):
+    """The value is larger than the configured limit."""
+
+    code = "value_too_large"
+    http_status = 413
+
+
+class InvalidTTL(ValidationError):
+    """The TTL must be a positive number of seconds."""
+
+    code = "invalid_ttl"
+
+
+class InvalidCursor(ValidationError):
+    """The listing cursor is malformed."""
+
+    code = "invalid_cursor"
+
+
+# --- outcomes of conditional operations ----------------------------------------------
+
+
+class ConflictError(StatekeeperError):
+    """The item changed since it was read (the ETag no longer matches)."""
+
+    code = "conflict"
+    http_status = 409
+    exit_code = 5
+
+
+class AlreadyExists(ConflictError):
+    """The key already exists."""
+
+    code = "already_exists"
+
+
+class TransactionConflict(ConflictError):
+    """A condition in the transaction failed; nothing was applied."""
+
+    code = "transaction_conflict"
+
+
+class NotFound(StatekeeperError):
+    """The item does not exist."""
+
+    code = "not_found"
+    http_status = 404
+    exit_code = 6
+
+
+class TooManyRetries(ConflictError):
+    """The update kept conflicting with concurrent writers and gave up."""
+
+    code = "too_many_retries"
+
+
+# --- storage --------------------------------------------------------------------------
+
+
+class StorageError(StatekeeperError):
+    """The database failed."""
+
+    code = "storage_error"
+    http_status = 500
+    exit_code = 7
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached."""
+
+    code = "database_unavailable"
+    http_status = 503
+    exit_code = 8
+
+
+class DatabaseBusy(StorageError):
+    """The database stayed locked by another writer for too long."""
+
+    code = "database_busy"
+    http_status = 503
+
+
+class StorageFull(StorageError):
+    """The database is out of space."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+class DatabaseCorrupt(StorageError):
+    """The database file is corrupt or is not a statekeeper database."""
+
+    code = "database_corrupt"
+
+
+class SchemaError(StorageError):
+    """The database schema is newer than this version of statekeeper or is broken."""
+
+    code = "schema_error"
+
+
+class ClosedError(StatekeeperError):
+    """The app is closed; open it with `async with App(...)` first."""
+
+    code = "closed"
+    exit_code = 1
+
+
+# --- encryption -----------------------------------------------------------------------
+
+
+class EncryptionError(StatekeeperError):
+    """Encryption is misconfigured."""
+
+    code = "encryption_error"
+    exit_code = 9
+
+
+class DecryptionError(EncryptionError):
+    """A stored value cannot be decrypted with the configured keys."""
+
+    code = "decryption_failed"

@@ -1,0 +1,40 @@
+"""What the state store hands back: items and pages of items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One stored value with its ETag and expiry (Unix seconds, or None)."""
+
+    key: str
+    value: Any
+    etag: str
+    expires_at: float | None = None
+
+    @property
+    def expires(self) -> datetime | None:
+        """The expiry as an aware UTC datetime."""
+        if self.expires_at is None:
+            return None
+        return datetime.fromtimestamp(self.expires_at, UTC)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "etag": self.etag,
+            "expires_at": self.expires.isoformat() if self.expires else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; pass ``cursor`` back to get the next, None when done."""
+
+    items: list[Item]
+    cursor: str | None

@@ -1,0 +1,359 @@
+"""The key/value state store: ETags, TTL, conditional writes, listing, updates.
+
+``StateStore`` turns user values into stored rows (JSON, optionally sealed) and
+back, checks every input before it reaches the database, keeps the cache
+coherent, and logs each mutation. Atomic multi-key writes live in
+``transaction.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from statekeeper.constants import MAX_LIST_LIMIT, MAX_TRANSACTION_OPS
+from statekeeper.errors import (
+    ConflictError,
+    DecryptionError,
+    EncryptionError,
+    InvalidCursor,
+    TooManyRetries,
+    ValidationError,
+)
+from statekeeper.logs import correlation_id
+from statekeeper.state.cache import CacheStats, StateCache
+from statekeeper.state.encryption import Keyring, associated_data
+from statekeeper.state.item import Item, Page
+from statekeeper.state.validation import check_key, check_ttl, decode_value, encode_value
+from statekeeper.storage.base import Backend, DeleteOp, PutOp, StoredItem, WriteOp
+
+if TYPE_CHECKING:
+    from statekeeper.state.transaction import Transaction
+
+log = logging.getLogger("statekeeper.state")
+
+UpdateFn = Callable[[Any], Any | Awaitable[Any]]
+
+
+def new_etag() -> str:
+    """An opaque, unguessable ETag; a fresh one on every write."""
+    return base64.urlsafe_b64encode(os.urandom(9)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class ReencryptReport:
+    examined: int
+    rewritten: int
+    changed_meanwhile: int
+
+
+class StateStore:
+    """Keyed JSON state of one namespace."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        namespace: str,
+        *,
+        clock: Callable[[], float],
+        max_value_bytes: int,
+        keyring: Keyring | None = None,
+        cache: StateCache | None = None,
+    ) -> None:
+        self._backend = backend
+        self.namespace = namespace
+        self._clock = clock
+        self.max_value_bytes = max_value_bytes
+        self._keyring = keyring
+        self._cache = cache
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Item | None:
+        """The item under ``key``, or None when absent or expired."""
+        check_key(key)
+        now = self._clock()
+        if self._cache is not None:
+            return await self._get_cached(self._cache, key, now)
+        stored = await self._backend.state_get(self.namespace, key, now)
+        return None if stored is None else self._item(stored)
+
+    async def _get_cached(self, cache: StateCache, key: str, now: float) -> Item | None:
+        lookup = await cache.lookup(key)
+        if lookup is not None and lookup.item is not None:
+            cached = lookup.item
+            if cached.expires_at is None or cached.expires_at > now:
+                return self._item(cached)
+        stored = await self._backend.state_get(self.namespace, key, now)
+        if stored is None:
+            return None
+        if lookup is not None:
+            await cache.fill(lookup, stored, now)
+        return self._item(stored)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Item | None]:
+        """Every requested key, mapped to its item or to None when missing."""
+        wanted = [check_key(k) for k in keys]
+        if not wanted:
+            return {}
+        found = await self._backend.state_get_many(self.namespace, wanted, self._clock())
+        return {k: (self._item(found[k]) if k in found else None) for k in wanted}
+
+    async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
+        """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
+        if not isinstance(prefix, str) or "\x00" in prefix:
+            raise ValidationError(f"prefix must be a string without NUL, got {prefix!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValidationError(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit!r}")
+        after = _decode_cursor(cursor, prefix) if cursor else ""
+        rows = await self._backend.state_list(
+            self.namespace,
+            after=after,
+            low=prefix,
+            high=_prefix_end(prefix),
+            limit=limit + 1,
+            now=self._clock(),
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [self._item(row) for row in rows]
+        next_cursor = _encode_cursor(rows[-1].key) if more and rows else None
+        return Page(items, next_cursor)
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        if_match: str | None = None,
+        only_if_absent: bool = False,
+        ttl: float | None = None,
+    ) -> Item:
+        """Store ``value``; the returned item carries the new ETag."""
+        op = self.put_op(key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl)
+        await self._backend.state_put(self.namespace, op, self._clock())
+        await self._written([key])
+        self._log("state put", key, op.etag)
+        return Item(key, value, op.etag, op.expires_at)
+
+    async def put_many(
+        self, items: Mapping[str, Any] | Iterable[tuple[str, Any]], *, ttl: float | None = None
+    ) -> dict[str, Item]:
+        """Store several values at once, all or nothing; last write wins per key."""
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        ops = [self.put_op(k, v, ttl=ttl) for k, v in pairs]
+        await self.apply(ops)
+        return {op.key: Item(op.key, v, op.etag, op.expires_at) for op, (_, v) in zip(ops, pairs)}
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> bool:
+        """Delete ``key``; True if it existed. A stale ``if_match`` raises ConflictError."""
+        check_key(key)
+        _check_etag(if_match)
+        deleted = await self._backend.state_delete(self.namespace, key, if_match, self._clock())
+        await self._written([key])
+        self._log("state delete", key, None)
+        return deleted
+
+    async def update(
+        self,
+        key: str,
+        fn: UpdateFn,
+        *,
+        ttl: float | None = None,
+        max_attempts: int = 100,
+        base_delay: float = 0.001,
+        max_delay: float = 0.1,
+    ) -> Item:
+        """Read, apply ``fn`` to the value (None when absent), write back conditionally.
+
+        On a conflict with a concurrent writer it retries after a fully jittered
+        exponential backoff, up to ``max_attempts`` times.
+        """
+        check_key(key)
+        check_ttl(ttl)
+        for attempt in range(max_attempts):
+            current = await self.get(key)
+            new_value = fn(None if current is None else current.value)
+            if inspect.isawaitable(new_value):
+                new_value = await new_value
+            try:
+                if current is None:
+                    return await self.put(key, new_value, only_if_absent=True, ttl=ttl)
+                return await self.put(key, new_value, if_match=current.etag, ttl=ttl)
+            except ConflictError:
+                await asyncio.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
+        raise TooManyRetries(
+            f"update of key {key!r} conflicted {max_attempts} times in a row", key=key
+        )
+
+    def transaction(self) -> Transaction:
+        """``async with store.transaction() as tx:`` puts and deletes, all or nothing."""
+        from statekeeper.state.transaction import Transaction
+
+        return Transaction(self)
+
+    # --- building blocks shared with transactions ---------------------------------------
+
+    def put_op(
+        self,
+        key: str,
+        value: Any,
+        *,
+        if_match: str | None = None,
+        only_if_absent: bool = False,
+        ttl: float | None = None,
+    ) -> PutOp:
+        """A checked, encoded (and sealed) put, ready for the backend."""
+        check_key(key)
+        _check_etag(if_match)
+        if if_match is not None and only_if_absent:
+            raise ValidationError("if_match and only_if_absent cannot be combined", key=key)
+        seconds = check_ttl(ttl)
+        data = encode_value(key, value, self.max_value_bytes)
+        key_id = None
+        if self._keyring is not None:
+            data, key_id = self._keyring.seal(data, associated_data(self.namespace, key))
+        expires_at = None if seconds is None else self._clock() + seconds
+        return PutOp(key, data, new_etag(), expires_at, key_id, if_match, only_if_absent)
+
+    def delete_op(self, key: str, *, if_match: str | None = None) -> DeleteOp:
+        check_key(key)
+        _check_etag(if_match)
+        return DeleteOp(key, if_match)
+
+    async def apply(self, ops: Sequence[WriteOp]) -> list[bool]:
+        """Apply checked ops atomically, then invalidate and log them."""
+        if len(ops) > MAX_TRANSACTION_OPS:
+            raise ValidationError(
+                f"a transaction holds at most {MAX_TRANSACTION_OPS} operations, got {len(ops)}"
+            )
+        if not ops:
+            return []
+        results = await self._backend.state_apply(self.namespace, ops, self._clock())
+        await self._written([op.key for op in ops])
+        for op in ops:
+            self._log(f"state {op.kind}", op.key, op.etag if isinstance(op, PutOp) else None)
+        return results
+
+    # --- maintenance --------------------------------------------------------------------
+
+    async def purge_expired(self, batch: int = 1000) -> int:
+        """Delete expired items (every namespace) until none is left; how many."""
+        total = 0
+        while True:
+            purged = await self._backend.state_purge_expired(self._clock(), batch)
+            total += purged
+            if purged < batch:
+                return total
+
+    async def reencrypt(self, page_size: int = 500) -> ReencryptReport:
+        """Re-seal every item not sealed by the primary key (plaintext ones too)."""
+        keyring = self._keyring
+        if keyring is None:
+            raise EncryptionError("no encryption keys are configured; nothing to re-encrypt with")
+        examined = rewritten = changed = 0
+        after = ""
+        while True:
+            rows = await self._backend.state_list(
+                self.namespace, after=after, low="", high=None, limit=page_size, now=self._clock()
+            )
+            for row in rows:
+                examined += 1
+                if row.key_id == keyring.primary:
+                    continue
+                aad = associated_data(self.namespace, row.key)
+                plain = row.value if row.key_id is None else keyring.open(row.value, row.key_id, aad)
+                sealed, key_id = keyring.seal(plain, aad)
+                if await self._backend.state_reseal(self.namespace, row.key, row.etag, sealed, key_id):
+                    rewritten += 1
+                else:
+                    changed += 1  # rewritten by its owner meanwhile, under the primary key
+            await self._written([row.key for row in rows if row.key_id != keyring.primary])
+            if len(rows) < page_size:
+                return ReencryptReport(examined, rewritten, changed)
+            after = rows[-1].key
+
+    def cache_stats(self) -> CacheStats | None:
+        """Hit, miss, fill and error counters of the Redis cache, when one is configured."""
+        return None if self._cache is None else self._cache.stats()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _item(self, stored: StoredItem) -> Item:
+        data = stored.value
+        if stored.key_id is not None:
+            if self._keyring is None:
+                raise DecryptionError(
+                    f"key {stored.key!r} is encrypted (key id {stored.key_id!r}) but no "
+                    "encryption keys are configured",
+                    key=stored.key,
+                )
+            try:
+                data = self._keyring.open(data, stored.key_id, associated_data(self.namespace, stored.key))
+            except DecryptionError as exc:
+                raise DecryptionError(f"key {stored.key!r}: {exc.message}", key=stored.key) from None
+        return Item(stored.key, decode_value(data), stored.etag, stored.expires_at)
+
+    async def _written(self, keys: list[str]) -> None:
+        if self._cache is not None:
+            await self._cache.invalidate(keys)
+
+    def _log(self, event: str, key: str, etag: str | None) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                event,
+                extra={
+                    "namespace": self.namespace,
+                    "key": key,
+                    "etag": etag,
+                    "correlation_id": correlation_id.get(),
+                },
+            )
+
+
+def _check_etag(etag: object) -> None:
+    if etag is not None and (not isinstance(etag, str) or not etag):
+        raise ValidationError(f"if_match must be a non-empty ETag string, got {etag!r}")
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string greater than every string starting with ``prefix``.
+
+    Keys compare bytewise as UTF-8 on both backends, which is code point order.
+    """
+    chars = list(prefix)
+    while chars:
+        point = ord(chars[-1])
+        if point < 0x10FFFF:
+            point += 1
+            if 0xD800 <= point <= 0xDFFF:
+                point = 0xE000
+            chars[-1] = chr(point)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, prefix: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+    except (binascii.Error, ValueError, UnicodeError):
+        raise InvalidCursor(f"cursor {cursor!r} is not one this store returned") from None
+    if not key.startswith(prefix):
+        raise InvalidCursor(f"cursor {cursor!r} belongs to another prefix than {prefix!r}")
+    return key

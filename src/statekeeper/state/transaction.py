@@ -1,0 +1,76 @@
+"""Atomic multi-key writes: ``async with app.state.transaction() as tx``.
+
+Operations are checked and encoded as they are added (bad input fails at once,
+inside the block, so nothing is applied) and sent to the backend together when
+the block exits cleanly. Either every operation's condition holds and all apply,
+or a TransactionConflict names the first that failed and none apply.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from statekeeper.errors import ValidationError
+from statekeeper.storage.base import PutOp, WriteOp
+
+if TYPE_CHECKING:
+    from statekeeper.state.store import StateStore
+
+
+class Transaction:
+    """Puts and deletes of one namespace, applied all or nothing."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._ops: list[WriteOp] = []
+        self._done = False
+        self.etags: dict[str, str] = {}  # key -> new ETag, once committed
+        self.deleted: dict[str, bool] = {}  # key -> whether it existed, once committed
+
+    def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        if_match: str | None = None,
+        only_if_absent: bool = False,
+        ttl: float | None = None,
+    ) -> None:
+        self._check_open()
+        self._ops.append(
+            self._store.put_op(key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl)
+        )
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        self._check_open()
+        self._ops.append(self._store.delete_op(key, if_match=if_match))
+
+    async def commit(self) -> None:
+        self._check_open()
+        self._done = True
+        results = await self._store.apply(self._ops)
+        for op, result in zip(self._ops, results, strict=True):
+            if isinstance(op, PutOp):
+                self.etags[op.key] = op.etag
+            else:
+                self.deleted[op.key] = result
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise ValidationError("this transaction has already been committed or discarded")
+
+    async def __aenter__(self) -> Transaction:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._done = True  # the block failed: nothing is applied
+            return
+        if not self._done:
+            await self.commit()

@@ -1,0 +1,266 @@
+"""The PostgreSQL adapter: an asyncpg pool, one round trip per single operation.
+
+Single puts, gets and deletes are one prepared statement in autocommit (one
+round trip); PostgreSQL groups concurrent commits in its own WAL flush. A
+multi-operation transaction holds one pooled connection from BEGIN to COMMIT.
+The driver was chosen by measurement: docs/decisions/0001-postgres-driver.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from statekeeper.errors import (
+    AlreadyExists,
+    ConflictError,
+    DatabaseUnavailable,
+    StatekeeperError,
+    TransactionConflict,
+)
+from statekeeper.storage import migrations
+from statekeeper.storage.base import DeleteOp, PutOp, StoredItem, WriteOp
+from statekeeper.storage.queries import Dialect, load
+from statekeeper.storage.translate import postgres_error
+from statekeeper.storage.url import DatabaseURL
+
+Q = load("postgres")
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+@asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except StatekeeperError:
+        raise
+    except _DRIVER_ERRORS as exc:
+        raise postgres_error(exc, what) from exc
+
+
+class PostgresBackend:
+    """State in a PostgreSQL database (optionally in its own schema)."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
+        self._url = url
+        self._dsn = url.dsn
+        self.schema = url.options.get("schema")
+        self._pool_min = url.option_int("pool_min", 2)
+        self._pool_max = url.option_int("pool_max", 16)
+        self._timeout = float(url.option_int("connect_timeout", 10))
+        self._fresh_schema = fresh_schema
+        self._pool: asyncpg.Pool | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        settings = {"search_path": self.schema} if self.schema else {}
+        where = self._url.redacted()
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+        except _DRIVER_ERRORS as exc:
+            error = postgres_error(exc, f"cannot connect to PostgreSQL at {where}")
+            raise error from exc
+        try:
+            async with _translated(f"cannot migrate the schema of {where}"):
+                await self._migrate(conn)
+        finally:
+            await conn.close()
+        async with _translated(f"cannot connect to PostgreSQL at {where}"):
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=self._pool_min,
+                max_size=self._pool_max,
+                timeout=self._timeout,
+                server_settings=settings,
+            )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise DatabaseUnavailable("the PostgreSQL backend is not open")
+        return self._pool
+
+    async def _migrate(self, conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            # Held until COMMIT: concurrent start-ups migrate one after another.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", migrations.POSTGRES_LOCK_ID)
+            if self.schema:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {migrations.MIGRATIONS_TABLE} ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            rows = await conn.fetch(f"SELECT version FROM {migrations.MIGRATIONS_TABLE}")
+            applied = {row[0] for row in rows}
+            migrations.check_not_newer("postgres", applied)
+            pending = [m for m in migrations.migrations("postgres") if m.version not in applied]
+            if not applied and self._fresh_schema:
+                await conn.execute(migrations.fresh_schema("postgres"))
+            else:
+                for migration in pending:
+                    await conn.execute(migration.sql)
+            await conn.executemany(
+                f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES ($1, $2, $3)",
+                [(m.version, m.name, time.time()) for m in pending],
+            )
+
+    # --- reads ----------------------------------------------------------------------
+
+    async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
+        async with _translated(f"cannot read key {key!r}"):
+            row = await self.pool.fetchrow(Q["state_get"].sql, namespace, key, now)
+        if row is None:
+            return None
+        return StoredItem(key, row[0], row[1], row[2], row[3])
+
+    async def state_get_many(
+        self, namespace: str, keys: Sequence[str], now: float
+    ) -> dict[str, StoredItem]:
+        query = Q["state_get_many"]
+        async with _translated("cannot read keys"):
+            rows = await self.pool.fetch(
+                query.sql, *query.args(namespace=namespace, keys=list(keys), now=now)
+            )
+        return {r[0]: StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+
+    async def state_list(
+        self,
+        namespace: str,
+        *,
+        after: str,
+        low: str,
+        high: str | None,
+        limit: int,
+        now: float,
+    ) -> list[StoredItem]:
+        query = Q["state_list"]
+        args = query.args(
+            namespace=namespace,
+            after=after,
+            low=low,
+            high_set=0 if high is None else 1,
+            high=high or "",
+            now=now,
+            limit=limit,
+        )
+        async with _translated("cannot list keys"):
+            rows = await self.pool.fetch(query.sql, *args)
+        return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    # --- writes ---------------------------------------------------------------------
+
+    async def state_put(self, namespace: str, op: PutOp, now: float) -> None:
+        async with _translated(f"cannot write key {op.key!r}"):
+            await _put(self.pool, namespace, op, now)
+
+    async def state_delete(
+        self, namespace: str, key: str, if_match: str | None, now: float
+    ) -> bool:
+        async with _translated(f"cannot delete key {key!r}"):
+            return await _delete(self.pool, namespace, key, if_match, now)
+
+    async def state_apply(self, namespace: str, ops: Sequence[WriteOp], now: float) -> list[bool]:
+        results: list[bool] = []
+        async with (
+            _translated("cannot apply the transaction"),
+            self.pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            for index, op in enumerate(ops):
+                try:
+                    if isinstance(op, PutOp):
+                        await _put(conn, namespace, op, now)
+                        results.append(True)
+                    else:
+                        assert isinstance(op, DeleteOp)
+                        results.append(await _delete(conn, namespace, op.key, op.if_match, now))
+                except ConflictError as exc:
+                    raise TransactionConflict(
+                        f"transaction not applied: operation {index} "
+                        f"({op.kind} {op.key!r}): {exc.message}",
+                        index=index,
+                        key=op.key,
+                        reason=exc.code,
+                    ) from exc
+        return results
+
+    async def state_reseal(
+        self, namespace: str, key: str, etag: str, value: bytes, key_id: str | None
+    ) -> bool:
+        query = Q["state_reseal"]
+        args = query.args(namespace=namespace, key=key, etag=etag, value=value, key_id=key_id)
+        async with _translated(f"cannot reseal key {key!r}"):
+            return await self.pool.fetchrow(query.sql, *args) is not None
+
+    async def state_purge_expired(self, now: float, limit: int) -> int:
+        query = Q["state_purge_expired"]
+        async with _translated("cannot purge expired items"):
+            status = await self.pool.execute(query.sql, *query.args(now=now, limit=limit))
+        return int(status.split()[-1])
+
+
+# asyncpg's Pool and Connection share fetchrow/execute; either serves a single statement.
+_Executor = Any
+
+_PUT = Q["state_put"].sql
+_PUT_IF_ABSENT = Q["state_put_if_absent"].sql
+_PUT_IF_MATCH = Q["state_put_if_match"].sql
+_DELETE = Q["state_delete"].sql
+_DELETE_IF_MATCH = Q["state_delete_if_match"].sql
+assert Q["state_put"].params == ("namespace", "key", "value", "etag", "expires_at", "key_id")
+assert Q["state_put_if_absent"].params == Q["state_put"].params + ("now",)
+assert Q["state_put_if_match"].params == (
+    "value", "etag", "expires_at", "key_id", "namespace", "key", "if_match", "now"
+)
+assert Q["state_delete"].params == ("namespace", "key")
+assert Q["state_delete_if_match"].params == ("namespace", "key", "if_match", "now")
+
+
+async def _put(db: _Executor, namespace: str, op: PutOp, now: float) -> None:
+    if op.if_match is not None:
+        row = await db.fetchrow(
+            _PUT_IF_MATCH,
+            op.value, op.etag, op.expires_at, op.key_id, namespace, op.key, op.if_match, now,
+        )  # fmt: skip
+        if row is None:
+            raise ConflictError(
+                f"key {op.key!r} does not match ETag {op.if_match!r}",
+                key=op.key,
+                if_match=op.if_match,
+            )
+    elif op.only_if_absent:
+        row = await db.fetchrow(
+            _PUT_IF_ABSENT, namespace, op.key, op.value, op.etag, op.expires_at, op.key_id, now
+        )
+        if row is None:
+            raise AlreadyExists(f"key {op.key!r} already exists", key=op.key)
+    else:
+        await db.execute(_PUT, namespace, op.key, op.value, op.etag, op.expires_at, op.key_id)
+
+
+async def _delete(
+    db: _Executor, namespace: str, key: str, if_match: str | None, now: float
+) -> bool:
+    if if_match is not None:
+        row = await db.fetchrow(_DELETE_IF_MATCH, namespace, key, if_match, now)
+        if row is None:
+            raise ConflictError(
+                f"key {key!r} does not match ETag {if_match!r}", key=key, if_match=if_match
+            )
+        return True
+    row = await db.fetchrow(_DELETE, namespace, key)
+    return row is not None and (row[0] is None or row[0] > now)

@@ -1,0 +1,68 @@
+"""Named SQL, loaded once from the ``.sql`` files beside this module.
+
+Each file holds blocks that start with ``-- name: <query_name>``. Parameters are
+written once as ``:name`` and compiled per dialect: ``?`` for SQLite and ``$n`` for
+PostgreSQL. ``common.sql`` serves both dialects; a dialect file overrides or adds
+only the statements that truly differ (SKIP LOCKED, ANY(), json_each).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+Dialect = Literal["sqlite", "postgres"]
+
+_BLOCK = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+# ":name" but not the "::type" cast of PostgreSQL.
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One compiled statement: its SQL and the order of its named parameters."""
+
+    name: str
+    sql: str
+    params: tuple[str, ...]
+
+    def args(self, **values: Any) -> tuple[Any, ...]:
+        """The positional arguments for the driver, from named values."""
+        try:
+            return tuple(values[p] for p in self.params)
+        except KeyError as missing:
+            raise TypeError(f"query {self.name} needs parameter {missing}") from None
+
+
+def _compile(name: str, text: str, dialect: Dialect) -> Query:
+    order: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        param = match.group(1)
+        if dialect == "sqlite":
+            order.append(param)
+            return "?"
+        if param not in order:
+            order.append(param)
+        return f"${order.index(param) + 1}"
+
+    sql = _PARAM.sub(placeholder, text).strip().rstrip(";")
+    return Query(name, sql, tuple(order))
+
+
+def _parse(text: str) -> dict[str, str]:
+    blocks: dict[str, str] = {}
+    pieces = _BLOCK.split(text)
+    for index in range(1, len(pieces), 2):
+        blocks[pieces[index]] = pieces[index + 1]
+    return blocks
+
+
+def load(dialect: Dialect) -> dict[str, Query]:
+    """Every named query for ``dialect``; dialect files override common ones."""
+    package = resources.files(__name__)
+    raw = _parse(package.joinpath("common.sql").read_text(encoding="utf-8"))
+    raw.update(_parse(package.joinpath(f"{dialect}.sql").read_text(encoding="utf-8")))
+    return {name: _compile(name, text, dialect) for name, text in raw.items()}

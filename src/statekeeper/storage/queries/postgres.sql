@@ -1,0 +1,27 @@
+-- Statements that differ on PostgreSQL.
+
+-- name: state_get_many
+SELECT key, value, etag, expires_at, key_id
+FROM sk_state
+WHERE namespace = :namespace AND key = ANY(:keys::text[])
+  AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: state_list
+SELECT key, value, etag, expires_at, key_id
+FROM sk_state
+WHERE namespace = :namespace AND key > :after::text AND key >= :low::text
+  AND (:high_set::int = 0 OR key < :high::text)
+  AND (expires_at IS NULL OR expires_at > :now)
+ORDER BY key
+LIMIT :limit;
+
+-- name: state_purge_expired
+-- SKIP LOCKED so purgers in many processes never wait on each other or on writers.
+WITH doomed AS (
+    SELECT namespace, key FROM sk_state
+    WHERE expires_at IS NOT NULL AND expires_at <= :now
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM sk_state s USING doomed d
+WHERE s.namespace = d.namespace AND s.key = d.key;

@@ -1,0 +1,124 @@
+"""Database URLs: which backend, where, and its options.
+
+``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``;
+``postgresql://user@host:port/db?schema=name&pool_max=16`` (``postgres://`` too).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from statekeeper.errors import InvalidDatabaseURL
+
+DEFAULT_URL = "sqlite:///.statekeeper/state.db"
+URL_ENV = "STATEKEEPER_DATABASE_URL"
+
+_SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
+_POSTGRES_OPTIONS = {"schema", "pool_min", "pool_max", "connect_timeout"}
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SYNCHRONOUS = {"full", "normal", "extra"}
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A parsed, validated database URL."""
+
+    scheme: str  # "sqlite" or "postgres"
+    path: str = ""  # SQLite file path
+    dsn: str = ""  # PostgreSQL DSN without statekeeper's own options
+    options: dict[str, str] = field(default_factory=dict)
+
+    def option_int(self, name: str, default: int) -> int:
+        return int(self.options.get(name, default))
+
+    def redacted(self) -> str:
+        """The URL with any password hidden, for logs and errors."""
+        if self.scheme == "sqlite":
+            return f"sqlite:///{self.path}"
+        parts = urlsplit(self.dsn)
+        netloc = parts.netloc
+        if "@" in netloc and ":" in netloc.split("@", 1)[0]:
+            user = netloc.split("@", 1)[0].split(":", 1)[0]
+            netloc = f"{user}:***@{netloc.split('@', 1)[1]}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+def resolve(url: str | None) -> str:
+    """The URL in force: the argument, else the environment, else the default."""
+    return url or os.environ.get(URL_ENV) or DEFAULT_URL
+
+
+def parse(url: str) -> DatabaseURL:
+    """Parse and validate ``url``; raise InvalidDatabaseURL naming what is wrong."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidDatabaseURL("the database URL is empty")
+    if "://" not in url:
+        raise InvalidDatabaseURL(
+            f"database URL {url!r} has no scheme; expected sqlite:///PATH or "
+            "postgresql://USER@HOST/DB"
+        )
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        return _parse_sqlite(url)
+    if scheme in ("postgres", "postgresql"):
+        return _parse_postgres(url)
+    raise InvalidDatabaseURL(
+        f"unsupported database URL scheme {scheme!r}; use sqlite or postgresql", scheme=scheme
+    )
+
+
+def _options(query: str, allowed: set[str], url: str) -> dict[str, str]:
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise InvalidDatabaseURL(
+            f"unknown option {unknown[0]!r} in database URL; allowed: {', '.join(sorted(allowed))}"
+        )
+    for name, value in options.items():
+        if name in {"busy_timeout", "pool_min", "pool_max", "connect_timeout"} and (
+            not value.isdigit() or int(value) <= 0
+        ):
+            raise InvalidDatabaseURL(f"option {name} must be a positive integer, got {value!r}")
+    return options
+
+
+def _parse_sqlite(url: str) -> DatabaseURL:
+    rest = url.split("://", 1)[1]
+    path, _, query = rest.partition("?")
+    if not path.startswith("/") or path == "/":
+        raise InvalidDatabaseURL(
+            f"SQLite URL {url!r} needs a file path: sqlite:///relative.db or sqlite:////abs.db"
+        )
+    path = path[1:]
+    if path in (":memory:", "") or path.endswith("/"):
+        raise InvalidDatabaseURL(f"SQLite URL {url!r} must name a file (in-memory is not durable)")
+    options = _options(query, _SQLITE_OPTIONS, url)
+    sync = options.get("synchronous", "full").lower()
+    if sync not in _SYNCHRONOUS:
+        raise InvalidDatabaseURL(
+            f"option synchronous must be one of {', '.join(sorted(_SYNCHRONOUS))}, got {sync!r}"
+        )
+    return DatabaseURL("sqlite", path=path, options=options)
+
+
+def _parse_postgres(url: str) -> DatabaseURL:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidDatabaseURL(f"PostgreSQL URL is malformed: {exc}") from None
+    if not parts.hostname and not parts.query:
+        raise InvalidDatabaseURL(f"PostgreSQL URL {url!r} names no host")
+    if port is not None and not 0 < port < 65536:
+        raise InvalidDatabaseURL(f"PostgreSQL URL port {port} is out of range")
+    options = _options(parts.query, _POSTGRES_OPTIONS, url)
+    schema = options.get("schema")
+    if schema is not None and not _IDENTIFIER.match(schema):
+        raise InvalidDatabaseURL(
+            f"schema {schema!r} must be a lowercase SQL identifier (letters, digits, _)"
+        )
+    dsn = urlunsplit(parts._replace(scheme="postgresql", query=""))
+    return DatabaseURL("postgres", dsn=dsn, options=options)
