@@ -1,0 +1,96 @@
+"""Fixtures shared by every test: real databases, one schema per run, a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from statekeeper import App
+
+PG_DSN = os.environ.get("STATEKEEPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
+BACKENDS = ["sqlite", "postgres"]
+
+
+class FakeClock:
+    """An injectable clock: Unix seconds that move only when told to."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def pg_url(schema: str) -> str:
+    return f"{PG_DSN}?schema={schema}"
+
+
+async def _drop_schemas(prefix: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        rows = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix + "%"
+        )
+        for row in rows:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{row[0]}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_prefix() -> Iterator[str]:
+    """Every PostgreSQL schema of this run starts with this; all are dropped at the end."""
+    prefix = f"sk_test_{RUN_ID}"
+    yield prefix
+    asyncio.run(_drop_schemas(prefix))
+
+
+@pytest.fixture(scope="session")
+def pg_shared_url(pg_schema_prefix: str) -> str:
+    """One schema for the contract suite; tests keep apart by namespace."""
+    return pg_url(f"{pg_schema_prefix}_shared")
+
+
+@pytest.fixture
+def fresh_pg_url(pg_schema_prefix: str) -> str:
+    """A schema of this test's own (for migrations and processes)."""
+    return pg_url(f"{pg_schema_prefix}_{secrets.token_hex(4)}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend_name: str, tmp_path: object, pg_shared_url: str) -> str:
+    if backend_name == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return pg_shared_url
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"ns_{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def app(database_url: str, namespace: str, clock: FakeClock) -> AsyncIterator[App]:
+    async with App(
+        database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+    ) as opened:
+        yield opened

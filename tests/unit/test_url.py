@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+
+from statekeeper.errors import InvalidDatabaseURL
+from statekeeper.storage.url import DEFAULT_URL, parse, resolve
+
+
+def test_default_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STATEKEEPER_DATABASE_URL", raising=False)
+    assert resolve(None) == DEFAULT_URL
+    monkeypatch.setenv("STATEKEEPER_DATABASE_URL", "sqlite:///x.db")
+    assert resolve(None) == "sqlite:///x.db"
+    assert resolve("sqlite:///y.db") == "sqlite:///y.db"
+
+
+def test_sqlite_paths() -> None:
+    assert parse("sqlite:///.statekeeper/state.db").path == ".statekeeper/state.db"
+    assert parse("sqlite:////var/lib/sk.db").path == "/var/lib/sk.db"
+    assert parse("sqlite:///a.db?synchronous=normal").options == {"synchronous": "normal"}
+
+
+def test_postgres_url_keeps_statekeeper_options_out_of_the_dsn() -> None:
+    url = parse("postgres://alice:secret@db.example:5433/app?schema=tenant_a&pool_max=4")
+    assert url.scheme == "postgres"
+    assert url.dsn == "postgresql://alice:secret@db.example:5433/app"
+    assert url.options == {"schema": "tenant_a", "pool_max": "4"}
+    assert "secret" not in url.redacted()
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("", "empty"),
+        ("state.db", "no scheme"),
+        ("mysql://localhost/db", "unsupported database URL scheme 'mysql'"),
+        ("sqlite://", "needs a file path"),
+        ("sqlite:///:memory:", "must name a file"),
+        ("sqlite:///a.db?synchronous=sometimes", "synchronous must be one of"),
+        ("sqlite:///a.db?journal=off", "unknown option 'journal'"),
+        ("postgresql://localhost:99999/db", "out of range"),
+        ("postgresql://localhost:port/db", "malformed"),
+        ("postgresql:///db", "names no host"),
+        ("postgresql://h/db?schema=Robert');DROP", "lowercase SQL identifier"),
+        ("postgresql://h/db?pool_max=-1", "positive integer"),
+    ],
+)
+def test_malformed_urls_are_named(url: str, fragment: str) -> None:
+    with pytest.raises(InvalidDatabaseURL, match=fragment.replace("(", r"\(")):
+        parse(url)
