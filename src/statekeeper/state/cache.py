@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from statekeeper.constants import cache_epoch_key, cache_item_prefix
@@ -98,8 +100,13 @@ class StateCache:
         timeout: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        # No client-side retries: a failure bypasses the cache at once instead of
+        # stalling the read that met it.
         self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
         self._epoch_key = cache_epoch_key(namespace)
         self._prefix = cache_item_prefix(namespace)

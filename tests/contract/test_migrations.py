@@ -1,0 +1,129 @@
+"""Migrations: the migrated schema equals the fresh one; start-ups migrate once, under a lock."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from statekeeper import App
+from statekeeper.errors import SchemaError
+from statekeeper.storage import create_backend, parse
+from statekeeper.storage.migrations import MIGRATIONS_TABLE, migrations
+from tests.conftest import PG_DSN
+
+
+def sqlite_schema(path: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        objects = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master "
+            "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        ).fetchall()
+        columns = []
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            columns += [(table, *row) for row in conn.execute(f"PRAGMA table_xinfo({table})")]
+        # Whitespace and comments in the stored CREATE text do not matter; structure does.
+        normal = [(t, n, tb, " ".join((sql or "").split())) for t, n, tb, sql in objects]
+        return sorted(normal) + sorted(columns)
+    finally:
+        conn.close()
+
+
+async def postgres_schema(schema: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name, ordinal_position, data_type, is_nullable, "
+            "collation_name, column_default FROM information_schema.columns "
+            "WHERE table_schema = $1 ORDER BY table_name, ordinal_position",
+            schema,
+        )
+        indexes = await conn.fetch(
+            "SELECT tablename, indexname, replace(indexdef, $1, '') FROM pg_indexes "
+            "WHERE schemaname = $2 ORDER BY indexname",
+            f"{schema}.",
+            schema,
+        )
+        constraints = await conn.fetch(
+            "SELECT (SELECT relname FROM pg_class WHERE oid = c.conrelid), conname, contype, "
+            "pg_get_constraintdef(c.oid) "
+            "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = $1 ORDER BY conname",
+            schema,
+        )
+        return [tuple(r) for r in [*columns, *indexes, *constraints]]
+    finally:
+        await conn.close()
+
+
+async def test_sqlite_migrated_schema_equals_fresh_schema(tmp_path: Path) -> None:
+    for name, fresh in (("fresh.db", True), ("migrated.db", False)):
+        backend = create_backend(parse(f"sqlite:///{tmp_path}/{name}"), fresh_schema=fresh)
+        await backend.open()
+        await backend.close()
+    fresh_schema = sqlite_schema(tmp_path / "fresh.db")
+    assert any(row[1] == "sk_state" for row in fresh_schema)
+    assert fresh_schema == sqlite_schema(tmp_path / "migrated.db")
+
+
+async def test_postgres_migrated_schema_equals_fresh_schema(pg_schema_prefix: str) -> None:
+    schemas = {}
+    for label, fresh in (("fresh", True), ("migrated", False)):
+        schema = f"{pg_schema_prefix}_mig_{label}"
+        backend = create_backend(parse(f"{PG_DSN}?schema={schema}"), fresh_schema=fresh)
+        await backend.open()
+        await backend.close()
+        schemas[label] = await postgres_schema(schema)
+    assert any(row[0] == "sk_state" for row in schemas["fresh"])
+    assert schemas["fresh"] == schemas["migrated"]
+
+
+async def test_sqlite_upgrades_from_an_older_version(tmp_path: Path) -> None:
+    """A database left at migration 1 gets migration 2 and later on the next start."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    first = migrations("sqlite")[0]
+    conn.executescript(
+        f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        f"applied_at REAL NOT NULL); {first.sql}"
+        f"INSERT INTO {MIGRATIONS_TABLE} VALUES (1, '{first.name}', 0);"
+    )
+    conn.execute("INSERT INTO sk_state VALUES ('default', 'kept', '1', 'e', NULL, NULL)")
+    conn.commit()
+    conn.close()
+    async with App(f"sqlite:///{path}", purge_interval=None) as app:
+        item = await app.state.get("kept")
+        assert item is not None and item.value == 1
+    conn = sqlite3.connect(path)
+    versions = [row[0] for row in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")]
+    conn.close()
+    assert versions == list(range(1, len(migrations("sqlite")) + 1))
+
+
+async def test_concurrent_startups_migrate_once(backend_name: str, tmp_path: Path, fresh_pg_url: str) -> None:
+    url = f"sqlite:///{tmp_path}/race.db" if backend_name == "sqlite" else fresh_pg_url
+    apps = [App(url, purge_interval=None) for _ in range(6)]
+    await asyncio.gather(*(app.open() for app in apps))
+    try:
+        await apps[0].state.put("k", 1)
+        assert (await apps[5].state.get("k")) is not None
+    finally:
+        await asyncio.gather(*(app.close() for app in apps))
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    async with App(f"sqlite:///{path}", purge_interval=None):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (999, 'from_the_future', 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="newer than this statekeeper knows"):
+        async with App(f"sqlite:///{path}", purge_interval=None):
+            pass
