@@ -1,7 +1,7 @@
 """App: configuration and lifecycle; the entry point to every building block.
 
-    async with App("sqlite:///state.db") as app:
-        await app.state.put("user:1", {"name": "Ada"})
+async with App("sqlite:///state.db") as app:
+    await app.state.put("user:1", {"name": "Ada"})
 """
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ class App:
     ) -> None:
         self.url = parse(resolve(database_url))
         self.namespace = _check_namespace(namespace or os.environ.get(ENV_NAMESPACE) or "default")
-        if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int) or max_value_bytes <= 0:
+        if (
+            isinstance(max_value_bytes, bool)
+            or not isinstance(max_value_bytes, int)
+            or max_value_bytes <= 0
+        ):
             raise ConfigurationError(
                 f"max_value_bytes must be a positive integer, got {max_value_bytes!r}"
             )

@@ -60,8 +60,15 @@ async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T
     envvar="STATEKEEPER_DATABASE_URL",
     help="Database URL (default sqlite:///.statekeeper/state.db).",
 )
-@click.option("--namespace", envvar="STATEKEEPER_NAMESPACE", help="State namespace (default 'default').")
-@click.option("--log-level", default="WARNING", show_default=True, help="Log level of the JSON logs on stderr.")
+@click.option(
+    "--namespace", envvar="STATEKEEPER_NAMESPACE", help="State namespace (default 'default')."
+)
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    help="Log level of the JSON logs on stderr.",
+)
 @click.pass_context
 def main(ctx: click.Context, database: str | None, namespace: str | None, log_level: str) -> None:
     """statekeeper: durable state for stateless functions."""

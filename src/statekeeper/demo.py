@@ -104,7 +104,10 @@ async def _transactions(app: App) -> None:
     balances = await app.state.get_many(["account:a", "account:b", "account:nobody"])
     values = {k: (v.value["balance"] if v else None) for k, v in balances.items()}
     show("balances", values)
-    check(values == {"account:a": 70, "account:b": 30, "account:nobody": None}, "nothing of it applied")
+    check(
+        values == {"account:a": 70, "account:b": 30, "account:nobody": None},
+        "nothing of it applied",
+    )
 
 
 async def _concurrent_updates(app: App) -> None:
@@ -140,7 +143,9 @@ async def _encryption(database_url: str | None) -> None:
     scene("Encryption at rest (AES-GCM) and key rotation")
     k1, k2 = Keyring.generate_key(), Keyring.generate_key()
     url = database_url
-    async with App(url, namespace="demo-sealed", encryption=Keyring.parse(f"k1:{k1}"), purge_interval=None) as app:
+    async with App(
+        url, namespace="demo-sealed", encryption=Keyring.parse(f"k1:{k1}"), purge_interval=None
+    ) as app:
         await app.state.put("secret:card", {"number": "4111-1111-1111-1111"})
         stored = await app.backend.state_get("demo-sealed", "secret:card", app.clock())
         assert stored is not None
@@ -174,5 +179,8 @@ async def _cache(database_url: str | None) -> None:
         item = await app.state.get("profile:ada")
         stats = app.state.cache_stats()
         show("cache stats", stats)
-        check(item is not None and item.value["theme"] == "light", "a write is never followed by a stale read")
+        check(
+            item is not None and item.value["theme"] == "light",
+            "a write is never followed by a stale read",
+        )
         check(stats is not None and stats.hits >= 4, "repeated reads are served from Redis")

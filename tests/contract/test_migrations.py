@@ -105,7 +105,9 @@ async def test_sqlite_upgrades_from_an_older_version(tmp_path: Path) -> None:
     assert versions == list(range(1, len(migrations("sqlite")) + 1))
 
 
-async def test_concurrent_startups_migrate_once(backend_name: str, tmp_path: Path, fresh_pg_url: str) -> None:
+async def test_concurrent_startups_migrate_once(
+    backend_name: str, tmp_path: Path, fresh_pg_url: str
+) -> None:
     url = f"sqlite:///{tmp_path}/race.db" if backend_name == "sqlite" else fresh_pg_url
     apps = [App(url, purge_interval=None) for _ in range(6)]
     await asyncio.gather(*(app.open() for app in apps))

@@ -1,7 +1,7 @@
 """Programs that tests run as separate OS processes (to race or to be killed).
 
-    python tests/integration/worker_scripts.py increment URL NAMESPACE COUNT
-    python tests/integration/worker_scripts.py write-forever URL NAMESPACE TASKS
+python tests/integration/worker_scripts.py increment URL NAMESPACE COUNT
+python tests/integration/worker_scripts.py write-forever URL NAMESPACE TASKS
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import binascii
 import inspect
 import logging
@@ -111,8 +112,14 @@ class StateStore:
         """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
         if not isinstance(prefix, str) or "\x00" in prefix:
             raise ValidationError(f"prefix must be a string without NUL, got {prefix!r}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
-            raise ValidationError(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit!r}")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_LIST_LIMIT
+        ):
+            raise ValidationError(
+                f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit!r}"
+            )
         after = _decode_cursor(cursor, prefix) if cursor else ""
         rows = await self._backend.state_list(
             self.namespace,
@@ -153,7 +160,10 @@ class StateStore:
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         ops = [self.put_op(k, v, ttl=ttl) for k, v in pairs]
         await self.apply(ops)
-        return {op.key: Item(op.key, v, op.etag, op.expires_at) for op, (_, v) in zip(ops, pairs)}
+        return {
+            op.key: Item(op.key, v, op.etag, op.expires_at)
+            for op, (_, v) in zip(ops, pairs, strict=True)
+        }
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         """Delete ``key``; True if it existed. A stale ``if_match`` raises ConflictError."""
@@ -231,7 +241,7 @@ class StateStore:
         _check_etag(if_match)
         return DeleteOp(key, if_match)
 
-    async def apply(self, ops: Sequence[WriteOp]) -> list[bool]:
+    async def apply(self, ops: Sequence[WriteOp]) -> builtins.list[bool]:
         """Apply checked ops atomically, then invalidate and log them."""
         if len(ops) > MAX_TRANSACTION_OPS:
             raise ValidationError(
@@ -272,9 +282,13 @@ class StateStore:
                 if row.key_id == keyring.primary:
                     continue
                 aad = associated_data(self.namespace, row.key)
-                plain = row.value if row.key_id is None else keyring.open(row.value, row.key_id, aad)
+                plain = (
+                    row.value if row.key_id is None else keyring.open(row.value, row.key_id, aad)
+                )
                 sealed, key_id = keyring.seal(plain, aad)
-                if await self._backend.state_reseal(self.namespace, row.key, row.etag, sealed, key_id):
+                if await self._backend.state_reseal(
+                    self.namespace, row.key, row.etag, sealed, key_id
+                ):
                     rewritten += 1
                 else:
                     changed += 1  # rewritten by its owner meanwhile, under the primary key
@@ -299,12 +313,16 @@ class StateStore:
                     key=stored.key,
                 )
             try:
-                data = self._keyring.open(data, stored.key_id, associated_data(self.namespace, stored.key))
+                data = self._keyring.open(
+                    data, stored.key_id, associated_data(self.namespace, stored.key)
+                )
             except DecryptionError as exc:
-                raise DecryptionError(f"key {stored.key!r}: {exc.message}", key=stored.key) from None
+                raise DecryptionError(
+                    f"key {stored.key!r}: {exc.message}", key=stored.key
+                ) from None
         return Item(stored.key, decode_value(data), stored.etag, stored.expires_at)
 
-    async def _written(self, keys: list[str]) -> None:
+    async def _written(self, keys: Sequence[str]) -> None:
         if self._cache is not None:
             await self._cache.invalidate(keys)
 
@@ -351,9 +369,11 @@ def _encode_cursor(key: str) -> str:
 def _decode_cursor(cursor: str, prefix: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        key = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+        key = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError, UnicodeError):
-        raise InvalidCursor(f"cursor {cursor!r} is not one this store returned") from None
+        key = ""
+    if not key:
+        raise InvalidCursor(f"cursor {cursor!r} is not one this store returned")
     if not key.startswith(prefix):
         raise InvalidCursor(f"cursor {cursor!r} belongs to another prefix than {prefix!r}")
     return key

@@ -39,7 +39,9 @@ class Transaction:
     ) -> None:
         self._check_open()
         self._ops.append(
-            self._store.put_op(key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl)
+            self._store.put_op(
+                key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl
+            )
         )
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:

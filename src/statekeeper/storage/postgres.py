@@ -222,9 +222,16 @@ _PUT_IF_MATCH = Q["state_put_if_match"].sql
 _DELETE = Q["state_delete"].sql
 _DELETE_IF_MATCH = Q["state_delete_if_match"].sql
 assert Q["state_put"].params == ("namespace", "key", "value", "etag", "expires_at", "key_id")
-assert Q["state_put_if_absent"].params == Q["state_put"].params + ("now",)
+assert Q["state_put_if_absent"].params == (*Q["state_put"].params, "now")
 assert Q["state_put_if_match"].params == (
-    "value", "etag", "expires_at", "key_id", "namespace", "key", "if_match", "now"
+    "value",
+    "etag",
+    "expires_at",
+    "key_id",
+    "namespace",
+    "key",
+    "if_match",
+    "now",
 )
 assert Q["state_delete"].params == ("namespace", "key")
 assert Q["state_delete_if_match"].params == ("namespace", "key", "if_match", "now")

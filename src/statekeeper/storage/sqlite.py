@@ -14,10 +14,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from statekeeper.errors import AlreadyExists, ConflictError, TransactionConflict
+from statekeeper.errors import (
+    AlreadyExists,
+    ConflictError,
+    DatabaseUnavailable,
+    TransactionConflict,
+)
 from statekeeper.storage import migrations
 from statekeeper.storage.base import DeleteOp, PutOp, StoredItem, WriteOp
 from statekeeper.storage.queries import Dialect, Query, load
@@ -46,15 +50,7 @@ class SQLiteBackend:
     # --- lifecycle ------------------------------------------------------------------
 
     async def open(self) -> None:
-        directory = os.path.dirname(self.path)
-        try:
-            if directory:
-                Path(directory).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise sqlite_error(
-                sqlite3.OperationalError(str(exc)), f"cannot create directory {directory!r}"
-            ) from exc
-        self._writer.start()
+        self._writer.start()  # connects, creates the directory and migrates, in its thread
 
     async def close(self) -> None:
         await self._writer.stop()
@@ -76,6 +72,14 @@ class SQLiteBackend:
         return conn
 
     def _connect_writer(self) -> sqlite3.Connection:
+        directory = os.path.dirname(self.path)
+        try:
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(
+                f"cannot create directory {directory!r} for the SQLite database: {exc.strerror}"
+            ) from exc
         try:
             conn = self._connect()
             conn.execute("PRAGMA journal_mode = WAL")
@@ -221,9 +225,16 @@ _DELETE = Q["state_delete"].sql
 _DELETE_IF_MATCH = Q["state_delete_if_match"].sql
 # The hot path passes arguments by position; these orders are what the jobs assume.
 assert Q["state_put"].params == ("namespace", "key", "value", "etag", "expires_at", "key_id")
-assert Q["state_put_if_absent"].params == Q["state_put"].params + ("now",)
+assert Q["state_put_if_absent"].params == (*Q["state_put"].params, "now")
 assert Q["state_put_if_match"].params == (
-    "value", "etag", "expires_at", "key_id", "namespace", "key", "if_match", "now"
+    "value",
+    "etag",
+    "expires_at",
+    "key_id",
+    "namespace",
+    "key",
+    "if_match",
+    "now",
 )
 assert Q["state_delete"].params == ("namespace", "key")
 assert Q["state_delete_if_match"].params == ("namespace", "key", "if_match", "now")

@@ -10,6 +10,7 @@ alone when it raises) and isolated (jobs run one after another).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -144,8 +145,8 @@ class WriterThread:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            error: StatekeeperError = sqlite_error(exc, "could not commit")
-            outcomes = [(False, error)] * len(batch)
+            failure: StatekeeperError = sqlite_error(exc, "could not commit")
+            outcomes = [(False, failure)] * len(batch)
         self.batches += 1
         self.jobs += len(batch)
         self._deliver(batch, outcomes)
@@ -157,10 +158,8 @@ class WriterThread:
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(pending.loop, []).append((pending.future, ok, value))
         for loop, results in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop closed: nobody waits
                 loop.call_soon_threadsafe(_settle, results)
-            except RuntimeError:
-                pass  # that loop has closed; nobody is waiting any more
 
     def _fail_rest(self) -> None:
         rest: list[_Pending[Any]] = []

@@ -1,0 +1,5 @@
+"""``python -m statekeeper`` runs the CLI."""
+
+from statekeeper.cli import main
+
+main()
