@@ -141,11 +141,14 @@ class SQLiteBackend:
 
     async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
         try:
-            row = self._reader().execute(Q["state_get"].sql, (namespace, key, now)).fetchone()
+            rows = self._reader().execute(Q["state_get"].sql, (namespace, key, now)).fetchall()
         except sqlite3.Error as exc:
             raise sqlite_error(exc, f"cannot read key {key!r}") from exc
-        if row is None:
+        if not rows:
             return None
+        # fetchall, not fetchone: stepping to the end resets the statement, which ends
+        # the read transaction, so the next read sees every later commit.
+        row = rows[0]
         return StoredItem(key, row[0], row[1], row[2], row[3])
 
     async def state_get_many(
