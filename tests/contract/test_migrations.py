@@ -93,7 +93,7 @@ async def test_sqlite_upgrades_from_an_older_version(tmp_path: Path) -> None:
         f"applied_at REAL NOT NULL); {first.sql}"
         f"INSERT INTO {MIGRATIONS_TABLE} VALUES (1, '{first.name}', 0);"
     )
-    conn.execute("INSERT INTO sk_state VALUES ('default', 'kept', '1', 'e', NULL, NULL)")
+    conn.execute("INSERT INTO sk_state VALUES ('default', 'kept', X'31', 'e', NULL, NULL)")
     conn.commit()
     conn.close()
     async with App(f"sqlite:///{path}", purge_interval=None) as app:

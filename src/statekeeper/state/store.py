@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import builtins
 import binascii
+import builtins
 import inspect
 import logging
 import os

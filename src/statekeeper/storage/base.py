@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from statekeeper.storage.queries import Dialect
 
 
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """One state row as stored."""
+class StoredItem(NamedTuple):
+    """One state row as stored (a named tuple: built for every row read, so cheap)."""
 
     key: str
     value: bytes
