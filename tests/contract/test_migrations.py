@@ -129,3 +129,23 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="newer than this statekeeper knows"):
         async with App(f"sqlite:///{path}", purge_interval=None):
             pass
+
+
+async def test_unreachable_postgres_is_a_clear_error() -> None:
+    from statekeeper.errors import DatabaseUnavailable
+
+    with pytest.raises(DatabaseUnavailable) as caught:
+        async with App("postgresql://postgres@127.0.0.1:1/test", purge_interval=None):
+            pass
+    assert "cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:1/test" in str(
+        caught.value
+    )
+    assert caught.value.http_status == 503
+
+
+async def test_missing_postgres_database_is_a_clear_error() -> None:
+    from statekeeper.errors import DatabaseUnavailable
+
+    with pytest.raises(DatabaseUnavailable, match="does not exist"):
+        async with App("postgresql://postgres@127.0.0.1:5432/no_such_db_sk", purge_interval=None):
+            pass
