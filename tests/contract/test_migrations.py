@@ -56,7 +56,13 @@ async def postgres_schema(schema: str) -> list[tuple[Any, ...]]:
             "WHERE n.nspname = $1 ORDER BY conname",
             schema,
         )
-        return [tuple(r) for r in [*columns, *indexes, *constraints]]
+        functions = await conn.fetch(
+            "SELECT p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc) "
+            "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = $1 ORDER BY p.proname",
+            schema,
+        )
+        return [tuple(r) for r in [*columns, *indexes, *constraints, *functions]]
     finally:
         await conn.close()
 
@@ -80,6 +86,7 @@ async def test_postgres_migrated_schema_equals_fresh_schema(pg_schema_prefix: st
         await backend.close()
         schemas[label] = await postgres_schema(schema)
     assert any(row[0] == "sk_state" for row in schemas["fresh"])
+    assert any(row[0] == "sk_state_apply" for row in schemas["fresh"])
     assert schemas["fresh"] == schemas["migrated"]
 
 

@@ -210,6 +210,18 @@ async def test_transaction_is_all_or_nothing(app: App) -> None:
     assert got["c"] is None
 
 
+async def test_transaction_reports_an_existing_key(app: App) -> None:
+    await app.state.put("taken", 1)
+    with pytest.raises(TransactionConflict) as caught:
+        async with app.state.transaction() as tx:
+            tx.put("free", 1)
+            tx.put("taken", 2, only_if_absent=True)
+    assert caught.value.details["index"] == 1
+    assert caught.value.details["reason"] == "already_exists"
+    assert "already exists" in caught.value.message
+    assert await app.state.get("free") is None
+
+
 async def test_transaction_block_that_raises_applies_nothing(app: App) -> None:
     with pytest.raises(RuntimeError):
         async with app.state.transaction() as tx:

@@ -23,12 +23,14 @@ from statekeeper.errors import (
     TransactionConflict,
 )
 from statekeeper.storage import migrations
-from statekeeper.storage.base import DeleteOp, PutOp, StoredItem, WriteOp
+from statekeeper.storage.base import PutOp, StoredItem, WriteOp
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.url import DatabaseURL
 
 Q = load("postgres")
+# SQLSTATEs raised by sk_state_apply (migration 0003) when a condition fails.
+_ETAG_MISMATCH, _KEY_EXISTS = "SK409", "SK412"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -174,29 +176,39 @@ class PostgresBackend:
             return await _delete(self.pool, namespace, key, if_match, now)
 
     async def state_apply(self, namespace: str, ops: Sequence[WriteOp], now: float) -> list[bool]:
-        results: list[bool] = []
-        async with (
-            _translated("cannot apply the transaction"),
-            self.pool.acquire() as conn,
-            conn.transaction(),
-        ):
-            for index, op in enumerate(ops):
-                try:
-                    if isinstance(op, PutOp):
-                        await _put(conn, namespace, op, now)
-                        results.append(True)
-                    else:
-                        assert isinstance(op, DeleteOp)
-                        results.append(await _delete(conn, namespace, op.key, op.if_match, now))
-                except ConflictError as exc:
-                    raise TransactionConflict(
-                        f"transaction not applied: operation {index} "
-                        f"({op.kind} {op.key!r}): {exc.message}",
-                        index=index,
-                        key=op.key,
-                        reason=exc.code,
-                    ) from exc
-        return results
+        puts = [op if isinstance(op, PutOp) else None for op in ops]
+        args = Q["state_apply"].args(
+            namespace=namespace,
+            now=now,
+            kinds=[op.kind for op in ops],
+            keys=[op.key for op in ops],
+            values=[p.value if p else None for p in puts],
+            etags=[p.etag if p else None for p in puts],
+            expires=[p.expires_at if p else None for p in puts],
+            key_ids=[p.key_id if p else None for p in puts],
+            if_match=[op.if_match for op in ops],
+            absent=[bool(p and p.only_if_absent) for p in puts],
+        )
+        try:
+            async with _translated("cannot apply the transaction"):
+                results = await self.pool.fetchval(Q["state_apply"].sql, *args)
+        except (ConflictError, AlreadyExists) as error:
+            index = int(str(error.details.get("detail") or 0))
+            op = ops[index]
+            reason = (
+                f"key {op.key!r} already exists"
+                if error.details.get("driver_code") == _KEY_EXISTS
+                else f"key {op.key!r} does not match ETag {op.if_match!r}"
+            )
+            raise TransactionConflict(
+                f"transaction not applied: operation {index} ({op.kind} {op.key!r}): {reason}",
+                index=index,
+                key=op.key,
+                reason="already_exists"
+                if error.details.get("driver_code") == _KEY_EXISTS
+                else "conflict",
+            ) from error
+        return list(results)
 
     async def state_reseal(
         self, namespace: str, key: str, etag: str, value: bytes, key_id: str | None

@@ -39,6 +39,8 @@ _PG_CLASS: dict[str, type[errors.StatekeeperError]] = {
     "XX": errors.DatabaseCorrupt,  # internal error, data corrupted
 }
 _PG_EXACT: dict[str, type[errors.StatekeeperError]] = {
+    "SK409": errors.ConflictError,  # sk_state_apply: an ETag condition failed
+    "SK412": errors.AlreadyExists,  # sk_state_apply: an only-if-absent key exists
     "53300": errors.DatabaseUnavailable,  # too many connections
     "55P03": errors.DatabaseBusy,  # lock not available
     "57014": errors.StorageError,  # query cancelled (statement timeout)
@@ -71,6 +73,9 @@ def postgres_error(exc: BaseException, what: str) -> errors.StatekeeperError:
         kind, code = errors.DatabaseUnavailable, type(exc).__name__
     else:
         kind, code = errors.StorageError, type(exc).__name__
-    error = kind(f"{what}: {exc}", driver_code=code)
+    details: dict[str, object] = {"driver_code": code}
+    if getattr(exc, "detail", None):
+        details["detail"] = exc.detail  # type: ignore[attr-defined]
+    error = kind(f"{what}: {exc}", **details)
     error.__cause__ = exc
     return error

@@ -25,3 +25,9 @@ WITH doomed AS (
 )
 DELETE FROM sk_state s USING doomed d
 WHERE s.namespace = d.namespace AND s.key = d.key;
+
+-- name: state_apply
+SELECT sk_state_apply(
+    :namespace, :now, :kinds::text[], :keys::text[], :values::bytea[], :etags::text[],
+    :expires::float8[], :key_ids::text[], :if_match::text[], :absent::bool[]
+);

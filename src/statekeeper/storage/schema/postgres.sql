@@ -11,3 +11,74 @@ CREATE TABLE sk_state (
 );
 
 CREATE INDEX sk_state_expiry ON sk_state (expires_at) WHERE expires_at IS NOT NULL;
+
+-- A whole state transaction in one statement, so it costs one round trip.
+-- Each op i: kind 'put' or 'delete', with its key, new value/etag/expiry/key id,
+-- and its condition (if_match, or only_if_absent). A failed condition raises
+-- SQLSTATE SK409 (ETag mismatch) or SK412 (key exists) with the 0-based op index
+-- as DETAIL, which rolls the whole statement back.
+CREATE FUNCTION sk_state_apply(
+    p_namespace TEXT,
+    p_now       DOUBLE PRECISION,
+    p_kinds     TEXT[],
+    p_keys      TEXT[],
+    p_values    BYTEA[],
+    p_etags     TEXT[],
+    p_expires   DOUBLE PRECISION[],
+    p_key_ids   TEXT[],
+    p_if_match  TEXT[],
+    p_absent    BOOLEAN[]
+) RETURNS BOOLEAN[] LANGUAGE plpgsql AS $$
+DECLARE
+    results BOOLEAN[] := '{}';
+    old_expiry DOUBLE PRECISION;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+        IF p_kinds[i] = 'put' THEN
+            IF p_if_match[i] IS NOT NULL THEN
+                UPDATE sk_state
+                SET value = p_values[i], etag = p_etags[i],
+                    expires_at = p_expires[i], key_id = p_key_ids[i]
+                WHERE namespace = p_namespace AND key = p_keys[i] AND etag = p_if_match[i]
+                  AND (expires_at IS NULL OR expires_at > p_now);
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION USING ERRCODE = 'SK409', MESSAGE = 'etag mismatch',
+                        DETAIL = (i - 1)::TEXT;
+                END IF;
+            ELSIF p_absent[i] THEN
+                INSERT INTO sk_state (namespace, key, value, etag, expires_at, key_id)
+                VALUES (p_namespace, p_keys[i], p_values[i], p_etags[i], p_expires[i], p_key_ids[i])
+                ON CONFLICT (namespace, key) DO UPDATE
+                SET value = excluded.value, etag = excluded.etag,
+                    expires_at = excluded.expires_at, key_id = excluded.key_id
+                WHERE sk_state.expires_at IS NOT NULL AND sk_state.expires_at <= p_now;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION USING ERRCODE = 'SK412', MESSAGE = 'key exists',
+                        DETAIL = (i - 1)::TEXT;
+                END IF;
+            ELSE
+                INSERT INTO sk_state (namespace, key, value, etag, expires_at, key_id)
+                VALUES (p_namespace, p_keys[i], p_values[i], p_etags[i], p_expires[i], p_key_ids[i])
+                ON CONFLICT (namespace, key) DO UPDATE
+                SET value = excluded.value, etag = excluded.etag,
+                    expires_at = excluded.expires_at, key_id = excluded.key_id;
+            END IF;
+            results := results || TRUE;
+        ELSIF p_if_match[i] IS NOT NULL THEN
+            DELETE FROM sk_state
+            WHERE namespace = p_namespace AND key = p_keys[i] AND etag = p_if_match[i]
+              AND (expires_at IS NULL OR expires_at > p_now);
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'SK409', MESSAGE = 'etag mismatch',
+                    DETAIL = (i - 1)::TEXT;
+            END IF;
+            results := results || TRUE;
+        ELSE
+            DELETE FROM sk_state WHERE namespace = p_namespace AND key = p_keys[i]
+            RETURNING expires_at INTO old_expiry;
+            results := results || (FOUND AND (old_expiry IS NULL OR old_expiry > p_now));
+        END IF;
+    END LOOP;
+    RETURN results;
+END;
+$$;
