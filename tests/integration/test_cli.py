@@ -156,3 +156,15 @@ def test_demo_runs_on_sqlite(tmp_path: Path) -> None:
     result = cli("demo", database=f"sqlite:///{tmp_path}/demo.db")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every check passed" in result.stdout
+
+
+def test_cart_example(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cart_handler.py"), f"sqlite:///{tmp_path}/c.db"],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "checkout: {'status': 201" in result.stdout
