@@ -15,6 +15,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
+from redis.asyncio import ConnectionPool
+
 from statekeeper.constants import (
     DEFAULT_MAX_VALUE_BYTES,
     ENV_CACHE_URL,
@@ -58,6 +60,8 @@ class App:
             raise ConfigurationError(f"cache_ttl must be positive, got {cache_ttl!r}")
         self.keyring = Keyring.from_env() if encryption == "env" else encryption
         self.cache_url = cache_url or os.environ.get(ENV_CACHE_URL) or None
+        if self.cache_url:
+            _check_cache_url(self.cache_url)
         self._cache_ttl = cache_ttl
         self._max_value_bytes = max_value_bytes
         self.clock = clock
@@ -84,6 +88,14 @@ class App:
         backend = create_backend(self.url)
         await backend.open()
         self._backend = backend
+        try:
+            self._open_blocks(backend)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    def _open_blocks(self, backend: Backend) -> None:
         if self.cache_url:
             self._cache = StateCache(self.cache_url, self.namespace, ttl=self._cache_ttl)
         self._state = StateStore(
@@ -96,7 +108,6 @@ class App:
         )
         if self._purge_interval:
             self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))
-        return self
 
     async def close(self) -> None:
         if self._purger is not None:
@@ -133,6 +144,13 @@ class App:
                 continue
             if purged:
                 log.info("purged expired state", extra={"purged": purged})
+
+
+def _check_cache_url(url: str) -> None:
+    try:
+        ConnectionPool.from_url(url)  # parses only; connects on first use
+    except ValueError as exc:
+        raise ConfigurationError(f"cache URL {url!r} is invalid: {exc}") from None
 
 
 def _check_namespace(namespace: object) -> str:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from statekeeper import __version__
 from statekeeper.app import App
+from statekeeper.constants import ENV_DATABASE_URL, ENV_NAMESPACE
 from statekeeper.errors import InvalidTTL, InvalidValue, NotFound, StatekeeperError
 from statekeeper.logs import configure_logging
 from statekeeper.state import Item, Keyring
@@ -32,7 +33,10 @@ class Settings:
         self.namespace = namespace
 
     def app(self) -> App:
-        return App(self.database, namespace=self.namespace, purge_interval=None)
+        try:
+            return App(self.database, namespace=self.namespace, purge_interval=None)
+        except StatekeeperError as error:
+            _fail(error)
 
 
 def _fail(error: StatekeeperError) -> NoReturn:
@@ -57,12 +61,10 @@ async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T
 @click.version_option(__version__, prog_name="statekeeper")
 @click.option(
     "--database",
-    envvar="STATEKEEPER_DATABASE_URL",
+    envvar=ENV_DATABASE_URL,
     help="Database URL (default sqlite:///.statekeeper/state.db).",
 )
-@click.option(
-    "--namespace", envvar="STATEKEEPER_NAMESPACE", help="State namespace (default 'default')."
-)
+@click.option("--namespace", envvar=ENV_NAMESPACE, help="State namespace (default 'default').")
 @click.option(
     "--log-level",
     default="WARNING",
@@ -72,7 +74,10 @@ async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T
 @click.pass_context
 def main(ctx: click.Context, database: str | None, namespace: str | None, log_level: str) -> None:
     """statekeeper: durable state for stateless functions."""
-    configure_logging(log_level)
+    try:
+        configure_logging(log_level)
+    except StatekeeperError as error:
+        _fail(error)
     ctx.obj = Settings(database, namespace)
 
 

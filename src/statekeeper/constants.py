@@ -16,6 +16,8 @@ MAX_KEY_BYTES = 1024
 MAX_NAMESPACE_BYTES = 128
 MAX_LIST_LIMIT = 1000
 MAX_TRANSACTION_OPS = 1000
+MAX_VALUE_DEPTH = 200
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 
 
 # Redis keys of the state cache. Every key of a namespace carries the namespace's
@@ -27,3 +29,8 @@ def cache_epoch_key(namespace: str) -> str:
 def cache_item_prefix(namespace: str) -> str:
     """Item keys are this prefix, then the epoch, then ``:`` and the state key."""
     return f"sk:{{{namespace}}}:item:"
+
+
+def cache_lease_prefix(namespace: str) -> str:
+    """Fill-lease keys: like item keys, under their own prefix so no key collides."""
+    return f"sk:{{{namespace}}}:lease:"

@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from typing import IO, Any
 
 from statekeeper.constants import ENV_LOG_LEVEL
+from statekeeper.errors import ConfigurationError
 
 correlation_id: ContextVar[str | None] = ContextVar("statekeeper_correlation_id", default=None)
 
@@ -69,6 +70,10 @@ def configure_logging(level: str | int | None = None, stream: IO[str] | None = N
     chosen = level or os.environ.get(ENV_LOG_LEVEL, "INFO")
     if isinstance(chosen, str):
         chosen = chosen.upper()
+        if chosen not in logging.getLevelNamesMapping():
+            raise ConfigurationError(
+                f"unknown log level {chosen.lower()!r}; use debug, info, warning or error"
+            )
     logger.setLevel(chosen)
     for handler in list(logger.handlers):
         if getattr(handler, "_statekeeper", False):

@@ -125,3 +125,11 @@ def test_bad_key_files(tmp_path: Path) -> None:
     (tmp_path / "primary.json").write_text(json.dumps({"primary": "zz", "keys": {"a": K1}}))
     with pytest.raises(EncryptionError, match="primary encryption key 'zz'"):
         Keyring.from_file(str(tmp_path / "primary.json"))
+
+
+def test_duplicate_key_ids_and_short_values() -> None:
+    with pytest.raises(EncryptionError, match="given twice"):
+        Keyring.parse(f"k1:{K1},k1:{K2}")
+    ring = Keyring.parse(f"k1:{K1}")
+    with pytest.raises(DecryptionError, match="too short to be sealed"):
+        ring.open(b"short", "k1", b"aad")

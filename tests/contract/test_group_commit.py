@@ -88,3 +88,31 @@ async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
     await app.close()
     with pytest.raises(ClosedError):
         await store.put("k", 1)
+
+
+async def test_a_broken_batch_fails_its_jobs_and_the_writer_lives_on(tmp_path: Path) -> None:
+    """A job that wrecks the writer's own savepoint makes the batch's statements fail:
+    every job of that batch gets an error, none hangs, and later writes work."""
+    import sqlite3 as sqlite
+
+    from statekeeper.errors import StorageError
+
+    async with App(f"sqlite:///{tmp_path}/g.db", purge_interval=None) as app:
+        backend = app.backend
+        assert isinstance(backend, SQLiteBackend)
+
+        def wreck(conn: sqlite.Connection) -> None:
+            conn.execute("RELEASE job")  # the writer's RELEASE will now fail
+
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                app.state.put("before", 1),
+                backend.writer.run(wreck, "wreck"),
+                app.state.put("after", 1),
+                return_exceptions=True,
+            ),
+            timeout=10,
+        )
+        assert any(isinstance(o, StorageError) for o in outcomes)
+        await app.state.put("later", 1)
+        assert await app.state.get("later") is not None

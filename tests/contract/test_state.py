@@ -397,3 +397,25 @@ async def test_default_size_limit_is_one_mebibyte(app: App) -> None:
     assert await app.state.get("big") is None
     got = await app.state.get("fits")
     assert got is not None and len(got.value) == (1 << 20) - 2
+
+
+async def test_bad_etags_and_prefixes_are_validation_errors(app: App) -> None:
+    await app.state.put("k", 1)
+    for etag in ("\ud800", "a\x00b", "x" * 2000):
+        with pytest.raises(ValidationError, match="if_match"):
+            await app.state.put("k", 2, if_match=etag)
+        with pytest.raises(ValidationError, match="if_match"):
+            await app.state.delete("k", if_match=etag)
+    for prefix in ("\ud800", "a\x00"):
+        with pytest.raises(ValidationError, match="prefix"):
+            await app.state.list(prefix)
+    got = await app.state.get("k")
+    assert got is not None and got.value == 1
+
+
+async def test_huge_ttl_is_refused_and_nothing_stored(app: App) -> None:
+    with pytest.raises(InvalidTTL, match="at most"):
+        await app.state.put("k", 1, ttl=1e12)
+    assert await app.state.get("k") is None
+    item = await app.state.put("k", 1, ttl=3153600000)
+    assert item.to_dict()["expires_at"] is not None

@@ -205,3 +205,71 @@ async def test_cache_codec_round_trip(redis_server: RedisServer) -> None:
         assert hit is not None and hit.item == item
     finally:
         await cache.close()
+
+
+async def test_a_cancelled_write_still_invalidates_once_it_lands(cached_app: App) -> None:
+    app = cached_app
+    await app.state.put("k", 1)
+    await app.state.get("k")
+    await app.state.get("k")  # cached
+    task = asyncio.create_task(app.state.put("k", 2))
+    await asyncio.sleep(0)  # the put is in flight
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):  # the write lands and its invalidation follows
+        await asyncio.sleep(0.01)
+        stored = await app.backend.state_get(app.namespace, "k", app.clock())
+        if stored is not None and stored.value == b"2":
+            break
+    await asyncio.sleep(0.05)
+    item = await app.state.get("k")
+    assert item is not None and item.value == 2
+
+
+async def test_update_recovers_from_a_write_the_cache_never_saw(
+    database_url: str, namespace: str, redis_server: RedisServer
+) -> None:
+    """Another app without the cache writes the key; update() through the cache
+    conflicts once, drops the stale entry and succeeds."""
+    async with (
+        App(database_url, namespace=namespace, cache_url=redis_server.url) as cached,
+        App(database_url, namespace=namespace) as uncached,
+    ):
+        await cached.state.put("n", 1)
+        await cached.state.get("n")
+        await uncached.state.put("n", 5)
+        item = await cached.state.update("n", lambda v: v + 1, max_attempts=5)
+        assert item.value == 6
+
+
+async def test_keys_that_look_like_cache_internals(cached_app: App) -> None:
+    app = cached_app
+    assert await app.state.get("x") is None  # leaves a fill lease for x
+    await app.state.put("x:lease", {"v": 1})
+    for _ in range(2):
+        item = await app.state.get("x:lease")
+        assert item is not None and item.value == {"v": 1}
+
+
+async def test_a_foreign_cache_entry_is_a_miss(cached_app: App, redis_server: RedisServer) -> None:
+    app = cached_app
+    await app.state.put("k", 1)
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        from statekeeper.constants import cache_item_prefix
+
+        await client.set(cache_item_prefix(app.namespace) + "0:k", b"garbage")
+    finally:
+        await client.aclose()
+    item = await app.state.get("k")
+    assert item is not None and item.value == 1
+    stats = app.state.cache_stats()
+    assert stats is not None and stats.errors == 1
+
+
+def test_an_invalid_cache_url_is_a_configuration_error(database_url: str) -> None:
+    from statekeeper.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="cache URL 'localhost:6379' is invalid"):
+        App(database_url, cache_url="localhost:6379")

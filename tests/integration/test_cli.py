@@ -168,3 +168,20 @@ def test_cart_example(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "checkout: {'status': 201" in result.stdout
+
+
+def test_configuration_errors_are_one_line(db: str) -> None:
+    one_line_error(
+        cli("--log-level", "bogus", "state", "list", database=db), "configuration_error", 3
+    )
+    bad_pool = "postgresql://postgres@127.0.0.1/test?pool_min=5&pool_max=2"
+    one_line_error(cli("state", "list", database=bad_pool), "invalid_database_url", 3)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "STATEKEEPER_CACHE_URL": "localhost:1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "statekeeper", "--database", db, "state", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    one_line_error(result, "configuration_error", 3)

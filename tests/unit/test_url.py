@@ -24,7 +24,7 @@ def test_postgres_url_keeps_statekeeper_options_out_of_the_dsn() -> None:
     url = parse("postgres://alice:secret@db.example:5433/app?schema=tenant_a&pool_max=4")
     assert url.scheme == "postgres"
     assert url.dsn == "postgresql://alice:secret@db.example:5433/app"
-    assert url.options == {"schema": "tenant_a", "pool_max": "4"}
+    assert url.options == {"schema": "tenant_a", "pool_max": "4", "pool_min": "2"}
     assert "secret" not in url.redacted()
 
 
@@ -43,8 +43,14 @@ def test_postgres_url_keeps_statekeeper_options_out_of_the_dsn() -> None:
         ("postgresql:///db", "names no host"),
         ("postgresql://h/db?schema=Robert');DROP", "lowercase SQL identifier"),
         ("postgresql://h/db?pool_max=-1", "positive integer"),
+        ("sqlite:///a.db?busy_timeout=\u00b2", "positive integer"),
+        ("postgresql://h/db?pool_min=20&pool_max=2", "pool_min (20"),
     ],
 )
 def test_malformed_urls_are_named(url: str, fragment: str) -> None:
     with pytest.raises(InvalidDatabaseURL, match=fragment.replace("(", r"\(")):
         parse(url)
+
+
+def test_a_small_pool_max_lowers_the_default_pool_min() -> None:
+    assert parse("postgresql://h/db?pool_max=1").options["pool_min"] == "1"

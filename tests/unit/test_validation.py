@@ -43,6 +43,12 @@ def test_non_numeric_ttl(ttl: object) -> None:
         check_ttl(ttl)
 
 
+def test_huge_ttls_are_refused_not_overflowed() -> None:
+    for ttl in (10**400, 1e300, 4e9):
+        with pytest.raises(InvalidTTL, match="at most 3153600000 seconds"):
+            check_ttl(ttl)
+
+
 def test_ttl_values() -> None:
     assert check_ttl(None) is None
     assert check_ttl(5) == 5.0
@@ -64,10 +70,43 @@ def test_values_that_are_not_json(value: object, fragment: str) -> None:
         encode_value("k", value, 1 << 20)
 
 
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({1: "one"}, "object key 1 of type int"),
+        ({"a": [{None: 1}]}, "object key None of type NoneType"),
+        ({True: 1}, "object key True of type bool"),
+    ],
+)
+def test_non_string_object_keys_are_refused(value: object, fragment: str) -> None:
+    with pytest.raises(InvalidValue, match=fragment):
+        encode_value("k", value, 1 << 20)
+
+
+def test_nesting_is_capped_so_values_always_read_back() -> None:
+    deep: list[object] = []
+    node = deep
+    for _ in range(199):
+        child: list[object] = []
+        node.append(child)
+        node = child
+    assert decode_value("k", encode_value("k", deep, 1 << 20)) == deep
+    node.append([])
+    with pytest.raises(InvalidValue, match="nested deeper than 200 levels"):
+        encode_value("k", deep, 1 << 20)
+
+
+def test_unreadable_stored_json_is_a_storage_error() -> None:
+    from statekeeper.errors import StorageError
+
+    with pytest.raises(StorageError, match="not readable JSON"):
+        decode_value("k", b"{broken")
+
+
 def test_circular_value() -> None:
     loop: list[object] = []
     loop.append(loop)
-    with pytest.raises(InvalidValue, match="Circular reference"):
+    with pytest.raises(InvalidValue, match="nested deeper"):
         encode_value("k", loop, 1 << 20)
 
 
@@ -79,4 +118,4 @@ def test_size_limit_counts_json_bytes() -> None:
 
 def test_round_trip() -> None:
     value = {"a": [1, 2.5, None, True], "b": "ünïcode", "c": {"d": ""}}
-    assert decode_value(encode_value("k", value, 1000)) == value
+    assert decode_value("k", encode_value("k", value, 1000)) == value

@@ -28,40 +28,41 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from statekeeper.constants import cache_epoch_key, cache_item_prefix
+from statekeeper.constants import cache_epoch_key, cache_item_prefix, cache_lease_prefix
 from statekeeper.storage.base import StoredItem
 
 log = logging.getLogger("statekeeper.cache")
 
-# KEYS[1] epoch; ARGV: item prefix, state key, lease token, lease ms.
+# KEYS[1] epoch; ARGV: item prefix, lease prefix, state key, lease token, lease ms.
 _LOOKUP = """
 local epoch = redis.call('GET', KEYS[1]) or '0'
-local item = ARGV[1] .. epoch .. ':' .. ARGV[2]
-local cached = redis.call('GET', item)
+local suffix = epoch .. ':' .. ARGV[3]
+local cached = redis.call('GET', ARGV[1] .. suffix)
 if cached then return {epoch, cached, 0} end
-if redis.call('SET', item .. ':lease', ARGV[3], 'NX', 'PX', ARGV[4]) then
+if redis.call('SET', ARGV[2] .. suffix, ARGV[4], 'NX', 'PX', ARGV[5]) then
   return {epoch, '', 1}
 end
 return {epoch, '', 0}
 """
 
-# KEYS[1] epoch; ARGV: item prefix, state key, lease token, epoch seen, payload, ttl ms.
+# KEYS[1] epoch; ARGV: item prefix, lease prefix, state key, lease token, epoch seen,
+# payload, ttl ms.
 _FILL = """
 local epoch = redis.call('GET', KEYS[1]) or '0'
-if epoch ~= ARGV[4] then return 0 end
-local item = ARGV[1] .. epoch .. ':' .. ARGV[2]
-if redis.call('GET', item .. ':lease') ~= ARGV[3] then return 0 end
-redis.call('SET', item, ARGV[5], 'PX', ARGV[6])
-redis.call('DEL', item .. ':lease')
+if epoch ~= ARGV[5] then return 0 end
+local suffix = epoch .. ':' .. ARGV[3]
+if redis.call('GET', ARGV[2] .. suffix) ~= ARGV[4] then return 0 end
+redis.call('SET', ARGV[1] .. suffix, ARGV[6], 'PX', ARGV[7])
+redis.call('DEL', ARGV[2] .. suffix)
 return 1
 """
 
-# KEYS[1] epoch; ARGV: item prefix, then the state keys.
+# KEYS[1] epoch; ARGV: item prefix, lease prefix, then the state keys.
 _INVALIDATE = """
 local epoch = redis.call('GET', KEYS[1]) or '0'
-for i = 2, #ARGV do
-  local item = ARGV[1] .. epoch .. ':' .. ARGV[i]
-  redis.call('DEL', item, item .. ':lease')
+for i = 3, #ARGV do
+  local suffix = epoch .. ':' .. ARGV[i]
+  redis.call('DEL', ARGV[1] .. suffix, ARGV[2] .. suffix)
 end
 return 1
 """
@@ -110,6 +111,7 @@ class StateCache:
         )
         self._epoch_key = cache_epoch_key(namespace)
         self._prefix = cache_item_prefix(namespace)
+        self._lease_prefix = cache_lease_prefix(namespace)
         self._ttl_ms = int(ttl * 1000)
         self._monotonic = monotonic
         self._lookup = self._redis.register_script(_LOOKUP)
@@ -135,15 +137,22 @@ class StateCache:
         lease = secrets.token_hex(8)
         try:
             epoch, payload, leased = await self._lookup(
-                keys=[self._epoch_key], args=[self._prefix, key, lease, _LEASE_MS]
+                keys=[self._epoch_key],
+                args=[self._prefix, self._lease_prefix, key, lease, _LEASE_MS],
             )
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return None
         self._recovered()
         if payload:
+            try:
+                item = _decode(key, payload)
+            except (ValueError, TypeError) as exc:  # not ours: count it, read the database
+                self.errors += 1
+                log.warning("unreadable cache entry ignored", extra={"key": key, "error": str(exc)})
+                return Lookup(None, None, epoch)
             self.hits += 1
-            return Lookup(_decode(key, payload), None, epoch)
+            return Lookup(item, None, epoch)
         self.misses += 1
         return Lookup(None, lease if leased else None, epoch)
 
@@ -159,7 +168,15 @@ class StateCache:
         try:
             filled = await self._fill(
                 keys=[self._epoch_key],
-                args=[self._prefix, item.key, lookup.lease, lookup.epoch, _encode(item), ttl_ms],
+                args=[
+                    self._prefix,
+                    self._lease_prefix,
+                    item.key,
+                    lookup.lease,
+                    lookup.epoch,
+                    _encode(item),
+                    ttl_ms,
+                ],
             )
         except (RedisError, OSError) as exc:
             self._failed(exc)
@@ -174,7 +191,9 @@ class StateCache:
             self._bump_needed = True
             return
         try:
-            await self._invalidate(keys=[self._epoch_key], args=[self._prefix, *keys])
+            await self._invalidate(
+                keys=[self._epoch_key], args=[self._prefix, self._lease_prefix, *keys]
+            )
         except (RedisError, OSError) as exc:
             self._bump_needed = True
             self._failed(exc)
@@ -219,6 +238,8 @@ def _encode(item: StoredItem) -> bytes:
 
 def _decode(key: str, payload: Any) -> StoredItem:
     data = bytes(payload)
-    header, _, value = data.partition(b"\n")
+    header, newline, value = data.partition(b"\n")
     etag, expires_at, key_id = json.loads(header)
+    if not newline or not isinstance(etag, str):
+        raise ValueError("not a statekeeper cache entry")
     return StoredItem(key, value, etag, expires_at, key_id)

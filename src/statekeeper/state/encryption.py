@@ -23,6 +23,7 @@ from statekeeper.errors import DecryptionError, EncryptionError
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 def associated_data(namespace: str, key: str) -> bytes:
@@ -66,6 +67,10 @@ class Keyring:
                 f"(configured: {', '.join(self._ciphers)})",
                 key_id=key_id,
             )
+        if len(sealed) < _NONCE_BYTES + _TAG_BYTES:
+            raise DecryptionError(
+                f"stored value is {len(sealed)} bytes, too short to be sealed", key_id=key_id
+            )
         try:
             return cipher.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], aad)
         except InvalidTag:
@@ -93,6 +98,8 @@ class Keyring:
                 raise EncryptionError(
                     f"encryption key #{index + 1} must be written as ID:BASE64KEY"
                 )
+            if key_id.strip() in keys:
+                raise EncryptionError(f"encryption key id {key_id.strip()!r} is given twice")
             keys[key_id.strip()] = _decode_key(key_id.strip(), encoded.strip())
             primary = primary or key_id.strip()
         return cls(keys, primary)

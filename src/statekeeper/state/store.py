@@ -18,7 +18,7 @@ import os
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from statekeeper.constants import MAX_LIST_LIMIT, MAX_TRANSACTION_OPS
 from statekeeper.errors import (
@@ -33,7 +33,13 @@ from statekeeper.logs import correlation_id
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
 from statekeeper.state.item import Item, Page
-from statekeeper.state.validation import check_key, check_ttl, decode_value, encode_value
+from statekeeper.state.validation import (
+    check_key,
+    check_text,
+    check_ttl,
+    decode_value,
+    encode_value,
+)
 from statekeeper.storage.base import Backend, DeleteOp, PutOp, StoredItem, WriteOp
 
 if TYPE_CHECKING:
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("statekeeper.state")
 
 UpdateFn = Callable[[Any], Any | Awaitable[Any]]
+T = TypeVar("T")
 
 
 def new_etag() -> str:
@@ -75,6 +82,7 @@ class StateStore:
         self.max_value_bytes = max_value_bytes
         self._keyring = keyring
         self._cache = cache
+        self._background: set[asyncio.Future[None]] = set()
 
     # --- reads --------------------------------------------------------------------------
 
@@ -110,8 +118,7 @@ class StateStore:
 
     async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
         """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
-        if not isinstance(prefix, str) or "\x00" in prefix:
-            raise ValidationError(f"prefix must be a string without NUL, got {prefix!r}")
+        check_text("prefix", prefix, allow_empty=True)
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)
@@ -148,8 +155,7 @@ class StateStore:
     ) -> Item:
         """Store ``value``; the returned item carries the new ETag."""
         op = self.put_op(key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl)
-        await self._backend.state_put(self.namespace, op, self._clock())
-        await self._written([key])
+        await self._write([key], self._backend.state_put(self.namespace, op, self._clock()))
         self._log("state put", key, op.etag)
         return Item(key, value, op.etag, op.expires_at)
 
@@ -169,8 +175,9 @@ class StateStore:
         """Delete ``key``; True if it existed. A stale ``if_match`` raises ConflictError."""
         check_key(key)
         _check_etag(if_match)
-        deleted = await self._backend.state_delete(self.namespace, key, if_match, self._clock())
-        await self._written([key])
+        deleted = await self._write(
+            [key], self._backend.state_delete(self.namespace, key, if_match, self._clock())
+        )
         self._log("state delete", key, None)
         return deleted
 
@@ -191,6 +198,8 @@ class StateStore:
         """
         check_key(key)
         check_ttl(ttl)
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValidationError(f"max_attempts must be a positive integer, got {max_attempts!r}")
         for attempt in range(max_attempts):
             current = await self.get(key)
             new_value = fn(None if current is None else current.value)
@@ -249,8 +258,9 @@ class StateStore:
             )
         if not ops:
             return []
-        results = await self._backend.state_apply(self.namespace, ops, self._clock())
-        await self._written([op.key for op in ops])
+        results = await self._write(
+            [op.key for op in ops], self._backend.state_apply(self.namespace, ops, self._clock())
+        )
         for op in ops:
             self._log(f"state {op.kind}", op.key, op.etag if isinstance(op, PutOp) else None)
         return results
@@ -320,7 +330,34 @@ class StateStore:
                 raise DecryptionError(
                     f"key {stored.key!r}: {exc.message}", key=stored.key
                 ) from None
-        return Item(stored.key, decode_value(data), stored.etag, stored.expires_at)
+        return Item(stored.key, decode_value(stored.key, data), stored.etag, stored.expires_at)
+
+    async def _write(self, keys: Sequence[str], operation: Awaitable[T]) -> T:
+        """Run a backend write, then drop ``keys`` from the cache whatever the outcome.
+
+        After a conflict the cached entry may be what was stale, so it goes too. If
+        the caller is cancelled, the write may still commit: it runs on, shielded,
+        and the keys are dropped once it has landed, never before.
+        """
+        cache = self._cache
+        if cache is None:
+            return await operation
+        write = asyncio.ensure_future(operation)
+        try:
+            return await asyncio.shield(write)
+        finally:
+            if write.done():
+                await asyncio.shield(cache.invalidate(keys))
+            else:
+                write.add_done_callback(lambda done: self._invalidate_later(done, keys))
+
+    def _invalidate_later(self, write: asyncio.Future[Any], keys: Sequence[str]) -> None:
+        if not write.cancelled():
+            write.exception()  # retrieved: the caller who would have seen it is gone
+        if self._cache is not None:
+            task = asyncio.ensure_future(self._cache.invalidate(keys))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _written(self, keys: Sequence[str]) -> None:
         if self._cache is not None:
@@ -340,8 +377,8 @@ class StateStore:
 
 
 def _check_etag(etag: object) -> None:
-    if etag is not None and (not isinstance(etag, str) or not etag):
-        raise ValidationError(f"if_match must be a non-empty ETag string, got {etag!r}")
+    if etag is not None:
+        check_text("if_match", etag)
 
 
 def _prefix_end(prefix: str) -> str | None:

@@ -6,8 +6,15 @@ import json
 import math
 from typing import Any
 
-from statekeeper.constants import MAX_KEY_BYTES
-from statekeeper.errors import InvalidKey, InvalidTTL, InvalidValue, ValueTooLarge
+from statekeeper.constants import MAX_KEY_BYTES, MAX_TTL_SECONDS, MAX_VALUE_DEPTH
+from statekeeper.errors import (
+    InvalidKey,
+    InvalidTTL,
+    InvalidValue,
+    StorageError,
+    ValidationError,
+    ValueTooLarge,
+)
 
 # Built once: json.dumps with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
@@ -39,13 +46,58 @@ def check_ttl(ttl: object) -> float | None:
         raise InvalidTTL(
             f"ttl must be a number of seconds, got {ttl!r} ({type(ttl).__name__})", ttl=repr(ttl)
         )
+    if isinstance(ttl, int) and ttl > MAX_TTL_SECONDS:  # before float() can overflow
+        raise InvalidTTL(f"ttl must be at most {MAX_TTL_SECONDS} seconds (100 years)")
     if not math.isfinite(ttl) or ttl <= 0:
         raise InvalidTTL(f"ttl must be a positive number of seconds, got {ttl!r}", ttl=repr(ttl))
+    if ttl > MAX_TTL_SECONDS:
+        raise InvalidTTL(f"ttl must be at most {MAX_TTL_SECONDS} seconds (100 years)")
     return float(ttl)
+
+
+def check_text(what: str, text: object, *, allow_empty: bool = False) -> str:
+    """An ETag or a prefix: a string without NUL that encodes as UTF-8."""
+    if not isinstance(text, str) or (not text and not allow_empty):
+        raise ValidationError(f"{what} must be a non-empty string, got {text!r}")
+    if len(text) > MAX_KEY_BYTES or "\x00" in text:
+        raise ValidationError(f"{what} {text[:64]!r} is too long or contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} {text!r} is not valid Unicode text") from None
+    return text
+
+
+def _check_structure(key: str, value: Any, depth: int) -> None:
+    """Refuse what JSON would silently change (non-string object keys) or what
+    could not be read back at any stack depth (very deep nesting)."""
+    if depth > MAX_VALUE_DEPTH:
+        raise InvalidValue(
+            f"value for key {key!r} is nested deeper than {MAX_VALUE_DEPTH} levels", key=key
+        )
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if type(name) is not str:
+                raise InvalidValue(
+                    f"value for key {key!r} has an object key {name!r} of type "
+                    f"{type(name).__name__}; JSON object keys must be strings",
+                    key=key,
+                )
+            if isinstance(item, dict | list | tuple):
+                _check_structure(key, item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, dict | list | tuple):
+                _check_structure(key, item, depth + 1)
 
 
 def encode_value(key: str, value: Any, max_bytes: int) -> bytes:
     """The value as compact UTF-8 JSON, within ``max_bytes``."""
+    if isinstance(value, dict | list | tuple):
+        try:
+            _check_structure(key, value, 1)
+        except RecursionError:
+            raise InvalidValue(f"value for key {key!r} is nested too deeply", key=key) from None
     try:
         data = _ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError:
@@ -64,7 +116,12 @@ def encode_value(key: str, value: Any, max_bytes: int) -> bytes:
     return data
 
 
-def decode_value(data: bytes) -> Any:
+def decode_value(key: str, data: bytes) -> Any:
     # Decoding first is twice as fast as handing bytes to json.loads, which sniffs
     # the encoding in Python.
-    return json.loads(data.decode("utf-8"))
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise StorageError(
+            f"the stored value of key {key!r} is not readable JSON: {exc}", key=key
+        ) from None

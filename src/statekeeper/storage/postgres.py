@@ -20,17 +20,21 @@ from statekeeper.errors import (
     ConflictError,
     DatabaseUnavailable,
     StatekeeperError,
-    TransactionConflict,
 )
 from statekeeper.storage import migrations
 from statekeeper.storage.base import PutOp, StoredItem, WriteOp
+from statekeeper.storage.outcomes import (
+    check_positional_orders,
+    etag_mismatch,
+    key_exists,
+    list_args,
+    transaction_conflict,
+)
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.url import DatabaseURL
 
 Q = load("postgres")
-# SQLSTATEs raised by sk_state_apply (migration 0003) when a condition fails.
-_ETAG_MISMATCH, _KEY_EXISTS = "SK409", "SK412"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -107,14 +111,11 @@ class PostgresBackend:
                 "applied_at DOUBLE PRECISION NOT NULL)"
             )
             rows = await conn.fetch(f"SELECT version FROM {migrations.MIGRATIONS_TABLE}")
-            applied = {row[0] for row in rows}
-            migrations.check_not_newer("postgres", applied)
-            pending = [m for m in migrations.migrations("postgres") if m.version not in applied]
-            if not applied and self._fresh_schema:
-                await conn.execute(migrations.fresh_schema("postgres"))
-            else:
-                for migration in pending:
-                    await conn.execute(migration.sql)
+            scripts, pending = migrations.plan(
+                "postgres", {row[0] for row in rows}, self._fresh_schema
+            )
+            for script in scripts:
+                await conn.execute(script)
             await conn.executemany(
                 f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES ($1, $2, $3)",
                 [(m.version, m.name, time.time()) for m in pending],
@@ -150,15 +151,7 @@ class PostgresBackend:
         now: float,
     ) -> list[StoredItem]:
         query = Q["state_list"]
-        args = query.args(
-            namespace=namespace,
-            after=after,
-            low=low,
-            high_set=0 if high is None else 1,
-            high=high or "",
-            now=now,
-            limit=limit,
-        )
+        args = list_args(query, namespace, after=after, low=low, high=high, limit=limit, now=now)
         async with _translated("cannot list keys"):
             rows = await self.pool.fetch(query.sql, *args)
         return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
@@ -192,22 +185,15 @@ class PostgresBackend:
         try:
             async with _translated("cannot apply the transaction"):
                 results = await self.pool.fetchval(Q["state_apply"].sql, *args)
-        except (ConflictError, AlreadyExists) as error:
+        except ConflictError as error:  # AlreadyExists too: raised by sk_state_apply
             index = int(str(error.details.get("detail") or 0))
             op = ops[index]
-            reason = (
-                f"key {op.key!r} already exists"
-                if error.details.get("driver_code") == _KEY_EXISTS
-                else f"key {op.key!r} does not match ETag {op.if_match!r}"
+            cause = (
+                key_exists(op.key)
+                if isinstance(error, AlreadyExists)
+                else etag_mismatch(op.key, op.if_match)
             )
-            raise TransactionConflict(
-                f"transaction not applied: operation {index} ({op.kind} {op.key!r}): {reason}",
-                index=index,
-                key=op.key,
-                reason="already_exists"
-                if error.details.get("driver_code") == _KEY_EXISTS
-                else "conflict",
-            ) from error
+            raise transaction_conflict(index, op, cause) from error
         return list(results)
 
     async def state_reseal(
@@ -233,20 +219,7 @@ _PUT_IF_ABSENT = Q["state_put_if_absent"].sql
 _PUT_IF_MATCH = Q["state_put_if_match"].sql
 _DELETE = Q["state_delete"].sql
 _DELETE_IF_MATCH = Q["state_delete_if_match"].sql
-assert Q["state_put"].params == ("namespace", "key", "value", "etag", "expires_at", "key_id")
-assert Q["state_put_if_absent"].params == (*Q["state_put"].params, "now")
-assert Q["state_put_if_match"].params == (
-    "value",
-    "etag",
-    "expires_at",
-    "key_id",
-    "namespace",
-    "key",
-    "if_match",
-    "now",
-)
-assert Q["state_delete"].params == ("namespace", "key")
-assert Q["state_delete_if_match"].params == ("namespace", "key", "if_match", "now")
+check_positional_orders(Q)
 
 
 async def _put(db: _Executor, namespace: str, op: PutOp, now: float) -> None:
@@ -256,17 +229,13 @@ async def _put(db: _Executor, namespace: str, op: PutOp, now: float) -> None:
             op.value, op.etag, op.expires_at, op.key_id, namespace, op.key, op.if_match, now,
         )  # fmt: skip
         if row is None:
-            raise ConflictError(
-                f"key {op.key!r} does not match ETag {op.if_match!r}",
-                key=op.key,
-                if_match=op.if_match,
-            )
+            raise etag_mismatch(op.key, op.if_match)
     elif op.only_if_absent:
         row = await db.fetchrow(
             _PUT_IF_ABSENT, namespace, op.key, op.value, op.etag, op.expires_at, op.key_id, now
         )
         if row is None:
-            raise AlreadyExists(f"key {op.key!r} already exists", key=op.key)
+            raise key_exists(op.key)
     else:
         await db.execute(_PUT, namespace, op.key, op.value, op.etag, op.expires_at, op.key_id)
 
@@ -277,9 +246,7 @@ async def _delete(
     if if_match is not None:
         row = await db.fetchrow(_DELETE_IF_MATCH, namespace, key, if_match, now)
         if row is None:
-            raise ConflictError(
-                f"key {key!r} does not match ETag {if_match!r}", key=key, if_match=if_match
-            )
+            raise etag_mismatch(key, if_match)
         return True
     row = await db.fetchrow(_DELETE, namespace, key)
     return row is not None and (row[0] is None or row[0] > now)

@@ -17,13 +17,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from statekeeper.errors import (
-    AlreadyExists,
     ConflictError,
     DatabaseUnavailable,
-    TransactionConflict,
 )
 from statekeeper.storage import migrations
 from statekeeper.storage.base import DeleteOp, PutOp, StoredItem, WriteOp
+from statekeeper.storage.outcomes import (
+    check_positional_orders,
+    etag_mismatch,
+    key_exists,
+    list_args,
+    transaction_conflict,
+)
 from statekeeper.storage.queries import Dialect, Query, load
 from statekeeper.storage.sqlite_writer import WriterThread
 from statekeeper.storage.translate import sqlite_error
@@ -112,15 +117,10 @@ class SQLiteBackend:
             applied = {
                 row[0] for row in conn.execute(f"SELECT version FROM {migrations.MIGRATIONS_TABLE}")
             }
-            migrations.check_not_newer("sqlite", applied)
-            pending = [m for m in migrations.migrations("sqlite") if m.version not in applied]
-            if not applied and self._fresh_schema:
-                for statement in migrations.split_statements(migrations.fresh_schema("sqlite")):
+            scripts, pending = migrations.plan("sqlite", applied, self._fresh_schema)
+            for script in scripts:
+                for statement in migrations.split_statements(script):
                     conn.execute(statement)
-            else:
-                for migration in pending:
-                    for statement in migrations.split_statements(migration.sql):
-                        conn.execute(statement)
             conn.executemany(
                 f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES (?, ?, ?)",
                 [(m.version, m.name, time.time()) for m in pending],
@@ -173,15 +173,7 @@ class SQLiteBackend:
         now: float,
     ) -> list[StoredItem]:
         query = Q["state_list"]
-        args = query.args(
-            namespace=namespace,
-            after=after,
-            low=low,
-            high_set=0 if high is None else 1,
-            high=high or "",
-            now=now,
-            limit=limit,
-        )
+        args = list_args(query, namespace, after=after, low=low, high=high, limit=limit, now=now)
         rows = self._read(query, args, "cannot list keys")
         return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
@@ -226,22 +218,7 @@ _PUT_IF_ABSENT = Q["state_put_if_absent"].sql
 _PUT_IF_MATCH = Q["state_put_if_match"].sql
 _DELETE = Q["state_delete"].sql
 _DELETE_IF_MATCH = Q["state_delete_if_match"].sql
-# The hot path passes arguments by position; these orders are what the jobs assume.
-assert Q["state_put"].params == ("namespace", "key", "value", "etag", "expires_at", "key_id")
-assert Q["state_put_if_absent"].params == (*Q["state_put"].params, "now")
-assert Q["state_put_if_match"].params == (
-    "value",
-    "etag",
-    "expires_at",
-    "key_id",
-    "namespace",
-    "key",
-    "if_match",
-    "now",
-)
-assert Q["state_delete"].params == ("namespace", "key")
-assert Q["state_delete_if_match"].params == ("namespace", "key", "if_match", "now")
-assert Q["state_get"].params == ("namespace", "key", "now")
+check_positional_orders(Q)
 
 
 def _put(conn: sqlite3.Connection, namespace: str, op: PutOp, now: float) -> None:
@@ -251,18 +228,14 @@ def _put(conn: sqlite3.Connection, namespace: str, op: PutOp, now: float) -> Non
             (op.value, op.etag, op.expires_at, op.key_id, namespace, op.key, op.if_match, now),
         ).fetchone()
         if row is None:
-            raise ConflictError(
-                f"key {op.key!r} does not match ETag {op.if_match!r}",
-                key=op.key,
-                if_match=op.if_match,
-            )
+            raise etag_mismatch(op.key, op.if_match)
     elif op.only_if_absent:
         row = conn.execute(
             _PUT_IF_ABSENT,
             (namespace, op.key, op.value, op.etag, op.expires_at, op.key_id, now),
         ).fetchone()
         if row is None:
-            raise AlreadyExists(f"key {op.key!r} already exists", key=op.key)
+            raise key_exists(op.key)
     else:
         conn.execute(_PUT, (namespace, op.key, op.value, op.etag, op.expires_at, op.key_id))
 
@@ -273,9 +246,7 @@ def _delete(
     if if_match is not None:
         row = conn.execute(_DELETE_IF_MATCH, (namespace, key, if_match, now)).fetchone()
         if row is None:
-            raise ConflictError(
-                f"key {key!r} does not match ETag {if_match!r}", key=key, if_match=if_match
-            )
+            raise etag_mismatch(key, if_match)
         return True
     row = conn.execute(_DELETE, (namespace, key)).fetchone()
     return row is not None and (row[0] is None or row[0] > now)
@@ -294,10 +265,5 @@ def _apply(
                 assert isinstance(op, DeleteOp)
                 results.append(_delete(conn, namespace, op.key, op.if_match, now))
         except ConflictError as exc:
-            raise TransactionConflict(
-                f"transaction not applied: operation {index} ({op.kind} {op.key!r}): {exc.message}",
-                index=index,
-                key=op.key,
-                reason=exc.code,
-            ) from exc
+            raise transaction_conflict(index, op, exc) from exc
     return results

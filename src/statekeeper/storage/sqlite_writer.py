@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from statekeeper.errors import ClosedError, StatekeeperError
+from statekeeper.errors import ClosedError, StorageError
 from statekeeper.storage.translate import sqlite_error
 
 T = TypeVar("T")
@@ -66,6 +66,8 @@ class WriterThread:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Pending(job, future, loop, what))
+        if self._closed:  # the thread stopped meanwhile: nobody will take the job
+            self._fail_rest()
         return await future
 
     async def stop(self) -> None:
@@ -104,17 +106,35 @@ class WriterThread:
                 if stop:
                     break
         finally:
-            conn.close()
+            self._closed = True  # also when the thread dies: later jobs fail at once
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
             self._fail_rest()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Pending[Any]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        """Run one batch and settle every one of its futures, whatever fails."""
+        try:
+            outcomes = self._run_batch(conn, batch)
+        except BaseException as exc:  # the writer's own statements failed
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            error: BaseException = (
+                sqlite_error(exc, "the write transaction failed")
+                if isinstance(exc, sqlite3.Error)
+                else StorageError(f"the write transaction failed: {exc!r}")
+            )
+            outcomes = [(False, error)] * len(batch)
+        self._deliver(batch, outcomes)
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[_Pending[Any]]
+    ) -> list[tuple[bool, Any]]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            error = sqlite_error(exc, "could not start a write transaction")
-            self._deliver(batch, [(False, error)] * len(batch))
-            return
+            return [(False, sqlite_error(exc, "could not start a write transaction"))] * len(batch)
+        outcomes: list[tuple[bool, Any]] = []
         single = len(batch) == 1
         for pending in batch:
             if not single:
@@ -123,33 +143,29 @@ class WriterThread:
                 outcomes.append((True, pending.job(conn)))
                 if not single:
                     conn.execute("RELEASE job")
-            except BaseException as exc:
-                if isinstance(exc, sqlite3.Error):
-                    exc = sqlite_error(exc, pending.what)
-                outcomes.append((False, exc))
+            except Exception as exc:
+                error: BaseException = (
+                    sqlite_error(exc, pending.what) if isinstance(exc, sqlite3.Error) else exc
+                )
+                outcomes.append((False, error))
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back itself (disk full, I/O
                     # error): every job of the batch is lost, so every job fails.
-                    self._deliver(batch, [(False, exc)] * len(batch))
-                    return
+                    return [(False, error)] * len(batch)
                 if single:
                     conn.execute("ROLLBACK")
-                else:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-        if single and not outcomes[0][0]:
-            self._deliver(batch, outcomes)
-            return
+                    return outcomes
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            failure: StatekeeperError = sqlite_error(exc, "could not commit")
-            outcomes = [(False, failure)] * len(batch)
+            return [(False, sqlite_error(exc, "could not commit"))] * len(batch)
         self.batches += 1
         self.jobs += len(batch)
-        self._deliver(batch, outcomes)
+        return outcomes
 
     @staticmethod
     def _deliver(batch: list[_Pending[Any]], outcomes: list[tuple[bool, Any]]) -> None:

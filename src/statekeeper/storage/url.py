@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from statekeeper.constants import ENV_DATABASE_URL
 from statekeeper.errors import InvalidDatabaseURL
 
 DEFAULT_URL = "sqlite:///.statekeeper/state.db"
-URL_ENV = "STATEKEEPER_DATABASE_URL"
 
 _SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
 _POSTGRES_OPTIONS = {"schema", "pool_min", "pool_max", "connect_timeout"}
@@ -48,7 +48,7 @@ class DatabaseURL:
 
 def resolve(url: str | None) -> str:
     """The URL in force: the argument, else the environment, else the default."""
-    return url or os.environ.get(URL_ENV) or DEFAULT_URL
+    return url or os.environ.get(ENV_DATABASE_URL) or DEFAULT_URL
 
 
 def parse(url: str) -> DatabaseURL:
@@ -79,7 +79,7 @@ def _options(query: str, allowed: set[str], url: str) -> dict[str, str]:
         )
     for name, value in options.items():
         if name in {"busy_timeout", "pool_min", "pool_max", "connect_timeout"} and (
-            not value.isdigit() or int(value) <= 0
+            not (value.isascii() and value.isdigit()) or int(value) <= 0
         ):
             raise InvalidDatabaseURL(f"option {name} must be a positive integer, got {value!r}")
     return options
@@ -120,5 +120,10 @@ def _parse_postgres(url: str) -> DatabaseURL:
         raise InvalidDatabaseURL(
             f"schema {schema!r} must be a lowercase SQL identifier (letters, digits, _)"
         )
+    pool_max = int(options.get("pool_max", 16))
+    pool_min = int(options.get("pool_min", min(2, pool_max)))
+    if pool_min > pool_max:
+        raise InvalidDatabaseURL(f"option pool_min ({pool_min}) exceeds pool_max ({pool_max})")
+    options.setdefault("pool_min", str(pool_min))
     dsn = urlunsplit(parts._replace(scheme="postgresql", query=""))
     return DatabaseURL("postgres", dsn=dsn, options=options)

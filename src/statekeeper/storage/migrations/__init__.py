@@ -76,3 +76,16 @@ def check_not_newer(dialect: Dialect, applied: set[int]) -> None:
             f"the database schema is at version {max(applied)}, newer than this "
             f"statekeeper knows ({known}); upgrade statekeeper"
         )
+
+
+def plan(dialect: Dialect, applied: set[int], fresh: bool) -> tuple[list[str], list[Migration]]:
+    """The scripts to run, and the migrations to record as applied.
+
+    A database with no migration recorded gets the fresh schema at once (unless
+    ``fresh`` is False, as tests do to prove the two paths agree).
+    """
+    check_not_newer(dialect, applied)
+    pending = [m for m in migrations(dialect) if m.version not in applied]
+    if not applied and fresh:
+        return [fresh_schema(dialect)], pending
+    return [m.sql for m in pending], pending
