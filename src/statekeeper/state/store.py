@@ -89,11 +89,14 @@ class StateStore:
     async def get(self, key: str) -> Item | None:
         """The item under ``key``, or None when absent or expired."""
         check_key(key)
-        now = self._clock()
         if self._cache is not None:
-            return await self._get_cached(self._cache, key, now)
-        stored = await self._backend.state_get(self.namespace, key, now)
-        return None if stored is None else self._item(stored)
+            return await self._get_cached(self._cache, key, self._clock())
+        stored = await self._backend.state_get(self.namespace, key, self._clock())
+        if stored is None:
+            return None
+        if stored.key_id is None:  # the common case, without a call more
+            return Item(key, decode_value(key, stored.value), stored.etag, stored.expires_at)
+        return self._item(stored)
 
     async def _get_cached(self, cache: StateCache, key: str, now: float) -> Item | None:
         lookup = await cache.lookup(key)

@@ -25,10 +25,13 @@ def check_key(key: object) -> str:
         raise InvalidKey(f"key must be a string, got {type(key).__name__}", key=repr(key))
     if not key:
         raise InvalidKey("key must not be empty")
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidKey(f"key {key!r} is not valid Unicode text (lone surrogate)") from None
+    if key.isascii():  # O(1) in CPython: one byte a character, no surrogates
+        size = len(key)
+    else:
+        try:
+            size = len(key.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidKey(f"key {key!r} is not valid Unicode text (lone surrogate)") from None
     if size > MAX_KEY_BYTES:
         raise InvalidKey(
             f"key is {size} bytes long; the limit is {MAX_KEY_BYTES}", key=key[:64] + "..."

@@ -35,6 +35,7 @@ from statekeeper.storage.translate import sqlite_error
 from statekeeper.storage.url import DatabaseURL
 
 Q = load("sqlite")
+_GET = Q["state_get"].sql
 
 
 class SQLiteBackend:
@@ -140,8 +141,9 @@ class SQLiteBackend:
             raise sqlite_error(exc, what) from exc
 
     async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
+        conn = getattr(self._local, "conn", None) or self._reader()
         try:
-            rows = self._reader().execute(Q["state_get"].sql, (namespace, key, now)).fetchall()
+            rows = conn.execute(_GET, (namespace, key, now)).fetchall()
         except sqlite3.Error as exc:
             raise sqlite_error(exc, f"cannot read key {key!r}") from exc
         if not rows:
