@@ -21,7 +21,7 @@ Operations (namespace/key point access on ``sk_state``):
 Each op is measured at concurrency 1 (one dedicated connection) and at
 concurrency 32 (32 asyncio tasks sharing one pool; latency includes waiting for
 a pooled connection). Each measurement is repeated and the better run kept.
-Each driver is used the way it is fastest (see ``main_backends``); the
+Each driver is used the way it is fastest (see ``bench()``); the
 "settings" section shows what the defaults and alternatives cost.
 """
 
@@ -36,11 +36,12 @@ import random
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import Any, Protocol, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import psycopg
 import psycopg_pool
 
@@ -153,9 +154,7 @@ class Backend(Protocol):
 
     async def get(self, conn: Any, key: str, now: float) -> tuple[Any, ...] | None: ...
     async def put(self, conn: Any, row: Row) -> str: ...
-    async def update(
-        self, conn: Any, row: Row, expected: str, now: float
-    ) -> str | None: ...
+    async def update(self, conn: Any, row: Row, expected: str, now: float) -> str | None: ...
     async def txn5(self, conn: Any, rows: Sequence[Row]) -> None: ...
     async def txn5_batched(self, conn: Any, rows: Sequence[Row]) -> None: ...
 
@@ -207,16 +206,14 @@ class AsyncpgBackend:
         await pool.close()
 
     def acquire(self, pool: asyncpg.Pool) -> AbstractAsyncContextManager[Any]:
-        return pool.acquire()  # type: ignore[no-any-return]
+        return pool.acquire()
 
     async def get(self, conn: asyncpg.Connection, key: str, now: float) -> Any:
         return await conn.fetchrow(GET_PG, NAMESPACE, key, now)
 
     async def put(self, conn: asyncpg.Connection, row: Row) -> str:
         key, value, etag, exp, key_id = row
-        etag_out: str = await conn.fetchval(
-            PUT_PG, NAMESPACE, key, value, etag, exp, key_id
-        )
+        etag_out: str = await conn.fetchval(PUT_PG, NAMESPACE, key, value, etag, exp, key_id)
         return etag_out
 
     async def update(
@@ -251,7 +248,10 @@ class PsycopgBackend:
             "binary)" if binary else "text)"
         )
         self.conninfo = psycopg.conninfo.make_conninfo(
-            host=cp.host, port=cp.port, user=cp.user, dbname=cp.dbname,
+            host=cp.host,
+            port=cp.port,
+            user=cp.user,
+            dbname=cp.dbname,
             options=f"-c search_path={cp.schema}",
         )
 
@@ -307,9 +307,7 @@ class PsycopgBackend:
             for key, value, etag, exp, key_id in rows:
                 await self._one(conn, PUT_PY, (NAMESPACE, key, value, etag, exp, key_id))
 
-    async def txn5_batched(
-        self, conn: psycopg.AsyncConnection[Any], rows: Sequence[Row]
-    ) -> None:
+    async def txn5_batched(self, conn: psycopg.AsyncConnection[Any], rows: Sequence[Row]) -> None:
         # Pipeline mode: BEGIN, five upserts and COMMIT leave without waiting
         # and their results come back together: one round trip. Plain
         # BEGIN/COMMIT statements, because conn.transaction() inside a
@@ -382,32 +380,32 @@ class Result:
     ops_per_s: float
     p50_us: float
     p99_us: float
+    cpu_us: float  # this process's CPU time per op: driver + pool + asyncio cost
     n: int
 
 
-def summarize(lat_ns: list[int], elapsed_s: float) -> Result:
+def summarize(lat_ns: list[int], elapsed_s: float, cpu_s: float) -> Result:
     lat_ns.sort()
     n = len(lat_ns)
 
     def pct(p: float) -> float:
         return lat_ns[min(n - 1, int(p * n))] / 1000.0
 
-    return Result(n / elapsed_s, pct(0.50), pct(0.99), n)
+    return Result(n / elapsed_s, pct(0.50), pct(0.99), cpu_s / n * 1e6, n)
 
 
 def better(a: Result | None, b: Result) -> Result:
     return b if a is None or b.ops_per_s > a.ops_per_s else a
 
 
-async def run_single(
-    b: Backend, conn: Any, op: Op, duration: float, seed: int
-) -> Result:
+async def run_single(b: Backend, conn: Any, op: Op, duration: float, seed: int) -> Result:
     rng = random.Random(seed)
     clock = time.perf_counter_ns
     warm_end = time.perf_counter() + min(0.3, duration * 0.2)
     while time.perf_counter() < warm_end:
         await op(b, conn, rng)
     lat: list[int] = []
+    cpu0 = time.process_time()
     start = time.perf_counter()
     end = start + duration
     while True:
@@ -416,7 +414,8 @@ async def run_single(
         lat.append(clock() - t0)
         if time.perf_counter() >= end:
             break
-    return summarize(lat, time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return summarize(lat, elapsed, time.process_time() - cpu0)
 
 
 async def run_pooled(
@@ -438,18 +437,21 @@ async def run_pooled(
     workers = [asyncio.create_task(worker(i)) for i in range(tasks)]
     await asyncio.sleep(min(0.3, duration * 0.2))  # warm-up
     phase["record"] = True
+    cpu0 = time.process_time()
     start = time.perf_counter()
     await asyncio.sleep(duration)
     phase["stop"] = True
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
     await asyncio.gather(*workers)
-    return summarize(lat, elapsed)
+    return summarize(lat, elapsed, cpu)
 
 
 async def run_acquire(b: Backend, pool: Any, duration: float) -> Result:
     """Cost of one uncontended acquire + release, no query."""
     clock = time.perf_counter_ns
     lat: list[int] = []
+    cpu0 = time.process_time()
     start = time.perf_counter()
     end = start + duration
     while time.perf_counter() < end:
@@ -457,7 +459,8 @@ async def run_acquire(b: Backend, pool: Any, duration: float) -> Result:
         async with b.acquire(pool):
             pass
         lat.append(clock() - t0)
-    return summarize(lat, time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return summarize(lat, elapsed, time.process_time() - cpu0)
 
 
 # --------------------------------------------------------------------------
@@ -466,9 +469,7 @@ async def run_acquire(b: Backend, pool: Any, duration: float) -> Result:
 
 
 async def setup_schema(cp: ConnParams) -> None:
-    conn = await asyncpg.connect(
-        host=cp.host, port=cp.port, user=cp.user, database=cp.dbname
-    )
+    conn = await asyncpg.connect(host=cp.host, port=cp.port, user=cp.user, database=cp.dbname)
     try:
         await conn.execute(f"CREATE SCHEMA {cp.schema}")
         await conn.execute(f"SET search_path TO {cp.schema}")
@@ -485,9 +486,7 @@ async def setup_schema(cp: ConnParams) -> None:
 
 
 async def drop_schema(cp: ConnParams) -> None:
-    conn = await asyncpg.connect(
-        host=cp.host, port=cp.port, user=cp.user, database=cp.dbname
-    )
+    conn = await asyncpg.connect(host=cp.host, port=cp.port, user=cp.user, database=cp.dbname)
     try:
         await conn.execute(f"DROP SCHEMA IF EXISTS {cp.schema} CASCADE")
     finally:
@@ -500,7 +499,10 @@ async def drop_schema(cp: ConnParams) -> None:
 
 
 def fmt(r: Result) -> str:
-    return f"{r.ops_per_s:9.0f} {r.p50_us:8.0f} {r.p99_us:8.0f}"
+    return f"{r.ops_per_s:8.0f} {r.p50_us:7.0f} {r.p99_us:7.0f} {r.cpu_us:6.0f}"
+
+
+SUB_HEAD = f"{'ops/s':>8} {'p50 µs':>7} {'p99 µs':>7} {'cpu µs':>6}"
 
 
 def print_compare(
@@ -510,22 +512,26 @@ def print_compare(
 ) -> list[float]:
     print(f"\n{title}")
     head = f"{'op':<14} {'conc':>4} | "
-    sub = f"{'ops/s':>9} {'p50 µs':>8} {'p99 µs':>8}"
-    print(f"{'':<14} {'':>4} | {names[0]:^27} | {names[1]:^27} |")
-    print(f"{head}{sub} | {sub} | {'ratio':>6}")
-    print("-" * 85)
+    width = len(SUB_HEAD)
+    print(f"{'':<14} {'':>4} | {names[0]:^{width}} | {names[1]:^{width}} |")
+    print(f"{head}{SUB_HEAD} | {SUB_HEAD} | {'ratio':>6}")
+    print("-" * (33 + 2 * width))
     ratios = []
-    for op, conc, a, b in rows:
+    for op, conc, a, b in rows:  # ratio = first driver's ops/s over the second's
         ratio = a.ops_per_s / b.ops_per_s
         ratios.append(ratio)
         print(f"{op:<14} {conc:>4} | {fmt(a)} | {fmt(b)} | {ratio:5.2f}x")
     return ratios
 
 
+def geomean(xs: Sequence[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
 def print_single(title: str, rows: list[tuple[str, Result]]) -> None:
     print(f"\n{title}")
-    print(f"{'configuration':<58} {'ops/s':>9} {'p50 µs':>8} {'p99 µs':>8}")
-    print("-" * 86)
+    print(f"{'configuration':<58} {SUB_HEAD}")
+    print("-" * (59 + len(SUB_HEAD)))
     for label, r in rows:
         print(f"{label:<58} {fmt(r)}")
 
@@ -535,92 +541,140 @@ def print_single(title: str, rows: list[tuple[str, Result]]) -> None:
 # --------------------------------------------------------------------------
 
 
-async def bench(args: argparse.Namespace, cp: ConnParams) -> None:
-    dur: float = args.duration
-    reps: int = args.repeats
-    conc: int = args.concurrency
-    psize: int = args.pool_size
+T = TypeVar("T")
 
-    apg = AsyncpgBackend(cp)
-    pyc = PsycopgBackend(cp)
-    main_backends: list[Backend] = [apg, pyc]
 
-    conns = {b.label: await b.connect() for b in main_backends}
-    pools = {b.label: await b.open_pool(psize) for b in main_backends}
+def rotated(items: Sequence[T], rep: int) -> list[T]:
+    """The same items, starting at a different one on every repeat."""
+    k = rep % len(items)
+    return [*items[k:], *items[:k]]
+
+
+class Settler:
+    """Starts every measurement from the same table state.
+
+    Without this, whichever run follows a write-heavy one pays for the dead rows
+    and background work that the writes left behind.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def __call__(self) -> None:
+        await self.conn.execute("VACUUM sk_state")
+        await asyncio.sleep(0.1)
+
+
+Key = tuple[str, int, str]  # (op name, concurrency, backend label)
+
+
+async def measure_main(
+    args: argparse.Namespace, backends: list[Backend], settle: Settler
+) -> tuple[dict[Key, Result], dict[str, Result]]:
+    """Every op at concurrency 1 and N for each backend, plus pool acquire cost."""
+    dur, reps, conc = args.duration, args.repeats, args.concurrency
+    cases: list[tuple[str, Op]] = list(MAIN_OPS.items())
+    if not args.skip_extras:
+        cases.append(("txn5 batched", op_txn5_batched))
+    conns = {b.label: await b.connect() for b in backends}
+    pools = {b.label: await b.open_pool(args.pool_size) for b in backends}
+    best: dict[Key, Result] = {}
+    acquire: dict[str, Result] = {}
     try:
-        # --- main comparison: best settings of each driver -----------------
-        best: dict[tuple[str, int, str], Result] = {}
-        cases: list[tuple[str, Op]] = list(MAIN_OPS.items())
-        if not args.skip_extras:
-            cases.append(("txn5 batched", op_txn5_batched))
         for rep in range(reps):
             for name, op in cases:
                 for c in (1, conc):
-                    for b in main_backends:  # interleaved, so drift hits both
+                    for b in rotated(backends, rep):  # outside drift hits both alike
+                        await settle()
                         if c == 1:
                             r = await run_single(b, conns[b.label], op, dur, seed=rep)
                         else:
                             r = await run_pooled(b, pools[b.label], op, dur, c, seed=rep)
-                        k = (name, c, b.label)
-                        best[k] = better(best.get(k), r)
+                        key = (name, c, b.label)
+                        best[key] = better(best.get(key), r)
                         print(
                             f"  rep {rep + 1} {name:<12} c={c:<3} {b.label:<40}"
                             f" {r.ops_per_s:8.0f} ops/s",
                             file=sys.stderr,
                         )
-
-        acq: dict[str, Result] = {}
-        for _ in range(reps):
-            for b in main_backends:
-                acq[b.label] = better(acq.get(b.label), await run_acquire(b, pools[b.label], dur))
+            for b in rotated(backends, rep):
+                r = await run_acquire(b, pools[b.label], dur)
+                acquire[b.label] = better(acquire.get(b.label), r)
     finally:
-        for b in main_backends:
+        for b in backends:
             await b.close_pool(pools[b.label])
             await b.close(conns[b.label])
+    return best, acquire
 
-    # --- settings: what each driver's defaults / alternatives cost --------
-    settings: list[tuple[str, Result]] = []
-    if not args.skip_extras:
-        single_variants: list[Backend] = [
-            AsyncpgBackend(cp),
-            AsyncpgBackend(cp, statement_cache_size=0),
-            PsycopgBackend(cp, prepare_threshold=0, binary=True),
-            PsycopgBackend(cp, prepare_threshold=0, binary=False),
-            PsycopgBackend(cp, prepare_threshold=5, binary=False),
-            PsycopgBackend(cp, prepare_threshold=None, binary=True),
-            PsycopgBackend(cp, prepare_threshold=None, binary=False),
-        ]
-        for b in single_variants:
-            conn = await b.connect()
-            rs: Result | None = None
-            try:
-                for rep in range(reps):
-                    rs = better(rs, await run_single(b, conn, op_get, dur, seed=rep))
-            finally:
-                await b.close(conn)
-            assert rs is not None
-            settings.append((f"get c=1  {b.label}", rs))
 
-        pool_variants: list[Backend] = [
-            AsyncpgBackend(cp),
-            AsyncpgBackend(cp, cheap_reset=False),
-            PsycopgBackend(cp),
-        ]
-        for b in pool_variants:
-            pool = await b.open_pool(psize)
-            try:
-                ra: Result | None = None
-                rg: Result | None = None
-                for rep in range(reps):
-                    ra = better(ra, await run_acquire(b, pool, dur))
-                    rg = better(rg, await run_pooled(b, pool, op_get, dur, conc, seed=rep))
-            finally:
-                await b.close_pool(pool)
-            assert ra is not None and rg is not None
-            settings.append((f"acquire+release c=1  {b.label}", ra))
-            settings.append((f"get c={conc} pool  {b.label}", rg))
+async def measure_settings(
+    args: argparse.Namespace, cp: ConnParams, settle: Settler
+) -> list[tuple[str, Result]]:
+    """What each driver's defaults and alternatives cost, on the get op."""
+    dur, reps, conc = args.duration, args.repeats, args.concurrency
+    single_variants: list[Backend] = [
+        AsyncpgBackend(cp),
+        AsyncpgBackend(cp, statement_cache_size=0),
+        PsycopgBackend(cp, prepare_threshold=0, binary=True),
+        PsycopgBackend(cp, prepare_threshold=0, binary=False),
+        PsycopgBackend(cp, prepare_threshold=5, binary=False),  # psycopg's default
+        PsycopgBackend(cp, prepare_threshold=None, binary=True),
+        PsycopgBackend(cp, prepare_threshold=None, binary=False),
+    ]
+    pool_variants: list[Backend] = [
+        AsyncpgBackend(cp),
+        AsyncpgBackend(cp, cheap_reset=False),
+        PsycopgBackend(cp),
+    ]
+    # Each variant has its own connection or pool; repeats go round all of them.
+    vconns = [await b.connect() for b in single_variants]
+    vpools = [await b.open_pool(args.pool_size) for b in pool_variants]
+    best: dict[str, Result] = {}
 
-    # --- report ------------------------------------------------------------
+    def keep(label: str, r: Result) -> None:
+        best[label] = better(best.get(label), r)
+
+    try:
+        for rep in range(reps):
+            for b, conn in rotated(list(zip(single_variants, vconns, strict=True)), rep):
+                await settle()
+                keep(f"get c=1  {b.label}", await run_single(b, conn, op_get, dur, rep))
+            for b, pool in rotated(list(zip(pool_variants, vpools, strict=True)), rep):
+                await settle()
+                keep(f"acquire+release c=1  {b.label}", await run_acquire(b, pool, dur))
+                r = await run_pooled(b, pool, op_get, dur, conc, rep)
+                keep(f"get c={conc} pool  {b.label}", r)
+    finally:
+        for b, conn in zip(single_variants, vconns, strict=True):
+            await b.close(conn)
+        for b, pool in zip(pool_variants, vpools, strict=True):
+            await b.close_pool(pool)
+    order = [f"get c=1  {b.label}" for b in single_variants]
+    for b in pool_variants:
+        order += [f"acquire+release c=1  {b.label}", f"get c={conc} pool  {b.label}"]
+    return [(label, best[label]) for label in order]
+
+
+async def bench(args: argparse.Namespace, cp: ConnParams) -> None:
+    load_start = os.getloadavg()[0]
+    # The main comparison uses each driver the way it is fastest.
+    apg = AsyncpgBackend(cp)  # statement cache on (default), no-op pool reset
+    pyc = PsycopgBackend(cp, prepare_threshold=0, binary=True)
+    admin = await asyncpg.connect(
+        host=cp.host,
+        port=cp.port,
+        user=cp.user,
+        database=cp.dbname,
+        server_settings={"search_path": cp.schema},
+    )
+    try:
+        settle = Settler(admin)
+        best, acquire = await measure_main(args, [apg, pyc], settle)
+        settings = [] if args.skip_extras else await measure_settings(args, cp, settle)
+    finally:
+        await admin.close()
+
+    conc = args.concurrency
     print(
         f"\nasyncpg {asyncpg.__version__}, psycopg {psycopg.__version__}"
         f" (libpq {psycopg.pq.version()}, impl {psycopg.pq.__impl__}),"
@@ -628,13 +682,15 @@ async def bench(args: argparse.Namespace, cp: ConnParams) -> None:
         f" {os.cpu_count()} CPUs"
     )
     print(
-        f"duration {dur:g}s x {reps} repeats (best kept), pool size {psize},"
-        f" concurrency 1 and {conc}"
+        f"duration {args.duration:g}s x {args.repeats} repeats (best kept),"
+        f" pool size {args.pool_size}, concurrency 1 and {conc};"
+        f" 1-min load average at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}"
     )
-    rows = []
-    for name in MAIN_OPS:
-        for c in (1, conc):
-            rows.append((name, c, best[(name, c, apg.label)], best[(name, c, pyc.label)]))
+
+    def pair(name: str, c: int) -> tuple[str, int, Result, Result]:
+        return (name, c, best[(name, c, apg.label)], best[(name, c, pyc.label)])
+
+    rows = [pair(name, c) for name in MAIN_OPS for c in (1, conc)]
     ratios = print_compare(
         "Main comparison (asyncpg: defaults + no-op pool reset;"
         " psycopg: prepare_threshold=0, binary)",
@@ -642,29 +698,23 @@ async def bench(args: argparse.Namespace, cp: ConnParams) -> None:
         rows,
     )
     if not args.skip_extras:
-        extra = [
-            (
-                "txn5 batched",
-                c,
-                best[("txn5 batched", c, apg.label)],
-                best[("txn5 batched", c, pyc.label)],
-            )
-            for c in (1, conc)
-        ]
         print_compare(
             "Not in the headline: txn5 batched (asyncpg executemany / psycopg pipeline mode)",
             ("asyncpg", "psycopg"),
-            extra,
+            [pair("txn5 batched", c) for c in (1, conc)],
         )
-    print_single(
-        "Pool acquire + release, uncontended, no query",
-        [(label, r) for label, r in acq.items()],
-    )
+    print_single("Pool acquire + release, uncontended, no query", list(acquire.items()))
     if settings:
         print_single("Settings (what defaults and alternatives cost)", settings)
 
-    geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
-    print(f"\nasyncpg/psycopg throughput ratio (geometric mean over ops): {geo:.2f}x")
+    print(
+        "\nratio = asyncpg ops/s / psycopg ops/s; cpu µs = this client process's CPU"
+        " time per op\n(driver + pool + event loop), which other load on the machine"
+        " disturbs far less than ops/s."
+    )
+    cpu_ratio = geomean([b.cpu_us / a.cpu_us for _, _, a, b in rows])
+    print(f"psycopg/asyncpg client CPU per op (geometric mean over ops): {cpu_ratio:.2f}x")
+    print(f"asyncpg/psycopg throughput ratio (geometric mean over ops): {geomean(ratios):.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -682,7 +732,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.duration = 0.25
-    cp = ConnParams(args.host, args.port, args.user, args.dbname, f"sk_driver_bench_{os.getpid()}")
+    schema = f"sk_driver_bench_{os.getpid()}"
+    cp = ConnParams(args.host, args.port, args.user, args.dbname, schema)
 
     async def run() -> None:
         await setup_schema(cp)

@@ -48,6 +48,17 @@ async def _translated(what: str) -> AsyncIterator[None]:
         raise postgres_error(exc, what) from exc
 
 
+async def _skip_reset(conn: asyncpg.Connection) -> None:
+    """Pooled connections are handed back as they are.
+
+    asyncpg's default reset costs a round trip on every release (unlock advisory
+    locks, close cursors, UNLISTEN, RESET ALL). Pooled connections here never
+    take session locks, LISTEN, SET or hold cursors (LISTEN and migration locks
+    use connections of their own), and asyncpg still rolls back a transaction
+    left open. Measured in docs/decisions/0001-postgres-driver.md.
+    """
+
+
 class PostgresBackend:
     """State in a PostgreSQL database (optionally in its own schema)."""
 
@@ -85,6 +96,7 @@ class PostgresBackend:
                 max_size=self._pool_max,
                 timeout=self._timeout,
                 server_settings=settings,
+                reset=_skip_reset,
             )
 
     async def close(self) -> None:
