@@ -12,6 +12,7 @@ from statekeeper.errors import (
     ValidationError,
 )
 from statekeeper.logs import configure_logging, correlation
+from statekeeper.queues import Message, Retry
 from statekeeper.state import Item, Keyring, Page
 
 __version__ = "0.1.0"
@@ -22,7 +23,9 @@ __all__ = [
     "ConflictError",
     "Item",
     "Keyring",
+    "Message",
     "Page",
+    "Retry",
     "StatekeeperError",
     "TransactionConflict",
     "ValidationError",

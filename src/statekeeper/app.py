@@ -24,6 +24,7 @@ from statekeeper.constants import (
     MAX_NAMESPACE_BYTES,
 )
 from statekeeper.errors import ClosedError, ConfigurationError, StatekeeperError
+from statekeeper.queues import Queue, QueueConfig, Retry, Wakeups
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
@@ -70,6 +71,8 @@ class App:
         self._state: StateStore | None = None
         self._cache: StateCache | None = None
         self._purger: asyncio.Task[None] | None = None
+        self._wakeups = Wakeups()
+        self._queues: dict[str, Queue] = {}
 
     @property
     def backend(self) -> Backend:
@@ -83,6 +86,46 @@ class App:
         if self._state is None:
             raise ClosedError()
         return self._state
+
+    def queue(
+        self,
+        name: str,
+        *,
+        retry: Retry | None = None,
+        visibility_timeout: float | None = None,
+        dedup_window: float | None = None,
+        archive: bool | None = None,
+        archive_retention: float | None = None,
+        max_message_bytes: int | None = None,
+    ) -> Queue:
+        """The queue ``name``; options given the first time configure it for this app."""
+        options = {
+            "retry": retry,
+            "visibility_timeout": visibility_timeout,
+            "dedup_window": dedup_window,
+            "archive": archive,
+            "archive_retention": archive_retention,
+            "max_message_bytes": max_message_bytes,
+        }
+        chosen = {k: v for k, v in options.items() if v is not None}
+        existing = self._queues.get(name)
+        if existing is not None:
+            differs = [k for k, v in chosen.items() if getattr(existing.config, k) != v]
+            if differs:
+                raise ConfigurationError(
+                    f"queue {name!r} is already configured with another {differs[0]}"
+                )
+            return existing
+        queue = Queue(
+            self.backend,
+            self.namespace,
+            name,
+            QueueConfig(**chosen),  # type: ignore[arg-type]
+            clock=self.clock,
+            wakeups=self._wakeups,
+        )
+        self._queues[name] = queue
+        return queue
 
     async def open(self) -> App:
         backend = create_backend(self.url)

@@ -81,6 +81,12 @@ class InvalidTTL(ValidationError):
     code = "invalid_ttl"
 
 
+class InvalidQueueName(ValidationError):
+    """The queue name is invalid."""
+
+    code = "invalid_queue_name"
+
+
 class InvalidCursor(ValidationError):
     """The listing cursor is malformed."""
 
@@ -108,6 +114,12 @@ class TransactionConflict(ConflictError):
     """A condition in the transaction failed; nothing was applied."""
 
     code = "transaction_conflict"
+
+
+class LeaseLost(ConflictError):
+    """The message's lease was lost: it expired and the message went to another receiver."""
+
+    code = "lease_lost"
 
 
 class NotFound(StatekeeperError):

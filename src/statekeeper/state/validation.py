@@ -71,48 +71,44 @@ def check_text(what: str, text: object, *, allow_empty: bool = False) -> str:
     return text
 
 
-def _check_structure(key: str, value: Any, depth: int) -> None:
+def _check_structure(subject: str, value: Any, depth: int) -> None:
     """Refuse what JSON would silently change (non-string object keys) or what
     could not be read back at any stack depth (very deep nesting)."""
     if depth > MAX_VALUE_DEPTH:
-        raise InvalidValue(
-            f"value for key {key!r} is nested deeper than {MAX_VALUE_DEPTH} levels", key=key
-        )
+        raise InvalidValue(f"{subject} is nested deeper than {MAX_VALUE_DEPTH} levels")
     if isinstance(value, dict):
         for name, item in value.items():
             if type(name) is not str:
                 raise InvalidValue(
-                    f"value for key {key!r} has an object key {name!r} of type "
-                    f"{type(name).__name__}; JSON object keys must be strings",
-                    key=key,
+                    f"{subject} has an object key {name!r} of type "
+                    f"{type(name).__name__}; JSON object keys must be strings"
                 )
             if isinstance(item, dict | list | tuple):
-                _check_structure(key, item, depth + 1)
+                _check_structure(subject, item, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
             if isinstance(item, dict | list | tuple):
-                _check_structure(key, item, depth + 1)
+                _check_structure(subject, item, depth + 1)
 
 
-def encode_value(key: str, value: Any, max_bytes: int) -> bytes:
-    """The value as compact UTF-8 JSON, within ``max_bytes``."""
+def encode_value(key: str, value: Any, max_bytes: int, subject: str | None = None) -> bytes:
+    """The value as compact UTF-8 JSON, within ``max_bytes``; errors name ``subject``
+    (default: the value for ``key``)."""
+    subject = subject or f"value for key {key!r}"
     if isinstance(value, dict | list | tuple):
         try:
-            _check_structure(key, value, 1)
+            _check_structure(subject, value, 1)
         except RecursionError:
-            raise InvalidValue(f"value for key {key!r} is nested too deeply", key=key) from None
+            raise InvalidValue(f"{subject} is nested too deeply") from None
     try:
         data = _ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidValue(f"value for key {key!r} holds invalid Unicode text", key=key) from None
+        raise InvalidValue(f"{subject} holds invalid Unicode text") from None
     except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidValue(
-            f"value for key {key!r} is not JSON-serializable: {exc}", key=key
-        ) from None
+        raise InvalidValue(f"{subject} is not JSON-serializable: {exc}") from None
     if len(data) > max_bytes:
         raise ValueTooLarge(
-            f"value for key {key!r} is {len(data)} bytes as JSON; the limit is {max_bytes}",
-            key=key,
+            f"{subject} is {len(data)} bytes as JSON; the limit is {max_bytes}",
             size=len(data),
             limit=max_bytes,
         )

@@ -54,6 +54,61 @@ class DeleteOp:
 WriteOp = PutOp | DeleteOp
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to enqueue; ``body`` is JSON bytes, ``attributes`` a JSON object text.
+
+    With ``dedup_id``, a second message with the same id before ``dedup_expires_at``
+    is dropped and reported as a duplicate of the first.
+    """
+
+    id: str
+    queue: str
+    body: bytes
+    available_at: float
+    attributes: str | None = None
+    correlation_id: str | None = None
+    group_id: str | None = None
+    dedup_id: str | None = None
+    dedup_expires_at: float = 0.0
+
+
+class QueuedMessage(NamedTuple):
+    """A live message as stored (ready, leased or dead)."""
+
+    seq: int
+    id: str
+    body: bytes
+    attributes: str | None
+    correlation_id: str | None
+    group_id: str | None
+    attempts: int
+    available_at: float
+    enqueued_at: float
+    last_error: str | None
+    state: str
+    dead_at: float | None
+
+
+class ArchivedMessage(NamedTuple):
+    id: str
+    body: bytes
+    attributes: str | None
+    correlation_id: str | None
+    group_id: str | None
+    attempts: int
+    enqueued_at: float
+    completed_at: float
+
+
+class QueueCounts(NamedTuple):
+    ready: int  # deliverable now (including messages whose lease ran out)
+    in_flight: int  # leased, lease running
+    delayed: int  # ready later (delay or backoff)
+    dead: int
+    oldest_enqueued_at: float | None
+
+
 class Backend(Protocol):
     """What every storage adapter provides."""
 
@@ -111,3 +166,86 @@ class Backend(Protocol):
 
     async def state_purge_expired(self, now: float, limit: int) -> int:
         """Delete up to ``limit`` expired rows of any namespace; how many were deleted."""
+
+    # --- queues -------------------------------------------------------------------------
+
+    async def queue_send(
+        self, namespace: str, messages: Sequence[NewMessage], now: float
+    ) -> list[str | None]:
+        """Enqueue, atomically; per message None, or the id it duplicates."""
+
+    async def queue_receive(
+        self,
+        namespace: str,
+        queue: str,
+        *,
+        limit: int,
+        lease_token: str,
+        lease_end: float,
+        max_attempts: int,
+        now: float,
+    ) -> list[QueuedMessage]:
+        """Lease up to ``limit`` deliverable messages; dead-letter expired last attempts."""
+
+    async def queue_ack(
+        self, namespace: str, queue: str, id: str, lease_token: str, archive: bool, now: float
+    ) -> bool:
+        """Remove a leased message (archiving it); False if the lease was lost."""
+
+    async def queue_fail(
+        self,
+        namespace: str,
+        queue: str,
+        id: str,
+        lease_token: str,
+        *,
+        error: str,
+        retry_at: float,
+        max_attempts: int,
+        now: float,
+    ) -> str | None:
+        """Back to ready at ``retry_at``, or dead; the new state, None if the lease was lost."""
+
+    async def queue_extend(
+        self, namespace: str, queue: str, id: str, lease_token: str, lease_end: float
+    ) -> bool:
+        """Move a lease's end; False if the lease was lost."""
+
+    async def queue_release(
+        self, namespace: str, queue: str, id: str, lease_token: str, now: float
+    ) -> bool:
+        """Give a leased message back, deliverable now, its attempt not counted."""
+
+    async def queue_redrive(
+        self, namespace: str, queue: str, ids: Sequence[str] | None, now: float
+    ) -> int:
+        """Dead messages (all, or those of ``ids``) back to ready with fresh attempts."""
+
+    async def queue_purge(self, namespace: str, queue: str, *, dead: bool) -> int:
+        """Delete every ready (or, with ``dead``, every dead) message; leased ones stay."""
+
+    async def queue_stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
+        """Counts by state, and the oldest live message's enqueue time."""
+
+    async def queue_peek(
+        self, namespace: str, queue: str, *, dead: bool, limit: int
+    ) -> list[QueuedMessage]:
+        """Live (or dead) messages in order, without leasing them."""
+
+    async def queue_next_due(self, namespace: str, queue: str) -> float | None:
+        """When the next live message becomes deliverable (or its lease ends)."""
+
+    async def queue_archived(
+        self,
+        namespace: str,
+        queue: str,
+        *,
+        since: float,
+        until: float,
+        after: tuple[float, str],
+        limit: int,
+    ) -> list[ArchivedMessage]:
+        """Archived messages completed in [since, until), after the (time, id) cursor."""
+
+    async def queue_forget(self, now: float, archive_before: float) -> int:
+        """Drop expired deduplication claims and archive rows completed before a time."""

@@ -9,8 +9,7 @@ The driver was chosen by measurement: docs/decisions/0001-postgres-driver.md.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -19,7 +18,6 @@ from statekeeper.errors import (
     AlreadyExists,
     ConflictError,
     DatabaseUnavailable,
-    StatekeeperError,
 )
 from statekeeper.storage import migrations
 from statekeeper.storage.base import PutOp, StoredItem, WriteOp
@@ -30,22 +28,13 @@ from statekeeper.storage.outcomes import (
     list_args,
     transaction_conflict,
 )
+from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
+from statekeeper.storage.postgres_queues import PostgresQueueOps
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.url import DatabaseURL
 
 Q = load("postgres")
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-
-@asynccontextmanager
-async def _translated(what: str) -> AsyncIterator[None]:
-    try:
-        yield
-    except StatekeeperError:
-        raise
-    except _DRIVER_ERRORS as exc:
-        raise postgres_error(exc, what) from exc
 
 
 async def _skip_reset(conn: asyncpg.Connection) -> None:
@@ -59,7 +48,7 @@ async def _skip_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresBackend:
+class PostgresBackend(PostgresQueueOps):
     """State in a PostgreSQL database (optionally in its own schema)."""
 
     dialect: Dialect = "postgres"
@@ -81,15 +70,15 @@ class PostgresBackend:
         where = self._url.redacted()
         try:
             conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             error = postgres_error(exc, f"cannot connect to PostgreSQL at {where}")
             raise error from exc
         try:
-            async with _translated(f"cannot migrate the schema of {where}"):
+            async with translated(f"cannot migrate the schema of {where}"):
                 await self._migrate(conn)
         finally:
             await conn.close()
-        async with _translated(f"cannot connect to PostgreSQL at {where}"):
+        async with translated(f"cannot connect to PostgreSQL at {where}"):
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=self._pool_min,
@@ -136,7 +125,7 @@ class PostgresBackend:
     # --- reads ----------------------------------------------------------------------
 
     async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
-        async with _translated(f"cannot read key {key!r}"):
+        async with translated(f"cannot read key {key!r}"):
             row = await self.pool.fetchrow(Q["state_get"].sql, namespace, key, now)
         if row is None:
             return None
@@ -146,7 +135,7 @@ class PostgresBackend:
         self, namespace: str, keys: Sequence[str], now: float
     ) -> dict[str, StoredItem]:
         query = Q["state_get_many"]
-        async with _translated("cannot read keys"):
+        async with translated("cannot read keys"):
             rows = await self.pool.fetch(
                 query.sql, *query.args(namespace=namespace, keys=list(keys), now=now)
             )
@@ -164,20 +153,20 @@ class PostgresBackend:
     ) -> list[StoredItem]:
         query = Q["state_list"]
         args = list_args(query, namespace, after=after, low=low, high=high, limit=limit, now=now)
-        async with _translated("cannot list keys"):
+        async with translated("cannot list keys"):
             rows = await self.pool.fetch(query.sql, *args)
         return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     # --- writes ---------------------------------------------------------------------
 
     async def state_put(self, namespace: str, op: PutOp, now: float) -> None:
-        async with _translated(f"cannot write key {op.key!r}"):
+        async with translated(f"cannot write key {op.key!r}"):
             await _put(self.pool, namespace, op, now)
 
     async def state_delete(
         self, namespace: str, key: str, if_match: str | None, now: float
     ) -> bool:
-        async with _translated(f"cannot delete key {key!r}"):
+        async with translated(f"cannot delete key {key!r}"):
             return await _delete(self.pool, namespace, key, if_match, now)
 
     async def state_apply(self, namespace: str, ops: Sequence[WriteOp], now: float) -> list[bool]:
@@ -195,7 +184,7 @@ class PostgresBackend:
             absent=[bool(p and p.only_if_absent) for p in puts],
         )
         try:
-            async with _translated("cannot apply the transaction"):
+            async with translated("cannot apply the transaction"):
                 results = await self.pool.fetchval(Q["state_apply"].sql, *args)
         except ConflictError as error:  # AlreadyExists too: raised by sk_state_apply
             index = int(str(error.details.get("detail") or 0))
@@ -213,12 +202,12 @@ class PostgresBackend:
     ) -> bool:
         query = Q["state_reseal"]
         args = query.args(namespace=namespace, key=key, etag=etag, value=value, key_id=key_id)
-        async with _translated(f"cannot reseal key {key!r}"):
+        async with translated(f"cannot reseal key {key!r}"):
             return await self.pool.fetchrow(query.sql, *args) is not None
 
     async def state_purge_expired(self, now: float, limit: int) -> int:
         query = Q["state_purge_expired"]
-        async with _translated("cannot purge expired items"):
+        async with translated("cannot purge expired items"):
             status = await self.pool.execute(query.sql, *query.args(now=now, limit=limit))
         return int(status.split()[-1])
 

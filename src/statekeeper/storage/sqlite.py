@@ -30,6 +30,7 @@ from statekeeper.storage.outcomes import (
     transaction_conflict,
 )
 from statekeeper.storage.queries import Dialect, Query, load
+from statekeeper.storage.sqlite_queues import SQLiteQueueOps
 from statekeeper.storage.sqlite_writer import WriterThread
 from statekeeper.storage.translate import sqlite_error
 from statekeeper.storage.url import DatabaseURL
@@ -38,7 +39,7 @@ Q = load("sqlite")
 _GET = Q["state_get"].sql
 
 
-class SQLiteBackend:
+class SQLiteBackend(SQLiteQueueOps):
     """State on one SQLite file, shared safely by threads and OS processes."""
 
     dialect: Dialect = "sqlite"
@@ -135,8 +136,11 @@ class SQLiteBackend:
     # --- reads ----------------------------------------------------------------------
 
     def _read(self, query: Query, args: tuple[Any, ...], what: str) -> list[Any]:
+        return self._read_sql((query.sql, args), what)
+
+    def _read_sql(self, statement: tuple[str, tuple[Any, ...]], what: str) -> list[Any]:
         try:
-            return self._reader().execute(query.sql, args).fetchall()
+            return self._reader().execute(*statement).fetchall()
         except sqlite3.Error as exc:
             raise sqlite_error(exc, what) from exc
 

@@ -2,8 +2,9 @@
 
 Each file holds blocks that start with ``-- name: <query_name>``. Parameters are
 written once as ``:name`` and compiled per dialect: ``?`` for SQLite and ``$n`` for
-PostgreSQL. ``common.sql`` serves both dialects; a dialect file overrides or adds
-only the statements that truly differ (SKIP LOCKED, ANY(), json_each).
+PostgreSQL. ``<domain>.sql`` (state, queues) serves both dialects;
+``<domain>.<dialect>.sql`` overrides or adds only the statements that truly
+differ (SKIP LOCKED, ANY(), json_each).
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ def _parse(text: str) -> dict[str, str]:
 def load(dialect: Dialect) -> dict[str, Query]:
     """Every named query for ``dialect``; dialect files override common ones."""
     package = resources.files(__name__)
-    raw = _parse(package.joinpath("common.sql").read_text(encoding="utf-8"))
-    raw.update(_parse(package.joinpath(f"{dialect}.sql").read_text(encoding="utf-8")))
+    files = sorted(entry.name for entry in package.iterdir() if entry.name.endswith(".sql"))
+    common = [name for name in files if name.count(".") == 1]
+    raw: dict[str, str] = {}
+    for name in common:
+        raw.update(_parse(package.joinpath(name).read_text(encoding="utf-8")))
+        own = name.replace(".sql", f".{dialect}.sql")
+        if own in files:
+            raw.update(_parse(package.joinpath(own).read_text(encoding="utf-8")))
     return {name: _compile(name, text, dialect) for name, text in raw.items()}

@@ -1,0 +1,423 @@
+"""A durable queue: send, receive with a lease, ack, fail with retries, dead letters.
+
+Delivery is at least once: a message whose consumer dies comes back when its
+lease ends. Every failure waits per the queue's Retry policy; the last one
+dead-letters the message with its error and attempt count, from where
+``redrive`` brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from statekeeper.errors import InvalidQueueName, LeaseLost, ValidationError
+from statekeeper.logs import correlation_id
+from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
+from statekeeper.queues.policy import Retry
+from statekeeper.queues.wakeups import Wakeups
+from statekeeper.state.validation import decode_value, encode_value
+from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_MAX_TEXT = 128  # dedup ids, groups, correlation ids
+MAX_RECEIVE = 100
+_MAX_DELAY = 365 * 24 * 3600.0
+
+
+def check_queue_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidQueueName(
+            f"queue name must be 1-80 letters, digits, '_', '.' or '-', got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """How a queue delivers. ``visibility_timeout``: seconds a receive leases a
+    message for. ``dedup_window``: seconds a deduplication id is remembered.
+    ``archive``: keep acknowledged messages for replay (``archive_retention``)."""
+
+    retry: Retry = field(default_factory=Retry)
+    visibility_timeout: float = 30.0
+    dedup_window: float = 300.0
+    archive: bool = True
+    archive_retention: float = 7 * 24 * 3600.0
+    max_message_bytes: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("visibility_timeout", "dedup_window", "archive_retention"):
+            _check_seconds(name, getattr(self, name), allow_zero=False)
+        if isinstance(self.max_message_bytes, bool) or not isinstance(self.max_message_bytes, int):
+            raise ValidationError("max_message_bytes must be an integer")
+        if self.max_message_bytes <= 0:
+            raise ValidationError("max_message_bytes must be positive")
+
+
+class Queue:
+    """One named queue of an app's namespace."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        namespace: str,
+        name: str,
+        config: QueueConfig,
+        *,
+        clock: Callable[[], float],
+        wakeups: Wakeups,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = check_queue_name(name)
+        self.config = config
+        self.namespace = namespace
+        self._backend = backend
+        self._clock = clock
+        self._wakeups = wakeups
+        self._rng = rng or random.Random()
+
+    # --- sending ------------------------------------------------------------------------
+
+    def new_message(
+        self,
+        body: Any,
+        *,
+        delay: float | None = None,
+        dedup_id: str | None = None,
+        group: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        correlation: str | None = None,
+    ) -> NewMessage:
+        """A checked, encoded message, ready to send (or to add to a transaction)."""
+        now = self._clock()
+        seconds = 0.0 if delay is None else _check_seconds("delay", delay, allow_zero=True)
+        data = encode_value(
+            "", body, self.config.max_message_bytes, f"message body for queue {self.name!r}"
+        )
+        return NewMessage(
+            id=uuid.uuid4().hex,
+            queue=self.name,
+            body=data,
+            available_at=now + seconds,
+            attributes=_encode_attributes(attributes),
+            correlation_id=_check_text("correlation id", correlation or correlation_id.get()),
+            group_id=_check_text("group", group),
+            dedup_id=_check_text("dedup_id", dedup_id),
+            dedup_expires_at=now + self.config.dedup_window,
+        )
+
+    async def send(
+        self,
+        body: Any,
+        *,
+        delay: float | None = None,
+        dedup_id: str | None = None,
+        group: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        correlation: str | None = None,
+    ) -> SendResult:
+        """Enqueue ``body`` (JSON). With ``group``, messages of one group are delivered
+        in order, one at a time; with ``dedup_id``, a repeat within the window is dropped."""
+        message = self.new_message(
+            body,
+            delay=delay,
+            dedup_id=dedup_id,
+            group=group,
+            attributes=attributes,
+            correlation=correlation,
+        )
+        return (await self._send([message]))[0]
+
+    async def send_batch(self, bodies: Iterable[Any | Mapping[str, Any]]) -> list[SendResult]:
+        """Enqueue several messages atomically. Each item is a body, or a dict with
+        ``body`` and any of ``delay``, ``dedup_id``, ``group``, ``attributes``."""
+        messages = []
+        for item in bodies:
+            if isinstance(item, Mapping) and "body" in item:
+                options = {k: v for k, v in item.items() if k != "body"}
+                unknown = set(options) - {"delay", "dedup_id", "group", "attributes", "correlation"}
+                if unknown:
+                    raise ValidationError(f"unknown message option {sorted(unknown)[0]!r}")
+                messages.append(self.new_message(item["body"], **options))
+            else:
+                messages.append(self.new_message(item))
+        if not messages:
+            return []
+        return await self._send(messages)
+
+    async def _send(self, messages: list[NewMessage]) -> list[SendResult]:
+        twins = await self._backend.queue_send(self.namespace, messages, self._clock())
+        self._wakeups.notify(self.namespace, self.name)
+        return [
+            SendResult(m.id) if twin is None else SendResult(twin, duplicate=True)
+            for m, twin in zip(messages, twins, strict=True)
+        ]
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def receive(
+        self,
+        max_messages: int = 1,
+        *,
+        visibility_timeout: float | None = None,
+        wait: float = 0.0,
+    ) -> list[Message]:
+        """Lease up to ``max_messages``; with ``wait``, wait that long for one to arrive."""
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int):
+            raise ValidationError(f"max_messages must be an integer, got {max_messages!r}")
+        if not 1 <= max_messages <= MAX_RECEIVE:
+            raise ValidationError(f"max_messages must be 1 to {MAX_RECEIVE}, got {max_messages}")
+        lease = self.config.visibility_timeout
+        if visibility_timeout is not None:
+            lease = _check_seconds("visibility_timeout", visibility_timeout, allow_zero=False)
+        wait = _check_seconds("wait", wait, allow_zero=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            woken = self._wakeups.event(
+                self.namespace, self.name
+            )  # before looking: no lost wake-up
+            messages = await self._lease(max_messages, lease)
+            remaining = deadline - loop.time()
+            if messages or remaining <= 0:
+                return messages
+            due = await self._backend.queue_next_due(self.namespace, self.name)
+            if due is not None:
+                remaining = min(remaining, max(0.0, due - self._clock()) + 0.001)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), remaining)
+
+    async def _lease(self, limit: int, lease: float) -> list[Message]:
+        now = self._clock()
+        token = secrets.token_hex(12)
+        rows = await self._backend.queue_receive(
+            self.namespace,
+            self.name,
+            limit=limit,
+            lease_token=token,
+            lease_end=now + lease,
+            max_attempts=self.config.retry.max_attempts,
+            now=now,
+        )
+        return [self._message(row, token) for row in rows]
+
+    def _message(self, row: QueuedMessage, token: str) -> Message:
+        return Message(
+            id=row.id,
+            queue=self.name,
+            body=decode_value(row.id, row.body),
+            attributes=json.loads(row.attributes) if row.attributes else {},
+            correlation_id=row.correlation_id,
+            group=row.group_id,
+            attempt=row.attempts,
+            enqueued_at=row.enqueued_at,
+            lease_token=token,
+            lease_expires_at=row.available_at,
+            last_error=row.last_error,
+            _queue=self,
+        )
+
+    # --- settling -----------------------------------------------------------------------
+
+    async def ack(self, message: Message) -> None:
+        """Done: remove the message (into the archive). LeaseLost if it went elsewhere."""
+        settled = await self._backend.queue_ack(
+            self.namespace,
+            self.name,
+            message.id,
+            message.lease_token,
+            self.config.archive,
+            self._clock(),
+        )
+        if not settled:
+            raise _lease_lost(message)
+
+    async def fail(
+        self, message: Message, error: str | BaseException, *, retryable: bool = True
+    ) -> str:
+        """Record a failed attempt: retried after the policy's backoff, or dead-lettered
+        when attempts are used up (at once when not ``retryable``). The new state."""
+        now = self._clock()
+        retry = self.config.retry
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        state = await self._backend.queue_fail(
+            self.namespace,
+            self.name,
+            message.id,
+            message.lease_token,
+            error=text[:4000],
+            retry_at=now + retry.delay(message.attempt, self._rng),
+            max_attempts=retry.max_attempts if retryable else 0,
+            now=now,
+        )
+        if state is None:
+            raise _lease_lost(message)
+        if state == "ready":
+            self._wakeups.notify(self.namespace, self.name)
+        return str(state)
+
+    async def extend(self, message: Message, seconds: float | None = None) -> None:
+        """Heartbeat: the lease now ends ``seconds`` (default the visibility timeout) from now."""
+        lease = self.config.visibility_timeout if seconds is None else seconds
+        lease_end = self._clock() + _check_seconds("seconds", lease, allow_zero=False)
+        ok = await self._backend.queue_extend(
+            self.namespace, self.name, message.id, message.lease_token, lease_end
+        )
+        if not ok:
+            raise _lease_lost(message)
+        message.lease_expires_at = lease_end
+
+    async def release(self, message: Message) -> None:
+        """Give the message back unprocessed: deliverable now, its attempt not counted."""
+        ok = await self._backend.queue_release(
+            self.namespace, self.name, message.id, message.lease_token, self._clock()
+        )
+        if not ok:
+            raise _lease_lost(message)
+        self._wakeups.notify(self.namespace, self.name)
+
+    # --- dead letters, retention, replay, inspection ------------------------------------
+
+    async def redrive(self, ids: Iterable[str] | None = None) -> int:
+        """Dead-lettered messages (all, or those of ``ids``) back to the queue, with
+        fresh attempts; how many."""
+        chosen = None if ids is None else [_check_text("message id", i) or "" for i in ids]
+        moved = await self._backend.queue_redrive(self.namespace, self.name, chosen, self._clock())
+        if moved:
+            self._wakeups.notify(self.namespace, self.name)
+        return moved
+
+    async def purge(self, *, dead: bool = False) -> int:
+        """Delete every waiting message (or every dead-lettered one); how many."""
+        return await self._backend.queue_purge(self.namespace, self.name, dead=dead)
+
+    async def replay(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Send again, as new messages, archived messages completed in [since, until)
+        whose attributes include ``attributes``; how many."""
+        low = -math.inf if since is None else float(since)
+        high = math.inf if until is None else float(until)
+        if low >= high:
+            raise ValidationError(f"since ({since}) must be before until ({until})")
+        after: tuple[float, str] = (-math.inf, "")
+        replayed = 0
+        while limit is None or replayed < limit:
+            rows = await self._backend.queue_archived(
+                self.namespace, self.name, since=low, until=high, after=after, limit=500
+            )
+            if not rows:
+                break
+            after = (rows[-1].completed_at, rows[-1].id)
+            batch: list[NewMessage] = []
+            for row in rows:
+                found = json.loads(row.attributes) if row.attributes else {}
+                if attributes and any(found.get(k) != v for k, v in attributes.items()):
+                    continue
+                if limit is not None and replayed + len(batch) >= limit:
+                    break
+                batch.append(
+                    NewMessage(
+                        id=uuid.uuid4().hex,
+                        queue=self.name,
+                        body=row.body,
+                        available_at=self._clock(),
+                        attributes=json.dumps({**found, "replay_of": row.id}),
+                        correlation_id=row.correlation_id,
+                        group_id=row.group_id,
+                    )
+                )
+            if batch:
+                await self._send(batch)
+                replayed += len(batch)
+        return replayed
+
+    async def stats(self) -> QueueStats:
+        now = self._clock()
+        counts = await self._backend.queue_stats(self.namespace, self.name, now)
+        oldest = counts.oldest_enqueued_at
+        return QueueStats(
+            self.name,
+            counts.ready,
+            counts.in_flight,
+            counts.delayed,
+            counts.dead,
+            None if oldest is None else max(0.0, now - oldest),
+        )
+
+    async def peek(self, limit: int = 10, *, dead: bool = False) -> list[StoredMessage]:
+        """Messages in order without leasing them (or the dead-lettered ones)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        rows = await self._backend.queue_peek(self.namespace, self.name, dead=dead, limit=limit)
+        return [
+            StoredMessage(
+                id=row.id,
+                body=decode_value(row.id, row.body),
+                attributes=json.loads(row.attributes) if row.attributes else {},
+                correlation_id=row.correlation_id,
+                group=row.group_id,
+                state=row.state,
+                attempts=row.attempts,
+                available_at=row.available_at,
+                enqueued_at=row.enqueued_at,
+                last_error=row.last_error,
+                dead_at=row.dead_at,
+            )
+            for row in rows
+        ]
+
+
+def _lease_lost(message: Message) -> LeaseLost:
+    return LeaseLost(
+        f"message {message.id!r} of queue {message.queue!r} is no longer leased to this "
+        "receiver (its lease expired and it was redelivered, or it was settled already)",
+        id=message.id,
+        queue=message.queue,
+    )
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValidationError(f"{name} must be a positive number of seconds, got {value!r}")
+    if value > _MAX_DELAY:
+        raise ValidationError(f"{name} must be at most {_MAX_DELAY:.0f} seconds (a year)")
+    return float(value)
+
+
+def _check_text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT or "\x00" in value:
+        raise ValidationError(f"{name} must be a string of 1-{_MAX_TEXT} characters, got {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{name} {value!r} is not valid Unicode text") from None
+    return value
+
+
+def _encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:
+    if attributes is None:
+        return None
+    if not isinstance(attributes, Mapping):
+        raise ValidationError(f"attributes must be an object, got {type(attributes).__name__}")
+    data = encode_value("", dict(attributes), 16 * 1024, "message attributes")
+    return data.decode()

@@ -1,0 +1,200 @@
+"""Queue operations of the SQLite adapter.
+
+Writes are jobs of the writer thread, so each is one transaction of the next
+group commit; reads run on the caller's thread like every SQLite read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from statekeeper.storage import queue_statements as stmt
+from statekeeper.storage.base import ArchivedMessage, NewMessage, QueueCounts, QueuedMessage
+from statekeeper.storage.queries import load
+from statekeeper.storage.sqlite_writer import WriterThread
+
+Q = load("sqlite")
+_ARCHIVED_FIELDS = ("id", "body", "attributes", "correlation_id", "group_id", "attempts",
+                    "enqueued_at")  # fmt: skip
+
+
+def send_messages(
+    conn: sqlite3.Connection, namespace: str, messages: Sequence[NewMessage], now: float
+) -> list[str | None]:
+    """Insert messages; a message whose dedup id is claimed is dropped, reported by its twin."""
+    outcomes: list[str | None] = []
+    for m in messages:
+        if (
+            m.dedup_id is not None
+            and not conn.execute(*stmt.dedup_claim(Q, namespace, m, now)).fetchall()
+        ):
+            holder = conn.execute(*stmt.dedup_holder(Q, namespace, m.queue, m.dedup_id)).fetchone()
+            outcomes.append(holder[0])
+            continue
+        conn.execute(*stmt.send(Q, namespace, m, now))
+        outcomes.append(None)
+    return outcomes
+
+
+def _first(row: Any) -> Any:
+    return None if row is None else row[0]
+
+
+class SQLiteQueueOps:
+    """Mixed into SQLiteBackend: the queue half of the Backend protocol."""
+
+    _writer: WriterThread
+
+    def _read_sql(self, statement: stmt.Statement, what: str) -> list[Any]:
+        raise NotImplementedError  # provided by SQLiteBackend
+
+    async def _write(self, statement: stmt.Statement, what: str, result: str) -> Any:
+        """Run one statement as a writer job; ``result``: rowcount, found or first."""
+
+        def job(conn: sqlite3.Connection) -> Any:
+            cursor = conn.execute(*statement)
+            if result == "rowcount":
+                return cursor.rowcount
+            row = cursor.fetchone()
+            return row is not None if result == "found" else _first(row)
+
+        return await self._writer.run(job, what)
+
+    async def queue_send(
+        self, namespace: str, messages: Sequence[NewMessage], now: float
+    ) -> list[str | None]:
+        return await self._writer.run(
+            lambda c: send_messages(c, namespace, messages, now), "cannot enqueue"
+        )
+
+    async def queue_receive(
+        self,
+        namespace: str,
+        queue: str,
+        *,
+        limit: int,
+        lease_token: str,
+        lease_end: float,
+        max_attempts: int,
+        now: float,
+    ) -> list[QueuedMessage]:
+        expire = stmt.dead_letter_expired(Q, namespace, queue, max_attempts, now)
+        receive = stmt.receive(
+            Q, namespace, queue, limit=limit, lease_token=lease_token, lease_end=lease_end,
+            max_attempts=max_attempts, now=now,
+        )  # fmt: skip
+
+        def job(conn: sqlite3.Connection) -> list[QueuedMessage]:
+            conn.execute(*expire)
+            rows = conn.execute(*receive).fetchall()
+            return sorted((QueuedMessage(*row) for row in rows), key=lambda m: m.seq)
+
+        return await self._writer.run(job, f"cannot receive from queue {queue!r}")
+
+    async def queue_ack(
+        self, namespace: str, queue: str, id: str, lease_token: str, archive: bool, now: float
+    ) -> bool:
+        delete = stmt.settle(Q, "queue_ack_delete", namespace, queue, id, lease_token)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(*delete).fetchone()
+            if row is None:
+                return False
+            if archive:
+                fields = dict(zip(_ARCHIVED_FIELDS, row, strict=True))
+                query = Q["queue_archive_insert"]
+                conn.execute(
+                    query.sql, query.args(namespace=namespace, queue=queue, now=now, **fields)
+                )
+            return True
+
+        return await self._writer.run(job, f"cannot acknowledge message {id!r}")
+
+    async def queue_fail(
+        self,
+        namespace: str,
+        queue: str,
+        id: str,
+        lease_token: str,
+        *,
+        error: str,
+        retry_at: float,
+        max_attempts: int,
+        now: float,
+    ) -> str | None:
+        statement = stmt.settle(
+            Q, "queue_fail", namespace, queue, id, lease_token,
+            max_attempts=max_attempts, now=now, retry_at=retry_at, error=error,
+        )  # fmt: skip
+        state: str | None = await self._write(
+            statement, f"cannot record the failure of message {id!r}", "first"
+        )
+        return state
+
+    async def queue_extend(
+        self, namespace: str, queue: str, id: str, lease_token: str, lease_end: float
+    ) -> bool:
+        statement = stmt.settle(
+            Q, "queue_extend", namespace, queue, id, lease_token, lease_end=lease_end
+        )
+        return bool(await self._write(statement, f"cannot extend the lease of {id!r}", "found"))
+
+    async def queue_release(
+        self, namespace: str, queue: str, id: str, lease_token: str, now: float
+    ) -> bool:
+        statement = stmt.settle(Q, "queue_release", namespace, queue, id, lease_token, now=now)
+        return bool(await self._write(statement, f"cannot release message {id!r}", "found"))
+
+    async def queue_redrive(
+        self, namespace: str, queue: str, ids: Sequence[str] | None, now: float
+    ) -> int:
+        statement = stmt.redrive(Q, namespace, queue, ids, now, ids_as="ids_json")
+        return int(await self._write(statement, f"cannot redrive queue {queue!r}", "rowcount"))
+
+    async def queue_purge(self, namespace: str, queue: str, *, dead: bool) -> int:
+        name = "queue_purge_dead" if dead else "queue_purge_ready"
+        statement = stmt.by_queue(Q, name, namespace, queue)
+        return int(await self._write(statement, f"cannot purge queue {queue!r}", "rowcount"))
+
+    async def queue_stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
+        statement = stmt.by_queue(Q, "queue_stats", namespace, queue, now=now)
+        return QueueCounts(*self._read_sql(statement, f"cannot count queue {queue!r}")[0])
+
+    async def queue_peek(
+        self, namespace: str, queue: str, *, dead: bool, limit: int
+    ) -> list[QueuedMessage]:
+        name = "queue_peek_dead" if dead else "queue_peek"
+        statement = stmt.by_queue(Q, name, namespace, queue, limit=limit)
+        return [QueuedMessage(*row) for row in self._read_sql(statement, f"cannot read {queue!r}")]
+
+    async def queue_next_due(self, namespace: str, queue: str) -> float | None:
+        statement = stmt.by_queue(Q, "queue_next_due", namespace, queue)
+        due = self._read_sql(statement, f"cannot read queue {queue!r}")[0][0]
+        return None if due is None else float(due)
+
+    async def queue_archived(
+        self,
+        namespace: str,
+        queue: str,
+        *,
+        since: float,
+        until: float,
+        after: tuple[float, str],
+        limit: int,
+    ) -> list[ArchivedMessage]:
+        statement = stmt.archived(
+            Q, namespace, queue, since=since, until=until, after=after, limit=limit
+        )
+        rows = self._read_sql(statement, f"cannot read the archive of queue {queue!r}")
+        return [ArchivedMessage(*row) for row in rows]
+
+    async def queue_forget(self, now: float, archive_before: float) -> int:
+        dedup, archive = Q["queue_forget_dedup"], Q["queue_forget_archive"]
+
+        def job(conn: sqlite3.Connection) -> int:
+            dropped = conn.execute(dedup.sql, dedup.args(now=now)).rowcount
+            return dropped + conn.execute(archive.sql, archive.args(before=archive_before)).rowcount
+
+        return await self._writer.run(job, "cannot forget old queue records")
