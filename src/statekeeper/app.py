@@ -127,6 +127,10 @@ class App:
         self._queues[name] = queue
         return queue
 
+    def _notify_sent(self, queues: set[str]) -> None:
+        for name in queues:
+            self._wakeups.notify(self.namespace, name)
+
     async def open(self) -> App:
         backend = create_backend(self.url)
         await backend.open()
@@ -148,6 +152,8 @@ class App:
             max_value_bytes=self._max_value_bytes,
             keyring=self.keyring,
             cache=self._cache,
+            outbox=self.queue,
+            on_sent=self._notify_sent,
         )
         if self._purge_interval:
             self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))

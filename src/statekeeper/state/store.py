@@ -40,10 +40,10 @@ from statekeeper.state.validation import (
     decode_value,
     encode_value,
 )
-from statekeeper.storage.base import Backend, DeleteOp, PutOp, StoredItem, WriteOp
+from statekeeper.storage.base import Backend, DeleteOp, NewMessage, PutOp, StoredItem, WriteOp
 
 if TYPE_CHECKING:
-    from statekeeper.state.transaction import Transaction
+    from statekeeper.state.transaction import Outbox, Transaction
 
 log = logging.getLogger("statekeeper.state")
 
@@ -75,6 +75,8 @@ class StateStore:
         max_value_bytes: int,
         keyring: Keyring | None = None,
         cache: StateCache | None = None,
+        outbox: Callable[[str], Outbox] | None = None,
+        on_sent: Callable[[set[str]], None] | None = None,
     ) -> None:
         self._backend = backend
         self.namespace = namespace
@@ -83,6 +85,8 @@ class StateStore:
         self._keyring = keyring
         self._cache = cache
         self._background: set[asyncio.Future[None]] = set()
+        self.outbox = outbox  # queue name -> what builds its messages, for tx.send
+        self._on_sent = on_sent  # told which queues got messages, after commit
 
     # --- reads --------------------------------------------------------------------------
 
@@ -253,19 +257,25 @@ class StateStore:
         _check_etag(if_match)
         return DeleteOp(key, if_match)
 
-    async def apply(self, ops: Sequence[WriteOp]) -> builtins.list[bool]:
-        """Apply checked ops atomically, then invalidate and log them."""
-        if len(ops) > MAX_TRANSACTION_OPS:
+    async def apply(
+        self, ops: Sequence[WriteOp], messages: Sequence[NewMessage] = ()
+    ) -> builtins.list[bool]:
+        """Apply checked ops, and enqueue ``messages``, atomically; then invalidate and log."""
+        if len(ops) + len(messages) > MAX_TRANSACTION_OPS:
             raise ValidationError(
-                f"a transaction holds at most {MAX_TRANSACTION_OPS} operations, got {len(ops)}"
+                f"a transaction holds at most {MAX_TRANSACTION_OPS} operations and messages, "
+                f"got {len(ops) + len(messages)}"
             )
-        if not ops:
+        if not ops and not messages:
             return []
         results = await self._write(
-            [op.key for op in ops], self._backend.state_apply(self.namespace, ops, self._clock())
+            [op.key for op in ops],
+            self._backend.state_apply(self.namespace, ops, self._clock(), messages),
         )
         for op in ops:
             self._log(f"state {op.kind}", op.key, op.etag if isinstance(op, PutOp) else None)
+        if messages and self._on_sent is not None:
+            self._on_sent({m.queue for m in messages})
         return results
 
     # --- maintenance --------------------------------------------------------------------

@@ -4,26 +4,49 @@ Operations are checked and encoded as they are added (bad input fails at once,
 inside the block, so nothing is applied) and sent to the backend together when
 the block exits cleanly. Either every operation's condition holds and all apply,
 or a TransactionConflict names the first that failed and none apply.
+
+``tx.send(queue, body)`` is the transactional outbox: the message becomes visible
+to consumers if and only if the transaction commits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from statekeeper.errors import ValidationError
-from statekeeper.storage.base import PutOp, WriteOp
+from statekeeper.errors import ConfigurationError, ValidationError
+from statekeeper.storage.base import NewMessage, PutOp, WriteOp
 
 if TYPE_CHECKING:
     from statekeeper.state.store import StateStore
 
 
+class Outbox(Protocol):
+    """What builds a queue's messages (a Queue), seen from the state layer."""
+
+    name: str
+
+    def new_message(
+        self,
+        body: Any,
+        *,
+        delay: float | None = None,
+        dedup_id: str | None = None,
+        group: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        correlation: str | None = None,
+    ) -> NewMessage: ...
+
+
 class Transaction:
-    """Puts and deletes of one namespace, applied all or nothing."""
+    """Puts, deletes and outgoing messages of one namespace, applied all or nothing."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._ops: list[WriteOp] = []
+        self._messages: list[NewMessage] = []
+        self.sent: list[str] = []  # ids of the messages sent, once committed
         self._done = False
         self.etags: dict[str, str] = {}  # key -> new ETag, once committed
         self.deleted: dict[str, bool] = {}  # key -> whether it existed, once committed
@@ -48,10 +71,33 @@ class Transaction:
         self._check_open()
         self._ops.append(self._store.delete_op(key, if_match=if_match))
 
+    def send(
+        self,
+        queue: str | Outbox,
+        body: Any,
+        *,
+        delay: float | None = None,
+        group: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        correlation: str | None = None,
+    ) -> None:
+        """Enqueue ``body`` on ``queue`` if, and only if, this transaction commits."""
+        self._check_open()
+        if isinstance(queue, str):
+            if self._store.outbox is None:
+                raise ConfigurationError("this state store has no queues to send to")
+            queue = self._store.outbox(queue)
+        self._messages.append(
+            queue.new_message(
+                body, delay=delay, group=group, attributes=attributes, correlation=correlation
+            )
+        )
+
     async def commit(self) -> None:
         self._check_open()
         self._done = True
-        results = await self._store.apply(self._ops)
+        results = await self._store.apply(self._ops, self._messages)
+        self.sent = [m.id for m in self._messages]
         for op, result in zip(self._ops, results, strict=True):
             if isinstance(op, PutOp):
                 self.etags[op.key] = op.etag

@@ -151,12 +151,19 @@ class Backend(Protocol):
         Raises ConflictError when ``if_match`` is given and does not hold.
         """
 
-    async def state_apply(self, namespace: str, ops: Sequence[WriteOp], now: float) -> list[bool]:
-        """Apply every op in one transaction, all or nothing.
+    async def state_apply(
+        self,
+        namespace: str,
+        ops: Sequence[WriteOp],
+        now: float,
+        messages: Sequence[NewMessage] = (),
+    ) -> list[bool]:
+        """Apply every op, and enqueue ``messages`` (the outbox), in one transaction.
 
-        Returns, per op, True (put applied, or delete removed a visible item) or
-        False (unconditional delete of an absent key). Raises
-        TransactionConflict naming the first op whose condition failed.
+        All or nothing: returns, per op, True (put applied, or delete removed a
+        visible item) or False (unconditional delete of an absent key). Raises
+        TransactionConflict naming the first op whose condition failed; then no
+        message is enqueued either.
         """
 
     async def state_reseal(

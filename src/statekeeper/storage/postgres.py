@@ -20,7 +20,7 @@ from statekeeper.errors import (
     DatabaseUnavailable,
 )
 from statekeeper.storage import migrations
-from statekeeper.storage.base import PutOp, StoredItem, WriteOp
+from statekeeper.storage.base import NewMessage, PutOp, StoredItem, WriteOp
 from statekeeper.storage.outcomes import (
     check_positional_orders,
     etag_mismatch,
@@ -169,23 +169,42 @@ class PostgresBackend(PostgresQueueOps):
         async with translated(f"cannot delete key {key!r}"):
             return await _delete(self.pool, namespace, key, if_match, now)
 
-    async def state_apply(self, namespace: str, ops: Sequence[WriteOp], now: float) -> list[bool]:
+    async def state_apply(
+        self,
+        namespace: str,
+        ops: Sequence[WriteOp],
+        now: float,
+        messages: Sequence[NewMessage] = (),
+    ) -> list[bool]:
         puts = [op if isinstance(op, PutOp) else None for op in ops]
-        args = Q["state_apply"].args(
-            namespace=namespace,
-            now=now,
-            kinds=[op.kind for op in ops],
-            keys=[op.key for op in ops],
-            values=[p.value if p else None for p in puts],
-            etags=[p.etag if p else None for p in puts],
-            expires=[p.expires_at if p else None for p in puts],
-            key_ids=[p.key_id if p else None for p in puts],
-            if_match=[op.if_match for op in ops],
-            absent=[bool(p and p.only_if_absent) for p in puts],
-        )
+        values = {
+            "namespace": namespace,
+            "now": now,
+            "kinds": [op.kind for op in ops],
+            "keys": [op.key for op in ops],
+            "values": [p.value if p else None for p in puts],
+            "etags": [p.etag if p else None for p in puts],
+            "expires": [p.expires_at if p else None for p in puts],
+            "key_ids": [p.key_id if p else None for p in puts],
+            "if_match": [op.if_match for op in ops],
+            "absent": [bool(p and p.only_if_absent) for p in puts],
+        }
+        query = Q["state_apply"]
+        if messages:
+            query = Q["state_apply_outbox"]
+            values.update(
+                m_ids=[m.id for m in messages],
+                m_queues=[m.queue for m in messages],
+                m_bodies=[m.body for m in messages],
+                m_attributes=[m.attributes for m in messages],
+                m_correlation_ids=[m.correlation_id for m in messages],
+                m_groups=[m.group_id for m in messages],
+                m_available=[m.available_at for m in messages],
+            )
+        args = query.args(**values)
         try:
             async with translated("cannot apply the transaction"):
-                results = await self.pool.fetchval(Q["state_apply"].sql, *args)
+                results = await self.pool.fetchval(query.sql, *args)
         except ConflictError as error:  # AlreadyExists too: raised by sk_state_apply
             index = int(str(error.details.get("detail") or 0))
             op = ops[index]

@@ -21,7 +21,7 @@ from statekeeper.errors import (
     DatabaseUnavailable,
 )
 from statekeeper.storage import migrations
-from statekeeper.storage.base import DeleteOp, PutOp, StoredItem, WriteOp
+from statekeeper.storage.base import DeleteOp, NewMessage, PutOp, StoredItem, WriteOp
 from statekeeper.storage.outcomes import (
     check_positional_orders,
     etag_mismatch,
@@ -30,7 +30,7 @@ from statekeeper.storage.outcomes import (
     transaction_conflict,
 )
 from statekeeper.storage.queries import Dialect, Query, load
-from statekeeper.storage.sqlite_queues import SQLiteQueueOps
+from statekeeper.storage.sqlite_queues import SQLiteQueueOps, send_messages
 from statekeeper.storage.sqlite_writer import WriterThread
 from statekeeper.storage.translate import sqlite_error
 from statekeeper.storage.url import DatabaseURL
@@ -195,10 +195,20 @@ class SQLiteBackend(SQLiteQueueOps):
             lambda c: _delete(c, namespace, key, if_match, now), f"cannot delete {key!r}"
         )
 
-    async def state_apply(self, namespace: str, ops: Sequence[WriteOp], now: float) -> list[bool]:
-        return await self._writer.run(
-            lambda c: _apply(c, namespace, ops, now), "cannot apply the transaction"
-        )
+    async def state_apply(
+        self,
+        namespace: str,
+        ops: Sequence[WriteOp],
+        now: float,
+        messages: Sequence[NewMessage] = (),
+    ) -> list[bool]:
+        def job(conn: sqlite3.Connection) -> list[bool]:
+            results = _apply(conn, namespace, ops, now)
+            if messages:
+                send_messages(conn, namespace, messages, now)
+            return results
+
+        return await self._writer.run(job, "cannot apply the transaction")
 
     async def state_reseal(
         self, namespace: str, key: str, etag: str, value: bytes, key_id: str | None

@@ -31,3 +31,24 @@ SELECT sk_state_apply(
     :namespace, :now, :kinds::text[], :keys::text[], :values::bytea[], :etags::text[],
     :expires::float8[], :key_ids::text[], :if_match::text[], :absent::bool[]
 );
+
+-- name: state_apply_outbox
+-- A state transaction and the messages it sends (the transactional outbox), in one
+-- statement: if sk_state_apply raises, nothing is enqueued.
+WITH applied AS (
+    SELECT sk_state_apply(
+        :namespace, :now, :kinds::text[], :keys::text[], :values::bytea[], :etags::text[],
+        :expires::float8[], :key_ids::text[], :if_match::text[], :absent::bool[]
+    ) AS results
+), sent AS (
+    INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
+                             state, available_at, attempts, enqueued_at)
+    SELECT m.id, :namespace, m.queue, m.body, m.attributes, m.correlation_id, m.group_id,
+           'ready', m.available_at, 0, :now
+    FROM unnest(:m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes::text[],
+                :m_correlation_ids::text[], :m_groups::text[], :m_available::float8[])
+         AS m(id, queue, body, attributes, correlation_id, group_id, available_at)
+    WHERE (SELECT results FROM applied) IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT results FROM applied), (SELECT count(*) FROM sent);
