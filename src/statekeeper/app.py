@@ -71,7 +71,7 @@ class App:
         self._state: StateStore | None = None
         self._cache: StateCache | None = None
         self._purger: asyncio.Task[None] | None = None
-        self._wakeups = Wakeups()
+        self._wakeups = Wakeups(announce=self._announce)
         self._queues: dict[str, Queue] = {}
 
     @property
@@ -127,6 +127,10 @@ class App:
         self._queues[name] = queue
         return queue
 
+    def _announce(self, namespace: str, queue: str) -> None:
+        if self._backend is not None:
+            self._backend.announce(namespace, queue)
+
     def _notify_sent(self, queues: set[str]) -> None:
         for name in queues:
             self._wakeups.notify(self.namespace, name)
@@ -143,6 +147,7 @@ class App:
         return self
 
     def _open_blocks(self, backend: Backend) -> None:
+        backend.listen(self._wakeups.heard)
         if self.cache_url:
             self._cache = StateCache(self.cache_url, self.namespace, ttl=self._cache_ttl)
         self._state = StateStore(

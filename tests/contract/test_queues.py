@@ -375,3 +375,29 @@ def test_queue_options_are_fixed_on_first_use(app: App) -> None:
     assert app.queue("configured", visibility_timeout=5.0) is first
     with pytest.raises(ConfigurationError, match="visibility_timeout"):
         app.queue("configured", visibility_timeout=9.0)
+
+
+async def test_a_receiver_in_another_process_is_woken(
+    backend_name: str, tmp_path: object, fresh_pg_url: str
+) -> None:
+    """Two apps with their own connections stand for two processes. On PostgreSQL the
+    send is announced (LISTEN/NOTIFY) and the waiting receiver wakes at once; on
+    SQLite it finds the message at its next poll."""
+    url = f"sqlite:///{tmp_path}/wake.db" if backend_name == "sqlite" else fresh_pg_url
+    async with (
+        App(url, namespace="wake", purge_interval=None) as sender,
+        App(url, namespace="wake", purge_interval=None) as receiver,
+    ):
+        await asyncio.sleep(0.2)  # the listener connects
+
+        async def send_soon() -> None:
+            await asyncio.sleep(0.1)
+            await sender.queue("q").send("ping")
+
+        task = asyncio.create_task(send_soon())
+        started = time.monotonic()
+        messages = await receiver.queue("q").receive(wait=5.0)
+        waited = time.monotonic() - started
+        await task
+        assert [m.body for m in messages] == ["ping"]
+        assert waited < (0.7 if backend_name == "postgres" else 1.5), waited

@@ -24,7 +24,7 @@ from statekeeper.errors import InvalidQueueName, LeaseLost, ValidationError
 from statekeeper.logs import correlation_id
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
-from statekeeper.queues.wakeups import Wakeups
+from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
 
@@ -195,7 +195,7 @@ class Queue:
             if due is not None:
                 remaining = min(remaining, max(0.0, due - self._clock()) + 0.001)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), remaining)
+                await asyncio.wait_for(woken.wait(), min(remaining, POLL_INTERVAL))
 
     async def _lease(self, limit: int, lease: float) -> list[Message]:
         now = self._clock()

@@ -10,11 +10,16 @@ calls it for them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+
+# Receivers look again at least this often, whatever they hear: notifications are hints.
+POLL_INTERVAL = 1.0
 
 
 class Wakeups:
-    def __init__(self) -> None:
+    def __init__(self, announce: Callable[[str, str], None] | None = None) -> None:
         self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._announce = announce
 
     def event(self, namespace: str, queue: str) -> asyncio.Event:
         """The event the next send to this queue will set."""
@@ -25,7 +30,18 @@ class Wakeups:
         return current
 
     def notify(self, namespace: str, queue: str) -> None:
-        """Wake every receiver waiting on this queue."""
-        event = self._events.pop((namespace, queue), None)
-        if event is not None:
+        """A send to this queue committed here: wake its receivers, here and elsewhere."""
+        self.heard(namespace, queue)
+        if self._announce is not None:
+            self._announce(namespace, queue)
+
+    def heard(self, namespace: str, queue: str) -> None:
+        """Wake local receivers of the queue (``"*"``: of every queue)."""
+        if namespace == "*":
+            events = list(self._events.values())
+            self._events.clear()
+        else:
+            event = self._events.pop((namespace, queue), None)
+            events = [] if event is None else [event]
+        for event in events:
             event.set()

@@ -7,7 +7,7 @@ its ``key_id``); times are Unix seconds from the app's clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
@@ -119,6 +119,13 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Release every connection and thread."""
+
+    def listen(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(namespace, queue)`` when another process announces a queue
+        (``("*", "*")``: anything may have changed); a no-op where nothing is heard."""
+
+    def announce(self, namespace: str, queue: str) -> None:
+        """Tell other processes that ``queue`` got messages (after the commit)."""
 
     async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
         """The visible item under ``key``, or None."""

@@ -9,7 +9,7 @@ The driver was chosen by measurement: docs/decisions/0001-postgres-driver.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -29,6 +29,7 @@ from statekeeper.storage.outcomes import (
     transaction_conflict,
 )
 from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
+from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.postgres_queues import PostgresQueueOps
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.translate import postgres_error
@@ -62,6 +63,7 @@ class PostgresBackend(PostgresQueueOps):
         self._timeout = float(url.option_int("connect_timeout", 10))
         self._fresh_schema = fresh_schema
         self._pool: asyncpg.Pool | None = None
+        self._notifier = Notifier(self._connect_listener, lambda: self.pool)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -88,7 +90,18 @@ class PostgresBackend(PostgresQueueOps):
                 reset=_skip_reset,
             )
 
+    async def _connect_listener(self) -> asyncpg.Connection:
+        settings = {"search_path": self.schema} if self.schema else {}
+        return await asyncpg.connect(self._dsn, timeout=self._timeout, server_settings=settings)
+
+    def listen(self, callback: Callable[[str, str], None]) -> None:
+        self._notifier.listen(callback)
+
+    def announce(self, namespace: str, queue: str) -> None:
+        self._notifier.announce(namespace, queue)
+
     async def close(self) -> None:
+        await self._notifier.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from statekeeper.errors import (
@@ -66,6 +66,12 @@ class SQLiteBackend(SQLiteQueueOps):
                 conn.close()
             self._readers.clear()
         self._local = threading.local()
+
+    def listen(self, callback: Callable[[str, str], None]) -> None:
+        """Other processes cannot announce on SQLite: their receivers poll."""
+
+    def announce(self, namespace: str, queue: str) -> None:
+        """In-process receivers are woken by the app itself; nothing crosses processes."""
 
     @property
     def writer(self) -> WriterThread:
