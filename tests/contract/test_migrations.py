@@ -27,8 +27,14 @@ def sqlite_schema(path: Path) -> list[tuple[Any, ...]]:
         columns = []
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             columns += [(table, *row) for row in conn.execute(f"PRAGMA table_xinfo({table})")]
-        # Whitespace and comments in the stored CREATE text do not matter; structure does.
-        normal = [(t, n, tb, " ".join((sql or "").split())) for t, n, tb, sql in objects]
+        # A table's stored CREATE text keeps the shape of every ALTER that built it, so
+        # tables compare by structure (columns below, WITHOUT ROWID here); indexes by text.
+        normal = [
+            (t, n, tb, "WITHOUT ROWID" in (sql or "").upper())
+            if t == "table"
+            else (t, n, tb, " ".join((sql or "").split()))
+            for t, n, tb, sql in objects
+        ]
         return sorted(normal) + sorted(columns)
     finally:
         conn.close()

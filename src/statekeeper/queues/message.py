@@ -16,6 +16,7 @@ class SendResult:
 
     id: str
     duplicate: bool = False
+    same_content: bool = True  # for a duplicate: whether its content fingerprint matched
 
 
 @dataclass(slots=True)
@@ -33,10 +34,11 @@ class Message:
     lease_token: str
     lease_expires_at: float
     last_error: str | None = None
+    reply_to: dict[str, Any] | None = None
     _queue: Queue | None = field(default=None, repr=False)
 
-    async def ack(self) -> None:
-        await self._owner().ack(self)
+    async def ack(self, result: Any = None) -> None:
+        await self._owner().ack(self, result)
 
     async def fail(self, error: str | BaseException, *, retryable: bool = True) -> str:
         return await self._owner().fail(self, error, retryable=retryable)

@@ -28,6 +28,10 @@ from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
 
+# Builds the messages that announce a message's outcome to its reply_to: given the
+# message, "succeeded" or "dead-lettered", the result and the error.
+Completions = Callable[["Message", str, Any, "str | None"], list[NewMessage]]
+
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 _MAX_TEXT = 128  # dedup ids, groups, correlation ids
 MAX_RECEIVE = 100
@@ -77,8 +81,10 @@ class Queue:
         clock: Callable[[], float],
         wakeups: Wakeups,
         rng: random.Random | None = None,
+        completions: Completions | None = None,
     ) -> None:
         self.name = check_queue_name(name)
+        self._completions = completions
         self.config = config
         self.namespace = namespace
         self._backend = backend
@@ -97,9 +103,20 @@ class Queue:
         group: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         correlation: str | None = None,
+        reply_to: Mapping[str, Any] | None = None,
+        fingerprint: str | None = None,
+        dedup_window: float | None = None,
     ) -> NewMessage:
-        """A checked, encoded message, ready to send (or to add to a transaction)."""
+        """A checked, encoded message, ready to send (or to add to a transaction).
+
+        ``reply_to``: where its outcome is announced (``{"queue": name}`` or a
+        callback ``{"url": ...}``). ``fingerprint``: of the request content, so a
+        reused dedup id with other content can be told from a true repeat.
+        """
         now = self._clock()
+        window = self.config.dedup_window
+        if dedup_window is not None:
+            window = _check_seconds("dedup_window", dedup_window, allow_zero=False)
         seconds = 0.0 if delay is None else _check_seconds("delay", delay, allow_zero=True)
         data = encode_value(
             "", body, self.config.max_message_bytes, f"message body for queue {self.name!r}"
@@ -113,7 +130,9 @@ class Queue:
             correlation_id=_check_text("correlation id", correlation or correlation_id.get()),
             group_id=_check_text("group", group),
             dedup_id=_check_text("dedup_id", dedup_id),
-            dedup_expires_at=now + self.config.dedup_window,
+            dedup_expires_at=now + window,
+            fingerprint=fingerprint,
+            reply_to=None if reply_to is None else json.dumps(dict(reply_to)),
         )
 
     async def send(
@@ -159,9 +178,15 @@ class Queue:
         twins = await self._backend.queue_send(self.namespace, messages, self._clock())
         self._wakeups.notify(self.namespace, self.name)
         return [
-            SendResult(m.id) if twin is None else SendResult(twin, duplicate=True)
+            SendResult(m.id)
+            if twin is None
+            else SendResult(twin.id, duplicate=True, same_content=twin.fingerprint == m.fingerprint)
             for m, twin in zip(messages, twins, strict=True)
         ]
+
+    async def send_message(self, message: NewMessage) -> SendResult:
+        """Enqueue a message built by ``new_message``."""
+        return (await self._send([message]))[0]
 
     # --- receiving ----------------------------------------------------------------------
 
@@ -224,23 +249,34 @@ class Queue:
             lease_token=token,
             lease_expires_at=row.available_at,
             last_error=row.last_error,
+            reply_to=json.loads(row.reply_to) if row.reply_to else None,
             _queue=self,
         )
 
     # --- settling -----------------------------------------------------------------------
 
-    async def ack(self, message: Message) -> None:
-        """Done: remove the message (into the archive). LeaseLost if it went elsewhere."""
+    async def ack(self, message: Message, result: Any = None) -> None:
+        """Done: remove the message (into the archive, with ``result``) and announce the
+        outcome to its reply_to, atomically. LeaseLost if it went to another receiver."""
+        data = None
+        if result is not None:
+            data = encode_value(
+                "", result, self.config.max_message_bytes, f"result of message {message.id!r}"
+            )
+        completions = self._completion_messages(message, "succeeded", result, None)
         settled = await self._backend.queue_ack(
             self.namespace,
             self.name,
             message.id,
             message.lease_token,
-            self.config.archive,
-            self._clock(),
+            archive=self.config.archive,
+            result=data,
+            messages=completions,
+            now=self._clock(),
         )
         if not settled:
             raise _lease_lost(message)
+        self._announce(completions)
 
     async def fail(
         self, message: Message, error: str | BaseException, *, retryable: bool = True
@@ -250,21 +286,37 @@ class Queue:
         now = self._clock()
         retry = self.config.retry
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        text = text[:4000]
+        completions = self._completion_messages(message, "dead-lettered", None, text)
         state = await self._backend.queue_fail(
             self.namespace,
             self.name,
             message.id,
             message.lease_token,
-            error=text[:4000],
+            error=text,
             retry_at=now + retry.delay(message.attempt, self._rng),
             max_attempts=retry.max_attempts if retryable else 0,
+            messages=completions,
             now=now,
         )
         if state is None:
             raise _lease_lost(message)
         if state == "ready":
             self._wakeups.notify(self.namespace, self.name)
+        else:
+            self._announce(completions)
         return str(state)
+
+    def _completion_messages(
+        self, message: Message, status: str, result: Any, error: str | None
+    ) -> list[NewMessage]:
+        if message.reply_to is None or self._completions is None:
+            return []
+        return self._completions(message, status, result, error)
+
+    def _announce(self, messages: list[NewMessage]) -> None:
+        for queue in {m.queue for m in messages}:
+            self._wakeups.notify(self.namespace, queue)
 
     async def extend(self, message: Message, seconds: float | None = None) -> None:
         """Heartbeat: the lease now ends ``seconds`` (default the visibility timeout) from now."""

@@ -71,6 +71,15 @@ class NewMessage:
     group_id: str | None = None
     dedup_id: str | None = None
     dedup_expires_at: float = 0.0
+    fingerprint: str | None = None  # of the content, to tell a repeat from a reused dedup id
+    reply_to: str | None = None  # JSON: where the outcome goes (callback URL, queue)
+
+
+class Duplicate(NamedTuple):
+    """A message dropped by deduplication: the message that holds the dedup id."""
+
+    id: str
+    fingerprint: str | None
 
 
 class QueuedMessage(NamedTuple):
@@ -88,6 +97,21 @@ class QueuedMessage(NamedTuple):
     last_error: str | None
     state: str
     dead_at: float | None
+    reply_to: str | None
+
+
+class FoundMessage(NamedTuple):
+    """Where a message is now: live (ready, leased, dead) or done (in the archive)."""
+
+    queue: str
+    state: str  # ready, leased, dead or done
+    attempts: int
+    enqueued_at: float
+    available_at: float | None
+    last_error: str | None
+    dead_at: float | None
+    completed_at: float | None
+    result: bytes | None
 
 
 class ArchivedMessage(NamedTuple):
@@ -185,8 +209,8 @@ class Backend(Protocol):
 
     async def queue_send(
         self, namespace: str, messages: Sequence[NewMessage], now: float
-    ) -> list[str | None]:
-        """Enqueue, atomically; per message None, or the id it duplicates."""
+    ) -> list[Duplicate | None]:
+        """Enqueue, atomically; per message None, or the message it duplicates."""
 
     async def queue_receive(
         self,
@@ -202,9 +226,19 @@ class Backend(Protocol):
         """Lease up to ``limit`` deliverable messages; dead-letter expired last attempts."""
 
     async def queue_ack(
-        self, namespace: str, queue: str, id: str, lease_token: str, archive: bool, now: float
+        self,
+        namespace: str,
+        queue: str,
+        id: str,
+        lease_token: str,
+        *,
+        archive: bool,
+        result: bytes | None,
+        messages: Sequence[NewMessage],
+        now: float,
     ) -> bool:
-        """Remove a leased message (archiving it); False if the lease was lost."""
+        """Remove a leased message (archiving it with ``result``) and send ``messages``,
+        atomically; False, and nothing done, if the lease was lost."""
 
     async def queue_fail(
         self,
@@ -216,9 +250,11 @@ class Backend(Protocol):
         error: str,
         retry_at: float,
         max_attempts: int,
+        messages: Sequence[NewMessage],
         now: float,
     ) -> str | None:
-        """Back to ready at ``retry_at``, or dead; the new state, None if the lease was lost."""
+        """Back to ready at ``retry_at``, or dead (then ``messages`` are sent, atomically);
+        the new state, None if the lease was lost."""
 
     async def queue_extend(
         self, namespace: str, queue: str, id: str, lease_token: str, lease_end: float
@@ -260,6 +296,9 @@ class Backend(Protocol):
         limit: int,
     ) -> list[ArchivedMessage]:
         """Archived messages completed in [since, until), after the (time, id) cursor."""
+
+    async def queue_find(self, namespace: str, id: str) -> FoundMessage | None:
+        """A message of any queue of the namespace, live or archived, by id."""
 
     async def queue_forget(self, now: float, archive_before: float) -> int:
         """Drop expired deduplication claims and archive rows completed before a time."""

@@ -12,7 +12,14 @@ from typing import Any
 import asyncpg
 
 from statekeeper.storage import queue_statements as stmt
-from statekeeper.storage.base import ArchivedMessage, NewMessage, QueueCounts, QueuedMessage
+from statekeeper.storage.base import (
+    ArchivedMessage,
+    Duplicate,
+    FoundMessage,
+    NewMessage,
+    QueueCounts,
+    QueuedMessage,
+)
 from statekeeper.storage.postgres_common import translated
 from statekeeper.storage.queries import load
 
@@ -24,8 +31,8 @@ def _count(status: str) -> int:
     return int(status.split()[-1])
 
 
-async def _send_one(db: Any, namespace: str, m: NewMessage, now: float) -> str | None:
-    """One message, on a pool or a connection; the id it duplicates, if it does."""
+async def _send_one(db: Any, namespace: str, m: NewMessage, now: float) -> Duplicate | None:
+    """One message, on a pool or a connection; the message it duplicates, if it does."""
     if m.dedup_id is None:
         sql, args = stmt.send(Q, namespace, m, now)
         await db.execute(sql, *args)
@@ -34,11 +41,10 @@ async def _send_one(db: Any, namespace: str, m: NewMessage, now: float) -> str |
     row = await db.fetchrow(sql, *args)
     if row[0] is not None:
         return None
-    holder = row[1]
-    if holder is None:  # the winning claim committed after this statement's snapshot
+    if row[1] is None:  # the winning claim committed after this statement's snapshot
         sql, args = stmt.dedup_holder(Q, namespace, m.queue, m.dedup_id)
-        holder = await db.fetchval(sql, *args)
-    return str(holder)
+        row = [None, *(await db.fetchrow(sql, *args))]
+    return Duplicate(str(row[1]), row[2])
 
 
 class PostgresQueueOps:
@@ -56,7 +62,7 @@ class PostgresQueueOps:
 
     async def queue_send(
         self, namespace: str, messages: Sequence[NewMessage], now: float
-    ) -> list[str | None]:
+    ) -> list[Duplicate | None]:
         async with translated("cannot enqueue"):
             if len(messages) == 1:
                 return [await _send_one(self.pool, namespace, messages[0], now)]
@@ -82,11 +88,21 @@ class PostgresQueueOps:
         return sorted((QueuedMessage(*row) for row in rows), key=lambda m: m.seq)
 
     async def queue_ack(
-        self, namespace: str, queue: str, id: str, lease_token: str, archive: bool, now: float
+        self,
+        namespace: str,
+        queue: str,
+        id: str,
+        lease_token: str,
+        *,
+        archive: bool,
+        result: bytes | None,
+        messages: Sequence[NewMessage],
+        now: float,
     ) -> bool:
         statement = stmt.settle(
-            Q, "queue_ack", namespace, queue, id, lease_token, now=now, archive=archive
-        )
+            Q, "queue_ack", namespace, queue, id, lease_token, now=now, archive=archive,
+            result=result, **stmt.outbox_arrays(messages),
+        )  # fmt: skip
         return bool(await self._run("fetchval", statement, f"cannot acknowledge {id!r}"))
 
     async def queue_fail(
@@ -99,11 +115,13 @@ class PostgresQueueOps:
         error: str,
         retry_at: float,
         max_attempts: int,
+        messages: Sequence[NewMessage],
         now: float,
     ) -> str | None:
         statement = stmt.settle(
             Q, "queue_fail", namespace, queue, id, lease_token,
             max_attempts=max_attempts, now=now, retry_at=retry_at, error=error,
+            **stmt.outbox_arrays(messages),
         )  # fmt: skip
         state: str | None = await self._run(
             "fetchval", statement, f"cannot record the failure of message {id!r}"
@@ -170,6 +188,14 @@ class PostgresQueueOps:
         )
         rows = await self._run("fetch", statement, f"cannot read the archive of {queue!r}")
         return [ArchivedMessage(*row) for row in rows]
+
+    async def queue_find(self, namespace: str, id: str) -> FoundMessage | None:
+        live, archived = stmt.find(Q, namespace, id)
+        row = await self._run("fetchrow", live, f"cannot find message {id!r}")
+        if row is None:
+            row = await self._run("fetchrow", archived, f"cannot find message {id!r}")
+            return stmt.found(None, row)  # type: ignore[no-any-return]
+        return stmt.found(row, None)  # type: ignore[no-any-return]
 
     async def queue_forget(self, now: float, archive_before: float) -> int:
         dedup, archive = Q["queue_forget_dedup"], Q["queue_forget_archive"]

@@ -35,9 +35,12 @@ def send(
         "group_id": m.group_id,
         "available_at": m.available_at,
         "now": now,
+        "reply_to": m.reply_to,
     }
     if dedup:  # PostgreSQL's claim-and-send in one statement
-        values.update(dedup_id=m.dedup_id, dedup_expires_at=m.dedup_expires_at)
+        values.update(
+            dedup_id=m.dedup_id, dedup_expires_at=m.dedup_expires_at, fingerprint=m.fingerprint
+        )
         return _bind(q, "queue_send_dedup", **values)
     return _bind(q, "queue_send", **values)
 
@@ -51,6 +54,7 @@ def dedup_claim(q: Queries, namespace: str, m: NewMessage, now: float) -> Statem
         dedup_id=m.dedup_id,
         message_id=m.id,
         expires_at=m.dedup_expires_at,
+        fingerprint=m.fingerprint,
         now=now,
     )
 
@@ -143,3 +147,39 @@ def archived(
 def by_queue(q: Queries, name: str, namespace: str, queue: str, **values: Any) -> Statement:
     """stats, peek, purge, next_due: statements on a whole queue."""
     return _bind(q, name, namespace=namespace, queue=queue, **values)
+
+
+def outbox_arrays(messages: Sequence[NewMessage]) -> dict[str, list[Any]]:
+    """Messages as the parallel arrays PostgreSQL's unnest() inserts in one statement."""
+    return {
+        "m_ids": [m.id for m in messages],
+        "m_queues": [m.queue for m in messages],
+        "m_bodies": [m.body for m in messages],
+        "m_attributes": [m.attributes for m in messages],
+        "m_correlation_ids": [m.correlation_id for m in messages],
+    }
+
+
+def find(q: Queries, namespace: str, id: str) -> tuple[Statement, Statement]:
+    """The live lookup, then the archive lookup, of one message."""
+    return (
+        _bind(q, "queue_find_live", namespace=namespace, id=id),
+        _bind(q, "queue_find_archived", namespace=namespace, id=id),
+    )
+
+
+def found(live: Any, archived: Any) -> Any:
+    """A FoundMessage from the row of either lookup (live first), or None."""
+    from statekeeper.storage.base import FoundMessage
+
+    if live is not None:
+        queue, state, attempts, available_at, enqueued_at, last_error, dead_at = live
+        return FoundMessage(
+            queue, state, attempts, enqueued_at, available_at, last_error, dead_at, None, None
+        )
+    if archived is not None:
+        queue, attempts, enqueued_at, completed_at, result = archived
+        return FoundMessage(
+            queue, "done", attempts, enqueued_at, None, None, None, completed_at, result
+        )
+    return None

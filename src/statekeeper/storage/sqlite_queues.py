@@ -11,27 +11,34 @@ from collections.abc import Sequence
 from typing import Any
 
 from statekeeper.storage import queue_statements as stmt
-from statekeeper.storage.base import ArchivedMessage, NewMessage, QueueCounts, QueuedMessage
+from statekeeper.storage.base import (
+    ArchivedMessage,
+    Duplicate,
+    FoundMessage,
+    NewMessage,
+    QueueCounts,
+    QueuedMessage,
+)
 from statekeeper.storage.queries import load
 from statekeeper.storage.sqlite_writer import WriterThread
 
 Q = load("sqlite")
 _ARCHIVED_FIELDS = ("id", "body", "attributes", "correlation_id", "group_id", "attempts",
-                    "enqueued_at")  # fmt: skip
+                    "enqueued_at", "reply_to")  # fmt: skip
 
 
 def send_messages(
     conn: sqlite3.Connection, namespace: str, messages: Sequence[NewMessage], now: float
-) -> list[str | None]:
+) -> list[Duplicate | None]:
     """Insert messages; a message whose dedup id is claimed is dropped, reported by its twin."""
-    outcomes: list[str | None] = []
+    outcomes: list[Duplicate | None] = []
     for m in messages:
         if (
             m.dedup_id is not None
             and not conn.execute(*stmt.dedup_claim(Q, namespace, m, now)).fetchall()
         ):
             holder = conn.execute(*stmt.dedup_holder(Q, namespace, m.queue, m.dedup_id)).fetchone()
-            outcomes.append(holder[0])
+            outcomes.append(Duplicate(holder[0], holder[1]))
             continue
         conn.execute(*stmt.send(Q, namespace, m, now))
         outcomes.append(None)
@@ -64,7 +71,7 @@ class SQLiteQueueOps:
 
     async def queue_send(
         self, namespace: str, messages: Sequence[NewMessage], now: float
-    ) -> list[str | None]:
+    ) -> list[Duplicate | None]:
         return await self._writer.run(
             lambda c: send_messages(c, namespace, messages, now), "cannot enqueue"
         )
@@ -94,7 +101,16 @@ class SQLiteQueueOps:
         return await self._writer.run(job, f"cannot receive from queue {queue!r}")
 
     async def queue_ack(
-        self, namespace: str, queue: str, id: str, lease_token: str, archive: bool, now: float
+        self,
+        namespace: str,
+        queue: str,
+        id: str,
+        lease_token: str,
+        *,
+        archive: bool,
+        result: bytes | None,
+        messages: Sequence[NewMessage],
+        now: float,
     ) -> bool:
         delete = stmt.settle(Q, "queue_ack_delete", namespace, queue, id, lease_token)
 
@@ -106,8 +122,11 @@ class SQLiteQueueOps:
                 fields = dict(zip(_ARCHIVED_FIELDS, row, strict=True))
                 query = Q["queue_archive_insert"]
                 conn.execute(
-                    query.sql, query.args(namespace=namespace, queue=queue, now=now, **fields)
+                    query.sql,
+                    query.args(namespace=namespace, queue=queue, now=now, result=result, **fields),
                 )
+            if messages:
+                send_messages(conn, namespace, messages, now)
             return True
 
         return await self._writer.run(job, f"cannot acknowledge message {id!r}")
@@ -122,16 +141,21 @@ class SQLiteQueueOps:
         error: str,
         retry_at: float,
         max_attempts: int,
+        messages: Sequence[NewMessage],
         now: float,
     ) -> str | None:
         statement = stmt.settle(
             Q, "queue_fail", namespace, queue, id, lease_token,
             max_attempts=max_attempts, now=now, retry_at=retry_at, error=error,
         )  # fmt: skip
-        state: str | None = await self._write(
-            statement, f"cannot record the failure of message {id!r}", "first"
-        )
-        return state
+
+        def job(conn: sqlite3.Connection) -> str | None:
+            state: str | None = _first(conn.execute(*statement).fetchone())
+            if state == "dead" and messages:
+                send_messages(conn, namespace, messages, now)
+            return state
+
+        return await self._writer.run(job, f"cannot record the failure of message {id!r}")
 
     async def queue_extend(
         self, namespace: str, queue: str, id: str, lease_token: str, lease_end: float
@@ -189,6 +213,14 @@ class SQLiteQueueOps:
         )
         rows = self._read_sql(statement, f"cannot read the archive of queue {queue!r}")
         return [ArchivedMessage(*row) for row in rows]
+
+    async def queue_find(self, namespace: str, id: str) -> FoundMessage | None:
+        live, archived = stmt.find(Q, namespace, id)
+        rows = self._read_sql(live, f"cannot find message {id!r}")
+        if rows:
+            return stmt.found(rows[0], None)  # type: ignore[no-any-return]
+        rows = self._read_sql(archived, f"cannot find message {id!r}")
+        return stmt.found(None, rows[0] if rows else None)  # type: ignore[no-any-return]
 
     async def queue_forget(self, now: float, archive_before: float) -> int:
         dedup, archive = Q["queue_forget_dedup"], Q["queue_forget_archive"]

@@ -27,25 +27,58 @@ WHERE seq IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
-          enqueued_at, last_error, state, dead_at;
+          enqueued_at, last_error, state, dead_at, reply_to;
 
 -- name: queue_ack
--- Delete and archive in one statement, one round trip.
+-- Delete, archive with the result, and send the completion messages (outbox), in one
+-- statement: one round trip, all or nothing.
 WITH done AS (
     DELETE FROM sk_messages
     WHERE namespace = :namespace AND queue = :queue AND id = :id
       AND lease_token = :lease_token AND state = 'leased'
     RETURNING id, namespace, queue, body, attributes, correlation_id, group_id, attempts,
-              enqueued_at
+              enqueued_at, reply_to
 ), archived AS (
     INSERT INTO sk_message_archive (id, namespace, queue, body, attributes, correlation_id,
-                                    group_id, attempts, enqueued_at, completed_at)
+                                    group_id, attempts, enqueued_at, completed_at, reply_to,
+                                    result)
     SELECT id, namespace, queue, body, attributes, correlation_id, group_id, attempts,
-           enqueued_at, :now
+           enqueued_at, :now, reply_to, :result::bytea
     FROM done WHERE :archive::bool
     ON CONFLICT (id) DO NOTHING
+), sent AS (
+    INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
+                             state, available_at, attempts, enqueued_at)
+    SELECT m.id, :namespace, m.queue, m.body, m.attributes, m.correlation_id, NULL,
+           'ready', :now, 0, :now
+    FROM unnest(:m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes::text[],
+                :m_correlation_ids::text[]) AS m(id, queue, body, attributes, correlation_id)
+    WHERE EXISTS (SELECT 1 FROM done)
+    RETURNING 1
 )
 SELECT count(*) FROM done;
+
+-- name: queue_fail
+-- Back to ready, or dead; when dead, the completion messages go out in the same statement.
+WITH failed AS (
+    UPDATE sk_messages
+    SET state = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'ready' END,
+        dead_at = CASE WHEN attempts >= :max_attempts THEN CAST(:now AS DOUBLE PRECISION) END,
+        available_at = :retry_at, last_error = :error, lease_token = NULL
+    WHERE namespace = :namespace AND queue = :queue AND id = :id
+      AND lease_token = :lease_token AND state = 'leased'
+    RETURNING state
+), sent AS (
+    INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
+                             state, available_at, attempts, enqueued_at)
+    SELECT m.id, :namespace, m.queue, m.body, m.attributes, m.correlation_id, NULL,
+           'ready', :now, 0, :now
+    FROM unnest(:m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes::text[],
+                :m_correlation_ids::text[]) AS m(id, queue, body, attributes, correlation_id)
+    WHERE (SELECT state FROM failed) = 'dead'
+    RETURNING 1
+)
+SELECT state FROM failed;
 
 -- name: queue_redrive_ids
 UPDATE sk_messages
@@ -56,20 +89,22 @@ WHERE namespace = :namespace AND queue = :queue AND state = 'dead'
 -- name: queue_send_dedup
 -- Claims the deduplication id and enqueues only if the claim was won, in one round trip.
 WITH claim AS (
-    INSERT INTO sk_queue_dedup (namespace, queue, dedup_id, message_id, expires_at)
-    VALUES (:namespace, :queue, :dedup_id, :id, :dedup_expires_at)
+    INSERT INTO sk_queue_dedup (namespace, queue, dedup_id, message_id, expires_at, fingerprint)
+    VALUES (:namespace, :queue, :dedup_id, :id, :dedup_expires_at, :fingerprint)
     ON CONFLICT (namespace, queue, dedup_id) DO UPDATE
-    SET message_id = excluded.message_id, expires_at = excluded.expires_at
+    SET message_id = excluded.message_id, expires_at = excluded.expires_at,
+        fingerprint = excluded.fingerprint
     WHERE sk_queue_dedup.expires_at <= :now
     RETURNING message_id
 ), sent AS (
     INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
-                             state, available_at, attempts, enqueued_at)
+                             state, available_at, attempts, enqueued_at, reply_to)
     SELECT :id, :namespace, :queue, :body::bytea, :attributes, :correlation_id, :group_id,
-           'ready', :available_at, 0, :now
+           'ready', :available_at, 0, :now, :reply_to
     WHERE EXISTS (SELECT 1 FROM claim)
     RETURNING id
 )
-SELECT (SELECT id FROM sent),
-       (SELECT message_id FROM sk_queue_dedup
-        WHERE namespace = :namespace AND queue = :queue AND dedup_id = :dedup_id);
+SELECT (SELECT id FROM sent), d.message_id, d.fingerprint
+FROM (SELECT 1) AS one
+LEFT JOIN sk_queue_dedup d
+  ON d.namespace = :namespace AND d.queue = :queue AND d.dedup_id = :dedup_id;

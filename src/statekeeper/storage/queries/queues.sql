@@ -4,21 +4,22 @@
 
 -- name: queue_send
 INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
-                         state, available_at, attempts, enqueued_at)
+                         state, available_at, attempts, enqueued_at, reply_to)
 VALUES (:id, :namespace, :queue, :body, :attributes, :correlation_id, :group_id,
-        'ready', :available_at, 0, :now);
+        'ready', :available_at, 0, :now, :reply_to);
 
 -- name: queue_dedup_claim
 -- Claims a deduplication id for a window; no row back means a live claim exists.
-INSERT INTO sk_queue_dedup (namespace, queue, dedup_id, message_id, expires_at)
-VALUES (:namespace, :queue, :dedup_id, :message_id, :expires_at)
+INSERT INTO sk_queue_dedup (namespace, queue, dedup_id, message_id, expires_at, fingerprint)
+VALUES (:namespace, :queue, :dedup_id, :message_id, :expires_at, :fingerprint)
 ON CONFLICT (namespace, queue, dedup_id) DO UPDATE
-SET message_id = excluded.message_id, expires_at = excluded.expires_at
+SET message_id = excluded.message_id, expires_at = excluded.expires_at,
+    fingerprint = excluded.fingerprint
 WHERE sk_queue_dedup.expires_at <= :now
 RETURNING message_id;
 
 -- name: queue_dedup_holder
-SELECT message_id FROM sk_queue_dedup
+SELECT message_id, fingerprint FROM sk_queue_dedup
 WHERE namespace = :namespace AND queue = :queue AND dedup_id = :dedup_id;
 
 -- name: queue_dead_letter_expired
@@ -47,19 +48,19 @@ WHERE seq IN (
     LIMIT :limit
 )
 RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
-          enqueued_at, last_error, state, dead_at;
+          enqueued_at, last_error, state, dead_at, reply_to;
 
 -- name: queue_ack_delete
 DELETE FROM sk_messages
 WHERE namespace = :namespace AND queue = :queue AND id = :id
   AND lease_token = :lease_token AND state = 'leased'
-RETURNING id, body, attributes, correlation_id, group_id, attempts, enqueued_at;
+RETURNING id, body, attributes, correlation_id, group_id, attempts, enqueued_at, reply_to;
 
 -- name: queue_archive_insert
 INSERT INTO sk_message_archive (id, namespace, queue, body, attributes, correlation_id,
-                                group_id, attempts, enqueued_at, completed_at)
+                                group_id, attempts, enqueued_at, completed_at, reply_to, result)
 VALUES (:id, :namespace, :queue, :body, :attributes, :correlation_id, :group_id,
-        :attempts, :enqueued_at, :now)
+        :attempts, :enqueued_at, :now, :reply_to, :result)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: queue_fail
@@ -109,7 +110,7 @@ WHERE namespace = :namespace AND queue = :queue;
 
 -- name: queue_peek
 SELECT seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
-       enqueued_at, last_error, state, dead_at
+       enqueued_at, last_error, state, dead_at, reply_to
 FROM sk_messages
 WHERE namespace = :namespace AND queue = :queue AND state <> 'dead'
 ORDER BY seq
@@ -117,7 +118,7 @@ LIMIT :limit;
 
 -- name: queue_peek_dead
 SELECT seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
-       enqueued_at, last_error, state, dead_at
+       enqueued_at, last_error, state, dead_at, reply_to
 FROM sk_messages
 WHERE namespace = :namespace AND queue = :queue AND state = 'dead'
 ORDER BY seq
@@ -142,3 +143,12 @@ DELETE FROM sk_queue_dedup WHERE expires_at <= :now;
 
 -- name: queue_forget_archive
 DELETE FROM sk_message_archive WHERE completed_at < :before;
+
+-- name: queue_find_live
+-- A message of any queue of the namespace, by id: what a request status reports.
+SELECT queue, state, attempts, available_at, enqueued_at, last_error, dead_at
+FROM sk_messages WHERE namespace = :namespace AND id = :id;
+
+-- name: queue_find_archived
+SELECT queue, attempts, enqueued_at, completed_at, result
+FROM sk_message_archive WHERE namespace = :namespace AND id = :id;

@@ -101,7 +101,8 @@ CREATE TABLE sk_messages (
     lease_token    TEXT,
     last_error     TEXT,
     enqueued_at    DOUBLE PRECISION NOT NULL,
-    dead_at        DOUBLE PRECISION
+    dead_at        DOUBLE PRECISION,
+    reply_to       TEXT
 );
 
 CREATE INDEX sk_messages_due ON sk_messages (namespace, queue, available_at) WHERE state <> 'dead';
@@ -116,6 +117,7 @@ CREATE TABLE sk_queue_dedup (
     dedup_id   TEXT NOT NULL,
     message_id TEXT NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL,
+    fingerprint TEXT,
     PRIMARY KEY (namespace, queue, dedup_id)
 );
 
@@ -129,7 +131,23 @@ CREATE TABLE sk_message_archive (
     group_id       TEXT,
     attempts       INTEGER NOT NULL,
     enqueued_at    DOUBLE PRECISION NOT NULL,
-    completed_at   DOUBLE PRECISION NOT NULL
+    completed_at   DOUBLE PRECISION NOT NULL,
+    reply_to       TEXT,
+    result         BYTEA
 );
 
 CREATE INDEX sk_message_archive_time ON sk_message_archive (namespace, queue, completed_at);
+
+CREATE TABLE sk_idempotency (
+    namespace        TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    owner            TEXT,
+    lease_expires_at DOUBLE PRECISION,
+    result           BYTEA,
+    expires_at       DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+
+CREATE INDEX sk_idempotency_expiry ON sk_idempotency (expires_at);

@@ -30,7 +30,8 @@ CREATE TABLE sk_messages (
     lease_token    TEXT,
     last_error     TEXT,
     enqueued_at    REAL NOT NULL,
-    dead_at        REAL
+    dead_at        REAL,
+    reply_to       TEXT
 );
 
 CREATE INDEX sk_messages_due ON sk_messages (namespace, queue, available_at) WHERE state <> 'dead';
@@ -45,6 +46,7 @@ CREATE TABLE sk_queue_dedup (
     dedup_id   TEXT NOT NULL,
     message_id TEXT NOT NULL,
     expires_at REAL NOT NULL,
+    fingerprint TEXT,
     PRIMARY KEY (namespace, queue, dedup_id)
 ) WITHOUT ROWID;
 
@@ -58,7 +60,23 @@ CREATE TABLE sk_message_archive (
     group_id       TEXT,
     attempts       INTEGER NOT NULL,
     enqueued_at    REAL NOT NULL,
-    completed_at   REAL NOT NULL
+    completed_at   REAL NOT NULL,
+    reply_to       TEXT,
+    result         BLOB
 );
 
 CREATE INDEX sk_message_archive_time ON sk_message_archive (namespace, queue, completed_at);
+
+CREATE TABLE sk_idempotency (
+    namespace        TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    owner            TEXT,
+    lease_expires_at REAL,
+    result           BLOB,
+    expires_at       REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+
+CREATE INDEX sk_idempotency_expiry ON sk_idempotency (expires_at);
