@@ -25,6 +25,9 @@ from statekeeper.constants import (
 )
 from statekeeper.errors import ClosedError, ConfigurationError, StatekeeperError
 from statekeeper.queues import Queue, QueueConfig, Retry, Wakeups
+from statekeeper.queues.completions import completion_builder
+from statekeeper.queues.queue import check_queue_name
+from statekeeper.runtime.consumer import Consumer, Handler
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
@@ -73,6 +76,7 @@ class App:
         self._purger: asyncio.Task[None] | None = None
         self._wakeups = Wakeups(announce=self._announce)
         self._queues: dict[str, Queue] = {}
+        self.consumers: dict[str, Consumer] = {}
 
     @property
     def backend(self) -> Backend:
@@ -123,9 +127,28 @@ class App:
             QueueConfig(**chosen),  # type: ignore[arg-type]
             clock=self.clock,
             wakeups=self._wakeups,
+            completions=completion_builder(self.clock),
         )
         self._queues[name] = queue
         return queue
+
+    def consumer(
+        self,
+        queue: str,
+        *,
+        concurrency: int = 8,
+        non_retryable: tuple[type[BaseException], ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``."""
+
+        def register(fn: Handler) -> Handler:
+            check_queue_name(queue)
+            if queue in self.consumers:
+                raise ConfigurationError(f"queue {queue!r} already has a consumer")
+            self.consumers[queue] = Consumer(queue, fn, concurrency, non_retryable)
+            return fn
+
+        return register
 
     def _announce(self, namespace: str, queue: str) -> None:
         if self._backend is not None:

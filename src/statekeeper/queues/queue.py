@@ -132,7 +132,7 @@ class Queue:
             dedup_id=_check_text("dedup_id", dedup_id),
             dedup_expires_at=now + window,
             fingerprint=fingerprint,
-            reply_to=None if reply_to is None else json.dumps(dict(reply_to)),
+            reply_to=_encode_reply_to(reply_to),
         )
 
     async def send(
@@ -473,3 +473,21 @@ def _encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:
         raise ValidationError(f"attributes must be an object, got {type(attributes).__name__}")
     data = encode_value("", dict(attributes), 16 * 1024, "message attributes")
     return data.decode()
+
+
+def _encode_reply_to(reply_to: Mapping[str, Any] | None) -> str | None:
+    if reply_to is None:
+        return None
+    if not isinstance(reply_to, Mapping) or not reply_to:
+        raise ValidationError("reply_to must be an object with 'queue' and/or 'url'")
+    unknown = set(reply_to) - {"queue", "url"}
+    if unknown:
+        raise ValidationError(f"reply_to has an unknown field {sorted(unknown)[0]!r}")
+    if "queue" in reply_to:
+        check_queue_name(reply_to["queue"])
+    url = reply_to.get("url")
+    if url is not None and (
+        not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or len(url) > 2048
+    ):
+        raise ValidationError(f"reply_to url must be an http(s) URL, got {url!r}")
+    return json.dumps(dict(reply_to))

@@ -1,0 +1,58 @@
+"""Announcing outcomes: what a message's ``reply_to`` receives when it is done.
+
+``{"queue": name}``: a message on that queue. ``{"url": url}``: a message on the
+internal callback queue, whose consumer POSTs it (signed) to the URL with
+retries. Either is sent in the same transaction that settles the message, so an
+outcome is announced if and only if it happened.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from statekeeper.queues.message import Message
+from statekeeper.storage.base import NewMessage
+
+CALLBACK_QUEUE = "statekeeper.callbacks"
+
+
+def outcome(message: Message, status: str, result: Any, error: str | None) -> dict[str, Any]:
+    """The body that announces a message's outcome."""
+    return {
+        "request_id": message.id,
+        "queue": message.queue,
+        "status": status,
+        "attempts": message.attempt,
+        "result": result,
+        "error": error,
+    }
+
+
+def completion_builder(now: Callable[[], float]) -> Callable[..., list[NewMessage]]:
+    """The Completions function for an app's queues."""
+
+    def build(message: Message, status: str, result: Any, error: str | None) -> list[NewMessage]:
+        reply_to = message.reply_to or {}
+        body = outcome(message, status, result, error)
+        built: list[NewMessage] = []
+        if "queue" in reply_to:
+            built.append(_message(str(reply_to["queue"]), body, message, now()))
+        if "url" in reply_to:
+            callback = {"url": reply_to["url"], "payload": body}
+            built.append(_message(CALLBACK_QUEUE, callback, message, now()))
+        return built
+
+    return build
+
+
+def _message(queue: str, body: dict[str, Any], source: Message, at: float) -> NewMessage:
+    return NewMessage(
+        id=uuid.uuid4().hex,
+        queue=queue,
+        body=json.dumps(body, separators=(",", ":"), default=str).encode(),
+        available_at=at,
+        correlation_id=source.correlation_id,
+    )

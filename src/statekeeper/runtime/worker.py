@@ -1,0 +1,194 @@
+"""The worker: leases messages for every consumer and runs them, until told to stop.
+
+Per consumer, one loop keeps up to ``concurrency`` messages in hand: it leases as
+many as there are free slots (waiting for messages when there are none), runs
+each in a task with a heartbeat that extends its lease, and settles it: ack with
+the handler's result, or fail with its error. On stop it leases no more, lets the
+messages in hand finish within a grace period, and gives back (releases) those
+that do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from statekeeper.errors import LeaseLost, StatekeeperError
+from statekeeper.logs import correlation
+from statekeeper.queues import Message, Queue
+from statekeeper.runtime.consumer import Consumer
+
+if TYPE_CHECKING:
+    from statekeeper.app import App
+
+log = logging.getLogger("statekeeper.worker")
+
+_BATCH = 10  # most messages leased in one round trip
+_ERROR_PAUSE = 1.0  # after a storage error, before leasing again
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        consumers: list[Consumer] | None = None,
+        *,
+        grace: float = 30.0,
+        poll: float = 1.0,
+    ) -> None:
+        self.app = app
+        self.consumers = list(app.consumers.values()) if consumers is None else consumers
+        self.grace = grace
+        self.poll = poll
+        self._stopping = asyncio.Event()
+        self.processed = 0
+        self.failed = 0
+
+    def stop(self) -> None:
+        """Lease nothing more; finish (or give back) what is in hand, then return from run."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        if not self.consumers:
+            log.warning("worker has no consumers to run")
+        loops = [asyncio.create_task(self._consume(c)) for c in self.consumers]
+        log.info("worker started", extra={"queues": [c.queue for c in self.consumers]})
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+        log.info("worker stopped", extra={"processed": self.processed, "failed": self.failed})
+
+    async def _consume(self, consumer: Consumer) -> None:
+        queue = self.app.queue(consumer.queue)
+        in_hand: set[asyncio.Task[None]] = set()
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self.stopping:
+                free = consumer.concurrency - len(in_hand)
+                if free <= 0:
+                    await asyncio.wait([*in_hand, stop], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                messages = await self._lease(queue, min(free, _BATCH), stop)
+                for message in messages:
+                    task = asyncio.create_task(self._handle(consumer, queue, message))
+                    in_hand.add(task)
+                    task.add_done_callback(in_hand.discard)
+        finally:
+            stop.cancel()
+            await self._drain(consumer, in_hand)
+
+    async def _lease(self, queue: Queue, count: int, stop: asyncio.Task[bool]) -> list[Message]:
+        receive = asyncio.create_task(queue.receive(count, wait=self.poll))
+        await asyncio.wait([receive, stop], return_when=asyncio.FIRST_COMPLETED)
+        if not receive.done():
+            receive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receive
+            # A receive cancelled in flight may still have leased messages; they come
+            # back when their lease ends, as after any crash.
+            return []
+        try:
+            return receive.result()
+        except StatekeeperError as error:
+            log.warning(
+                "leasing failed; retrying", extra={"queue": queue.name, "error": error.message}
+            )
+            await asyncio.sleep(_ERROR_PAUSE)
+            return []
+
+    async def _drain(self, consumer: Consumer, in_hand: set[asyncio.Task[None]]) -> None:
+        if not in_hand:
+            return
+        log.info(
+            "waiting for messages in hand",
+            extra={"queue": consumer.queue, "count": len(in_hand), "grace": self.grace},
+        )
+        _, late = await asyncio.wait(set(in_hand), timeout=self.grace)
+        for task in late:
+            task.cancel()  # the handler is interrupted; _handle gives the message back
+        if late:
+            await asyncio.wait(late, timeout=5.0)
+
+    async def _handle(self, consumer: Consumer, queue: Queue, message: Message) -> None:
+        with correlation(message.correlation_id or message.id):
+            started = time.perf_counter()
+            heartbeat = asyncio.create_task(self._heartbeat(queue, message))
+            try:
+                result = await consumer.call(message)
+            except asyncio.CancelledError:
+                heartbeat.cancel()
+                with contextlib.suppress(StatekeeperError):
+                    await asyncio.shield(message.release())
+                log.info("message given back", extra=self._fields(message))
+                raise
+            except Exception as error:
+                heartbeat.cancel()
+                await self._failed(consumer, message, error)
+                return
+            heartbeat.cancel()
+            try:
+                await message.ack(result)
+            except LeaseLost:
+                log.warning(
+                    "message finished after its lease was lost", extra=self._fields(message)
+                )
+                return
+            except StatekeeperError as error:
+                log.error(
+                    "message processed but not acknowledged; it will be redelivered",
+                    extra={**self._fields(message), "error": error.message},
+                )
+                return
+            self.processed += 1
+            log.info(
+                "message processed",
+                extra={
+                    **self._fields(message),
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+    async def _failed(self, consumer: Consumer, message: Message, error: Exception) -> None:
+        retryable = not isinstance(error, consumer.non_retryable)
+        self.failed += 1
+        try:
+            state = await message.fail(error, retryable=retryable)
+        except StatekeeperError as settle_error:
+            log.error(
+                "message failed and its failure was not recorded; it will be redelivered",
+                extra={**self._fields(message), "error": settle_error.message},
+            )
+            return
+        log.log(
+            logging.ERROR if state == "dead" else logging.WARNING,
+            "message dead-lettered" if state == "dead" else "message failed; will retry",
+            extra={**self._fields(message), "error": f"{type(error).__name__}: {error}"},
+        )
+
+    async def _heartbeat(self, queue: Queue, message: Message) -> None:
+        interval = max(0.05, queue.config.visibility_timeout / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await message.extend()
+            except LeaseLost:
+                log.warning("lease lost while processing", extra=self._fields(message))
+                return
+            except StatekeeperError as error:
+                log.warning(
+                    "heartbeat failed", extra={**self._fields(message), "error": error.message}
+                )
+
+    @staticmethod
+    def _fields(message: Message) -> dict[str, object]:
+        return {"queue": message.queue, "message_id": message.id, "attempt": message.attempt}
