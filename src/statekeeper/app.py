@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from redis.asyncio import ConnectionPool
 
@@ -24,6 +25,7 @@ from statekeeper.constants import (
     MAX_NAMESPACE_BYTES,
 )
 from statekeeper.errors import ClosedError, ConfigurationError, StatekeeperError
+from statekeeper.idempotency import Idempotency
 from statekeeper.queues import Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import completion_builder
 from statekeeper.queues.queue import check_queue_name
@@ -33,6 +35,9 @@ from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
 
 log = logging.getLogger("statekeeper.app")
+T = TypeVar("T")
+# Archived messages are kept this long (replay reaches back this far).
+ARCHIVE_RETENTION = 7 * 24 * 3600.0
 
 
 class App:
@@ -70,6 +75,8 @@ class App:
         self._max_value_bytes = max_value_bytes
         self.clock = clock
         self._purge_interval = purge_interval
+        self.idempotency_lease = 30.0
+        self._idempotency: Idempotency | None = None
         self._backend: Backend | None = None
         self._state: StateStore | None = None
         self._cache: StateCache | None = None
@@ -132,6 +139,32 @@ class App:
         self._queues[name] = queue
         return queue
 
+    @property
+    def idempotency(self) -> Idempotency:
+        """Run functions once per key: ``await app.idempotency.run(key, fn, *args)``."""
+        if self._idempotency is None:
+            self._idempotency = Idempotency(
+                self.backend, self.namespace, self.clock, lease=self.idempotency_lease
+            )
+        return self._idempotency
+
+    def idempotent(
+        self, key: str | Callable[..., str], *, ttl: float = 24 * 3600.0, wait: bool = False
+    ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+        """Decorate an async function so each key runs once (the app must be open when
+        the function is called)."""
+
+        def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+            @functools.wraps(fn)
+            async def call(*args: Any, **kwargs: Any) -> T:
+                return await self.idempotency.decorator(key, ttl=ttl, wait=wait)(fn)(
+                    *args, **kwargs
+                )
+
+            return call
+
+        return wrap
+
     def consumer(
         self,
         queue: str,
@@ -187,6 +220,7 @@ class App:
             self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))
 
     async def close(self) -> None:
+        self._idempotency = None
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -221,6 +255,12 @@ class App:
                 continue
             if purged:
                 log.info("purged expired state", extra={"purged": purged})
+            try:
+                now = self.clock()
+                forgotten = await self.backend.idempotency_forget(now)
+                forgotten += await self.backend.queue_forget(now, now - ARCHIVE_RETENTION)
+            except StatekeeperError as error:
+                log.warning("forgetting old records failed", extra={"error": error.message})
 
 
 def _check_cache_url(url: str) -> None:

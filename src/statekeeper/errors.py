@@ -81,6 +81,13 @@ class InvalidTTL(ValidationError):
     code = "invalid_ttl"
 
 
+class IdempotencyKeyReused(ValidationError):
+    """The idempotency key was used before with a different payload."""
+
+    code = "idempotency_key_reused"
+    http_status = 422
+
+
 class InvalidQueueName(ValidationError):
     """The queue name is invalid."""
 
@@ -120,6 +127,12 @@ class LeaseLost(ConflictError):
     """The message's lease was lost: it expired and the message went to another receiver."""
 
     code = "lease_lost"
+
+
+class IdempotencyInProgress(ConflictError):
+    """A call with this idempotency key is still running."""
+
+    code = "idempotency_in_progress"
 
 
 class NotFound(StatekeeperError):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
+from statekeeper.storage.idempotency_ops import IdempotencyRecord
 from statekeeper.storage.queries import Dialect
 
 
@@ -302,3 +303,34 @@ class Backend(Protocol):
 
     async def queue_forget(self, now: float, archive_before: float) -> int:
         """Drop expired deduplication claims and archive rows completed before a time."""
+
+    # --- idempotency (see storage/idempotency_ops.py) -----------------------------------
+
+    async def idempotency_claim(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        fingerprint: str,
+        owner: str,
+        lease_expires_at: float,
+        expires_at: float,
+        now: float,
+    ) -> bool:
+        """Take the key (new, expired, or running with a lapsed lease); True if taken."""
+
+    async def idempotency_get(
+        self, namespace: str, key: str, now: float
+    ) -> IdempotencyRecord | None: ...
+
+    async def idempotency_complete(
+        self, namespace: str, key: str, owner: str, result: bytes, expires_at: float
+    ) -> bool: ...
+
+    async def idempotency_extend(
+        self, namespace: str, key: str, owner: str, lease_expires_at: float
+    ) -> bool: ...
+
+    async def idempotency_abandon(self, namespace: str, key: str, owner: str) -> bool: ...
+
+    async def idempotency_forget(self, now: float) -> int: ...

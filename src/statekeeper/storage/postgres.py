@@ -21,6 +21,7 @@ from statekeeper.errors import (
 )
 from statekeeper.storage import migrations
 from statekeeper.storage.base import NewMessage, PutOp, StoredItem, WriteOp
+from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.outcomes import (
     check_positional_orders,
     etag_mismatch,
@@ -49,9 +50,10 @@ async def _skip_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresBackend(PostgresQueueOps):
+class PostgresBackend(PostgresQueueOps, IdempotencyOps):
     """State in a PostgreSQL database (optionally in its own schema)."""
 
+    _queries = Q
     dialect: Dialect = "postgres"
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:

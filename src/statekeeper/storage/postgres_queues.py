@@ -54,6 +54,20 @@ class PostgresQueueOps:
     def pool(self) -> asyncpg.Pool:
         raise NotImplementedError  # provided by PostgresBackend
 
+    async def run_write(self, statement: stmt.Statement, what: str, mode: str) -> Any:
+        """One statement through the pool; ``mode``: rowcount, found, first or row."""
+        if mode == "rowcount":
+            return _count(await self._run("execute", statement, what))
+        row = await self._run("fetchrow", statement, what)
+        if mode == "found":
+            return row is not None
+        if mode == "first":
+            return None if row is None else row[0]
+        return None if row is None else tuple(row)
+
+    async def run_read(self, statement: stmt.Statement, what: str, mode: str) -> Any:
+        return await self.run_write(statement, what, mode)
+
     async def _run(self, method: str, statement: stmt.Statement, what: str) -> Any:
         """One statement through the pool: ``method`` is fetch, fetchrow, fetchval or execute."""
         sql, args = statement

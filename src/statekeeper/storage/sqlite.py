@@ -22,6 +22,7 @@ from statekeeper.errors import (
 )
 from statekeeper.storage import migrations
 from statekeeper.storage.base import DeleteOp, NewMessage, PutOp, StoredItem, WriteOp
+from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.outcomes import (
     check_positional_orders,
     etag_mismatch,
@@ -39,9 +40,10 @@ Q = load("sqlite")
 _GET = Q["state_get"].sql
 
 
-class SQLiteBackend(SQLiteQueueOps):
+class SQLiteBackend(SQLiteQueueOps, IdempotencyOps):
     """State on one SQLite file, shared safely by threads and OS processes."""
 
+    _queries = Q
     dialect: Dialect = "sqlite"
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:

@@ -49,6 +49,14 @@ def _first(row: Any) -> Any:
     return None if row is None else row[0]
 
 
+def _result(row: Any, mode: str) -> Any:
+    if mode == "found":
+        return row is not None
+    if mode == "first":
+        return _first(row)
+    return None if row is None else tuple(row)
+
+
 class SQLiteQueueOps:
     """Mixed into SQLiteBackend: the queue half of the Backend protocol."""
 
@@ -57,17 +65,22 @@ class SQLiteQueueOps:
     def _read_sql(self, statement: stmt.Statement, what: str) -> list[Any]:
         raise NotImplementedError  # provided by SQLiteBackend
 
-    async def _write(self, statement: stmt.Statement, what: str, result: str) -> Any:
-        """Run one statement as a writer job; ``result``: rowcount, found or first."""
+    async def run_write(self, statement: stmt.Statement, what: str, mode: str) -> Any:
+        """One statement as a writer job; ``mode``: rowcount, found, first or row."""
 
         def job(conn: sqlite3.Connection) -> Any:
             cursor = conn.execute(*statement)
-            if result == "rowcount":
+            if mode == "rowcount":
                 return cursor.rowcount
             row = cursor.fetchone()
-            return row is not None if result == "found" else _first(row)
+            return _result(row, mode)
 
         return await self._writer.run(job, what)
+
+    async def run_read(self, statement: stmt.Statement, what: str, mode: str) -> Any:
+        """One statement on this thread's reader; ``mode``: found, first or row."""
+        rows = self._read_sql(statement, what)
+        return _result(rows[0] if rows else None, mode)
 
     async def queue_send(
         self, namespace: str, messages: Sequence[NewMessage], now: float
@@ -163,24 +176,24 @@ class SQLiteQueueOps:
         statement = stmt.settle(
             Q, "queue_extend", namespace, queue, id, lease_token, lease_end=lease_end
         )
-        return bool(await self._write(statement, f"cannot extend the lease of {id!r}", "found"))
+        return bool(await self.run_write(statement, f"cannot extend the lease of {id!r}", "found"))
 
     async def queue_release(
         self, namespace: str, queue: str, id: str, lease_token: str, now: float
     ) -> bool:
         statement = stmt.settle(Q, "queue_release", namespace, queue, id, lease_token, now=now)
-        return bool(await self._write(statement, f"cannot release message {id!r}", "found"))
+        return bool(await self.run_write(statement, f"cannot release message {id!r}", "found"))
 
     async def queue_redrive(
         self, namespace: str, queue: str, ids: Sequence[str] | None, now: float
     ) -> int:
         statement = stmt.redrive(Q, namespace, queue, ids, now, ids_as="ids_json")
-        return int(await self._write(statement, f"cannot redrive queue {queue!r}", "rowcount"))
+        return int(await self.run_write(statement, f"cannot redrive queue {queue!r}", "rowcount"))
 
     async def queue_purge(self, namespace: str, queue: str, *, dead: bool) -> int:
         name = "queue_purge_dead" if dead else "queue_purge_ready"
         statement = stmt.by_queue(Q, name, namespace, queue)
-        return int(await self._write(statement, f"cannot purge queue {queue!r}", "rowcount"))
+        return int(await self.run_write(statement, f"cannot purge queue {queue!r}", "rowcount"))
 
     async def queue_stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
         statement = stmt.by_queue(Q, "queue_stats", namespace, queue, now=now)

@@ -1,0 +1,182 @@
+"""Idempotency by key: the first call runs, repeats get its stored result.
+
+    result = await app.idempotency.run("charge:order-42", charge, order, amount)
+
+    @app.idempotent(key=lambda order, amount: f"charge:{order}")
+    async def charge(order, amount): ...
+
+The payload (the arguments, unless given) is fingerprinted: the same key with a
+different payload is refused (IdempotencyKeyReused, 422). While the first call
+runs, a duplicate gets IdempotencyInProgress (409), or waits for the result with
+``wait=True``. The running call holds a lease it renews; if its process dies, the
+lease lapses and the next call with the key takes over and runs. A call that
+raises stores nothing, so it can be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from statekeeper.errors import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    StatekeeperError,
+    ValidationError,
+)
+from statekeeper.state.validation import check_key, decode_value, encode_value
+from statekeeper.storage.base import Backend
+
+log = logging.getLogger("statekeeper.idempotency")
+
+T = TypeVar("T")
+_UNSET: Any = object()
+DEFAULT_TTL = 24 * 3600.0
+MAX_RESULT_BYTES = 1 << 20
+
+
+def fingerprint(payload: Any) -> str:
+    """A stable digest of a JSON-able payload (key order does not matter)."""
+    try:
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"the idempotency payload cannot be fingerprinted: {exc}") from None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Idempotency:
+    def __init__(
+        self, backend: Backend, namespace: str, clock: Callable[[], float], *, lease: float = 30.0
+    ) -> None:
+        self._backend = backend
+        self._namespace = namespace
+        self._clock = clock
+        self.lease = lease
+
+    async def run(
+        self,
+        key: str,
+        fn: Callable[..., T | Awaitable[T]],
+        *args: Any,
+        payload: Any = _UNSET,
+        ttl: float = DEFAULT_TTL,
+        wait: bool = False,
+        wait_timeout: float = 60.0,
+        **kwargs: Any,
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` once for ``key``; repeats return its result."""
+        check_key(key)
+        if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
+            raise ValidationError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        digest = fingerprint([list(args), kwargs] if payload is _UNSET else payload)
+        deadline = asyncio.get_running_loop().time() + wait_timeout
+        pause = 0.01
+        while True:
+            owner = secrets.token_hex(12)
+            now = self._clock()
+            claimed = await self._backend.idempotency_claim(
+                self._namespace, key, fingerprint=digest, owner=owner,
+                lease_expires_at=now + self.lease, expires_at=now + ttl, now=now,
+            )  # fmt: skip
+            if claimed:
+                result: T = await self._run_owned(key, owner, ttl, fn, args, kwargs)
+                return result
+            record = await self._backend.idempotency_get(self._namespace, key, self._clock())
+            if record is None:
+                continue  # it expired or was abandoned in between: claim again
+            if record.fingerprint != digest:
+                raise IdempotencyKeyReused(
+                    f"idempotency key {key!r} was used before with a different payload", key=key
+                )
+            if record.state == "done":
+                return decode_value(key, record.result or b"null")  # type: ignore[no-any-return]
+            if not wait:
+                raise IdempotencyInProgress(
+                    f"a call with idempotency key {key!r} is still running",
+                    key=key,
+                    retry_after=max(0.0, (record.lease_expires_at or now) - now),
+                )
+            if asyncio.get_running_loop().time() > deadline:
+                raise IdempotencyInProgress(
+                    f"a call with idempotency key {key!r} was still running after {wait_timeout} s",
+                    key=key,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    async def _run_owned(
+        self,
+        key: str,
+        owner: str,
+        ttl: float,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        heartbeat = asyncio.create_task(self._keep_lease(key, owner))
+        try:
+            if inspect.iscoroutinefunction(fn):
+                result = await fn(*args, **kwargs)
+            else:
+                result = await asyncio.to_thread(fn, *args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            data = encode_value(key, result, MAX_RESULT_BYTES, f"result of idempotent call {key!r}")
+        except BaseException:
+            heartbeat.cancel()
+            with contextlib.suppress(StatekeeperError):
+                await asyncio.shield(self._backend.idempotency_abandon(self._namespace, key, owner))
+            raise
+        heartbeat.cancel()
+        stored = await self._backend.idempotency_complete(
+            self._namespace, key, owner, data, self._clock() + ttl
+        )
+        if not stored:
+            log.warning(
+                "idempotent call finished after its lease lapsed; its result was not stored",
+                extra={"key": key},
+            )
+        return result
+
+    async def _keep_lease(self, key: str, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                kept = await self._backend.idempotency_extend(
+                    self._namespace, key, owner, self._clock() + self.lease
+                )
+            except StatekeeperError as error:
+                log.warning(
+                    "idempotency lease not renewed", extra={"key": key, "error": error.message}
+                )
+                continue
+            if not kept:
+                return
+
+    def decorator(
+        self,
+        key: str | Callable[..., str],
+        *,
+        ttl: float = DEFAULT_TTL,
+        wait: bool = False,
+    ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+        """Make an async function idempotent by ``key`` (a string, or a function of the
+        call's arguments that returns one)."""
+
+        def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+            @functools.wraps(fn)
+            async def idempotent(*args: Any, **kwargs: Any) -> T:
+                chosen = key(*args, **kwargs) if callable(key) else key
+                return await self.run(chosen, fn, *args, ttl=ttl, wait=wait, **kwargs)
+
+            return idempotent
+
+        return wrap
