@@ -64,15 +64,16 @@ class Idempotency:
     async def run(
         self,
         key: str,
-        fn: Callable[..., T | Awaitable[T]],
+        fn: Callable[..., Any],
         *args: Any,
         payload: Any = _UNSET,
         ttl: float = DEFAULT_TTL,
         wait: bool = False,
         wait_timeout: float = 60.0,
         **kwargs: Any,
-    ) -> T:
-        """Run ``fn(*args, **kwargs)`` once for ``key``; repeats return its result."""
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` (``def`` or ``async def``) once for ``key``;
+        repeats return its (JSON) result."""
         check_key(key)
         if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
             raise ValidationError(f"ttl must be a positive number of seconds, got {ttl!r}")
@@ -87,8 +88,7 @@ class Idempotency:
                 lease_expires_at=now + self.lease, expires_at=now + ttl, now=now,
             )  # fmt: skip
             if claimed:
-                result: T = await self._run_owned(key, owner, ttl, fn, args, kwargs)
-                return result
+                return await self._run_owned(key, owner, ttl, fn, args, kwargs)
             record = await self._backend.idempotency_get(self._namespace, key, self._clock())
             if record is None:
                 continue  # it expired or was abandoned in between: claim again
@@ -97,7 +97,7 @@ class Idempotency:
                     f"idempotency key {key!r} was used before with a different payload", key=key
                 )
             if record.state == "done":
-                return decode_value(key, record.result or b"null")  # type: ignore[no-any-return]
+                return decode_value(key, record.result or b"null")
             if not wait:
                 raise IdempotencyInProgress(
                     f"a call with idempotency key {key!r} is still running",
@@ -175,7 +175,8 @@ class Idempotency:
             @functools.wraps(fn)
             async def idempotent(*args: Any, **kwargs: Any) -> T:
                 chosen = key(*args, **kwargs) if callable(key) else key
-                return await self.run(chosen, fn, *args, ttl=ttl, wait=wait, **kwargs)
+                result: T = await self.run(chosen, fn, *args, ttl=ttl, wait=wait, **kwargs)
+                return result
 
             return idempotent
 
