@@ -27,8 +27,10 @@ from statekeeper.constants import (
 from statekeeper.errors import ClosedError, ConfigurationError, StatekeeperError
 from statekeeper.idempotency import Idempotency
 from statekeeper.queues import Queue, QueueConfig, Retry, Wakeups
-from statekeeper.queues.completions import completion_builder
+from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.queues.queue import check_queue_name
+from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
+from statekeeper.runtime.callbacks import ENV_SECRET as CALLBACK_SECRET_ENV
 from statekeeper.runtime.consumer import Consumer, Handler
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
@@ -128,7 +130,7 @@ class App:
                 )
             return existing
         queue = Queue(
-            self.backend,
+            lambda: self.backend,
             self.namespace,
             name,
             QueueConfig(**chosen),  # type: ignore[arg-type]
@@ -175,13 +177,32 @@ class App:
         """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``."""
 
         def register(fn: Handler) -> Handler:
-            check_queue_name(queue)
+            if not queue.startswith("statekeeper."):
+                check_queue_name(queue)
             if queue in self.consumers:
                 raise ConfigurationError(f"queue {queue!r} already has a consumer")
             self.consumers[queue] = Consumer(queue, fn, concurrency, non_retryable)
             return fn
 
         return register
+
+    def enable_callbacks(self, secret: str | None = None) -> bool:
+        """Deliver completion callbacks from this process's worker, signed with ``secret``
+        (default STATEKEEPER_CALLBACK_SECRET); False when no secret is configured."""
+        chosen = secret or os.environ.get(CALLBACK_SECRET_ENV)
+        if not chosen:
+            return False
+        if CALLBACK_QUEUE not in self.consumers:
+            self.queue(CALLBACK_QUEUE, retry=CALLBACK_RETRY)
+            self.consumer(CALLBACK_QUEUE, concurrency=16, non_retryable=(CallbackRefused,))(
+                CallbackSender(chosen)
+            )
+        return True
+
+    def queue_names(self) -> list[str]:
+        """The queues this app declared or consumes (its own, not statekeeper's)."""
+        names = set(self._queues) | set(self.consumers)
+        return sorted(n for n in names if not n.startswith("statekeeper."))
 
     def _announce(self, namespace: str, queue: str) -> None:
         if self._backend is not None:

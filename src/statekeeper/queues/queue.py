@@ -73,7 +73,7 @@ class Queue:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | Callable[[], Backend],
         namespace: str,
         name: str,
         config: QueueConfig,
@@ -87,10 +87,15 @@ class Queue:
         self._completions = completions
         self.config = config
         self.namespace = namespace
-        self._backend = backend
+        # A queue may be declared before its app opens: then the backend comes later.
+        self._backend_of = backend if callable(backend) else (lambda: backend)
         self._clock = clock
         self._wakeups = wakeups
         self._rng = rng or random.Random()
+
+    @property
+    def _backend(self) -> Backend:
+        return self._backend_of()
 
     # --- sending ------------------------------------------------------------------------
 

@@ -1,0 +1,37 @@
+"""HTTP settings: authentication, limits, callback signing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from statekeeper.errors import ConfigurationError
+
+ENV_TOKEN = "STATEKEEPER_API_TOKEN"
+ENV_DEV = "STATEKEEPER_DEV"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """``token``: the bearer token every request must carry; only ``dev=True`` (an
+    explicit choice) serves without one. ``max_body_bytes``: larger requests get 413.
+    ``idempotency_window``: how long an Idempotency-Key is remembered."""
+
+    token: str | None = None
+    dev: bool = False
+    max_body_bytes: int = 256 * 1024
+    idempotency_window: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not self.dev and not self.token:
+            raise ConfigurationError(
+                f"the HTTP API needs a bearer token ({ENV_TOKEN}); "
+                f"serve without one only in dev mode (--dev or {ENV_DEV}=1)"
+            )
+        if self.token is not None and len(self.token) < 16:
+            raise ConfigurationError("the API token must be at least 16 characters long")
+
+    @classmethod
+    def from_env(cls, *, dev: bool | None = None, token: str | None = None) -> HttpConfig:
+        chosen_dev = dev if dev is not None else os.environ.get(ENV_DEV, "") in ("1", "true")
+        return cls(token=token or os.environ.get(ENV_TOKEN) or None, dev=chosen_dev)

@@ -1,0 +1,177 @@
+"""Storage-first ingress: persist the request, answer 202 with a status URL, work later.
+
+    POST /v1/queues/{queue}/messages   body: any JSON  ->  202, Location: /v1/requests/{id}
+    GET  /v1/requests/{id}             ->  accepted | processing | failed |
+                                           dead-lettered | succeeded (with result)
+
+``Idempotency-Key``: a repeat returns the original request without enqueuing again;
+the same key with another body (or options) is 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from statekeeper.errors import StatekeeperError
+from statekeeper.http.responses import error_response, from_error, json_response
+from statekeeper.logs import correlation
+from statekeeper.queues.requests import request_status
+
+if TYPE_CHECKING:
+    from statekeeper.app import App
+    from statekeeper.http.config import HttpConfig
+
+_MAX_KEY = 255
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Ingress:
+    def __init__(self, app: App, config: HttpConfig) -> None:
+        self.app = app
+        self.config = config
+        self._token = None if config.token is None else config.token.encode()
+
+    def authorized(self, request: Request) -> Response | None:
+        """None when the request may proceed, else the 401 to answer."""
+        if self._token is None:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token):
+            return None
+        message = "missing bearer token" if not header else "invalid bearer token"
+        return error_response(
+            401, "unauthorized", message, {"WWW-Authenticate": 'Bearer realm="statekeeper"'}
+        )
+
+    async def post_message(self, request: Request) -> Response:
+        denied = self.authorized(request)
+        if denied is not None:
+            return denied
+        name = request.path_params["queue"]
+        if name not in self.app.queue_names():
+            return error_response(404, "unknown_queue", f"there is no queue {name!r}")
+        try:
+            raw = await self._read_body(request)
+        except _TooLarge:
+            return error_response(
+                413,
+                "payload_too_large",
+                f"the request body is larger than {self.config.max_body_bytes} bytes",
+            )
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return error_response(400, "malformed_json", f"the request body is not JSON: {exc}")
+        options, problem = self._options(request)
+        if problem is not None:
+            return problem
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 1 <= len(key) <= _MAX_KEY:
+            return error_response(
+                400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{_MAX_KEY} characters"
+            )
+        queue = self.app.queue(name)
+        with correlation(request.headers.get("x-correlation-id") or None):
+            try:
+                message = queue.new_message(
+                    body,
+                    delay=options.get("delay"),
+                    group=options.get("group"),
+                    dedup_id=key,
+                    dedup_window=self.config.idempotency_window,
+                    fingerprint=_fingerprint(name, raw, options) if key else None,
+                    reply_to=options.get("reply_to"),
+                )
+                sent = await queue.send_message(message)
+            except StatekeeperError as error:
+                return from_error(error)
+        if sent.duplicate and not sent.same_content:
+            return error_response(
+                422,
+                "idempotency_key_reused",
+                f"Idempotency-Key {key!r} was used before with a different request",
+            )
+        document: dict[str, Any] = {"id": sent.id, "queue": name, "status": "accepted"}
+        if sent.duplicate:
+            document = (
+                await request_status(self.app.backend, self.app.namespace, sent.id) or document
+            )
+        location = f"/v1/requests/{sent.id}"
+        headers = {"Location": location}
+        if sent.duplicate:
+            headers["Idempotent-Replayed"] = "true"
+        return json_response({**document, "status_url": location}, 202, headers)
+
+    async def get_request(self, request: Request) -> Response:
+        denied = self.authorized(request)
+        if denied is not None:
+            return denied
+        request_id = request.path_params["id"]
+        if not 1 <= len(request_id) <= 64:
+            return error_response(404, "not_found", "there is no such request")
+        try:
+            document = await request_status(self.app.backend, self.app.namespace, request_id)
+        except StatekeeperError as error:
+            return from_error(error)
+        if document is None:
+            return error_response(404, "not_found", f"there is no request {request_id!r}")
+        return json_response(document)
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _options(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        params = request.query_params
+        unknown = set(params) - {"delay", "group", "callback_url", "reply_queue"}
+        if unknown:
+            name = sorted(unknown)[0]
+            return {}, error_response(400, "invalid_parameter", f"unknown parameter {name!r}")
+        options: dict[str, Any] = {}
+        if "delay" in params:
+            try:
+                delay = float(params["delay"])
+            except ValueError:
+                delay = math.nan
+            if not math.isfinite(delay) or delay < 0:
+                return {}, error_response(
+                    400, "invalid_parameter", "delay must be a non-negative number of seconds"
+                )
+            options["delay"] = delay
+        if "group" in params:
+            options["group"] = params["group"]
+        reply_to: dict[str, str] = {}
+        if "reply_queue" in params:
+            reply_to["queue"] = params["reply_queue"]
+        if "callback_url" in params:
+            reply_to["url"] = params["callback_url"]
+        if reply_to:
+            options["reply_to"] = reply_to
+        return options, None
+
+
+def _fingerprint(queue: str, raw: bytes, options: dict[str, Any]) -> str:
+    digest = hashlib.sha256(queue.encode() + b"\0" + raw)
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    return digest.hexdigest()
