@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/statekeeper demo
+	$(VENV)/bin/python examples/notifications.py
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

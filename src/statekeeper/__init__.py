@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from statekeeper import errors
 from statekeeper.app import App
 from statekeeper.errors import (
@@ -16,6 +18,9 @@ from statekeeper.queues import Message, Retry
 from statekeeper.state import Item, Keyring, Page
 
 __version__ = "0.1.0"
+
+# A library logs only where its user says: JSON lines once configure_logging() is called.
+logging.getLogger("statekeeper").addHandler(logging.NullHandler())
 
 __all__ = [
     "AlreadyExists",

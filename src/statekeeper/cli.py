@@ -232,3 +232,12 @@ def demo(settings: Settings) -> None:
     from statekeeper.demo import run_demo
 
     run(run_demo(settings.database))
+
+
+def _register_runtime_commands() -> None:
+    from statekeeper.cli_runtime import add_commands
+
+    add_commands(main, run)
+
+
+_register_runtime_commands()

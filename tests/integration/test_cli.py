@@ -185,3 +185,15 @@ def test_configuration_errors_are_one_line(db: str) -> None:
         timeout=60,
     )
     one_line_error(result, "configuration_error", 3)
+
+
+def test_notification_service_example(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "notifications.py"), f"sqlite:///{tmp_path}/n.db"],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every check passed" in result.stdout

@@ -1,0 +1,184 @@
+"""CLI verbs that run things (``serve``, ``worker``) and inspect queues (``queue ...``)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from statekeeper.app import App
+from statekeeper.errors import ConfigurationError
+from statekeeper.http.config import HttpConfig
+from statekeeper.runtime.worker import Worker
+
+ENV_APP = "STATEKEEPER_APP"
+
+
+def load_app(target: str | None) -> App:
+    """The App at ``module:attribute`` (attribute defaults to ``app``)."""
+    spec = target or os.environ.get(ENV_APP)
+    if not spec:
+        raise ConfigurationError(f"name the app to run: --app module:app (or {ENV_APP})")
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attribute or "app", None)
+    if not isinstance(app, App):
+        raise ConfigurationError(f"{spec!r} is not a statekeeper App")
+    return app
+
+
+async def run_worker(app: App, queues: list[str] | None, grace: float) -> int:
+    consumers = list(app.consumers.values())
+    if queues:
+        unknown = sorted(set(queues) - set(app.consumers))
+        if unknown:
+            raise ConfigurationError(f"no consumer for queue {unknown[0]!r}")
+        consumers = [c for c in consumers if c.queue in queues]
+    async with app:
+        worker = Worker(app, consumers, grace=grace)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        await worker.run()
+        return worker.processed
+
+
+def add_commands(main: click.Group, run: Any) -> None:
+    """Register the verbs on the ``statekeeper`` group (``run`` maps errors to exits)."""
+
+    @main.command("serve")
+    @click.option("--app", "target", help="The app to serve, as module:attribute.")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=8000, show_default=True, type=int)
+    @click.option("--dev", is_flag=True, help="Serve without a bearer token (development only).")
+    @click.option("--no-workers", is_flag=True, help="Serve HTTP only; run no consumers.")
+    @click.option("--grace", default=30.0, show_default=True, help="Seconds to finish on SIGTERM.")
+    def serve_command(
+        target: str | None, host: str, port: int, dev: bool, no_workers: bool, grace: float
+    ) -> None:
+        """Serve the HTTP API and run the app's consumers until SIGTERM."""
+        from statekeeper.http.server import serve
+
+        async def go() -> None:
+            app = load_app(target)
+            config = HttpConfig.from_env(dev=dev or None)
+            app.enable_callbacks()
+            await serve(app, config, host=host, port=port, workers=not no_workers, grace=grace)
+
+        run(go())
+
+    @main.command("worker")
+    @click.option("--app", "target", help="The app whose consumers to run, as module:attribute.")
+    @click.option("--queue", "queues", multiple=True, help="Only these queues (repeatable).")
+    @click.option("--grace", default=30.0, show_default=True, help="Seconds to finish on SIGTERM.")
+    def worker_command(target: str | None, queues: tuple[str, ...], grace: float) -> None:
+        """Run the app's consumers until SIGTERM, then finish or give back what is in hand."""
+
+        async def go() -> int:
+            app = load_app(target)
+            app.enable_callbacks()
+            return await run_worker(app, list(queues) or None, grace)
+
+        run(go())
+
+    @main.group("queue")
+    def queue_group() -> None:
+        """Inspect and administer queues."""
+
+    def with_queue(settings: Any, name: str, work: Any) -> Any:
+        async def go() -> Any:
+            async with settings.app() as app:
+                return await work(app.queue(name))
+
+        return run(go())
+
+    @queue_group.command("stats")
+    @click.argument("name")
+    @click.pass_obj
+    def queue_stats(settings: Any, name: str) -> None:
+        """Depth, in flight, delayed, dead-lettered, age of the oldest message (JSON)."""
+        stats = with_queue(settings, name, lambda q: q.stats())
+        click.echo(json.dumps(stats.to_dict()))
+
+    @queue_group.command("peek")
+    @click.argument("name")
+    @click.option("--dead", is_flag=True, help="Show dead-lettered messages.")
+    @click.option("--limit", default=10, show_default=True, type=int)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+    @click.pass_obj
+    def queue_peek(settings: Any, name: str, dead: bool, limit: int, as_json: bool) -> None:
+        """Messages in order, without leasing them."""
+        messages = with_queue(settings, name, lambda q: q.peek(limit, dead=dead))
+        if as_json:
+            for message in messages:
+                click.echo(json.dumps(message.to_dict(), default=str))
+            return
+        table = Table("id", "state", "attempts", "body", "last error")
+        for m in messages:
+            body = json.dumps(m.body)[:60]
+            table.add_row(m.id, m.state, str(m.attempts), body, (m.last_error or "")[:60])
+        Console().print(table)
+
+    @queue_group.command("redrive")
+    @click.argument("name")
+    @click.option("--id", "ids", multiple=True, help="Only these message ids (repeatable).")
+    @click.pass_obj
+    def queue_redrive(settings: Any, name: str, ids: tuple[str, ...]) -> None:
+        """Move dead-lettered messages back to the queue."""
+        moved = with_queue(settings, name, lambda q: q.redrive(list(ids) or None))
+        click.echo(json.dumps({"queue": name, "redriven": moved}))
+
+    @queue_group.command("purge")
+    @click.argument("name")
+    @click.option("--dead", is_flag=True, help="Purge the dead-lettered messages instead.")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    @click.pass_obj
+    def queue_purge(settings: Any, name: str, dead: bool, yes: bool) -> None:
+        """Delete every waiting (or dead-lettered) message."""
+        what = "dead-lettered" if dead else "waiting"
+        if not yes and not click.confirm(f"delete every {what} message of {name}?"):
+            raise click.Abort()
+        purged = with_queue(settings, name, lambda q: q.purge(dead=dead))
+        click.echo(json.dumps({"queue": name, "purged": purged}))
+
+    @queue_group.command("replay")
+    @click.argument("name")
+    @click.option("--since", type=float, help="Unix time: completed at or after.")
+    @click.option("--until", type=float, help="Unix time: completed before.")
+    @click.option("--attribute", "attributes", multiple=True, help="KEY=VALUE to match.")
+    @click.option("--limit", type=int, help="At most this many.")
+    @click.pass_obj
+    def queue_replay(
+        settings: Any,
+        name: str,
+        since: float | None,
+        until: float | None,
+        attributes: tuple[str, ...],
+        limit: int | None,
+    ) -> None:
+        """Send archived messages again, as new messages."""
+        matches: dict[str, str] = {}
+        for pair in attributes:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--attribute")
+            matches[key] = value
+        replayed = with_queue(
+            settings,
+            name,
+            lambda q: q.replay(since=since, until=until, attributes=matches or None, limit=limit),
+        )
+        click.echo(json.dumps({"queue": name, "replayed": replayed}))
