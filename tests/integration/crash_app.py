@@ -1,0 +1,49 @@
+"""The app that crash tests run in worker and server processes.
+
+Its consumer applies an effect (a row keyed by the message id, in a table with a
+unique constraint) the way an idempotent consumer does: a redelivered message whose
+effect is already there is acknowledged without applying it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import asyncpg
+
+from statekeeper import App, Message, Retry
+
+DSN = os.environ["CRASH_PG_DSN"]
+SCHEMA = os.environ["CRASH_PG_SCHEMA"]
+
+app = App(f"{DSN}?schema={SCHEMA}", namespace="crash", purge_interval=None)
+app.queue("work", retry=Retry(max_attempts=50, initial_interval=0.05, max_delay=0.5),
+          visibility_timeout=2.0)  # fmt: skip
+_pool: asyncpg.Pool | None = None
+_lock = asyncio.Lock()
+
+
+async def pool() -> asyncpg.Pool:
+    global _pool
+    async with _lock:
+        if _pool is None:
+            _pool = await asyncpg.create_pool(
+                DSN, min_size=1, max_size=4, server_settings={"search_path": SCHEMA}
+            )
+    return _pool
+
+
+@app.consumer("work", concurrency=8)
+async def apply_effect(message: Message) -> str:
+    await asyncio.sleep(float(os.environ.get("CRASH_WORK_SECONDS", "0.03")))
+    db = await pool()
+    try:
+        await db.execute(
+            "INSERT INTO crash_effects (message_id, body) VALUES ($1, $2)",
+            message.id,
+            str(message.body),
+        )
+    except asyncpg.UniqueViolationError:
+        return "already applied"  # a redelivery after a crash between effect and ack
+    return "applied"

@@ -1,0 +1,227 @@
+"""Queues under SIGKILL: workers and the ingress server are killed mid-work and restarted.
+
+Nothing acknowledged is lost (every message processed, every 202 request processed)
+and nothing is applied twice (one effect row per message), with no stuck lease and
+an empty dead-letter queue at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from statekeeper import App
+from tests.conftest import PG_DSN
+
+pytestmark = pytest.mark.crash
+
+ROOT = Path(__file__).parents[2]
+TOKEN = "crash-test-token-0123456789abcdef"
+
+
+@pytest.fixture
+def schema(pg_schema_prefix: str) -> str:
+    return f"{pg_schema_prefix}_crash_{random.randrange(10**6)}"
+
+
+@pytest.fixture
+async def prepared(schema: str) -> AsyncIterator[App]:
+    url = f"{PG_DSN}?schema={schema}"
+    async with App(url, namespace="crash", purge_interval=None) as app:  # creates the schema
+        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        await conn.execute(
+            "CREATE TABLE crash_effects (message_id TEXT PRIMARY KEY, body TEXT NOT NULL)"
+        )
+        await conn.close()
+        yield app
+
+
+def environment(schema: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
+        "CRASH_PG_DSN": PG_DSN,
+        "CRASH_PG_SCHEMA": schema,
+        "STATEKEEPER_API_TOKEN": TOKEN,
+    }
+
+
+def start(args: list[str], schema: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "statekeeper", *args],
+        env=environment(schema),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    running: list[subprocess.Popen[bytes]] = []
+    yield running
+    for process in running:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+async def effects(schema: str) -> list[str]:
+    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    try:
+        return [row[0] for row in await conn.fetch("SELECT message_id FROM crash_effects")]
+    finally:
+        await conn.close()
+
+
+async def assert_clean(app: App, schema: str) -> None:
+    stats = await app.queue("work").stats()
+    assert (stats.ready, stats.in_flight, stats.delayed, stats.dead) == (0, 0, 0, 0), stats
+    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    try:
+        leased = await conn.fetchval("SELECT count(*) FROM sk_messages WHERE state = 'leased'")
+    finally:
+        await conn.close()
+    assert leased == 0
+
+
+async def test_workers_killed_every_half_second(
+    prepared: App, schema: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    app = prepared
+    total = 2000
+    sent = {r.id for r in await app.queue("work").send_batch([{"n": n} for n in range(total)])}
+    assert len(sent) == total
+    workers = [start(["worker", "--app", "crash_app:app"], schema) for _ in range(3)]
+    processes.extend(workers)
+    kills = 0
+    deadline = time.monotonic() + 240
+    rng = random.Random(42)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        done = len(await effects(schema))
+        if done >= total:
+            break
+        victim = rng.randrange(len(workers))
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        kills += 1
+        workers[victim] = start(["worker", "--app", "crash_app:app"], schema)
+        processes.append(workers[victim])
+    # Let leases of the last killed worker lapse and everything finish, then stop cleanly.
+    for _ in range(200):
+        stats = await app.queue("work").stats()
+        if stats.ready + stats.in_flight + stats.delayed == 0:
+            break
+        await asyncio.sleep(0.1)
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        assert worker.wait(timeout=60) == 0, worker.stderr.read().decode() if worker.stderr else ""
+    applied = await effects(schema)
+    assert kills >= 3, "too few kills to prove anything"
+    assert len(applied) == len(set(applied)) == total  # exactly one effect per message
+    assert set(applied) == sent
+    await assert_clean(app, schema)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_ingress_server_killed_midway(
+    prepared: App, schema: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    app = prepared
+    port = free_port()
+    serve = ["serve", "--app", "crash_app:app", "--port", str(port), "--grace", "5"]
+    server = start(serve, schema)
+    processes.append(server)
+    total = 1000
+    accepted: dict[int, str] = {}
+    killed = asyncio.Event()
+    third_accepted = asyncio.Event()
+    retries = 0
+
+    async def post(client: httpx.AsyncClient, n: int) -> None:
+        nonlocal retries
+        while True:  # a client retrying with the same key until it gets its 202
+            try:
+                answer = await client.post(
+                    "/v1/queues/work/messages",
+                    json={"n": n},
+                    headers={"Idempotency-Key": f"request-{n}"},
+                )
+            except httpx.TransportError:
+                retries += 1
+                await asyncio.sleep(0.05)
+                continue
+            assert answer.status_code == 202, answer.text
+            accepted[n] = answer.json()["id"]
+            if len(accepted) >= total // 3:
+                third_accepted.set()
+            return
+
+    async def killer() -> None:
+        await third_accepted.wait()
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        killed.set()
+        await asyncio.sleep(0.3)
+        processes.append(start(serve, schema))
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=headers, limits=limits, timeout=10
+    ) as client:
+        for _ in range(200):  # the server starts
+            try:
+                await client.get("/healthz")
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+        kill = asyncio.create_task(killer())
+        semaphore = asyncio.Semaphore(16)
+
+        async def bounded(n: int) -> None:
+            async with semaphore:
+                await post(client, n)
+
+        await asyncio.wait_for(asyncio.gather(*(bounded(n) for n in range(total))), 180)
+        await kill
+        # The same keys again: the original requests come back, nothing new is enqueued.
+        for n in range(0, total, 97):
+            again = await client.post(
+                "/v1/queues/work/messages",
+                json={"n": n},
+                headers={"Idempotency-Key": f"request-{n}"},
+            )
+            assert again.json()["id"] == accepted[n]
+    assert killed.is_set() and retries > 0
+    assert len(accepted) == total and len(set(accepted.values())) == total
+    for _ in range(600):
+        if len(await effects(schema)) >= total:
+            break
+        await asyncio.sleep(0.1)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    applied = await effects(schema)
+    assert len(applied) == len(set(applied)) == total
+    assert set(applied) == set(accepted.values())
+    await assert_clean(app, schema)
