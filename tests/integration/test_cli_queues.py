@@ -1,0 +1,94 @@
+"""The queue verbs and the worker, as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from statekeeper import App, Retry
+
+ROOT = Path(__file__).parents[2]
+APP_MODULE = """
+from statekeeper import App, Message, Retry
+
+app = App("{url}", namespace="jobs", purge_interval=None)
+app.queue("jobs", retry=Retry(max_attempts=1))
+
+
+@app.consumer("jobs", concurrency=4)
+async def double(message: Message) -> int:
+    if message.body == "poison":
+        raise ValueError("cannot double poison")
+    return message.body * 2
+"""
+
+
+def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "statekeeper", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def spawn_worker(tmp: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "statekeeper", "worker", "--app", "jobsapp:app"],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        cwd=tmp,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_worker_and_queue_verbs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    (tmp_path / "jobsapp.py").write_text(APP_MODULE.format(url=url))
+    async with App(url, namespace="jobs", purge_interval=None) as app:
+        queue = app.queue("jobs", retry=Retry(max_attempts=1))
+        await queue.send_batch([*range(20), "poison"])
+        worker = spawn_worker(tmp_path)
+        try:
+            for _ in range(300):
+                stats = await queue.stats()
+                if stats.ready + stats.in_flight == 0 and stats.dead == 1:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+        assert worker.stderr is not None and b"Traceback" not in worker.stderr.read()
+
+    env_db = ["--database", url, "--namespace", "jobs"]
+    stats = json.loads(cli(tmp_path, *env_db, "queue", "stats", "jobs").stdout)
+    assert stats["ready"] == 0 and stats["dead"] == 1
+    dead = cli(tmp_path, *env_db, "queue", "peek", "jobs", "--dead", "--json").stdout
+    [entry] = [json.loads(line) for line in dead.splitlines()]
+    assert entry["body"] == "poison" and "cannot double poison" in entry["last_error"]
+    table = cli(tmp_path, *env_db, "queue", "peek", "jobs", "--dead")
+    assert table.returncode == 0 and "poison" in table.stdout
+    redriven = json.loads(cli(tmp_path, *env_db, "queue", "redrive", "jobs").stdout)
+    assert redriven == {"queue": "jobs", "redriven": 1}
+    purged = json.loads(cli(tmp_path, *env_db, "queue", "purge", "jobs", "--yes").stdout)
+    assert purged == {"queue": "jobs", "purged": 1}
+    replayed = cli(tmp_path, *env_db, "queue", "replay", "jobs", "--limit", "5")
+    assert json.loads(replayed.stdout) == {"queue": "jobs", "replayed": 5}
+    bad = cli(tmp_path, *env_db, "queue", "replay", "jobs", "--attribute", "novalue")
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_worker_without_an_app_is_a_clear_error(tmp_path: Path) -> None:
+    result = cli(tmp_path, "worker")
+    assert result.returncode == 3 and "name the app to run" in result.stderr
+    result = cli(tmp_path, "worker", "--app", "no_such_module:app")
+    assert result.returncode == 3 and "cannot import 'no_such_module'" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = cli(tmp_path, "serve", "--app", "json:dumps")
+    assert result.returncode == 3 and "is not a statekeeper App" in result.stderr
