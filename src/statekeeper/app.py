@@ -38,8 +38,6 @@ from statekeeper.storage import Backend, create_backend, parse, resolve
 
 log = logging.getLogger("statekeeper.app")
 T = TypeVar("T")
-# Archived messages are kept this long (replay reaches back this far).
-ARCHIVE_RETENTION = 7 * 24 * 3600.0
 
 
 class App:
@@ -56,6 +54,7 @@ class App:
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         clock: Callable[[], float] = time.time,
         purge_interval: float | None = 60.0,
+        archive_retention: float = 7 * 24 * 3600.0,
     ) -> None:
         self.url = parse(resolve(database_url))
         self.namespace = _check_namespace(namespace or os.environ.get(ENV_NAMESPACE) or "default")
@@ -77,6 +76,8 @@ class App:
         self._max_value_bytes = max_value_bytes
         self.clock = clock
         self._purge_interval = purge_interval
+        # Acknowledged messages are kept this long: replay and request status reach back so far.
+        self.archive_retention = archive_retention
         self.idempotency_lease = 30.0
         self._idempotency: Idempotency | None = None
         self._backend: Backend | None = None
@@ -108,7 +109,6 @@ class App:
         visibility_timeout: float | None = None,
         dedup_window: float | None = None,
         archive: bool | None = None,
-        archive_retention: float | None = None,
         max_message_bytes: int | None = None,
     ) -> Queue:
         """The queue ``name``; options given the first time configure it for this app."""
@@ -117,7 +117,6 @@ class App:
             "visibility_timeout": visibility_timeout,
             "dedup_window": dedup_window,
             "archive": archive,
-            "archive_retention": archive_retention,
             "max_message_bytes": max_message_bytes,
         }
         chosen = {k: v for k, v in options.items() if v is not None}
@@ -279,7 +278,7 @@ class App:
             try:
                 now = self.clock()
                 forgotten = await self.backend.idempotency_forget(now)
-                forgotten += await self.backend.queue_forget(now, now - ARCHIVE_RETENTION)
+                forgotten += await self.backend.queue_forget(now, now - self.archive_retention)
             except StatekeeperError as error:
                 log.warning("forgetting old records failed", extra={"error": error.message})
 

@@ -401,3 +401,22 @@ async def test_a_receiver_in_another_process_is_woken(
         await task
         assert [m.body for m in messages] == ["ping"]
         assert waited < (0.7 if backend_name == "postgres" else 1.5), waited
+
+
+async def test_the_purger_forgets_old_archive_and_dedup_records(
+    database_url: str, namespace: str
+) -> None:
+    async with App(
+        database_url, namespace=namespace, purge_interval=0.05, archive_retention=0.1
+    ) as app:
+        q = app.queue("old", dedup_window=0.1)
+        await q.send("x", dedup_id="d1")
+        [message] = await q.receive()
+        await message.ack()
+        assert await app.backend.queue_find(namespace, message.id) is not None
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if await app.backend.queue_find(namespace, message.id) is None:
+                break
+        assert await app.backend.queue_find(namespace, message.id) is None
+        assert await q.replay() == 0

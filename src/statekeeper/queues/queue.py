@@ -50,17 +50,17 @@ def check_queue_name(name: object) -> str:
 class QueueConfig:
     """How a queue delivers. ``visibility_timeout``: seconds a receive leases a
     message for. ``dedup_window``: seconds a deduplication id is remembered.
-    ``archive``: keep acknowledged messages for replay (``archive_retention``)."""
+    ``archive``: keep acknowledged messages, with their results, for replay and request
+    status (for the app's ``archive_retention``)."""
 
     retry: Retry = field(default_factory=Retry)
     visibility_timeout: float = 30.0
     dedup_window: float = 300.0
     archive: bool = True
-    archive_retention: float = 7 * 24 * 3600.0
     max_message_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("visibility_timeout", "dedup_window", "archive_retention"):
+        for name in ("visibility_timeout", "dedup_window"):
             _check_seconds(name, getattr(self, name), allow_zero=False)
         if isinstance(self.max_message_bytes, bool) or not isinstance(self.max_message_bytes, int):
             raise ValidationError("max_message_bytes must be an integer")
