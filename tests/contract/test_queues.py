@@ -17,6 +17,7 @@ from statekeeper.errors import (
     ValueTooLarge,
 )
 from statekeeper.queues import Queue
+from statekeeper.storage.postgres import PostgresBackend
 from tests.conftest import FakeClock
 
 FIXED = Retry(max_attempts=3, initial_interval=2.0, backoff_rate=3.0, max_delay=100, jitter=False)
@@ -388,7 +389,8 @@ async def test_a_receiver_in_another_process_is_woken(
         App(url, namespace="wake", purge_interval=None) as sender,
         App(url, namespace="wake", purge_interval=None) as receiver,
     ):
-        await asyncio.sleep(0.2)  # the listener connects
+        if isinstance(receiver.backend, PostgresBackend):
+            await receiver.backend.wait_listening()
 
         async def send_soon() -> None:
             await asyncio.sleep(0.1)

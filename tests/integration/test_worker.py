@@ -115,13 +115,13 @@ async def test_concurrency_is_bounded(live_app: App) -> None:
 
 async def test_heartbeat_keeps_a_long_message_leased(live_app: App) -> None:
     app = live_app
-    app.queue("long", visibility_timeout=0.3)
+    app.queue("long", visibility_timeout=0.6)
     runs: list[str] = []
 
     @app.consumer("long", concurrency=2)
     async def long_job(message: Message) -> None:
         runs.append(message.id)
-        await asyncio.sleep(1.0)  # three lease lengths
+        await asyncio.sleep(1.5)  # two and a half lease lengths
 
     await app.queue("long").send("job")
     first, second = Worker(app, poll=0.05), Worker(app, poll=0.05)

@@ -102,6 +102,11 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps):
     def announce(self, namespace: str, queue: str) -> None:
         self._notifier.announce(namespace, queue)
 
+    async def wait_listening(self) -> None:
+        """Until this process hears other processes' announcements (tests, tools);
+        callers bound it with asyncio.timeout."""
+        await self._notifier.listening.wait()
+
     async def close(self) -> None:
         await self._notifier.close()
         if self._pool is not None:

@@ -34,7 +34,7 @@ class Notifier:
         self._pending: set[tuple[str, str]] = set()
         self._flusher: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.listening = asyncio.Event()  # set while the listener connection is up
 
     def listen(self, callback: Callback) -> None:
         """Call ``callback(namespace, queue)`` whenever any process announces a queue."""
@@ -84,15 +84,18 @@ class Notifier:
                 closed = asyncio.Event()
                 conn.add_termination_listener(_setter(closed))
                 await conn.add_listener(CHANNEL, self._heard)
+                self.listening.set()
                 for callback in self._callbacks:
                     callback("*", "*")  # anything may have been missed while not listening
                 await closed.wait()
+                self.listening.clear()
             except asyncio.CancelledError:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close())
                 raise
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                self.listening.clear()
                 log.debug("queue listener reconnecting", extra={"error": str(exc)})
             await asyncio.sleep(_RECONNECT_DELAY)
 
