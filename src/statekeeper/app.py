@@ -198,6 +198,12 @@ class App:
             )
         return True
 
+    def has_queue(self, name: str) -> bool:
+        """Whether ``name`` is one of this app's own queues (declared or consumed)."""
+        return (name in self._queues or name in self.consumers) and not name.startswith(
+            "statekeeper."
+        )
+
     def queue_names(self) -> list[str]:
         """The queues this app declared or consumes (its own, not statekeeper's)."""
         names = set(self._queues) | set(self.consumers)

@@ -21,12 +21,12 @@ from starlette.responses import Response
 
 from statekeeper.errors import StatekeeperError
 from statekeeper.http.responses import error_response, from_error, json_response
-from statekeeper.logs import correlation
 from statekeeper.queues.requests import request_status
 
 if TYPE_CHECKING:
     from statekeeper.app import App
     from statekeeper.http.config import HttpConfig
+    from statekeeper.queues import Queue
 
 _MAX_KEY = 255
 
@@ -40,6 +40,7 @@ class Ingress:
         self.app = app
         self.config = config
         self._token = None if config.token is None else config.token.encode()
+        self._queues: dict[str, Queue] = {}
 
     def authorized(self, request: Request) -> Response | None:
         """None when the request may proceed, else the 401 to answer."""
@@ -59,7 +60,8 @@ class Ingress:
         if denied is not None:
             return denied
         name = request.path_params["queue"]
-        if name not in self.app.queue_names():
+        queue = self._queue(name)
+        if queue is None:
             return error_response(404, "unknown_queue", f"there is no queue {name!r}")
         try:
             raw = await self._read_body(request)
@@ -69,49 +71,61 @@ class Ingress:
                 "payload_too_large",
                 f"the request body is larger than {self.config.max_body_bytes} bytes",
             )
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return error_response(400, "malformed_json", f"the request body is not JSON: {exc}")
-        options, problem = self._options(request)
+        problem = _check_json(raw)
         if problem is not None:
-            return problem
+            return error_response(400, "malformed_json", f"the request body is not JSON: {problem}")
+        options: dict[str, Any] = {}
+        if request.scope.get("query_string"):
+            options, rejected = self._options(request)
+            if rejected is not None:
+                return rejected
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= _MAX_KEY:
             return error_response(
                 400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{_MAX_KEY} characters"
             )
-        queue = self.app.queue(name)
-        with correlation(request.headers.get("x-correlation-id") or None):
-            try:
-                message = queue.new_message(
-                    body,
-                    delay=options.get("delay"),
-                    group=options.get("group"),
-                    dedup_id=key,
-                    dedup_window=self.config.idempotency_window,
-                    fingerprint=_fingerprint(name, raw, options) if key else None,
-                    reply_to=options.get("reply_to"),
-                )
-                sent = await queue.send_message(message)
-            except StatekeeperError as error:
-                return from_error(error)
+        try:
+            # The body is stored as received: it was checked to be JSON above.
+            message = queue.new_encoded_message(
+                raw,
+                delay=options.get("delay"),
+                group=options.get("group"),
+                dedup_id=key,
+                dedup_window=self.config.idempotency_window,
+                fingerprint=_fingerprint(name, raw, options) if key else None,
+                reply_to=options.get("reply_to"),
+                correlation=request.headers.get("x-correlation-id") or None,
+            )
+            sent = await queue.send_message(message)
+        except StatekeeperError as error:
+            return from_error(error)
         if sent.duplicate and not sent.same_content:
             return error_response(
                 422,
                 "idempotency_key_reused",
                 f"Idempotency-Key {key!r} was used before with a different request",
             )
-        document: dict[str, Any] = {"id": sent.id, "queue": name, "status": "accepted"}
-        if sent.duplicate:
-            document = (
-                await request_status(self.app.backend, self.app.namespace, sent.id) or document
-            )
         location = f"/v1/requests/{sent.id}"
-        headers = {"Location": location}
-        if sent.duplicate:
-            headers["Idempotent-Replayed"] = "true"
-        return json_response({**document, "status_url": location}, 202, headers)
+        if not sent.duplicate:
+            return json_response(
+                {"id": sent.id, "queue": name, "status": "accepted", "status_url": location},
+                202,
+                {"Location": location},
+            )
+        document = await request_status(self.app.backend, self.app.namespace, sent.id)
+        document = document or {"id": sent.id, "queue": name, "status": "accepted"}
+        return json_response(
+            {**document, "status_url": location},
+            202,
+            {"Location": location, "Idempotent-Replayed": "true"},
+        )
+
+    def _queue(self, name: str) -> Queue | None:
+        """The app's queue ``name``, if requests may be posted to it."""
+        queue = self._queues.get(name)
+        if queue is None and self.app.has_queue(name):
+            queue = self._queues[name] = self.app.queue(name)
+        return queue
 
     async def get_request(self, request: Request) -> Response:
         denied = self.authorized(request)
@@ -169,6 +183,21 @@ class Ingress:
         if reply_to:
             options["reply_to"] = reply_to
         return options, None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_json(raw: bytes) -> str | None:
+    """None if ``raw`` is strict JSON (no NaN or Infinity), else what is wrong."""
+    try:
+        json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return str(exc)
+    except RecursionError:
+        return "nested too deeply"
+    return None
 
 
 def _fingerprint(queue: str, raw: bytes, options: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from statekeeper.errors import InvalidQueueName, LeaseLost, ValidationError
+from statekeeper.errors import InvalidQueueName, LeaseLost, ValidationError, ValueTooLarge
 from statekeeper.logs import correlation_id
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
@@ -118,14 +118,48 @@ class Queue:
         callback ``{"url": ...}``). ``fingerprint``: of the request content, so a
         reused dedup id with other content can be told from a true repeat.
         """
+        data = encode_value(
+            "", body, self.config.max_message_bytes, f"message body for queue {self.name!r}"
+        )
+        return self.new_encoded_message(
+            data,
+            delay=delay,
+            dedup_id=dedup_id,
+            group=group,
+            attributes=attributes,
+            correlation=correlation,
+            reply_to=reply_to,
+            fingerprint=fingerprint,
+            dedup_window=dedup_window,
+        )
+
+    def new_encoded_message(
+        self,
+        data: bytes,
+        *,
+        delay: float | None = None,
+        dedup_id: str | None = None,
+        group: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        correlation: str | None = None,
+        reply_to: Mapping[str, Any] | None = None,
+        fingerprint: str | None = None,
+        dedup_window: float | None = None,
+    ) -> NewMessage:
+        """Like ``new_message``, for a body already encoded as JSON (the ingress keeps
+        the bytes it received, once it has checked they are JSON)."""
+        if len(data) > self.config.max_message_bytes:
+            raise ValueTooLarge(
+                f"message body for queue {self.name!r} is {len(data)} bytes; "
+                f"the limit is {self.config.max_message_bytes}",
+                size=len(data),
+                limit=self.config.max_message_bytes,
+            )
         now = self._clock()
         window = self.config.dedup_window
         if dedup_window is not None:
             window = _check_seconds("dedup_window", dedup_window, allow_zero=False)
         seconds = 0.0 if delay is None else _check_seconds("delay", delay, allow_zero=True)
-        data = encode_value(
-            "", body, self.config.max_message_bytes, f"message body for queue {self.name!r}"
-        )
         return NewMessage(
             id=uuid.uuid4().hex,
             queue=self.name,

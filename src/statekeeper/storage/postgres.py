@@ -78,11 +78,11 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps):
             error = postgres_error(exc, f"cannot connect to PostgreSQL at {where}")
             raise error from exc
         try:
-            async with translated(f"cannot migrate the schema of {where}"):
+            with translated(f"cannot migrate the schema of {where}"):
                 await self._migrate(conn)
         finally:
             await conn.close()
-        async with translated(f"cannot connect to PostgreSQL at {where}"):
+        with translated(f"cannot connect to PostgreSQL at {where}"):
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=self._pool_min,
@@ -145,7 +145,7 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps):
     # --- reads ----------------------------------------------------------------------
 
     async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
-        async with translated(f"cannot read key {key!r}"):
+        with translated(f"cannot read key {key!r}"):
             row = await self.pool.fetchrow(Q["state_get"].sql, namespace, key, now)
         if row is None:
             return None
@@ -155,7 +155,7 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps):
         self, namespace: str, keys: Sequence[str], now: float
     ) -> dict[str, StoredItem]:
         query = Q["state_get_many"]
-        async with translated("cannot read keys"):
+        with translated("cannot read keys"):
             rows = await self.pool.fetch(
                 query.sql, *query.args(namespace=namespace, keys=list(keys), now=now)
             )
@@ -173,20 +173,20 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps):
     ) -> list[StoredItem]:
         query = Q["state_list"]
         args = list_args(query, namespace, after=after, low=low, high=high, limit=limit, now=now)
-        async with translated("cannot list keys"):
+        with translated("cannot list keys"):
             rows = await self.pool.fetch(query.sql, *args)
         return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     # --- writes ---------------------------------------------------------------------
 
     async def state_put(self, namespace: str, op: PutOp, now: float) -> None:
-        async with translated(f"cannot write key {op.key!r}"):
+        with translated(f"cannot write key {op.key!r}"):
             await _put(self.pool, namespace, op, now)
 
     async def state_delete(
         self, namespace: str, key: str, if_match: str | None, now: float
     ) -> bool:
-        async with translated(f"cannot delete key {key!r}"):
+        with translated(f"cannot delete key {key!r}"):
             return await _delete(self.pool, namespace, key, if_match, now)
 
     async def state_apply(
@@ -223,7 +223,7 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps):
             )
         args = query.args(**values)
         try:
-            async with translated("cannot apply the transaction"):
+            with translated("cannot apply the transaction"):
                 results = await self.pool.fetchval(query.sql, *args)
         except ConflictError as error:  # AlreadyExists too: raised by sk_state_apply
             index = int(str(error.details.get("detail") or 0))
@@ -241,12 +241,12 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps):
     ) -> bool:
         query = Q["state_reseal"]
         args = query.args(namespace=namespace, key=key, etag=etag, value=value, key_id=key_id)
-        async with translated(f"cannot reseal key {key!r}"):
+        with translated(f"cannot reseal key {key!r}"):
             return await self.pool.fetchrow(query.sql, *args) is not None
 
     async def state_purge_expired(self, now: float, limit: int) -> int:
         query = Q["state_purge_expired"]
-        async with translated("cannot purge expired items"):
+        with translated("cannot purge expired items"):
             status = await self.pool.execute(query.sql, *query.args(now=now, limit=limit))
         return int(status.split()[-1])
 

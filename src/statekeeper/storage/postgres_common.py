@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 import asyncpg
 
@@ -13,12 +12,28 @@ from statekeeper.storage.translate import postgres_error
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-@asynccontextmanager
-async def translated(what: str) -> AsyncIterator[None]:
-    """Raise driver errors met in the block as statekeeper errors, saying ``what`` failed."""
-    try:
-        yield
-    except StatekeeperError:
-        raise
-    except DRIVER_ERRORS as exc:
-        raise postgres_error(exc, what) from exc
+class translated:  # lower case: it reads as a statement, ``with translated(...)``
+    """Raise driver errors met in the block as statekeeper errors, saying ``what`` failed.
+
+    A plain (synchronous) context manager: it wraps awaits just as well and costs a
+    fraction of an async generator-based one, on every database call.
+    """
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if error is None or isinstance(error, StatekeeperError):
+            return
+        if isinstance(error, DRIVER_ERRORS):
+            raise postgres_error(error, self.what) from error

@@ -22,6 +22,7 @@ log = logging.getLogger("statekeeper.postgres")
 
 CHANNEL = "statekeeper_queues"
 _RECONNECT_DELAY = 1.0
+_COALESCE = 0.002
 
 Callback = Callable[[str, str], None]  # (namespace, queue)
 
@@ -56,7 +57,9 @@ class Notifier:
         self._listener = self._flusher = None
 
     async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the other sends of this turn join in
+        # Let the sends of the next couple of milliseconds join in: one pg_notify
+        # statement for a burst, at the cost of that much wake-up latency.
+        await asyncio.sleep(_COALESCE)
         while self._pending:
             payloads = [json.dumps(list(item)) for item in self._pending]
             self._pending.clear()

@@ -71,13 +71,13 @@ class PostgresQueueOps:
     async def _run(self, method: str, statement: stmt.Statement, what: str) -> Any:
         """One statement through the pool: ``method`` is fetch, fetchrow, fetchval or execute."""
         sql, args = statement
-        async with translated(what):
+        with translated(what):
             return await getattr(self.pool, method)(sql, *args)
 
     async def queue_send(
         self, namespace: str, messages: Sequence[NewMessage], now: float
     ) -> list[Duplicate | None]:
-        async with translated("cannot enqueue"):
+        with translated("cannot enqueue"):
             if len(messages) == 1:
                 return [await _send_one(self.pool, namespace, messages[0], now)]
             async with self.pool.acquire() as conn, conn.transaction():
@@ -213,7 +213,7 @@ class PostgresQueueOps:
 
     async def queue_forget(self, now: float, archive_before: float) -> int:
         dedup, archive = Q["queue_forget_dedup"], Q["queue_forget_archive"]
-        async with translated("cannot forget old queue records"):
+        with translated("cannot forget old queue records"):
             dropped = _count(await self.pool.execute(dedup.sql, *dedup.args(now=now)))
             return dropped + _count(
                 await self.pool.execute(archive.sql, *archive.args(before=archive_before))
