@@ -35,9 +35,11 @@ from statekeeper.runtime.consumer import Consumer, Handler
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
+from statekeeper.workflows.engine import WorkflowFn, Workflows
 
 log = logging.getLogger("statekeeper.app")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class App:
@@ -87,6 +89,7 @@ class App:
         self._wakeups = Wakeups(announce=self._announce)
         self._queues: dict[str, Queue] = {}
         self.consumers: dict[str, Consumer] = {}
+        self.workflows = Workflows(lambda: self.backend, self.namespace, clock, self._wakeups)
 
     @property
     def backend(self) -> Backend:
@@ -165,6 +168,23 @@ class App:
             return call
 
         return wrap
+
+    def workflow(self, fn: WorkflowFn | None = None, *, name: str | None = None) -> Any:
+        """Register an ``async def fn(ctx, input)`` workflow (``@app.workflow`` or
+        ``@app.workflow(name="...")``); start it with ``app.workflows.start``."""
+        if fn is not None:
+            return self.workflows.register(fn, name)
+        return lambda f: self.workflows.register(f, name)
+
+    def function(self, fn: F | None = None, *, name: str | None = None) -> Any:
+        """Name a step function (``@app.function``) so journals and histories keep
+        one stable name for it, whatever module it moves to."""
+
+        def mark(f: F) -> F:
+            f.__statekeeper_name__ = name or f.__name__  # type: ignore[attr-defined]
+            return f
+
+        return mark(fn) if fn is not None else mark
 
     def consumer(
         self,

@@ -135,6 +135,18 @@ class IdempotencyInProgress(ConflictError):
     code = "idempotency_in_progress"
 
 
+class DuplicateEvent(ConflictError):
+    """The event was delivered to this workflow already."""
+
+    code = "duplicate_event"
+
+
+class WorkflowFinished(ConflictError):
+    """The workflow has finished; it cannot be changed any more."""
+
+    code = "workflow_finished"
+
+
 class NotFound(StatekeeperError):
     """The item does not exist."""
 
@@ -147,6 +159,25 @@ class TooManyRetries(ConflictError):
     """The update kept conflicting with concurrent writers and gave up."""
 
     code = "too_many_retries"
+
+
+class UnknownWorkflow(NotFound):
+    """No workflow of that name is registered."""
+
+    code = "unknown_workflow"
+
+
+class WorkflowNotFound(NotFound):
+    """There is no workflow with that id."""
+
+    code = "workflow_not_found"
+
+
+class NonDeterminismError(StatekeeperError):
+    """The workflow's code took another path than the one its journal records."""
+
+    code = "non_determinism"
+    http_status = 500
 
 
 # --- storage --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,34 @@ async def test_outcome_goes_to_the_reply_queue(live_app: App) -> None:
     assert outcomes[ok.id]["result"] == {"len": 5}
     assert outcomes[bad.id]["status"] == "dead-lettered"
     assert outcomes[bad.id]["error"] == "RuntimeError: no good"
+
+
+async def test_the_worker_runs_workflows_with_real_timers(live_app: App) -> None:
+    app = live_app
+
+    @app.function
+    async def reserve(item: str) -> str:
+        return f"reserved {item}"
+
+    @app.workflow
+    async def booking(ctx: Any, item: str) -> list[str]:
+        first = await ctx.step(reserve, item)
+        await ctx.sleep(0.3)
+        event = await ctx.wait_for_event("confirmed", timeout=10)
+        return [first, event]
+
+    run = await app.workflows.start("booking", "seat 7")
+    worker = Worker(app, poll=0.05)
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if (await app.workflows.status(run)).status == "waiting":
+                break
+            await asyncio.sleep(0.02)
+        await app.workflows.send_event(run, "confirmed", "by mail")
+        assert await app.workflows.result(run, timeout=10) == ["reserved seat 7", "by mail"]
+    finally:
+        worker.stop()
+        await task
+    history = await app.backend.workflow_history(app.namespace, run)
+    assert [h.name for h in history] == ["reserve", "sleep", "confirmed", "confirmed"]

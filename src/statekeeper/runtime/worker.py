@@ -20,6 +20,7 @@ from statekeeper.errors import LeaseLost, StatekeeperError
 from statekeeper.logs import correlation
 from statekeeper.queues import Message, Queue
 from statekeeper.runtime.consumer import Consumer
+from statekeeper.workflows.engine import WorkflowRunner
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -46,6 +47,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.processed = 0
         self.failed = 0
+        self.workflow_runner: WorkflowRunner | None = None
 
     def stop(self) -> None:
         """Lease nothing more; finish (or give back) what is in hand, then return from run."""
@@ -56,9 +58,12 @@ class Worker:
         return self._stopping.is_set()
 
     async def run(self) -> None:
-        if not self.consumers:
-            log.warning("worker has no consumers to run")
+        if not self.consumers and not self.app.workflows.registry:
+            log.warning("worker has no consumers or workflows to run")
         loops = [asyncio.create_task(self._consume(c)) for c in self.consumers]
+        if self.app.workflows.registry:
+            self.workflow_runner = WorkflowRunner(self.app.workflows, poll=self.poll)
+            loops.append(asyncio.create_task(self.workflow_runner.run(self._stopping)))
         log.info("worker started", extra={"queues": [c.queue for c in self.consumers]})
         try:
             await asyncio.gather(*loops)

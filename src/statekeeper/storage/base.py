@@ -13,6 +13,12 @@ from typing import Literal, NamedTuple, Protocol
 
 from statekeeper.storage.idempotency_ops import IdempotencyRecord
 from statekeeper.storage.queries import Dialect
+from statekeeper.storage.workflow_ops import (
+    HistoryEntry,
+    JournalEntry,
+    LeasedWorkflow,
+    WorkflowRow,
+)
 
 
 class StoredItem(NamedTuple):
@@ -334,3 +340,87 @@ class Backend(Protocol):
     async def idempotency_abandon(self, namespace: str, key: str, owner: str) -> bool: ...
 
     async def idempotency_forget(self, now: float) -> int: ...
+
+    # --- workflows (see storage/workflow_ops.py) ----------------------------------------
+
+    async def workflow_create(
+        self, namespace: str, id: str, name: str, input: bytes, parent_id: str | None, now: float
+    ) -> bool: ...
+
+    async def workflow_get(self, namespace: str, id: str) -> WorkflowRow | None: ...
+
+    async def workflow_lease(
+        self,
+        namespace: str,
+        names: Sequence[str],
+        *,
+        owner: str,
+        lease_end: float,
+        limit: int,
+        now: float,
+    ) -> list[LeasedWorkflow]: ...
+
+    async def workflow_journal(self, namespace: str, id: str) -> list[JournalEntry]: ...
+
+    async def workflow_checkpoint(
+        self,
+        namespace: str,
+        id: str,
+        fence: int,
+        *,
+        position: int,
+        kind: str,
+        step_name: str,
+        input: bytes | None,
+        output: bytes | None,
+        error: str | None,
+        attempts: int,
+        started_at: float | None,
+        lease_end: float,
+        now: float,
+    ) -> bool | None: ...
+
+    async def workflow_renew(
+        self, namespace: str, id: str, fence: int, lease_end: float, now: float
+    ) -> bool | None: ...
+
+    async def workflow_suspend(
+        self,
+        namespace: str,
+        id: str,
+        fence: int,
+        *,
+        status: str,
+        wake_at: float | None,
+        waiting_for: str | None,
+        now: float,
+    ) -> bool: ...
+
+    async def workflow_finish(
+        self,
+        namespace: str,
+        id: str,
+        fence: int,
+        *,
+        status: str,
+        output: bytes | None,
+        error: str | None,
+        parent_id: str | None,
+        now: float,
+    ) -> bool: ...
+
+    async def workflow_event(
+        self, namespace: str, id: str, event: str, data: bytes | None, now: float
+    ) -> None: ...
+
+    async def workflow_event_data(
+        self, namespace: str, id: str, event: str
+    ) -> tuple[bool, bytes | None]: ...
+
+    async def workflow_cancel(self, namespace: str, id: str, now: float) -> str | None: ...
+
+    async def workflow_retry(self, namespace: str, id: str, now: float) -> bool: ...
+
+    async def workflow_history(self, namespace: str, id: str) -> list[HistoryEntry]: ...
+
+    async def workflow_next_due(self, namespace: str) -> float | None: ...

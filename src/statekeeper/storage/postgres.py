@@ -35,6 +35,7 @@ from statekeeper.storage.postgres_queues import PostgresQueueOps
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.url import DatabaseURL
+from statekeeper.storage.workflow_ops import WorkflowOps
 
 Q = load("postgres")
 
@@ -50,10 +51,11 @@ async def _skip_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresBackend(PostgresQueueOps, IdempotencyOps):
+class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps):
     """State in a PostgreSQL database (optionally in its own schema)."""
 
     _queries = Q
+    _list_param = "names"
     dialect: Dialect = "postgres"
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:

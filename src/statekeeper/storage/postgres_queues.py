@@ -26,6 +26,15 @@ from statekeeper.storage.queries import load
 Q = load("postgres")
 
 
+def _shape(row: Any, mode: str) -> Any:
+    """A fetched row as the mode asks: found (bool), first (its first value) or row."""
+    if mode == "found":
+        return row is not None
+    if mode == "first":
+        return None if row is None else row[0]
+    return None if row is None else tuple(row)
+
+
 def _count(status: str) -> int:
     """The row count of a command status such as ``DELETE 3``."""
     return int(status.split()[-1])
@@ -58,12 +67,41 @@ class PostgresQueueOps:
         """One statement through the pool; ``mode``: rowcount, found, first or row."""
         if mode == "rowcount":
             return _count(await self._run("execute", statement, what))
-        row = await self._run("fetchrow", statement, what)
-        if mode == "found":
-            return row is not None
-        if mode == "first":
-            return None if row is None else row[0]
-        return None if row is None else tuple(row)
+        return _shape(await self._run("fetchrow", statement, what), mode)
+
+    async def run_atomic(
+        self, script: Sequence[tuple[stmt.Statement, str, bool]], what: str
+    ) -> list[Any] | None:
+        """Statements in one transaction on one connection; a required statement that
+        finds no row rolls it back, and the answer is None."""
+        if len(script) == 1:  # a single statement is its own transaction
+            ((statement, mode, required),) = script
+            result = await self.run_write(statement, what, mode)
+            return None if required and result in (None, False) else [result]
+        with translated(what):
+            async with self.pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                results: list[Any] = []
+                try:
+                    for (sql, args), mode, required in script:
+                        if mode == "rowcount":
+                            results.append(_count(await conn.execute(sql, *args)))
+                            continue
+                        row = await conn.fetchrow(sql, *args)
+                        if required and row is None:
+                            await transaction.rollback()
+                            return None
+                        results.append(_shape(row, mode))
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                await transaction.commit()
+                return results
+
+    async def run_many(self, statement: stmt.Statement, what: str) -> list[tuple[Any, ...]]:
+        rows = await self._run("fetch", statement, what)
+        return [tuple(row) for row in rows]
 
     async def run_read(self, statement: stmt.Statement, what: str, mode: str) -> Any:
         return await self.run_write(statement, what, mode)

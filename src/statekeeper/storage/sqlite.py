@@ -35,15 +35,17 @@ from statekeeper.storage.sqlite_queues import SQLiteQueueOps, send_messages
 from statekeeper.storage.sqlite_writer import WriterThread
 from statekeeper.storage.translate import sqlite_error
 from statekeeper.storage.url import DatabaseURL
+from statekeeper.storage.workflow_ops import WorkflowOps
 
 Q = load("sqlite")
 _GET = Q["state_get"].sql
 
 
-class SQLiteBackend(SQLiteQueueOps, IdempotencyOps):
+class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps):
     """State on one SQLite file, shared safely by threads and OS processes."""
 
     _queries = Q
+    _list_param = "names_json"
     dialect: Dialect = "sqlite"
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:

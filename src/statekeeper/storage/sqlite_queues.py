@@ -45,6 +45,10 @@ def send_messages(
     return outcomes
 
 
+class _Abandon(Exception):
+    """Rolls back an atomic script's job (its savepoint) when a required row is missing."""
+
+
 def _first(row: Any) -> Any:
     return None if row is None else row[0]
 
@@ -76,6 +80,38 @@ class SQLiteQueueOps:
             return _result(row, mode)
 
         return await self._writer.run(job, what)
+
+    async def run_atomic(
+        self, script: Sequence[tuple[stmt.Statement, str, bool]], what: str
+    ) -> list[Any] | None:
+        """Statements in one transaction (one writer job); a required statement that
+        finds no row rolls the job back, and the answer is None."""
+
+        def job(conn: sqlite3.Connection) -> list[Any] | None:
+            results: list[Any] = []
+            for statement, mode, required in script:
+                cursor = conn.execute(*statement)
+                if mode == "rowcount":
+                    results.append(cursor.rowcount)
+                    continue
+                row = cursor.fetchone()
+                if required and row is None:
+                    raise _Abandon
+                results.append(_result(row, mode))
+            return results
+
+        try:
+            return await self._writer.run(job, what)
+        except _Abandon:
+            return None
+
+    async def run_many(self, statement: stmt.Statement, what: str) -> list[tuple[Any, ...]]:
+        """Every row of one statement; a writing one runs as a writer job."""
+        if statement[0].lstrip().upper().startswith("SELECT"):
+            return [tuple(row) for row in self._read_sql(statement, what)]
+        return await self._writer.run(
+            lambda c: [tuple(row) for row in c.execute(*statement).fetchall()], what
+        )
 
     async def run_read(self, statement: stmt.Statement, what: str, mode: str) -> Any:
         """One statement on this thread's reader; ``mode``: found, first or row."""

@@ -1,0 +1,124 @@
+-- Durable workflows. A workflow is pending, running (leased by an owner under a fence
+-- number), sleeping or waiting (no owner; runnable again at wake_at), or finished:
+-- succeeded, failed, compensated or cancelled.
+
+-- name: wf_create
+INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
+                          created_at, updated_at)
+VALUES (:namespace, :id, :name, 'pending', :input, 0, :now, :parent_id, :now, :now)
+ON CONFLICT (namespace, id) DO NOTHING
+RETURNING id;
+
+-- name: wf_get
+SELECT id, name, status, input, output, error, fence, lease_expires_at, wake_at,
+       waiting_for, parent_id, cancel_requested, created_at, updated_at
+FROM sk_workflows WHERE namespace = :namespace AND id = :id;
+
+-- name: wf_lease
+-- Runnable: not finished, its lease (if any) over, and due.
+UPDATE sk_workflows
+SET status = 'running', owner = :owner, fence = fence + 1, lease_expires_at = :lease_end,
+    wake_at = :now, updated_at = :now
+WHERE namespace = :namespace AND id IN (
+    SELECT id FROM sk_workflows
+    WHERE namespace = :namespace
+      AND status IN ('pending', 'running', 'sleeping', 'waiting')
+      AND wake_at <= :now
+      AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
+      AND name IN (SELECT value FROM json_each(:names_json))
+    ORDER BY wake_at
+    LIMIT :limit
+)
+RETURNING id, name, input, fence, cancel_requested, parent_id, created_at;
+
+-- name: wf_journal
+SELECT position, kind, name, output, error
+FROM sk_workflow_steps
+WHERE namespace = :namespace AND workflow_id = :id
+ORDER BY position;
+
+-- name: wf_renew
+-- The fence check every checkpoint starts with: no row back means the lease is lost.
+UPDATE sk_workflows SET lease_expires_at = :lease_end, updated_at = :now
+WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
+RETURNING cancel_requested;
+
+-- name: wf_record_step
+INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, input, output,
+                               error, attempts, started_at, finished_at)
+VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, :attempts,
+        :started_at, :now);
+
+-- name: wf_suspend
+-- Ends a run without finishing: sleeping until wake_at, or waiting for an event (which
+-- may have arrived already: then it is due at once).
+UPDATE sk_workflows
+SET status = :status, owner = NULL, lease_expires_at = NULL, waiting_for = :waiting_for,
+    updated_at = :now,
+    wake_at = CASE
+        WHEN CAST(:waiting_for AS TEXT) IS NOT NULL AND EXISTS (
+            SELECT 1 FROM sk_workflow_events e
+            WHERE e.namespace = :namespace AND e.workflow_id = :id AND e.name = :waiting_for)
+        THEN CAST(:now AS DOUBLE PRECISION) ELSE CAST(:wake_at AS DOUBLE PRECISION) END
+WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
+RETURNING id;
+
+-- name: wf_finish
+UPDATE sk_workflows
+SET status = :status, output = :output, error = :error, owner = NULL,
+    lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL, updated_at = :now
+WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
+RETURNING parent_id;
+
+-- name: wf_event_insert
+-- Kept even before the workflow waits for it; only for a workflow that exists.
+INSERT INTO sk_workflow_events (namespace, workflow_id, name, data, received_at)
+SELECT :namespace, :id, :event, :data, :now
+WHERE EXISTS (SELECT 1 FROM sk_workflows WHERE namespace = :namespace AND id = :id)
+ON CONFLICT (namespace, workflow_id, name) DO NOTHING
+RETURNING name;
+
+-- name: wf_event_wake
+UPDATE sk_workflows SET wake_at = :now, updated_at = :now
+WHERE namespace = :namespace AND id = :id AND status = 'waiting' AND waiting_for = :event;
+
+-- name: wf_event_get
+SELECT data FROM sk_workflow_events
+WHERE namespace = :namespace AND workflow_id = :id AND name = :event;
+
+-- name: wf_cancel
+UPDATE sk_workflows SET cancel_requested = 1, wake_at = :now, updated_at = :now
+WHERE namespace = :namespace AND id = :id
+  AND status IN ('pending', 'running', 'sleeping', 'waiting')
+RETURNING status;
+
+-- name: wf_retry
+UPDATE sk_workflows
+SET status = 'pending', error = NULL, output = NULL, wake_at = :now, updated_at = :now,
+    cancel_requested = 0
+WHERE namespace = :namespace AND id = :id AND status = 'failed'
+RETURNING id;
+
+-- name: wf_forget_failed_steps
+DELETE FROM sk_workflow_steps
+WHERE namespace = :namespace AND workflow_id = :id AND error IS NOT NULL AND kind = 'step';
+
+-- name: wf_list
+SELECT id, name, status, created_at, updated_at
+FROM sk_workflows
+WHERE namespace = :namespace
+  AND (:status_set = 0 OR status = :status)
+  AND (:name_set = 0 OR name = :name)
+  AND (created_at > :after_time OR (created_at = :after_time AND id > :after_id))
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- name: wf_history
+SELECT position, kind, name, input, output, error, attempts, started_at, finished_at
+FROM sk_workflow_steps
+WHERE namespace = :namespace AND workflow_id = :id
+ORDER BY position;
+
+-- name: wf_next_due
+SELECT min(wake_at) FROM sk_workflows
+WHERE namespace = :namespace AND status IN ('pending', 'running', 'sleeping', 'waiting');

@@ -1,0 +1,16 @@
+"""Durable workflows as code: journaled steps, durable timers, events, recovery."""
+
+from __future__ import annotations
+
+from statekeeper.workflows.context import WorkflowContext
+from statekeeper.workflows.engine import WorkflowRunner, Workflows, WorkflowStatus
+from statekeeper.workflows.signals import EventTimeout, StepFailed
+
+__all__ = [
+    "EventTimeout",
+    "StepFailed",
+    "WorkflowContext",
+    "WorkflowRunner",
+    "WorkflowStatus",
+    "Workflows",
+]

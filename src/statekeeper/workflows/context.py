@@ -1,0 +1,249 @@
+"""The workflow context: every durable thing a workflow does goes through it.
+
+Each call takes the next journal position (at the call, before any await, so a
+fixed order of calls gives fixed positions). A recorded position returns what was
+recorded; a new one does the work and checkpoints it (one statement, only while
+this runner's fence holds) before the workflow goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from statekeeper.errors import NonDeterminismError, ValidationError
+from statekeeper.queues.policy import Retry
+from statekeeper.state.validation import decode_value, encode_value
+from statekeeper.storage.workflow_ops import JournalEntry
+from statekeeper.workflows.signals import EventTimeout, LeaseLost, StepFailed, Suspend
+
+if TYPE_CHECKING:
+    from statekeeper.storage.base import Backend
+
+MAX_PAYLOAD = 1 << 20
+DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
+
+
+def step_name(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__statekeeper_name__", None) or getattr(fn, "__qualname__", repr(fn)))
+
+
+def encode(subject: str, value: Any) -> bytes:
+    return encode_value("", value, MAX_PAYLOAD, subject)
+
+
+class WorkflowContext:
+    def __init__(
+        self,
+        backend: Backend,
+        namespace: str,
+        workflow_id: str,
+        fence: int,
+        journal: list[JournalEntry],
+        *,
+        clock: Callable[[], float],
+        lease: float,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self._backend = backend
+        self._namespace = namespace
+        self._fence = fence
+        self._journal = {entry.position: entry for entry in journal}
+        self._clock = clock
+        self._lease = lease
+        self._position = 0
+        self.cancel_requested = False
+
+    # --- the journal --------------------------------------------------------------------
+
+    def _next(self) -> int:
+        self._position += 1
+        return self._position
+
+    def _recorded(self, position: int, kind: str, name: str) -> JournalEntry | None:
+        entry = self._journal.get(position)
+        if entry is not None and (entry.kind != kind or entry.name != name):
+            raise NonDeterminismError(
+                f"workflow {self.workflow_id!r} reached position {position} with {kind} "
+                f"{name!r}, but its journal records {entry.kind} {entry.name!r} there: the "
+                "workflow's code changed or is not deterministic",
+                workflow_id=self.workflow_id,
+                position=position,
+            )
+        return entry
+
+    async def _checkpoint(
+        self,
+        position: int,
+        kind: str,
+        name: str,
+        *,
+        input: bytes | None = None,
+        output: bytes | None = None,
+        error: str | None = None,
+        attempts: int = 1,
+        started_at: float | None = None,
+    ) -> None:
+        now = self._clock()
+        outcome = await self._backend.workflow_checkpoint(
+            self._namespace, self.workflow_id, self._fence,
+            position=position, kind=kind, step_name=name, input=input, output=output,
+            error=error, attempts=attempts, started_at=started_at,
+            lease_end=now + self._lease, now=now,
+        )  # fmt: skip
+        if outcome is None:
+            raise LeaseLost()
+        self.cancel_requested = outcome
+        self._journal[position] = JournalEntry(position, kind, name, output, error)
+
+    @staticmethod
+    def _replay(entry: JournalEntry) -> Any:
+        if entry.error is not None:
+            raise StepFailed(entry.name, entry.error)
+        return None if entry.output is None else decode_value(entry.name, entry.output)
+
+    # --- steps --------------------------------------------------------------------------
+
+    async def step(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        non_retryable: tuple[type[BaseException], ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` once, durably: its result (or its final error,
+        raised as StepFailed) is recorded before the workflow goes on."""
+        position = self._next()
+        name = step_name(fn)
+        entry = self._recorded(position, "step", name)
+        if entry is not None:
+            return self._replay(entry)
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValidationError(f"step timeout must be a positive number, got {timeout!r}")
+        policy = retry or DEFAULT_STEP_RETRY
+        arguments = encode(f"arguments of step {name!r}", [list(args), kwargs])
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await _call(fn, args, kwargs, timeout)
+            except Exception as exc:
+                final = isinstance(exc, non_retryable) or attempt >= policy.max_attempts
+                if not final:
+                    await asyncio.sleep(policy.delay(attempt, random.Random()))
+                    continue
+                text = f"{type(exc).__name__}: {exc}"[:4000]
+                await self._checkpoint(
+                    position, "step", name, input=arguments, error=text, attempts=attempt,
+                    started_at=started,
+                )  # fmt: skip
+                raise StepFailed(name, text) from exc
+            output = encode(f"result of step {name!r}", result)
+            await self._checkpoint(
+                position, "step", name, input=arguments, output=output, attempts=attempt,
+                started_at=started,
+            )  # fmt: skip
+            return result
+
+    # --- recorded values ------------------------------------------------------------------
+
+    async def _value(self, kind: str, make: Callable[[], Any]) -> Any:
+        position = self._next()
+        entry = self._recorded(position, kind, kind)
+        if entry is not None:
+            return self._replay(entry)
+        value = make()
+        await self._checkpoint(position, kind, kind, output=json.dumps(value).encode())
+        return value
+
+    async def now(self) -> float:
+        """The time (Unix seconds), the same on every replay."""
+        return float(await self._value("now", self._clock))
+
+    async def random(self) -> float:
+        """A random number in [0, 1), the same on every replay."""
+        return float(await self._value("random", random.random))
+
+    async def uuid(self) -> str:
+        """A random UUID, the same on every replay."""
+        return str(await self._value("uuid", lambda: uuid.uuid4().hex))
+
+    # --- timers and events ----------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep durably: the run ends and the workflow is resumed after ``seconds``,
+        by any worker, even after restarts."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValidationError(f"sleep takes a non-negative number of seconds, got {seconds!r}")
+        await self._sleep_until(lambda: self._clock() + float(seconds))
+
+    async def sleep_until(self, when: float) -> None:
+        """Sleep durably until Unix time ``when``."""
+        if isinstance(when, bool) or not isinstance(when, int | float):
+            raise ValidationError(f"sleep_until takes a Unix time, got {when!r}")
+        await self._sleep_until(lambda: float(when))
+
+    async def _sleep_until(self, wake: Callable[[], float]) -> None:
+        position = self._next()
+        entry = self._recorded(position, "sleep", "sleep")
+        if entry is None:
+            wake_at = wake()
+            await self._checkpoint(position, "sleep", "sleep", output=json.dumps(wake_at).encode())
+        else:
+            wake_at = float(self._replay(entry))
+        if self._clock() < wake_at:
+            raise Suspend("sleeping", wake_at)
+
+    async def wait_for_event(self, name: str, timeout: float | None = None) -> Any:
+        """The data of event ``name`` sent to this workflow (``app.workflows.send_event``),
+        waiting durably for it; EventTimeout after ``timeout`` seconds."""
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise ValidationError(f"event name must be a string of 1-200 characters, got {name!r}")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValidationError(f"event timeout must be a positive number, got {timeout!r}")
+        wait_position = self._next()
+        entry = self._recorded(wait_position, "wait", name)
+        if entry is None:
+            deadline = None if timeout is None else self._clock() + timeout
+            await self._checkpoint(
+                wait_position, "wait", name, output=json.dumps(deadline).encode()
+            )
+        else:
+            deadline = self._replay(entry)
+        position = self._next()
+        entry = self._recorded(position, "event", name)
+        if entry is not None:
+            if entry.error is not None:
+                raise EventTimeout(f"no event {name!r} within {timeout} s")
+            return self._replay(entry)
+        arrived, data = await self._backend.workflow_event_data(
+            self._namespace, self.workflow_id, name
+        )
+        if arrived:
+            await self._checkpoint(position, "event", name, output=data or b"null")
+            return None if data is None else decode_value(name, data)
+        if deadline is not None and self._clock() >= deadline:
+            await self._checkpoint(position, "event", name, error="EventTimeout")
+            raise EventTimeout(f"no event {name!r} within {timeout} s")
+        raise Suspend("waiting", deadline, waiting_for=name)
+
+
+async def _call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        running: Awaitable[Any] = fn(*args, **kwargs)
+    else:
+        running = asyncio.to_thread(fn, *args, **kwargs)
+    result = await (running if timeout is None else asyncio.wait_for(running, timeout))
+    if inspect.isawaitable(result):
+        result = await result
+    return result

@@ -1,0 +1,277 @@
+"""Workflows: registration, starting, status, events, and the runner that executes them.
+
+@app.workflow
+async def order(ctx, order):
+    charge = await ctx.step(charge_card, order["card"], order["total"])
+    await ctx.sleep(3600)
+    return {"charge": charge}
+
+run = await app.workflows.start("order", {"card": "...", "total": 30}, id="order-42")
+await app.workflows.result(run)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from statekeeper.errors import (
+    ConfigurationError,
+    StatekeeperError,
+    UnknownWorkflow,
+    ValidationError,
+    WorkflowNotFound,
+)
+from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
+from statekeeper.state.validation import decode_value
+from statekeeper.storage.workflow_ops import LeasedWorkflow
+from statekeeper.workflows.context import WorkflowContext, encode
+from statekeeper.workflows.signals import LeaseLost, Suspend
+
+if TYPE_CHECKING:
+    from statekeeper.storage.base import Backend
+
+log = logging.getLogger("statekeeper.workflows")
+
+WorkflowFn = Callable[[WorkflowContext, Any], Coroutine[Any, Any, Any]]
+WAKEUP_CHANNEL = "statekeeper.workflows"  # the wake-up "queue" name of workflow runners
+ACTIVE = ("pending", "running", "sleeping", "waiting")
+_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStatus:
+    id: str
+    name: str
+    status: str
+    output: Any
+    error: str | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ACTIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class Workflows:
+    def __init__(
+        self,
+        backend: Callable[[], Backend],
+        namespace: str,
+        clock: Callable[[], float],
+        wakeups: Wakeups,
+        *,
+        lease: float = 30.0,
+    ) -> None:
+        self._backend_of = backend
+        self.namespace = namespace
+        self._clock = clock
+        self._wakeups = wakeups
+        self.lease = lease
+        self.registry: dict[str, WorkflowFn] = {}
+
+    @property
+    def _backend(self) -> Backend:
+        return self._backend_of()
+
+    def register(self, fn: WorkflowFn, name: str | None = None) -> WorkflowFn:
+        chosen = name or fn.__name__
+        if not asyncio.iscoroutinefunction(fn):
+            raise ConfigurationError(f"workflow {chosen!r} must be an async function")
+        if chosen in self.registry and self.registry[chosen] is not fn:
+            raise ConfigurationError(f"a workflow named {chosen!r} is registered already")
+        self.registry[chosen] = fn
+        return fn
+
+    # --- the API ------------------------------------------------------------------------
+
+    async def start(self, name: str, input: Any = None, *, id: str | None = None) -> str:
+        """Start workflow ``name``; ``id`` is its idempotency key: starting an existing id
+        returns it without starting another. Returns the id."""
+        if name not in self.registry:
+            raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
+        chosen = id or uuid.uuid4().hex
+        if not isinstance(chosen, str) or not _ID.match(chosen):
+            raise ValidationError(
+                f"workflow id must be 1-200 letters, digits or '_.:@-', got {chosen!r}"
+            )
+        data = encode(f"input of workflow {name!r}", input)
+        created = await self._backend.workflow_create(
+            self.namespace, chosen, name, data, None, self._clock()
+        )
+        if created:
+            self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+        return chosen
+
+    async def status(self, id: str) -> WorkflowStatus:
+        row = await self._backend.workflow_get(self.namespace, id)
+        if row is None:
+            raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
+        output = None if row.output is None else decode_value(id, row.output)
+        return WorkflowStatus(
+            row.id, row.name, row.status, output, row.error, row.created_at, row.updated_at
+        )
+
+    async def result(self, id: str, *, poll: float = 0.05, timeout: float = 60.0) -> Any:
+        """Wait until the workflow finishes; its output, or WorkflowFailed-like error."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.status(id)
+            if status.done:
+                if status.status != "succeeded":
+                    raise StatekeeperError(
+                        f"workflow {id!r} ended {status.status}: {status.error}", id=id
+                    )
+                return status.output
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"workflow {id!r} still {status.status} after {timeout} s")
+            await asyncio.sleep(poll)
+
+    async def send_event(self, id: str, name: str, data: Any = None) -> None:
+        """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent)."""
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise ValidationError(f"event name must be a string of 1-200 characters, got {name!r}")
+        payload = encode(f"data of event {name!r}", data)
+        await self._backend.workflow_event(self.namespace, id, name, payload, self._clock())
+        self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
+
+class WorkflowRunner:
+    """Leases runnable workflows and runs them, ``concurrency`` at a time."""
+
+    def __init__(self, workflows: Workflows, *, concurrency: int = 32, poll: float = 1.0) -> None:
+        self.workflows = workflows
+        self.concurrency = concurrency
+        self.poll = min(poll, POLL_INTERVAL)
+        self.owner = secrets.token_hex(8)
+        self.completed = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        in_hand: set[asyncio.Task[None]] = set()
+        stop = asyncio.create_task(stopping.wait())
+        names = list(self.workflows.registry)
+        try:
+            while not stopping.is_set():
+                free = self.concurrency - len(in_hand)
+                if free <= 0:
+                    await asyncio.wait([*in_hand, stop], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                woken = self.workflows._wakeups.event(self.workflows.namespace, WAKEUP_CHANNEL)
+                leased = await self._lease(names, free)
+                for workflow in leased:
+                    task = asyncio.create_task(self.execute(workflow))
+                    in_hand.add(task)
+                    task.add_done_callback(in_hand.discard)
+                if not leased:
+                    await self._idle(woken, stop)
+        finally:
+            stop.cancel()
+            if in_hand:
+                await asyncio.wait(in_hand, timeout=5.0)
+                for task in in_hand:
+                    task.cancel()  # their leases lapse; another runner resumes them
+
+    async def _lease(self, names: list[str], count: int) -> list[LeasedWorkflow]:
+        flows = self.workflows
+        now = flows._clock()
+        try:
+            return await flows._backend.workflow_lease(
+                flows.namespace, names, owner=self.owner, lease_end=now + flows.lease,
+                limit=min(count, 16), now=now,
+            )  # fmt: skip
+        except StatekeeperError as error:
+            log.warning("leasing workflows failed", extra={"error": error.message})
+            return []
+
+    async def _idle(self, woken: asyncio.Event, stop: asyncio.Task[bool]) -> None:
+        flows = self.workflows
+        wait = self.poll
+        with contextlib.suppress(StatekeeperError):
+            due = await flows._backend.workflow_next_due(flows.namespace)
+            if due is not None:
+                wait = min(wait, max(0.0, due - flows._clock()) + 0.001)
+        waiter = asyncio.create_task(woken.wait())
+        await asyncio.wait([waiter, stop], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    async def execute(self, leased: LeasedWorkflow) -> None:
+        flows = self.workflows
+        backend = flows._backend
+        fn = flows.registry[leased.name]
+        journal = await backend.workflow_journal(flows.namespace, leased.id)
+        ctx = WorkflowContext(
+            backend, flows.namespace, leased.id, leased.fence, journal,
+            clock=flows._clock, lease=flows.lease,
+        )  # fmt: skip
+        run = asyncio.create_task(fn(ctx, decode_value(leased.id, leased.input)))
+        keeper = asyncio.create_task(self._keep_lease(leased, run))
+        try:
+            output = await run
+        except Suspend as suspend:
+            await backend.workflow_suspend(
+                flows.namespace, leased.id, leased.fence, status=suspend.status,
+                wake_at=suspend.wake_at, waiting_for=suspend.waiting_for, now=flows._clock(),
+            )  # fmt: skip
+            return
+        except (LeaseLost, asyncio.CancelledError):
+            log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
+            return
+        except Exception as error:
+            await self._finish(leased, "failed", None, f"{type(error).__name__}: {error}")
+            return
+        finally:
+            keeper.cancel()
+        try:
+            data = encode(f"result of workflow {leased.name!r}", output)
+        except StatekeeperError as error:
+            await self._finish(leased, "failed", None, error.message)
+            return
+        await self._finish(leased, "succeeded", data, None)
+
+    async def _finish(
+        self, leased: LeasedWorkflow, status: str, output: bytes | None, error: str | None
+    ) -> None:
+        flows = self.workflows
+        finished = await flows._backend.workflow_finish(
+            flows.namespace, leased.id, leased.fence, status=status, output=output,
+            error=error, parent_id=leased.parent_id, now=flows._clock(),
+        )  # fmt: skip
+        if finished:
+            self.completed += 1
+            log.info("workflow finished", extra={"workflow_id": leased.id, "status": status})
+            if leased.parent_id is not None:
+                flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
+
+    async def _keep_lease(self, leased: LeasedWorkflow, run: asyncio.Task[Any]) -> None:
+        flows = self.workflows
+        while True:
+            await asyncio.sleep(flows.lease / 3)
+            now = flows._clock()
+            try:
+                kept = await flows._backend.workflow_renew(
+                    flows.namespace, leased.id, leased.fence, now + flows.lease, now
+                )
+            except StatekeeperError:
+                continue
+            if kept is None:
+                run.cancel()  # another runner owns it now
+                return

@@ -1,0 +1,32 @@
+"""Control flow of a workflow run. BaseExceptions, so ``except Exception`` in user
+code cannot swallow them."""
+
+from __future__ import annotations
+
+
+class Suspend(BaseException):
+    """End this run: the workflow sleeps until ``wake_at`` or waits for an event."""
+
+    def __init__(self, status: str, wake_at: float | None, waiting_for: str | None = None):
+        super().__init__(status)
+        self.status = status
+        self.wake_at = wake_at
+        self.waiting_for = waiting_for
+
+
+class LeaseLost(BaseException):
+    """Another runner owns the workflow now (this one's fence is stale): stop quietly."""
+
+
+class StepFailed(Exception):
+    """A step failed for good (after its retries). Recorded, so a replay raises it again."""
+
+    def __init__(self, step: str, error: str) -> None:
+        super().__init__(f"step {step!r} failed: {error}")
+        self.step = step
+        self.error = error
+        self.error_type = error.split(":", 1)[0]
+
+
+class EventTimeout(Exception):
+    """No event arrived before the wait's timeout."""

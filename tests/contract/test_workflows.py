@@ -1,0 +1,302 @@
+"""The workflow engine's core on SQLite and PostgreSQL: journaled steps, replay,
+non-determinism, durable sleep and events, fencing of stale owners."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from statekeeper import App, Retry
+from statekeeper.errors import (
+    DuplicateEvent,
+    InvalidValue,
+    UnknownWorkflow,
+    ValidationError,
+    WorkflowNotFound,
+)
+from statekeeper.workflows import EventTimeout, StepFailed, WorkflowContext, WorkflowRunner
+from tests.conftest import FakeClock
+
+calls: dict[str, int] = {}
+
+
+def counted(name: str) -> None:
+    calls[name] = calls.get(name, 0) + 1
+
+
+@pytest.fixture(autouse=True)
+def reset_calls() -> None:
+    calls.clear()
+
+
+@pytest.fixture
+async def flows(app: App) -> AsyncIterator[App]:
+    yield app
+
+
+async def drive(app: App, rounds: int = 20) -> WorkflowRunner:
+    """Run every runnable workflow until none is left (no sleeps: the clock is fake)."""
+    runner = WorkflowRunner(app.workflows)
+    for _ in range(rounds):
+        leased = await runner._lease(list(app.workflows.registry), 16)
+        if not leased:
+            break
+        await asyncio.gather(*(runner.execute(w) for w in leased))
+    return runner
+
+
+async def add(a: int, b: int) -> int:
+    counted("add")
+    return a + b
+
+
+def shout(text: str) -> str:
+    counted("shout")
+    return text.upper()
+
+
+async def test_steps_run_once_and_replay_from_the_journal(app: App) -> None:
+    @app.workflow
+    async def arithmetic(ctx: WorkflowContext, n: int) -> dict[str, Any]:
+        total = await ctx.step(add, n, 1)
+        loud = await ctx.step(shout, f"total {total}")
+        return {"total": total, "loud": loud}
+
+    run = await app.workflows.start("arithmetic", 41)
+    await drive(app)
+    status = await app.workflows.status(run)
+    assert status.status == "succeeded"
+    assert status.output == {"total": 42, "loud": "TOTAL 42"}
+    assert calls == {"add": 1, "shout": 1}
+    history = await app.backend.workflow_history(app.namespace, run)
+    assert [(h.kind, h.name) for h in history] == [("step", "add"), ("step", "shout")]
+
+
+async def test_start_with_an_id_is_idempotent(app: App) -> None:
+    @app.workflow
+    async def once(ctx: WorkflowContext, n: int) -> int:
+        return int(await ctx.step(add, n, n))
+
+    first = await app.workflows.start("once", 1, id="order-1")
+    again = await app.workflows.start("once", 99, id="order-1")
+    assert first == again == "order-1"
+    await drive(app)
+    assert (await app.workflows.status("order-1")).output == 2
+    assert calls == {"add": 1}
+
+
+async def test_a_run_that_dies_resumes_without_rerunning_done_steps(
+    app: App, clock: FakeClock
+) -> None:
+    """The first runner dies after step 1 (its lease lapses); another runner replays:
+    step 1 comes from the journal, step 2 runs."""
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def blocks() -> str:
+        counted("blocks")
+        entered.set()
+        await gate.wait()
+        return "finally"
+
+    @app.workflow
+    async def two_steps(ctx: WorkflowContext, _: Any) -> list[Any]:
+        first = await ctx.step(add, 1, 2)
+        second = await ctx.step(blocks)
+        return [first, second]
+
+    run = await app.workflows.start("two_steps")
+    dying = WorkflowRunner(app.workflows)
+    [leased] = await dying._lease(["two_steps"], 1)
+    doomed = asyncio.create_task(dying.execute(leased))
+    await entered.wait()
+    doomed.cancel()  # the process died mid-step
+    await asyncio.gather(doomed, return_exceptions=True)
+    clock.advance(app.workflows.lease + 1)  # its lease lapses
+    gate.set()
+    await drive(app)
+    assert (await app.workflows.status(run)).output == [3, "finally"]
+    assert calls == {"add": 1, "blocks": 2}
+
+
+async def test_a_stale_owner_cannot_checkpoint(app: App, clock: FakeClock) -> None:
+    gate = asyncio.Event()
+
+    async def slow() -> str:
+        await gate.wait()
+        return "late"
+
+    @app.workflow
+    async def fenced(ctx: WorkflowContext, _: Any) -> str:
+        return str(await ctx.step(slow))
+
+    run = await app.workflows.start("fenced")
+    stale = WorkflowRunner(app.workflows)
+    [old] = await stale._lease(["fenced"], 1)
+    stale_run = asyncio.create_task(stale.execute(old))
+    await asyncio.sleep(0.05)
+    clock.advance(app.workflows.lease + 1)
+    fresh = WorkflowRunner(app.workflows)
+    [new] = await fresh._lease(["fenced"], 1)
+    assert new.fence == old.fence + 1
+    gate.set()
+    await stale_run  # its checkpoint is refused: it stops without finishing
+    assert (await app.workflows.status(run)).status == "running"
+    assert await app.backend.workflow_history(app.namespace, run) == []
+    await fresh.execute(new)
+    assert (await app.workflows.status(run)).output == "late"
+
+
+async def test_a_changed_workflow_is_a_non_determinism_error(app: App) -> None:
+    version = {"n": 1}
+
+    @app.workflow
+    async def evolving(ctx: WorkflowContext, _: Any) -> Any:
+        if version["n"] == 1:
+            await ctx.step(add, 1, 1)
+        else:
+            await ctx.step(shout, "changed")
+        await ctx.sleep(10)
+        return "done"
+
+    run = await app.workflows.start("evolving")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "sleeping"
+    version["n"] = 2
+    app.clock.advance(11)  # type: ignore[attr-defined]
+    await drive(app)
+    status = await app.workflows.status(run)
+    assert status.status == "failed"
+    assert status.error is not None and "NonDeterminismError" in status.error
+    assert "journal records step 'add'" in status.error
+
+
+async def test_failed_steps_retry_then_fail_the_workflow(app: App) -> None:
+    fast = Retry(max_attempts=3, initial_interval=0.001, jitter=False)
+
+    async def broken() -> None:
+        counted("broken")
+        raise RuntimeError("payment service down")
+
+    @app.workflow
+    async def pays(ctx: WorkflowContext, _: Any) -> str:
+        try:
+            await ctx.step(broken, retry=fast)
+        except StepFailed as failure:
+            return f"handled: {failure.error}"
+        return "unreachable"
+
+    @app.workflow
+    async def unhandled(ctx: WorkflowContext, _: Any) -> None:
+        await ctx.step(broken, retry=Retry(max_attempts=1), non_retryable=(RuntimeError,))
+
+    handled = await app.workflows.start("pays")
+    failed = await app.workflows.start("unhandled")
+    await drive(app)
+    assert (await app.workflows.status(handled)).output == (
+        "handled: RuntimeError: payment service down"
+    )
+    assert calls["broken"] == 4  # three attempts, then one for the unhandled workflow
+    status = await app.workflows.status(failed)
+    assert status.status == "failed" and "payment service down" in (status.error or "")
+    [entry] = await app.backend.workflow_history(app.namespace, handled)
+    assert entry.attempts == 3 and entry.error == "RuntimeError: payment service down"
+
+
+async def test_durable_sleep_holds_nothing_and_survives(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def napper(ctx: WorkflowContext, seconds: float) -> float:
+        before = await ctx.now()
+        await ctx.sleep(seconds)
+        return (await ctx.now()) - before
+
+    runs = [await app.workflows.start("napper", 60) for _ in range(50)]
+    await drive(app)
+    statuses = [await app.workflows.status(r) for r in runs]
+    assert {s.status for s in statuses} == {"sleeping"}
+    clock.advance(59)
+    await drive(app)
+    assert (await app.workflows.status(runs[0])).status == "sleeping"
+    clock.advance(2)
+    await drive(app)
+    outputs = [(await app.workflows.status(r)).output for r in runs]
+    assert outputs == [61.0] * 50
+
+
+async def test_events_wait_and_arrive_once(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def approval(ctx: WorkflowContext, _: Any) -> Any:
+        decision = await ctx.wait_for_event("approved", timeout=3600)
+        return {"decision": decision}
+
+    early = await app.workflows.start("approval", id="early")
+    await app.workflows.send_event("early", "approved", {"by": "ada"})  # before it waits
+    late = await app.workflows.start("approval", id="late")
+    await drive(app)
+    assert (await app.workflows.status(early)).output == {"decision": {"by": "ada"}}
+    assert (await app.workflows.status(late)).status == "waiting"
+    await app.workflows.send_event("late", "approved", "yes")
+    with pytest.raises(DuplicateEvent):
+        await app.workflows.send_event("late", "approved", "again")
+    await drive(app)
+    assert (await app.workflows.status(late)).output == {"decision": "yes"}
+    with pytest.raises(WorkflowNotFound):
+        await app.workflows.send_event("nobody", "approved")
+
+
+async def test_an_event_wait_times_out(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def impatient(ctx: WorkflowContext, _: Any) -> str:
+        try:
+            await ctx.wait_for_event("reply", timeout=30)
+        except EventTimeout:
+            return "gave up"
+        return "got it"
+
+    run = await app.workflows.start("impatient")
+    await drive(app)
+    clock.advance(31)
+    await drive(app)
+    assert (await app.workflows.status(run)).output == "gave up"
+
+
+async def test_recorded_values_replay_the_same(app: App, clock: FakeClock) -> None:
+    seen: list[tuple[float, float, str]] = []
+
+    @app.workflow
+    async def values(ctx: WorkflowContext, _: Any) -> None:
+        seen.append((await ctx.now(), await ctx.random(), await ctx.uuid()))
+        await ctx.sleep(5)
+
+    await app.workflows.start("values")
+    await drive(app)
+    clock.advance(6)
+    await drive(app)
+    assert len(seen) == 2 and seen[0] == seen[1]
+
+
+async def test_bad_input(app: App) -> None:
+    @app.workflow
+    async def echo(ctx: WorkflowContext, value: Any) -> Any:
+        return value
+
+    with pytest.raises(UnknownWorkflow):
+        await app.workflows.start("no-such-workflow")
+    with pytest.raises(InvalidValue):
+        await app.workflows.start("echo", {1, 2})  # rejected at start, not at a crash later
+    with pytest.raises(ValidationError, match="workflow id"):
+        await app.workflows.start("echo", 1, id="has spaces")
+    with pytest.raises(WorkflowNotFound):
+        await app.workflows.status("missing")
+
+    @app.workflow
+    async def bad_result(ctx: WorkflowContext, _: Any) -> Any:
+        return {1, 2}
+
+    run = await app.workflows.start("bad_result")
+    await drive(app)
+    status = await app.workflows.status(run)
+    assert status.status == "failed" and "not JSON-serializable" in (status.error or "")
