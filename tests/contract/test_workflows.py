@@ -300,3 +300,90 @@ async def test_bad_input(app: App) -> None:
     await drive(app)
     status = await app.workflows.status(run)
     assert status.status == "failed" and "not JSON-serializable" in (status.error or "")
+
+
+async def test_cancel_a_sleeping_workflow_and_refuse_a_finished_one(
+    app: App, clock: FakeClock
+) -> None:
+    from statekeeper.errors import WorkflowFinished
+
+    @app.workflow
+    async def long_wait(ctx: WorkflowContext, _: Any) -> str:
+        await ctx.step(add, 1, 1)
+        await ctx.sleep(3600)
+        await ctx.step(shout, "never")
+        return "finished"
+
+    run = await app.workflows.start("long_wait")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "sleeping"
+    await app.workflows.cancel(run)
+    await drive(app)
+    status = await app.workflows.status(run)
+    assert status.status == "cancelled"
+    assert calls == {"add": 1}  # replayed up to the sleep; nothing new ran
+    with pytest.raises(WorkflowFinished) as caught:
+        await app.workflows.cancel(run)
+    assert caught.value.http_status == 409
+    with pytest.raises(WorkflowNotFound):
+        await app.workflows.cancel("missing")
+
+
+async def test_retry_a_failed_workflow_from_its_failed_step(app: App) -> None:
+    from statekeeper.errors import WorkflowFinished
+
+    fixed = {"yet": False}
+
+    async def flaky_service() -> str:
+        counted("flaky")
+        if not fixed["yet"]:
+            raise RuntimeError("still broken")
+        return "ok now"
+
+    @app.workflow
+    async def mended(ctx: WorkflowContext, _: Any) -> list[Any]:
+        first = await ctx.step(add, 2, 3)
+        second = await ctx.step(flaky_service, retry=Retry(max_attempts=1))
+        return [first, second]
+
+    run = await app.workflows.start("mended")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "failed"
+    fixed["yet"] = True
+    await app.workflows.retry(run)
+    await drive(app)
+    assert (await app.workflows.status(run)).output == [5, "ok now"]
+    assert calls == {"add": 1, "flaky": 2}
+    with pytest.raises(WorkflowFinished, match="only a failed workflow"):
+        await app.workflows.retry(run)
+
+
+async def test_list_and_history(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def tiny(ctx: WorkflowContext, n: int) -> int:
+        return int(await ctx.step(add, n, n))
+
+    @app.workflow
+    async def other(ctx: WorkflowContext, _: Any) -> None:
+        await ctx.sleep(100)
+
+    ids = []
+    for n in range(3):
+        ids.append(await app.workflows.start("tiny", n))
+        clock.advance(1)
+    await app.workflows.start("other")
+    await drive(app)
+    listed = await app.workflows.list(name="tiny")
+    assert [w["id"] for w in listed] == ids
+    assert {w["status"] for w in listed} == {"succeeded"}
+    sleeping = await app.workflows.list(status="sleeping")
+    assert [w["name"] for w in sleeping] == ["other"]
+    page = await app.workflows.list(limit=2)
+    assert len(page) == 2
+    rest = await app.workflows.list(after=(page[-1]["created_at"], page[-1]["id"]))
+    assert len(page) + len(rest) == 4
+    [entry] = await app.workflows.history(ids[2])
+    assert entry["name"] == "add" and entry["input"] == [[2, 2], {}] and entry["output"] == 4
+    assert entry["attempts"] == 1 and entry["error"] is None
+    with pytest.raises(ValidationError):
+        await app.workflows.list(limit=0)

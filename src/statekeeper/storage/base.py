@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from statekeeper.storage.idempotency_ops import IdempotencyRecord
 from statekeeper.storage.queries import Dialect
@@ -422,5 +422,15 @@ class Backend(Protocol):
     async def workflow_retry(self, namespace: str, id: str, now: float) -> bool: ...
 
     async def workflow_history(self, namespace: str, id: str) -> list[HistoryEntry]: ...
+
+    async def workflow_list(
+        self,
+        namespace: str,
+        *,
+        status: str | None,
+        name: str | None,
+        after: tuple[float, str],
+        limit: int,
+    ) -> list[tuple[Any, ...]]: ...
 
     async def workflow_next_due(self, namespace: str) -> float | None: ...

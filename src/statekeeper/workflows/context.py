@@ -14,13 +14,19 @@ import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.errors import NonDeterminismError, ValidationError
 from statekeeper.queues.policy import Retry
 from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.workflow_ops import JournalEntry
-from statekeeper.workflows.signals import EventTimeout, LeaseLost, StepFailed, Suspend
+from statekeeper.workflows.signals import (
+    Cancelled,
+    EventTimeout,
+    LeaseLost,
+    StepFailed,
+    Suspend,
+)
 
 if TYPE_CHECKING:
     from statekeeper.storage.base import Backend
@@ -48,6 +54,7 @@ class WorkflowContext:
         *,
         clock: Callable[[], float],
         lease: float,
+        cancel_requested: bool = False,
     ) -> None:
         self.workflow_id = workflow_id
         self._backend = backend
@@ -57,7 +64,7 @@ class WorkflowContext:
         self._clock = clock
         self._lease = lease
         self._position = 0
-        self.cancel_requested = False
+        self.cancel_requested = cancel_requested
 
     # --- the journal --------------------------------------------------------------------
 
@@ -66,7 +73,11 @@ class WorkflowContext:
         return self._position
 
     def _recorded(self, position: int, kind: str, name: str) -> JournalEntry | None:
+        """The journal entry at ``position``; None means new work, which a cancelled
+        workflow does not start."""
         entry = self._journal.get(position)
+        if entry is None and self.cancel_requested:
+            raise Cancelled()
         if entry is not None and (entry.kind != kind or entry.name != name):
             raise NonDeterminismError(
                 f"workflow {self.workflow_id!r} reached position {position} with {kind} "
@@ -100,6 +111,12 @@ class WorkflowContext:
             raise LeaseLost()
         self.cancel_requested = outcome
         self._journal[position] = JournalEntry(position, kind, name, output, error)
+
+    def _suspend(self, suspend: Suspend) -> NoReturn:
+        """End the run to wait; a cancelled workflow stops instead of waiting."""
+        if self.cancel_requested:
+            raise Cancelled()
+        raise suspend
 
     @staticmethod
     def _replay(entry: JournalEntry) -> Any:
@@ -200,7 +217,7 @@ class WorkflowContext:
         else:
             wake_at = float(self._replay(entry))
         if self._clock() < wake_at:
-            raise Suspend("sleeping", wake_at)
+            self._suspend(Suspend("sleeping", wake_at))
 
     async def wait_for_event(self, name: str, timeout: float | None = None) -> Any:
         """The data of event ``name`` sent to this workflow (``app.workflows.send_event``),
@@ -233,7 +250,7 @@ class WorkflowContext:
         if deadline is not None and self._clock() >= deadline:
             await self._checkpoint(position, "event", name, error="EventTimeout")
             raise EventTimeout(f"no event {name!r} within {timeout} s")
-        raise Suspend("waiting", deadline, waiting_for=name)
+        self._suspend(Suspend("waiting", deadline, waiting_for=name))
 
 
 async def _call(

@@ -13,6 +13,7 @@ await app.workflows.result(run)
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import re
@@ -27,13 +28,14 @@ from statekeeper.errors import (
     StatekeeperError,
     UnknownWorkflow,
     ValidationError,
+    WorkflowFinished,
     WorkflowNotFound,
 )
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.state.validation import decode_value
 from statekeeper.storage.workflow_ops import LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
-from statekeeper.workflows.signals import LeaseLost, Suspend
+from statekeeper.workflows.signals import Cancelled, LeaseLost, Suspend
 
 if TYPE_CHECKING:
     from statekeeper.storage.base import Backend
@@ -154,6 +156,63 @@ class Workflows:
         await self._backend.workflow_event(self.namespace, id, name, payload, self._clock())
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
+    async def cancel(self, id: str) -> None:
+        """Ask the workflow to stop: it ends ``cancelled`` at its next new step.
+        WorkflowFinished (409) if it has finished already."""
+        state = await self._backend.workflow_cancel(self.namespace, id, self._clock())
+        if state is None:
+            status = await self.status(id)  # WorkflowNotFound if there is none
+            raise WorkflowFinished(
+                f"workflow {id!r} has finished ({status.status}); it cannot be cancelled", id=id
+            )
+        self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
+    async def retry(self, id: str) -> None:
+        """Run a failed workflow again from its failed step (done steps are kept)."""
+        if not await self._backend.workflow_retry(self.namespace, id, self._clock()):
+            status = await self.status(id)
+            raise WorkflowFinished(
+                f"workflow {id!r} is {status.status}; only a failed workflow can be retried",
+                id=id,
+            )
+        self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        after: tuple[float, str] = (float("-inf"), ""),
+    ) -> list[dict[str, Any]]:
+        """Workflows in start order, filtered by status and name."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        rows = await self._backend.workflow_list(
+            self.namespace, status=status, name=name, after=after, limit=limit
+        )
+        keys = ("id", "name", "status", "created_at", "updated_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def history(self, id: str) -> builtins.list[dict[str, Any]]:
+        """Every journal entry: kind, name, input, output, error, attempts, timings."""
+        await self.status(id)  # WorkflowNotFound if there is none
+        entries = await self._backend.workflow_history(self.namespace, id)
+        return [
+            {
+                "position": e.position,
+                "kind": e.kind,
+                "name": e.name,
+                "input": None if e.input is None else decode_value(e.name, e.input),
+                "output": None if e.output is None else decode_value(e.name, e.output),
+                "error": e.error,
+                "attempts": e.attempts,
+                "started_at": e.started_at,
+                "finished_at": e.finished_at,
+            }
+            for e in entries
+        ]
+
 
 class WorkflowRunner:
     """Leases runnable workflows and runs them, ``concurrency`` at a time."""
@@ -220,7 +279,7 @@ class WorkflowRunner:
         journal = await backend.workflow_journal(flows.namespace, leased.id)
         ctx = WorkflowContext(
             backend, flows.namespace, leased.id, leased.fence, journal,
-            clock=flows._clock, lease=flows.lease,
+            clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
         )  # fmt: skip
         run = asyncio.create_task(fn(ctx, decode_value(leased.id, leased.input)))
         keeper = asyncio.create_task(self._keep_lease(leased, run))
@@ -231,6 +290,9 @@ class WorkflowRunner:
                 flows.namespace, leased.id, leased.fence, status=suspend.status,
                 wake_at=suspend.wake_at, waiting_for=suspend.waiting_for, now=flows._clock(),
             )  # fmt: skip
+            return
+        except Cancelled:
+            await self._finish(leased, "cancelled", None, "cancelled on request")
             return
         except (LeaseLost, asyncio.CancelledError):
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})

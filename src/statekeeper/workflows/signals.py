@@ -30,3 +30,7 @@ class StepFailed(Exception):
 
 class EventTimeout(Exception):
     """No event arrived before the wait's timeout."""
+
+
+class Cancelled(BaseException):
+    """The workflow was cancelled: it stops at its next new step (compensating if in a saga)."""
