@@ -41,7 +41,6 @@ import importlib.util
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -53,10 +52,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,15 +66,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from statekeeper import App
+# A sibling module: ``python bench/ingress_bench.py`` puts bench/ on sys.path.
+import benchlib
+from benchlib import NAMES, Backend, Plan
 from statekeeper.constants import ENV_CACHE_URL, ENV_DATABASE_URL
 
-Backend = Literal["sqlite", "postgres"]
 Side = Literal["sk", "bare"]
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_POOL_MIN, PG_POOL_MAX = 2, 16  # statekeeper's defaults
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 TOKEN = "ingress-bench-token-0123456789abcdef"
 ENV_TOKEN = "STATEKEEPER_API_TOKEN"
 ENV_CALLBACK_SECRET = "STATEKEEPER_CALLBACK_SECRET"
@@ -135,38 +131,16 @@ class BareSQLite:
     """sqlite3 in one writer thread, a durable transaction per request."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bare-sqlite-writer")
-        self.conn: sqlite3.Connection | None = None
-
-    def _connect(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        self.conn = conn
-
-    def _insert(self, row: Row) -> None:
-        conn = self.conn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(SQLITE_INSERT, row)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self.writer = benchlib.SQLiteWriter(path, "bare-sqlite-writer")
 
     async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.executor, self._connect)
+        await self.writer.open()
 
     async def insert(self, row: Row) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.executor, self._insert, row)
+        await self.writer.call(self.writer.transaction, SQLITE_INSERT, row)
 
     async def close(self) -> None:
-        if self.conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self.executor, self.conn.close)
-        self.executor.shutdown(wait=True)
+        await self.writer.close()
 
 
 async def _keep_connection(conn: asyncpg.Connection) -> None:
@@ -182,13 +156,7 @@ class BarePostgres:
         self.pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
-        self.pool = await asyncpg.create_pool(
-            self.url,
-            min_size=PG_POOL_MIN,
-            max_size=PG_POOL_MAX,
-            server_settings={"search_path": self.schema},
-            reset=_keep_connection,
-        )
+        self.pool = await benchlib.raw_pool(self.url, self.schema, reset=_keep_connection)
 
     async def insert(self, row: Row) -> None:
         assert self.pool is not None
@@ -608,13 +576,6 @@ class Tally:
         return max(self.latency_us) / 1000
 
 
-@dataclass(frozen=True)
-class Plan:
-    warmup: float
-    slices: int
-    slice_seconds: float
-
-
 @dataclass
 class Result:
     backend: Backend
@@ -641,19 +602,13 @@ class Result:
     bare_rows: int = 0
 
 
-def abba(slices: int) -> Iterator[Side]:
-    """sk, bare, bare, sk, sk, bare, ...: each side gets the same share of early and late."""
-    for index in range(slices):
-        yield from (SIDES if index % 2 == 0 else SIDES[::-1])
-
-
 async def measure(
     backend: Backend, servers: dict[Side, Server], loadgen: LoadGenerator, plan: Plan
 ) -> Result:
     for side in SIDES:
         await loadgen.run(servers[side], plan.warmup)
     tallies = {side: Tally() for side in SIDES}
-    for side in abba(plan.slices):
+    for side in benchlib.turns(SIDES, plan.slices):
         tallies[side].add(await loadgen.run(servers[side], plan.slice_seconds))
     sk, bare = tallies["sk"], tallies["bare"]
     ratio = sk.rate / bare.rate if bare.rate else float("inf")
@@ -684,12 +639,6 @@ async def measure(
 # --- the backends ---------------------------------------------------------------------------
 
 
-async def create_tables(url: str) -> None:
-    """statekeeper's schema (tables and indexes) at ``url``, for the bare endpoint."""
-    async with App(url, namespace=NAMESPACE, purge_interval=None, encryption=None):
-        pass
-
-
 def sqlite_rows(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT count(*) FROM sk_messages").fetchone()[0])
@@ -705,10 +654,10 @@ async def postgres_rows(base_url: str, schema: str) -> int:
 
 async def bench_sqlite(
     plan: Plan, directory: str, loadgen: LoadGenerator
-) -> tuple[Result, dict[str, Any]]:
+) -> tuple[list[Result], dict[str, Any]]:
     sk_path = Path(directory) / "statekeeper.db"
     bare_path = Path(directory) / "bare.db"
-    await create_tables(f"sqlite:///{bare_path}")
+    await benchlib.create_tables(f"sqlite:///{bare_path}")
     async with AsyncExitStack() as stack:
         sk_url = f"sqlite:///{sk_path}"
         sk = start_server(stack, "sk", sk_command(directory), directory, sk_url)
@@ -718,36 +667,18 @@ async def bench_sqlite(
         result = await measure("sqlite", {"sk": sk, "bare": bare}, loadgen, plan)
     result.sk_rows = sqlite_rows(sk_path)
     result.bare_rows = sqlite_rows(bare_path)
-    return result, {"sqlite_version": sqlite3.sqlite_version, "directory": directory}
-
-
-@asynccontextmanager
-async def bench_schemas(base_url: str) -> AsyncIterator[tuple[str, str]]:
-    sk_schema = f"sk_ibench_{os.getpid()}"
-    bare_schema = f"{sk_schema}_bare"
-    try:
-        yield sk_schema, bare_schema
-    finally:
-        conn = await asyncpg.connect(base_url)
-        try:
-            for schema in (sk_schema, bare_schema):
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-
-def with_schema(base_url: str, schema: str) -> str:
-    return f"{base_url}{'&' if '?' in base_url else '?'}schema={schema}"
+    print_row(result)
+    return [result], benchlib.sqlite_info(directory)
 
 
 async def bench_postgres(
     plan: Plan, directory: str, loadgen: LoadGenerator, base_url: str
-) -> tuple[Result, dict[str, Any]]:
-    async with bench_schemas(base_url) as (sk_schema, bare_schema):
-        await create_tables(with_schema(base_url, bare_schema))
+) -> tuple[list[Result], dict[str, Any]]:
+    async with benchlib.scratch_schemas(base_url, "sk_ibench", "_bare") as (sk_schema, bare_schema):
+        await benchlib.create_tables(benchlib.with_schema(base_url, bare_schema))
         bare_args = ["--pg-url", base_url, "--schema", bare_schema]
         async with AsyncExitStack() as stack:
-            sk_url = with_schema(base_url, sk_schema)
+            sk_url = benchlib.with_schema(base_url, sk_schema)
             sk = start_server(stack, "sk", sk_command(directory), directory, sk_url)
             bare = start_server(stack, "bare", bare_command(bare_args), directory, "")
             await wait_ready(sk, bare)
@@ -756,44 +687,27 @@ async def bench_postgres(
         result.bare_rows = await postgres_rows(base_url, bare_schema)
         conn = await asyncpg.connect(base_url)
         try:
-            info = {
-                "server_version": await conn.fetchval("SHOW server_version"),
-                "synchronous_commit": await conn.fetchval("SHOW synchronous_commit"),
-                "schemas": [sk_schema, bare_schema],
-            }
+            info = {**await benchlib.postgres_info(conn), "schemas": [sk_schema, bare_schema]}
         finally:
             await conn.close()
-        return result, info
-
-
-async def postgres_reachable(base_url: str) -> str | None:
-    try:
-        conn = await asyncpg.connect(base_url, timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    await conn.close()
-    return None
+        print_row(result)
+        return [result], info
 
 
 # --- output -------------------------------------------------------------------------------
 
-NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 HEADER = (
     f"{'backend':<10} {'sk req/s':>9} {'bare req/s':>10} {'ratio':>6} {'target':>6} "
     f"{'met?':<4}  {'sk p50/p99 ms':>13}  {'bare p50/p99 ms':>15}"
 )
 
 
-def _latency(p50: float | None, p99: float | None) -> str:
-    return "" if p50 is None or p99 is None else f"{p50:.1f}/{p99:.1f}"
-
-
 def print_row(result: Result) -> None:
     print(
         f"{NAMES[result.backend]:<10} {result.sk_req_per_s:>9.0f} {result.bare_req_per_s:>10.0f} "
         f"{result.ratio:>5.2f}x {result.target:>5.1f}x {'yes' if result.met else 'NO':<4}  "
-        f"{_latency(result.sk_p50_ms, result.sk_p99_ms):>13}  "
-        f"{_latency(result.bare_p50_ms, result.bare_p99_ms):>15}",
+        f"{benchlib.latency_pair(result.sk_p50_ms, result.sk_p99_ms):>13}  "
+        f"{benchlib.latency_pair(result.bare_p50_ms, result.bare_p99_ms):>15}",
         flush=True,
     )
 
@@ -837,18 +751,8 @@ def headline(results: list[Result]) -> str:
 # --- main ---------------------------------------------------------------------------------
 
 
-def write_json(path: str, document: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short slices, under a minute")
-    parser.add_argument(
-        "--backend", choices=("sqlite", "postgres", "all"), default="all", help="default: all"
-    )
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL URL (default {PG_URL})")
+    parser = benchlib.bench_parser(__doc__)
     parser.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "httpx"),
@@ -858,7 +762,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=CONCURRENCY, help=f"default {CONCURRENCY}"
     )
-    parser.add_argument("--seconds", type=float, help="measured seconds per side and backend")
     # Internal: run the bare endpoint (started by the benchmark itself).
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -869,66 +772,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> int:
     # Few, whole-second slices (wrk counts in seconds), alternated against drift.
-    if args.quick:
-        plan = Plan(warmup=1.0, slices=3, slice_seconds=1.0)
-    else:
-        plan = Plan(warmup=2.0, slices=6, slice_seconds=3.0)
-    if args.seconds:
-        plan = Plan(plan.warmup, plan.slices, max(1.0, round(args.seconds / plan.slices)))
-    backends: list[Backend] = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
-    results: list[Result] = []
-    info: dict[str, Any] = {}
-    started = time.perf_counter()
+    plan = benchlib.choose_plan(
+        args,
+        quick=Plan(warmup=1.0, slices=3, slice_seconds=1.0),
+        full=Plan(warmup=2.0, slices=6, slice_seconds=3.0),
+        whole_seconds=True,
+    )
     with tempfile.TemporaryDirectory(prefix="sk-ingress-bench-") as directory:
         loadgen = choose_loadgen(args.loadgen, directory, args.concurrency)
-        print(
-            f"statekeeper ingress vs bare Starlette: {loadgen.name}, {args.concurrency} "
-            f"connections, {plan.slices} x {plan.slice_seconds:g} s per side after "
-            f"{plan.warmup:g} s warm-up; Python {platform.python_version()}, "
-            f"{os.cpu_count()} CPUs"
+        what = (
+            f"statekeeper ingress vs bare Starlette: {loadgen.name}, "
+            f"{args.concurrency} connections, "
         )
-        print(HEADER, flush=True)
+        benchlib.announce(what, plan, HEADER)
         try:
-            for backend in backends:
-                if backend == "sqlite":
-                    result, info["sqlite"] = await bench_sqlite(plan, directory, loadgen)
-                else:
-                    problem = await postgres_reachable(args.pg_url)
-                    if problem is not None:
-                        if args.backend == "postgres":
-                            print(f"PostgreSQL is not reachable: {problem}", file=sys.stderr)
-                            return 2
-                        print(f"(PostgreSQL skipped, not reachable: {problem})")
-                        continue
-                    result, info["postgres"] = await bench_postgres(
-                        plan, directory, loadgen, args.pg_url
-                    )
-                print_row(result)
-                results.append(result)
+            got = await benchlib.each_backend(
+                args,
+                lambda: bench_sqlite(plan, directory, loadgen),
+                lambda: bench_postgres(plan, directory, loadgen, args.pg_url),
+            )
         finally:
             await loadgen.close()
-    elapsed = time.perf_counter() - started
+    if got is None:
+        return 2
+    results = got.results
     for result in results:
         for line in notes(result):
             print(line)
     missed = [r for r in results if not r.met]
-    print(f"{len(results) - len(missed)}/{len(results)} backends met the target; {elapsed:.1f} s")
-    if args.json:
-        document = {
-            "quick": args.quick,
-            "plan": asdict(plan),
-            "loadgen": loadgen.name,
-            "concurrency": args.concurrency,
-            "bare_auth_check": True,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "info": info,
-            "results": [asdict(r) for r in results],
-            "headline": headline(results),
-        }
-        write_json(args.json, document)
-    print(headline(results))
-    return 0
+    print(
+        f"{len(results) - len(missed)}/{len(results)} backends met the target; {got.seconds:.1f} s"
+    )
+    settings = {"loadgen": loadgen.name, "concurrency": args.concurrency, "bare_auth_check": True}
+    return benchlib.finish(args, plan, headline(results), got, "results", settings)
 
 
 def main(argv: list[str] | None = None) -> int:

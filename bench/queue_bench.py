@@ -31,39 +31,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import itertools
 import json
 import os
-import platform
 import secrets
-import sqlite3
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, Literal, Self
 
 import asyncpg
 
+# A sibling module: ``python bench/queue_bench.py`` puts bench/ on sys.path.
+import benchlib
+from benchlib import NAMES, Backend, Plan
 from statekeeper import App
 from statekeeper.constants import ENV_CACHE_URL
 from statekeeper.queues.queue import Queue
-from statekeeper.storage.sqlite import SQLiteBackend
 
-Backend = Literal["sqlite", "postgres"]
 Side = Literal["sk", "raw", "sk_archive"]
 # One end-to-end cycle (send, receive, ack) of message number n; how many receives
 # came back empty before one got a message.
 CycleFn = Callable[[int], Awaitable[int]]
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_POOL_MIN, PG_POOL_MAX = 2, 16  # statekeeper's defaults
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONCURRENCY = 32
 TARGET = 0.7
 NAMESPACE = "qbench"
@@ -155,51 +148,27 @@ class RawSQLite:
     INSERT, LEASE, ACK = raw_sql("sqlite")
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-sqlite-writer")
-        self.conn: sqlite3.Connection | None = None
+        self.writer = benchlib.SQLiteWriter(path, "raw-sqlite-writer")
 
     async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            return conn
-
-        self.conn = await self._in_writer(connect)
+        await self.writer.open()
 
     async def close(self) -> None:
-        if self.conn is not None:
-            await self._in_writer(self.conn.close)
-        self.executor.shutdown(wait=True)
-
-    def _in_writer(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().run_in_executor(self.executor, fn)
+        await self.writer.close()
 
     async def remaining(self) -> int:
         def count() -> int:
-            assert self.conn is not None
-            return int(self.conn.execute("SELECT count(*) FROM sk_messages").fetchone()[0])
+            conn = self.writer.conn
+            assert conn is not None
+            return int(conn.execute("SELECT count(*) FROM sk_messages").fetchone()[0])
 
-        return int(await self._in_writer(count))
+        return await self.writer.call(count)
 
     def cycle(self) -> CycleFn:
         loop = asyncio.get_running_loop()
-        executor = self.executor
+        executor = self.writer.executor
+        transaction = self.writer.transaction
         insert_sql, lease_sql, ack_sql = self.INSERT, self.LEASE, self.ACK
-
-        def transaction(sql: str, args: tuple[Any, ...]) -> Any:
-            conn = self.conn
-            assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(sql, args).fetchone()
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return row
 
         async def cycle(n: int) -> int:
             now = time.time()
@@ -270,28 +239,14 @@ class RawPostgres:
 
 
 @dataclass
-class Tally:
-    cycles: int = 0
+class Tally(benchlib.Tally):
+    """Cycles (``count``), and receives that came back empty on the way."""
+
     empty_receives: int = 0
-    seconds: float = 0.0
-    latencies_ns: list[int] = field(default_factory=list)
 
-    def add(self, other: Tally) -> None:
-        self.cycles += other.cycles
+    def add(self, other: Self) -> None:
+        super().add(other)
         self.empty_receives += other.empty_receives
-        self.seconds += other.seconds
-        self.latencies_ns.extend(other.latencies_ns)
-
-    @property
-    def rate(self) -> float:
-        return self.cycles / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, pct: float) -> float | None:
-        if not self.latencies_ns:
-            return None
-        ordered = sorted(self.latencies_ns)
-        index = min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))
-        return ordered[index] / 1e6
 
 
 async def drive(cycle: CycleFn, concurrency: int, seconds: float, first: int) -> Tally:
@@ -318,7 +273,7 @@ async def drive(cycle: CycleFn, concurrency: int, seconds: float, first: int) ->
 
     start = clock()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return Tally(sum(counts), sum(empties), (clock() - start) / 1e9, latencies)
+    return Tally(sum(counts), (clock() - start) / 1e9, latencies, sum(empties))
 
 
 @dataclass
@@ -342,21 +297,6 @@ class Row:
     sk_commit_batch: float | None = None  # SQLite: statekeeper writer jobs per commit
 
 
-@dataclass(frozen=True)
-class Plan:
-    warmup: float
-    slices: int
-    slice_seconds: float
-
-
-def rotation(slices: int) -> Iterator[tuple[Side, ...]]:
-    """The sides' order in each slice: every permutation in turn, so each side gets
-    the same share of first and last places."""
-    orders = itertools.cycle(itertools.permutations(SIDES))
-    for _ in range(slices):
-        yield next(orders)
-
-
 async def measure(
     backend: Backend,
     cycles: dict[Side, CycleFn],
@@ -370,15 +310,14 @@ async def measure(
     tallies = {side: Tally() for side in SIDES}
     jobs = dict.fromkeys(SIDES, 0)
     batches = dict.fromkeys(SIDES, 0)
-    for order in rotation(plan.slices):
-        for side in order:
-            first += 100_000_000
-            gc.collect()
-            before = writer_stats() if writer_stats is not None else (0, 0)
-            tallies[side].add(await drive(cycles[side], CONCURRENCY, plan.slice_seconds, first))
-            after = writer_stats() if writer_stats is not None else (0, 0)
-            jobs[side] += after[0] - before[0]
-            batches[side] += after[1] - before[1]
+    for side in benchlib.turns(SIDES, plan.slices):
+        first += 100_000_000
+        gc.collect()
+        before = writer_stats() if writer_stats is not None else (0, 0)
+        tallies[side].add(await drive(cycles[side], CONCURRENCY, plan.slice_seconds, first))
+        after = writer_stats() if writer_stats is not None else (0, 0)
+        jobs[side] += after[0] - before[0]
+        batches[side] += after[1] - before[1]
     raw = tallies["raw"]
     rows: list[Row] = []
     for side, variant, target in (
@@ -400,8 +339,8 @@ async def measure(
             sk_p99_ms=sk.percentile_ms(99),
             raw_p50_ms=raw.percentile_ms(50),
             raw_p99_ms=raw.percentile_ms(99),
-            sk_cycles=sk.cycles,
-            raw_cycles=raw.cycles,
+            sk_cycles=sk.count,
+            raw_cycles=raw.count,
             sk_empty_receives=sk.empty_receives,
             raw_empty_receives=raw.empty_receives,
             sk_commit_batch=jobs[side] / batches[side] if batches[side] else None,
@@ -431,77 +370,38 @@ def statekeeper_cycles(app: App) -> dict[Side, CycleFn]:
 
 
 async def bench_sqlite(plan: Plan, directory: str) -> tuple[list[Row], dict[str, Any]]:
-    sk_path = str(Path(directory) / "statekeeper.db")
-    raw_path = str(Path(directory) / "raw.db")
-    # The raw file gets its table from statekeeper's own schema, then is left alone.
-    async with App(f"sqlite:///{raw_path}", purge_interval=None, encryption=None):
-        pass
-    async with AsyncExitStack() as stack:
-        app = await stack.enter_async_context(
-            App(f"sqlite:///{sk_path}", namespace=NAMESPACE, purge_interval=None, encryption=None)
-        )
+    pair = benchlib.sqlite_pair(directory, NAMESPACE)
+    async with pair as (app, raw_path), AsyncExitStack() as stack:
         raw = RawSQLite(raw_path)
         await raw.open()
         stack.push_async_callback(raw.close)
-        backend = app.backend
-        assert isinstance(backend, SQLiteBackend)
-        writer = backend.writer
         cycles = statekeeper_cycles(app)
         cycles["raw"] = raw.cycle()
-        rows = await measure("sqlite", cycles, plan, lambda: (writer.jobs, writer.batches))
+        rows = await measure("sqlite", cycles, plan, benchlib.commit_stats(app))
         info = {
-            "sqlite_version": sqlite3.sqlite_version,
-            "directory": directory,
+            **benchlib.sqlite_info(directory),
             "sk_leftover_messages": await leftovers(app),
             "raw_leftover_messages": await raw.remaining(),
         }
         return rows, info
 
 
-@asynccontextmanager
-async def bench_schemas(base_url: str) -> AsyncIterator[tuple[str, str]]:
-    """Statekeeper's schema and the raw side's, dropped at the end whatever happens."""
-    sk_schema = f"sk_qbench_{os.getpid()}"
-    raw_schema = f"{sk_schema}_raw"
-    try:
-        yield sk_schema, raw_schema
-    finally:
-        conn = await asyncpg.connect(base_url)
-        try:
-            for schema in (sk_schema, raw_schema):
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-
 async def bench_postgres(plan: Plan, base_url: str) -> tuple[list[Row], dict[str, Any]]:
-    sep = "&" if "?" in base_url else "?"
-    async with bench_schemas(base_url) as (sk_schema, raw_schema), AsyncExitStack() as stack:
+    schemas = benchlib.scratch_schemas(base_url, "sk_qbench", "_raw")
+    async with schemas as (sk_schema, raw_schema), AsyncExitStack() as stack:
         # The raw schema gets its tables from statekeeper's own schema, then is left alone.
-        async with App(f"{base_url}{sep}schema={raw_schema}", purge_interval=None, encryption=None):
-            pass
+        await benchlib.create_tables(benchlib.with_schema(base_url, raw_schema))
         app = await stack.enter_async_context(
-            App(
-                f"{base_url}{sep}schema={sk_schema}",
-                namespace=NAMESPACE,
-                purge_interval=None,
-                encryption=None,
-            )
+            benchlib.statekeeper_app(benchlib.with_schema(base_url, sk_schema), NAMESPACE)
         )
-        pool = await asyncpg.create_pool(
-            base_url,
-            min_size=PG_POOL_MIN,
-            max_size=PG_POOL_MAX,
-            server_settings={"search_path": raw_schema},
-        )
+        pool = await benchlib.raw_pool(base_url, raw_schema)
         stack.push_async_callback(pool.close)
         raw = RawPostgres(pool)
         cycles = statekeeper_cycles(app)
         cycles["raw"] = raw.cycle()
         rows = await measure("postgres", cycles, plan, None)
         info = {
-            "server_version": await pool.fetchval("SHOW server_version"),
-            "synchronous_commit": await pool.fetchval("SHOW synchronous_commit"),
+            **await benchlib.postgres_info(pool),
             "schemas": [sk_schema, raw_schema],
             "sk_leftover_messages": await leftovers(app),
             "raw_leftover_messages": await raw.remaining(),
@@ -509,26 +409,12 @@ async def bench_postgres(plan: Plan, base_url: str) -> tuple[list[Row], dict[str
         return rows, info
 
 
-async def postgres_reachable(base_url: str) -> str | None:
-    try:
-        conn = await asyncpg.connect(base_url, timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    await conn.close()
-    return None
-
-
 # --- output -------------------------------------------------------------------------------
 
-NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 HEADER = (
     f"{'backend':<10} {'variant':<11} {'conc':>4} {'sk cyc/s':>9} {'raw cyc/s':>9} "
     f"{'ratio':>7} {'target':>7} {'met?':<5} {'sk p50/p99 ms':>14} {'raw p50/p99 ms':>15}"
 )
-
-
-def _latency(p50: float | None, p99: float | None) -> str:
-    return "" if p50 is None or p99 is None else f"{p50:.1f}/{p99:.1f}"
 
 
 def print_row(row: Row) -> None:
@@ -537,8 +423,8 @@ def print_row(row: Row) -> None:
     print(
         f"{NAMES[row.backend]:<10} {row.variant:<11} {row.concurrency:>4} "
         f"{row.sk_cycles_per_s:>9.0f} {row.raw_cycles_per_s:>9.0f} {row.ratio:>6.2f}x "
-        f"{target:>7} {met:<5} {_latency(row.sk_p50_ms, row.sk_p99_ms):>14} "
-        f"{_latency(row.raw_p50_ms, row.raw_p99_ms):>15}",
+        f"{target:>7} {met:<5} {benchlib.latency_pair(row.sk_p50_ms, row.sk_p99_ms):>14} "
+        f"{benchlib.latency_pair(row.raw_p50_ms, row.raw_p99_ms):>15}",
         flush=True,
     )
 
@@ -561,58 +447,27 @@ def headline(rows: list[Row]) -> str:
 # --- main ---------------------------------------------------------------------------------
 
 
-def write_json(path: str, document: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short slices, under a minute")
-    parser.add_argument(
-        "--backend", choices=("sqlite", "postgres", "all"), default="all", help="default: all"
-    )
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL URL (default {PG_URL})")
-    parser.add_argument("--seconds", type=float, help="measured seconds per side and backend")
-    return parser.parse_args(argv)
-
-
 async def run(args: argparse.Namespace) -> int:
     # A Redis cache configured in the environment has nothing to do with queues, but
     # keep the app the same as in the other benchmarks.
     os.environ.pop(ENV_CACHE_URL, None)
     # Many short slices, rotated, so that drift on a shared machine hits every side.
-    if args.quick:
-        plan = Plan(warmup=0.3, slices=6, slice_seconds=0.5)
-    else:
-        plan = Plan(warmup=1.0, slices=24, slice_seconds=1.0)
-    if args.seconds:
-        plan = Plan(plan.warmup, plan.slices, args.seconds / plan.slices)
-    backends: list[Backend] = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
-    print(
-        f"statekeeper queue vs raw driver, send+receive+ack at c={CONCURRENCY}: "
-        f"{plan.slices} x {plan.slice_seconds:g} s per side after {plan.warmup:g} s warm-up; "
-        f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
+    plan = benchlib.choose_plan(
+        args,
+        quick=Plan(warmup=0.3, slices=6, slice_seconds=0.5),
+        full=Plan(warmup=1.0, slices=24, slice_seconds=1.0),
     )
-    print(HEADER)
-    rows: list[Row] = []
-    info: dict[str, Any] = {}
-    started = time.perf_counter()
-    for backend in backends:
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory(prefix="sk-queue-bench-") as directory:
-                found, info["sqlite"] = await bench_sqlite(plan, directory)
-        else:
-            problem = await postgres_reachable(args.pg_url)
-            if problem is not None:
-                if args.backend == "postgres":
-                    print(f"PostgreSQL is not reachable: {problem}", file=sys.stderr)
-                    return 2
-                print(f"(PostgreSQL skipped, not reachable: {problem})")
-                continue
-            found, info["postgres"] = await bench_postgres(plan, args.pg_url)
-        rows.extend(found)
-    elapsed = time.perf_counter() - started
+    what = f"statekeeper queue vs raw driver, send+receive+ack at c={CONCURRENCY}: "
+    benchlib.announce(what, plan, HEADER)
+
+    async def sqlite() -> tuple[list[Row], dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix="sk-queue-bench-") as directory:
+            return await bench_sqlite(plan, directory)
+
+    got = await benchlib.each_backend(args, sqlite, lambda: bench_postgres(plan, args.pg_url))
+    if got is None:
+        return 2
+    rows = got.results
     for row in rows:
         if row.sk_commit_batch is not None:
             print(
@@ -626,32 +481,22 @@ async def run(args: argparse.Namespace) -> int:
                 f"(SKIP LOCKED races): sk {row.sk_empty_receives}"
                 + (f", raw {raw_empty}" if raw_empty else "")
             )
-    for name, details in info.items():
+    for name, details in got.info.items():
         left = details["sk_leftover_messages"], details["raw_leftover_messages"]
         if any(left):
             print(f"warning: {NAMES[name]} left messages behind: sk {left[0]}, raw {left[1]}")
     missed = [r for r in rows if r.met is False]
     judged = [r for r in rows if r.met is not None]
-    print(f"{len(judged) - len(missed)}/{len(judged)} rows met their target; {elapsed:.1f} s")
-    if args.json:
-        document = {
-            "quick": args.quick,
-            "plan": asdict(plan),
-            "concurrency": CONCURRENCY,
-            "body_bytes": len(json.dumps(BODY, separators=COMPACT).encode()),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "info": info,
-            "rows": [asdict(r) for r in rows],
-            "headline": headline(rows),
-        }
-        write_json(args.json, document)
-    print(headline(rows))
-    return 0
+    print(f"{len(judged) - len(missed)}/{len(judged)} rows met their target; {got.seconds:.1f} s")
+    settings = {
+        "concurrency": CONCURRENCY,
+        "body_bytes": len(json.dumps(BODY, separators=COMPACT).encode()),
+    }
+    return benchlib.finish(args, plan, headline(rows), got, "rows", settings)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(run(parse_args(argv)))
+    return asyncio.run(run(benchlib.bench_parser(__doc__).parse_args(argv)))
 
 
 if __name__ == "__main__":

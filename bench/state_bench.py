@@ -29,33 +29,27 @@ import base64
 import gc
 import json
 import os
-import platform
 import random
-import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
 
+# A sibling module: ``python bench/state_bench.py`` puts bench/ on sys.path.
+import benchlib
+from benchlib import NAMES, Backend, Plan, Tally
 from statekeeper import App
 from statekeeper.constants import ENV_CACHE_URL
 from statekeeper.storage.queries import load
-from statekeeper.storage.sqlite import SQLiteBackend
 
-Backend = Literal["sqlite", "postgres"]
 OpName = Literal["get", "put", "update"]
 OpFn = Callable[[str], Awaitable[None]]
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_POOL_MIN, PG_POOL_MAX = 2, 16  # statekeeper's defaults
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 N_KEYS = 1000
 KEYS: list[str] = [f"user:{i:05d}" for i in range(N_KEYS)]
 SK_NS = "sk_bench"
@@ -131,52 +125,35 @@ class RawSQLite:
     PUT_IF_MATCH = SQ["state_put_if_match"].sql
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-sqlite-writer")
-        self.reader = self._connect()
+        self.writer = benchlib.SQLiteWriter(path, "raw-sqlite-writer")
+        self.reader = benchlib.sqlite_connect(path)
         self.reader.execute("PRAGMA query_only = 1")
-        self.writer: sqlite3.Connection | None = None
         self.conflicts = 0
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        return conn
-
     async def open(self) -> None:
-        def connect_writer() -> sqlite3.Connection:
-            conn = self._connect()
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            return conn
-
-        self.writer = await self._in_writer(connect_writer)
+        await self.writer.open()
 
     async def close(self) -> None:
-        if self.writer is not None:
-            await self._in_writer(self.writer.close)
-        self.executor.shutdown(wait=True)
+        await self.writer.close()
         self.reader.close()
-
-    def _in_writer(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
     async def populate(self) -> None:
         data = json.dumps(VALUE).encode()
         rows = [(RAW_NS, k, data, new_etag(), None, None) for k in KEYS]
 
         def insert() -> None:
-            conn = self.writer
+            conn = self.writer.conn
             assert conn is not None
             with conn:  # BEGIN ... COMMIT, or ROLLBACK on error
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(self.PUT, rows)
 
-        await self._in_writer(insert)
+        await self.writer.call(insert)
 
     def ops(self) -> dict[OpName, OpFn]:
         loop = asyncio.get_running_loop()
-        executor = self.executor
+        executor = self.writer.executor
+        transaction = self.writer.transaction
         reader = self.reader
         get_sql, put_sql, if_match_sql = self.GET, self.PUT, self.PUT_IF_MATCH
 
@@ -186,24 +163,12 @@ class RawSQLite:
                 raise RuntimeError(f"raw SQLite lost key {key!r}")
             json.loads(row[0].decode())
 
-        def put_sync(key: str, data: bytes, etag: str) -> None:
-            conn = self.writer
-            assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(put_sql, (RAW_NS, key, data, etag, None, None))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
         async def put(key: str) -> None:
-            await loop.run_in_executor(
-                executor, put_sync, key, json.dumps(VALUE).encode(), new_etag()
-            )
+            args = (RAW_NS, key, json.dumps(VALUE).encode(), new_etag(), None, None)
+            await loop.run_in_executor(executor, transaction, put_sql, args)
 
         def update_sync(key: str) -> None:
-            conn = self.writer
+            conn = self.writer.conn
             assert conn is not None
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -279,29 +244,6 @@ class RawPostgres:
 # --- measuring ----------------------------------------------------------------------------
 
 
-@dataclass
-class Tally:
-    ops: int = 0
-    seconds: float = 0.0
-    latencies_ns: list[int] = field(default_factory=list)
-
-    def add(self, other: Tally) -> None:
-        self.ops += other.ops
-        self.seconds += other.seconds
-        self.latencies_ns.extend(other.latencies_ns)
-
-    @property
-    def rate(self) -> float:
-        return self.ops / self.seconds if self.seconds else 0.0
-
-    def percentile_us(self, pct: float) -> float | None:
-        if not self.latencies_ns:
-            return None
-        ordered = sorted(self.latencies_ns)
-        index = min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))
-        return ordered[index] / 1000
-
-
 async def drive(op: OpFn, concurrency: int, seconds: float, seed: int) -> Tally:
     """Run ``op`` from ``concurrency`` tasks for ``seconds``; latencies when alone."""
     clock = time.perf_counter_ns
@@ -358,19 +300,6 @@ class Cell:
     sk_commit_batch: float | None = None  # SQLite: statekeeper jobs per commit
 
 
-@dataclass(frozen=True)
-class Plan:
-    warmup: float
-    slices: int
-    slice_seconds: float
-
-
-def abba(slices: int) -> Iterator[str]:
-    """sk, raw, raw, sk, sk, raw, ...: each side gets the same share of early and late."""
-    for index in range(slices):
-        yield from (SIDES if index % 2 == 0 else SIDES[::-1])
-
-
 async def measure(
     backend: Backend,
     sides: dict[str, dict[OpName, OpFn]],
@@ -386,7 +315,7 @@ async def measure(
                 await drive(sides[side][op], concurrency, plan.warmup, seed)
             tallies = {side: Tally() for side in SIDES}
             jobs = batches = 0
-            for side in abba(plan.slices):
+            for side in benchlib.turns(SIDES, plan.slices):
                 seed += 1
                 gc.collect()
                 before = writer_stats() if writer_stats and side == "sk" else None
@@ -413,8 +342,8 @@ async def measure(
                 sk_p99_us=sk.percentile_us(99),
                 raw_p50_us=raw.percentile_us(50),
                 raw_p99_us=raw.percentile_us(99),
-                sk_ops=sk.ops,
-                raw_ops=raw.ops,
+                sk_ops=sk.count,
+                raw_ops=raw.count,
                 sk_commit_batch=jobs / batches if batches else None,
             )
             print_row(cell)
@@ -431,67 +360,32 @@ async def populate_statekeeper(app: App) -> None:
 
 
 async def bench_sqlite(plan: Plan, directory: str) -> tuple[list[Cell], dict[str, Any]]:
-    sk_path = str(Path(directory) / "statekeeper.db")
-    raw_path = str(Path(directory) / "raw.db")
-    # The raw file gets its table from statekeeper's own schema, then is left alone.
-    async with App(f"sqlite:///{raw_path}", purge_interval=None, encryption=None):
-        pass
-    async with AsyncExitStack() as stack:
-        app = await stack.enter_async_context(
-            App(f"sqlite:///{sk_path}", namespace=SK_NS, purge_interval=None, encryption=None)
-        )
+    pair = benchlib.sqlite_pair(directory, SK_NS)
+    async with pair as (app, raw_path), AsyncExitStack() as stack:
         raw = RawSQLite(raw_path)
         await raw.open()
         stack.push_async_callback(raw.close)
         await populate_statekeeper(app)
         await raw.populate()
-        backend = app.backend
-        assert isinstance(backend, SQLiteBackend)
-        writer = backend.writer
         cells = await measure(
             "sqlite",
             {"sk": statekeeper_ops(app), "raw": raw.ops()},
             plan,
-            lambda: (writer.jobs, writer.batches),
+            benchlib.commit_stats(app),
         )
-        info = {
-            "sqlite_version": sqlite3.sqlite_version,
-            "directory": directory,
-            "raw_update_conflicts": raw.conflicts,
-        }
+        info = {**benchlib.sqlite_info(directory), "raw_update_conflicts": raw.conflicts}
         return cells, info
 
 
-@asynccontextmanager
-async def bench_schema(base_url: str) -> AsyncIterator[str]:
-    schema = f"sk_bench_{os.getpid()}"
-    try:
-        yield schema
-    finally:
-        conn = await asyncpg.connect(base_url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-
 async def bench_postgres(plan: Plan, base_url: str) -> tuple[list[Cell], dict[str, Any]]:
-    async with bench_schema(base_url) as schema, AsyncExitStack() as stack:
-        sep = "&" if "?" in base_url else "?"
+    async with (
+        benchlib.scratch_schemas(base_url, "sk_bench") as (schema,),
+        AsyncExitStack() as stack,
+    ):
         app = await stack.enter_async_context(
-            App(
-                f"{base_url}{sep}schema={schema}",
-                namespace=SK_NS,
-                purge_interval=None,
-                encryption=None,
-            )
+            benchlib.statekeeper_app(benchlib.with_schema(base_url, schema), SK_NS)
         )
-        pool = await asyncpg.create_pool(
-            base_url,
-            min_size=PG_POOL_MIN,
-            max_size=PG_POOL_MAX,
-            server_settings={"search_path": schema},
-        )
+        pool = await benchlib.raw_pool(base_url, schema)
         stack.push_async_callback(pool.close)
         raw = RawPostgres(pool)
         await populate_statekeeper(app)
@@ -499,37 +393,20 @@ async def bench_postgres(plan: Plan, base_url: str) -> tuple[list[Cell], dict[st
         cells = await measure(
             "postgres", {"sk": statekeeper_ops(app), "raw": raw.ops()}, plan, None
         )
-        version = await pool.fetchval("SHOW server_version")
-        sync_commit = await pool.fetchval("SHOW synchronous_commit")
         info = {
-            "server_version": version,
-            "synchronous_commit": sync_commit,
+            **await benchlib.postgres_info(pool),
             "schema": schema,
             "raw_update_conflicts": raw.conflicts,
         }
         return cells, info
 
 
-async def postgres_reachable(base_url: str) -> str | None:
-    try:
-        conn = await asyncpg.connect(base_url, timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    await conn.close()
-    return None
-
-
 # --- output -------------------------------------------------------------------------------
 
-NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 HEADER = (
     f"{'backend':<10} {'op':<7} {'conc':>4} {'sk ops/s':>10} {'raw ops/s':>10} "
     f"{'ratio':>7} {'target':>7} {'met?':<4}  {'sk p50/p99 us':>15}  {'raw p50/p99 us':>15}"
 )
-
-
-def _latency(p50: float | None, p99: float | None) -> str:
-    return "" if p50 is None or p99 is None else f"{p50:.0f}/{p99:.0f}"
 
 
 def print_row(cell: Cell) -> None:
@@ -537,8 +414,8 @@ def print_row(cell: Cell) -> None:
         f"{NAMES[cell.backend]:<10} {cell.op:<7} {cell.concurrency:>4} "
         f"{cell.sk_ops_per_s:>10.0f} {cell.raw_ops_per_s:>10.0f} {cell.ratio:>6.2f}x "
         f"{cell.target:>6.1f}x {'yes' if cell.met else 'NO':<4}  "
-        f"{_latency(cell.sk_p50_us, cell.sk_p99_us):>15}  "
-        f"{_latency(cell.raw_p50_us, cell.raw_p99_us):>15}",
+        f"{benchlib.latency_pair(cell.sk_p50_us, cell.sk_p99_us, 0):>15}  "
+        f"{benchlib.latency_pair(cell.raw_p50_us, cell.raw_p99_us, 0):>15}",
         flush=True,
     )
 
@@ -555,57 +432,25 @@ def headline(cells: list[Cell]) -> str:
 # --- main ---------------------------------------------------------------------------------
 
 
-def write_json(path: str, document: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short cells, under a minute")
-    parser.add_argument(
-        "--backend", choices=("sqlite", "postgres", "all"), default="all", help="default: all"
-    )
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL URL (default {PG_URL})")
-    parser.add_argument("--seconds", type=float, help="measured seconds per side and cell")
-    return parser.parse_args(argv)
-
-
 async def run(args: argparse.Namespace) -> int:
     # A Redis cache configured in the environment would turn gets into cache hits.
     os.environ.pop(ENV_CACHE_URL, None)
     # Many short slices, alternated, so that drift on a shared machine hits both sides.
-    if args.quick:
-        plan = Plan(warmup=0.2, slices=6, slice_seconds=0.2)
-    else:
-        plan = Plan(warmup=1.0, slices=20, slice_seconds=0.25)
-    if args.seconds:
-        plan = Plan(plan.warmup, plan.slices, args.seconds / plan.slices)
-    backends: list[Backend] = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
-    print(
-        f"statekeeper state store vs raw driver: {plan.slices} x {plan.slice_seconds:g} s "
-        f"per side and cell after {plan.warmup:g} s warm-up; Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs"
+    plan = benchlib.choose_plan(
+        args,
+        quick=Plan(warmup=0.2, slices=6, slice_seconds=0.2),
+        full=Plan(warmup=1.0, slices=20, slice_seconds=0.25),
     )
-    print(HEADER)
-    cells: list[Cell] = []
-    info: dict[str, Any] = {}
-    started = time.perf_counter()
-    for backend in backends:
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory(prefix="sk-state-bench-") as directory:
-                found, info["sqlite"] = await bench_sqlite(plan, directory)
-        else:
-            problem = await postgres_reachable(args.pg_url)
-            if problem is not None:
-                if args.backend == "postgres":
-                    print(f"PostgreSQL is not reachable: {problem}", file=sys.stderr)
-                    return 2
-                print(f"(PostgreSQL skipped, not reachable: {problem})")
-                continue
-            found, info["postgres"] = await bench_postgres(plan, args.pg_url)
-        cells.extend(found)
-    elapsed = time.perf_counter() - started
+    benchlib.announce("statekeeper state store vs raw driver: ", plan, HEADER, "side and cell")
+
+    async def sqlite() -> tuple[list[Cell], dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix="sk-state-bench-") as directory:
+            return await bench_sqlite(plan, directory)
+
+    got = await benchlib.each_backend(args, sqlite, lambda: bench_postgres(plan, args.pg_url))
+    if got is None:
+        return 2
+    cells = got.results
     for cell in cells:
         if cell.sk_commit_batch is not None and cell.op != "get":
             print(
@@ -613,24 +458,17 @@ async def run(args: argparse.Namespace) -> int:
                 f"{cell.sk_commit_batch:.1f} jobs per fsync"
             )
     missed = [c for c in cells if not c.met]
-    print(f"{len(cells) - len(missed)}/{len(cells)} cells met their target; {elapsed:.1f} s")
-    if args.json:
-        document = {
-            "quick": args.quick,
-            "plan": asdict(plan),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "info": info,
-            "cells": [asdict(c) for c in cells],
-            "headline": headline(cells),
-        }
-        write_json(args.json, document)
-    print(headline(cells))
-    return 0
+    print(f"{len(cells) - len(missed)}/{len(cells)} cells met their target; {got.seconds:.1f} s")
+    return benchlib.finish(args, plan, headline(cells), got, "cells")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(run(parse_args(argv)))
+    parser = benchlib.bench_parser(
+        __doc__,
+        quick_help="short cells, under a minute",
+        seconds_help="measured seconds per side and cell",
+    )
+    return asyncio.run(run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
