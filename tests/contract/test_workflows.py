@@ -387,3 +387,127 @@ async def test_list_and_history(app: App, clock: FakeClock) -> None:
     assert entry["attempts"] == 1 and entry["error"] is None
     with pytest.raises(ValidationError):
         await app.workflows.list(limit=0)
+
+
+log_of_effects: list[str] = []
+
+
+async def book(what: str) -> str:
+    log_of_effects.append(f"book {what}")
+    if what == "payment-declined":
+        raise RuntimeError("card declined")
+    return f"{what}-ref"
+
+
+async def cancel(reference: str) -> None:
+    log_of_effects.append(f"cancel {reference}")
+
+
+async def test_saga_compensates_in_reverse(app: App) -> None:
+    log_of_effects.clear()
+
+    @app.workflow
+    async def trip(ctx: WorkflowContext, fail: bool) -> list[str]:
+        async with ctx.saga() as saga:
+            refs = [
+                await saga.step(book, "flight", compensate=cancel),
+                await saga.step(book, "hotel", compensate=cancel),
+                await saga.step(book, "car", compensate=cancel),
+            ]
+            await saga.step(
+                book, "payment-declined" if fail else "payment", retry=Retry(max_attempts=1)
+            )
+        return refs
+
+    good = await app.workflows.start("trip", False)
+    bad = await app.workflows.start("trip", True)
+    await drive(app)
+    assert (await app.workflows.status(good)).output == ["flight-ref", "hotel-ref", "car-ref"]
+    status = await app.workflows.status(bad)
+    assert status.status == "compensated"
+    assert "card declined" in (status.error or "")
+    undone = [e for e in log_of_effects if e.startswith("cancel")]
+    assert undone == ["cancel car-ref", "cancel hotel-ref", "cancel flight-ref"]
+
+
+async def test_a_failing_compensation_is_surfaced(app: App) -> None:
+    async def stubborn(reference: str) -> None:
+        raise RuntimeError(f"cannot cancel {reference}")
+
+    @app.workflow
+    async def stuck(ctx: WorkflowContext, _: Any) -> None:
+        async with ctx.saga() as saga:
+            await saga.step(book, "flight", compensate=stubborn)
+            await saga.step(book, "payment-declined", retry=Retry(max_attempts=1))
+
+    import statekeeper.workflows.context as context_module
+
+    quick = Retry(max_attempts=2, initial_interval=0.001, jitter=False)
+    original, context_module.COMPENSATION_RETRY = context_module.COMPENSATION_RETRY, quick
+    try:
+        run = await app.workflows.start("stuck")
+        await drive(app)
+    finally:
+        context_module.COMPENSATION_RETRY = original
+    status = await app.workflows.status(run)
+    assert status.status == "failed"
+    assert "card declined" in (status.error or "")
+    assert "compensation failed" in (status.error or "")
+    assert "cannot cancel flight-ref" in (status.error or "")
+
+
+async def test_fan_out_with_a_limit_keeps_positions(app: App) -> None:
+    running = 0
+    peak = 0
+
+    async def square(n: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return n * n
+
+    @app.workflow
+    async def fan(ctx: WorkflowContext, count: int) -> int:
+        squares = await ctx.gather(*(ctx.step(square, n) for n in range(count)), limit=3)
+        await ctx.sleep(1)
+        return sum(squares)
+
+    run = await app.workflows.start("fan", 10)
+    await drive(app)
+    assert peak == 3
+    app.clock.advance(2)  # type: ignore[attr-defined]
+    await drive(app)  # the replay finds every square at its position
+    assert (await app.workflows.status(run)).output == sum(n * n for n in range(10))
+    history = await app.workflows.history(run)
+    assert [h["input"][0][0] for h in history if h["kind"] == "step"] == list(range(10))
+
+
+async def test_children(app: App) -> None:
+    @app.workflow
+    async def child(ctx: WorkflowContext, n: int) -> int:
+        if n < 0:
+            raise ValueError("negative")
+        return int(await ctx.step(add, n, 100))
+
+    @app.workflow
+    async def parent(ctx: WorkflowContext, numbers: list[int]) -> Any:
+        from statekeeper.workflows import ChildFailed
+
+        results = await ctx.gather(*(ctx.child("child", n) for n in numbers), limit=2)
+        try:
+            await ctx.child("child", -1)
+        except ChildFailed as failure:
+            return {"results": results, "failure": failure.error}
+        return {"results": results}
+
+    run = await app.workflows.start("parent", [1, 2, 3])
+    await drive(app, rounds=50)
+    status = await app.workflows.status(run)
+    assert status.status == "succeeded", status
+    assert status.output["results"] == [101, 102, 103]
+    assert "negative" in status.output["failure"]
+    children = await app.workflows.list(name="child")
+    assert len(children) == 4
+    assert all(c["id"].startswith(f"{run}:") for c in children)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from statekeeper.workflows.context import WorkflowContext
 from statekeeper.workflows.engine import WorkflowRunner, Workflows, WorkflowStatus
-from statekeeper.workflows.signals import EventTimeout, StepFailed
+from statekeeper.workflows.signals import ChildFailed, EventTimeout, StepFailed
 
 __all__ = [
+    "ChildFailed",
     "EventTimeout",
     "StepFailed",
     "WorkflowContext",

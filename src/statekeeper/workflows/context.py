@@ -13,7 +13,8 @@ import inspect
 import json
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.errors import NonDeterminismError, ValidationError
@@ -22,6 +23,9 @@ from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.workflow_ops import JournalEntry
 from statekeeper.workflows.signals import (
     Cancelled,
+    ChildFailed,
+    Compensated,
+    CompensationFailed,
     EventTimeout,
     LeaseLost,
     StepFailed,
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from statekeeper.storage.base import Backend
 
 MAX_PAYLOAD = 1 << 20
+COMPENSATION_RETRY = Retry(max_attempts=10, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 
 
@@ -65,6 +70,8 @@ class WorkflowContext:
         self._lease = lease
         self._position = 0
         self.cancel_requested = cancel_requested
+        self.compensating = False  # compensations run even when cancelled
+        self.on_child_started: Callable[[], None] | None = None
 
     # --- the journal --------------------------------------------------------------------
 
@@ -76,7 +83,7 @@ class WorkflowContext:
         """The journal entry at ``position``; None means new work, which a cancelled
         workflow does not start."""
         entry = self._journal.get(position)
-        if entry is None and self.cancel_requested:
+        if entry is None and self.cancel_requested and not self.compensating:
             raise Cancelled()
         if entry is not None and (entry.kind != kind or entry.name != name):
             raise NonDeterminismError(
@@ -126,7 +133,7 @@ class WorkflowContext:
 
     # --- steps --------------------------------------------------------------------------
 
-    async def step(
+    def step(
         self,
         fn: Callable[..., Any],
         *args: Any,
@@ -134,10 +141,25 @@ class WorkflowContext:
         timeout: float | None = None,
         non_retryable: tuple[type[BaseException], ...] = (),
         **kwargs: Any,
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
         """Run ``fn(*args, **kwargs)`` once, durably: its result (or its final error,
-        raised as StepFailed) is recorded before the workflow goes on."""
-        position = self._next()
+        raised as StepFailed) is recorded before the workflow goes on.
+
+        Not itself a coroutine: the journal position is taken at the call, so steps
+        created in a fixed order for ``gather`` keep fixed positions.
+        """
+        return self._step(self._next(), fn, args, kwargs, retry, timeout, non_retryable)
+
+    async def _step(
+        self,
+        position: int,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        retry: Retry | None,
+        timeout: float | None,
+        non_retryable: tuple[type[BaseException], ...],
+    ) -> Any:
         name = step_name(fn)
         entry = self._recorded(position, "step", name)
         if entry is not None:
@@ -170,10 +192,65 @@ class WorkflowContext:
             )  # fmt: skip
             return result
 
+    # --- composition --------------------------------------------------------------------
+
+    async def gather(self, *steps: Awaitable[Any], limit: int | None = None) -> list[Any]:
+        """Await steps (or children) concurrently, at most ``limit`` at a time; their
+        results in order. If any failed, the first failure (in order) is raised after
+        all have settled."""
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValidationError(f"gather limit must be a positive integer, got {limit!r}")
+        gate = asyncio.Semaphore(limit or max(1, len(steps)))
+
+        async def bounded(awaitable: Awaitable[Any]) -> Any:
+            async with gate:
+                return await awaitable
+
+        outcomes = await asyncio.gather(*(bounded(s) for s in steps), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return list(outcomes)
+
+    def saga(self) -> Saga:
+        """``async with ctx.saga() as saga: await saga.step(fn, ..., compensate=undo)``."""
+        return Saga(self)
+
+    def child(
+        self, name: str, input: Any = None, *, id: str | None = None
+    ) -> Coroutine[Any, Any, Any]:
+        """Start workflow ``name`` as a child and wait for its output (ChildFailed if it
+        does not succeed). Its id defaults to ``<this id>:<position>``."""
+        position = self._next()
+        waits = (self._next(), self._next())
+        return self._child(position, waits, name, input, id or f"{self.workflow_id}:{position}")
+
+    async def _child(
+        self, position: int, waits: tuple[int, int], name: str, input: Any, child_id: str
+    ) -> Any:
+        entry = self._recorded(position, "child", name)
+        if entry is None:
+            data = encode(f"input of child workflow {name!r}", input)
+            await self._backend.workflow_create(
+                self._namespace, child_id, name, data, self.workflow_id, self._clock()
+            )
+            await self._checkpoint(position, "child", name, output=json.dumps(child_id).encode())
+            if self.on_child_started is not None:
+                self.on_child_started()
+        else:
+            child_id = str(self._replay(entry))
+        outcome = await self._wait(f"child:{child_id}", None, waits)
+        if outcome.get("status") != "succeeded":
+            raise ChildFailed(
+                name, f"child {child_id!r} {outcome.get('status')}: {outcome.get('error')}"
+            )
+        return outcome.get("output")
+
     # --- recorded values ------------------------------------------------------------------
 
-    async def _value(self, kind: str, make: Callable[[], Any]) -> Any:
-        position = self._next()
+    async def _value(self, position: int, kind: str, make: Callable[[], Any]) -> Any:
         entry = self._recorded(position, kind, kind)
         if entry is not None:
             return self._replay(entry)
@@ -181,17 +258,17 @@ class WorkflowContext:
         await self._checkpoint(position, kind, kind, output=json.dumps(value).encode())
         return value
 
-    async def now(self) -> float:
+    def now(self) -> Coroutine[Any, Any, float]:
         """The time (Unix seconds), the same on every replay."""
-        return float(await self._value("now", self._clock))
+        return self._value(self._next(), "now", self._clock)
 
-    async def random(self) -> float:
+    def random(self) -> Coroutine[Any, Any, float]:
         """A random number in [0, 1), the same on every replay."""
-        return float(await self._value("random", random.random))
+        return self._value(self._next(), "random", random.random)
 
-    async def uuid(self) -> str:
+    def uuid(self) -> Coroutine[Any, Any, str]:
         """A random UUID, the same on every replay."""
-        return str(await self._value("uuid", lambda: uuid.uuid4().hex))
+        return self._value(self._next(), "uuid", lambda: uuid.uuid4().hex)
 
     # --- timers and events ----------------------------------------------------------------
 
@@ -219,14 +296,17 @@ class WorkflowContext:
         if self._clock() < wake_at:
             self._suspend(Suspend("sleeping", wake_at))
 
-    async def wait_for_event(self, name: str, timeout: float | None = None) -> Any:
+    def wait_for_event(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
         """The data of event ``name`` sent to this workflow (``app.workflows.send_event``),
         waiting durably for it; EventTimeout after ``timeout`` seconds."""
         if not isinstance(name, str) or not name or len(name) > 200:
             raise ValidationError(f"event name must be a string of 1-200 characters, got {name!r}")
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"event timeout must be a positive number, got {timeout!r}")
-        wait_position = self._next()
+        return self._wait(name, timeout, (self._next(), self._next()))
+
+    async def _wait(self, name: str, timeout: float | None, positions: tuple[int, int]) -> Any:
+        wait_position, position = positions
         entry = self._recorded(wait_position, "wait", name)
         if entry is None:
             deadline = None if timeout is None else self._clock() + timeout
@@ -235,7 +315,6 @@ class WorkflowContext:
             )
         else:
             deadline = self._replay(entry)
-        position = self._next()
         entry = self._recorded(position, "event", name)
         if entry is not None:
             if entry.error is not None:
@@ -251,6 +330,65 @@ class WorkflowContext:
             await self._checkpoint(position, "event", name, error="EventTimeout")
             raise EventTimeout(f"no event {name!r} within {timeout} s")
         self._suspend(Suspend("waiting", deadline, waiting_for=name))
+
+
+class Saga:
+    """Compensations collected as saga steps succeed, run in reverse on failure.
+
+    Each compensation is a journaled, retried step given the forward step's result.
+    The workflow then ends ``compensated`` with the original error kept; a
+    compensation that fails for good ends it ``failed``, naming both errors.
+    """
+
+    def __init__(self, ctx: WorkflowContext) -> None:
+        self._ctx = ctx
+        self._undo: list[tuple[Callable[..., Any], Any]] = []
+
+    async def step(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        compensate: Callable[..., Any] | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        non_retryable: tuple[type[BaseException], ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        result = await self._ctx.step(
+            fn, *args, retry=retry, timeout=timeout, non_retryable=non_retryable, **kwargs
+        )
+        if compensate is not None:
+            self._undo.append((compensate, result))
+        return result
+
+    async def __aenter__(self) -> Saga:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if error is None or isinstance(error, Suspend | LeaseLost | asyncio.CancelledError):
+            return  # done, or this run merely ends: nothing to undo
+        ctx = self._ctx
+        ctx.compensating = True
+        failures: list[str] = []
+        for undo, result in reversed(self._undo):
+            try:
+                await ctx.step(undo, result, retry=COMPENSATION_RETRY)
+            except StepFailed as failed:
+                failures.append(str(failed))
+        ctx.compensating = False
+        if isinstance(error, Cancelled):
+            if failures:
+                raise CompensationFailed(f"cancelled; compensation failed: {'; '.join(failures)}")
+            raise error
+        original = f"{type(error).__name__}: {error}"
+        if failures:
+            raise CompensationFailed(f"{original}; compensation failed: {'; '.join(failures)}")
+        raise Compensated(original) from error
 
 
 async def _call(

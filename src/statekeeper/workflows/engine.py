@@ -35,7 +35,7 @@ from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.state.validation import decode_value
 from statekeeper.storage.workflow_ops import LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
-from statekeeper.workflows.signals import Cancelled, LeaseLost, Suspend
+from statekeeper.workflows.signals import Cancelled, Compensated, LeaseLost, Suspend
 
 if TYPE_CHECKING:
     from statekeeper.storage.base import Backend
@@ -281,6 +281,7 @@ class WorkflowRunner:
             backend, flows.namespace, leased.id, leased.fence, journal,
             clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
         )  # fmt: skip
+        ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         run = asyncio.create_task(fn(ctx, decode_value(leased.id, leased.input)))
         keeper = asyncio.create_task(self._keep_lease(leased, run))
         try:
@@ -293,6 +294,9 @@ class WorkflowRunner:
             return
         except Cancelled:
             await self._finish(leased, "cancelled", None, "cancelled on request")
+            return
+        except Compensated as compensated:
+            await self._finish(leased, "compensated", None, str(compensated))
             return
         except (LeaseLost, asyncio.CancelledError):
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})

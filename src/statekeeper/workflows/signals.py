@@ -34,3 +34,15 @@ class EventTimeout(Exception):
 
 class Cancelled(BaseException):
     """The workflow was cancelled: it stops at its next new step (compensating if in a saga)."""
+
+
+class ChildFailed(StepFailed):
+    """A child workflow did not succeed."""
+
+
+class Compensated(Exception):
+    """A saga failed and every compensation ran; carries the original error."""
+
+
+class CompensationFailed(Exception):
+    """A saga failed and a compensation failed too: both are recorded."""
