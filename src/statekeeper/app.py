@@ -90,6 +90,7 @@ class App:
         self._queues: dict[str, Queue] = {}
         self.consumers: dict[str, Consumer] = {}
         self.workflows = Workflows(lambda: self.backend, self.namespace, clock, self._wakeups)
+        self.workflows.secret = os.environ.get(CALLBACK_SECRET_ENV) or None
 
     @property
     def backend(self) -> Backend:

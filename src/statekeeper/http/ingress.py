@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _MAX_KEY = 255
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(Exception):
     pass
 
 
@@ -65,7 +65,7 @@ class Ingress:
             return error_response(404, "unknown_queue", f"there is no queue {name!r}")
         try:
             raw = await self._read_body(request)
-        except _TooLarge:
+        except BodyTooLarge:
             return error_response(
                 413,
                 "payload_too_large",
@@ -146,13 +146,13 @@ class Ingress:
         limit = self.config.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _TooLarge
+            raise BodyTooLarge
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise _TooLarge
+                raise BodyTooLarge
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -21,6 +21,7 @@ from statekeeper.http.config import HttpConfig
 from statekeeper.http.ingress import Ingress
 from statekeeper.http.openapi import document
 from statekeeper.http.responses import error_response, from_error, json_response
+from statekeeper.http.workflows import WorkflowRoutes
 from statekeeper.runtime.worker import Worker
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class _QuietServer(uvicorn.Server):
 def create_http_app(app: App, config: HttpConfig) -> Starlette:
     """The HTTP API of ``app`` (which must be opened before requests arrive)."""
     ingress = Ingress(app, config)
+    flows = WorkflowRoutes(app, ingress)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -66,6 +68,11 @@ def create_http_app(app: App, config: HttpConfig) -> Starlette:
         routes=[
             Route("/v1/queues/{queue}/messages", ingress.post_message, methods=["POST"]),
             Route("/v1/requests/{id}", ingress.get_request, methods=["GET"]),
+            Route("/v1/workflows/{name}", flows.start, methods=["POST"]),
+            Route("/v1/workflows/{name}/{id}", flows.describe, methods=["GET"]),
+            Route("/v1/workflows/{name}/{id}/events/{event}", flows.event, methods=["POST"]),
+            Route("/v1/workflows/{name}/{id}/cancel", flows.cancel, methods=["POST"]),
+            Route("/v1/callbacks/{token}", flows.callback, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],

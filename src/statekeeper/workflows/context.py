@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from statekeeper.errors import NonDeterminismError, ValidationError
+from statekeeper.errors import ConfigurationError, NonDeterminismError, ValidationError
 from statekeeper.queues.policy import Retry
 from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.workflow_ops import JournalEntry
 from statekeeper.workflows.signals import (
+    CallbackFailed,
     Cancelled,
     ChildFailed,
     Compensated,
@@ -31,6 +32,7 @@ from statekeeper.workflows.signals import (
     StepFailed,
     Suspend,
 )
+from statekeeper.workflows.tokens import CallbackTarget, issue
 
 if TYPE_CHECKING:
     from statekeeper.storage.base import Backend
@@ -72,6 +74,7 @@ class WorkflowContext:
         self.cancel_requested = cancel_requested
         self.compensating = False  # compensations run even when cancelled
         self.on_child_started: Callable[[], None] | None = None
+        self.secret: str | None = None  # signs callback tokens
 
     # --- the journal --------------------------------------------------------------------
 
@@ -191,6 +194,30 @@ class WorkflowContext:
                 started_at=started,
             )  # fmt: skip
             return result
+
+    # --- callbacks ----------------------------------------------------------------------
+
+    async def callback(self, timeout: float | None = None) -> Callback:
+        """A callback token and URL for an outside system to answer this workflow once
+        (even before the workflow waits); see ``Callback``."""
+        if self.secret is None:
+            raise ConfigurationError(
+                "workflow callbacks need a secret: set STATEKEEPER_CALLBACK_SECRET"
+            )
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValidationError(f"callback timeout must be a positive number, got {timeout!r}")
+        position = self._next()
+        waits = (self._next(), self._next())
+        event = f"callback:{position}"
+        entry = self._recorded(position, "callback", event)
+        if entry is None:
+            expires = None if timeout is None else self._clock() + timeout
+            target = CallbackTarget(self._namespace, self.workflow_id, event, expires)
+            token = issue(self.secret, target)
+            await self._checkpoint(position, "callback", event, output=json.dumps(token).encode())
+        else:
+            token = str(self._replay(entry))
+        return Callback(self, token, event, timeout, waits)
 
     # --- composition --------------------------------------------------------------------
 
@@ -330,6 +357,34 @@ class WorkflowContext:
             await self._checkpoint(position, "event", name, error="EventTimeout")
             raise EventTimeout(f"no event {name!r} within {timeout} s")
         self._suspend(Suspend("waiting", deadline, waiting_for=name))
+
+
+class Callback:
+    """A wait for an outside system: give it ``token`` (or ``url``); it answers with
+    POST /v1/callbacks/{token}. ``await callback.result()`` returns its data, or raises
+    CallbackFailed for a failure answer, EventTimeout when none came in time."""
+
+    def __init__(
+        self,
+        ctx: WorkflowContext,
+        token: str,
+        event: str,
+        timeout: float | None,
+        waits: tuple[int, int],
+    ) -> None:
+        self.token = token
+        self.url = f"/v1/callbacks/{token}"
+        self._ctx = ctx
+        self._event = event
+        self._timeout = timeout
+        self._waits = waits
+
+    async def result(self) -> Any:
+        answer = await self._ctx._wait(self._event, self._timeout, self._waits)
+        if not isinstance(answer, dict) or answer.get("status") != "success":
+            error = answer.get("error") if isinstance(answer, dict) else answer
+            raise CallbackFailed(f"the callback answered failure: {error}")
+        return answer.get("data")
 
 
 class Saga:

@@ -36,6 +36,8 @@ from statekeeper.state.validation import decode_value
 from statekeeper.storage.workflow_ops import LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
 from statekeeper.workflows.signals import Cancelled, Compensated, LeaseLost, Suspend
+from statekeeper.workflows.tokens import InvalidToken
+from statekeeper.workflows.tokens import verify as verify_token
 
 if TYPE_CHECKING:
     from statekeeper.storage.base import Backend
@@ -90,6 +92,7 @@ class Workflows:
         self._wakeups = wakeups
         self.lease = lease
         self.registry: dict[str, WorkflowFn] = {}
+        self.secret: str | None = None  # signs callback tokens (STATEKEEPER_CALLBACK_SECRET)
 
     @property
     def _backend(self) -> Backend:
@@ -213,6 +216,25 @@ class Workflows:
             for e in entries
         ]
 
+    async def answer_callback(self, token: str, answer: dict[str, Any]) -> str:
+        """Deliver an outside system's answer to the workflow waiting on ``token``:
+        ``{"status": "success", "data": ...}``, ``{"status": "failure", "error": ...}``
+        or ``{"status": "heartbeat"}`` (accepted, changes nothing). Exactly once:
+        a second answer is DuplicateEvent."""
+        if self.secret is None:
+            raise ConfigurationError("workflow callbacks are not configured (no secret)")
+        target = verify_token(self.secret, token, self._clock())
+        status = answer.get("status")
+        if status not in ("success", "failure", "heartbeat"):
+            raise ValidationError("status must be 'success', 'failure' or 'heartbeat'")
+        if target.namespace != self.namespace:
+            raise InvalidToken()
+        if status == "heartbeat":
+            await self.status(target.workflow_id)
+            return "heartbeat"
+        await self.send_event(target.workflow_id, target.event, answer)
+        return str(status)
+
 
 class WorkflowRunner:
     """Leases runnable workflows and runs them, ``concurrency`` at a time."""
@@ -282,6 +304,7 @@ class WorkflowRunner:
             clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
+        ctx.secret = flows.secret
         run = asyncio.create_task(fn(ctx, decode_value(leased.id, leased.input)))
         keeper = asyncio.create_task(self._keep_lease(leased, run))
         try:

@@ -46,3 +46,7 @@ class Compensated(Exception):
 
 class CompensationFailed(Exception):
     """A saga failed and a compensation failed too: both are recorded."""
+
+
+class CallbackFailed(Exception):
+    """The outside system answered a callback with a failure."""

@@ -1,0 +1,121 @@
+"""Workflow and callback routes of the HTTP API, in process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from statekeeper import App
+from statekeeper.http.config import HttpConfig
+from statekeeper.http.server import create_http_app
+from statekeeper.runtime import Worker
+from statekeeper.workflows import WorkflowContext
+
+TOKEN = "workflow-http-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def served(database_url: str, namespace: str) -> AsyncIterator[tuple[App, httpx.AsyncClient]]:
+    app = App(database_url, namespace=namespace, purge_interval=None)
+    app.workflows.secret = "workflow-callback-secret"
+
+    @app.workflow
+    async def approval(ctx: WorkflowContext, request: dict[str, Any]) -> dict[str, Any]:
+        callback = await ctx.callback(timeout=3600)
+        await ctx.step(publish, callback.url)
+        answer = await callback.result()
+        note = await ctx.wait_for_event("note", timeout=3600)
+        return {"amount": request["amount"], "answer": answer, "note": note}
+
+    async with app:
+        worker = Worker(app, poll=0.05)
+        running = asyncio.create_task(worker.run())
+        http = create_http_app(app, HttpConfig(token=TOKEN))
+        transport = httpx.ASGITransport(app=http)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sk") as client:
+            yield app, client
+        worker.stop()
+        await running
+
+
+published: list[str] = []
+
+
+async def publish(url: str) -> None:
+    published.append(url)
+
+
+async def wait_for(client: httpx.AsyncClient, url: str, status: str) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for _ in range(300):
+        body = (await client.get(url, headers=AUTH)).json()
+        if body.get("status") == status:
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never {status}: {body}")
+
+
+async def test_start_callback_event_and_result(served: tuple[App, httpx.AsyncClient]) -> None:
+    _, client = served
+    published.clear()
+    started = await client.post(
+        "/v1/workflows/approval", json={"amount": 30}, headers={**AUTH, "Idempotency-Key": "req-1"}
+    )
+    assert started.status_code == 202
+    location = started.headers["location"]
+    assert location == "/v1/workflows/approval/req-1"
+    again = await client.post(
+        "/v1/workflows/approval", json={"amount": 30}, headers={**AUTH, "Idempotency-Key": "req-1"}
+    )
+    assert again.json()["id"] == "req-1"
+    await wait_for(client, location, "waiting")
+    [callback_url] = published
+    forged = await client.post(callback_url[:-4] + "0000", json={"status": "success"})
+    assert forged.status_code == 401
+    early_note = await client.post(f"{location}/events/note", json="looks fine", headers=AUTH)
+    assert early_note.status_code == 202  # before the workflow waits for it: kept
+    heartbeat = await client.post(callback_url, json={"status": "heartbeat"})
+    assert heartbeat.status_code == 202
+    answered = await client.post(callback_url, json={"status": "success", "data": {"ok": True}})
+    assert answered.status_code == 202
+    twice = await client.post(callback_url, json={"status": "success", "data": {"ok": False}})
+    assert twice.status_code == 409 and twice.json()["error"]["code"] == "duplicate_event"
+    done = await wait_for(client, location, "succeeded")
+    assert done["output"] == {"amount": 30, "answer": {"ok": True}, "note": "looks fine"}
+    finished = await client.post(f"{location}/cancel", headers=AUTH)
+    assert finished.status_code == 409
+
+
+async def test_bad_workflow_requests(served: tuple[App, httpx.AsyncClient]) -> None:
+    _, client = served
+    assert (await client.post("/v1/workflows/nope", json={}, headers=AUTH)).status_code == 404
+    assert (await client.post("/v1/workflows/approval", json={})).status_code == 401
+    bad = await client.post("/v1/workflows/approval", content=b"{bad", headers=AUTH)
+    assert bad.status_code == 400
+    missing = await client.get("/v1/workflows/approval/nobody", headers=AUTH)
+    assert missing.status_code == 404
+    event = await client.post("/v1/workflows/approval/nobody/events/x", json=1, headers=AUTH)
+    assert event.status_code == 404
+    garbage = await client.post("/v1/callbacks/not-a-token", json={"status": "success"})
+    assert garbage.status_code == 401
+
+
+async def test_expired_callback_and_cancel(served: tuple[App, httpx.AsyncClient]) -> None:
+    from statekeeper.workflows.tokens import CallbackTarget, issue
+
+    app, client = served
+    expired = issue(
+        app.workflows.secret or "", CallbackTarget(app.namespace, "w", "callback:1", 1.0)
+    )
+    answer = await client.post(f"/v1/callbacks/{expired}", json={"status": "success"})
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "callback_expired"
+    started = await client.post("/v1/workflows/approval", json={"amount": 1}, headers=AUTH)
+    location = started.headers["location"]
+    await wait_for(client, location, "waiting")
+    assert (await client.post(f"{location}/cancel", headers=AUTH)).status_code == 202
+    await wait_for(client, location, "cancelled")
