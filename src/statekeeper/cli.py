@@ -235,9 +235,10 @@ def demo(settings: Settings) -> None:
 
 
 def _register_runtime_commands() -> None:
-    from statekeeper.cli_runtime import add_commands
+    from statekeeper.cli_runtime import add_commands, add_workflow_commands
 
     add_commands(main, run)
+    add_workflow_commands(main, run)
 
 
 _register_runtime_commands()

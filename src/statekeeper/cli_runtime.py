@@ -182,3 +182,75 @@ def add_commands(main: click.Group, run: Any) -> None:
             lambda q: q.replay(since=since, until=until, attributes=matches or None, limit=limit),
         )
         click.echo(json.dumps({"queue": name, "replayed": replayed}))
+
+
+def add_workflow_commands(main: click.Group, run: Any) -> None:
+    """``statekeeper workflows list / describe / history / cancel / retry``."""
+
+    @main.group("workflows")
+    def workflows_group() -> None:
+        """Inspect and steer workflows."""
+
+    def with_app(settings: Any, work: Any) -> Any:
+        async def go() -> Any:
+            async with settings.app() as app:
+                return await work(app)
+
+        return run(go())
+
+    @workflows_group.command("list")
+    @click.option("--status", help="Only workflows with this status.")
+    @click.option("--name", help="Only workflows of this name.")
+    @click.option("--limit", default=100, show_default=True, type=int)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+    @click.pass_obj
+    def workflows_list(
+        settings: Any, status: str | None, name: str | None, limit: int, as_json: bool
+    ) -> None:
+        """Workflows in start order."""
+        found = with_app(
+            settings, lambda app: app.workflows.list(status=status, name=name, limit=limit)
+        )
+        if as_json:
+            for workflow in found:
+                click.echo(json.dumps(workflow))
+            return
+        table = Table("id", "name", "status", "created", "updated")
+        for w in found:
+            table.add_row(
+                w["id"], w["name"], w["status"], str(w["created_at"]), str(w["updated_at"])
+            )
+        Console().print(table)
+
+    @workflows_group.command("describe")
+    @click.argument("workflow_id")
+    @click.pass_obj
+    def workflows_describe(settings: Any, workflow_id: str) -> None:
+        """Status, output and error of one workflow (JSON)."""
+        status = with_app(settings, lambda app: app.workflows.status(workflow_id))
+        click.echo(json.dumps(status.to_dict(), default=str))
+
+    @workflows_group.command("history")
+    @click.argument("workflow_id")
+    @click.pass_obj
+    def workflows_history(settings: Any, workflow_id: str) -> None:
+        """Every journal entry of one workflow, as JSON lines."""
+        entries = with_app(settings, lambda app: app.workflows.history(workflow_id))
+        for entry in entries:
+            click.echo(json.dumps(entry, default=str))
+
+    @workflows_group.command("cancel")
+    @click.argument("workflow_id")
+    @click.pass_obj
+    def workflows_cancel(settings: Any, workflow_id: str) -> None:
+        """Ask a workflow to stop (compensating its saga); exits 5 if it has finished."""
+        with_app(settings, lambda app: app.workflows.cancel(workflow_id))
+        click.echo(json.dumps({"id": workflow_id, "cancel_requested": True}))
+
+    @workflows_group.command("retry")
+    @click.argument("workflow_id")
+    @click.pass_obj
+    def workflows_retry(settings: Any, workflow_id: str) -> None:
+        """Run a failed workflow again from its failed step."""
+        with_app(settings, lambda app: app.workflows.retry(workflow_id))
+        click.echo(json.dumps({"id": workflow_id, "retrying": True}))

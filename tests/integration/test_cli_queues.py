@@ -92,3 +92,51 @@ def test_worker_without_an_app_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     result = cli(tmp_path, "serve", "--app", "json:dumps")
     assert result.returncode == 3 and "is not a statekeeper App" in result.stderr
+
+
+async def test_workflow_verbs(tmp_path: Path) -> None:
+    from statekeeper.workflows import WorkflowContext
+
+    url = f"sqlite:///{tmp_path}/wf.db"
+    async with App(url, namespace="flows", purge_interval=None) as app:
+
+        async def broken() -> None:
+            raise RuntimeError("down")
+
+        @app.workflow
+        async def sleeper(ctx: WorkflowContext, _: object) -> None:
+            await ctx.sleep(3600)
+
+        @app.workflow
+        async def failing(ctx: WorkflowContext, _: object) -> None:
+            await ctx.step(broken, retry=Retry(max_attempts=1))
+
+        from statekeeper.workflows import WorkflowRunner
+
+        await app.workflows.start("sleeper", id="nap")
+        await app.workflows.start("failing", id="oops")
+        runner = WorkflowRunner(app.workflows)
+        for leased in await runner._lease(["sleeper", "failing"], 10):
+            await runner.execute(leased)
+
+    db = ["--database", url, "--namespace", "flows"]
+    listed = [
+        json.loads(line)
+        for line in cli(tmp_path, *db, "workflows", "list", "--json").stdout.splitlines()
+    ]
+    assert {w["id"]: w["status"] for w in listed} == {"nap": "sleeping", "oops": "failed"}
+    table = cli(tmp_path, *db, "workflows", "list", "--status", "failed")
+    assert "oops" in table.stdout and "nap" not in table.stdout
+    described = json.loads(cli(tmp_path, *db, "workflows", "describe", "oops").stdout)
+    assert described["status"] == "failed" and "down" in described["error"]
+    history = [
+        json.loads(x)
+        for x in cli(tmp_path, *db, "workflows", "history", "oops").stdout.splitlines()
+    ]
+    assert history[0]["name"].endswith("broken") and "RuntimeError" in history[0]["error"]
+    assert cli(tmp_path, *db, "workflows", "cancel", "nap").returncode == 0
+    finished = cli(tmp_path, *db, "workflows", "cancel", "oops")
+    assert finished.returncode == 5 and finished.stderr.startswith("error: workflow_finished")
+    assert cli(tmp_path, *db, "workflows", "retry", "oops").returncode == 0
+    missing = cli(tmp_path, *db, "workflows", "describe", "nobody")
+    assert missing.returncode == 6 and "Traceback" not in missing.stderr
