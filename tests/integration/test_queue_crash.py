@@ -128,7 +128,10 @@ async def test_workers_killed_every_half_second(
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
-        assert worker.wait(timeout=60) == 0, worker.stderr.read().decode() if worker.stderr else ""
+        # 0: a graceful stop. -SIGTERM: the signal came while a just-restarted worker was
+        # still importing, before its handler existed (it held nothing yet).
+        code = worker.wait(timeout=60)
+        assert code in (0, -signal.SIGTERM), worker.stderr.read().decode() if worker.stderr else ""
     applied = await effects(schema)
     assert kills >= 3, "too few kills to prove anything"
     assert len(applied) == len(set(applied)) == total  # exactly one effect per message
