@@ -47,3 +47,36 @@ async def apply_effect(message: Message) -> str:
     except asyncpg.UniqueViolationError:
         return "already applied"  # a redelivery after a crash between effect and ack
     return "applied"
+
+
+app.workflows.lease = 2.0  # killed runners' workflows come back quickly
+
+
+async def effect_step(workflow_id: str, step: int) -> int:
+    """A step's side effect, applied once per (workflow, step); the advisory lock shows
+    whether two workers ever ran steps of one workflow at the same time."""
+    db = await pool()
+    async with db.acquire() as conn:
+        lock = hash(workflow_id) & 0x7FFFFFFF
+        if not await conn.fetchval("SELECT pg_try_advisory_lock(42, $1)", lock):
+            await conn.execute(
+                "INSERT INTO wf_violations (workflow_id, step) VALUES ($1, $2)", workflow_id, step
+            )
+        try:
+            await asyncio.sleep(float(os.environ.get("CRASH_STEP_SECONDS", "0.002")))
+            await conn.execute(
+                "INSERT INTO wf_effects (workflow_id, step) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                workflow_id,
+                step,
+            )
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(42, $1)", lock)
+    return step
+
+
+@app.workflow
+async def ten_steps(ctx: object, workflow_id: str) -> int:
+    total = 0
+    for step in range(10):
+        total += await ctx.step(effect_step, workflow_id, step)  # type: ignore[attr-defined]
+    return total

@@ -8,15 +8,12 @@ an empty dead-letter queue at the end.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -24,16 +21,9 @@ import pytest
 
 from statekeeper import App
 from tests.conftest import PG_DSN
+from tests.integration.crash_support import TOKEN, start
 
 pytestmark = pytest.mark.crash
-
-ROOT = Path(__file__).parents[2]
-TOKEN = "crash-test-token-0123456789abcdef"
-
-
-@pytest.fixture
-def schema(pg_schema_prefix: str) -> str:
-    return f"{pg_schema_prefix}_crash_{random.randrange(10**6)}"
 
 
 @pytest.fixture
@@ -46,35 +36,6 @@ async def prepared(schema: str) -> AsyncIterator[App]:
         )
         await conn.close()
         yield app
-
-
-def environment(schema: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
-        "CRASH_PG_DSN": PG_DSN,
-        "CRASH_PG_SCHEMA": schema,
-        "STATEKEEPER_API_TOKEN": TOKEN,
-    }
-
-
-def start(args: list[str], schema: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "statekeeper", *args],
-        env=environment(schema),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    running: list[subprocess.Popen[bytes]] = []
-    yield running
-    for process in running:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 async def effects(schema: str) -> list[str]:

@@ -1,0 +1,25 @@
+"""Fixtures of the crash tests: a scratch schema and the processes they start."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture
+def schema(pg_schema_prefix: str) -> str:
+    return f"{pg_schema_prefix}_crash_{random.randrange(10**6)}"
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts; any still running at its end are killed."""
+    running: list[subprocess.Popen[bytes]] = []
+    yield running
+    for process in running:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

@@ -1,0 +1,32 @@
+"""Starting statekeeper processes for the crash tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PG_DSN
+
+ROOT = Path(__file__).parents[2]
+TOKEN = "crash-test-token-0123456789abcdef"
+
+
+def environment(schema: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
+        "CRASH_PG_DSN": PG_DSN,
+        "CRASH_PG_SCHEMA": schema,
+        "STATEKEEPER_API_TOKEN": TOKEN,
+    }
+
+
+def start(args: list[str], schema: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "statekeeper", *args],
+        env=environment(schema),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

@@ -1,0 +1,86 @@
+"""Workflows under SIGKILL: 500 workflows x 10 steps across 3 PostgreSQL workers, a
+random worker killed every ~0.5 s and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from statekeeper import App
+from tests.conftest import PG_DSN
+from tests.integration.crash_support import start
+
+pytestmark = pytest.mark.crash
+
+
+@pytest.fixture
+async def prepared_flows(schema: str) -> AsyncIterator[App]:
+    url = f"{PG_DSN}?schema={schema}"
+    app = App(url, namespace="crash", purge_interval=None)
+
+    @app.workflow
+    async def ten_steps(ctx: object, workflow_id: str) -> int:  # the name the workers run
+        raise AssertionError("runs only in the worker processes")
+
+    async with app:
+        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        await conn.execute(
+            "CREATE TABLE wf_effects (workflow_id TEXT, step INT, PRIMARY KEY (workflow_id, step))"
+        )
+        await conn.execute("CREATE TABLE wf_violations (workflow_id TEXT, step INT)")
+        await conn.close()
+        yield app
+
+
+async def scalar(schema: str, sql: str) -> int:
+    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+async def test_500_workflows_survive_killed_workers(
+    prepared_flows: App,
+    schema: str,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    app = prepared_flows
+    total = 500
+    ids = [f"wf-{n}" for n in range(total)]
+    for workflow_id in ids:
+        await app.workflows.start("ten_steps", workflow_id, id=workflow_id)
+    workers = [start(["worker", "--app", "crash_app:app"], schema) for _ in range(3)]
+    processes.extend(workers)
+    kills = 0
+    rng = random.Random(7)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        done = await scalar(schema, "SELECT count(*) FROM sk_workflows WHERE status = 'succeeded'")
+        if done >= total:
+            break
+        victim = rng.randrange(3)
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        kills += 1
+        workers[victim] = start(["worker", "--app", "crash_app:app"], schema)
+        processes.append(workers[victim])
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(timeout=60)
+    statuses = {(await app.workflows.status(i)).status for i in ids}
+    outputs = {(await app.workflows.status(i)).output for i in ids}
+    assert kills >= 3, "too few kills to prove anything"
+    assert statuses == {"succeeded"}
+    assert outputs == {sum(range(10))}
+    assert await scalar(schema, "SELECT count(*) FROM wf_effects") == total * 10
+    assert await scalar(schema, "SELECT count(*) FROM wf_violations") == 0
