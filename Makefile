@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/statekeeper demo
 	$(VENV)/bin/python examples/notifications.py
+	$(VENV)/bin/python examples/travel_booking.py
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

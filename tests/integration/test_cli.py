@@ -197,3 +197,19 @@ def test_notification_service_example(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every check passed" in result.stdout
+
+
+def test_travel_booking_example(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "travel_booking.py"),
+            f"sqlite:///{tmp_path}/t.db",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "compensated" in result.stdout and "every check passed" in result.stdout
