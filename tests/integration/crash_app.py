@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import asyncpg
 
@@ -80,3 +81,29 @@ async def ten_steps(ctx: object, workflow_id: str) -> int:
     for step in range(10):
         total += await ctx.step(effect_step, workflow_id, step)  # type: ignore[attr-defined]
     return total
+
+
+async def forward(workflow_id: str, step: int) -> list[Any]:
+    if step == 5:
+        raise RuntimeError("step 5 always fails")
+    return [workflow_id, step]
+
+
+async def compensate(done: list[Any]) -> None:
+    """Undo a forward step: a row per (workflow, step), its serial id giving the order."""
+    await asyncio.sleep(float(os.environ.get("CRASH_COMPENSATION_SECONDS", "0.02")))
+    db = await pool()
+    await db.execute(
+        "INSERT INTO saga_undo (workflow_id, step) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        done[0],
+        done[1],
+    )
+
+
+@app.workflow
+async def saga_flow(ctx: Any, workflow_id: str) -> None:
+    async with ctx.saga() as saga:
+        for step in range(6):
+            await saga.step(
+                forward, workflow_id, step, compensate=compensate, retry=Retry(max_attempts=1)
+            )

@@ -13,8 +13,9 @@ ROOT = Path(__file__).parents[2]
 TOKEN = "crash-test-token-0123456789abcdef"
 
 
-def environment(schema: str) -> dict[str, str]:
+def environment(schema: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
+        **(extra or {}),
         **os.environ,
         "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
         "CRASH_PG_DSN": PG_DSN,
@@ -23,10 +24,12 @@ def environment(schema: str) -> dict[str, str]:
     }
 
 
-def start(args: list[str], schema: str) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], schema: str, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "statekeeper", *args],
-        env=environment(schema),
+        env=environment(schema, extra),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -84,3 +84,62 @@ async def test_500_workflows_survive_killed_workers(
     assert outputs == {sum(range(10))}
     assert await scalar(schema, "SELECT count(*) FROM wf_effects") == total * 10
     assert await scalar(schema, "SELECT count(*) FROM wf_violations") == 0
+
+
+async def test_saga_compensates_exactly_once_in_reverse_under_kills(
+    schema: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    url = f"{PG_DSN}?schema={schema}"
+    app = App(url, namespace="crash", purge_interval=None)
+
+    @app.workflow
+    async def saga_flow(ctx: object, workflow_id: str) -> None:
+        raise AssertionError("runs only in the worker processes")
+
+    total = 50
+    async with app:
+        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        await conn.execute(
+            "CREATE TABLE saga_undo (id BIGSERIAL, workflow_id TEXT, step INT, "
+            "PRIMARY KEY (workflow_id, step))"
+        )
+        await conn.close()
+        ids = [f"saga-{n}" for n in range(total)]
+        for workflow_id in ids:
+            await app.workflows.start("saga_flow", workflow_id, id=workflow_id)
+        slow = {"CRASH_COMPENSATION_SECONDS": "0.4"}  # kills land during compensation
+        workers = [start(["worker", "--app", "crash_app:app"], schema, slow) for _ in range(3)]
+        processes.extend(workers)
+        kills = 0
+        rng = random.Random(11)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            done = await scalar(
+                schema, "SELECT count(*) FROM sk_workflows WHERE status = 'compensated'"
+            )
+            if done >= total:
+                break
+            victim = rng.randrange(3)
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait()
+            kills += 1
+            workers[victim] = start(["worker", "--app", "crash_app:app"], schema, slow)
+            processes.append(workers[victim])
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
+        statuses = [await app.workflows.status(i) for i in ids]
+        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        try:
+            rows = await conn.fetch("SELECT workflow_id, step FROM saga_undo ORDER BY id")
+        finally:
+            await conn.close()
+    assert kills >= 3
+    assert {s.status for s in statuses} == {"compensated"}
+    assert all("step 5 always fails" in (s.error or "") for s in statuses)
+    undone: dict[str, list[int]] = {}
+    for row in rows:
+        undone.setdefault(row[0], []).append(row[1])
+    assert undone == {i: [4, 3, 2, 1, 0] for i in ids}  # exactly the five, in reverse
