@@ -24,9 +24,16 @@ from statekeeper.constants import (
     ENV_NAMESPACE,
     MAX_NAMESPACE_BYTES,
 )
-from statekeeper.errors import ClosedError, ConfigurationError, StatekeeperError
+from statekeeper.errors import (
+    ClosedError,
+    ConfigurationError,
+    DuplicateEvent,
+    StatekeeperError,
+    ValidationError,
+    WorkflowNotFound,
+)
 from statekeeper.idempotency import Idempotency
-from statekeeper.queues import Queue, QueueConfig, Retry, Wakeups
+from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.queues.queue import check_queue_name
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
@@ -36,9 +43,11 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
 from statekeeper.workflows.engine import WorkflowFn, Workflows
+from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 
 log = logging.getLogger("statekeeper.app")
 T = TypeVar("T")
+WORKFLOW_CALLBACK_QUEUE = "statekeeper.workflow-callbacks"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -224,6 +233,30 @@ class App:
         return (name in self._queues or name in self.consumers) and not name.startswith(
             "statekeeper."
         )
+
+    def enable_workflow_callback_queue(self) -> None:
+        """Let outside systems answer workflow callbacks by queue as well as by HTTP:
+        a message ``{"token": ..., "status": ..., "data"/"error": ...}`` on
+        ``statekeeper.workflow-callbacks`` is delivered like POST /v1/callbacks/{token}."""
+        if WORKFLOW_CALLBACK_QUEUE in self.consumers:
+            return
+
+        async def deliver(message: Message) -> str:
+            body = message.body if isinstance(message.body, dict) else {}
+            token = body.get("token")
+            if not isinstance(token, str):
+                raise ValidationError("a workflow callback message needs a 'token'")
+            answer = {k: v for k, v in body.items() if k != "token"}
+            try:
+                return await self.workflows.answer_callback(token, answer)
+            except DuplicateEvent:
+                return "already answered"  # a redelivered or repeated answer: done
+
+        self.consumer(
+            WORKFLOW_CALLBACK_QUEUE,
+            concurrency=8,
+            non_retryable=(ValidationError, InvalidToken, WorkflowNotFound, ExpiredToken),
+        )(deliver)
 
     def queue_names(self) -> list[str]:
         """The queues this app declared or consumes (its own, not statekeeper's)."""

@@ -76,6 +76,8 @@ def add_commands(main: click.Group, run: Any) -> None:
             app = load_app(target)
             config = HttpConfig.from_env(dev=dev or None)
             app.enable_callbacks()
+            if app.workflows.registry and app.workflows.secret:
+                app.enable_workflow_callback_queue()
             await serve(app, config, host=host, port=port, workers=not no_workers, grace=grace)
 
         run(go())
@@ -90,6 +92,8 @@ def add_commands(main: click.Group, run: Any) -> None:
         async def go() -> int:
             app = load_app(target)
             app.enable_callbacks()
+            if app.workflows.registry and app.workflows.secret:
+                app.enable_workflow_callback_queue()
             return await run_worker(app, list(queues) or None, grace)
 
         run(go())

@@ -119,3 +119,42 @@ async def test_expired_callback_and_cancel(served: tuple[App, httpx.AsyncClient]
     await wait_for(client, location, "waiting")
     assert (await client.post(f"{location}/cancel", headers=AUTH)).status_code == 202
     await wait_for(client, location, "cancelled")
+
+
+async def test_callbacks_answered_through_a_queue(database_url: str, namespace: str) -> None:
+    app = App(database_url, namespace=namespace, purge_interval=None)
+    app.workflows.secret = "queue-callback-secret"
+    tokens: list[str] = []
+
+    async def hand_out(token: str) -> None:
+        tokens.append(token)
+
+    @app.workflow
+    async def by_queue(ctx: WorkflowContext, _: Any) -> Any:
+        callback = await ctx.callback()
+        await ctx.step(hand_out, callback.token)
+        return await callback.result()
+
+    app.enable_workflow_callback_queue()
+    async with app:
+        worker = Worker(app, poll=0.05)
+        running = asyncio.create_task(worker.run())
+        try:
+            run = await app.workflows.start("by_queue")
+            for _ in range(300):
+                if tokens:
+                    break
+                await asyncio.sleep(0.02)
+            answers = app.queue("statekeeper.workflow-callbacks")
+            await answers.send({"token": tokens[0], "status": "success", "data": 7})
+            await answers.send({"token": tokens[0], "status": "success", "data": 8})  # repeat
+            await answers.send({"token": "forged.token", "status": "success"})
+            assert await app.workflows.result(run, timeout=10) == 7
+            for _ in range(300):
+                if (await answers.stats()).dead == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert (await answers.stats()).dead == 1  # the forged one, not retried
+        finally:
+            worker.stop()
+            await running
