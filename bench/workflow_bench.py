@@ -26,8 +26,8 @@ Measured per backend and side:
   each step is timed inside the workflow body around ``await step(...)``: running the
   step and its durable checkpoint, until the workflow goes on. The target is one
   durable commit: twice the p50 of a plain one-row INSERT transaction on the same backend
-  (a sqlite3 thread in WAL, ``synchronous=FULL``; an asyncpg autocommit INSERT)
-  times 1.5 for the Python around it.
+  (a sqlite3 thread in WAL, ``synchronous=FULL``; an asyncpg autocommit INSERT), as a
+  checkpoint commits two rows (the lease renewal and the step) in its one transaction.
 * workflow latency p50: start to finished, one at a time (information).
 * throughput with 16 and 64 in flight: that many clients each start a workflow,
   wait until it has finished (its result is committed), and start the next, until
