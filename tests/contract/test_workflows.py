@@ -511,3 +511,28 @@ async def test_children(app: App) -> None:
     children = await app.workflows.list(name="child")
     assert len(children) == 4
     assert all(c["id"].startswith(f"{run}:") for c in children)
+
+
+async def test_cancel_runs_the_saga_compensations(app: App) -> None:
+    log_of_effects.clear()
+
+    @app.workflow
+    async def held(ctx: WorkflowContext, _: Any) -> None:
+        async with ctx.saga() as saga:
+            await saga.step(book, "flight", compensate=cancel)
+            await saga.step(book, "hotel", compensate=cancel)
+            await ctx.wait_for_event("go-ahead")
+            await saga.step(book, "car", compensate=cancel)
+
+    run = await app.workflows.start("held")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "waiting"
+    await app.workflows.cancel(run)
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "cancelled"
+    assert log_of_effects == [
+        "book flight",
+        "book hotel",
+        "cancel hotel-ref",
+        "cancel flight-ref",
+    ]
