@@ -536,3 +536,21 @@ async def test_cancel_runs_the_saga_compensations(app: App) -> None:
         "cancel hotel-ref",
         "cancel flight-ref",
     ]
+
+
+async def test_a_thousand_sleeping_workflows_are_rows_not_tasks(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def dozing(ctx: WorkflowContext, _: Any) -> str:
+        await ctx.sleep(600)
+        return "awake"
+
+    tasks_before = len(asyncio.all_tasks())
+    runs = await asyncio.gather(*(app.workflows.start("dozing") for _ in range(1000)))
+    await drive(app, rounds=200)
+    sleeping = await app.workflows.list(status="sleeping", limit=1000)
+    assert len(sleeping) == 1000
+    assert len(asyncio.all_tasks()) <= tasks_before + 2  # nothing waits in memory
+    clock.advance(601)
+    await drive(app, rounds=200)
+    assert (await app.workflows.status(runs[0])).output == "awake"
+    assert len(await app.workflows.list(status="succeeded", limit=1000)) == 1000
