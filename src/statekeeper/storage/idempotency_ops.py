@@ -1,12 +1,10 @@
-"""Idempotency records, for both adapters: each supplies ``run_write`` and ``run_read``."""
+"""Idempotency records, for both adapters (their SQL differs by placeholders only)."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from statekeeper.storage.queries import Query
-
-Statement = tuple[str, tuple[Any, ...]]
+from statekeeper.storage.runner import StatementRunner
 
 
 class IdempotencyRecord(NamedTuple):
@@ -18,20 +16,8 @@ class IdempotencyRecord(NamedTuple):
     expires_at: float
 
 
-class IdempotencyOps:
-    """Mixed into both backends; the SQL differs by nothing but its placeholders."""
-
-    _queries: dict[str, Query]
-
-    async def run_write(self, statement: Statement, what: str, mode: str) -> Any:
-        raise NotImplementedError  # provided by the backend
-
-    async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
-        raise NotImplementedError  # provided by the backend
-
-    def _bind(self, name: str, **values: Any) -> Statement:
-        query = self._queries[name]
-        return query.sql, query.args(**values)
+class IdempotencyOps(StatementRunner):
+    """Mixed into both backends."""
 
     async def idempotency_claim(
         self,

@@ -33,11 +33,18 @@ from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.postgres_queues import PostgresQueueOps
 from statekeeper.storage.queries import Dialect, load
+from statekeeper.storage.queue_statements import outbox_arrays
+from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.url import DatabaseURL
 from statekeeper.storage.workflow_ops import WorkflowOps
 
 Q = load("postgres")
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``DELETE 3``."""
+    return int(status.split()[-1])
 
 
 async def _skip_reset(conn: asyncpg.Connection) -> None:
@@ -55,7 +62,6 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps):
     """State in a PostgreSQL database (optionally in its own schema)."""
 
     _queries = Q
-    _list_param = "names"
     dialect: Dialect = "postgres"
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
@@ -144,6 +150,57 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps):
                 [(m.version, m.name, time.time()) for m in pending],
             )
 
+    # --- the statement primitives of the shared operations (storage/runner.py) ----------
+
+    async def run_write(self, statement: Statement, what: str, mode: str) -> Any:
+        """One statement through the pool; ``mode``: rowcount, found, first or row."""
+        if mode == "rowcount":
+            return _count(await self._run("execute", statement, what))
+        return shape(await self._run("fetchrow", statement, what), mode)
+
+    async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
+        """Statements in one transaction on one connection; a required statement that
+        finds no row rolls it back, and the answer is None."""
+        if len(script) == 1:  # a single statement is its own transaction
+            ((statement, mode, required),) = script
+            result = await self.run_write(statement, what, mode)
+            return None if required and result in (None, False) else [result]
+        with translated(what):
+            async with self.pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                results: list[Any] = []
+                try:
+                    for (sql, args), mode, required in script:
+                        if mode == "rowcount":
+                            results.append(_count(await conn.execute(sql, *args)))
+                            continue
+                        row = await conn.fetchrow(sql, *args)
+                        if required and row is None:
+                            await transaction.rollback()
+                            return None
+                        results.append(shape(row, mode))
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                await transaction.commit()
+                return results
+
+    async def run_many(
+        self, statement: Statement, what: str, *, write: bool = False
+    ) -> list[tuple[Any, ...]]:
+        rows = await self._run("fetch", statement, what)
+        return [tuple(row) for row in rows]
+
+    async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
+        return await self.run_write(statement, what, mode)
+
+    async def _run(self, method: str, statement: Statement, what: str) -> Any:
+        """One statement through the pool: ``method`` is fetch, fetchrow, fetchval or execute."""
+        sql, args = statement
+        with translated(what):
+            return await getattr(self.pool, method)(sql, *args)
+
     # --- reads ----------------------------------------------------------------------
 
     async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
@@ -214,15 +271,7 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps):
         query = Q["state_apply"]
         if messages:
             query = Q["state_apply_outbox"]
-            values.update(
-                m_ids=[m.id for m in messages],
-                m_queues=[m.queue for m in messages],
-                m_bodies=[m.body for m in messages],
-                m_attributes=[m.attributes for m in messages],
-                m_correlation_ids=[m.correlation_id for m in messages],
-                m_groups=[m.group_id for m in messages],
-                m_available=[m.available_at for m in messages],
-            )
+            values.update(outbox_arrays(messages))
         args = query.args(**values)
         try:
             with translated("cannot apply the transaction"):
@@ -250,7 +299,7 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps):
         query = Q["state_purge_expired"]
         with translated("cannot purge expired items"):
             status = await self.pool.execute(query.sql, *query.args(now=now, limit=limit))
-        return int(status.split()[-1])
+        return _count(status)
 
 
 # asyncpg's Pool and Connection share fetchrow/execute; either serves a single statement.

@@ -31,6 +31,7 @@ from statekeeper.storage.outcomes import (
     transaction_conflict,
 )
 from statekeeper.storage.queries import Dialect, Query, load
+from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.sqlite_queues import SQLiteQueueOps, send_messages
 from statekeeper.storage.sqlite_writer import WriterThread
 from statekeeper.storage.translate import sqlite_error
@@ -41,11 +42,14 @@ Q = load("sqlite")
 _GET = Q["state_get"].sql
 
 
+class _Abandon(Exception):
+    """Rolls back an atomic script's job (its savepoint) when a required row is missing."""
+
+
 class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps):
     """State on one SQLite file, shared safely by threads and OS processes."""
 
     _queries = Q
-    _list_param = "names_json"
     dialect: Dialect = "sqlite"
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
@@ -143,12 +147,63 @@ class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps):
                 conn.execute("ROLLBACK")
             raise
 
+    # --- the statement primitives of the shared operations (storage/runner.py) ----------
+
+    async def run_write(self, statement: Statement, what: str, mode: str) -> Any:
+        """One statement as a writer job; ``mode``: rowcount, found, first or row."""
+
+        def job(conn: sqlite3.Connection) -> Any:
+            cursor = conn.execute(*statement)
+            if mode == "rowcount":
+                return cursor.rowcount
+            row = cursor.fetchone()
+            return shape(row, mode)
+
+        return await self._writer.run(job, what)
+
+    async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
+        """Statements in one transaction (one writer job); a required statement that
+        finds no row rolls the job back, and the answer is None."""
+
+        def job(conn: sqlite3.Connection) -> list[Any] | None:
+            results: list[Any] = []
+            for statement, mode, required in script:
+                cursor = conn.execute(*statement)
+                if mode == "rowcount":
+                    results.append(cursor.rowcount)
+                    continue
+                row = cursor.fetchone()
+                if required and row is None:
+                    raise _Abandon
+                results.append(shape(row, mode))
+            return results
+
+        try:
+            return await self._writer.run(job, what)
+        except _Abandon:
+            return None
+
+    async def run_many(
+        self, statement: Statement, what: str, *, write: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Every row of one statement: a reader's, or (``write``) a writer job's."""
+        if not write:
+            return [tuple(row) for row in self._read_sql(statement, what)]
+        return await self._writer.run(
+            lambda c: [tuple(row) for row in c.execute(*statement).fetchall()], what
+        )
+
+    async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
+        """One statement on this thread's reader; ``mode``: found, first or row."""
+        rows = self._read_sql(statement, what)
+        return shape(rows[0] if rows else None, mode)
+
     # --- reads ----------------------------------------------------------------------
 
     def _read(self, query: Query, args: tuple[Any, ...], what: str) -> list[Any]:
         return self._read_sql((query.sql, args), what)
 
-    def _read_sql(self, statement: tuple[str, tuple[Any, ...]], what: str) -> list[Any]:
+    def _read_sql(self, statement: Statement, what: str) -> list[Any]:
         try:
             return self._reader().execute(*statement).fetchall()
         except sqlite3.Error as exc:

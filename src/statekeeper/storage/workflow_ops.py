@@ -12,12 +12,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from statekeeper.errors import DuplicateEvent, WorkflowNotFound
-from statekeeper.storage.queries import Query
-
-Statement = tuple[str, tuple[Any, ...]]
-# One statement of an atomic script: the statement, how to read its result, and
-# whether an empty result abandons (rolls back) the whole script.
-Scripted = tuple[Statement, str, bool]
+from statekeeper.storage.runner import Scripted, StatementRunner
 
 
 class WorkflowRow(NamedTuple):
@@ -67,38 +62,21 @@ class HistoryEntry(NamedTuple):
     finished_at: float
 
 
-class WorkflowOps:
-    _queries: dict[str, Query]
-    _list_param: str  # how the dialect takes a list: "names" (array) or "names_json"
-
-    async def run_write(self, statement: Statement, what: str, mode: str) -> Any:
-        raise NotImplementedError  # provided by the backend
-
-    async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
-        raise NotImplementedError  # provided by the backend
-
-    async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
-        raise NotImplementedError  # provided by the backend
-
-    async def run_many(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
-        raise NotImplementedError  # provided by the backend
-
-    def _wf(self, query_name: str, /, **values: Any) -> Statement:
-        query = self._queries[query_name]
-        return query.sql, query.args(**values)
+class WorkflowOps(StatementRunner):
+    """Mixed into both backends; PostgreSQL adds a one-statement checkpoint."""
 
     async def workflow_create(
         self, namespace: str, id: str, name: str, input: bytes, parent_id: str | None, now: float
     ) -> bool:
         """Create a pending workflow; False when the id exists already."""
-        statement = self._wf(
+        statement = self._bind(
             "wf_create", namespace=namespace, id=id, name=name, input=input,
             parent_id=parent_id, now=now,
         )  # fmt: skip
         return bool(await self.run_write(statement, f"cannot start workflow {id!r}", "found"))
 
     async def workflow_get(self, namespace: str, id: str) -> WorkflowRow | None:
-        statement = self._wf("wf_get", namespace=namespace, id=id)
+        statement = self._bind("wf_get", namespace=namespace, id=id)
         row = await self.run_read(statement, f"cannot read workflow {id!r}", "row")
         return None if row is None else WorkflowRow(*row)
 
@@ -112,16 +90,15 @@ class WorkflowOps:
         limit: int,
         now: float,
     ) -> list[LeasedWorkflow]:
-        listed: Any = list(names) if self._list_param == "names" else json.dumps(list(names))
-        statement = self._wf(
+        statement = self._bind(
             "wf_lease", owner=owner, lease_end=lease_end, now=now, namespace=namespace,
-            limit=limit, **{self._list_param: listed},
+            limit=limit, **self._list_arg("names", names),
         )  # fmt: skip
-        rows = await self.run_many(statement, "cannot lease workflows")
+        rows = await self.run_many(statement, "cannot lease workflows", write=True)
         return [LeasedWorkflow(*row) for row in rows]
 
     async def workflow_journal(self, namespace: str, id: str) -> list[JournalEntry]:
-        statement = self._wf("wf_journal", namespace=namespace, id=id)
+        statement = self._bind("wf_journal", namespace=namespace, id=id)
         rows = await self.run_many(statement, f"cannot read the journal of {id!r}")
         return [JournalEntry(*row) for row in rows]
 
@@ -152,14 +129,14 @@ class WorkflowOps:
         }  # fmt: skip
         what = f"cannot checkpoint workflow {id!r}"
         if "wf_checkpoint" in self._queries:  # one statement where the dialect can
-            row = await self.run_write(self._wf("wf_checkpoint", **values), what, "row")
+            row = await self.run_write(self._bind("wf_checkpoint", **values), what, "row")
             if row is None or row[0] is None or not row[1]:
                 return None
             return bool(row[0])
-        renew = self._wf(
+        renew = self._bind(
             "wf_renew", lease_end=lease_end, now=now, namespace=namespace, id=id, fence=fence
         )
-        record = self._wf(
+        record = self._bind(
             "wf_record_step",
             **{k: v for k, v in values.items() if k not in ("fence", "lease_end")},
         )
@@ -170,7 +147,7 @@ class WorkflowOps:
         self, namespace: str, id: str, fence: int, lease_end: float, now: float
     ) -> bool | None:
         """Renew the lease; None if lost, else whether cancellation was requested."""
-        statement = self._wf(
+        statement = self._bind(
             "wf_renew", lease_end=lease_end, now=now, namespace=namespace, id=id, fence=fence
         )
         row = await self.run_write(statement, f"cannot renew workflow {id!r}", "row")
@@ -187,7 +164,7 @@ class WorkflowOps:
         waiting_for: str | None,
         now: float,
     ) -> bool:
-        statement = self._wf(
+        statement = self._bind(
             "wf_suspend", status=status, waiting_for=waiting_for, now=now, namespace=namespace,
             id=id, wake_at=wake_at, fence=fence,
         )  # fmt: skip
@@ -207,7 +184,7 @@ class WorkflowOps:
     ) -> bool:
         """Finish the workflow while the fence holds; False if the lease was lost. A
         child's end is delivered to its parent (event ``child:<id>``) atomically."""
-        finish = self._wf(
+        finish = self._bind(
             "wf_finish", status=status, output=output, error=error, now=now,
             namespace=namespace, id=id, fence=fence,
         )  # fmt: skip
@@ -216,11 +193,11 @@ class WorkflowOps:
             event = f"child:{id}"
             outcome = {"status": status, "error": error}
             data = json.dumps({**outcome, "output": json.loads(output) if output else None})
-            script.append((self._wf(
+            script.append((self._bind(
                 "wf_event_insert", namespace=namespace, id=parent_id, event=event,
                 data=data.encode(), now=now,
             ), "rowcount", False))  # fmt: skip
-            script.append((self._wf(
+            script.append((self._bind(
                 "wf_event_wake", now=now, namespace=namespace, id=parent_id, event=event
             ), "rowcount", False))  # fmt: skip
         done = await self.run_atomic(script, f"cannot finish workflow {id!r}")
@@ -231,10 +208,10 @@ class WorkflowOps:
     ) -> None:
         """Deliver an event: DuplicateEvent if it was delivered before, WorkflowNotFound if
         there is no such workflow."""
-        insert = self._wf(
+        insert = self._bind(
             "wf_event_insert", namespace=namespace, id=id, event=event, data=data, now=now
         )
-        wake = self._wf("wf_event_wake", now=now, namespace=namespace, id=id, event=event)
+        wake = self._bind("wf_event_wake", now=now, namespace=namespace, id=id, event=event)
         what = f"cannot deliver event {event!r} to workflow {id!r}"
         done = await self.run_atomic([(insert, "found", True), (wake, "rowcount", False)], what)
         if done is None:
@@ -247,18 +224,18 @@ class WorkflowOps:
     async def workflow_event_data(
         self, namespace: str, id: str, event: str
     ) -> tuple[bool, bytes | None]:
-        statement = self._wf("wf_event_get", namespace=namespace, id=id, event=event)
+        statement = self._bind("wf_event_get", namespace=namespace, id=id, event=event)
         row = await self.run_read(statement, f"cannot read events of {id!r}", "row")
         return (False, None) if row is None else (True, row[0])
 
     async def workflow_cancel(self, namespace: str, id: str, now: float) -> str | None:
-        statement = self._wf("wf_cancel", now=now, namespace=namespace, id=id)
+        statement = self._bind("wf_cancel", now=now, namespace=namespace, id=id)
         state: str | None = await self.run_write(statement, f"cannot cancel {id!r}", "first")
         return state
 
     async def workflow_retry(self, namespace: str, id: str, now: float) -> bool:
-        forget = self._wf("wf_forget_failed_steps", namespace=namespace, id=id)
-        retry = self._wf("wf_retry", now=now, namespace=namespace, id=id)
+        forget = self._bind("wf_forget_failed_steps", namespace=namespace, id=id)
+        retry = self._bind("wf_retry", now=now, namespace=namespace, id=id)
         done = await self.run_atomic(
             [(retry, "found", True), (forget, "rowcount", False)], f"cannot retry {id!r}"
         )
@@ -273,7 +250,7 @@ class WorkflowOps:
         after: tuple[float, str],
         limit: int,
     ) -> list[tuple[Any, ...]]:
-        statement = self._wf(
+        statement = self._bind(
             "wf_list", namespace=namespace, status_set=int(status is not None),
             status=status or "", name_set=int(name is not None), name=name or "",
             after_time=after[0], after_id=after[1], limit=limit,
@@ -281,11 +258,11 @@ class WorkflowOps:
         return await self.run_many(statement, "cannot list workflows")
 
     async def workflow_history(self, namespace: str, id: str) -> list[HistoryEntry]:
-        statement = self._wf("wf_history", namespace=namespace, id=id)
+        statement = self._bind("wf_history", namespace=namespace, id=id)
         rows = await self.run_many(statement, f"cannot read the history of {id!r}")
         return [HistoryEntry(*row) for row in rows]
 
     async def workflow_next_due(self, namespace: str) -> float | None:
-        statement = self._wf("wf_next_due", namespace=namespace)
+        statement = self._bind("wf_next_due", namespace=namespace)
         due = await self.run_read(statement, "cannot read workflows", "first")
         return None if due is None else float(due)

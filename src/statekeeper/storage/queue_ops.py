@@ -1,0 +1,116 @@
+"""Queue operations whose SQL is the same on both adapters, written once.
+
+The adapters keep only what truly differs: sending (deduplication in one
+statement on PostgreSQL), receiving (SKIP LOCKED), and settling with the outbox
+(one statement on PostgreSQL, one writer job on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from statekeeper.storage.base import ArchivedMessage, FoundMessage, QueueCounts, QueuedMessage
+from statekeeper.storage.runner import StatementRunner
+
+
+class QueueOps(StatementRunner):
+    async def queue_extend(
+        self, namespace: str, queue: str, id: str, lease_token: str, lease_end: float
+    ) -> bool:
+        statement = self._bind(
+            "queue_extend", namespace=namespace, queue=queue, id=id, lease_token=lease_token,
+            lease_end=lease_end,
+        )  # fmt: skip
+        return bool(await self.run_write(statement, f"cannot extend the lease of {id!r}", "found"))
+
+    async def queue_release(
+        self, namespace: str, queue: str, id: str, lease_token: str, now: float
+    ) -> bool:
+        statement = self._bind(
+            "queue_release", namespace=namespace, queue=queue, id=id, lease_token=lease_token,
+            now=now,
+        )  # fmt: skip
+        return bool(await self.run_write(statement, f"cannot release message {id!r}", "found"))
+
+    async def queue_redrive(
+        self, namespace: str, queue: str, ids: Sequence[str] | None, now: float
+    ) -> int:
+        if ids is None:
+            statement = self._bind("queue_redrive_all", now=now, namespace=namespace, queue=queue)
+        else:
+            statement = self._bind(
+                "queue_redrive_ids", now=now, namespace=namespace, queue=queue,
+                **self._list_arg("ids", ids),
+            )  # fmt: skip
+        return int(await self.run_write(statement, f"cannot redrive queue {queue!r}", "rowcount"))
+
+    async def queue_purge(self, namespace: str, queue: str, *, dead: bool) -> int:
+        name = "queue_purge_dead" if dead else "queue_purge_ready"
+        statement = self._bind(name, namespace=namespace, queue=queue)
+        return int(await self.run_write(statement, f"cannot purge queue {queue!r}", "rowcount"))
+
+    async def queue_stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
+        statement = self._bind("queue_stats", now=now, namespace=namespace, queue=queue)
+        row = await self.run_read(statement, f"cannot count queue {queue!r}", "row")
+        return QueueCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), row[4])
+
+    async def queue_peek(
+        self, namespace: str, queue: str, *, dead: bool, limit: int
+    ) -> list[QueuedMessage]:
+        name = "queue_peek_dead" if dead else "queue_peek"
+        statement = self._bind(name, namespace=namespace, queue=queue, limit=limit)
+        rows = await self.run_many(statement, f"cannot read queue {queue!r}")
+        return [QueuedMessage(*row) for row in rows]
+
+    async def queue_next_due(self, namespace: str, queue: str) -> float | None:
+        statement = self._bind("queue_next_due", namespace=namespace, queue=queue)
+        due = await self.run_read(statement, f"cannot read queue {queue!r}", "first")
+        return None if due is None else float(due)
+
+    async def queue_archived(
+        self,
+        namespace: str,
+        queue: str,
+        *,
+        since: float,
+        until: float,
+        after: tuple[float, str],
+        limit: int,
+    ) -> list[ArchivedMessage]:
+        statement = self._bind(
+            "queue_archived", namespace=namespace, queue=queue, since=since, until=until,
+            after_time=after[0], after_id=after[1], limit=limit,
+        )  # fmt: skip
+        rows = await self.run_many(statement, f"cannot read the archive of queue {queue!r}")
+        return [ArchivedMessage(*row) for row in rows]
+
+    async def queue_find(self, namespace: str, id: str) -> FoundMessage | None:
+        """Live first (ready, leased, dead), else in the archive (done)."""
+        what = f"cannot find message {id!r}"
+        live = await self.run_read(
+            self._bind("queue_find_live", namespace=namespace, id=id), what, "row"
+        )
+        if live is not None:
+            queue, state, attempts, available_at, enqueued_at, last_error, dead_at = live
+            return FoundMessage(
+                queue, state, attempts, enqueued_at, available_at, last_error, dead_at, None, None
+            )
+        done = await self.run_read(
+            self._bind("queue_find_archived", namespace=namespace, id=id), what, "row"
+        )
+        if done is None:
+            return None
+        queue, attempts, enqueued_at, completed_at, result = done
+        return FoundMessage(
+            queue, "done", attempts, enqueued_at, None, None, None, completed_at, result
+        )
+
+    async def queue_forget(self, now: float, archive_before: float) -> int:
+        counts = await self.run_atomic(
+            [
+                (self._bind("queue_forget_dedup", now=now), "rowcount", False),
+                (self._bind("queue_forget_archive", before=archive_before), "rowcount", False),
+            ],
+            "cannot forget old queue records",
+        )
+        return sum(counts or [])
