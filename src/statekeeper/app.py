@@ -171,9 +171,11 @@ class App:
         def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             @functools.wraps(fn)
             async def call(*args: Any, **kwargs: Any) -> T:
-                return await self.idempotency.decorator(key, ttl=ttl, wait=wait)(fn)(
-                    *args, **kwargs
+                chosen = key(*args, **kwargs) if callable(key) else key
+                result: T = await self.idempotency.run(
+                    chosen, fn, *args, ttl=ttl, wait=wait, **kwargs
                 )
+                return result
 
             return call
 

@@ -56,6 +56,16 @@ async def run_worker(app: App, queues: list[str] | None, grace: float) -> int:
         return worker.processed
 
 
+def on_app(run: Any, settings: Any, work: Any) -> Any:
+    """Open the configured app, await ``work(app)``, close it; errors become exits."""
+
+    async def go() -> Any:
+        async with settings.app() as app:
+            return await work(app)
+
+    return run(go())
+
+
 def add_commands(main: click.Group, run: Any) -> None:
     """Register the verbs on the ``statekeeper`` group (``run`` maps errors to exits)."""
 
@@ -103,11 +113,7 @@ def add_commands(main: click.Group, run: Any) -> None:
         """Inspect and administer queues."""
 
     def with_queue(settings: Any, name: str, work: Any) -> Any:
-        async def go() -> Any:
-            async with settings.app() as app:
-                return await work(app.queue(name))
-
-        return run(go())
+        return on_app(run, settings, lambda app: work(app.queue(name)))
 
     @queue_group.command("stats")
     @click.argument("name")
@@ -196,11 +202,7 @@ def add_workflow_commands(main: click.Group, run: Any) -> None:
         """Inspect and steer workflows."""
 
     def with_app(settings: Any, work: Any) -> Any:
-        async def go() -> Any:
-            async with settings.app() as app:
-                return await work(app)
-
-        return run(go())
+        return on_app(run, settings, work)
 
     @workflows_group.command("list")
     @click.option("--status", help="Only workflows with this status.")

@@ -2,7 +2,7 @@
 
     result = await app.idempotency.run("charge:order-42", charge, order, amount)
 
-    @app.idempotent(key=lambda order, amount: f"charge:{order}")
+    @app.idempotent(key=lambda order, amount: f"charge:{order}")   # App.idempotent
     async def charge(order, amount): ...
 
 The payload (the arguments, unless given) is fingerprinted: the same key with a
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import inspect
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from statekeeper.errors import (
@@ -160,24 +159,3 @@ class Idempotency:
                 continue
             if not kept:
                 return
-
-    def decorator(
-        self,
-        key: str | Callable[..., str],
-        *,
-        ttl: float = DEFAULT_TTL,
-        wait: bool = False,
-    ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
-        """Make an async function idempotent by ``key`` (a string, or a function of the
-        call's arguments that returns one)."""
-
-        def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-            @functools.wraps(fn)
-            async def idempotent(*args: Any, **kwargs: Any) -> T:
-                chosen = key(*args, **kwargs) if callable(key) else key
-                result: T = await self.run(chosen, fn, *args, ttl=ttl, wait=wait, **kwargs)
-                return result
-
-            return idempotent
-
-        return wrap

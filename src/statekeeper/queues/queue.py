@@ -25,7 +25,7 @@ from statekeeper.logs import correlation_id
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
-from statekeeper.state.validation import decode_value, encode_value
+from statekeeper.state.validation import check_text, decode_value, encode_value
 from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
 
 # Builds the messages that announce a message's outcome to its reply_to: given the
@@ -494,15 +494,7 @@ def _check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
 
 
 def _check_text(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT or "\x00" in value:
-        raise ValidationError(f"{name} must be a string of 1-{_MAX_TEXT} characters, got {value!r}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{name} {value!r} is not valid Unicode text") from None
-    return value
+    return None if value is None else check_text(name, value, max_length=_MAX_TEXT)
 
 
 def _encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:

@@ -58,11 +58,14 @@ def check_ttl(ttl: object) -> float | None:
     return float(ttl)
 
 
-def check_text(what: str, text: object, *, allow_empty: bool = False) -> str:
-    """An ETag or a prefix: a string without NUL that encodes as UTF-8."""
+def check_text(
+    what: str, text: object, *, allow_empty: bool = False, max_length: int = MAX_KEY_BYTES
+) -> str:
+    """A short text (an ETag, a prefix, a dedup id, a group): a string of at most
+    ``max_length`` characters, without NUL, that encodes as UTF-8."""
     if not isinstance(text, str) or (not text and not allow_empty):
         raise ValidationError(f"{what} must be a non-empty string, got {text!r}")
-    if len(text) > MAX_KEY_BYTES or "\x00" in text:
+    if len(text) > max_length or "\x00" in text:
         raise ValidationError(f"{what} {text[:64]!r} is too long or contains a NUL character")
     try:
         text.encode("utf-8")
