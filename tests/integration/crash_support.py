@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.conftest import PG_DSN
@@ -33,3 +38,42 @@ def start(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+WORKER = ["worker", "--app", "crash_app:app"]
+
+
+async def kill_workers_until(
+    schema: str,
+    processes: list[subprocess.Popen[bytes]],
+    finished: Callable[[], Awaitable[bool]],
+    *,
+    seed: int,
+    limit: float,
+    extra: dict[str, str] | None = None,
+) -> tuple[list[subprocess.Popen[bytes]], int]:
+    """Run 3 workers; every ~0.5 s, until ``finished()``, SIGKILL a random one and start
+    it again. The workers still running, and how many kills there were."""
+    workers = [start(WORKER, schema, extra) for _ in range(3)]
+    processes.extend(workers)
+    rng = random.Random(seed)
+    kills = 0
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        if await finished():
+            break
+        victim = rng.randrange(len(workers))
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        kills += 1
+        workers[victim] = start(WORKER, schema, extra)
+        processes.append(workers[victim])
+    return workers, kills
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:
+    """SIGTERM every worker and wait: their exit codes."""
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    return [worker.wait(timeout=60) for worker in workers]

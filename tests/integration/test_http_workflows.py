@@ -147,14 +147,18 @@ async def test_callbacks_answered_through_a_queue(database_url: str, namespace: 
                 await asyncio.sleep(0.02)
             answers = app.queue("statekeeper.workflow-callbacks")
             await answers.send({"token": tokens[0], "status": "success", "data": 7})
+            assert await app.workflows.result(run, timeout=10) == 7
             await answers.send({"token": tokens[0], "status": "success", "data": 8})  # repeat
             await answers.send({"token": "forged.token", "status": "success"})
-            assert await app.workflows.result(run, timeout=10) == 7
             for _ in range(300):
-                if (await answers.stats()).dead == 1:
+                stats = await answers.stats()
+                if stats.dead == 1 and stats.ready + stats.in_flight == 0:
                     break
                 await asyncio.sleep(0.02)
-            assert (await answers.stats()).dead == 1  # the forged one, not retried
+            stats = await answers.stats()
+            assert stats.dead == 1  # the forged one, not retried; the repeat was acked
+            assert stats.ready + stats.in_flight == 0
+            assert await app.workflows.result(run) == 7
         finally:
             worker.stop()
             await running

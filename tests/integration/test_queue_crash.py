@@ -8,11 +8,9 @@ an empty dead-letter queue at the end.
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -21,7 +19,7 @@ import pytest
 
 from statekeeper import App
 from tests.conftest import PG_DSN
-from tests.integration.crash_support import TOKEN, start
+from tests.integration.crash_support import TOKEN, kill_workers_until, start, stop_workers
 
 pytestmark = pytest.mark.crash
 
@@ -64,35 +62,20 @@ async def test_workers_killed_every_half_second(
     total = 2000
     sent = {r.id for r in await app.queue("work").send_batch([{"n": n} for n in range(total)])}
     assert len(sent) == total
-    workers = [start(["worker", "--app", "crash_app:app"], schema) for _ in range(3)]
-    processes.extend(workers)
-    kills = 0
-    deadline = time.monotonic() + 240
-    rng = random.Random(42)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        done = len(await effects(schema))
-        if done >= total:
-            break
-        victim = rng.randrange(len(workers))
-        workers[victim].send_signal(signal.SIGKILL)
-        workers[victim].wait()
-        kills += 1
-        workers[victim] = start(["worker", "--app", "crash_app:app"], schema)
-        processes.append(workers[victim])
+
+    async def all_applied() -> bool:
+        return len(await effects(schema)) >= total
+
+    workers, kills = await kill_workers_until(schema, processes, all_applied, seed=42, limit=240)
     # Let leases of the last killed worker lapse and everything finish, then stop cleanly.
     for _ in range(200):
         stats = await app.queue("work").stats()
         if stats.ready + stats.in_flight + stats.delayed == 0:
             break
         await asyncio.sleep(0.1)
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    for worker in workers:
-        # 0: a graceful stop. -SIGTERM: the signal came while a just-restarted worker was
-        # still importing, before its handler existed (it held nothing yet).
-        code = worker.wait(timeout=60)
-        assert code in (0, -signal.SIGTERM), worker.stderr.read().decode() if worker.stderr else ""
+    # 0: a graceful stop. -SIGTERM: the signal came while a just-restarted worker was
+    # still importing, before its handler existed (it held nothing yet).
+    assert set(stop_workers(workers)) <= {0, -signal.SIGTERM}
     applied = await effects(schema)
     assert kills >= 3, "too few kills to prove anything"
     assert len(applied) == len(set(applied)) == total  # exactly one effect per message

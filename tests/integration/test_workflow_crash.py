@@ -3,11 +3,7 @@ random worker killed every ~0.5 s and restarted."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-import signal
 import subprocess
-import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -15,7 +11,7 @@ import pytest
 
 from statekeeper import App
 from tests.conftest import PG_DSN
-from tests.integration.crash_support import start
+from tests.integration.crash_support import kill_workers_until, stop_workers
 
 pytestmark = pytest.mark.crash
 
@@ -57,26 +53,13 @@ async def test_500_workflows_survive_killed_workers(
     ids = [f"wf-{n}" for n in range(total)]
     for workflow_id in ids:
         await app.workflows.start("ten_steps", workflow_id, id=workflow_id)
-    workers = [start(["worker", "--app", "crash_app:app"], schema) for _ in range(3)]
-    processes.extend(workers)
-    kills = 0
-    rng = random.Random(7)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        done = await scalar(schema, "SELECT count(*) FROM sk_workflows WHERE status = 'succeeded'")
-        if done >= total:
-            break
-        victim = rng.randrange(3)
-        workers[victim].send_signal(signal.SIGKILL)
-        workers[victim].wait()
-        kills += 1
-        workers[victim] = start(["worker", "--app", "crash_app:app"], schema)
-        processes.append(workers[victim])
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    for worker in workers:
-        worker.wait(timeout=60)
+
+    async def all_succeeded() -> bool:
+        succeeded = "SELECT count(*) FROM sk_workflows WHERE status = 'succeeded'"
+        return await scalar(schema, succeeded) >= total
+
+    workers, kills = await kill_workers_until(schema, processes, all_succeeded, seed=7, limit=300)
+    stop_workers(workers)
     statuses = {(await app.workflows.status(i)).status for i in ids}
     outputs = {(await app.workflows.status(i)).output for i in ids}
     assert kills >= 3, "too few kills to prove anything"
@@ -108,28 +91,15 @@ async def test_saga_compensates_exactly_once_in_reverse_under_kills(
         for workflow_id in ids:
             await app.workflows.start("saga_flow", workflow_id, id=workflow_id)
         slow = {"CRASH_COMPENSATION_SECONDS": "0.4"}  # kills land during compensation
-        workers = [start(["worker", "--app", "crash_app:app"], schema, slow) for _ in range(3)]
-        processes.extend(workers)
-        kills = 0
-        rng = random.Random(11)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-            done = await scalar(
-                schema, "SELECT count(*) FROM sk_workflows WHERE status = 'compensated'"
-            )
-            if done >= total:
-                break
-            victim = rng.randrange(3)
-            workers[victim].send_signal(signal.SIGKILL)
-            workers[victim].wait()
-            kills += 1
-            workers[victim] = start(["worker", "--app", "crash_app:app"], schema, slow)
-            processes.append(workers[victim])
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.wait(timeout=60)
+
+        async def all_compensated() -> bool:
+            compensated = "SELECT count(*) FROM sk_workflows WHERE status = 'compensated'"
+            return await scalar(schema, compensated) >= total
+
+        workers, kills = await kill_workers_until(
+            schema, processes, all_compensated, seed=11, limit=300, extra=slow
+        )
+        stop_workers(workers)
         statuses = [await app.workflows.status(i) for i in ids]
         conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
         try:
