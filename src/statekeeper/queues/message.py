@@ -70,6 +70,7 @@ class StoredMessage:
     enqueued_at: float
     last_error: str | None
     dead_at: float | None
+    body_error: str | None = None  # why the stored body cannot be read (body is then None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class StoredMessage:
             "enqueued_at": self.enqueued_at,
             "last_error": self.last_error,
             "dead_at": self.dead_at,
+            **({"body_error": self.body_error} if self.body_error else {}),
         }
 
 

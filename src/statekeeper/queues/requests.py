@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from statekeeper.errors import StatekeeperError
 from statekeeper.state.validation import decode_value
 from statekeeper.storage.base import Backend, FoundMessage
 
@@ -35,7 +36,12 @@ def describe(id: str, found: FoundMessage) -> dict[str, Any]:
         document["dead_at"] = found.dead_at
     if status == "succeeded":
         document["completed_at"] = found.completed_at
-        document["result"] = None if found.result is None else decode_value(id, found.result)
+        document["result"] = None
+        if found.result is not None:
+            try:
+                document["result"] = decode_value(id, found.result)
+            except StatekeeperError as error:  # shown, not a failed status request
+                document["result_error"] = error.message
     return document
 
 
