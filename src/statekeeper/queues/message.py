@@ -97,6 +97,7 @@ class QueueStats:
     delayed: int
     dead: int
     oldest_age: float | None  # seconds since the oldest live message was enqueued
+    waiting: int = 0  # behind the message in hand of their group (FIFO groups)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class QueueStats:
             "ready": self.ready,
             "in_flight": self.in_flight,
             "delayed": self.delayed,
+            "waiting": self.waiting,
             "dead": self.dead,
             "oldest_age": self.oldest_age,
         }

@@ -508,6 +508,7 @@ class Queue:
             counts.delayed,
             counts.dead,
             None if oldest is None else max(0.0, now - oldest),
+            counts.waiting,
         )
 
     async def peek(self, limit: int = 10, *, dead: bool = False) -> list[StoredMessage]:

@@ -17,6 +17,7 @@ def describe(id: str, found: FoundMessage) -> dict[str, Any]:
     """The status document of a found message."""
     status = {
         "ready": "failed" if found.attempts > 0 else "accepted",
+        "waiting": "accepted",  # behind an earlier message of its group
         "leased": "processing",
         "dead": "dead-lettered",
         "done": "succeeded",
