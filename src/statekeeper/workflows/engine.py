@@ -257,13 +257,14 @@ class WorkflowRunner:
                     await asyncio.wait([*in_hand, stop], return_when=asyncio.FIRST_COMPLETED)
                     continue
                 woken = self.workflows._wakeups.event(self.workflows.namespace, WAKEUP_CHANNEL)
+                looked_at = self.workflows._clock()
                 leased = await self._lease(names, free)
                 for workflow in leased:
                     task = asyncio.create_task(self.execute(workflow))
                     in_hand.add(task)
                     task.add_done_callback(in_hand.discard)
                 if not leased:
-                    await self._idle(woken, stop)
+                    await self._idle(woken, stop, looked_at)
         finally:
             stop.cancel()
             if in_hand:
@@ -283,12 +284,16 @@ class WorkflowRunner:
             log.warning("leasing workflows failed", extra={"error": error.message})
             return []
 
-    async def _idle(self, woken: asyncio.Event, stop: asyncio.Task[bool]) -> None:
+    async def _idle(self, woken: asyncio.Event, stop: asyncio.Task[bool], looked_at: float) -> None:
+        """Wait for a wake-up, the next due time, or the poll interval. A due time that
+        had passed when the lease looked is a workflow another lease still holds (its
+        lease ends later than its wake-up time says, or it is being cancelled): that waits
+        for the poll, rather than asking again at once and again."""
         flows = self.workflows
         wait = self.poll
         with contextlib.suppress(StatekeeperError):
             due = await flows._backend.workflow_next_due(flows.namespace)
-            if due is not None:
+            if due is not None and due > looked_at:
                 wait = min(wait, max(0.0, due - flows._clock()) + 0.001)
         waiter = asyncio.create_task(woken.wait())
         await asyncio.wait([waiter, stop], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
