@@ -266,6 +266,19 @@ class CallbackAddressRefused(InvalidCallbackURL):
 # --- serving --------------------------------------------------------------------------
 
 
+class InvalidOption(ConfigurationError):
+    """A command-line option or setting is out of range."""
+
+    code = "invalid_option"
+    exit_code = 2
+
+
+class InvalidTLSFiles(ConfigurationError):
+    """The TLS certificate or key cannot be used."""
+
+    code = "invalid_tls_files"
+
+
 class CannotListen(ConfigurationError):
     """The server cannot listen on the address it was given."""
 
