@@ -8,24 +8,29 @@ delivered only when the allow-list names it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
 from statekeeper import App, Message
+from statekeeper.errors import CallbackAddressRefused
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import StoredMessage
 from statekeeper.runtime import Worker
 from statekeeper.runtime.callbacks import SIGNATURE_HEADER, CallbackFailed, CallbackSender, verify
+from statekeeper.runtime.guarded_network import GuardedNetwork
 from tests.integration.certs import receiver, self_signed
 
 TOKEN = "t0ken-for-the-tests-0123456789"
@@ -231,3 +236,46 @@ def callback_message(url: str, payload: dict[str, str]) -> Message:
         correlation_id=None, group=None, attempt=1, enqueued_at=0.0, lease_token="",
         lease_expires_at=0.0,
     )  # fmt: skip
+
+
+class RecordingNetwork(httpcore.AsyncNetworkBackend):
+    """The real network, noting which host each connection was asked for."""
+
+    def __init__(self) -> None:
+        self.inner = httpcore.AnyIOBackend()
+        self.hosts: list[str] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.hosts.append(host)
+        return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+async def test_the_connection_goes_to_the_checked_address() -> None:
+    """The name is resolved once, by the guard; the connection is made to the address it
+    checked, so a second answer from DNS (rebinding) never comes into play."""
+    hook = Recorder()
+    network = RecordingNetwork()
+    guarded = GuardedNetwork(lambda: CallbackPolicy.parse("localhost"), network)
+    async with (
+        receiver(hook) as port,
+        httpcore.AsyncConnectionPool(network_backend=guarded) as pool,
+    ):
+        answer = await pool.request("POST", f"http://localhost:{port}/hook", content=b"{}")
+    assert answer.status == 200 and len(hook.received) == 1
+    assert network.hosts and "localhost" not in network.hosts
+    assert all(ipaddress.ip_address(host).is_loopback for host in network.hosts)
+    refusing = GuardedNetwork(CallbackPolicy, RecordingNetwork())
+    async with httpcore.AsyncConnectionPool(network_backend=refusing) as pool:
+        with pytest.raises(CallbackAddressRefused, match="localhost resolves to"):
+            await pool.request("POST", f"http://localhost:{port}/hook", content=b"{}")
+    assert len(hook.received) == 1

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from statekeeper.errors import InvalidOption, InvalidTLSFiles
-from statekeeper.http.edge import Edge, check_tls, describe, exposure_warnings
-from tests.integration.certs import self_signed
+from statekeeper.errors import AddressInUse, CannotListen, InvalidOption, InvalidTLSFiles
+from statekeeper.http.edge import (
+    Edge,
+    bound_address,
+    check_tls,
+    describe,
+    exposure_warnings,
+    listen,
+)
+from tests.integration.certs import free_port, self_signed
 
 
 @pytest.mark.parametrize(
@@ -72,18 +80,46 @@ def test_unreadable_tls_file(tmp_path: Path) -> None:
 
 def test_warnings_for_servers_other_hosts_can_reach() -> None:
     for host in ("0.0.0.0", "::", "10.1.2.3", "192.168.0.4"):
-        no_auth, plain = exposure_warnings((host, 8000), tls=False, auth=False)
+        no_auth, plain = exposure_warnings([(host, 8000)], tls=False, auth=False)
         assert no_auth.startswith("warning: auth is off") and "other hosts can reach" in no_auth
         assert plain.startswith("warning: ") and "plain HTTP" in plain
-        assert exposure_warnings((host, 8000), tls=True, auth=True) == []
-        assert exposure_warnings((host, 8000), tls=True, auth=False) == [no_auth]
-    for host in ("127.0.0.1", "127.0.0.2", "::1"):
-        assert exposure_warnings((host, 8000), tls=False, auth=False) == []
+        assert exposure_warnings([(host, 8000)], tls=True, auth=True) == []
+        assert exposure_warnings([(host, 8000)], tls=True, auth=False) == [no_auth]
+        both = exposure_warnings([("127.0.0.1", 8000), (host, 8000)], tls=False, auth=False)
+        assert len(both) == 2 and "127.0.0.1:8000" not in both[0]
+    loopback = [("127.0.0.1", 8000), ("127.0.0.2", 8000), ("::1", 8000)]
+    assert exposure_warnings(loopback, tls=False, auth=False) == []
 
 
 def test_start_line() -> None:
-    line = describe(("::1", 8443), tls=True, auth=False, consumers=["orders", "mail"], workflows=[])
+    line = describe(
+        [("127.0.0.1", 8443), ("::1", 8443)],
+        tls=True,
+        auth=False,
+        consumers=["orders", "mail"],
+        workflows=[],
+    )
     assert line == (
-        "statekeeper serving https://[::1]:8443; auth off (dev mode); "
+        "statekeeper serving https://127.0.0.1:8443, https://[::1]:8443; auth off (dev mode); "
         "consumers: orders, mail; workflows: none"
     )
+
+
+def test_listen_binds_every_address_and_reports_one_in_use() -> None:
+    first = listen("127.0.0.1", free_port())
+    try:
+        port = bound_address(first[0])[1]
+        with pytest.raises(AddressInUse, match=f"^127\\.0\\.0\\.1:{port} is in use$"):
+            listen("127.0.0.1", port)
+        with pytest.raises(CannotListen, match=r"cannot listen on no-such-host\.invalid"):
+            listen("no-such-host.invalid", port)
+    finally:
+        for sock in first:
+            sock.close()
+    expected = {a[4][0] for a in socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)}
+    everywhere = listen("localhost", free_port())
+    try:
+        assert {bound_address(sock)[0] for sock in everywhere} == expected
+    finally:
+        for sock in everywhere:
+            sock.close()

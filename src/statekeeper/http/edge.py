@@ -119,8 +119,9 @@ def shown(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host``:``port``; AddressInUse or CannotListen otherwise."""
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets listening on every address ``host`` resolves to (``localhost`` may be
+    both 127.0.0.1 and ::1), at ``port``; AddressInUse or CannotListen otherwise."""
     where = shown(host, port)
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -128,18 +129,25 @@ def listen(host: str, port: int) -> socket.socket:
         raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}") from None
     except UnicodeError:
         raise CannotListen(f"cannot listen on {where}: not a host name") from None
-    family, kind, proto, _, address = found[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(_BACKLOG)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise AddressInUse(f"{where} is in use") from None
-        raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}") from None
-    return sock
+    sockets: list[socket.socket] = []
+    addresses = list(dict.fromkeys((family, address) for family, _, _, _, address in found))
+    for family, address in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sockets.append(sock)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and len(addresses) > 1:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(_BACKLOG)
+        except OSError as exc:
+            for opened in sockets:
+                opened.close()
+            bound = shown(str(address[0]), port)
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(f"{bound} is in use") from None
+            raise CannotListen(f"cannot listen on {bound}: {exc.strerror or exc}") from None
+    return sockets
 
 
 def bound_address(sock: socket.socket) -> tuple[str, int]:
@@ -156,13 +164,19 @@ def is_loopback(host: str) -> bool:
 
 
 def describe(
-    address: tuple[str, int], *, tls: bool, auth: bool, consumers: list[str], workflows: list[str]
+    addresses: list[tuple[str, int]],
+    *,
+    tls: bool,
+    auth: bool,
+    consumers: list[str],
+    workflows: list[str],
 ) -> str:
     """The one line ``serve`` prints when it starts."""
     scheme = "https" if tls else "http"
+    where = ", ".join(f"{scheme}://{shown(*address)}" for address in addresses)
     return "; ".join(
         [
-            f"statekeeper serving {scheme}://{shown(*address)}",
+            f"statekeeper serving {where}",
             "auth on" if auth else "auth off (dev mode)",
             "consumers: " + (", ".join(consumers) or "none"),
             "workflows: " + (", ".join(workflows) or "none"),
@@ -170,11 +184,12 @@ def describe(
     )
 
 
-def exposure_warnings(address: tuple[str, int], *, tls: bool, auth: bool) -> list[str]:
+def exposure_warnings(addresses: list[tuple[str, int]], *, tls: bool, auth: bool) -> list[str]:
     """Warnings for a server that other hosts can reach without auth or without TLS."""
-    if is_loopback(address[0]):
+    exposed = [shown(*address) for address in addresses if not is_loopback(address[0])]
+    if not exposed:
         return []
-    where = shown(*address)
+    where = ", ".join(exposed)
     warnings = []
     if not auth:
         warnings.append(

@@ -118,19 +118,20 @@ async def serve(
     edge = edge or Edge()
     if edge.tls_cert and edge.tls_key:
         check_tls(edge.tls_cert, edge.tls_key)
-    sock = listen(edge.host, edge.port)
+    sockets = listen(edge.host, edge.port)
     try:
         async with app:
-            await _serve_on(app, config, edge, sock, workers, grace, announce)
+            await _serve_on(app, config, edge, sockets, workers, grace, announce)
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
 async def _serve_on(
     app: App,
     config: HttpConfig,
     edge: Edge,
-    sock: socket.socket,
+    sockets: list[socket.socket],
     workers: bool,
     grace: float,
     announce: Callable[[str], None] | None,
@@ -152,18 +153,18 @@ async def _serve_on(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     auth = config.token is not None
-    address = bound_address(sock)
-    for warning in exposure_warnings(address, tls=edge.tls, auth=auth):
+    addresses = [bound_address(sock) for sock in sockets]
+    for warning in exposure_warnings(addresses, tls=edge.tls, auth=auth):
         log.warning(warning)
         if announce is not None:
             announce(warning)
     consumers = [c.queue for c in app.consumers.values()] if workers else []
     workflows = sorted(app.workflows.registry) if workers else []
-    line = describe(address, tls=edge.tls, auth=auth, consumers=consumers, workflows=workflows)
+    line = describe(addresses, tls=edge.tls, auth=auth, consumers=consumers, workflows=workflows)
     log.info(line, extra={"tls": edge.tls, "auth": auth, "workers": workers})
     if announce is not None:
         announce(line)
-    tasks = [asyncio.create_task(http.serve(sockets=[sock]))]
+    tasks = [asyncio.create_task(http.serve(sockets=sockets))]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run()))
     await asyncio.wait(
