@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import itertools
 import json
 import os
 import platform
+import re
 import sqlite3
+import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -34,6 +38,72 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_POOL_MIN, PG_POOL_MAX = 2, 16  # statekeeper's defaults
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 NAMES: dict[str, str] = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+# --- peers: installed in environments of their own, outside the project's ---------------
+
+PEER_HOME = Path.home() / ".cache" / "statekeeper-bench"
+REPO = Path(__file__).resolve().parent.parent
+_REEXEC_ENV = "STATEKEEPER_BENCH_REEXEC"
+
+
+def project_requirements() -> list[str]:
+    """statekeeper's dependencies (pyproject), pinned to the versions running now."""
+    with (REPO / "pyproject.toml").open("rb") as f:
+        specs: list[str] = tomllib.load(f)["project"]["dependencies"]
+    pinned = []
+    for spec in specs:
+        name = re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0]
+        try:
+            pinned.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pinned.append(spec)
+    return pinned
+
+
+def run_with_peer(package: str, venv: Path, script: Path, argv: list[str]) -> str:
+    """Run ``script`` again under ``venv``, where ``package`` (a peer the benchmark compares
+    with, not a dependency of the project) is installed beside statekeeper's own
+    dependencies, creating it once. Returns only when that cannot be done: why the peer is
+    unavailable."""
+    if os.environ.get(_REEXEC_ENV):
+        return f"{package} is still not importable under {sys.executable}"
+    python = venv / "bin" / "python"
+    requirements = [package, *project_requirements()]
+    marker = venv / "statekeeper-bench.json"
+    try:
+        installed = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        installed = None
+    if installed != requirements or not python.exists():
+        print(f"installing {package} into {venv} (once; outside the project's environment)",
+              flush=True)  # fmt: skip
+        log_path = venv.parent / f"{venv.name}-pip.log"
+        try:
+            venv.parent.mkdir(parents=True, exist_ok=True)
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            with log_path.open("w", encoding="utf-8") as log:
+                done = subprocess.run(
+                    [str(python), "-m", "pip", "install", "--disable-pip-version-check",
+                     *requirements],
+                    stdout=log, stderr=subprocess.STDOUT, check=False, timeout=600,
+                )  # fmt: skip
+            if done.returncode != 0:
+                return f"installing it failed (pip exit status {done.returncode}; see {log_path})"
+            marker.write_text(json.dumps(requirements), encoding="utf-8")
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"installing it failed: {type(exc).__name__}: {exc}"
+    paths = [str(REPO / "src"), str(script.resolve().parent)]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    env = {**os.environ, _REEXEC_ENV: "1", "PYTHONPATH": os.pathsep.join(paths)}
+    sys.stdout.flush()
+    try:
+        os.execve(str(python), [str(python), str(script.resolve()), *argv], env)
+    except OSError as exc:
+        return f"cannot run {python}: {exc}"
+    return "unreachable"  # execve does not return
 
 
 # --- options and plan ---------------------------------------------------------------------

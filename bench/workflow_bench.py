@@ -53,12 +53,9 @@ import itertools
 import json
 import os
 import platform
-import re
-import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -87,8 +84,7 @@ COMMIT_SLACK = 2.0
 WAIT_LIMIT = 120.0  # one workflow taking longer than this fails the run
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_VENV = Path.home() / ".cache" / "statekeeper-bench" / "dbos-venv"
-REEXEC_ENV = "STATEKEEPER_WBENCH_REEXEC"
+DEFAULT_VENV = benchlib.PEER_HOME / "dbos-venv"
 SIDES = ("statekeeper", "dbos")
 
 
@@ -105,68 +101,6 @@ class Sizes:
 
 QUICK = Sizes(warmup=10, sequential=40, throughput=100, commits=100, cap_seconds=4.0)
 FULL = Sizes(warmup=50, sequential=500, throughput=500, commits=500, cap_seconds=None)
-
-
-# --- getting DBOS: its own environment, outside the project's ------------------------------
-
-
-def project_requirements() -> list[str]:
-    """statekeeper's dependencies (pyproject), pinned to the versions running now."""
-    with (REPO / "pyproject.toml").open("rb") as f:
-        specs: list[str] = tomllib.load(f)["project"]["dependencies"]
-    pinned = []
-    for spec in specs:
-        name = re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0]
-        try:
-            pinned.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            pinned.append(spec)
-    return pinned
-
-
-def bootstrap(venv: Path, argv: list[str]) -> str:
-    """Run this script again under ``venv`` with DBOS installed (creating it once).
-    Returns only when that cannot be done: why DBOS is unavailable."""
-    if os.environ.get(REEXEC_ENV):
-        return f"dbos is still not importable under {sys.executable}"
-    python = venv / "bin" / "python"
-    requirements = ["dbos", *project_requirements()]
-    marker = venv / "statekeeper-bench.json"
-    try:
-        installed = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        installed = None
-    if installed != requirements or not python.exists():
-        print(
-            f"installing DBOS Transact into {venv} (once; outside the project's environment)",
-            flush=True,
-        )
-        log_path = venv.parent / "pip.log"
-        try:
-            venv.parent.mkdir(parents=True, exist_ok=True)
-            if not python.exists():
-                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            with log_path.open("w", encoding="utf-8") as log:
-                done = subprocess.run(
-                    [str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                     *requirements],
-                    stdout=log, stderr=subprocess.STDOUT, check=False, timeout=600,
-                )  # fmt: skip
-            if done.returncode != 0:
-                return f"installing it failed (pip exit status {done.returncode}; see {log_path})"
-            marker.write_text(json.dumps(requirements), encoding="utf-8")
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"installing it failed: {type(exc).__name__}: {exc}"
-    paths = [str(REPO / "src"), str(Path(__file__).resolve().parent)]
-    if os.environ.get("PYTHONPATH"):
-        paths.append(os.environ["PYTHONPATH"])
-    env = {**os.environ, REEXEC_ENV: "1", "PYTHONPATH": os.pathsep.join(paths)}
-    sys.stdout.flush()
-    try:
-        os.execve(str(python), [str(python), str(Path(__file__).resolve()), *argv], env)
-    except OSError as exc:
-        return f"cannot run {python}: {exc}"
-    return "unreachable"  # execve does not return
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -734,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_dbos:
         problem = "--no-dbos"
     elif importlib.util.find_spec("dbos") is None:
-        problem = bootstrap(args.dbos_venv, argv)
+        problem = benchlib.run_with_peer("dbos", args.dbos_venv, Path(__file__), argv)
     return asyncio.run(run(args, problem))
 
 

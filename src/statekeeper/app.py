@@ -354,11 +354,21 @@ class App:
             if purged:
                 log.info("purged expired state", extra={"purged": purged})
             try:
-                now = self.clock()
-                forgotten = await self.backend.idempotency_forget(now)
-                forgotten += await self.backend.queue_forget(now, now - self.archive_retention)
+                await self.forget_old_records()
             except StatekeeperError as error:
                 log.warning("forgetting old records failed", extra={"error": error.message})
+
+    async def forget_old_records(self, batch: int = 1000) -> int:
+        """Drop expired idempotency records and deduplication claims, and archived messages
+        older than ``archive_retention``, ``batch`` rows a transaction; how many."""
+        total = 0
+        while True:
+            now = self.clock()
+            forgotten = await self.backend.idempotency_forget(now, batch)
+            forgotten += await self.backend.queue_forget(now, now - self.archive_retention, batch)
+            total += forgotten
+            if forgotten < batch:
+                return total
 
 
 def _check_cache_url(url: str) -> None:

@@ -14,6 +14,7 @@ from statekeeper import App
 from statekeeper.errors import SchemaError
 from statekeeper.storage import create_backend, parse
 from statekeeper.storage.migrations import MIGRATIONS_TABLE, migrations
+from statekeeper.storage.queries import Dialect
 from tests.conftest import PG_DSN
 
 
@@ -68,7 +69,23 @@ async def postgres_schema(schema: str) -> list[tuple[Any, ...]]:
             "WHERE n.nspname = $1 ORDER BY p.proname",
             schema,
         )
-        return [tuple(r) for r in [*columns, *indexes, *constraints, *functions]]
+        triggers = await conn.fetch(
+            "SELECT c.relname, t.tgname, replace(pg_get_triggerdef(t.oid), $1, '') "
+            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $2 AND NOT t.tgisinternal ORDER BY t.tgname",
+            f"{schema}.",
+            schema,
+        )
+        storage = await conn.fetch(
+            "SELECT c.relname, c.reloptions FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.reloptions IS NOT NULL ORDER BY c.relname",
+            schema,
+        )
+        return [
+            tuple(r) for r in [*columns, *indexes, *constraints, *functions, *triggers, *storage]
+        ]
     finally:
         await conn.close()
 
@@ -162,3 +179,67 @@ async def test_missing_postgres_database_is_a_clear_error() -> None:
     with pytest.raises(DatabaseUnavailable, match="does not exist"):
         async with App("postgresql://postgres@127.0.0.1:5432/no_such_db_sk", purge_interval=None):
             pass
+
+
+async def test_fifo_groups_survive_the_upgrade_to_group_heads(
+    backend_name: str, tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """Messages of a group stored before groups had heads (every one 'ready') migrate to
+    one head per group, the rest waiting, and still go out in order."""
+    dialect: Dialect = "sqlite" if backend_name == "sqlite" else "postgres"
+    heads = next(m.version for m in migrations(dialect) if m.name == "flat_cost")
+    before = [m for m in migrations(dialect) if m.version < heads]
+    rows = [
+        (f"m{n}", "default", "jobs", b'{"n": %d}' % n, "g1" if n % 2 else "g2", float(n))
+        for n in range(6)
+    ]
+    insert = (
+        "INSERT INTO sk_messages (id, namespace, queue, body, group_id, state, available_at, "
+        "attempts, enqueued_at) VALUES ({}, {}, {}, {}, {}, 'ready', {}, 0, {})"
+    )
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path}/groups.db"
+        conn = sqlite3.connect(tmp_path / "groups.db")
+        conn.executescript(
+            f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at REAL NOT NULL);"
+        )
+        for m in before:
+            conn.executescript(m.sql)
+            conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, 0)", (m.version, m.name))
+        sql = insert.format(*["?"] * 7)
+        conn.executemany(sql, [(*r, r[-1]) for r in rows])
+        conn.commit()
+        conn.close()
+    else:
+        url = fresh_pg_url
+        schema = url.rsplit("schema=", 1)[1]
+        pg = await asyncpg.connect(PG_DSN)
+        try:
+            await pg.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
+            await pg.execute(
+                f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT "
+                "NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            for m in before:
+                await pg.execute(m.sql)
+                await pg.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} VALUES ($1, $2, 0)", m.version, m.name
+                )
+            sql = insert.format(*[f"${i}" for i in (1, 2, 3, 4, 5, 6, 6)])
+            await pg.executemany(sql, rows)
+        finally:
+            await pg.close()
+    async with App(url, purge_interval=None, clock=lambda: 100.0) as app:
+        q = app.queue("jobs")
+        stats = await q.stats()
+        assert (stats.ready, stats.waiting) == (2, 4)
+        order = []
+        for _ in range(6):
+            messages = await q.receive(10)
+            assert len(messages) <= 2  # one in hand per group
+            for message in messages:
+                order.append(message.body["n"])
+                await message.ack()
+        assert [n for n in order if n % 2] == [1, 3, 5]
+        assert [n for n in order if not n % 2] == [0, 2, 4]

@@ -22,7 +22,10 @@ def run_and_kill(url: str, namespace: str, seconds: float) -> tuple[list[str], i
     acked: list[str] = []
     counter = 0
     deadline = None
+    killed = False
     for raw in process.stdout:
+        if not raw.endswith(b"\n"):
+            break  # a line cut short by the kill: not acknowledged
         line = raw.decode().strip()
         if line == "ready":
             deadline = time.monotonic() + seconds
@@ -30,9 +33,9 @@ def run_and_kill(url: str, namespace: str, seconds: float) -> tuple[list[str], i
             acked.append(line[4:])
         elif line.startswith("counter "):
             counter = max(counter, int(line[8:]))
-        if deadline is not None and time.monotonic() > deadline:
+        if not killed and deadline is not None and time.monotonic() > deadline:
             process.send_signal(signal.SIGKILL)
-            break
+            killed = True  # then read on: what it printed before it died was acknowledged
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()  # type: ignore[union-attr]
     return acked, counter

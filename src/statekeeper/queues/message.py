@@ -70,6 +70,7 @@ class StoredMessage:
     enqueued_at: float
     last_error: str | None
     dead_at: float | None
+    body_error: str | None = None  # why the stored body cannot be read (body is then None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class StoredMessage:
             "enqueued_at": self.enqueued_at,
             "last_error": self.last_error,
             "dead_at": self.dead_at,
+            **({"body_error": self.body_error} if self.body_error else {}),
         }
 
 
@@ -95,6 +97,7 @@ class QueueStats:
     delayed: int
     dead: int
     oldest_age: float | None  # seconds since the oldest live message was enqueued
+    waiting: int = 0  # behind the message in hand of their group (FIFO groups)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class QueueStats:
             "ready": self.ready,
             "in_flight": self.in_flight,
             "delayed": self.delayed,
+            "waiting": self.waiting,
             "dead": self.dead,
             "oldest_age": self.oldest_age,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import random
 import re
@@ -20,7 +21,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from statekeeper.errors import InvalidQueueName, LeaseLost, ValidationError, ValueTooLarge
+from statekeeper.errors import (
+    DecryptionError,
+    InvalidQueueName,
+    LeaseLost,
+    StatekeeperError,
+    StorageError,
+    ValidationError,
+    ValueTooLarge,
+)
 from statekeeper.logs import correlation_id
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
@@ -32,6 +41,8 @@ from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
 # Builds the messages that announce a message's outcome to its reply_to: given the
 # message, "succeeded" or "dead-lettered", the result and the error.
 Completions = Callable[["Message", str, Any, "str | None"], list[NewMessage]]
+
+log = logging.getLogger("statekeeper.queues")
 
 INTERNAL_PREFIX = "statekeeper."  # statekeeper's own queues: not addressable by clients
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
@@ -278,14 +289,55 @@ class Queue:
             max_attempts=self.config.retry.max_attempts,
             now=now,
         )
-        return [self._message(row, token) for row in rows]
+        messages = []
+        for row in rows:
+            try:
+                messages.append(self._message(row, token))
+            except StatekeeperError as error:  # one unreadable message fails alone
+                await self._fail_unreadable(row, token, error)
+        return messages
+
+    async def _fail_unreadable(
+        self, row: QueuedMessage, token: str, error: StatekeeperError
+    ) -> None:
+        """A leased message that cannot be read (its body is not JSON, or cannot be
+        decrypted) is failed alone, its handler never called: a malformed body is
+        dead-lettered at once; a decryption failure (a key missing from this process's
+        keyring, say) counts as a failed attempt, so a fixed configuration can still read
+        it. Its outcome is not announced: its reply_to may be unreadable too."""
+        retryable = isinstance(error, DecryptionError)
+        text = f"unreadable message: {error.message}"[:4000]
+        now = self._clock()
+        retry = self.config.retry
+        try:
+            state = await self._backend.queue_fail(
+                self.namespace,
+                self.name,
+                row.id,
+                token,
+                error=text,
+                retry_at=now + retry.delay(row.attempts, self._rng),
+                max_attempts=retry.max_attempts if retryable else 0,
+                messages=(),
+                now=now,
+            )
+        except StatekeeperError as settle_error:
+            log.error(
+                "unreadable message could not be failed; it comes back when its lease ends",
+                extra={"queue": self.name, "message_id": row.id, "error": settle_error.message},
+            )
+            return
+        log.error(
+            "unreadable message " + ("dead-lettered" if state == "dead" else "failed"),
+            extra={"queue": self.name, "message_id": row.id, "error": text},
+        )
 
     def _message(self, row: QueuedMessage, token: str) -> Message:
         return Message(
             id=row.id,
             queue=self.name,
             body=decode_value(row.id, row.body),
-            attributes=json.loads(row.attributes) if row.attributes else {},
+            attributes=_stored_object(row.id, "attributes", row.attributes) or {},
             correlation_id=row.correlation_id,
             group=row.group_id,
             attempt=row.attempts,
@@ -293,7 +345,7 @@ class Queue:
             lease_token=token,
             lease_expires_at=row.available_at,
             last_error=row.last_error,
-            reply_to=json.loads(row.reply_to) if row.reply_to else None,
+            reply_to=_stored_object(row.id, "reply_to", row.reply_to),
             _queue=self,
         )
 
@@ -422,7 +474,14 @@ class Queue:
             after = (rows[-1].completed_at, rows[-1].id)
             batch: list[NewMessage] = []
             for row in rows:
-                found = json.loads(row.attributes) if row.attributes else {}
+                try:
+                    found = _stored_object(row.id, "attributes", row.attributes) or {}
+                except StatekeeperError as error:
+                    log.warning(
+                        "archived message not replayed: unreadable",
+                        extra={"queue": self.name, "message_id": row.id, "error": error.message},
+                    )
+                    continue
                 if attributes and any(found.get(k) != v for k, v in attributes.items()):
                     continue
                 if limit is not None and replayed + len(batch) >= limit:
@@ -454,6 +513,7 @@ class Queue:
             counts.delayed,
             counts.dead,
             None if oldest is None else max(0.0, now - oldest),
+            counts.waiting,
         )
 
     async def peek(self, limit: int = 10, *, dead: bool = False) -> list[StoredMessage]:
@@ -461,22 +521,42 @@ class Queue:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
         rows = await self._backend.queue_peek(self.namespace, self.name, dead=dead, limit=limit)
-        return [
-            StoredMessage(
-                id=row.id,
-                body=decode_value(row.id, row.body),
-                attributes=json.loads(row.attributes) if row.attributes else {},
-                correlation_id=row.correlation_id,
-                group=row.group_id,
-                state=row.state,
-                attempts=row.attempts,
-                available_at=row.available_at,
-                enqueued_at=row.enqueued_at,
-                last_error=row.last_error,
-                dead_at=row.dead_at,
-            )
-            for row in rows
-        ]
+        return [self._stored(row) for row in rows]
+
+    def _stored(self, row: QueuedMessage) -> StoredMessage:
+        """A message as peeked; one that cannot be read is shown with ``body_error``."""
+        body: Any = None
+        body_error = None
+        attributes: dict[str, Any] = {}
+        try:
+            body = decode_value(row.id, row.body)
+            attributes = _stored_object(row.id, "attributes", row.attributes) or {}
+        except StatekeeperError as error:
+            body_error = error.message
+        return StoredMessage(
+            id=row.id,
+            body=body,
+            attributes=attributes,
+            correlation_id=row.correlation_id,
+            group=row.group_id,
+            state=row.state,
+            attempts=row.attempts,
+            available_at=row.available_at,
+            enqueued_at=row.enqueued_at,
+            last_error=row.last_error,
+            dead_at=row.dead_at,
+            body_error=body_error,
+        )
+
+
+def _stored_object(id: str, field: str, text: str | None) -> dict[str, Any] | None:
+    """A stored JSON object column (attributes, reply_to) of message ``id``."""
+    if not text:
+        return None
+    value = decode_value(id, text.encode())
+    if not isinstance(value, dict):
+        raise StorageError(f"the stored {field} of message {id!r} is not a JSON object", id=id)
+    return value
 
 
 def _lease_lost(message: Message) -> LeaseLost:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from statekeeper.errors import StatekeeperError
 from statekeeper.state.validation import decode_value
 from statekeeper.storage.base import Backend, FoundMessage
 
@@ -16,6 +17,7 @@ def describe(id: str, found: FoundMessage) -> dict[str, Any]:
     """The status document of a found message."""
     status = {
         "ready": "failed" if found.attempts > 0 else "accepted",
+        "waiting": "accepted",  # behind an earlier message of its group
         "leased": "processing",
         "dead": "dead-lettered",
         "done": "succeeded",
@@ -35,7 +37,12 @@ def describe(id: str, found: FoundMessage) -> dict[str, Any]:
         document["dead_at"] = found.dead_at
     if status == "succeeded":
         document["completed_at"] = found.completed_at
-        document["result"] = None if found.result is None else decode_value(id, found.result)
+        document["result"] = None
+        if found.result is not None:
+            try:
+                document["result"] = decode_value(id, found.result)
+            except StatekeeperError as error:  # shown, not a failed status request
+                document["result_error"] = error.message
     return document
 
 

@@ -16,7 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from statekeeper.errors import LeaseLost, StatekeeperError
+from statekeeper.errors import LeaseLost, StatekeeperError, ValidationError
 from statekeeper.logs import correlation
 from statekeeper.queues import Message, Queue
 from statekeeper.runtime.consumer import Consumer
@@ -138,11 +138,18 @@ class Worker:
                 raise
             except Exception as error:
                 heartbeat.cancel()
-                await self._failed(consumer, message, error)
+                retryable = not isinstance(error, consumer.non_retryable)
+                await self._failed(consumer, message, error, retryable=retryable)
                 return
             heartbeat.cancel()
             try:
                 await message.ack(result)
+            except ValidationError as error:
+                # The handler ran but its result cannot be stored: running it again would
+                # not change that, so the message fails once, for good, with the reason.
+                reason = f"the handler's result cannot be stored: {error.message}"
+                await self._failed(consumer, message, reason, retryable=False)
+                return
             except LeaseLost:
                 log.warning(
                     "message finished after its lease was lost", extra=self._fields(message)
@@ -163,8 +170,9 @@ class Worker:
                 },
             )
 
-    async def _failed(self, consumer: Consumer, message: Message, error: Exception) -> None:
-        retryable = not isinstance(error, consumer.non_retryable)
+    async def _failed(
+        self, consumer: Consumer, message: Message, error: Exception | str, *, retryable: bool
+    ) -> None:
         self.failed += 1
         try:
             state = await message.fail(error, retryable=retryable)
@@ -177,7 +185,7 @@ class Worker:
         log.log(
             logging.ERROR if state == "dead" else logging.WARNING,
             "message dead-lettered" if state == "dead" else "message failed; will retry",
-            extra={**self._fields(message), "error": f"{type(error).__name__}: {error}"},
+            extra={**self._fields(message), "error": _describe(error)},
         )
 
     async def _heartbeat(self, queue: Queue, message: Message) -> None:
@@ -197,3 +205,7 @@ class Worker:
     @staticmethod
     def _fields(message: Message) -> dict[str, object]:
         return {"queue": message.queue, "message_id": message.id, "attempt": message.attempt}
+
+
+def _describe(error: Exception | str) -> str:
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"

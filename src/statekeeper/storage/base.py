@@ -137,6 +137,7 @@ class QueueCounts(NamedTuple):
     in_flight: int  # leased, lease running
     delayed: int  # ready later (delay or backoff)
     dead: int
+    waiting: int  # behind the message in hand of their group
     oldest_enqueued_at: float | None
 
 
@@ -307,8 +308,9 @@ class Backend(Protocol):
     async def queue_find(self, namespace: str, id: str) -> FoundMessage | None:
         """A message of any queue of the namespace, live or archived, by id."""
 
-    async def queue_forget(self, now: float, archive_before: float) -> int:
-        """Drop expired deduplication claims and archive rows completed before a time."""
+    async def queue_forget(self, now: float, archive_before: float, limit: int = 1000) -> int:
+        """Drop up to ``limit`` expired deduplication claims and as many archive rows
+        completed before a time; how many (call again while it returns a full count)."""
 
     # --- idempotency (see storage/idempotency_ops.py) -----------------------------------
 
@@ -339,7 +341,7 @@ class Backend(Protocol):
 
     async def idempotency_abandon(self, namespace: str, key: str, owner: str) -> bool: ...
 
-    async def idempotency_forget(self, now: float) -> int: ...
+    async def idempotency_forget(self, now: float, limit: int = 1000) -> int: ...
 
     # --- workflows (see storage/workflow_ops.py) ----------------------------------------
 

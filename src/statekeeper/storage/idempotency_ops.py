@@ -66,6 +66,7 @@ class IdempotencyOps(StatementRunner):
         statement = self._bind("idempotency_abandon", namespace=namespace, key=key, owner=owner)
         return bool(await self.run_write(statement, f"cannot abandon key {key!r}", "found"))
 
-    async def idempotency_forget(self, now: float) -> int:
-        statement = self._bind("idempotency_forget", now=now)
+    async def idempotency_forget(self, now: float, limit: int = 1000) -> int:
+        """Drop up to ``limit`` expired records; how many."""
+        statement = self._bind("idempotency_forget", now=now, limit=limit)
         return int(await self.run_write(statement, "cannot forget idempotency keys", "rowcount"))

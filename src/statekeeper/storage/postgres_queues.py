@@ -50,6 +50,11 @@ class PostgresQueueOps(QueueOps):
         with translated("cannot enqueue"):
             if len(messages) == 1:
                 return [await _send_one(self.pool, namespace, messages[0], now)]
+            if all(m.dedup_id is None for m in messages):  # one statement for them all
+                query = Q["queue_send_many"]
+                values = {"namespace": namespace, "now": now, **stmt.outbox_arrays(messages)}
+                await self.pool.execute(query.sql, *query.args(**values))
+                return [None] * len(messages)
             async with self.pool.acquire() as conn, conn.transaction():
                 return [await _send_one(conn, namespace, m, now) for m in messages]
 
@@ -69,7 +74,7 @@ class PostgresQueueOps(QueueOps):
             max_attempts=max_attempts, now=now,
         )  # fmt: skip
         rows = await self.run_many(statement, f"cannot receive from queue {queue!r}", write=True)
-        return sorted((QueuedMessage(*row) for row in rows), key=lambda m: m.seq)
+        return stmt.leased(rows)
 
     async def queue_ack(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from statekeeper.storage.base import ArchivedMessage, FoundMessage, QueueCounts, QueuedMessage
-from statekeeper.storage.runner import StatementRunner
+from statekeeper.storage.runner import Scripted, StatementRunner
 
 
 class QueueOps(StatementRunner):
@@ -45,14 +45,18 @@ class QueueOps(StatementRunner):
         return int(await self.run_write(statement, f"cannot redrive queue {queue!r}", "rowcount"))
 
     async def queue_purge(self, namespace: str, queue: str, *, dead: bool) -> int:
-        name = "queue_purge_dead" if dead else "queue_purge_ready"
-        statement = self._bind(name, namespace=namespace, queue=queue)
-        return int(await self.run_write(statement, f"cannot purge queue {queue!r}", "rowcount"))
+        names = ["queue_purge_dead"] if dead else ["queue_purge_waiting", "queue_purge_ready"]
+        script: list[Scripted] = [
+            (self._bind(name, namespace=namespace, queue=queue), "rowcount", False)
+            for name in names
+        ]
+        counts = await self.run_atomic(script, f"cannot purge queue {queue!r}")
+        return sum(counts or [])
 
     async def queue_stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
         statement = self._bind("queue_stats", now=now, namespace=namespace, queue=queue)
         row = await self.run_read(statement, f"cannot count queue {queue!r}", "row")
-        return QueueCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), row[4])
+        return QueueCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5])
 
     async def queue_peek(
         self, namespace: str, queue: str, *, dead: bool, limit: int
@@ -105,11 +109,16 @@ class QueueOps(StatementRunner):
             queue, "done", attempts, enqueued_at, None, None, None, completed_at, result
         )
 
-    async def queue_forget(self, now: float, archive_before: float) -> int:
+    async def queue_forget(self, now: float, archive_before: float, limit: int = 1000) -> int:
+        """Up to ``limit`` expired deduplication claims and as many archive rows; how many."""
         counts = await self.run_atomic(
             [
-                (self._bind("queue_forget_dedup", now=now), "rowcount", False),
-                (self._bind("queue_forget_archive", before=archive_before), "rowcount", False),
+                (self._bind("queue_forget_dedup", now=now, limit=limit), "rowcount", False),
+                (
+                    self._bind("queue_forget_archive", before=archive_before, limit=limit),
+                    "rowcount",
+                    False,
+                ),
             ],
             "cannot forget old queue records",
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from statekeeper.storage.base import NewMessage
+from statekeeper.storage.base import NewMessage, QueuedMessage
 from statekeeper.storage.queries import Query
 from statekeeper.storage.runner import Statement
 
@@ -62,19 +62,6 @@ def dedup_holder(q: Queries, namespace: str, queue: str, dedup_id: str | None) -
     return _bind(q, "queue_dedup_holder", namespace=namespace, queue=queue, dedup_id=dedup_id)
 
 
-def dead_letter_expired(
-    q: Queries, namespace: str, queue: str, max_attempts: int, now: float
-) -> Statement:
-    return _bind(
-        q,
-        "queue_dead_letter_expired",
-        namespace=namespace,
-        queue=queue,
-        now=now,
-        max_attempts=max_attempts,
-    )
-
-
 def receive(
     q: Queries,
     namespace: str,
@@ -99,6 +86,13 @@ def receive(
     )
 
 
+def leased(rows: Sequence[Sequence[Any]]) -> list[QueuedMessage]:
+    """What a receive leased, in enqueue order: the rows it dead-lettered instead (leases
+    that ran out on their last attempt) are left out."""
+    found = [QueuedMessage(*row) for row in rows]
+    return sorted((m for m in found if m.state == "leased"), key=lambda m: m.seq)
+
+
 def settle(
     q: Queries, name: str, namespace: str, queue: str, id: str, lease_token: str, **values: Any
 ) -> Statement:
@@ -119,4 +113,5 @@ def outbox_arrays(messages: Sequence[NewMessage]) -> dict[str, list[Any]]:
         "m_correlation_ids": [m.correlation_id for m in messages],
         "m_groups": [m.group_id for m in messages],
         "m_available": [m.available_at for m in messages],
+        "m_reply_to": [m.reply_to for m in messages],
     }

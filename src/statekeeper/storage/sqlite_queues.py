@@ -67,18 +67,12 @@ class SQLiteQueueOps(QueueOps):
         max_attempts: int,
         now: float,
     ) -> list[QueuedMessage]:
-        expire = stmt.dead_letter_expired(Q, namespace, queue, max_attempts, now)
-        receive = stmt.receive(
+        statement = stmt.receive(
             Q, namespace, queue, limit=limit, lease_token=lease_token, lease_end=lease_end,
             max_attempts=max_attempts, now=now,
         )  # fmt: skip
-
-        def job(conn: sqlite3.Connection) -> list[QueuedMessage]:
-            conn.execute(*expire)
-            rows = conn.execute(*receive).fetchall()
-            return sorted((QueuedMessage(*row) for row in rows), key=lambda m: m.seq)
-
-        return await self._writer.run(job, f"cannot receive from queue {queue!r}")
+        rows = await self.run_many(statement, f"cannot receive from queue {queue!r}", write=True)
+        return stmt.leased(rows)
 
     async def queue_ack(
         self,

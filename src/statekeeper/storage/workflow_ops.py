@@ -134,8 +134,9 @@ class WorkflowOps(StatementRunner):
                 return None
             return bool(row[0])
         renew = self._bind(
-            "wf_renew", lease_end=lease_end, now=now, namespace=namespace, id=id, fence=fence
-        )
+            "wf_checkpoint_renew", lease_end=lease_end, now=now, namespace=namespace, id=id,
+            fence=fence,
+        )  # fmt: skip
         record = self._bind(
             "wf_record_step",
             **{k: v for k, v in values.items() if k not in ("fence", "lease_end")},
@@ -250,10 +251,16 @@ class WorkflowOps(StatementRunner):
         after: tuple[float, str],
         limit: int,
     ) -> list[tuple[Any, ...]]:
+        query = "wf_list" + {
+            (False, False): "", (True, False): "_by_status", (False, True): "_by_name",
+            (True, True): "_by_status_and_name",
+        }[(status is not None, name is not None)]  # fmt: skip
+        filters = {"status": status} if status is not None else {}
+        if name is not None:
+            filters["name"] = name
         statement = self._bind(
-            "wf_list", namespace=namespace, status_set=int(status is not None),
-            status=status or "", name_set=int(name is not None), name=name or "",
-            after_time=after[0], after_id=after[1], limit=limit,
+            query, namespace=namespace, after_time=after[0], after_id=after[1], limit=limit,
+            **filters,
         )  # fmt: skip
         return await self.run_many(statement, "cannot list workflows")
 

@@ -188,7 +188,17 @@ class WorkflowContext:
                     started_at=started,
                 )  # fmt: skip
                 raise StepFailed(name, text) from exc
-            output = encode(f"result of step {name!r}", result)
+            try:
+                output = encode(f"result of step {name!r}", result)
+            except ValidationError as error:
+                # The step ran but its result cannot be journaled: it fails once, for
+                # good, so a replay never runs it again.
+                text = f"StepResultNotStored: {error.message}"[:4000]
+                await self._checkpoint(
+                    position, "step", name, input=arguments, error=text, attempts=attempt,
+                    started_at=started,
+                )  # fmt: skip
+                raise StepFailed(name, text) from error
             await self._checkpoint(
                 position, "step", name, input=arguments, output=output, attempts=attempt,
                 started_at=started,

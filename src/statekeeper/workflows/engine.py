@@ -305,7 +305,12 @@ class WorkflowRunner:
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
-        run = asyncio.create_task(fn(ctx, decode_value(leased.id, leased.input)))
+        try:
+            workflow_input = decode_value(leased.id, leased.input)
+        except StatekeeperError as error:  # fails alone, and for good: it cannot change
+            await self._finish(leased, "failed", None, f"unreadable input: {error.message}")
+            return
+        run = asyncio.create_task(fn(ctx, workflow_input))
         keeper = asyncio.create_task(self._keep_lease(leased, run))
         try:
             output = await run

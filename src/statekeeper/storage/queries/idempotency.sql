@@ -39,4 +39,9 @@ WHERE namespace = :namespace AND key = :key AND owner = :owner AND state = 'runn
 RETURNING key;
 
 -- name: idempotency_forget
-DELETE FROM sk_idempotency WHERE expires_at <= :now;
+-- A bounded batch at a time, so one purge never holds a long transaction.
+DELETE FROM sk_idempotency
+WHERE (namespace, key) IN (
+    SELECT namespace, key FROM sk_idempotency WHERE expires_at <= :now
+    LIMIT :limit
+);

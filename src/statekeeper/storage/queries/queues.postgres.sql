@@ -1,33 +1,43 @@
 -- Queue statements that differ on PostgreSQL.
 
 -- name: queue_receive
--- SKIP LOCKED: receivers in many processes lease different messages, never waiting.
--- The first part dead-letters leases that ran out on their last attempt, in the same
--- round trip.
-WITH exhausted AS (
-    UPDATE sk_messages
-    SET state = 'dead', dead_at = :now, lease_token = NULL,
-        last_error = 'lease expired on attempt ' || attempts
-    WHERE namespace = :namespace AND queue = :queue AND state = 'leased'
-      AND available_at <= :now AND attempts >= :max_attempts
-)
+-- As in queues.sql, with SKIP LOCKED: receivers in many processes lease different
+-- messages, never waiting on each other.
 UPDATE sk_messages
-SET state = 'leased', lease_token = :lease_token, available_at = :lease_end,
-    attempts = attempts + 1
+SET state = CASE WHEN state = 'leased' AND attempts >= :max_attempts THEN 'dead'
+                 ELSE 'leased' END,
+    dead_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                   THEN CAST(:now AS DOUBLE PRECISION) END,
+    last_error = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                      THEN 'lease expired on attempt ' || attempts ELSE last_error END,
+    lease_token = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                       THEN NULL ELSE :lease_token END,
+    available_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                        THEN available_at ELSE :lease_end END,
+    attempts = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                    THEN attempts ELSE attempts + 1 END
 WHERE seq IN (
-    SELECT m.seq FROM sk_messages m
-    WHERE m.namespace = :namespace AND m.queue = :queue AND m.state <> 'dead'
-      AND m.available_at <= :now AND (m.state = 'ready' OR m.attempts < :max_attempts)
-      AND (m.group_id IS NULL OR NOT EXISTS (
-          SELECT 1 FROM sk_messages o
-          WHERE o.namespace = m.namespace AND o.queue = m.queue AND o.group_id = m.group_id
-            AND o.seq < m.seq AND o.state <> 'dead'))
-    ORDER BY m.seq
+    SELECT seq FROM sk_messages
+    WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
+      AND available_at <= :now
+    ORDER BY available_at, seq
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
 RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
           enqueued_at, last_error, state, dead_at, reply_to;
+
+-- name: queue_send_many
+-- Messages without deduplication ids, all in one statement.
+INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
+                         state, available_at, attempts, enqueued_at, reply_to)
+SELECT m.id, :namespace, m.queue, m.body, m.attributes, m.correlation_id, m.group_id,
+       'ready', m.available_at, 0, :now, m.reply_to
+FROM unnest(:m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes::text[],
+            :m_correlation_ids::text[], :m_groups::text[], :m_available::float8[],
+            :m_reply_to::text[]) WITH ORDINALITY
+     AS m(id, queue, body, attributes, correlation_id, group_id, available_at, reply_to, ord)
+ORDER BY m.ord;
 
 -- name: queue_ack
 -- Delete, archive with the result, and send the completion messages (outbox), in one

@@ -22,29 +22,30 @@ RETURNING message_id;
 SELECT message_id, fingerprint FROM sk_queue_dedup
 WHERE namespace = :namespace AND queue = :queue AND dedup_id = :dedup_id;
 
--- name: queue_dead_letter_expired
--- Leases that ran out on their last attempt: dead-lettered instead of redelivered.
-UPDATE sk_messages
-SET state = 'dead', dead_at = :now, lease_token = NULL,
-    last_error = 'lease expired on attempt ' || attempts
-WHERE namespace = :namespace AND queue = :queue AND state = 'leased'
-  AND available_at <= :now AND attempts >= :max_attempts;
-
 -- name: queue_receive
--- The oldest deliverable messages; a message of a group only when every earlier
--- live message of its group is gone (FIFO per group, one in flight per group).
+-- The first messages (up to the limit) of the ready order (sk_messages_due: due time, then enqueue
+-- order), which holds ready messages and leased ones under their lease end: the range up
+-- to now is what is deliverable, nothing else is read. A lease that ran out on the last
+-- attempt is dead-lettered instead of leased (the caller drops it from the answer).
+-- Messages waiting behind their group's head are not in the index.
 UPDATE sk_messages
-SET state = 'leased', lease_token = :lease_token, available_at = :lease_end,
-    attempts = attempts + 1
+SET state = CASE WHEN state = 'leased' AND attempts >= :max_attempts THEN 'dead'
+                 ELSE 'leased' END,
+    dead_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                   THEN CAST(:now AS DOUBLE PRECISION) END,
+    last_error = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                      THEN 'lease expired on attempt ' || attempts ELSE last_error END,
+    lease_token = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                       THEN NULL ELSE :lease_token END,
+    available_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                        THEN available_at ELSE :lease_end END,
+    attempts = CASE WHEN state = 'leased' AND attempts >= :max_attempts
+                    THEN attempts ELSE attempts + 1 END
 WHERE seq IN (
-    SELECT m.seq FROM sk_messages m
-    WHERE m.namespace = :namespace AND m.queue = :queue AND m.state <> 'dead'
-      AND m.available_at <= :now AND (m.state = 'ready' OR m.attempts < :max_attempts)
-      AND (m.group_id IS NULL OR NOT EXISTS (
-          SELECT 1 FROM sk_messages o
-          WHERE o.namespace = m.namespace AND o.queue = m.queue AND o.group_id = m.group_id
-            AND o.seq < m.seq AND o.state <> 'dead'))
-    ORDER BY m.seq
+    SELECT seq FROM sk_messages
+    WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
+      AND available_at <= :now
+    ORDER BY available_at, seq
     LIMIT :limit
 )
 RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
@@ -92,28 +93,56 @@ UPDATE sk_messages
 SET state = 'ready', available_at = :now, attempts = 0, dead_at = NULL, lease_token = NULL
 WHERE namespace = :namespace AND queue = :queue AND state = 'dead';
 
+-- name: queue_purge_waiting
+-- Before the ready ones, so that no head's leaving promotes a message purged next.
+DELETE FROM sk_messages WHERE namespace = :namespace AND queue = :queue AND state = 'waiting';
+
 -- name: queue_purge_ready
-DELETE FROM sk_messages WHERE namespace = :namespace AND queue = :queue AND state = 'ready';
+DELETE FROM sk_messages
+WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
+  AND state = 'ready';
 
 -- name: queue_purge_dead
 DELETE FROM sk_messages WHERE namespace = :namespace AND queue = :queue AND state = 'dead';
 
 -- name: queue_stats
+-- Each count reads one partial index's range of this queue (O(messages of the queue)).
 SELECT
-    coalesce(sum(CASE WHEN state <> 'dead' AND available_at <= :now THEN 1 ELSE 0 END), 0),
-    coalesce(sum(CASE WHEN state = 'leased' AND available_at > :now THEN 1 ELSE 0 END), 0),
-    coalesce(sum(CASE WHEN state = 'ready' AND available_at > :now THEN 1 ELSE 0 END), 0),
-    coalesce(sum(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0),
-    min(CASE WHEN state <> 'dead' THEN enqueued_at END)
-FROM sk_messages
-WHERE namespace = :namespace AND queue = :queue;
+    (SELECT count(*) FROM sk_messages
+     WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
+       AND available_at <= :now),
+    (SELECT count(*) FROM sk_messages
+     WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
+       AND available_at > :now AND state = 'leased'),
+    (SELECT count(*) FROM sk_messages
+     WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
+       AND available_at > :now AND state = 'ready'),
+    (SELECT count(*) FROM sk_messages
+     WHERE namespace = :namespace AND queue = :queue AND state = 'dead'),
+    (SELECT count(*) FROM sk_messages
+     WHERE namespace = :namespace AND queue = :queue AND state = 'waiting'),
+    (SELECT min(enqueued_at) FROM sk_messages
+     WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased'));
 
 -- name: queue_peek
-SELECT seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
-       enqueued_at, last_error, state, dead_at, reply_to
-FROM sk_messages
-WHERE namespace = :namespace AND queue = :queue AND state <> 'dead'
-ORDER BY seq
+-- Live messages in delivery order, then those waiting behind their group's head.
+SELECT * FROM (
+    SELECT seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
+           enqueued_at, last_error, state, dead_at, reply_to
+    FROM sk_messages
+    WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
+    ORDER BY available_at, seq
+    LIMIT :limit
+) AS due
+UNION ALL
+SELECT * FROM (
+    SELECT seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
+           enqueued_at, last_error, state, dead_at, reply_to
+    FROM sk_messages
+    WHERE namespace = :namespace AND queue = :queue AND state = 'waiting'
+    ORDER BY group_id, seq
+    LIMIT :limit
+) AS waiting
 LIMIT :limit;
 
 -- name: queue_peek_dead
@@ -126,7 +155,7 @@ LIMIT :limit;
 
 -- name: queue_next_due
 SELECT min(available_at) FROM sk_messages
-WHERE namespace = :namespace AND queue = :queue AND state <> 'dead';
+WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased');
 
 -- name: queue_archived
 -- Archived messages completed in [since, until), after a (completed_at, id) cursor.
@@ -134,15 +163,24 @@ SELECT id, body, attributes, correlation_id, group_id, attempts, enqueued_at, co
 FROM sk_message_archive
 WHERE namespace = :namespace AND queue = :queue
   AND completed_at >= :since AND completed_at < :until
-  AND (completed_at > :after_time OR (completed_at = :after_time AND id > :after_id))
+  AND (completed_at, id) > (:after_time, :after_id)
 ORDER BY completed_at, id
 LIMIT :limit;
 
 -- name: queue_forget_dedup
-DELETE FROM sk_queue_dedup WHERE expires_at <= :now;
+-- A bounded batch at a time, so one purge never holds a long transaction.
+DELETE FROM sk_queue_dedup
+WHERE (namespace, queue, dedup_id) IN (
+    SELECT namespace, queue, dedup_id FROM sk_queue_dedup WHERE expires_at <= :now
+    LIMIT :limit
+);
 
 -- name: queue_forget_archive
-DELETE FROM sk_message_archive WHERE completed_at < :before;
+DELETE FROM sk_message_archive
+WHERE id IN (
+    SELECT id FROM sk_message_archive WHERE completed_at < :before
+    LIMIT :limit
+);
 
 -- name: queue_find_live
 -- A message of any queue of the namespace, by id: what a request status reports.

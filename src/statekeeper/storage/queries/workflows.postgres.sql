@@ -4,7 +4,7 @@
 -- SKIP LOCKED: runners in many processes lease different workflows, never waiting.
 UPDATE sk_workflows
 SET status = 'running', owner = :owner, fence = fence + 1, lease_expires_at = :lease_end,
-    wake_at = :now, updated_at = :now
+    wake_at = :lease_end, updated_at = :now
 WHERE namespace = :namespace AND id IN (
     SELECT id FROM sk_workflows
     WHERE namespace = :namespace

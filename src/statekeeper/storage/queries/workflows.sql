@@ -15,10 +15,12 @@ SELECT id, name, status, input, output, error, fence, lease_expires_at, wake_at,
 FROM sk_workflows WHERE namespace = :namespace AND id = :id;
 
 -- name: wf_lease
--- Runnable: not finished, its lease (if any) over, and due.
+-- Runnable: not finished, its lease (if any) over, and due. A running workflow's wake_at
+-- is its lease end (set here and by the heartbeat), so the range of sk_workflows_due up to
+-- now holds what is due and leases that ran out, not the workflows running now.
 UPDATE sk_workflows
 SET status = 'running', owner = :owner, fence = fence + 1, lease_expires_at = :lease_end,
-    wake_at = :now, updated_at = :now
+    wake_at = :lease_end, updated_at = :now
 WHERE namespace = :namespace AND id IN (
     SELECT id FROM sk_workflows
     WHERE namespace = :namespace
@@ -38,7 +40,15 @@ WHERE namespace = :namespace AND workflow_id = :id
 ORDER BY position;
 
 -- name: wf_renew
--- The fence check every checkpoint starts with: no row back means the lease is lost.
+-- The heartbeat: the lease, and the wake-up time that keeps a running workflow out of
+-- the due range, move on. No row back means the lease is lost.
+UPDATE sk_workflows SET lease_expires_at = :lease_end, wake_at = :lease_end, updated_at = :now
+WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
+RETURNING cancel_requested;
+
+-- name: wf_checkpoint_renew
+-- The fence check every checkpoint starts with (no row back: the lease is lost). It
+-- changes no indexed column, so PostgreSQL can update the row in place.
 UPDATE sk_workflows SET lease_expires_at = :lease_end, updated_at = :now
 WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
 RETURNING cancel_requested;
@@ -104,12 +114,36 @@ DELETE FROM sk_workflow_steps
 WHERE namespace = :namespace AND workflow_id = :id AND error IS NOT NULL AND kind = 'step';
 
 -- name: wf_list
+-- Each filter has its own statement and the index of its order (sk_workflows_listing,
+-- _by_status, _by_name), so that a page costs its own rows whatever the table holds.
 SELECT id, name, status, created_at, updated_at
 FROM sk_workflows
 WHERE namespace = :namespace
-  AND (:status_set = 0 OR status = :status)
-  AND (:name_set = 0 OR name = :name)
-  AND (created_at > :after_time OR (created_at = :after_time AND id > :after_id))
+  AND (created_at, id) > (:after_time, :after_id)
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- name: wf_list_by_status
+SELECT id, name, status, created_at, updated_at
+FROM sk_workflows
+WHERE namespace = :namespace AND status = :status
+  AND (created_at, id) > (:after_time, :after_id)
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- name: wf_list_by_name
+SELECT id, name, status, created_at, updated_at
+FROM sk_workflows
+WHERE namespace = :namespace AND name = :name
+  AND (created_at, id) > (:after_time, :after_id)
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- name: wf_list_by_status_and_name
+SELECT id, name, status, created_at, updated_at
+FROM sk_workflows
+WHERE namespace = :namespace AND status = :status AND name = :name
+  AND (created_at, id) > (:after_time, :after_id)
 ORDER BY created_at, id
 LIMIT :limit;
 

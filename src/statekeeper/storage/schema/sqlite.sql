@@ -34,11 +34,88 @@ CREATE TABLE sk_messages (
     reply_to       TEXT
 );
 
-CREATE INDEX sk_messages_due ON sk_messages (namespace, queue, available_at) WHERE state <> 'dead';
+-- The ready order: receive walks this index from its start, in delivery order (due time,
+-- then enqueue order), and stops after the messages it takes. Leased messages are in it
+-- under their lease end, so an expired lease comes back in order and live ones are out
+-- of the range a receive reads. Messages waiting behind their group are not in it.
+CREATE INDEX sk_messages_due ON sk_messages (namespace, queue, available_at, seq)
+    WHERE state IN ('ready', 'leased');
 
-CREATE INDEX sk_messages_group ON sk_messages (namespace, queue, group_id, seq) WHERE group_id IS NOT NULL;
+-- Messages waiting behind the head of their group, in group order.
+CREATE INDEX sk_messages_waiting ON sk_messages (namespace, queue, group_id, seq)
+    WHERE state = 'waiting';
 
-CREATE INDEX sk_messages_dead ON sk_messages (namespace, queue, dead_at) WHERE state = 'dead';
+CREATE INDEX sk_messages_dead ON sk_messages (namespace, queue, seq) WHERE state = 'dead';
+
+-- Live (not dead-lettered) messages per group: exactly one live message of a group is
+-- its head (ready or leased), the others wait.
+CREATE TABLE sk_queue_groups (
+    namespace TEXT NOT NULL,
+    queue     TEXT NOT NULL,
+    group_id  TEXT NOT NULL,
+    live      INTEGER NOT NULL,
+    PRIMARY KEY (namespace, queue, group_id)
+) WITHOUT ROWID;
+
+-- A grouped message becomes live (sent, or redriven): it heads its group if the group
+-- has no other live message, else it waits.
+CREATE TRIGGER sk_messages_group_send AFTER INSERT ON sk_messages
+WHEN NEW.group_id IS NOT NULL AND NEW.state <> 'dead'
+BEGIN
+    INSERT INTO sk_queue_groups (namespace, queue, group_id, live)
+    VALUES (NEW.namespace, NEW.queue, NEW.group_id, 1)
+    ON CONFLICT (namespace, queue, group_id) DO UPDATE SET live = live + 1;
+    UPDATE sk_messages SET state = 'waiting'
+    WHERE seq = NEW.seq AND (
+        SELECT live FROM sk_queue_groups
+        WHERE namespace = NEW.namespace AND queue = NEW.queue AND group_id = NEW.group_id) > 1;
+END;
+
+CREATE TRIGGER sk_messages_group_revive AFTER UPDATE OF state ON sk_messages
+WHEN NEW.group_id IS NOT NULL AND OLD.state = 'dead' AND NEW.state <> 'dead'
+BEGIN
+    INSERT INTO sk_queue_groups (namespace, queue, group_id, live)
+    VALUES (NEW.namespace, NEW.queue, NEW.group_id, 1)
+    ON CONFLICT (namespace, queue, group_id) DO UPDATE SET live = live + 1;
+    UPDATE sk_messages SET state = 'waiting'
+    WHERE seq = NEW.seq AND (
+        SELECT live FROM sk_queue_groups
+        WHERE namespace = NEW.namespace AND queue = NEW.queue AND group_id = NEW.group_id) > 1;
+END;
+
+-- A grouped message leaves (acknowledged, dead-lettered, purged): if it was the head,
+-- the group's next waiting message becomes ready.
+CREATE TRIGGER sk_messages_group_ack AFTER DELETE ON sk_messages
+WHEN OLD.group_id IS NOT NULL AND OLD.state <> 'dead'
+BEGIN
+    UPDATE sk_queue_groups SET live = live - 1
+    WHERE namespace = OLD.namespace AND queue = OLD.queue AND group_id = OLD.group_id;
+    DELETE FROM sk_queue_groups
+    WHERE namespace = OLD.namespace AND queue = OLD.queue AND group_id = OLD.group_id
+      AND live <= 0;
+    UPDATE sk_messages SET state = 'ready'
+    WHERE OLD.state <> 'waiting' AND seq = (
+        SELECT seq FROM sk_messages
+        WHERE namespace = OLD.namespace AND queue = OLD.queue
+          AND group_id = OLD.group_id AND state = 'waiting'
+        ORDER BY seq LIMIT 1);
+END;
+
+CREATE TRIGGER sk_messages_group_dead AFTER UPDATE OF state ON sk_messages
+WHEN OLD.group_id IS NOT NULL AND OLD.state <> 'dead' AND NEW.state = 'dead'
+BEGIN
+    UPDATE sk_queue_groups SET live = live - 1
+    WHERE namespace = OLD.namespace AND queue = OLD.queue AND group_id = OLD.group_id;
+    DELETE FROM sk_queue_groups
+    WHERE namespace = OLD.namespace AND queue = OLD.queue AND group_id = OLD.group_id
+      AND live <= 0;
+    UPDATE sk_messages SET state = 'ready'
+    WHERE seq = (
+        SELECT seq FROM sk_messages
+        WHERE namespace = OLD.namespace AND queue = OLD.queue
+          AND group_id = OLD.group_id AND state = 'waiting'
+        ORDER BY seq LIMIT 1);
+END;
 
 CREATE TABLE sk_queue_dedup (
     namespace  TEXT NOT NULL,
@@ -65,7 +142,11 @@ CREATE TABLE sk_message_archive (
     result         BLOB
 );
 
-CREATE INDEX sk_message_archive_time ON sk_message_archive (namespace, queue, completed_at);
+CREATE INDEX sk_queue_dedup_expiry ON sk_queue_dedup (expires_at);
+
+CREATE INDEX sk_message_archive_time ON sk_message_archive (namespace, queue, completed_at, id);
+
+CREATE INDEX sk_message_archive_retention ON sk_message_archive (completed_at);
 
 CREATE TABLE sk_idempotency (
     namespace        TEXT NOT NULL,
@@ -107,7 +188,11 @@ CREATE TABLE sk_workflows (
 CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at)
     WHERE status IN ('pending', 'running', 'sleeping', 'waiting');
 
-CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, status, created_at);
+CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, created_at, id);
+
+CREATE INDEX sk_workflows_by_status ON sk_workflows (namespace, status, created_at, id);
+
+CREATE INDEX sk_workflows_by_name ON sk_workflows (namespace, name, created_at, id);
 
 CREATE TABLE sk_workflow_steps (
     namespace   TEXT NOT NULL,

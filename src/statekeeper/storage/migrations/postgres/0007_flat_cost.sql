@@ -1,0 +1,132 @@
+-- Cost that stays flat as work grows (docs/decisions/0005-flat-cost.md).
+
+-- The ready order: receive walks this index from its start, in delivery order (due time,
+-- then enqueue order), and stops after the messages it takes. Leased messages are in it
+-- under their lease end, so an expired lease comes back in order and live ones are out
+-- of the range a receive reads. Messages waiting behind their group are not in it.
+DROP INDEX sk_messages_due;
+CREATE INDEX sk_messages_due ON sk_messages (namespace, queue, available_at, seq)
+    WHERE state IN ('ready', 'leased');
+
+-- Messages waiting behind the head of their group, in group order: the next one is
+-- promoted when the head leaves.
+DROP INDEX sk_messages_group;
+CREATE INDEX sk_messages_waiting ON sk_messages (namespace, queue, group_id, seq)
+    WHERE state = 'waiting';
+
+DROP INDEX sk_messages_dead;
+CREATE INDEX sk_messages_dead ON sk_messages (namespace, queue, seq) WHERE state = 'dead';
+
+-- Live (not dead-lettered) messages per group. Every message joining or leaving a group
+-- updates its row, which serialises them: exactly one live message of a group is its
+-- head (ready or leased), the others wait.
+CREATE TABLE sk_queue_groups (
+    namespace TEXT NOT NULL,
+    queue     TEXT NOT NULL,
+    group_id  TEXT NOT NULL,
+    live      INTEGER NOT NULL,
+    PRIMARY KEY (namespace, queue, group_id)
+);
+
+-- A grouped message becomes live (sent, or redriven): it heads its group if the group
+-- has no other live message, else it waits.
+CREATE FUNCTION sk_queue_group_join() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    members INTEGER;
+BEGIN
+    INSERT INTO sk_queue_groups AS g (namespace, queue, group_id, live)
+    VALUES (NEW.namespace, NEW.queue, NEW.group_id, 1)
+    ON CONFLICT (namespace, queue, group_id) DO UPDATE SET live = g.live + 1
+    RETURNING g.live INTO members;
+    NEW.state := CASE WHEN members > 1 THEN 'waiting' ELSE 'ready' END;
+    RETURN NEW;
+END;
+$$;
+
+-- A grouped message leaves (acknowledged, dead-lettered, purged): if it was the head,
+-- the group's next waiting message becomes ready. A VOLATILE function's statements each
+-- take a new snapshot, so a message that joined concurrently (its join committed before
+-- this update of the group row could lock it) is seen and promoted.
+CREATE FUNCTION sk_queue_group_leave() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    members INTEGER;
+BEGIN
+    UPDATE sk_queue_groups SET live = live - 1
+    WHERE namespace = OLD.namespace AND queue = OLD.queue AND group_id = OLD.group_id
+    RETURNING live INTO members;
+    IF members IS NULL OR members <= 0 THEN
+        DELETE FROM sk_queue_groups
+        WHERE namespace = OLD.namespace AND queue = OLD.queue AND group_id = OLD.group_id;
+    ELSIF OLD.state <> 'waiting' THEN
+        UPDATE sk_messages SET state = 'ready'
+        WHERE seq = (
+            SELECT seq FROM sk_messages
+            WHERE namespace = OLD.namespace AND queue = OLD.queue
+              AND group_id = OLD.group_id AND state = 'waiting'
+            ORDER BY seq LIMIT 1);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER sk_messages_group_send BEFORE INSERT ON sk_messages
+    FOR EACH ROW WHEN (NEW.group_id IS NOT NULL AND NEW.state <> 'dead')
+    EXECUTE FUNCTION sk_queue_group_join();
+
+CREATE TRIGGER sk_messages_group_revive BEFORE UPDATE OF state ON sk_messages
+    FOR EACH ROW WHEN (NEW.group_id IS NOT NULL AND OLD.state = 'dead' AND NEW.state <> 'dead')
+    EXECUTE FUNCTION sk_queue_group_join();
+
+CREATE TRIGGER sk_messages_group_ack AFTER DELETE ON sk_messages
+    FOR EACH ROW WHEN (OLD.group_id IS NOT NULL AND OLD.state <> 'dead')
+    EXECUTE FUNCTION sk_queue_group_leave();
+
+CREATE TRIGGER sk_messages_group_dead AFTER UPDATE OF state ON sk_messages
+    FOR EACH ROW WHEN (OLD.group_id IS NOT NULL AND OLD.state <> 'dead' AND NEW.state = 'dead')
+    EXECUTE FUNCTION sk_queue_group_leave();
+
+-- Groups that exist already: count their live messages and let only each group's first
+-- live message head it.
+INSERT INTO sk_queue_groups (namespace, queue, group_id, live)
+SELECT namespace, queue, group_id, count(*) FROM sk_messages
+WHERE group_id IS NOT NULL AND state <> 'dead'
+GROUP BY namespace, queue, group_id;
+
+UPDATE sk_messages m SET state = 'waiting'
+WHERE m.group_id IS NOT NULL AND m.state = 'ready' AND EXISTS (
+    SELECT 1 FROM sk_messages o
+    WHERE o.namespace = m.namespace AND o.queue = m.queue AND o.group_id = m.group_id
+      AND o.state <> 'dead' AND o.seq < m.seq);
+
+-- The purger's deletes follow an index of their own.
+CREATE INDEX sk_queue_dedup_expiry ON sk_queue_dedup (expires_at);
+DROP INDEX sk_message_archive_time;
+CREATE INDEX sk_message_archive_time ON sk_message_archive (namespace, queue, completed_at, id);
+CREATE INDEX sk_message_archive_retention ON sk_message_archive (completed_at);
+
+-- Workflow listings, each filter with the index of its order.
+DROP INDEX sk_workflows_listing;
+CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, created_at, id);
+CREATE INDEX sk_workflows_by_status ON sk_workflows (namespace, status, created_at, id);
+CREATE INDEX sk_workflows_by_name ON sk_workflows (namespace, name, created_at, id);
+
+-- Hot tables are vacuumed on a count of dead rows, not a share of the table, and without
+-- the cost delay: a queue's table is small when drained, and its dead rows are what a
+-- receive would otherwise wade through. Room on each page lets a workflow's checkpoint
+-- (which changes no indexed column) update its row in place (HOT).
+ALTER TABLE sk_messages SET (
+    autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+    autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000,
+    autovacuum_analyze_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE sk_queue_groups SET (
+    autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE sk_workflows SET (
+    fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE sk_idempotency SET (
+    autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE sk_queue_dedup SET (
+    autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_cost_delay = 0);
