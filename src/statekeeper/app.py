@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -33,6 +33,7 @@ from statekeeper.errors import (
     WorkflowNotFound,
 )
 from statekeeper.idempotency import Idempotency
+from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.queues.queue import check_queue_name
@@ -66,6 +67,7 @@ class App:
         clock: Callable[[], float] = time.time,
         purge_interval: float | None = 60.0,
         archive_retention: float = 7 * 24 * 3600.0,
+        callback_allow: str | Iterable[str] | None = None,
     ) -> None:
         self.url = parse(resolve(database_url))
         self.namespace = _check_namespace(namespace or os.environ.get(ENV_NAMESPACE) or "default")
@@ -80,6 +82,12 @@ class App:
         if cache_ttl <= 0:
             raise ConfigurationError(f"cache_ttl must be positive, got {cache_ttl!r}")
         self.keyring = Keyring.from_env() if encryption == "env" else encryption
+        # Non-public hosts, addresses and networks that callbacks may reach.
+        self.callback_policy = (
+            CallbackPolicy.from_env()
+            if callback_allow is None
+            else CallbackPolicy.parse(callback_allow)
+        )
         self.cache_url = cache_url or os.environ.get(ENV_CACHE_URL) or None
         if self.cache_url:
             _check_cache_url(self.cache_url)
@@ -149,6 +157,7 @@ class App:
             clock=self.clock,
             wakeups=self._wakeups,
             completions=completion_builder(self.clock),
+            callback_policy=lambda: self.callback_policy,
         )
         self._queues[name] = queue
         return queue
@@ -217,16 +226,23 @@ class App:
 
         return register
 
-    def enable_callbacks(self, secret: str | None = None) -> bool:
+    def enable_callbacks(
+        self, secret: str | None = None, *, allow: str | Iterable[str] | None = None
+    ) -> bool:
         """Deliver completion callbacks from this process's worker, signed with ``secret``
-        (default STATEKEEPER_CALLBACK_SECRET); False when no secret is configured."""
+        (default STATEKEEPER_CALLBACK_SECRET); False when no secret is configured.
+
+        ``allow``: the non-public host names, addresses and CIDR networks callbacks may
+        reach (replaces ``callback_allow`` / STATEKEEPER_CALLBACK_ALLOW)."""
+        if allow is not None:
+            self.callback_policy = CallbackPolicy.parse(allow)
         chosen = secret or os.environ.get(CALLBACK_SECRET_ENV)
         if not chosen:
             return False
         if CALLBACK_QUEUE not in self.consumers:
             self.queue(CALLBACK_QUEUE, retry=CALLBACK_RETRY)
             self.consumer(CALLBACK_QUEUE, concurrency=16, non_retryable=(CallbackRefused,))(
-                CallbackSender(chosen)
+                CallbackSender(chosen, lambda: self.callback_policy)
             )
         return True
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from statekeeper.app import App
+from statekeeper.constants import ENV_BODY_TIMEOUT, ENV_HEADER_TIMEOUT, ENV_TLS_CERT, ENV_TLS_KEY
 from statekeeper.errors import ConfigurationError
 from statekeeper.http.config import HttpConfig
 from statekeeper.runtime.worker import Worker
@@ -72,23 +73,66 @@ def add_commands(main: click.Group, run: Any) -> None:
     @main.command("serve")
     @click.option("--app", "target", help="The app to serve, as module:attribute.")
     @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", default=8000, show_default=True, type=int)
+    @click.option("--port", default=8000, show_default=True, type=int, help="1 to 65535.")
     @click.option("--dev", is_flag=True, help="Serve without a bearer token (development only).")
     @click.option("--no-workers", is_flag=True, help="Serve HTTP only; run no consumers.")
     @click.option("--grace", default=30.0, show_default=True, help="Seconds to finish on SIGTERM.")
+    @click.option("--tls-cert", envvar=ENV_TLS_CERT, help="PEM certificate (chain): serve HTTPS.")
+    @click.option("--tls-key", envvar=ENV_TLS_KEY, help="PEM private key of --tls-cert.")
+    @click.option(
+        "--header-timeout",
+        envvar=ENV_HEADER_TIMEOUT,
+        default=10.0,
+        show_default=True,
+        type=float,
+        help="Seconds a request's headers may take to arrive.",
+    )
+    @click.option(
+        "--body-timeout",
+        envvar=ENV_BODY_TIMEOUT,
+        default=30.0,
+        show_default=True,
+        type=float,
+        help="Seconds a request's body may take after its headers.",
+    )
     def serve_command(
-        target: str | None, host: str, port: int, dev: bool, no_workers: bool, grace: float
+        target: str | None,
+        host: str,
+        port: int,
+        dev: bool,
+        no_workers: bool,
+        grace: float,
+        tls_cert: str | None,
+        tls_key: str | None,
+        header_timeout: float,
+        body_timeout: float,
     ) -> None:
         """Serve the HTTP API and run the app's consumers until SIGTERM."""
+        from statekeeper.http.edge import Edge
         from statekeeper.http.server import serve
 
         async def go() -> None:
+            edge = Edge(
+                host=host,
+                port=port,
+                tls_cert=tls_cert or None,
+                tls_key=tls_key or None,
+                header_timeout=header_timeout,
+                body_timeout=body_timeout,
+            )
             app = load_app(target)
             config = HttpConfig.from_env(dev=dev or None)
             app.enable_callbacks()
             if app.workflows.registry and app.workflows.secret:
                 app.enable_workflow_callback_queue()
-            await serve(app, config, host=host, port=port, workers=not no_workers, grace=grace)
+            await serve(
+                app,
+                config,
+                edge,
+                workers=not no_workers,
+                grace=grace,
+                announce=lambda line: click.echo(line, err=True),
+            )
 
         run(go())
 

@@ -246,3 +246,46 @@ class DecryptionError(EncryptionError):
     """A stored value cannot be decrypted with the configured keys."""
 
     code = "decryption_failed"
+
+
+# --- outbound callbacks ---------------------------------------------------------------
+
+
+class InvalidCallbackURL(ValidationError):
+    """The callback URL must be an http(s) URL without user information."""
+
+    code = "invalid_callback_url"
+
+
+class CallbackAddressRefused(InvalidCallbackURL):
+    """The callback URL points at an address that callbacks may not reach."""
+
+    code = "callback_address_refused"
+
+
+# --- serving --------------------------------------------------------------------------
+
+
+class InvalidOption(ConfigurationError):
+    """A command-line option or setting is out of range."""
+
+    code = "invalid_option"
+    exit_code = 2
+
+
+class InvalidTLSFiles(ConfigurationError):
+    """The TLS certificate or key cannot be used."""
+
+    code = "invalid_tls_files"
+
+
+class CannotListen(ConfigurationError):
+    """The server cannot listen on the address it was given."""
+
+    code = "cannot_listen"
+
+
+class AddressInUse(CannotListen):
+    """Another process is listening on the address already."""
+
+    code = "address_in_use"

@@ -92,7 +92,13 @@ async def test_idempotency_key(served: tuple[App, httpx.AsyncClient]) -> None:
         ("/v1/queues/orders/messages?delay=-1", b"{}", AUTH, 400, "invalid_parameter"),
         ("/v1/queues/orders/messages?delay=soon", b"{}", AUTH, 400, "invalid_parameter"),
         ("/v1/queues/orders/messages?color=red", b"{}", AUTH, 400, "invalid_parameter"),
-        ("/v1/queues/orders/messages?callback_url=ftp://x", b"{}", AUTH, 400, "invalid_input"),
+        (
+            "/v1/queues/orders/messages?callback_url=ftp://x",
+            b"{}",
+            AUTH,
+            400,
+            "invalid_callback_url",
+        ),
         (
             "/v1/queues/orders/messages?reply_queue=bad%20name",
             b"{}",
@@ -193,7 +199,7 @@ async def test_completion_callbacks_are_signed_and_retried(
     async def handle(message: Message) -> dict[str, int]:
         return {"total": 42}
 
-    assert app.enable_callbacks(secret)
+    assert app.enable_callbacks(secret, allow="127.0.0.1")
     try:
         async with app:
             app.queue("statekeeper.callbacks")._rng.seed(1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
 
 from statekeeper.errors import InvalidDatabaseURL
@@ -54,3 +56,42 @@ def test_malformed_urls_are_named(url: str, fragment: str) -> None:
 
 def test_a_small_pool_max_lowers_the_default_pool_min() -> None:
     assert parse("postgresql://h/db?pool_max=1").options["pool_min"] == "1"
+
+
+def test_postgres_tls_options_go_to_the_driver() -> None:
+    url = parse(
+        "postgresql://app:pw@db.internal/prod?schema=s&sslmode=verify-full"
+        "&sslrootcert=/etc/ssl/ca.pem&sslcert=/c.pem&sslkey=/k.pem&sslpassword=keypass"
+        "&ssl_min_protocol_version=TLSv1.3&sslnegotiation=direct"
+    )
+    assert url.options == {"schema": "s", "pool_min": "2"}
+    base, _, query = url.dsn.partition("?")
+    assert base == "postgresql://app:pw@db.internal/prod"
+    assert dict(parse_qsl(query)) == {
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ssl/ca.pem",
+        "sslcert": "/c.pem",
+        "sslkey": "/k.pem",
+        "sslpassword": "keypass",
+        "sslnegotiation": "direct",
+        "ssl_min_protocol_version": "TLSv1.3",
+    }
+    redacted = url.redacted()
+    assert "pw" not in redacted.replace("postgresql", "") and "keypass" not in redacted
+    assert "sslpassword=***" in redacted and "sslrootcert=/etc/ssl/ca.pem" in redacted
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("sslmode=verify", "option sslmode must be one of"),
+        ("sslmode=", "option sslmode must be one of"),
+        ("ssl_max_protocol_version=SSLv3", "option ssl_max_protocol_version must be one of"),
+        ("sslnegotiation=fast", "option sslnegotiation must be one of"),
+        ("sslrootcert=", "option sslrootcert needs a value"),
+        ("ssl=true", "unknown option 'ssl'"),
+    ],
+)
+def test_postgres_tls_options_are_checked(query: str, message: str) -> None:
+    with pytest.raises(InvalidDatabaseURL, match=message):
+        parse(f"postgresql://db.internal/prod?{query}")

@@ -6,20 +6,30 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from statekeeper.errors import StatekeeperError
 from statekeeper.http.config import HttpConfig
+from statekeeper.http.edge import (
+    Edge,
+    bound_address,
+    check_tls,
+    describe,
+    exposure_warnings,
+    listen,
+)
 from statekeeper.http.ingress import Ingress
 from statekeeper.http.openapi import document
+from statekeeper.http.read_timeouts import timed_protocol
 from statekeeper.http.responses import error_response, from_error, json_response
 from statekeeper.http.workflows import WorkflowRoutes
 from statekeeper.runtime.worker import Worker
@@ -58,6 +68,13 @@ def create_http_app(app: App, config: HttpConfig) -> Starlette:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # Not an error: the client left (or was too slow) before its request was read.
+        log.info(
+            "client disconnected before its request was read", extra={"path": request.url.path}
+        )
+        return error_response(400, "client_disconnected", "the client disconnected")
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         if isinstance(exc, StatekeeperError):
             return from_error(exc)
@@ -76,44 +93,84 @@ def create_http_app(app: App, config: HttpConfig) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: http_error, Exception: unexpected},
+        exception_handlers={
+            HTTPException: http_error,
+            ClientDisconnect: client_gone,
+            Exception: unexpected,
+        },
     )
 
 
 async def serve(
     app: App,
     config: HttpConfig,
+    edge: Edge | None = None,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
     workers: bool = True,
     grace: float = 30.0,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the HTTP API (and, with ``workers``, run the consumers) until SIGTERM/SIGINT."""
-    async with app:
-        http = _QuietServer(
-            uvicorn.Config(
-                create_http_app(app, config),
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-            )
+    """Serve the HTTP API (and, with ``workers``, run the consumers) until SIGTERM/SIGINT.
+
+    The TLS files are checked and the socket bound before the app opens, so a bad
+    file or a port in use fails at once. ``announce`` gets the line saying what runs
+    and any warnings (they are logged as well)."""
+    edge = edge or Edge()
+    if edge.tls_cert and edge.tls_key:
+        check_tls(edge.tls_cert, edge.tls_key)
+    sockets = listen(edge.host, edge.port)
+    try:
+        async with app:
+            await _serve_on(app, config, edge, sockets, workers, grace, announce)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _serve_on(
+    app: App,
+    config: HttpConfig,
+    edge: Edge,
+    sockets: list[socket.socket],
+    workers: bool,
+    grace: float,
+    announce: Callable[[str], None] | None,
+) -> None:
+    http = _QuietServer(
+        uvicorn.Config(
+            create_http_app(app, config),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http=timed_protocol(edge.header_timeout, edge.body_timeout),
+            ssl_certfile=edge.tls_cert,
+            ssl_keyfile=edge.tls_key,
         )
-        worker = Worker(app, grace=grace) if workers else None
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        tasks = [asyncio.create_task(http.serve())]
-        if worker is not None:
-            tasks.append(asyncio.create_task(worker.run()))
-        log.info("serving", extra={"host": host, "port": port, "workers": workers})
-        await asyncio.wait(
-            [asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
-        )
-        http.should_exit = True  # stop accepting; in-flight requests finish
-        if worker is not None:
-            worker.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    )
+    worker = Worker(app, grace=grace) if workers else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    auth = config.token is not None
+    addresses = [bound_address(sock) for sock in sockets]
+    for warning in exposure_warnings(addresses, tls=edge.tls, auth=auth):
+        log.warning(warning)
+        if announce is not None:
+            announce(warning)
+    consumers = [c.queue for c in app.consumers.values()] if workers else []
+    workflows = sorted(app.workflows.registry) if workers else []
+    line = describe(addresses, tls=edge.tls, auth=auth, consumers=consumers, workflows=workflows)
+    log.info(line, extra={"tls": edge.tls, "auth": auth, "workers": workers})
+    if announce is not None:
+        announce(line)
+    tasks = [asyncio.create_task(http.serve(sockets=sockets))]
+    if worker is not None:
+        tasks.append(asyncio.create_task(worker.run()))
+    await asyncio.wait(
+        [asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
+    )
+    http.should_exit = True  # stop accepting; in-flight requests finish
+    if worker is not None:
+        worker.stop()
+    await asyncio.gather(*tasks, return_exceptions=True)

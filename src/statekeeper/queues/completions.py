@@ -38,7 +38,9 @@ def completion_builder(now: Callable[[], float]) -> Callable[..., list[NewMessag
         reply_to = message.reply_to or {}
         body = outcome(message, status, result, error)
         built: list[NewMessage] = []
-        if "queue" in reply_to:
+        # Internal queues are refused at the door; a message stored before that check
+        # still never announces to one.
+        if "queue" in reply_to and not str(reply_to["queue"]).startswith("statekeeper."):
             built.append(_message(str(reply_to["queue"]), body, message, now()))
         if "url" in reply_to:
             callback = {"url": reply_to["url"], "payload": body}

@@ -31,6 +31,7 @@ from statekeeper.errors import (
     ValueTooLarge,
 )
 from statekeeper.logs import correlation_id
+from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
@@ -43,6 +44,7 @@ Completions = Callable[["Message", str, Any, "str | None"], list[NewMessage]]
 
 log = logging.getLogger("statekeeper.queues")
 
+INTERNAL_PREFIX = "statekeeper."  # statekeeper's own queues: not addressable by clients
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 _MAX_TEXT = 128  # dedup ids, groups, correlation ids
 MAX_RECEIVE = 100
@@ -93,9 +95,12 @@ class Queue:
         wakeups: Wakeups,
         rng: random.Random | None = None,
         completions: Completions | None = None,
+        callback_policy: Callable[[], CallbackPolicy] | None = None,
     ) -> None:
         self.name = check_queue_name(name)
         self._completions = completions
+        # Which callback URLs messages may carry (the app's allow-list, else the environment).
+        self._callback_policy = callback_policy or CallbackPolicy.from_env
         self.config = config
         self.namespace = namespace
         # A queue may be declared before its app opens: then the backend comes later.
@@ -182,7 +187,7 @@ class Queue:
             dedup_id=_check_text("dedup_id", dedup_id),
             dedup_expires_at=now + window,
             fingerprint=fingerprint,
-            reply_to=_encode_reply_to(reply_to),
+            reply_to=_encode_reply_to(reply_to, self._callback_policy),
         )
 
     async def send(
@@ -586,7 +591,9 @@ def _encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:
     return data.decode()
 
 
-def _encode_reply_to(reply_to: Mapping[str, Any] | None) -> str | None:
+def _encode_reply_to(
+    reply_to: Mapping[str, Any] | None, policy: Callable[[], CallbackPolicy]
+) -> str | None:
     if reply_to is None:
         return None
     if not isinstance(reply_to, Mapping) or not reply_to:
@@ -595,10 +602,12 @@ def _encode_reply_to(reply_to: Mapping[str, Any] | None) -> str | None:
     if unknown:
         raise ValidationError(f"reply_to has an unknown field {sorted(unknown)[0]!r}")
     if "queue" in reply_to:
-        check_queue_name(reply_to["queue"])
-    url = reply_to.get("url")
-    if url is not None and (
-        not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or len(url) > 2048
-    ):
-        raise ValidationError(f"reply_to url must be an http(s) URL, got {url!r}")
+        name = check_queue_name(reply_to["queue"])
+        if name.startswith(INTERNAL_PREFIX):
+            raise InvalidQueueName(
+                f"reply_to queue {name!r} is internal: names starting with "
+                f"{INTERNAL_PREFIX!r} are statekeeper's own"
+            )
+    if "url" in reply_to:
+        policy().check_url(reply_to["url"])
     return json.dumps(dict(reply_to))

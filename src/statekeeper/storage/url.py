@@ -1,7 +1,8 @@
 """Database URLs: which backend, where, and its options.
 
 ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``;
-``postgresql://user@host:port/db?schema=name&pool_max=16`` (``postgres://`` too).
+``postgresql://user@host:port/db?schema=name&pool_max=16`` (``postgres://`` too), with
+libpq's TLS options (``sslmode=verify-full&sslrootcert=ca.pem``, ...) passed to the driver.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from statekeeper.constants import ENV_DATABASE_URL
 from statekeeper.errors import InvalidDatabaseURL
@@ -18,6 +19,18 @@ DEFAULT_URL = "sqlite:///.statekeeper/state.db"
 
 _SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
 _POSTGRES_OPTIONS = {"schema", "pool_min", "pool_max", "connect_timeout"}
+# libpq's TLS options, passed to the driver as they are (after the checks below).
+_POSTGRES_TLS_OPTIONS = {
+    "sslmode": {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"},
+    "sslnegotiation": {"postgres", "direct"},
+    "ssl_min_protocol_version": {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"},
+    "ssl_max_protocol_version": {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"},
+    "sslrootcert": None,  # file names
+    "sslcert": None,
+    "sslkey": None,
+    "sslcrl": None,
+    "sslpassword": None,  # hidden in redacted()
+}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SYNCHRONOUS = {"full", "normal", "extra"}
 
@@ -43,7 +56,11 @@ class DatabaseURL:
         if "@" in netloc and ":" in netloc.split("@", 1)[0]:
             user = netloc.split("@", 1)[0].split(":", 1)[0]
             netloc = f"{user}:***@{netloc.split('@', 1)[1]}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        query = [
+            (name, "***" if name == "sslpassword" else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/*")))
 
 
 def resolve(url: str | None) -> str:
@@ -114,7 +131,16 @@ def _parse_postgres(url: str) -> DatabaseURL:
         raise InvalidDatabaseURL(f"PostgreSQL URL {url!r} names no host")
     if port is not None and not 0 < port < 65536:
         raise InvalidDatabaseURL(f"PostgreSQL URL port {port} is out of range")
-    options = _options(parts.query, _POSTGRES_OPTIONS, url)
+    options = _options(parts.query, _POSTGRES_OPTIONS | set(_POSTGRES_TLS_OPTIONS), url)
+    tls = {name: options.pop(name) for name in _POSTGRES_TLS_OPTIONS if name in options}
+    for name, value in tls.items():
+        allowed = _POSTGRES_TLS_OPTIONS[name]
+        if allowed is not None and value not in allowed:
+            raise InvalidDatabaseURL(
+                f"option {name} must be one of {', '.join(sorted(allowed))}, got {value!r}"
+            )
+        if allowed is None and not value:
+            raise InvalidDatabaseURL(f"option {name} needs a value")
     schema = options.get("schema")
     if schema is not None and not _IDENTIFIER.match(schema):
         raise InvalidDatabaseURL(
@@ -125,5 +151,5 @@ def _parse_postgres(url: str) -> DatabaseURL:
     if pool_min > pool_max:
         raise InvalidDatabaseURL(f"option pool_min ({pool_min}) exceeds pool_max ({pool_max})")
     options.setdefault("pool_min", str(pool_min))
-    dsn = urlunsplit(parts._replace(scheme="postgresql", query=""))
+    dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(tls, safe="/")))
     return DatabaseURL("postgres", dsn=dsn, options=options)
