@@ -39,6 +39,7 @@ from statekeeper.queues.queue import check_queue_name
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
 from statekeeper.runtime.callbacks import ENV_SECRET as CALLBACK_SECRET_ENV
 from statekeeper.runtime.consumer import Consumer, Handler
+from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
@@ -80,6 +81,8 @@ class App:
         if cache_ttl <= 0:
             raise ConfigurationError(f"cache_ttl must be positive, got {cache_ttl!r}")
         self.keyring = Keyring.from_env() if encryption == "env" else encryption
+        # Seals every payload but state values (those the state store seals itself).
+        self.sealer = Sealer(self.keyring)
         self.cache_url = cache_url or os.environ.get(ENV_CACHE_URL) or None
         if self.cache_url:
             _check_cache_url(self.cache_url)
@@ -98,7 +101,9 @@ class App:
         self._wakeups = Wakeups(announce=self._announce)
         self._queues: dict[str, Queue] = {}
         self.consumers: dict[str, Consumer] = {}
-        self.workflows = Workflows(lambda: self.backend, self.namespace, clock, self._wakeups)
+        self.workflows = Workflows(
+            lambda: self.backend, self.namespace, clock, self._wakeups, sealer=self.sealer
+        )
         self.workflows.secret = os.environ.get(CALLBACK_SECRET_ENV) or None
 
     @property
@@ -148,7 +153,8 @@ class App:
             QueueConfig(**chosen),  # type: ignore[arg-type]
             clock=self.clock,
             wakeups=self._wakeups,
-            completions=completion_builder(self.clock),
+            completions=completion_builder(self.clock, self.namespace, self.sealer),
+            sealer=self.sealer,
         )
         self._queues[name] = queue
         return queue
@@ -158,7 +164,11 @@ class App:
         """Run functions once per key: ``await app.idempotency.run(key, fn, *args)``."""
         if self._idempotency is None:
             self._idempotency = Idempotency(
-                self.backend, self.namespace, self.clock, lease=self.idempotency_lease
+                self.backend,
+                self.namespace,
+                self.clock,
+                lease=self.idempotency_lease,
+                sealer=self.sealer,
             )
         return self._idempotency
 

@@ -406,6 +406,7 @@ class Backend(Protocol):
         output: bytes | None,
         error: str | None,
         parent_id: str | None,
+        parent_event: bytes | None,
         now: float,
     ) -> bool: ...
 
