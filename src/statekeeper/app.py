@@ -28,6 +28,7 @@ from statekeeper.errors import (
     ClosedError,
     ConfigurationError,
     DuplicateEvent,
+    EncryptionError,
     StatekeeperError,
     ValidationError,
     WorkflowNotFound,
@@ -36,6 +37,7 @@ from statekeeper.idempotency import Idempotency
 from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.queues.queue import check_queue_name
+from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
 from statekeeper.runtime.callbacks import ENV_SECRET as CALLBACK_SECRET_ENV
 from statekeeper.runtime.consumer import Consumer, Handler
@@ -274,6 +276,34 @@ class App:
         """The queues this app declared or consumes (its own, not statekeeper's)."""
         names = set(self._queues) | set(self.consumers)
         return sorted(n for n in names if not n.startswith("statekeeper."))
+
+    async def reencrypt(
+        self, *, batch_size: int = 500, max_batches: int | None = None
+    ) -> ReencryptReport:
+        """Re-seal every stored value (state and every payload, of every namespace in the
+        database) under the primary key, in batches; resumable (see reencrypt.py)."""
+        if self.keyring is None:
+            raise EncryptionError("no encryption keys are configured; nothing to re-encrypt with")
+        return await reencrypt(
+            self.backend,
+            self.keyring,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            state_resealed=self._forget_cached,
+        )
+
+    async def _forget_cached(self, namespace: str, keys: list[str]) -> None:
+        """Drop re-sealed state items from the cache (they are cached as stored)."""
+        if not self.cache_url:
+            return
+        if namespace == self.namespace and self._cache is not None:
+            await self._cache.invalidate(keys)
+            return
+        cache = StateCache(self.cache_url, namespace, ttl=self._cache_ttl)
+        try:
+            await cache.invalidate(keys)
+        finally:
+            await cache.close()
 
     def _announce(self, namespace: str, queue: str) -> None:
         if self._backend is not None:

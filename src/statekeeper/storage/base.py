@@ -13,6 +13,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from statekeeper.storage.idempotency_ops import IdempotencyRecord
 from statekeeper.storage.queries import Dialect
+from statekeeper.storage.reseal_ops import ResealChange, ResealRow
 from statekeeper.storage.workflow_ops import (
     HistoryEntry,
     JournalEntry,
@@ -435,3 +436,20 @@ class Backend(Protocol):
     ) -> list[tuple[Any, ...]]: ...
 
     async def workflow_next_due(self, namespace: str) -> float | None: ...
+
+    # --- re-sealing (see storage/reseal_ops.py) -----------------------------------------
+
+    async def reseal_scan(
+        self,
+        kind: str,
+        after: tuple[Any, ...] | None,
+        *,
+        limit: int,
+        primary: str,
+        bytes_prefix: bytes,
+        text_prefix: str,
+    ) -> list[ResealRow]:
+        """Rows of ``kind`` after ``after`` holding a value not sealed by ``primary``."""
+
+    async def reseal_write(self, kind: str, changes: Sequence[ResealChange]) -> list[bool]:
+        """Compare-and-swap each change in one transaction; per change, whether it landed."""
