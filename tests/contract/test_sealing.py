@@ -15,7 +15,7 @@ from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
 from statekeeper.queues.requests import request_status
 from statekeeper.reencrypt import ReencryptReport
-from statekeeper.sealing import MESSAGE, key_id_of, text_key_id_of
+from statekeeper.sealing import MESSAGE, TEXT_MAGIC, key_id_of, text_key_id_of
 from statekeeper.workflows import WorkflowContext
 from tests.conftest import FakeClock
 from tests.contract.payloads import TOKEN, check_every_payload, drive, write_every_payload
@@ -209,3 +209,27 @@ async def test_reencrypt_needs_keys_and_a_sane_batch(database_url: str, namespac
                 await app.reencrypt(batch_size=bad)
         with pytest.raises(ValidationError, match="max batches"):
             await app.reencrypt(max_batches=0)
+
+
+async def test_an_error_that_looks_sealed_still_reads_without_keys(app: App) -> None:
+    looks_sealed = f"{TEXT_MAGIC}k1:AAAA"
+    q = app.queue("jobs", retry=FAST)
+    await q.send({"n": 1})
+    [message] = await q.receive()
+    await message.fail(looks_sealed)
+    [peeked] = await q.peek()
+    assert peeked.body_error is None and peeked.last_error == "\ufffd" + looks_sealed[1:]
+
+    async def refuse() -> None:
+        raise RuntimeError(looks_sealed)
+
+    @app.workflow
+    async def odd(ctx: WorkflowContext, _: Any) -> None:
+        await ctx.step(refuse, retry=Retry(max_attempts=1))
+
+    run = await app.workflows.start("odd")
+    await drive(app)
+    [entry] = await app.workflows.history(run)
+    assert "read_error" not in entry and entry["error"].endswith("k1:AAAA")
+    status = await app.workflows.status(run)
+    assert status.status == "failed" and status.read_error is None

@@ -115,11 +115,12 @@ class WorkflowContext:
         started_at: float | None = None,
     ) -> None:
         now = self._clock()
+        where = (STEP, self._namespace, self.workflow_id, str(position))
         if self._sealer.enabled:
-            where = (STEP, self._namespace, self.workflow_id, str(position))
             input = None if input is None else self._sealer.seal(input, *where, "input")
             output = None if output is None else self._sealer.seal(output, *where, "output")
-            error = None if error is None else self._sealer.seal_text(error, *where, "error")
+        if error is not None:  # also without keys: a text that looks sealed is escaped
+            error = self._sealer.seal_text(error, *where, "error")
         outcome = await self._backend.workflow_checkpoint(
             self._namespace, self.workflow_id, self._fence,
             position=position, kind=kind, step_name=name, input=input, output=output,
