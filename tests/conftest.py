@@ -79,6 +79,14 @@ def database_url(backend_name: str, tmp_path: object, pg_shared_url: str) -> str
 
 
 @pytest.fixture
+def own_database_url(backend_name: str, tmp_path: object, fresh_pg_url: str) -> str:
+    """A database of this test's own: a new SQLite file, or a new PostgreSQL schema."""
+    if backend_name == "sqlite":
+        return f"sqlite:///{tmp_path}/own.db"
+    return fresh_pg_url
+
+
+@pytest.fixture
 def namespace() -> str:
     return f"ns_{secrets.token_hex(6)}"
 

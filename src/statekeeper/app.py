@@ -28,6 +28,7 @@ from statekeeper.errors import (
     ClosedError,
     ConfigurationError,
     DuplicateEvent,
+    EncryptionError,
     StatekeeperError,
     ValidationError,
     WorkflowNotFound,
@@ -37,9 +38,11 @@ from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.queues.queue import check_queue_name
+from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
 from statekeeper.runtime.callbacks import ENV_SECRET as CALLBACK_SECRET_ENV
 from statekeeper.runtime.consumer import Consumer, Handler
+from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
@@ -88,6 +91,8 @@ class App:
             if callback_allow is None
             else CallbackPolicy.parse(callback_allow)
         )
+        # Seals every payload but state values (those the state store seals itself).
+        self.sealer = Sealer(self.keyring)
         self.cache_url = cache_url or os.environ.get(ENV_CACHE_URL) or None
         if self.cache_url:
             _check_cache_url(self.cache_url)
@@ -106,7 +111,9 @@ class App:
         self._wakeups = Wakeups(announce=self._announce)
         self._queues: dict[str, Queue] = {}
         self.consumers: dict[str, Consumer] = {}
-        self.workflows = Workflows(lambda: self.backend, self.namespace, clock, self._wakeups)
+        self.workflows = Workflows(
+            lambda: self.backend, self.namespace, clock, self._wakeups, sealer=self.sealer
+        )
         self.workflows.secret = os.environ.get(CALLBACK_SECRET_ENV) or None
 
     @property
@@ -156,8 +163,9 @@ class App:
             QueueConfig(**chosen),  # type: ignore[arg-type]
             clock=self.clock,
             wakeups=self._wakeups,
-            completions=completion_builder(self.clock),
+            completions=completion_builder(self.clock, self.namespace, self.sealer),
             callback_policy=lambda: self.callback_policy,
+            sealer=self.sealer,
         )
         self._queues[name] = queue
         return queue
@@ -167,7 +175,11 @@ class App:
         """Run functions once per key: ``await app.idempotency.run(key, fn, *args)``."""
         if self._idempotency is None:
             self._idempotency = Idempotency(
-                self.backend, self.namespace, self.clock, lease=self.idempotency_lease
+                self.backend,
+                self.namespace,
+                self.clock,
+                lease=self.idempotency_lease,
+                sealer=self.sealer,
             )
         return self._idempotency
 
@@ -280,6 +292,34 @@ class App:
         """The queues this app declared or consumes (its own, not statekeeper's)."""
         names = set(self._queues) | set(self.consumers)
         return sorted(n for n in names if not n.startswith("statekeeper."))
+
+    async def reencrypt(
+        self, *, batch_size: int = 500, max_batches: int | None = None
+    ) -> ReencryptReport:
+        """Re-seal every stored value (state and every payload, of every namespace in the
+        database) under the primary key, in batches; resumable (see reencrypt.py)."""
+        if self.keyring is None:
+            raise EncryptionError("no encryption keys are configured; nothing to re-encrypt with")
+        return await reencrypt(
+            self.backend,
+            self.keyring,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            state_resealed=self._forget_cached,
+        )
+
+    async def _forget_cached(self, namespace: str, keys: list[str]) -> None:
+        """Drop re-sealed state items from the cache (they are cached as stored)."""
+        if not self.cache_url:
+            return
+        if namespace == self.namespace and self._cache is not None:
+            await self._cache.invalidate(keys)
+            return
+        cache = StateCache(self.cache_url, namespace, ttl=self._cache_ttl)
+        try:
+            await cache.invalidate(keys)
+        finally:
+            await cache.close()
 
     def _announce(self, namespace: str, queue: str) -> None:
         if self._backend is not None:

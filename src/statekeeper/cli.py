@@ -20,7 +20,13 @@ from rich.table import Table
 from statekeeper import __version__
 from statekeeper.app import App
 from statekeeper.constants import ENV_DATABASE_URL, ENV_NAMESPACE
-from statekeeper.errors import InvalidTTL, InvalidValue, NotFound, StatekeeperError
+from statekeeper.errors import (
+    DecryptionError,
+    InvalidTTL,
+    InvalidValue,
+    NotFound,
+    StatekeeperError,
+)
 from statekeeper.logs import configure_logging
 from statekeeper.state import Item, Keyring
 
@@ -201,7 +207,8 @@ def state_list(
 @state.command("reencrypt")
 @click.pass_obj
 def state_reencrypt(settings: Settings) -> None:
-    """Re-seal every value under the primary encryption key."""
+    """Re-seal this namespace's state values under the primary encryption key (the
+    state part of `statekeeper reencrypt`, which re-seals everything)."""
 
     async def work(app: App) -> Any:
         return await app.state.reencrypt()
@@ -216,6 +223,39 @@ def state_reencrypt(settings: Settings) -> None:
             }
         )
     )
+
+
+@main.command("reencrypt")
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rows per batch; each batch is one transaction.",
+)
+@click.option(
+    "--max-batches",
+    type=click.IntRange(1),
+    help="Stop after this many batches (a later run finishes the job).",
+)
+@click.pass_obj
+def reencrypt(settings: Settings, batch_size: int, max_batches: int | None) -> None:
+    """Re-seal every stored value (state, queues, idempotency, workflows; every
+    namespace) under the primary encryption key; print a JSON report."""
+
+    async def work(app: App) -> Any:
+        return await app.reencrypt(batch_size=batch_size, max_batches=max_batches)
+
+    report = run(with_app(settings, work))
+    click.echo(json.dumps(report.to_dict()))
+    unreadable = report.total("unreadable")
+    if unreadable:
+        _fail(
+            DecryptionError(
+                f"{unreadable} stored values do not open with the configured keys and were "
+                "left as they are (see 'unreadable' in the report)"
+            )
+        )
 
 
 @main.command("keygen")

@@ -10,7 +10,9 @@ different payload is refused (IdempotencyKeyReused, 422). While the first call
 runs, a duplicate gets IdempotencyInProgress (409), or waits for the result with
 ``wait=True``. The running call holds a lease it renews; if its process dies, the
 lease lapses and the next call with the key takes over and runs. A call that
-raises stores nothing, so it can be retried.
+raises stores nothing, so it can be retried. With a keyring the stored result is
+sealed; one that cannot be opened is a DecryptionError for the repeat (the call is
+not run again).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from statekeeper.errors import (
     StatekeeperError,
     ValidationError,
 )
+from statekeeper.sealing import IDEMPOTENCY, PLAIN, Sealer
 from statekeeper.state.validation import check_key, decode_value, encode_value
 from statekeeper.storage.base import Backend
 
@@ -53,12 +56,19 @@ def fingerprint(payload: Any) -> str:
 
 class Idempotency:
     def __init__(
-        self, backend: Backend, namespace: str, clock: Callable[[], float], *, lease: float = 30.0
+        self,
+        backend: Backend,
+        namespace: str,
+        clock: Callable[[], float],
+        *,
+        lease: float = 30.0,
+        sealer: Sealer = PLAIN,
     ) -> None:
         self._backend = backend
         self._namespace = namespace
         self._clock = clock
         self.lease = lease
+        self._sealer = sealer
 
     async def run(
         self,
@@ -96,7 +106,12 @@ class Idempotency:
                     f"idempotency key {key!r} was used before with a different payload", key=key
                 )
             if record.state == "done":
-                return decode_value(key, record.result or b"null")
+                if record.result is None:
+                    return None
+                stored = self._sealer.open(
+                    record.result, IDEMPOTENCY, self._namespace, key, "result"
+                )
+                return decode_value(key, stored)
             if not wait:
                 raise IdempotencyInProgress(
                     f"a call with idempotency key {key!r} is still running",
@@ -129,6 +144,7 @@ class Idempotency:
                 if inspect.isawaitable(result):
                     result = await result
             data = encode_value(key, result, MAX_RESULT_BYTES, f"result of idempotent call {key!r}")
+            data = self._sealer.seal(data, IDEMPOTENCY, self._namespace, key, "result")
         except BaseException:
             heartbeat.cancel()
             with contextlib.suppress(StatekeeperError):

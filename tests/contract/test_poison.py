@@ -89,7 +89,7 @@ async def test_an_unreadable_result_does_not_break_the_request_status(
         result=b"\xff not json", messages=(), now=clock.now,
     )  # fmt: skip
     assert settled
-    document = await request_status(app.backend, app.namespace, message.id)
+    document = await request_status(app.backend, app.namespace, message.id, app.sealer)
     assert document is not None
     assert document["status"] == "succeeded" and document["result"] is None
     assert "not readable" in document["result_error"]

@@ -112,7 +112,9 @@ class Ingress:
                 202,
                 {"Location": location},
             )
-        document = await request_status(self.app.backend, self.app.namespace, sent.id)
+        document = await request_status(
+            self.app.backend, self.app.namespace, sent.id, self.app.sealer
+        )
         document = document or {"id": sent.id, "queue": name, "status": "accepted"}
         return json_response(
             {**document, "status_url": location},
@@ -135,7 +137,9 @@ class Ingress:
         if not 1 <= len(request_id) <= 64:
             return error_response(404, "not_found", "there is no such request")
         try:
-            document = await request_status(self.app.backend, self.app.namespace, request_id)
+            document = await request_status(
+                self.app.backend, self.app.namespace, request_id, self.app.sealer
+            )
         except StatekeeperError as error:
             return from_error(error)
         if document is None:

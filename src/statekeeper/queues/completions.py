@@ -3,7 +3,8 @@
 ``{"queue": name}``: a message on that queue. ``{"url": url}``: a message on the
 internal callback queue, whose consumer POSTs it (signed) to the URL with
 retries. Either is sent in the same transaction that settles the message, so an
-outcome is announced if and only if it happened.
+outcome is announced if and only if it happened. With a keyring, the outcome
+(it carries the result or the error) is sealed like any message body.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from statekeeper.queues.message import Message
+from statekeeper.sealing import MESSAGE, Sealer
 from statekeeper.storage.base import NewMessage
 
 CALLBACK_QUEUE = "statekeeper.callbacks"
@@ -31,8 +33,11 @@ def outcome(message: Message, status: str, result: Any, error: str | None) -> di
     }
 
 
-def completion_builder(now: Callable[[], float]) -> Callable[..., list[NewMessage]]:
-    """The Completions function for an app's queues."""
+def completion_builder(
+    now: Callable[[], float], namespace: str, sealer: Sealer
+) -> Callable[..., list[NewMessage]]:
+    """The Completions function for an app's queues (of ``namespace``, sealed by
+    ``sealer``)."""
 
     def build(message: Message, status: str, result: Any, error: str | None) -> list[NewMessage]:
         reply_to = message.reply_to or {}
@@ -47,14 +52,15 @@ def completion_builder(now: Callable[[], float]) -> Callable[..., list[NewMessag
             built.append(_message(CALLBACK_QUEUE, callback, message, now()))
         return built
 
+    def _message(queue: str, body: dict[str, Any], source: Message, at: float) -> NewMessage:
+        id = uuid.uuid4().hex
+        data = json.dumps(body, separators=(",", ":"), default=str).encode()
+        return NewMessage(
+            id=id,
+            queue=queue,
+            body=sealer.seal(data, MESSAGE, namespace, id, "body"),
+            available_at=at,
+            correlation_id=source.correlation_id,
+        )
+
     return build
-
-
-def _message(queue: str, body: dict[str, Any], source: Message, at: float) -> NewMessage:
-    return NewMessage(
-        id=uuid.uuid4().hex,
-        queue=queue,
-        body=json.dumps(body, separators=(",", ":"), default=str).encode(),
-        available_at=at,
-        correlation_id=source.correlation_id,
-    )

@@ -35,6 +35,7 @@ from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
+from statekeeper.sealing import MESSAGE, PLAIN, Sealer
 from statekeeper.state.validation import check_text, decode_value, encode_value
 from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
 
@@ -96,11 +97,13 @@ class Queue:
         rng: random.Random | None = None,
         completions: Completions | None = None,
         callback_policy: Callable[[], CallbackPolicy] | None = None,
+        sealer: Sealer = PLAIN,
     ) -> None:
         self.name = check_queue_name(name)
         self._completions = completions
         # Which callback URLs messages may carry (the app's allow-list, else the environment).
         self._callback_policy = callback_policy or CallbackPolicy.from_env
+        self.sealer = sealer
         self.config = config
         self.namespace = namespace
         # A queue may be declared before its app opens: then the backend comes later.
@@ -176,18 +179,36 @@ class Queue:
         if dedup_window is not None:
             window = _check_seconds("dedup_window", dedup_window, allow_zero=False)
         seconds = 0.0 if delay is None else _check_seconds("delay", delay, allow_zero=True)
+        id = uuid.uuid4().hex
+        encoded_attributes = _encode_attributes(attributes)
+        encoded_reply_to = _encode_reply_to(reply_to, self._callback_policy)
+        if self.sealer.enabled:
+            data, encoded_attributes, encoded_reply_to = self._seal(
+                id, data, encoded_attributes, encoded_reply_to
+            )
         return NewMessage(
-            id=uuid.uuid4().hex,
+            id=id,
             queue=self.name,
             body=data,
             available_at=now + seconds,
-            attributes=_encode_attributes(attributes),
+            attributes=encoded_attributes,
             correlation_id=_check_text("correlation id", correlation or correlation_id.get()),
             group_id=_check_text("group", group),
             dedup_id=_check_text("dedup_id", dedup_id),
             dedup_expires_at=now + window,
             fingerprint=fingerprint,
-            reply_to=_encode_reply_to(reply_to, self._callback_policy),
+            reply_to=encoded_reply_to,
+        )
+
+    def _seal(
+        self, id: str, body: bytes, attributes: str | None, reply_to: str | None
+    ) -> tuple[bytes, str | None, str | None]:
+        """A message's payloads sealed, bound to its namespace and id."""
+        seal, seal_text, ns = self.sealer.seal, self.sealer.seal_text, self.namespace
+        return (
+            seal(body, MESSAGE, ns, id, "body"),
+            None if attributes is None else seal_text(attributes, MESSAGE, ns, id, "attributes"),
+            None if reply_to is None else seal_text(reply_to, MESSAGE, ns, id, "reply_to"),
         )
 
     async def send(
@@ -315,7 +336,7 @@ class Queue:
                 self.name,
                 row.id,
                 token,
-                error=text,
+                error=self.sealer.seal_text(text, MESSAGE, self.namespace, row.id, "last_error"),
                 retry_at=now + retry.delay(row.attempts, self._rng),
                 max_attempts=retry.max_attempts if retryable else 0,
                 messages=(),
@@ -333,19 +354,23 @@ class Queue:
         )
 
     def _message(self, row: QueuedMessage, token: str) -> Message:
+        open, open_text, ns, id = self.sealer.open, self.sealer.open_text, self.namespace, row.id
+        reply_to, last_error = row.reply_to, row.last_error
         return Message(
-            id=row.id,
+            id=id,
             queue=self.name,
-            body=decode_value(row.id, row.body),
-            attributes=_stored_object(row.id, "attributes", row.attributes) or {},
+            body=decode_value(id, open(row.body, MESSAGE, ns, id, "body")),
+            attributes=self._attributes(id, row.attributes),
             correlation_id=row.correlation_id,
             group=row.group_id,
             attempt=row.attempts,
             enqueued_at=row.enqueued_at,
             lease_token=token,
             lease_expires_at=row.available_at,
-            last_error=row.last_error,
-            reply_to=_stored_object(row.id, "reply_to", row.reply_to),
+            last_error=last_error and open_text(last_error, MESSAGE, ns, id, "last_error"),
+            reply_to=_stored_object(
+                id, "reply_to", reply_to and open_text(reply_to, MESSAGE, ns, id, "reply_to")
+            ),
             _queue=self,
         )
 
@@ -359,6 +384,7 @@ class Queue:
             data = encode_value(
                 "", result, self.config.max_message_bytes, f"result of message {message.id!r}"
             )
+            data = self.sealer.seal(data, MESSAGE, self.namespace, message.id, "result")
         completions = self._completion_messages(message, "succeeded", result, None)
         settled = await self._backend.queue_ack(
             self.namespace,
@@ -389,7 +415,7 @@ class Queue:
             self.name,
             message.id,
             message.lease_token,
-            error=text,
+            error=self.sealer.seal_text(text, MESSAGE, self.namespace, message.id, "last_error"),
             retry_at=now + retry.delay(message.attempt, self._rng),
             max_attempts=retry.max_attempts if retryable else 0,
             messages=completions,
@@ -475,7 +501,8 @@ class Queue:
             batch: list[NewMessage] = []
             for row in rows:
                 try:
-                    found = _stored_object(row.id, "attributes", row.attributes) or {}
+                    body = self.sealer.open(row.body, MESSAGE, self.namespace, row.id, "body")
+                    found = self._attributes(row.id, row.attributes)
                 except StatekeeperError as error:
                     log.warning(
                         "archived message not replayed: unreadable",
@@ -486,13 +513,17 @@ class Queue:
                     continue
                 if limit is not None and replayed + len(batch) >= limit:
                     break
+                id = uuid.uuid4().hex  # a new message: its payloads sealed for its new id
+                new_body, new_attributes, _ = self._seal(
+                    id, body, json.dumps({**found, "replay_of": row.id}), None
+                )
                 batch.append(
                     NewMessage(
-                        id=uuid.uuid4().hex,
+                        id=id,
                         queue=self.name,
-                        body=row.body,
+                        body=new_body,
                         available_at=self._clock(),
-                        attributes=json.dumps({**found, "replay_of": row.id}),
+                        attributes=new_attributes,
                         correlation_id=row.correlation_id,
                         group_id=row.group_id,
                     )
@@ -528,11 +559,21 @@ class Queue:
         body: Any = None
         body_error = None
         attributes: dict[str, Any] = {}
+        last_error = None
         try:
-            body = decode_value(row.id, row.body)
-            attributes = _stored_object(row.id, "attributes", row.attributes) or {}
+            body = decode_value(
+                row.id, self.sealer.open(row.body, MESSAGE, self.namespace, row.id, "body")
+            )
+            attributes = self._attributes(row.id, row.attributes)
         except StatekeeperError as error:
             body_error = error.message
+        if row.last_error is not None:
+            try:
+                last_error = self.sealer.open_text(
+                    row.last_error, MESSAGE, self.namespace, row.id, "last_error"
+                )
+            except StatekeeperError as error:
+                body_error = body_error or error.message
         return StoredMessage(
             id=row.id,
             body=body,
@@ -543,10 +584,16 @@ class Queue:
             attempts=row.attempts,
             available_at=row.available_at,
             enqueued_at=row.enqueued_at,
-            last_error=row.last_error,
+            last_error=last_error,
             dead_at=row.dead_at,
             body_error=body_error,
         )
+
+    def _attributes(self, id: str, stored: str | None) -> dict[str, Any]:
+        if stored is None:
+            return {}
+        text = self.sealer.open_text(stored, MESSAGE, self.namespace, id, "attributes")
+        return _stored_object(id, "attributes", text) or {}
 
 
 def _stored_object(id: str, field: str, text: str | None) -> dict[str, Any] | None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from statekeeper.errors import StatekeeperError
+from statekeeper.sealing import MESSAGE, Sealer
 from statekeeper.state.validation import decode_value
 from statekeeper.storage.base import Backend, FoundMessage
 
 
-def describe(id: str, found: FoundMessage) -> dict[str, Any]:
-    """The status document of a found message."""
+def describe(id: str, found: FoundMessage, sealer: Sealer, namespace: str) -> dict[str, Any]:
+    """The status document of a found message; a stored error or result that cannot be
+    read is shown as ``error_unreadable`` or ``result_error``, not as a failed request."""
     status = {
         "ready": "failed" if found.attempts > 0 else "accepted",
         "waiting": "accepted",  # behind an earlier message of its group
@@ -29,23 +31,33 @@ def describe(id: str, found: FoundMessage) -> dict[str, Any]:
         "attempts": found.attempts,
         "enqueued_at": found.enqueued_at,
     }
+    if status in ("failed", "dead-lettered"):
+        document["error"] = None
+        if found.last_error is not None:
+            try:
+                document["error"] = sealer.open_text(
+                    found.last_error, MESSAGE, namespace, id, "last_error"
+                )
+            except StatekeeperError as error:
+                document["error_unreadable"] = error.message
     if status == "failed":
-        document["error"] = found.last_error
         document["next_attempt_at"] = found.available_at
     if status == "dead-lettered":
-        document["error"] = found.last_error
         document["dead_at"] = found.dead_at
     if status == "succeeded":
         document["completed_at"] = found.completed_at
         document["result"] = None
         if found.result is not None:
             try:
-                document["result"] = decode_value(id, found.result)
+                result = sealer.open(found.result, MESSAGE, namespace, id, "result")
+                document["result"] = decode_value(id, result)
             except StatekeeperError as error:  # shown, not a failed status request
                 document["result_error"] = error.message
     return document
 
 
-async def request_status(backend: Backend, namespace: str, id: str) -> dict[str, Any] | None:
+async def request_status(
+    backend: Backend, namespace: str, id: str, sealer: Sealer
+) -> dict[str, Any] | None:
     found = await backend.queue_find(namespace, id)
-    return None if found is None else describe(id, found)
+    return None if found is None else describe(id, found, sealer, namespace)

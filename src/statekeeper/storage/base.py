@@ -13,6 +13,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from statekeeper.storage.idempotency_ops import IdempotencyRecord
 from statekeeper.storage.queries import Dialect
+from statekeeper.storage.reseal_ops import ResealChange, ResealRow
 from statekeeper.storage.workflow_ops import (
     HistoryEntry,
     JournalEntry,
@@ -408,6 +409,7 @@ class Backend(Protocol):
         output: bytes | None,
         error: str | None,
         parent_id: str | None,
+        parent_event: bytes | None,
         now: float,
     ) -> bool: ...
 
@@ -436,3 +438,20 @@ class Backend(Protocol):
     ) -> list[tuple[Any, ...]]: ...
 
     async def workflow_next_due(self, namespace: str) -> float | None: ...
+
+    # --- re-sealing (see storage/reseal_ops.py) -----------------------------------------
+
+    async def reseal_scan(
+        self,
+        kind: str,
+        after: tuple[Any, ...] | None,
+        *,
+        limit: int,
+        primary: str,
+        bytes_prefix: bytes,
+        text_prefix: str,
+    ) -> list[ResealRow]:
+        """Rows of ``kind`` after ``after`` holding a value not sealed by ``primary``."""
+
+    async def reseal_write(self, kind: str, changes: Sequence[ResealChange]) -> list[bool]:
+        """Compare-and-swap each change in one transaction; per change, whether it landed."""

@@ -34,6 +34,7 @@ from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.postgres_queues import PostgresQueueOps
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.queue_statements import outbox_arrays
+from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.url import DatabaseURL
@@ -58,7 +59,7 @@ async def _skip_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps):
+class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
     """State in a PostgreSQL database (optionally in its own schema)."""
 
     _queries = Q

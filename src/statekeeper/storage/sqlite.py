@@ -31,6 +31,7 @@ from statekeeper.storage.outcomes import (
     transaction_conflict,
 )
 from statekeeper.storage.queries import Dialect, Query, load
+from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.sqlite_queues import SQLiteQueueOps, send_messages
 from statekeeper.storage.sqlite_writer import WriterThread
@@ -46,7 +47,7 @@ class _Abandon(Exception):
     """Rolls back an atomic script's job (its savepoint) when a required row is missing."""
 
 
-class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps):
+class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
     """State on one SQLite file, shared safely by threads and OS processes."""
 
     _queries = Q

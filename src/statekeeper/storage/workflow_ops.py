@@ -7,7 +7,6 @@ row). The hot path, the checkpoint of a step, is one statement on PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -181,10 +180,12 @@ class WorkflowOps(StatementRunner):
         output: bytes | None,
         error: str | None,
         parent_id: str | None,
+        parent_event: bytes | None,
         now: float,
     ) -> bool:
         """Finish the workflow while the fence holds; False if the lease was lost. A
-        child's end is delivered to its parent (event ``child:<id>``) atomically."""
+        child's end is delivered to its parent as event ``child:<id>`` with the data
+        ``parent_event`` (built, and sealed, by the caller), atomically."""
         finish = self._bind(
             "wf_finish", status=status, output=output, error=error, now=now,
             namespace=namespace, id=id, fence=fence,
@@ -192,11 +193,9 @@ class WorkflowOps(StatementRunner):
         script: list[Scripted] = [(finish, "found", True)]
         if parent_id is not None:
             event = f"child:{id}"
-            outcome = {"status": status, "error": error}
-            data = json.dumps({**outcome, "output": json.loads(output) if output else None})
             script.append((self._bind(
                 "wf_event_insert", namespace=namespace, id=parent_id, event=event,
-                data=data.encode(), now=now,
+                data=parent_event, now=now,
             ), "rowcount", False))  # fmt: skip
             script.append((self._bind(
                 "wf_event_wake", now=now, namespace=namespace, id=parent_id, event=event

@@ -3,7 +3,8 @@
 Each call takes the next journal position (at the call, before any await, so a
 fixed order of calls gives fixed positions). A recorded position returns what was
 recorded; a new one does the work and checkpoints it (one statement, only while
-this runner's fence holds) before the workflow goes on.
+this runner's fence holds) before the workflow goes on. With a keyring, every
+journal entry's input, output and error is sealed for its position.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.errors import ConfigurationError, NonDeterminismError, ValidationError
 from statekeeper.queues.policy import Retry
+from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.workflow_ops import JournalEntry
 from statekeeper.workflows.signals import (
@@ -62,8 +64,10 @@ class WorkflowContext:
         clock: Callable[[], float],
         lease: float,
         cancel_requested: bool = False,
+        sealer: Sealer = PLAIN,
     ) -> None:
         self.workflow_id = workflow_id
+        self._sealer = sealer
         self._backend = backend
         self._namespace = namespace
         self._fence = fence
@@ -111,6 +115,12 @@ class WorkflowContext:
         started_at: float | None = None,
     ) -> None:
         now = self._clock()
+        where = (STEP, self._namespace, self.workflow_id, str(position))
+        if self._sealer.enabled:
+            input = None if input is None else self._sealer.seal(input, *where, "input")
+            output = None if output is None else self._sealer.seal(output, *where, "output")
+        if error is not None:  # also without keys: a text that looks sealed is escaped
+            error = self._sealer.seal_text(error, *where, "error")
         outcome = await self._backend.workflow_checkpoint(
             self._namespace, self.workflow_id, self._fence,
             position=position, kind=kind, step_name=name, input=input, output=output,
@@ -128,11 +138,13 @@ class WorkflowContext:
             raise Cancelled()
         raise suspend
 
-    @staticmethod
-    def _replay(entry: JournalEntry) -> Any:
+    def _replay(self, entry: JournalEntry) -> Any:
+        where = (STEP, self._namespace, self.workflow_id, str(entry.position))
         if entry.error is not None:
-            raise StepFailed(entry.name, entry.error)
-        return None if entry.output is None else decode_value(entry.name, entry.output)
+            raise StepFailed(entry.name, self._sealer.open_text(entry.error, *where, "error"))
+        if entry.output is None:
+            return None
+        return decode_value(entry.name, self._sealer.open(entry.output, *where, "output"))
 
     # --- steps --------------------------------------------------------------------------
 
@@ -270,6 +282,7 @@ class WorkflowContext:
         entry = self._recorded(position, "child", name)
         if entry is None:
             data = encode(f"input of child workflow {name!r}", input)
+            data = self._sealer.seal(data, WORKFLOW, self._namespace, child_id, "input")
             await self._backend.workflow_create(
                 self._namespace, child_id, name, data, self.workflow_id, self._clock()
             )
@@ -361,6 +374,10 @@ class WorkflowContext:
             self._namespace, self.workflow_id, name
         )
         if arrived:
+            if data is not None:  # sealed for the event; journaled, sealed for its position
+                data = self._sealer.open(
+                    data, EVENT, self._namespace, self.workflow_id, name, "data"
+                )
             await self._checkpoint(position, "event", name, output=data or b"null")
             return None if data is None else decode_value(name, data)
         if deadline is not None and self._clock() >= deadline:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import json
 import logging
 import re
 import secrets
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from statekeeper.errors import (
     ConfigurationError,
+    DecryptionError,
     StatekeeperError,
     UnknownWorkflow,
     ValidationError,
@@ -32,8 +34,9 @@ from statekeeper.errors import (
     WorkflowNotFound,
 )
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
+from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.state.validation import decode_value
-from statekeeper.storage.workflow_ops import LeasedWorkflow
+from statekeeper.storage.workflow_ops import HistoryEntry, LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
 from statekeeper.workflows.signals import Cancelled, Compensated, LeaseLost, Suspend
 from statekeeper.workflows.tokens import InvalidToken
@@ -59,6 +62,7 @@ class WorkflowStatus:
     error: str | None
     created_at: float
     updated_at: float
+    read_error: str | None = None  # why the stored output or error cannot be read
 
     @property
     def done(self) -> bool:
@@ -73,6 +77,7 @@ class WorkflowStatus:
             "error": self.error,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **({"read_error": self.read_error} if self.read_error else {}),
         }
 
 
@@ -85,12 +90,14 @@ class Workflows:
         wakeups: Wakeups,
         *,
         lease: float = 30.0,
+        sealer: Sealer = PLAIN,
     ) -> None:
         self._backend_of = backend
         self.namespace = namespace
         self._clock = clock
         self._wakeups = wakeups
         self.lease = lease
+        self.sealer = sealer
         self.registry: dict[str, WorkflowFn] = {}
         self.secret: str | None = None  # signs callback tokens (STATEKEEPER_CALLBACK_SECRET)
 
@@ -120,6 +127,7 @@ class Workflows:
                 f"workflow id must be 1-200 letters, digits or '_.:@-', got {chosen!r}"
             )
         data = encode(f"input of workflow {name!r}", input)
+        data = self.sealer.seal(data, WORKFLOW, self.namespace, chosen, "input")
         created = await self._backend.workflow_create(
             self.namespace, chosen, name, data, None, self._clock()
         )
@@ -131,16 +139,27 @@ class Workflows:
         row = await self._backend.workflow_get(self.namespace, id)
         if row is None:
             raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
-        output = None if row.output is None else decode_value(id, row.output)
+        output = error = read_error = None
+        try:  # an unreadable output or error is shown as such, not as a failed request
+            if row.output is not None:
+                stored = self.sealer.open(row.output, WORKFLOW, self.namespace, id, "output")
+                output = decode_value(id, stored)
+            if row.error is not None:
+                error = self.sealer.open_text(row.error, WORKFLOW, self.namespace, id, "error")
+        except StatekeeperError as problem:
+            read_error = problem.message
         return WorkflowStatus(
-            row.id, row.name, row.status, output, row.error, row.created_at, row.updated_at
-        )
+            row.id, row.name, row.status, output, error, row.created_at, row.updated_at,
+            read_error,
+        )  # fmt: skip
 
     async def result(self, id: str, *, poll: float = 0.05, timeout: float = 60.0) -> Any:
         """Wait until the workflow finishes; its output, or WorkflowFailed-like error."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             status = await self.status(id)
+            if status.read_error is not None:
+                raise DecryptionError(status.read_error, id=id)
             if status.done:
                 if status.status != "succeeded":
                     raise StatekeeperError(
@@ -156,6 +175,7 @@ class Workflows:
         if not isinstance(name, str) or not name or len(name) > 200:
             raise ValidationError(f"event name must be a string of 1-200 characters, got {name!r}")
         payload = encode(f"data of event {name!r}", data)
+        payload = self.sealer.seal(payload, EVENT, self.namespace, id, name, "data")
         await self._backend.workflow_event(self.namespace, id, name, payload, self._clock())
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
@@ -198,23 +218,28 @@ class Workflows:
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def history(self, id: str) -> builtins.list[dict[str, Any]]:
-        """Every journal entry: kind, name, input, output, error, attempts, timings."""
+        """Every journal entry: kind, name, input, output, error, attempts, timings (an
+        entry that cannot be read has ``read_error``)."""
         await self.status(id)  # WorkflowNotFound if there is none
         entries = await self._backend.workflow_history(self.namespace, id)
-        return [
-            {
-                "position": e.position,
-                "kind": e.kind,
-                "name": e.name,
-                "input": None if e.input is None else decode_value(e.name, e.input),
-                "output": None if e.output is None else decode_value(e.name, e.output),
-                "error": e.error,
-                "attempts": e.attempts,
-                "started_at": e.started_at,
-                "finished_at": e.finished_at,
-            }
-            for e in entries
-        ]
+        return [self._entry(id, e) for e in entries]
+
+    def _entry(self, id: str, e: HistoryEntry) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "position": e.position, "kind": e.kind, "name": e.name, "input": None,
+            "output": None, "error": None, "attempts": e.attempts, "started_at": e.started_at,
+            "finished_at": e.finished_at,
+        }  # fmt: skip
+        where = (STEP, self.namespace, id, str(e.position))
+        try:
+            for field, stored in (("input", e.input), ("output", e.output)):
+                if stored is not None:
+                    entry[field] = decode_value(e.name, self.sealer.open(stored, *where, field))
+            if e.error is not None:
+                entry["error"] = self.sealer.open_text(e.error, *where, "error")
+        except StatekeeperError as problem:
+            entry["read_error"] = problem.message
+        return entry
 
     async def answer_callback(self, token: str, answer: dict[str, Any]) -> str:
         """Deliver an outside system's answer to the workflow waiting on ``token``:
@@ -307,11 +332,13 @@ class WorkflowRunner:
         ctx = WorkflowContext(
             backend, flows.namespace, leased.id, leased.fence, journal,
             clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
+            sealer=flows.sealer,
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
         try:
-            workflow_input = decode_value(leased.id, leased.input)
+            stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
+            workflow_input = decode_value(leased.id, stored)
         except StatekeeperError as error:  # fails alone, and for good: it cannot change
             await self._finish(leased, "failed", None, f"unreadable input: {error.message}")
             return
@@ -349,10 +376,22 @@ class WorkflowRunner:
     async def _finish(
         self, leased: LeasedWorkflow, status: str, output: bytes | None, error: str | None
     ) -> None:
+        """End the workflow; a child's outcome is delivered to its parent as event
+        ``child:<id>`` in the same transaction."""
         flows = self.workflows
+        seal, ns, id = flows.sealer, flows.namespace, leased.id
+        parent_event = None
+        if leased.parent_id is not None:
+            outcome = {"status": status, "error": error}
+            data = json.dumps({**outcome, "output": json.loads(output) if output else None})
+            parent_event = seal.seal(
+                data.encode(), EVENT, ns, leased.parent_id, f"child:{id}", "data"
+            )
         finished = await flows._backend.workflow_finish(
-            flows.namespace, leased.id, leased.fence, status=status, output=output,
-            error=error, parent_id=leased.parent_id, now=flows._clock(),
+            ns, id, leased.fence, status=status,
+            output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
+            error=None if error is None else seal.seal_text(error, WORKFLOW, ns, id, "error"),
+            parent_id=leased.parent_id, parent_event=parent_event, now=flows._clock(),
         )  # fmt: skip
         if finished:
             self.completed += 1

@@ -1,0 +1,196 @@
+"""Re-sealing everything under the primary key, after a key rotation (``statekeeper
+reencrypt``).
+
+Every table that holds payloads is walked in primary-key order, every namespace of
+the database, in batches: the rows holding a value not sealed by the primary key
+(sealed by an older key, or written before a keyring was configured) are opened
+and sealed again, and each batch is written in one transaction by compare-and-swap
+on the old bytes, so a value its owner rewrote meanwhile (already under the primary
+key) is left alone and counted. A run stopped anywhere loses nothing; the next run
+finds only what is left. A value that does not open with the configured keys is
+left as it is and counted ``unreadable``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from statekeeper.errors import DecryptionError, ValidationError
+from statekeeper.keyring import Keyring
+from statekeeper.sealing import EVENT, IDEMPOTENCY, MESSAGE, STEP, WORKFLOW, Sealer
+from statekeeper.state.encryption import associated_data
+from statekeeper.storage.base import Backend
+from statekeeper.storage.reseal_ops import RESEAL_TABLES, ResealChange, ResealRow
+
+log = logging.getLogger("statekeeper.reencrypt")
+
+# In this order: state first, then queues, idempotency, workflows.
+KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events")
+MAX_BATCH = 10_000
+
+# Called with a namespace and the state keys re-sealed in it (to drop them from a cache).
+StateResealed = Callable[[str, list[str]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class KindReport:
+    examined: int = 0  # rows found holding a value not sealed by the primary key
+    rewritten: int = 0
+    changed_meanwhile: int = 0  # rewritten by their owner between the scan and the swap
+    unreadable: int = 0  # a value did not open with the configured keys: left as it is
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "examined": self.examined,
+            "rewritten": self.rewritten,
+            "changed_meanwhile": self.changed_meanwhile,
+            "unreadable": self.unreadable,
+        }
+
+
+@dataclass(slots=True)
+class ReencryptReport:
+    primary: str
+    complete: bool = False  # False when stopped after max_batches: run again to finish
+    batches: int = 0
+    kinds: dict[str, KindReport] = field(default_factory=lambda: {k: KindReport() for k in KINDS})
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(kind, name)) for kind in self.kinds.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        totals = ("examined", "rewritten", "changed_meanwhile", "unreadable")
+        return {
+            "primary_key": self.primary,
+            "complete": self.complete,
+            "batches": self.batches,
+            **{name: self.total(name) for name in totals},
+            "kinds": {name: kind.to_dict() for name, kind in self.kinds.items()},
+        }
+
+
+async def reencrypt(
+    backend: Backend,
+    keyring: Keyring,
+    *,
+    batch_size: int = 500,
+    max_batches: int | None = None,
+    state_resealed: StateResealed | None = None,
+) -> ReencryptReport:
+    """Re-seal every stored value under ``keyring``'s primary key; stop after
+    ``max_batches`` batches if given (the report then says it is not complete)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise ValidationError(f"batch size must be an integer, got {batch_size!r}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValidationError(f"batch size must be 1 to {MAX_BATCH}, got {batch_size}")
+    if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
+        raise ValidationError(f"max batches must be a positive integer, got {max_batches!r}")
+    sealer = Sealer(keyring)
+    bytes_prefix, text_prefix = sealer.primary_prefixes()
+    report = ReencryptReport(keyring.primary)
+    for kind in KINDS:
+        counts = report.kinds[kind]
+        after: tuple[Any, ...] | None = None
+        while True:
+            if max_batches is not None and report.batches >= max_batches:
+                return report
+            rows = await backend.reseal_scan(
+                kind, after, limit=batch_size, primary=keyring.primary,
+                bytes_prefix=bytes_prefix, text_prefix=text_prefix,
+            )  # fmt: skip
+            if not rows:
+                break
+            changes: list[ResealChange] = []
+            owners: list[int] = []  # per change, the index of its row
+            for index, row in enumerate(rows):
+                counts.examined += 1
+                try:
+                    found = _changes(sealer, kind, row, bytes_prefix, text_prefix)
+                except DecryptionError as error:
+                    counts.unreadable += 1
+                    log.warning(
+                        "value not re-sealed: it does not open",
+                        extra={"kind": kind, "row": repr(row.key), "error": error.message},
+                    )
+                    continue
+                changes += found
+                owners += [index] * len(found)
+            landed = await backend.reseal_write(kind, changes)
+            report.batches += 1
+            missed = {owners[i] for i, ok in enumerate(landed) if not ok}
+            counts.changed_meanwhile += len(missed)
+            counts.rewritten += len(set(owners) - missed)
+            if kind == "state" and state_resealed is not None:
+                await _announce_state(state_resealed, rows)
+            after = rows[-1].key
+            if len(rows) < batch_size:
+                break
+    report.complete = True
+    return report
+
+
+def _changes(
+    sealer: Sealer, kind: str, row: ResealRow, bytes_prefix: bytes, text_prefix: str
+) -> list[ResealChange]:
+    """The row's values not sealed by the primary key, opened and sealed by it."""
+    values = row.values
+    if kind == "state":
+        return [_state_change(sealer, row)]
+    table = RESEAL_TABLES[kind]
+    changes = []
+    for name in table.binary:
+        value = values[name]
+        if value is not None and not bytes(value).startswith(bytes_prefix):
+            stored = bytes(value)
+            new = sealer.reseal(stored, *_place(kind, values, name))
+            changes.append(ResealChange(name, row.key, stored, new))
+    for name in table.text:
+        value = values[name]
+        if value is not None and not value.startswith(text_prefix):
+            changes.append(
+                ResealChange(
+                    name, row.key, value, sealer.reseal_text(value, *_place(kind, values, name))
+                )
+            )
+    return changes
+
+
+def _state_change(sealer: Sealer, row: ResealRow) -> ResealChange:
+    """A state value keeps its own scheme: raw sealed bytes, the key id in a column."""
+    keyring = sealer.keyring
+    assert keyring is not None
+    namespace, key = row.key
+    stored, key_id = bytes(row.values["value"]), row.values["key_id"]
+    aad = associated_data(namespace, key)
+    try:
+        plain = stored if key_id is None else keyring.open(stored, key_id, aad)
+    except DecryptionError as error:
+        raise DecryptionError(f"state key {key!r}: {error.message}", key_id=key_id) from None
+    sealed, primary = keyring.seal(plain, aad)
+    return ResealChange("value", row.key, stored, sealed, primary)
+
+
+def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
+    """Where a value lives, as its writer sealed it (see sealing.py)."""
+    namespace = values["namespace"]
+    if kind in ("messages", "archive"):  # a message's values are bound to its id
+        return (MESSAGE, namespace, values["id"], name)
+    if kind == "idempotency":
+        return (IDEMPOTENCY, namespace, values["key"], name)
+    if kind == "workflows":
+        return (WORKFLOW, namespace, values["id"], name)
+    if kind == "steps":
+        return (STEP, namespace, values["workflow_id"], str(values["position"]), name)
+    return (EVENT, namespace, values["workflow_id"], values["name"], name)
+
+
+async def _announce_state(state_resealed: StateResealed, rows: list[ResealRow]) -> None:
+    by_namespace: dict[str, list[str]] = {}
+    for row in rows:
+        namespace, key = row.key
+        by_namespace.setdefault(namespace, []).append(key)
+    for namespace, keys in by_namespace.items():
+        await state_resealed(namespace, keys)

@@ -1,0 +1,136 @@
+-- Re-sealing stored payloads under the primary encryption key (statekeeper reencrypt).
+-- Each scan walks one table in primary-key order from a cursor and returns only rows
+-- holding a value that does not begin the way the primary key's envelope begins
+-- (:bytes_prefix for BLOB/bytea columns, :text_prefix for TEXT columns, :primary for
+-- a state row's key_id): a rerun skips what is done. NULL columns have nothing to seal.
+-- Each update is a compare-and-swap on the old bytes: a value changed meanwhile stays.
+
+-- name: reseal_scan_state
+SELECT namespace, key, value, key_id
+FROM sk_state
+WHERE (namespace, key) > (:after_namespace, :after_key)
+  AND (key_id IS NULL OR key_id <> :primary)
+ORDER BY namespace, key
+LIMIT :limit;
+
+-- name: reseal_scan_messages
+SELECT seq, namespace, id, body, attributes, reply_to, last_error
+FROM sk_messages
+WHERE seq > :after_seq
+  AND (substr(body, 1, :bytes_len) <> :bytes_prefix
+       OR substr(attributes, 1, :text_len) <> :text_prefix
+       OR substr(reply_to, 1, :text_len) <> :text_prefix
+       OR substr(last_error, 1, :text_len) <> :text_prefix)
+ORDER BY seq
+LIMIT :limit;
+
+-- name: reseal_scan_archive
+SELECT id, namespace, body, result, attributes, reply_to
+FROM sk_message_archive
+WHERE id > :after_id
+  AND (substr(body, 1, :bytes_len) <> :bytes_prefix
+       OR substr(result, 1, :bytes_len) <> :bytes_prefix
+       OR substr(attributes, 1, :text_len) <> :text_prefix
+       OR substr(reply_to, 1, :text_len) <> :text_prefix)
+ORDER BY id
+LIMIT :limit;
+
+-- name: reseal_scan_idempotency
+SELECT namespace, key, result
+FROM sk_idempotency
+WHERE (namespace, key) > (:after_namespace, :after_key)
+  AND substr(result, 1, :bytes_len) <> :bytes_prefix
+ORDER BY namespace, key
+LIMIT :limit;
+
+-- name: reseal_scan_workflows
+SELECT namespace, id, input, output, error
+FROM sk_workflows
+WHERE (namespace, id) > (:after_namespace, :after_id)
+  AND (substr(input, 1, :bytes_len) <> :bytes_prefix
+       OR substr(output, 1, :bytes_len) <> :bytes_prefix
+       OR substr(error, 1, :text_len) <> :text_prefix)
+ORDER BY namespace, id
+LIMIT :limit;
+
+-- name: reseal_scan_steps
+SELECT namespace, workflow_id, position, input, output, error
+FROM sk_workflow_steps
+WHERE (namespace, workflow_id, position) > (:after_namespace, :after_workflow_id, :after_position)
+  AND (substr(input, 1, :bytes_len) <> :bytes_prefix
+       OR substr(output, 1, :bytes_len) <> :bytes_prefix
+       OR substr(error, 1, :text_len) <> :text_prefix)
+ORDER BY namespace, workflow_id, position
+LIMIT :limit;
+
+-- name: reseal_scan_events
+SELECT namespace, workflow_id, name, data
+FROM sk_workflow_events
+WHERE (namespace, workflow_id, name) > (:after_namespace, :after_workflow_id, :after_name)
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+ORDER BY namespace, workflow_id, name
+LIMIT :limit;
+
+-- name: reseal_state_value
+-- A state value keeps its ETag: re-sealing does not change what it holds.
+UPDATE sk_state SET value = :new, key_id = :key_id
+WHERE namespace = :namespace AND key = :key AND value = :old;
+
+-- name: reseal_messages_body
+UPDATE sk_messages SET body = :new WHERE seq = :seq AND body = :old;
+
+-- name: reseal_messages_attributes
+UPDATE sk_messages SET attributes = :new WHERE seq = :seq AND attributes = :old;
+
+-- name: reseal_messages_reply_to
+UPDATE sk_messages SET reply_to = :new WHERE seq = :seq AND reply_to = :old;
+
+-- name: reseal_messages_last_error
+UPDATE sk_messages SET last_error = :new WHERE seq = :seq AND last_error = :old;
+
+-- name: reseal_archive_body
+UPDATE sk_message_archive SET body = :new WHERE id = :id AND body = :old;
+
+-- name: reseal_archive_result
+UPDATE sk_message_archive SET result = :new WHERE id = :id AND result = :old;
+
+-- name: reseal_archive_attributes
+UPDATE sk_message_archive SET attributes = :new WHERE id = :id AND attributes = :old;
+
+-- name: reseal_archive_reply_to
+UPDATE sk_message_archive SET reply_to = :new WHERE id = :id AND reply_to = :old;
+
+-- name: reseal_idempotency_result
+UPDATE sk_idempotency SET result = :new
+WHERE namespace = :namespace AND key = :key AND result = :old;
+
+-- name: reseal_workflows_input
+UPDATE sk_workflows SET input = :new
+WHERE namespace = :namespace AND id = :id AND input = :old;
+
+-- name: reseal_workflows_output
+UPDATE sk_workflows SET output = :new
+WHERE namespace = :namespace AND id = :id AND output = :old;
+
+-- name: reseal_workflows_error
+UPDATE sk_workflows SET error = :new
+WHERE namespace = :namespace AND id = :id AND error = :old;
+
+-- name: reseal_steps_input
+UPDATE sk_workflow_steps SET input = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND position = :position
+  AND input = :old;
+
+-- name: reseal_steps_output
+UPDATE sk_workflow_steps SET output = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND position = :position
+  AND output = :old;
+
+-- name: reseal_steps_error
+UPDATE sk_workflow_steps SET error = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND position = :position
+  AND error = :old;
+
+-- name: reseal_events_data
+UPDATE sk_workflow_events SET data = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND name = :name AND data = :old;

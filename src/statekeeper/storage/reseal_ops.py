@@ -1,0 +1,117 @@
+"""Re-sealing stored payloads, for both adapters (queries in ``queries/reseal.sql``).
+
+Storage does not open or seal anything: it finds, in primary-key order, the rows
+holding a value that does not begin the way the primary key's envelope begins,
+and writes the values it is handed back, each only if the old bytes are still there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from statekeeper.storage.runner import Scripted, StatementRunner
+
+
+class ResealTable(NamedTuple):
+    """A table whose payloads can be re-sealed: the columns its scan returns (its
+    primary key first, the scan's order and cursor) and the columns holding payloads."""
+
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    binary: tuple[str, ...]  # BLOB / bytea
+    text: tuple[str, ...]
+
+
+RESEAL_TABLES: dict[str, ResealTable] = {
+    "state": ResealTable(("namespace", "key"), ("value", "key_id"), ("value",), ()),
+    "messages": ResealTable(
+        ("seq",),
+        ("namespace", "id", "body", "attributes", "reply_to", "last_error"),
+        ("body",),
+        ("attributes", "reply_to", "last_error"),
+    ),
+    "archive": ResealTable(
+        ("id",),
+        ("namespace", "body", "result", "attributes", "reply_to"),
+        ("body", "result"),
+        ("attributes", "reply_to"),
+    ),
+    "idempotency": ResealTable(("namespace", "key"), ("result",), ("result",), ()),
+    "workflows": ResealTable(
+        ("namespace", "id"), ("input", "output", "error"), ("input", "output"), ("error",)
+    ),
+    "steps": ResealTable(
+        ("namespace", "workflow_id", "position"),
+        ("input", "output", "error"),
+        ("input", "output"),
+        ("error",),
+    ),
+    "events": ResealTable(("namespace", "workflow_id", "name"), ("data",), ("data",), ()),
+}
+
+
+class ResealRow(NamedTuple):
+    key: tuple[Any, ...]  # the row's primary key: the cursor to scan on from
+    values: dict[str, Any]  # every column of the scan by name, the key's too
+
+
+class ResealChange(NamedTuple):
+    """Write ``new`` over ``old`` in ``field`` of the row ``key`` (for state, also its
+    ``key_id``)."""
+
+    field: str
+    key: tuple[Any, ...]
+    old: bytes | str
+    new: bytes | str
+    key_id: str | None = None
+
+
+class ResealOps(StatementRunner):
+    """Mixed into both backends."""
+
+    async def reseal_scan(
+        self,
+        kind: str,
+        after: tuple[Any, ...] | None,
+        *,
+        limit: int,
+        primary: str,
+        bytes_prefix: bytes,
+        text_prefix: str,
+    ) -> list[ResealRow]:
+        """Up to ``limit`` rows of ``kind`` after the cursor ``after`` (None: from the
+        start) with a value not sealed by the ``primary`` key, in primary-key order."""
+        table = RESEAL_TABLES[kind]
+        start = after if after is not None else _before_all(table.key)
+        statement = self._bind(
+            f"reseal_scan_{kind}", limit=limit, primary=primary, bytes_prefix=bytes_prefix,
+            bytes_len=len(bytes_prefix), text_prefix=text_prefix, text_len=len(text_prefix),
+            **{f"after_{name}": value for name, value in zip(table.key, start, strict=True)},
+        )  # fmt: skip
+        rows = await self.run_many(statement, f"cannot scan {kind} to re-seal")
+        width = len(table.key)
+        names = table.key + table.columns
+        return [ResealRow(tuple(row[:width]), dict(zip(names, row, strict=True))) for row in rows]
+
+    async def reseal_write(self, kind: str, changes: Sequence[ResealChange]) -> list[bool]:
+        """Apply ``changes`` in one transaction; per change, whether the old value was
+        still there (and is replaced)."""
+        if not changes:
+            return []
+        key = RESEAL_TABLES[kind].key
+        script: list[Scripted] = []
+        for change in changes:
+            statement = self._bind(
+                f"reseal_{kind}_{change.field}", new=change.new, old=change.old,
+                key_id=change.key_id, **dict(zip(key, change.key, strict=True)),
+            )  # fmt: skip
+            script.append((statement, "rowcount", False))
+        counts = await self.run_atomic(script, f"cannot re-seal {kind}")
+        return [bool(count) for count in counts or []]
+
+
+def _before_all(key: tuple[str, ...]) -> tuple[Any, ...]:
+    """A cursor before every row: sequence numbers and positions are positive, text keys
+    non-empty."""
+    return tuple(-1 if name in ("seq", "position") else "" for name in key)
