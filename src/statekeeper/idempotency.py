@@ -25,13 +25,14 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
     StatekeeperError,
     ValidationError,
 )
-from statekeeper.state.validation import check_key, decode_value, encode_value
+from statekeeper.state.validation import check_key
 from statekeeper.storage.base import Backend
 
 log = logging.getLogger("statekeeper.idempotency")

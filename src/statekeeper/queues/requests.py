@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from statekeeper.state.validation import decode_value
+from statekeeper.codec import decode_value
 from statekeeper.storage.base import Backend, FoundMessage
 
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.constants import MAX_LIST_LIMIT, MAX_TRANSACTION_OPS
 from statekeeper.errors import (
     ConflictError,
@@ -33,13 +34,7 @@ from statekeeper.logs import correlation_id
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
 from statekeeper.state.item import Item, Page
-from statekeeper.state.validation import (
-    check_key,
-    check_text,
-    check_ttl,
-    decode_value,
-    encode_value,
-)
+from statekeeper.state.validation import check_key, check_text, check_ttl
 from statekeeper.storage.base import Backend, DeleteOp, NewMessage, PutOp, StoredItem, WriteOp
 
 if TYPE_CHECKING:

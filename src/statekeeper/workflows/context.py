@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import ConfigurationError, NonDeterminismError, ValidationError
+from statekeeper.identifiers import check_event_name, check_workflow_id, check_workflow_name
 from statekeeper.queues.policy import Retry
-from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.workflow_ops import JournalEntry
 from statekeeper.workflows.signals import (
     CallbackFailed,
@@ -250,6 +251,9 @@ class WorkflowContext:
     ) -> Coroutine[Any, Any, Any]:
         """Start workflow ``name`` as a child and wait for its output (ChildFailed if it
         does not succeed). Its id defaults to ``<this id>:<position>``."""
+        check_workflow_name(name)
+        if id is not None:
+            check_workflow_id(id)
         position = self._next()
         waits = (self._next(), self._next())
         return self._child(position, waits, name, input, id or f"{self.workflow_id}:{position}")
@@ -326,8 +330,7 @@ class WorkflowContext:
     def wait_for_event(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
         """The data of event ``name`` sent to this workflow (``app.workflows.send_event``),
         waiting durably for it; EventTimeout after ``timeout`` seconds."""
-        if not isinstance(name, str) or not name or len(name) > 200:
-            raise ValidationError(f"event name must be a string of 1-200 characters, got {name!r}")
+        check_event_name(name)
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"event timeout must be a positive number, got {timeout!r}")
         return self._wait(name, timeout, (self._next(), self._next()))
