@@ -74,7 +74,7 @@ class InvalidValue(ValidationError):
     code = "invalid_value"
 
 
-class MalformedJSON(ValidationError):
+class MalformedJSON(InvalidValue):
     """The input is not strict UTF-8 JSON within the limits."""
 
     code = "malformed_json"
