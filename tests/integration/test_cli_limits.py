@@ -17,8 +17,7 @@ import pytest
 from statekeeper import App
 from statekeeper.errors import ConfigurationError
 from statekeeper.http.config import HttpConfig
-
-from ..conftest import PG_DSN
+from tests.conftest import PG_DSN
 
 ROOT = Path(__file__).parents[2]
 PASSWORD = "hunter2-" + secrets.token_hex(4)
