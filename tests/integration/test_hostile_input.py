@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from statekeeper import App
-from statekeeper.errors import InvalidFilter, InvalidValue, InvalidWorkflowId
+from statekeeper.errors import (
+    InvalidFilter,
+    InvalidIdentifier,
+    InvalidKey,
+    InvalidNamespace,
+    InvalidQueueName,
+    InvalidValue,
+    InvalidWorkflowId,
+)
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
 from statekeeper.workflows import WorkflowContext
@@ -244,3 +252,21 @@ async def test_invalid_filters_are_errors(app: App) -> None:
     with pytest.raises(InvalidFilter, match="invalid name filter"):
         await app.workflows.list(name="W\n")
     assert await app.workflows.list(status="failed") == []
+
+
+async def test_python_api_refuses_control_characters_and_stores_nothing(
+    app: App, database_url: str
+) -> None:
+    for namespace in ("ns\n", "a\x00b", "tab\there", "x" * 129):
+        with pytest.raises(InvalidNamespace):
+            App(database_url, namespace=namespace, purge_interval=None, encryption=None)
+    for key in ("user:1\n", "a\rb", "del\x7f"):
+        with pytest.raises(InvalidKey, match="control character"):
+            await app.state.put(key, 1)
+    for options in ({"dedup_id": "d\n"}, {"group": "g\n"}, {"correlation": "c\n"}):
+        with pytest.raises(InvalidIdentifier):
+            await app.queue("orders").send(1, **options)  # type: ignore[arg-type]
+    with pytest.raises(InvalidQueueName):
+        app.queue("jobs\n")
+    assert (await app.state.list("")).items == []
+    assert (await app.queue("orders").stats()).ready == 0

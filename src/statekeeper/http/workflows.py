@@ -33,6 +33,7 @@ from statekeeper.identifiers import check_event_name, check_workflow_id, check_w
 if TYPE_CHECKING:
     from statekeeper.app import App
     from statekeeper.http.ingress import Ingress
+    from statekeeper.workflows import WorkflowStatus
 
 
 class WorkflowRoutes:
@@ -45,8 +46,8 @@ class WorkflowRoutes:
         _, value = await read_json(request, self.ingress.config.max_body_bytes, required=False)
         return value
 
-    async def _named(self, request: Request) -> str:
-        """The id of the path, after checking that it names a workflow of the path's name
+    async def _named(self, request: Request) -> WorkflowStatus:
+        """The workflow of the path, after checking that it has the path's name
         (WorkflowNotFound otherwise, whatever exists under another name)."""
         name: str = request.path_params["name"]
         run: str = request.path_params["id"]
@@ -54,7 +55,7 @@ class WorkflowRoutes:
         status = await self.app.workflows.status(run)
         if status.name != name:
             raise WorkflowNotFound(f"there is no workflow {name!r} with id {run!r}", id=run)
-        return run
+        return status
 
     async def start(self, request: Request) -> Response:
         denied = self.ingress.authorized(request)
@@ -84,8 +85,7 @@ class WorkflowRoutes:
         if denied is not None:
             return denied
         try:
-            run = await self._named(request)
-            status = await self.app.workflows.status(run)
+            status = await self._named(request)
         except StatekeeperError as error:
             return from_error(error)
         return json_response(status.to_dict())
@@ -98,7 +98,7 @@ class WorkflowRoutes:
         try:
             check_event_name(event)
             body = await self._json(request)
-            run = await self._named(request)
+            run = (await self._named(request)).id
             await self.app.workflows.send_event(run, event, body)
         except StatekeeperError as error:
             return from_error(error)
@@ -109,7 +109,7 @@ class WorkflowRoutes:
         if denied is not None:
             return denied
         try:
-            run = await self._named(request)
+            run = (await self._named(request)).id
             await self.app.workflows.cancel(run)
         except StatekeeperError as error:
             return from_error(error)
