@@ -16,9 +16,10 @@ result and read back:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-import re
+import operator
 import sys
 from typing import Any
 
@@ -29,11 +30,12 @@ from statekeeper.errors import InvalidValue, MalformedJSON, StorageError, ValueT
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
 _BOM = b"\xef\xbb\xbf"
-# An escape that may be half of a surrogate pair (\uD800-\uDFFF); pairs are fine.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # Every byte but brackets and quotes, deleted by bytes.translate to leave the structure.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_NOT_OPENER = bytes(b for b in range(256) if b not in b"[{")
 _OPENERS_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_BRACKET_WEIGHTS = bytes.maketrans(b"[]", b"\x02\x00")
+_PASSES = 6  # passes of pair removal before counting the depth in one go
 
 
 class _Refused(ValueError):
@@ -133,6 +135,10 @@ def decode_json(data: bytes, subject: str) -> Any:
             f"{subject} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             "only UTF-8 JSON is accepted"
         ) from None
+    # Nesting first: refusing deep input before the decoder builds it is cheaper.
+    escaped = b"\\" in data
+    if not _nesting_within_limit(data, escaped):
+        raise _too_deep(subject)
     try:
         value = _DECODER.decode(text)
     except RecursionError:
@@ -145,10 +151,7 @@ def decode_json(data: bytes, subject: str) -> Any:
         raise MalformedJSON(
             f"{subject} holds an integer of more than {sys.get_int_max_str_digits()} digits"
         ) from None
-    escaped = b"\\" in data
-    if not _nesting_within_limit(data, escaped):
-        raise _too_deep(subject)
-    if escaped and _SURROGATE_ESCAPE.search(data) is not None:
+    if escaped and b"\\ud" in data.lower():  # a \uD800-\uDFFF escape, maybe lone
         try:  # a pair decodes to one character; a lone half does not encode
             _ENCODER.encode(value).encode("utf-8")
         except UnicodeEncodeError:
@@ -164,11 +167,12 @@ def _too_deep(subject: str) -> MalformedJSON:
 
 
 def _nesting_within_limit(data: bytes, escaped: bool) -> bool:
-    """Whether valid JSON ``data`` nests at most MAX_VALUE_DEPTH levels, found on the
-    text in a few passes of C string operations (no recursion, no per-byte Python)."""
+    """Whether JSON ``data`` nests at most MAX_VALUE_DEPTH levels, found on the text
+    in a few passes of C string operations (no recursion, no per-byte Python). Exact
+    for valid JSON; for invalid JSON either answer ends in a MalformedJSON."""
     if _fewer_openers(data, MAX_VALUE_DEPTH + 1):
         return True  # too few brackets to nest that deep, wherever they are
-    if escaped:  # escaped quotes and backslashes do not delimit strings
+    if escaped and b'\\"' in data:  # an escaped quote (or backslash before a quote)
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     structure = data.translate(None, _NOT_STRUCTURE)
     brackets = structure.translate(_OPENERS_AS_BRACKETS, b'"')
@@ -176,22 +180,27 @@ def _nesting_within_limit(data: bytes, escaped: bool) -> bool:
         # A run of quotes of odd length: a bracket lies inside a string. Keep the
         # parts between strings only.
         brackets = b"".join(structure.split(b'"')[::2]).translate(_OPENERS_AS_BRACKETS)
-    # Each pass removes the innermost pairs, one level; valid JSON empties in `depth` passes.
-    for _ in range(MAX_VALUE_DEPTH):
+    # Each pass removes the innermost pairs, one level: shallow JSON empties in a few.
+    for _ in range(_PASSES):
         brackets = brackets.replace(b"[]", b"")
         if not brackets:
             return True
-    return False
+    # Deeper: the running depth in one pass. With "[" as 2 and "]" as 0, the depth after
+    # k brackets is their running sum minus k.
+    sums = itertools.accumulate(brackets.translate(_BRACKET_WEIGHTS))
+    deepest: int = max(map(operator.sub, sums, itertools.count(1)))
+    return deepest + _PASSES <= MAX_VALUE_DEPTH
 
 
 def _fewer_openers(data: bytes, limit: int) -> bool:
-    """Whether ``data`` has fewer than ``limit`` opening brackets: counted in a small
-    body, found one by one (memchr-fast, stopping at ``limit``) in a large one."""
-    if len(data) < 32768:
-        return data.count(b"[") + data.count(b"{") < limit
-    found = 0
+    """Whether ``data`` has fewer than ``limit`` opening brackets: counted in its first
+    8 KiB, then found one by one (memchr-fast, stopping at ``limit``)."""
+    head = 8192
+    found = len(data[:head].translate(None, _NOT_OPENER))
+    if found >= limit:
+        return False
     for opener in b"[{":
-        at = data.find(opener)
+        at = data.find(opener, head)
         while at >= 0:
             found += 1
             if found >= limit:
