@@ -252,6 +252,9 @@ async def test_invalid_filters_are_errors(app: App) -> None:
     with pytest.raises(InvalidFilter, match="invalid name filter"):
         await app.workflows.list(name="W\n")
     assert await app.workflows.list(status="failed") == []
+    await app.state.put("a", 1)
+    with pytest.raises(InvalidFilter, match="invalid prefix filter"):
+        await app.state.list("a\n")
 
 
 async def test_python_api_refuses_control_characters_and_stores_nothing(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from statekeeper import identifiers as ids
 from statekeeper.errors import (
     ConfigurationError,
+    EncryptionError,
     InvalidDatabaseURL,
     InvalidEventName,
     InvalidIdempotencyKey,
@@ -22,6 +23,7 @@ from statekeeper.errors import (
     StatekeeperError,
     ValidationError,
 )
+from statekeeper.state import Keyring
 from statekeeper.state.validation import check_key
 from statekeeper.storage.url import parse
 
@@ -129,3 +131,10 @@ def test_schema_in_a_database_url_is_matched_whole() -> None:
     for schema in ("abc%0A", "abc%0D", "ABC", "1abc", "a" * 64):
         with pytest.raises(InvalidDatabaseURL, match="lowercase SQL identifier"):
             parse(f"postgresql://h/db?schema={schema}")
+
+
+def test_encryption_key_ids_are_matched_whole() -> None:
+    material = b"k" * 32
+    assert Keyring({"k1": material}, "k1").primary == "k1"
+    with pytest.raises(EncryptionError, match="1-64 letters"):
+        Keyring({"k1\n": material}, "k1\n")

@@ -27,9 +27,11 @@ from statekeeper.errors import (
     DecryptionError,
     EncryptionError,
     InvalidCursor,
+    InvalidFilter,
     TooManyRetries,
     ValidationError,
 )
+from statekeeper.identifiers import has_control, shown
 from statekeeper.logs import correlation_id
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
@@ -121,6 +123,10 @@ class StateStore:
     async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
         """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
         check_text("prefix", prefix, allow_empty=True)
+        if has_control(prefix):
+            raise InvalidFilter(
+                f"invalid prefix filter {shown(prefix)}: keys hold no control characters"
+            )
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)
