@@ -9,6 +9,7 @@ this runner's fence holds) before the workflow goes on.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import random
@@ -19,7 +20,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import ConfigurationError, NonDeterminismError, ValidationError
-from statekeeper.identifiers import check_event_name, check_workflow_id, check_workflow_name
+from statekeeper.identifiers import (
+    MAX_WORKFLOW_ID,
+    check_event_name,
+    check_workflow_id,
+    check_workflow_name,
+)
 from statekeeper.queues.policy import Retry
 from statekeeper.storage.workflow_ops import JournalEntry
 from statekeeper.workflows.signals import (
@@ -250,13 +256,21 @@ class WorkflowContext:
         self, name: str, input: Any = None, *, id: str | None = None
     ) -> Coroutine[Any, Any, Any]:
         """Start workflow ``name`` as a child and wait for its output (ChildFailed if it
-        does not succeed). Its id defaults to ``<this id>:<position>``."""
+        does not succeed). Its id defaults to ``<this id>:<position>`` (past the id limit,
+        a digest of this id stands for it)."""
         check_workflow_name(name)
         if id is not None:
             check_workflow_id(id)
         position = self._next()
         waits = (self._next(), self._next())
-        return self._child(position, waits, name, input, id or f"{self.workflow_id}:{position}")
+        return self._child(position, waits, name, input, id or self._child_id(position))
+
+    def _child_id(self, position: int) -> str:
+        chosen = f"{self.workflow_id}:{position}"
+        if len(chosen) > MAX_WORKFLOW_ID:
+            digest = hashlib.sha256(self.workflow_id.encode()).hexdigest()[:40]
+            chosen = f"{digest}:{position}"
+        return chosen
 
     async def _child(
         self, position: int, waits: tuple[int, int], name: str, input: Any, child_id: str
