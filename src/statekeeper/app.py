@@ -18,12 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import ConnectionPool
 
-from statekeeper.constants import (
-    DEFAULT_MAX_VALUE_BYTES,
-    ENV_CACHE_URL,
-    ENV_NAMESPACE,
-    MAX_NAMESPACE_BYTES,
-)
+from statekeeper.constants import DEFAULT_MAX_VALUE_BYTES, ENV_CACHE_URL, ENV_NAMESPACE
 from statekeeper.errors import (
     ClosedError,
     ConfigurationError,
@@ -34,10 +29,10 @@ from statekeeper.errors import (
     WorkflowNotFound,
 )
 from statekeeper.idempotency import Idempotency
+from statekeeper.identifiers import check_namespace, check_queue_name
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
-from statekeeper.queues.queue import check_queue_name
 from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
 from statekeeper.runtime.callbacks import ENV_SECRET as CALLBACK_SECRET_ENV
@@ -46,6 +41,7 @@ from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
+from statekeeper.storage.url import redact
 from statekeeper.workflows.engine import WorkflowFn, Workflows
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 
@@ -73,7 +69,8 @@ class App:
         callback_allow: str | Iterable[str] | None = None,
     ) -> None:
         self.url = parse(resolve(database_url))
-        self.namespace = _check_namespace(namespace or os.environ.get(ENV_NAMESPACE) or "default")
+        chosen = os.environ.get(ENV_NAMESPACE) or "default" if namespace is None else namespace
+        self.namespace = check_namespace(chosen)
         if (
             isinstance(max_value_bytes, bool)
             or not isinstance(max_value_bytes, int)
@@ -415,12 +412,4 @@ def _check_cache_url(url: str) -> None:
     try:
         ConnectionPool.from_url(url)  # parses only; connects on first use
     except ValueError as exc:
-        raise ConfigurationError(f"cache URL {url!r} is invalid: {exc}") from None
-
-
-def _check_namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not namespace or "\x00" in namespace:
-        raise ConfigurationError(f"namespace must be a non-empty string, got {namespace!r}")
-    if len(namespace.encode("utf-8", "replace")) > MAX_NAMESPACE_BYTES:
-        raise ConfigurationError(f"namespace is longer than {MAX_NAMESPACE_BYTES} bytes")
-    return namespace
+        raise ConfigurationError(f"cache URL {redact(url)!r} is invalid: {exc}") from None

@@ -19,11 +19,11 @@ from rich.table import Table
 
 from statekeeper import __version__
 from statekeeper.app import App
+from statekeeper.codec import decode_json
 from statekeeper.constants import ENV_DATABASE_URL, ENV_NAMESPACE
 from statekeeper.errors import (
     DecryptionError,
     InvalidTTL,
-    InvalidValue,
     NotFound,
     StatekeeperError,
 )
@@ -96,12 +96,13 @@ def state() -> None:
 
 
 def _parse_json(text: str) -> Any:
-    if text == "-":
-        text = sys.stdin.read()
+    """VALUE (or stdin for ``-``) decoded as strictly as an HTTP body."""
+    # Arguments the locale could not decode keep their bytes (surrogateescape).
+    data = sys.stdin.buffer.read() if text == "-" else text.encode("utf-8", "surrogateescape")
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        _fail(InvalidValue(f"VALUE is not valid JSON: {exc}"))
+        return decode_json(data, "VALUE")
+    except StatekeeperError as error:
+        _fail(error)
 
 
 def _parse_ttl(text: str | None) -> float | None:

@@ -45,6 +45,12 @@ class InvalidDatabaseURL(ConfigurationError):
     code = "invalid_database_url"
 
 
+class InvalidNamespace(ConfigurationError):
+    """The namespace is invalid."""
+
+    code = "invalid_namespace"
+
+
 # --- bad input ------------------------------------------------------------------------
 
 
@@ -68,11 +74,23 @@ class InvalidValue(ValidationError):
     code = "invalid_value"
 
 
+class MalformedJSON(InvalidValue):
+    """The input is not strict UTF-8 JSON within the limits."""
+
+    code = "malformed_json"
+
+
 class ValueTooLarge(ValidationError):
     """The value is larger than the configured limit."""
 
     code = "value_too_large"
     http_status = 413
+
+
+class PayloadTooLarge(ValueTooLarge):
+    """The request body is larger than the configured limit."""
+
+    code = "payload_too_large"
 
 
 class InvalidTTL(ValidationError):
@@ -88,16 +106,52 @@ class IdempotencyKeyReused(ValidationError):
     http_status = 422
 
 
-class InvalidQueueName(ValidationError):
+class InvalidCursor(ValidationError):
+    """The listing cursor is malformed."""
+
+    code = "invalid_cursor"
+
+
+class InvalidIdentifier(ValidationError):
+    """The identifier is invalid."""
+
+    code = "invalid_identifier"
+
+
+class InvalidQueueName(InvalidIdentifier):
     """The queue name is invalid."""
 
     code = "invalid_queue_name"
 
 
-class InvalidCursor(ValidationError):
-    """The listing cursor is malformed."""
+class InvalidWorkflowId(InvalidIdentifier):
+    """The workflow id is invalid."""
 
-    code = "invalid_cursor"
+    code = "invalid_workflow_id"
+
+
+class InvalidWorkflowName(InvalidIdentifier):
+    """The workflow name is invalid."""
+
+    code = "invalid_workflow_name"
+
+
+class InvalidEventName(InvalidIdentifier):
+    """The event name is invalid."""
+
+    code = "invalid_event_name"
+
+
+class InvalidIdempotencyKey(InvalidIdentifier):
+    """The idempotency key is invalid."""
+
+    code = "invalid_idempotency_key"
+
+
+class InvalidFilter(ValidationError):
+    """A listing filter has a value that can match nothing."""
+
+    code = "invalid_filter"
 
 
 # --- outcomes of conditional operations ----------------------------------------------
@@ -171,6 +225,12 @@ class WorkflowNotFound(NotFound):
     """There is no workflow with that id."""
 
     code = "workflow_not_found"
+
+
+class CallbacksDisabled(NotFound):
+    """Workflow callbacks are not enabled here (no callback secret is configured)."""
+
+    code = "callbacks_disabled"
 
 
 class NonDeterminismError(StatekeeperError):

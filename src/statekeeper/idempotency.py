@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
@@ -34,7 +35,7 @@ from statekeeper.errors import (
     ValidationError,
 )
 from statekeeper.sealing import IDEMPOTENCY, PLAIN, Sealer
-from statekeeper.state.validation import check_key, decode_value, encode_value
+from statekeeper.state.validation import check_key
 from statekeeper.storage.base import Backend
 
 log = logging.getLogger("statekeeper.idempotency")

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from statekeeper.constants import ENV_ENCRYPTION_KEYS, ENV_ENCRYPTION_KEYS_FILE
 from statekeeper.errors import DecryptionError, EncryptionError
 
-_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 
@@ -34,7 +34,7 @@ class Keyring:
         if not keys:
             raise EncryptionError("the keyring holds no keys")
         for key_id, material in keys.items():
-            if not _KEY_ID.match(key_id):
+            if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
                 raise EncryptionError(
                     f"encryption key id {key_id!r} must be 1-64 letters, digits, '_', '.' or '-'"
                 )

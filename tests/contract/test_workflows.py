@@ -513,6 +513,25 @@ async def test_children(app: App) -> None:
     assert all(c["id"].startswith(f"{run}:") for c in children)
 
 
+async def test_children_of_a_parent_with_the_longest_id_get_ids_within_the_limit(
+    app: App,
+) -> None:
+    @app.workflow
+    async def leaf(ctx: WorkflowContext, n: int) -> int:
+        return n
+
+    @app.workflow
+    async def root(ctx: WorkflowContext, _: Any) -> Any:
+        return await ctx.child("leaf", 7)
+
+    run = await app.workflows.start("root", id="r" * 200)
+    await drive(app, rounds=20)
+    assert (await app.workflows.status(run)).output == 7
+    [child] = await app.workflows.list(name="leaf")
+    assert len(child["id"]) <= 200
+    assert (await app.workflows.status(child["id"])).status == "succeeded"
+
+
 async def test_cancel_runs_the_saga_compensations(app: App) -> None:
     log_of_effects.clear()
 

@@ -1,10 +1,13 @@
-"""The app that the API fuzzing test serves (SQLite, one queue with a consumer)."""
+"""The app that the API fuzzing test serves (SQLite): one queue with a consumer, and a
+workflow that waits for an event or a callback (STATEKEEPER_CALLBACK_SECRET is set)."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from statekeeper import App, Message
+from statekeeper.workflows import WorkflowContext
 
 app = App(os.environ["SCHEMA_DB_URL"], namespace="fuzz", purge_interval=None)
 app.queue("orders")
@@ -13,3 +16,10 @@ app.queue("orders")
 @app.consumer("orders")
 async def handle(message: Message) -> object:
     return message.body
+
+
+@app.workflow
+async def approval(ctx: WorkflowContext, request: Any) -> Any:
+    callback = await ctx.callback(timeout=60)
+    note = await ctx.wait_for_event("note", timeout=60)
+    return {"request": request, "note": note, "answer": await callback.result()}

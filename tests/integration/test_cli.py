@@ -93,7 +93,7 @@ def test_paging_with_the_cursor(db: str) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "exit_code"),
     [
-        (["state", "put", "k", "{not json"], "invalid_value", 4),
+        (["state", "put", "k", "{not json"], "malformed_json", 4),
         (["state", "put", "k", "1", "--ttl", "soon"], "invalid_ttl", 4),
         (["state", "put", "k", "1", "--ttl", "-3"], "invalid_ttl", 4),
         (["state", "put", "", "1"], "invalid_key", 4),

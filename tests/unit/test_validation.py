@@ -4,8 +4,9 @@ import math
 
 import pytest
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import InvalidKey, InvalidTTL, InvalidValue, ValueTooLarge
-from statekeeper.state.validation import check_key, check_ttl, decode_value, encode_value
+from statekeeper.state.validation import check_key, check_ttl
 
 
 @pytest.mark.parametrize(
@@ -16,7 +17,10 @@ from statekeeper.state.validation import check_key, check_ttl, decode_value, enc
         (None, "must be a string, got NoneType"),
         ("k" * 1025, "1025 bytes long; the limit is 1024"),
         ("é" * 513, "1026 bytes long"),
-        ("a\x00b", "NUL"),
+        ("a\x00b", "control character"),
+        ("a\nb", "control character"),
+        ("line\n", "control character"),
+        ("del\x7f", "control character"),
         ("\ud800", "lone surrogate"),
     ],
 )

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from statekeeper.errors import ConfigurationError
 
 ENV_TOKEN = "STATEKEEPER_API_TOKEN"
 ENV_DEV = "STATEKEEPER_DEV"
+_VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
 @dataclass(frozen=True)
 class HttpConfig:
-    """``token``: the bearer token every request must carry; only ``dev=True`` (an
+    """``token``: the bearer token every request must carry (16 or more visible ASCII
+    characters; surrounding whitespace is refused, not stripped); only ``dev=True`` (an
     explicit choice) serves without one. ``max_body_bytes``: larger requests get 413.
     ``idempotency_window``: how long an Idempotency-Key is remembered."""
 
@@ -28,7 +31,19 @@ class HttpConfig:
                 f"the HTTP API needs a bearer token ({ENV_TOKEN}); "
                 f"serve without one only in dev mode (--dev or {ENV_DEV}=1)"
             )
-        if self.token is not None and len(self.token) < 16:
+        if self.token is None:
+            return
+        if self.token != self.token.strip():
+            raise ConfigurationError(
+                f"the API token ({ENV_TOKEN}) has leading or trailing whitespace, so no "
+                "Authorization header could match it; remove the whitespace"
+            )
+        if not _VISIBLE_ASCII.fullmatch(self.token):
+            raise ConfigurationError(
+                f"the API token ({ENV_TOKEN}) must be visible ASCII characters ('!' to '~'), "
+                "as an Authorization header carries them"
+            )
+        if len(self.token) < 16:
             raise ConfigurationError("the API token must be at least 16 characters long")
 
     @classmethod

@@ -4,8 +4,9 @@
     GET  /v1/requests/{id}             ->  accepted | processing | failed |
                                            dead-lettered | succeeded (with result)
 
-``Idempotency-Key``: a repeat returns the original request without enqueuing again;
-the same key with another body (or options) is 422.
+``Idempotency-Key`` (1-255 visible ASCII characters): a repeat returns the original
+request without enqueuing again; the same key with another body (or options) is 422.
+The body is strict UTF-8 JSON within the limits of ``statekeeper.codec``.
 """
 
 from __future__ import annotations
@@ -20,19 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from statekeeper.errors import StatekeeperError
+from statekeeper.http.body import read_json
 from statekeeper.http.responses import error_response, from_error, json_response
+from statekeeper.identifiers import check_idempotency_key, check_message_id
 from statekeeper.queues.requests import request_status
 
 if TYPE_CHECKING:
     from statekeeper.app import App
     from statekeeper.http.config import HttpConfig
     from statekeeper.queues import Queue
-
-_MAX_KEY = 255
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class Ingress:
@@ -63,29 +60,17 @@ class Ingress:
         queue = self._queue(name)
         if queue is None:
             return error_response(404, "unknown_queue", f"there is no queue {name!r}")
-        try:
-            raw = await self._read_body(request)
-        except BodyTooLarge:
-            return error_response(
-                413,
-                "payload_too_large",
-                f"the request body is larger than {self.config.max_body_bytes} bytes",
-            )
-        problem = _check_json(raw)
-        if problem is not None:
-            return error_response(400, "malformed_json", f"the request body is not JSON: {problem}")
         options: dict[str, Any] = {}
         if request.scope.get("query_string"):
             options, rejected = self._options(request)
             if rejected is not None:
                 return rejected
         key = request.headers.get("idempotency-key")
-        if key is not None and not 1 <= len(key) <= _MAX_KEY:
-            return error_response(
-                400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{_MAX_KEY} characters"
-            )
         try:
-            # The body is stored as received: it was checked to be JSON above.
+            if key is not None:
+                check_idempotency_key(key)
+            # Stored as received once checked: strict UTF-8 JSON within every limit.
+            raw, _ = await read_json(request, self.config.max_body_bytes, required=True)
             message = queue.new_encoded_message(
                 raw,
                 delay=options.get("delay"),
@@ -134,7 +119,9 @@ class Ingress:
         if denied is not None:
             return denied
         request_id = request.path_params["id"]
-        if not 1 <= len(request_id) <= 64:
+        try:
+            check_message_id(request_id)
+        except StatekeeperError:
             return error_response(404, "not_found", "there is no such request")
         try:
             document = await request_status(
@@ -145,20 +132,6 @@ class Ingress:
         if document is None:
             return error_response(404, "not_found", f"there is no request {request_id!r}")
         return json_response(document)
-
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self.config.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _options(self, request: Request) -> tuple[dict[str, Any], Response | None]:
         params = request.query_params
@@ -187,21 +160,6 @@ class Ingress:
         if reply_to:
             options["reply_to"] = reply_to
         return options, None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _check_json(raw: bytes) -> str | None:
-    """None if ``raw`` is strict JSON (no NaN or Infinity), else what is wrong."""
-    try:
-        json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return str(exc)
-    except RecursionError:
-        return "nested too deeply"
-    return None
 
 
 def _fingerprint(queue: str, raw: bytes, options: dict[str, Any]) -> str:

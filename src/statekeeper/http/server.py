@@ -61,7 +61,7 @@ def create_http_app(app: App, config: HttpConfig) -> Starlette:
         return json_response({"status": "ok"})
 
     async def openapi(request: Request) -> Response:
-        return json_response(document(app.queue_names()))
+        return json_response(document(app.queue_names(), sorted(app.workflows.registry)))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

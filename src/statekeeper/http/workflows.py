@@ -5,67 +5,77 @@ GET  /v1/workflows/{name}/{id}                 status and output
 POST /v1/workflows/{name}/{id}/events/{event}  data JSON -> 202 (409 if sent before)
 POST /v1/workflows/{name}/{id}/cancel          -> 202 (409 if finished)
 POST /v1/callbacks/{token}                     {"status": success|failure|heartbeat}
+
+Names, ids and events are checked (``statekeeper.identifiers``) and bodies decoded
+strictly (``http/body.py``) before anything is stored; a route naming a workflow
+acts on it only if the name matches.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from statekeeper.errors import StatekeeperError
-from statekeeper.http.ingress import BodyTooLarge
-from statekeeper.http.responses import error_response, from_error, json_response
+from statekeeper.errors import (
+    CallbacksDisabled,
+    StatekeeperError,
+    UnknownWorkflow,
+    ValidationError,
+    WorkflowNotFound,
+)
+from statekeeper.http.body import read_json
+from statekeeper.http.responses import from_error, json_response
+from statekeeper.identifiers import check_event_name, check_workflow_id, check_workflow_name
 
 if TYPE_CHECKING:
     from statekeeper.app import App
     from statekeeper.http.ingress import Ingress
+    from statekeeper.workflows import WorkflowStatus
 
 
 class WorkflowRoutes:
     def __init__(self, app: App, ingress: Ingress) -> None:
         self.app = app
-        self.ingress = ingress  # for authentication and body reading
+        self.ingress = ingress  # for authentication and the body limit
 
-    async def _json(self, request: Request) -> tuple[Any, Response | None]:
-        try:
-            raw = await self.ingress._read_body(request)
-        except BodyTooLarge:
-            return None, error_response(413, "payload_too_large", "the request body is too large")
-        if not raw.strip():
-            return None, None
-        try:
-            return json.loads(raw), None
-        except (ValueError, UnicodeDecodeError) as exc:
-            return None, error_response(
-                400, "malformed_json", f"the request body is not JSON: {exc}"
-            )
+    async def _json(self, request: Request) -> Any:
+        """The body's JSON value; None for an empty body."""
+        _, value = await read_json(request, self.ingress.config.max_body_bytes, required=False)
+        return value
 
-    def _known(self, name: str) -> Response | None:
-        if name not in self.app.workflows.registry:
-            return error_response(404, "unknown_workflow", f"there is no workflow named {name!r}")
-        return None
+    async def _named(self, request: Request) -> WorkflowStatus:
+        """The workflow of the path, after checking that it has the path's name
+        (WorkflowNotFound otherwise, whatever exists under another name)."""
+        name: str = request.path_params["name"]
+        run: str = request.path_params["id"]
+        check_workflow_name(name)
+        status = await self.app.workflows.status(run)
+        if status.name != name:
+            raise WorkflowNotFound(f"there is no workflow {name!r} with id {run!r}", id=run)
+        return status
 
     async def start(self, request: Request) -> Response:
         denied = self.ingress.authorized(request)
         if denied is not None:
             return denied
         name = request.path_params["name"]
-        unknown = self._known(name)
-        if unknown is not None:
-            return unknown
-        body, problem = await self._json(request)
-        if problem is not None:
-            return problem
         chosen = request.headers.get("idempotency-key") or request.query_params.get("id")
         try:
+            # Everything is checked before anything is stored.
+            check_workflow_name(name)
+            if name not in self.app.workflows.registry:
+                raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
+            if chosen is not None:
+                check_workflow_id(chosen)
+            body = await self._json(request)
             run = await self.app.workflows.start(name, body, id=chosen)
             status = await self.app.workflows.status(run)
         except StatekeeperError as error:
             return from_error(error)
-        location = f"/v1/workflows/{name}/{run}"
+        location = workflow_location(name, run)
         return json_response(
             {**status.to_dict(), "status_url": location}, 202, {"Location": location}
         )
@@ -75,25 +85,20 @@ class WorkflowRoutes:
         if denied is not None:
             return denied
         try:
-            status = await self.app.workflows.status(request.path_params["id"])
+            status = await self._named(request)
         except StatekeeperError as error:
             return from_error(error)
-        if status.name != request.path_params["name"]:
-            return error_response(404, "workflow_not_found", "there is no such workflow")
         return json_response(status.to_dict())
 
     async def event(self, request: Request) -> Response:
         denied = self.ingress.authorized(request)
         if denied is not None:
             return denied
-        body, problem = await self._json(request)
-        if problem is not None:
-            return problem
-        run, event = request.path_params["id"], request.path_params["event"]
+        event = request.path_params["event"]
         try:
-            status = await self.app.workflows.status(run)
-            if status.name != request.path_params["name"]:
-                return error_response(404, "workflow_not_found", "there is no such workflow")
+            check_event_name(event)
+            body = await self._json(request)
+            run = (await self._named(request)).id
             await self.app.workflows.send_event(run, event, body)
         except StatekeeperError as error:
             return from_error(error)
@@ -103,8 +108,8 @@ class WorkflowRoutes:
         denied = self.ingress.authorized(request)
         if denied is not None:
             return denied
-        run = request.path_params["id"]
         try:
+            run = (await self._named(request)).id
             await self.app.workflows.cancel(run)
         except StatekeeperError as error:
             return from_error(error)
@@ -112,13 +117,18 @@ class WorkflowRoutes:
 
     async def callback(self, request: Request) -> Response:
         """Unauthenticated on purpose: the signed token is the credential."""
-        body, problem = await self._json(request)
-        if problem is not None:
-            return problem
-        if not isinstance(body, dict):
-            return error_response(400, "invalid_input", 'the body must be {"status": ...}')
         try:
+            if self.app.workflows.secret is None:
+                raise CallbacksDisabled()
+            body = await self._json(request)
+            if not isinstance(body, dict):
+                raise ValidationError('the body must be an object: {"status": ...}')
             outcome = await self.app.workflows.answer_callback(request.path_params["token"], body)
         except StatekeeperError as error:
             return from_error(error)
         return json_response({"accepted": outcome}, 202)
+
+
+def workflow_location(name: str, run: str) -> str:
+    """The status URL of a workflow, its path segments percent-encoded."""
+    return f"/v1/workflows/{quote(name, safe='')}/{quote(run, safe='')}"

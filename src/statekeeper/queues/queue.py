@@ -14,13 +14,13 @@ import json
 import logging
 import math
 import random
-import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import (
     DecryptionError,
     InvalidQueueName,
@@ -30,13 +30,19 @@ from statekeeper.errors import (
     ValidationError,
     ValueTooLarge,
 )
+from statekeeper.identifiers import (
+    check_correlation_id,
+    check_dedup_id,
+    check_group,
+    check_message_id,
+    check_queue_name,
+)
 from statekeeper.logs import correlation_id
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.sealing import MESSAGE, PLAIN, Sealer
-from statekeeper.state.validation import check_text, decode_value, encode_value
 from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
 
 # Builds the messages that announce a message's outcome to its reply_to: given the
@@ -46,18 +52,8 @@ Completions = Callable[["Message", str, Any, "str | None"], list[NewMessage]]
 log = logging.getLogger("statekeeper.queues")
 
 INTERNAL_PREFIX = "statekeeper."  # statekeeper's own queues: not addressable by clients
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-_MAX_TEXT = 128  # dedup ids, groups, correlation ids
 MAX_RECEIVE = 100
 _MAX_DELAY = 365 * 24 * 3600.0
-
-
-def check_queue_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidQueueName(
-            f"queue name must be 1-80 letters, digits, '_', '.' or '-', got {name!r}"
-        )
-    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +188,9 @@ class Queue:
             body=data,
             available_at=now + seconds,
             attributes=encoded_attributes,
-            correlation_id=_check_text("correlation id", correlation or correlation_id.get()),
-            group_id=_check_text("group", group),
-            dedup_id=_check_text("dedup_id", dedup_id),
+            correlation_id=_optional(check_correlation_id, correlation or correlation_id.get()),
+            group_id=_optional(check_group, group),
+            dedup_id=_optional(check_dedup_id, dedup_id),
             dedup_expires_at=now + window,
             fingerprint=fingerprint,
             reply_to=encoded_reply_to,
@@ -465,7 +461,7 @@ class Queue:
     async def redrive(self, ids: Iterable[str] | None = None) -> int:
         """Dead-lettered messages (all, or those of ``ids``) back to the queue, with
         fresh attempts; how many."""
-        chosen = None if ids is None else [_check_text("message id", i) or "" for i in ids]
+        chosen = None if ids is None else [check_message_id(i) for i in ids]
         moved = await self._backend.queue_redrive(self.namespace, self.name, chosen, self._clock())
         if moved:
             self._wakeups.notify(self.namespace, self.name)
@@ -625,8 +621,8 @@ def _check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
     return float(value)
 
 
-def _check_text(name: str, value: object) -> str | None:
-    return None if value is None else check_text(name, value, max_length=_MAX_TEXT)
+def _optional(check: Callable[[object], str], value: object) -> str | None:
+    return None if value is None else check(value)
 
 
 def _encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from statekeeper.codec import decode_value
 from statekeeper.errors import StatekeeperError
 from statekeeper.sealing import MESSAGE, Sealer
-from statekeeper.state.validation import decode_value
 from statekeeper.storage.base import Backend, FoundMessage
 
 

@@ -20,26 +20,23 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.constants import MAX_LIST_LIMIT, MAX_TRANSACTION_OPS
 from statekeeper.errors import (
     ConflictError,
     DecryptionError,
     EncryptionError,
     InvalidCursor,
+    InvalidFilter,
     TooManyRetries,
     ValidationError,
 )
+from statekeeper.identifiers import has_control, shown
 from statekeeper.logs import correlation_id
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
 from statekeeper.state.item import Item, Page
-from statekeeper.state.validation import (
-    check_key,
-    check_text,
-    check_ttl,
-    decode_value,
-    encode_value,
-)
+from statekeeper.state.validation import check_key, check_text, check_ttl
 from statekeeper.storage.base import Backend, DeleteOp, NewMessage, PutOp, StoredItem, WriteOp
 
 if TYPE_CHECKING:
@@ -126,6 +123,10 @@ class StateStore:
     async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
         """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
         check_text("prefix", prefix, allow_empty=True)
+        if has_control(prefix):
+            raise InvalidFilter(
+                f"invalid prefix filter {shown(prefix)}: keys hold no control characters"
+            )
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)

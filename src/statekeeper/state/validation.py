@@ -1,23 +1,14 @@
-"""Checks on keys, TTLs and values, each failing with an error that names the problem."""
+"""Checks on keys, TTLs and short texts, each failing with an error that names the problem.
+
+Values are encoded and checked by ``statekeeper.codec``."""
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any
 
-from statekeeper.constants import MAX_KEY_BYTES, MAX_TTL_SECONDS, MAX_VALUE_DEPTH
-from statekeeper.errors import (
-    InvalidKey,
-    InvalidTTL,
-    InvalidValue,
-    StorageError,
-    ValidationError,
-    ValueTooLarge,
-)
-
-# Built once: json.dumps with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+from statekeeper.constants import MAX_KEY_BYTES, MAX_TTL_SECONDS
+from statekeeper.errors import InvalidKey, InvalidTTL, ValidationError
+from statekeeper.identifiers import has_control, shown
 
 
 def check_key(key: object) -> str:
@@ -31,13 +22,17 @@ def check_key(key: object) -> str:
         try:
             size = len(key.encode("utf-8"))
         except UnicodeEncodeError:
-            raise InvalidKey(f"key {key!r} is not valid Unicode text (lone surrogate)") from None
+            raise InvalidKey(
+                f"key {shown(key)} is not valid Unicode text (lone surrogate)"
+            ) from None
     if size > MAX_KEY_BYTES:
         raise InvalidKey(
             f"key is {size} bytes long; the limit is {MAX_KEY_BYTES}", key=key[:64] + "..."
         )
-    if "\x00" in key:
-        raise InvalidKey(f"key {key!r} contains a NUL character", key=key)
+    if has_control(key):
+        raise InvalidKey(
+            f"key {shown(key)} holds a control character (C0 or DEL); keys are text", key=key
+        )
     return key
 
 
@@ -72,58 +67,3 @@ def check_text(
     except UnicodeEncodeError:
         raise ValidationError(f"{what} {text!r} is not valid Unicode text") from None
     return text
-
-
-def _check_structure(subject: str, value: Any, depth: int) -> None:
-    """Refuse what JSON would silently change (non-string object keys) or what
-    could not be read back at any stack depth (very deep nesting)."""
-    if depth > MAX_VALUE_DEPTH:
-        raise InvalidValue(f"{subject} is nested deeper than {MAX_VALUE_DEPTH} levels")
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if type(name) is not str:
-                raise InvalidValue(
-                    f"{subject} has an object key {name!r} of type "
-                    f"{type(name).__name__}; JSON object keys must be strings"
-                )
-            if isinstance(item, dict | list | tuple):
-                _check_structure(subject, item, depth + 1)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            if isinstance(item, dict | list | tuple):
-                _check_structure(subject, item, depth + 1)
-
-
-def encode_value(key: str, value: Any, max_bytes: int, subject: str | None = None) -> bytes:
-    """The value as compact UTF-8 JSON, within ``max_bytes``; errors name ``subject``
-    (default: the value for ``key``)."""
-    subject = subject or f"value for key {key!r}"
-    if isinstance(value, dict | list | tuple):
-        try:
-            _check_structure(subject, value, 1)
-        except RecursionError:
-            raise InvalidValue(f"{subject} is nested too deeply") from None
-    try:
-        data = _ENCODER.encode(value).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidValue(f"{subject} holds invalid Unicode text") from None
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidValue(f"{subject} is not JSON-serializable: {exc}") from None
-    if len(data) > max_bytes:
-        raise ValueTooLarge(
-            f"{subject} is {len(data)} bytes as JSON; the limit is {max_bytes}",
-            size=len(data),
-            limit=max_bytes,
-        )
-    return data
-
-
-def decode_value(key: str, data: bytes) -> Any:
-    # Decoding first is twice as fast as handing bytes to json.loads, which sniffs
-    # the encoding in Python.
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise StorageError(
-            f"the stored value of key {key!r} is not readable JSON: {exc}", key=key
-        ) from None

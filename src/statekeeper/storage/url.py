@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from statekeeper.constants import ENV_DATABASE_URL
 from statekeeper.errors import InvalidDatabaseURL
+from statekeeper.identifiers import check_schema_name
 
 DEFAULT_URL = "sqlite:///.statekeeper/state.db"
 
@@ -31,8 +32,8 @@ _POSTGRES_TLS_OPTIONS = {
     "sslcrl": None,
     "sslpassword": None,  # hidden in redacted()
 }
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SYNCHRONOUS = {"full", "normal", "extra"}
+_PASSWORD_OPTION = re.compile(r"(?i)((?:^|[?&;])(?:ssl)?password=)[^&;#]*")
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,22 @@ class DatabaseURL:
         """The URL with any password hidden, for logs and errors."""
         if self.scheme == "sqlite":
             return f"sqlite:///{self.path}"
-        parts = urlsplit(self.dsn)
-        netloc = parts.netloc
-        if "@" in netloc and ":" in netloc.split("@", 1)[0]:
-            user = netloc.split("@", 1)[0].split(":", 1)[0]
-            netloc = f"{user}:***@{netloc.split('@', 1)[1]}"
-        query = [
-            (name, "***" if name == "sslpassword" else value)
-            for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        ]
-        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/*")))
+        return redact(self.dsn)
+
+
+def redact(url: str) -> str:
+    """``url`` (any scheme: database, cache) with its password hidden, for logs and
+    errors; works on malformed URLs too."""
+    head, sep, rest = url.partition("://")
+    if not sep:  # no scheme: whatever comes before an "@" may be a password
+        userinfo, at, host = url.rpartition("@")
+        return _PASSWORD_OPTION.sub(r"\1***", f"***@{host}" if at else url)
+    end = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    return f"{head}://{netloc}" + _PASSWORD_OPTION.sub(r"\1***", tail)
 
 
 def resolve(url: str | None) -> str:
@@ -74,7 +81,7 @@ def parse(url: str) -> DatabaseURL:
         raise InvalidDatabaseURL("the database URL is empty")
     if "://" not in url:
         raise InvalidDatabaseURL(
-            f"database URL {url!r} has no scheme; expected sqlite:///PATH or "
+            f"database URL {redact(url)!r} has no scheme; expected sqlite:///PATH or "
             "postgresql://USER@HOST/DB"
         )
     scheme = url.split("://", 1)[0].lower()
@@ -107,11 +114,13 @@ def _parse_sqlite(url: str) -> DatabaseURL:
     path, _, query = rest.partition("?")
     if not path.startswith("/") or path == "/":
         raise InvalidDatabaseURL(
-            f"SQLite URL {url!r} needs a file path: sqlite:///relative.db or sqlite:////abs.db"
+            f"SQLite URL {redact(url)!r} needs a file path: sqlite:///relative.db or sqlite:////abs.db"
         )
     path = path[1:]
     if path in (":memory:", "") or path.endswith("/"):
-        raise InvalidDatabaseURL(f"SQLite URL {url!r} must name a file (in-memory is not durable)")
+        raise InvalidDatabaseURL(
+            f"SQLite URL {redact(url)!r} must name a file (in-memory is not durable)"
+        )
     options = _options(query, _SQLITE_OPTIONS, url)
     sync = options.get("synchronous", "full").lower()
     if sync not in _SYNCHRONOUS:
@@ -128,7 +137,7 @@ def _parse_postgres(url: str) -> DatabaseURL:
     except ValueError as exc:
         raise InvalidDatabaseURL(f"PostgreSQL URL is malformed: {exc}") from None
     if not parts.hostname and not parts.query:
-        raise InvalidDatabaseURL(f"PostgreSQL URL {url!r} names no host")
+        raise InvalidDatabaseURL(f"PostgreSQL URL {redact(url)!r} names no host")
     if port is not None and not 0 < port < 65536:
         raise InvalidDatabaseURL(f"PostgreSQL URL port {port} is out of range")
     options = _options(parts.query, _POSTGRES_OPTIONS | set(_POSTGRES_TLS_OPTIONS), url)
@@ -142,10 +151,8 @@ def _parse_postgres(url: str) -> DatabaseURL:
         if allowed is None and not value:
             raise InvalidDatabaseURL(f"option {name} needs a value")
     schema = options.get("schema")
-    if schema is not None and not _IDENTIFIER.match(schema):
-        raise InvalidDatabaseURL(
-            f"schema {schema!r} must be a lowercase SQL identifier (letters, digits, _)"
-        )
+    if schema is not None:
+        check_schema_name(schema)
     pool_max = int(options.get("pool_max", 16))
     pool_min = int(options.get("pool_min", min(2, pool_max)))
     if pool_min > pool_max:

@@ -10,6 +10,7 @@ journal entry's input, output and error is sealed for its position.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import random
@@ -18,10 +19,16 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import ConfigurationError, NonDeterminismError, ValidationError
+from statekeeper.identifiers import (
+    MAX_WORKFLOW_ID,
+    check_event_name,
+    check_workflow_id,
+    check_workflow_name,
+)
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
-from statekeeper.state.validation import decode_value, encode_value
 from statekeeper.storage.workflow_ops import JournalEntry
 from statekeeper.workflows.signals import (
     CallbackFailed,
@@ -271,10 +278,21 @@ class WorkflowContext:
         self, name: str, input: Any = None, *, id: str | None = None
     ) -> Coroutine[Any, Any, Any]:
         """Start workflow ``name`` as a child and wait for its output (ChildFailed if it
-        does not succeed). Its id defaults to ``<this id>:<position>``."""
+        does not succeed). Its id defaults to ``<this id>:<position>`` (past the id limit,
+        a digest of this id stands for it)."""
+        check_workflow_name(name)
+        if id is not None:
+            check_workflow_id(id)
         position = self._next()
         waits = (self._next(), self._next())
-        return self._child(position, waits, name, input, id or f"{self.workflow_id}:{position}")
+        return self._child(position, waits, name, input, id or self._child_id(position))
+
+    def _child_id(self, position: int) -> str:
+        chosen = f"{self.workflow_id}:{position}"
+        if len(chosen) > MAX_WORKFLOW_ID:
+            digest = hashlib.sha256(self.workflow_id.encode()).hexdigest()[:40]
+            chosen = f"{digest}:{position}"
+        return chosen
 
     async def _child(
         self, position: int, waits: tuple[int, int], name: str, input: Any, child_id: str
@@ -349,8 +367,7 @@ class WorkflowContext:
     def wait_for_event(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
         """The data of event ``name`` sent to this workflow (``app.workflows.send_event``),
         waiting durably for it; EventTimeout after ``timeout`` seconds."""
-        if not isinstance(name, str) or not name or len(name) > 200:
-            raise ValidationError(f"event name must be a string of 1-200 characters, got {name!r}")
+        check_event_name(name)
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"event timeout must be a positive number, got {timeout!r}")
         return self._wait(name, timeout, (self._next(), self._next()))

@@ -17,25 +17,33 @@ import builtins
 import contextlib
 import json
 import logging
-import re
 import secrets
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from statekeeper.codec import decode_value
 from statekeeper.errors import (
+    CallbacksDisabled,
     ConfigurationError,
     DecryptionError,
+    InvalidFilter,
+    InvalidWorkflowName,
     StatekeeperError,
     UnknownWorkflow,
     ValidationError,
     WorkflowFinished,
     WorkflowNotFound,
 )
+from statekeeper.identifiers import (
+    check_event_name,
+    check_workflow_id,
+    check_workflow_name,
+    shown,
+)
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
-from statekeeper.state.validation import decode_value
 from statekeeper.storage.workflow_ops import HistoryEntry, LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
 from statekeeper.workflows.signals import Cancelled, Compensated, LeaseLost, Suspend
@@ -50,7 +58,7 @@ log = logging.getLogger("statekeeper.workflows")
 WorkflowFn = Callable[[WorkflowContext, Any], Coroutine[Any, Any, Any]]
 WAKEUP_CHANNEL = "statekeeper.workflows"  # the wake-up "queue" name of workflow runners
 ACTIVE = ("pending", "running", "sleeping", "waiting")
-_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
+STATUSES = (*ACTIVE, "succeeded", "failed", "cancelled", "compensated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,10 @@ class Workflows:
 
     def register(self, fn: WorkflowFn, name: str | None = None) -> WorkflowFn:
         chosen = name or fn.__name__
+        try:
+            check_workflow_name(chosen)
+        except InvalidWorkflowName as error:
+            raise ConfigurationError(error.message) from None
         if not asyncio.iscoroutinefunction(fn):
             raise ConfigurationError(f"workflow {chosen!r} must be an async function")
         if chosen in self.registry and self.registry[chosen] is not fn:
@@ -119,13 +131,9 @@ class Workflows:
     async def start(self, name: str, input: Any = None, *, id: str | None = None) -> str:
         """Start workflow ``name``; ``id`` is its idempotency key: starting an existing id
         returns it without starting another. Returns the id."""
-        if name not in self.registry:
+        if check_workflow_name(name) not in self.registry:
             raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
-        chosen = id or uuid.uuid4().hex
-        if not isinstance(chosen, str) or not _ID.match(chosen):
-            raise ValidationError(
-                f"workflow id must be 1-200 letters, digits or '_.:@-', got {chosen!r}"
-            )
+        chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
         data = encode(f"input of workflow {name!r}", input)
         data = self.sealer.seal(data, WORKFLOW, self.namespace, chosen, "input")
         created = await self._backend.workflow_create(
@@ -136,6 +144,7 @@ class Workflows:
         return chosen
 
     async def status(self, id: str) -> WorkflowStatus:
+        check_workflow_id(id)
         row = await self._backend.workflow_get(self.namespace, id)
         if row is None:
             raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
@@ -172,8 +181,8 @@ class Workflows:
 
     async def send_event(self, id: str, name: str, data: Any = None) -> None:
         """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent)."""
-        if not isinstance(name, str) or not name or len(name) > 200:
-            raise ValidationError(f"event name must be a string of 1-200 characters, got {name!r}")
+        check_workflow_id(id)
+        check_event_name(name)
         payload = encode(f"data of event {name!r}", data)
         payload = self.sealer.seal(payload, EVENT, self.namespace, id, name, "data")
         await self._backend.workflow_event(self.namespace, id, name, payload, self._clock())
@@ -182,6 +191,7 @@ class Workflows:
     async def cancel(self, id: str) -> None:
         """Ask the workflow to stop: it ends ``cancelled`` at its next new step.
         WorkflowFinished (409) if it has finished already."""
+        check_workflow_id(id)
         state = await self._backend.workflow_cancel(self.namespace, id, self._clock())
         if state is None:
             status = await self.status(id)  # WorkflowNotFound if there is none
@@ -192,6 +202,7 @@ class Workflows:
 
     async def retry(self, id: str) -> None:
         """Run a failed workflow again from its failed step (done steps are kept)."""
+        check_workflow_id(id)
         if not await self._backend.workflow_retry(self.namespace, id, self._clock()):
             status = await self.status(id)
             raise WorkflowFinished(
@@ -209,6 +220,15 @@ class Workflows:
         after: tuple[float, str] = (float("-inf"), ""),
     ) -> list[dict[str, Any]]:
         """Workflows in start order, filtered by status and name."""
+        if status is not None and status not in STATUSES:
+            raise InvalidFilter(
+                f"invalid status filter {shown(status)}: a status is one of {', '.join(STATUSES)}"
+            )
+        if name is not None:
+            try:
+                check_workflow_name(name)
+            except InvalidWorkflowName as error:
+                raise InvalidFilter(f"invalid name filter: {error.message}") from None
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
         rows = await self._backend.workflow_list(
@@ -247,7 +267,7 @@ class Workflows:
         or ``{"status": "heartbeat"}`` (accepted, changes nothing). Exactly once:
         a second answer is DuplicateEvent."""
         if self.secret is None:
-            raise ConfigurationError("workflow callbacks are not configured (no secret)")
+            raise CallbacksDisabled()
         target = verify_token(self.secret, token, self._clock())
         status = answer.get("status")
         if status not in ("success", "failure", "heartbeat"):

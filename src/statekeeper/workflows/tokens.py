@@ -13,9 +13,14 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 
 from statekeeper.errors import NotFound, StatekeeperError
+
+MAX_TOKEN = 4096
+# URL-safe base64 without padding, a dot, 64 hex digits of HMAC-SHA256.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[0-9a-f]{64}")
 
 
 class InvalidToken(StatekeeperError):
@@ -51,9 +56,13 @@ def issue(secret: str, target: CallbackTarget) -> str:
 
 
 def verify(secret: str, token: str, now: float) -> CallbackTarget:
-    """The target of a token; InvalidToken if forged, ExpiredToken if expired."""
+    """The target of a token; InvalidToken if forged or malformed (any text: tokens
+    arrive in URLs), ExpiredToken if expired."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN or _TOKEN.fullmatch(token) is None:
+        raise InvalidToken()
     payload, _, signature = token.partition(".")
-    if not payload or not hmac.compare_digest(_signature(secret, payload), signature):
+    # Both sides are ASCII here; compare bytes, as compare_digest refuses non-ASCII text.
+    if not hmac.compare_digest(_signature(secret, payload).encode(), signature.encode()):
         raise InvalidToken()
     try:
         padded = payload + "=" * (-len(payload) % 4)

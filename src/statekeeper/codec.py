@@ -1,0 +1,209 @@
+"""The JSON codec and the value limits every block shares (a ground module).
+
+``encode_value``: a Python value as compact UTF-8 JSON, within a size limit and
+``MAX_VALUE_DEPTH`` levels of nesting. ``decode_value``: bytes this process stored
+back into a value. ``decode_json``: untrusted bytes (an HTTP body, a CLI value)
+into a value, strictly, so whatever a door accepts can be stored, echoed back as a
+result and read back:
+
+- UTF-8 only: a byte order mark, UTF-16/32, invalid UTF-8 and lone surrogate
+  escapes (``"\\ud800"``) are refused;
+- no ``NaN``/``Infinity`` and no number beyond a 64-bit float (``1e999``), no
+  integer with more digits than Python converts;
+- at most ``MAX_VALUE_DEPTH`` levels of nesting, checked on the text without
+  recursion.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import operator
+import sys
+from typing import Any
+
+from statekeeper.constants import MAX_VALUE_DEPTH
+from statekeeper.errors import InvalidValue, MalformedJSON, StorageError, ValueTooLarge
+
+# Built once: json.dumps/loads with options build a new encoder/decoder on every call.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+_BOM = b"\xef\xbb\xbf"
+# Every byte but brackets and quotes, deleted by bytes.translate to leave the structure.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_NOT_OPENER = bytes(b for b in range(256) if b not in b"[{")
+_OPENERS_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_BRACKET_WEIGHTS = bytes.maketrans(b"[]", b"\x02\x00")
+_PASSES = 6  # passes of pair removal before counting the depth in one go
+
+
+class _Refused(ValueError):
+    """A number or constant that JSON must not carry; raised from the decoder's hooks."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"holds {name}, which is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        shown = text if len(text) <= 40 else f"{text[:20]}...{text[-10:]} ({len(text)} characters)"
+        raise _Refused(f"holds the number {shown}, beyond the range of a 64-bit float (±1.8e308)")
+    return number
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+
+
+# --- encoding -------------------------------------------------------------------------
+
+
+def _check_structure(subject: str, value: Any, depth: int) -> None:
+    """Refuse what JSON would silently change (non-string object keys) or what
+    could not be read back at any stack depth (very deep nesting)."""
+    if depth > MAX_VALUE_DEPTH:
+        raise InvalidValue(f"{subject} is nested deeper than {MAX_VALUE_DEPTH} levels")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if type(name) is not str:
+                raise InvalidValue(
+                    f"{subject} has an object key {name!r} of type "
+                    f"{type(name).__name__}; JSON object keys must be strings"
+                )
+            if isinstance(item, dict | list | tuple):
+                _check_structure(subject, item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, dict | list | tuple):
+                _check_structure(subject, item, depth + 1)
+
+
+def encode_value(key: str, value: Any, max_bytes: int, subject: str | None = None) -> bytes:
+    """The value as compact UTF-8 JSON, within ``max_bytes``; errors name ``subject``
+    (default: the value for ``key``)."""
+    subject = subject or f"value for key {key!r}"
+    if isinstance(value, dict | list | tuple):
+        try:
+            _check_structure(subject, value, 1)
+        except RecursionError:
+            raise InvalidValue(f"{subject} is nested too deeply") from None
+    try:
+        data = _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValue(f"{subject} holds invalid Unicode text (a lone surrogate)") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidValue(f"{subject} is not JSON-serializable: {exc}") from None
+    if len(data) > max_bytes:
+        raise ValueTooLarge(
+            f"{subject} is {len(data)} bytes as JSON; the limit is {max_bytes}",
+            size=len(data),
+            limit=max_bytes,
+        )
+    return data
+
+
+# --- decoding -------------------------------------------------------------------------
+
+
+def decode_value(key: str, data: bytes) -> Any:
+    """A value this process stored (checked on its way in); StorageError if unreadable."""
+    # Decoding first is twice as fast as handing bytes to json.loads, which sniffs
+    # the encoding in Python.
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise StorageError(
+            f"the stored value of key {key!r} is not readable JSON: {exc}", key=key
+        ) from None
+
+
+def decode_json(data: bytes, subject: str) -> Any:
+    """Untrusted ``data`` as a JSON value, strictly (see the module's docstring);
+    MalformedJSON naming ``subject``, what is wrong and the limit otherwise."""
+    if data.startswith(_BOM):
+        raise MalformedJSON(f"{subject} starts with a byte order mark; send UTF-8 without one")
+    if b"\x00" in data:
+        raise MalformedJSON(
+            f"{subject} holds NUL bytes (UTF-16 or UTF-32?); only UTF-8 JSON is accepted"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJSON(
+            f"{subject} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "only UTF-8 JSON is accepted"
+        ) from None
+    # Nesting first: refusing deep input before the decoder builds it is cheaper.
+    escaped = b"\\" in data
+    if not _nesting_within_limit(data, escaped):
+        raise _too_deep(subject)
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        raise _too_deep(subject) from None
+    except _Refused as exc:
+        raise MalformedJSON(f"{subject} {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJSON(f"{subject} is not JSON: {exc}") from None
+    except ValueError:  # only integer conversion raises a plain ValueError
+        raise MalformedJSON(
+            f"{subject} holds an integer of more than {sys.get_int_max_str_digits()} digits"
+        ) from None
+    if escaped and b"\\ud" in data.lower():  # a \uD800-\uDFFF escape, maybe lone
+        try:  # a pair decodes to one character; a lone half does not encode
+            _ENCODER.encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedJSON(
+                f"{subject} holds a lone surrogate escape (\\ud800-\\udfff outside a pair); "
+                "it is not Unicode text"
+            ) from None
+    return value
+
+
+def _too_deep(subject: str) -> MalformedJSON:
+    return MalformedJSON(f"{subject} is nested deeper than {MAX_VALUE_DEPTH} levels")
+
+
+def _nesting_within_limit(data: bytes, escaped: bool) -> bool:
+    """Whether JSON ``data`` nests at most MAX_VALUE_DEPTH levels, found on the text
+    in a few passes of C string operations (no recursion, no per-byte Python). Exact
+    for valid JSON; for invalid JSON either answer ends in a MalformedJSON."""
+    if _fewer_openers(data, MAX_VALUE_DEPTH + 1):
+        return True  # too few brackets to nest that deep, wherever they are
+    if escaped and b'\\"' in data:  # an escaped quote (or backslash before a quote)
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = data.translate(None, _NOT_STRUCTURE)
+    brackets = structure.translate(_OPENERS_AS_BRACKETS, b'"')
+    if structure.count(b'""') * 2 != len(structure) - len(brackets):
+        # A run of quotes of odd length: a bracket lies inside a string. Keep the
+        # parts between strings only.
+        brackets = b"".join(structure.split(b'"')[::2]).translate(_OPENERS_AS_BRACKETS)
+    # Each pass removes the innermost pairs, one level: shallow JSON empties in a few.
+    for _ in range(_PASSES):
+        brackets = brackets.replace(b"[]", b"")
+        if not brackets:
+            return True
+    # Deeper: the running depth in one pass. With "[" as 2 and "]" as 0, the depth after
+    # k brackets is their running sum minus k.
+    sums = itertools.accumulate(brackets.translate(_BRACKET_WEIGHTS))
+    deepest: int = max(map(operator.sub, sums, itertools.count(1)))
+    return deepest + _PASSES <= MAX_VALUE_DEPTH
+
+
+def _fewer_openers(data: bytes, limit: int) -> bool:
+    """Whether ``data`` has fewer than ``limit`` opening brackets: counted in its first
+    8 KiB, then found one by one (memchr-fast, stopping at ``limit``)."""
+    head = 8192
+    found = len(data[:head].translate(None, _NOT_OPENER))
+    if found >= limit:
+        return False
+    for opener in b"[{":
+        at = data.find(opener, head)
+        while at >= 0:
+            found += 1
+            if found >= limit:
+                return False
+            at = data.find(opener, at + 1)
+    return True

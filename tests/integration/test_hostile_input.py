@@ -1,0 +1,275 @@
+"""Hostile input over HTTP (in process, both backends): a clear 4xx, never a 5xx, and
+nothing stored or lost. One test per case found when issue 7 was filed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from statekeeper import App
+from statekeeper.errors import (
+    InvalidFilter,
+    InvalidIdentifier,
+    InvalidKey,
+    InvalidNamespace,
+    InvalidQueueName,
+    InvalidValue,
+    InvalidWorkflowId,
+)
+from statekeeper.http.config import HttpConfig
+from statekeeper.http.server import create_http_app
+from statekeeper.workflows import WorkflowContext
+
+TOKEN = "hostile-input-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DEEP = b"[" * 2000 + b"]" * 2000
+
+
+def nested(levels: int) -> bytes:
+    return b'{"a":' * (levels - 1) + b"[]" + b"}" * (levels - 1)
+
+
+Served = tuple[App, httpx.AsyncClient]
+
+
+async def serve(app: App) -> AsyncIterator[Served]:
+    async with app:
+        http = create_http_app(app, HttpConfig(token=TOKEN))
+        transport = httpx.ASGITransport(app=http)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sk") as client:
+            yield app, client
+
+
+def new_app(database_url: str, namespace: str, secret: str | None) -> App:
+    app = App(database_url, namespace=namespace, purge_interval=None, encryption=None)
+    app.workflows.secret = secret
+    app.queue("orders")
+
+    async def waits(ctx: WorkflowContext, _: Any) -> Any:
+        return await ctx.wait_for_event("go", timeout=3600)
+
+    app.workflows.register(waits, "W")
+    return app
+
+
+@pytest.fixture
+async def served(database_url: str, namespace: str) -> AsyncIterator[Served]:
+    async for pair in serve(new_app(database_url, namespace, "hostile-callback-secret")):
+        yield pair
+
+
+@pytest.fixture
+async def served_without_secret(database_url: str, namespace: str) -> AsyncIterator[Served]:
+    async for pair in serve(new_app(database_url, namespace, None)):
+        yield pair
+
+
+def error_of(answer: httpx.Response, status: int, code: str) -> str:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    error = answer.json()["error"]
+    assert error["code"] == code, error
+    return str(error["message"])
+
+
+async def nothing_queued(app: App) -> bool:
+    stats = await app.queue("orders").stats()
+    return stats.ready + stats.in_flight + stats.delayed + stats.dead == 0
+
+
+async def test_non_ascii_callback_token_is_401(served: Served) -> None:
+    _, client = served
+    for token in ("x.%C3%A9", "%C3%A9", "x." + "%C3%A9" * 40, "a" * 5000, "x.y.z"):
+        answer = await client.post(f"/v1/callbacks/{token}", json={"status": "success"})
+        error_of(answer, 401, "invalid_callback_token")
+
+
+async def test_callbacks_without_a_secret_are_404_not_500(served_without_secret: Served) -> None:
+    _, client = served_without_secret
+    answer = await client.post("/v1/callbacks/x.%C3%A9", json={"status": "success"})
+    assert "not enabled" in error_of(answer, 404, "callbacks_disabled")
+
+
+@pytest.mark.parametrize("route", ["callback", "start", "event"])
+async def test_deep_bodies_are_400_and_store_nothing(served: Served, route: str) -> None:
+    app, client = served
+    run = await app.workflows.start("W", None, id="w-1")
+    path = {
+        "callback": "/v1/callbacks/abc.0123",
+        "start": "/v1/workflows/W?id=w-2",
+        "event": "/v1/workflows/W/w-1/events/go",
+    }[route]
+    for body in (DEEP, nested(201)):
+        answer = await client.post(path, content=body, headers=AUTH)
+        assert "nested deeper than 200 levels" in error_of(answer, 400, "malformed_json")
+    assert [w["id"] for w in await app.workflows.list()] == [run]
+    history = await app.workflows.history(run)
+    assert all(entry["kind"] != "event" for entry in history)
+
+
+async def test_trailing_newline_in_a_workflow_id_stores_nothing(served: Served) -> None:
+    app, client = served
+    for query in ("id=abc%0A", "id=abc%0D", "id=a%00b", "id=" + "a" * 201):
+        answer = await client.post(f"/v1/workflows/W?{query}", json={}, headers=AUTH)
+        assert "a workflow id is 1-200" in error_of(answer, 400, "invalid_workflow_id")
+    header = {**AUTH, "Idempotency-Key": "abc def"}
+    answer = await client.post("/v1/workflows/W", json={}, headers=header)
+    error_of(answer, 400, "invalid_workflow_id")
+    assert await app.workflows.list() == []
+    with pytest.raises(InvalidWorkflowId):
+        await app.workflows.start("W", None, id="abc\n")
+    assert await app.workflows.list() == []
+
+
+async def test_location_is_percent_encoded_and_leads_back(served: Served) -> None:
+    _, client = served
+    answer = await client.post("/v1/workflows/W?id=order:42@shop", json={}, headers=AUTH)
+    assert answer.status_code == 202
+    location = answer.headers["location"]
+    assert location == "/v1/workflows/W/order%3A42%40shop"
+    described = await client.get(location, headers=AUTH)
+    assert described.status_code == 200 and described.json()["id"] == "order:42@shop"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b'{"x":1e999}', "beyond the range of a 64-bit float"),
+        (b"[-1e400]", "beyond the range of a 64-bit float"),
+        (b"1" * 400 + b".5", "beyond the range of a 64-bit float"),
+        (b'{"x":NaN}', "NaN, which is not JSON"),
+        (b"[Infinity]", "Infinity, which is not JSON"),
+        (b"9" * 5000, "integer of more than"),
+        (b'\xef\xbb\xbf{"x":1}', "byte order mark"),
+        ('{"x":1}'.encode("utf-16"), "only UTF-8"),
+        ('{"x":1}'.encode("utf-16-le"), "only UTF-8"),
+        ('{"x":1}'.encode("utf-32"), "only UTF-8"),
+        (b'{"x":"\xff"}', "not valid UTF-8"),
+        (b'{"x":"\xed\xa0\x80"}', "not valid UTF-8"),
+        (b'{"x":"\\ud800"}', "lone surrogate"),
+        (b'["\\udc00", "ok"]', "lone surrogate"),
+        (b"", "empty"),
+        (b"  \n", "empty"),
+        (DEEP, "nested deeper than 200"),
+        (nested(201), "nested deeper than 200"),
+    ],
+)
+async def test_ingress_refuses_what_could_not_be_stored_or_read_back(
+    served: Served, body: bytes, fragment: str
+) -> None:
+    app, client = served
+    answer = await client.post("/v1/queues/orders/messages", content=body, headers=AUTH)
+    assert fragment in error_of(answer, 400, "malformed_json")
+    assert await nothing_queued(app)
+
+
+async def test_what_the_ingress_accepts_is_stored_echoed_and_read_back(served: Served) -> None:
+    """200 levels, a surrogate pair, a large float: accepted, and the handler's echo of
+    the body is stored as its result and read back (it was refused before at 250)."""
+    app, client = served
+    bodies = [nested(200), b'"\\ud83d\\ude00"', b"[1.5e308, -2e-308, 12345678901234567890]"]
+    for body in bodies:
+        answer = await client.post("/v1/queues/orders/messages", content=body, headers=AUTH)
+        assert answer.status_code == 202, answer.text
+        [message] = await app.queue("orders").receive()
+        await message.ack(message.body)  # the echo is storable
+        status = (await client.get(answer.headers["location"], headers=AUTH)).json()
+        assert status["status"] == "succeeded" and status["result"] == message.body
+
+
+async def test_python_api_refuses_infinity_like_the_ingress(app: App) -> None:
+    queue = app.queue("orders")
+    for body in ({"x": math.inf}, [1e999], -math.inf, {"x": math.nan}):
+        with pytest.raises(InvalidValue, match="not JSON-serializable"):
+            await queue.send(body)
+    stats = await queue.stats()
+    assert stats.ready == 0
+    with pytest.raises(InvalidValue):
+        await app.state.put("k", {"x": 1e999})
+    assert await app.state.get("k") is None
+
+
+def headers(key: str) -> dict[str, str]:
+    return {**AUTH, "Idempotency-Key": key}
+
+
+async def test_idempotency_key_limit_message_and_check_agree(served: Served) -> None:
+    app, client = served
+    longest = "k" * 255
+    answer = await client.post(
+        "/v1/queues/orders/messages", json=1, headers={**AUTH, "Idempotency-Key": longest}
+    )
+    assert answer.status_code == 202
+    for key in ("k" * 256, "a b", "tab\tkey", "caf\xe9"):
+        answer = await client.post(
+            "/v1/queues/orders/messages",
+            content=b"1",
+            headers=[(k.encode(), v.encode("latin-1")) for k, v in headers(key).items()],
+        )
+        message = error_of(answer, 400, "invalid_idempotency_key")
+        assert "1-255 visible ASCII characters" in message
+    [stored] = await app.queue("orders").peek(10)
+    assert stored.body == 1
+
+
+async def test_cancel_checks_the_workflow_name(served: Served) -> None:
+    app, client = served
+    run = await app.workflows.start("W", None, id="keep-me")
+    for path in ("/v1/workflows/WRONGNAME/keep-me/cancel", "/v1/workflows/w/keep-me/cancel"):
+        error_of(await client.post(path, headers=AUTH), 404, "workflow_not_found")
+    described = await client.get("/v1/workflows/WRONGNAME/keep-me", headers=AUTH)
+    error_of(described, 404, "workflow_not_found")
+    status = await app.workflows.status(run)
+    assert status.status == "pending"
+    assert (await client.post(f"/v1/workflows/W/{run}/cancel", headers=AUTH)).status_code == 202
+
+
+async def test_bad_names_ids_and_events_in_paths(served: Served) -> None:
+    app, client = served
+    await app.workflows.start("W", None, id="w-1")
+    cases = [
+        ("POST", "/v1/workflows/W%0A", 400, "invalid_workflow_name"),
+        ("POST", "/v1/workflows/Nope", 404, "unknown_workflow"),
+        ("GET", "/v1/workflows/W/w-1%0A", 400, "invalid_workflow_id"),
+        ("POST", "/v1/workflows/W/w-1%0A/cancel", 400, "invalid_workflow_id"),
+        ("POST", "/v1/workflows/W/w-1/events/go%0A", 400, "invalid_event_name"),
+        ("POST", "/v1/workflows/W/w-1/events/" + "e" * 201, 400, "invalid_event_name"),
+        ("GET", "/v1/requests/abc%0A", 404, "not_found"),
+    ]
+    for method, path, status, code in cases:
+        error_of(await client.request(method, path, headers=AUTH), status, code)
+    assert [w["id"] for w in await app.workflows.list()] == ["w-1"]
+    assert (await app.workflows.status("w-1")).status == "pending"
+
+
+async def test_invalid_filters_are_errors(app: App) -> None:
+    with pytest.raises(InvalidFilter, match="status is one of pending, running"):
+        await app.workflows.list(status="bogus")
+    with pytest.raises(InvalidFilter, match="invalid name filter"):
+        await app.workflows.list(name="W\n")
+    assert await app.workflows.list(status="failed") == []
+    await app.state.put("a", 1)
+    with pytest.raises(InvalidFilter, match="invalid prefix filter"):
+        await app.state.list("a\n")
+
+
+async def test_python_api_refuses_control_characters_and_stores_nothing(
+    app: App, database_url: str
+) -> None:
+    for namespace in ("ns\n", "a\x00b", "tab\there", "x" * 129):
+        with pytest.raises(InvalidNamespace):
+            App(database_url, namespace=namespace, purge_interval=None, encryption=None)
+    for key in ("user:1\n", "a\rb", "del\x7f"):
+        with pytest.raises(InvalidKey, match="control character"):
+            await app.state.put(key, 1)
+    for options in ({"dedup_id": "d\n"}, {"group": "g\n"}, {"correlation": "c\n"}):
+        with pytest.raises(InvalidIdentifier):
+            await app.queue("orders").send(1, **options)  # type: ignore[arg-type]
+    with pytest.raises(InvalidQueueName):
+        app.queue("jobs\n")
+    assert (await app.state.list("")).items == []
+    assert (await app.queue("orders").stats()).ready == 0
