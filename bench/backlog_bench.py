@@ -16,9 +16,15 @@ in one run, statekeeper at a small and a big size of the same work:
   the work; each slice starts ``--workflows`` workflows of 10 trivial steps and times a
   runner of concurrency 32 until all have finished: steps per second.
 * procrastinate (PostgreSQL only): the same drain (a backlog of jobs, a worker of
-  concurrency 16, a task that does nothing), with procrastinate's defaults. It is not a
+  concurrency 16, a task that does nothing, a pool of 16 connections as statekeeper's),
+  procrastinate's defaults otherwise; first as filled, then after ANALYZE. It is not a
   dependency: when it is not importable, this script installs it into its own virtual
   environment outside the repository (``--peer-venv``) and runs itself again there.
+
+statekeeper is measured as filled: its tables are new and never analyzed, as after a
+spike into a queue that was empty when autovacuum last looked. Its plans must not
+depend on statistics (docs/decisions/0005-flat-cost.md); procrastinate's second phase
+shows what statistics do for a peer whose plans do.
 
 Sizes interleave (small, big, big, small, ...) so drift on a shared machine falls on both.
 The last line is the headline: the lower of the backends' big/small drain-rate ratios.
@@ -68,10 +74,15 @@ class Sizes:
     slices: int  # per size
     drain: int  # messages drained per slice
     workflows: int  # workflows per slice
+    peer_slices: int = 2  # per size and phase
+    peer_drain: int = 200
 
 
 QUICK = Sizes(small=1_000, big=50_000, slices=3, drain=500, workflows=50)
-FULL = Sizes(small=1_000, big=100_000, slices=6, drain=500, workflows=200)
+FULL = Sizes(
+    small=1_000, big=100_000, slices=6, drain=500, workflows=200, peer_slices=4, peer_drain=500
+)
+PHASES = ("as filled", "after ANALYZE")
 
 
 @dataclass
@@ -246,10 +257,13 @@ async def measure_statekeeper(
 
 async def measure_procrastinate(
     base_url: str, schema_of: Callable[[str], str], sizes: Sizes
-) -> dict[int, Side]:
+) -> dict[str, dict[int, Side]]:
+    """The drain at both sizes, first as filled (statistics of a table that was empty),
+    then after ANALYZE (what autovacuum gives a backlog that has sat for a minute or
+    two): procrastinate's plans depend on them, which statekeeper's do not."""
     procrastinate: Any = importlib.import_module("procrastinate")
     logging.getLogger("procrastinate").setLevel(logging.ERROR)  # its start-up advice
-    results: dict[int, Side] = {}
+    results: dict[str, dict[int, Side]] = {phase: {} for phase in PHASES}
     state: dict[str, Any] = {"handled": 0, "target": 0, "event": asyncio.Event()}
     apps: dict[int, Any] = {}
     tasks: dict[int, Any] = {}
@@ -313,10 +327,15 @@ async def measure_procrastinate(
         for size in (sizes.small, sizes.big):
             await top_up(size)
         for size in (sizes.small, sizes.big):  # warm-up
-            await drain(size, 100)
-        for size in benchlib.turns([sizes.small, sizes.big], sizes.slices):
-            await top_up(size)
-            results.setdefault(size, Side()).drain.add(await drain(size, sizes.drain))
+            await drain(size, 50)
+        for phase in PHASES:
+            if phase != PHASES[0]:
+                for size in (sizes.small, sizes.big):
+                    await conn.execute(f'ANALYZE "{schema_of(f"p{size}")}".procrastinate_jobs')
+            for size in benchlib.turns([sizes.small, sizes.big], sizes.peer_slices):
+                await top_up(size)
+                side = results[phase].setdefault(size, Side())
+                side.drain.add(await drain(size, sizes.peer_drain))
     finally:
         for app in apps.values():
             await app.close_async()
@@ -339,7 +358,7 @@ def rows_for(
     backend: Backend,
     measured: dict[str, dict[int, Side]],
     sizes: Sizes,
-    peer: dict[int, Side] | None,
+    peer: dict[str, dict[int, Side]] | None,
 ) -> list[Row]:
     queue = measured["queue"]
     small, big = queue[sizes.small], queue[sizes.big]
@@ -357,13 +376,15 @@ def rows_for(
             f"{few.rate:.0f}", f"{many.rate:.0f}", ratio(few.rate, many.rate), target)
     )  # fmt: skip
     if peer is not None:
-        p_small, p_big = peer[sizes.small].drain, peer[sizes.big].drain
+        for phase in PHASES:
+            p_small, p_big = peer[phase][sizes.small].drain, peer[phase][sizes.big].drain
+            rows.append(
+                Row(backend, f"procrastinate drain jobs/s, {phase}", f"{p_small.rate:.0f}",
+                    f"{p_big.rate:.0f}", ratio(p_small.rate, p_big.rate), "info")
+            )  # fmt: skip
+        p_small, p_big = peer[PHASES[-1]][sizes.small].drain, peer[PHASES[-1]][sizes.big].drain
         rows.append(
-            Row(backend, f"procrastinate drain jobs/s, c={CONCURRENCY}", f"{p_small.rate:.0f}",
-                f"{p_big.rate:.0f}", ratio(p_small.rate, p_big.rate), "info")
-        )  # fmt: skip
-        rows.append(
-            Row(backend, "statekeeper / procrastinate drain",
+            Row(backend, "statekeeper / procrastinate (analyzed)",
                 f"{small.drain.rate / p_small.rate:.2f}x" if p_small.rate else "",
                 f"{big.drain.rate / p_big.rate:.2f}x" if p_big.rate else "", None, "info")
         )  # fmt: skip

@@ -92,19 +92,19 @@ class QueueOps(StatementRunner):
         """Live first (ready, leased, dead), else in the archive (done)."""
         what = f"cannot find message {id!r}"
         live = await self.run_read(
-            self._bind("queue_find_live", namespace=namespace, id=id), what, "row"
+            self._bind("queue_find_live", id=id), what, "row"
         )
-        if live is not None:
-            queue, state, attempts, available_at, enqueued_at, last_error, dead_at = live
+        if live is not None and live[0] == namespace:
+            _, queue, state, attempts, available_at, enqueued_at, last_error, dead_at = live
             return FoundMessage(
                 queue, state, attempts, enqueued_at, available_at, last_error, dead_at, None, None
             )
         done = await self.run_read(
-            self._bind("queue_find_archived", namespace=namespace, id=id), what, "row"
+            self._bind("queue_find_archived", id=id), what, "row"
         )
-        if done is None:
+        if done is None or done[0] != namespace:
             return None
-        queue, attempts, enqueued_at, completed_at, result = done
+        _, queue, attempts, enqueued_at, completed_at, result = done
         return FoundMessage(
             queue, "done", attempts, enqueued_at, None, None, None, completed_at, result
         )

@@ -44,8 +44,7 @@ ORDER BY m.ord;
 -- statement: one round trip, all or nothing.
 WITH done AS (
     DELETE FROM sk_messages
-    WHERE namespace = :namespace AND queue = :queue AND id = :id
-      AND lease_token = :lease_token AND state = 'leased'
+    WHERE id = :id AND lease_token = :lease_token
     RETURNING id, namespace, queue, body, attributes, correlation_id, group_id, attempts,
               enqueued_at, reply_to
 ), archived AS (
@@ -75,8 +74,7 @@ WITH failed AS (
     SET state = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'ready' END,
         dead_at = CASE WHEN attempts >= :max_attempts THEN CAST(:now AS DOUBLE PRECISION) END,
         available_at = :retry_at, last_error = :error, lease_token = NULL
-    WHERE namespace = :namespace AND queue = :queue AND id = :id
-      AND lease_token = :lease_token AND state = 'leased'
+    WHERE id = :id AND lease_token = :lease_token
     RETURNING state
 ), sent AS (
     INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
@@ -93,7 +91,7 @@ SELECT state FROM failed;
 -- name: queue_redrive_ids
 UPDATE sk_messages
 SET state = 'ready', available_at = :now, attempts = 0, dead_at = NULL, lease_token = NULL
-WHERE namespace = :namespace AND queue = :queue AND state = 'dead'
+WHERE namespace = :namespace AND queue = :queue AND dead_at IS NOT NULL
   AND id = ANY(:ids::text[]);
 
 -- name: queue_send_dedup

@@ -51,10 +51,14 @@ WHERE seq IN (
 RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
           enqueued_at, last_error, state, dead_at, reply_to;
 
+-- Statements on one leased message find it by its id alone (unique) and its lease
+-- token, which is set only while the message is leased and only its receiver knows: no
+-- condition of theirs lets the planner prefer a partial index of the queue (whose
+-- statistics may say "empty" while a backlog builds up), so each stays one row.
+
 -- name: queue_ack_delete
 DELETE FROM sk_messages
-WHERE namespace = :namespace AND queue = :queue AND id = :id
-  AND lease_token = :lease_token AND state = 'leased'
+WHERE id = :id AND lease_token = :lease_token
 RETURNING id, body, attributes, correlation_id, group_id, attempts, enqueued_at, reply_to;
 
 -- name: queue_archive_insert
@@ -70,22 +74,19 @@ UPDATE sk_messages
 SET state = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'ready' END,
     dead_at = CASE WHEN attempts >= :max_attempts THEN CAST(:now AS DOUBLE PRECISION) END,
     available_at = :retry_at, last_error = :error, lease_token = NULL
-WHERE namespace = :namespace AND queue = :queue AND id = :id
-  AND lease_token = :lease_token AND state = 'leased'
+WHERE id = :id AND lease_token = :lease_token
 RETURNING state;
 
 -- name: queue_extend
 UPDATE sk_messages SET available_at = :lease_end
-WHERE namespace = :namespace AND queue = :queue AND id = :id
-  AND lease_token = :lease_token AND state = 'leased'
+WHERE id = :id AND lease_token = :lease_token
 RETURNING id;
 
 -- name: queue_release
 -- Given back unprocessed (a worker shutting down): deliverable now, attempt not counted.
 UPDATE sk_messages
 SET state = 'ready', available_at = :now, attempts = attempts - 1, lease_token = NULL
-WHERE namespace = :namespace AND queue = :queue AND id = :id
-  AND lease_token = :lease_token AND state = 'leased'
+WHERE id = :id AND lease_token = :lease_token
 RETURNING id;
 
 -- name: queue_redrive_all
@@ -183,10 +184,11 @@ WHERE id IN (
 );
 
 -- name: queue_find_live
--- A message of any queue of the namespace, by id: what a request status reports.
-SELECT queue, state, attempts, available_at, enqueued_at, last_error, dead_at
-FROM sk_messages WHERE namespace = :namespace AND id = :id;
+-- A message by id: what a request status reports (the caller checks the namespace; by
+-- the unique id alone, so no other index can look cheaper).
+SELECT namespace, queue, state, attempts, available_at, enqueued_at, last_error, dead_at
+FROM sk_messages WHERE id = :id;
 
 -- name: queue_find_archived
-SELECT queue, attempts, enqueued_at, completed_at, result
-FROM sk_message_archive WHERE namespace = :namespace AND id = :id;
+SELECT namespace, queue, attempts, enqueued_at, completed_at, result
+FROM sk_message_archive WHERE id = :id;

@@ -154,5 +154,6 @@ WHERE namespace = :namespace AND workflow_id = :id
 ORDER BY position;
 
 -- name: wf_next_due
+-- Only active workflows have a wake-up time (finishing clears it).
 SELECT min(wake_at) FROM sk_workflows
-WHERE namespace = :namespace AND status IN ('pending', 'running', 'sleeping', 'waiting');
+WHERE namespace = :namespace AND wake_at IS NOT NULL;

@@ -185,8 +185,10 @@ CREATE TABLE sk_workflows (
     PRIMARY KEY (namespace, id)
 );
 
-CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at)
-    WHERE status IN ('pending', 'running', 'sleeping', 'waiting');
+-- Workflows due to run, by time (wake_at is NULL once finished, or while only an
+-- event can wake it); keyed on wake_at, not the status, so that no point statement
+-- on one workflow matches this partial index's predicate.
+CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at) WHERE wake_at IS NOT NULL;
 
 CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, created_at, id);
 

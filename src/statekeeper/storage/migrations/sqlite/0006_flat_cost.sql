@@ -105,6 +105,15 @@ DROP INDEX sk_message_archive_time;
 CREATE INDEX sk_message_archive_time ON sk_message_archive (namespace, queue, completed_at, id);
 CREATE INDEX sk_message_archive_retention ON sk_message_archive (completed_at);
 
+-- Workflows due to run, by time. Keyed on wake_at alone (NULL once finished, or while
+-- only an event can wake it), not on the status: a point statement on one workflow
+-- (status = 'running', say) then never matches this partial index's predicate, so the
+-- planner cannot prefer it to the primary key while its statistics say "empty".
+DROP INDEX sk_workflows_due;
+UPDATE sk_workflows SET wake_at = NULL
+WHERE status NOT IN ('pending', 'running', 'sleeping', 'waiting') AND wake_at IS NOT NULL;
+CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at) WHERE wake_at IS NOT NULL;
+
 -- Workflow listings, each filter with the index of its order.
 DROP INDEX sk_workflows_listing;
 CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, created_at, id);
