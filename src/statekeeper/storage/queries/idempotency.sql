@@ -39,9 +39,11 @@ WHERE namespace = :namespace AND key = :key AND owner = :owner AND state = 'runn
 RETURNING key;
 
 -- name: idempotency_forget
--- A bounded batch at a time, so one purge never holds a long transaction.
+-- A bounded batch at a time, so one purge never holds a long transaction; oldest first,
+-- in the order of the index it reads (so no plan prefers reading the whole table).
 DELETE FROM sk_idempotency
 WHERE (namespace, key) IN (
     SELECT namespace, key FROM sk_idempotency WHERE expires_at <= :now
+    ORDER BY expires_at
     LIMIT :limit
 );

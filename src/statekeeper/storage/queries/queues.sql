@@ -169,10 +169,12 @@ ORDER BY completed_at, id
 LIMIT :limit;
 
 -- name: queue_forget_dedup
--- A bounded batch at a time, so one purge never holds a long transaction.
+-- A bounded batch at a time, so one purge never holds a long transaction; oldest first,
+-- in the order of the index it reads (so no plan prefers reading the whole table).
 DELETE FROM sk_queue_dedup
 WHERE (namespace, queue, dedup_id) IN (
     SELECT namespace, queue, dedup_id FROM sk_queue_dedup WHERE expires_at <= :now
+    ORDER BY expires_at
     LIMIT :limit
 );
 
@@ -180,6 +182,7 @@ WHERE (namespace, queue, dedup_id) IN (
 DELETE FROM sk_message_archive
 WHERE id IN (
     SELECT id FROM sk_message_archive WHERE completed_at < :before
+    ORDER BY completed_at
     LIMIT :limit
 );
 

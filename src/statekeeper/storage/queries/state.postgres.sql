@@ -20,6 +20,7 @@ LIMIT :limit;
 WITH doomed AS (
     SELECT namespace, key FROM sk_state
     WHERE expires_at IS NOT NULL AND expires_at <= :now
+    ORDER BY expires_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )

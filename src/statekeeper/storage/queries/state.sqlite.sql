@@ -11,5 +11,6 @@ DELETE FROM sk_state
 WHERE (namespace, key) IN (
     SELECT namespace, key FROM sk_state
     WHERE expires_at IS NOT NULL AND expires_at <= :now
+    ORDER BY expires_at
     LIMIT :limit
 );

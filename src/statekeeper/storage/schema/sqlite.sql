@@ -192,9 +192,9 @@ CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at) WHERE wake_at
 
 CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, created_at, id);
 
-CREATE INDEX sk_workflows_by_status ON sk_workflows (namespace, status, created_at, id);
+CREATE INDEX sk_workflows_by_status ON sk_workflows (namespace, (status || ''), created_at, id);
 
-CREATE INDEX sk_workflows_by_name ON sk_workflows (namespace, name, created_at, id);
+CREATE INDEX sk_workflows_by_name ON sk_workflows (namespace, (name || ''), created_at, id);
 
 CREATE TABLE sk_workflow_steps (
     namespace   TEXT NOT NULL,

@@ -114,8 +114,11 @@ UPDATE sk_workflows SET wake_at = NULL
 WHERE status NOT IN ('pending', 'running', 'sleeping', 'waiting') AND wake_at IS NOT NULL;
 CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at) WHERE wake_at IS NOT NULL;
 
--- Workflow listings, each filter with the index of its order.
+-- Workflow listings, each filter with the index of its order. The filters' indexes are
+-- on expressions (status || '', name || '') that only the listings write: a statement on
+-- one workflow (status = 'running') or the lease (name = ANY(...)) can never pick them,
+-- whatever the statistics say (docs/decisions/0005-flat-cost.md).
 DROP INDEX sk_workflows_listing;
 CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, created_at, id);
-CREATE INDEX sk_workflows_by_status ON sk_workflows (namespace, status, created_at, id);
-CREATE INDEX sk_workflows_by_name ON sk_workflows (namespace, name, created_at, id);
+CREATE INDEX sk_workflows_by_status ON sk_workflows (namespace, (status || ''), created_at, id);
+CREATE INDEX sk_workflows_by_name ON sk_workflows (namespace, (name || ''), created_at, id);

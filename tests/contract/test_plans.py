@@ -1,0 +1,249 @@
+"""Query plans, on SQLite and PostgreSQL: every named statement is explained on tables
+that hold thousands of rows and were never analyzed (the statistics of an empty table,
+as after a spike into a queue autovacuum last saw empty). No statement reads a big table
+from end to end, and each statement on one row uses the index that finds that row, so
+that cost stays flat however the statistics lag (docs/decisions/0005-flat-cost.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from statekeeper import App
+from statekeeper.storage.queries import Query, load
+
+BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
+       "sk_idempotency", "sk_workflow_events")  # fmt: skip
+
+# Statements that must find their row (or range) through this index.
+EXPECTED = {
+    "queue_receive": "sk_messages_due",
+    "queue_next_due": "sk_messages_due",
+    "queue_ack": "sk_messages_id_key",
+    "queue_ack_delete": "sk_messages_id_key",
+    "queue_fail": "sk_messages_id_key",
+    "queue_extend": "sk_messages_id_key",
+    "queue_release": "sk_messages_id_key",
+    "queue_find_live": "sk_messages_id_key",
+    "queue_peek_dead": "sk_messages_dead",
+    "queue_archived": "sk_message_archive_time",
+    "queue_forget_archive": "sk_message_archive_retention",
+    "wf_lease": "sk_workflows_due",
+    "wf_next_due": "sk_workflows_due",
+    "wf_get": "sk_workflows_pkey",
+    "wf_renew": "sk_workflows_pkey",
+    "wf_checkpoint": "sk_workflows_pkey",
+    "wf_checkpoint_renew": "sk_workflows_pkey",
+    "wf_suspend": "sk_workflows_pkey",
+    "wf_finish": "sk_workflows_pkey",
+    "wf_cancel": "sk_workflows_pkey",
+    "wf_event_wake": "sk_workflows_pkey",
+    "wf_journal": "sk_workflow_steps_pkey",
+    "wf_list": "sk_workflows_listing",
+    "wf_list_by_status": "sk_workflows_by_status",
+    "wf_list_by_name": "sk_workflows_by_name",
+    "state_get": "sk_state_pkey",
+    "idempotency_get": "sk_idempotency_pkey",
+}
+# SQLite names primary keys and unique constraints its own way.
+SQLITE_NAMES = {
+    "sk_messages_id_key": "sqlite_autoindex_sk_messages_1",
+    "sk_workflows_pkey": "sqlite_autoindex_sk_workflows_1",
+    "sk_workflow_steps_pkey": "sqlite_autoindex_sk_workflow_steps_1",
+    "sk_state_pkey": "PRIMARY KEY",
+    "sk_idempotency_pkey": "PRIMARY KEY",
+}
+# Statements that read a whole queue (or every namespace) by design: their cost is the
+# rows they are asked about, and they are not on a hot path.
+WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge_dead",
+         "queue_redrive_all", "state_count_sealed"}  # fmt: skip
+# Background purges, once a minute: before PostgreSQL first analyzes a table it may read
+# it whole to find the expired rows (an index afterwards; a bounded cost either way).
+PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
+          "queue_forget_dedup"}  # fmt: skip
+
+
+NOW = time.time()
+# Realistic values: the namespace and queue that hold the rows; ids that exist; times that
+# leave most rows out of a purge (what a purge finds on most of its runs).
+VALUES: dict[str, Any] = {
+    "namespace": "plans", "queue": "jobs", "id": "w7", "key": "k7", "name": "w",
+    "status": "running", "event": "e", "lease_token": "t", "owner": "o", "fence": 1,
+    "limit": 10, "max_attempts": 5, "position": 1, "attempts": 1, "now": NOW,
+    "lease_end": NOW + 30, "retry_at": NOW, "before": NOW - 7 * 86400, "after_time": 0.0,
+    "after_id": "", "since": 0.0, "until": NOW,
+}  # fmt: skip
+
+
+def sqlite_value(name: str) -> Any:
+    """A value for SQLite parameter ``name``."""
+    if name in VALUES:
+        return VALUES[name]
+    if name.endswith("_json"):
+        return json.dumps(["w"])
+    if name in ("body", "value", "input", "output", "result", "data"):
+        return b"{}"
+    if name.endswith(("_at", "_set")) or name in ("archive",):
+        return NOW if name.endswith("_at") else 1
+    return "w"
+
+
+POSTGRES_VALUES: dict[str, Any] = {
+    "text": "w", "bytea": b"{}", "float8": NOW, "int4": 10, "int8": 10,
+    "bool": True, "text[]": ["w"], "bytea[]": [b"{}"], "float8[]": [1.0],
+    "bool[]": [False], "int4[]": [1],
+}  # fmt: skip
+
+
+def postgres_value(name: str, kind: str) -> Any:
+    """A value for PostgreSQL parameter ``name`` of type ``kind``."""
+    if name in VALUES and not kind.endswith("[]"):
+        return VALUES[name]
+    return POSTGRES_VALUES[kind]
+
+
+def plan_names_postgres(plan: Any) -> tuple[set[str], set[str]]:
+    """(indexes used, tables read from end to end) in a PostgreSQL JSON plan."""
+    indexes: set[str] = set()
+    scanned: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if "Index Name" in node:
+            indexes.add(node["Index Name"])
+        if node.get("Node Type") == "Seq Scan":
+            scanned.add(node.get("Relation Name", ""))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return indexes, scanned
+
+
+def plan_names_sqlite(rows: list[Any]) -> tuple[set[str], set[str]]:
+    indexes: set[str] = set()
+    scanned: set[str] = set()
+    for row in rows:
+        detail = str(row[3])
+        if " USING " in detail:
+            used = detail.split(" USING ", 1)[1]
+            if "PRIMARY KEY" in used or "INTEGER PRIMARY KEY" in used:
+                indexes.add("PRIMARY KEY")
+            if "INDEX " in used:
+                indexes.add(used.split("INDEX ", 1)[1].split(" ", 1)[0])
+        elif detail.startswith("SCAN "):
+            scanned.add(detail.split()[1])
+    return indexes, scanned
+
+
+async def populate(app: App) -> None:
+    q = app.queue("jobs")
+    for start in range(0, 4000, 1000):
+        await q.send_batch([{"n": n} for n in range(start, start + 1000)])
+    await q.send_batch([{"body": n, "group": f"g{n % 5}"} for n in range(200)])
+    for message in await q.receive(40):
+        await message.fail("no", retryable=False)
+    for message in await q.receive(100):
+        await message.ack({"ok": True})
+    now = time.time()
+    workflows = [
+        (app.namespace, f"w{n}", "w", "sleeping" if n % 2 else "succeeded", b"0",
+         now + 86400 if n % 2 else None, now + n, now)
+        for n in range(3000)
+    ]  # fmt: skip
+    steps = [(app.namespace, f"w{n}", p, "step", "s", now) for n in range(1000) for p in range(3)]
+    state = [(app.namespace, f"k{n}", b"1", "e") for n in range(3000)]
+    idempotency = [(app.namespace, f"i{n}", "f", "done", now + 3600) for n in range(3000)]
+    archive = [(f"a{n}", app.namespace, "jobs", b"{}", 1, now, now - n) for n in range(3000)]
+    events = [(app.namespace, f"w{n}", "e", b"{}", now) for n in range(3000)]
+    inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
+        ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
+         "updated_at) VALUES ({})", workflows),
+        ("INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, "
+         "finished_at) VALUES ({})", steps),
+        ("INSERT INTO sk_state (namespace, key, value, etag) VALUES ({})", state),
+        ("INSERT INTO sk_idempotency (namespace, key, fingerprint, state, expires_at) "
+         "VALUES ({})", idempotency),
+        ("INSERT INTO sk_message_archive (id, namespace, queue, body, attempts, enqueued_at, "
+         "completed_at) VALUES ({})", archive),
+        ("INSERT INTO sk_workflow_events (namespace, workflow_id, name, data, received_at) "
+         "VALUES ({})", events),
+    ]  # fmt: skip
+    backend: Any = app.backend
+    for sql, rows in inserts:
+        width = len(rows[0])
+        if backend.dialect == "sqlite":
+            statement = sql.format(", ".join("?" * width))
+            await backend.writer.run(lambda c, s=statement, r=rows: c.executemany(s, r), "fill")
+        else:
+            statement = sql.format(", ".join(f"${i}" for i in range(1, width + 1)))
+            async with backend.pool.acquire() as conn:
+                await conn.executemany(statement, rows)
+
+
+async def explain(app: App, query: Query) -> tuple[set[str], set[str]]:
+    backend: Any = app.backend
+    if backend.dialect == "sqlite":
+        args = query.args(**{p: sqlite_value(p) for p in query.params})
+        rows = await backend.writer.run(
+            lambda c: c.execute("EXPLAIN QUERY PLAN " + query.sql, args).fetchall(), "explain"
+        )
+        return plan_names_sqlite(rows)
+    async with backend.pool.acquire() as conn:
+        prepared = await conn.prepare("EXPLAIN (FORMAT JSON) " + query.sql)
+        kinds = [t.name for t in prepared.get_parameters()]
+        values = [postgres_value(n, k) for n, k in zip(query.params, kinds, strict=True)]
+        plan = await prepared.fetchval(*values)
+    return plan_names_postgres(json.loads(plan))
+
+
+@pytest.fixture
+async def filled(own_database_url: str) -> Any:
+    async with App(own_database_url, namespace="plans", purge_interval=None) as app:
+        await populate(app)
+        yield app
+
+
+async def check_plans(app: App, *, analyzed: bool) -> list[str]:
+    """What is wrong with the plans of every named statement (nothing, we hope)."""
+    dialect = app.backend.dialect
+    allowed = WHOLE if analyzed else WHOLE | PURGES
+    problems = []
+    for name, query in sorted(load(dialect).items()):
+        indexes, scanned = await explain(app, query)
+        full = scanned & set(BIG)
+        if full and name not in allowed:
+            problems.append(f"{name} reads {sorted(full)} from end to end")
+        wanted = EXPECTED.get(name)
+        if wanted is not None:
+            if dialect == "sqlite":
+                wanted = SQLITE_NAMES.get(wanted, wanted)
+            if wanted not in indexes:
+                problems.append(f"{name} uses {sorted(indexes)}, not {wanted}")
+    return problems
+
+
+async def test_every_statement_finds_its_rows_through_an_index(filled: App) -> None:
+    app = filled
+    if app.backend.dialect == "postgres":  # the hazard: statistics never gathered
+        backend: Any = app.backend
+        async with backend.pool.acquire() as conn:
+            analyzed = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'sk_messages' "
+                "AND schemaname = current_schema() AND last_analyze IS NOT NULL"
+            )
+        assert analyzed == 0
+    assert await check_plans(app, analyzed=False) == []
+
+
+async def test_the_plans_hold_with_statistics_too(filled: App) -> None:
+    app = filled
+    backend: Any = app.backend
+    if app.backend.dialect == "sqlite":
+        await backend.writer.run(lambda c: c.execute("ANALYZE"), "analyze")
+    else:
+        async with backend.pool.acquire() as conn:
+            await conn.execute("ANALYZE")
+    assert await check_plans(app, analyzed=True) == []
