@@ -65,6 +65,7 @@ class App:
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         clock: Callable[[], float] = time.time,
         purge_interval: float | None = 60.0,
+        maintenance_interval: float | None = 15.0,
         archive_retention: float = 7 * 24 * 3600.0,
         callback_allow: str | Iterable[str] | None = None,
     ) -> None:
@@ -105,6 +106,18 @@ class App:
         self._state: StateStore | None = None
         self._cache: StateCache | None = None
         self._purger: asyncio.Task[None] | None = None
+        # Table upkeep (vacuum and analyze on PostgreSQL), only where purging runs too.
+        if maintenance_interval is not None and (
+            isinstance(maintenance_interval, bool)
+            or not isinstance(maintenance_interval, int | float)
+            or not maintenance_interval > 0
+        ):
+            raise ConfigurationError(
+                f"maintenance_interval must be a positive number of seconds or None, "
+                f"got {maintenance_interval!r}"
+            )
+        self._maintenance_interval = maintenance_interval
+        self._keeper: asyncio.Task[None] | None = None
         self._wakeups = Wakeups(announce=self._announce)
         self._queues: dict[str, Queue] = {}
         self.consumers: dict[str, Consumer] = {}
@@ -353,9 +366,18 @@ class App:
         )
         if self._purge_interval:
             self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))
+            if self._maintenance_interval:
+                self._keeper = asyncio.create_task(
+                    self._maintain_forever(self._maintenance_interval)
+                )
 
     async def close(self) -> None:
         self._idempotency = None
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -394,6 +416,20 @@ class App:
                 await self.forget_old_records()
             except StatekeeperError as error:
                 log.warning("forgetting old records failed", extra={"error": error.message})
+
+    async def _maintain_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                done = await self.backend.maintain()
+            except StatekeeperError as error:
+                log.warning("table maintenance failed", extra={"error": error.message})
+                continue
+            if done.vacuumed or done.analyzed:
+                log.debug(
+                    "tables maintained",
+                    extra={"vacuumed": done.vacuumed, "analyzed": done.analyzed},
+                )
 
     async def forget_old_records(self, batch: int = 1000) -> int:
         """Drop expired idempotency records and deduplication claims, and archived messages

@@ -133,6 +133,14 @@ class ArchivedMessage(NamedTuple):
     completed_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """What a round of table maintenance did: tables vacuumed, tables analyzed."""
+
+    vacuumed: list[str]
+    analyzed: list[str]
+
+
 class QueueCounts(NamedTuple):
     ready: int  # deliverable now (including messages whose lease ran out)
     in_flight: int  # leased, lease running
@@ -152,6 +160,10 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Release every connection and thread."""
+
+    async def maintain(self) -> Maintenance:
+        """Keep the tables healthy: vacuum and analyze what needs it (PostgreSQL, whatever
+        autovacuum does), refresh the planner's statistics (SQLite)."""
 
     def listen(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(namespace, queue)`` when another process announces a queue

@@ -20,7 +20,7 @@ from statekeeper.errors import (
     DatabaseUnavailable,
 )
 from statekeeper.storage import migrations
-from statekeeper.storage.base import NewMessage, PutOp, StoredItem, WriteOp
+from statekeeper.storage.base import Maintenance, NewMessage, PutOp, StoredItem, WriteOp
 from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.outcomes import (
     check_positional_orders,
@@ -30,6 +30,7 @@ from statekeeper.storage.outcomes import (
     transaction_conflict,
 )
 from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
+from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.postgres_queues import PostgresQueueOps
 from statekeeper.storage.queries import Dialect, load
@@ -75,6 +76,7 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
         self._fresh_schema = fresh_schema
         self._pool: asyncpg.Pool | None = None
         self._notifier = Notifier(self._connect_listener, lambda: self.pool)
+        self._keeper = TableKeeper()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -104,6 +106,9 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
     async def _connect_listener(self) -> asyncpg.Connection:
         settings = {"search_path": self.schema} if self.schema else {}
         return await asyncpg.connect(self._dsn, timeout=self._timeout, server_settings=settings)
+
+    async def maintain(self) -> Maintenance:
+        return await self._keeper.maintain(self.pool)
 
     def listen(self, callback: Callable[[str, str], None]) -> None:
         self._notifier.listen(callback)

@@ -91,17 +91,13 @@ class QueueOps(StatementRunner):
     async def queue_find(self, namespace: str, id: str) -> FoundMessage | None:
         """Live first (ready, leased, dead), else in the archive (done)."""
         what = f"cannot find message {id!r}"
-        live = await self.run_read(
-            self._bind("queue_find_live", id=id), what, "row"
-        )
+        live = await self.run_read(self._bind("queue_find_live", id=id), what, "row")
         if live is not None and live[0] == namespace:
             _, queue, state, attempts, available_at, enqueued_at, last_error, dead_at = live
             return FoundMessage(
                 queue, state, attempts, enqueued_at, available_at, last_error, dead_at, None, None
             )
-        done = await self.run_read(
-            self._bind("queue_find_archived", id=id), what, "row"
-        )
+        done = await self.run_read(self._bind("queue_find_archived", id=id), what, "row")
         if done is None or done[0] != namespace:
             return None
         _, queue, attempts, enqueued_at, completed_at, result = done

@@ -21,7 +21,14 @@ from statekeeper.errors import (
     DatabaseUnavailable,
 )
 from statekeeper.storage import migrations
-from statekeeper.storage.base import DeleteOp, NewMessage, PutOp, StoredItem, WriteOp
+from statekeeper.storage.base import (
+    DeleteOp,
+    Maintenance,
+    NewMessage,
+    PutOp,
+    StoredItem,
+    WriteOp,
+)
 from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.outcomes import (
     check_positional_orders,
@@ -75,6 +82,12 @@ class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
                 conn.close()
             self._readers.clear()
         self._local = threading.local()
+
+    async def maintain(self) -> Maintenance:
+        """SQLite reclaims deleted rows at once; ``PRAGMA optimize`` refreshes the planner's
+        statistics of the tables whose queries would gain from it (cheap when none)."""
+        await self._writer.run(lambda c: c.execute("PRAGMA optimize"), "cannot optimize")
+        return Maintenance([], [])
 
     def listen(self, callback: Callable[[str, str], None]) -> None:
         """Other processes cannot announce on SQLite: their receivers poll."""

@@ -4,7 +4,8 @@ Each file holds blocks that start with ``-- name: <query_name>``. Parameters are
 written once as ``:name`` and compiled per dialect: ``?`` for SQLite and ``$n`` for
 PostgreSQL. ``<domain>.sql`` (state, queues) serves both dialects;
 ``<domain>.<dialect>.sql`` overrides or adds only the statements that truly
-differ (SKIP LOCKED, ANY(), json_each).
+differ (SKIP LOCKED, ANY(), json_each); a domain of one dialect alone
+(``maintenance.postgres.sql``) has no common file.
 """
 
 from __future__ import annotations
@@ -72,4 +73,8 @@ def load(dialect: Dialect) -> dict[str, Query]:
         own = name.replace(".sql", f".{dialect}.sql")
         if own in files:
             raw.update(_parse(package.joinpath(own).read_text(encoding="utf-8")))
+    for name in files:  # a domain of one dialect only (maintenance.postgres.sql)
+        domain, _, rest = name.partition(".")
+        if rest == f"{dialect}.sql" and f"{domain}.sql" not in files:
+            raw.update(_parse(package.joinpath(name).read_text(encoding="utf-8")))
     return {name: _compile(name, text, dialect) for name, text in raw.items()}
