@@ -4,6 +4,7 @@ read or stored fails alone, with its real error, and takes nothing else down wit
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -199,3 +200,58 @@ async def test_a_workflow_with_an_unreadable_input_fails_alone(app: App, clock: 
     assert poisoned.status == "failed"
     assert poisoned.error is not None and poisoned.error.startswith("unreadable input: ")
     assert (await app.workflows.status(fine)).output == {"fine": True}
+
+
+async def test_a_journal_this_process_cannot_open_defers_and_never_compensates(
+    own_database_url: str, clock: FakeClock
+) -> None:
+    """A runner lacking the key that sealed a step's result (a rolling restart after a key
+    rotation) gives the workflow back for later: no compensation runs, nothing fails, and
+    a runner with the key finishes it."""
+    from statekeeper import Keyring
+
+    k1, k2 = os.urandom(32), os.urandom(32)
+    rotated = Keyring({"k2": k2, "k1": k1}, "k2")
+    behind = Keyring({"k1": k1}, "k1")
+    undone: list[str] = []
+
+    async def book(trip: str) -> str:
+        return f"booked {trip}"
+
+    async def cancel(booking: str) -> None:
+        undone.append(booking)
+
+    async def trip(ctx: WorkflowContext, name: str) -> str:
+        async with ctx.saga() as saga:
+            booking = await saga.step(book, name, compensate=cancel)
+            await ctx.wait_for_event("go")
+            return str(booking)
+
+    def make(keyring: Keyring) -> App:
+        app = App(own_database_url, namespace="keys", clock=clock, purge_interval=None,
+                  encryption=keyring)  # fmt: skip
+        app.workflow(trip)
+        return app
+
+    async def run_due(app: App) -> None:
+        runner = WorkflowRunner(app.workflows)
+        for leased in await runner._lease(["trip"], 4):
+            await runner.execute(leased)
+
+    async with make(rotated) as new, make(behind) as old:
+        run = await old.workflows.start("trip", "lisbon")  # its input: k1, readable by both
+        await run_due(new)  # the step is journaled, sealed with k2; the run waits
+        await old.workflows.send_event(run, "go", None)
+        await run_due(old)  # cannot open k2: given back, due in 30 s
+        status = await old.workflows.status(run)
+        assert status.status == "pending" and undone == []
+        await run_due(new)  # not due yet
+        assert (await new.workflows.status(run)).status == "pending"
+        clock.advance(31)
+        await run_due(new)
+        done = await new.workflows.status(run)
+        assert (done.status, done.output) == ("succeeded", "booked lisbon")
+        assert undone == []
+        other = await new.workflows.start("trip", "porto")  # an input old cannot open
+        await run_due(old)
+        assert (await old.workflows.status(other)).status == "pending"  # deferred, not failed

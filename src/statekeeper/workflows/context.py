@@ -20,7 +20,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.codec import decode_value, encode_value
-from statekeeper.errors import ConfigurationError, NonDeterminismError, ValidationError
+from statekeeper.errors import (
+    ConfigurationError,
+    DecryptionError,
+    NonDeterminismError,
+    ValidationError,
+)
 from statekeeper.identifiers import (
     MAX_WORKFLOW_ID,
     check_event_name,
@@ -40,6 +45,7 @@ from statekeeper.workflows.signals import (
     LeaseLost,
     StepFailed,
     Suspend,
+    Unreadable,
 )
 from statekeeper.workflows.tokens import CallbackTarget, issue
 
@@ -147,11 +153,18 @@ class WorkflowContext:
 
     def _replay(self, entry: JournalEntry) -> Any:
         where = (STEP, self._namespace, self.workflow_id, str(entry.position))
+        try:
+            if entry.error is not None:
+                error = self._sealer.open_text(entry.error, *where, "error")
+            elif entry.output is None:
+                return None
+            else:
+                output = self._sealer.open(entry.output, *where, "output")
+        except DecryptionError as failed:
+            raise Unreadable(failed.message) from None
         if entry.error is not None:
-            raise StepFailed(entry.name, self._sealer.open_text(entry.error, *where, "error"))
-        if entry.output is None:
-            return None
-        return decode_value(entry.name, self._sealer.open(entry.output, *where, "output"))
+            raise StepFailed(entry.name, error)
+        return decode_value(entry.name, output)
 
     # --- steps --------------------------------------------------------------------------
 
@@ -392,9 +405,12 @@ class WorkflowContext:
         )
         if arrived:
             if data is not None:  # sealed for the event; journaled, sealed for its position
-                data = self._sealer.open(
-                    data, EVENT, self._namespace, self.workflow_id, name, "data"
-                )
+                try:
+                    data = self._sealer.open(
+                        data, EVENT, self._namespace, self.workflow_id, name, "data"
+                    )
+                except DecryptionError as failed:
+                    raise Unreadable(failed.message) from None
             await self._checkpoint(position, "event", name, output=data or b"null")
             return None if data is None else decode_value(name, data)
         if deadline is not None and self._clock() >= deadline:
@@ -469,7 +485,9 @@ class Saga:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if error is None or isinstance(error, Suspend | LeaseLost | asyncio.CancelledError):
+        if error is None or isinstance(
+            error, Suspend | LeaseLost | Unreadable | asyncio.CancelledError
+        ):
             return  # done, or this run merely ends: nothing to undo
         ctx = self._ctx
         ctx.compensating = True

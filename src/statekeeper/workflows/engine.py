@@ -46,7 +46,13 @@ from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.workflow_ops import HistoryEntry, LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
-from statekeeper.workflows.signals import Cancelled, Compensated, LeaseLost, Suspend
+from statekeeper.workflows.signals import (
+    Cancelled,
+    Compensated,
+    LeaseLost,
+    Suspend,
+    Unreadable,
+)
 from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
 
@@ -58,6 +64,7 @@ log = logging.getLogger("statekeeper.workflows")
 WorkflowFn = Callable[[WorkflowContext, Any], Coroutine[Any, Any, Any]]
 WAKEUP_CHANNEL = "statekeeper.workflows"  # the wake-up "queue" name of workflow runners
 ACTIVE = ("pending", "running", "sleeping", "waiting")
+UNREADABLE_RETRY = 30.0  # seconds before a workflow this process cannot read is tried again
 STATUSES = (*ACTIVE, "succeeded", "failed", "cancelled", "compensated")
 
 
@@ -359,6 +366,9 @@ class WorkflowRunner:
         try:
             stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
             workflow_input = decode_value(leased.id, stored)
+        except DecryptionError as error:  # a key this process lacks: later, not failed
+            await self._defer(leased, error.message)
+            return
         except StatekeeperError as error:  # fails alone, and for good: it cannot change
             await self._finish(leased, "failed", None, f"unreadable input: {error.message}")
             return
@@ -381,6 +391,9 @@ class WorkflowRunner:
         except (LeaseLost, asyncio.CancelledError):
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
             return
+        except Unreadable as unreadable:
+            await self._defer(leased, unreadable.message)
+            return
         except Exception as error:
             await self._finish(leased, "failed", None, f"{type(error).__name__}: {error}")
             return
@@ -392,6 +405,20 @@ class WorkflowRunner:
             await self._finish(leased, "failed", None, error.message)
             return
         await self._finish(leased, "succeeded", data, None)
+
+    async def _defer(self, leased: LeasedWorkflow, why: str) -> None:
+        """Give a workflow whose recorded values this process cannot open back, due again
+        in UNREADABLE_RETRY seconds: a process with the right keyring (or this one, fixed)
+        runs it then. Nothing of it is failed or compensated meanwhile."""
+        flows = self.workflows
+        log.error(
+            "workflow cannot be read with this process's keys; trying again later",
+            extra={"workflow_id": leased.id, "error": why, "retry_in": UNREADABLE_RETRY},
+        )
+        await flows._backend.workflow_suspend(
+            flows.namespace, leased.id, leased.fence, status="pending",
+            wake_at=flows._clock() + UNREADABLE_RETRY, waiting_for=None, now=flows._clock(),
+        )  # fmt: skip
 
     async def _finish(
         self, leased: LeasedWorkflow, status: str, output: bytes | None, error: str | None

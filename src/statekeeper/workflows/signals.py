@@ -18,6 +18,16 @@ class LeaseLost(BaseException):
     """Another runner owns the workflow now (this one's fence is stale): stop quietly."""
 
 
+class Unreadable(BaseException):
+    """A recorded value (the input, a journal entry, an event) does not open with this
+    process's keys: stop this run and try again later, when a fixed keyring can read it.
+    Never a step failure: a saga must not compensate because of a configuration."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class StepFailed(Exception):
     """A step failed for good (after its retries). Recorded, so a replay raises it again."""
 
