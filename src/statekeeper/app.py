@@ -304,15 +304,21 @@ class App:
         return sorted(n for n in names if not n.startswith("statekeeper."))
 
     async def reencrypt(
-        self, *, batch_size: int = 500, max_batches: int | None = None
+        self,
+        *,
+        all_namespaces: bool = False,
+        batch_size: int = 500,
+        max_batches: int | None = None,
     ) -> ReencryptReport:
-        """Re-seal every stored value (state and every payload, of every namespace in the
-        database) under the primary key, in batches; resumable (see reencrypt.py)."""
+        """Re-seal every stored value of this app's namespace (state and every payload;
+        with ``all_namespaces``, of every namespace in the database) under the primary
+        key, in batches; resumable (see reencrypt.py)."""
         if self.keyring is None:
             raise EncryptionError("no encryption keys are configured; nothing to re-encrypt with")
         return await reencrypt(
             self.backend,
             self.keyring,
+            namespace=None if all_namespaces else self.namespace,
             batch_size=batch_size,
             max_batches=max_batches,
             state_resealed=self._forget_cached,

@@ -239,13 +239,23 @@ def state_reencrypt(settings: Settings) -> None:
     type=click.IntRange(1),
     help="Stop after this many batches (a later run finishes the job).",
 )
+@click.option(
+    "--all-namespaces",
+    is_flag=True,
+    help="Every namespace of the database, not only --namespace's (only if they all use "
+    "these keys: an app without them could no longer read its values).",
+)
 @click.pass_obj
-def reencrypt(settings: Settings, batch_size: int, max_batches: int | None) -> None:
-    """Re-seal every stored value (state, queues, idempotency, workflows; every
-    namespace) under the primary encryption key; print a JSON report."""
+def reencrypt(
+    settings: Settings, batch_size: int, max_batches: int | None, all_namespaces: bool
+) -> None:
+    """Re-seal every stored value of the namespace (state, queues, idempotency,
+    workflows) under the primary encryption key; print a JSON report."""
 
     async def work(app: App) -> Any:
-        return await app.reencrypt(batch_size=batch_size, max_batches=max_batches)
+        return await app.reencrypt(
+            all_namespaces=all_namespaces, batch_size=batch_size, max_batches=max_batches
+        )
 
     report = run(with_app(settings, work))
     click.echo(json.dumps(report.to_dict()))

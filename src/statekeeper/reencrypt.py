@@ -1,11 +1,14 @@
 """Re-sealing everything under the primary key, after a key rotation (``statekeeper
 reencrypt``).
 
-Every table that holds payloads is walked in primary-key order, every namespace of
-the database, in batches: the rows holding a value not sealed by the primary key
-(sealed by an older key, or written before a keyring was configured) are opened
-and sealed again, and each batch is written in one transaction by compare-and-swap
-on the old bytes, so a value its owner rewrote meanwhile (already under the primary
+Every table that holds payloads is walked in primary-key order, in batches, for
+the namespaces asked for (the app's own by default; every namespace of the database
+only when asked: another namespace may belong to an app with other keys, or with
+none, which could no longer read values sealed for it): the rows holding a value not
+sealed by the primary key (sealed by an older key, or written before a keyring was
+configured) are opened and sealed again, and each batch is written in one
+transaction by compare-and-swap on the old bytes, so a value its owner rewrote
+meanwhile (already under the primary
 key) is left alone and counted. A run stopped anywhere loses nothing; the next run
 finds only what is left. A value that does not open with the configured keys is
 left as it is and counted ``unreadable``.
@@ -76,12 +79,14 @@ async def reencrypt(
     backend: Backend,
     keyring: Keyring,
     *,
+    namespace: str | None,
     batch_size: int = 500,
     max_batches: int | None = None,
     state_resealed: StateResealed | None = None,
 ) -> ReencryptReport:
-    """Re-seal every stored value under ``keyring``'s primary key; stop after
-    ``max_batches`` batches if given (the report then says it is not complete)."""
+    """Re-seal the stored values of ``namespace`` (None: every namespace) under
+    ``keyring``'s primary key; stop after ``max_batches`` batches if given (the report
+    then says it is not complete)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):
         raise ValidationError(f"batch size must be an integer, got {batch_size!r}")
     if not 1 <= batch_size <= MAX_BATCH:
@@ -93,12 +98,13 @@ async def reencrypt(
     report = ReencryptReport(keyring.primary)
     for kind in KINDS:
         counts = report.kinds[kind]
+        unreadable: dict[str, tuple[int, str]] = {}  # per namespace: how many, the first why
         after: tuple[Any, ...] | None = None
         while True:
             if max_batches is not None and report.batches >= max_batches:
                 return report
             rows = await backend.reseal_scan(
-                kind, after, limit=batch_size, primary=keyring.primary,
+                kind, after, namespace=namespace, limit=batch_size, primary=keyring.primary,
                 bytes_prefix=bytes_prefix, text_prefix=text_prefix,
             )  # fmt: skip
             if not rows:
@@ -111,10 +117,9 @@ async def reencrypt(
                     found = _changes(sealer, kind, row, bytes_prefix, text_prefix)
                 except DecryptionError as error:
                     counts.unreadable += 1
-                    log.warning(
-                        "value not re-sealed: it does not open",
-                        extra={"kind": kind, "row": repr(row.key), "error": error.message},
-                    )
+                    where = _namespace(kind, row)
+                    seen, why = unreadable.get(where, (0, error.message))
+                    unreadable[where] = (seen + 1, why)
                     continue
                 changes += found
                 owners += [index] * len(found)
@@ -128,8 +133,17 @@ async def reencrypt(
             after = rows[-1].key
             if len(rows) < batch_size:
                 break
+        for namespace, (count, why) in unreadable.items():
+            log.warning(
+                "values not re-sealed: they do not open with the configured keys",
+                extra={"kind": kind, "namespace": namespace, "count": count, "first": why},
+            )
     report.complete = True
     return report
+
+
+def _namespace(kind: str, row: ResealRow) -> str:
+    return str(row.key[0]) if kind == "state" else str(row.values["namespace"])
 
 
 def _changes(

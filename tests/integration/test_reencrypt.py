@@ -42,11 +42,23 @@ PAYLOADS = [
 ]
 
 
-def reencrypt(url: str, keys: str, *options: str) -> subprocess.CompletedProcess[str]:
+def reencrypt(
+    url: str, keys: str, *options: str, namespace: str = "shop"
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "STATEKEEPER_ENCRYPTION_KEYS": keys}
     env.pop("STATEKEEPER_DATABASE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "statekeeper", "--database", url, "reencrypt", *options],
+        [
+            sys.executable,
+            "-m",
+            "statekeeper",
+            "--database",
+            url,
+            "--namespace",
+            namespace,
+            "reencrypt",
+            *options,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -101,8 +113,8 @@ async def test_rotation_then_reencrypt_leaves_nothing_under_the_old_key(
     assert set(finished["kinds"]) == {
         "state", "messages", "archive", "idempotency", "workflows", "steps", "events"
     }  # fmt: skip
-    after = await key_ids(url)
-    assert set(after) == {"k2"} and after["k2"] == sum(before.values())
+    after = await key_ids(url)  # the other namespace's plaintext is not ours to seal
+    assert after == {"k2": before["k1"], None: before[None]}
 
     again = report(reencrypt(url, rotated))
     assert again["complete"] is True and again["examined"] == 0 and again["batches"] == 0
@@ -110,11 +122,19 @@ async def test_rotation_then_reencrypt_leaves_nothing_under_the_old_key(
     new_only = Keyring.parse(f"k2:{K2}")  # the old key is gone: everything still reads
     async with App(url, namespace="shop", clock=clock, encryption=new_only) as app:
         await check_every_payload(app, written)
-    async with App(url, namespace="legacy", encryption=new_only) as legacy:
+    async with App(url, namespace="legacy", encryption=None) as legacy:  # still keyless
         item = await legacy.state.get("before-keys")
         assert item is not None and item.value == {"plain": True}
         [message] = await legacy.queue("legacy").peek()
         assert message.body == {"plain": True}
+
+    everything = report(reencrypt(url, rotated, "--all-namespaces"))  # when asked to
+    assert everything["rewritten"] == before[None] and await key_ids(url) == {
+        "k2": sum(before.values())
+    }
+    async with App(url, namespace="legacy", encryption=new_only) as legacy:
+        item = await legacy.state.get("before-keys")
+        assert item is not None and item.value == {"plain": True}
 
 
 async def test_values_that_do_not_open_are_left_and_reported(
@@ -125,16 +145,21 @@ async def test_values_that_do_not_open_are_left_and_reported(
         await other.queue("jobs").send({"theirs": True})
     async with App(url, namespace="ours", encryption=Keyring.parse(f"k1:{K1}")) as ours:
         await ours.queue("jobs").send({"ours": True})
-    result = reencrypt(url, f"k2:{K2},k1:{K1}")
+    ours_only = report(reencrypt(url, f"k2:{K2},k1:{K1}", namespace="ours"))
+    assert ours_only["complete"] is True and ours_only["unreadable"] == 0  # theirs untouched
+    result = reencrypt(url, f"k2:{K2},k1:{K1}", "--all-namespaces", namespace="ours")
     assert result.returncode == 9, result.stderr
     *logs, error = result.stderr.strip().splitlines()
     assert error.startswith("error: decryption_failed: 1 stored values do not open")
-    [warning] = [json.loads(line) for line in logs]  # which value, as a JSON log line
-    assert warning["message"] == "value not re-sealed: it does not open"
-    assert warning["kind"] == "messages" and "'x', which is not configured" in warning["error"]
+    [warning] = [json.loads(line) for line in logs]  # one line per kind and namespace
+    assert warning["message"] == "values not re-sealed: they do not open with the configured keys"
+    assert (warning["kind"], warning["namespace"], warning["count"]) == (
+        "messages", "other-tenant", 1
+    )  # fmt: skip
+    assert "'x', which is not configured" in warning["first"]
     document = json.loads(result.stdout)
     assert document["kinds"]["messages"] == {
-        "examined": 2, "rewritten": 1, "changed_meanwhile": 0, "unreadable": 1
+        "examined": 1, "rewritten": 0, "changed_meanwhile": 0, "unreadable": 1
     }  # fmt: skip
     assert await key_ids(url) == {"x": 1, "k2": 1}
 

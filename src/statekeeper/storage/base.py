@@ -244,7 +244,9 @@ class Backend(Protocol):
         max_attempts: int,
         now: float,
     ) -> list[QueuedMessage]:
-        """Lease up to ``limit`` deliverable messages; dead-letter expired last attempts."""
+        """Lease up to ``limit`` deliverable messages. A message whose lease ran out on its
+        last attempt comes back leased with ``dead_at`` set and its attempt not counted:
+        the caller dead-letters it (``queue_fail``), announcing its outcome."""
 
     async def queue_ack(
         self,
@@ -458,12 +460,14 @@ class Backend(Protocol):
         kind: str,
         after: tuple[Any, ...] | None,
         *,
+        namespace: str | None,
         limit: int,
         primary: str,
         bytes_prefix: bytes,
         text_prefix: str,
     ) -> list[ResealRow]:
-        """Rows of ``kind`` after ``after`` holding a value not sealed by ``primary``."""
+        """Rows of ``kind`` of ``namespace`` (None: all) after ``after`` holding a value
+        not sealed by ``primary``."""
 
     async def reseal_write(self, kind: str, changes: Sequence[ResealChange]) -> list[bool]:
         """Compare-and-swap each change in one transaction; per change, whether it landed."""

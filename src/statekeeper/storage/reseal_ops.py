@@ -75,17 +75,20 @@ class ResealOps(StatementRunner):
         kind: str,
         after: tuple[Any, ...] | None,
         *,
+        namespace: str | None,
         limit: int,
         primary: str,
         bytes_prefix: bytes,
         text_prefix: str,
     ) -> list[ResealRow]:
-        """Up to ``limit`` rows of ``kind`` after the cursor ``after`` (None: from the
-        start) with a value not sealed by the ``primary`` key, in primary-key order."""
+        """Up to ``limit`` rows of ``kind`` of ``namespace`` (None: of every namespace)
+        after the cursor ``after`` (None: from the start) with a value not sealed by the
+        ``primary`` key, in primary-key order."""
         table = RESEAL_TABLES[kind]
         start = after if after is not None else _before_all(table.key)
         statement = self._bind(
-            f"reseal_scan_{kind}", limit=limit, primary=primary, bytes_prefix=bytes_prefix,
+            f"reseal_scan_{kind}", every_namespace=int(namespace is None),
+            namespace=namespace or "", limit=limit, primary=primary, bytes_prefix=bytes_prefix,
             bytes_len=len(bytes_prefix), text_prefix=text_prefix, text_len=len(text_prefix),
             **{f"after_{name}": value for name, value in zip(table.key, start, strict=True)},
         )  # fmt: skip

@@ -3,12 +3,14 @@
 -- holding a value that does not begin the way the primary key's envelope begins
 -- (:bytes_prefix for BLOB/bytea columns, :text_prefix for TEXT columns, :primary for
 -- a state row's key_id): a rerun skips what is done. NULL columns have nothing to seal.
+-- Only the namespace asked for, unless :every_namespace is 1.
 -- Each update is a compare-and-swap on the old bytes: a value changed meanwhile stays.
 
 -- name: reseal_scan_state
 SELECT namespace, key, value, key_id
 FROM sk_state
 WHERE (namespace, key) > (:after_namespace, :after_key)
+  AND (:every_namespace = 1 OR namespace = :namespace)
   AND (key_id IS NULL OR key_id <> :primary)
 ORDER BY namespace, key
 LIMIT :limit;
@@ -17,6 +19,7 @@ LIMIT :limit;
 SELECT seq, namespace, id, body, attributes, reply_to, last_error
 FROM sk_messages
 WHERE seq > :after_seq
+  AND (:every_namespace = 1 OR namespace = :namespace)
   AND (substr(body, 1, :bytes_len) <> :bytes_prefix
        OR substr(attributes, 1, :text_len) <> :text_prefix
        OR substr(reply_to, 1, :text_len) <> :text_prefix
@@ -28,6 +31,7 @@ LIMIT :limit;
 SELECT id, namespace, body, result, attributes, reply_to
 FROM sk_message_archive
 WHERE id > :after_id
+  AND (:every_namespace = 1 OR namespace = :namespace)
   AND (substr(body, 1, :bytes_len) <> :bytes_prefix
        OR substr(result, 1, :bytes_len) <> :bytes_prefix
        OR substr(attributes, 1, :text_len) <> :text_prefix
@@ -39,6 +43,7 @@ LIMIT :limit;
 SELECT namespace, key, result
 FROM sk_idempotency
 WHERE (namespace, key) > (:after_namespace, :after_key)
+  AND (:every_namespace = 1 OR namespace = :namespace)
   AND substr(result, 1, :bytes_len) <> :bytes_prefix
 ORDER BY namespace, key
 LIMIT :limit;
@@ -47,6 +52,7 @@ LIMIT :limit;
 SELECT namespace, id, input, output, error
 FROM sk_workflows
 WHERE (namespace, id) > (:after_namespace, :after_id)
+  AND (:every_namespace = 1 OR namespace = :namespace)
   AND (substr(input, 1, :bytes_len) <> :bytes_prefix
        OR substr(output, 1, :bytes_len) <> :bytes_prefix
        OR substr(error, 1, :text_len) <> :text_prefix)
@@ -57,6 +63,7 @@ LIMIT :limit;
 SELECT namespace, workflow_id, position, input, output, error
 FROM sk_workflow_steps
 WHERE (namespace, workflow_id, position) > (:after_namespace, :after_workflow_id, :after_position)
+  AND (:every_namespace = 1 OR namespace = :namespace)
   AND (substr(input, 1, :bytes_len) <> :bytes_prefix
        OR substr(output, 1, :bytes_len) <> :bytes_prefix
        OR substr(error, 1, :text_len) <> :text_prefix)
@@ -67,6 +74,7 @@ LIMIT :limit;
 SELECT namespace, workflow_id, name, data
 FROM sk_workflow_events
 WHERE (namespace, workflow_id, name) > (:after_namespace, :after_workflow_id, :after_name)
+  AND (:every_namespace = 1 OR namespace = :namespace)
   AND substr(data, 1, :bytes_len) <> :bytes_prefix
 ORDER BY namespace, workflow_id, name
 LIMIT :limit;
