@@ -50,6 +50,37 @@ async def apply_effect(message: Message) -> str:
     return "applied"
 
 
+app.queue("ordered", retry=Retry(max_attempts=50, initial_interval=0.05, max_delay=0.5),
+          visibility_timeout=2.0)  # fmt: skip
+
+
+@app.consumer("ordered", concurrency=8)
+async def apply_in_order(message: Message) -> str:
+    """A FIFO group's effect: a row per message, its serial giving the order of effects;
+    a session lock per group shows whether two messages of one group were ever in hand
+    at once, in any worker (a killed worker's connection, and lock, go with it)."""
+    group = str(message.group)
+    db = await pool()
+    async with db.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock(43, hashtext($1))", group):
+            await conn.execute(
+                "INSERT INTO group_overlaps (grp, message_id) VALUES ($1, $2)", group, message.id
+            )
+        try:
+            await asyncio.sleep(float(os.environ.get("CRASH_WORK_SECONDS", "0.03")))
+            await conn.execute(
+                "INSERT INTO group_effects (message_id, grp, n) VALUES ($1, $2, $3)",
+                message.id,
+                group,
+                int(message.body["n"]),
+            )
+        except asyncpg.UniqueViolationError:
+            return "already applied"
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(43, hashtext($1))", group)
+    return "applied"
+
+
 app.workflows.lease = 2.0  # killed runners' workflows come back quickly
 
 
@@ -58,8 +89,8 @@ async def effect_step(workflow_id: str, step: int) -> int:
     whether two workers ever ran steps of one workflow at the same time."""
     db = await pool()
     async with db.acquire() as conn:
-        lock = hash(workflow_id) & 0x7FFFFFFF
-        if not await conn.fetchval("SELECT pg_try_advisory_lock(42, $1)", lock):
+        # hashtext, not Python's hash(): the same number in every worker process.
+        if not await conn.fetchval("SELECT pg_try_advisory_lock(42, hashtext($1))", workflow_id):
             await conn.execute(
                 "INSERT INTO wf_violations (workflow_id, step) VALUES ($1, $2)", workflow_id, step
             )
@@ -71,7 +102,7 @@ async def effect_step(workflow_id: str, step: int) -> int:
                 step,
             )
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(42, $1)", lock)
+            await conn.execute("SELECT pg_advisory_unlock(42, hashtext($1))", workflow_id)
     return step
 
 

@@ -83,6 +83,47 @@ async def test_workers_killed_every_half_second(
     await assert_clean(app, schema)
 
 
+async def test_fifo_groups_hold_their_order_while_workers_die(
+    prepared: App, schema: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Six groups of 80 messages over 3 workers, one SIGKILLed every 0.5 s: each message's
+    effect once, each group's effects in the order sent, never two of a group in hand."""
+    app = prepared
+    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    await conn.execute(
+        "CREATE TABLE group_effects (message_id TEXT PRIMARY KEY, grp TEXT NOT NULL, "
+        "n INTEGER NOT NULL, applied BIGSERIAL); "
+        "CREATE TABLE group_overlaps (grp TEXT NOT NULL, message_id TEXT NOT NULL)"
+    )
+    groups, per_group = 6, 80
+    total = groups * per_group
+    queue = app.queue("ordered")
+    sent = await queue.send_batch(
+        [{"body": {"n": n}, "group": f"g{g}"} for n in range(per_group) for g in range(groups)]
+    )
+    assert len({r.id for r in sent}) == total
+
+    async def all_applied() -> bool:
+        return int(await conn.fetchval("SELECT count(*) FROM group_effects")) >= total
+
+    try:
+        workers, kills = await kill_workers_until(
+            schema, processes, all_applied, seed=7, limit=240, extra={"CRASH_WORK_SECONDS": "0.01"}
+        )
+        assert set(stop_workers(workers)) <= {0, -signal.SIGTERM}
+        rows = await conn.fetch("SELECT message_id, grp, n FROM group_effects ORDER BY applied")
+        overlaps = await conn.fetch("SELECT grp, message_id FROM group_overlaps")
+    finally:
+        await conn.close()
+    assert kills >= 3, "too few kills to prove anything"
+    assert len(rows) == len({r["message_id"] for r in rows}) == total
+    for g in range(groups):
+        assert [r["n"] for r in rows if r["grp"] == f"g{g}"] == list(range(per_group))
+    assert overlaps == []
+    stats = await queue.stats()
+    assert (stats.ready, stats.in_flight, stats.waiting, stats.dead) == (0, 0, 0, 0), stats
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
