@@ -46,6 +46,7 @@ EXPECTED = {
     "wf_list_by_status": "sk_workflows_by_status",
     "wf_list_by_name": "sk_workflows_by_name",
     "state_get": "sk_state_pkey",
+    "trigger_promote": "sk_messages_waiting",
     "idempotency_get": "sk_idempotency_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
@@ -202,8 +203,26 @@ async def explain(app: App, query: Query) -> tuple[set[str], set[str]]:
 @pytest.fixture
 async def filled(own_database_url: str) -> Any:
     async with App(own_database_url, namespace="plans", purge_interval=None) as app:
+        backend: Any = app.backend
+        if backend.dialect == "postgres":  # nothing analyzes behind the test's back
+            async with backend.pool.acquire() as conn:
+                for (table,) in await conn.fetch(
+                    "SELECT relname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                    "AND c.relkind = 'r'"
+                ):
+                    await conn.execute(f'ALTER TABLE "{table}" SET (autovacuum_enabled = false)')
         await populate(app)
         yield app
+
+
+# The statement the group triggers run when a group's head leaves (not a named query).
+PROMOTE = Query(
+    "trigger_promote",
+    "SELECT seq FROM sk_messages WHERE namespace = 'plans' AND queue = 'jobs' "
+    "AND group_id = 'g1' AND state = 'waiting' ORDER BY seq LIMIT 1",
+    (),
+)
 
 
 async def check_plans(app: App, *, analyzed: bool) -> list[str]:
@@ -211,7 +230,8 @@ async def check_plans(app: App, *, analyzed: bool) -> list[str]:
     dialect = app.backend.dialect
     allowed = WHOLE if analyzed else WHOLE | PURGES
     problems = []
-    for name, query in sorted(load(dialect).items()):
+    statements = {**load(dialect), PROMOTE.name: PROMOTE}
+    for name, query in sorted(statements.items()):
         indexes, scanned = await explain(app, query)
         full = scanned & set(BIG)
         if full and name not in allowed:
@@ -232,7 +252,8 @@ async def test_every_statement_finds_its_rows_through_an_index(filled: App) -> N
         async with backend.pool.acquire() as conn:
             analyzed = await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'sk_messages' "
-                "AND schemaname = current_schema() AND last_analyze IS NOT NULL"
+                "AND schemaname = current_schema() "
+                "AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)"
             )
         assert analyzed == 0
     assert await check_plans(app, analyzed=False) == []

@@ -126,8 +126,8 @@ async def test_concurrent_senders_and_receivers_in_two_apps(
                     await asyncio.sleep(random.random() / 500)
                     assert message.group is not None
                     handled[message.group].append((message.body["sender"], message.body["n"]))
-                    in_hand[message.group] -= 1
                     await message.ack()
+                    in_hand[message.group] -= 1  # only once settled: the next may come now
 
         async def send_all() -> None:
             await asyncio.gather(*(sender(i) for i in range(senders)))
@@ -147,3 +147,56 @@ async def test_concurrent_senders_and_receivers_in_two_apps(
     finally:
         for opened in apps:
             await opened.close()
+
+
+async def test_a_lease_running_out_on_the_last_attempt_is_announced(
+    app: App, clock: FakeClock
+) -> None:
+    """A receiver that died on the message's last attempt: the next receive dead-letters it
+    with its reason and announces the outcome, as any dead letter is, and the group's next
+    message comes forward."""
+    q = app.queue("jobs", retry=ONCE, visibility_timeout=10)
+    app.queue("replies")
+    first = q.new_message({"n": 1}, group="g", reply_to={"queue": "replies"})
+    await q.send_message(first)
+    await q.send({"n": 2}, group="g")
+    [taken] = await q.receive(10)
+    assert taken.id == first.id
+    clock.advance(11)  # its receiver died
+    got = await q.receive(10) or await q.receive(10)
+    assert [m.body for m in got] == [{"n": 2}]
+    [dead] = await q.peek(dead=True)
+    assert (dead.id, dead.last_error) == (first.id, "lease expired on attempt 1")
+    [reply] = await app.queue("replies").receive()
+    assert reply.body["request_id"] == first.id
+    assert reply.body["status"] == "dead-lettered"
+    assert reply.body["error"] == "lease expired on attempt 1"
+
+
+async def test_a_worker_takes_a_group_s_next_message_at_once(
+    database_url: str, namespace: str
+) -> None:
+    """Settling a grouped message wakes the receivers: twenty messages of one group go
+    through a worker polling once a second in far less than twenty seconds."""
+    from statekeeper import Message
+    from statekeeper.runtime import Worker
+
+    async with App(database_url, namespace=namespace, purge_interval=None) as app:
+        done: list[int] = []
+        finished = asyncio.Event()
+
+        @app.consumer("jobs", concurrency=4)
+        async def handle(message: Message) -> None:
+            done.append(message.body)
+            if len(done) == 20:
+                finished.set()
+
+        await app.queue("jobs").send_batch([{"body": n, "group": "g"} for n in range(20)])
+        worker = Worker(app, poll=1.0)
+        running = asyncio.create_task(worker.run())
+        try:
+            await asyncio.wait_for(finished.wait(), 8.0)
+        finally:
+            worker.stop()
+            await running
+        assert done == list(range(20))

@@ -455,3 +455,45 @@ async def test_table_upkeep_vacuums_a_churned_queue_table(
             )
         assert last is not None
         assert "sk_messages" not in (await app.backend.maintain()).vacuumed  # nothing left
+
+
+@pytest.mark.postgres
+async def test_table_upkeep_leaves_tables_it_does_not_own(
+    fresh_pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A role that may read and write statekeeper's tables but does not own them cannot
+    vacuum them (PostgreSQL only warns and skips): upkeep does nothing and says so once."""
+    import secrets
+
+    import asyncpg
+
+    from statekeeper.storage.postgres_maintenance import TableKeeper
+    from tests.conftest import PG_DSN
+
+    schema = fresh_pg_url.rsplit("schema=", 1)[1]
+    async with App(fresh_pg_url, purge_interval=None) as app:  # tables owned by the test's role
+        await app.queue("jobs").send_batch(list(range(50)))
+    role = f"sk_upkeep_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(PG_DSN)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        await admin.execute(
+            f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"; '
+            f'GRANT ALL ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        pool = await asyncpg.create_pool(
+            PG_DSN, user=role, min_size=1, max_size=1, server_settings={"search_path": schema}
+        )
+        try:
+            keeper = TableKeeper()
+            with caplog.at_level("WARNING", logger="statekeeper.storage"):
+                for _ in range(3):
+                    done = await keeper.maintain(pool)
+                    assert (done.vacuumed, done.analyzed) == ([], [])
+            said = [r for r in caplog.records if "does not own" in r.getMessage()]
+            assert keeper.refused and len(said) == 1
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+        await admin.close()

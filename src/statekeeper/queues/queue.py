@@ -309,10 +309,32 @@ class Queue:
         messages = []
         for row in rows:
             try:
-                messages.append(self._message(row, token))
+                message = self._message(row, token)
             except StatekeeperError as error:  # one unreadable message fails alone
                 await self._fail_unreadable(row, token, error)
+                continue
+            if row.dead_at is not None:  # its last attempt's lease ran out
+                await self._dead_letter_expired(message)
+            else:
+                messages.append(message)
         return messages
+
+    async def _dead_letter_expired(self, message: Message) -> None:
+        """Dead-letter a message whose lease ran out on its last attempt (its receiver
+        died, or took too long), announcing the outcome as any dead letter is."""
+        text = f"lease expired on attempt {message.attempt}"
+        try:
+            await self.fail(message, text, retryable=False)
+        except StatekeeperError as error:  # it comes back when this lease ends
+            log.warning(
+                "a message whose last lease ran out was not dead-lettered yet",
+                extra={"queue": self.name, "message_id": message.id, "error": error.message},
+            )
+            return
+        log.error(
+            "message dead-lettered",
+            extra={"queue": self.name, "message_id": message.id, "error": text},
+        )
 
     async def _fail_unreadable(
         self, row: QueuedMessage, token: str, error: StatekeeperError
@@ -395,6 +417,8 @@ class Queue:
         if not settled:
             raise _lease_lost(message)
         self._announce(completions)
+        if message.group is not None:  # the group's next message was promoted: wake receivers
+            self._wakeups.notify(self.namespace, self.name)
 
     async def fail(
         self, message: Message, error: str | BaseException, *, retryable: bool = True
@@ -419,9 +443,9 @@ class Queue:
         )
         if state is None:
             raise _lease_lost(message)
-        if state == "ready":
-            self._wakeups.notify(self.namespace, self.name)
-        else:
+        if state == "ready" or message.group is not None:  # deliverable again, or its
+            self._wakeups.notify(self.namespace, self.name)  # group's next one promoted
+        if state != "ready":
             self._announce(completions)
         return str(state)
 

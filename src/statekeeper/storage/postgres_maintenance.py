@@ -19,7 +19,6 @@ import re
 
 import asyncpg
 
-from statekeeper.errors import StatekeeperError
 from statekeeper.storage.base import Maintenance
 from statekeeper.storage.postgres_common import translated
 from statekeeper.storage.queries import load
@@ -39,36 +38,31 @@ class TableKeeper:
     """Vacuums and analyzes statekeeper's tables of one pool when they need it."""
 
     def __init__(self) -> None:
-        self.refused = False  # lacking the privilege: said once, then not tried again
+        self.refused = False  # tables this role does not own: said once
 
     async def maintain(self, pool: asyncpg.Pool) -> Maintenance:
         done = Maintenance([], [])
-        if self.refused:
-            return done
         with translated("cannot read table statistics"):
             rows = await pool.fetch(Q["maintenance_tables"].sql)
-        for name, live, dead, changed in rows:
+        for name, live, dead, changed, owned in rows:
             if not _TABLE.fullmatch(name):
                 continue
-            threshold = max(VACUUM_DEAD_ROWS, SHARE * live)
-            if dead >= threshold:
+            if not owned:
+                if not self.refused:
+                    self.refused = True
+                    log.warning(
+                        "this role does not own statekeeper's tables, so it cannot vacuum "
+                        "them; their owner or autovacuum must",
+                        extra={"table": name},
+                    )
+                continue
+            if dead >= max(VACUUM_DEAD_ROWS, SHARE * live):
                 statement, into = f'VACUUM (ANALYZE, SKIP_LOCKED) "{name}"', done.vacuumed
             elif changed >= max(ANALYZE_CHANGED_ROWS, SHARE * live):
                 statement, into = f'ANALYZE (SKIP_LOCKED) "{name}"', done.analyzed
             else:
                 continue
-            try:
-                with translated(f"cannot maintain table {name}"):
-                    await pool.execute(statement)
-            except StatekeeperError as error:
-                if isinstance(error.__cause__, asyncpg.InsufficientPrivilegeError):
-                    self.refused = True
-                    log.warning(
-                        "table maintenance is not permitted (the tables' owner may run it); "
-                        "leaving it to autovacuum",
-                        extra={"table": name},
-                    )
-                    return done
-                raise
+            with translated(f"cannot maintain table {name}"):
+                await pool.execute(statement)
             into.append(name)
         return done

@@ -45,13 +45,16 @@ class QueueOps(StatementRunner):
         return int(await self.run_write(statement, f"cannot redrive queue {queue!r}", "rowcount"))
 
     async def queue_purge(self, namespace: str, queue: str, *, dead: bool) -> int:
-        names = ["queue_purge_dead"] if dead else ["queue_purge_waiting", "queue_purge_ready"]
+        deletes = ["queue_purge_dead"] if dead else ["queue_purge_waiting", "queue_purge_ready"]
         script: list[Scripted] = [
             (self._bind(name, namespace=namespace, queue=queue), "rowcount", False)
-            for name in names
+            for name in deletes
         ]
+        if self.dialect == "postgres":  # SQLite has one writer: no lock order to keep
+            lock = self._bind("queue_purge_lock_groups", namespace=namespace, queue=queue)
+            script.insert(0, (lock, "first", False))
         counts = await self.run_atomic(script, f"cannot purge queue {queue!r}")
-        return sum(counts or [])
+        return sum(counts[-len(deletes) :]) if counts else 0
 
     async def queue_stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
         statement = self._bind("queue_stats", now=now, namespace=namespace, queue=queue)

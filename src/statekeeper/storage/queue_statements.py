@@ -87,10 +87,9 @@ def receive(
 
 
 def leased(rows: Sequence[Sequence[Any]]) -> list[QueuedMessage]:
-    """What a receive leased, in enqueue order: the rows it dead-lettered instead (leases
-    that ran out on their last attempt) are left out."""
-    found = [QueuedMessage(*row) for row in rows]
-    return sorted((m for m in found if m.state == "leased"), key=lambda m: m.seq)
+    """What a receive leased, in enqueue order (a row with ``dead_at`` set is a lease
+    that ran out on its last attempt, for the caller to dead-letter)."""
+    return sorted((QueuedMessage(*row) for row in rows), key=lambda m: m.seq)
 
 
 def settle(

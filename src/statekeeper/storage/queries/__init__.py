@@ -4,8 +4,9 @@ Each file holds blocks that start with ``-- name: <query_name>``. Parameters are
 written once as ``:name`` and compiled per dialect: ``?`` for SQLite and ``$n`` for
 PostgreSQL. ``<domain>.sql`` (state, queues) serves both dialects;
 ``<domain>.<dialect>.sql`` overrides or adds only the statements that truly
-differ (SKIP LOCKED, ANY(), json_each); a domain of one dialect alone
-(``maintenance.postgres.sql``) has no common file.
+differ; a clause that differs is a line ``-- postgres: FOR UPDATE SKIP LOCKED`` (or
+``-- sqlite: ...``) in the common statement, kept in its dialect only. A domain of
+one dialect alone (``maintenance.postgres.sql``) has no common file.
 """
 
 from __future__ import annotations
@@ -38,8 +39,16 @@ class Query:
             raise TypeError(f"query {self.name} needs parameter {missing}") from None
 
 
+# A line "-- postgres: <SQL>" (or "-- sqlite: ...") is that SQL in its dialect and
+# nothing in the other: a statement that differs by a clause is still written once.
+_DIALECT_LINE = re.compile(r"^(\s*)--\s*(sqlite|postgres):\s?(.*)$", re.MULTILINE)
+
+
 def _compile(name: str, text: str, dialect: Dialect) -> Query:
     order: list[str] = []
+    text = _DIALECT_LINE.sub(
+        lambda m: f"{m.group(1)}{m.group(3)}" if m.group(2) == dialect else "", text
+    )
 
     def placeholder(match: re.Match[str]) -> str:
         param = match.group(1)

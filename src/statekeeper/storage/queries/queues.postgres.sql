@@ -1,32 +1,5 @@
 -- Queue statements that differ on PostgreSQL.
 
--- name: queue_receive
--- As in queues.sql, with SKIP LOCKED: receivers in many processes lease different
--- messages, never waiting on each other.
-UPDATE sk_messages
-SET state = CASE WHEN state = 'leased' AND attempts >= :max_attempts THEN 'dead'
-                 ELSE 'leased' END,
-    dead_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                   THEN CAST(:now AS DOUBLE PRECISION) END,
-    last_error = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                      THEN 'lease expired on attempt ' || attempts ELSE last_error END,
-    lease_token = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                       THEN NULL ELSE :lease_token END,
-    available_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                        THEN available_at ELSE :lease_end END,
-    attempts = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                    THEN attempts ELSE attempts + 1 END
-WHERE seq IN (
-    SELECT seq FROM sk_messages
-    WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
-      AND available_at <= :now
-    ORDER BY available_at, seq
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
-          enqueued_at, last_error, state, dead_at, reply_to;
-
 -- name: queue_send_many
 -- Messages without deduplication ids, all in one statement.
 INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
@@ -37,7 +10,9 @@ FROM unnest(:m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes
             :m_correlation_ids::text[], :m_groups::text[], :m_available::float8[],
             :m_reply_to::text[]) WITH ORDINALITY
      AS m(id, queue, body, attributes, correlation_id, group_id, available_at, reply_to, ord)
-ORDER BY m.ord;
+-- Grouped messages lock their groups' rows (a trigger) in group order, so that two
+-- batches to the same groups never deadlock; each group keeps its order.
+ORDER BY m.group_id NULLS FIRST, m.ord;
 
 -- name: queue_ack
 -- Delete, archive with the result, and send the completion messages (outbox), in one
@@ -93,6 +68,15 @@ UPDATE sk_messages
 SET state = 'ready', available_at = :now, attempts = 0, dead_at = NULL, lease_token = NULL
 WHERE namespace = :namespace AND queue = :queue AND dead_at IS NOT NULL
   AND id = ANY(:ids::text[]);
+
+-- name: queue_purge_lock_groups
+-- A purge takes its queue's group rows first, in group order, as every sender and
+-- settler does: its deletes' triggers then never wait on an acknowledgement that waits
+-- on them.
+SELECT count(*) FROM (
+    SELECT 1 FROM sk_queue_groups WHERE namespace = :namespace AND queue = :queue
+    ORDER BY group_id FOR UPDATE
+) AS locked;
 
 -- name: queue_send_dedup
 -- Claims the deduplication id and enqueues only if the claim was won, in one round trip.

@@ -23,22 +23,19 @@ SELECT message_id, fingerprint FROM sk_queue_dedup
 WHERE namespace = :namespace AND queue = :queue AND dedup_id = :dedup_id;
 
 -- name: queue_receive
--- The first messages (up to the limit) of the ready order (sk_messages_due: due time, then enqueue
--- order), which holds ready messages and leased ones under their lease end: the range up
--- to now is what is deliverable, nothing else is read. A lease that ran out on the last
--- attempt is dead-lettered instead of leased (the caller drops it from the answer).
--- Messages waiting behind their group's head are not in the index.
+-- The first messages (up to the limit) of the ready order (sk_messages_due: due time,
+-- then enqueue order), which holds ready messages and leased ones under their lease end:
+-- the range up to now is what is deliverable, nothing else is read. Messages waiting
+-- behind their group's head are not in the index. A lease that ran out on the last
+-- attempt is leased again without counting an attempt, marked by dead_at (which a live
+-- message otherwise never has): the caller dead-letters it at once, with its error and
+-- its outcome announced in that same transaction (a crash in between only repeats this).
+-- On PostgreSQL, SKIP LOCKED: receivers in many processes lease different messages,
+-- never waiting on each other.
 UPDATE sk_messages
-SET state = CASE WHEN state = 'leased' AND attempts >= :max_attempts THEN 'dead'
-                 ELSE 'leased' END,
+SET state = 'leased', lease_token = :lease_token, available_at = :lease_end,
     dead_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
                    THEN CAST(:now AS DOUBLE PRECISION) END,
-    last_error = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                      THEN 'lease expired on attempt ' || attempts ELSE last_error END,
-    lease_token = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                       THEN NULL ELSE :lease_token END,
-    available_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
-                        THEN available_at ELSE :lease_end END,
     attempts = CASE WHEN state = 'leased' AND attempts >= :max_attempts
                     THEN attempts ELSE attempts + 1 END
 WHERE seq IN (
@@ -47,6 +44,7 @@ WHERE seq IN (
       AND available_at <= :now
     ORDER BY available_at, seq
     LIMIT :limit
+    -- postgres: FOR UPDATE SKIP LOCKED
 )
 RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,
           enqueued_at, last_error, state, dead_at, reply_to;

@@ -48,8 +48,12 @@ WITH applied AS (
            'ready', m.available_at, 0, :now
     FROM unnest(:m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes::text[],
                 :m_correlation_ids::text[], :m_groups::text[], :m_available::float8[])
-         AS m(id, queue, body, attributes, correlation_id, group_id, available_at)
+         WITH ORDINALITY
+         AS m(id, queue, body, attributes, correlation_id, group_id, available_at, ord)
     WHERE (SELECT results FROM applied) IS NOT NULL
+    -- Grouped messages lock their groups' rows (a trigger) in group order, so that two
+    -- transactions sending to the same groups never deadlock; each group keeps its order.
+    ORDER BY m.group_id NULLS FIRST, m.ord
     RETURNING 1
 )
 SELECT (SELECT results FROM applied), (SELECT count(*) FROM sent);

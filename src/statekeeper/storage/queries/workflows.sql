@@ -27,9 +27,11 @@ WHERE namespace = :namespace AND id IN (
       AND status IN ('pending', 'running', 'sleeping', 'waiting')
       AND wake_at <= :now
       AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
-      AND name IN (SELECT value FROM json_each(:names_json))
+      -- sqlite: AND name IN (SELECT value FROM json_each(:names_json))
+      -- postgres: AND name = ANY(:names::text[])
     ORDER BY wake_at
     LIMIT :limit
+    -- postgres: FOR UPDATE SKIP LOCKED
 )
 RETURNING id, name, input, fence, cancel_requested, parent_id, created_at;
 

@@ -110,7 +110,7 @@ BEGIN
     WHERE namespace = OLD.namespace AND queue = OLD.queue AND group_id = OLD.group_id
       AND live <= 0;
     UPDATE sk_messages SET state = 'ready'
-    WHERE seq = (
+    WHERE OLD.state <> 'waiting' AND seq = (
         SELECT seq FROM sk_messages
         WHERE namespace = OLD.namespace AND queue = OLD.queue
           AND group_id = OLD.group_id AND state = 'waiting'
