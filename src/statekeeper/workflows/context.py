@@ -214,28 +214,38 @@ class WorkflowContext:
                 if not final:
                     await asyncio.sleep(policy.delay(attempt, random.Random()))
                     continue
-                text = f"{type(exc).__name__}: {exc}"[:4000]
-                await self._checkpoint(
-                    position, "step", name, input=arguments, error=text, attempts=attempt,
-                    started_at=started,
-                )  # fmt: skip
-                raise StepFailed(name, text) from exc
+                text = f"{type(exc).__name__}: {exc}"
+                await self._fail_step(position, name, arguments, attempt, started, text, exc)
             try:
                 output = encode(f"result of step {name!r}", result)
             except ValidationError as error:
                 # The step ran but its result cannot be journaled: it fails once, for
                 # good, so a replay never runs it again.
-                text = f"StepResultNotStored: {error.message}"[:4000]
-                await self._checkpoint(
-                    position, "step", name, input=arguments, error=text, attempts=attempt,
-                    started_at=started,
-                )  # fmt: skip
-                raise StepFailed(name, text) from error
+                text = f"StepResultNotStored: {error.message}"
+                await self._fail_step(position, name, arguments, attempt, started, text, error)
             await self._checkpoint(
                 position, "step", name, input=arguments, output=output, attempts=attempt,
                 started_at=started,
             )  # fmt: skip
             return result
+
+    async def _fail_step(
+        self,
+        position: int,
+        name: str,
+        arguments: bytes,
+        attempts: int,
+        started: float,
+        text: str,
+        cause: BaseException,
+    ) -> NoReturn:
+        """Journal the step's final failure, then raise it (a replay raises it again)."""
+        text = text[:4000]
+        await self._checkpoint(
+            position, "step", name, input=arguments, error=text, attempts=attempts,
+            started_at=started,
+        )  # fmt: skip
+        raise StepFailed(name, text) from cause
 
     # --- callbacks ----------------------------------------------------------------------
 
