@@ -123,3 +123,33 @@ def test_listen_binds_every_address_and_reports_one_in_use() -> None:
     finally:
         for sock in everywhere:
             sock.close()
+
+
+async def test_connections_accepted_on_the_listening_sockets_send_at_once() -> None:
+    """Nagle's algorithm is off (TCP_NODELAY) on every connection a listening socket of
+    ``listen`` accepts: a kept-alive client does not wait ~40 ms for a delayed ACK before
+    each response's last segment."""
+    import asyncio
+
+    seen: list[int] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    [sock] = listen("127.0.0.1", free_port())
+    port = bound_address(sock)[1]
+    server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert seen and seen[0] != 0

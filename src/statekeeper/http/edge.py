@@ -132,7 +132,10 @@ def listen(host: str, port: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     addresses = list(dict.fromkeys((family, address) for family, _, _, _, address in found))
     for family, address in addresses:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
+        # connections of sockets that say they are TCP. Without it a kept-alive client
+        # waits for a delayed ACK (about 40 ms) before each response's last segment.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sockets.append(sock)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
