@@ -25,6 +25,23 @@ MAX_VALUE_DEPTH = 200
 MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 
 
+# Events the workflow engine delivers to itself: a child's end to its parent, an outside
+# system's answer to a callback. Clients can neither send nor wait for these names.
+CHILD_EVENT_PREFIX = "child:"
+CALLBACK_EVENT_PREFIX = "callback:"
+RESERVED_EVENT_PREFIXES = (CHILD_EVENT_PREFIX, CALLBACK_EVENT_PREFIX)
+
+
+def child_event(child_id: str) -> str:
+    """The event that delivers child workflow ``child_id``'s end to its parent."""
+    return f"{CHILD_EVENT_PREFIX}{child_id}"
+
+
+def callback_event(position: int) -> str:
+    """The event that delivers the answer to the callback made at journal ``position``."""
+    return f"{CALLBACK_EVENT_PREFIX}{position}"
+
+
 # Redis keys of the state cache. Every key of a namespace carries the namespace's
 # epoch: bumping the epoch drops the namespace's whole cache at once.
 def cache_epoch_key(namespace: str) -> str:

@@ -8,7 +8,7 @@ and fails with an error naming the kind, the value and the rule. The rules:
 |---|---|
 | queue name | 1-80 of ``A-Z a-z 0-9 _ . -`` |
 | workflow name, workflow id | 1-200 of ``A-Z a-z 0-9 _ . : @ -`` |
-| event name | 1-200 characters, no control characters |
+| event name | 1-200 characters, no control characters, not ``child:...`` or ``callback:...`` |
 | namespace | 1-128 UTF-8 bytes, no control characters |
 | Idempotency-Key (HTTP) | 1-255 visible ASCII characters (``!`` to ``~``) |
 | dedup id (Python API) | 1-255 characters, no control characters |
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from statekeeper.constants import MAX_NAMESPACE_BYTES
+from statekeeper.constants import MAX_NAMESPACE_BYTES, RESERVED_EVENT_PREFIXES
 from statekeeper.errors import (
     InvalidDatabaseURL,
     InvalidEventName,
@@ -106,7 +106,16 @@ def check_workflow_name(name: object) -> str:
 
 
 def check_event_name(name: object) -> str:
-    return _text("event name", name, MAX_EVENT_NAME, InvalidEventName)
+    """An event name a client may send or a workflow wait for: the engine's own events
+    (``child:<id>``, ``callback:<position>``) are refused, so no client can forge a
+    child's outcome or answer a callback without its token."""
+    checked = _text("event name", name, MAX_EVENT_NAME, InvalidEventName)
+    if checked.startswith(RESERVED_EVENT_PREFIXES):
+        raise InvalidEventName(
+            f"invalid event name {shown(checked)}: names starting with "
+            f"{' or '.join(repr(p) for p in RESERVED_EVENT_PREFIXES)} are the workflow engine's own"
+        )
+    return checked
 
 
 def check_namespace(namespace: object) -> str:

@@ -12,6 +12,7 @@ import pytest
 from statekeeper import App, Retry
 from statekeeper.errors import (
     DuplicateEvent,
+    InvalidEventName,
     InvalidValue,
     UnknownWorkflow,
     ValidationError,
@@ -245,6 +246,46 @@ async def test_events_wait_and_arrive_once(app: App, clock: FakeClock) -> None:
     assert (await app.workflows.status(late)).output == {"decision": "yes"}
     with pytest.raises(WorkflowNotFound):
         await app.workflows.send_event("nobody", "approved")
+
+
+async def test_clients_cannot_send_the_engines_own_events(app: App) -> None:
+    """A child's outcome (``child:<id>``, a predictable id) and a callback's answer
+    (``callback:<position>``) come only from the engine: send_event refuses both
+    names, so neither can be forged; the real outcome and answer still arrive."""
+    app.workflows.secret = "reserved-events-secret"
+
+    @app.workflow
+    async def slow_child(ctx: WorkflowContext, _: Any) -> Any:
+        return await ctx.wait_for_event("go", timeout=3600)
+
+    @app.workflow
+    async def guarded(ctx: WorkflowContext, _: Any) -> Any:
+        child = await ctx.child("slow_child")
+        callback = await ctx.callback(timeout=3600)
+        return {"child": child, "callback": await callback.result()}
+
+    run = await app.workflows.start("guarded", id="guarded-1")
+    await drive(app)
+    [child] = await app.workflows.list(name="slow_child")
+    forged = {"status": "succeeded", "output": "forged", "error": None}
+    for event in (f"child:{child['id']}", "child:guarded-1:1", "callback:4", "callback:x"):
+        with pytest.raises(InvalidEventName, match="workflow engine's own"):
+            await app.workflows.send_event(run, event, forged)
+    await app.workflows.send_event(child["id"], "go", "real")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "waiting"  # on its callback now
+    [token] = [e["output"] for e in await app.workflows.history(run) if e["kind"] == "callback"]
+    with pytest.raises(InvalidEventName):
+        await app.workflows.send_event(run, "callback:4", {"status": "success", "data": "x"})
+    assert await app.workflows.answer_callback(token, {"status": "success", "data": "ok"})
+    await drive(app)
+    status = await app.workflows.status(run)
+    assert status.output == {"child": "real", "callback": "ok"}, status
+    events = [e for e in await app.workflows.history(run) if e["kind"] == "event"]
+    assert [e["output"] for e in events] == [
+        {"status": "succeeded", "error": None, "output": "real"},
+        {"status": "success", "data": "ok"},
+    ]
 
 
 async def test_an_event_wait_times_out(app: App, clock: FakeClock) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -244,6 +245,22 @@ async def test_bad_names_ids_and_events_in_paths(served: Served) -> None:
         error_of(await client.request(method, path, headers=AUTH), status, code)
     assert [w["id"] for w in await app.workflows.list()] == ["w-1"]
     assert (await app.workflows.status("w-1")).status == "pending"
+
+
+async def test_the_engines_own_events_cannot_be_posted(served: Served) -> None:
+    """Child ids are predictable and callbacks are answered by token only: a client
+    posting ``child:<id>`` or ``callback:<n>`` gets 400 and nothing is delivered."""
+    app, client = served
+    await app.workflows.start("W", None, id="w-1")
+    forged = {"status": "succeeded", "output": "forged", "error": None}
+    for event in ("child:w-1:1", "child:other", "callback:1", "callback:"):
+        path = f"/v1/workflows/W/w-1/events/{quote(event, safe='')}"
+        answer = await client.post(path, json=forged, headers=AUTH)
+        assert "workflow engine's own" in error_of(answer, 400, "invalid_event_name")
+        arrived, _ = await app.backend.workflow_event_data(app.namespace, "w-1", event)
+        assert not arrived
+    answer = await client.post("/v1/workflows/W/w-1/events/children:1", json=1, headers=AUTH)
+    assert answer.status_code == 202  # only the exact prefixes are reserved
 
 
 async def test_invalid_filters_are_errors(app: App) -> None:

@@ -101,6 +101,17 @@ def test_length_limits_are_the_stated_ones(check: Check, longest: str) -> None:
         check(longest + longest[0])
 
 
+@pytest.mark.parametrize("name", ["child:", "child:w:1", "callback:3", "callback:x y"])
+def test_the_engines_own_event_names_are_refused(name: str) -> None:
+    with pytest.raises(InvalidEventName, match="are the workflow engine's own"):
+        ids.check_event_name(name)
+
+
+@pytest.mark.parametrize("name", ["child", "children:1", "Child:1", "x child:1", "callbacks:1"])
+def test_names_near_the_reserved_ones_pass(name: str) -> None:
+    assert ids.check_event_name(name) == name
+
+
 @given(st.text(alphabet=st.characters(codec="ascii"), min_size=1, max_size=300))
 def test_idempotency_keys_are_visible_ascii_only(key: str) -> None:
     valid = len(key) <= 255 and all("!" <= c <= "~" for c in key)

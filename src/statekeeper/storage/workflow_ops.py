@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from statekeeper.constants import child_event
 from statekeeper.errors import DuplicateEvent, WorkflowNotFound
 from statekeeper.storage.runner import Scripted, StatementRunner
 
@@ -192,7 +193,7 @@ class WorkflowOps(StatementRunner):
         )  # fmt: skip
         script: list[Scripted] = [(finish, "found", True)]
         if parent_id is not None:
-            event = f"child:{id}"
+            event = child_event(id)
             script.append((self._bind(
                 "wf_event_insert", namespace=namespace, id=parent_id, event=event,
                 data=parent_event, now=now,

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.codec import decode_value, encode_value
+from statekeeper.constants import callback_event, child_event
 from statekeeper.errors import (
     ConfigurationError,
     DecryptionError,
@@ -260,7 +261,7 @@ class WorkflowContext:
             raise ValidationError(f"callback timeout must be a positive number, got {timeout!r}")
         position = self._next()
         waits = (self._next(), self._next())
-        event = f"callback:{position}"
+        event = callback_event(position)
         entry = self._recorded(position, "callback", event)
         if entry is None:
             expires = None if timeout is None else self._clock() + timeout
@@ -332,7 +333,7 @@ class WorkflowContext:
                 self.on_child_started()
         else:
             child_id = str(self._replay(entry))
-        outcome = await self._wait(f"child:{child_id}", None, waits)
+        outcome = await self._wait(child_event(child_id), None, waits)
         if outcome.get("status") != "succeeded":
             raise ChildFailed(
                 name, f"child {child_id!r} {outcome.get('status')}: {outcome.get('error')}"

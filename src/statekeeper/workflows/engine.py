@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.codec import decode_value
+from statekeeper.constants import child_event
 from statekeeper.errors import (
     CallbacksDisabled,
     ConfigurationError,
@@ -187,9 +188,15 @@ class Workflows:
             await asyncio.sleep(poll)
 
     async def send_event(self, id: str, name: str, data: Any = None) -> None:
-        """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent)."""
-        check_workflow_id(id)
+        """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent).
+        The engine's own events (``child:...``, ``callback:...``) are InvalidEventName."""
         check_event_name(name)
+        await self._deliver(id, name, data)
+
+    async def _deliver(self, id: str, name: str, data: Any) -> None:
+        """Deliver any event, the engine's own included: callback answers come here
+        after their token is verified."""
+        check_workflow_id(id)
         payload = encode(f"data of event {name!r}", data)
         payload = self.sealer.seal(payload, EVENT, self.namespace, id, name, "data")
         await self._backend.workflow_event(self.namespace, id, name, payload, self._clock())
@@ -284,7 +291,7 @@ class Workflows:
         if status == "heartbeat":
             await self.status(target.workflow_id)
             return "heartbeat"
-        await self.send_event(target.workflow_id, target.event, answer)
+        await self._deliver(target.workflow_id, target.event, answer)
         return str(status)
 
 
@@ -432,7 +439,7 @@ class WorkflowRunner:
             outcome = {"status": status, "error": error}
             data = json.dumps({**outcome, "output": json.loads(output) if output else None})
             parent_event = seal.seal(
-                data.encode(), EVENT, ns, leased.parent_id, f"child:{id}", "data"
+                data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
             )
         finished = await flows._backend.workflow_finish(
             ns, id, leased.fence, status=status,
