@@ -19,6 +19,7 @@ and fails with an error naming the kind, the value and the rule. The rules:
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from statekeeper.constants import MAX_NAMESPACE_BYTES, RESERVED_EVENT_PREFIXES
@@ -128,6 +129,14 @@ def check_dedup_id(dedup_id: object) -> str:
 
 def check_idempotency_key(key: object) -> str:
     return _pattern("Idempotency-Key", key, _VISIBLE_ASCII, DEDUP_ID_RULE, InvalidIdempotencyKey)
+
+
+def workflow_id_for_key(key: str) -> str:
+    """The workflow an Idempotency-Key starts: the key itself when it is a valid workflow
+    id, else ``idem:`` and the SHA-256 of the key in hex (the same key, the same id)."""
+    if _WORKFLOW_ID.fullmatch(key):
+        return key
+    return f"idem:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def check_message_id(id: object) -> str:

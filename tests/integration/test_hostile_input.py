@@ -3,6 +3,7 @@ nothing stored or lost. One test per case found when issue 7 was filed."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -117,13 +118,52 @@ async def test_trailing_newline_in_a_workflow_id_stores_nothing(served: Served) 
     for query in ("id=abc%0A", "id=abc%0D", "id=a%00b", "id=" + "a" * 201):
         answer = await client.post(f"/v1/workflows/W?{query}", json={}, headers=AUTH)
         assert "a workflow id is 1-200" in error_of(answer, 400, "invalid_workflow_id")
-    header = {**AUTH, "Idempotency-Key": "abc def"}
-    answer = await client.post("/v1/workflows/W", json={}, headers=header)
-    error_of(answer, 400, "invalid_workflow_id")
+    for key in (b"abc def", "é".encode(), b"k" * 256, b""):
+        header = [(b"authorization", AUTH["Authorization"].encode()), (b"idempotency-key", key)]
+        answer = await client.post("/v1/workflows/W?id=fine", json={}, headers=header)
+        message = error_of(answer, 400, "invalid_idempotency_key")
+        assert "1-255 visible ASCII characters" in message
     assert await app.workflows.list() == []
     with pytest.raises(InvalidWorkflowId):
         await app.workflows.start("W", None, id="abc\n")
     assert await app.workflows.list() == []
+
+
+async def test_an_idempotency_key_starts_one_workflow_and_refuses_another_input(
+    served: Served,
+) -> None:
+    """The header follows the Idempotency-Key rule, as at the ingress: a key that is not
+    a workflow id stands for ``idem:<sha256>``; a repeat with another input or workflow
+    name is 422 and starts nothing."""
+    app, client = served
+
+    async def other(ctx: WorkflowContext, _: Any) -> Any:
+        return None
+
+    app.workflows.register(other, "V")
+    key = "order#42/x?y=" + "k" * 200  # visible ASCII, not a workflow id, 213 characters
+    expected = "idem:" + hashlib.sha256(key.encode()).hexdigest()
+    header = {**AUTH, "Idempotency-Key": key}
+    first = await client.post("/v1/workflows/W", json={"n": 1, "m": [1.5]}, headers=header)
+    assert first.status_code == 202 and first.json()["id"] == expected
+    assert first.headers["location"] == f"/v1/workflows/W/{quote(expected, safe='')}"
+    again = await client.post(
+        "/v1/workflows/W", content=b'{"m": [1.5], "n": 1}', headers=header
+    )  # the same input, spelled otherwise
+    assert again.status_code == 202 and again.json()["id"] == expected
+    for path, body in (("W", {"n": 2, "m": [1.5]}), ("W", None), ("V", {"n": 1, "m": [1.5]})):
+        answer = await client.post(f"/v1/workflows/{path}", json=body, headers=header)
+        assert "another workflow name or input" in error_of(answer, 422, "idempotency_key_reused")
+    by_id = await client.post("/v1/workflows/W?id=plain-1", json=1, headers=AUTH)
+    assert by_id.status_code == 202 and by_id.json()["id"] == "plain-1"
+    answer = await client.post("/v1/workflows/W?id=plain-1", json=2, headers=AUTH)
+    error_of(answer, 422, "idempotency_key_reused")
+    valid = {**AUTH, "Idempotency-Key": "plain-2"}  # a valid workflow id is the id itself
+    assert (await client.post("/v1/workflows/W", json=1, headers=valid)).json()["id"] == "plain-2"
+    assert sorted(w["id"] for w in await app.workflows.list()) == sorted(
+        [expected, "plain-1", "plain-2"]
+    )
+    assert (await app.workflows.status(expected)).name == "W"
 
 
 async def test_location_is_percent_encoded_and_leads_back(served: Served) -> None:

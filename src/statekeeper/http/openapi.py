@@ -164,10 +164,11 @@ def document(queue_names: list[str], workflow_names: list[str] | None = None) ->
                             **_json("Started (or already started with this id)", _WORKFLOW_REF),
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
-                        "400": _error("Malformed JSON, id or name"),
+                        "400": _error("Malformed JSON, id, Idempotency-Key or name"),
                         "401": _error(_UNAUTHORIZED),
                         "404": _error("Unknown workflow"),
                         "413": _error("Body too large"),
+                        "422": _error("Id or Idempotency-Key reused with another name or input"),
                     },
                 }
             },

@@ -1,6 +1,8 @@
 """Workflow routes of the HTTP API.
 
 POST /v1/workflows/{name}                      input JSON -> 202, Location
+                                               (Idempotency-Key or ?id=: 422 if reused
+                                               with another name or input)
 GET  /v1/workflows/{name}/{id}                 status and output
 POST /v1/workflows/{name}/{id}/events/{event}  data JSON -> 202 (409 if sent before)
 POST /v1/workflows/{name}/{id}/cancel          -> 202 (409 if finished)
@@ -13,14 +15,18 @@ acts on it only if the name matches.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from statekeeper.codec import decode_value
 from statekeeper.errors import (
     CallbacksDisabled,
+    DecryptionError,
+    IdempotencyKeyReused,
     StatekeeperError,
     UnknownWorkflow,
     ValidationError,
@@ -28,7 +34,15 @@ from statekeeper.errors import (
 )
 from statekeeper.http.body import read_json
 from statekeeper.http.responses import from_error, json_response
-from statekeeper.identifiers import check_event_name, check_workflow_id, check_workflow_name
+from statekeeper.identifiers import (
+    check_event_name,
+    check_idempotency_key,
+    check_workflow_id,
+    check_workflow_name,
+    shown,
+    workflow_id_for_key,
+)
+from statekeeper.sealing import WORKFLOW
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -62,7 +76,8 @@ class WorkflowRoutes:
         if denied is not None:
             return denied
         name = request.path_params["name"]
-        chosen = request.headers.get("idempotency-key") or request.query_params.get("id")
+        key = request.headers.get("idempotency-key")
+        chosen = request.query_params.get("id")
         try:
             # Everything is checked before anything is stored.
             check_workflow_name(name)
@@ -70,8 +85,17 @@ class WorkflowRoutes:
                 raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
             if chosen is not None:
                 check_workflow_id(chosen)
+            if key is not None:  # the header wins over ?id=
+                chosen = workflow_id_for_key(check_idempotency_key(key))
             body = await self._json(request)
             run = await self.app.workflows.start(name, body, id=chosen)
+            if chosen is not None and not await self._started_with(run, name, body):
+                what = "workflow id" if key is None else "Idempotency-Key"
+                raise IdempotencyKeyReused(
+                    f"{what} {shown(key or run)} was used before with another workflow name "
+                    "or input",
+                    id=run,
+                )
             status = await self.app.workflows.status(run)
         except StatekeeperError as error:
             return from_error(error)
@@ -79,6 +103,22 @@ class WorkflowRoutes:
         return json_response(
             {**status.to_dict(), "status_url": location}, 202, {"Location": location}
         )
+
+    async def _started_with(self, run: str, name: str, input: Any) -> bool:
+        """Whether workflow ``run`` was started as ``name`` with ``input`` (compared as
+        canonical JSON, recomputed from the stored input); True when the stored input
+        cannot be opened with this process's keys, as nothing can be compared."""
+        app = self.app
+        row = await app.backend.workflow_get(app.namespace, run)
+        if row is None:  # gone in between: nothing to compare
+            return True
+        if row.name != name:
+            return False
+        try:
+            stored = app.sealer.open(row.input, WORKFLOW, app.namespace, run, "input")
+        except DecryptionError:
+            return True
+        return _canonical(decode_value(run, stored)) == _canonical(input)
 
     async def describe(self, request: Request) -> Response:
         denied = self.ingress.authorized(request)
@@ -127,6 +167,10 @@ class WorkflowRoutes:
         except StatekeeperError as error:
             return from_error(error)
         return json_response({"accepted": outcome}, 202)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def workflow_location(name: str, run: str) -> str:
