@@ -41,7 +41,7 @@ from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Backend, create_backend, parse, resolve
-from statekeeper.storage.url import redact
+from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
 from statekeeper.workflows.engine import WorkflowFn, Workflows
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 
@@ -451,7 +451,17 @@ class App:
 
 
 def _check_cache_url(url: str) -> None:
+    """Parse the cache URL (connecting on first use); errors show it redacted, and the
+    parser's own messages only when they cannot echo part of a password."""
+    if url.partition("://")[0].lower() in ("redis", "rediss") and at_after_host(url):
+        raise ConfigurationError(f"cache URL {redact(url)!r} {AT_AFTER_HOST}")
     try:
-        ConnectionPool.from_url(url)  # parses only; connects on first use
+        ConnectionPool.from_url(url)
     except ValueError as exc:
-        raise ConfigurationError(f"cache URL {redact(url)!r} is invalid: {exc}") from None
+        said = str(exc)
+        reason = (
+            said
+            if said.startswith(("Redis URL must specify", "Invalid value for"))
+            else "its host or port cannot be parsed (a port is a number from 0 to 65535)"
+        )
+        raise ConfigurationError(f"cache URL {redact(url)!r} is invalid: {reason}") from None

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 from rich.console import Console
 
 from statekeeper.app import App
+from statekeeper.constants import ENV_CACHE_URL
 from statekeeper.errors import AlreadyExists, ConflictError, TransactionConflict
 from statekeeper.state import Keyring
+from statekeeper.storage.url import redact
 
 console = Console(highlight=False)
 
@@ -163,13 +165,13 @@ async def _encryption(database_url: str | None) -> None:
 
 async def _cache(database_url: str | None) -> None:
     scene("Cache-aside on Redis")
-    cache_url = os.environ.get("STATEKEEPER_CACHE_URL", "redis://127.0.0.1:6379/0")
-    parts = urlsplit(cache_url)
+    cache_url = os.environ.get(ENV_CACHE_URL, "redis://127.0.0.1:6379/0")
     try:
+        parts = urlsplit(cache_url)
         with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 0.3):
             pass
-    except OSError:
-        console.print(f"  (no Redis at {cache_url}; skipping the cache scene)")
+    except (OSError, ValueError):  # ValueError: a port that is not a number
+        console.print(f"  (no Redis at {redact(cache_url)}; skipping the cache scene)")
         return
     async with App(database_url, namespace="demo", cache_url=cache_url, purge_interval=None) as app:
         await app.state.put("profile:ada", {"theme": "dark"})

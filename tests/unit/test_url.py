@@ -3,9 +3,12 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from statekeeper.errors import InvalidDatabaseURL
-from statekeeper.storage.url import DEFAULT_URL, parse, resolve
+from statekeeper import App
+from statekeeper.errors import ConfigurationError, InvalidDatabaseURL, StatekeeperError
+from statekeeper.storage.url import DEFAULT_URL, parse, redact, resolve
 
 
 def test_default_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,8 +43,15 @@ def test_postgres_url_keeps_statekeeper_options_out_of_the_dsn() -> None:
         ("sqlite:///:memory:", "must name a file"),
         ("sqlite:///a.db?synchronous=sometimes", "synchronous must be one of"),
         ("sqlite:///a.db?journal=off", "unknown option 'journal'"),
-        ("postgresql://localhost:99999/db", "out of range"),
-        ("postgresql://localhost:port/db", "malformed"),
+        ("postgresql://localhost:99999/db", "not a number from 1 to 65535"),
+        ("postgresql://localhost:0/db", "not a number from 1 to 65535"),
+        ("postgresql://localhost:port/db", "not a number from 1 to 65535"),
+        ("postgresql://[::1/db", "its host cannot be parsed"),
+        (
+            "postgresql://app:hun/ter2@db/x",
+            "'postgresql://app:\\*\\*\\*@db/x' has an '@' after its host",
+        ),
+        ("postgresql://db/x?sslrootcert=/a@b.pem", "percent-encode"),
         ("postgresql:///db", "names no host"),
         ("postgresql://h/db?schema=Robert');DROP", "lowercase SQL identifier"),
         ("postgresql://h/db?pool_max=-1", "positive integer"),
@@ -95,3 +105,73 @@ def test_postgres_tls_options_go_to_the_driver() -> None:
 def test_postgres_tls_options_are_checked(query: str, message: str) -> None:
     with pytest.raises(InvalidDatabaseURL, match=message):
         parse(f"postgresql://db.internal/prod?{query}")
+
+
+MARKER = "Zq7Kx"  # in every generated password: a piece of it shown anywhere is a leak
+# Any printable text: visible ASCII with '/', '?', '#', '@', ':', '%' and '&', spaces,
+# letters of any script; no control characters.
+PRINTABLE = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=12)
+
+
+def url_forms(password: str) -> list[str]:
+    return [
+        f"postgresql://app:{password}@127.0.0.1:1/db",
+        f"postgres://app:{password}@db.internal:5433/prod?schema=s&sslmode=require",
+        f"redis://:{password}@127.0.0.1:1/0",
+        f"rediss://app:{password}@cache.internal:6380/0?ssl_cert_reqs=required",
+    ]
+
+
+def leaked(text: str, password: str) -> bool:
+    return MARKER in text or password in text
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=PRINTABLE, after=PRINTABLE)
+@example(before="hun/ter", after="2")
+@example(before="a?sslmode=bogus&", after="")
+@example(before="1?schema=", after="")
+@example(before="p@ss/", after="#frag")
+@example(before="", after=":99999")
+def test_no_password_reaches_a_message(before: str, after: str) -> None:
+    """For passwords of any printable characters (unencoded delimiters included) in
+    database and cache URLs: redact() hides them, and no error of parse() or App()
+    shows any of them."""
+    password = before + MARKER + after
+    for url in url_forms(password):
+        assert not leaked(redact(url), password), redact(url)
+        if url.startswith("postgres"):
+            try:
+                parsed = parse(url)
+            except InvalidDatabaseURL as error:
+                assert not leaked(error.message, password), error.message
+            else:
+                assert not leaked(parsed.redacted(), password)
+                assert not leaked(repr(parsed), password)
+        database, cache = (url, None) if url.startswith("postgres") else ("sqlite:///x.db", url)
+        try:
+            App(database, cache_url=cache, purge_interval=None, encryption=None)
+        except StatekeeperError as error:
+            assert isinstance(error, ConfigurationError)
+            assert not leaked(error.message, password), error.message
+            assert not leaked(str(error), password)
+
+
+def test_redact_takes_everything_before_the_last_at_as_user_information() -> None:
+    assert redact("postgresql://app:hun/ter2@db/x") == "postgresql://app:***@db/x"
+    assert redact("redis://:a#b?c@h:1/0") == "redis://:***@h:1/0"
+    assert redact("postgresql://me@corp:p@ss@db/x") == "postgresql://me@corp:***@db/x"
+    assert redact("postgresql://app@db/x?sslpassword=a#b&x=1") == (
+        "postgresql://app@db/x?sslpassword=***&x=1"
+    )
+    assert redact("postgresql://db:5432/x?schema=s") == "postgresql://db:5432/x?schema=s"
+
+
+def test_an_at_after_the_host_is_refused_with_a_hint() -> None:
+    with pytest.raises(InvalidDatabaseURL, match="percent-encode"):
+        parse("postgresql://app:/123@db/x")  # would be host 'app', database '123@db/x'
+    assert parse("postgresql://app:%2F123@db/x").dsn == "postgresql://app:%2F123@db/x"
+    assert parse("postgresql://app:p@ss@db/x").dsn == "postgresql://app:p@ss@db/x"
+    with pytest.raises(ConfigurationError, match="percent-encode") as caught:
+        App("sqlite:///x.db", cache_url="redis://:hun/ter@h:1/0", encryption=None)
+    assert "hun" not in caught.value.message

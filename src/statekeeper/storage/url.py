@@ -33,7 +33,7 @@ _POSTGRES_TLS_OPTIONS = {
     "sslpassword": None,  # hidden in redacted()
 }
 _SYNCHRONOUS = {"full", "normal", "extra"}
-_PASSWORD_OPTION = re.compile(r"(?i)((?:^|[?&;])(?:ssl)?password=)[^&;#]*")
+_PASSWORD_OPTION = re.compile(r"(?i)((?:^|[?&;])(?:ssl)?password=)[^&;]*")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class DatabaseURL:
 
     scheme: str  # "sqlite" or "postgres"
     path: str = ""  # SQLite file path
-    dsn: str = ""  # PostgreSQL DSN without statekeeper's own options
+    dsn: str = field(default="", repr=False)  # PostgreSQL DSN (with its password), no own options
     options: dict[str, str] = field(default_factory=dict)
 
     def option_int(self, name: str, default: int) -> int:
@@ -57,17 +57,32 @@ class DatabaseURL:
 
 def redact(url: str) -> str:
     """``url`` (any scheme: database, cache) with its password hidden, for logs and
-    errors; works on malformed URLs too."""
+    errors; works on malformed URLs too. Everything before the last ``@`` is taken as
+    user information, so a password holding an unencoded ``/``, ``?``, ``#`` or ``@``
+    is hidden whole (at worst, more than the password is hidden)."""
     head, sep, rest = url.partition("://")
     if not sep:  # no scheme: whatever comes before an "@" may be a password
         userinfo, at, host = url.rpartition("@")
         return _PASSWORD_OPTION.sub(r"\1***", f"***@{host}" if at else url)
-    end = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
-    netloc, tail = rest[:end], rest[end:]
-    userinfo, at, host = netloc.rpartition("@")
+    userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    return f"{head}://{netloc}" + _PASSWORD_OPTION.sub(r"\1***", tail)
+        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
+    return f"{head}://" + _PASSWORD_OPTION.sub(r"\1***", rest)
+
+
+def at_after_host(url: str) -> bool:
+    """Whether ``url`` has an ``@`` after its host part (which ends at the first ``/``,
+    ``?`` or ``#`` after the scheme): a password holding one of those characters
+    unencoded, which a URL parser would take for a host, port, path or query."""
+    rest = url.partition("://")[2]
+    end = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
+    return "@" in rest[end:]
+
+
+AT_AFTER_HOST = (
+    "has an '@' after its host; percent-encode '/', '?', '#' and '@' in a user name or "
+    "password (%2F, %3F, %23, %40), and any other '@' (%40)"
+)
 
 
 def resolve(url: str | None) -> str:
@@ -131,15 +146,25 @@ def _parse_sqlite(url: str) -> DatabaseURL:
 
 
 def _parse_postgres(url: str) -> DatabaseURL:
+    # The parser's own messages are never shown: they may echo part of a password.
+    if at_after_host(url):
+        raise InvalidDatabaseURL(f"PostgreSQL URL {redact(url)!r} {AT_AFTER_HOST}")
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidDatabaseURL(f"PostgreSQL URL is malformed: {exc}") from None
+    except ValueError:
+        raise InvalidDatabaseURL(
+            f"PostgreSQL URL {redact(url)!r} is malformed: its host cannot be parsed"
+        ) from None
+    try:
+        port = parts.port  # None when the URL has none
+    except ValueError:
+        port = -1  # not a number, or out of range
+    if port is not None and not 0 < port < 65536:
+        raise InvalidDatabaseURL(
+            f"PostgreSQL URL {redact(url)!r} has a port that is not a number from 1 to 65535"
+        )
     if not parts.hostname and not parts.query:
         raise InvalidDatabaseURL(f"PostgreSQL URL {redact(url)!r} names no host")
-    if port is not None and not 0 < port < 65536:
-        raise InvalidDatabaseURL(f"PostgreSQL URL port {port} is out of range")
     options = _options(parts.query, _POSTGRES_OPTIONS | set(_POSTGRES_TLS_OPTIONS), url)
     tls = {name: options.pop(name) for name in _POSTGRES_TLS_OPTIONS if name in options}
     for name, value in tls.items():
