@@ -23,6 +23,7 @@ MAX_LIST_LIMIT = 1000
 MAX_TRANSACTION_OPS = 1000
 MAX_VALUE_DEPTH = 200
 MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
+MAX_DELAY_SECONDS = 365 * 24 * 3600  # of a message's delivery and of a retry
 
 
 # Events the workflow engine delivers to itself: a child's end to its parent, an outside

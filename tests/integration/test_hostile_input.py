@@ -310,8 +310,27 @@ async def test_invalid_filters_are_errors(app: App) -> None:
         await app.workflows.list(name="W\n")
     assert await app.workflows.list(status="failed") == []
     await app.state.put("a", 1)
-    with pytest.raises(InvalidFilter, match="invalid prefix filter"):
-        await app.state.list("a\n")
+    # The same kind of input, the same code: whatever is wrong with a prefix.
+    for prefix in ("a\n", "a\x00", "a\x7f", "\ud800", "é" * 513, 7, None, b"a"):
+        with pytest.raises(InvalidFilter, match="invalid prefix filter"):
+            await app.state.list(prefix)  # type: ignore[arg-type]
+    longest = await app.state.list("é" * 512)
+    assert longest.items == []
+
+
+async def test_every_bad_delay_is_one_code_naming_the_limits(served: Served) -> None:
+    app, client = served
+    for delay in ("abc", "1e9", "31536001", "-1", "-0.5", "nan", "inf", "", "0x10"):
+        path = f"/v1/queues/orders/messages?delay={delay}"
+        answer = await client.post(path, json={"n": 1}, headers=AUTH)
+        message = error_of(answer, 400, "invalid_parameter")
+        assert "a number of seconds from 0 to 31536000 (a year)" in message, message
+    assert await nothing_queued(app)
+    answer = await client.post(
+        "/v1/queues/orders/messages?delay=31536000", json={"n": 1}, headers=AUTH
+    )
+    assert answer.status_code == 202
+    assert (await app.queue("orders").stats()).delayed == 1
 
 
 async def test_python_api_refuses_control_characters_and_stores_nothing(

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from statekeeper.constants import MAX_DELAY_SECONDS
 from statekeeper.errors import StatekeeperError
 from statekeeper.http.body import read_json
 from statekeeper.http.responses import error_response, from_error, json_response
-from statekeeper.identifiers import check_idempotency_key, check_message_id
+from statekeeper.identifiers import check_idempotency_key, check_message_id, shown
 from statekeeper.queues.requests import request_status
 
 if TYPE_CHECKING:
@@ -145,9 +146,12 @@ class Ingress:
                 delay = float(params["delay"])
             except ValueError:
                 delay = math.nan
-            if not math.isfinite(delay) or delay < 0:
+            if not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY_SECONDS):
                 return {}, error_response(
-                    400, "invalid_parameter", "delay must be a non-negative number of seconds"
+                    400,
+                    "invalid_parameter",
+                    f"invalid delay {shown(params['delay'])}: delay is a number of seconds "
+                    f"from 0 to {MAX_DELAY_SECONDS} (a year)",
                 )
             options["delay"] = delay
         if "group" in params:

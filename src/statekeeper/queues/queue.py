@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statekeeper.codec import decode_value, encode_value
+from statekeeper.constants import MAX_DELAY_SECONDS
 from statekeeper.errors import (
     DecryptionError,
     InvalidQueueName,
@@ -53,7 +54,6 @@ log = logging.getLogger("statekeeper.queues")
 
 INTERNAL_PREFIX = "statekeeper."  # statekeeper's own queues: not addressable by clients
 MAX_RECEIVE = 100
-_MAX_DELAY = 365 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,8 +640,8 @@ def _check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
         raise ValidationError(f"{name} must be a number of seconds, got {value!r}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValidationError(f"{name} must be a positive number of seconds, got {value!r}")
-    if value > _MAX_DELAY:
-        raise ValidationError(f"{name} must be at most {_MAX_DELAY:.0f} seconds (a year)")
+    if value > MAX_DELAY_SECONDS:
+        raise ValidationError(f"{name} must be at most {MAX_DELAY_SECONDS} seconds (a year)")
     return float(value)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from statekeeper.codec import decode_value, encode_value
-from statekeeper.constants import MAX_LIST_LIMIT, MAX_TRANSACTION_OPS
+from statekeeper.constants import MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_TRANSACTION_OPS
 from statekeeper.errors import (
     ConflictError,
     DecryptionError,
@@ -122,11 +122,7 @@ class StateStore:
 
     async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
         """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
-        check_text("prefix", prefix, allow_empty=True)
-        if has_control(prefix):
-            raise InvalidFilter(
-                f"invalid prefix filter {shown(prefix)}: keys hold no control characters"
-            )
+        _check_prefix(prefix)
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)
@@ -393,6 +389,28 @@ class StateStore:
 def _check_etag(etag: object) -> None:
     if etag is not None:
         check_text("if_match", etag)
+
+
+def _check_prefix(prefix: object) -> None:
+    """A prefix that could match a key: a string of at most MAX_KEY_BYTES UTF-8 bytes
+    without control characters (or empty); InvalidFilter otherwise, whatever is wrong."""
+    if type(prefix) is not str:
+        raise InvalidFilter(f"invalid prefix filter {shown(prefix)}: a prefix is a string")
+    try:
+        size = len(prefix.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidFilter(
+            f"invalid prefix filter {shown(prefix)}: it is not Unicode text (lone surrogate)"
+        ) from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidFilter(
+            f"invalid prefix filter {shown(prefix)}: it is {size} bytes; keys are at most "
+            f"{MAX_KEY_BYTES}"
+        )
+    if has_control(prefix):
+        raise InvalidFilter(
+            f"invalid prefix filter {shown(prefix)}: keys hold no control characters"
+        )
 
 
 def _prefix_end(prefix: str) -> str | None:

@@ -56,8 +56,9 @@ def check_ttl(ttl: object) -> float | None:
 def check_text(
     what: str, text: object, *, allow_empty: bool = False, max_length: int = MAX_KEY_BYTES
 ) -> str:
-    """A short text (an ETag, a prefix, a dedup id, a group): a string of at most
-    ``max_length`` characters, without NUL, that encodes as UTF-8."""
+    """A short text of the state store (an ETag given as ``if_match``): a string of at
+    most ``max_length`` characters, without NUL, that encodes as UTF-8. Identifiers
+    have their own checks in ``statekeeper.identifiers``, listing filters in the store."""
     if not isinstance(text, str) or (not text and not allow_empty):
         raise ValidationError(f"{what} must be a non-empty string, got {text!r}")
     if len(text) > max_length or "\x00" in text:
