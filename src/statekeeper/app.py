@@ -18,7 +18,14 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import ConnectionPool
 
-from statekeeper.constants import DEFAULT_MAX_VALUE_BYTES, ENV_CACHE_URL, ENV_NAMESPACE
+from statekeeper.constants import (
+    DEFAULT_MAX_VALUE_BYTES,
+    ENV_CACHE_URL,
+    ENV_CALLBACK_SECRET,
+    ENV_NAMESPACE,
+    INTERNAL_QUEUE_PREFIX,
+    is_internal_queue,
+)
 from statekeeper.errors import (
     ClosedError,
     ConfigurationError,
@@ -35,7 +42,6 @@ from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
-from statekeeper.runtime.callbacks import ENV_SECRET as CALLBACK_SECRET_ENV
 from statekeeper.runtime.consumer import Consumer, Handler
 from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
@@ -47,7 +53,7 @@ from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 
 log = logging.getLogger("statekeeper.app")
 T = TypeVar("T")
-WORKFLOW_CALLBACK_QUEUE = "statekeeper.workflow-callbacks"
+WORKFLOW_CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}workflow-callbacks"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -124,7 +130,7 @@ class App:
         self.workflows = Workflows(
             lambda: self.backend, self.namespace, clock, self._wakeups, sealer=self.sealer
         )
-        self.workflows.secret = os.environ.get(CALLBACK_SECRET_ENV) or None
+        self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
 
     @property
     def backend(self) -> Backend:
@@ -239,7 +245,7 @@ class App:
         """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``."""
 
         def register(fn: Handler) -> Handler:
-            if not queue.startswith("statekeeper."):
+            if not is_internal_queue(queue):
                 check_queue_name(queue)
             if queue in self.consumers:
                 raise ConfigurationError(f"queue {queue!r} already has a consumer")
@@ -258,7 +264,7 @@ class App:
         reach (replaces ``callback_allow`` / STATEKEEPER_CALLBACK_ALLOW)."""
         if allow is not None:
             self.callback_policy = CallbackPolicy.parse(allow)
-        chosen = secret or os.environ.get(CALLBACK_SECRET_ENV)
+        chosen = secret or os.environ.get(ENV_CALLBACK_SECRET)
         if not chosen:
             return False
         if CALLBACK_QUEUE not in self.consumers:
@@ -270,9 +276,7 @@ class App:
 
     def has_queue(self, name: str) -> bool:
         """Whether ``name`` is one of this app's own queues (declared or consumed)."""
-        return (name in self._queues or name in self.consumers) and not name.startswith(
-            "statekeeper."
-        )
+        return (name in self._queues or name in self.consumers) and not is_internal_queue(name)
 
     def enable_workflow_callback_queue(self) -> None:
         """Let outside systems answer workflow callbacks by queue as well as by HTTP:
@@ -301,7 +305,7 @@ class App:
     def queue_names(self) -> list[str]:
         """The queues this app declared or consumes (its own, not statekeeper's)."""
         names = set(self._queues) | set(self.consumers)
-        return sorted(n for n in names if not n.startswith("statekeeper."))
+        return sorted(n for n in names if not is_internal_queue(n))
 
     async def reencrypt(
         self,

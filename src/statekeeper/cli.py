@@ -20,7 +20,7 @@ from rich.table import Table
 from statekeeper import __version__
 from statekeeper.app import App
 from statekeeper.codec import decode_json
-from statekeeper.constants import ENV_DATABASE_URL, ENV_NAMESPACE
+from statekeeper.constants import ENV_DATABASE_URL, ENV_LOG_LEVEL, ENV_NAMESPACE
 from statekeeper.errors import (
     DecryptionError,
     InvalidTTL,
@@ -73,9 +73,10 @@ async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T
 @click.option("--namespace", envvar=ENV_NAMESPACE, help="State namespace (default 'default').")
 @click.option(
     "--log-level",
+    envvar=ENV_LOG_LEVEL,
     default="WARNING",
     show_default=True,
-    help="Log level of the JSON logs on stderr.",
+    help="Log level of the JSON logs on stderr (debug, info, warning, error).",
 )
 @click.pass_context
 def main(ctx: click.Context, database: str | None, namespace: str | None, log_level: str) -> None:

@@ -15,12 +15,16 @@ from rich.console import Console
 from rich.table import Table
 
 from statekeeper.app import App
-from statekeeper.constants import ENV_BODY_TIMEOUT, ENV_HEADER_TIMEOUT, ENV_TLS_CERT, ENV_TLS_KEY
+from statekeeper.constants import (
+    ENV_APP,
+    ENV_BODY_TIMEOUT,
+    ENV_HEADER_TIMEOUT,
+    ENV_TLS_CERT,
+    ENV_TLS_KEY,
+)
 from statekeeper.errors import ConfigurationError
 from statekeeper.http.config import HttpConfig
 from statekeeper.runtime.worker import Worker
-
-ENV_APP = "STATEKEEPER_APP"
 
 
 def load_app(target: str | None) -> App:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Environment variables.
+# Environment variables (each is documented in README.md or docs/; a unit test checks).
 ENV_DATABASE_URL = "STATEKEEPER_DATABASE_URL"
 ENV_CACHE_URL = "STATEKEEPER_CACHE_URL"
 ENV_ENCRYPTION_KEYS = "STATEKEEPER_ENCRYPTION_KEYS"
@@ -10,10 +10,23 @@ ENV_ENCRYPTION_KEYS_FILE = "STATEKEEPER_ENCRYPTION_KEYS_FILE"
 ENV_NAMESPACE = "STATEKEEPER_NAMESPACE"
 ENV_LOG_LEVEL = "STATEKEEPER_LOG_LEVEL"
 ENV_CALLBACK_ALLOW = "STATEKEEPER_CALLBACK_ALLOW"
+ENV_CALLBACK_SECRET = "STATEKEEPER_CALLBACK_SECRET"
+ENV_API_TOKEN = "STATEKEEPER_API_TOKEN"
+ENV_DEV = "STATEKEEPER_DEV"
+ENV_APP = "STATEKEEPER_APP"
 ENV_TLS_CERT = "STATEKEEPER_TLS_CERT"
 ENV_TLS_KEY = "STATEKEEPER_TLS_KEY"
 ENV_HEADER_TIMEOUT = "STATEKEEPER_HEADER_TIMEOUT"
 ENV_BODY_TIMEOUT = "STATEKEEPER_BODY_TIMEOUT"
+
+# statekeeper's own queues (callbacks, workflow callback answers, wake-up channels)
+# start with this; clients can neither post to them nor name them as a reply queue.
+INTERNAL_QUEUE_PREFIX = "statekeeper."
+
+
+def is_internal_queue(name: str) -> bool:
+    return name.startswith(INTERNAL_QUEUE_PREFIX)
+
 
 # Limits.
 DEFAULT_MAX_VALUE_BYTES = 1 << 20

@@ -6,10 +6,9 @@ import os
 import re
 from dataclasses import dataclass
 
+from statekeeper.constants import ENV_API_TOKEN, ENV_DEV
 from statekeeper.errors import ConfigurationError
 
-ENV_TOKEN = "STATEKEEPER_API_TOKEN"
-ENV_DEV = "STATEKEEPER_DEV"
 _VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
@@ -28,19 +27,19 @@ class HttpConfig:
     def __post_init__(self) -> None:
         if not self.dev and not self.token:
             raise ConfigurationError(
-                f"the HTTP API needs a bearer token ({ENV_TOKEN}); "
+                f"the HTTP API needs a bearer token ({ENV_API_TOKEN}); "
                 f"serve without one only in dev mode (--dev or {ENV_DEV}=1)"
             )
         if self.token is None:
             return
         if self.token != self.token.strip():
             raise ConfigurationError(
-                f"the API token ({ENV_TOKEN}) has leading or trailing whitespace, so no "
+                f"the API token ({ENV_API_TOKEN}) has leading or trailing whitespace, so no "
                 "Authorization header could match it; remove the whitespace"
             )
         if not _VISIBLE_ASCII.fullmatch(self.token):
             raise ConfigurationError(
-                f"the API token ({ENV_TOKEN}) must be visible ASCII characters ('!' to '~'), "
+                f"the API token ({ENV_API_TOKEN}) must be visible ASCII characters ('!' to '~'), "
                 "as an Authorization header carries them"
             )
         if len(self.token) < 16:
@@ -49,4 +48,4 @@ class HttpConfig:
     @classmethod
     def from_env(cls, *, dev: bool | None = None, token: str | None = None) -> HttpConfig:
         chosen_dev = dev if dev is not None else os.environ.get(ENV_DEV, "") in ("1", "true")
-        return cls(token=token or os.environ.get(ENV_TOKEN) or None, dev=chosen_dev)
+        return cls(token=token or os.environ.get(ENV_API_TOKEN) or None, dev=chosen_dev)

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from statekeeper.constants import INTERNAL_QUEUE_PREFIX
 from statekeeper.errors import StatekeeperError
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.edge import (
@@ -55,7 +56,7 @@ def create_http_app(app: App, config: HttpConfig) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         try:
-            await app.backend.queue_next_due(app.namespace, "statekeeper.health")
+            await app.backend.queue_next_due(app.namespace, f"{INTERNAL_QUEUE_PREFIX}health")
         except StatekeeperError as error:
             return from_error(error)
         return json_response({"status": "ok"})

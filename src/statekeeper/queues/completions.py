@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from statekeeper.constants import INTERNAL_QUEUE_PREFIX, is_internal_queue
 from statekeeper.queues.message import Message
 from statekeeper.sealing import MESSAGE, Sealer
 from statekeeper.storage.base import NewMessage
 
-CALLBACK_QUEUE = "statekeeper.callbacks"
+CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}callbacks"
 
 
 def outcome(message: Message, status: str, result: Any, error: str | None) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def completion_builder(
         built: list[NewMessage] = []
         # Internal queues are refused at the door; a message stored before that check
         # still never announces to one.
-        if "queue" in reply_to and not str(reply_to["queue"]).startswith("statekeeper."):
+        if "queue" in reply_to and not is_internal_queue(str(reply_to["queue"])):
             built.append(_message(str(reply_to["queue"]), body, message, now()))
         if "url" in reply_to:
             callback = {"url": reply_to["url"], "payload": body}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statekeeper.codec import decode_value, encode_value
-from statekeeper.constants import MAX_DELAY_SECONDS
+from statekeeper.constants import INTERNAL_QUEUE_PREFIX, MAX_DELAY_SECONDS, is_internal_queue
 from statekeeper.errors import (
     DecryptionError,
     InvalidQueueName,
@@ -52,7 +52,6 @@ Completions = Callable[["Message", str, Any, "str | None"], list[NewMessage]]
 
 log = logging.getLogger("statekeeper.queues")
 
-INTERNAL_PREFIX = "statekeeper."  # statekeeper's own queues: not addressable by clients
 MAX_RECEIVE = 100
 
 
@@ -670,10 +669,10 @@ def _encode_reply_to(
         raise ValidationError(f"reply_to has an unknown field {sorted(unknown)[0]!r}")
     if "queue" in reply_to:
         name = check_queue_name(reply_to["queue"])
-        if name.startswith(INTERNAL_PREFIX):
+        if is_internal_queue(name):
             raise InvalidQueueName(
                 f"reply_to queue {name!r} is internal: names starting with "
-                f"{INTERNAL_PREFIX!r} are statekeeper's own"
+                f"{INTERNAL_QUEUE_PREFIX!r} are statekeeper's own"
             )
     if "url" in reply_to:
         policy().check_url(reply_to["url"])

@@ -25,7 +25,6 @@ from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues import Message, Retry
 from statekeeper.runtime.guarded_network import GuardedNetwork
 
-ENV_SECRET = "STATEKEEPER_CALLBACK_SECRET"
 SIGNATURE_HEADER = "Statekeeper-Signature"
 CALLBACK_RETRY = Retry(max_attempts=10, initial_interval=1.0, backoff_rate=2.0, max_delay=300.0)
 

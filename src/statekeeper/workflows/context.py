@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.codec import decode_value, encode_value
-from statekeeper.constants import callback_event, child_event
+from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event, child_event
 from statekeeper.errors import (
     ConfigurationError,
     DecryptionError,
@@ -254,9 +254,7 @@ class WorkflowContext:
         """A callback token and URL for an outside system to answer this workflow once
         (even before the workflow waits); see ``Callback``."""
         if self.secret is None:
-            raise ConfigurationError(
-                "workflow callbacks need a secret: set STATEKEEPER_CALLBACK_SECRET"
-            )
+            raise ConfigurationError(f"workflow callbacks need a secret: set {ENV_CALLBACK_SECRET}")
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"callback timeout must be a positive number, got {timeout!r}")
         position = self._next()
