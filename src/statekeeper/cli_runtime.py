@@ -205,9 +205,10 @@ def add_commands(main: click.Group, run: Any) -> None:
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     @click.pass_obj
     def queue_purge(settings: Any, name: str, dead: bool, yes: bool) -> None:
-        """Delete every waiting (or dead-lettered) message."""
-        what = "dead-lettered" if dead else "waiting"
-        if not yes and not click.confirm(f"delete every {what} message of {name}?"):
+        """Delete every ready or waiting message (not those in hand), or every
+        dead-lettered one."""
+        what = "dead-lettered message" if dead else "ready or waiting message (not in hand)"
+        if not yes and not click.confirm(f"delete every {what} of {name}?"):
             raise click.Abort()
         purged = with_queue(settings, name, lambda q: q.purge(dead=dead))
         click.echo(json.dumps({"queue": name, "purged": purged}))

@@ -13,7 +13,7 @@ Two checks use this policy. ``check_url`` runs at the door (the ingress, the Pyt
 API): an http(s) URL, no user information, and a literal address in a refused range
 is refused at once. ``refusal`` runs at send time on every address a host name
 resolves to, in the network backend that then connects to the checked address
-(``statekeeper.runtime.outbound``), so DNS cannot answer differently in between.
+(``statekeeper.runtime.guarded_network``), so DNS cannot answer differently in between.
 """
 
 from __future__ import annotations

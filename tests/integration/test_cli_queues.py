@@ -140,3 +140,42 @@ async def test_workflow_verbs(tmp_path: Path) -> None:
     assert cli(tmp_path, *db, "workflows", "retry", "oops").returncode == 0
     missing = cli(tmp_path, *db, "workflows", "describe", "nobody")
     assert missing.returncode == 6 and "Traceback" not in missing.stderr
+
+
+async def test_purge_deletes_ready_and_waiting_messages_not_those_in_hand(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/purge.db"
+
+    args = ["--database", url, "--namespace", "jobs", "queue", "purge", "jobs"]
+
+    def purge(answer: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "statekeeper", *args],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            input=answer,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    async with App(url, namespace="jobs", purge_interval=None) as app:
+        queue = app.queue("jobs")
+        await queue.send("head", group="g")
+        await queue.send("behind", group="g")  # waiting: its group's head is in hand
+        await queue.send("ready")
+        await queue.send("later", delay=3600)
+        [held] = await queue.receive(1)
+        assert held.body == "head"
+        refused = await asyncio.to_thread(purge, "n\n")
+        assert refused.returncode == 1
+        assert "delete every ready or waiting message (not in hand) of jobs?" in refused.stdout
+        stats = await queue.stats()
+        assert (stats.ready, stats.delayed, stats.waiting, stats.in_flight) == (1, 1, 1, 1)
+        done = await asyncio.to_thread(purge, "y\n")
+        assert done.returncode == 0, done.stderr
+        reply = done.stdout[done.stdout.index("{") :]
+        assert json.loads(reply) == {"queue": "jobs", "purged": 3}
+        stats = await queue.stats()
+        assert (stats.ready, stats.delayed, stats.waiting, stats.in_flight) == (0, 0, 0, 1)
+        await queue.ack(held, "kept")

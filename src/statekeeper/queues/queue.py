@@ -491,7 +491,8 @@ class Queue:
         return moved
 
     async def purge(self, *, dead: bool = False) -> int:
-        """Delete every waiting message (or every dead-lettered one); how many."""
+        """Delete every message that is ready or waiting (delayed, or behind its group's
+        head), not those in hand; or, with ``dead``, every dead-lettered one. How many."""
         return await self._backend.queue_purge(self.namespace, self.name, dead=dead)
 
     async def replay(
