@@ -102,3 +102,10 @@ async def app(database_url: str, namespace: str, clock: FakeClock) -> AsyncItera
         database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
     ) as opened:
         yield opened
+
+
+@pytest.fixture
+async def live_app(database_url: str, namespace: str) -> AsyncIterator[App]:
+    """An app on the real clock: a worker's waits and leases are real."""
+    async with App(database_url, namespace=namespace, purge_interval=None) as opened:
+        yield opened

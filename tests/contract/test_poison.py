@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
-
-import pytest
 
 from statekeeper import App, Message, Retry
 from statekeeper.queues.requests import request_status
@@ -17,6 +14,7 @@ from statekeeper.runtime import Worker
 from statekeeper.storage.base import NewMessage
 from statekeeper.workflows import StepFailed, WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock
+from tests.support import run_until
 
 FAST = Retry(max_attempts=5, initial_interval=0.01, backoff_rate=1.0, jitter=False)
 
@@ -94,24 +92,6 @@ async def test_an_unreadable_result_does_not_break_the_request_status(
     assert document is not None
     assert document["status"] == "succeeded" and document["result"] is None
     assert "not readable" in document["result_error"]
-
-
-@pytest.fixture
-async def live_app(database_url: str, namespace: str) -> AsyncIterator[App]:
-    async with App(database_url, namespace=namespace, purge_interval=None) as opened:
-        yield opened
-
-
-async def run_until(worker: Worker, condition: Callable[[], bool], limit: float = 10.0) -> None:
-    task = asyncio.create_task(worker.run())
-    deadline = asyncio.get_running_loop().time() + limit
-    try:
-        while not condition():
-            assert asyncio.get_running_loop().time() < deadline, "condition never held"
-            await asyncio.sleep(0.02)
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, limit)
 
 
 async def test_the_worker_never_hands_an_unreadable_body_to_the_handler(live_app: App) -> None:

@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
 from typing import Any
-
-import pytest
 
 from statekeeper import App, Message, Retry
 from statekeeper.runtime import Worker
+from tests.support import run_until
 
 FAST = Retry(max_attempts=3, initial_interval=0.01, backoff_rate=1.0, jitter=False)
-
-
-@pytest.fixture
-async def live_app(database_url: str, namespace: str) -> AsyncIterator[App]:
-    """An app on the real clock: the worker's waits and leases are real."""
-    async with App(database_url, namespace=namespace, purge_interval=None) as app:
-        yield app
-
-
-async def run_until(worker: Worker, condition: Callable[[], bool], limit: float = 10.0) -> None:
-    """Run the worker until ``condition`` holds (checked every 20 ms), then stop it."""
-    task = asyncio.create_task(worker.run())
-    deadline = asyncio.get_running_loop().time() + limit
-    try:
-        while not condition():
-            assert asyncio.get_running_loop().time() < deadline, "condition never held"
-            await asyncio.sleep(0.02)
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, limit)
 
 
 async def test_async_and_sync_consumers_process_and_keep_results(live_app: App) -> None:
