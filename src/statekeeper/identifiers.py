@@ -60,6 +60,17 @@ def shown(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]}"
 
 
+def utf8_length(text: str) -> int | None:
+    """How many bytes ``text`` takes as UTF-8; None if it is not Unicode text (it holds
+    a lone surrogate)."""
+    if text.isascii():  # O(1) in CPython: one byte a character, no surrogates
+        return len(text)
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
 def has_control(text: str) -> bool:
     """Whether ``text`` holds a control character (C0 or DEL)."""
     return _CONTROL.search(text) is not None
@@ -81,12 +92,10 @@ def _text(
     rule = f"1-{max_length} {unit or 'characters'} without control characters"
     if type(value) is not str or not value:
         raise error(f"invalid {kind} {shown(value)}: a {kind} is {rule}")
-    try:
-        size = len(value.encode("utf-8")) if unit == "bytes" else len(value)
-    except UnicodeEncodeError:
-        raise error(
-            f"invalid {kind} {shown(value)}: it is not Unicode text (lone surrogate)"
-        ) from None
+    encoded = utf8_length(value)
+    if encoded is None:
+        raise error(f"invalid {kind} {shown(value)}: it is not Unicode text (lone surrogate)")
+    size = encoded if unit == "bytes" else len(value)
     if size > max_length:
         raise error(f"invalid {kind} {shown(value)}: it is {size} {unit or 'characters'}; {rule}")
     if has_control(value):

@@ -28,11 +28,13 @@ async def double(message: Message) -> int:
 """
 
 
-def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(tmp: Path, *args: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command run in ``tmp``; ``answer`` is its standard input (to a prompt)."""
     return subprocess.run(
         [sys.executable, "-m", "statekeeper", *args],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         cwd=tmp,
+        input=answer,
         capture_output=True,
         text=True,
         timeout=60,
@@ -149,15 +151,8 @@ async def test_purge_deletes_ready_and_waiting_messages_not_those_in_hand(
 
     args = ["--database", url, "--namespace", "jobs", "queue", "purge", "jobs"]
 
-    def purge(answer: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "statekeeper", *args],
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-            input=answer,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    async def purge(answer: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(cli, tmp_path, *args, answer=answer)
 
     async with App(url, namespace="jobs", purge_interval=None) as app:
         queue = app.queue("jobs")
@@ -167,12 +162,12 @@ async def test_purge_deletes_ready_and_waiting_messages_not_those_in_hand(
         await queue.send("later", delay=3600)
         [held] = await queue.receive(1)
         assert held.body == "head"
-        refused = await asyncio.to_thread(purge, "n\n")
+        refused = await purge("n\n")
         assert refused.returncode == 1
         assert "delete every ready or waiting message (not in hand) of jobs?" in refused.stdout
         stats = await queue.stats()
         assert (stats.ready, stats.delayed, stats.waiting, stats.in_flight) == (1, 1, 1, 1)
-        done = await asyncio.to_thread(purge, "y\n")
+        done = await purge("y\n")
         assert done.returncode == 0, done.stderr
         reply = done.stdout[done.stdout.index("{") :]
         assert json.loads(reply) == {"queue": "jobs", "purged": 3}

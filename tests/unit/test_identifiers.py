@@ -122,6 +122,18 @@ def test_idempotency_keys_are_visible_ascii_only(key: str) -> None:
         assert "1-255 visible ASCII characters" in error.message
 
 
+@pytest.mark.parametrize(
+    "check",
+    [ids.check_event_name, ids.check_dedup_id, ids.check_group, ids.check_correlation_id],
+)
+def test_text_identifiers_refuse_lone_surrogates(check: Check) -> None:
+    """Counted in characters, yet checked as Unicode text: a lone surrogate cannot be
+    stored as UTF-8 (PostgreSQL refuses it), so it is refused at the door."""
+    for bad in ("\ud800", "note\udfff"):
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            check(bad)
+
+
 def test_namespace_limit_counts_bytes_and_surrogates_are_refused() -> None:
     assert ids.check_namespace("é" * 64) == "é" * 64
     with pytest.raises(InvalidNamespace, match="129 bytes"):

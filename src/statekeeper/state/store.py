@@ -31,7 +31,7 @@ from statekeeper.errors import (
     TooManyRetries,
     ValidationError,
 )
-from statekeeper.identifiers import has_control, shown
+from statekeeper.identifiers import has_control, shown, utf8_length
 from statekeeper.logs import correlation_id
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
@@ -396,12 +396,11 @@ def _check_prefix(prefix: object) -> None:
     without control characters (or empty); InvalidFilter otherwise, whatever is wrong."""
     if type(prefix) is not str:
         raise InvalidFilter(f"invalid prefix filter {shown(prefix)}: a prefix is a string")
-    try:
-        size = len(prefix.encode("utf-8"))
-    except UnicodeEncodeError:
+    size = utf8_length(prefix)
+    if size is None:
         raise InvalidFilter(
             f"invalid prefix filter {shown(prefix)}: it is not Unicode text (lone surrogate)"
-        ) from None
+        )
     if size > MAX_KEY_BYTES:
         raise InvalidFilter(
             f"invalid prefix filter {shown(prefix)}: it is {size} bytes; keys are at most "

@@ -8,7 +8,7 @@ import math
 
 from statekeeper.constants import MAX_KEY_BYTES, MAX_TTL_SECONDS
 from statekeeper.errors import InvalidKey, InvalidTTL, ValidationError
-from statekeeper.identifiers import has_control, shown
+from statekeeper.identifiers import has_control, shown, utf8_length
 
 
 def check_key(key: object) -> str:
@@ -16,15 +16,9 @@ def check_key(key: object) -> str:
         raise InvalidKey(f"key must be a string, got {type(key).__name__}", key=repr(key))
     if not key:
         raise InvalidKey("key must not be empty")
-    if key.isascii():  # O(1) in CPython: one byte a character, no surrogates
-        size = len(key)
-    else:
-        try:
-            size = len(key.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise InvalidKey(
-                f"key {shown(key)} is not valid Unicode text (lone surrogate)"
-            ) from None
+    size = utf8_length(key)
+    if size is None:
+        raise InvalidKey(f"key {shown(key)} is not valid Unicode text (lone surrogate)")
     if size > MAX_KEY_BYTES:
         raise InvalidKey(
             f"key is {size} bytes long; the limit is {MAX_KEY_BYTES}", key=key[:64] + "..."
