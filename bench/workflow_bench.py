@@ -69,7 +69,7 @@ import benchlib
 from benchlib import NAMES, Backend, Tally
 from statekeeper import App
 from statekeeper.constants import ENV_CACHE_URL
-from statekeeper.storage.workflow_ops import LeasedWorkflow
+from statekeeper.storage.rows import LeasedWorkflow
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
 
 STEPS = 10

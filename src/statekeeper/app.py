@@ -46,7 +46,7 @@ from statekeeper.runtime.consumer import Consumer, Handler
 from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
-from statekeeper.storage import Backend, create_backend, parse, resolve
+from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
 from statekeeper.workflows.engine import WorkflowFn, Workflows
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
@@ -108,7 +108,7 @@ class App:
         self.archive_retention = archive_retention
         self.idempotency_lease = 30.0
         self._idempotency: Idempotency | None = None
-        self._backend: Backend | None = None
+        self._backend: Storage | None = None
         self._state: StateStore | None = None
         self._cache: StateCache | None = None
         self._purger: asyncio.Task[None] | None = None
@@ -133,7 +133,7 @@ class App:
         self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> Storage:
         if self._backend is None:
             raise ClosedError()
         return self._backend
@@ -360,7 +360,7 @@ class App:
             raise
         return self
 
-    def _open_blocks(self, backend: Backend) -> None:
+    def _open_blocks(self, backend: Storage) -> None:
         backend.listen(self._wakeups.heard)
         if self.cache_url:
             self._cache = StateCache(self.cache_url, self.namespace, ttl=self._cache_ttl)
@@ -447,8 +447,8 @@ class App:
         total = 0
         while True:
             now = self.clock()
-            forgotten = await self.backend.idempotency_forget(now, batch)
-            forgotten += await self.backend.queue_forget(now, now - self.archive_retention, batch)
+            forgotten = await self.backend.idempotency.forget(now, batch)
+            forgotten += await self.backend.queues.forget(now, now - self.archive_retention, batch)
             total += forgotten
             if forgotten < batch:
                 return total

@@ -149,14 +149,14 @@ async def _encryption(database_url: str | None) -> None:
         url, namespace="demo-sealed", encryption=Keyring.parse(f"k1:{k1}"), purge_interval=None
     ) as app:
         await app.state.put("secret:card", {"number": "4111-1111-1111-1111"})
-        stored = await app.backend.state_get("demo-sealed", "secret:card", app.clock())
+        stored = await app.backend.state.get("demo-sealed", "secret:card", app.clock())
         assert stored is not None
         check(b"4111" not in stored.value, f"stored sealed under key id {stored.key_id!r}")
     rotated = Keyring.parse(f"k2:{k2},k1:{k1}")  # k2 is the new primary; k1 still opens
     async with App(url, namespace="demo-sealed", encryption=rotated, purge_interval=None) as app:
         report = await app.state.reencrypt()
         show("re-encrypted under the new primary k2", report)
-        stored = await app.backend.state_get("demo-sealed", "secret:card", app.clock())
+        stored = await app.backend.state.get("demo-sealed", "secret:card", app.clock())
         check(stored is not None and stored.key_id == "k2", "the value is now sealed by k2")
         item = await app.state.get("secret:card")
         check(item is not None and item.value["number"].startswith("4111"), "and reads back intact")

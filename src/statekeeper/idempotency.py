@@ -36,7 +36,7 @@ from statekeeper.errors import (
 )
 from statekeeper.sealing import IDEMPOTENCY, PLAIN, Sealer
 from statekeeper.state.validation import check_key
-from statekeeper.storage.base import Backend
+from statekeeper.storage.contracts import Storage
 
 log = logging.getLogger("statekeeper.idempotency")
 
@@ -58,7 +58,7 @@ def fingerprint(payload: Any) -> str:
 class Idempotency:
     def __init__(
         self,
-        backend: Backend,
+        backend: Storage,
         namespace: str,
         clock: Callable[[], float],
         *,
@@ -93,13 +93,13 @@ class Idempotency:
         while True:
             owner = secrets.token_hex(12)
             now = self._clock()
-            claimed = await self._backend.idempotency_claim(
+            claimed = await self._backend.idempotency.claim(
                 self._namespace, key, fingerprint=digest, owner=owner,
                 lease_expires_at=now + self.lease, expires_at=now + ttl, now=now,
             )  # fmt: skip
             if claimed:
                 return await self._run_owned(key, owner, ttl, fn, args, kwargs)
-            record = await self._backend.idempotency_get(self._namespace, key, self._clock())
+            record = await self._backend.idempotency.get(self._namespace, key, self._clock())
             if record is None:
                 continue  # it expired or was abandoned in between: claim again
             if record.fingerprint != digest:
@@ -149,10 +149,10 @@ class Idempotency:
         except BaseException:
             heartbeat.cancel()
             with contextlib.suppress(StatekeeperError):
-                await asyncio.shield(self._backend.idempotency_abandon(self._namespace, key, owner))
+                await asyncio.shield(self._backend.idempotency.abandon(self._namespace, key, owner))
             raise
         heartbeat.cancel()
-        stored = await self._backend.idempotency_complete(
+        stored = await self._backend.idempotency.complete(
             self._namespace, key, owner, data, self._clock() + ttl
         )
         if not stored:
@@ -166,7 +166,7 @@ class Idempotency:
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                kept = await self._backend.idempotency_extend(
+                kept = await self._backend.idempotency.extend(
                     self._namespace, key, owner, self._clock() + self.lease
                 )
             except StatekeeperError as error:

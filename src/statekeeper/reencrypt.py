@@ -25,8 +25,9 @@ from statekeeper.errors import DecryptionError, ValidationError
 from statekeeper.keyring import Keyring
 from statekeeper.sealing import EVENT, IDEMPOTENCY, MESSAGE, STEP, WORKFLOW, Sealer
 from statekeeper.state.encryption import associated_data
-from statekeeper.storage.base import Backend
-from statekeeper.storage.reseal_ops import RESEAL_TABLES, ResealChange, ResealRow
+from statekeeper.storage.contracts import Storage
+from statekeeper.storage.reseal_ops import RESEAL_TABLES
+from statekeeper.storage.rows import ResealChange, ResealRow
 
 log = logging.getLogger("statekeeper.reencrypt")
 
@@ -76,7 +77,7 @@ class ReencryptReport:
 
 
 async def reencrypt(
-    backend: Backend,
+    backend: Storage,
     keyring: Keyring,
     *,
     namespace: str | None,
@@ -103,7 +104,7 @@ async def reencrypt(
         while True:
             if max_batches is not None and report.batches >= max_batches:
                 return report
-            rows = await backend.reseal_scan(
+            rows = await backend.reseal.scan(
                 kind, after, namespace=namespace, limit=batch_size, primary=keyring.primary,
                 bytes_prefix=bytes_prefix, text_prefix=text_prefix,
             )  # fmt: skip
@@ -123,7 +124,7 @@ async def reencrypt(
                     continue
                 changes += found
                 owners += [index] * len(found)
-            landed = await backend.reseal_write(kind, changes)
+            landed = await backend.reseal.write(kind, changes)
             report.batches += 1
             missed = {owners[i] for i, ok in enumerate(landed) if not ok}
             counts.changed_meanwhile += len(missed)

@@ -20,7 +20,7 @@ def keyring(spec: str) -> Keyring:
 async def test_values_are_sealed_at_rest(database_url: str, namespace: str) -> None:
     async with App(database_url, namespace=namespace, encryption=keyring(f"k1:{K1}")) as app:
         await app.state.put("card", {"pan": "4111111111111111"})
-        stored = await app.backend.state_get(namespace, "card", app.clock())
+        stored = await app.backend.state.get(namespace, "card", app.clock())
         assert stored is not None
         assert stored.key_id == "k1"
         assert b"4111" not in stored.value
@@ -40,7 +40,7 @@ async def test_rotation_and_reencrypt(database_url: str, namespace: str) -> None
         await app.state.put("fresh", 1)  # the primary seals new writes
         report = await app.state.reencrypt()
         assert (report.examined, report.rewritten, report.changed_meanwhile) == (9, 8, 0)
-        rows = await app.backend.state_list(
+        rows = await app.backend.state.list(
             namespace, after="", low="", high=None, limit=100, now=app.clock()
         )
         assert {row.key_id for row in rows} == {"k2"}
@@ -79,10 +79,10 @@ async def test_a_sealed_value_moved_to_another_key_does_not_open(
     async with App(database_url, namespace=namespace, encryption=keyring(f"k1:{K1}")) as app:
         await app.state.put("alice", "alice's data")
         await app.state.put("bob", "bob's data")
-        alice = await app.backend.state_get(namespace, "alice", app.clock())
-        bob = await app.backend.state_get(namespace, "bob", app.clock())
+        alice = await app.backend.state.get(namespace, "alice", app.clock())
+        bob = await app.backend.state.get(namespace, "bob", app.clock())
         assert alice is not None and bob is not None
-        await app.backend.state_reseal(namespace, "bob", bob.etag, alice.value, "k1")
+        await app.backend.state.reseal(namespace, "bob", bob.etag, alice.value, "k1")
         with pytest.raises(DecryptionError):
             await app.state.get("bob")
 

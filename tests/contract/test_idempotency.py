@@ -78,7 +78,7 @@ async def test_a_failed_call_stores_nothing_and_can_run_again(app: App) -> None:
 async def test_an_owner_that_died_is_taken_over(app: App, clock: FakeClock) -> None:
     """A record left running by a dead process (its lease lapsed) is claimed anew."""
     now = clock()
-    claimed = await app.backend.idempotency_claim(
+    claimed = await app.backend.idempotency.claim(
         app.namespace, "orphan", fingerprint=_digest(), owner="dead-process",
         lease_expires_at=now + 30, expires_at=now + 3600, now=now,
     )  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 from statekeeper import App, Message, Retry
 from statekeeper.queues.requests import request_status
 from statekeeper.runtime import Worker
-from statekeeper.storage.base import NewMessage
+from statekeeper.storage.rows import NewMessage, Settlement, UnitOfWork
 from statekeeper.workflows import StepFailed, WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock
 from tests.support import run_until
@@ -39,7 +39,7 @@ async def store_raw(app: App, queue: str, body: bytes, now: float) -> str:
     """A message stored as the given bytes, past every check (as an older version or
     another writer could have left it)."""
     message_id = uuid.uuid4().hex
-    await app.backend.queue_send(
+    await app.backend.queues.send(
         app.namespace, [NewMessage(id=message_id, queue=queue, body=body, available_at=now)], now
     )
     return message_id
@@ -83,11 +83,11 @@ async def test_an_unreadable_result_does_not_break_the_request_status(
     q = app.queue("orders")
     await q.send({"order": 1})
     [message] = await q.receive()
-    settled = await app.backend.queue_ack(
-        app.namespace, "orders", message.id, message.lease_token, archive=True,
-        result=b"\xff not json", messages=(), now=clock.now,
-    )  # fmt: skip
-    assert settled
+    settle = Settlement(
+        "ack", "orders", message.id, message.lease_token, archive=True, result=b"\xff not json"
+    )
+    done = await app.backend.commit(UnitOfWork(app.namespace, clock.now, settle=settle))
+    assert done.applied
     document = await request_status(app.backend, app.namespace, message.id, app.sealer)
     assert document is not None
     assert document["status"] == "succeeded" and document["result"] is None
@@ -169,7 +169,7 @@ async def test_a_workflow_with_an_unreadable_input_fails_alone(app: App, clock: 
     async def echo(ctx: WorkflowContext, value: Any) -> Any:
         return value
 
-    await app.backend.workflow_create(
+    await app.backend.workflows.create(
         app.namespace, "poisoned", "echo", b"\xef\xbb\xbf{}", None, clock.now
     )
     fine = await app.workflows.start("echo", {"fine": True})

@@ -416,12 +416,12 @@ async def test_the_purger_forgets_old_archive_and_dedup_records(
         await q.send("x", dedup_id="d1")
         [message] = await q.receive()
         await message.ack()
-        assert await app.backend.queue_find(namespace, message.id) is not None
+        assert await app.backend.queues.find(namespace, message.id) is not None
         for _ in range(100):
             await asyncio.sleep(0.05)
-            if await app.backend.queue_find(namespace, message.id) is None:
+            if await app.backend.queues.find(namespace, message.id) is None:
                 break
-        assert await app.backend.queue_find(namespace, message.id) is None
+        assert await app.backend.queues.find(namespace, message.id) is None
         assert await q.replay() == 0
 
 

@@ -70,7 +70,7 @@ async def test_values_written_before_the_keyring_still_read(
         [message] = await app.queue("jobs").receive()
         assert (message.body, message.attributes) == ({"n": 1}, {"a": 1})
         await message.fail("try again")  # now sealed, beside a plaintext body
-        [row] = await app.backend.queue_peek(namespace, "jobs", dead=False, limit=10)
+        [row] = await app.backend.queues.peek(namespace, "jobs", dead=False, limit=10)
         assert key_id_of(row.body) is None and text_key_id_of(row.last_error or "") == "k1"
         [peeked] = await app.queue("jobs").peek()
         assert peeked.last_error == "try again" and peeked.body == {"n": 1}
@@ -171,7 +171,7 @@ async def test_a_value_changed_meanwhile_is_left_alone_and_counted(
         await message.fail("first failure")
     rotated = keys(f"k2:{K2},k1:{K1}")
     async with App(url, clock=clock, encryption=rotated) as app:
-        real = app.backend.reseal_write
+        real = app.backend.reseal.write
         clock.advance(60)
         [message] = await app.queue("jobs", retry=FAST).receive()
 
@@ -183,9 +183,9 @@ async def test_a_value_changed_meanwhile_is_left_alone_and_counted(
                 await message.fail("second failure")
             return await real(kind, changes)
 
-        app.backend.reseal_write = racing  # type: ignore[method-assign]
+        app.backend.reseal.write = racing  # type: ignore[method-assign]
         report: ReencryptReport = await app.reencrypt()
-        app.backend.reseal_write = real  # type: ignore[method-assign]
+        app.backend.reseal.write = real  # type: ignore[method-assign]
         ours = report.kinds
         assert (ours["state"].examined, ours["state"].changed_meanwhile) == (1, 1)
         assert (ours["messages"].examined, ours["messages"].changed_meanwhile) == (1, 1)

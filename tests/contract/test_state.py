@@ -158,9 +158,9 @@ async def test_purge_removes_only_expired_rows(app: App, clock: FakeClock) -> No
     await app.state.put("forever", 1)
     clock.advance(2)
     assert await app.state.purge_expired() >= 1
-    stored = await app.backend.state_get(app.namespace, "short", 0.0)
+    stored = await app.backend.state.get(app.namespace, "short", 0.0)
     assert stored is None  # gone from the table, not only hidden
-    assert await app.backend.state_get(app.namespace, "long", 0.0) is not None
+    assert await app.backend.state.get(app.namespace, "long", 0.0) is not None
     assert await app.state.get("forever") is not None
 
 
@@ -169,9 +169,9 @@ async def test_background_purger(database_url: str, namespace: str) -> None:
         await app.state.put("k", 1, ttl=0.01)
         for _ in range(100):
             await asyncio.sleep(0.02)
-            if await app.backend.state_get(namespace, "k", 0.0) is None:
+            if await app.backend.state.get(namespace, "k", 0.0) is None:
                 break
-        assert await app.backend.state_get(namespace, "k", 0.0) is None
+        assert await app.backend.state.get(namespace, "k", 0.0) is None
 
 
 # --- transactions ---------------------------------------------------------------------

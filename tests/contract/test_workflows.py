@@ -72,7 +72,7 @@ async def test_steps_run_once_and_replay_from_the_journal(app: App) -> None:
     assert status.status == "succeeded"
     assert status.output == {"total": 42, "loud": "TOTAL 42"}
     assert calls == {"add": 1, "shout": 1}
-    history = await app.backend.workflow_history(app.namespace, run)
+    history = await app.backend.workflows.history(app.namespace, run)
     assert [(h.kind, h.name) for h in history] == [("step", "add"), ("step", "shout")]
 
 
@@ -146,7 +146,7 @@ async def test_a_stale_owner_cannot_checkpoint(app: App, clock: FakeClock) -> No
     gate.set()
     await stale_run  # its checkpoint is refused: it stops without finishing
     assert (await app.workflows.status(run)).status == "running"
-    assert await app.backend.workflow_history(app.namespace, run) == []
+    assert await app.backend.workflows.history(app.namespace, run) == []
     await fresh.execute(new)
     assert (await app.workflows.status(run)).output == "late"
 
@@ -203,7 +203,7 @@ async def test_failed_steps_retry_then_fail_the_workflow(app: App) -> None:
     assert calls["broken"] == 4  # three attempts, then one for the unhandled workflow
     status = await app.workflows.status(failed)
     assert status.status == "failed" and "payment service down" in (status.error or "")
-    [entry] = await app.backend.workflow_history(app.namespace, handled)
+    [entry] = await app.backend.workflows.history(app.namespace, handled)
     assert entry.attempts == 3 and entry.error == "RuntimeError: payment service down"
 
 

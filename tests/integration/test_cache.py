@@ -14,7 +14,7 @@ from redis.backoff import NoBackoff
 
 from statekeeper import App
 from statekeeper.state.cache import StateCache
-from statekeeper.storage.base import StoredItem
+from statekeeper.storage.rows import StoredItem
 from tests.conftest import FakeClock
 from tests.integration.redis_server import RedisServer
 
@@ -84,7 +84,7 @@ async def test_a_reader_racing_a_writer_never_fills_the_old_value(
     await app.state.put("k", "old")
     lookup = await cache.lookup("k")
     assert lookup is not None and lookup.item is None and lookup.lease is not None
-    stored_old = await app.backend.state_get(namespace, "k", app.clock())
+    stored_old = await app.backend.state.get(namespace, "k", app.clock())
     assert stored_old is not None
     await app.state.put("k", "new")  # commits, then invalidates the lease
     await cache.fill(lookup, stored_old, app.clock())
@@ -219,7 +219,7 @@ async def test_a_cancelled_write_still_invalidates_once_it_lands(cached_app: App
         await task
     for _ in range(100):  # the write lands and its invalidation follows
         await asyncio.sleep(0.01)
-        stored = await app.backend.state_get(app.namespace, "k", app.clock())
+        stored = await app.backend.state.get(app.namespace, "k", app.clock())
         if stored is not None and stored.value == b"2":
             break
     await asyncio.sleep(0.05)

@@ -297,7 +297,7 @@ async def test_the_engines_own_events_cannot_be_posted(served: Served) -> None:
         path = f"/v1/workflows/W/w-1/events/{quote(event, safe='')}"
         answer = await client.post(path, json=forged, headers=AUTH)
         assert "workflow engine's own" in error_of(answer, 400, "invalid_event_name")
-        arrived, _ = await app.backend.workflow_event_data(app.namespace, "w-1", event)
+        arrived, _ = await app.backend.workflows.event_data(app.namespace, "w-1", event)
         assert not arrived
     answer = await client.post("/v1/workflows/W/w-1/events/children:1", json=1, headers=AUTH)
     assert answer.status_code == 202  # only the exact prefixes are reserved

@@ -30,9 +30,9 @@ async def test_async_and_sync_consumers_process_and_keep_results(live_app: App) 
     sync_id = (await app.queue("sync-q").send("hi")).id
     worker = Worker(app, poll=0.1)
     await run_until(worker, lambda: worker.processed == 21)
-    found = await app.backend.queue_find(app.namespace, ids[7])
+    found = await app.backend.queues.find(app.namespace, ids[7])
     assert found is not None and found.state == "done" and found.result == b"14"
-    sync_found = await app.backend.queue_find(app.namespace, sync_id)
+    sync_found = await app.backend.queues.find(app.namespace, sync_id)
     assert sync_found is not None and sync_found.result == b'"HI"'
     assert threading.main_thread().name not in seen_threads
 
@@ -182,5 +182,5 @@ async def test_the_worker_runs_workflows_with_real_timers(live_app: App) -> None
     finally:
         worker.stop()
         await task
-    history = await app.backend.workflow_history(app.namespace, run)
+    history = await app.backend.workflows.history(app.namespace, run)
     assert [h.name for h in history] == ["reserve", "sleep", "confirmed", "confirmed"]

@@ -56,7 +56,7 @@ def create_http_app(app: App, config: HttpConfig) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         try:
-            await app.backend.queue_next_due(app.namespace, f"{INTERNAL_QUEUE_PREFIX}health")
+            await app.backend.queues.next_due(app.namespace, f"{INTERNAL_QUEUE_PREFIX}health")
         except StatekeeperError as error:
             return from_error(error)
         return json_response({"status": "ok"})

@@ -109,7 +109,7 @@ class WorkflowRoutes:
         canonical JSON, recomputed from the stored input); True when the stored input
         cannot be opened with this process's keys, as nothing can be compared."""
         app = self.app
-        row = await app.backend.workflow_get(app.namespace, run)
+        row = await app.backend.workflows.get(app.namespace, run)
         if row is None:  # gone in between: nothing to compare
             return True
         if row.name != name:

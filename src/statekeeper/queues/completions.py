@@ -17,7 +17,7 @@ from typing import Any
 from statekeeper.constants import INTERNAL_QUEUE_PREFIX, is_internal_queue
 from statekeeper.queues.message import Message
 from statekeeper.sealing import MESSAGE, Sealer
-from statekeeper.storage.base import NewMessage
+from statekeeper.storage.rows import NewMessage
 
 CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}callbacks"
 

@@ -16,7 +16,7 @@ import math
 import random
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,8 @@ from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMe
 from statekeeper.queues.policy import Retry
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.sealing import MESSAGE, PLAIN, Sealer
-from statekeeper.storage.base import Backend, NewMessage, QueuedMessage
+from statekeeper.storage.contracts import Storage
+from statekeeper.storage.rows import NewMessage, QueuedMessage, Settlement, UnitOfWork
 
 # Builds the messages that announce a message's outcome to its reply_to: given the
 # message, "succeeded" or "dead-lettered", the result and the error.
@@ -82,7 +83,7 @@ class Queue:
 
     def __init__(
         self,
-        backend: Backend | Callable[[], Backend],
+        backend: Storage | Callable[[], Storage],
         namespace: str,
         name: str,
         config: QueueConfig,
@@ -108,7 +109,7 @@ class Queue:
         self._rng = rng or random.Random()
 
     @property
-    def _backend(self) -> Backend:
+    def _backend(self) -> Storage:
         return self._backend_of()
 
     # --- sending ------------------------------------------------------------------------
@@ -246,7 +247,7 @@ class Queue:
         return await self._send(messages)
 
     async def _send(self, messages: list[NewMessage]) -> list[SendResult]:
-        twins = await self._backend.queue_send(self.namespace, messages, self._clock())
+        twins = await self._backend.queues.send(self.namespace, messages, self._clock())
         self._wakeups.notify(self.namespace, self.name)
         return [
             SendResult(m.id)
@@ -287,7 +288,7 @@ class Queue:
             remaining = deadline - loop.time()
             if messages or remaining <= 0:
                 return messages
-            due = await self._backend.queue_next_due(self.namespace, self.name)
+            due = await self._backend.queues.next_due(self.namespace, self.name)
             if due is not None:
                 remaining = min(remaining, max(0.0, due - self._clock()) + 0.001)
             with contextlib.suppress(TimeoutError):
@@ -296,7 +297,7 @@ class Queue:
     async def _lease(self, limit: int, lease: float) -> list[Message]:
         now = self._clock()
         token = secrets.token_hex(12)
-        rows = await self._backend.queue_receive(
+        rows = await self._backend.queues.receive(
             self.namespace,
             self.name,
             limit=limit,
@@ -345,26 +346,18 @@ class Queue:
         it. Its outcome is not announced: its reply_to may be unreadable too."""
         retryable = isinstance(error, DecryptionError)
         text = f"unreadable message: {error.message}"[:4000]
-        now = self._clock()
-        retry = self.config.retry
+        dead = not retryable or row.attempts >= self.config.retry.max_attempts
         try:
-            state = await self._backend.queue_fail(
-                self.namespace,
-                self.name,
-                row.id,
-                token,
-                error=self.sealer.seal_text(text, MESSAGE, self.namespace, row.id, "last_error"),
-                retry_at=now + retry.delay(row.attempts, self._rng),
-                max_attempts=retry.max_attempts if retryable else 0,
-                messages=(),
-                now=now,
-            )
+            settled = await self._settle(row.id, token, row.attempts, text, dead=dead)
         except StatekeeperError as settle_error:
             log.error(
                 "unreadable message could not be failed; it comes back when its lease ends",
                 extra={"queue": self.name, "message_id": row.id, "error": settle_error.message},
             )
             return
+        if not settled:
+            return  # its lease went on meanwhile: whoever holds it now fails it
+        state = "dead" if dead else "ready"
         log.error(
             "unreadable message " + ("dead-lettered" if state == "dead" else "failed"),
             extra={"queue": self.name, "message_id": row.id, "error": text},
@@ -403,17 +396,11 @@ class Queue:
             )
             data = self.sealer.seal(data, MESSAGE, self.namespace, message.id, "result")
         completions = self._completion_messages(message, "succeeded", result, None)
-        settled = await self._backend.queue_ack(
-            self.namespace,
-            self.name,
-            message.id,
-            message.lease_token,
-            archive=self.config.archive,
-            result=data,
-            messages=completions,
-            now=self._clock(),
+        settle = Settlement(
+            "ack", self.name, message.id, message.lease_token, self.config.archive, data
         )
-        if not settled:
+        unit = UnitOfWork(self.namespace, self._clock(), messages=completions, settle=settle)
+        if not (await self._backend.commit(unit)).applied:
             raise _lease_lost(message)
         self._announce(completions)
         if message.group is not None:  # the group's next message was promoted: wake receivers
@@ -423,30 +410,45 @@ class Queue:
         self, message: Message, error: str | BaseException, *, retryable: bool = True
     ) -> str:
         """Record a failed attempt: retried after the policy's backoff, or dead-lettered
-        when attempts are used up (at once when not ``retryable``). The new state."""
-        now = self._clock()
-        retry = self.config.retry
+        when attempts are used up (at once when not ``retryable``); the outcome of a dead
+        letter is announced to its reply_to in the same transaction. The new state."""
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         text = text[:4000]
-        completions = self._completion_messages(message, "dead-lettered", None, text)
-        state = await self._backend.queue_fail(
-            self.namespace,
-            self.name,
-            message.id,
-            message.lease_token,
-            error=self.sealer.seal_text(text, MESSAGE, self.namespace, message.id, "last_error"),
-            retry_at=now + retry.delay(message.attempt, self._rng),
-            max_attempts=retry.max_attempts if retryable else 0,
-            messages=completions,
-            now=now,
+        dead = not retryable or message.attempt >= self.config.retry.max_attempts
+        completions = (
+            self._completion_messages(message, "dead-lettered", None, text) if dead else []
         )
-        if state is None:
+        settled = await self._settle(
+            message.id, message.lease_token, message.attempt, text, dead=dead,
+            messages=completions,
+        )  # fmt: skip
+        if not settled:
             raise _lease_lost(message)
-        if state == "ready" or message.group is not None:  # deliverable again, or its
-            self._wakeups.notify(self.namespace, self.name)  # group's next one promoted
-        if state != "ready":
-            self._announce(completions)
-        return str(state)
+        if not dead or message.group is not None:  # deliverable again, or its group's
+            self._wakeups.notify(self.namespace, self.name)  # next one promoted
+        self._announce(completions)
+        return "dead" if dead else "ready"
+
+    async def _settle(
+        self,
+        id: str,
+        token: str,
+        attempt: int,
+        error: str,
+        *,
+        dead: bool,
+        messages: Sequence[NewMessage] = (),
+    ) -> bool:
+        """A failed attempt recorded under the lease: back to ready after the retry
+        policy's backoff, or dead; False when the lease was lost (nothing recorded)."""
+        now = self._clock()
+        settle = Settlement(
+            "dead" if dead else "retry", self.name, id, token,
+            error=self.sealer.seal_text(error, MESSAGE, self.namespace, id, "last_error"),
+            retry_at=now + self.config.retry.delay(attempt, self._rng),
+        )  # fmt: skip
+        unit = UnitOfWork(self.namespace, now, messages=messages, settle=settle)
+        return (await self._backend.commit(unit)).applied
 
     def _completion_messages(
         self, message: Message, status: str, result: Any, error: str | None
@@ -463,18 +465,14 @@ class Queue:
         """Heartbeat: the lease now ends ``seconds`` (default the visibility timeout) from now."""
         lease = self.config.visibility_timeout if seconds is None else seconds
         lease_end = self._clock() + _check_seconds("seconds", lease, allow_zero=False)
-        ok = await self._backend.queue_extend(
-            self.namespace, self.name, message.id, message.lease_token, lease_end
-        )
+        ok = await self._backend.queues.extend(message.id, message.lease_token, lease_end)
         if not ok:
             raise _lease_lost(message)
         message.lease_expires_at = lease_end
 
     async def release(self, message: Message) -> None:
         """Give the message back unprocessed: deliverable now, its attempt not counted."""
-        ok = await self._backend.queue_release(
-            self.namespace, self.name, message.id, message.lease_token, self._clock()
-        )
+        ok = await self._backend.queues.release(message.id, message.lease_token, self._clock())
         if not ok:
             raise _lease_lost(message)
         self._wakeups.notify(self.namespace, self.name)
@@ -485,7 +483,7 @@ class Queue:
         """Dead-lettered messages (all, or those of ``ids``) back to the queue, with
         fresh attempts; how many."""
         chosen = None if ids is None else [check_message_id(i) for i in ids]
-        moved = await self._backend.queue_redrive(self.namespace, self.name, chosen, self._clock())
+        moved = await self._backend.queues.redrive(self.namespace, self.name, chosen, self._clock())
         if moved:
             self._wakeups.notify(self.namespace, self.name)
         return moved
@@ -493,7 +491,7 @@ class Queue:
     async def purge(self, *, dead: bool = False) -> int:
         """Delete every message that is ready or waiting (delayed, or behind its group's
         head), not those in hand; or, with ``dead``, every dead-lettered one. How many."""
-        return await self._backend.queue_purge(self.namespace, self.name, dead=dead)
+        return await self._backend.queues.purge(self.namespace, self.name, dead=dead)
 
     async def replay(
         self,
@@ -512,7 +510,7 @@ class Queue:
         after: tuple[float, str] = (-math.inf, "")
         replayed = 0
         while limit is None or replayed < limit:
-            rows = await self._backend.queue_archived(
+            rows = await self._backend.queues.archived(
                 self.namespace, self.name, since=low, until=high, after=after, limit=500
             )
             if not rows:
@@ -555,7 +553,7 @@ class Queue:
 
     async def stats(self) -> QueueStats:
         now = self._clock()
-        counts = await self._backend.queue_stats(self.namespace, self.name, now)
+        counts = await self._backend.queues.stats(self.namespace, self.name, now)
         oldest = counts.oldest_enqueued_at
         return QueueStats(
             self.name,
@@ -571,7 +569,7 @@ class Queue:
         """Messages in order without leasing them (or the dead-lettered ones)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
-        rows = await self._backend.queue_peek(self.namespace, self.name, dead=dead, limit=limit)
+        rows = await self._backend.queues.peek(self.namespace, self.name, dead=dead, limit=limit)
         return [self._stored(row) for row in rows]
 
     def _stored(self, row: QueuedMessage) -> StoredMessage:

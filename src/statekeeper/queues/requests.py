@@ -11,7 +11,8 @@ from typing import Any
 from statekeeper.codec import decode_value
 from statekeeper.errors import StatekeeperError
 from statekeeper.sealing import MESSAGE, Sealer
-from statekeeper.storage.base import Backend, FoundMessage
+from statekeeper.storage.contracts import Storage
+from statekeeper.storage.rows import FoundMessage
 
 
 def describe(id: str, found: FoundMessage, sealer: Sealer, namespace: str) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def describe(id: str, found: FoundMessage, sealer: Sealer, namespace: str) -> di
 
 
 async def request_status(
-    backend: Backend, namespace: str, id: str, sealer: Sealer
+    backend: Storage, namespace: str, id: str, sealer: Sealer
 ) -> dict[str, Any] | None:
-    found = await backend.queue_find(namespace, id)
+    found = await backend.queues.find(namespace, id)
     return None if found is None else describe(id, found, sealer, namespace)

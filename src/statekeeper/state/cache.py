@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from statekeeper.constants import cache_epoch_key, cache_item_prefix, cache_lease_prefix
-from statekeeper.storage.base import StoredItem
+from statekeeper.storage.rows import StoredItem
 
 log = logging.getLogger("statekeeper.cache")
 

@@ -37,7 +37,15 @@ from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
 from statekeeper.state.item import Item, Page
 from statekeeper.state.validation import check_key, check_text, check_ttl
-from statekeeper.storage.base import Backend, DeleteOp, NewMessage, PutOp, StoredItem, WriteOp
+from statekeeper.storage.contracts import Storage
+from statekeeper.storage.rows import (
+    DeleteOp,
+    NewMessage,
+    PutOp,
+    StoredItem,
+    UnitOfWork,
+    WriteOp,
+)
 
 if TYPE_CHECKING:
     from statekeeper.state.transaction import Outbox, Transaction
@@ -65,7 +73,7 @@ class StateStore:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Storage,
         namespace: str,
         *,
         clock: Callable[[], float],
@@ -92,7 +100,7 @@ class StateStore:
         check_key(key)
         if self._cache is not None:
             return await self._get_cached(self._cache, key, self._clock())
-        stored = await self._backend.state_get(self.namespace, key, self._clock())
+        stored = await self._backend.state.get(self.namespace, key, self._clock())
         if stored is None:
             return None
         if stored.key_id is None:  # the common case, without a call more
@@ -105,7 +113,7 @@ class StateStore:
             cached = lookup.item
             if cached.expires_at is None or cached.expires_at > now:
                 return self._item(cached)
-        stored = await self._backend.state_get(self.namespace, key, now)
+        stored = await self._backend.state.get(self.namespace, key, now)
         if stored is None:
             return None
         if lookup is not None:
@@ -117,7 +125,7 @@ class StateStore:
         wanted = [check_key(k) for k in keys]
         if not wanted:
             return {}
-        found = await self._backend.state_get_many(self.namespace, wanted, self._clock())
+        found = await self._backend.state.get_many(self.namespace, wanted, self._clock())
         return {k: (self._item(found[k]) if k in found else None) for k in wanted}
 
     async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
@@ -132,7 +140,7 @@ class StateStore:
                 f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit!r}"
             )
         after = _decode_cursor(cursor, prefix) if cursor else ""
-        rows = await self._backend.state_list(
+        rows = await self._backend.state.list(
             self.namespace,
             after=after,
             low=prefix,
@@ -159,7 +167,7 @@ class StateStore:
     ) -> Item:
         """Store ``value``; the returned item carries the new ETag."""
         op = self.put_op(key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl)
-        await self._write([key], self._backend.state_put(self.namespace, op, self._clock()))
+        await self._write([key], self._backend.state.put(self.namespace, op, self._clock()))
         self._log("state put", key, op.etag)
         return Item(key, value, op.etag, op.expires_at)
 
@@ -180,7 +188,7 @@ class StateStore:
         check_key(key)
         _check_etag(if_match)
         deleted = await self._write(
-            [key], self._backend.state_delete(self.namespace, key, if_match, self._clock())
+            [key], self._backend.state.delete(self.namespace, key, if_match, self._clock())
         )
         self._log("state delete", key, None)
         return deleted
@@ -265,10 +273,9 @@ class StateStore:
             )
         if not ops and not messages:
             return []
-        results = await self._write(
-            [op.key for op in ops],
-            self._backend.state_apply(self.namespace, ops, self._clock(), messages),
-        )
+        unit = UnitOfWork(self.namespace, self._clock(), writes=ops, messages=messages)
+        done = await self._write([op.key for op in ops], self._backend.commit(unit))
+        results = done.writes
         for op in ops:
             self._log(f"state {op.kind}", op.key, op.etag if isinstance(op, PutOp) else None)
         if messages and self._on_sent is not None:
@@ -281,7 +288,7 @@ class StateStore:
         """Delete expired items (every namespace) until none is left; how many."""
         total = 0
         while True:
-            purged = await self._backend.state_purge_expired(self._clock(), batch)
+            purged = await self._backend.state.purge_expired(self._clock(), batch)
             total += purged
             if purged < batch:
                 return total
@@ -294,7 +301,7 @@ class StateStore:
         examined = rewritten = changed = 0
         after = ""
         while True:
-            rows = await self._backend.state_list(
+            rows = await self._backend.state.list(
                 self.namespace, after=after, low="", high=None, limit=page_size, now=self._clock()
             )
             for row in rows:
@@ -306,7 +313,7 @@ class StateStore:
                     row.value if row.key_id is None else keyring.open(row.value, row.key_id, aad)
                 )
                 sealed, key_id = keyring.seal(plain, aad)
-                if await self._backend.state_reseal(
+                if await self._backend.state.reseal(
                     self.namespace, row.key, row.etag, sealed, key_id
                 ):
                     rewritten += 1

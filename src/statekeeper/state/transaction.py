@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from statekeeper.errors import ConfigurationError, ValidationError
-from statekeeper.storage.base import NewMessage, PutOp, WriteOp
+from statekeeper.storage.rows import NewMessage, PutOp, WriteOp
 
 if TYPE_CHECKING:
     from statekeeper.state.store import StateStore

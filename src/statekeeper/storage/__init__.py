@@ -1,16 +1,19 @@
-"""The persistence layer: the Backend protocol and its SQLite and PostgreSQL adapters."""
+"""The persistence layer: each block's storage protocol, the unit of work, and the
+SQLite and PostgreSQL adapters that provide them."""
 
 from __future__ import annotations
 
-from statekeeper.storage.base import Backend, DeleteOp, PutOp, StoredItem, WriteOp
+from statekeeper.storage.contracts import Storage
+from statekeeper.storage.rows import DeleteOp, PutOp, StoredItem, UnitOfWork, WriteOp
 from statekeeper.storage.url import DatabaseURL, parse, resolve
 
 __all__ = [
-    "Backend",
     "DatabaseURL",
     "DeleteOp",
     "PutOp",
+    "Storage",
     "StoredItem",
+    "UnitOfWork",
     "WriteOp",
     "create_backend",
     "parse",
@@ -18,7 +21,7 @@ __all__ = [
 ]
 
 
-def create_backend(url: DatabaseURL, *, fresh_schema: bool = True) -> Backend:
+def create_backend(url: DatabaseURL, *, fresh_schema: bool = True) -> Storage:
     """The adapter for ``url``; drivers are imported only when their backend is used."""
     if url.scheme == "sqlite":
         from statekeeper.storage.sqlite import SQLiteBackend

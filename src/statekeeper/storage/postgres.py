@@ -1,9 +1,10 @@
-"""The PostgreSQL adapter: an asyncpg pool, one round trip per single operation.
+"""The PostgreSQL adapter: an asyncpg pool, one round trip per operation.
 
-Single puts, gets and deletes are one prepared statement in autocommit (one
-round trip); PostgreSQL groups concurrent commits in its own WAL flush. A
-multi-operation transaction holds one pooled connection from BEGIN to COMMIT.
-The driver was chosen by measurement: docs/decisions/0001-postgres-driver.md.
+Single puts, gets and deletes are one prepared statement in autocommit (one round
+trip); PostgreSQL groups concurrent commits in its own WAL flush. A unit of work is one
+statement too (``sk_commit``). The driver was chosen by measurement:
+docs/decisions/0001-postgres-driver.md. The operations are written once over these
+primitives (``state_ops``, ``queue_ops``, ...).
 """
 
 from __future__ import annotations
@@ -14,30 +15,20 @@ from typing import Any
 
 import asyncpg
 
-from statekeeper.errors import (
-    AlreadyExists,
-    ConflictError,
-    DatabaseUnavailable,
-)
+from statekeeper.errors import ConflictError, DatabaseUnavailable, LeaseLost
 from statekeeper.storage import migrations
-from statekeeper.storage.base import Maintenance, NewMessage, PutOp, StoredItem, WriteOp
 from statekeeper.storage.idempotency_ops import IdempotencyOps
-from statekeeper.storage.outcomes import (
-    check_positional_orders,
-    etag_mismatch,
-    key_exists,
-    list_args,
-    transaction_conflict,
-)
 from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
 from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
-from statekeeper.storage.postgres_queues import PostgresQueueOps
 from statekeeper.storage.queries import Dialect, load
-from statekeeper.storage.queue_statements import outbox_arrays
+from statekeeper.storage.queue_ops import QueueOps
 from statekeeper.storage.reseal_ops import ResealOps
+from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
 from statekeeper.storage.runner import Scripted, Statement, shape
+from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.translate import postgres_error
+from statekeeper.storage.unit import check_outbox, commit_statement, postgres_conflict
 from statekeeper.storage.url import DatabaseURL
 from statekeeper.storage.workflow_ops import WorkflowOps
 
@@ -60,11 +51,11 @@ async def _skip_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
-    """State in a PostgreSQL database (optionally in its own schema)."""
+class PostgresBackend:
+    """Storage in a PostgreSQL database (optionally in its own schema)."""
 
-    _queries = Q
     dialect: Dialect = "postgres"
+    queries = Q
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
         self._url = url
@@ -77,6 +68,11 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
         self._pool: asyncpg.Pool | None = None
         self._notifier = Notifier(self._connect_listener, lambda: self.pool)
         self._keeper = TableKeeper()
+        self.state = StateOps(self)
+        self.queues = QueueOps(self, self)
+        self.idempotency = IdempotencyOps(self)
+        self.workflows = WorkflowOps(self)
+        self.reseal = ResealOps(self)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -108,7 +104,8 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
         return await asyncpg.connect(self._dsn, timeout=self._timeout, server_settings=settings)
 
     async def maintain(self) -> Maintenance:
-        return await self._keeper.maintain(self.pool)
+        done: Maintenance = await self._keeper.maintain(self.pool)
+        return done
 
     def listen(self, callback: Callable[[str, str], None]) -> None:
         self._notifier.listen(callback)
@@ -207,143 +204,77 @@ class PostgresBackend(PostgresQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
         with translated(what):
             return await getattr(self.pool, method)(sql, *args)
 
-    # --- reads ----------------------------------------------------------------------
+    async def read_row(self, statement: Statement, what: str) -> Any:
+        sql, args = statement
+        with translated(what):
+            return await self.pool.fetchrow(sql, *args)
 
-    async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
-        with translated(f"cannot read key {key!r}"):
-            row = await self.pool.fetchrow(Q["state_get"].sql, namespace, key, now)
-        if row is None:
-            return None
-        return StoredItem(key, row[0], row[1], row[2], row[3])
+    # --- what differs: sending, and the unit of work -------------------------------------
 
-    async def state_get_many(
-        self, namespace: str, keys: Sequence[str], now: float
-    ) -> dict[str, StoredItem]:
-        query = Q["state_get_many"]
-        with translated("cannot read keys"):
-            rows = await self.pool.fetch(
-                query.sql, *query.args(namespace=namespace, keys=list(keys), now=now)
-            )
-        return {r[0]: StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+    async def send_messages(
+        self, namespace: str, messages: Sequence[NewMessage], now: float
+    ) -> list[Duplicate | None]:
+        with translated("cannot enqueue"):
+            if len(messages) == 1:
+                return [await self._send_one(self.pool, namespace, messages[0], now)]
+            if all(m.dedup_id is None for m in messages):  # one statement for them all
+                await self.pool.execute(*self._send_many(namespace, messages, now))
+                return [None] * len(messages)
+            async with self.pool.acquire() as conn, conn.transaction():
+                return [await self._send_one(conn, namespace, m, now) for m in messages]
 
-    async def state_list(
-        self,
-        namespace: str,
-        *,
-        after: str,
-        low: str,
-        high: str | None,
-        limit: int,
-        now: float,
-    ) -> list[StoredItem]:
-        query = Q["state_list"]
-        args = list_args(query, namespace, after=after, low=low, high=high, limit=limit, now=now)
-        with translated("cannot list keys"):
-            rows = await self.pool.fetch(query.sql, *args)
-        return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-    # --- writes ---------------------------------------------------------------------
-
-    async def state_put(self, namespace: str, op: PutOp, now: float) -> None:
-        with translated(f"cannot write key {op.key!r}"):
-            await _put(self.pool, namespace, op, now)
-
-    async def state_delete(
-        self, namespace: str, key: str, if_match: str | None, now: float
-    ) -> bool:
-        with translated(f"cannot delete key {key!r}"):
-            return await _delete(self.pool, namespace, key, if_match, now)
-
-    async def state_apply(
-        self,
-        namespace: str,
-        ops: Sequence[WriteOp],
-        now: float,
-        messages: Sequence[NewMessage] = (),
-    ) -> list[bool]:
-        puts = [op if isinstance(op, PutOp) else None for op in ops]
-        values = {
-            "namespace": namespace,
-            "now": now,
-            "kinds": [op.kind for op in ops],
-            "keys": [op.key for op in ops],
-            "values": [p.value if p else None for p in puts],
-            "etags": [p.etag if p else None for p in puts],
-            "expires": [p.expires_at if p else None for p in puts],
-            "key_ids": [p.key_id if p else None for p in puts],
-            "if_match": [op.if_match for op in ops],
-            "absent": [bool(p and p.only_if_absent) for p in puts],
-        }
-        query = Q["state_apply"]
-        if messages:
-            query = Q["state_apply_outbox"]
-            values.update(outbox_arrays(messages))
-        args = query.args(**values)
-        try:
-            with translated("cannot apply the transaction"):
-                results = await self.pool.fetchval(query.sql, *args)
-        except ConflictError as error:  # AlreadyExists too: raised by sk_state_apply
-            index = int(str(error.details.get("detail") or 0))
-            op = ops[index]
-            cause = (
-                key_exists(op.key)
-                if isinstance(error, AlreadyExists)
-                else etag_mismatch(op.key, op.if_match)
-            )
-            raise transaction_conflict(index, op, cause) from error
-        return list(results)
-
-    async def state_reseal(
-        self, namespace: str, key: str, etag: str, value: bytes, key_id: str | None
-    ) -> bool:
-        query = Q["state_reseal"]
-        args = query.args(namespace=namespace, key=key, etag=etag, value=value, key_id=key_id)
-        with translated(f"cannot reseal key {key!r}"):
-            return await self.pool.fetchrow(query.sql, *args) is not None
-
-    async def state_purge_expired(self, now: float, limit: int) -> int:
-        query = Q["state_purge_expired"]
-        with translated("cannot purge expired items"):
-            status = await self.pool.execute(query.sql, *query.args(now=now, limit=limit))
-        return _count(status)
-
-
-# asyncpg's Pool and Connection share fetchrow/execute; either serves a single statement.
-_Executor = Any
-
-_PUT = Q["state_put"].sql
-_PUT_IF_ABSENT = Q["state_put_if_absent"].sql
-_PUT_IF_MATCH = Q["state_put_if_match"].sql
-_DELETE = Q["state_delete"].sql
-_DELETE_IF_MATCH = Q["state_delete_if_match"].sql
-check_positional_orders(Q)
-
-
-async def _put(db: _Executor, namespace: str, op: PutOp, now: float) -> None:
-    if op.if_match is not None:
-        row = await db.fetchrow(
-            _PUT_IF_MATCH,
-            op.value, op.etag, op.expires_at, op.key_id, namespace, op.key, op.if_match, now,
+    def _send_many(
+        self, namespace: str, messages: Sequence[NewMessage], now: float
+    ) -> tuple[Any, ...]:
+        query = Q["queue_send_many"]
+        args = query.args(
+            namespace=namespace, now=now, m_ids=[m.id for m in messages],
+            m_queues=[m.queue for m in messages], m_bodies=[m.body for m in messages],
+            m_attributes=[m.attributes for m in messages],
+            m_correlation_ids=[m.correlation_id for m in messages],
+            m_groups=[m.group_id for m in messages],
+            m_available=[m.available_at for m in messages],
+            m_reply_to=[m.reply_to for m in messages],
         )  # fmt: skip
-        if row is None:
-            raise etag_mismatch(op.key, op.if_match)
-    elif op.only_if_absent:
-        row = await db.fetchrow(
-            _PUT_IF_ABSENT, namespace, op.key, op.value, op.etag, op.expires_at, op.key_id, now
-        )
-        if row is None:
-            raise key_exists(op.key)
-    else:
-        await db.execute(_PUT, namespace, op.key, op.value, op.etag, op.expires_at, op.key_id)
+        return (query.sql, *args)
 
+    async def _send_one(
+        self, db: Any, namespace: str, m: NewMessage, now: float
+    ) -> Duplicate | None:
+        """One message, on a pool or a connection; the message it duplicates, if it does."""
+        values = {
+            "id": m.id, "namespace": namespace, "queue": m.queue, "body": m.body,
+            "attributes": m.attributes, "correlation_id": m.correlation_id,
+            "group_id": m.group_id, "available_at": m.available_at, "now": now,
+            "reply_to": m.reply_to,
+        }  # fmt: skip
+        if m.dedup_id is None:
+            await db.execute(Q["queue_send"].sql, *Q["queue_send"].args(**values))
+            return None
+        query = Q["queue_send_dedup"]
+        row = await db.fetchrow(query.sql, *query.args(
+            dedup_id=m.dedup_id, dedup_expires_at=m.dedup_expires_at,
+            fingerprint=m.fingerprint, **values,
+        ))  # fmt: skip
+        if row[0] is not None:
+            return None
+        if row[1] is None:  # the winning claim committed after this statement's snapshot
+            holder = Q["queue_dedup_holder"]
+            found = await db.fetchrow(holder.sql, *holder.args(
+                namespace=namespace, queue=m.queue, dedup_id=m.dedup_id
+            ))  # fmt: skip
+            return Duplicate(str(found[0]), found[1])
+        return Duplicate(str(row[1]), row[2])
 
-async def _delete(
-    db: _Executor, namespace: str, key: str, if_match: str | None, now: float
-) -> bool:
-    if if_match is not None:
-        row = await db.fetchrow(_DELETE_IF_MATCH, namespace, key, if_match, now)
-        if row is None:
-            raise etag_mismatch(key, if_match)
-        return True
-    row = await db.fetchrow(_DELETE, namespace, key)
-    return row is not None and (row[0] is None or row[0] > now)
+    async def commit(self, unit: UnitOfWork) -> UnitResult:
+        check_outbox(unit)
+        sql, args = commit_statement(Q, unit)
+        try:
+            with translated("cannot commit"):
+                row = await self.pool.fetchrow(sql, *args)
+        except LeaseLost:  # SK410: the lease or fence is no longer held; nothing applied
+            return UnitResult(False)
+        except ConflictError as error:  # SK409 / SK412 from sk_state_apply
+            raise postgres_conflict(unit, error) from error
+        assert row is not None  # the function returns one row
+        return UnitResult(True, list(row[1] or []), bool(row[0]))

@@ -19,9 +19,9 @@ import re
 
 import asyncpg
 
-from statekeeper.storage.base import Maintenance
 from statekeeper.storage.postgres_common import translated
 from statekeeper.storage.queries import load
+from statekeeper.storage.rows import Maintenance
 
 log = logging.getLogger("statekeeper.storage")
 Q = load("postgres")

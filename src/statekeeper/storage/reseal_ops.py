@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from statekeeper.storage.runner import Scripted, StatementRunner
+from statekeeper.storage.rows import ResealChange, ResealRow
+from statekeeper.storage.runner import Operations, Scripted
 
 
 class ResealTable(NamedTuple):
@@ -51,26 +52,10 @@ RESEAL_TABLES: dict[str, ResealTable] = {
 }
 
 
-class ResealRow(NamedTuple):
-    key: tuple[Any, ...]  # the row's primary key: the cursor to scan on from
-    values: dict[str, Any]  # every column of the scan by name, the key's too
+class ResealOps(Operations):
+    """``ResealStorage`` over an adapter's statements."""
 
-
-class ResealChange(NamedTuple):
-    """Write ``new`` over ``old`` in ``field`` of the row ``key`` (for state, also its
-    ``key_id``)."""
-
-    field: str
-    key: tuple[Any, ...]
-    old: bytes | str
-    new: bytes | str
-    key_id: str | None = None
-
-
-class ResealOps(StatementRunner):
-    """Mixed into both backends."""
-
-    async def reseal_scan(
+    async def scan(
         self,
         kind: str,
         after: tuple[Any, ...] | None,
@@ -92,12 +77,12 @@ class ResealOps(StatementRunner):
             bytes_len=len(bytes_prefix), text_prefix=text_prefix, text_len=len(text_prefix),
             **{f"after_{name}": value for name, value in zip(table.key, start, strict=True)},
         )  # fmt: skip
-        rows = await self.run_many(statement, f"cannot scan {kind} to re-seal")
+        rows = await self._db.run_many(statement, f"cannot scan {kind} to re-seal")
         width = len(table.key)
         names = table.key + table.columns
         return [ResealRow(tuple(row[:width]), dict(zip(names, row, strict=True))) for row in rows]
 
-    async def reseal_write(self, kind: str, changes: Sequence[ResealChange]) -> list[bool]:
+    async def write(self, kind: str, changes: Sequence[ResealChange]) -> list[bool]:
         """Apply ``changes`` in one transaction; per change, whether the old value was
         still there (and is replaced)."""
         if not changes:
@@ -110,7 +95,7 @@ class ResealOps(StatementRunner):
                 key_id=change.key_id, **dict(zip(key, change.key, strict=True)),
             )  # fmt: skip
             script.append((statement, "rowcount", False))
-        counts = await self.run_atomic(script, f"cannot re-seal {kind}")
+        counts = await self._db.run_atomic(script, f"cannot re-seal {kind}")
         return [bool(count) for count in counts or []]
 
 

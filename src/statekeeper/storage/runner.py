@@ -1,16 +1,18 @@
-"""What the domain operations shared by both adapters run on.
+"""The statement primitives every adapter provides, on which each block's operations
+are written once (``state_ops``, ``queue_ops``, ``idempotency_ops``, ``workflow_ops``,
+``reseal_ops``).
 
-Each adapter supplies four primitives (one writing statement, one reading
-statement, every row of one statement, several statements atomically); the
-domain mixins (queues, idempotency, workflows) bind their named queries and call
-them, so an operation whose SQL differs by nothing but placeholders is written once.
+An adapter runs one writing statement, one reading statement, every row of one
+statement, or several statements atomically; the operations bind their named
+queries and call these, so an operation whose SQL differs by nothing but
+placeholders (or by a ``-- postgres:`` line) is written once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from statekeeper.storage.queries import Dialect, Query
 
@@ -29,25 +31,38 @@ def shape(row: Any, mode: str) -> Any:
     return None if row is None else tuple(row)
 
 
-class StatementRunner:
+class Database(Protocol):
+    """What an adapter gives the operations above it."""
+
     dialect: Dialect
-    _queries: dict[str, Query]
+    queries: dict[str, Query]
 
     async def run_write(self, statement: Statement, what: str, mode: str) -> Any:
-        raise NotImplementedError  # provided by the adapter
+        """One writing statement; ``mode``: rowcount, found, first or row."""
 
     async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
-        raise NotImplementedError  # provided by the adapter
+        """One reading statement; ``mode``: found, first or row."""
+
+    async def read_row(self, statement: Statement, what: str) -> Any:
+        """The first row of a point read as the driver gives it (or None): the hot
+        path of state reads, with nothing in between."""
 
     async def run_many(
         self, statement: Statement, what: str, *, write: bool = False
     ) -> list[tuple[Any, ...]]:
-        raise NotImplementedError  # provided by the adapter
+        """Every row of one statement (``write``: it changes rows)."""
 
     async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
         """Every statement in one transaction; None (all rolled back) when a required
         statement found no row."""
-        raise NotImplementedError  # provided by the adapter
+
+
+class Operations:
+    """What the operations of one block share: the database and its named queries."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queries = db.queries
 
     def _bind(self, query_name: str, /, **values: Any) -> Statement:
         query = self._queries[query_name]
@@ -55,6 +70,6 @@ class StatementRunner:
 
     def _list_arg(self, name: str, values: Sequence[str]) -> dict[str, Any]:
         """A list parameter: an array on PostgreSQL, JSON text (``<name>_json``) on SQLite."""
-        if self.dialect == "postgres":
+        if self._db.dialect == "postgres":
             return {name: list(values)}
         return {f"{name}_json": json.dumps(list(values))}

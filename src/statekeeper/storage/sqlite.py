@@ -1,14 +1,15 @@
 """The SQLite adapter: a WAL file, one writer thread with group commit, inline reads.
 
-Writes go to the writer thread (see ``sqlite_writer``). Point reads run on the
-caller's thread on a read-only connection of its own: an indexed read from the
-page cache takes a few microseconds, less than a hop to another thread, and WAL
-lets it run beside the writer (decision record 0002).
+Writes go to the writer thread (see ``sqlite_writer``): every write is one job, and a
+unit of work is one job too, so it shares the group commit. Point reads run on the
+caller's thread on a read-only connection of its own: an indexed read from the page
+cache takes a few microseconds, less than a hop to another thread, and WAL lets it run
+beside the writer (decision record 0002). The operations are written once over these
+primitives (``state_ops``, ``queue_ops``, ...).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -16,49 +17,33 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from statekeeper.errors import (
-    ConflictError,
-    DatabaseUnavailable,
-)
+from statekeeper.errors import DatabaseUnavailable
 from statekeeper.storage import migrations
-from statekeeper.storage.base import (
-    DeleteOp,
-    Maintenance,
-    NewMessage,
-    PutOp,
-    StoredItem,
-    WriteOp,
-)
 from statekeeper.storage.idempotency_ops import IdempotencyOps
-from statekeeper.storage.outcomes import (
-    check_positional_orders,
-    etag_mismatch,
-    key_exists,
-    list_args,
-    transaction_conflict,
-)
-from statekeeper.storage.queries import Dialect, Query, load
+from statekeeper.storage.queries import Dialect, load
+from statekeeper.storage.queue_ops import QueueOps
 from statekeeper.storage.reseal_ops import ResealOps
+from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
 from statekeeper.storage.runner import Scripted, Statement, shape
-from statekeeper.storage.sqlite_queues import SQLiteQueueOps, send_messages
 from statekeeper.storage.sqlite_writer import WriterThread
+from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.translate import sqlite_error
+from statekeeper.storage.unit import LeaseGone, check_outbox, commit_job, send_messages
 from statekeeper.storage.url import DatabaseURL
 from statekeeper.storage.workflow_ops import WorkflowOps
 
 Q = load("sqlite")
-_GET = Q["state_get"].sql
 
 
 class _Abandon(Exception):
     """Rolls back an atomic script's job (its savepoint) when a required row is missing."""
 
 
-class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
-    """State on one SQLite file, shared safely by threads and OS processes."""
+class SQLiteBackend:
+    """Storage on one SQLite file, shared safely by threads and OS processes."""
 
-    _queries = Q
     dialect: Dialect = "sqlite"
+    queries = Q
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
         self.path = url.path
@@ -69,6 +54,11 @@ class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.state = StateOps(self)
+        self.queues = QueueOps(self, self)
+        self.idempotency = IdempotencyOps(self)
+        self.workflows = WorkflowOps(self)
+        self.reseal = ResealOps(self)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -212,10 +202,16 @@ class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
         rows = self._read_sql(statement, what)
         return shape(rows[0] if rows else None, mode)
 
-    # --- reads ----------------------------------------------------------------------
-
-    def _read(self, query: Query, args: tuple[Any, ...], what: str) -> list[Any]:
-        return self._read_sql((query.sql, args), what)
+    async def read_row(self, statement: Statement, what: str) -> Any:
+        """The first row of a point read on this thread's reader (fetchall: stepping to
+        the end resets the statement, which ends the read transaction, so the next read
+        sees every later commit)."""
+        conn = getattr(self._local, "conn", None) or self._reader()
+        try:
+            rows = conn.execute(*statement).fetchall()
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, what) from exc
+        return rows[0] if rows else None
 
     def _read_sql(self, statement: Statement, what: str) -> list[Any]:
         try:
@@ -223,142 +219,18 @@ class SQLiteBackend(SQLiteQueueOps, IdempotencyOps, WorkflowOps, ResealOps):
         except sqlite3.Error as exc:
             raise sqlite_error(exc, what) from exc
 
-    async def state_get(self, namespace: str, key: str, now: float) -> StoredItem | None:
-        conn = getattr(self._local, "conn", None) or self._reader()
+    # --- what differs: sending, and the unit of work -------------------------------------
+
+    async def send_messages(
+        self, namespace: str, messages: Sequence[NewMessage], now: float
+    ) -> list[Duplicate | None]:
+        return await self._writer.run(
+            lambda c: send_messages(c, Q, namespace, messages, now), "cannot enqueue"
+        )
+
+    async def commit(self, unit: UnitOfWork) -> UnitResult:
+        check_outbox(unit)
         try:
-            rows = conn.execute(_GET, (namespace, key, now)).fetchall()
-        except sqlite3.Error as exc:
-            raise sqlite_error(exc, f"cannot read key {key!r}") from exc
-        if not rows:
-            return None
-        # fetchall, not fetchone: stepping to the end resets the statement, which ends
-        # the read transaction, so the next read sees every later commit.
-        row = rows[0]
-        return StoredItem(key, row[0], row[1], row[2], row[3])
-
-    async def state_get_many(
-        self, namespace: str, keys: Sequence[str], now: float
-    ) -> dict[str, StoredItem]:
-        query = Q["state_get_many"]
-        rows = self._read(
-            query,
-            query.args(namespace=namespace, keys_json=json.dumps(list(keys)), now=now),
-            "cannot read keys",
-        )
-        return {r[0]: StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows}
-
-    async def state_list(
-        self,
-        namespace: str,
-        *,
-        after: str,
-        low: str,
-        high: str | None,
-        limit: int,
-        now: float,
-    ) -> list[StoredItem]:
-        query = Q["state_list"]
-        args = list_args(query, namespace, after=after, low=low, high=high, limit=limit, now=now)
-        rows = self._read(query, args, "cannot list keys")
-        return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-    # --- writes ---------------------------------------------------------------------
-
-    async def state_put(self, namespace: str, op: PutOp, now: float) -> None:
-        await self._writer.run(lambda c: _put(c, namespace, op, now), f"cannot write {op.key!r}")
-
-    async def state_delete(
-        self, namespace: str, key: str, if_match: str | None, now: float
-    ) -> bool:
-        return await self._writer.run(
-            lambda c: _delete(c, namespace, key, if_match, now), f"cannot delete {key!r}"
-        )
-
-    async def state_apply(
-        self,
-        namespace: str,
-        ops: Sequence[WriteOp],
-        now: float,
-        messages: Sequence[NewMessage] = (),
-    ) -> list[bool]:
-        def job(conn: sqlite3.Connection) -> list[bool]:
-            results = _apply(conn, namespace, ops, now)
-            if messages:
-                send_messages(conn, namespace, messages, now)
-            return results
-
-        return await self._writer.run(job, "cannot apply the transaction")
-
-    async def state_reseal(
-        self, namespace: str, key: str, etag: str, value: bytes, key_id: str | None
-    ) -> bool:
-        query = Q["state_reseal"]
-        args = query.args(namespace=namespace, key=key, etag=etag, value=value, key_id=key_id)
-        return await self._writer.run(
-            lambda c: c.execute(query.sql, args).fetchone() is not None, f"cannot reseal {key!r}"
-        )
-
-    async def state_purge_expired(self, now: float, limit: int) -> int:
-        query = Q["state_purge_expired"]
-        return await self._writer.run(
-            lambda c: c.execute(query.sql, query.args(now=now, limit=limit)).rowcount,
-            "cannot purge expired items",
-        )
-
-
-# --- the write jobs, run on the writer thread ------------------------------------------
-
-_PUT = Q["state_put"].sql
-_PUT_IF_ABSENT = Q["state_put_if_absent"].sql
-_PUT_IF_MATCH = Q["state_put_if_match"].sql
-_DELETE = Q["state_delete"].sql
-_DELETE_IF_MATCH = Q["state_delete_if_match"].sql
-check_positional_orders(Q)
-
-
-def _put(conn: sqlite3.Connection, namespace: str, op: PutOp, now: float) -> None:
-    if op.if_match is not None:
-        row = conn.execute(
-            _PUT_IF_MATCH,
-            (op.value, op.etag, op.expires_at, op.key_id, namespace, op.key, op.if_match, now),
-        ).fetchone()
-        if row is None:
-            raise etag_mismatch(op.key, op.if_match)
-    elif op.only_if_absent:
-        row = conn.execute(
-            _PUT_IF_ABSENT,
-            (namespace, op.key, op.value, op.etag, op.expires_at, op.key_id, now),
-        ).fetchone()
-        if row is None:
-            raise key_exists(op.key)
-    else:
-        conn.execute(_PUT, (namespace, op.key, op.value, op.etag, op.expires_at, op.key_id))
-
-
-def _delete(
-    conn: sqlite3.Connection, namespace: str, key: str, if_match: str | None, now: float
-) -> bool:
-    if if_match is not None:
-        row = conn.execute(_DELETE_IF_MATCH, (namespace, key, if_match, now)).fetchone()
-        if row is None:
-            raise etag_mismatch(key, if_match)
-        return True
-    row = conn.execute(_DELETE, (namespace, key)).fetchone()
-    return row is not None and (row[0] is None or row[0] > now)
-
-
-def _apply(
-    conn: sqlite3.Connection, namespace: str, ops: Sequence[WriteOp], now: float
-) -> list[bool]:
-    results: list[bool] = []
-    for index, op in enumerate(ops):
-        try:
-            if isinstance(op, PutOp):
-                _put(conn, namespace, op, now)
-                results.append(True)
-            else:
-                assert isinstance(op, DeleteOp)
-                results.append(_delete(conn, namespace, op.key, op.if_match, now))
-        except ConflictError as exc:
-            raise transaction_conflict(index, op, exc) from exc
-    return results
+            return await self._writer.run(lambda c: commit_job(c, Q, unit), "cannot commit")
+        except LeaseGone:
+            return UnitResult(False)

@@ -1,71 +1,24 @@
-"""Workflow storage, for both adapters.
-
-Each backend supplies ``run_write``/``run_read`` (one statement) and ``run_atomic``
-(several statements in one transaction, abandoned when a required one finds no
-row). The hot path, the checkpoint of a step, is one statement on PostgreSQL.
+"""Workflow operations, written once for both adapters (queries in
+``queries/workflows*.sql``). The hot path, recording a step under the runner's fence, is
+a unit of work (``unit.py``): one statement on PostgreSQL, one writer job on SQLite.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from statekeeper.constants import child_event
 from statekeeper.errors import DuplicateEvent, WorkflowNotFound
-from statekeeper.storage.runner import Scripted, StatementRunner
+from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
+from statekeeper.storage.runner import Operations, Scripted
 
 
-class WorkflowRow(NamedTuple):
-    id: str
-    name: str
-    status: str
-    input: bytes
-    output: bytes | None
-    error: str | None
-    fence: int
-    lease_expires_at: float | None
-    wake_at: float | None
-    waiting_for: str | None
-    parent_id: str | None
-    cancel_requested: int
-    created_at: float
-    updated_at: float
+class WorkflowOps(Operations):
+    """``WorkflowStorage`` over an adapter's statements."""
 
-
-class LeasedWorkflow(NamedTuple):
-    id: str
-    name: str
-    input: bytes
-    fence: int
-    cancel_requested: int
-    parent_id: str | None
-    created_at: float
-
-
-class JournalEntry(NamedTuple):
-    position: int
-    kind: str
-    name: str
-    output: bytes | None
-    error: str | None
-
-
-class HistoryEntry(NamedTuple):
-    position: int
-    kind: str
-    name: str
-    input: bytes | None
-    output: bytes | None
-    error: str | None
-    attempts: int
-    started_at: float | None
-    finished_at: float
-
-
-class WorkflowOps(StatementRunner):
-    """Mixed into both backends; PostgreSQL adds a one-statement checkpoint."""
-
-    async def workflow_create(
+    async def create(
         self, namespace: str, id: str, name: str, input: bytes, parent_id: str | None, now: float
     ) -> bool:
         """Create a pending workflow; False when the id exists already."""
@@ -73,14 +26,14 @@ class WorkflowOps(StatementRunner):
             "wf_create", namespace=namespace, id=id, name=name, input=input,
             parent_id=parent_id, now=now,
         )  # fmt: skip
-        return bool(await self.run_write(statement, f"cannot start workflow {id!r}", "found"))
+        return bool(await self._db.run_write(statement, f"cannot start workflow {id!r}", "found"))
 
-    async def workflow_get(self, namespace: str, id: str) -> WorkflowRow | None:
+    async def get(self, namespace: str, id: str) -> WorkflowRow | None:
         statement = self._bind("wf_get", namespace=namespace, id=id)
-        row = await self.run_read(statement, f"cannot read workflow {id!r}", "row")
+        row = await self._db.run_read(statement, f"cannot read workflow {id!r}", "row")
         return None if row is None else WorkflowRow(*row)
 
-    async def workflow_lease(
+    async def lease(
         self,
         namespace: str,
         names: Sequence[str],
@@ -94,67 +47,25 @@ class WorkflowOps(StatementRunner):
             "wf_lease", owner=owner, lease_end=lease_end, now=now, namespace=namespace,
             limit=limit, **self._list_arg("names", names),
         )  # fmt: skip
-        rows = await self.run_many(statement, "cannot lease workflows", write=True)
+        rows = await self._db.run_many(statement, "cannot lease workflows", write=True)
         return [LeasedWorkflow(*row) for row in rows]
 
-    async def workflow_journal(self, namespace: str, id: str) -> list[JournalEntry]:
+    async def journal(self, namespace: str, id: str) -> list[JournalEntry]:
         statement = self._bind("wf_journal", namespace=namespace, id=id)
-        rows = await self.run_many(statement, f"cannot read the journal of {id!r}")
+        rows = await self._db.run_many(statement, f"cannot read the journal of {id!r}")
         return [JournalEntry(*row) for row in rows]
 
-    async def workflow_checkpoint(
-        self,
-        namespace: str,
-        id: str,
-        fence: int,
-        *,
-        position: int,
-        kind: str,
-        step_name: str,
-        input: bytes | None,
-        output: bytes | None,
-        error: str | None,
-        attempts: int,
-        started_at: float | None,
-        lease_end: float,
-        now: float,
-    ) -> bool | None:
-        """Record a step while the fence holds, renewing the lease. None if the lease is
-        lost; else whether cancellation was requested."""
-        values = {
-            "namespace": namespace, "id": id, "fence": fence, "position": position,
-            "kind": kind, "step_name": step_name, "input": input, "output": output,
-            "error": error, "attempts": attempts, "started_at": started_at,
-            "lease_end": lease_end, "now": now,
-        }  # fmt: skip
-        what = f"cannot checkpoint workflow {id!r}"
-        if "wf_checkpoint" in self._queries:  # one statement where the dialect can
-            row = await self.run_write(self._bind("wf_checkpoint", **values), what, "row")
-            if row is None or row[0] is None or not row[1]:
-                return None
-            return bool(row[0])
-        renew = self._bind(
-            "wf_checkpoint_renew", lease_end=lease_end, now=now, namespace=namespace, id=id,
-            fence=fence,
-        )  # fmt: skip
-        record = self._bind(
-            "wf_record_step",
-            **{k: v for k, v in values.items() if k not in ("fence", "lease_end")},
-        )
-        done = await self.run_atomic([(renew, "first", True), (record, "rowcount", False)], what)
-        return None if done is None else bool(done[0])
-
-    async def workflow_renew(
+    async def renew(
         self, namespace: str, id: str, fence: int, lease_end: float, now: float
     ) -> bool | None:
         """Renew the lease; None if lost, else whether cancellation was requested."""
         statement = self._bind(
             "wf_renew", lease_end=lease_end, now=now, namespace=namespace, id=id, fence=fence
         )
-        row = await self.run_write(statement, f"cannot renew workflow {id!r}", "row")
+        row = await self._db.run_write(statement, f"cannot renew workflow {id!r}", "row")
         return None if row is None else bool(row[0])
 
-    async def workflow_suspend(
+    async def suspend(
         self,
         namespace: str,
         id: str,
@@ -169,9 +80,9 @@ class WorkflowOps(StatementRunner):
             "wf_suspend", status=status, waiting_for=waiting_for, now=now, namespace=namespace,
             id=id, wake_at=wake_at, fence=fence,
         )  # fmt: skip
-        return bool(await self.run_write(statement, f"cannot suspend workflow {id!r}", "found"))
+        return bool(await self._db.run_write(statement, f"cannot suspend workflow {id!r}", "found"))
 
-    async def workflow_finish(
+    async def finish(
         self,
         namespace: str,
         id: str,
@@ -201,10 +112,10 @@ class WorkflowOps(StatementRunner):
             script.append((self._bind(
                 "wf_event_wake", now=now, namespace=namespace, id=parent_id, event=event
             ), "rowcount", False))  # fmt: skip
-        done = await self.run_atomic(script, f"cannot finish workflow {id!r}")
+        done = await self._db.run_atomic(script, f"cannot finish workflow {id!r}")
         return done is not None
 
-    async def workflow_event(
+    async def event(
         self, namespace: str, id: str, event: str, data: bytes | None, now: float
     ) -> None:
         """Deliver an event: DuplicateEvent if it was delivered before, WorkflowNotFound if
@@ -214,35 +125,33 @@ class WorkflowOps(StatementRunner):
         )
         wake = self._bind("wf_event_wake", now=now, namespace=namespace, id=id, event=event)
         what = f"cannot deliver event {event!r} to workflow {id!r}"
-        done = await self.run_atomic([(insert, "found", True), (wake, "rowcount", False)], what)
+        done = await self._db.run_atomic([(insert, "found", True), (wake, "rowcount", False)], what)
         if done is None:
-            if await self.workflow_get(namespace, id) is None:
+            if await self.get(namespace, id) is None:
                 raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
             raise DuplicateEvent(
                 f"event {event!r} was delivered to workflow {id!r} already", id=id, event=event
             )
 
-    async def workflow_event_data(
-        self, namespace: str, id: str, event: str
-    ) -> tuple[bool, bytes | None]:
+    async def event_data(self, namespace: str, id: str, event: str) -> tuple[bool, bytes | None]:
         statement = self._bind("wf_event_get", namespace=namespace, id=id, event=event)
-        row = await self.run_read(statement, f"cannot read events of {id!r}", "row")
+        row = await self._db.run_read(statement, f"cannot read events of {id!r}", "row")
         return (False, None) if row is None else (True, row[0])
 
-    async def workflow_cancel(self, namespace: str, id: str, now: float) -> str | None:
+    async def cancel(self, namespace: str, id: str, now: float) -> str | None:
         statement = self._bind("wf_cancel", now=now, namespace=namespace, id=id)
-        state: str | None = await self.run_write(statement, f"cannot cancel {id!r}", "first")
+        state: str | None = await self._db.run_write(statement, f"cannot cancel {id!r}", "first")
         return state
 
-    async def workflow_retry(self, namespace: str, id: str, now: float) -> bool:
+    async def retry(self, namespace: str, id: str, now: float) -> bool:
         forget = self._bind("wf_forget_failed_steps", namespace=namespace, id=id)
         retry = self._bind("wf_retry", now=now, namespace=namespace, id=id)
-        done = await self.run_atomic(
+        done = await self._db.run_atomic(
             [(retry, "found", True), (forget, "rowcount", False)], f"cannot retry {id!r}"
         )
         return done is not None
 
-    async def workflow_list(
+    async def list(
         self,
         namespace: str,
         *,
@@ -262,14 +171,14 @@ class WorkflowOps(StatementRunner):
             query, namespace=namespace, after_time=after[0], after_id=after[1], limit=limit,
             **filters,
         )  # fmt: skip
-        return await self.run_many(statement, "cannot list workflows")
+        return await self._db.run_many(statement, "cannot list workflows")
 
-    async def workflow_history(self, namespace: str, id: str) -> list[HistoryEntry]:
+    async def history(self, namespace: str, id: str) -> builtins.list[HistoryEntry]:
         statement = self._bind("wf_history", namespace=namespace, id=id)
-        rows = await self.run_many(statement, f"cannot read the history of {id!r}")
+        rows = await self._db.run_many(statement, f"cannot read the history of {id!r}")
         return [HistoryEntry(*row) for row in rows]
 
-    async def workflow_next_due(self, namespace: str) -> float | None:
+    async def next_due(self, namespace: str) -> float | None:
         statement = self._bind("wf_next_due", namespace=namespace)
-        due = await self.run_read(statement, "cannot read workflows", "first")
+        due = await self._db.run_read(statement, "cannot read workflows", "first")
         return None if due is None else float(due)

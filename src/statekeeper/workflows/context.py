@@ -35,7 +35,7 @@ from statekeeper.identifiers import (
 )
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
-from statekeeper.storage.workflow_ops import JournalEntry
+from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
 from statekeeper.workflows.signals import (
     CallbackFailed,
     Cancelled,
@@ -51,7 +51,7 @@ from statekeeper.workflows.signals import (
 from statekeeper.workflows.tokens import CallbackTarget, issue
 
 if TYPE_CHECKING:
-    from statekeeper.storage.base import Backend
+    from statekeeper.storage.contracts import Storage
 
 MAX_PAYLOAD = 1 << 20
 COMPENSATION_RETRY = Retry(max_attempts=10, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
@@ -69,7 +69,7 @@ def encode(subject: str, value: Any) -> bytes:
 class WorkflowContext:
     def __init__(
         self,
-        backend: Backend,
+        backend: Storage,
         namespace: str,
         workflow_id: str,
         fence: int,
@@ -135,15 +135,14 @@ class WorkflowContext:
             output = None if output is None else self._sealer.seal(output, *where, "output")
         if error is not None:  # also without keys: a text that looks sealed is escaped
             error = self._sealer.seal_text(error, *where, "error")
-        outcome = await self._backend.workflow_checkpoint(
-            self._namespace, self.workflow_id, self._fence,
-            position=position, kind=kind, step_name=name, input=input, output=output,
-            error=error, attempts=attempts, started_at=started_at,
-            lease_end=now + self._lease, now=now,
+        step = StepRecord(
+            self.workflow_id, self._fence, position, kind, name, now + self._lease,
+            input=input, output=output, error=error, attempts=attempts, started_at=started_at,
         )  # fmt: skip
-        if outcome is None:
+        done = await self._backend.commit(UnitOfWork(self._namespace, now, step=step))
+        if not done.applied:
             raise LeaseLost()
-        self.cancel_requested = outcome
+        self.cancel_requested = done.cancel_requested
         self._journal[position] = JournalEntry(position, kind, name, output, error)
 
     def _suspend(self, suspend: Suspend) -> NoReturn:
@@ -323,7 +322,7 @@ class WorkflowContext:
         if entry is None:
             data = encode(f"input of child workflow {name!r}", input)
             data = self._sealer.seal(data, WORKFLOW, self._namespace, child_id, "input")
-            await self._backend.workflow_create(
+            await self._backend.workflows.create(
                 self._namespace, child_id, name, data, self.workflow_id, self._clock()
             )
             await self._checkpoint(position, "child", name, output=json.dumps(child_id).encode())
@@ -409,7 +408,7 @@ class WorkflowContext:
             if entry.error is not None:
                 raise EventTimeout(f"no event {name!r} within {timeout} s")
             return self._replay(entry)
-        arrived, data = await self._backend.workflow_event_data(
+        arrived, data = await self._backend.workflows.event_data(
             self._namespace, self.workflow_id, name
         )
         if arrived:

@@ -45,7 +45,7 @@ from statekeeper.identifiers import (
 )
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
-from statekeeper.storage.workflow_ops import HistoryEntry, LeasedWorkflow
+from statekeeper.storage.rows import HistoryEntry, LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
 from statekeeper.workflows.signals import (
     Cancelled,
@@ -58,7 +58,7 @@ from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
 
 if TYPE_CHECKING:
-    from statekeeper.storage.base import Backend
+    from statekeeper.storage.contracts import Storage
 
 log = logging.getLogger("statekeeper.workflows")
 
@@ -100,7 +100,7 @@ class WorkflowStatus:
 class Workflows:
     def __init__(
         self,
-        backend: Callable[[], Backend],
+        backend: Callable[[], Storage],
         namespace: str,
         clock: Callable[[], float],
         wakeups: Wakeups,
@@ -118,7 +118,7 @@ class Workflows:
         self.secret: str | None = None  # signs callback tokens (STATEKEEPER_CALLBACK_SECRET)
 
     @property
-    def _backend(self) -> Backend:
+    def _backend(self) -> Storage:
         return self._backend_of()
 
     def register(self, fn: WorkflowFn, name: str | None = None) -> WorkflowFn:
@@ -144,7 +144,7 @@ class Workflows:
         chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
         data = encode(f"input of workflow {name!r}", input)
         data = self.sealer.seal(data, WORKFLOW, self.namespace, chosen, "input")
-        created = await self._backend.workflow_create(
+        created = await self._backend.workflows.create(
             self.namespace, chosen, name, data, None, self._clock()
         )
         if created:
@@ -153,7 +153,7 @@ class Workflows:
 
     async def status(self, id: str) -> WorkflowStatus:
         check_workflow_id(id)
-        row = await self._backend.workflow_get(self.namespace, id)
+        row = await self._backend.workflows.get(self.namespace, id)
         if row is None:
             raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
         output = error = read_error = None
@@ -199,14 +199,14 @@ class Workflows:
         check_workflow_id(id)
         payload = encode(f"data of event {name!r}", data)
         payload = self.sealer.seal(payload, EVENT, self.namespace, id, name, "data")
-        await self._backend.workflow_event(self.namespace, id, name, payload, self._clock())
+        await self._backend.workflows.event(self.namespace, id, name, payload, self._clock())
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def cancel(self, id: str) -> None:
         """Ask the workflow to stop: it ends ``cancelled`` at its next new step.
         WorkflowFinished (409) if it has finished already."""
         check_workflow_id(id)
-        state = await self._backend.workflow_cancel(self.namespace, id, self._clock())
+        state = await self._backend.workflows.cancel(self.namespace, id, self._clock())
         if state is None:
             status = await self.status(id)  # WorkflowNotFound if there is none
             raise WorkflowFinished(
@@ -217,7 +217,7 @@ class Workflows:
     async def retry(self, id: str) -> None:
         """Run a failed workflow again from its failed step (done steps are kept)."""
         check_workflow_id(id)
-        if not await self._backend.workflow_retry(self.namespace, id, self._clock()):
+        if not await self._backend.workflows.retry(self.namespace, id, self._clock()):
             status = await self.status(id)
             raise WorkflowFinished(
                 f"workflow {id!r} is {status.status}; only a failed workflow can be retried",
@@ -245,7 +245,7 @@ class Workflows:
                 raise InvalidFilter(f"invalid name filter: {error.message}") from None
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
-        rows = await self._backend.workflow_list(
+        rows = await self._backend.workflows.list(
             self.namespace, status=status, name=name, after=after, limit=limit
         )
         keys = ("id", "name", "status", "created_at", "updated_at")
@@ -255,7 +255,7 @@ class Workflows:
         """Every journal entry: kind, name, input, output, error, attempts, timings (an
         entry that cannot be read has ``read_error``)."""
         await self.status(id)  # WorkflowNotFound if there is none
-        entries = await self._backend.workflow_history(self.namespace, id)
+        entries = await self._backend.workflows.history(self.namespace, id)
         return [self._entry(id, e) for e in entries]
 
     def _entry(self, id: str, e: HistoryEntry) -> dict[str, Any]:
@@ -335,7 +335,7 @@ class WorkflowRunner:
         flows = self.workflows
         now = flows._clock()
         try:
-            return await flows._backend.workflow_lease(
+            return await flows._backend.workflows.lease(
                 flows.namespace, names, owner=self.owner, lease_end=now + flows.lease,
                 limit=min(count, 16), now=now,
             )  # fmt: skip
@@ -351,7 +351,7 @@ class WorkflowRunner:
         flows = self.workflows
         wait = self.poll
         with contextlib.suppress(StatekeeperError):
-            due = await flows._backend.workflow_next_due(flows.namespace)
+            due = await flows._backend.workflows.next_due(flows.namespace)
             if due is not None and due > looked_at:
                 wait = min(wait, max(0.0, due - flows._clock()) + 0.001)
         waiter = asyncio.create_task(woken.wait())
@@ -362,7 +362,7 @@ class WorkflowRunner:
         flows = self.workflows
         backend = flows._backend
         fn = flows.registry[leased.name]
-        journal = await backend.workflow_journal(flows.namespace, leased.id)
+        journal = await backend.workflows.journal(flows.namespace, leased.id)
         ctx = WorkflowContext(
             backend, flows.namespace, leased.id, leased.fence, journal,
             clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
@@ -384,7 +384,7 @@ class WorkflowRunner:
         try:
             output = await run
         except Suspend as suspend:
-            await backend.workflow_suspend(
+            await backend.workflows.suspend(
                 flows.namespace, leased.id, leased.fence, status=suspend.status,
                 wake_at=suspend.wake_at, waiting_for=suspend.waiting_for, now=flows._clock(),
             )  # fmt: skip
@@ -422,7 +422,7 @@ class WorkflowRunner:
             "workflow cannot be read with this process's keys; trying again later",
             extra={"workflow_id": leased.id, "error": why, "retry_in": UNREADABLE_RETRY},
         )
-        await flows._backend.workflow_suspend(
+        await flows._backend.workflows.suspend(
             flows.namespace, leased.id, leased.fence, status="pending",
             wake_at=flows._clock() + UNREADABLE_RETRY, waiting_for=None, now=flows._clock(),
         )  # fmt: skip
@@ -441,7 +441,7 @@ class WorkflowRunner:
             parent_event = seal.seal(
                 data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
             )
-        finished = await flows._backend.workflow_finish(
+        finished = await flows._backend.workflows.finish(
             ns, id, leased.fence, status=status,
             output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
             error=None if error is None else seal.seal_text(error, WORKFLOW, ns, id, "error"),
@@ -459,7 +459,7 @@ class WorkflowRunner:
             await asyncio.sleep(flows.lease / 3)
             now = flows._clock()
             try:
-                kept = await flows._backend.workflow_renew(
+                kept = await flows._backend.workflows.renew(
                     flows.namespace, leased.id, leased.fence, now + flows.lease, now
                 )
             except StatekeeperError:

@@ -42,6 +42,7 @@ class Query:
 # A line "-- postgres: <SQL>" (or "-- sqlite: ...") is that SQL in its dialect and
 # nothing in the other: a statement that differs by a clause is still written once.
 _DIALECT_LINE = re.compile(r"^(\s*)--\s*(sqlite|postgres):\s?(.*)$", re.MULTILINE)
+_COMMENT_LINE = re.compile(r"^\s*--.*$", re.MULTILINE)
 
 
 def _compile(name: str, text: str, dialect: Dialect) -> Query:
@@ -49,6 +50,7 @@ def _compile(name: str, text: str, dialect: Dialect) -> Query:
     text = _DIALECT_LINE.sub(
         lambda m: f"{m.group(1)}{m.group(3)}" if m.group(2) == dialect else "", text
     )
+    text = _COMMENT_LINE.sub("", text)  # a ":name" in a comment is no parameter
 
     def placeholder(match: re.Match[str]) -> str:
         param = match.group(1)

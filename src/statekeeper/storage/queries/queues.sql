@@ -55,6 +55,7 @@ RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, availab
 -- statistics may say "empty" while a backlog builds up), so each stays one row.
 
 -- name: queue_ack_delete
+-- (The unit of work's acknowledgement on SQLite; PostgreSQL's is in sk_commit.)
 DELETE FROM sk_messages
 WHERE id = :id AND lease_token = :lease_token
 RETURNING id, body, attributes, correlation_id, group_id, attempts, enqueued_at, reply_to;
@@ -66,14 +67,16 @@ VALUES (:id, :namespace, :queue, :body, :attributes, :correlation_id, :group_id,
         :attempts, :enqueued_at, :now, :reply_to, :result)
 ON CONFLICT (id) DO NOTHING;
 
--- name: queue_fail
--- Back to ready after its backoff, or dead once it has used its attempts.
+-- name: queue_settle
+-- A leased message back to ready at :retry_at, or dead-lettered, with its error (the
+-- unit of work's settlement on SQLite; PostgreSQL's is in sk_commit).
 UPDATE sk_messages
-SET state = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'ready' END,
-    dead_at = CASE WHEN attempts >= :max_attempts THEN CAST(:now AS DOUBLE PRECISION) END,
-    available_at = :retry_at, last_error = :error, lease_token = NULL
+SET state = :state,
+    dead_at = CASE WHEN :state = 'dead' THEN CAST(:now AS DOUBLE PRECISION) END,
+    available_at = CASE WHEN :state = 'dead' THEN available_at ELSE :retry_at END,
+    last_error = :error, lease_token = NULL
 WHERE id = :id AND lease_token = :lease_token
-RETURNING state;
+RETURNING id;
 
 -- name: queue_extend
 UPDATE sk_messages SET available_at = :lease_end

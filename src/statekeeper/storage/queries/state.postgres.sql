@@ -27,33 +27,16 @@ WITH doomed AS (
 DELETE FROM sk_state s USING doomed d
 WHERE s.namespace = d.namespace AND s.key = d.key;
 
--- name: state_apply
-SELECT sk_state_apply(
-    :namespace, :now, :kinds::text[], :keys::text[], :values::bytea[], :etags::text[],
-    :expires::float8[], :key_ids::text[], :if_match::text[], :absent::bool[]
+-- name: commit_unit
+-- A unit of work in one statement (sk_commit, migration 0008).
+SELECT cancel_requested, writes FROM sk_commit(
+    :namespace, :now,
+    :step_id, :fence, :position, :step_kind, :step_name, :step_input::bytea,
+    :step_output::bytea, :step_error, :attempts, :started_at, :lease_end,
+    :settle, :message_id, :lease_token, :archive, :result::bytea, :error, :retry_at,
+    :kinds::text[], :keys::text[], :values::bytea[], :etags::text[], :expires::float8[],
+    :key_ids::text[], :if_match::text[], :absent::bool[],
+    :m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes::text[],
+    :m_correlation_ids::text[], :m_groups::text[], :m_available::float8[],
+    :m_reply_to::text[]
 );
-
--- name: state_apply_outbox
--- A state transaction and the messages it sends (the transactional outbox), in one
--- statement: if sk_state_apply raises, nothing is enqueued.
-WITH applied AS (
-    SELECT sk_state_apply(
-        :namespace, :now, :kinds::text[], :keys::text[], :values::bytea[], :etags::text[],
-        :expires::float8[], :key_ids::text[], :if_match::text[], :absent::bool[]
-    ) AS results
-), sent AS (
-    INSERT INTO sk_messages (id, namespace, queue, body, attributes, correlation_id, group_id,
-                             state, available_at, attempts, enqueued_at)
-    SELECT m.id, :namespace, m.queue, m.body, m.attributes, m.correlation_id, m.group_id,
-           'ready', m.available_at, 0, :now
-    FROM unnest(:m_ids::text[], :m_queues::text[], :m_bodies::bytea[], :m_attributes::text[],
-                :m_correlation_ids::text[], :m_groups::text[], :m_available::float8[])
-         WITH ORDINALITY
-         AS m(id, queue, body, attributes, correlation_id, group_id, available_at, ord)
-    WHERE (SELECT results FROM applied) IS NOT NULL
-    -- Grouped messages lock their groups' rows (a trigger) in group order, so that two
-    -- transactions sending to the same groups never deadlock; each group keeps its order.
-    ORDER BY m.group_id NULLS FIRST, m.ord
-    RETURNING 1
-)
-SELECT (SELECT results FROM applied), (SELECT count(*) FROM sent);

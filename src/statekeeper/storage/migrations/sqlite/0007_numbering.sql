@@ -1,0 +1,3 @@
+-- No change: PostgreSQL's migration 0007 is SQLite's 0006 (cost that stays flat). From
+-- here on a change has the same number in both dialects, and a change that one dialect
+-- does not need is an empty migration there, like this one.

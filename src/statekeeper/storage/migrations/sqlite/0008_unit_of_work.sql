@@ -1,0 +1,2 @@
+-- No change: on SQLite the unit of work is one job of the writer thread (storage/unit.py);
+-- PostgreSQL's 0008 adds the function that makes it one statement there.

@@ -1,0 +1,292 @@
+"""What storage stores and hands back: the rows of every building block, the
+operations' parameters, and the intents a unit of work commits together.
+
+Values arrive here already encoded (JSON bytes, or sealed envelopes); times are Unix
+seconds from the app's clock. Named tuples where a row is built for every read (cheap),
+frozen dataclasses for what callers build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+# --- state -----------------------------------------------------------------------------
+
+
+class StoredItem(NamedTuple):
+    """One state row as stored (a named tuple: built for every row read, so cheap)."""
+
+    key: str
+    value: bytes
+    etag: str
+    expires_at: float | None
+    key_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PutOp:
+    """Write ``value`` under ``key`` with the new ``etag``, if its condition holds.
+
+    ``if_match``: the current ETag must equal it. ``only_if_absent``: the key must
+    not exist (an expired item counts as absent). Neither: last write wins.
+    """
+
+    key: str
+    value: bytes
+    etag: str
+    expires_at: float | None = None
+    key_id: str | None = None
+    if_match: str | None = None
+    only_if_absent: bool = False
+    kind: Literal["put"] = "put"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOp:
+    """Delete ``key``; with ``if_match``, only while its ETag equals it."""
+
+    key: str
+    if_match: str | None = None
+    kind: Literal["delete"] = "delete"
+
+
+WriteOp = PutOp | DeleteOp
+
+
+# --- queues ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to enqueue; ``body`` is JSON bytes, ``attributes`` a JSON object text.
+
+    With ``dedup_id``, a second message with the same id before ``dedup_expires_at``
+    is dropped and reported as a duplicate of the first.
+    """
+
+    id: str
+    queue: str
+    body: bytes
+    available_at: float
+    attributes: str | None = None
+    correlation_id: str | None = None
+    group_id: str | None = None
+    dedup_id: str | None = None
+    dedup_expires_at: float = 0.0
+    fingerprint: str | None = None  # of the content, to tell a repeat from a reused dedup id
+    reply_to: str | None = None  # JSON: where the outcome goes (callback URL, queue)
+
+
+class Duplicate(NamedTuple):
+    """A message dropped by deduplication: the message that holds the dedup id."""
+
+    id: str
+    fingerprint: str | None
+
+
+class QueuedMessage(NamedTuple):
+    """A live message as stored (ready, leased or dead)."""
+
+    seq: int
+    id: str
+    body: bytes
+    attributes: str | None
+    correlation_id: str | None
+    group_id: str | None
+    attempts: int
+    available_at: float
+    enqueued_at: float
+    last_error: str | None
+    state: str
+    dead_at: float | None
+    reply_to: str | None
+
+
+class FoundMessage(NamedTuple):
+    """Where a message is now: live (ready, leased, dead) or done (in the archive)."""
+
+    queue: str
+    state: str  # ready, leased, dead or done
+    attempts: int
+    enqueued_at: float
+    available_at: float | None
+    last_error: str | None
+    dead_at: float | None
+    completed_at: float | None
+    result: bytes | None
+
+
+class ArchivedMessage(NamedTuple):
+    id: str
+    body: bytes
+    attributes: str | None
+    correlation_id: str | None
+    group_id: str | None
+    attempts: int
+    enqueued_at: float
+    completed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """What a round of table maintenance did: tables vacuumed, tables analyzed."""
+
+    vacuumed: list[str]
+    analyzed: list[str]
+
+
+class QueueCounts(NamedTuple):
+    ready: int  # deliverable now (including messages whose lease ran out)
+    in_flight: int  # leased, lease running
+    delayed: int  # ready later (delay or backoff)
+    dead: int
+    waiting: int  # behind the message in hand of their group
+    oldest_enqueued_at: float | None
+
+
+# --- idempotency ---------------------------------------------------------------------
+
+
+class IdempotencyRecord(NamedTuple):
+    fingerprint: str
+    state: str  # running or done
+    owner: str | None
+    lease_expires_at: float | None
+    result: bytes | None
+    expires_at: float
+
+
+# --- workflows -------------------------------------------------------------------------
+
+
+class WorkflowRow(NamedTuple):
+    id: str
+    name: str
+    status: str
+    input: bytes
+    output: bytes | None
+    error: str | None
+    fence: int
+    lease_expires_at: float | None
+    wake_at: float | None
+    waiting_for: str | None
+    parent_id: str | None
+    cancel_requested: int
+    created_at: float
+    updated_at: float
+
+
+class LeasedWorkflow(NamedTuple):
+    id: str
+    name: str
+    input: bytes
+    fence: int
+    cancel_requested: int
+    parent_id: str | None
+    created_at: float
+
+
+class JournalEntry(NamedTuple):
+    position: int
+    kind: str
+    name: str
+    output: bytes | None
+    error: str | None
+
+
+class HistoryEntry(NamedTuple):
+    position: int
+    kind: str
+    name: str
+    input: bytes | None
+    output: bytes | None
+    error: str | None
+    attempts: int
+    started_at: float | None
+    finished_at: float
+
+
+# --- re-sealing --------------------------------------------------------------------------
+
+
+class ResealRow(NamedTuple):
+    key: tuple[Any, ...]  # the row's primary key: the cursor to scan on from
+    values: dict[str, Any]  # every column of the scan by name, the key's too
+
+
+class ResealChange(NamedTuple):
+    """Write ``new`` over ``old`` in ``field`` of the row ``key`` (for state, also its
+    ``key_id``)."""
+
+    field: str
+    key: tuple[Any, ...]
+    old: bytes | str
+    new: bytes | str
+    key_id: str | None = None
+
+
+# --- the unit of work --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A leased message settled under its lease token: ``ack`` (removed, archived with
+    ``result`` when ``archive``), ``retry`` (ready again at ``retry_at`` with ``error``) or
+    ``dead`` (dead-lettered with ``error``)."""
+
+    outcome: Literal["ack", "retry", "dead"]
+    queue: str
+    id: str
+    lease_token: str
+    archive: bool = False
+    result: bytes | None = None
+    error: str | None = None
+    retry_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A workflow's journal entry at ``position``, written under the runner's ``fence``,
+    which renews its lease to ``lease_end``."""
+
+    workflow_id: str
+    fence: int
+    position: int
+    kind: str
+    name: str
+    lease_end: float
+    input: bytes | None = None
+    output: bytes | None = None
+    error: str | None = None
+    attempts: int = 1
+    started_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOfWork:
+    """Intents committed together, all or nothing, in one SQLite writer job or one
+    PostgreSQL round trip: state writes (each with its condition), messages sent (the
+    outbox; no deduplication ids), a message settled under its lease, a workflow step
+    recorded under its fence. A lease or fence no longer held applies nothing; a state
+    condition that fails raises TransactionConflict and applies nothing."""
+
+    namespace: str
+    now: float
+    writes: Sequence[WriteOp] = ()
+    messages: Sequence[NewMessage] = ()
+    settle: Settlement | None = None
+    step: StepRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitResult:
+    """``applied``: False when the settled message's lease or the step's fence was lost
+    (then nothing was applied). ``writes``: per state write, True (applied, or a delete
+    removed a visible item) or False. ``cancel_requested``: the workflow's flag, read
+    under its fence."""
+
+    applied: bool
+    writes: list[bool] = field(default_factory=list)
+    cancel_requested: bool = False

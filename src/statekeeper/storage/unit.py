@@ -1,0 +1,228 @@
+"""The unit of work: intents committed together, all or nothing (``rows.UnitOfWork``).
+
+A workflow step recorded under its runner's fence, a leased message settled under its
+lease (acknowledged and archived, back to ready, or dead-lettered), state writes with
+their conditions, and the messages sent with them (the outbox; a message's outcome; a
+step's effects). On SQLite a unit is one job of the writer thread (so it shares the
+group commit); on PostgreSQL one statement, ``sk_commit`` (migration 0008): one round
+trip. A lease or fence no longer held applies nothing and answers ``applied=False``; a
+state condition that fails raises TransactionConflict and applies nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from statekeeper.errors import AlreadyExists, ConflictError
+from statekeeper.storage.queries import Query
+from statekeeper.storage.rows import (
+    DeleteOp,
+    Duplicate,
+    NewMessage,
+    PutOp,
+    UnitOfWork,
+    UnitResult,
+    WriteOp,
+)
+from statekeeper.storage.runner import Statement
+from statekeeper.storage.state_ops import (
+    delete_outcome,
+    delete_statement,
+    etag_mismatch,
+    key_exists,
+    put_failed,
+    put_statement,
+    transaction_conflict,
+)
+
+Queries = dict[str, Query]
+_ARCHIVED = ("id", "body", "attributes", "correlation_id", "group_id", "attempts",
+             "enqueued_at", "reply_to")  # fmt: skip
+
+
+class LeaseGone(Exception):
+    """Inside a SQLite job: the lease or fence is no longer held; the job's savepoint
+    rolls back everything it did."""
+
+
+def _bind(queries: Queries, name: str, **values: Any) -> Statement:
+    query = queries[name]
+    return query.sql, query.args(**values)
+
+
+# --- SQLite: one writer job -------------------------------------------------------------
+
+
+def send_messages(
+    conn: sqlite3.Connection,
+    queries: Queries,
+    namespace: str,
+    messages: Sequence[NewMessage],
+    now: float,
+) -> list[Duplicate | None]:
+    """Insert messages; one whose dedup id is claimed is dropped, reported by its twin."""
+    outcomes: list[Duplicate | None] = []
+    for m in messages:
+        if m.dedup_id is not None:
+            claim = _bind(
+                queries, "queue_dedup_claim", namespace=namespace, queue=m.queue,
+                dedup_id=m.dedup_id, message_id=m.id, expires_at=m.dedup_expires_at,
+                fingerprint=m.fingerprint, now=now,
+            )  # fmt: skip
+            if not conn.execute(*claim).fetchall():
+                holder = _bind(
+                    queries, "queue_dedup_holder", namespace=namespace, queue=m.queue,
+                    dedup_id=m.dedup_id,
+                )  # fmt: skip
+                found = conn.execute(*holder).fetchone()
+                outcomes.append(Duplicate(found[0], found[1]))
+                continue
+        conn.execute(*_bind(
+            queries, "queue_send", id=m.id, namespace=namespace, queue=m.queue, body=m.body,
+            attributes=m.attributes, correlation_id=m.correlation_id, group_id=m.group_id,
+            available_at=m.available_at, now=now, reply_to=m.reply_to,
+        ))  # fmt: skip
+        outcomes.append(None)
+    return outcomes
+
+
+def apply_writes(
+    conn: sqlite3.Connection, queries: Queries, namespace: str, ops: Sequence[WriteOp], now: float
+) -> list[bool]:
+    """Every state write, in order; TransactionConflict names the first failed condition."""
+    results: list[bool] = []
+    for index, op in enumerate(ops):
+        try:
+            if isinstance(op, PutOp):
+                sql, args, conditional = put_statement(queries, namespace, op, now)
+                row = conn.execute(sql, args).fetchone()
+                if conditional and row is None:
+                    raise put_failed(op)
+                results.append(True)
+            else:
+                assert isinstance(op, DeleteOp)
+                row = conn.execute(
+                    *delete_statement(queries, namespace, op.key, op.if_match, now)
+                ).fetchone()
+                results.append(delete_outcome(row, op.key, op.if_match, now))
+        except ConflictError as exc:
+            raise transaction_conflict(index, op, exc) from exc
+    return results
+
+
+def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> UnitResult:
+    """The unit in one writer job (its savepoint rolls back all of it on any failure)."""
+    ns, now = unit.namespace, unit.now
+    cancel = False
+    step = unit.step
+    if step is not None:
+        row = conn.execute(*_bind(
+            queries, "wf_checkpoint_renew", lease_end=step.lease_end, now=now, namespace=ns,
+            id=step.workflow_id, fence=step.fence,
+        )).fetchone()  # fmt: skip
+        if row is None:
+            raise LeaseGone
+        cancel = bool(row[0])
+        conn.execute(*_bind(
+            queries, "wf_record_step", namespace=ns, id=step.workflow_id,
+            position=step.position, kind=step.kind, step_name=step.name, input=step.input,
+            output=step.output, error=step.error, attempts=step.attempts,
+            started_at=step.started_at, now=now,
+        ))  # fmt: skip
+    settle = unit.settle
+    if settle is not None:
+        if settle.outcome == "ack":
+            row = conn.execute(*_bind(
+                queries, "queue_ack_delete", id=settle.id, lease_token=settle.lease_token
+            )).fetchone()  # fmt: skip
+            if row is None:
+                raise LeaseGone
+            if settle.archive:
+                fields = dict(zip(_ARCHIVED, row, strict=True))
+                conn.execute(*_bind(
+                    queries, "queue_archive_insert", namespace=ns, queue=settle.queue, now=now,
+                    result=settle.result, **fields,
+                ))  # fmt: skip
+        else:
+            row = conn.execute(*_bind(
+                queries, "queue_settle", state="dead" if settle.outcome == "dead" else "ready",
+                now=now, retry_at=settle.retry_at, error=settle.error, id=settle.id,
+                lease_token=settle.lease_token,
+            )).fetchone()  # fmt: skip
+            if row is None:
+                raise LeaseGone
+    writes = apply_writes(conn, queries, ns, unit.writes, now) if unit.writes else []
+    if unit.messages:
+        send_messages(conn, queries, ns, unit.messages, now)
+    return UnitResult(True, writes, cancel)
+
+
+# --- PostgreSQL: one statement -----------------------------------------------------------
+
+
+def commit_statement(queries: Queries, unit: UnitOfWork) -> Statement:
+    """``sk_commit``'s call for the unit."""
+    step, settle = unit.step, unit.settle
+    puts = [op if isinstance(op, PutOp) else None for op in unit.writes]
+    messages = unit.messages
+    return _bind(
+        queries,
+        "commit_unit",
+        namespace=unit.namespace,
+        now=unit.now,
+        step_id=None if step is None else step.workflow_id,
+        fence=None if step is None else step.fence,
+        position=None if step is None else step.position,
+        step_kind=None if step is None else step.kind,
+        step_name=None if step is None else step.name,
+        step_input=None if step is None else step.input,
+        step_output=None if step is None else step.output,
+        step_error=None if step is None else step.error,
+        attempts=None if step is None else step.attempts,
+        started_at=None if step is None else step.started_at,
+        lease_end=None if step is None else step.lease_end,
+        settle=None if settle is None else settle.outcome,
+        message_id=None if settle is None else settle.id,
+        lease_token=None if settle is None else settle.lease_token,
+        archive=False if settle is None else settle.archive,
+        result=None if settle is None else settle.result,
+        error=None if settle is None else settle.error,
+        retry_at=None if settle is None else settle.retry_at,
+        kinds=[op.kind for op in unit.writes],
+        keys=[op.key for op in unit.writes],
+        values=[p.value if p else None for p in puts],
+        etags=[p.etag if p else None for p in puts],
+        expires=[p.expires_at if p else None for p in puts],
+        key_ids=[p.key_id if p else None for p in puts],
+        if_match=[op.if_match for op in unit.writes],
+        absent=[bool(p and p.only_if_absent) for p in puts],
+        m_ids=[m.id for m in messages],
+        m_queues=[m.queue for m in messages],
+        m_bodies=[m.body for m in messages],
+        m_attributes=[m.attributes for m in messages],
+        m_correlation_ids=[m.correlation_id for m in messages],
+        m_groups=[m.group_id for m in messages],
+        m_available=[m.available_at for m in messages],
+        m_reply_to=[m.reply_to for m in messages],
+    )
+
+
+def postgres_conflict(unit: UnitOfWork, error: ConflictError) -> ConflictError:
+    """sk_state_apply's SK409/SK412 (the failed op's index as DETAIL) as the
+    TransactionConflict naming that op."""
+    index = int(str(error.details.get("detail") or 0))
+    op = unit.writes[index]
+    cause = (
+        key_exists(op.key)
+        if isinstance(error, AlreadyExists)
+        else etag_mismatch(op.key, op.if_match)
+    )
+    return transaction_conflict(index, op, cause)
+
+
+def check_outbox(unit: UnitOfWork) -> None:
+    """Messages of a unit carry no deduplication id (``queues.send`` handles those)."""
+    if any(m.dedup_id is not None for m in unit.messages):
+        raise ValueError("messages of a unit of work cannot carry deduplication ids")
