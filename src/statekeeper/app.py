@@ -128,8 +128,9 @@ class App:
         self._queues: dict[str, Queue] = {}
         self.consumers: dict[str, Consumer] = {}
         self.workflows = Workflows(
-            lambda: self.backend, self.namespace, clock, self._wakeups, sealer=self.sealer
-        )
+            lambda: self.backend, self.namespace, clock, self._wakeups, sealer=self.sealer,
+            state=lambda: self.state,
+        )  # fmt: skip
         self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
 
     @property

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import builtins
 import inspect
 import logging
 import os
@@ -42,8 +41,10 @@ from statekeeper.storage.rows import (
     DeleteOp,
     NewMessage,
     PutOp,
+    StepRecord,
     StoredItem,
     UnitOfWork,
+    UnitResult,
     WriteOp,
 )
 
@@ -263,24 +264,31 @@ class StateStore:
         return DeleteOp(key, if_match)
 
     async def apply(
-        self, ops: Sequence[WriteOp], messages: Sequence[NewMessage] = ()
-    ) -> builtins.list[bool]:
-        """Apply checked ops, and enqueue ``messages``, atomically; then invalidate and log."""
+        self,
+        ops: Sequence[WriteOp],
+        messages: Sequence[NewMessage] = (),
+        *,
+        step: StepRecord | None = None,
+    ) -> UnitResult:
+        """Apply checked ops, and enqueue ``messages``, atomically (with a workflow's
+        ``step``, under its fence: a lost fence applies nothing, ``applied`` False); then
+        invalidate and log."""
         if len(ops) + len(messages) > MAX_TRANSACTION_OPS:
             raise ValidationError(
                 f"a transaction holds at most {MAX_TRANSACTION_OPS} operations and messages, "
                 f"got {len(ops) + len(messages)}"
             )
-        if not ops and not messages:
-            return []
-        unit = UnitOfWork(self.namespace, self._clock(), writes=ops, messages=messages)
+        if not ops and not messages and step is None:
+            return UnitResult(True)
+        unit = UnitOfWork(self.namespace, self._clock(), writes=ops, messages=messages, step=step)
         done = await self._write([op.key for op in ops], self._backend.commit(unit))
-        results = done.writes
+        if not done.applied:
+            return done
         for op in ops:
             self._log(f"state {op.kind}", op.key, op.etag if isinstance(op, PutOp) else None)
         if messages and self._on_sent is not None:
             self._on_sent({m.queue for m in messages})
-        return results
+        return done
 
     # --- maintenance --------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from statekeeper.errors import ConfigurationError, ValidationError
-from statekeeper.storage.rows import NewMessage, PutOp, WriteOp
+from statekeeper.storage.rows import NewMessage, PutOp, StepRecord, UnitResult, WriteOp
 
 if TYPE_CHECKING:
     from statekeeper.state.store import StateStore
@@ -94,15 +94,22 @@ class Transaction:
         )
 
     async def commit(self) -> None:
+        await self.commit_with(None)
+
+    async def commit_with(self, step: StepRecord | None) -> UnitResult:
+        """Commit, with a workflow's ``step`` recorded in the same transaction (its fence
+        lost: nothing applied, ``applied`` False)."""
         self._check_open()
         self._done = True
-        results = await self._store.apply(self._ops, self._messages)
-        self.sent = [m.id for m in self._messages]
-        for op, result in zip(self._ops, results, strict=True):
-            if isinstance(op, PutOp):
-                self.etags[op.key] = op.etag
-            else:
-                self.deleted[op.key] = result
+        done = await self._store.apply(self._ops, self._messages, step=step)
+        if done.applied:
+            self.sent = [m.id for m in self._messages]
+            for op, result in zip(self._ops, done.writes, strict=True):
+                if isinstance(op, PutOp):
+                    self.etags[op.key] = op.etag
+                else:
+                    self.deleted[op.key] = result
+        return done
 
     def _check_open(self) -> None:
         if self._done:

@@ -25,6 +25,7 @@ from statekeeper.errors import (
     ConfigurationError,
     DecryptionError,
     NonDeterminismError,
+    TransactionConflict,
     ValidationError,
 )
 from statekeeper.identifiers import (
@@ -51,6 +52,8 @@ from statekeeper.workflows.signals import (
 from statekeeper.workflows.tokens import CallbackTarget, issue
 
 if TYPE_CHECKING:
+    from statekeeper.state.store import StateStore
+    from statekeeper.state.transaction import Transaction
     from statekeeper.storage.contracts import Storage
 
 MAX_PAYLOAD = 1 << 20
@@ -79,8 +82,10 @@ class WorkflowContext:
         lease: float,
         cancel_requested: bool = False,
         sealer: Sealer = PLAIN,
+        state: Callable[[], StateStore] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
+        self._state_of = state
         self._sealer = sealer
         self._backend = backend
         self._namespace = namespace
@@ -246,6 +251,50 @@ class WorkflowContext:
             started_at=started,
         )  # fmt: skip
         raise StepFailed(name, text) from cause
+
+    # --- transactional steps --------------------------------------------------------------
+
+    def transaction(self, build: Callable[[Transaction], Any], /) -> Coroutine[Any, Any, Any]:
+        """A step whose effects are state writes and messages, committed in the same
+        transaction as its journal entry: exactly once, whatever crashes.
+
+        ``build(tx)`` (``def`` or ``async def``) adds puts, deletes and sends to ``tx``
+        (as in ``app.state.transaction()``) and returns the step's result. On replay the
+        recorded result comes back and ``build`` does not run. A failed condition
+        (TransactionConflict) applies nothing and fails the step for good (StepFailed,
+        recorded, so a replay fails the same way).
+        """
+        return self._transaction(self._next(), build)
+
+    async def _transaction(self, position: int, build: Callable[[Transaction], Any]) -> Any:
+        name = step_name(build)
+        entry = self._recorded(position, "transaction", name)
+        if entry is not None:
+            return self._replay(entry)
+        if self._state_of is None:
+            raise ConfigurationError("transactional steps need the app's state store")
+        started = self._clock()
+        tx = self._state_of().transaction()
+        result = build(tx)
+        if inspect.isawaitable(result):
+            result = await result
+        output = encode(f"result of transaction {name!r}", result)
+        where = (STEP, self._namespace, self.workflow_id, str(position))
+        step = StepRecord(
+            self.workflow_id, self._fence, position, "transaction", name,
+            self._clock() + self._lease, output=self._sealer.seal(output, *where, "output"),
+            started_at=started,
+        )  # fmt: skip
+        try:
+            done = await tx.commit_with(step)
+        except TransactionConflict as conflict:
+            text = f"TransactionConflict: {conflict.message}"
+            await self._fail_step(position, name, b"[]", 1, started, text, conflict)
+        if not done.applied:
+            raise LeaseLost()
+        self.cancel_requested = done.cancel_requested
+        self._journal[position] = JournalEntry(position, "transaction", name, step.output, None)
+        return result
 
     # --- callbacks ----------------------------------------------------------------------
 

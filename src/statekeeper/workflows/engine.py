@@ -58,6 +58,7 @@ from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
 
 if TYPE_CHECKING:
+    from statekeeper.state.store import StateStore
     from statekeeper.storage.contracts import Storage
 
 log = logging.getLogger("statekeeper.workflows")
@@ -107,8 +108,10 @@ class Workflows:
         *,
         lease: float = 30.0,
         sealer: Sealer = PLAIN,
+        state: Callable[[], StateStore] | None = None,
     ) -> None:
         self._backend_of = backend
+        self._state_of = state  # for transactional steps (ctx.transaction)
         self.namespace = namespace
         self._clock = clock
         self._wakeups = wakeups
@@ -366,7 +369,7 @@ class WorkflowRunner:
         ctx = WorkflowContext(
             backend, flows.namespace, leased.id, leased.fence, journal,
             clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
-            sealer=flows.sealer,
+            sealer=flows.sealer, state=flows._state_of,
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
