@@ -16,7 +16,7 @@ from statekeeper import App
 from statekeeper.state.cache import StateCache
 from statekeeper.storage.base import StoredItem
 from tests.conftest import FakeClock
-from tests.integration.redis_server import RedisServer
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis
 
