@@ -125,15 +125,18 @@ def _server_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-def _stop_with_parent(sig: int) -> Callable[[], None]:
-    """A preexec function: the child gets ``sig`` when the test run dies (Linux)."""
+def _stop_with_parent(sig: int) -> Callable[[], None] | None:
+    """A preexec function: the child gets ``sig`` when the test run dies (Linux only).
+    ``prctl`` is looked up before the fork: the child calls it and nothing else."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
 
     def arrange() -> None:
-        if sys.platform == "linux":
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-            if os.getppid() != parent:  # the run died before the signal was armed
-                os._exit(1)
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # the run died before the signal was armed
+            os._exit(1)
 
     return arrange
 
@@ -301,16 +304,19 @@ def sweep_stale_homes() -> list[Path]:
     return removed
 
 
-def _loopback_port(url: str, default_port: int) -> tuple[str, int] | None:
-    """(host, port) of a URL naming a loopback host, else None (never replaced)."""
+def _unanswered(url: str, default_port: int) -> tuple[str, int] | None:
+    """(host, port) of the URL when it names a loopback address nothing listens at: the
+    place of a private server. None when a server answers, or for another host (used as
+    it is, never replaced)."""
     parts = urlsplit(url)
     if parts.hostname not in LOOPBACK:
         return None
-    return parts.hostname, parts.port or default_port
+    address = (parts.hostname, parts.port or default_port)
+    return None if listening(*address) else address
 
 
-def _where(address: tuple[str, int] | None) -> str:
-    return f"{address[0]}:{address[1]}" if address else "?"
+def _where(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
 
 
 class TestServers:
@@ -320,24 +326,20 @@ class TestServers:
 
     def __init__(self, environ: MutableMapping[str, str]) -> None:
         self.environ = environ
-        self.private: list[tuple[PrivateServer, Path]] = []
+        self.private: list[PrivateServer] = []
         self._restore_signals: Callable[[], None] | None = None
 
     def start_missing(self) -> list[str]:
         """Start a private server for each service nothing listens for; one report line
         per server started. Raises :class:`ServerUnavailable` (one line) when a server is
         needed and its binaries are missing; nothing is started then."""
-        pg_url = self.environ.get(ENV_TEST_PG, DEFAULT_PG)
-        redis_url = self.environ.get(ENV_TEST_REDIS, DEFAULT_REDIS)
-        pg_address = _loopback_port(pg_url, 5432)
-        redis_address = _loopback_port(redis_url, 6379)
-        need_pg = pg_address is not None and not listening(*pg_address)
-        need_redis = redis_address is not None and not listening(*redis_address)
+        need_pg = _unanswered(self.environ.get(ENV_TEST_PG, DEFAULT_PG), 5432)
+        need_redis = _unanswered(self.environ.get(ENV_TEST_REDIS, DEFAULT_REDIS), 6379)
         bindir = postgres_bindir() if need_pg else None
         redis = redis_binary()
         if need_pg and bindir is None:
             raise ServerUnavailable(
-                f"PostgreSQL is not listening at {_where(pg_address)} and its server "
+                f"PostgreSQL is not listening at {_where(need_pg)} and its server "
                 "binaries (initdb, postgres) are not installed: apt-get install postgresql "
                 f"(Debian), or set {ENV_TEST_PG} to a running server"
             )
@@ -351,25 +353,23 @@ class TestServers:
             return []
         self._arm_cleanup()
         lines = []
-        if need_pg:
-            assert bindir is not None and pg_address is not None
+        if need_pg and bindir:
             server = PostgresServer(self._home("postgres"), bindir)
             self._start(server)
             self.environ[ENV_TEST_PG] = server.dsn
-            lines.append(self._report("PostgreSQL", pg_address, server))
+            lines.append(self._report("PostgreSQL", need_pg, server))
         if need_redis:
-            assert redis_address is not None
             redis_server = RedisServer(self._home("redis"), redis)
             self._start(redis_server)
             self.environ[ENV_TEST_REDIS] = redis_server.url
-            lines.append(self._report("Redis", redis_address, redis_server))
+            lines.append(self._report("Redis", need_redis, redis_server))
         return lines
 
     def _home(self, kind: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-{kind}-"))
 
     def _start(self, server: PrivateServer) -> None:
-        self.private.append((server, server.directory))
+        self.private.append(server)  # stopped and removed by stop(), even if start fails
         server.start()
 
     @staticmethod
@@ -397,9 +397,9 @@ class TestServers:
 
     def stop(self) -> None:
         while self.private:
-            server, home = self.private.pop()
+            server = self.private.pop()
             server.stop()
-            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(server.directory, ignore_errors=True)
         if self._restore_signals is not None:
             self._restore_signals()
             self._restore_signals = None
