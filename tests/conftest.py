@@ -1,20 +1,62 @@
-"""Fixtures shared by every test: real databases, one schema per run, a fake clock."""
+"""Fixtures shared by every test: real databases, one schema per run, a fake clock.
+
+At session start, a private PostgreSQL or Redis is started for the run when nothing
+listens where the tests expect one (see tests/servers.py); it is removed at the end."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 
 from statekeeper import App
+from tests.servers import (
+    DEFAULT_PG,
+    DEFAULT_REDIS,
+    ENV_TEST_PG,
+    ENV_TEST_REDIS,
+    ServerUnavailable,
+    TestServers,
+)
 
-PG_DSN = os.environ.get("STATEKEEPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+SERVERS = TestServers(os.environ)
 RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
 BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Make sure PostgreSQL and Redis answer where the tests look for them."""
+    try:
+        started = SERVERS.start_missing()
+    except ServerUnavailable as problem:
+        SERVERS.stop()
+        raise pytest.UsageError(str(problem)) from None
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for line in started:
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line, file=sys.stderr)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SERVERS.stop()
+
+
+def pg_dsn() -> str:
+    """The PostgreSQL server of the run: ``STATEKEEPER_TEST_PG``, or the private one."""
+    return os.environ.get(ENV_TEST_PG, DEFAULT_PG)
+
+
+def redis_url() -> str:
+    """The Redis server of the run: ``STATEKEEPER_TEST_REDIS``, or the private one."""
+    return os.environ.get(ENV_TEST_REDIS, DEFAULT_REDIS)
 
 
 class FakeClock:
@@ -31,11 +73,11 @@ class FakeClock:
 
 
 def pg_url(schema: str) -> str:
-    return f"{PG_DSN}?schema={schema}"
+    return f"{pg_dsn()}?schema={schema}"
 
 
 async def _drop_schemas(prefix: str) -> None:
-    conn = await asyncpg.connect(PG_DSN)
+    conn = await asyncpg.connect(pg_dsn())
     try:
         rows = await conn.fetch(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix + "%"

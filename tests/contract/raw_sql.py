@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from tests.conftest import PG_DSN
+from tests.conftest import pg_dsn
+from tests.servers import postgres_binary
 
 
 def sqlite_path(url: str) -> str:
@@ -31,7 +32,7 @@ async def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         finally:
             conn.close()
         return [tuple(row) for row in rows]
-    pg = await asyncpg.connect(PG_DSN, server_settings={"search_path": pg_schema(url)})
+    pg = await asyncpg.connect(pg_dsn(), server_settings={"search_path": pg_schema(url)})
     try:
         return [tuple(row) for row in await pg.fetch(sql, *args)]
     finally:
@@ -40,9 +41,10 @@ async def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 def pg_dump(url: str) -> bytes:
     """A plain-text dump of the test's schema, as a backup would hold it."""
-    parts = urlsplit(PG_DSN)
+    parts = urlsplit(pg_dsn())
     command = [
-        "pg_dump", "--no-owner", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
+        postgres_binary("pg_dump"), "--no-owner",
+        "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
         "-U", parts.username or "postgres", "-n", pg_schema(url), parts.path.lstrip("/"),
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, check=True, timeout=60).stdout

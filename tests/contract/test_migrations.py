@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -15,7 +16,7 @@ from statekeeper.errors import SchemaError
 from statekeeper.storage import create_backend, parse
 from statekeeper.storage.migrations import MIGRATIONS_TABLE, migrations
 from statekeeper.storage.queries import Dialect
-from tests.conftest import PG_DSN
+from tests.conftest import pg_dsn
 
 
 def sqlite_schema(path: Path) -> list[tuple[Any, ...]]:
@@ -42,7 +43,7 @@ def sqlite_schema(path: Path) -> list[tuple[Any, ...]]:
 
 
 async def postgres_schema(schema: str) -> list[tuple[Any, ...]]:
-    conn = await asyncpg.connect(PG_DSN)
+    conn = await asyncpg.connect(pg_dsn())
     try:
         columns = await conn.fetch(
             "SELECT table_name, column_name, ordinal_position, data_type, is_nullable, "
@@ -104,7 +105,7 @@ async def test_postgres_migrated_schema_equals_fresh_schema(pg_schema_prefix: st
     schemas = {}
     for label, fresh in (("fresh", True), ("migrated", False)):
         schema = f"{pg_schema_prefix}_mig_{label}"
-        backend = create_backend(parse(f"{PG_DSN}?schema={schema}"), fresh_schema=fresh)
+        backend = create_backend(parse(f"{pg_dsn()}?schema={schema}"), fresh_schema=fresh)
         await backend.open()
         await backend.close()
         schemas[label] = await postgres_schema(schema)
@@ -176,8 +177,9 @@ async def test_unreachable_postgres_is_a_clear_error() -> None:
 async def test_missing_postgres_database_is_a_clear_error() -> None:
     from statekeeper.errors import DatabaseUnavailable
 
+    missing = urlsplit(pg_dsn())._replace(path="/no_such_db_sk").geturl()
     with pytest.raises(DatabaseUnavailable, match="does not exist"):
-        async with App("postgresql://postgres@127.0.0.1:5432/no_such_db_sk", purge_interval=None):
+        async with App(missing, purge_interval=None):
             pass
 
 
@@ -214,7 +216,7 @@ async def test_fifo_groups_survive_the_upgrade_to_group_heads(
     else:
         url = fresh_pg_url
         schema = url.rsplit("schema=", 1)[1]
-        pg = await asyncpg.connect(PG_DSN)
+        pg = await asyncpg.connect(pg_dsn())
         try:
             await pg.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
             await pg.execute(

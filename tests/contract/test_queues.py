@@ -468,13 +468,13 @@ async def test_table_upkeep_leaves_tables_it_does_not_own(
     import asyncpg
 
     from statekeeper.storage.postgres_maintenance import TableKeeper
-    from tests.conftest import PG_DSN
+    from tests.conftest import pg_dsn
 
     schema = fresh_pg_url.rsplit("schema=", 1)[1]
     async with App(fresh_pg_url, purge_interval=None) as app:  # tables owned by the test's role
         await app.queue("jobs").send_batch(list(range(50)))
     role = f"sk_upkeep_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(PG_DSN)
+    admin = await asyncpg.connect(pg_dsn())
     await admin.execute(f'CREATE ROLE "{role}" LOGIN')
     try:
         await admin.execute(
@@ -482,7 +482,7 @@ async def test_table_upkeep_leaves_tables_it_does_not_own(
             f'GRANT ALL ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
         )
         pool = await asyncpg.create_pool(
-            PG_DSN, user=role, min_size=1, max_size=1, server_settings={"search_path": schema}
+            pg_dsn(), user=role, min_size=1, max_size=1, server_settings={"search_path": schema}
         )
         try:
             keeper = TableKeeper()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.conftest import PG_DSN
+from tests.conftest import pg_dsn
 
 ROOT = Path(__file__).parents[2]
 TOKEN = "crash-test-token-0123456789abcdef"
@@ -23,7 +23,7 @@ def environment(schema: str, extra: dict[str, str] | None = None) -> dict[str, s
         **(extra or {}),
         **os.environ,
         "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
-        "CRASH_PG_DSN": PG_DSN,
+        "CRASH_PG_DSN": pg_dsn(),
         "CRASH_PG_SCHEMA": schema,
         "STATEKEEPER_API_TOKEN": TOKEN,
     }

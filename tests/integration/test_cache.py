@@ -15,8 +15,8 @@ from redis.backoff import NoBackoff
 from statekeeper import App
 from statekeeper.state.cache import StateCache
 from statekeeper.storage.rows import StoredItem
-from tests.conftest import FakeClock
-from tests.integration.redis_server import RedisServer
+from tests.conftest import FakeClock, redis_url
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -53,6 +53,18 @@ async def test_reads_are_served_from_redis(cached_app: App) -> None:
     stats = app.state.cache_stats()
     assert stats is not None
     assert (stats.misses, stats.fills, stats.hits) == (1, 1, 4)
+
+
+async def test_the_runs_redis_serves_the_cache(database_url: str, namespace: str) -> None:
+    """The Redis the run found listening (STATEKEEPER_TEST_REDIS), or its private one."""
+    async with App(
+        database_url, namespace=namespace, cache_url=redis_url(), purge_interval=None
+    ) as app:
+        await app.state.put("k", {"v": 1})
+        for _ in range(3):
+            await app.state.get("k")
+        stats = app.state.cache_stats()
+        assert stats is not None and stats.available and stats.hits == 2
 
 
 async def test_writes_and_deletes_invalidate(cached_app: App) -> None:

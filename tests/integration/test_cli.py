@@ -11,14 +11,18 @@ from pathlib import Path
 import pytest
 
 from statekeeper import __version__
+from tests.conftest import redis_url
 
 ROOT = Path(__file__).parents[2]
 
 
 def cli(
-    *args: str, database: str | None = None, stdin: str | None = None
+    *args: str,
+    database: str | None = None,
+    stdin: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(extra_env or {})}
     env.pop("STATEKEEPER_DATABASE_URL", None)
     prefix = ["--database", database] if database else []
     return subprocess.run(
@@ -153,8 +157,15 @@ def test_wrong_encryption_key(db: str) -> None:
 
 
 def test_demo_runs_on_sqlite(tmp_path: Path) -> None:
-    result = cli("demo", database=f"sqlite:///{tmp_path}/demo.db")
+    """The demo on SQLite, its cache scene on the run's Redis (the private one when
+    nothing listened on 6379)."""
+    result = cli(
+        "demo",
+        database=f"sqlite:///{tmp_path}/demo.db",
+        extra_env={"STATEKEEPER_CACHE_URL": redis_url()},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "repeated reads are served from Redis" in result.stdout
     assert "every check passed" in result.stdout
 
 

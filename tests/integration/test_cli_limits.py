@@ -17,7 +17,7 @@ import pytest
 from statekeeper import App
 from statekeeper.errors import ConfigurationError
 from statekeeper.http.config import HttpConfig
-from tests.conftest import PG_DSN
+from tests.conftest import pg_dsn
 
 ROOT = Path(__file__).parents[2]
 PASSWORD = "hunter2-" + secrets.token_hex(4)
@@ -88,12 +88,12 @@ def test_invalid_filters_are_errors(db: str) -> None:
 async def test_schema_with_a_newline_is_refused_and_not_created(pg_schema_prefix: str) -> None:
     schema = f"{pg_schema_prefix}_nl"
     line = one_line(
-        run("--database", f"{PG_DSN}?schema={schema}%0A", "state", "list"),
+        run("--database", f"{pg_dsn()}?schema={schema}%0A", "state", "list"),
         "invalid_database_url",
         3,
     )
     assert "lowercase SQL identifier" in line
-    conn = await asyncpg.connect(PG_DSN)
+    conn = await asyncpg.connect(pg_dsn())
     try:
         found = await conn.fetchval(
             "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", schema + "%"

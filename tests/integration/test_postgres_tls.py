@@ -15,8 +15,9 @@ import pytest
 
 from statekeeper import App
 from statekeeper.errors import StorageError
-from tests.conftest import PG_DSN
+from tests.conftest import pg_dsn
 from tests.integration.certs import free_port, self_signed
+from tests.servers import postgres_binary
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).parents[2]
@@ -30,7 +31,8 @@ def as_postgres(*args: str) -> list[str]:
 @pytest.fixture(scope="module")
 def tls_server() -> Iterator[tuple[int, Path]]:
     """A PostgreSQL cluster serving TLS only on 127.0.0.1: (port, its CA certificate)."""
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+    initdb, pg_ctl = postgres_binary("initdb"), postgres_binary("pg_ctl")
+    if shutil.which(initdb) is None or shutil.which(pg_ctl) is None:
         pytest.skip("initdb and pg_ctl are not installed")
     home = Path(tempfile.mkdtemp(prefix="sk_pg_tls_"))  # outside pytest's root-only tree
     cert, key = self_signed(home, names=["localhost"], addresses=("127.0.0.1",))
@@ -41,7 +43,7 @@ def tls_server() -> Iterator[tuple[int, Path]]:
     key.chmod(0o600)
     data, port = home / "data", free_port()
     subprocess.run(
-        as_postgres("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"),
+        as_postgres(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"),
         check=True,
         capture_output=True,
     )
@@ -51,12 +53,12 @@ def tls_server() -> Iterator[tuple[int, Path]]:
         f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on "
         f"-c ssl_cert_file={cert} -c ssl_key_file={key}"
     )
-    start = ["pg_ctl", "-D", str(data), "-o", options, "-l", str(home / "log"), "-w", "start"]
+    start = [pg_ctl, "-D", str(data), "-o", options, "-l", str(home / "log"), "-w", "start"]
     subprocess.run(as_postgres(*start), check=True, capture_output=True)
     try:
         yield port, cert
     finally:
-        stop = ["pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"]
+        stop = [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]
         subprocess.run(as_postgres(*stop), capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
@@ -107,10 +109,10 @@ def test_an_untrusted_server_certificate_is_one_line(
 async def test_sslmode_reaches_the_driver(pg_schema_prefix: str) -> None:
     """The shared server has TLS off: ``sslmode=require`` must fail, not fall back."""
     with pytest.raises(StorageError, match="SSL"):
-        async with App(f"{PG_DSN}?sslmode=require", purge_interval=None, encryption=None):
+        async with App(f"{pg_dsn()}?sslmode=require", purge_interval=None, encryption=None):
             pass
     async with App(
-        f"{PG_DSN}?sslmode=disable&schema={pg_schema_prefix}_no_tls",
+        f"{pg_dsn()}?sslmode=disable&schema={pg_schema_prefix}_no_tls",
         purge_interval=None,
         encryption=None,
     ) as app:

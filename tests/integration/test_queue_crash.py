@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from statekeeper import App
-from tests.conftest import PG_DSN
+from tests.conftest import pg_dsn
 from tests.integration.crash_support import TOKEN, kill_workers_until, start, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.crash
 
 @pytest.fixture
 async def prepared(schema: str) -> AsyncIterator[App]:
-    url = f"{PG_DSN}?schema={schema}"
+    url = f"{pg_dsn()}?schema={schema}"
     async with App(url, namespace="crash", purge_interval=None) as app:  # creates the schema
-        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
         await conn.execute(
             "CREATE TABLE crash_effects (message_id TEXT PRIMARY KEY, body TEXT NOT NULL)"
         )
@@ -37,7 +37,7 @@ async def prepared(schema: str) -> AsyncIterator[App]:
 
 
 async def effects(schema: str) -> list[str]:
-    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
     try:
         return [row[0] for row in await conn.fetch("SELECT message_id FROM crash_effects")]
     finally:
@@ -47,7 +47,7 @@ async def effects(schema: str) -> list[str]:
 async def assert_clean(app: App, schema: str) -> None:
     stats = await app.queue("work").stats()
     assert (stats.ready, stats.in_flight, stats.delayed, stats.dead) == (0, 0, 0, 0), stats
-    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
     try:
         leased = await conn.fetchval("SELECT count(*) FROM sk_messages WHERE state = 'leased'")
     finally:
@@ -89,7 +89,7 @@ async def test_fifo_groups_hold_their_order_while_workers_die(
     """Six groups of 80 messages over 3 workers, one SIGKILLed every 0.5 s: each message's
     effect once, each group's effects in the order sent, never two of a group in hand."""
     app = prepared
-    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
     await conn.execute(
         "CREATE TABLE group_effects (message_id TEXT PRIMARY KEY, grp TEXT NOT NULL, "
         "n INTEGER NOT NULL, applied BIGSERIAL); "

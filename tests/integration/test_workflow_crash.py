@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from statekeeper import App
-from tests.conftest import PG_DSN
+from tests.conftest import pg_dsn
 from tests.integration.crash_support import kill_workers_until, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.crash
 
 @pytest.fixture
 async def prepared_flows(schema: str) -> AsyncIterator[App]:
-    url = f"{PG_DSN}?schema={schema}"
+    url = f"{pg_dsn()}?schema={schema}"
     app = App(url, namespace="crash", purge_interval=None)
 
     @app.workflow
@@ -26,7 +26,7 @@ async def prepared_flows(schema: str) -> AsyncIterator[App]:
         raise AssertionError("runs only in the worker processes")
 
     async with app:
-        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
         await conn.execute(
             "CREATE TABLE wf_effects (workflow_id TEXT, step INT, PRIMARY KEY (workflow_id, step))"
         )
@@ -36,7 +36,7 @@ async def prepared_flows(schema: str) -> AsyncIterator[App]:
 
 
 async def scalar(schema: str, sql: str) -> int:
-    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
     try:
         return int(await conn.fetchval(sql))
     finally:
@@ -72,7 +72,7 @@ async def test_500_workflows_survive_killed_workers(
 async def test_saga_compensates_exactly_once_in_reverse_under_kills(
     schema: str, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    url = f"{PG_DSN}?schema={schema}"
+    url = f"{pg_dsn()}?schema={schema}"
     app = App(url, namespace="crash", purge_interval=None)
 
     @app.workflow
@@ -81,7 +81,7 @@ async def test_saga_compensates_exactly_once_in_reverse_under_kills(
 
     total = 50
     async with app:
-        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
         await conn.execute(
             "CREATE TABLE saga_undo (id BIGSERIAL, workflow_id TEXT, step INT, "
             "PRIMARY KEY (workflow_id, step))"
@@ -101,7 +101,7 @@ async def test_saga_compensates_exactly_once_in_reverse_under_kills(
         )
         stop_workers(workers)
         statuses = [await app.workflows.status(i) for i in ids]
-        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+        conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
         try:
             rows = await conn.fetch("SELECT workflow_id, step FROM saga_undo ORDER BY id")
         finally:
