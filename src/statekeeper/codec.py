@@ -1,10 +1,15 @@
 """The JSON codec and the value limits every block shares (a ground module).
 
 ``encode_value``: a Python value as compact UTF-8 JSON, within a size limit and
-``MAX_VALUE_DEPTH`` levels of nesting. ``decode_value``: bytes this process stored
-back into a value. ``decode_json``: untrusted bytes (an HTTP body, a CLI value)
-into a value, strictly, so whatever a door accepts can be stored, echoed back as a
-result and read back:
+``MAX_VALUE_DEPTH`` levels of nesting. Beyond JSON's own types it writes dataclasses
+and pydantic models (as objects), datetimes, dates and times (ISO 8601), UUIDs and
+Decimals (as strings), enums (their values), sets (arrays) and bytes (URL-safe
+base64; inside a pydantic model, as the model's configuration says).
+``decode_value``: bytes this process stored back into a JSON value; ``decode_as``: into
+the type a function declares (``result_type``, ``parameter_type``), so those values come
+back as they went in.
+``decode_json``: untrusted bytes (an HTTP body, a CLI value) into a value, strictly,
+so whatever a door accepts can be stored, echoed back as a result and read back:
 
 - UTF-8 only: a byte order mark, UTF-16/32, invalid UTF-8 and lone surrogate
   escapes (``"\\ud800"``) are refused;
@@ -16,18 +21,36 @@ result and read back:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import json
 import math
 import operator
 import sys
+import typing
+from collections.abc import Callable
 from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from statekeeper.constants import MAX_VALUE_DEPTH
 from statekeeper.errors import InvalidValue, MalformedJSON, StorageError, ValueTooLarge
 
+
+def _jsonable(value: Any) -> Any:
+    """The JSON form of a value of the codec's extra types (the encoder's fallback,
+    called only for what JSON itself cannot write)."""
+    try:
+        return to_jsonable_python(value, bytes_mode="base64")
+    except PydanticSerializationError as exc:
+        raise TypeError(str(exc)) from None
+
+
 # Built once: json.dumps/loads with options build a new encoder/decoder on every call.
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+_ENCODER = json.JSONEncoder(
+    allow_nan=False, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+)
 
 _BOM = b"\xef\xbb\xbf"
 # Every byte but brackets and quotes, deleted by bytes.translate to leave the structure.
@@ -117,6 +140,80 @@ def decode_value(key: str, data: bytes) -> Any:
         raise StorageError(
             f"the stored value of key {key!r} is not readable JSON: {exc}", key=key
         ) from None
+
+
+# --- declared types -----------------------------------------------------------------
+
+# Hints that take any JSON value as it is: nothing to convert.
+_ANY_HINTS: tuple[Any, ...] = (Any, object, inspect.Parameter.empty)
+
+
+def decode_as(data: bytes, hint: Any, subject: str) -> Any:
+    """A value this process stored, as type ``hint`` (None: as JSON). InvalidValue
+    naming ``subject`` and the mismatch (never the value) when it does not fit."""
+    if hint is None or hint in _ANY_HINTS:
+        return decode_value(subject, data)
+    from pydantic import ValidationError
+
+    try:
+        box = _box(hint)
+    except TypeError:  # not hashable: built each time
+        box = _box.__wrapped__(hint)
+    try:
+        return box.model_validate_json(b'{"value":' + data + b"}").value
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'][1:]) or 'the value'}: {problem['msg']}"
+            for problem in exc.errors(include_url=False, include_input=False)[:3]
+        )
+        raise InvalidValue(f"{subject} is not a {_hint_name(hint)}: {problems}") from None
+
+
+@functools.lru_cache(maxsize=512)
+def _box(hint: Any) -> Any:
+    """A model of one field of type ``hint`` that reads bytes as base64, as they are
+    written (built once per type: building one takes a millisecond)."""
+    from pydantic import ConfigDict, create_model
+
+    config = ConfigDict(val_json_bytes="base64", ser_json_bytes="base64")
+    return create_model("Value", value=(hint, ...), __config__=config)
+
+
+def _hint_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def result_type(fn: Callable[..., Any]) -> Any:
+    """The type ``fn`` declares it returns (an async function: what awaiting it gives);
+    None when it declares none, or its hints cannot be resolved."""
+    return _hints(fn).get("return")
+
+
+def parameter_type(fn: Callable[..., Any], index: int) -> Any:
+    """The type ``fn`` declares for its positional parameter ``index``; None when none."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if index >= len(parameters):
+        return None
+    return _hints(fn).get(parameters[index].name)
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return _resolved_hints(fn)
+    except TypeError:  # not hashable
+        return _resolved_hints.__wrapped__(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    target = inspect.unwrap(fn)
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # a forward reference that does not resolve: no declared types
+        return {}
 
 
 def decode_json(data: bytes, subject: str) -> Any:

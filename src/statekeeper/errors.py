@@ -6,7 +6,14 @@ with, and the CLI exit code. A class's docstring is its default message.
 
 from __future__ import annotations
 
+import json
+import traceback as tracebacks
+from dataclasses import dataclass
 from typing import Any, ClassVar
+
+# Bounds of a recorded error: journal entries, failure records and dead letters stay small.
+MAX_ERROR_MESSAGE = 4000
+MAX_ERROR_TRACEBACK = 16000
 
 
 class StatekeeperError(Exception):
@@ -349,3 +356,70 @@ class AddressInUse(CannotListen):
     """Another process is listening on the address already."""
 
     code = "address_in_use"
+
+
+# --- recorded errors --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """A failure as statekeeper records it (a step's journal entry, a workflow's end, a
+    message's last attempt): the error's type name, its message and its traceback,
+    kept apart, so a catch can match the type and a person can read the traceback.
+
+    Stored as one JSON object ``{"type", "message", "traceback"}`` (sealed as a whole
+    when encryption is on)."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    @classmethod
+    def of(cls, error: BaseException, *, name: str | None = None) -> ErrorRecord:
+        """The record of a raised ``error``: its class name (or ``name``), its message
+        and its traceback (the last MAX_ERROR_TRACEBACK characters)."""
+        lines = tracebacks.format_exception(error) if error.__traceback__ is not None else []
+        message = error.message if isinstance(error, StatekeeperError) else str(error)
+        return cls.made(name or error.__class__.__name__, message, "".join(lines) or None)
+
+    @classmethod
+    def made(cls, name: str, message: str, traceback: str | None = None) -> ErrorRecord:
+        """A record within the size bounds (a long message keeps its start, a long
+        traceback its end, where the error was raised)."""
+        if len(message) > MAX_ERROR_MESSAGE:
+            message = message[: MAX_ERROR_MESSAGE - 3] + "..."
+        if traceback is not None and len(traceback) > MAX_ERROR_TRACEBACK:
+            traceback = "..." + traceback[-(MAX_ERROR_TRACEBACK - 3) :]
+        return cls(name[:200], message, traceback)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"type": self.type, "message": self.message, "traceback": self.traceback},
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ErrorRecord:
+        """A stored record. Text that is not one (written before records were JSON and
+        still sealed then, so no migration could convert it) is the message of an
+        ``Error``."""
+        if text.startswith("{"):
+            try:
+                found = json.loads(text)
+            except ValueError:
+                found = None
+            if isinstance(found, dict) and isinstance(found.get("type"), str):
+                message, trace = found.get("message"), found.get("traceback")
+                return cls(
+                    found["type"],
+                    message if isinstance(message, str) else "",
+                    trace if isinstance(trace, str) else None,
+                )
+        return cls("Error", text)
+
+    def to_dict(self, *, traceback: bool = True) -> dict[str, Any]:
+        shown = {"type": self.type, "message": self.message}
+        return {**shown, "traceback": self.traceback} if traceback else shown
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type

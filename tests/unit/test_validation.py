@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 
@@ -62,8 +63,8 @@ def test_ttl_values() -> None:
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [
-        ({1, 2}, "not JSON-serializable: Object of type set"),
-        (object(), "Object of type object"),
+        (object(), "not JSON-serializable: Unable to serialize unknown type: <class 'object'>"),
+        ({"x": [threading.Lock()]}, "unknown type: <class '_thread.lock'>"),
         (math.nan, "Out of range float"),
         ({"x": math.inf}, "Out of range float"),
         ("\udc80", "invalid Unicode"),
