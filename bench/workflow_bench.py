@@ -69,6 +69,7 @@ import benchlib
 from benchlib import NAMES, Backend, Tally
 from statekeeper import App
 from statekeeper.constants import ENV_CACHE_URL
+from statekeeper.errors import ErrorRecord
 from statekeeper.storage.rows import LeasedWorkflow
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
 
@@ -229,7 +230,7 @@ class SignallingRunner(WorkflowRunner):
         self.waiting = waiting
 
     async def _finish(
-        self, leased: LeasedWorkflow, status: str, output: bytes | None, error: str | None
+        self, leased: LeasedWorkflow, status: str, output: bytes | None, error: ErrorRecord | None
     ) -> None:
         await super()._finish(leased, status, output, error)
         future = self.waiting.pop(leased.id, None)

@@ -187,7 +187,7 @@ def add_commands(main: click.Group, run: Any) -> None:
         table = Table("id", "state", "attempts", "body", "last error")
         for m in messages:
             body = json.dumps(m.body)[:60]
-            table.add_row(m.id, m.state, str(m.attempts), body, (m.last_error or "")[:60])
+            table.add_row(m.id, m.state, str(m.attempts), body, str(m.last_error or "")[:60])
         Console().print(table)
 
     @queue_group.command("redrive")

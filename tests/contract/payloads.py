@@ -188,9 +188,13 @@ async def check_every_payload(app: App, w: Written) -> None:
     assert live.id == w.ids["queue-body"] and live.body == {"job": m["queue-body"]}
     assert live.attributes == {"tag": m["attribute"]} and live.body_error is None
     [dead] = await jobs.peek(10, dead=True)
-    assert dead.last_error == m["dead-error"] and dead.body == {"job": "doomed"}
+    assert (
+        dead.last_error is not None
+        and dead.last_error.message == m["dead-error"]
+        and dead.body == {"job": "doomed"}
+    )
     status = await request_status(app.backend, app.namespace, w.ids["dead-error"], app.sealer)
-    assert status is not None and status["error"] == m["dead-error"]
+    assert status is not None and status["error"]["message"] == m["dead-error"]
 
     status = await request_status(app.backend, app.namespace, w.ids["archived-result"], app.sealer)
     assert status is not None and status["result"] == {"result": m["archived-result"]}
@@ -234,9 +238,10 @@ async def check_every_payload(app: App, w: Written) -> None:
     child = await app.workflows.status(f"{w.ids['workflow']}:{_child_position(history)}")
     assert child.output == {"child_output": m["child-output"], "got": m["child-input"]}
     failed = await app.workflows.status(w.ids["failed-workflow"])
-    assert failed.status == "failed" and failed.error == f"RuntimeError: {m['workflow-error']}"
+    assert failed.status == "failed" and failed.error is not None
+    assert (failed.error.type, failed.error.message) == ("RuntimeError", m["workflow-error"])
     [step] = await app.workflows.history(w.ids["failed-workflow"])
-    assert step["error"] == f"RuntimeError: {m['step-error']}"
+    assert (step["error"]["type"], step["error"]["message"]) == ("RuntimeError", m["step-error"])
 
 
 def _child_position(history: list[dict[str, Any]]) -> int:

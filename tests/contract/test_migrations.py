@@ -183,25 +183,17 @@ async def test_missing_postgres_database_is_a_clear_error() -> None:
             pass
 
 
-async def test_fifo_groups_survive_the_upgrade_to_group_heads(
-    backend_name: str, tmp_path: Path, fresh_pg_url: str
-) -> None:
-    """Messages of a group stored before groups had heads (every one 'ready') migrate to
-    one head per group, the rest waiting, and still go out in order."""
+async def database_before(
+    migration: str, backend_name: str, tmp_path: Path, fresh_pg_url: str,
+    insert: str, rows: list[tuple[Any, ...]],
+) -> str:  # fmt: skip
+    """A database migrated up to (not including) ``migration``, holding ``rows`` put
+    there by ``insert`` (with ``?`` placeholders); its URL."""
     dialect: Dialect = "sqlite" if backend_name == "sqlite" else "postgres"
-    heads = next(m.version for m in migrations(dialect) if m.name == "flat_cost")
-    before = [m for m in migrations(dialect) if m.version < heads]
-    rows = [
-        (f"m{n}", "default", "jobs", b'{"n": %d}' % n, "g1" if n % 2 else "g2", float(n))
-        for n in range(6)
-    ]
-    insert = (
-        "INSERT INTO sk_messages (id, namespace, queue, body, group_id, state, available_at, "
-        "attempts, enqueued_at) VALUES ({}, {}, {}, {}, {}, 'ready', {}, 0, {})"
-    )
+    version = next(m.version for m in migrations(dialect) if m.name == migration)
+    before = [m for m in migrations(dialect) if m.version < version]
     if dialect == "sqlite":
-        url = f"sqlite:///{tmp_path}/groups.db"
-        conn = sqlite3.connect(tmp_path / "groups.db")
+        conn = sqlite3.connect(tmp_path / "old.db")
         conn.executescript(
             f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
             " applied_at REAL NOT NULL);"
@@ -209,29 +201,45 @@ async def test_fifo_groups_survive_the_upgrade_to_group_heads(
         for m in before:
             conn.executescript(m.sql)
             conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, 0)", (m.version, m.name))
-        sql = insert.format(*["?"] * 7)
-        conn.executemany(sql, [(*r, r[-1]) for r in rows])
+        conn.executemany(insert, rows)
         conn.commit()
         conn.close()
-    else:
-        url = fresh_pg_url
-        schema = url.rsplit("schema=", 1)[1]
-        pg = await asyncpg.connect(pg_dsn())
-        try:
-            await pg.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
+        return f"sqlite:///{tmp_path}/old.db"
+    schema = fresh_pg_url.rsplit("schema=", 1)[1]
+    pg = await asyncpg.connect(pg_dsn())
+    try:
+        await pg.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
+        await pg.execute(
+            f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT "
+            "NULL, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        for m in before:
+            await pg.execute(m.sql)
             await pg.execute(
-                f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT "
-                "NULL, applied_at DOUBLE PRECISION NOT NULL)"
+                f"INSERT INTO {MIGRATIONS_TABLE} VALUES ($1, $2, 0)", m.version, m.name
             )
-            for m in before:
-                await pg.execute(m.sql)
-                await pg.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} VALUES ($1, $2, 0)", m.version, m.name
-                )
-            sql = insert.format(*[f"${i}" for i in (1, 2, 3, 4, 5, 6, 6)])
-            await pg.executemany(sql, rows)
-        finally:
-            await pg.close()
+        numbered = insert.split("?")
+        sql = numbered[0] + "".join(f"${i}{part}" for i, part in enumerate(numbered[1:], 1))
+        await pg.executemany(sql, rows)
+    finally:
+        await pg.close()
+    return fresh_pg_url
+
+
+async def test_fifo_groups_survive_the_upgrade_to_group_heads(
+    backend_name: str, tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """Messages of a group stored before groups had heads (every one 'ready') migrate to
+    one head per group, the rest waiting, and still go out in order."""
+    rows = [
+        (f"m{n}", "default", "jobs", b'{"n": %d}' % n, "g1" if n % 2 else "g2", float(n), float(n))
+        for n in range(6)
+    ]
+    insert = (
+        "INSERT INTO sk_messages (id, namespace, queue, body, group_id, state, available_at, "
+        "attempts, enqueued_at) VALUES (?, ?, ?, ?, ?, 'ready', ?, 0, ?)"
+    )
+    url = await database_before("flat_cost", backend_name, tmp_path, fresh_pg_url, insert, rows)
     async with App(url, purge_interval=None, clock=lambda: 100.0) as app:
         q = app.queue("jobs")
         stats = await q.stats()
@@ -245,3 +253,32 @@ async def test_fifo_groups_survive_the_upgrade_to_group_heads(
                 await message.ack()
         assert [n for n in order if n % 2] == [1, 3, 5]
         assert [n for n in order if not n % 2] == [0, 2, 4]
+
+
+async def test_plain_text_errors_become_records_on_upgrade(
+    backend_name: str, tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """Errors recorded as text before records were JSON read back with their type and
+    message apart; a text with no type name is the message of an Error."""
+    texts = {
+        "typed": "KeyError: 'missing'",
+        "bare": "EventTimeout",
+        "sentence": "lease expired: on attempt 2",
+        "colon": "Bad thing: it broke: twice",
+    }
+    insert = (
+        "INSERT INTO sk_workflows (namespace, id, name, status, input, error, created_at, "
+        "updated_at) VALUES ('default', ?, 'w', 'failed', ?, ?, 1.0, 1.0)"
+    )
+    rows = [(id, b"null", text) for id, text in texts.items()]
+    url = await database_before(
+        "workflow_records", backend_name, tmp_path, fresh_pg_url, insert, rows
+    )
+    async with App(url, purge_interval=None, encryption=None) as app:
+        found = {id: (await app.workflows.status(id)).error for id in texts}
+    assert {id: (e.type, e.message) for id, e in found.items() if e is not None} == {
+        "typed": ("KeyError", "'missing'"),
+        "bare": ("EventTimeout", ""),
+        "sentence": ("Error", "lease expired: on attempt 2"),
+        "colon": ("Error", "Bad thing: it broke: twice"),
+    }

@@ -60,7 +60,8 @@ async def test_an_unreadable_body_is_dead_lettered_alone(app: App, clock: FakeCl
     for stored in dead:
         assert stored.body is None and stored.body_error
         assert stored.last_error is not None
-        assert stored.last_error.startswith("unreadable message: ")
+        assert stored.last_error.type == "UnreadableMessage"
+        assert stored.last_error.message.startswith("unreadable message: ")
         assert stored.attempts == 1
     for message in received:
         await message.ack({"ok": True})
@@ -132,8 +133,9 @@ async def test_a_result_that_cannot_be_stored_fails_once_for_good(live_app: App)
     [dead] = await q.peek(dead=True)
     assert dead.id == sent.id and dead.attempts == 1
     assert dead.last_error is not None
-    assert dead.last_error.startswith("the handler's result cannot be stored: ")
-    assert "nested deeper than 200" in dead.last_error
+    assert dead.last_error.type == "ResultNotStored"
+    assert dead.last_error.message.startswith("the handler's result cannot be stored: ")
+    assert "nested deeper than 200" in dead.last_error.message
 
 
 async def test_a_step_result_that_cannot_be_stored_fails_the_step_once(app: App) -> None:
@@ -161,7 +163,7 @@ async def test_a_step_result_that_cannot_be_stored_fails_the_step_once(app: App)
     assert "StepResultNotStored" in status.output and "nested deeper than 200" in status.output
     assert runs == [1]
     [entry] = await app.workflows.history(run)
-    assert entry["error"].startswith("StepResultNotStored: ")
+    assert entry["error"]["type"] == "StepResultNotStored"
 
 
 async def test_a_workflow_with_an_unreadable_input_fails_alone(app: App, clock: FakeClock) -> None:
@@ -178,7 +180,7 @@ async def test_a_workflow_with_an_unreadable_input_fails_alone(app: App, clock: 
         await runner.execute(leased)
     poisoned = await app.workflows.status("poisoned")
     assert poisoned.status == "failed"
-    assert poisoned.error is not None and poisoned.error.startswith("unreadable input: ")
+    assert poisoned.error is not None and poisoned.error.type == "InvalidInput"
     assert (await app.workflows.status(fine)).output == {"fine": True}
 
 

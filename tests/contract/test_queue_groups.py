@@ -168,11 +168,14 @@ async def test_a_lease_running_out_on_the_last_attempt_is_announced(
     got = await q.receive(10) or await q.receive(10)
     assert [m.body for m in got] == [{"n": 2}]
     [dead] = await q.peek(dead=True)
-    assert (dead.id, dead.last_error) == (first.id, "lease expired on attempt 1")
+    assert (dead.id, str(dead.last_error)) == (
+        first.id,
+        "LeaseExpired: lease expired on attempt 1",
+    )
     [reply] = await app.queue("replies").receive()
     assert reply.body["request_id"] == first.id
     assert reply.body["status"] == "dead-lettered"
-    assert reply.body["error"] == "lease expired on attempt 1"
+    assert reply.body["error"] == {"type": "LeaseExpired", "message": "lease expired on attempt 1"}
 
 
 async def test_a_worker_takes_a_group_s_next_message_at_once(

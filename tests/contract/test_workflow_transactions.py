@@ -99,13 +99,13 @@ async def test_a_failed_condition_applies_nothing_and_fails_the_step_for_good(
         try:
             await ctx.transaction(take)
         except StepFailed as failed:
-            return failed.error
+            return f"{failed.error_type} / {failed.error.message}"
         return "applied"
 
     run = await app.workflows.start("conflicted")
     await run_due(app, ["conflicted"])
     output = (await app.workflows.status(run)).output
-    assert output.startswith("TransactionConflict: transaction not applied")
+    assert output.startswith("TransactionConflict / transaction not applied")
     item = await app.state.get("stock:desk")
     assert item is not None and item.value == {"left": 2}
     assert await app.queue("shipping").peek(10) == []

@@ -12,6 +12,7 @@ import pytest
 from statekeeper import App, Retry
 from statekeeper.errors import (
     DuplicateEvent,
+    ErrorRecord,
     InvalidEventName,
     InvalidValue,
     UnknownWorkflow,
@@ -171,8 +172,8 @@ async def test_a_changed_workflow_is_a_non_determinism_error(app: App) -> None:
     await drive(app)
     status = await app.workflows.status(run)
     assert status.status == "failed"
-    assert status.error is not None and "NonDeterminismError" in status.error
-    assert "journal records step 'add'" in status.error
+    assert status.error is not None and status.error.type == "NonDeterminismError"
+    assert "journal records step 'add'" in status.error.message
 
 
 async def test_failed_steps_retry_then_fail_the_workflow(app: App) -> None:
@@ -202,9 +203,12 @@ async def test_failed_steps_retry_then_fail_the_workflow(app: App) -> None:
     )
     assert calls["broken"] == 4  # three attempts, then one for the unhandled workflow
     status = await app.workflows.status(failed)
-    assert status.status == "failed" and "payment service down" in (status.error or "")
+    assert status.status == "failed" and "payment service down" in str(status.error)
     [entry] = await app.backend.workflows.history(app.namespace, handled)
-    assert entry.attempts == 3 and entry.error == "RuntimeError: payment service down"
+    assert entry.attempts == 3 and entry.error is not None
+    recorded = ErrorRecord.from_json(entry.error)
+    assert (recorded.type, recorded.message) == ("RuntimeError", "payment service down")
+    assert recorded.traceback is not None and "in broken" in recorded.traceback
 
 
 async def test_durable_sleep_holds_nothing_and_survives(app: App, clock: FakeClock) -> None:
@@ -327,7 +331,7 @@ async def test_bad_input(app: App) -> None:
     with pytest.raises(UnknownWorkflow):
         await app.workflows.start("no-such-workflow")
     with pytest.raises(InvalidValue):
-        await app.workflows.start("echo", {1, 2})  # rejected at start, not at a crash later
+        await app.workflows.start("echo", object())  # rejected at start, not at a crash later
     with pytest.raises(ValidationError, match="workflow id"):
         await app.workflows.start("echo", 1, id="has spaces")
     with pytest.raises(WorkflowNotFound):
@@ -335,12 +339,12 @@ async def test_bad_input(app: App) -> None:
 
     @app.workflow
     async def bad_result(ctx: WorkflowContext, _: Any) -> Any:
-        return {1, 2}
+        return object()
 
     run = await app.workflows.start("bad_result")
     await drive(app)
     status = await app.workflows.status(run)
-    assert status.status == "failed" and "not JSON-serializable" in (status.error or "")
+    assert status.status == "failed" and "not JSON-serializable" in str(status.error)
 
 
 async def test_cancel_a_sleeping_workflow_and_refuse_a_finished_one(
@@ -466,7 +470,7 @@ async def test_saga_compensates_in_reverse(app: App) -> None:
     assert (await app.workflows.status(good)).output == ["flight-ref", "hotel-ref", "car-ref"]
     status = await app.workflows.status(bad)
     assert status.status == "compensated"
-    assert "card declined" in (status.error or "")
+    assert "card declined" in str(status.error)
     undone = [e for e in log_of_effects if e.startswith("cancel")]
     assert undone == ["cancel car-ref", "cancel hotel-ref", "cancel flight-ref"]
 
@@ -492,9 +496,9 @@ async def test_a_failing_compensation_is_surfaced(app: App) -> None:
         context_module.COMPENSATION_RETRY = original
     status = await app.workflows.status(run)
     assert status.status == "failed"
-    assert "card declined" in (status.error or "")
-    assert "compensation failed" in (status.error or "")
-    assert "cannot cancel flight-ref" in (status.error or "")
+    assert "card declined" in str(status.error)
+    assert "compensation failed" in str(status.error)
+    assert "cannot cancel flight-ref" in str(status.error)
 
 
 async def test_fan_out_with_a_limit_keeps_positions(app: App) -> None:
@@ -548,7 +552,8 @@ async def test_children(app: App) -> None:
     status = await app.workflows.status(run)
     assert status.status == "succeeded", status
     assert status.output["results"] == [101, 102, 103]
-    assert "negative" in status.output["failure"]
+    assert status.output["failure"]["type"] == "ValueError"
+    assert status.output["failure"]["message"].endswith("failed: negative")
     children = await app.workflows.list(name="child")
     assert len(children) == 4
     assert all(c["id"].startswith(f"{run}:") for c in children)

@@ -29,7 +29,12 @@ from statekeeper.http.server import create_http_app
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import StoredMessage
 from statekeeper.runtime import Worker
-from statekeeper.runtime.callbacks import SIGNATURE_HEADER, CallbackFailed, CallbackSender, verify
+from statekeeper.runtime.callbacks import (
+    SIGNATURE_HEADER,
+    CallbackSender,
+    CallbackUndelivered,
+    verify,
+)
 from statekeeper.runtime.guarded_network import GuardedNetwork
 from tests.integration.certs import receiver, self_signed
 
@@ -174,10 +179,10 @@ async def test_loopback_is_refused_by_default_when_sent(
     assert set(by_request) == {literal.json()["id"], named.json()["id"]}
     for message in dead:
         assert message.attempts == 1  # not retried
-    literal_error = by_request[literal.json()["id"]].last_error or ""
+    literal_error = str(by_request[literal.json()["id"]].last_error)
     assert "refused: 127.0.0.1 is a loopback address" in literal_error
     assert "allow it with STATEKEEPER_CALLBACK_ALLOW" in literal_error
-    named_error = by_request[named.json()["id"]].last_error or ""
+    named_error = str(by_request[named.json()["id"]].last_error)
     assert "refused: localhost resolves to" in named_error and "a loopback address" in named_error
 
 
@@ -206,7 +211,7 @@ async def test_delivered_signed_when_allowed_and_redirects_not_followed(
     assert len(redirect.received) == 1 and elsewhere.received == []
     [refused] = dead
     assert refused.attempts == 1
-    assert "answered 307 (redirects are not followed)" in (refused.last_error or "")
+    assert "answered 307 (redirects are not followed)" in str(refused.last_error)
 
 
 async def test_tls_is_verified_against_the_host_name(tmp_path: Path) -> None:
@@ -223,7 +228,7 @@ async def test_tls_is_verified_against_the_host_name(tmp_path: Path) -> None:
         named = callback_message(f"https://localhost:{port}/hook", payload)
         assert (await by_name(named))["status"] == 200
         literal = callback_message(f"https://127.0.0.1:{port}/hook", payload)
-        with pytest.raises(CallbackFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(CallbackUndelivered, match="CERTIFICATE_VERIFY_FAILED"):
             await by_address(literal)
     await by_name.close()
     await by_address.close()

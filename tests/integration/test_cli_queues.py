@@ -73,7 +73,7 @@ async def test_worker_and_queue_verbs(tmp_path: Path) -> None:
     assert stats["ready"] == 0 and stats["dead"] == 1
     dead = cli(tmp_path, *env_db, "queue", "peek", "jobs", "--dead", "--json").stdout
     [entry] = [json.loads(line) for line in dead.splitlines()]
-    assert entry["body"] == "poison" and "cannot double poison" in entry["last_error"]
+    assert entry["body"] == "poison" and "cannot double poison" in entry["last_error"]["message"]
     table = cli(tmp_path, *env_db, "queue", "peek", "jobs", "--dead")
     assert table.returncode == 0 and "poison" in table.stdout
     redriven = json.loads(cli(tmp_path, *env_db, "queue", "redrive", "jobs").stdout)
@@ -130,12 +130,12 @@ async def test_workflow_verbs(tmp_path: Path) -> None:
     table = cli(tmp_path, *db, "workflows", "list", "--status", "failed")
     assert "oops" in table.stdout and "nap" not in table.stdout
     described = json.loads(cli(tmp_path, *db, "workflows", "describe", "oops").stdout)
-    assert described["status"] == "failed" and "down" in described["error"]
+    assert described["status"] == "failed" and "down" in described["error"]["message"]
     history = [
         json.loads(x)
         for x in cli(tmp_path, *db, "workflows", "history", "oops").stdout.splitlines()
     ]
-    assert history[0]["name"].endswith("broken") and "RuntimeError" in history[0]["error"]
+    assert history[0]["name"].endswith("broken") and history[0]["error"]["type"] == "RuntimeError"
     assert cli(tmp_path, *db, "workflows", "cancel", "nap").returncode == 0
     finished = cli(tmp_path, *db, "workflows", "cancel", "oops")
     assert finished.returncode == 5 and finished.stderr.startswith("error: workflow_finished")

@@ -51,7 +51,10 @@ async def test_accept_then_follow_the_status(served: tuple[App, httpx.AsyncClien
     assert (await client.get(body["status_url"], headers=AUTH)).json()["status"] == "processing"
     await message.fail("warehouse busy")
     failed = (await client.get(body["status_url"], headers=AUTH)).json()
-    assert failed["status"] == "failed" and failed["error"] == "warehouse busy"
+    assert failed["status"] == "failed" and failed["error"] == {
+        "type": "Error",
+        "message": "warehouse busy",
+    }
     await asyncio.sleep(0.05)
     [again] = await app.queue("orders").receive()
     await again.ack({"shipped": True})
@@ -66,7 +69,10 @@ async def test_dead_lettered_status(served: tuple[App, httpx.AsyncClient]) -> No
     [message] = await app.queue("orders").receive()
     await message.fail("bad order", retryable=False)
     status = (await client.get(posted["status_url"], headers=AUTH)).json()
-    assert status["status"] == "dead-lettered" and status["error"] == "bad order"
+    assert status["status"] == "dead-lettered" and status["error"] == {
+        "type": "Error",
+        "message": "bad order",
+    }
 
 
 async def test_idempotency_key(served: tuple[App, httpx.AsyncClient]) -> None:

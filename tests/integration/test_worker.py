@@ -53,7 +53,8 @@ async def test_failures_retry_then_dead_letter(live_app: App) -> None:
     await asyncio.sleep(0.1)
     [dead] = await app.queue("flaky").peek(dead=True)
     assert attempts == [1, 2, 3]
-    assert dead.last_error == "RuntimeError: attempt 3 failed"
+    assert str(dead.last_error) == "RuntimeError: attempt 3 failed"
+    assert dead.last_error is not None and dead.last_error.traceback is not None
 
 
 async def test_non_retryable_errors_dead_letter_at_once(live_app: App) -> None:
@@ -152,7 +153,7 @@ async def test_outcome_goes_to_the_reply_queue(live_app: App) -> None:
     assert outcomes[ok.id]["status"] == "succeeded"
     assert outcomes[ok.id]["result"] == {"len": 5}
     assert outcomes[bad.id]["status"] == "dead-lettered"
-    assert outcomes[bad.id]["error"] == "RuntimeError: no good"
+    assert outcomes[bad.id]["error"] == {"type": "RuntimeError", "message": "no good"}
 
 
 async def test_the_worker_runs_workflows_with_real_timers(live_app: App) -> None:

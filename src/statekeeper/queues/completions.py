@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from statekeeper.constants import INTERNAL_QUEUE_PREFIX, is_internal_queue
+from statekeeper.errors import ErrorRecord
 from statekeeper.queues.message import Message
 from statekeeper.sealing import MESSAGE, Sealer
 from statekeeper.storage.rows import NewMessage
@@ -22,15 +23,18 @@ from statekeeper.storage.rows import NewMessage
 CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}callbacks"
 
 
-def outcome(message: Message, status: str, result: Any, error: str | None) -> dict[str, Any]:
-    """The body that announces a message's outcome."""
+def outcome(
+    message: Message, status: str, result: Any, error: ErrorRecord | None
+) -> dict[str, Any]:
+    """The body that announces a message's outcome (an error as its type and message:
+    a traceback stays inside)."""
     return {
         "request_id": message.id,
         "queue": message.queue,
         "status": status,
         "attempts": message.attempt,
         "result": result,
-        "error": error,
+        "error": None if error is None else error.to_dict(traceback=False),
     }
 
 
@@ -40,7 +44,9 @@ def completion_builder(
     """The Completions function for an app's queues (of ``namespace``, sealed by
     ``sealer``)."""
 
-    def build(message: Message, status: str, result: Any, error: str | None) -> list[NewMessage]:
+    def build(
+        message: Message, status: str, result: Any, error: ErrorRecord | None
+    ) -> list[NewMessage]:
         reply_to = message.reply_to or {}
         body = outcome(message, status, result, error)
         built: list[NewMessage] = []

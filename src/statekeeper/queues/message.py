@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from statekeeper.errors import ErrorRecord
+
 if TYPE_CHECKING:
     from statekeeper.queues.queue import Queue
 
@@ -33,14 +35,16 @@ class Message:
     enqueued_at: float
     lease_token: str
     lease_expires_at: float
-    last_error: str | None = None
+    last_error: ErrorRecord | None = None
     reply_to: dict[str, Any] | None = None
     _queue: Queue | None = field(default=None, repr=False)
 
     async def ack(self, result: Any = None) -> None:
         await self._owner().ack(self, result)
 
-    async def fail(self, error: str | BaseException, *, retryable: bool = True) -> str:
+    async def fail(
+        self, error: str | BaseException | ErrorRecord, *, retryable: bool = True
+    ) -> str:
         return await self._owner().fail(self, error, retryable=retryable)
 
     async def extend(self, seconds: float | None = None) -> None:
@@ -68,7 +72,7 @@ class StoredMessage:
     attempts: int
     available_at: float
     enqueued_at: float
-    last_error: str | None
+    last_error: ErrorRecord | None
     dead_at: float | None
     body_error: str | None = None  # why the stored body cannot be read (body is then None)
 
@@ -83,7 +87,7 @@ class StoredMessage:
             "attempts": self.attempts,
             "available_at": self.available_at,
             "enqueued_at": self.enqueued_at,
-            "last_error": self.last_error,
+            "last_error": None if self.last_error is None else self.last_error.to_dict(),
             "dead_at": self.dead_at,
             **({"body_error": self.body_error} if self.body_error else {}),
         }

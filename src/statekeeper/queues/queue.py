@@ -24,6 +24,7 @@ from statekeeper.codec import decode_value, encode_value
 from statekeeper.constants import INTERNAL_QUEUE_PREFIX, MAX_DELAY_SECONDS, is_internal_queue
 from statekeeper.errors import (
     DecryptionError,
+    ErrorRecord,
     InvalidQueueName,
     LeaseLost,
     StatekeeperError,
@@ -49,7 +50,7 @@ from statekeeper.storage.rows import NewMessage, QueuedMessage, Settlement, Unit
 
 # Builds the messages that announce a message's outcome to its reply_to: given the
 # message, "succeeded" or "dead-lettered", the result and the error.
-Completions = Callable[["Message", str, Any, "str | None"], list[NewMessage]]
+Completions = Callable[["Message", str, Any, "ErrorRecord | None"], list[NewMessage]]
 
 log = logging.getLogger("statekeeper.queues")
 
@@ -322,9 +323,9 @@ class Queue:
     async def _dead_letter_expired(self, message: Message) -> None:
         """Dead-letter a message whose lease ran out on its last attempt (its receiver
         died, or took too long), announcing the outcome as any dead letter is."""
-        text = f"lease expired on attempt {message.attempt}"
+        expired = ErrorRecord.made("LeaseExpired", f"lease expired on attempt {message.attempt}")
         try:
-            await self.fail(message, text, retryable=False)
+            await self.fail(message, expired, retryable=False)
         except StatekeeperError as error:  # it comes back when this lease ends
             log.warning(
                 "a message whose last lease ran out was not dead-lettered yet",
@@ -333,7 +334,7 @@ class Queue:
             return
         log.error(
             "message dead-lettered",
-            extra={"queue": self.name, "message_id": message.id, "error": text},
+            extra={"queue": self.name, "message_id": message.id, "error": str(expired)},
         )
 
     async def _fail_unreadable(
@@ -345,10 +346,11 @@ class Queue:
         keyring, say) counts as a failed attempt, so a fixed configuration can still read
         it. Its outcome is not announced: its reply_to may be unreadable too."""
         retryable = isinstance(error, DecryptionError)
-        text = f"unreadable message: {error.message}"[:4000]
+        unreadable = ErrorRecord.made("UnreadableMessage", f"unreadable message: {error.message}")
+        text = str(unreadable)
         dead = not retryable or row.attempts >= self.config.retry.max_attempts
         try:
-            settled = await self._settle(row.id, token, row.attempts, text, dead=dead)
+            settled = await self._settle(row.id, token, row.attempts, unreadable, dead=dead)
         except StatekeeperError as settle_error:
             log.error(
                 "unreadable message could not be failed; it comes back when its lease ends",
@@ -377,7 +379,9 @@ class Queue:
             enqueued_at=row.enqueued_at,
             lease_token=token,
             lease_expires_at=row.available_at,
-            last_error=last_error and open_text(last_error, MESSAGE, ns, id, "last_error"),
+            last_error=None
+            if last_error is None
+            else ErrorRecord.from_json(open_text(last_error, MESSAGE, ns, id, "last_error")),
             reply_to=_stored_object(
                 id, "reply_to", reply_to and open_text(reply_to, MESSAGE, ns, id, "reply_to")
             ),
@@ -407,19 +411,28 @@ class Queue:
             self._wakeups.notify(self.namespace, self.name)
 
     async def fail(
-        self, message: Message, error: str | BaseException, *, retryable: bool = True
+        self,
+        message: Message,
+        error: str | BaseException | ErrorRecord,
+        *,
+        retryable: bool = True,
     ) -> str:
         """Record a failed attempt: retried after the policy's backoff, or dead-lettered
         when attempts are used up (at once when not ``retryable``); the outcome of a dead
-        letter is announced to its reply_to in the same transaction. The new state."""
-        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        text = text[:4000]
+        letter is announced to its reply_to in the same transaction. The new state.
+
+        ``error``: what was raised (recorded with its type and traceback), a record, or
+        a text (the message of an ``Error``)."""
+        if isinstance(error, str):
+            error = ErrorRecord.made("Error", error)
+        elif isinstance(error, BaseException):
+            error = ErrorRecord.of(error)
         dead = not retryable or message.attempt >= self.config.retry.max_attempts
         completions = (
-            self._completion_messages(message, "dead-lettered", None, text) if dead else []
+            self._completion_messages(message, "dead-lettered", None, error) if dead else []
         )
         settled = await self._settle(
-            message.id, message.lease_token, message.attempt, text, dead=dead,
+            message.id, message.lease_token, message.attempt, error, dead=dead,
             messages=completions,
         )  # fmt: skip
         if not settled:
@@ -434,7 +447,7 @@ class Queue:
         id: str,
         token: str,
         attempt: int,
-        error: str,
+        error: ErrorRecord,
         *,
         dead: bool,
         messages: Sequence[NewMessage] = (),
@@ -444,14 +457,16 @@ class Queue:
         now = self._clock()
         settle = Settlement(
             "dead" if dead else "retry", self.name, id, token,
-            error=self.sealer.seal_text(error, MESSAGE, self.namespace, id, "last_error"),
+            error=self.sealer.seal_text(
+                error.to_json(), MESSAGE, self.namespace, id, "last_error"
+            ),
             retry_at=now + self.config.retry.delay(attempt, self._rng),
         )  # fmt: skip
         unit = UnitOfWork(self.namespace, now, messages=messages, settle=settle)
         return (await self._backend.commit(unit)).applied
 
     def _completion_messages(
-        self, message: Message, status: str, result: Any, error: str | None
+        self, message: Message, status: str, result: Any, error: ErrorRecord | None
     ) -> list[NewMessage]:
         if message.reply_to is None or self._completions is None:
             return []
@@ -587,8 +602,10 @@ class Queue:
             body_error = error.message
         if row.last_error is not None:
             try:
-                last_error = self.sealer.open_text(
-                    row.last_error, MESSAGE, self.namespace, row.id, "last_error"
+                last_error = ErrorRecord.from_json(
+                    self.sealer.open_text(
+                        row.last_error, MESSAGE, self.namespace, row.id, "last_error"
+                    )
                 )
             except StatekeeperError as error:
                 body_error = body_error or error.message

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from statekeeper.codec import decode_value
-from statekeeper.errors import StatekeeperError
+from statekeeper.errors import ErrorRecord, StatekeeperError
 from statekeeper.sealing import MESSAGE, Sealer
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.rows import FoundMessage
@@ -36,9 +36,8 @@ def describe(id: str, found: FoundMessage, sealer: Sealer, namespace: str) -> di
         document["error"] = None
         if found.last_error is not None:
             try:
-                document["error"] = sealer.open_text(
-                    found.last_error, MESSAGE, namespace, id, "last_error"
-                )
+                text = sealer.open_text(found.last_error, MESSAGE, namespace, id, "last_error")
+                document["error"] = ErrorRecord.from_json(text).to_dict(traceback=False)
             except StatekeeperError as error:
                 document["error_unreadable"] = error.message
     if status == "failed":

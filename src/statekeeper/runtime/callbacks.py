@@ -33,7 +33,7 @@ class CallbackRefused(Exception):
     """The receiver answered with a status that retrying will not change."""
 
 
-class CallbackFailed(Exception):
+class CallbackUndelivered(Exception):
     """The receiver did not answer, or answered with a status worth retrying."""
 
 
@@ -113,11 +113,11 @@ class CallbackSender:
         except httpcore.UnsupportedProtocol as exc:
             raise CallbackRefused(f"POST {shown} cannot be sent: {exc}") from None
         except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
-            raise CallbackFailed(f"POST {shown} failed: {type(exc).__name__}: {exc}") from None
+            raise CallbackUndelivered(f"POST {shown} failed: {type(exc).__name__}: {exc}") from None
         if 200 <= status < 300:
             return {"url": shown, "status": status}
         if status in (408, 429) or status >= 500:
-            raise CallbackFailed(f"POST {shown} answered {status}")
+            raise CallbackUndelivered(f"POST {shown} answered {status}")
         note = " (redirects are not followed)" if 300 <= status < 400 else ""
         raise CallbackRefused(f"POST {shown} answered {status}{note}")
 

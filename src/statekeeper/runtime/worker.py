@@ -16,7 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from statekeeper.errors import LeaseLost, StatekeeperError, ValidationError
+from statekeeper.errors import ErrorRecord, LeaseLost, StatekeeperError, ValidationError
 from statekeeper.logs import correlation
 from statekeeper.queues import Message, Queue
 from statekeeper.runtime.consumer import Consumer
@@ -147,7 +147,9 @@ class Worker:
             except ValidationError as error:
                 # The handler ran but its result cannot be stored: running it again would
                 # not change that, so the message fails once, for good, with the reason.
-                reason = f"the handler's result cannot be stored: {error.message}"
+                reason = ErrorRecord.made(
+                    "ResultNotStored", f"the handler's result cannot be stored: {error.message}"
+                )
                 await self._failed(consumer, message, reason, retryable=False)
                 return
             except LeaseLost:
@@ -171,7 +173,12 @@ class Worker:
             )
 
     async def _failed(
-        self, consumer: Consumer, message: Message, error: Exception | str, *, retryable: bool
+        self,
+        consumer: Consumer,
+        message: Message,
+        error: Exception | ErrorRecord,
+        *,
+        retryable: bool,
     ) -> None:
         self.failed += 1
         try:
@@ -207,5 +214,5 @@ class Worker:
         return {"queue": message.queue, "message_id": message.id, "attempt": message.attempt}
 
 
-def _describe(error: Exception | str) -> str:
-    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+def _describe(error: Exception | ErrorRecord) -> str:
+    return str(error if isinstance(error, ErrorRecord) else ErrorRecord.of(error))

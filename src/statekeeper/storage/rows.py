@@ -194,6 +194,7 @@ class JournalEntry(NamedTuple):
     name: str
     output: bytes | None
     error: str | None
+    attempts: int = 1
 
 
 class HistoryEntry(NamedTuple):

@@ -13,17 +13,19 @@ import asyncio
 import hashlib
 import inspect
 import json
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from statekeeper.codec import decode_value, encode_value
+from statekeeper.codec import decode_as, decode_value, encode_value, result_type
 from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event, child_event
 from statekeeper.errors import (
     ConfigurationError,
     DecryptionError,
+    ErrorRecord,
     NonDeterminismError,
     TransactionConflict,
     ValidationError,
@@ -44,8 +46,8 @@ from statekeeper.workflows.signals import (
     Compensated,
     CompensationFailed,
     EventTimeout,
-    LeaseLost,
     StepFailed,
+    Superseded,
     Suspend,
     Unreadable,
 )
@@ -56,7 +58,12 @@ if TYPE_CHECKING:
     from statekeeper.state.transaction import Transaction
     from statekeeper.storage.contracts import Storage
 
+log = logging.getLogger("statekeeper.workflows")
+
 MAX_PAYLOAD = 1 << 20
+# A retry backoff this long or longer is a durable sleep: the run ends and the workflow
+# is resumed for the next attempt (by any worker); a shorter one is slept in the run.
+DURABLE_BACKOFF = 5.0
 COMPENSATION_RETRY = Retry(max_attempts=10, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 
@@ -109,6 +116,11 @@ class WorkflowContext:
         """The journal entry at ``position``; None means new work, which a cancelled
         workflow does not start."""
         entry = self._journal.get(position)
+        if entry is not None and (entry.kind, kind, entry.name) == ("attempt", "step", name):
+            # A step part-way through its retries: the next attempt is new work.
+            if self.cancel_requested and not self.compensating:
+                raise Cancelled()
+            return entry
         if entry is None and self.cancel_requested and not self.compensating:
             raise Cancelled()
         if entry is not None and (entry.kind != kind or entry.name != name):
@@ -129,7 +141,7 @@ class WorkflowContext:
         *,
         input: bytes | None = None,
         output: bytes | None = None,
-        error: str | None = None,
+        error: ErrorRecord | None = None,
         attempts: int = 1,
         started_at: float | None = None,
     ) -> None:
@@ -138,17 +150,17 @@ class WorkflowContext:
         if self._sealer.enabled:
             input = None if input is None else self._sealer.seal(input, *where, "input")
             output = None if output is None else self._sealer.seal(output, *where, "output")
-        if error is not None:  # also without keys: a text that looks sealed is escaped
-            error = self._sealer.seal_text(error, *where, "error")
+        # Also without keys: a text that looks sealed is escaped.
+        text = None if error is None else self._sealer.seal_text(error.to_json(), *where, "error")
         step = StepRecord(
             self.workflow_id, self._fence, position, kind, name, now + self._lease,
-            input=input, output=output, error=error, attempts=attempts, started_at=started_at,
+            input=input, output=output, error=text, attempts=attempts, started_at=started_at,
         )  # fmt: skip
         done = await self._backend.commit(UnitOfWork(self._namespace, now, step=step))
         if not done.applied:
-            raise LeaseLost()
+            raise Superseded()
         self.cancel_requested = done.cancel_requested
-        self._journal[position] = JournalEntry(position, kind, name, output, error)
+        self._journal[position] = JournalEntry(position, kind, name, output, text, attempts)
 
     def _suspend(self, suspend: Suspend) -> NoReturn:
         """End the run to wait; a cancelled workflow stops instead of waiting."""
@@ -156,20 +168,29 @@ class WorkflowContext:
             raise Cancelled()
         raise suspend
 
-    def _replay(self, entry: JournalEntry) -> Any:
+    def _replay(self, entry: JournalEntry, hint: Any = None) -> Any:
+        """The recorded result (as type ``hint``), or its recorded failure raised."""
+        if entry.error is not None:
+            raise StepFailed(entry.name, self._recorded_error(entry))
+        if entry.output is None:
+            return None
+        return decode_as(self._opened(entry), hint, f"the result of {entry.kind} {entry.name!r}")
+
+    def _opened(self, entry: JournalEntry) -> bytes:
+        assert entry.output is not None
         where = (STEP, self._namespace, self.workflow_id, str(entry.position))
         try:
-            if entry.error is not None:
-                error = self._sealer.open_text(entry.error, *where, "error")
-            elif entry.output is None:
-                return None
-            else:
-                output = self._sealer.open(entry.output, *where, "output")
+            return self._sealer.open(entry.output, *where, "output")
         except DecryptionError as failed:
             raise Unreadable(failed.message) from None
-        if entry.error is not None:
-            raise StepFailed(entry.name, error)
-        return decode_value(entry.name, output)
+
+    def _recorded_error(self, entry: JournalEntry) -> ErrorRecord:
+        assert entry.error is not None
+        where = (STEP, self._namespace, self.workflow_id, str(entry.position))
+        try:
+            return ErrorRecord.from_json(self._sealer.open_text(entry.error, *where, "error"))
+        except DecryptionError as failed:
+            raise Unreadable(failed.message) from None
 
     # --- steps --------------------------------------------------------------------------
 
@@ -202,37 +223,71 @@ class WorkflowContext:
     ) -> Any:
         name = step_name(fn)
         entry = self._recorded(position, "step", name)
+        hint = result_type(fn)
+        attempt = 0
         if entry is not None:
-            return self._replay(entry)
+            if entry.kind != "attempt":
+                return self._replay(entry, hint)
+            # Resumed part-way through the retries: after the backoff, the next attempt.
+            attempt = entry.attempts
+            retry_at = float(decode_value(name, self._opened(entry)))
+            if self._clock() < retry_at:
+                self._suspend(Suspend("sleeping", retry_at))
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"step timeout must be a positive number, got {timeout!r}")
         policy = retry or DEFAULT_STEP_RETRY
         arguments = encode(f"arguments of step {name!r}", [list(args), kwargs])
         started = self._clock()
-        attempt = 0
         while True:
             attempt += 1
             try:
                 result = await _call(fn, args, kwargs, timeout)
             except Exception as exc:
-                final = isinstance(exc, non_retryable) or attempt >= policy.max_attempts
-                if not final:
-                    await asyncio.sleep(policy.delay(attempt, random.Random()))
-                    continue
-                text = f"{type(exc).__name__}: {exc}"
-                await self._fail_step(position, name, arguments, attempt, started, text, exc)
+                error = ErrorRecord.of(exc)
+                if isinstance(exc, non_retryable) or attempt >= policy.max_attempts:
+                    await self._fail_step(position, name, arguments, attempt, started, error, exc)
+                await self._retry_later(position, name, arguments, attempt, policy, error, exc)
+                continue
             try:
                 output = encode(f"result of step {name!r}", result)
-            except ValidationError as error:
+            except ValidationError as problem:
                 # The step ran but its result cannot be journaled: it fails once, for
                 # good, so a replay never runs it again.
-                text = f"StepResultNotStored: {error.message}"
-                await self._fail_step(position, name, arguments, attempt, started, text, error)
+                error = ErrorRecord.made("StepResultNotStored", problem.message)
+                await self._fail_step(position, name, arguments, attempt, started, error, problem)
             await self._checkpoint(
                 position, "step", name, input=arguments, output=output, attempts=attempt,
                 started_at=started,
             )  # fmt: skip
-            return result
+            # What a replay returns, so the first run and every replay see the same value.
+            return decode_as(output, hint, f"the result of step {name!r}")
+
+    async def _retry_later(
+        self,
+        position: int,
+        name: str,
+        arguments: bytes,
+        attempt: int,
+        policy: Retry,
+        error: ErrorRecord,
+        cause: BaseException,
+    ) -> None:
+        """Journal a failed attempt (kind 'attempt': the attempts so far, the error, when
+        the next is due) and wait for the next: in this run, or as a durable sleep."""
+        delay = policy.delay(attempt, random.Random())
+        retry_at = self._clock() + delay
+        log.warning(
+            "step attempt failed; retrying", exc_info=cause,
+            extra={"workflow_id": self.workflow_id, "step": name, "attempt": attempt,
+                   "retry_in": round(delay, 3), "error": str(error)},
+        )  # fmt: skip
+        await self._checkpoint(
+            position, "attempt", name, input=arguments, output=json.dumps(retry_at).encode(),
+            error=error, attempts=attempt, started_at=self._clock(),
+        )  # fmt: skip
+        if delay >= DURABLE_BACKOFF:
+            self._suspend(Suspend("sleeping", retry_at))
+        await asyncio.sleep(delay)
 
     async def _fail_step(
         self,
@@ -241,16 +296,20 @@ class WorkflowContext:
         arguments: bytes,
         attempts: int,
         started: float,
-        text: str,
+        error: ErrorRecord,
         cause: BaseException,
     ) -> NoReturn:
         """Journal the step's final failure, then raise it (a replay raises it again)."""
-        text = text[:4000]
+        log.warning(
+            "step failed", exc_info=cause,
+            extra={"workflow_id": self.workflow_id, "step": name, "attempts": attempts,
+                   "error": str(error)},
+        )  # fmt: skip
         await self._checkpoint(
-            position, "step", name, input=arguments, error=text, attempts=attempts,
+            position, "step", name, input=arguments, error=error, attempts=attempts,
             started_at=started,
         )  # fmt: skip
-        raise StepFailed(name, text) from cause
+        raise StepFailed(name, error) from cause
 
     # --- transactional steps --------------------------------------------------------------
 
@@ -269,8 +328,9 @@ class WorkflowContext:
     async def _transaction(self, position: int, build: Callable[[Transaction], Any]) -> Any:
         name = step_name(build)
         entry = self._recorded(position, "transaction", name)
+        hint = result_type(build)
         if entry is not None:
-            return self._replay(entry)
+            return self._replay(entry, hint)
         if self._state_of is None:
             raise ConfigurationError("transactional steps need the app's state store")
         started = self._clock()
@@ -288,13 +348,13 @@ class WorkflowContext:
         try:
             done = await tx.commit_with(step)
         except TransactionConflict as conflict:
-            text = f"TransactionConflict: {conflict.message}"
-            await self._fail_step(position, name, b"[]", 1, started, text, conflict)
+            error = ErrorRecord.of(conflict)
+            await self._fail_step(position, name, b"[]", 1, started, error, conflict)
         if not done.applied:
-            raise LeaseLost()
+            raise Superseded()
         self.cancel_requested = done.cancel_requested
         self._journal[position] = JournalEntry(position, "transaction", name, step.output, None)
-        return result
+        return decode_as(output, hint, f"the result of transaction {name!r}")
 
     # --- callbacks ----------------------------------------------------------------------
 
@@ -380,9 +440,16 @@ class WorkflowContext:
         else:
             child_id = str(self._replay(entry))
         outcome = await self._wait(child_event(child_id), None, waits)
-        if outcome.get("status") != "succeeded":
+        status = outcome.get("status")
+        if status != "succeeded":
+            found = outcome.get("error")
+            error = (
+                ErrorRecord.from_json(json.dumps(found))
+                if isinstance(found, dict)
+                else ErrorRecord.made("Error", str(found))
+            )
             raise ChildFailed(
-                name, f"child {child_id!r} {outcome.get('status')}: {outcome.get('error')}"
+                name, ErrorRecord.made(error.type, f"child {child_id!r} {status}: {error.message}")
             )
         return outcome.get("output")
 
@@ -471,8 +538,9 @@ class WorkflowContext:
             await self._checkpoint(position, "event", name, output=data or b"null")
             return None if data is None else decode_value(name, data)
         if deadline is not None and self._clock() >= deadline:
-            await self._checkpoint(position, "event", name, error="EventTimeout")
-            raise EventTimeout(f"no event {name!r} within {timeout} s")
+            timed_out = ErrorRecord.made("EventTimeout", f"no event {name!r} within {timeout} s")
+            await self._checkpoint(position, "event", name, error=timed_out)
+            raise EventTimeout(timed_out.message)
         self._suspend(Suspend("waiting", deadline, waiting_for=name))
 
 
@@ -499,8 +567,7 @@ class Callback:
     async def result(self) -> Any:
         answer = await self._ctx._wait(self._event, self._timeout, self._waits)
         if not isinstance(answer, dict) or answer.get("status") != "success":
-            error = answer.get("error") if isinstance(answer, dict) else answer
-            raise CallbackFailed(f"the callback answered failure: {error}")
+            raise CallbackFailed(failure_answer(answer))
         return answer.get("data")
 
 
@@ -543,7 +610,7 @@ class Saga:
         tb: TracebackType | None,
     ) -> None:
         if error is None or isinstance(
-            error, Suspend | LeaseLost | Unreadable | asyncio.CancelledError
+            error, Suspend | Superseded | Unreadable | asyncio.CancelledError
         ):
             return  # done, or this run merely ends: nothing to undo
         ctx = self._ctx
@@ -559,10 +626,23 @@ class Saga:
             if failures:
                 raise CompensationFailed(f"cancelled; compensation failed: {'; '.join(failures)}")
             raise error
-        original = f"{type(error).__name__}: {error}"
+        original = error.error if isinstance(error, StepFailed) else ErrorRecord.of(error)
         if failures:
             raise CompensationFailed(f"{original}; compensation failed: {'; '.join(failures)}")
         raise Compensated(original) from error
+
+
+def failure_answer(answer: Any) -> ErrorRecord:
+    """The error of a callback's failure answer: ``error`` names it and ``cause``
+    describes it (``{"error": "CardDeclined", "cause": "insufficient funds"}``); an
+    ``error`` alone is the message of a ``CallbackFailed``."""
+    if not isinstance(answer, dict):
+        return ErrorRecord.made("CallbackFailed", json.dumps(answer))
+    error, cause = answer.get("error"), answer.get("cause")
+    if isinstance(error, str) and isinstance(cause, str):
+        return ErrorRecord.made(error, cause)
+    shown = error if isinstance(error, str) else json.dumps(error)
+    return ErrorRecord.made("CallbackFailed", shown if cause is None else f"{shown}: {cause}")
 
 
 async def _call(

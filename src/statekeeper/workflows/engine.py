@@ -23,12 +23,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.codec import decode_value
+from statekeeper.codec import decode_as, decode_value, parameter_type
 from statekeeper.constants import child_event
 from statekeeper.errors import (
     CallbacksDisabled,
     ConfigurationError,
     DecryptionError,
+    ErrorRecord,
     InvalidFilter,
     InvalidWorkflowName,
     StatekeeperError,
@@ -50,7 +51,8 @@ from statekeeper.workflows.context import WorkflowContext, encode
 from statekeeper.workflows.signals import (
     Cancelled,
     Compensated,
-    LeaseLost,
+    StepFailed,
+    Superseded,
     Suspend,
     Unreadable,
 )
@@ -76,7 +78,7 @@ class WorkflowStatus:
     name: str
     status: str
     output: Any
-    error: str | None
+    error: ErrorRecord | None
     created_at: float
     updated_at: float
     read_error: str | None = None  # why the stored output or error cannot be read
@@ -91,7 +93,7 @@ class WorkflowStatus:
             "name": self.name,
             "status": self.status,
             "output": self.output,
-            "error": self.error,
+            "error": None if self.error is None else self.error.to_dict(),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             **({"read_error": self.read_error} if self.read_error else {}),
@@ -165,7 +167,8 @@ class Workflows:
                 stored = self.sealer.open(row.output, WORKFLOW, self.namespace, id, "output")
                 output = decode_value(id, stored)
             if row.error is not None:
-                error = self.sealer.open_text(row.error, WORKFLOW, self.namespace, id, "error")
+                text = self.sealer.open_text(row.error, WORKFLOW, self.namespace, id, "error")
+                error = ErrorRecord.from_json(text)
         except StatekeeperError as problem:
             read_error = problem.message
         return WorkflowStatus(
@@ -273,7 +276,8 @@ class Workflows:
                 if stored is not None:
                     entry[field] = decode_value(e.name, self.sealer.open(stored, *where, field))
             if e.error is not None:
-                entry["error"] = self.sealer.open_text(e.error, *where, "error")
+                text = self.sealer.open_text(e.error, *where, "error")
+                entry["error"] = ErrorRecord.from_json(text).to_dict()
         except StatekeeperError as problem:
             entry["read_error"] = problem.message
         return entry
@@ -296,6 +300,17 @@ class Workflows:
             return "heartbeat"
         await self._deliver(target.workflow_id, target.event, answer)
         return str(status)
+
+
+def _failure(error: Exception) -> ErrorRecord:
+    """What a workflow that raised ``error`` records: a step's failure it did not catch
+    keeps the step's error type and traceback, so the workflow fails as its step did."""
+    if isinstance(error, StepFailed):
+        step = error.error
+        return ErrorRecord.made(
+            step.type, f"step {error.step!r} failed: {step.message}", step.traceback
+        )
+    return ErrorRecord.of(error)
 
 
 class WorkflowRunner:
@@ -375,12 +390,18 @@ class WorkflowRunner:
         ctx.secret = flows.secret
         try:
             stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
-            workflow_input = decode_value(leased.id, stored)
+            workflow_input = decode_as(
+                stored, parameter_type(fn, 1), f"the input of workflow {leased.id!r}"
+            )
         except DecryptionError as error:  # a key this process lacks: later, not failed
             await self._defer(leased, error.message)
             return
         except StatekeeperError as error:  # fails alone, and for good: it cannot change
-            await self._finish(leased, "failed", None, f"unreadable input: {error.message}")
+            log.warning(
+                "workflow failed: its input cannot be read", exc_info=error,
+                extra={"workflow_id": leased.id, "workflow": leased.name},
+            )  # fmt: skip
+            await self._finish(leased, "failed", None, ErrorRecord.of(error, name="InvalidInput"))
             return
         run = asyncio.create_task(fn(ctx, workflow_input))
         keeper = asyncio.create_task(self._keep_lease(leased, run))
@@ -393,26 +414,37 @@ class WorkflowRunner:
             )  # fmt: skip
             return
         except Cancelled:
-            await self._finish(leased, "cancelled", None, "cancelled on request")
+            cancelled = ErrorRecord.made("Cancelled", "cancelled on request")
+            await self._finish(leased, "cancelled", None, cancelled)
             return
         except Compensated as compensated:
-            await self._finish(leased, "compensated", None, str(compensated))
+            await self._finish(leased, "compensated", None, compensated.error)
             return
-        except (LeaseLost, asyncio.CancelledError):
+        except (Superseded, asyncio.CancelledError):
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
             return
         except Unreadable as unreadable:
             await self._defer(leased, unreadable.message)
             return
         except Exception as error:
-            await self._finish(leased, "failed", None, f"{type(error).__name__}: {error}")
+            log.warning(
+                "workflow failed", exc_info=error,
+                extra={"workflow_id": leased.id, "workflow": leased.name},
+            )  # fmt: skip
+            await self._finish(leased, "failed", None, _failure(error))
             return
         finally:
             keeper.cancel()
         try:
             data = encode(f"result of workflow {leased.name!r}", output)
         except StatekeeperError as error:
-            await self._finish(leased, "failed", None, error.message)
+            log.warning(
+                "workflow failed: its result cannot be stored", exc_info=error,
+                extra={"workflow_id": leased.id, "workflow": leased.name},
+            )  # fmt: skip
+            await self._finish(
+                leased, "failed", None, ErrorRecord.of(error, name="ResultNotStored")
+            )
             return
         await self._finish(leased, "succeeded", data, None)
 
@@ -431,15 +463,16 @@ class WorkflowRunner:
         )  # fmt: skip
 
     async def _finish(
-        self, leased: LeasedWorkflow, status: str, output: bytes | None, error: str | None
+        self, leased: LeasedWorkflow, status: str, output: bytes | None, error: ErrorRecord | None
     ) -> None:
         """End the workflow; a child's outcome is delivered to its parent as event
         ``child:<id>`` in the same transaction."""
         flows = self.workflows
         seal, ns, id = flows.sealer, flows.namespace, leased.id
+        text = None if error is None else seal.seal_text(error.to_json(), WORKFLOW, ns, id, "error")
         parent_event = None
         if leased.parent_id is not None:
-            outcome = {"status": status, "error": error}
+            outcome = {"status": status, "error": error and error.to_dict(traceback=False)}
             data = json.dumps({**outcome, "output": json.loads(output) if output else None})
             parent_event = seal.seal(
                 data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
@@ -447,7 +480,7 @@ class WorkflowRunner:
         finished = await flows._backend.workflows.finish(
             ns, id, leased.fence, status=status,
             output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
-            error=None if error is None else seal.seal_text(error, WORKFLOW, ns, id, "error"),
+            error=text,
             parent_id=leased.parent_id, parent_event=parent_event, now=flows._clock(),
         )  # fmt: skip
         if finished:

@@ -3,6 +3,8 @@ code cannot swallow them."""
 
 from __future__ import annotations
 
+from statekeeper.errors import ErrorRecord
+
 
 class Suspend(BaseException):
     """End this run: the workflow sleeps until ``wake_at`` or waits for an event."""
@@ -14,7 +16,7 @@ class Suspend(BaseException):
         self.waiting_for = waiting_for
 
 
-class LeaseLost(BaseException):
+class Superseded(BaseException):
     """Another runner owns the workflow now (this one's fence is stale): stop quietly."""
 
 
@@ -29,13 +31,19 @@ class Unreadable(BaseException):
 
 
 class StepFailed(Exception):
-    """A step failed for good (after its retries). Recorded, so a replay raises it again."""
+    """A step failed for good (after its retries). Recorded, so a replay raises it again.
 
-    def __init__(self, step: str, error: str) -> None:
+    ``error`` is the recorded error: its ``type`` (the class name of what the step
+    raised), ``message`` and ``traceback``."""
+
+    def __init__(self, step: str, error: ErrorRecord) -> None:
         super().__init__(f"step {step!r} failed: {error}")
         self.step = step
         self.error = error
-        self.error_type = error.split(":", 1)[0]
+
+    @property
+    def error_type(self) -> str:
+        return self.error.type
 
 
 class EventTimeout(Exception):
@@ -51,7 +59,11 @@ class ChildFailed(StepFailed):
 
 
 class Compensated(Exception):
-    """A saga failed and every compensation ran; carries the original error."""
+    """A saga failed and every compensation ran; ``error`` is the original error."""
+
+    def __init__(self, error: ErrorRecord) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class CompensationFailed(Exception):
@@ -59,4 +71,8 @@ class CompensationFailed(Exception):
 
 
 class CallbackFailed(Exception):
-    """The outside system answered a callback with a failure."""
+    """The outside system answered a callback with a failure; ``error`` is its answer."""
+
+    def __init__(self, error: ErrorRecord) -> None:
+        super().__init__(f"the callback answered failure: {error}")
+        self.error = error

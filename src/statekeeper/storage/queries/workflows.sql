@@ -36,7 +36,7 @@ WHERE namespace = :namespace AND id IN (
 RETURNING id, name, input, fence, cancel_requested, parent_id, created_at;
 
 -- name: wf_journal
-SELECT position, kind, name, output, error
+SELECT position, kind, name, output, error, attempts
 FROM sk_workflow_steps
 WHERE namespace = :namespace AND workflow_id = :id
 ORDER BY position;
@@ -56,10 +56,17 @@ WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'runni
 RETURNING cancel_requested;
 
 -- name: wf_record_step
-INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, input, output,
-                               error, attempts, started_at, finished_at)
+-- A step's outcome, or its failed attempts so far (kind 'attempt'), which the next
+-- attempt or the outcome replaces; a recorded outcome is never replaced.
+INSERT INTO sk_workflow_steps AS s (namespace, workflow_id, position, kind, name, input,
+                                    output, error, attempts, started_at, finished_at)
 VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, :attempts,
-        :started_at, :now);
+        :started_at, :now)
+ON CONFLICT (namespace, workflow_id, position) DO UPDATE
+SET kind = excluded.kind, input = excluded.input, output = excluded.output,
+    error = excluded.error, attempts = excluded.attempts, started_at = excluded.started_at,
+    finished_at = excluded.finished_at
+WHERE s.kind = 'attempt';
 
 -- name: wf_suspend
 -- Ends a run without finishing: sleeping until wake_at, or waiting for an event (which

@@ -252,6 +252,7 @@ CREATE TABLE sk_workflows (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     created_at       DOUBLE PRECISION NOT NULL,
     updated_at       DOUBLE PRECISION NOT NULL,
+    deadline         DOUBLE PRECISION,
     PRIMARY KEY (namespace, id)
 );
 
@@ -371,10 +372,16 @@ BEGIN
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'SK410', MESSAGE = 'the workflow''s lease is lost';
         END IF;
-        INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, input,
-                                       output, error, attempts, started_at, finished_at)
+        INSERT INTO sk_workflow_steps AS s (namespace, workflow_id, position, kind, name,
+                                            input, output, error, attempts, started_at,
+                                            finished_at)
         VALUES (p_namespace, p_step_id, p_position, p_step_kind, p_step_name, p_step_input,
-                p_step_output, p_step_error, p_attempts, p_started_at, p_now);
+                p_step_output, p_step_error, p_attempts, p_started_at, p_now)
+        ON CONFLICT (namespace, workflow_id, position) DO UPDATE
+        SET kind = EXCLUDED.kind, input = EXCLUDED.input, output = EXCLUDED.output,
+            error = EXCLUDED.error, attempts = EXCLUDED.attempts,
+            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
+        WHERE s.kind = 'attempt';
     END IF;
     IF p_settle = 'ack' THEN
         WITH done AS (

@@ -182,6 +182,7 @@ CREATE TABLE sk_workflows (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     created_at       REAL NOT NULL,
     updated_at       REAL NOT NULL,
+    deadline         REAL,
     PRIMARY KEY (namespace, id)
 );
 
