@@ -88,7 +88,7 @@ async def walk_through(database_url: str | None = None) -> None:
                 ledger.clear()
                 trip = {"id": f"trip-{card}", "to": "Lisbon", "total": 840, "card": card}
                 run = await app.workflows.start(
-                    "travel", trip, id=f"{trip['id']}-{uuid.uuid4().hex[:8]}"
+                    travel, trip, id=f"{trip['id']}-{uuid.uuid4().hex[:8]}"
                 )
                 for _ in range(500):
                     status = await app.workflows.status(run)

@@ -12,9 +12,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from redis.asyncio import ConnectionPool
 
@@ -35,7 +35,7 @@ from statekeeper.errors import (
     ValidationError,
     WorkflowNotFound,
 )
-from statekeeper.idempotency import Idempotency
+from statekeeper.idempotency import Idempotency, IdempotentDecorator
 from statekeeper.identifiers import check_namespace, check_queue_name
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
@@ -48,11 +48,11 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
-from statekeeper.workflows.engine import WorkflowFn, Workflows
+from statekeeper.workflows.engine import Workflows
+from statekeeper.workflows.signatures import AnyWorkflow
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 
 log = logging.getLogger("statekeeper.app")
-T = TypeVar("T")
 WORKFLOW_CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}workflow-callbacks"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,33 +202,53 @@ class App:
 
     def idempotent(
         self, key: str | Callable[..., str], *, ttl: float = 24 * 3600.0, wait: bool = False
-    ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
-        """Decorate an async function so each key runs once (the app must be open when
-        the function is called)."""
+    ) -> IdempotentDecorator:
+        """Decorate a function (``async def`` or ``def``; the result is awaited) so each
+        key runs it once; ``key`` is a key, or a function given the call's arguments that
+        returns one. The app must be open when the function is called."""
 
-        def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        def wrap(fn: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
             @functools.wraps(fn)
-            async def call(*args: Any, **kwargs: Any) -> T:
+            async def call(*args: Any, **kwargs: Any) -> Any:
                 chosen = key(*args, **kwargs) if callable(key) else key
-                result: T = await self.idempotency.run(
-                    chosen, fn, *args, ttl=ttl, wait=wait, **kwargs
-                )
-                return result
+                return await self.idempotency.run(chosen, fn, *args, ttl=ttl, wait=wait, **kwargs)
 
             return call
 
         return wrap
 
-    def workflow(self, fn: WorkflowFn | None = None, *, name: str | None = None) -> Any:
-        """Register an ``async def fn(ctx, input)`` workflow (``@app.workflow`` or
-        ``@app.workflow(name="...")``); start it with ``app.workflows.start``."""
+    @overload
+    def workflow(self, fn: AnyWorkflow, /, *, name: str | None = None) -> AnyWorkflow: ...
+
+    @overload
+    def workflow(
+        self, fn: None = None, /, *, name: str | None = None
+    ) -> Callable[[AnyWorkflow], AnyWorkflow]: ...
+
+    def workflow(
+        self, fn: AnyWorkflow | None = None, *, name: str | None = None
+    ) -> AnyWorkflow | Callable[[AnyWorkflow], AnyWorkflow]:
+        """Register an ``async def fn(ctx: WorkflowContext, input: In) -> Out`` workflow
+        (``@app.workflow`` or ``@app.workflow(name="...")``), returned as it is, types
+        included; start it with ``app.workflows.start(fn, input)`` or by its name."""
         if fn is not None:
             return self.workflows.register(fn, name)
-        return lambda f: self.workflows.register(f, name)
 
-    def function(self, fn: F | None = None, *, name: str | None = None) -> Any:
-        """Name a step function (``@app.function``) so journals and histories keep
-        one stable name for it, whatever module it moves to."""
+        def register(f: AnyWorkflow) -> AnyWorkflow:
+            return self.workflows.register(f, name)
+
+        return register
+
+    @overload
+    def function(self, fn: F, /, *, name: str | None = None) -> F: ...
+
+    @overload
+    def function(self, fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def function(self, fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
+        """Name a step function (``@app.function`` or ``@app.function(name="...")``) so
+        journals and histories keep one stable name for it, whatever module it moves to.
+        The function is returned as it is, types included."""
 
         def mark(f: F) -> F:
             f.__statekeeper_name__ = name or f.__name__  # type: ignore[attr-defined]

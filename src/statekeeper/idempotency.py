@@ -24,8 +24,8 @@ import inspect
 import json
 import logging
 import secrets
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from statekeeper.codec import decode_value, encode_value
 from statekeeper.errors import (
@@ -40,6 +40,7 @@ from statekeeper.storage.contracts import Storage
 
 log = logging.getLogger("statekeeper.idempotency")
 
+P = ParamSpec("P")
 T = TypeVar("T")
 _UNSET: Any = object()
 DEFAULT_TTL = 24 * 3600.0
@@ -53,6 +54,17 @@ def fingerprint(payload: Any) -> str:
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"the idempotency payload cannot be fingerprinted: {exc}") from None
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class IdempotentDecorator(Protocol):
+    """``@app.idempotent(key)``: the decorated function keeps its parameters and
+    returns its result, awaited (an ``async def`` whether ``fn`` is one or a ``def``)."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[T]], /) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T], /) -> Callable[P, Coroutine[Any, Any, T]]: ...
 
 
 class Idempotency:
@@ -70,6 +82,34 @@ class Idempotency:
         self._clock = clock
         self.lease = lease
         self._sealer = sealer
+
+    # Typed by ``fn``'s result (awaited for an ``async def``); its arguments are not
+    # checked, as ``run``'s own keywords cannot sit beside a ParamSpec's.
+    @overload
+    async def run(
+        self,
+        key: str,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        payload: Any = _UNSET,
+        ttl: float = DEFAULT_TTL,
+        wait: bool = False,
+        wait_timeout: float = 60.0,
+        **kwargs: Any,
+    ) -> T: ...
+
+    @overload
+    async def run(
+        self,
+        key: str,
+        fn: Callable[..., T],
+        *args: Any,
+        payload: Any = _UNSET,
+        ttl: float = DEFAULT_TTL,
+        wait: bool = False,
+        wait_timeout: float = 60.0,
+        **kwargs: Any,
+    ) -> T: ...
 
     async def run(
         self,

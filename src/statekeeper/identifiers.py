@@ -108,6 +108,10 @@ def check_queue_name(name: object) -> str:
 
 
 def check_workflow_id(id: object) -> str:
+    """A workflow id; a ``str`` subclass (the typed ``WorkflowRun`` that starting a
+    workflow returns) is taken as its plain text."""
+    if isinstance(id, str) and type(id) is not str:
+        id = str.__str__(id)
     return _pattern("workflow id", id, _WORKFLOW_ID, WORKFLOW_ID_RULE, InvalidWorkflowId)
 
 

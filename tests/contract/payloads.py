@@ -216,9 +216,7 @@ async def check_every_payload(app: App, w: Written) -> None:
     assert callback.body["url"].endswith(m["callback-url"])
     assert callback.body["payload"]["result"] == {"reply": m[f"reply-{hooked}"]}
 
-    assert await app.idempotency.run("charge-1", lambda: None) == {
-        "charged": m["idempotency-result"]
-    }
+    assert await app.idempotency.run("charge-1", lambda: {}) == {"charged": m["idempotency-result"]}
 
     done = await app.workflows.status(w.ids["workflow"])
     assert done.status == "succeeded" and done.read_error is None, done

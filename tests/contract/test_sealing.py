@@ -74,7 +74,7 @@ async def test_values_written_before_the_keyring_still_read(
         assert key_id_of(row.body) is None and text_key_id_of(row.last_error or "") == "k1"
         [peeked] = await app.queue("jobs").peek()
         assert str(peeked.last_error) == "Error: try again" and peeked.body == {"n": 1}
-        assert await app.idempotency.run("k", lambda: None) == {"r": 1}
+        assert await app.idempotency.run("k", lambda: {}) == {"r": 1}
     async with App(database_url, namespace=namespace, encryption=None) as keyless:
         [peeked] = await keyless.queue("jobs").peek()
         assert peeked.body == {"n": 1} and peeked.last_error is None

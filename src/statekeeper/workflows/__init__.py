@@ -5,12 +5,14 @@ from __future__ import annotations
 from statekeeper.workflows.context import WorkflowContext
 from statekeeper.workflows.engine import WorkflowRunner, Workflows, WorkflowStatus
 from statekeeper.workflows.signals import ChildFailed, EventTimeout, StepFailed
+from statekeeper.workflows.signatures import WorkflowRun
 
 __all__ = [
     "ChildFailed",
     "EventTimeout",
     "StepFailed",
     "WorkflowContext",
+    "WorkflowRun",
     "WorkflowRunner",
     "WorkflowStatus",
     "Workflows",

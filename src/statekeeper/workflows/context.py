@@ -18,7 +18,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 
 from statekeeper.codec import decode_as, decode_value, encode_value, result_type
 from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event, child_event
@@ -51,6 +51,7 @@ from statekeeper.workflows.signals import (
     Suspend,
     Unreadable,
 )
+from statekeeper.workflows.signatures import Errors, In, R, SagaStepCall, StepCall, WorkflowFunction
 from statekeeper.workflows.tokens import CallbackTarget, issue
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class WorkflowContext:
         self.compensating = False  # compensations run even when cancelled
         self.on_child_started: Callable[[], None] | None = None
         self.secret: str | None = None  # signs callback tokens
+        # The registered name of a workflow function (for ``child(fn, ...)``).
+        self.workflow_name: Callable[[Callable[..., Any]], str] | None = None
 
     # --- the journal --------------------------------------------------------------------
 
@@ -194,21 +197,30 @@ class WorkflowContext:
 
     # --- steps --------------------------------------------------------------------------
 
-    def step(
-        self,
-        fn: Callable[..., Any],
-        *args: Any,
-        retry: Retry | None = None,
-        timeout: float | None = None,
-        non_retryable: tuple[type[BaseException], ...] = (),
-        **kwargs: Any,
-    ) -> Coroutine[Any, Any, Any]:
-        """Run ``fn(*args, **kwargs)`` once, durably: its result (or its final error,
-        raised as StepFailed) is recorded before the workflow goes on.
+    @property
+    def step(self) -> StepCall:
+        """``ctx.step(fn, *args, retry=, timeout=, non_retryable=, **kwargs)``: run
+        ``fn(*args, **kwargs)`` once, durably: its result (or its final error, raised as
+        StepFailed) is recorded before the workflow goes on. Typed by ``StepCall``: the
+        arguments are checked against ``fn`` and the result is ``fn``'s.
 
         Not itself a coroutine: the journal position is taken at the call, so steps
         created in a fixed order for ``gather`` keep fixed positions.
         """
+        # The typed forms are StepCall's; mypy cannot match a ParamSpec form with an
+        # implementation that also takes keywords of its own, hence the cast.
+        return cast(StepCall, self._start_step)
+
+    def _start_step(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        non_retryable: Errors = (),
+        **kwargs: Any,
+    ) -> Coroutine[Any, Any, Any]:
         return self._step(self._next(), fn, args, kwargs, retry, timeout, non_retryable)
 
     async def _step(
@@ -313,6 +325,14 @@ class WorkflowContext:
 
     # --- transactional steps --------------------------------------------------------------
 
+    @overload
+    def transaction(
+        self, build: Callable[[Transaction], Awaitable[R]], /
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def transaction(self, build: Callable[[Transaction], R], /) -> Coroutine[Any, Any, R]: ...
+
     def transaction(self, build: Callable[[Transaction], Any], /) -> Coroutine[Any, Any, Any]:
         """A step whose effects are state writes and messages, committed in the same
         transaction as its journal entry: exactly once, whatever crashes.
@@ -404,13 +424,33 @@ class WorkflowContext:
         """``async with ctx.saga() as saga: await saga.step(fn, ..., compensate=undo)``."""
         return Saga(self)
 
+    @overload
+    def child(
+        self, name: WorkflowFunction[In, R], input: In, *, id: str | None = None
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def child(
+        self, name: WorkflowFunction[None, R], *, id: str | None = None
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
     def child(
         self, name: str, input: Any = None, *, id: str | None = None
+    ) -> Coroutine[Any, Any, Any]: ...
+
+    def child(
+        self, name: str | Callable[..., Any], input: Any = None, *, id: str | None = None
     ) -> Coroutine[Any, Any, Any]:
-        """Start workflow ``name`` as a child and wait for its output (ChildFailed if it
-        does not succeed). Its id defaults to ``<this id>:<position>`` (past the id limit,
-        a digest of this id stands for it)."""
-        check_workflow_name(name)
+        """Start a workflow, given as its registered function or its name, as a child
+        and wait for its output (ChildFailed if it does not succeed). Its id defaults to
+        ``<this id>:<position>`` (past the id limit, a digest of this id stands for it)."""
+        if isinstance(name, str) or not callable(name):
+            name = check_workflow_name(name)
+        elif self.workflow_name is None:
+            raise ConfigurationError("child workflows given as functions need the app's registry")
+        else:
+            name = self.workflow_name(name)
         if id is not None:
             check_workflow_id(id)
         position = self._next()
@@ -583,14 +623,22 @@ class Saga:
         self._ctx = ctx
         self._undo: list[tuple[Callable[..., Any], Any]] = []
 
-    async def step(
+    @property
+    def step(self) -> SagaStepCall:
+        """``await saga.step(fn, *args, compensate=undo, retry=, timeout=, ...)``: a
+        ``ctx.step`` whose ``undo(result)`` runs if the saga fails (typed by
+        ``SagaStepCall``)."""
+        return cast(SagaStepCall, self._run_step)  # as in WorkflowContext.step
+
+    async def _run_step(
         self,
         fn: Callable[..., Any],
+        /,
         *args: Any,
         compensate: Callable[..., Any] | None = None,
         retry: Retry | None = None,
         timeout: float | None = None,
-        non_retryable: tuple[type[BaseException], ...] = (),
+        non_retryable: Errors = (),
         **kwargs: Any,
     ) -> Any:
         result = await self._ctx.step(

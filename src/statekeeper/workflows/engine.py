@@ -6,8 +6,8 @@ async def order(ctx, order):
     await ctx.sleep(3600)
     return {"charge": charge}
 
-run = await app.workflows.start("order", {"card": "...", "total": 30}, id="order-42")
-await app.workflows.result(run)
+run = await app.workflows.start(order, {"card": "...", "total": 30}, id="order-42")
+await app.workflows.result(run)   # typed: what ``order`` returns
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from statekeeper.codec import decode_as, decode_value, parameter_type
 from statekeeper.constants import child_event
@@ -56,6 +56,7 @@ from statekeeper.workflows.signals import (
     Suspend,
     Unreadable,
 )
+from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
 
@@ -126,7 +127,7 @@ class Workflows:
     def _backend(self) -> Storage:
         return self._backend_of()
 
-    def register(self, fn: WorkflowFn, name: str | None = None) -> WorkflowFn:
+    def register(self, fn: AnyWorkflow, name: str | None = None) -> AnyWorkflow:
         chosen = name or fn.__name__
         try:
             check_workflow_name(chosen)
@@ -141,10 +142,50 @@ class Workflows:
 
     # --- the API ------------------------------------------------------------------------
 
-    async def start(self, name: str, input: Any = None, *, id: str | None = None) -> str:
-        """Start workflow ``name``; ``id`` is its idempotency key: starting an existing id
-        returns it without starting another. Returns the id."""
-        if check_workflow_name(name) not in self.registry:
+    def name_of(self, workflow: str | Callable[..., Any]) -> str:
+        """The registered name of a workflow function, or a name checked as one.
+        A function that is not registered is UnknownWorkflow, naming it."""
+        if isinstance(workflow, str) or not callable(workflow):
+            return check_workflow_name(workflow)
+        names = [name for name, fn in self.registry.items() if fn is workflow]
+        shown_fn = _function_name(workflow)
+        if not names:
+            raise UnknownWorkflow(
+                f"function {shown_fn!r} is not a registered workflow: decorate it with "
+                "@app.workflow (or start a workflow by its registered name)",
+                name=shown_fn,
+            )
+        if len(names) > 1:
+            raise ConfigurationError(
+                f"function {shown_fn!r} is registered as several workflows "
+                f"({', '.join(sorted(names))}): start it by one of these names"
+            )
+        return names[0]
+
+    @overload
+    async def start(
+        self, name: WorkflowFunction[In, R], input: In, *, id: str | None = None
+    ) -> WorkflowRun[R]: ...
+
+    @overload
+    async def start(
+        self, name: WorkflowFunction[None, R], *, id: str | None = None
+    ) -> WorkflowRun[R]: ...
+
+    @overload
+    async def start(
+        self, name: str, input: Any = None, *, id: str | None = None
+    ) -> WorkflowRun[Any]: ...
+
+    async def start(
+        self, name: str | Callable[..., Any], input: Any = None, *, id: str | None = None
+    ) -> WorkflowRun[Any]:
+        """Start a workflow, given as its registered function or its name (with the
+        function, ``input`` is checked against its input parameter and the returned
+        run is typed by its output); ``id`` is its idempotency key: starting an
+        existing id returns it without starting another. Returns the id."""
+        name = self.name_of(name)
+        if name not in self.registry:
             raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
         chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
         data = encode(f"input of workflow {name!r}", input)
@@ -154,7 +195,7 @@ class Workflows:
         )
         if created:
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
-        return chosen
+        return WorkflowRun(chosen)
 
     async def status(self, id: str) -> WorkflowStatus:
         check_workflow_id(id)
@@ -176,8 +217,17 @@ class Workflows:
             read_error,
         )  # fmt: skip
 
+    @overload
+    async def result(
+        self, id: WorkflowRun[R], *, poll: float = 0.05, timeout: float = 60.0
+    ) -> R: ...
+
+    @overload
+    async def result(self, id: str, *, poll: float = 0.05, timeout: float = 60.0) -> Any: ...
+
     async def result(self, id: str, *, poll: float = 0.05, timeout: float = 60.0) -> Any:
-        """Wait until the workflow finishes; its output, or WorkflowFailed-like error."""
+        """Wait until the workflow finishes; its output, or WorkflowFailed-like error.
+        Given the run ``start`` returned for a function, typed by that function's output."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             status = await self.status(id)
@@ -313,6 +363,15 @@ def _failure(error: Exception) -> ErrorRecord:
     return ErrorRecord.of(error)
 
 
+def _function_name(fn: Callable[..., Any]) -> str:
+    """``module.qualified.name`` of a function; the repr of any other callable."""
+    name = getattr(fn, "__qualname__", None)
+    if not isinstance(name, str):
+        return repr(fn)
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if isinstance(module, str) else name
+
+
 class WorkflowRunner:
     """Leases runnable workflows and runs them, ``concurrency`` at a time."""
 
@@ -388,6 +447,7 @@ class WorkflowRunner:
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
+        ctx.workflow_name = flows.name_of
         try:
             stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
             workflow_input = decode_as(
