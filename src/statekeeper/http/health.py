@@ -52,13 +52,16 @@ class Readiness:
         self.app = app
         self.timeout = timeout
         self.stopping = stopping
-        self._said: str | None = None  # the last problem logged
+        self._said: str | None = None  # the last problem found
+        self._logged: str | None = None  # the last database error logged
+        self._probing: asyncio.Task[None] | None = None
 
     async def problem(self) -> tuple[str, str] | None:
         """None when ready, else the code and the message of the 503."""
         found = await self._check()
         if found is None and self._said is not None:
             log.info("ready again")
+            self._logged = None
         self._said = None if found is None else found[0]
         return found
 
@@ -69,22 +72,45 @@ class Readiness:
             self.app.backend  # noqa: B018 (raises ClosedError when the app is not open)
         except ClosedError:
             return "closed", "the app is not open"
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self.app.workflows.list(limit=1)  # a read, through the read path
-        except TimeoutError:
+        return await self._probe()
+
+    async def _probe(self) -> tuple[str, str] | None:
+        """Read from the database, waiting at most ``timeout``. A read that does not
+        answer is left to finish (or fail) on its own, never awaited, and no second
+        one starts while it runs: a hung database cannot hang the probe or pile up
+        reads."""
+        probing = self._probing
+        if probing is None or probing.done():
+            probing = self._probing = asyncio.create_task(self._read())
+            probing.add_done_callback(_consume)
+        done, _ = await asyncio.wait({probing}, timeout=self.timeout)
+        if not done:
             reason = f"the database did not answer within {self.timeout:g} s"
             self._log("database_unavailable", reason)
             return "database_unavailable", reason
-        except StatekeeperError as error:
-            self._log(error.code, error.message)
-            return error.code, f"the database does not answer ({error.code}); see the log"
-        return None
+        error = probing.exception()
+        if error is None:
+            return None
+        code = error.code if isinstance(error, StatekeeperError) else "internal"
+        self._log(code, str(error) or type(error).__name__)
+        return code, f"the database does not answer ({code}); see the log"
+
+    async def _read(self) -> None:
+        await self.app.workflows.list(limit=1)  # one indexed row, through the read path
 
     def _log(self, code: str, details: str) -> None:
         """Log why the database does not answer, once per change of reason."""
-        if code != self._said:
-            log.warning("not ready: the database does not answer", extra={"error": details})
+        if details != self._logged:
+            self._logged = details
+            log.warning(
+                "not ready: the database does not answer", extra={"code": code, "error": details}
+            )
+
+
+def _consume(future: asyncio.Task[None]) -> None:
+    """Retrieve a finished probe's outcome, so an abandoned one is not reported."""
+    if not future.cancelled():
+        future.exception()
 
 
 def health_operations(readiness: Readiness) -> list[Operation]:
