@@ -40,7 +40,7 @@ class ErrorDetail(BaseModel):
 class ErrorBody(BaseModel):
     """Every error answer: a 4xx for bad input, 5xx when the server cannot serve."""
 
-    error: ErrorDetail
+    error: ErrorDetail = Field(description="What went wrong.")
 
 
 # --- the ingress and request status -----------------------------------------------------
@@ -75,9 +75,12 @@ class MessageOptions(BaseModel):
 class RequestStatus(Reply):
     """Where a request accepted by the ingress stands."""
 
-    id: str
-    queue: str
-    status: RequestState
+    id: str = Field(description="The request's id (its message's).")
+    queue: str = Field(description="The queue it was posted to.")
+    status: RequestState = Field(
+        description="accepted (waiting), processing (in hand), failed (will be retried), "
+        "dead-lettered, or succeeded."
+    )
     status_url: str | None = Field(default=None, description="Where to follow the request.")
     attempts: int | None = Field(default=None, description="Attempts started so far.")
     enqueued_at: float | None = Field(default=None, description="Unix time it was accepted.")
@@ -121,9 +124,12 @@ class WorkflowOptions(BaseModel):
 class Workflow(Reply):
     """A workflow's status and, once it has finished, its output or error."""
 
-    id: str
-    name: str
-    status: WorkflowState
+    id: str = Field(description="The workflow id.")
+    name: str = Field(description="The workflow's name.")
+    status: WorkflowState = Field(
+        description="pending, running, sleeping or waiting until it ends: succeeded, "
+        "failed, cancelled, or compensated (failed after undoing its saga)."
+    )
     output: Any = Field(default=None, description="What the workflow returned (succeeded).")
     error: str | None = Field(default=None, description="Why it failed.")
     created_at: float = Field(description="Unix time it was started.")
@@ -135,14 +141,18 @@ class Workflow(Reply):
 
 
 class EventDelivered(Reply):
-    id: str
-    event: str
-    delivered: bool
+    """An event stored for a workflow (it reads it when it waits for it)."""
+
+    id: str = Field(description="The workflow id.")
+    event: str = Field(description="The event's name.")
+    delivered: bool = Field(description="Always true: the event is stored.")
 
 
 class CancelRequested(Reply):
-    id: str
-    cancel_requested: bool
+    """A cancellation recorded: the workflow stops (compensating) when it next runs."""
+
+    id: str = Field(description="The workflow id.")
+    cancel_requested: bool = Field(description="Always true.")
 
 
 class CallbackAnswer(BaseModel):
@@ -158,26 +168,32 @@ class CallbackAnswer(BaseModel):
 
 
 class CallbackAccepted(Reply):
-    accepted: Literal["success", "failure", "heartbeat"]
+    """A callback answer taken (a heartbeat changes nothing)."""
+
+    accepted: Literal["success", "failure", "heartbeat"] = Field(description="The answer's status.")
 
 
 # --- health ------------------------------------------------------------------------------
 
 
 class Health(Reply):
+    """The process is up."""
+
     status: Literal["ok"]
 
 
 class Ready(Reply):
+    """The process may be sent work."""
+
     status: Literal["ready"]
 
 
 class ApiDocument(Reply):
     """The OpenAPI 3.1 document of this API."""
 
-    openapi: str
-    info: dict[str, Any]
-    paths: dict[str, Any]
+    openapi: str = Field(description="The OpenAPI version: 3.1.0.")
+    info: dict[str, Any] = Field(description="The API's title and version.")
+    paths: dict[str, Any] = Field(description="Every route, with its parameters and answers.")
 
 
 # --- parsing ----------------------------------------------------------------------------
