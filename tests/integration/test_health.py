@@ -73,7 +73,8 @@ async def proxy() -> AsyncIterator[TcpProxy]:
 def through(proxy: TcpProxy, schema: str) -> str:
     """The test database's URL, by way of ``proxy``."""
     target = urlsplit(PG_DSN)
-    netloc = target.netloc.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}")
+    user, at, _ = target.netloc.rpartition("@")
+    netloc = f"{user}{at}127.0.0.1:{proxy.port}"
     return target._replace(netloc=netloc).geturl() + f"?schema={schema}"
 
 
