@@ -45,7 +45,15 @@ def load_app(target: str | None) -> App:
     return app
 
 
-async def run_worker(app: App, queues: list[str] | None, grace: float) -> int:
+async def run_worker(
+    app: App,
+    queues: list[str] | None,
+    grace: float,
+    health_host: str = "127.0.0.1",
+    health_port: int | None = None,
+) -> int:
+    from statekeeper.http.health import worker_health  # the HTTP stack only when run
+
     consumers = list(app.consumers.values())
     if queues:
         unknown = sorted(set(queues) - set(app.consumers))
@@ -57,7 +65,14 @@ async def run_worker(app: App, queues: list[str] | None, grace: float) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)
-        await worker.run()
+        async with worker_health(
+            app,
+            health_host,
+            health_port,
+            stopping=lambda: worker.stopping,
+            announce=lambda line: click.echo(line, err=True),
+        ):
+            await worker.run()
         return worker.processed
 
 
@@ -144,7 +159,21 @@ def add_commands(main: click.Group, run: Any) -> None:
     @click.option("--app", "target", help="The app whose consumers to run, as module:attribute.")
     @click.option("--queue", "queues", multiple=True, help="Only these queues (repeatable).")
     @click.option("--grace", default=30.0, show_default=True, help="Seconds to finish on SIGTERM.")
-    def worker_command(target: str | None, queues: tuple[str, ...], grace: float) -> None:
+    @click.option(
+        "--health-port",
+        type=click.IntRange(1, 65535),
+        help="Serve /healthz and /readyz on this port (none by default).",
+    )
+    @click.option(
+        "--health-host", default="127.0.0.1", show_default=True, help="Address of --health-port."
+    )
+    def worker_command(
+        target: str | None,
+        queues: tuple[str, ...],
+        grace: float,
+        health_port: int | None,
+        health_host: str,
+    ) -> None:
         """Run the app's consumers until SIGTERM, then finish or give back what is in hand."""
 
         async def go() -> int:
@@ -152,7 +181,8 @@ def add_commands(main: click.Group, run: Any) -> None:
             app.enable_callbacks()
             if app.workflows.registry and app.workflows.secret:
                 app.enable_workflow_callback_queue()
-            return await run_worker(app, list(queues) or None, grace)
+            queue_names = list(queues) or None
+            return await run_worker(app, queue_names, grace, health_host, health_port)
 
         run(go())
 

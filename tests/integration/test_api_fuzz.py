@@ -1,5 +1,7 @@
 """Property-based fuzzing of the HTTP API from its own OpenAPI document: no 5xx, ever,
-on every route, with and without the bearer token.
+on every route, with and without the bearer token, with valid requests and with
+requests that break the documented parameters and bodies; and every answer is one the
+document lists (status, content type, headers, body schema).
 
 The server is a real `statekeeper serve` process on loopback; at the end its stderr
 must hold no traceback.
@@ -20,7 +22,14 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from starlette.routing import Route
 
 from statekeeper import App
@@ -80,7 +89,7 @@ def routes_served() -> set[tuple[str, str]]:
 
 def test_no_server_errors(server_url: str) -> None:
     """Every operation of /openapi.json, which covers every route, fuzzed with generated
-    requests, authenticated and not: no 5xx."""
+    requests, authenticated and not: no 5xx, and answers as documented."""
     spec = httpx.get(f"{server_url}/openapi.json", timeout=10).json()
     documented = {(m.upper(), path) for path, ops in spec["paths"].items() for m in ops}
     assert documented == routes_served()
@@ -90,14 +99,30 @@ def test_no_server_errors(server_url: str) -> None:
     fuzzed = {(op.method.upper(), op.path) for op in operations}
     assert fuzzed == documented - {("GET", "/openapi.json")}
     for operation in operations:
+        described = spec["paths"][operation.path][operation.method.lower()]
+        # Negative cases break the declared parameters and body: only where there are some.
+        takes = "parameters" in described or "requestBody" in described
+        modes = [GenerationMode.POSITIVE, *([GenerationMode.NEGATIVE] if takes else [])]
         for headers in ({"Authorization": f"Bearer {TOKEN}"}, {}):
-            fuzz_operation(operation, headers)
+            for mode in modes:
+                fuzz_operation(operation, headers, mode)
 
 
-def fuzz_operation(operation: Any, headers: dict[str, str]) -> None:
-    @given(case=operation.as_strategy())
-    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+def fuzz_operation(operation: Any, headers: dict[str, str], mode: GenerationMode) -> None:
+    examples = 50 if mode is GenerationMode.POSITIVE else 15
+
+    @given(case=operation.as_strategy(mode))
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     def fuzz(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
-        case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        case.call_and_validate(
+            headers=headers,
+            checks=[
+                not_a_server_error,
+                status_code_conformance,
+                content_type_conformance,
+                response_headers_conformance,
+                response_schema_conformance,
+            ],
+        )
 
     fuzz()

@@ -14,9 +14,10 @@ _VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 @dataclass(frozen=True)
 class HttpConfig:
-    """``token``: the bearer token every request must carry (16 or more visible ASCII
-    characters; surrounding whitespace is refused, not stripped); only ``dev=True`` (an
-    explicit choice) serves without one. ``max_body_bytes``: larger requests get 413.
+    """``token``: the bearer token every request but those of the open routes
+    (``http/auth.py``) must carry (16 or more visible ASCII characters; surrounding
+    whitespace is refused, not stripped); only ``dev=True`` (an explicit choice)
+    serves without one. ``max_body_bytes``: larger requests get 413.
     ``idempotency_window``: how long an Idempotency-Key is remembered."""
 
     token: str | None = None

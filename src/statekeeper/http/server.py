@@ -1,24 +1,28 @@
-"""The ASGI application, and ``serve``: HTTP API and workers in one process."""
+"""The ASGI application, and ``serve``: HTTP API and workers in one process.
+
+The API is the routes of one module per surface, assembled here:
+
+    ingress.py          POST /v1/queues/{queue}/messages
+    request_status.py   GET  /v1/requests/{id}
+    workflows.py        /v1/workflows/...
+    callbacks.py        POST /v1/callbacks/{token}
+    health.py           GET  /healthz, /readyz
+    openapi.py          GET  /openapi.json
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import uvicorn
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from statekeeper.constants import INTERNAL_QUEUE_PREFIX
-from statekeeper.errors import StatekeeperError
+from statekeeper.http.application import build, uvicorn_server
+from statekeeper.http.callbacks import CallbackRoutes
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.edge import (
     Edge,
@@ -28,10 +32,11 @@ from statekeeper.http.edge import (
     exposure_warnings,
     listen,
 )
+from statekeeper.http.health import Readiness, health_operations
 from statekeeper.http.ingress import Ingress
-from statekeeper.http.openapi import document
-from statekeeper.http.read_timeouts import timed_protocol
-from statekeeper.http.responses import error_response, from_error, json_response
+from statekeeper.http.openapi import openapi_operation
+from statekeeper.http.operations import Operation
+from statekeeper.http.request_status import RequestStatusRoutes
 from statekeeper.http.workflows import WorkflowRoutes
 from statekeeper.runtime.worker import Worker
 
@@ -41,65 +46,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("statekeeper.http")
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: ``serve`` owns SIGTERM and SIGINT."""
+def api_operations(
+    app: App, config: HttpConfig, readiness: Readiness | None = None
+) -> list[Operation]:
+    """Every route of the HTTP API of ``app``, the document's own included."""
+    operations = [
+        *Ingress(app, config).operations(),
+        *RequestStatusRoutes(app).operations(),
+        *WorkflowRoutes(app, config).operations(),
+        *CallbackRoutes(app, config).operations(),
+        *health_operations(readiness or Readiness(app)),
+    ]
+    operations.append(openapi_operation(lambda: operations))
+    return operations
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
-
-def create_http_app(app: App, config: HttpConfig) -> Starlette:
+def create_http_app(app: App, config: HttpConfig, readiness: Readiness | None = None) -> Starlette:
     """The HTTP API of ``app`` (which must be opened before requests arrive)."""
-    ingress = Ingress(app, config)
-    flows = WorkflowRoutes(app, ingress)
-
-    async def healthz(request: Request) -> Response:
-        try:
-            await app.backend.queues.next_due(app.namespace, f"{INTERNAL_QUEUE_PREFIX}health")
-        except StatekeeperError as error:
-            return from_error(error)
-        return json_response({"status": "ok"})
-
-    async def openapi(request: Request) -> Response:
-        return json_response(document(app.queue_names(), sorted(app.workflows.registry)))
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
-
-    async def client_gone(request: Request, exc: Exception) -> Response:
-        # Not an error: the client left (or was too slow) before its request was read.
-        log.info(
-            "client disconnected before its request was read", extra={"path": request.url.path}
-        )
-        return error_response(400, "client_disconnected", "the client disconnected")
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, StatekeeperError):
-            return from_error(exc)
-        log.exception("unexpected error serving a request", extra={"path": request.url.path})
-        return error_response(500, "internal", "internal error")
-
-    return Starlette(
-        routes=[
-            Route("/v1/queues/{queue}/messages", ingress.post_message, methods=["POST"]),
-            Route("/v1/requests/{id}", ingress.get_request, methods=["GET"]),
-            Route("/v1/workflows/{name}", flows.start, methods=["POST"]),
-            Route("/v1/workflows/{name}/{id}", flows.describe, methods=["GET"]),
-            Route("/v1/workflows/{name}/{id}/events/{event}", flows.event, methods=["POST"]),
-            Route("/v1/workflows/{name}/{id}/cancel", flows.cancel, methods=["POST"]),
-            Route("/v1/callbacks/{token}", flows.callback, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-        ],
-        exception_handlers={
-            HTTPException: http_error,
-            ClientDisconnect: client_gone,
-            Exception: unexpected,
-        },
-    )
+    return build(api_operations(app, config, readiness), config.token)
 
 
 async def serve(
@@ -137,19 +101,16 @@ async def _serve_on(
     grace: float,
     announce: Callable[[str], None] | None,
 ) -> None:
-    http = _QuietServer(
-        uvicorn.Config(
-            create_http_app(app, config),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http=timed_protocol(edge.header_timeout, edge.body_timeout),
-            ssl_certfile=edge.tls_cert,
-            ssl_keyfile=edge.tls_key,
-        )
+    stop = asyncio.Event()
+    readiness = Readiness(app, stopping=stop.is_set)
+    http = uvicorn_server(
+        create_http_app(app, config, readiness),
+        header_timeout=edge.header_timeout,
+        body_timeout=edge.body_timeout,
+        tls_cert=edge.tls_cert,
+        tls_key=edge.tls_key,
     )
     worker = Worker(app, grace=grace) if workers else None
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -171,6 +132,7 @@ async def _serve_on(
     await asyncio.wait(
         [asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
     )
+    stop.set()  # /readyz says so to any request still in flight
     http.should_exit = True  # stop accepting; in-flight requests finish
     if worker is not None:
         worker.stop()

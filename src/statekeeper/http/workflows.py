@@ -6,11 +6,10 @@ POST /v1/workflows/{name}                      input JSON -> 202, Location
 GET  /v1/workflows/{name}/{id}                 status and output
 POST /v1/workflows/{name}/{id}/events/{event}  data JSON -> 202 (409 if sent before)
 POST /v1/workflows/{name}/{id}/cancel          -> 202 (409 if finished)
-POST /v1/callbacks/{token}                     {"status": success|failure|heartbeat}
 
 Names, ids and events are checked (``statekeeper.identifiers``) and bodies decoded
 strictly (``http/body.py``) before anything is stored; a route naming a workflow
-acts on it only if the name matches.
+acts on it only if the name matches. Callback answers are ``http/callbacks.py``.
 """
 
 from __future__ import annotations
@@ -24,17 +23,32 @@ from starlette.responses import Response
 
 from statekeeper.codec import decode_value
 from statekeeper.errors import (
-    CallbacksDisabled,
     DecryptionError,
     IdempotencyKeyReused,
-    StatekeeperError,
     UnknownWorkflow,
-    ValidationError,
     WorkflowNotFound,
 )
 from statekeeper.http.body import read_json
-from statekeeper.http.responses import from_error, json_response
+from statekeeper.http.models import (
+    CancelRequested,
+    EventDelivered,
+    Workflow,
+    WorkflowOptions,
+    parse,
+)
+from statekeeper.http.operations import (
+    IDEMPOTENCY_KEY,
+    Answer,
+    Body,
+    Operation,
+    path_param,
+    query_params,
+)
+from statekeeper.http.responses import model_response
 from statekeeper.identifiers import (
+    MAX_EVENT_NAME,
+    MAX_WORKFLOW_ID,
+    WORKFLOW_ID_RULE,
     check_event_name,
     check_idempotency_key,
     check_workflow_id,
@@ -46,18 +60,94 @@ from statekeeper.sealing import WORKFLOW
 
 if TYPE_CHECKING:
     from statekeeper.app import App
-    from statekeeper.http.ingress import Ingress
+    from statekeeper.http.config import HttpConfig
     from statekeeper.workflows import WorkflowStatus
+
+BAD_PATH = "Malformed workflow name or id"
+NOT_FOUND = "No workflow of that name and id"
 
 
 class WorkflowRoutes:
-    def __init__(self, app: App, ingress: Ingress) -> None:
+    def __init__(self, app: App, config: HttpConfig) -> None:
         self.app = app
-        self.ingress = ingress  # for authentication and the body limit
+        self.config = config
+
+    def operations(self) -> list[Operation]:
+        name = path_param(
+            "name", f"A workflow of the app: {WORKFLOW_ID_RULE}.",
+            max_length=MAX_WORKFLOW_ID, choices=self._names,
+        )  # fmt: skip
+        run = path_param("id", f"The workflow id: {WORKFLOW_ID_RULE}.", max_length=MAX_WORKFLOW_ID)
+        event = path_param(
+            "event", "The event's name: 1-200 characters without control characters "
+            "(not starting with child: or callback:, the engine's own).",
+            max_length=MAX_EVENT_NAME,
+        )  # fmt: skip
+        started = Answer("Started (or already started with this id)", Workflow, ("Location",))
+        return [
+            Operation(
+                "POST",
+                "/v1/workflows/{name}",
+                self.start,
+                "Start a workflow with the body as its input (the id is idempotent)",
+                {
+                    202: started,
+                    400: Answer("Malformed JSON, id, Idempotency-Key or name"),
+                    404: Answer("Unknown workflow"),
+                    413: Answer("Body too large"),
+                    422: Answer("Id or Idempotency-Key reused with another name or input"),
+                },
+                (name, *query_params(WorkflowOptions), IDEMPOTENCY_KEY),
+                Body("The workflow's input: any JSON value (none: null)"),
+            ),
+            Operation(
+                "GET",
+                "/v1/workflows/{name}/{id}",
+                self.describe,
+                "A workflow's status and output",
+                {
+                    200: Answer("The workflow", Workflow),
+                    400: Answer(BAD_PATH),
+                    404: Answer(NOT_FOUND),
+                },
+                (name, run),
+            ),
+            Operation(
+                "POST",
+                "/v1/workflows/{name}/{id}/events/{event}",
+                self.event,
+                "Deliver an event (the body is its data) to a workflow, once",
+                {
+                    202: Answer("Delivered", EventDelivered),
+                    400: Answer("Malformed JSON, workflow name, id or event"),
+                    404: Answer(NOT_FOUND),
+                    409: Answer("The event was delivered before, or the workflow ended"),
+                    413: Answer("Body too large"),
+                },
+                (name, run, event),
+                Body("The event's data: any JSON value (none: null)"),
+            ),
+            Operation(
+                "POST",
+                "/v1/workflows/{name}/{id}/cancel",
+                self.cancel,
+                "Ask a workflow to stop (compensating its saga)",
+                {
+                    202: Answer("Cancel requested", CancelRequested),
+                    400: Answer(BAD_PATH),
+                    404: Answer(NOT_FOUND),
+                    409: Answer("The workflow has finished"),
+                },
+                (name, run),
+            ),
+        ]
+
+    def _names(self) -> list[str]:
+        return sorted(self.app.workflows.registry)
 
     async def _json(self, request: Request) -> Any:
         """The body's JSON value; None for an empty body."""
-        _, value = await read_json(request, self.ingress.config.max_body_bytes, required=False)
+        _, value = await read_json(request, self.config.max_body_bytes, required=False)
         return value
 
     async def _named(self, request: Request) -> WorkflowStatus:
@@ -72,37 +162,31 @@ class WorkflowRoutes:
         return status
 
     async def start(self, request: Request) -> Response:
-        denied = self.ingress.authorized(request)
-        if denied is not None:
-            return denied
         name = request.path_params["name"]
         key = request.headers.get("idempotency-key")
-        chosen = request.query_params.get("id")
-        try:
-            # Everything is checked before anything is stored.
-            check_workflow_name(name)
-            if name not in self.app.workflows.registry:
-                raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
-            if chosen is not None:
-                check_workflow_id(chosen)
-            if key is not None:  # the header wins over ?id=
-                chosen = workflow_id_for_key(check_idempotency_key(key))
-            body = await self._json(request)
-            run = await self.app.workflows.start(name, body, id=chosen)
-            if chosen is not None and not await self._started_with(run, name, body):
-                what = "workflow id" if key is None else "Idempotency-Key"
-                raise IdempotencyKeyReused(
-                    f"{what} {shown(key or run)} was used before with another workflow name "
-                    "or input",
-                    id=run,
-                )
-            status = await self.app.workflows.status(run)
-        except StatekeeperError as error:
-            return from_error(error)
+        chosen = parse(WorkflowOptions, dict(request.query_params), "the query").id
+        # Everything is checked before anything is stored.
+        check_workflow_name(name)
+        if name not in self.app.workflows.registry:
+            raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
+        if chosen is not None:
+            check_workflow_id(chosen)
+        if key is not None:  # the header wins over ?id=
+            chosen = workflow_id_for_key(check_idempotency_key(key))
+        body = await self._json(request)
+        run = await self.app.workflows.start(name, body, id=chosen)
+        if chosen is not None and not await self._started_with(run, name, body):
+            what = "workflow id" if key is None else "Idempotency-Key"
+            raise IdempotencyKeyReused(
+                f"{what} {shown(key or run)} was used before with another workflow name or input",
+                id=run,
+            )
+        status = await self.app.workflows.status(run)
         location = workflow_location(name, run)
-        return json_response(
-            {**status.to_dict(), "status_url": location}, 202, {"Location": location}
+        started = Workflow.model_validate(
+            {**status.to_dict(traceback=False), "status_url": location}
         )
+        return model_response(started, 202, {"Location": location})
 
     async def _started_with(self, run: str, name: str, input: Any) -> bool:
         """Whether workflow ``run`` was started as ``name`` with ``input`` (compared as
@@ -121,52 +205,21 @@ class WorkflowRoutes:
         return _canonical(decode_value(run, stored)) == _canonical(input)
 
     async def describe(self, request: Request) -> Response:
-        denied = self.ingress.authorized(request)
-        if denied is not None:
-            return denied
-        try:
-            status = await self._named(request)
-        except StatekeeperError as error:
-            return from_error(error)
-        return json_response(status.to_dict())
+        status = await self._named(request)
+        return model_response(Workflow.model_validate(status.to_dict(traceback=False)))
 
     async def event(self, request: Request) -> Response:
-        denied = self.ingress.authorized(request)
-        if denied is not None:
-            return denied
         event = request.path_params["event"]
-        try:
-            check_event_name(event)
-            body = await self._json(request)
-            run = (await self._named(request)).id
-            await self.app.workflows.send_event(run, event, body)
-        except StatekeeperError as error:
-            return from_error(error)
-        return json_response({"id": run, "event": event, "delivered": True}, 202)
+        check_event_name(event)
+        body = await self._json(request)
+        run = (await self._named(request)).id
+        await self.app.workflows.send_event(run, event, body)
+        return model_response(EventDelivered(id=run, event=event, delivered=True), 202)
 
     async def cancel(self, request: Request) -> Response:
-        denied = self.ingress.authorized(request)
-        if denied is not None:
-            return denied
-        try:
-            run = (await self._named(request)).id
-            await self.app.workflows.cancel(run)
-        except StatekeeperError as error:
-            return from_error(error)
-        return json_response({"id": run, "cancel_requested": True}, 202)
-
-    async def callback(self, request: Request) -> Response:
-        """Unauthenticated on purpose: the signed token is the credential."""
-        try:
-            if self.app.workflows.secret is None:
-                raise CallbacksDisabled()
-            body = await self._json(request)
-            if not isinstance(body, dict):
-                raise ValidationError('the body must be an object: {"status": ...}')
-            outcome = await self.app.workflows.answer_callback(request.path_params["token"], body)
-        except StatekeeperError as error:
-            return from_error(error)
-        return json_response({"accepted": outcome}, 202)
+        run = (await self._named(request)).id
+        await self.app.workflows.cancel(run)
+        return model_response(CancelRequested(id=run, cancel_requested=True), 202)
 
 
 def _canonical(value: Any) -> str:

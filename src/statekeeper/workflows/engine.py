@@ -88,13 +88,14 @@ class WorkflowStatus:
     def done(self) -> bool:
         return self.status not in ACTIVE
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, traceback: bool = True) -> dict[str, Any]:
+        """Its fields as JSON; without the error's traceback where a client reads it."""
         return {
             "id": self.id,
             "name": self.name,
             "status": self.status,
             "output": self.output,
-            "error": None if self.error is None else self.error.to_dict(),
+            "error": None if self.error is None else self.error.to_dict(traceback=traceback),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             **({"read_error": self.read_error} if self.read_error else {}),
