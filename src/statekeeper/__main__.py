@@ -2,4 +2,4 @@
 
 from statekeeper.cli import main
 
-main()
+main(prog_name="statekeeper")

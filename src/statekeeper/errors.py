@@ -234,6 +234,39 @@ class WorkflowNotFound(NotFound):
     code = "workflow_not_found"
 
 
+class WorkflowFailed(StatekeeperError):
+    """The workflow ended without a result (failed, compensated or cancelled).
+
+    ``status`` is how it ended and ``error`` its recorded error (``error.type``,
+    ``error.message``, ``error.traceback``)."""
+
+    code = "workflow_failed"
+    http_status = 409
+    exit_code = 10
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: str = "failed",
+        error: ErrorRecord | None = None,
+        **details: Any,
+    ) -> None:
+        if error is not None:
+            details = {**details, "error_type": error.type, "error_message": error.message}
+        super().__init__(message, status=status, **details)
+        self.status = status
+        self.error = error
+
+
+class WorkflowNotFinished(StatekeeperError):
+    """The workflow has not finished yet."""
+
+    code = "workflow_not_finished"
+    http_status = 409
+    exit_code = 11
+
+
 class CallbacksDisabled(NotFound):
     """Workflow callbacks are not enabled here (no callback secret is configured)."""
 

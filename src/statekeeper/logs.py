@@ -1,8 +1,11 @@
-"""Structured logging: JSON lines carrying a correlation id from a context variable.
+"""Structured logging: a correlation id from a context variable, and two renderings.
 
 The correlation id follows a request across awaits and tasks (a ContextVar is
-copied into every task). ``configure_logging`` installs the JSON formatter on the
-``statekeeper`` logger; libraries embedding statekeeper may use their own handlers.
+copied into every task). ``configure_logging`` installs a handler on the
+``statekeeper`` logger: JSON lines (for collectors), or, on a terminal, coloured
+human-readable lines drawn by Rich (time, level, message, then the record's fields
+and the correlation id; tracebacks drawn in full, without local variables, which may
+hold secrets). Libraries embedding statekeeper may use their own handlers.
 """
 
 from __future__ import annotations
@@ -16,15 +19,22 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import IO, Any
 
-from statekeeper.constants import ENV_LOG_LEVEL
+from rich.console import Console, ConsoleRenderable
+from rich.logging import RichHandler
+from rich.text import Text
+
+from statekeeper.constants import ENV_LOG_FORMAT, ENV_LOG_LEVEL
 from statekeeper.errors import ConfigurationError
 
 correlation_id: ContextVar[str | None] = ContextVar("statekeeper_correlation_id", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+LOG_FORMATS = ("auto", "json", "text")
+_HANDLER_NAME = "statekeeper"
 
 
 def new_correlation_id() -> str:
@@ -42,6 +52,19 @@ def correlation(value: str | None = None) -> Iterator[str]:
         correlation_id.reset(token)
 
 
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's own fields (from ``extra=``), then its correlation id, if any."""
+    fields = {
+        name: value
+        for name, value in record.__dict__.items()
+        if name not in _STANDARD and name != "correlation_id"
+    }
+    cid = getattr(record, "correlation_id", None) or correlation_id.get()
+    if cid:
+        fields["correlation_id"] = cid
+    return fields
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, correlation id, extras."""
 
@@ -52,20 +75,79 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            **record_fields(record),
         }
-        cid = getattr(record, "correlation_id", None) or correlation_id.get()
-        if cid:
-            entry["correlation_id"] = cid
-        for name, value in record.__dict__.items():
-            if name not in _STANDARD and name != "correlation_id":
-                entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str | int | None = None, stream: IO[str] | None = None) -> None:
-    """Send statekeeper's logs to ``stream`` (stderr) as JSON lines."""
+def _utc_time(local: datetime) -> Text:
+    """Rich hands the handler the record's local time; it is shown in UTC, as in JSON."""
+    shown = local.astimezone(UTC)
+    return Text(shown.strftime("%Y-%m-%dT%H:%M:%S.") + f"{shown.microsecond // 1000:03d}Z")
+
+
+class ConsoleHandler(RichHandler):
+    """Human-readable lines: the message, then ``field=value`` for each field."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(
+            console=Console(file=stream, soft_wrap=False),
+            show_path=False,
+            log_time_format=_utc_time,
+            omit_repeated_times=False,
+            rich_tracebacks=True,
+            tracebacks_show_locals=False,
+            markup=False,
+        )
+
+    def render_message(self, record: logging.LogRecord, message: str) -> ConsoleRenderable:
+        text = Text(message)
+        for name, value in record_fields(record).items():
+            shown = value if isinstance(value, str) else json.dumps(value, default=str)
+            text.append(f" {name}=", style="dim")
+            text.append(shown, style="cyan")
+        text.append(f" [{record.name}]", style="dim")
+        return text
+
+
+class TextFormatter(logging.Formatter):
+    """The console layout without colours or wrapping, for ``text`` logs to a file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = _utc_time(datetime.fromtimestamp(record.created)).plain
+        fields = "".join(
+            f" {name}={value if isinstance(value, str) else json.dumps(value, default=str)}"
+            for name, value in record_fields(record).items()
+        )
+        line = f"{when} {record.levelname:<8} {record.getMessage()}{fields} [{record.name}]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _format_of(chosen: str | None, stream: IO[str]) -> str:
+    name = (chosen or os.environ.get(ENV_LOG_FORMAT) or "auto").lower()
+    if name not in LOG_FORMATS:
+        raise ConfigurationError(f"unknown log format {name!r}; use auto, json or text")
+    if name == "auto":
+        return "text" if _isatty(stream) else "json"
+    return name
+
+
+def _isatty(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+def configure_logging(
+    level: str | int | None = None, stream: IO[str] | None = None, format: str | None = None
+) -> None:
+    """Send statekeeper's logs to ``stream`` (stderr) at ``level`` (default
+    STATEKEEPER_LOG_LEVEL, else INFO), as ``format`` (default STATEKEEPER_LOG_FORMAT,
+    else auto): ``json`` lines, ``text`` (coloured on a terminal), or ``auto``: text
+    on a terminal, JSON otherwise."""
     logger = logging.getLogger("statekeeper")
     chosen = level or os.environ.get(ENV_LOG_LEVEL, "INFO")
     if isinstance(chosen, str):
@@ -74,12 +156,27 @@ def configure_logging(level: str | int | None = None, stream: IO[str] | None = N
             raise ConfigurationError(
                 f"unknown log level {chosen.lower()!r}; use debug, info, warning or error"
             )
+    target = stream or sys.stderr
+    rendering = _format_of(format, target)
     logger.setLevel(chosen)
-    for handler in list(logger.handlers):
-        if getattr(handler, "_statekeeper", False):
-            logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler._statekeeper = True  # type: ignore[attr-defined]
+    for old in list(logger.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            logger.removeHandler(old)
+    handler: logging.Handler
+    if rendering == "text" and _isatty(target):
+        handler = ConsoleHandler(target)
+    else:
+        handler = logging.StreamHandler(target)
+        handler.setFormatter(TextFormatter() if rendering == "text" else JsonFormatter())
+    handler.set_name(_HANDLER_NAME)  # the one a later call replaces
     logger.addHandler(handler)
     logger.propagate = False
+    # The database driver's own warnings (a pool reconnecting while the database is
+    # away) go out the same way, as one record each, not as bare tracebacks.
+    driver = logging.getLogger("asyncpg")
+    for old in list(driver.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            driver.removeHandler(old)
+    driver.addHandler(handler)
+    driver.setLevel(max(logging.WARNING, logger.level))
+    driver.propagate = False

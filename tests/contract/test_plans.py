@@ -74,8 +74,9 @@ VALUES: dict[str, Any] = {
     "namespace": "plans", "queue": "jobs", "id": "w7", "key": "k7", "name": "w",
     "status": "running", "event": "e", "lease_token": "t", "owner": "o", "fence": 1,
     "limit": 10, "max_attempts": 5, "position": 1, "attempts": 1, "now": NOW,
-    "lease_end": NOW + 30, "retry_at": NOW, "before": NOW - 7 * 86400, "after_time": 0.0,
-    "after_id": "", "since": 0.0, "until": NOW,
+    "lease_end": NOW + 30, "retry_at": NOW, "before": NOW - 7 * 86400,
+    "after_time": 0.0, "after_id": "", "before_time": float("inf"), "before_id": "",
+    "since": 0.0, "until": NOW,
 }  # fmt: skip
 
 

@@ -419,14 +419,15 @@ async def test_list_and_history(app: App, clock: FakeClock) -> None:
     await app.workflows.start("other")
     await drive(app)
     listed = await app.workflows.list(name="tiny")
-    assert [w["id"] for w in listed] == ids
+    assert [w["id"] for w in listed] == ids[::-1]  # newest first
     assert {w["status"] for w in listed} == {"succeeded"}
     sleeping = await app.workflows.list(status="sleeping")
     assert [w["name"] for w in sleeping] == ["other"]
     page = await app.workflows.list(limit=2)
     assert len(page) == 2
-    rest = await app.workflows.list(after=(page[-1]["created_at"], page[-1]["id"]))
+    rest = await app.workflows.list(before=(page[-1]["created_at"], page[-1]["id"]))
     assert len(page) + len(rest) == 4
+    assert [w["id"] for w in page + rest][1:] == ids[::-1]
     [entry] = await app.workflows.history(ids[2])
     assert entry["name"] == "add" and entry["input"] == [[2, 2], {}] and entry["output"] == 4
     assert entry["attempts"] == 1 and entry["error"] is None

@@ -12,6 +12,7 @@ import pytest
 
 from statekeeper import __version__
 from tests.conftest import redis_url
+from tests.integration.cli_support import one_line_error, statekeeper
 
 ROOT = Path(__file__).parents[2]
 
@@ -22,31 +23,13 @@ def cli(
     stdin: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(extra_env or {})}
-    env.pop("STATEKEEPER_DATABASE_URL", None)
     prefix = ["--database", database] if database else []
-    return subprocess.run(
-        [sys.executable, "-m", "statekeeper", *prefix, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=60,
-    )
+    return statekeeper(*prefix, *args, stdin=stdin, env=extra_env)
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/cli.db"
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], code: str, exit_code: int) -> str:
-    assert result.returncode == exit_code, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {code}: ")
-    return lines[0]
 
 
 def test_version() -> None:
@@ -59,7 +42,7 @@ def test_put_get_list_delete(db: str) -> None:
     assert put.returncode == 0, put.stderr
     item = json.loads(put.stdout)
     assert item["value"] == {"name": "Ada"} and item["etag"]
-    got = json.loads(cli("state", "get", "user:1", database=db).stdout)
+    got = json.loads(cli("state", "get", "user:1", "--json", database=db).stdout)
     assert got == item
     again = cli("state", "put", "user:1", '{"name": "Eve"}', "--if-match", "stale", database=db)
     one_line_error(again, "conflict", 5)
@@ -140,20 +123,14 @@ def test_not_a_database(tmp_path: Path) -> None:
 
 
 def test_wrong_encryption_key(db: str) -> None:
-    env_key = subprocess.run(
-        [sys.executable, "-m", "statekeeper", "keygen"],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    env_key = cli("keygen").stdout.strip()
     other_key = env_key.split(":")[0] + ":" + "A" * 43 + "="
-    os.environ["STATEKEEPER_ENCRYPTION_KEYS"] = env_key
-    try:
-        assert cli("state", "put", "secret", '"x"', database=db).returncode == 0
-        os.environ["STATEKEEPER_ENCRYPTION_KEYS"] = other_key
-        one_line_error(cli("state", "get", "secret", database=db), "decryption_failed", 9)
-    finally:
-        del os.environ["STATEKEEPER_ENCRYPTION_KEYS"]
+    put = statekeeper("--database", db, "state", "put", "secret", '"x"',
+                      env={"STATEKEEPER_ENCRYPTION_KEYS": env_key})  # fmt: skip
+    assert put.returncode == 0, put.stderr
+    got = statekeeper("--database", db, "state", "get", "secret",
+                      env={"STATEKEEPER_ENCRYPTION_KEYS": other_key})  # fmt: skip
+    one_line_error(got, "decryption_failed", 9)
 
 
 def test_demo_runs_on_sqlite(tmp_path: Path) -> None:
@@ -187,13 +164,8 @@ def test_configuration_errors_are_one_line(db: str) -> None:
     )
     bad_pool = "postgresql://postgres@127.0.0.1/test?pool_min=5&pool_max=2"
     one_line_error(cli("state", "list", database=bad_pool), "invalid_database_url", 3)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "STATEKEEPER_CACHE_URL": "localhost:1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "statekeeper", "--database", db, "state", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = statekeeper(
+        "--database", db, "state", "list", env={"STATEKEEPER_CACHE_URL": "localhost:1"}
     )
     one_line_error(result, "configuration_error", 3)
 

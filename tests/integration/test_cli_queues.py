@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from statekeeper import App, Retry
+from tests.integration.cli_support import environment, statekeeper
 
 ROOT = Path(__file__).parents[2]
 APP_MODULE = """
@@ -30,21 +30,13 @@ async def double(message: Message) -> int:
 
 def cli(tmp: Path, *args: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:
     """The command run in ``tmp``; ``answer`` is its standard input (to a prompt)."""
-    return subprocess.run(
-        [sys.executable, "-m", "statekeeper", *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        cwd=tmp,
-        input=answer,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return statekeeper(*args, cwd=tmp, stdin=answer)
 
 
 def spawn_worker(tmp: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "statekeeper", "worker", "--app", "jobsapp:app"],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        env=environment(),
         cwd=tmp,
         stderr=subprocess.PIPE,
     )
@@ -66,13 +58,21 @@ async def test_worker_and_queue_verbs(tmp_path: Path) -> None:
         finally:
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=30) == 0
-        assert worker.stderr is not None and b"Traceback" not in worker.stderr.read()
+        assert worker.stderr is not None
+        banner, *logged, summary = worker.stderr.read().decode().splitlines()
+        assert banner.startswith("statekeeper worker running; consumers: jobs;")
+        assert summary.startswith("statekeeper worker stopped; messages processed: 20; failed: 1")
+        # Every other line is a JSON log line (no stray traceback); the dead letter's
+        # carries the handler's traceback.
+        [dead_letter] = [json.loads(line) for line in logged]
+        assert dead_letter["message"] == "message dead-lettered"
+        assert "ValueError: cannot double poison" in dead_letter["exception"]
 
     env_db = ["--database", url, "--namespace", "jobs"]
-    stats = json.loads(cli(tmp_path, *env_db, "queue", "stats", "jobs").stdout)
+    stats = json.loads(cli(tmp_path, *env_db, "queue", "stats", "jobs", "--json").stdout)
     assert stats["ready"] == 0 and stats["dead"] == 1
     dead = cli(tmp_path, *env_db, "queue", "peek", "jobs", "--dead", "--json").stdout
-    [entry] = [json.loads(line) for line in dead.splitlines()]
+    [entry] = json.loads(dead)["items"]
     assert entry["body"] == "poison" and "cannot double poison" in entry["last_error"]["message"]
     table = cli(tmp_path, *env_db, "queue", "peek", "jobs", "--dead")
     assert table.returncode == 0 and "poison" in table.stdout
@@ -122,18 +122,14 @@ async def test_workflow_verbs(tmp_path: Path) -> None:
             await runner.execute(leased)
 
     db = ["--database", url, "--namespace", "flows"]
-    listed = [
-        json.loads(line)
-        for line in cli(tmp_path, *db, "workflows", "list", "--json").stdout.splitlines()
-    ]
+    listed = json.loads(cli(tmp_path, *db, "workflows", "list", "--json").stdout)["items"]
     assert {w["id"]: w["status"] for w in listed} == {"nap": "sleeping", "oops": "failed"}
     table = cli(tmp_path, *db, "workflows", "list", "--status", "failed")
     assert "oops" in table.stdout and "nap" not in table.stdout
-    described = json.loads(cli(tmp_path, *db, "workflows", "describe", "oops").stdout)
+    described = json.loads(cli(tmp_path, *db, "workflows", "describe", "oops", "--json").stdout)
     assert described["status"] == "failed" and "down" in described["error"]["message"]
-    history = [
-        json.loads(x)
-        for x in cli(tmp_path, *db, "workflows", "history", "oops").stdout.splitlines()
+    history = json.loads(cli(tmp_path, *db, "workflows", "history", "oops", "--json").stdout)[
+        "items"
     ]
     assert history[0]["name"].endswith("broken") and history[0]["error"]["type"] == "RuntimeError"
     assert cli(tmp_path, *db, "workflows", "cancel", "nap").returncode == 0

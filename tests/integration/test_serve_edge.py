@@ -165,6 +165,7 @@ def test_https_verifies_and_plain_http_fails(
     line = server.wait_for("statekeeper serving")
     assert line == (
         f"statekeeper serving https://127.0.0.1:{port}; auth on; consumers: orders; workflows: trip"
+        f"; namespace: edge; database: {sqlite_db}"
     )
     trust = ssl.create_default_context(cafile=str(cert))
     with httpx.Client(verify=trust, base_url=f"https://localhost:{port}") as client:

@@ -3,9 +3,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
+import pytest
+
 from statekeeper import App, configure_logging, correlation
+from statekeeper.errors import ConfigurationError
 from statekeeper.logs import correlation_id
 
 
@@ -60,3 +64,51 @@ def test_json_lines_carry_extras_and_exceptions() -> None:
     assert entry["queue"] == "q1"
     assert entry["correlation_id"] == "c1"
     assert "ValueError: boom" in entry["exception"]
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def fails_holding_a_secret() -> None:
+    password = "s3cret-" + "value"
+    raise KeyError(f"missing {len(password)}")
+
+
+def test_on_a_terminal_a_failure_is_drawn_with_its_traceback_and_no_locals() -> None:
+    stream = Terminal()
+    configure_logging("WARNING", stream)  # auto: text, on a terminal
+    try:
+        log = logging.getLogger("statekeeper.test")
+        with correlation("c9"):
+            try:
+                fails_holding_a_secret()
+            except KeyError as error:
+                log.warning("workflow failed", exc_info=error, extra={"workflow_id": "w1"})
+    finally:
+        configure_logging("WARNING")
+    shown = stream.getvalue()
+    assert "\x1b[" in shown and not shown.lstrip().startswith("{")
+    plain = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", shown).split())  # unwrapped
+    assert "WARNING" in plain
+    assert "workflow failed workflow_id=w1 correlation_id=c9 [statekeeper.test]" in plain
+    assert "Traceback" in plain and "fails_holding_a_secret" in plain
+    assert "KeyError: 'missing 12'" in plain
+    assert "s3cret-value" not in plain
+
+
+def test_the_log_format_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match="unknown log format 'xml'"):
+        configure_logging("INFO", io.StringIO(), "xml")
+    stream = Terminal()
+    configure_logging("INFO", stream, "json")  # forced, on a terminal too
+    try:
+        logging.getLogger("statekeeper.test").info("hello", extra={"n": 1})
+    finally:
+        configure_logging("WARNING")
+    assert json.loads(stream.getvalue()) | {"ts": "-"} == {
+        "ts": "-", "level": "info", "logger": "statekeeper.test", "message": "hello", "n": 1
+    }  # fmt: skip

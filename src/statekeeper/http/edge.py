@@ -173,8 +173,11 @@ def describe(
     auth: bool,
     consumers: list[str],
     workflows: list[str],
+    namespace: str | None = None,
+    database: str | None = None,
 ) -> str:
-    """The one line ``serve`` prints when it starts."""
+    """The one line ``serve`` prints when it starts (``database`` with its password
+    masked already), alike the one of ``statekeeper worker``."""
     scheme = "https" if tls else "http"
     where = ", ".join(f"{scheme}://{shown(*address)}" for address in addresses)
     return "; ".join(
@@ -183,6 +186,8 @@ def describe(
             "auth on" if auth else "auth off (dev mode)",
             "consumers: " + (", ".join(consumers) or "none"),
             "workflows: " + (", ".join(workflows) or "none"),
+            *([f"namespace: {namespace}"] if namespace is not None else []),
+            *([f"database: {database}"] if database is not None else []),
         ]
     )
 

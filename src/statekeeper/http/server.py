@@ -122,7 +122,10 @@ async def _serve_on(
             announce(warning)
     consumers = [c.queue for c in app.consumers.values()] if workers else []
     workflows = sorted(app.workflows.registry) if workers else []
-    line = describe(addresses, tls=edge.tls, auth=auth, consumers=consumers, workflows=workflows)
+    line = describe(
+        addresses, tls=edge.tls, auth=auth, consumers=consumers, workflows=workflows,
+        namespace=app.namespace, database=app.url.redacted(),
+    )  # fmt: skip
     log.info(line, extra={"tls": edge.tls, "auth": auth, "workers": workers})
     if announce is not None:
         announce(line)

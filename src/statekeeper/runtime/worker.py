@@ -106,7 +106,9 @@ class Worker:
             return receive.result()
         except StatekeeperError as error:
             log.warning(
-                "leasing failed; retrying", extra={"queue": queue.name, "error": error.message}
+                "leasing failed; retrying",
+                exc_info=error,
+                extra={"queue": queue.name, "error": error.message},
             )
             await asyncio.sleep(_ERROR_PAUSE)
             return []
@@ -160,6 +162,7 @@ class Worker:
             except StatekeeperError as error:
                 log.error(
                     "message processed but not acknowledged; it will be redelivered",
+                    exc_info=error,
                     extra={**self._fields(message), "error": error.message},
                 )
                 return
@@ -186,12 +189,14 @@ class Worker:
         except StatekeeperError as settle_error:
             log.error(
                 "message failed and its failure was not recorded; it will be redelivered",
+                exc_info=settle_error,
                 extra={**self._fields(message), "error": settle_error.message},
             )
             return
         log.log(
             logging.ERROR if state == "dead" else logging.WARNING,
             "message dead-lettered" if state == "dead" else "message failed; will retry",
+            exc_info=error if isinstance(error, BaseException) else None,
             extra={**self._fields(message), "error": _describe(error)},
         )
 
@@ -206,7 +211,9 @@ class Worker:
                 return
             except StatekeeperError as error:
                 log.warning(
-                    "heartbeat failed", extra={**self._fields(message), "error": error.message}
+                    "heartbeat failed",
+                    exc_info=error,
+                    extra={**self._fields(message), "error": error.message},
                 )
 
     @staticmethod

@@ -247,9 +247,10 @@ class WorkflowStorage(Protocol):
         *,
         status: str | None,
         name: str | None,
-        after: tuple[float, str],
+        before: tuple[float, str],
         limit: int,
-    ) -> builtins.list[tuple[Any, ...]]: ...
+    ) -> builtins.list[tuple[Any, ...]]:
+        """Workflows created before ``before`` (created_at, id), newest first."""
 
     async def next_due(self, namespace: str) -> float | None: ...
 

@@ -157,7 +157,7 @@ class WorkflowOps(Operations):
         *,
         status: str | None,
         name: str | None,
-        after: tuple[float, str],
+        before: tuple[float, str],
         limit: int,
     ) -> list[tuple[Any, ...]]:
         query = "wf_list" + {
@@ -168,7 +168,7 @@ class WorkflowOps(Operations):
         if name is not None:
             filters["name"] = name
         statement = self._bind(
-            query, namespace=namespace, after_time=after[0], after_id=after[1], limit=limit,
+            query, namespace=namespace, before_time=before[0], before_id=before[1], limit=limit,
             **filters,
         )  # fmt: skip
         return await self._db.run_many(statement, "cannot list workflows")

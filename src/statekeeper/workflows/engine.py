@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
-from statekeeper.codec import decode_as, decode_value, parameter_type
+from statekeeper.codec import decode_as, decode_value, parameter_type, result_type
 from statekeeper.constants import child_event
 from statekeeper.errors import (
     CallbacksDisabled,
@@ -35,7 +35,9 @@ from statekeeper.errors import (
     StatekeeperError,
     UnknownWorkflow,
     ValidationError,
+    WorkflowFailed,
     WorkflowFinished,
+    WorkflowNotFinished,
     WorkflowNotFound,
 )
 from statekeeper.identifiers import (
@@ -227,22 +229,36 @@ class Workflows:
     async def result(self, id: str, *, poll: float = 0.05, timeout: float = 60.0) -> Any: ...
 
     async def result(self, id: str, *, poll: float = 0.05, timeout: float = 60.0) -> Any:
-        """Wait until the workflow finishes; its output, or WorkflowFailed-like error.
-        Given the run ``start`` returned for a function, typed by that function's output."""
+        """Wait until the workflow finishes: its output (as the type the workflow declares
+        it returns, when it is registered here). WorkflowFailed, carrying the recorded
+        error (type, message, traceback), when it ended otherwise; WorkflowNotFinished
+        after ``timeout`` seconds. Given the run ``start`` returned for a function, typed
+        by that function's output."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             status = await self.status(id)
             if status.read_error is not None:
                 raise DecryptionError(status.read_error, id=id)
             if status.done:
-                if status.status != "succeeded":
-                    raise StatekeeperError(
-                        f"workflow {id!r} ended {status.status}: {status.error}", id=id
-                    )
-                return status.output
+                return self._output(status)
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"workflow {id!r} still {status.status} after {timeout} s")
+                raise WorkflowNotFinished(
+                    f"workflow {id!r} is still {status.status} after {timeout:g} s", id=id
+                )
             await asyncio.sleep(poll)
+
+    def _output(self, status: WorkflowStatus) -> Any:
+        if status.status != "succeeded":
+            raise WorkflowFailed(
+                f"workflow {status.id!r} ended {status.status}: {status.error}",
+                status=status.status, error=status.error, id=status.id,
+            )  # fmt: skip
+        fn = self.registry.get(status.name)
+        hint = None if fn is None else result_type(fn)
+        if hint is None:
+            return status.output
+        data = encode(f"output of workflow {status.id!r}", status.output)
+        return decode_as(data, hint, f"the output of workflow {status.id!r}")
 
     async def send_event(self, id: str, name: str, data: Any = None) -> None:
         """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent).
@@ -288,9 +304,10 @@ class Workflows:
         status: str | None = None,
         name: str | None = None,
         limit: int = 100,
-        after: tuple[float, str] = (float("-inf"), ""),
+        before: tuple[float, str] = (float("inf"), ""),
     ) -> list[dict[str, Any]]:
-        """Workflows in start order, filtered by status and name."""
+        """Workflows newest first, filtered by status and name; the next page is those
+        ``before`` the last one's ``(created_at, id)``."""
         if status is not None and status not in STATUSES:
             raise InvalidFilter(
                 f"invalid status filter {shown(status)}: a status is one of {', '.join(STATUSES)}"
@@ -303,7 +320,7 @@ class Workflows:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
         rows = await self._backend.workflows.list(
-            self.namespace, status=status, name=name, after=after, limit=limit
+            self.namespace, status=status, name=name, before=before, limit=limit
         )
         keys = ("id", "name", "status", "created_at", "updated_at")
         return [dict(zip(keys, row, strict=True)) for row in rows]
@@ -418,7 +435,7 @@ class WorkflowRunner:
                 limit=min(count, 16), now=now,
             )  # fmt: skip
         except StatekeeperError as error:
-            log.warning("leasing workflows failed", extra={"error": error.message})
+            log.warning("leasing workflows failed", exc_info=error, extra={"error": error.message})
             return []
 
     async def _idle(self, woken: asyncio.Event, stop: asyncio.Task[bool], looked_at: float) -> None:

@@ -123,39 +123,41 @@ DELETE FROM sk_workflow_steps
 WHERE namespace = :namespace AND workflow_id = :id AND error IS NOT NULL AND kind = 'step';
 
 -- name: wf_list
--- Each filter has its own statement and the index of its order (sk_workflows_listing,
--- _by_status, _by_name), so that a page costs its own rows whatever the table holds.
--- The filters are written `status || ''` and `name || ''`, the expressions their
--- indexes are on (which no other statement writes, so none can pick those indexes).
+-- Newest first: each filter has its own statement and the index of its order
+-- (sk_workflows_listing, _by_status, _by_name), read backwards from the cursor, so that
+-- a page costs its own rows whatever the table holds. The first page's cursor is
+-- (+infinity, ''). The filters are written `status || ''` and `name || ''`, the
+-- expressions their indexes are on (which no other statement writes, so none can pick
+-- those indexes).
 SELECT id, name, status, created_at, updated_at
 FROM sk_workflows
 WHERE namespace = :namespace
-  AND (created_at, id) > (:after_time, :after_id)
-ORDER BY created_at, id
+  AND (created_at, id) < (:before_time, :before_id)
+ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_list_by_status
 SELECT id, name, status, created_at, updated_at
 FROM sk_workflows
 WHERE namespace = :namespace AND status || '' = :status
-  AND (created_at, id) > (:after_time, :after_id)
-ORDER BY created_at, id
+  AND (created_at, id) < (:before_time, :before_id)
+ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_list_by_name
 SELECT id, name, status, created_at, updated_at
 FROM sk_workflows
 WHERE namespace = :namespace AND name || '' = :name
-  AND (created_at, id) > (:after_time, :after_id)
-ORDER BY created_at, id
+  AND (created_at, id) < (:before_time, :before_id)
+ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_list_by_status_and_name
 SELECT id, name, status, created_at, updated_at
 FROM sk_workflows
 WHERE namespace = :namespace AND status || '' = :status AND name || '' = :name
-  AND (created_at, id) > (:after_time, :after_id)
-ORDER BY created_at, id
+  AND (created_at, id) < (:before_time, :before_id)
+ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_history

@@ -1,0 +1,365 @@
+"""``statekeeper workflows``: start, inspect and steer workflows.
+
+``start`` writes the workflow's row; a worker whose app registers the name runs it.
+Without ``--app`` the command knows the workflow only by its name (a name no worker
+registers stays pending); with ``--app module:app`` the name must be one of that
+app's workflows, and the workflow starts on that app's database and namespace, as
+``worker --app`` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import math
+from typing import Any
+
+import click
+
+from statekeeper.app import App
+from statekeeper.cli.common import Settings, load_app, on_app, pass_settings, read_json, run
+from statekeeper.cli.output import (
+    JSON_HELP,
+    compact,
+    echo_fields,
+    echo_json,
+    echo_table,
+    iso,
+    with_iso,
+)
+from statekeeper.cli.params import seconds_option
+from statekeeper.constants import MAX_LIST_LIMIT
+from statekeeper.errors import (
+    ConfigurationError,
+    DecryptionError,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    StatekeeperError,
+    ValidationError,
+    WorkflowFailed,
+    WorkflowNotFinished,
+)
+from statekeeper.identifiers import check_workflow_id, check_workflow_name
+from statekeeper.workflows import WorkflowContext, WorkflowStatus
+
+TIMES = ("created_at", "updated_at")
+STEP_TIMES = ("started_at", "finished_at")
+FIRST_PAGE = (math.inf, "")
+POLL_LIMIT = 0.5  # seconds between looks while waiting for a result, at most
+MAX_CURSOR = 400  # characters: a time and a workflow id of up to 200 characters, base64
+
+
+@click.group("workflows")
+def workflows() -> None:
+    """Start, inspect and steer workflows."""
+
+
+# --- inspect -----------------------------------------------------------------------------
+
+
+def encode_cursor(created_at: float, id: str) -> str:
+    data = json.dumps([created_at, id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The (created_at, id) a cursor printed by ``workflows list`` stands for."""
+    try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long")
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        created_at, id = json.loads(data)
+        if not isinstance(created_at, int | float) or not math.isfinite(created_at):
+            raise ValueError(created_at)
+        return float(created_at), check_workflow_id(id)
+    except (binascii.Error, ValueError, TypeError, UnicodeError, StatekeeperError):
+        raise InvalidCursor(f"cursor {cursor!r} is not one `workflows list` printed") from None
+
+
+@workflows.command("list")
+@click.option("--status", metavar="STATUS", help="Only workflows with this status.")
+@click.option("--name", metavar="NAME", help="Only workflows of this name.")
+@click.option(
+    "--limit", default=100, show_default=True, type=int, help="Workflows per page (1 to 1000)."
+)
+@click.option(
+    "--cursor", metavar="CURSOR", help="Continue after the cursor a previous page printed."
+)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_settings
+def workflows_list(
+    settings: Settings,
+    status: str | None,
+    name: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """Workflows, newest first, a page at a time; the next page's cursor is printed
+    last (in JSON: "cursor", null on the last page)."""
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise ValidationError(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit}")
+    before = FIRST_PAGE if cursor is None else decode_cursor(cursor)
+    # One more than asked tells whether another page follows (at the largest page, the
+    # cursor is printed whenever the page is full).
+    fetch = min(limit + 1, MAX_LIST_LIMIT)
+
+    async def work(app: App) -> list[dict[str, Any]]:
+        return await app.workflows.list(status=status, name=name, limit=fetch, before=before)
+
+    found = on_app(settings, work)
+    page = found[:limit]
+    more = len(found) > limit or len(page) == MAX_LIST_LIMIT
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None
+    if as_json:
+        echo_json({"items": [with_iso(w, *TIMES) for w in page], "cursor": next_cursor})
+        return
+    echo_table(
+        ["id", "name", "status", "created_at", "updated_at"],
+        [
+            [
+                w["id"],
+                w["name"],
+                w["status"],
+                iso(w["created_at"], timespec="seconds"),
+                iso(w["updated_at"], timespec="seconds"),
+            ]
+            for w in page
+        ],
+    )
+    if next_cursor:
+        click.echo(f"next page: --cursor {next_cursor}")
+
+
+def _described(status: WorkflowStatus) -> dict[str, Any]:
+    return with_iso(status.to_dict(), *TIMES)
+
+
+@workflows.command("describe")
+@click.argument("workflow_id")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_settings
+def workflows_describe(settings: Settings, workflow_id: str, as_json: bool) -> None:
+    """Status, output and error of one workflow."""
+
+    async def work(app: App) -> WorkflowStatus:
+        return await app.workflows.status(workflow_id)
+
+    described = _described(on_app(settings, work))
+    if as_json:
+        echo_json(described)
+        return
+    echo_fields((k, v) for k, v in described.items())
+
+
+@workflows.command("history")
+@click.argument("workflow_id")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_settings
+def workflows_history(settings: Settings, workflow_id: str, as_json: bool) -> None:
+    """Every journal entry of one workflow, in order: steps, sleeps, events, children."""
+
+    async def work(app: App) -> list[dict[str, Any]]:
+        return await app.workflows.history(workflow_id)
+
+    entries = on_app(settings, work)
+    if as_json:
+        echo_json({"id": workflow_id, "items": [with_iso(e, *STEP_TIMES) for e in entries]})
+        return
+    echo_table(
+        ["position", "kind", "name", "attempts", "started_at", "finished_at", "outcome"],
+        [
+            [
+                str(e["position"]),
+                e["kind"],
+                e["name"],
+                str(e["attempts"]),
+                iso(e["started_at"], timespec="seconds"),
+                iso(e["finished_at"], timespec="seconds"),
+                _outcome(e),
+            ]
+            for e in entries
+        ],
+    )
+
+
+def _outcome(entry: dict[str, Any]) -> str:
+    if entry.get("read_error"):
+        return f"(unreadable: {entry['read_error']})"
+    if entry["error"] is not None:
+        error = entry["error"]
+        return compact(f"error: {error['type']}: {error['message']}")
+    return compact(entry["output"])
+
+
+async def _outcome_of(app: App, id: str, wait: bool, timeout: float | None) -> WorkflowStatus:
+    """The workflow's status once it has finished; with ``wait``, looked at again (more
+    and more slowly, up to POLL_LIMIT apart) until then or until ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    pause = 0.02
+    while True:
+        status = await app.workflows.status(id)
+        if status.done or not wait:
+            return status
+        left = math.inf if deadline is None else deadline - loop.time()
+        if left <= 0:
+            return status
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, POLL_LIMIT)
+
+
+@workflows.command("result")
+@click.argument("workflow_id")
+@click.option("--wait", is_flag=True, help="Wait until the workflow finishes.")
+@click.option(
+    "--timeout",
+    metavar="SECONDS",
+    callback=seconds_option(zero=False),
+    help="Wait at most this many seconds (implies --wait).",
+)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_settings
+def workflows_result(
+    settings: Settings, workflow_id: str, wait: bool, timeout: float | None, as_json: bool
+) -> None:
+    """Print a succeeded workflow's output (JSON). A workflow that ended otherwise
+    (failed, compensated, cancelled) is an error carrying its error, exit 10; one not
+    finished yet (without --wait, or still running after --timeout) exits 11."""
+
+    wait = wait or timeout is not None
+
+    async def work(app: App) -> WorkflowStatus:
+        return await _outcome_of(app, workflow_id, wait, timeout)
+
+    status = on_app(settings, work)
+    if status.read_error is not None:
+        raise DecryptionError(status.read_error)
+    if not status.done:
+        hint = f" after {timeout:g} s" if wait else "; --wait waits for it to finish"
+        raise WorkflowNotFinished(f"workflow {workflow_id!r} is {status.status}{hint}")
+    if status.status != "succeeded":
+        raise WorkflowFailed(
+            f"workflow {workflow_id!r} ended {status.status}: {status.error}",
+            status=status.status,
+            error=status.error,
+        )
+    if as_json:
+        echo_json({"id": status.id, "name": status.name, "status": status.status,
+                   "output": status.output})  # fmt: skip
+        return
+    echo_json(status.output)
+
+
+# --- steer -------------------------------------------------------------------------------
+
+
+async def _runs_elsewhere(ctx: WorkflowContext, input: Any) -> Any:
+    """Stands for a workflow this command knows only by name, so that it can start it;
+    this command runs no workflows (a worker whose app registers the name does)."""
+    raise ConfigurationError("a workflow known only by name cannot run in this process")
+
+
+@workflows.command("start")
+@click.argument("name")
+@click.option(
+    "--input",
+    "input_text",
+    metavar="JSON",
+    default="null",
+    help="The input, JSON (- for stdin; default null).",
+)
+@click.option(
+    "--id",
+    "workflow_id",
+    metavar="ID",
+    help="The workflow's id (default: a new one); starting an existing id again returns "
+    "that workflow.",
+)
+@click.option(
+    "--app",
+    "target",
+    metavar="MODULE:APP",
+    help="Check NAME against this app's workflows (module:attribute) and start on its "
+    "database and namespace.",
+)
+@pass_settings
+def workflows_start(
+    settings: Settings, name: str, input_text: str, workflow_id: str | None, target: str | None
+) -> None:
+    """Start workflow NAME; print its id and status as JSON. A worker running an app
+    that registers NAME runs it."""
+    check_workflow_name(name)
+    if workflow_id is not None:
+        check_workflow_id(workflow_id)
+    input = read_json(input_text, "--input")
+    if target is not None:
+        app = load_app(target, settings)
+    else:
+        app = settings.app()
+        app.workflow(_runs_elsewhere, name=name)
+
+    async def go() -> WorkflowStatus:
+        async with app:
+            run_id = await app.workflows.start(name, input, id=workflow_id)
+            return await app.workflows.status(run_id)
+
+    status = run(go())
+    if status.name != name:
+        raise IdempotencyKeyReused(
+            f"workflow id {status.id!r} was used before by a workflow named {status.name!r}",
+            id=status.id,
+        )
+    echo_json(_described(status))
+
+
+@workflows.command("send-event")
+@click.argument("workflow_id")
+@click.argument("event")
+@click.option(
+    "--data",
+    "data_text",
+    metavar="JSON",
+    default="null",
+    help="The event's data, JSON (- for stdin; default null).",
+)
+@pass_settings
+def workflows_send_event(settings: Settings, workflow_id: str, event: str, data_text: str) -> None:
+    """Deliver EVENT to a workflow (what its ctx.wait_for_event receives), once: a
+    second delivery of the same event exits 5."""
+    data = read_json(data_text, "--data")
+
+    async def work(app: App) -> None:
+        await app.workflows.send_event(workflow_id, event, data)
+
+    on_app(settings, work)
+    echo_json({"id": workflow_id, "event": event, "delivered": True})
+
+
+@workflows.command("cancel")
+@click.argument("workflow_id")
+@pass_settings
+def workflows_cancel(settings: Settings, workflow_id: str) -> None:
+    """Ask a workflow to stop (compensating its saga); exits 5 if it has finished."""
+
+    async def work(app: App) -> None:
+        await app.workflows.cancel(workflow_id)
+
+    on_app(settings, work)
+    echo_json({"id": workflow_id, "cancel_requested": True})
+
+
+@workflows.command("retry")
+@click.argument("workflow_id")
+@pass_settings
+def workflows_retry(settings: Settings, workflow_id: str) -> None:
+    """Run a failed workflow again from its failed step; exits 5 unless it failed."""
+
+    async def work(app: App) -> None:
+        await app.workflows.retry(workflow_id)
+
+    on_app(settings, work)
+    echo_json({"id": workflow_id, "retrying": True})
