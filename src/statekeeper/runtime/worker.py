@@ -20,7 +20,7 @@ from statekeeper.errors import ErrorRecord, LeaseLost, StatekeeperError, Validat
 from statekeeper.logs import correlation
 from statekeeper.queues import Message, Queue
 from statekeeper.runtime.consumer import Consumer
-from statekeeper.workflows.engine import WorkflowRunner
+from statekeeper.workflows.runner import WorkflowRunner
 
 if TYPE_CHECKING:
     from statekeeper.app import App

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from statekeeper.workflows.context import WorkflowContext
-from statekeeper.workflows.engine import WorkflowRunner, Workflows, WorkflowStatus
+from statekeeper.workflows.engine import Workflows, WorkflowStatus
+from statekeeper.workflows.runner import WorkflowRunner
 from statekeeper.workflows.signals import ChildFailed, EventTimeout, StepFailed
 from statekeeper.workflows.signatures import WorkflowRun
 

@@ -1,0 +1,239 @@
+"""The workflow runner: leases runnable workflows of the registry and runs them.
+
+A run replays the workflow's journal and goes on from where it stopped; it ends by
+suspending (a sleep, a wait), by finishing (succeeded, failed, cancelled, compensated),
+or by being abandoned when its lease moved on to another runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from typing import Any
+
+from statekeeper.codec import decode_as, parameter_type
+from statekeeper.constants import child_event
+from statekeeper.errors import DecryptionError, ErrorRecord, StatekeeperError
+from statekeeper.queues.wakeups import POLL_INTERVAL
+from statekeeper.sealing import EVENT, WORKFLOW
+from statekeeper.storage.rows import LeasedWorkflow
+from statekeeper.workflows.context import WorkflowContext, encode
+from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
+from statekeeper.workflows.signals import (
+    Cancelled,
+    Compensated,
+    StepFailed,
+    Superseded,
+    Suspend,
+    Unreadable,
+)
+
+log = logging.getLogger("statekeeper.workflows")
+UNREADABLE_RETRY = 30.0  # seconds before a workflow this process cannot read is tried again
+
+
+def _failure(error: Exception) -> ErrorRecord:
+    """What a workflow that raised ``error`` records: a step's failure it did not catch
+    keeps the step's error type and traceback, so the workflow fails as its step did."""
+    if isinstance(error, StepFailed):
+        step = error.error
+        return ErrorRecord.made(
+            step.type, f"step {error.step!r} failed: {step.message}", step.traceback
+        )
+    return ErrorRecord.of(error)
+
+
+class WorkflowRunner:
+    """Leases runnable workflows and runs them, ``concurrency`` at a time."""
+
+    def __init__(self, workflows: Workflows, *, concurrency: int = 32, poll: float = 1.0) -> None:
+        self.workflows = workflows
+        self.concurrency = concurrency
+        self.poll = min(poll, POLL_INTERVAL)
+        self.owner = secrets.token_hex(8)
+        self.completed = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        in_hand: set[asyncio.Task[None]] = set()
+        stop = asyncio.create_task(stopping.wait())
+        names = list(self.workflows.registry)
+        try:
+            while not stopping.is_set():
+                free = self.concurrency - len(in_hand)
+                if free <= 0:
+                    await asyncio.wait([*in_hand, stop], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                woken = self.workflows._wakeups.event(self.workflows.namespace, WAKEUP_CHANNEL)
+                looked_at = self.workflows._clock()
+                leased = await self._lease(names, free)
+                for workflow in leased:
+                    task = asyncio.create_task(self.execute(workflow))
+                    in_hand.add(task)
+                    task.add_done_callback(in_hand.discard)
+                if not leased:
+                    await self._idle(woken, stop, looked_at)
+        finally:
+            stop.cancel()
+            if in_hand:
+                await asyncio.wait(in_hand, timeout=5.0)
+                for task in in_hand:
+                    task.cancel()  # their leases lapse; another runner resumes them
+
+    async def _lease(self, names: list[str], count: int) -> list[LeasedWorkflow]:
+        flows = self.workflows
+        now = flows._clock()
+        try:
+            return await flows._backend.workflows.lease(
+                flows.namespace, names, owner=self.owner, lease_end=now + flows.lease,
+                limit=min(count, 16), now=now,
+            )  # fmt: skip
+        except StatekeeperError as error:
+            log.warning("leasing workflows failed", exc_info=error, extra={"error": error.message})
+            return []
+
+    async def _idle(self, woken: asyncio.Event, stop: asyncio.Task[bool], looked_at: float) -> None:
+        """Wait for a wake-up, the next due time, or the poll interval. A due time that
+        had passed when the lease looked is a workflow another lease still holds (its
+        lease ends later than its wake-up time says, or it is being cancelled): that waits
+        for the poll, rather than asking again at once and again."""
+        flows = self.workflows
+        wait = self.poll
+        with contextlib.suppress(StatekeeperError):
+            due = await flows._backend.workflows.next_due(flows.namespace)
+            if due is not None and due > looked_at:
+                wait = min(wait, max(0.0, due - flows._clock()) + 0.001)
+        waiter = asyncio.create_task(woken.wait())
+        await asyncio.wait([waiter, stop], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    async def execute(self, leased: LeasedWorkflow) -> None:
+        flows = self.workflows
+        backend = flows._backend
+        fn = flows.registry[leased.name]
+        journal = await backend.workflows.journal(flows.namespace, leased.id)
+        ctx = WorkflowContext(
+            backend, flows.namespace, leased.id, leased.fence, journal,
+            clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
+            sealer=flows.sealer, state=flows._state_of,
+        )  # fmt: skip
+        ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
+        ctx.secret = flows.secret
+        ctx.workflow_name = flows.name_of
+        try:
+            stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
+            workflow_input = decode_as(
+                stored, parameter_type(fn, 1), f"the input of workflow {leased.id!r}"
+            )
+        except DecryptionError as error:  # a key this process lacks: later, not failed
+            await self._defer(leased, error.message)
+            return
+        except StatekeeperError as error:  # fails alone, and for good: it cannot change
+            log.warning(
+                "workflow failed: its input cannot be read", exc_info=error,
+                extra={"workflow_id": leased.id, "workflow": leased.name},
+            )  # fmt: skip
+            await self._finish(leased, "failed", None, ErrorRecord.of(error, name="InvalidInput"))
+            return
+        run = asyncio.create_task(fn(ctx, workflow_input))
+        keeper = asyncio.create_task(self._keep_lease(leased, run))
+        try:
+            output = await run
+        except Suspend as suspend:
+            await backend.workflows.suspend(
+                flows.namespace, leased.id, leased.fence, status=suspend.status,
+                wake_at=suspend.wake_at, waiting_for=suspend.waiting_for, now=flows._clock(),
+            )  # fmt: skip
+            return
+        except Cancelled:
+            cancelled = ErrorRecord.made("Cancelled", "cancelled on request")
+            await self._finish(leased, "cancelled", None, cancelled)
+            return
+        except Compensated as compensated:
+            await self._finish(leased, "compensated", None, compensated.error)
+            return
+        except (Superseded, asyncio.CancelledError):
+            log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
+            return
+        except Unreadable as unreadable:
+            await self._defer(leased, unreadable.message)
+            return
+        except Exception as error:
+            log.warning(
+                "workflow failed", exc_info=error,
+                extra={"workflow_id": leased.id, "workflow": leased.name},
+            )  # fmt: skip
+            await self._finish(leased, "failed", None, _failure(error))
+            return
+        finally:
+            keeper.cancel()
+        try:
+            data = encode(f"result of workflow {leased.name!r}", output)
+        except StatekeeperError as error:
+            log.warning(
+                "workflow failed: its result cannot be stored", exc_info=error,
+                extra={"workflow_id": leased.id, "workflow": leased.name},
+            )  # fmt: skip
+            await self._finish(
+                leased, "failed", None, ErrorRecord.of(error, name="ResultNotStored")
+            )
+            return
+        await self._finish(leased, "succeeded", data, None)
+
+    async def _defer(self, leased: LeasedWorkflow, why: str) -> None:
+        """Give a workflow whose recorded values this process cannot open back, due again
+        in UNREADABLE_RETRY seconds: a process with the right keyring (or this one, fixed)
+        runs it then. Nothing of it is failed or compensated meanwhile."""
+        flows = self.workflows
+        log.error(
+            "workflow cannot be read with this process's keys; trying again later",
+            extra={"workflow_id": leased.id, "error": why, "retry_in": UNREADABLE_RETRY},
+        )
+        await flows._backend.workflows.suspend(
+            flows.namespace, leased.id, leased.fence, status="pending",
+            wake_at=flows._clock() + UNREADABLE_RETRY, waiting_for=None, now=flows._clock(),
+        )  # fmt: skip
+
+    async def _finish(
+        self, leased: LeasedWorkflow, status: str, output: bytes | None, error: ErrorRecord | None
+    ) -> None:
+        """End the workflow; a child's outcome is delivered to its parent as event
+        ``child:<id>`` in the same transaction."""
+        flows = self.workflows
+        seal, ns, id = flows.sealer, flows.namespace, leased.id
+        text = None if error is None else seal.seal_text(error.to_json(), WORKFLOW, ns, id, "error")
+        parent_event = None
+        if leased.parent_id is not None:
+            outcome = {"status": status, "error": error and error.to_dict(traceback=False)}
+            data = json.dumps({**outcome, "output": json.loads(output) if output else None})
+            parent_event = seal.seal(
+                data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
+            )
+        finished = await flows._backend.workflows.finish(
+            ns, id, leased.fence, status=status,
+            output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
+            error=text,
+            parent_id=leased.parent_id, parent_event=parent_event, now=flows._clock(),
+        )  # fmt: skip
+        if finished:
+            self.completed += 1
+            log.info("workflow finished", extra={"workflow_id": leased.id, "status": status})
+            if leased.parent_id is not None:
+                flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
+
+    async def _keep_lease(self, leased: LeasedWorkflow, run: asyncio.Task[Any]) -> None:
+        flows = self.workflows
+        while True:
+            await asyncio.sleep(flows.lease / 3)
+            now = flows._clock()
+            try:
+                kept = await flows._backend.workflows.renew(
+                    flows.namespace, leased.id, leased.fence, now + flows.lease, now
+                )
+            except StatekeeperError:
+                continue
+            if kept is None:
+                run.cancel()  # another runner owns it now
+                return
