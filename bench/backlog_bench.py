@@ -55,7 +55,6 @@ import benchlib
 from benchlib import NAMES, Backend, Tally
 from statekeeper import App, Message
 from statekeeper.constants import ENV_CACHE_URL
-from statekeeper.runtime import Worker
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
 
 QUEUE = "backlog"
@@ -150,7 +149,7 @@ class Subject:
     async def drain(self, count: int) -> Tally:
         self.handled, self.target = 0, count
         self.reached.clear()
-        worker = Worker(self.app, [self.app.consumers[QUEUE]], poll=0.05)
+        worker = self.app.worker([QUEUE], poll=0.05)
         started = time.perf_counter()
         running = asyncio.create_task(worker.run())
         await asyncio.wait_for(self.reached.wait(), 300)

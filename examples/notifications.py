@@ -24,7 +24,6 @@ import uvicorn
 from statekeeper import App, Message, Retry
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
-from statekeeper.runtime import Worker
 
 app = App(namespace="notifications")
 app.queue("notifications", retry=Retry(max_attempts=3, initial_interval=0.1, max_delay=0.5))
@@ -106,7 +105,7 @@ async def walk_through(database_url: str | None = None) -> None:
             )
         )  # fmt: skip
         serving = asyncio.create_task(server.serve())
-        worker = Worker(app, poll=0.05)
+        worker = app.worker(poll=0.05)
         working = asyncio.create_task(worker.run())
         for _ in range(500):  # the server binds its port
             if server.started:

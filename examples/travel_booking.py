@@ -16,7 +16,6 @@ import uuid
 from typing import Any
 
 from statekeeper import App, Retry
-from statekeeper.runtime import Worker
 from statekeeper.workflows import WorkflowContext
 
 app = App(namespace="travel")
@@ -81,7 +80,7 @@ async def walk_through(database_url: str | None = None) -> None:
         app = App(database_url, namespace="travel")
         app.workflows.registry.update(registry)
     async with app:
-        worker = Worker(app, poll=0.05)
+        worker = app.worker(poll=0.05)
         running = asyncio.create_task(worker.run())
         try:
             for card in ("ok", "declined"):

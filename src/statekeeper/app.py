@@ -6,8 +6,7 @@ async with App("sqlite:///state.db") as app:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import copy
 import functools
 import logging
 import os
@@ -31,7 +30,6 @@ from statekeeper.errors import (
     ConfigurationError,
     DuplicateEvent,
     EncryptionError,
-    StatekeeperError,
     ValidationError,
     WorkflowNotFound,
 )
@@ -43,6 +41,9 @@ from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
 from statekeeper.runtime.consumer import Consumer, Handler
+from statekeeper.runtime.supervisor import Supervisor
+from statekeeper.runtime.upkeep import Upkeep
+from statekeeper.runtime.worker import Worker
 from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
@@ -111,7 +112,8 @@ class App:
         self._backend: Storage | None = None
         self._state: StateStore | None = None
         self._cache: StateCache | None = None
-        self._purger: asyncio.Task[None] | None = None
+        self._queues: dict[str, Queue] = {}
+        self.consumers: dict[str, Consumer] = {}
         # Table upkeep (vacuum and analyze on PostgreSQL), only where purging runs too.
         if maintenance_interval is not None and (
             isinstance(maintenance_interval, bool)
@@ -123,18 +125,59 @@ class App:
                 f"got {maintenance_interval!r}"
             )
         self._maintenance_interval = maintenance_interval
-        self._keeper: asyncio.Task[None] | None = None
         self._wakeups = Wakeups(announce=self._announce)
-        self._queues: dict[str, Queue] = {}
-        self.consumers: dict[str, Consumer] = {}
+        # The process's background services (upkeep, and the worker and HTTP server of
+        # ``statekeeper worker`` / ``serve``), shared by every namespace view.
+        self.runtime: Supervisor | None = None
+        self._root: App | None = None  # the app a namespace view belongs to
+        self._views: dict[str, App] = {}
+        self._per_namespace()
+
+    def _per_namespace(self) -> None:
+        """The building blocks of this app's namespace (a view gets its own)."""
+        self._idempotency = None
+        self._state = None
+        self._cache = None
+        self._queues = {}
+        self.consumers = {}
         self.workflows = Workflows(
-            lambda: self.backend, self.namespace, clock, self._wakeups, sealer=self.sealer,
+            lambda: self.backend, self.namespace, self.clock, self._wakeups, sealer=self.sealer,
             state=lambda: self.state,
         )  # fmt: skip
         self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
 
+    def in_namespace(self, namespace: str) -> App:
+        """A view of this app on another namespace: the same opened database (one
+        connection pool; on SQLite one writer thread), keys, cache server, clock and
+        background services; its own state, queues, consumers and workflows. Views are
+        kept, one per namespace; they are usable while this app is open and close with
+        it. ``app.in_namespace(app.namespace)`` is the app itself."""
+        root = self._root or self
+        name = check_namespace(namespace)
+        if name == root.namespace:
+            return root
+        view = root._views.get(name)
+        if view is None:
+            view = copy.copy(root)
+            view.namespace = name
+            view._root = root
+            view._views = {}
+            view._backend = None  # the root's, through ``backend``
+            view.runtime = None  # the root's services serve every view
+            view._per_namespace()
+            root._views[name] = view
+        return view
+
+    @property
+    def namespaces(self) -> list[str]:
+        """This app's namespace and those of the views made so far."""
+        root = self._root or self
+        return [root.namespace, *sorted(root._views)]
+
     @property
     def backend(self) -> Storage:
+        if self._root is not None:
+            return self._root.backend
         if self._backend is None:
             raise ClosedError()
         return self._backend
@@ -143,7 +186,10 @@ class App:
     def state(self) -> StateStore:
         """The key/value state store of this app's namespace."""
         if self._state is None:
-            raise ClosedError()
+            if self._root is None or self._root._backend is None:
+                raise ClosedError()
+            self._open_state(self._root._backend)  # a view's, on first use
+            assert self._state is not None
         return self._state
 
     def queue(
@@ -371,18 +417,31 @@ class App:
             self._wakeups.notify(self.namespace, name)
 
     async def open(self) -> App:
+        if self._root is not None:
+            raise ConfigurationError("a namespace view opens and closes with its app")
         backend = create_backend(self.url)
         await backend.open()
         self._backend = backend
         try:
-            self._open_blocks(backend)
+            backend.listen(self._wakeups.heard)
+            self._open_state(backend)
+            self.runtime = Supervisor()
+            if self._purge_interval:
+                self.runtime.start(
+                    Upkeep(
+                        purge=lambda: self.state.purge_expired(),
+                        forget=self.forget_old_records,
+                        maintain=backend.maintain,
+                        purge_interval=self._purge_interval,
+                        maintenance_interval=self._maintenance_interval,
+                    )
+                )
         except BaseException:
             await self.close()
             raise
         return self
 
-    def _open_blocks(self, backend: Storage) -> None:
-        backend.listen(self._wakeups.heard)
+    def _open_state(self, backend: Storage) -> None:
         if self.cache_url:
             self._cache = StateCache(self.cache_url, self.namespace, ttl=self._cache_ttl)
         self._state = StateStore(
@@ -395,31 +454,37 @@ class App:
             outbox=self.queue,
             on_sent=self._notify_sent,
         )
-        if self._purge_interval:
-            self._purger = asyncio.create_task(self._purge_forever(self._purge_interval))
-            if self._maintenance_interval:
-                self._keeper = asyncio.create_task(
-                    self._maintain_forever(self._maintenance_interval)
-                )
+
+    def worker(
+        self, queues: Iterable[str] | None = None, *, grace: float = 30.0, poll: float = 1.0
+    ) -> Worker:
+        """A worker for this app's consumers (those of ``queues``, or all) and its
+        workflows; run it with ``await worker.run()`` or under ``app.runtime``."""
+        consumers = list(self.consumers.values())
+        if queues is not None:
+            chosen = list(queues)
+            unknown = sorted(set(chosen) - set(self.consumers))
+            if unknown:
+                raise ConfigurationError(f"no consumer for queue {unknown[0]!r}")
+            consumers = [c for c in consumers if c.queue in chosen]
+        return Worker(consumers, self.queue, self.workflows, grace=grace, poll=poll)
 
     async def close(self) -> None:
+        """Stop the background services (within their grace), then close the database.
+        A view closes only its own cache."""
+        if self.runtime is not None:
+            runtime, self.runtime = self.runtime, None
+            await runtime.close()
+        for view in list(self._views.values()):
+            await view.close()
+        self._views.clear()
         self._idempotency = None
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
-        if self._purger is not None:
-            self._purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
-            self._purger = None
         if self._cache is not None:
             await self._cache.close()
             self._cache = None
+        self._state = None
         if self._backend is not None:
             backend, self._backend = self._backend, None
-            self._state = None
             await backend.close()
 
     async def __aenter__(self) -> App:
@@ -432,35 +497,6 @@ class App:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    async def _purge_forever(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                purged = await self.state.purge_expired()
-            except StatekeeperError as error:
-                log.warning("purging expired state failed", extra={"error": error.message})
-                continue
-            if purged:
-                log.info("purged expired state", extra={"purged": purged})
-            try:
-                await self.forget_old_records()
-            except StatekeeperError as error:
-                log.warning("forgetting old records failed", extra={"error": error.message})
-
-    async def _maintain_forever(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                done = await self.backend.maintain()
-            except StatekeeperError as error:
-                log.warning("table maintenance failed", extra={"error": error.message})
-                continue
-            if done.vacuumed or done.analyzed:
-                log.debug(
-                    "tables maintained",
-                    extra={"vacuumed": done.vacuumed, "analyzed": done.analyzed},
-                )
 
     async def forget_old_records(self, batch: int = 1000) -> int:
         """Drop expired idempotency records and deduplication claims, and archived messages

@@ -10,7 +10,6 @@ from typing import Any
 
 from statekeeper import App, Message, Retry
 from statekeeper.queues.requests import request_status
-from statekeeper.runtime import Worker
 from statekeeper.storage.rows import NewMessage, Settlement, UnitOfWork
 from statekeeper.workflows import StepFailed, WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock
@@ -107,7 +106,7 @@ async def test_the_worker_never_hands_an_unreadable_body_to_the_handler(live_app
     bad = [await store_raw(app, "orders", body, app.clock()) for body in UNREADABLE]
     for n in range(8):
         await q.send({"order": n})
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     await run_until(worker, lambda: len(handled) == 8)
     assert sorted(b["order"] for b in handled) == list(range(8))
     dead = await q.peek(20, dead=True)
@@ -126,7 +125,7 @@ async def test_a_result_that_cannot_be_stored_fails_once_for_good(live_app: App)
         return nested(250)  # deeper than any stored value may be
 
     sent = await q.send({"x": 1})
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     await run_until(worker, lambda: worker.failed == 1)
     await asyncio.sleep(0.2)  # room for a redelivery, if there were one
     assert runs == [1]

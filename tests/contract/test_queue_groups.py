@@ -184,7 +184,6 @@ async def test_a_worker_takes_a_group_s_next_message_at_once(
     """Settling a grouped message wakes the receivers: twenty messages of one group go
     through a worker polling once a second in far less than twenty seconds."""
     from statekeeper import Message
-    from statekeeper.runtime import Worker
 
     async with App(database_url, namespace=namespace, purge_interval=None) as app:
         done: list[int] = []
@@ -197,7 +196,7 @@ async def test_a_worker_takes_a_group_s_next_message_at_once(
                 finished.set()
 
         await app.queue("jobs").send_batch([{"body": n, "group": "g"} for n in range(20)])
-        worker = Worker(app, poll=1.0)
+        worker = app.worker(poll=1.0)
         running = asyncio.create_task(worker.run())
         try:
             await asyncio.wait_for(finished.wait(), 8.0)

@@ -1,4 +1,4 @@
-"""Fixtures of the crash tests: a scratch schema and the processes they start."""
+"""Fixtures of the process tests: a scratch schema and the processes they start."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+
+from tests.integration.cli_support import Running
 
 
 @pytest.fixture
@@ -23,3 +25,12 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Running]]:
+    """``statekeeper`` commands a test starts; killed at its end if still running."""
+    started: list[Running] = []
+    yield started
+    for running in started:
+        running.kill()

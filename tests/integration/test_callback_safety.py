@@ -28,7 +28,6 @@ from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import StoredMessage
-from statekeeper.runtime import Worker
 from statekeeper.runtime.callbacks import (
     SIGNATURE_HEADER,
     CallbackSender,
@@ -93,7 +92,7 @@ async def post(client: httpx.AsyncClient, query: str) -> httpx.Response:
 
 async def settle_callbacks(app: App, count: int) -> list[StoredMessage]:
     """Run a worker until ``count`` callbacks are settled; the dead-lettered ones."""
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     task = asyncio.create_task(worker.run())
     try:
         for _ in range(400):

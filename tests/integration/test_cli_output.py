@@ -42,7 +42,6 @@ def times_in(value: Any) -> list[str]:
 
 
 async def test_every_inspect_command_prints_one_json_document(own_database_url: str) -> None:
-    from statekeeper.runtime import Worker
 
     clock = FakeClock(PAST)
     async with App(own_database_url, namespace="shown", clock=clock, purge_interval=None) as app:
@@ -60,7 +59,7 @@ async def test_every_inspect_command_prints_one_json_document(own_database_url: 
     # The workflow runs on the real clock; its creation time stays the fake one.
     async with App(own_database_url, namespace="shown", purge_interval=None) as app:
         app.workflow(doubler)
-        worker = Worker(app, poll=0.05)
+        worker = app.worker(poll=0.05)
         await run_until(worker, lambda: worker_finished(worker))
 
     db = ["--database", own_database_url, "--namespace", "shown"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -55,14 +54,6 @@ def url(own_database_url: str) -> str:
     """The test's database; a PostgreSQL URL carries a password (the server trusts
     loopback, so it is not checked) that must never be shown."""
     return own_database_url.replace("postgres@", "postgres:hunter2secret@")
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Running]]:
-    started: list[Running] = []
-    yield started
-    for running in started:
-        running.kill()
 
 
 def iso_utc(text: str) -> datetime:
@@ -122,6 +113,14 @@ def test_start_send_event_and_result_through_a_worker(
 
 def test_result_start_and_send_event_errors(project: Path, tmp_path: Path) -> None:
     db = ["--database", f"sqlite:///{tmp_path}/errors.db"]
+    unknown = statekeeper(*db, "workflows", "start", "nobody_runs_me", "--id", "p1")
+    assert "no workflow named 'nobody_runs_me'" in one_line_error(unknown, "unknown_workflow", 6)
+    defined = statekeeper(*db, "workflows", "define", "nobody_runs_me", "python", '"flows:greet"')
+    assert document(defined) == {"name": "nobody_runs_me", "kind": "python", "revision": 1}
+    bad = statekeeper(*db, "workflows", "define", "x", "python", '"not a path"')
+    assert "import path 'module:function'" in one_line_error(bad, "invalid_input", 4)
+    bad = statekeeper(*db, "workflows", "define", "x", "cobol", "{}")
+    assert "unknown workflow kind 'cobol'" in one_line_error(bad, "invalid_input", 4)
     started = document(statekeeper(*db, "workflows", "start", "nobody_runs_me", "--id", "p1"))
     assert started["status"] == "pending"
     line = one_line_error(
@@ -143,6 +142,7 @@ def test_result_start_and_send_event_errors(project: Path, tmp_path: Path) -> No
     )
     unknown = statekeeper(*db, "workflows", "start", "nope", "--app", "flows:app", cwd=project)
     one_line_error(unknown, "unknown_workflow", 6)
+    statekeeper(*db, "workflows", "define", "other_name", "python", '"flows:greet"')
     taken = statekeeper(*db, "workflows", "start", "other_name", "--id", "p1")
     one_line_error(taken, "idempotency_key_reused", 4)
     one_line_error(

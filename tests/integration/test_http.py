@@ -19,7 +19,6 @@ from statekeeper import App, Message, Retry
 from statekeeper.errors import ConfigurationError
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
-from statekeeper.runtime import Worker
 from statekeeper.runtime.callbacks import SIGNATURE_HEADER, verify
 
 TOKEN = "t0ken-for-the-tests-0123456789"
@@ -217,7 +216,7 @@ async def test_completion_callbacks_are_signed_and_retried(
                     json={"sku": 1},
                     headers=AUTH,
                 )
-            worker = Worker(app, poll=0.05)
+            worker = app.worker(poll=0.05)
             task = asyncio.create_task(worker.run())
             for _ in range(300):
                 if len(received) == 2:

@@ -20,7 +20,6 @@ from statekeeper.http.config import HttpConfig
 from statekeeper.http.models import RequestStatus, Workflow
 from statekeeper.http.openapi import document
 from statekeeper.http.server import api_operations, create_http_app
-from statekeeper.runtime import Worker
 from statekeeper.workflows import WorkflowContext
 from tests.support import run_until
 
@@ -170,7 +169,7 @@ async def test_workflow_answers_carry_only_documented_fields(served: Served) -> 
         (await client.post(f"/v1/workflows/{name}?id={name}-1", json=data, headers=AUTH)).json()
         for name, data in (("adds", [1, 2]), ("breaks", None))
     ]
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     finished: list[dict[str, Any]] = []
 
     def both_done() -> bool:

@@ -12,7 +12,6 @@ import pytest
 from statekeeper import App
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
-from statekeeper.runtime import Worker
 from statekeeper.workflows import WorkflowContext
 
 TOKEN = "workflow-http-token-0123456789"
@@ -33,7 +32,7 @@ async def served(database_url: str, namespace: str) -> AsyncIterator[tuple[App, 
         return {"amount": request["amount"], "answer": answer, "note": note}
 
     async with app:
-        worker = Worker(app, poll=0.05)
+        worker = app.worker(poll=0.05)
         running = asyncio.create_task(worker.run())
         http = create_http_app(app, HttpConfig(token=TOKEN))
         transport = httpx.ASGITransport(app=http)
@@ -137,7 +136,7 @@ async def test_callbacks_answered_through_a_queue(database_url: str, namespace: 
 
     app.enable_workflow_callback_queue()
     async with app:
-        worker = Worker(app, poll=0.05)
+        worker = app.worker(poll=0.05)
         running = asyncio.create_task(worker.run())
         try:
             run = await app.workflows.start("by_queue")

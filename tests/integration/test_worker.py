@@ -7,7 +7,6 @@ import threading
 from typing import Any
 
 from statekeeper import App, Message, Retry
-from statekeeper.runtime import Worker
 from tests.support import run_until
 
 FAST = Retry(max_attempts=3, initial_interval=0.01, backoff_rate=1.0, jitter=False)
@@ -28,7 +27,7 @@ async def test_async_and_sync_consumers_process_and_keep_results(live_app: App) 
 
     ids = [(await app.queue("async-q").send(n)).id for n in range(20)]
     sync_id = (await app.queue("sync-q").send("hi")).id
-    worker = Worker(app, poll=0.1)
+    worker = app.worker(poll=0.1)
     await run_until(worker, lambda: worker.processed == 21)
     found = await app.backend.queues.find(app.namespace, ids[7])
     assert found is not None and found.state == "done" and found.result == b"14"
@@ -48,7 +47,7 @@ async def test_failures_retry_then_dead_letter(live_app: App) -> None:
         raise RuntimeError(f"attempt {message.attempt} failed")
 
     await app.queue("flaky").send("x")
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     await run_until(worker, lambda: len(attempts) == 3)
     await asyncio.sleep(0.1)
     [dead] = await app.queue("flaky").peek(dead=True)
@@ -67,7 +66,7 @@ async def test_non_retryable_errors_dead_letter_at_once(live_app: App) -> None:
         raise ValueError("malformed order")
 
     await app.queue("strict").send({"bad": True})
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     await run_until(worker, lambda: worker.failed == 1)
     await asyncio.sleep(0.05)
     assert calls == [1]
@@ -88,7 +87,7 @@ async def test_concurrency_is_bounded(live_app: App) -> None:
         running -= 1
 
     await app.queue("bounded").send_batch(list(range(15)))
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     await run_until(worker, lambda: worker.processed == 15)
     assert peak == 3
 
@@ -104,7 +103,7 @@ async def test_heartbeat_keeps_a_long_message_leased(live_app: App) -> None:
         await asyncio.sleep(1.5)  # two and a half lease lengths
 
     await app.queue("long").send("job")
-    first, second = Worker(app, poll=0.05), Worker(app, poll=0.05)
+    first, second = app.worker(poll=0.05), app.worker(poll=0.05)
     task = asyncio.create_task(second.run())
     await run_until(first, lambda: first.processed + second.processed == 1)
     second.stop()
@@ -123,7 +122,7 @@ async def test_graceful_stop_finishes_or_gives_back(live_app: App) -> None:
         return "done"
 
     await app.queue("stop-q").send_batch(["quick", "endless"])
-    worker = Worker(app, poll=0.05, grace=0.6)
+    worker = app.worker(poll=0.05, grace=0.6)
     task = asyncio.create_task(worker.run())
     await started.wait()
     await asyncio.sleep(0.05)
@@ -147,7 +146,7 @@ async def test_outcome_goes_to_the_reply_queue(live_app: App) -> None:
     q = app.queue("work")
     ok = await q.send_message(q.new_message("hello", reply_to={"queue": "done"}))
     bad = await q.send_message(q.new_message("bad", reply_to={"queue": "done"}))
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     await run_until(worker, lambda: worker.processed + worker.failed == 2)
     outcomes = {m.body["request_id"]: m.body for m in await app.queue("done").receive(10)}
     assert outcomes[ok.id]["status"] == "succeeded"
@@ -171,7 +170,7 @@ async def test_the_worker_runs_workflows_with_real_timers(live_app: App) -> None
         return [first, event]
 
     run = await app.workflows.start("booking", "seat 7")
-    worker = Worker(app, poll=0.05)
+    worker = app.worker(poll=0.05)
     task = asyncio.create_task(worker.run())
     try:
         for _ in range(200):

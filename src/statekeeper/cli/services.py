@@ -17,7 +17,6 @@ from statekeeper.app import App
 from statekeeper.cli.common import Settings, load_app, pass_settings, run
 from statekeeper.cli.params import seconds_option
 from statekeeper.constants import ENV_BODY_TIMEOUT, ENV_HEADER_TIMEOUT, ENV_TLS_CERT, ENV_TLS_KEY
-from statekeeper.errors import ConfigurationError
 from statekeeper.http.config import HttpConfig
 from statekeeper.runtime.worker import Worker
 
@@ -59,31 +58,33 @@ async def run_worker(
     for its counts."""
     from statekeeper.http.health import worker_health  # the HTTP stack only when run
 
-    consumers = list(app.consumers.values())
-    if queues:
-        unknown = sorted(set(queues) - set(app.consumers))
-        if unknown:
-            raise ConfigurationError(f"no consumer for queue {unknown[0]!r}")
-        consumers = [c for c in consumers if c.queue in queues]
+    worker = app.worker(queues or None, grace=grace)
     async with app:
-        worker = Worker(app, consumers, grace=grace)
+        runtime = app.runtime
+        assert runtime is not None
+        runtime.grace = grace
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, worker.stop)
-        workflows = sorted(app.workflows.registry)
+            loop.add_signal_handler(signum, runtime.stop)
+        # Known by name before the banner says so: any process may start them now.
+        await app.workflows.definitions.announce(list(app.workflows.registry))
+        workflows = sorted(app.workflows.runnable())
         # The health port is bound first: a port in use fails before anything runs.
         async with worker_health(
             app,
             health_host,
             health_port,
-            stopping=lambda: worker.stopping,
+            stopping=lambda: runtime.stopping,
             announce=lambda line: click.echo(line, err=True),
         ):
-            click.echo(worker_banner(app, [c.queue for c in consumers], workflows), err=True)
+            click.echo(worker_banner(app, [c.queue for c in worker.consumers], workflows), err=True)
+            runtime.start(worker)
             try:
-                await worker.run()
+                await runtime.wait()
             finally:
                 click.echo(worker_summary(worker), err=True)
+        if runtime.failure is not None:
+            raise runtime.failure
         return worker
 
 

@@ -32,7 +32,6 @@ from statekeeper.cli.output import (
 from statekeeper.cli.params import seconds_option
 from statekeeper.constants import MAX_LIST_LIMIT
 from statekeeper.errors import (
-    ConfigurationError,
     DecryptionError,
     IdempotencyKeyReused,
     InvalidCursor,
@@ -42,7 +41,7 @@ from statekeeper.errors import (
     WorkflowNotFinished,
 )
 from statekeeper.identifiers import check_workflow_id, check_workflow_name
-from statekeeper.workflows import WorkflowContext, WorkflowStatus
+from statekeeper.workflows import WorkflowStatus
 
 TIMES = ("created_at", "updated_at")
 STEP_TIMES = ("started_at", "finished_at")
@@ -257,12 +256,6 @@ def workflows_result(
 # --- steer -------------------------------------------------------------------------------
 
 
-async def _runs_elsewhere(ctx: WorkflowContext, input: Any) -> Any:
-    """Stands for a workflow this command knows only by name, so that it can start it;
-    this command runs no workflows (a worker whose app registers the name does)."""
-    raise ConfigurationError("a workflow known only by name cannot run in this process")
-
-
 @workflows.command("start")
 @click.argument("name")
 @click.option(
@@ -290,17 +283,15 @@ async def _runs_elsewhere(ctx: WorkflowContext, input: Any) -> Any:
 def workflows_start(
     settings: Settings, name: str, input_text: str, workflow_id: str | None, target: str | None
 ) -> None:
-    """Start workflow NAME; print its id and status as JSON. A worker running an app
-    that registers NAME runs it."""
+    """Start workflow NAME; print its id and status as JSON. NAME is one a worker of
+    the namespace announced (its app registers it), one defined with `workflows
+    define`, or one of --app's. A worker that can run NAME runs it."""
     check_workflow_name(name)
     if workflow_id is not None:
         check_workflow_id(workflow_id)
     input = read_json(input_text, "--input")
-    if target is not None:
-        app = load_app(target, settings)
-    else:
-        app = settings.app()
-        app.workflow(_runs_elsewhere, name=name)
+    # Without --app, NAME must be defined or announced by a worker of the namespace.
+    app = load_app(target, settings) if target is not None else settings.app()
 
     async def go() -> WorkflowStatus:
         async with app:
@@ -314,6 +305,26 @@ def workflows_start(
             id=status.id,
         )
     echo_json(_described(status))
+
+
+@workflows.command("define")
+@click.argument("name")
+@click.argument("kind")
+@click.argument("definition", metavar="DEFINITION_JSON")
+@pass_settings
+def workflows_define(settings: Settings, name: str, kind: str, definition: str) -> None:
+    """Define workflow NAME at runtime, run by the interpreter of KIND: for kind python,
+    DEFINITION_JSON is an import path, e.g. '"billing.flows:invoice"'. Running workers
+    pick it up within about a second. Prints the name, kind and revision as JSON."""
+    check_workflow_name(name)
+    parsed = read_json(definition, "DEFINITION_JSON")
+    app = settings.app()
+
+    async def go() -> int:
+        async with app:
+            return await app.workflows.define(name, kind, parsed)
+
+    echo_json({"name": name, "kind": kind, "revision": run(go())})
 
 
 @workflows.command("send-event")

@@ -19,6 +19,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import uvicorn
 from starlette.applications import Starlette
 
 from statekeeper.http.application import build, uvicorn_server
@@ -38,7 +39,6 @@ from statekeeper.http.openapi import openapi_operation
 from statekeeper.http.operations import Operation
 from statekeeper.http.request_status import RequestStatusRoutes
 from statekeeper.http.workflows import WorkflowRoutes
-from statekeeper.runtime.worker import Worker
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -101,8 +101,7 @@ async def _serve_on(
     grace: float,
     announce: Callable[[str], None] | None,
 ) -> None:
-    stop = asyncio.Event()
-    readiness = Readiness(app, stopping=stop.is_set)
+    readiness = Readiness(app, stopping=lambda: app.runtime is None or app.runtime.stopping)
     http = uvicorn_server(
         create_http_app(app, config, readiness),
         header_timeout=edge.header_timeout,
@@ -110,18 +109,22 @@ async def _serve_on(
         tls_cert=edge.tls_cert,
         tls_key=edge.tls_key,
     )
-    worker = Worker(app, grace=grace) if workers else None
+    runtime = app.runtime
+    assert runtime is not None
+    runtime.grace = grace
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, runtime.stop)
     auth = config.token is not None
     addresses = [bound_address(sock) for sock in sockets]
     for warning in exposure_warnings(addresses, tls=edge.tls, auth=auth):
         log.warning(warning)
         if announce is not None:
             announce(warning)
+    if workers:  # known by name before the banner says so
+        await app.workflows.definitions.announce(list(app.workflows.registry))
     consumers = [c.queue for c in app.consumers.values()] if workers else []
-    workflows = sorted(app.workflows.registry) if workers else []
+    workflows = sorted(app.workflows.runnable()) if workers else []
     line = describe(
         addresses, tls=edge.tls, auth=auth, consumers=consumers, workflows=workflows,
         namespace=app.namespace, database=app.url.redacted(),
@@ -129,14 +132,28 @@ async def _serve_on(
     log.info(line, extra={"tls": edge.tls, "auth": auth, "workers": workers})
     if announce is not None:
         announce(line)
-    tasks = [asyncio.create_task(http.serve(sockets=sockets))]
-    if worker is not None:
-        tasks.append(asyncio.create_task(worker.run()))
-    await asyncio.wait(
-        [asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
-    )
-    stop.set()  # /readyz says so to any request still in flight
-    http.should_exit = True  # stop accepting; in-flight requests finish
-    if worker is not None:
-        worker.stop()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if workers:
+        runtime.start(app.worker(grace=grace))
+    runtime.start(HttpService(http, sockets))  # stopped first: no new requests
+    await runtime.wait()
+    if runtime.failure is not None:
+        raise runtime.failure
+
+
+class HttpService:
+    """The HTTP server as a supervised service: on stop it accepts no more requests
+    (readiness says so) and lets those in flight finish."""
+
+    name = "http"
+
+    def __init__(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        self.server = server
+        self.sockets = sockets
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        serving = asyncio.create_task(self.server.serve(sockets=self.sockets))
+        stop = asyncio.create_task(stopping.wait())
+        await asyncio.wait([serving, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        self.server.should_exit = True
+        await serving

@@ -14,16 +14,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from statekeeper.errors import ErrorRecord, LeaseLost, StatekeeperError, ValidationError
 from statekeeper.logs import correlation
 from statekeeper.queues import Message, Queue
 from statekeeper.runtime.consumer import Consumer
+from statekeeper.workflows.engine import Workflows
 from statekeeper.workflows.runner import WorkflowRunner
-
-if TYPE_CHECKING:
-    from statekeeper.app import App
 
 log = logging.getLogger("statekeeper.worker")
 
@@ -32,16 +30,23 @@ _ERROR_PAUSE = 1.0  # after a storage error, before leasing again
 
 
 class Worker:
+    """Runs ``consumers`` (each on the queue ``queue_of`` its name gives) and the
+    workflows of ``workflows``; a supervised service (``name``, ``run(stopping)``)."""
+
+    name = "worker"
+
     def __init__(
         self,
-        app: App,
-        consumers: list[Consumer] | None = None,
+        consumers: list[Consumer],
+        queue_of: Callable[[str], Queue],
+        workflows: Workflows | None = None,
         *,
         grace: float = 30.0,
         poll: float = 1.0,
     ) -> None:
-        self.app = app
-        self.consumers = list(app.consumers.values()) if consumers is None else consumers
+        self.consumers = consumers
+        self._queue_of = queue_of
+        self.workflows = workflows
         self.grace = grace
         self.poll = poll
         self._stopping = asyncio.Event()
@@ -57,24 +62,33 @@ class Worker:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    async def run(self) -> None:
-        if not self.consumers and not self.app.workflows.registry:
+    async def run(self, stopping: asyncio.Event | None = None) -> None:
+        """Work until ``stop()`` (or ``stopping`` is set); then lease nothing more, and
+        finish or give back what is in hand within the grace."""
+        watcher = None
+        if stopping is not None:
+            watcher = asyncio.create_task(stopping.wait())
+            watcher.add_done_callback(lambda _: self.stop())
+        flows = self.workflows
+        if not self.consumers and flows is None:
             log.warning("worker has no consumers or workflows to run")
         loops = [asyncio.create_task(self._consume(c)) for c in self.consumers]
-        if self.app.workflows.registry:
-            self.workflow_runner = WorkflowRunner(self.app.workflows, poll=self.poll)
+        if flows is not None:  # also with none registered: some may be defined later
+            self.workflow_runner = WorkflowRunner(flows, poll=self.poll, grace=self.grace)
             loops.append(asyncio.create_task(self.workflow_runner.run(self._stopping)))
         log.info("worker started", extra={"queues": [c.queue for c in self.consumers]})
         try:
             await asyncio.gather(*loops)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
         log.info("worker stopped", extra={"processed": self.processed, "failed": self.failed})
 
     async def _consume(self, consumer: Consumer) -> None:
-        queue = self.app.queue(consumer.queue)
+        queue = self._queue_of(consumer.queue)
         in_hand: set[asyncio.Task[None]] = set()
         stop = asyncio.create_task(self._stopping.wait())
         try:

@@ -10,12 +10,13 @@ step under its fence (see ``rows.UnitOfWork``).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from statekeeper.storage.queries import Dialect
 from statekeeper.storage.rows import (
     ArchivedMessage,
+    DefinitionRow,
     Duplicate,
     FoundMessage,
     HistoryEntry,
@@ -255,6 +256,26 @@ class WorkflowStorage(Protocol):
     async def next_due(self, namespace: str) -> float | None: ...
 
 
+class DefinitionStorage(Protocol):
+    """Workflows known by name in a namespace: announced by workers' code, or defined
+    at runtime for an interpreter."""
+
+    async def define(
+        self, namespace: str, name: str, kind: str, definition: str | None, now: float
+    ) -> int:
+        """Define ``name`` (again); its revision, raised only when something changed."""
+
+    async def announce_code(self, namespace: str, names: Iterable[str], now: float) -> None:
+        """Make the workflows of a worker's code known (kind 'code'); a definition of
+        another kind under one of these names is left as it is."""
+
+    async def get(self, namespace: str, name: str) -> DefinitionRow | None: ...
+
+    async def list(self, namespace: str) -> builtins.list[DefinitionRow]: ...
+
+    async def delete(self, namespace: str, name: str) -> bool: ...
+
+
 class ResealStorage(Protocol):
     """Finding and rewriting payloads not sealed by the primary key (reencrypt)."""
 
@@ -299,6 +320,9 @@ class Storage(Committer, Protocol):
 
     @property
     def workflows(self) -> WorkflowStorage: ...
+
+    @property
+    def definitions(self) -> DefinitionStorage: ...
 
     @property
     def reseal(self) -> ResealStorage: ...

@@ -17,6 +17,7 @@ import asyncpg
 
 from statekeeper.errors import ConflictError, DatabaseUnavailable, LeaseLost
 from statekeeper.storage import migrations
+from statekeeper.storage.definition_ops import DefinitionOps
 from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
 from statekeeper.storage.postgres_maintenance import TableKeeper
@@ -72,6 +73,7 @@ class PostgresBackend:
         self.queues = QueueOps(self, self)
         self.idempotency = IdempotencyOps(self)
         self.workflows = WorkflowOps(self)
+        self.definitions = DefinitionOps(self)
         self.reseal = ResealOps(self)
 
     # --- lifecycle ------------------------------------------------------------------

@@ -178,6 +178,17 @@ class WorkflowRow(NamedTuple):
     updated_at: float
 
 
+class DefinitionRow(NamedTuple):
+    """A workflow known by name: ``kind`` 'code' (a worker's registered function) or
+    the kind of interpreter that runs ``definition``."""
+
+    name: str
+    kind: str
+    definition: str | None
+    revision: int
+    updated_at: float
+
+
 class LeasedWorkflow(NamedTuple):
     id: str
     name: str

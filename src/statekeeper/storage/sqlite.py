@@ -19,6 +19,7 @@ from typing import Any
 
 from statekeeper.errors import DatabaseUnavailable
 from statekeeper.storage import migrations
+from statekeeper.storage.definition_ops import DefinitionOps
 from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.queue_ops import QueueOps
@@ -58,6 +59,7 @@ class SQLiteBackend:
         self.queues = QueueOps(self, self)
         self.idempotency = IdempotencyOps(self)
         self.workflows = WorkflowOps(self)
+        self.definitions = DefinitionOps(self)
         self.reseal = ResealOps(self)
 
     # --- lifecycle ------------------------------------------------------------------

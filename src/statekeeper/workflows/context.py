@@ -46,6 +46,7 @@ from statekeeper.workflows.signals import (
     Compensated,
     CompensationFailed,
     EventTimeout,
+    GiveBack,
     StepFailed,
     Superseded,
     Suspend,
@@ -67,6 +68,10 @@ MAX_PAYLOAD = 1 << 20
 DURABLE_BACKOFF = 5.0
 COMPENSATION_RETRY = Retry(max_attempts=10, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
+
+
+def _never() -> bool:
+    return False
 
 
 def step_name(fn: Callable[..., Any]) -> str:
@@ -108,6 +113,8 @@ class WorkflowContext:
         self.secret: str | None = None  # signs callback tokens
         # The registered name of a workflow function (for ``child(fn, ...)``).
         self.workflow_name: Callable[[Callable[..., Any]], str] | None = None
+        # True once this process is stopping: the run starts no new work (GiveBack).
+        self.stopping: Callable[[], bool] = _never
 
     # --- the journal --------------------------------------------------------------------
 
@@ -121,11 +128,10 @@ class WorkflowContext:
         entry = self._journal.get(position)
         if entry is not None and (entry.kind, kind, entry.name) == ("attempt", "step", name):
             # A step part-way through its retries: the next attempt is new work.
-            if self.cancel_requested and not self.compensating:
-                raise Cancelled()
+            self._may_start_new_work()
             return entry
-        if entry is None and self.cancel_requested and not self.compensating:
-            raise Cancelled()
+        if entry is None:
+            self._may_start_new_work()
         if entry is not None and (entry.kind != kind or entry.name != name):
             raise NonDeterminismError(
                 f"workflow {self.workflow_id!r} reached position {position} with {kind} "
@@ -135,6 +141,14 @@ class WorkflowContext:
                 position=position,
             )
         return entry
+
+    def _may_start_new_work(self) -> None:
+        """A cancelled workflow starts no new work (compensations excepted); a run in a
+        stopping process gives the workflow back instead."""
+        if self.cancel_requested and not self.compensating:
+            raise Cancelled()
+        if self.stopping():
+            raise GiveBack()
 
     async def _checkpoint(
         self,
@@ -297,7 +311,7 @@ class WorkflowContext:
             position, "attempt", name, input=arguments, output=json.dumps(retry_at).encode(),
             error=error, attempts=attempt, started_at=self._clock(),
         )  # fmt: skip
-        if delay >= DURABLE_BACKOFF:
+        if delay >= DURABLE_BACKOFF or self.stopping():
             self._suspend(Suspend("sleeping", retry_at))
         await asyncio.sleep(delay)
 

@@ -16,7 +16,7 @@ import asyncio
 import builtins
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
@@ -45,7 +45,8 @@ from statekeeper.identifiers import (
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry
-from statekeeper.workflows.context import WorkflowContext, encode
+from statekeeper.workflows.context import encode
+from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("statekeeper.workflows")
 
-WorkflowFn = Callable[[WorkflowContext, Any], Coroutine[Any, Any, Any]]
 WAKEUP_CHANNEL = "statekeeper.workflows"  # the wake-up "queue" name of workflow runners
 ACTIVE = ("pending", "running", "sleeping", "waiting")
 STATUSES = (*ACTIVE, "succeeded", "failed", "cancelled", "compensated")
@@ -111,6 +111,8 @@ class Workflows:
         self.lease = lease
         self.sealer = sealer
         self.registry: dict[str, WorkflowFn] = {}
+        # Workflows defined at runtime, and the interpreters that run them here.
+        self.definitions = Definitions(backend, namespace, clock)
         self.secret: str | None = None  # signs callback tokens (STATEKEEPER_CALLBACK_SECRET)
 
     @property
@@ -129,6 +131,28 @@ class Workflows:
             raise ConfigurationError(f"a workflow named {chosen!r} is registered already")
         self.registry[chosen] = fn
         return fn
+
+    def runnable(self) -> list[str]:
+        """The names of the workflows this process can run, as of now: registered in
+        code, or defined at runtime with an interpreter here."""
+        defined = [n for n in self.definitions.runnable() if n not in self.registry]
+        return [*self.registry, *defined]
+
+    def function_of(self, name: str) -> WorkflowFn | None:
+        """What runs workflow ``name`` here: its registered function (which wins over a
+        definition of the same name), or its definition's; None if neither."""
+        fn = self.registry.get(name)
+        return fn if fn is not None else self.definitions.function(name)
+
+    async def define(self, name: str, kind: str, definition: Any) -> int:
+        """Define workflow ``name`` at runtime: ``definition`` (JSON) run by the
+        interpreter of ``kind`` (built in: ``python``, an import path
+        ``module:function``). Workers with that interpreter pick it up within about a
+        second, without a restart; defining it again makes a new revision, used by
+        runs from then on. The revision."""
+        revision = await self.definitions.define(name, kind, definition)
+        self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+        return revision
 
     # --- the API ------------------------------------------------------------------------
 
@@ -175,8 +199,12 @@ class Workflows:
         run is typed by its output); ``id`` is its idempotency key: starting an
         existing id returns it without starting another. Returns the id."""
         name = self.name_of(name)
-        if name not in self.registry:
-            raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
+        if name not in self.registry and not await self.definitions.known(name):
+            raise UnknownWorkflow(
+                f"there is no workflow named {name!r}: none is registered here, defined, "
+                "or announced by a worker in this namespace",
+                name=name,
+            )
         chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
         data = encode(f"input of workflow {name!r}", input)
         data = self.sealer.seal(data, WORKFLOW, self.namespace, chosen, "input")

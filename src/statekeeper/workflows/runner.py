@@ -25,6 +25,7 @@ from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
 from statekeeper.workflows.signals import (
     Cancelled,
     Compensated,
+    GiveBack,
     StepFailed,
     Superseded,
     Suspend,
@@ -49,26 +50,51 @@ def _failure(error: Exception) -> ErrorRecord:
 class WorkflowRunner:
     """Leases runnable workflows and runs them, ``concurrency`` at a time."""
 
-    def __init__(self, workflows: Workflows, *, concurrency: int = 32, poll: float = 1.0) -> None:
+    def __init__(
+        self,
+        workflows: Workflows,
+        *,
+        concurrency: int = 32,
+        poll: float = 1.0,
+        grace: float = 30.0,
+    ) -> None:
         self.workflows = workflows
         self.concurrency = concurrency
         self.poll = min(poll, POLL_INTERVAL)
+        self.grace = grace
         self.owner = secrets.token_hex(8)
         self.completed = 0
+        self.given_back = 0
+        self._stopping: asyncio.Event | None = None
+
+    def _is_stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Lease and run workflows until ``stopping`` is set; then lease no more, let the
+        runs in hand finish their steps in flight (they start no new ones: each gives its
+        workflow back) within ``grace`` seconds, and cancel and give back the rest."""
+        self._stopping = stopping
         in_hand: set[asyncio.Task[None]] = set()
         stop = asyncio.create_task(stopping.wait())
-        names = list(self.workflows.registry)
+        flows = self.workflows
+        try:
+            await flows.definitions.announce(list(flows.registry))
+        except StatekeeperError as error:
+            log.warning(
+                "announcing the registered workflows failed", exc_info=error,
+                extra={"error": error.message},
+            )  # fmt: skip
         try:
             while not stopping.is_set():
+                await flows.definitions.refresh()
                 free = self.concurrency - len(in_hand)
                 if free <= 0:
                     await asyncio.wait([*in_hand, stop], return_when=asyncio.FIRST_COMPLETED)
                     continue
                 woken = self.workflows._wakeups.event(self.workflows.namespace, WAKEUP_CHANNEL)
                 looked_at = self.workflows._clock()
-                leased = await self._lease(names, free)
+                leased = await self._lease(self.workflows.runnable(), free)
                 for workflow in leased:
                     task = asyncio.create_task(self.execute(workflow))
                     in_hand.add(task)
@@ -77,13 +103,29 @@ class WorkflowRunner:
                     await self._idle(woken, stop, looked_at)
         finally:
             stop.cancel()
-            if in_hand:
-                await asyncio.wait(in_hand, timeout=5.0)
-                for task in in_hand:
-                    task.cancel()  # their leases lapse; another runner resumes them
+            await self._drain(in_hand)
+
+    async def _drain(self, in_hand: set[asyncio.Task[None]]) -> None:
+        if not in_hand:
+            return
+        log.info(
+            "waiting for workflow steps in flight",
+            extra={"count": len(in_hand), "grace": self.grace},
+        )
+        _, late = await asyncio.wait(set(in_hand), timeout=self.grace)
+        for task in late:
+            task.cancel()  # execute gives the workflow back
+        if late:
+            log.warning(
+                "grace period over: workflow steps in flight interrupted",
+                extra={"count": len(late)},
+            )
+            await asyncio.wait(late, timeout=5.0)
 
     async def _lease(self, names: list[str], count: int) -> list[LeasedWorkflow]:
         flows = self.workflows
+        if not names:
+            return []
         now = flows._clock()
         try:
             return await flows._backend.workflows.lease(
@@ -112,7 +154,16 @@ class WorkflowRunner:
     async def execute(self, leased: LeasedWorkflow) -> None:
         flows = self.workflows
         backend = flows._backend
-        fn = flows.registry[leased.name]
+        try:
+            if leased.name not in flows.registry:
+                await flows.definitions.read(leased.name)
+            fn = flows.function_of(leased.name)
+        except StatekeeperError as error:  # its definition does not build here
+            await self._defer(leased, error.message)
+            return
+        if fn is None:  # undefined since it was leased
+            await self._defer(leased, f"workflow {leased.name!r} is not defined here")
+            return
         journal = await backend.workflows.journal(flows.namespace, leased.id)
         ctx = WorkflowContext(
             backend, flows.namespace, leased.id, leased.fence, journal,
@@ -122,6 +173,7 @@ class WorkflowRunner:
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
         ctx.workflow_name = flows.name_of
+        ctx.stopping = self._is_stopping
         try:
             stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
             workflow_input = decode_as(
@@ -154,7 +206,17 @@ class WorkflowRunner:
         except Compensated as compensated:
             await self._finish(leased, "compensated", None, compensated.error)
             return
-        except (Superseded, asyncio.CancelledError):
+        except GiveBack:
+            await self._give_back(leased)
+            return
+        except asyncio.CancelledError:
+            if self._is_stopping():  # the grace ended with a step in flight
+                with contextlib.suppress(StatekeeperError):
+                    await asyncio.shield(self._give_back(leased))
+                raise
+            log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
+            return
+        except Superseded:
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
             return
         except Unreadable as unreadable:
@@ -182,13 +244,27 @@ class WorkflowRunner:
             return
         await self._finish(leased, "succeeded", data, None)
 
+    async def _give_back(self, leased: LeasedWorkflow) -> None:
+        """This process is stopping: end the lease now, the workflow due at once, so
+        another runner goes on with it without waiting for the lease to run out."""
+        flows = self.workflows
+        now = flows._clock()
+        given = await flows._backend.workflows.suspend(
+            flows.namespace, leased.id, leased.fence, status="pending",
+            wake_at=now, waiting_for=None, now=now,
+        )  # fmt: skip
+        if given:
+            self.given_back += 1
+            log.info("workflow given back", extra={"workflow_id": leased.id})
+            flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
+
     async def _defer(self, leased: LeasedWorkflow, why: str) -> None:
         """Give a workflow whose recorded values this process cannot open back, due again
         in UNREADABLE_RETRY seconds: a process with the right keyring (or this one, fixed)
         runs it then. Nothing of it is failed or compensated meanwhile."""
         flows = self.workflows
         log.error(
-            "workflow cannot be read with this process's keys; trying again later",
+            "workflow cannot run in this process (its keys or its code); trying again later",
             extra={"workflow_id": leased.id, "error": why, "retry_in": UNREADABLE_RETRY},
         )
         await flows._backend.workflows.suspend(

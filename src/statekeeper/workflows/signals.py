@@ -16,6 +16,11 @@ class Suspend(BaseException):
         self.waiting_for = waiting_for
 
 
+class GiveBack(BaseException):
+    """This process is stopping: end the run before it starts new work, and give the
+    workflow back so another runner goes on with it at once."""
+
+
 class Superseded(BaseException):
     """Another runner owns the workflow now (this one's fence is stale): stop quietly."""
 

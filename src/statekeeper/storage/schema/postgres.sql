@@ -432,3 +432,13 @@ BEGIN
     RETURN QUERY SELECT v_cancel, v_writes;
 END;
 $$;
+
+CREATE TABLE sk_workflow_definitions (
+    namespace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    definition TEXT,
+    revision   BIGINT NOT NULL DEFAULT 1,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (namespace, name)
+);

@@ -220,3 +220,13 @@ CREATE TABLE sk_workflow_events (
     received_at REAL NOT NULL,
     PRIMARY KEY (namespace, workflow_id, name)
 );
+
+CREATE TABLE sk_workflow_definitions (
+    namespace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    definition TEXT,
+    revision   INTEGER NOT NULL DEFAULT 1,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
