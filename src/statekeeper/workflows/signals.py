@@ -16,6 +16,10 @@ class Suspend(BaseException):
         self.waiting_for = waiting_for
 
 
+class TimedOut(BaseException):
+    """The workflow's deadline passed while it ran: the run was stopped there."""
+
+
 class Superseded(BaseException):
     """Another runner owns the workflow now (this one's fence is stale): stop quietly."""
 
