@@ -31,6 +31,7 @@ from statekeeper.errors import (
     DuplicateEvent,
     EncryptionError,
     ValidationError,
+    WorkflowFinished,
     WorkflowNotFound,
 )
 from statekeeper.idempotency import Idempotency, IdempotentDecorator
@@ -366,7 +367,13 @@ class App:
         self.consumer(
             WORKFLOW_CALLBACK_QUEUE,
             concurrency=8,
-            non_retryable=(ValidationError, InvalidToken, WorkflowNotFound, ExpiredToken),
+            non_retryable=(
+                ValidationError,
+                InvalidToken,
+                WorkflowNotFound,
+                ExpiredToken,
+                WorkflowFinished,
+            ),
         )(deliver)
 
     def queue_names(self) -> list[str]:

@@ -40,6 +40,12 @@ MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 MAX_DELAY_SECONDS = 365 * 24 * 3600  # of a message's delivery and of a retry
 
 
+# A workflow's statuses: active ones, then the ends.
+WORKFLOW_ACTIVE = ("pending", "running", "sleeping", "waiting")
+WORKFLOW_STATUSES = (
+    *WORKFLOW_ACTIVE, "succeeded", "failed", "cancelled", "compensated", "timed_out",
+)  # fmt: skip
+
 # Events the workflow engine delivers to itself: a child's end to its parent, an outside
 # system's answer to a callback. Clients can neither send nor wait for these names.
 CHILD_EVENT_PREFIX = "child:"

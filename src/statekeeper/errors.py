@@ -208,6 +208,12 @@ class WorkflowFinished(ConflictError):
     code = "workflow_finished"
 
 
+class WorkflowConflict(ConflictError):
+    """A workflow with this id exists with another name or another input."""
+
+    code = "workflow_conflict"
+
+
 class NotFound(StatekeeperError):
     """The item does not exist."""
 
@@ -235,7 +241,7 @@ class WorkflowNotFound(NotFound):
 
 
 class WorkflowFailed(StatekeeperError):
-    """The workflow ended without a result (failed, compensated or cancelled).
+    """The workflow ended without a result (failed, compensated, cancelled or timed out).
 
     ``status`` is how it ended and ``error`` its recorded error (``error.type``,
     ``error.message``, ``error.traceback``)."""

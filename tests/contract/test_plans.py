@@ -269,3 +269,24 @@ async def test_the_plans_hold_with_statistics_too(filled: App) -> None:
         async with backend.pool.acquire() as conn:
             await conn.execute("ANALYZE")
     assert await check_plans(app, analyzed=True) == []
+
+
+async def test_listing_timed_out_workflows_reads_the_status_index(filled: App) -> None:
+    """``list --status timed_out`` (a status most rows do not have) is a range of
+    sk_workflows_by_status, before and after statistics."""
+    app = filled
+    backend: Any = app.backend
+    query = load(app.backend.dialect)["wf_list_by_status"]
+    wanted = "sk_workflows_by_status"
+    VALUES["status"], kept = "timed_out", VALUES["status"]
+    try:
+        for analyze in (False, True):
+            if analyze and backend.dialect == "sqlite":
+                await backend.writer.run(lambda c: c.execute("ANALYZE"), "analyze")
+            elif analyze:
+                async with backend.pool.acquire() as conn:
+                    await conn.execute("ANALYZE")
+            indexes, scanned = await explain(app, query)
+            assert wanted in indexes and not scanned & set(BIG), (indexes, scanned)
+    finally:
+        VALUES["status"] = kept

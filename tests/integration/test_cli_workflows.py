@@ -81,8 +81,9 @@ def test_start_send_event_and_result_through_a_worker(
                                    "--id", "g1", cwd=project))  # fmt: skip
     assert (started["id"], started["name"], started["status"]) == ("g1", "greet", "pending")
     iso_utc(started["created_at"])
-    again = document(statekeeper(*db, "workflows", "start", "greet", "--id", "g1", cwd=project))
-    assert again["id"] == "g1"  # the id is idempotent
+    again = document(statekeeper(*db, "workflows", "start", "greet", "--input", '"ada"',
+                                 "--id", "g1", cwd=project))  # fmt: skip
+    assert again["id"] == "g1"  # the id is idempotent (with the same input)
     sent = statekeeper(*db, "workflows", "send-event", "g1", "go", "--data", '{"yes": 1}')
     assert document(sent) == {"id": "g1", "event": "go", "delivered": True}
     result = statekeeper(*db, "workflows", "result", "g1", "--wait", "--timeout", "30")
@@ -99,9 +100,20 @@ def test_start_send_event_and_result_through_a_worker(
     line = one_line_error(failed, "workflow_failed", 10)
     assert "'b1' ended failed: KeyError: step 'lookup' failed: 'missing'" in line
 
+    # --timeout: the worker ends it timed_out while it waits for its event.
+    timed = statekeeper(*db, "workflows", "start", "greet", "--id", "t1", "--timeout", "0.5",
+                        cwd=project)  # fmt: skip
+    assert document(timed)["status"] == "pending"
+    late = statekeeper(*db, "workflows", "result", "t1", "--wait", "--timeout", "30")
+    assert "'t1' ended timed_out: WorkflowTimedOut: " in one_line_error(late, "workflow_failed", 10)
+    listed = document(statekeeper(*db, "workflows", "list", "--status", "timed_out", "--json"))
+    assert [w["id"] for w in listed["items"]] == ["t1"]
+    refused = statekeeper(*db, "workflows", "send-event", "t1", "go")
+    assert "has finished (timed_out)" in one_line_error(refused, "workflow_finished", 5)
+
     lines = worker.stop()
     assert lines[-1] == (
-        "statekeeper worker stopped; messages processed: 0; failed: 0; workflows finished: 2"
+        "statekeeper worker stopped; messages processed: 0; failed: 0; workflows finished: 3"
     )
     logged = [json.loads(line) for line in lines if line.startswith("{")]
     [failure] = [entry for entry in logged if entry["message"] == "workflow failed"]
@@ -133,6 +145,8 @@ def test_result_start_and_send_event_errors(project: Path, tmp_path: Path) -> No
     for timeout in ("0", "-1", "nan", "inf", "soon"):
         bad = statekeeper(*db, "workflows", "result", "p1", "--wait", "--timeout", timeout)
         assert "--timeout" in one_line_error(bad, "usage", 2)
+        bad = statekeeper(*db, "workflows", "start", "x", "--timeout", timeout)
+        assert "--timeout" in one_line_error(bad, "usage", 2)
     one_line_error(statekeeper(*db, "workflows", "start", "a b"), "invalid_workflow_name", 4)
     one_line_error(
         statekeeper(*db, "workflows", "start", "x", "--id", "a\nb"), "invalid_workflow_id", 4
@@ -144,7 +158,15 @@ def test_result_start_and_send_event_errors(project: Path, tmp_path: Path) -> No
     one_line_error(unknown, "unknown_workflow", 6)
     statekeeper(*db, "workflows", "define", "other_name", "python", '"flows:greet"')
     taken = statekeeper(*db, "workflows", "start", "other_name", "--id", "p1")
-    one_line_error(taken, "idempotency_key_reused", 4)
+    assert "named 'nobody_runs_me', not 'other_name'" in one_line_error(
+        taken, "workflow_conflict", 5
+    )
+    secret = statekeeper(*db, "workflows", "start", "nobody_runs_me", "--id", "p1",
+                         "--input", '{"card": "4111-secret"}')  # fmt: skip
+    line = one_line_error(secret, "workflow_conflict", 5)
+    assert "different input" in line and "4111" not in line
+    same = document(statekeeper(*db, "workflows", "start", "nobody_runs_me", "--id", "p1"))
+    assert same["id"] == "p1" and same["status"] == "pending"
     one_line_error(
         statekeeper(*db, "workflows", "send-event", "nobody", "go"), "workflow_not_found", 6
     )

@@ -134,7 +134,7 @@ async def test_an_idempotency_key_starts_one_workflow_and_refuses_another_input(
 ) -> None:
     """The header follows the Idempotency-Key rule, as at the ingress: a key that is not
     a workflow id stands for ``idem:<sha256>``; a repeat with another input or workflow
-    name is 422 and starts nothing."""
+    name is 409 (saying which differs, never the input) and starts nothing."""
     app, client = served
 
     async def other(ctx: WorkflowContext, _: Any) -> Any:
@@ -151,13 +151,18 @@ async def test_an_idempotency_key_starts_one_workflow_and_refuses_another_input(
         "/v1/workflows/W", content=b'{"m": [1.5], "n": 1}', headers=header
     )  # the same input, spelled otherwise
     assert again.status_code == 202 and again.json()["id"] == expected
-    for path, body in (("W", {"n": 2, "m": [1.5]}), ("W", None), ("V", {"n": 1, "m": [1.5]})):
+    for path, body, differs in (
+        ("W", {"n": 2, "m": [1.5]}, "different input"),
+        ("W", None, "different input"),
+        ("V", {"n": 1, "m": [1.5]}, "another workflow name"),
+    ):
         answer = await client.post(f"/v1/workflows/{path}", json=body, headers=header)
-        assert "another workflow name or input" in error_of(answer, 422, "idempotency_key_reused")
+        message = error_of(answer, 409, "workflow_conflict")
+        assert f"was used before with {differs}" in message and "1.5" not in message
     by_id = await client.post("/v1/workflows/W?id=plain-1", json=1, headers=AUTH)
     assert by_id.status_code == 202 and by_id.json()["id"] == "plain-1"
     answer = await client.post("/v1/workflows/W?id=plain-1", json=2, headers=AUTH)
-    error_of(answer, 422, "idempotency_key_reused")
+    assert "different input" in error_of(answer, 409, "workflow_conflict")
     valid = {**AUTH, "Idempotency-Key": "plain-2"}  # a valid workflow id is the id itself
     assert (await client.post("/v1/workflows/W", json=1, headers=valid)).json()["id"] == "plain-2"
     assert sorted(w["id"] for w in await app.workflows.list()) == sorted(

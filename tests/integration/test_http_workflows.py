@@ -161,3 +161,48 @@ async def test_callbacks_answered_through_a_queue(database_url: str, namespace: 
         finally:
             worker.stop()
             await running
+
+
+async def test_conflicts_finished_workflows_and_timeouts(
+    served: tuple[App, httpx.AsyncClient],
+) -> None:
+    app, client = served
+    published.clear()
+
+    @app.workflow
+    async def other(ctx: WorkflowContext, _: Any) -> None:
+        return None
+
+    first = await client.post("/v1/workflows/approval?id=c1", json={"amount": 5}, headers=AUTH)
+    assert first.status_code == 202
+    same = await client.post("/v1/workflows/approval?id=c1", json={"amount": 5.0}, headers=AUTH)
+    assert same.status_code == 202 and same.json()["id"] == "c1"
+    changed = await client.post("/v1/workflows/approval?id=c1", json={"amount": 6}, headers=AUTH)
+    assert changed.status_code == 409
+    error = changed.json()["error"]
+    assert error["code"] == "workflow_conflict" and "different input" in error["message"]
+    renamed = await client.post("/v1/workflows/other?id=c1", json={"amount": 5}, headers=AUTH)
+    assert renamed.status_code == 409
+    assert "named 'approval', not 'other'" in renamed.json()["error"]["message"]
+
+    # A finished (here: cancelled) workflow takes no event and no callback answer.
+    location = first.headers["location"]
+    await wait_for(client, location, "waiting")
+    [callback_url] = published
+    assert (await client.post(f"{location}/cancel", headers=AUTH)).status_code == 202
+    await wait_for(client, location, "cancelled")
+    event = await client.post(f"{location}/events/note", json="late", headers=AUTH)
+    assert event.status_code == 409 and event.json()["error"]["code"] == "workflow_finished"
+    for answer in ({"status": "success", "data": 1}, {"status": "heartbeat"}):
+        late = await client.post(callback_url, json=answer)
+        assert late.status_code == 409 and late.json()["error"]["code"] == "workflow_finished"
+
+    # ?timeout= ends it timed_out, however long its callback's timeout.
+    timed = await client.post("/v1/workflows/approval?timeout=0.3", json={}, headers=AUTH)
+    assert timed.status_code == 202
+    ended = await wait_for(client, timed.headers["location"], "timed_out")
+    assert ended["error"]["type"] == "WorkflowTimedOut"
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        refused = await client.post(f"/v1/workflows/approval?timeout={bad}", json={}, headers=AUTH)
+        assert refused.status_code == 400, bad
+        assert "timeout" in refused.json()["error"]["message"]

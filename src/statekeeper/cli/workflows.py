@@ -33,7 +33,6 @@ from statekeeper.cli.params import seconds_option
 from statekeeper.constants import MAX_LIST_LIMIT
 from statekeeper.errors import (
     DecryptionError,
-    IdempotencyKeyReused,
     InvalidCursor,
     StatekeeperError,
     ValidationError,
@@ -226,7 +225,7 @@ def workflows_result(
     settings: Settings, workflow_id: str, wait: bool, timeout: float | None, as_json: bool
 ) -> None:
     """Print a succeeded workflow's output (JSON). A workflow that ended otherwise
-    (failed, compensated, cancelled) is an error carrying its error, exit 10; one not
+    (failed, compensated, cancelled, timed_out) is an error carrying its error, exit 10; one not
     finished yet (without --wait, or still running after --timeout) exits 11."""
 
     wait = wait or timeout is not None
@@ -269,8 +268,14 @@ def workflows_result(
     "--id",
     "workflow_id",
     metavar="ID",
-    help="The workflow's id (default: a new one); starting an existing id again returns "
-    "that workflow.",
+    help="The workflow's id (default: a new one); starting an existing id again with the "
+    "same name and input returns that workflow, with another name or input exits 5.",
+)
+@click.option(
+    "--timeout",
+    metavar="SECONDS",
+    callback=seconds_option(zero=False),
+    help="End the workflow timed_out if it has not finished after this many seconds.",
 )
 @click.option(
     "--app",
@@ -281,7 +286,12 @@ def workflows_result(
 )
 @pass_settings
 def workflows_start(
-    settings: Settings, name: str, input_text: str, workflow_id: str | None, target: str | None
+    settings: Settings,
+    name: str,
+    input_text: str,
+    workflow_id: str | None,
+    timeout: float | None,
+    target: str | None,
 ) -> None:
     """Start workflow NAME; print its id and status as JSON. NAME is one a worker of
     the namespace announced (its app registers it), one defined with `workflows
@@ -295,15 +305,10 @@ def workflows_start(
 
     async def go() -> WorkflowStatus:
         async with app:
-            run_id = await app.workflows.start(name, input, id=workflow_id)
+            run_id = await app.workflows.start(name, input, id=workflow_id, timeout=timeout)
             return await app.workflows.status(run_id)
 
     status = run(go())
-    if status.name != name:
-        raise IdempotencyKeyReused(
-            f"workflow id {status.id!r} was used before by a workflow named {status.name!r}",
-            id=status.id,
-        )
     echo_json(_described(status))
 
 
@@ -340,7 +345,7 @@ def workflows_define(settings: Settings, name: str, kind: str, definition: str) 
 @pass_settings
 def workflows_send_event(settings: Settings, workflow_id: str, event: str, data_text: str) -> None:
     """Deliver EVENT to a workflow (what its ctx.wait_for_event receives), once: a
-    second delivery of the same event exits 5."""
+    second delivery of the same event, or one to a finished workflow, exits 5."""
     data = read_json(data_text, "--data")
 
     async def work(app: App) -> None:
@@ -367,7 +372,8 @@ def workflows_cancel(settings: Settings, workflow_id: str) -> None:
 @click.argument("workflow_id")
 @pass_settings
 def workflows_retry(settings: Settings, workflow_id: str) -> None:
-    """Run a failed workflow again from its failed step; exits 5 unless it failed."""
+    """Run a failed or timed-out workflow again from its failed step (a timed-out one
+    without its timeout); exits 5 unless it failed or timed out."""
 
     async def work(app: App) -> None:
         await app.workflows.retry(workflow_id)

@@ -46,7 +46,7 @@ class CallbackRoutes:
                     400: Answer("Malformed JSON or answer"),
                     401: Answer("Forged or malformed token"),
                     404: Answer("Expired token, no such workflow, or callbacks are not enabled"),
-                    409: Answer("Answered before"),
+                    409: Answer("Answered before, or the workflow has finished"),
                     413: Answer("Body too large"),
                 },
                 (path_param("token", "The token of the callback's URL (ctx.callback())."),),

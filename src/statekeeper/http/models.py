@@ -117,6 +117,7 @@ WorkflowState = Literal[
     "failed",
     "cancelled",
     "compensated",
+    "timed_out",
 ]
 
 
@@ -126,7 +127,14 @@ class WorkflowOptions(BaseModel):
     id: str | None = Field(
         default=None,
         description="The workflow id: starting it again with the same name and input "
-        "answers the existing workflow (an Idempotency-Key header wins over it).",
+        "answers the existing workflow, with another name or input is 409 (an "
+        "Idempotency-Key header wins over it).",
+    )
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds the workflow may take: past them it ends timed_out.",
     )
 
 
@@ -137,11 +145,13 @@ class Workflow(Reply):
     name: str = Field(description="The workflow's name.")
     status: WorkflowState = Field(
         description="pending, running, sleeping or waiting until it ends: succeeded, "
-        "failed, cancelled, or compensated (failed after undoing its saga)."
+        "failed, cancelled, compensated (failed after undoing its saga), or timed_out "
+        "(ran past its timeout)."
     )
     output: Any = Field(default=None, description="What the workflow returned (succeeded).")
     error: RecordedError | None = Field(
-        default=None, description="Why it ended without a result (failed, cancelled, compensated)."
+        default=None,
+        description="Why it ended without a result (failed, cancelled, compensated, timed_out).",
     )
     created_at: float = Field(description="Unix time it was started.")
     updated_at: float = Field(description="Unix time its status last changed.")

@@ -1,10 +1,11 @@
 """Workflow routes of the HTTP API.
 
 POST /v1/workflows/{name}                      input JSON -> 202, Location
-                                               (Idempotency-Key or ?id=: 422 if reused
-                                               with another name or input)
+                                               (Idempotency-Key or ?id=: 409 if reused
+                                               with another name or input; ?timeout=)
 GET  /v1/workflows/{name}/{id}                 status and output
-POST /v1/workflows/{name}/{id}/events/{event}  data JSON -> 202 (409 if sent before)
+POST /v1/workflows/{name}/{id}/events/{event}  data JSON -> 202 (409 if sent before or
+                                               the workflow has finished)
 POST /v1/workflows/{name}/{id}/cancel          -> 202 (409 if finished)
 
 Names, ids and events are checked (``statekeeper.identifiers``) and bodies decoded
@@ -14,20 +15,13 @@ acts on it only if the name matches. Callback answers are ``http/callbacks.py``.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from statekeeper.codec import decode_value
-from statekeeper.errors import (
-    DecryptionError,
-    IdempotencyKeyReused,
-    UnknownWorkflow,
-    WorkflowNotFound,
-)
+from statekeeper.errors import WorkflowConflict, WorkflowNotFound
 from statekeeper.http.body import read_json
 from statekeeper.http.models import (
     CancelRequested,
@@ -56,7 +50,6 @@ from statekeeper.identifiers import (
     shown,
     workflow_id_for_key,
 )
-from statekeeper.sealing import WORKFLOW
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -94,8 +87,8 @@ class WorkflowRoutes:
                     202: started,
                     400: Answer("Malformed JSON, id, Idempotency-Key or name"),
                     404: Answer("Unknown workflow"),
+                    409: Answer("Id or Idempotency-Key reused with another name or input"),
                     413: Answer("Body too large"),
-                    422: Answer("Id or Idempotency-Key reused with another name or input"),
                 },
                 (name, *query_params(WorkflowOptions), IDEMPOTENCY_KEY),
                 Body("The workflow's input: any JSON value (none: null)"),
@@ -121,7 +114,7 @@ class WorkflowRoutes:
                     202: Answer("Delivered", EventDelivered),
                     400: Answer("Malformed JSON, workflow name, id or event"),
                     404: Answer(NOT_FOUND),
-                    409: Answer("The event was delivered before, or the workflow ended"),
+                    409: Answer("The event was delivered before, or the workflow has finished"),
                     413: Answer("Body too large"),
                 },
                 (name, run, event),
@@ -143,7 +136,7 @@ class WorkflowRoutes:
         ]
 
     def _names(self) -> list[str]:
-        return sorted(self.app.workflows.registry)
+        return sorted(self.app.workflows.runnable())
 
     async def _json(self, request: Request) -> Any:
         """The body's JSON value; None for an empty body."""
@@ -164,45 +157,32 @@ class WorkflowRoutes:
     async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
         key = request.headers.get("idempotency-key")
-        chosen = parse(WorkflowOptions, dict(request.query_params), "the query").id
+        options = parse(WorkflowOptions, dict(request.query_params), "the query")
+        chosen = options.id
         # Everything is checked before anything is stored.
         check_workflow_name(name)
-        if name not in self.app.workflows.registry:
-            raise UnknownWorkflow(f"there is no workflow named {name!r}", name=name)
+        await self.app.workflows.known(name)
         if chosen is not None:
             check_workflow_id(chosen)
         if key is not None:  # the header wins over ?id=
             chosen = workflow_id_for_key(check_idempotency_key(key))
         body = await self._json(request)
-        run = await self.app.workflows.start(name, body, id=chosen)
-        if chosen is not None and not await self._started_with(run, name, body):
-            what = "workflow id" if key is None else "Idempotency-Key"
-            raise IdempotencyKeyReused(
-                f"{what} {shown(key or run)} was used before with another workflow name or input",
-                id=run,
-            )
+        try:
+            run = await self.app.workflows.start(name, body, id=chosen, timeout=options.timeout)
+        except WorkflowConflict as conflict:
+            if key is None:
+                raise
+            differs = conflict.details.get("differs")
+            other = "another workflow name" if differs == "name" else "different input"
+            raise WorkflowConflict(
+                f"Idempotency-Key {shown(key)} was used before with {other}", **conflict.details
+            ) from None
         status = await self.app.workflows.status(run)
         location = workflow_location(name, run)
         started = Workflow.model_validate(
             {**status.to_dict(traceback=False), "status_url": location}
         )
         return model_response(started, 202, {"Location": location})
-
-    async def _started_with(self, run: str, name: str, input: Any) -> bool:
-        """Whether workflow ``run`` was started as ``name`` with ``input`` (compared as
-        canonical JSON, recomputed from the stored input); True when the stored input
-        cannot be opened with this process's keys, as nothing can be compared."""
-        app = self.app
-        row = await app.backend.workflows.get(app.namespace, run)
-        if row is None:  # gone in between: nothing to compare
-            return True
-        if row.name != name:
-            return False
-        try:
-            stored = app.sealer.open(row.input, WORKFLOW, app.namespace, run, "input")
-        except DecryptionError:
-            return True
-        return _canonical(decode_value(run, stored)) == _canonical(input)
 
     async def describe(self, request: Request) -> Response:
         status = await self._named(request)
@@ -220,10 +200,6 @@ class WorkflowRoutes:
         run = (await self._named(request)).id
         await self.app.workflows.cancel(run)
         return model_response(CancelRequested(id=run, cancel_requested=True), 202)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def workflow_location(name: str, run: str) -> str:

@@ -173,9 +173,18 @@ class WorkflowStorage(Protocol):
     """Workflows, their journals and events. Recording a step is a unit of work."""
 
     async def create(
-        self, namespace: str, id: str, name: str, input: bytes, parent_id: str | None, now: float
+        self,
+        namespace: str,
+        id: str,
+        name: str,
+        input: bytes,
+        parent_id: str | None,
+        now: float,
+        *,
+        deadline: float | None = None,
     ) -> bool:
-        """Create a pending workflow; False when the id exists already."""
+        """Create a pending workflow (timing out at ``deadline``, if given); False when
+        the id exists already."""
 
     async def get(self, namespace: str, id: str) -> WorkflowRow | None: ...
 
@@ -230,7 +239,8 @@ class WorkflowStorage(Protocol):
         self, namespace: str, id: str, event: str, data: bytes | None, now: float
     ) -> None:
         """Deliver an event: DuplicateEvent if delivered before, WorkflowNotFound if there
-        is no such workflow."""
+        is no such workflow, WorkflowFinished if it has finished (decided in the
+        transaction that stores the event)."""
 
     async def event_data(
         self, namespace: str, id: str, event: str
@@ -238,7 +248,9 @@ class WorkflowStorage(Protocol):
 
     async def cancel(self, namespace: str, id: str, now: float) -> str | None: ...
 
-    async def retry(self, namespace: str, id: str, now: float) -> bool: ...
+    async def retry(self, namespace: str, id: str, now: float) -> bool:
+        """Make a failed or timed-out workflow pending again (without its deadline);
+        False if it is neither."""
 
     async def history(self, namespace: str, id: str) -> builtins.list[HistoryEntry]: ...
 

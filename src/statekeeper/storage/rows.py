@@ -176,6 +176,7 @@ class WorkflowRow(NamedTuple):
     cancel_requested: int
     created_at: float
     updated_at: float
+    deadline: float | None = None  # Unix time it times out (started with a timeout)
 
 
 class DefinitionRow(NamedTuple):
@@ -197,6 +198,7 @@ class LeasedWorkflow(NamedTuple):
     cancel_requested: int
     parent_id: str | None
     created_at: float
+    deadline: float | None = None  # Unix time it times out (started with a timeout)
 
 
 class JournalEntry(NamedTuple):

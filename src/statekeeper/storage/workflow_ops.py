@@ -9,8 +9,8 @@ import builtins
 from collections.abc import Sequence
 from typing import Any
 
-from statekeeper.constants import child_event
-from statekeeper.errors import DuplicateEvent, WorkflowNotFound
+from statekeeper.constants import WORKFLOW_ACTIVE, child_event
+from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFound
 from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
 from statekeeper.storage.runner import Operations, Scripted
 
@@ -19,12 +19,21 @@ class WorkflowOps(Operations):
     """``WorkflowStorage`` over an adapter's statements."""
 
     async def create(
-        self, namespace: str, id: str, name: str, input: bytes, parent_id: str | None, now: float
+        self,
+        namespace: str,
+        id: str,
+        name: str,
+        input: bytes,
+        parent_id: str | None,
+        now: float,
+        *,
+        deadline: float | None = None,
     ) -> bool:
-        """Create a pending workflow; False when the id exists already."""
+        """Create a pending workflow (timing out at ``deadline``, if given); False when
+        the id exists already."""
         statement = self._bind(
             "wf_create", namespace=namespace, id=id, name=name, input=input,
-            parent_id=parent_id, now=now,
+            parent_id=parent_id, now=now, deadline=deadline,
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot start workflow {id!r}", "found"))
 
@@ -119,7 +128,9 @@ class WorkflowOps(Operations):
         self, namespace: str, id: str, event: str, data: bytes | None, now: float
     ) -> None:
         """Deliver an event: DuplicateEvent if it was delivered before, WorkflowNotFound if
-        there is no such workflow."""
+        there is no such workflow, WorkflowFinished if it has finished. Whether the event
+        is stored is decided by the statement that stores it (wf_event_insert); only a
+        refusal reads on, to say why."""
         insert = self._bind(
             "wf_event_insert", namespace=namespace, id=id, event=event, data=data, now=now
         )
@@ -127,11 +138,19 @@ class WorkflowOps(Operations):
         what = f"cannot deliver event {event!r} to workflow {id!r}"
         done = await self._db.run_atomic([(insert, "found", True), (wake, "rowcount", False)], what)
         if done is None:
-            if await self.get(namespace, id) is None:
+            row = await self.get(namespace, id)
+            if row is None:
                 raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
-            raise DuplicateEvent(
-                f"event {event!r} was delivered to workflow {id!r} already", id=id, event=event
-            )
+            if (await self.event_data(namespace, id, event))[0]:
+                raise DuplicateEvent(
+                    f"event {event!r} was delivered to workflow {id!r} already",
+                    id=id, event=event,
+                )  # fmt: skip
+            ended = row.status if row.status not in WORKFLOW_ACTIVE else "finished; since retried"
+            raise WorkflowFinished(
+                f"workflow {id!r} has finished ({ended}): event {event!r} was not delivered",
+                id=id, event=event,
+            )  # fmt: skip
 
     async def event_data(self, namespace: str, id: str, event: str) -> tuple[bool, bytes | None]:
         statement = self._bind("wf_event_get", namespace=namespace, id=id, event=event)

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -80,6 +81,21 @@ def step_name(fn: Callable[..., Any]) -> str:
 
 def encode(subject: str, value: Any) -> bytes:
     return encode_value("", value, MAX_PAYLOAD, subject)
+
+
+def check_timeout(timeout: object) -> None:
+    """A workflow timeout is a positive, finite number of seconds (or None)."""
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValidationError(
+            f"a workflow timeout must be a positive number of seconds, got {timeout!r}"
+        )
 
 
 class WorkflowContext:
@@ -440,25 +456,41 @@ class WorkflowContext:
 
     @overload
     def child(
-        self, name: WorkflowFunction[In, R], input: In, *, id: str | None = None
+        self,
+        name: WorkflowFunction[In, R],
+        input: In,
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
     ) -> Coroutine[Any, Any, R]: ...
 
     @overload
     def child(
-        self, name: WorkflowFunction[None, R], *, id: str | None = None
+        self,
+        name: WorkflowFunction[None, R],
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
     ) -> Coroutine[Any, Any, R]: ...
 
     @overload
     def child(
-        self, name: str, input: Any = None, *, id: str | None = None
+        self, name: str, input: Any = None, *, id: str | None = None, timeout: float | None = None
     ) -> Coroutine[Any, Any, Any]: ...
 
     def child(
-        self, name: str | Callable[..., Any], input: Any = None, *, id: str | None = None
+        self,
+        name: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
     ) -> Coroutine[Any, Any, Any]:
         """Start a workflow, given as its registered function or its name, as a child
         and wait for its output (ChildFailed if it does not succeed). Its id defaults to
-        ``<this id>:<position>`` (past the id limit, a digest of this id stands for it)."""
+        ``<this id>:<position>`` (past the id limit, a digest of this id stands for it).
+        ``timeout`` (seconds from its start) ends the child ``timed_out``, which this
+        workflow sees as ChildFailed."""
         if isinstance(name, str) or not callable(name):
             name = check_workflow_name(name)
         elif self.workflow_name is None:
@@ -467,9 +499,10 @@ class WorkflowContext:
             name = self.workflow_name(name)
         if id is not None:
             check_workflow_id(id)
+        check_timeout(timeout)
         position = self._next()
         waits = (self._next(), self._next())
-        return self._child(position, waits, name, input, id or self._child_id(position))
+        return self._child(position, waits, name, input, id or self._child_id(position), timeout)
 
     def _child_id(self, position: int) -> str:
         chosen = f"{self.workflow_id}:{position}"
@@ -479,15 +512,23 @@ class WorkflowContext:
         return chosen
 
     async def _child(
-        self, position: int, waits: tuple[int, int], name: str, input: Any, child_id: str
+        self,
+        position: int,
+        waits: tuple[int, int],
+        name: str,
+        input: Any,
+        child_id: str,
+        timeout: float | None,
     ) -> Any:
         entry = self._recorded(position, "child", name)
         if entry is None:
             data = encode(f"input of child workflow {name!r}", input)
             data = self._sealer.seal(data, WORKFLOW, self._namespace, child_id, "input")
+            now = self._clock()
             await self._backend.workflows.create(
-                self._namespace, child_id, name, data, self.workflow_id, self._clock()
-            )
+                self._namespace, child_id, name, data, self.workflow_id, now,
+                deadline=None if timeout is None else now + float(timeout),
+            )  # fmt: skip
             await self._checkpoint(position, "child", name, output=json.dumps(child_id).encode())
             if self.on_child_started is not None:
                 self.on_child_started()

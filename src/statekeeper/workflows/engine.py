@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 from statekeeper.codec import decode_as, decode_value, result_type
+from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_STATUSES
 from statekeeper.errors import (
     CallbacksDisabled,
     ConfigurationError,
@@ -31,6 +32,7 @@ from statekeeper.errors import (
     StatekeeperError,
     UnknownWorkflow,
     ValidationError,
+    WorkflowConflict,
     WorkflowFailed,
     WorkflowFinished,
     WorkflowNotFinished,
@@ -45,7 +47,7 @@ from statekeeper.identifiers import (
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry
-from statekeeper.workflows.context import encode
+from statekeeper.workflows.context import check_timeout, encode
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
@@ -58,8 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("statekeeper.workflows")
 
 WAKEUP_CHANNEL = "statekeeper.workflows"  # the wake-up "queue" name of workflow runners
-ACTIVE = ("pending", "running", "sleeping", "waiting")
-STATUSES = (*ACTIVE, "succeeded", "failed", "cancelled", "compensated")
+ACTIVE = WORKFLOW_ACTIVE
+STATUSES = WORKFLOW_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,17 @@ class Workflows:
         fn = self.registry.get(name)
         return fn if fn is not None else self.definitions.function(name)
 
+    async def known(self, name: str) -> str:
+        """``name`` if this process registers it, or it is defined or announced by a
+        worker in this namespace; else UnknownWorkflow."""
+        if name in self.registry or await self.definitions.known(name):
+            return name
+        raise UnknownWorkflow(
+            f"there is no workflow named {name!r}: none is registered here, defined, "
+            "or announced by a worker in this namespace",
+            name=name,
+        )
+
     async def define(self, name: str, kind: str, definition: Any) -> int:
         """Define workflow ``name`` at runtime: ``definition`` (JSON) run by the
         interpreter of ``kind`` (built in: ``python``, an import path
@@ -178,42 +191,83 @@ class Workflows:
 
     @overload
     async def start(
-        self, name: WorkflowFunction[In, R], input: In, *, id: str | None = None
+        self,
+        name: WorkflowFunction[In, R],
+        input: In,
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
     ) -> WorkflowRun[R]: ...
 
     @overload
     async def start(
-        self, name: WorkflowFunction[None, R], *, id: str | None = None
+        self,
+        name: WorkflowFunction[None, R],
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
     ) -> WorkflowRun[R]: ...
 
     @overload
     async def start(
-        self, name: str, input: Any = None, *, id: str | None = None
+        self, name: str, input: Any = None, *, id: str | None = None, timeout: float | None = None
     ) -> WorkflowRun[Any]: ...
 
     async def start(
-        self, name: str | Callable[..., Any], input: Any = None, *, id: str | None = None
+        self,
+        name: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
     ) -> WorkflowRun[Any]:
         """Start a workflow, given as its registered function or its name (with the
         function, ``input`` is checked against its input parameter and the returned
-        run is typed by its output); ``id`` is its idempotency key: starting an
-        existing id returns it without starting another. Returns the id."""
-        name = self.name_of(name)
-        if name not in self.registry and not await self.definitions.known(name):
-            raise UnknownWorkflow(
-                f"there is no workflow named {name!r}: none is registered here, defined, "
-                "or announced by a worker in this namespace",
-                name=name,
-            )
+        run is typed by its output). ``id`` is its idempotency key: starting an existing
+        id with the same name and input returns it without starting another; with
+        another name or input it is WorkflowConflict. ``timeout`` (seconds) ends the
+        workflow ``timed_out`` if it has not finished by then. Returns the id."""
+        name = await self.known(self.name_of(name))
         chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
-        data = encode(f"input of workflow {name!r}", input)
-        data = self.sealer.seal(data, WORKFLOW, self.namespace, chosen, "input")
+        check_timeout(timeout)
+        plain = encode(f"input of workflow {name!r}", input)
+        data = self.sealer.seal(plain, WORKFLOW, self.namespace, chosen, "input")
+        now = self._clock()
+        deadline = None if timeout is None else now + float(timeout)
         created = await self._backend.workflows.create(
-            self.namespace, chosen, name, data, None, self._clock()
+            self.namespace, chosen, name, data, None, now, deadline=deadline
         )
         if created:
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+        else:  # only a repeated start reads the one it repeats
+            await self._check_same(chosen, name, plain)
         return WorkflowRun(chosen)
+
+    async def _check_same(self, id: str, name: str, input: bytes) -> None:
+        """WorkflowConflict unless workflow ``id`` was started as ``name`` with the same
+        input (compared as JSON values, never shown: they may be secrets). An input this
+        process cannot open is not compared (nothing can be)."""
+        row = await self._backend.workflows.get(self.namespace, id)
+        if row is None:  # purged in between: the start is not repeated, nor started
+            raise WorkflowNotFound(f"workflow {id!r} was removed while starting it", id=id)
+        if row.name != name:
+            raise WorkflowConflict(
+                f"workflow id {id!r} is taken by a workflow named {row.name!r}, not {name!r}",
+                id=id, differs="name",
+            )  # fmt: skip
+        try:
+            stored = self.sealer.open(row.input, WORKFLOW, self.namespace, id, "input")
+        except DecryptionError:
+            log.warning(
+                "a repeated start's input cannot be compared: the stored input does not "
+                "open with this process's keys", extra={"workflow_id": id},
+            )  # fmt: skip
+            return
+        if not same_json(decode_value(id, stored), decode_value(id, input)):
+            raise WorkflowConflict(
+                f"workflow {id!r} ({name!r}) was started before with different input",
+                id=id, differs="input",
+            )  # fmt: skip
 
     async def status(self, id: str) -> WorkflowStatus:
         check_workflow_id(id)
@@ -276,8 +330,10 @@ class Workflows:
         return decode_as(data, hint, f"the output of workflow {status.id!r}")
 
     async def send_event(self, id: str, name: str, data: Any = None) -> None:
-        """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent).
-        The engine's own events (``child:...``, ``callback:...``) are InvalidEventName."""
+        """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent);
+        WorkflowFinished (409) if the workflow has finished, decided atomically with
+        storing the event. The engine's own events (``child:...``, ``callback:...``) are
+        InvalidEventName."""
         check_event_name(name)
         await self._deliver(id, name, data)
 
@@ -303,12 +359,14 @@ class Workflows:
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def retry(self, id: str) -> None:
-        """Run a failed workflow again from its failed step (done steps are kept)."""
+        """Run a failed or timed-out workflow again from its failed (or interrupted)
+        step, done steps kept; a timed-out one runs without a timeout."""
         check_workflow_id(id)
         if not await self._backend.workflows.retry(self.namespace, id, self._clock()):
             status = await self.status(id)
             raise WorkflowFinished(
-                f"workflow {id!r} is {status.status}; only a failed workflow can be retried",
+                f"workflow {id!r} is {status.status}; only a failed or timed-out workflow "
+                "can be retried",
                 id=id,
             )
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
@@ -369,7 +427,8 @@ class Workflows:
         """Deliver an outside system's answer to the workflow waiting on ``token``:
         ``{"status": "success", "data": ...}``, ``{"status": "failure", "error": ...}``
         or ``{"status": "heartbeat"}`` (accepted, changes nothing). Exactly once:
-        a second answer is DuplicateEvent."""
+        a second answer is DuplicateEvent; any answer, a heartbeat too, to a workflow
+        that has finished is WorkflowFinished."""
         if self.secret is None:
             raise CallbacksDisabled()
         target = verify_token(self.secret, token, self._clock())
@@ -379,10 +438,29 @@ class Workflows:
         if target.namespace != self.namespace:
             raise InvalidToken()
         if status == "heartbeat":
-            await self.status(target.workflow_id)
+            run = await self.status(target.workflow_id)
+            if run.done:
+                raise WorkflowFinished(
+                    f"workflow {run.id!r} has finished ({run.status}): the callback is over",
+                    id=run.id,
+                )
             return "heartbeat"
         await self._deliver(target.workflow_id, target.event, answer)
         return str(status)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two decoded JSON values are the same value: numbers by value (1 is 1.0),
+    but true is not 1; objects whatever their key order."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
 
 
 def _function_name(fn: Callable[..., Any]) -> str:

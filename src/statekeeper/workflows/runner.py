@@ -1,8 +1,12 @@
 """The workflow runner: leases runnable workflows of the registry and runs them.
 
 A run replays the workflow's journal and goes on from where it stopped; it ends by
-suspending (a sleep, a wait), by finishing (succeeded, failed, cancelled, compensated),
-or by being abandoned when its lease moved on to another runner.
+suspending (a sleep, a wait), by finishing (succeeded, failed, cancelled, compensated,
+timed_out), or by being abandoned when its lease moved on to another runner.
+
+A workflow started with a timeout has a deadline: leased after it, it ends timed_out
+without running; running at it, its run is stopped and it ends timed_out; suspending,
+it is due again at its deadline at the latest.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import json
 import logging
 import secrets
+from collections.abc import Coroutine
 from typing import Any
 
 from statekeeper.codec import decode_as, parameter_type
@@ -29,6 +34,7 @@ from statekeeper.workflows.signals import (
     StepFailed,
     Superseded,
     Suspend,
+    TimedOut,
     Unreadable,
 )
 
@@ -154,6 +160,9 @@ class WorkflowRunner:
     async def execute(self, leased: LeasedWorkflow) -> None:
         flows = self.workflows
         backend = flows._backend
+        if self._time_left(leased) == 0.0:  # due at its deadline, or run past it
+            await self._time_out(leased)
+            return
         try:
             if leased.name not in flows.registry:
                 await flows.definitions.read(leased.name)
@@ -189,15 +198,19 @@ class WorkflowRunner:
             )  # fmt: skip
             await self._finish(leased, "failed", None, ErrorRecord.of(error, name="InvalidInput"))
             return
-        run = asyncio.create_task(fn(ctx, workflow_input))
+        run = asyncio.create_task(self._within_deadline(leased, fn(ctx, workflow_input)))
         keeper = asyncio.create_task(self._keep_lease(leased, run))
         try:
             output = await run
         except Suspend as suspend:
             await backend.workflows.suspend(
                 flows.namespace, leased.id, leased.fence, status=suspend.status,
-                wake_at=suspend.wake_at, waiting_for=suspend.waiting_for, now=flows._clock(),
+                wake_at=self._by_deadline(leased, suspend.wake_at),
+                waiting_for=suspend.waiting_for, now=flows._clock(),
             )  # fmt: skip
+            return
+        except TimedOut:
+            await self._time_out(leased)
             return
         except Cancelled:
             cancelled = ErrorRecord.made("Cancelled", "cancelled on request")
@@ -269,8 +282,52 @@ class WorkflowRunner:
         )
         await flows._backend.workflows.suspend(
             flows.namespace, leased.id, leased.fence, status="pending",
-            wake_at=flows._clock() + UNREADABLE_RETRY, waiting_for=None, now=flows._clock(),
+            wake_at=self._by_deadline(leased, flows._clock() + UNREADABLE_RETRY),
+            waiting_for=None, now=flows._clock(),
         )  # fmt: skip
+
+    # --- the workflow's timeout ----------------------------------------------------------
+
+    def _time_left(self, leased: LeasedWorkflow) -> float | None:
+        """Seconds until the workflow's deadline (0 once it has passed); None without."""
+        if leased.deadline is None:
+            return None
+        return max(0.0, leased.deadline - self.workflows._clock())
+
+    def _by_deadline(self, leased: LeasedWorkflow, wake_at: float | None) -> float | None:
+        """When a suspended workflow is due: its own wake-up time, or its deadline if
+        that comes first (a wait for an event alone has no wake-up time)."""
+        if leased.deadline is None:
+            return wake_at
+        return leased.deadline if wake_at is None else min(wake_at, leased.deadline)
+
+    async def _within_deadline(self, leased: LeasedWorkflow, work: Coroutine[Any, Any, Any]) -> Any:
+        """Run the workflow's code, stopped at its deadline (TimedOut then)."""
+        left = self._time_left(leased)
+        if left is None:
+            return await work
+        scope = asyncio.timeout(left)
+        try:
+            async with scope:
+                return await work
+        except TimeoutError:
+            if scope.expired():  # ours; a TimeoutError the code raised is its own failure
+                raise TimedOut() from None
+            raise
+
+    async def _time_out(self, leased: LeasedWorkflow) -> None:
+        """End the workflow timed_out (fenced, like every finish)."""
+        assert leased.deadline is not None
+        timeout = leased.deadline - leased.created_at
+        log.info(
+            "workflow timed out", extra={"workflow_id": leased.id, "workflow": leased.name},
+        )  # fmt: skip
+        error = ErrorRecord.made(
+            "WorkflowTimedOut",
+            f"workflow {leased.id!r} timed out: it did not finish within its timeout "
+            f"of {timeout:g} s",
+        )
+        await self._finish(leased, "timed_out", None, error)
 
     async def _finish(
         self, leased: LeasedWorkflow, status: str, output: bytes | None, error: ErrorRecord | None

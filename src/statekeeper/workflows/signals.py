@@ -21,6 +21,10 @@ class GiveBack(BaseException):
     workflow back so another runner goes on with it at once."""
 
 
+class TimedOut(BaseException):
+    """The workflow's deadline passed while it ran: the run was stopped there."""
+
+
 class Superseded(BaseException):
     """Another runner owns the workflow now (this one's fence is stale): stop quietly."""
 

@@ -1,17 +1,19 @@
 -- Durable workflows. A workflow is pending, running (leased by an owner under a fence
 -- number), sleeping or waiting (no owner; runnable again at wake_at), or finished:
--- succeeded, failed, compensated or cancelled.
+-- succeeded, failed, compensated, cancelled or timed_out. A workflow started with a
+-- timeout has a deadline (Unix time): the runner ends it timed_out once that passes, and
+-- never lets it sleep or wait past it.
 
 -- name: wf_create
 INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                          created_at, updated_at)
-VALUES (:namespace, :id, :name, 'pending', :input, 0, :now, :parent_id, :now, :now)
+                          deadline, created_at, updated_at)
+VALUES (:namespace, :id, :name, 'pending', :input, 0, :now, :parent_id, :deadline, :now, :now)
 ON CONFLICT (namespace, id) DO NOTHING
 RETURNING id;
 
 -- name: wf_get
 SELECT id, name, status, input, output, error, fence, lease_expires_at, wake_at,
-       waiting_for, parent_id, cancel_requested, created_at, updated_at
+       waiting_for, parent_id, cancel_requested, created_at, updated_at, deadline
 FROM sk_workflows WHERE namespace = :namespace AND id = :id;
 
 -- name: wf_lease
@@ -33,7 +35,7 @@ WHERE namespace = :namespace AND id IN (
     LIMIT :limit
     -- postgres: FOR UPDATE SKIP LOCKED
 )
-RETURNING id, name, input, fence, cancel_requested, parent_id, created_at;
+RETURNING id, name, input, fence, cancel_requested, parent_id, created_at, deadline;
 
 -- name: wf_journal
 SELECT position, kind, name, output, error, attempts
@@ -90,10 +92,19 @@ WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'runni
 RETURNING parent_id;
 
 -- name: wf_event_insert
--- Kept even before the workflow waits for it; only for a workflow that exists.
+-- Kept even before the workflow waits for it; only for a workflow that exists and has
+-- not finished. On PostgreSQL the workflow's row is locked until the event commits, so a
+-- finish waits for the event, or the event (re-reading the row) sees the finish: an
+-- event is never stored for a workflow that had finished. SQLite's one writer does the
+-- same by running one transaction at a time.
 INSERT INTO sk_workflow_events (namespace, workflow_id, name, data, received_at)
 SELECT :namespace, :id, :event, :data, :now
-WHERE EXISTS (SELECT 1 FROM sk_workflows WHERE namespace = :namespace AND id = :id)
+WHERE EXISTS (
+    SELECT 1 FROM sk_workflows
+    WHERE namespace = :namespace AND id = :id
+      AND status IN ('pending', 'running', 'sleeping', 'waiting')
+    -- postgres: FOR NO KEY UPDATE
+)
 ON CONFLICT (namespace, workflow_id, name) DO NOTHING
 RETURNING name;
 
@@ -112,10 +123,11 @@ WHERE namespace = :namespace AND id = :id
 RETURNING status;
 
 -- name: wf_retry
+-- A failed or timed-out workflow runs again; a timed-out one without its deadline.
 UPDATE sk_workflows
 SET status = 'pending', error = NULL, output = NULL, wake_at = :now, updated_at = :now,
-    cancel_requested = 0
-WHERE namespace = :namespace AND id = :id AND status = 'failed'
+    cancel_requested = 0, deadline = NULL
+WHERE namespace = :namespace AND id = :id AND status IN ('failed', 'timed_out')
 RETURNING id;
 
 -- name: wf_forget_failed_steps
