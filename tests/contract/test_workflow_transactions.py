@@ -109,3 +109,28 @@ async def test_a_failed_condition_applies_nothing_and_fails_the_step_for_good(
     item = await app.state.get("stock:desk")
     assert item is not None and item.value == {"left": 2}
     assert await app.queue("shipping").peek(10) == []
+
+
+async def test_a_caught_failed_transaction_replays_as_it_ran(app: App, clock: FakeClock) -> None:
+    def take(tx: Transaction) -> None:
+        tx.put("stock:chair", {"left": 1}, if_match="not-the-etag")
+
+    @app.workflow
+    async def caught(ctx: WorkflowContext, _: Any) -> str:
+        try:
+            await ctx.transaction(take)
+            outcome = "applied"
+        except StepFailed:
+            outcome = "refused"
+        await ctx.sleep(10)  # the run ends here; the next one replays the transaction
+        return outcome
+
+    run = await app.workflows.start("caught")
+    await run_due(app, ["caught"])
+    assert (await app.workflows.status(run)).status == "sleeping"
+    clock.advance(11)
+    await run_due(app, ["caught"])
+    status = await app.workflows.status(run)
+    assert (status.status, status.output) == ("succeeded", "refused")
+    history = await app.workflows.history(run)
+    assert [h["kind"] for h in history] == ["transaction", "sleep"]

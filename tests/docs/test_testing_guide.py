@@ -89,10 +89,8 @@ async def drive(app: App, rounds: int = 20) -> None:
     it finishes, sleeps or waits for an event."""
     runner = WorkflowRunner(app.workflows)
     for _ in range(rounds):
-        leased = await runner._lease(list(app.workflows.registry), 16)
-        if not leased:
+        if not await runner.run_due():
             return
-        await asyncio.gather(*(runner.execute(workflow) for workflow in leased))
 
 
 # --- the tests ---
@@ -222,7 +220,7 @@ async def test_a_step_cut_short_runs_again_elsewhere(app: App, clock: Clock) -> 
     app.workflow(packing)
     run = await app.workflows.start(packing, "o-5")
     first = WorkflowRunner(app.workflows)
-    [leased] = await first._lease(["packing"], 1)
+    [leased] = await first.lease(1)
     crashed = asyncio.create_task(first.execute(leased))
     await started.wait()
     crashed.cancel()  # the process dies in the middle of "pack"

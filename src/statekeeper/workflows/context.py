@@ -51,6 +51,7 @@ from statekeeper.workflows.signals import (
     StepFailed,
     Superseded,
     Suspend,
+    TimedOut,
     Unreadable,
 )
 from statekeeper.workflows.signatures import Errors, In, R, SagaStepCall, StepCall, WorkflowFunction
@@ -340,6 +341,8 @@ class WorkflowContext:
         started: float,
         error: ErrorRecord,
         cause: BaseException,
+        *,
+        kind: str = "step",
     ) -> NoReturn:
         """Journal the step's final failure, then raise it (a replay raises it again)."""
         log.warning(
@@ -348,7 +351,7 @@ class WorkflowContext:
                    "error": str(error)},
         )  # fmt: skip
         await self._checkpoint(
-            position, "step", name, input=arguments, error=error, attempts=attempts,
+            position, kind, name, input=arguments, error=error, attempts=attempts,
             started_at=started,
         )  # fmt: skip
         raise StepFailed(name, error) from cause
@@ -399,7 +402,9 @@ class WorkflowContext:
             done = await tx.commit_with(step)
         except TransactionConflict as conflict:
             error = ErrorRecord.of(conflict)
-            await self._fail_step(position, name, b"[]", 1, started, error, conflict)
+            await self._fail_step(
+                position, name, b"[]", 1, started, error, conflict, kind="transaction"
+            )
         if not done.applied:
             raise Superseded()
         self.cancel_requested = done.cancel_requested
@@ -713,9 +718,12 @@ class Saga:
         tb: TracebackType | None,
     ) -> None:
         if error is None or isinstance(
-            error, Suspend | Superseded | Unreadable | asyncio.CancelledError
+            error,
+            Suspend | Superseded | Unreadable | GiveBack | TimedOut | asyncio.CancelledError,
         ):
             return  # done, or this run merely ends: nothing to undo
+        if isinstance(error, NonDeterminismError):
+            return  # the code changed under a recorded run: a bug to fix, not to undo
         ctx = self._ctx
         ctx.compensating = True
         failures: list[str] = []

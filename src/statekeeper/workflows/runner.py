@@ -128,6 +128,19 @@ class WorkflowRunner:
             )
             await asyncio.wait(late, timeout=5.0)
 
+    async def lease(self, limit: int = 16) -> list[LeasedWorkflow]:
+        """Lease up to ``limit`` due workflows this process can run (run each with
+        ``execute``); what ``run`` does in its loop, for a test to drive by hand."""
+        await self.workflows.definitions.refresh()
+        return await self._lease(self.workflows.runnable(), limit)
+
+    async def run_due(self, limit: int = 16) -> int:
+        """Lease the due workflows (up to ``limit``) and run each until it finishes or
+        suspends (sleeps, waits); how many ran. Tests call it until it returns 0."""
+        leased = await self.lease(limit)
+        await asyncio.gather(*(self.execute(workflow) for workflow in leased))
+        return len(leased)
+
     async def _lease(self, names: list[str], count: int) -> list[LeasedWorkflow]:
         flows = self.workflows
         if not names:
