@@ -22,6 +22,7 @@ from statekeeper.storage.rows import (
     Duplicate,
     NewMessage,
     PutOp,
+    StepRecord,
     UnitOfWork,
     UnitResult,
     WriteOp,
@@ -160,6 +161,24 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
 
 
 # --- PostgreSQL: one statement -----------------------------------------------------------
+
+
+def only_a_step(unit: UnitOfWork) -> StepRecord | None:
+    """The unit's step when it holds nothing else (committed by ``step_statement``)."""
+    if unit.writes or unit.messages or unit.settle is not None:
+        return None
+    return unit.step
+
+
+def step_statement(queries: Queries, namespace: str, now: float, step: StepRecord) -> Statement:
+    """A unit of only a step, as one plain statement: its cancel flag, NULL if the
+    lease is lost."""
+    return _bind(
+        queries, "wf_commit_step", namespace=namespace, now=now, id=step.workflow_id,
+        fence=step.fence, lease_end=step.lease_end, position=step.position, kind=step.kind,
+        step_name=step.name, input=step.input, output=step.output, error=step.error,
+        attempts=step.attempts, started_at=step.started_at,
+    )  # fmt: skip
 
 
 def commit_statement(queries: Queries, unit: UnitOfWork) -> Statement:
