@@ -9,7 +9,7 @@ from statekeeper.storage.runner import Operations
 
 
 class DefinitionOps(Operations):
-    """``DefinitionStorage`` over an adapter's statements."""
+    """``contracts.DefinitionStorage``: the block's operations over an adapter's statements."""
 
     async def define(
         self, namespace: str, name: str, kind: str, definition: str | None, now: float

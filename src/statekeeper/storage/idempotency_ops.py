@@ -7,7 +7,7 @@ from statekeeper.storage.runner import Operations
 
 
 class IdempotencyOps(Operations):
-    """``IdempotencyStorage`` over an adapter's statements."""
+    """``contracts.IdempotencyStorage``: the block's operations over an adapter's statements."""
 
     async def claim(
         self,

@@ -17,17 +17,13 @@ import asyncpg
 
 from statekeeper.errors import ConflictError, DatabaseUnavailable, LeaseLost
 from statekeeper.storage import migrations
-from statekeeper.storage.definition_ops import DefinitionOps
-from statekeeper.storage.idempotency_ops import IdempotencyOps
+from statekeeper.storage.blocks import Blocks
 from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
 from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.queries import Dialect, load
-from statekeeper.storage.queue_ops import QueueOps
-from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
 from statekeeper.storage.runner import Scripted, Statement, shape
-from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.unit import (
     check_outbox,
@@ -37,7 +33,6 @@ from statekeeper.storage.unit import (
     step_statement,
 )
 from statekeeper.storage.url import DatabaseURL
-from statekeeper.storage.workflow_ops import WorkflowOps
 
 Q = load("postgres")
 
@@ -58,7 +53,7 @@ async def _skip_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresBackend:
+class PostgresBackend(Blocks):
     """Storage in a PostgreSQL database (optionally in its own schema)."""
 
     dialect: Dialect = "postgres"
@@ -75,12 +70,7 @@ class PostgresBackend:
         self._pool: asyncpg.Pool | None = None
         self._notifier = Notifier(self._connect_listener, lambda: self.pool)
         self._keeper = TableKeeper()
-        self.state = StateOps(self)
-        self.queues = QueueOps(self, self)
-        self.idempotency = IdempotencyOps(self)
-        self.workflows = WorkflowOps(self)
-        self.definitions = DefinitionOps(self)
-        self.reseal = ResealOps(self)
+        self._attach_blocks(self, self)
 
     # --- lifecycle ------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ class Sender(Protocol):
 
 
 class QueueOps(Operations):
-    """``QueueStorage`` over an adapter's statements."""
+    """``contracts.QueueStorage``: the block's operations over an adapter's statements."""
 
     def __init__(self, db: Database, sender: Sender) -> None:
         super().__init__(db)
@@ -39,6 +39,7 @@ class QueueOps(Operations):
     async def send(
         self, namespace: str, messages: Sequence[NewMessage], now: float
     ) -> list[Duplicate | None]:
+        """Enqueue, atomically; per message None, or the message it duplicates."""
         return await self._sender.send_messages(namespace, messages, now)
 
     async def receive(
@@ -52,6 +53,9 @@ class QueueOps(Operations):
         max_attempts: int,
         now: float,
     ) -> list[QueuedMessage]:
+        """Lease up to ``limit`` deliverable messages. One whose lease ran out on its last
+        attempt comes back with ``dead_at`` set, its attempt not counted: the caller
+        dead-letters it, announcing its outcome."""
         statement = self._bind(
             "queue_receive", lease_token=lease_token, lease_end=lease_end, namespace=namespace,
             queue=queue, now=now, max_attempts=max_attempts, limit=limit,
@@ -64,17 +68,20 @@ class QueueOps(Operations):
         return sorted((QueuedMessage(*row) for row in rows), key=lambda m: m.seq)
 
     async def extend(self, id: str, lease_token: str, lease_end: float) -> bool:
+        """Move a lease's end; False if the lease was lost."""
         statement = self._bind("queue_extend", id=id, lease_token=lease_token, lease_end=lease_end)
         what = f"cannot extend the lease of {id!r}"
         return bool(await self._db.run_write(statement, what, "found"))
 
     async def release(self, id: str, lease_token: str, now: float) -> bool:
+        """Give a leased message back, deliverable now, its attempt not counted."""
         statement = self._bind("queue_release", id=id, lease_token=lease_token, now=now)
         return bool(await self._db.run_write(statement, f"cannot release message {id!r}", "found"))
 
     async def redrive(
         self, namespace: str, queue: str, ids: Sequence[str] | None, now: float
     ) -> int:
+        """Dead messages (all, or those of ``ids``) back to ready with fresh attempts."""
         if ids is None:
             statement = self._bind("queue_redrive_all", now=now, namespace=namespace, queue=queue)
         else:
@@ -86,6 +93,7 @@ class QueueOps(Operations):
         return int(await self._db.run_write(statement, what, "rowcount"))
 
     async def purge(self, namespace: str, queue: str, *, dead: bool) -> int:
+        """Delete every ready or waiting (or, with ``dead``, every dead) message."""
         deletes = ["queue_purge_dead"] if dead else ["queue_purge_waiting", "queue_purge_ready"]
         script: list[Scripted] = [
             (self._bind(name, namespace=namespace, queue=queue), "rowcount", False)
@@ -98,6 +106,7 @@ class QueueOps(Operations):
         return sum(counts[-len(deletes) :]) if counts else 0
 
     async def stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
+        """Counts by state, and the oldest live message's enqueue time."""
         statement = self._bind("queue_stats", now=now, namespace=namespace, queue=queue)
         row = await self._db.run_read(statement, f"cannot count queue {queue!r}", "row")
         return QueueCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5])
@@ -105,12 +114,14 @@ class QueueOps(Operations):
     async def peek(
         self, namespace: str, queue: str, *, dead: bool, limit: int
     ) -> list[QueuedMessage]:
+        """Live (or dead) messages in order, without leasing them."""
         name = "queue_peek_dead" if dead else "queue_peek"
         statement = self._bind(name, namespace=namespace, queue=queue, limit=limit)
         rows = await self._db.run_many(statement, f"cannot read queue {queue!r}")
         return [QueuedMessage(*row) for row in rows]
 
     async def next_due(self, namespace: str, queue: str) -> float | None:
+        """When the next live message becomes deliverable (or its lease ends)."""
         statement = self._bind("queue_next_due", namespace=namespace, queue=queue)
         due = await self._db.run_read(statement, f"cannot read queue {queue!r}", "first")
         return None if due is None else float(due)
@@ -125,6 +136,7 @@ class QueueOps(Operations):
         after: tuple[float, str],
         limit: int,
     ) -> list[ArchivedMessage]:
+        """Archived messages completed in [since, until), after the (time, id) cursor."""
         statement = self._bind(
             "queue_archived", namespace=namespace, queue=queue, since=since, until=until,
             after_time=after[0], after_id=after[1], limit=limit,

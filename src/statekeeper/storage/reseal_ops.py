@@ -53,7 +53,7 @@ RESEAL_TABLES: dict[str, ResealTable] = {
 
 
 class ResealOps(Operations):
-    """``ResealStorage`` over an adapter's statements."""
+    """``contracts.ResealStorage``: the block's operations over an adapter's statements."""
 
     async def scan(
         self,

@@ -19,19 +19,14 @@ from typing import Any
 
 from statekeeper.errors import DatabaseUnavailable
 from statekeeper.storage import migrations
-from statekeeper.storage.definition_ops import DefinitionOps
-from statekeeper.storage.idempotency_ops import IdempotencyOps
+from statekeeper.storage.blocks import Blocks
 from statekeeper.storage.queries import Dialect, load
-from statekeeper.storage.queue_ops import QueueOps
-from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
 from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.sqlite_writer import WriterThread
-from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.translate import sqlite_error
 from statekeeper.storage.unit import LeaseGone, check_outbox, commit_job, send_messages
 from statekeeper.storage.url import DatabaseURL
-from statekeeper.storage.workflow_ops import WorkflowOps
 
 Q = load("sqlite")
 
@@ -40,7 +35,7 @@ class _Abandon(Exception):
     """Rolls back an atomic script's job (its savepoint) when a required row is missing."""
 
 
-class SQLiteBackend:
+class SQLiteBackend(Blocks):
     """Storage on one SQLite file, shared safely by threads and OS processes."""
 
     dialect: Dialect = "sqlite"
@@ -55,12 +50,7 @@ class SQLiteBackend:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self.state = StateOps(self)
-        self.queues = QueueOps(self, self)
-        self.idempotency = IdempotencyOps(self)
-        self.workflows = WorkflowOps(self)
-        self.definitions = DefinitionOps(self)
-        self.reseal = ResealOps(self)
+        self._attach_blocks(self, self)
 
     # --- lifecycle ------------------------------------------------------------------
 

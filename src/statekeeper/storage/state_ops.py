@@ -93,7 +93,7 @@ def delete_outcome(row: Any, key: str, if_match: str | None, now: float) -> bool
 
 
 class StateOps(Operations):
-    """``StateStorage`` over an adapter's statements."""
+    """``contracts.StateStorage``: the block's operations over an adapter's statements."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
@@ -101,6 +101,7 @@ class StateOps(Operations):
         self._get = self._queries["state_get"].sql
 
     async def get(self, namespace: str, key: str, now: float) -> StoredItem | None:
+        """The visible item under ``key``, or None."""
         row = await self._db.read_row((self._get, (namespace, key, now)), f"cannot read {key!r}")
         if row is None:
             return None
@@ -109,6 +110,7 @@ class StateOps(Operations):
     async def get_many(
         self, namespace: str, keys: Sequence[str], now: float
     ) -> dict[str, StoredItem]:
+        """The visible items among ``keys``; missing keys are simply absent."""
         statement = self._bind(
             "state_get_many", namespace=namespace, now=now, **self._list_arg("keys", keys)
         )
@@ -118,6 +120,7 @@ class StateOps(Operations):
     async def list(
         self, namespace: str, *, after: str, low: str, high: str | None, limit: int, now: float
     ) -> list[StoredItem]:
+        """Visible items with ``low <= key < high`` and ``key > after``, in key order."""
         statement = self._bind(
             "state_list", namespace=namespace, after=after, low=low,
             high_set=0 if high is None else 1, high=high or "", now=now, limit=limit,
@@ -126,12 +129,15 @@ class StateOps(Operations):
         return [StoredItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def put(self, namespace: str, op: PutOp, now: float) -> None:
+        """Apply one put; ConflictError or AlreadyExists when its condition fails."""
         sql, args, conditional = put_statement(self._queries, namespace, op, now)
         found = await self._db.run_write((sql, args), f"cannot write {op.key!r}", "found")
         if conditional and not found:
             raise put_failed(op)
 
     async def delete(self, namespace: str, key: str, if_match: str | None, now: float) -> bool:
+        """Delete one key; True when a visible item was deleted (ConflictError when
+        ``if_match`` is given and does not hold)."""
         statement = delete_statement(self._queries, namespace, key, if_match, now)
         row = await self._db.run_write(statement, f"cannot delete {key!r}", "row")
         return delete_outcome(row, key, if_match, now)
@@ -139,11 +145,13 @@ class StateOps(Operations):
     async def reseal(
         self, namespace: str, key: str, etag: str, value: bytes, key_id: str | None
     ) -> bool:
+        """Replace the stored bytes of an unchanged item (same ETag); False if it changed."""
         statement = self._bind(
             "state_reseal", namespace=namespace, key=key, etag=etag, value=value, key_id=key_id
         )
         return bool(await self._db.run_write(statement, f"cannot reseal {key!r}", "found"))
 
     async def purge_expired(self, now: float, limit: int) -> int:
+        """Delete up to ``limit`` expired rows of any namespace; how many."""
         statement = self._bind("state_purge_expired", now=now, limit=limit)
         return int(await self._db.run_write(statement, "cannot purge expired items", "rowcount"))

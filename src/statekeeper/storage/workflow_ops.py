@@ -16,7 +16,7 @@ from statekeeper.storage.runner import Operations, Scripted
 
 
 class WorkflowOps(Operations):
-    """``WorkflowStorage`` over an adapter's statements."""
+    """``contracts.WorkflowStorage``: the block's operations over an adapter's statements."""
 
     async def create(
         self,
@@ -163,6 +163,8 @@ class WorkflowOps(Operations):
         return state
 
     async def retry(self, namespace: str, id: str, now: float) -> bool:
+        """Make a failed or timed-out workflow pending again (without its deadline);
+        False if it is neither."""
         forget = self._bind("wf_forget_failed_steps", namespace=namespace, id=id)
         retry = self._bind("wf_retry", now=now, namespace=namespace, id=id)
         done = await self._db.run_atomic(
@@ -179,6 +181,7 @@ class WorkflowOps(Operations):
         before: tuple[float, str],
         limit: int,
     ) -> list[tuple[Any, ...]]:
+        """Workflows created before ``before`` (created_at, id), newest first."""
         query = "wf_list" + {
             (False, False): "", (True, False): "_by_status", (False, True): "_by_name",
             (True, True): "_by_status_and_name",

@@ -1,0 +1,25 @@
+"""The blocks' operations an adapter serves, made once for every adapter."""
+
+from __future__ import annotations
+
+from statekeeper.storage.definition_ops import DefinitionOps
+from statekeeper.storage.idempotency_ops import IdempotencyOps
+from statekeeper.storage.queue_ops import QueueOps, Sender
+from statekeeper.storage.reseal_ops import ResealOps
+from statekeeper.storage.runner import Database
+from statekeeper.storage.state_ops import StateOps
+from statekeeper.storage.workflow_ops import WorkflowOps
+
+
+class Blocks:
+    """Base of an adapter: ``state``, ``queues``, ``idempotency``, ``workflows``,
+    ``definitions`` and ``reseal`` over its primitives (it is the ``Database``, and
+    the ``Sender`` of its queues)."""
+
+    def _attach_blocks(self, db: Database, sender: Sender) -> None:
+        self.state = StateOps(db)
+        self.queues = QueueOps(db, sender)
+        self.idempotency = IdempotencyOps(db)
+        self.workflows = WorkflowOps(db)
+        self.definitions = DefinitionOps(db)
+        self.reseal = ResealOps(db)
