@@ -144,7 +144,8 @@ async def test_status_lookups(served: tuple[App, httpx.AsyncClient]) -> None:
     assert (await client.get("/v1/requests/x")).status_code == 401
     health = await client.get("/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
-    spec = (await client.get("/openapi.json")).json()
+    assert (await client.get("/openapi.json")).status_code == 401  # it names the queues
+    spec = (await client.get("/openapi.json", headers=AUTH)).json()
     assert spec["openapi"].startswith("3.")
     assert "/v1/queues/{queue}/messages" in spec["paths"]
     nowhere = await client.get("/nowhere")

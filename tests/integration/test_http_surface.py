@@ -105,7 +105,7 @@ async def test_the_document_describes_exactly_the_routes_served(served: Served) 
         assert isinstance(route, Route)
         for method in (route.methods or set()) - {"HEAD"}:
             served_routes[(method, route.path)] = set(route.param_convertors)
-    spec = (await client.get("/openapi.json")).json()
+    spec = (await client.get("/openapi.json", headers=AUTH)).json()
     assert spec == document(api_operations(app, config))
     documented: dict[tuple[str, str], set[str]] = {}
     for path, operations in spec["paths"].items():

@@ -1,8 +1,9 @@
 """Bearer-token authentication, as ASGI middleware around every route but the open ones.
 
 The routes that need no token are listed here and nowhere else (``OPEN_PATHS``):
-probes (``/healthz``, ``/readyz``), the API's description (``/openapi.json``) and
-callback answers, whose signed token in the path is their credential. The server
+probes (``/healthz``, ``/readyz``) and callback answers, whose signed token in the
+path is their credential. The API's description (``/openapi.json``) needs the token:
+it names the app's queues and workflows. The server
 wraps every other route in ``BearerAuth``; no handler checks a token itself, and
 the OpenAPI document marks the same routes as open.
 """
@@ -19,7 +20,6 @@ OPEN_PATHS: frozenset[str] = frozenset(
     {
         "/healthz",
         "/readyz",
-        "/openapi.json",
         "/v1/callbacks/{token}",  # the signed token is the credential
     }
 )
