@@ -26,9 +26,11 @@ from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfW
 from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.unit import (
+    ack_statement,
     check_outbox,
     commit_statement,
     only_a_step,
+    only_an_ack,
     postgres_conflict,
     step_statement,
 )
@@ -273,6 +275,12 @@ class PostgresBackend(Blocks):
             assert row is not None  # one row, NULL when the lease is lost
             cancel = row[0]
             return UnitResult(False) if cancel is None else UnitResult(True, [], bool(cancel))
+        ack = only_an_ack(unit)
+        if ack is not None:  # an acknowledgement: the common case, in a plain statement
+            sql, args = ack_statement(Q, unit.now, ack)
+            with translated("cannot commit"):
+                acked = await self.pool.fetchval(sql, *args)
+            return UnitResult(bool(acked))
         check_outbox(unit)
         sql, args = commit_statement(Q, unit)
         try:

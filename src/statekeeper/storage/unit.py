@@ -22,6 +22,7 @@ from statekeeper.storage.rows import (
     Duplicate,
     NewMessage,
     PutOp,
+    Settlement,
     StepRecord,
     UnitOfWork,
     UnitResult,
@@ -178,6 +179,22 @@ def step_statement(queries: Queries, namespace: str, now: float, step: StepRecor
         fence=step.fence, lease_end=step.lease_end, position=step.position, kind=step.kind,
         step_name=step.name, input=step.input, output=step.output, error=step.error,
         attempts=step.attempts, started_at=step.started_at,
+    )  # fmt: skip
+
+
+def only_an_ack(unit: UnitOfWork) -> Settlement | None:
+    """The unit's acknowledgement when it holds nothing else (``ack_statement``)."""
+    settle = unit.settle
+    if unit.writes or unit.messages or unit.step is not None or settle is None:
+        return None
+    return settle if settle.outcome == "ack" else None
+
+
+def ack_statement(queries: Queries, now: float, settle: Settlement) -> Statement:
+    """A unit of only an acknowledgement, as one plain statement: 0 if the lease is lost."""
+    return _bind(
+        queries, "queue_commit_ack", id=settle.id, lease_token=settle.lease_token, now=now,
+        archive=settle.archive, result=settle.result,
     )  # fmt: skip
 
 

@@ -51,3 +51,21 @@ SELECT (SELECT id FROM sent), d.message_id, d.fingerprint
 FROM (SELECT 1) AS one
 LEFT JOIN sk_queue_dedup d
   ON d.namespace = :namespace AND d.queue = :queue AND d.dedup_id = :dedup_id;
+
+-- name: queue_commit_ack
+-- A unit of work that only acknowledges a message (the common ack, without outcome
+-- messages): sk_commit's ack part as one plain statement. 0 back: the lease is lost.
+WITH done AS (
+    DELETE FROM sk_messages m WHERE m.id = :id AND m.lease_token = :lease_token
+    RETURNING m.id, m.namespace, m.queue, m.body, m.attributes, m.correlation_id,
+              m.group_id, m.attempts, m.enqueued_at, m.reply_to
+), archived AS (
+    INSERT INTO sk_message_archive (id, namespace, queue, body, attributes, correlation_id,
+                                    group_id, attempts, enqueued_at, completed_at, reply_to,
+                                    result)
+    SELECT d.id, d.namespace, d.queue, d.body, d.attributes, d.correlation_id, d.group_id,
+           d.attempts, d.enqueued_at, :now, d.reply_to, :result::bytea
+    FROM done d WHERE :archive::bool
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT count(*) FROM done;
