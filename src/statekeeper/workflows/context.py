@@ -72,6 +72,9 @@ COMPENSATION_RETRY = Retry(max_attempts=10, initial_interval=1.0, backoff_rate=2
 DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 
 
+_SCALARS = (int, float, str)
+
+
 def _never() -> bool:
     return False
 
@@ -302,7 +305,10 @@ class WorkflowContext:
                 position, "step", name, input=arguments, output=output, attempts=attempt,
                 started_at=started,
             )  # fmt: skip
-            # What a replay returns, so the first run and every replay see the same value.
+            # What a replay returns, so the first run and every replay see the same value
+            # (a number or a string is that already: JSON gives it back as it is).
+            if type(result) in _SCALARS and (hint is None or hint is type(result)):
+                return result
             return decode_as(output, hint, f"the result of step {name!r}")
 
     async def _retry_later(
