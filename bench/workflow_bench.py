@@ -26,6 +26,7 @@ Measured per backend and side:
   each step is timed inside the workflow body around ``await step(...)``: running the
   step and its durable checkpoint, until the workflow goes on. The target is one
   durable commit: twice the p50 of a plain one-row INSERT transaction on the same backend
+  (and, as a second row, twice that of a plain two-row INSERT)
   (a sqlite3 thread in WAL, ``synchronous=FULL``; an asyncpg autocommit INSERT), as a
   checkpoint commits two rows (the lease renewal and the step) in its one transaction.
 * workflow latency p50: start to finished, one at a time (information).
@@ -82,6 +83,9 @@ THROUGHPUT_TARGET = 5.0  # statekeeper workflows/s over DBOS's, same database
 # A step is one transaction that writes two rows (the lease renewal and the step) in one
 # statement; the reference writes one row. A step may take this many reference commits.
 COMMIT_SLACK = 2.0
+# A plain two-row commit: what a step writes, with nothing else around it.
+TWO_ROWS_SQLITE = "INSERT INTO probe VALUES (?1), (?1)"
+TWO_ROWS_POSTGRES = "INSERT INTO probe VALUES ($1), ($1)"
 WAIT_LIMIT = 120.0  # one workflow taking longer than this fails the run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -375,32 +379,36 @@ async def run_dbos(
 # --- a plain durable commit, the target for one step ----------------------------------------
 
 
-async def sqlite_commit_latency(path: str, count: int) -> Tally:
+async def sqlite_commit_latency(path: str, count: int) -> tuple[Tally, Tally]:
+    """Plain commits of one row and of two rows, taken in turns."""
     writer = benchlib.SQLiteWriter(path, "wbench-probe")
     await writer.open()
     try:
         await writer.call(writer.transaction, "CREATE TABLE probe (n INTEGER)", ())
-        tally = Tally()
+        one, two = Tally(), Tally()
         for n in range(count):
-            t0 = time.perf_counter_ns()
-            await writer.call(writer.transaction, "INSERT INTO probe VALUES (?)", (n,))
-            tally.latencies_ns.append(time.perf_counter_ns() - t0)
-        return tally
+            for tally, sql in ((one, "INSERT INTO probe VALUES (?)"), (two, TWO_ROWS_SQLITE)):
+                t0 = time.perf_counter_ns()
+                await writer.call(writer.transaction, sql, (n,))
+                tally.latencies_ns.append(time.perf_counter_ns() - t0)
+        return one, two
     finally:
         await writer.close()
 
 
-async def postgres_commit_latency(base_url: str, schema: str, count: int) -> Tally:
+async def postgres_commit_latency(base_url: str, schema: str, count: int) -> tuple[Tally, Tally]:
+    """Plain commits of one row and of two rows, taken in turns."""
     conn = await asyncpg.connect(base_url, server_settings={"search_path": schema})
     try:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await conn.execute("CREATE TABLE probe (n bigint)")
-        tally = Tally()
+        one, two = Tally(), Tally()
         for n in range(count):
-            t0 = time.perf_counter_ns()
-            await conn.execute("INSERT INTO probe VALUES ($1)", n)
-            tally.latencies_ns.append(time.perf_counter_ns() - t0)
-        return tally
+            for tally, sql in ((one, "INSERT INTO probe VALUES ($1)"), (two, TWO_ROWS_POSTGRES)):
+                t0 = time.perf_counter_ns()
+                await conn.execute(sql, n)
+                tally.latencies_ns.append(time.perf_counter_ns() - t0)
+        return one, two
     finally:
         await conn.close()
 
@@ -421,7 +429,9 @@ class Row:
     dbos_p99: float | None = None
 
 
-def rows_for(backend: Backend, sk: Measured, db: Measured | None, commit: Tally) -> list[Row]:
+def rows_for(
+    backend: Backend, sk: Measured, db: Measured | None, commit: Tally, two_rows: Tally
+) -> list[Row]:
     """The table rows of one backend; ``db`` is None when DBOS did not run."""
 
     def ms(tally: Tally | None, pct: float) -> float | None:
@@ -444,6 +454,17 @@ def rows_for(backend: Backend, sk: Measured, db: Measured | None, commit: Tally)
             met=None if step_p50 is None else step_p50 <= limit,
             statekeeper_p99=ms(sk.step, 99),
             dbos_p99=ms(db_step, 99),
+        ),
+        Row(
+            backend=backend,
+            measure="step p50 / two-row commit p50",  # lower is better
+            statekeeper=None,
+            dbos=None,
+            ratio=over(step_p50, two_rows.percentile_ms(50)),
+            target=f"<= {COMMIT_SLACK:g}x",
+            met=None
+            if step_p50 is None
+            else step_p50 <= COMMIT_SLACK * (two_rows.percentile_ms(50) or 0.0),
         ),
         Row(
             backend=backend,
@@ -484,9 +505,9 @@ class Context:
 
 async def bench_backend(
     backend: Backend, ctx: Context, sk_url: str, dbos_config: dict[str, Any] | None,
-    commit: Callable[[], Awaitable[Tally]],
+    commit: Callable[[], Awaitable[tuple[Tally, Tally]]],
 ) -> tuple[list[Row], dict[str, Any]]:  # fmt: skip
-    reference = await commit()
+    reference, two_rows = await commit()
     sk = await run_statekeeper(sk_url, backend, ctx.sizes, ctx.steps)
     db = None
     info: dict[str, Any] = {"statekeeper": sk.info}
@@ -496,7 +517,9 @@ async def bench_backend(
         info["dbos"] = {**db.info, "config": shown}
     info["commit_p50_ms"] = reference.percentile_ms(50)
     info["commit_p99_ms"] = reference.percentile_ms(99)
-    found = rows_for(backend, sk, db, reference)
+    info["two_row_commit_p50_ms"] = two_rows.percentile_ms(50)
+    info["two_row_commit_p99_ms"] = two_rows.percentile_ms(99)
+    found = rows_for(backend, sk, db, reference, two_rows)
     for row in found:
         print_row(row)
     if sk.info.get("writer_commits"):
@@ -617,8 +640,9 @@ async def run(args: argparse.Namespace, dbos_problem: str | None) -> int:
         return 2
     print(
         "method: step = time around `await step(...)` in the workflow body (the step "
-        "ran and its checkpoint committed); target = 2 x p50 of a plain one-row commit "
-        "(a step commits two rows)"
+        "ran and its checkpoint committed); targets = 2 x p50 of a plain one-row commit "
+        "(a step commits two rows), and 2 x p50 of a plain two-row commit (one INSERT of "
+        "two rows), both timed in turns on the same backend before the workflows run"
     )
     for backend, info in got.info.items():
         sk = info.get("statekeeper", {})
@@ -629,9 +653,12 @@ async def run(args: argparse.Namespace, dbos_problem: str | None) -> int:
                 f"workflow one at a time (start, lease, steps, finish); its writer carried "
                 f"{sk['jobs_per_commit']:.1f} writes per commit over the run"
             )
+        two_p99 = info["two_row_commit_p99_ms"]
         print(
             f"note: {NAMES[backend]}: plain commit p50/p99 "
-            f"{benchlib.latency_pair(info['commit_p50_ms'], info['commit_p99_ms'], 2)} ms"
+            f"{benchlib.latency_pair(info['commit_p50_ms'], info['commit_p99_ms'], 2)} ms "
+            "(one row); "
+            f"{benchlib.latency_pair(info['two_row_commit_p50_ms'], two_p99, 2)} ms (two rows)"
         )
     line = headline(got.results, dbos_problem)
     if args.json:
