@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from statekeeper import App
 from statekeeper.runtime import Worker
+from statekeeper.workflows import WorkflowRunner
 
 
 async def run_until(worker: Worker, condition: Callable[[], bool], limit: float = 10.0) -> None:
@@ -20,3 +22,12 @@ async def run_until(worker: Worker, condition: Callable[[], bool], limit: float 
     finally:
         worker.stop()
         await asyncio.wait_for(task, limit)
+
+
+async def drive(app: App, rounds: int = 20) -> None:
+    """Run every due workflow of ``app`` until none is left (each run goes on until it
+    finishes, sleeps or waits)."""
+    runner = WorkflowRunner(app.workflows)
+    for _ in range(rounds):
+        if not await runner.run_due():
+            return

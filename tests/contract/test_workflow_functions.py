@@ -5,7 +5,6 @@ itself; step functions may take a parameter called ``fn``."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import Any
 
@@ -13,17 +12,8 @@ import pytest
 
 from statekeeper import App, Retry
 from statekeeper.errors import ConfigurationError, UnknownWorkflow
-from statekeeper.workflows import WorkflowContext, WorkflowRun, WorkflowRunner
-
-
-async def drive(app: App, rounds: int = 20) -> None:
-    """Run every runnable workflow until none is left."""
-    runner = WorkflowRunner(app.workflows)
-    for _ in range(rounds):
-        leased = await runner._lease(list(app.workflows.registry), 16)
-        if not leased:
-            return
-        await asyncio.gather(*(runner.execute(w) for w in leased))
+from statekeeper.workflows import WorkflowContext, WorkflowRun
+from tests.support import drive
 
 
 async def double(n: int) -> int:

@@ -18,6 +18,7 @@ from statekeeper import App, Retry
 from statekeeper.errors import ErrorRecord
 from statekeeper.workflows import StepFailed, WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock
+from tests.support import drive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,15 +42,6 @@ QUOTE = Quote(
     datetime.datetime(2027, 1, 1, 12, tzinfo=datetime.UTC),
     b"\x00\x01signed\xff",
 )
-
-
-async def drive(app: App, rounds: int = 20) -> None:
-    runner = WorkflowRunner(app.workflows)
-    for _ in range(rounds):
-        leased = await runner._lease(list(app.workflows.registry), 16)
-        if not leased:
-            return
-        await asyncio.gather(*(runner.execute(w) for w in leased))
 
 
 async def test_a_failed_workflow_records_type_message_and_traceback(app: App) -> None:

@@ -27,6 +27,7 @@ from statekeeper.workflows import ChildFailed, WorkflowContext, WorkflowRunner
 from statekeeper.workflows.tokens import CallbackTarget, issue
 from tests.conftest import FakeClock, pg_dsn
 from tests.contract.raw_sql import pg_schema
+from tests.support import drive
 
 ran: list[str] = []
 
@@ -34,16 +35,6 @@ ran: list[str] = []
 @pytest.fixture(autouse=True)
 def forget_runs() -> None:
     ran.clear()
-
-
-async def drive(app: App, rounds: int = 20) -> None:
-    """Run every runnable workflow until none is left."""
-    runner = WorkflowRunner(app.workflows)
-    for _ in range(rounds):
-        leased = await runner._lease(list(app.workflows.registry), 16)
-        if not leased:
-            return
-        await asyncio.gather(*(runner.execute(w) for w in leased))
 
 
 async def noted(what: str) -> str:

@@ -21,6 +21,14 @@ from statekeeper.http.config import HttpConfig
 from statekeeper.runtime.worker import Worker
 
 GRACE_HELP = "Seconds to finish the work in hand on SIGTERM or SIGINT."
+grace_option = click.option(
+    "--grace",
+    metavar="SECONDS",
+    default=30.0,
+    show_default=True,
+    callback=seconds_option(),
+    help=GRACE_HELP,
+)
 
 
 def worker_banner(app: App, queues: list[str], workflows: list[str]) -> str:
@@ -106,14 +114,7 @@ def _enable_callbacks(app: App) -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="1 to 65535.")
 @click.option("--dev", is_flag=True, help="Serve without a bearer token (development only).")
 @click.option("--no-workers", is_flag=True, help="Serve HTTP only; run no consumers.")
-@click.option(
-    "--grace",
-    metavar="SECONDS",
-    default=30.0,
-    show_default=True,
-    callback=seconds_option(),
-    help=GRACE_HELP,
-)
+@grace_option
 @click.option(
     "--tls-cert", metavar="FILE", envvar=ENV_TLS_CERT, help="PEM certificate (chain): serve HTTPS."
 )
@@ -188,14 +189,7 @@ def serve(
 @click.option(
     "--queue", "queues", metavar="QUEUE", multiple=True, help="Only these queues (repeatable)."
 )
-@click.option(
-    "--grace",
-    metavar="SECONDS",
-    default=30.0,
-    show_default=True,
-    callback=seconds_option(),
-    help=GRACE_HELP,
-)
+@grace_option
 @click.option(
     "--health-port",
     metavar="PORT",
