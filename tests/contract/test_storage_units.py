@@ -147,3 +147,45 @@ async def test_settling_under_a_lease(storage: Storage, namespace: str) -> None:
     stats = await q.stats(namespace, "jobs", NOW)
     assert (stats.delayed, stats.dead) == (1, 1)
     assert (await q.stats(namespace, "replies", NOW)).ready == 1  # only the applied one
+
+
+async def test_a_unit_of_only_a_step(storage: Storage, namespace: str) -> None:
+    """A checkpoint alone (its own plain statement on PostgreSQL): fenced, an attempt
+    replaced by the outcome, a recorded outcome never replaced, cancellation read."""
+    fence = await running_workflow(storage, namespace, "solo")
+
+    def step(kind: str, output: bytes, at_fence: int = fence) -> UnitOfWork:
+        record = StepRecord("solo", at_fence, 1, kind, "s", NOW + 30, output=output)
+        return UnitOfWork(namespace, NOW, step=record)
+
+    assert not (await storage.commit(step("step", b"1", fence + 1))).applied
+    assert await storage.workflows.journal(namespace, "solo") == []
+    assert (await storage.commit(step("attempt", b"0"))).applied
+    assert (await storage.commit(step("step", b"1"))).applied  # replaces the attempt
+    assert (await storage.commit(step("step", b"2"))).applied  # recorded: kept as it is
+    [entry] = await storage.workflows.journal(namespace, "solo")
+    assert (entry.kind, entry.output) == ("step", b"1")
+    assert await storage.workflows.cancel(namespace, "solo", NOW) is not None
+    assert (await storage.commit(step("step", b"3"))).cancel_requested
+
+
+async def test_a_unit_of_only_an_ack(storage: Storage, namespace: str) -> None:
+    """An acknowledgement alone (its own plain statement on PostgreSQL): under the
+    lease, archived with its result when asked, once."""
+    q = storage.queues
+    kept, dropped = message("solo"), message("solo")
+    await q.send(namespace, [kept, dropped], NOW)
+    await q.receive(
+        namespace, "solo", limit=2, lease_token="t", lease_end=NOW + 30, max_attempts=3, now=NOW
+    )
+    wrong = Settlement("ack", "solo", kept.id, "not-the-token")
+    assert not (await storage.commit(UnitOfWork(namespace, NOW, settle=wrong))).applied
+    archived = Settlement("ack", "solo", kept.id, "t", archive=True, result=b'"r"')
+    assert (await storage.commit(UnitOfWork(namespace, NOW, settle=archived))).applied
+    assert not (await storage.commit(UnitOfWork(namespace, NOW, settle=archived))).applied
+    gone = Settlement("ack", "solo", dropped.id, "t")
+    assert (await storage.commit(UnitOfWork(namespace, NOW, settle=gone))).applied
+    found = await q.find(namespace, kept.id)
+    assert found is not None and (found.state, found.result) == ("done", b'"r"')
+    assert await q.find(namespace, dropped.id) is None  # not archived
+    assert (await q.stats(namespace, "solo", NOW)).ready == 0
