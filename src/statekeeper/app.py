@@ -129,7 +129,7 @@ class App:
         self._wakeups = Wakeups(announce=self._announce)
         # The process's background services (upkeep, and the worker and HTTP server of
         # ``statekeeper worker`` / ``serve``), shared by every namespace view.
-        self.runtime: Supervisor | None = None
+        self._runtime: Supervisor | None = None
         self._root: App | None = None  # the app a namespace view belongs to
         self._views: dict[str, App] = {}
         self._per_namespace()
@@ -164,8 +164,10 @@ class App:
             view._root = root
             view._views = {}
             view._backend = None  # the root's, through ``backend``
-            view.runtime = None  # the root's services serve every view
+            view._runtime = None  # the root's services serve every view (``runtime``)
             view._per_namespace()
+            view.workflows.secret = root.workflows.secret
+            view.workflows.definitions.interpreters = dict(root.workflows.definitions.interpreters)
             root._views[name] = view
         return view
 
@@ -174,6 +176,13 @@ class App:
         """This app's namespace and those of the views made so far."""
         root = self._root or self
         return [root.namespace, *sorted(root._views)]
+
+    @property
+    def runtime(self) -> Supervisor | None:
+        """The process's background services (upkeep; the worker and HTTP server of
+        ``statekeeper worker`` / ``serve``), shared by every namespace view; None while
+        the app is closed."""
+        return (self._root or self)._runtime
 
     @property
     def backend(self) -> Storage:
@@ -432,9 +441,9 @@ class App:
         try:
             backend.listen(self._wakeups.heard)
             self._open_state(backend)
-            self.runtime = Supervisor()
+            self._runtime = runtime = Supervisor()
             if self._purge_interval:
-                self.runtime.start(
+                runtime.start(
                     Upkeep(
                         purge=lambda: self.state.purge_expired(),
                         forget=self.forget_old_records,
@@ -479,8 +488,8 @@ class App:
     async def close(self) -> None:
         """Stop the background services (within their grace), then close the database.
         A view closes only its own cache."""
-        if self.runtime is not None:
-            runtime, self.runtime = self.runtime, None
+        if self._runtime is not None:
+            runtime, self._runtime = self._runtime, None
             await runtime.close()
         for view in list(self._views.values()):
             await view.close()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from statekeeper import App
+from statekeeper.workflows import WorkflowRunner
 
 
 async def test_definitions_keep_revisions_and_announcements_apart(
@@ -26,3 +31,17 @@ async def test_definitions_keep_revisions_and_announcements_apart(
         assert await store.delete(namespace, "b") is True
         assert await store.delete(namespace, "b") is False
         assert await store.get(namespace, "b") is None
+
+
+async def test_a_definition_that_fails_to_load_waits_and_holds_no_lease(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "explodes_on_import.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    await app.workflows.define("explodes", "python", "explodes_on_import:flow")
+    run = await app.workflows.start("explodes", None, id="x1")
+    runner = WorkflowRunner(app.workflows)
+    assert await runner.run_due() == 1
+    row = await app.backend.workflows.get(app.namespace, run)
+    assert row is not None and row.status == "pending"  # given back, due later; not failed
+    assert row.lease_expires_at is None

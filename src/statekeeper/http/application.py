@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator, Sequence
 
 import uvicorn
@@ -86,9 +87,11 @@ def uvicorn_server(
     body_timeout: float = 30.0,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    grace: float | None = None,
 ) -> QuietServer:
     """A server for ``asgi`` with statekeeper's settings: no access log, no lifespan,
-    read deadlines against slow clients, HTTPS with ``tls_cert`` and ``tls_key``."""
+    read deadlines against slow clients, HTTPS with ``tls_cert`` and ``tls_key``; on
+    shutdown, requests in flight get ``grace`` seconds (None: as long as they take)."""
     return QuietServer(
         uvicorn.Config(
             asgi,
@@ -98,5 +101,6 @@ def uvicorn_server(
             http=timed_protocol(header_timeout, body_timeout),
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
+            timeout_graceful_shutdown=None if grace is None else max(1, math.ceil(grace)),
         )
     )

@@ -108,6 +108,7 @@ async def _serve_on(
         body_timeout=edge.body_timeout,
         tls_cert=edge.tls_cert,
         tls_key=edge.tls_key,
+        grace=grace,
     )
     runtime = app.runtime
     assert runtime is not None

@@ -25,7 +25,8 @@ from typing import Protocol
 
 log = logging.getLogger("statekeeper.runtime")
 
-# Beyond the grace: how long a service may take to give back what it cancelled.
+# Beyond the grace: how long a service may take to give back what it cancelled. The
+# services' own drains wait the grace and then SETTLE: the supervisor waits twice that.
 SETTLE = 5.0
 
 
@@ -52,9 +53,11 @@ class Supervisor:
         return [service.name for service, _ in self._running]
 
     def start(self, service: Service) -> None:
-        """Run ``service`` until the supervisor stops."""
+        """Run ``service`` until the supervisor stops (nothing, once it is stopping: a
+        SIGTERM during start-up ends the process cleanly)."""
         if self.stopping:
-            raise RuntimeError("the supervisor is stopping; it starts nothing more")
+            log.info("not started: stopping", extra={"service": service.name})
+            return
         task = asyncio.create_task(self._supervise(service), name=f"statekeeper:{service.name}")
         self._running.append((service, task))
 
@@ -69,17 +72,21 @@ class Supervisor:
                 "service failed; stopping the others", exc_info=error,
                 extra={"service": service.name},
             )  # fmt: skip
-            if self.failure is None:
-                self.failure = error
-            self.stop()
+            self._failed(error)
             return
-        if not self.stopping:
-            log.warning(
-                "service ended before it was stopped; stopping the others",
-                extra={"service": service.name},
-            )
-            self.stop()
+        finally:
+            if not self.stopping:  # ended, failed or was cancelled on its own
+                self._failed(RuntimeError(f"service {service.name!r} ended unexpectedly"))
+                log.error(
+                    "service ended before it was stopped; stopping the others",
+                    extra={"service": service.name},
+                )
         log.debug("service stopped", extra={"service": service.name})
+
+    def _failed(self, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = error
+        self.stop()
 
     def stop(self) -> None:
         """Every service stops taking work (idempotent; safe from a signal handler)."""
@@ -93,10 +100,10 @@ class Supervisor:
 
     async def close(self) -> None:
         """Stop every service and wait for them, the last started first, within the grace
-        (and SETTLE seconds more for what is cancelled to be given back)."""
+        (and twice SETTLE seconds more for what is cancelled to be given back)."""
         self.stop()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.grace + SETTLE
+        deadline = loop.time() + self.grace + 2 * SETTLE
         for service, task in reversed(self._running):
             if task.done():
                 continue

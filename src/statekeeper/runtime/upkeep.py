@@ -10,7 +10,6 @@ the next one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -49,15 +48,16 @@ class Upkeep:
         finally:
             for loop in loops:
                 loop.cancel()
-            for loop in loops:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop
+            await asyncio.gather(*loops, return_exceptions=True)
 
     @staticmethod
     async def _every(interval: float, round: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(interval)
-            await round()
+            try:
+                await round()
+            except Exception as error:  # a bug, not the database: logged, tried again
+                log.error("upkeep round failed", exc_info=error)
 
     async def _purge_round(self) -> None:
         try:

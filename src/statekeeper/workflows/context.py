@@ -10,6 +10,7 @@ journal entry's input, output and error is sealed for its position.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import json
@@ -17,7 +18,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 
@@ -135,6 +136,11 @@ class WorkflowContext:
         self.workflow_name: Callable[[Callable[..., Any]], str] | None = None
         # True once this process is stopping: the run starts no new work (GiveBack).
         self.stopping: Callable[[], bool] = _never
+        # Steps running now (with ``asyncio.gather`` more than one): a run given back
+        # waits for them to settle, so that none is lost and run again.
+        self._steps_running = 0
+        self._steps_settled = asyncio.Event()
+        self._steps_settled.set()
 
     # --- the journal --------------------------------------------------------------------
 
@@ -147,8 +153,14 @@ class WorkflowContext:
         workflow does not start."""
         entry = self._journal.get(position)
         if entry is not None and (entry.kind, kind, entry.name) == ("attempt", "step", name):
-            # A step part-way through its retries: the next attempt is new work.
-            self._may_start_new_work()
+            # A step part-way through its retries: the next attempt is new work (``_step``
+            # sleeps until it is due, or gives the workflow back when stopping).
+            if self.cancel_requested and not self.compensating:
+                raise Cancelled()
+            return entry
+        legacy = (entry is not None and entry.error is not None and entry.name == name
+                  and (entry.kind, kind) == ("step", "transaction"))  # fmt: skip
+        if legacy:  # a failed transaction, journaled as a step before
             return entry
         if entry is None:
             self._may_start_new_work()
@@ -161,6 +173,22 @@ class WorkflowContext:
                 position=position,
             )
         return entry
+
+    @contextlib.contextmanager
+    def _step_running(self) -> Iterator[None]:
+        """Counts a step from its first attempt to its journal entry (or its suspension)."""
+        self._steps_running += 1
+        self._steps_settled.clear()
+        try:
+            yield
+        finally:
+            self._steps_running -= 1
+            if not self._steps_running:
+                self._steps_settled.set()
+
+    async def steps_settled(self) -> None:
+        """Until no step of this run is running (their checkpoints are written)."""
+        await self._steps_settled.wait()
 
     def _may_start_new_work(self) -> None:
         """A cancelled workflow starts no new work (compensations excepted); a run in a
@@ -200,8 +228,9 @@ class WorkflowContext:
         self._journal[position] = JournalEntry(position, kind, name, output, text, attempts)
 
     def _suspend(self, suspend: Suspend) -> NoReturn:
-        """End the run to wait; a cancelled workflow stops instead of waiting."""
-        if self.cancel_requested:
+        """End the run to wait; a cancelled workflow stops instead of waiting (unless it
+        is compensating: its compensations run to their end, retries included)."""
+        if self.cancel_requested and not self.compensating:
             raise Cancelled()
         raise suspend
 
@@ -279,37 +308,44 @@ class WorkflowContext:
             retry_at = float(decode_value(name, self._opened(entry)))
             if self._clock() < retry_at:
                 self._suspend(Suspend("sleeping", retry_at))
+            if self.stopping() and not self.compensating:
+                raise GiveBack()
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"step timeout must be a positive number, got {timeout!r}")
         policy = retry or DEFAULT_STEP_RETRY
         arguments = encode(f"arguments of step {name!r}", [list(args), kwargs])
         started = self._clock()
-        while True:
-            attempt += 1
-            try:
-                result = await _call(fn, args, kwargs, timeout)
-            except Exception as exc:
-                error = ErrorRecord.of(exc)
-                if isinstance(exc, non_retryable) or attempt >= policy.max_attempts:
-                    await self._fail_step(position, name, arguments, attempt, started, error, exc)
-                await self._retry_later(position, name, arguments, attempt, policy, error, exc)
-                continue
-            try:
-                output = encode(f"result of step {name!r}", result)
-            except ValidationError as problem:
-                # The step ran but its result cannot be journaled: it fails once, for
-                # good, so a replay never runs it again.
-                error = ErrorRecord.made("StepResultNotStored", problem.message)
-                await self._fail_step(position, name, arguments, attempt, started, error, problem)
-            await self._checkpoint(
-                position, "step", name, input=arguments, output=output, attempts=attempt,
-                started_at=started,
-            )  # fmt: skip
-            # What a replay returns, so the first run and every replay see the same value
-            # (a number or a string is that already: JSON gives it back as it is).
-            if type(result) in _SCALARS and (hint is None or hint is type(result)):
-                return result
-            return decode_as(output, hint, f"the result of step {name!r}")
+        with self._step_running():
+            while True:
+                attempt += 1
+                try:
+                    result = await _call(fn, args, kwargs, timeout)
+                except Exception as exc:
+                    error = ErrorRecord.of(exc)
+                    if isinstance(exc, non_retryable) or attempt >= policy.max_attempts:
+                        await self._fail_step(
+                            position, name, arguments, attempt, started, error, exc
+                        )
+                    await self._retry_later(position, name, arguments, attempt, policy, error, exc)
+                    continue
+                try:
+                    output = encode(f"result of step {name!r}", result)
+                except ValidationError as problem:
+                    # The step ran but its result cannot be journaled: it fails once, for
+                    # good, so a replay never runs it again.
+                    error = ErrorRecord.made("StepResultNotStored", problem.message)
+                    await self._fail_step(
+                        position, name, arguments, attempt, started, error, problem
+                    )
+                await self._checkpoint(
+                    position, "step", name, input=arguments, output=output, attempts=attempt,
+                    started_at=started,
+                )  # fmt: skip
+                # What a replay returns, so the first run and every replay see the same value
+                # (a number or a string is that already: JSON gives it back as it is).
+                if type(result) in _SCALARS and (hint is None or hint is type(result)):
+                    return result
+                return decode_as(output, hint, f"the result of step {name!r}")
 
     async def _retry_later(
         self,
@@ -337,6 +373,8 @@ class WorkflowContext:
         if delay >= DURABLE_BACKOFF or self.stopping():
             self._suspend(Suspend("sleeping", retry_at))
         await asyncio.sleep(delay)
+        if self.stopping():  # stopping began during the backoff: the next attempt waits
+            self._suspend(Suspend("sleeping", retry_at))
 
     async def _fail_step(
         self,

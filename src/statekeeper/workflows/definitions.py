@@ -73,9 +73,9 @@ def _import_workflow(name: str, definition: Any) -> WorkflowFn:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as error:
+    except Exception as error:  # an import error, or the module failing as it loads
         raise ConfigurationError(
-            f"workflow {name!r}: cannot import {definition!r} here: {error}"
+            f"workflow {name!r}: cannot import {definition!r} here: {type(error).__name__}: {error}"
         ) from None
     if not inspect.iscoroutinefunction(target):
         raise ConfigurationError(f"workflow {name!r}: {definition!r} is not an async function")
@@ -98,7 +98,7 @@ class Definitions:
         self._clock = clock
         self.interpreters: dict[str, Interpreter] = {"python": PYTHON}
         self._rows: dict[str, DefinitionRow] = {}
-        self._built: dict[str, tuple[int, WorkflowFn]] = {}
+        self._built: dict[str, tuple[tuple[int, str, str | None], WorkflowFn]] = {}
         self._read_at = float("-inf")
 
     def interpreter(self, kind: str, interpreter: Interpreter) -> None:
@@ -174,9 +174,9 @@ class Definitions:
         if row is None or row.kind not in self.interpreters:
             return None
         built = self._built.get(name)
-        if built is not None and built[0] == row.revision:
+        if built is not None and built[0] == (row.revision, row.kind, row.definition):
             return built[1]
         definition = json.loads(row.definition) if row.definition is not None else None
         fn = self.interpreters[row.kind].build(name, definition)
-        self._built[name] = (row.revision, fn)
+        self._built[name] = ((row.revision, row.kind, row.definition), fn)
         return fn

@@ -183,6 +183,13 @@ class WorkflowRunner:
         except StatekeeperError as error:  # its definition does not build here
             await self._defer(leased, error.message)
             return
+        except Exception as error:  # nor does its code import here
+            log.warning(
+                "workflow's definition does not build here", exc_info=error,
+                extra={"workflow_id": leased.id, "workflow": leased.name},
+            )  # fmt: skip
+            await self._defer(leased, f"{type(error).__name__}: {error}")
+            return
         if fn is None:  # undefined since it was leased
             await self._defer(leased, f"workflow {leased.name!r} is not defined here")
             return
@@ -233,12 +240,17 @@ class WorkflowRunner:
             await self._finish(leased, "compensated", None, compensated.error)
             return
         except GiveBack:
-            await self._give_back(leased)
+            try:
+                # Steps started side by side (asyncio.gather) may still run: their
+                # checkpoints are written before the workflow goes (the grace bounds this).
+                await ctx.steps_settled()
+            finally:
+                await self._give_back_shielded(leased)
             return
         except asyncio.CancelledError:
-            if self._is_stopping():  # the grace ended with a step in flight
-                with contextlib.suppress(StatekeeperError):
-                    await asyncio.shield(self._give_back(leased))
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the grace ended mid-step
+                await self._give_back_shielded(leased)
                 raise
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
             return
@@ -269,6 +281,17 @@ class WorkflowRunner:
             )
             return
         await self._finish(leased, "succeeded", data, None)
+
+    async def _give_back_shielded(self, leased: LeasedWorkflow) -> None:
+        """``_give_back``, carried out even if this task is being cancelled; a failure is
+        logged (the workflow's lease then runs out, and another runner resumes it)."""
+        try:
+            await asyncio.shield(self._give_back(leased))
+        except StatekeeperError as error:
+            log.warning(
+                "giving a workflow back failed", exc_info=error,
+                extra={"workflow_id": leased.id, "error": error.message},
+            )  # fmt: skip
 
     async def _give_back(self, leased: LeasedWorkflow) -> None:
         """This process is stopping: end the lease now, the workflow due at once, so
