@@ -29,7 +29,8 @@ class StatekeeperError(Exception):
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body an API answers with."""
+        """The error as JSON: its code, message and any details, for code that reports
+        it. HTTP answers carry only the code and the message (``http/responses.py``)."""
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
             body["details"] = self.details

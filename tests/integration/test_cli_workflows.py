@@ -73,7 +73,7 @@ def test_start_send_event_and_result_through_a_worker(
     assert banner.startswith(
         "statekeeper worker running; consumers: none; workflows: broken, greet; namespace: flows"
     )
-    assert banner.endswith(f"; database: {parse(url).redacted()}")
+    assert banner.endswith(f"; database: {parse(url).described()}")
     assert "hunter2secret" not in banner
     assert "postgres:***@" in banner or url.startswith("sqlite")
 

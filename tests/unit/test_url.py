@@ -175,3 +175,13 @@ def test_an_at_after_the_host_is_refused_with_a_hint() -> None:
     with pytest.raises(ConfigurationError, match="percent-encode") as caught:
         App("sqlite:///x.db", cache_url="redis://:hun/ter@h:1/0", encryption=None)
     assert "hun" not in caught.value.message
+
+
+def test_banners_name_the_schema_with_the_password_hidden() -> None:
+    url = parse("postgresql://app:secret@db:5432/x?schema=billing&pool_max=4")
+    assert url.described() == "postgresql://app:***@db:5432/x?schema=billing"
+    assert parse("postgresql://app@db/x?sslmode=require&schema=s").described() == (
+        "postgresql://app@db/x?sslmode=require&schema=s"
+    )
+    assert parse("postgresql://app@db/x").described() == "postgresql://app@db/x"
+    assert parse("sqlite:///x.db").described() == parse("sqlite:///x.db").redacted()

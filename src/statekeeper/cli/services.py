@@ -39,7 +39,7 @@ def worker_banner(app: App, queues: list[str], workflows: list[str]) -> str:
             "consumers: " + (", ".join(queues) or "none"),
             "workflows: " + (", ".join(workflows) or "none"),
             f"namespace: {app.namespace}",
-            f"database: {app.url.redacted()}",
+            f"database: {app.url.described()}",
         ]
     )
 

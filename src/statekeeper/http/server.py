@@ -128,7 +128,7 @@ async def _serve_on(
     workflows = sorted(app.workflows.runnable()) if workers else []
     line = describe(
         addresses, tls=edge.tls, auth=auth, consumers=consumers, workflows=workflows,
-        namespace=app.namespace, database=app.url.redacted(),
+        namespace=app.namespace, database=app.url.described(),
     )  # fmt: skip
     log.info(line, extra={"tls": edge.tls, "auth": auth, "workers": workers})
     if announce is not None:

@@ -54,6 +54,15 @@ class DatabaseURL:
             return f"sqlite:///{self.path}"
         return redact(self.dsn)
 
+    def described(self) -> str:
+        """``redacted()`` with the PostgreSQL schema, for start banners: two deployments
+        on one database and different schemas say which is which."""
+        schema = self.options.get("schema")
+        if self.scheme == "sqlite" or not schema:
+            return self.redacted()
+        base = self.redacted()
+        return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
 
 def redact(url: str) -> str:
     """``url`` (any scheme: database, cache) with its password hidden, for logs and
