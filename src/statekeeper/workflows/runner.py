@@ -26,6 +26,7 @@ from statekeeper.queues.wakeups import POLL_INTERVAL
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import LeasedWorkflow
 from statekeeper.workflows.context import WorkflowContext, encode
+from statekeeper.workflows.definitions import REFRESH
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
 from statekeeper.workflows.signals import (
     Cancelled,
@@ -162,10 +163,14 @@ class WorkflowRunner:
         for the poll, rather than asking again at once and again."""
         flows = self.workflows
         wait = self.poll
-        with contextlib.suppress(StatekeeperError):
-            due = await flows._backend.workflows.next_due(flows.namespace)
-            if due is not None and due > looked_at:
-                wait = min(wait, max(0.0, due - flows._clock()) + 0.001)
+        if not flows.runnable():
+            # Nothing this process can run (yet): no query but the definitions' read.
+            wait = max(wait, REFRESH)
+        else:
+            with contextlib.suppress(StatekeeperError):
+                due = await flows._backend.workflows.next_due(flows.namespace)
+                if due is not None and due > looked_at:
+                    wait = min(wait, max(0.0, due - flows._clock()) + 0.001)
         waiter = asyncio.create_task(woken.wait())
         await asyncio.wait([waiter, stop], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
