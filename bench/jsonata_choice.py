@@ -58,7 +58,7 @@ EXPRESSION = re.compile(r"^\{%(.*)%\}$", re.S)
 
 @dataclass(frozen=True)
 class Candidate:
-    name: str  # the PyPI name, and the folder's suffix
+    name: str  # the package name, and the folder's suffix
     summary: str
 
 
