@@ -156,6 +156,13 @@ class InvalidIdempotencyKey(InvalidIdentifier):
     code = "invalid_idempotency_key"
 
 
+class InvalidDefinition(ValidationError):
+    """A state machine definition has problems; ``details['problems']`` lists each with
+    where it is (a JSON Pointer) and what is wrong."""
+
+    code = "invalid_definition"
+
+
 class InvalidFilter(ValidationError):
     """A listing filter has a value that can match nothing."""
 
