@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statekeeper.asl import check, problems
 from statekeeper.errors import InvalidDefinition
@@ -140,3 +142,26 @@ def test_every_problem_is_reported_at_once() -> None:
     assert raised.value.http_status == 400
     assert "4 problems" in raised.value.message
     check(machine(A=PASS_END))  # a valid definition: nothing raised
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(["StartAt", "States", "Type", "Next", "End", "Choices", "Retry",
+                         "Catch", "Branches", "ItemProcessor", "ErrorEquals", "Variable",
+                         "Not", "And", "QueryLanguage", "A", "B"]) | st.text(max_size=4),
+        inner, max_size=5,
+    ),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_any_json_gets_problems_never_an_exception(value: Any) -> None:
+    found = problems(value)
+    assert all(isinstance(p.where, str) and p.message for p in found)
+    if found:
+        with pytest.raises(InvalidDefinition):
+            check(value)
