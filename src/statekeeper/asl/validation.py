@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from statekeeper.asl.intrinsics import IntrinsicSyntaxError, is_call, parse
 from statekeeper.errors import InvalidDefinition
 
 MAX_STATE_NAME = 80  # characters, as Step Functions allows
@@ -54,6 +55,8 @@ JSONPATH_ONLY = {
 }  # fmt: skip
 JSONATA_ONLY = {"Arguments", "Output", "Items"}
 TERMINAL = {"Choice", "Succeed", "Fail"}  # no Next or End of their own
+# JSONPath payload templates: a field named "x.$" holds a path or an intrinsic call.
+TEMPLATES = ("Parameters", "ResultSelector", "ItemSelector", "Assign")
 
 COMPARISONS = {
     f"{kind}{op}{path}"
@@ -162,6 +165,10 @@ def _state(state: Any, at: str, language: str, names: set[str], found: list[Prob
             found.append(Problem(where, f"{field!r} is a JSONPath field; this state uses JSONata"))
         elif own == JSONPATH and field in JSONATA_ONLY:
             found.append(Problem(where, f"{field!r} is a JSONata field; this state uses JSONPath"))
+    if own == JSONPATH:
+        for field in TEMPLATES:
+            if field in state:
+                _template(state[field], f"{at}/{field}", found)
     next_states = [] if kind in TERMINAL else _flow(state, at, names, found)
     if kind == "Choice":
         next_states += _choice(state, at, own, names, found)
@@ -359,6 +366,29 @@ def _error_equals(holder: dict[str, Any], at: str, *, last: bool, found: list[Pr
         return
     if "States.ALL" in errors and (len(errors) > 1 or not last):
         found.append(Problem(where, "States.ALL stands alone, in the last retrier or catcher"))
+
+
+def _template(value: Any, at: str, found: list[Problem]) -> None:
+    """A payload template: every ``x.$`` field a path, or an intrinsic call that parses."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _template(item, f"{at}/{i}", found)
+        return
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        where = f"{at}/{_escape(key)}"
+        if not key.endswith(".$"):
+            _template(item, where, found)
+        elif not isinstance(item, str):
+            found.append(Problem(where, f"{key!r} holds a path or an intrinsic call (a string)"))
+        elif is_call(item):
+            try:
+                parse(item)
+            except IntrinsicSyntaxError as error:
+                found.append(Problem(where, f"intrinsic call: {error}"))
+        elif not item.startswith("$"):
+            found.append(Problem(where, f"{key!r} holds a path (starting with $) or a call"))
 
 
 def _reachable(start: str, targets: dict[str, list[str]]) -> set[str]:
