@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statekeeper.asl.intrinsics import IntrinsicSyntaxError, is_call, parse
+from statekeeper.asl.paths import problem as path_problem
 from statekeeper.errors import InvalidDefinition
 
 MAX_STATE_NAME = 80  # characters, as Step Functions allows
@@ -55,6 +56,13 @@ JSONPATH_ONLY = {
 }  # fmt: skip
 JSONATA_ONLY = {"Arguments", "Output", "Items"}
 TERMINAL = {"Choice", "Succeed", "Fail"}  # no Next or End of their own
+# JSONPath fields holding a path (null: none, for the first three).
+PATHS = (
+    "InputPath", "OutputPath", "ItemsPath", "SecondsPath", "TimestampPath", "ErrorPath",
+    "CausePath", "MaxConcurrencyPath", "ToleratedFailureCountPath",
+    "ToleratedFailurePercentagePath", "TimeoutSecondsPath", "HeartbeatSecondsPath",
+)  # fmt: skip
+NULLABLE = {"InputPath", "OutputPath", "ResultPath"}
 # JSONPath payload templates: a field named "x.$" holds a path or an intrinsic call.
 TEMPLATES = ("Parameters", "ResultSelector", "ItemSelector", "Assign")
 
@@ -169,6 +177,14 @@ def _state(state: Any, at: str, language: str, names: set[str], found: list[Prob
         for field in TEMPLATES:
             if field in state:
                 _template(state[field], f"{at}/{field}", found)
+        for field in PATHS:
+            value = state.get(field)
+            if field in ("ErrorPath", "CausePath") and isinstance(value, str) and is_call(value):
+                _call(value, f"{at}/{field}", found)  # a Fail state's may be a call
+            elif field in state:
+                _path(value, f"{at}/{field}", found, nullable=field in NULLABLE)
+        if "ResultPath" in state:
+            _path(state["ResultPath"], f"{at}/ResultPath", found, reference=True)
     next_states = [] if kind in TERMINAL else _flow(state, at, names, found)
     if kind == "Choice":
         next_states += _choice(state, at, own, names, found)
@@ -272,6 +288,10 @@ def _jsonpath_rule(rule: Any, at: str, found: list[Problem], *, top: bool) -> No
     elif operator in COMPARISONS or operator in TESTS:
         if not isinstance(rule.get("Variable"), str):
             found.append(Problem(f"{at}/Variable", f"{operator} needs a Variable path"))
+        else:
+            _path(rule["Variable"], f"{at}/Variable", found)
+        if operator.endswith("Path"):
+            _path(rule[operator], where, found)
     else:
         found.append(Problem(where, f"unknown Choice operator {operator!r}"))
 
@@ -355,6 +375,8 @@ def _catch(
     targets: list[str] = []
     for where, catcher in _handlers(catchers, at, "Catch", "catcher", known, found):
         targets += _target(catcher, "Next", where, names, found)
+        if language == JSONPATH and "ResultPath" in catcher:
+            _path(catcher["ResultPath"], f"{where}/ResultPath", found, reference=True)
     return targets
 
 
@@ -383,12 +405,32 @@ def _template(value: Any, at: str, found: list[Problem]) -> None:
         elif not isinstance(item, str):
             found.append(Problem(where, f"{key!r} holds a path or an intrinsic call (a string)"))
         elif is_call(item):
-            try:
-                parse(item)
-            except IntrinsicSyntaxError as error:
-                found.append(Problem(where, f"intrinsic call: {error}"))
+            _call(item, where, found)
         elif not item.startswith("$"):
             found.append(Problem(where, f"{key!r} holds a path (starting with $) or a call"))
+        else:
+            _path(item, where, found)
+
+
+def _call(text: str, at: str, found: list[Problem]) -> None:
+    try:
+        parse(text)
+    except IntrinsicSyntaxError as error:
+        found.append(Problem(at, f"intrinsic call: {error}"))
+
+
+def _path(
+    value: Any, at: str, found: list[Problem], *, nullable: bool = False, reference: bool = False
+) -> None:
+    """A path field (a reference path for ResultPath; null where the field allows it)."""
+    if value is None and (nullable or reference):
+        return
+    if not isinstance(value, str):
+        found.append(Problem(at, "a path is a string starting with $"))
+        return
+    wrong = path_problem(value, reference=reference)
+    if wrong is not None:
+        found.append(Problem(at, wrong))
 
 
 def _reachable(start: str, targets: dict[str, list[str]]) -> set[str]:
