@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from statekeeper.asl.expressions import is_expression
+from statekeeper.asl.expressions import problem as expression_problem
 from statekeeper.asl.intrinsics import IntrinsicSyntaxError, is_call, parse
 from statekeeper.asl.paths import problem as path_problem
 from statekeeper.errors import InvalidDefinition
@@ -63,6 +65,7 @@ PATHS = (
     "ToleratedFailurePercentagePath", "TimeoutSecondsPath", "HeartbeatSecondsPath",
 )  # fmt: skip
 NULLABLE = {"InputPath", "OutputPath", "ResultPath"}
+NESTED = {"Branches", "ItemProcessor", "Iterator"}  # machines: checked as such
 # JSONPath payload templates: a field named "x.$" holds a path or an intrinsic call.
 TEMPLATES = ("Parameters", "ResultSelector", "ItemSelector", "Assign")
 
@@ -173,6 +176,10 @@ def _state(state: Any, at: str, language: str, names: set[str], found: list[Prob
             found.append(Problem(where, f"{field!r} is a JSONPath field; this state uses JSONata"))
         elif own == JSONPATH and field in JSONATA_ONLY:
             found.append(Problem(where, f"{field!r} is a JSONata field; this state uses JSONPath"))
+    if own == JSONATA:
+        for field, value in state.items():
+            if field not in NESTED:
+                _expressions(value, f"{at}/{_escape(field)}", found)
     if own == JSONPATH:
         for field in TEMPLATES:
             if field in state:
@@ -410,6 +417,20 @@ def _template(value: Any, at: str, found: list[Problem]) -> None:
             found.append(Problem(where, f"{key!r} holds a path (starting with $) or a call"))
         else:
             _path(item, where, found)
+
+
+def _expressions(value: Any, at: str, found: list[Problem]) -> None:
+    """Every ``{% %}`` string within ``value`` (a JSONata state's field) parses."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _expressions(item, f"{at}/{_escape(key)}", found)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _expressions(item, f"{at}/{i}", found)
+    elif is_expression(value):
+        wrong = expression_problem(value)
+        if wrong is not None:
+            found.append(Problem(at, wrong))
 
 
 def _call(text: str, at: str, found: list[Problem]) -> None:
