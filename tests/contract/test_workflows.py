@@ -486,15 +486,15 @@ async def test_a_failing_compensation_is_surfaced(app: App) -> None:
             await saga.step(book, "flight", compensate=stubborn)
             await saga.step(book, "payment-declined", retry=Retry(max_attempts=1))
 
-    import statekeeper.workflows.context as context_module
+    import statekeeper.workflows.saga as saga_module
 
     quick = Retry(max_attempts=2, initial_interval=0.001, jitter=False)
-    original, context_module.COMPENSATION_RETRY = context_module.COMPENSATION_RETRY, quick
+    original, saga_module.COMPENSATION_RETRY = saga_module.COMPENSATION_RETRY, quick
     try:
         run = await app.workflows.start("stuck")
         await drive(app)
     finally:
-        context_module.COMPENSATION_RETRY = original
+        saga_module.COMPENSATION_RETRY = original
     status = await app.workflows.status(run)
     assert status.status == "failed"
     assert "card declined" in str(status.error)

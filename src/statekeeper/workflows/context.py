@@ -19,7 +19,6 @@ import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 
 from statekeeper.codec import decode_as, decode_value, encode_value, result_type
@@ -41,21 +40,19 @@ from statekeeper.identifiers import (
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
+from statekeeper.workflows.callback import Callback
+from statekeeper.workflows.saga import Saga
 from statekeeper.workflows.signals import (
-    CallbackFailed,
     Cancelled,
     ChildFailed,
-    Compensated,
-    CompensationFailed,
     EventTimeout,
     GiveBack,
     StepFailed,
     Superseded,
     Suspend,
-    TimedOut,
     Unreadable,
 )
-from statekeeper.workflows.signatures import Errors, In, R, SagaStepCall, StepCall, WorkflowFunction
+from statekeeper.workflows.signatures import Errors, In, R, StepCall, WorkflowFunction
 from statekeeper.workflows.tokens import CallbackTarget, issue
 
 if TYPE_CHECKING:
@@ -69,7 +66,6 @@ MAX_PAYLOAD = 1 << 20
 # A retry backoff this long or longer is a durable sleep: the run ends and the workflow
 # is resumed for the next attempt (by any worker); a shorter one is slept in the run.
 DURABLE_BACKOFF = 5.0
-COMPENSATION_RETRY = Retry(max_attempts=10, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 
 
@@ -686,118 +682,6 @@ class WorkflowContext:
             await self._checkpoint(position, "event", name, error=timed_out)
             raise EventTimeout(timed_out.message)
         self._suspend(Suspend("waiting", deadline, waiting_for=name))
-
-
-class Callback:
-    """A wait for an outside system: give it ``token`` (or ``url``); it answers with
-    POST /v1/callbacks/{token}. ``await callback.result()`` returns its data, or raises
-    CallbackFailed for a failure answer, EventTimeout when none came in time."""
-
-    def __init__(
-        self,
-        ctx: WorkflowContext,
-        token: str,
-        event: str,
-        timeout: float | None,
-        waits: tuple[int, int],
-    ) -> None:
-        self.token = token
-        self.url = f"/v1/callbacks/{token}"
-        self._ctx = ctx
-        self._event = event
-        self._timeout = timeout
-        self._waits = waits
-
-    async def result(self) -> Any:
-        answer = await self._ctx._wait(self._event, self._timeout, self._waits)
-        if not isinstance(answer, dict) or answer.get("status") != "success":
-            raise CallbackFailed(failure_answer(answer))
-        return answer.get("data")
-
-
-class Saga:
-    """Compensations collected as saga steps succeed, run in reverse on failure.
-
-    Each compensation is a journaled, retried step given the forward step's result.
-    The workflow then ends ``compensated`` with the original error kept; a
-    compensation that fails for good ends it ``failed``, naming both errors.
-    """
-
-    def __init__(self, ctx: WorkflowContext) -> None:
-        self._ctx = ctx
-        self._undo: list[tuple[Callable[..., Any], Any]] = []
-
-    @property
-    def step(self) -> SagaStepCall:
-        """``await saga.step(fn, *args, compensate=undo, retry=, timeout=, ...)``: a
-        ``ctx.step`` whose ``undo(result)`` runs if the saga fails (typed by
-        ``SagaStepCall``)."""
-        return cast(SagaStepCall, self._run_step)  # as in WorkflowContext.step
-
-    async def _run_step(
-        self,
-        fn: Callable[..., Any],
-        /,
-        *args: Any,
-        compensate: Callable[..., Any] | None = None,
-        retry: Retry | None = None,
-        timeout: float | None = None,
-        non_retryable: Errors = (),
-        **kwargs: Any,
-    ) -> Any:
-        result = await self._ctx.step(
-            fn, *args, retry=retry, timeout=timeout, non_retryable=non_retryable, **kwargs
-        )
-        if compensate is not None:
-            self._undo.append((compensate, result))
-        return result
-
-    async def __aenter__(self) -> Saga:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if error is None or isinstance(
-            error,
-            Suspend | Superseded | Unreadable | GiveBack | TimedOut | asyncio.CancelledError,
-        ):
-            return  # done, or this run merely ends: nothing to undo
-        if isinstance(error, NonDeterminismError):
-            return  # the code changed under a recorded run: a bug to fix, not to undo
-        ctx = self._ctx
-        ctx.compensating = True
-        failures: list[str] = []
-        for undo, result in reversed(self._undo):
-            try:
-                await ctx.step(undo, result, retry=COMPENSATION_RETRY)
-            except StepFailed as failed:
-                failures.append(str(failed))
-        ctx.compensating = False
-        if isinstance(error, Cancelled):
-            if failures:
-                raise CompensationFailed(f"cancelled; compensation failed: {'; '.join(failures)}")
-            raise error
-        original = error.error if isinstance(error, StepFailed) else ErrorRecord.of(error)
-        if failures:
-            raise CompensationFailed(f"{original}; compensation failed: {'; '.join(failures)}")
-        raise Compensated(original) from error
-
-
-def failure_answer(answer: Any) -> ErrorRecord:
-    """The error of a callback's failure answer: ``error`` names it and ``cause``
-    describes it (``{"error": "CardDeclined", "cause": "insufficient funds"}``); an
-    ``error`` alone is the message of a ``CallbackFailed``."""
-    if not isinstance(answer, dict):
-        return ErrorRecord.made("CallbackFailed", json.dumps(answer))
-    error, cause = answer.get("error"), answer.get("cause")
-    if isinstance(error, str) and isinstance(cause, str):
-        return ErrorRecord.made(error, cause)
-    shown = error if isinstance(error, str) else json.dumps(error)
-    return ErrorRecord.made("CallbackFailed", shown if cause is None else f"{shown}: {cause}")
 
 
 async def _call(
