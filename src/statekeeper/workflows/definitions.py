@@ -100,6 +100,7 @@ class Definitions:
         self._rows: dict[str, DefinitionRow] = {}
         self._built: dict[str, tuple[tuple[int, str, str | None], WorkflowFn]] = {}
         self._read_at = float("-inf")
+        self._announced: set[str] = set()
 
     def interpreter(self, kind: str, interpreter: Interpreter) -> None:
         """Run workflows of ``kind`` with ``interpreter`` in this process."""
@@ -134,9 +135,12 @@ class Definitions:
         return await self._backend_of().definitions.get(self.namespace, name) is not None
 
     async def announce(self, names: list[str]) -> None:
-        """Make the workflows registered in this process's code known by name."""
-        if names:
-            await self._backend_of().definitions.announce_code(self.namespace, names, self._clock())
+        """Make the workflows registered in this process's code known by name (once per
+        name and process: the CLI announces before its banner, the runner as it starts)."""
+        new = [name for name in names if name not in self._announced]
+        if new:
+            await self._backend_of().definitions.announce_code(self.namespace, new, self._clock())
+            self._announced.update(new)
 
     async def refresh(self) -> None:
         """Read the definitions again if REFRESH seconds have passed since the last time
