@@ -1,0 +1,736 @@
+"""The States Language interpreter: runs a (validated) state machine definition.
+
+``Execution(definition, input, host).run()`` walks the states from ``StartAt``,
+processing each state's data in its query language (JSONPath or JSONata), keeping
+variables in scope, writing the history, and handling errors with Retry and
+Catch, until a state ends the execution. Every step that does something is a
+*transition* of the host: a durable host records it, so that a resumed execution
+replays what happened and goes on from the state where it stopped. Work inside a
+transition touches nothing of the interpreter but the history: what it decides
+(an output, the next state, variables to assign) is its value, applied outside.
+
+Map iterations and Parallel branches are in ``asl.branches``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from statekeeper.asl import branches, choice, dataflow, history
+from statekeeper.asl.dataflow import Scope, Variables
+from statekeeper.asl.expressions import is_expression, type_cause
+from statekeeper.asl.failure import (
+    MAX_PAYLOAD,
+    NO_CHOICE,
+    QUERY,
+    RUNTIME,
+    TIMEOUT,
+    DataError,
+    StatesError,
+    matches,
+    size,
+)
+from statekeeper.asl.host import Host
+from statekeeper.asl.tasks import WAIT_FOR_TOKEN, TaskCall
+
+JSONPATH, JSONATA = "JSONPath", "JSONata"
+_ISO = "%Y-%m-%dT%H:%M:%S"
+TIMED_OUT_CAUSE = "The execution ran past the state machine's TimeoutSeconds."
+
+
+def iso(seconds: float) -> str:
+    """Unix seconds as the context object writes times: ``2026-12-02T10:00:00.123Z``."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime(_ISO) + f".{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an execution ended."""
+
+    status: str  # SUCCEEDED, FAILED, TIMED_OUT
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.status == "SUCCEEDED":
+            return {"status": self.status, "output": self.output}
+        return {"status": self.status, "error": self.error, "cause": self.cause}
+
+
+@dataclass(slots=True)
+class Frame:
+    """Where states run: the top of the machine, a Parallel branch or a Map iteration."""
+
+    variables: Variables
+    language: str
+
+
+@dataclass(slots=True)
+class Step:
+    """What a state decided: its output, the next state (None: the machine ends) and
+    the variables it assigns."""
+
+    output: Any
+    next: str | None
+    assigned: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """The names an execution is known by, for the context object and history."""
+
+    name: str = "machine"
+    arn: str = "arn:aws:states:local:000000000000:stateMachine:machine"
+    execution: str = "execution"
+    execution_arn: str = "arn:aws:states:local:000000000000:execution:machine:execution"
+    role_arn: str = "arn:aws:iam::000000000000:role/statekeeper"
+
+
+class Execution:
+    """One run of a state machine definition with an input."""
+
+    def __init__(
+        self,
+        definition: dict[str, Any],
+        input: Any,
+        host: Host,
+        machine: Machine | None = None,
+        *,
+        started: float | None = None,
+    ) -> None:
+        self.definition = definition
+        self.input = input
+        self.host = host
+        self.machine = machine or Machine()
+        self.history = history.History(host.now)
+        self.started = host.now() if started is None else started
+        timeout = definition.get("TimeoutSeconds")
+        self.deadline = None if timeout is None else self.started + float(timeout)
+        self._execution = {
+            "Id": self.machine.execution_arn,
+            "Input": input,
+            "Name": self.machine.execution,
+            "RoleArn": self.machine.role_arn,
+            "StartTime": iso(self.started),
+            "RedriveCount": 0,
+        }
+        self._machine = {"Id": self.machine.arn, "Name": self.machine.name}
+
+    # --- the execution ------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        language = self.definition.get("QueryLanguage", JSONPATH)
+        frame = Frame(Variables(), language)
+
+        async def start() -> None:
+            self.history.add(
+                "ExecutionStarted",
+                input=json.dumps(self.input, separators=(",", ":")),
+                inputDetails={"truncated": False},
+                roleArn=self.machine.role_arn,
+            )
+
+        await self.host.transition("start", start)
+        try:
+            output = await self.states(self.definition, self.input, frame)
+        except StatesError as error:
+            return await self._failed(error)
+
+        async def succeed() -> None:
+            self.history.add(
+                "ExecutionSucceeded",
+                output=json.dumps(output, separators=(",", ":")),
+                outputDetails={"truncated": False},
+            )
+
+        await self.host.transition("end", succeed)
+        return Outcome("SUCCEEDED", output=output)
+
+    async def _failed(self, error: StatesError) -> Outcome:
+        timed_out = (error.error, error.cause) == (TIMEOUT, TIMED_OUT_CAUSE)
+        status = "TIMED_OUT" if timed_out else "FAILED"
+
+        async def fail() -> None:
+            shown = {"error": error.error}
+            if error.cause is not None:
+                shown["cause"] = error.cause
+            self.history.add("ExecutionTimedOut" if timed_out else "ExecutionFailed", **shown)
+
+        await self.host.transition("end", fail)
+        return Outcome(status, error=error.error, cause=error.cause)
+
+    async def stop(
+        self, running: asyncio.Future[Outcome], error: str | None = None, cause: str | None = None
+    ) -> Outcome:
+        """Stop the in-memory run ``running`` (of ``run()``): ABORTED, unless it ended."""
+        if not running.done():
+            running.cancel()
+        try:
+            return await running
+        except asyncio.CancelledError:
+            pass
+        shown = {key: value for key, value in (("error", error), ("cause", cause)) if value}
+        self.history.add("ExecutionAborted", **shown)
+        return Outcome("ABORTED", error=error, cause=cause)
+
+    def _timed_out(self) -> bool:
+        return self.deadline is not None and self.host.now() >= self.deadline
+
+    def check_deadline(self) -> None:
+        """States.Timeout once the machine's TimeoutSeconds have passed (checked as each
+        state starts, inside its first transition)."""
+        if self._timed_out():
+            raise StatesError(TIMEOUT, TIMED_OUT_CAUSE)
+
+    async def states(self, machine: dict[str, Any], data: Any, frame: Frame) -> Any:
+        """Run the states of ``machine`` (the top, a branch, an item processor) from its
+        StartAt; the output of the state that ends it."""
+        name: str = machine["StartAt"]
+        states: dict[str, Any] = machine["States"]
+        language = machine.get("QueryLanguage", frame.language)
+        while True:
+            state = states[name]
+            step = await self.state(name, state, data, frame, language)
+            if step.assigned:
+                frame.variables.assign(step.assigned)
+            if step.next is None:
+                return step.output
+            data, name = step.output, step.next
+
+    def context(self, name: str, entered: float, retries: int | None = None) -> dict[str, Any]:
+        """The context object of state ``name`` (``RetryCount``: of a Task, Map or
+        Parallel state)."""
+        state: dict[str, Any] = {"EnteredTime": iso(entered), "Name": name}
+        if retries is not None:
+            state["RetryCount"] = retries
+        return {"Execution": self._execution, "State": state, "StateMachine": self._machine}
+
+    # --- one state ----------------------------------------------------------------------
+
+    async def state(
+        self, name: str, state: dict[str, Any], data: Any, frame: Frame, language: str
+    ) -> Step:
+        kind = state["Type"]
+        language = state.get("QueryLanguage", language)
+        if kind in ("Task", "Map", "Parallel"):
+            return await self._handled(name, state, data, frame, language)
+        if kind == "Wait":
+            return await self._wait(name, state, data, frame, language)
+
+        async def work() -> dict[str, Any]:
+            self.check_deadline()
+            entered = self.history.add(f"{kind}StateEntered", **history.entered(name, data))
+            scope = Scope(self.context(name, self.host.now()), frame.variables)
+            try:
+                if kind == "Pass":
+                    step = self._pass(state, data, scope, language)
+                elif kind == "Choice":
+                    step = self._choice(state, data, scope, language)
+                elif kind == "Succeed":
+                    step = self._succeed(state, data, scope, language)
+                else:
+                    raise self._fail(state, data, scope, language)
+            except DataError as error:
+                raise error.located(name, entered) from None
+            return self._exit(name, kind, step, frame)
+
+        return _step(await self.host.transition(name, work))
+
+    def _exit(self, name: str, kind: str, step: Step, frame: Frame) -> dict[str, Any]:
+        """The state's exit event; the step as a transition's value."""
+        if size(step.output) > MAX_PAYLOAD:
+            raise StatesError(
+                "States.DataLimitExceeded",
+                f"The state/task '{name}' returned a result with a size exceeding the "
+                "maximum number of bytes service limit.",
+            )
+        self.history.add(f"{kind}StateExited", **history.exited(name, step.output, step.assigned))
+        return {"output": step.output, "next": step.next, "assigned": step.assigned}
+
+    def _pass(self, state: dict[str, Any], data: Any, scope: Scope, language: str) -> Step:
+        if language == JSONATA:
+            seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
+            output = dataflow.fill(state["Output"], seen, "Output") if "Output" in state else data
+            assigned = _assign_jsonata(state, seen)
+            return Step(output, state.get("Next"), assigned)
+        effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+        if "Parameters" in state:
+            effective = dataflow.template(state["Parameters"], effective, scope)
+        result = state.get("Result", effective)
+        assigned = _assign_jsonpath(state, result, scope)
+        output = dataflow.result_path(state.get("ResultPath", "$"), data, result)
+        output = dataflow.input_path(state.get("OutputPath", "$"), output, scope, "OutputPath")
+        return Step(output, state.get("Next"), assigned)
+
+    def _choice(self, state: dict[str, Any], data: Any, scope: Scope, language: str) -> Step:
+        if language == JSONATA:
+            seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
+            for rule in state["Choices"]:
+                condition = rule["Condition"]
+                held = (
+                    dataflow.evaluate(condition, seen, "Condition")
+                    if isinstance(condition, str)
+                    else condition
+                )
+                if not isinstance(held, bool):
+                    dataflow.expected(held, "Condition", condition, "boolean")
+                if held:
+                    return self._chosen(rule, state, data, seen)
+            if "Default" not in state:
+                raise StatesError(NO_CHOICE, "No Matches!")
+            return self._chosen({"Next": state["Default"]}, state, data, seen)
+        effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+        target = state.get("Default")
+        assigned = _assign_jsonpath(state, effective, scope)
+        for rule in state["Choices"]:
+            if choice.matches(rule, effective, scope):
+                target = rule["Next"]
+                if "Assign" in rule:
+                    assigned = {
+                        **(assigned or {}),
+                        **dataflow.template(rule["Assign"], effective, scope),
+                    }
+                break
+        else:
+            if target is None:
+                raise StatesError(NO_CHOICE, "No Matches!")
+        output = dataflow.input_path(state.get("OutputPath", "$"), effective, scope, "OutputPath")
+        return Step(output, target, assigned)
+
+    def _chosen(
+        self, rule: dict[str, Any], state: dict[str, Any], data: Any, seen: dict[str, Any]
+    ) -> Step:
+        source = rule if "Output" in rule else state
+        output = dataflow.fill(source["Output"], seen, "Output") if "Output" in source else data
+        assigned = _assign_jsonata(state, seen)
+        if "Assign" in rule:
+            assigned = {**(assigned or {}), **dataflow.fill(rule["Assign"], seen, "Assign")}
+        return Step(output, rule["Next"], assigned)
+
+    def _succeed(self, state: dict[str, Any], data: Any, scope: Scope, language: str) -> Step:
+        if language == JSONATA:
+            seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
+            output = dataflow.fill(state["Output"], seen, "Output") if "Output" in state else data
+            return Step(output, None)
+        effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+        return Step(
+            dataflow.input_path(state.get("OutputPath", "$"), effective, scope, "OutputPath"), None
+        )
+
+    def _fail(self, state: dict[str, Any], data: Any, scope: Scope, language: str) -> StatesError:
+        if language == JSONATA:
+            seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
+            error = dataflow.fill(state["Error"], seen, "Error") if "Error" in state else None
+            cause = dataflow.fill(state["Cause"], seen, "Cause") if "Cause" in state else None
+            return StatesError(_text(error), _text(cause))
+        error, cause = state.get("Error"), state.get("Cause")
+        if "ErrorPath" in state:
+            error = self._fail_field(state["ErrorPath"], data, scope, "ErrorPath")
+        if "CausePath" in state:
+            cause = self._fail_field(state["CausePath"], data, scope, "CausePath")
+        return StatesError(error, cause)
+
+    @staticmethod
+    def _fail_field(path: str, data: Any, scope: Scope, field_name: str) -> str:
+        if path.startswith("States."):
+            value = dataflow.dynamic(path, data, scope, field_name)
+        else:
+            value = dataflow.field_path(path, data, scope, field_name)
+        if not isinstance(value, str):
+            raise DataError(
+                RUNTIME,
+                f"The {field_name} '{path}' resolved to a value that is not a string: "
+                f"{json.dumps(value, separators=(',', ':'))}",
+            )
+        return value
+
+    # --- Wait ---------------------------------------------------------------------------
+
+    async def _wait(
+        self, name: str, state: dict[str, Any], data: Any, frame: Frame, language: str
+    ) -> Step:
+        async def enter() -> dict[str, Any]:
+            self.check_deadline()
+            entered = self.history.add("WaitStateEntered", **history.entered(name, data))
+            now = self.host.now()
+            scope = Scope(self.context(name, now), frame.variables)
+            try:
+                if language == JSONATA:
+                    seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
+                    wake = _wake_jsonata(state, seen, now)
+                    output = (
+                        dataflow.fill(state["Output"], seen, "Output")
+                        if "Output" in state
+                        else data
+                    )
+                    assigned = _assign_jsonata(state, seen)
+                else:
+                    effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+                    wake = _wake_jsonpath(state, effective, scope, now)
+                    assigned = _assign_jsonpath(state, effective, scope)
+                    output = dataflow.input_path(
+                        state.get("OutputPath", "$"), effective, scope, "OutputPath"
+                    )
+            except DataError as error:
+                raise error.located(name, entered) from None
+            if self.deadline is not None:
+                wake = min(wake, self.deadline)
+            return {"wake": wake, "output": output, "assigned": assigned}
+
+        planned = await self.host.transition(name, enter)
+        await self.host.sleep_until(float(planned["wake"]))
+        step = Step(planned["output"], state.get("Next"), planned["assigned"])
+
+        async def leave() -> dict[str, Any]:
+            return self._exit(name, "Wait", step, frame)
+
+        return _step(await self.host.transition(name, leave))
+
+    # --- Task, Map and Parallel: Retry and Catch ---------------------------------------
+
+    async def _handled(
+        self, name: str, state: dict[str, Any], data: Any, frame: Frame, language: str
+    ) -> Step:
+        kind = state["Type"]
+        attempts = [0] * len(state.get("Retry", []))
+        retries = 0
+        while True:
+            try:
+                if kind == "Task":
+                    return await self._task(name, state, data, frame, language, retries)
+                return await branches.run(self, name, state, data, frame, language, retries)
+            except StatesError as error:
+                delay = _retry_delay(state.get("Retry", []), attempts, error)
+                if delay is not None:
+                    retries += 1
+
+                    async def backoff(delay: float = delay) -> float:
+                        return self.host.now() + delay
+
+                    await self.host.sleep_until(await self.host.transition(name, backoff))
+                    continue
+                for catcher in state.get("Catch", []):
+                    if matches(catcher["ErrorEquals"], error):
+                        return await self._caught(name, kind, catcher, error, data, frame, language)
+                raise
+
+    async def _caught(
+        self,
+        name: str,
+        kind: str,
+        catcher: dict[str, Any],
+        error: StatesError,
+        data: Any,
+        frame: Frame,
+        language: str,
+    ) -> Step:
+        async def work() -> dict[str, Any]:
+            scope = Scope(self.context(name, self.host.now()), frame.variables)
+            if language == JSONATA:
+                seen = dataflow.bindings(
+                    scope, {"input": data, "context": scope.context, "errorOutput": error.output}
+                )
+                output = (
+                    dataflow.fill(catcher["Output"], seen, "Output")
+                    if "Output" in catcher
+                    else error.output
+                )
+                assigned = _assign_jsonata(catcher, seen)
+            else:
+                assigned = _assign_jsonpath(catcher, error.output, scope)
+                output = dataflow.result_path(catcher.get("ResultPath", "$"), data, error.output)
+            return self._exit(name, kind, Step(output, catcher["Next"], assigned), frame)
+
+        return _step(await self.host.transition(name, work))
+
+    async def _task(
+        self, name: str, state: dict[str, Any], data: Any, frame: Frame, language: str, retries: int
+    ) -> Step:
+        token = None
+        if state["Resource"].endswith(WAIT_FOR_TOKEN):
+            token = await self.host.issue_token(_fixed_seconds(state, "TimeoutSeconds"))
+
+        async def prepare() -> dict[str, Any]:
+            self.check_deadline()
+            if retries == 0:
+                entered = self.history.add("TaskStateEntered", **history.entered(name, data))
+            else:
+                entered = self.history.last_id
+            scope = Scope(self.context(name, self.host.now(), retries), frame.variables)
+            if token is not None:
+                scope.context["Task"] = {"Token": token}
+            try:
+                if language == JSONATA:
+                    seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
+                    payload = (
+                        dataflow.fill(state["Arguments"], seen, "Arguments")
+                        if "Arguments" in state
+                        else data
+                    )
+                    timeout = _seconds(state, "TimeoutSeconds", seen)
+                    heartbeat = _seconds(state, "HeartbeatSeconds", seen)
+                else:
+                    effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+                    payload = (
+                        dataflow.template(state["Parameters"], effective, scope)
+                        if "Parameters" in state
+                        else effective
+                    )
+                    timeout = _seconds_path(state, "TimeoutSeconds", effective, scope)
+                    heartbeat = _seconds_path(state, "HeartbeatSeconds", effective, scope)
+            except DataError as error:
+                raise error.located(name, entered) from None
+            self.history.add(
+                "TaskScheduled",
+                resource=state["Resource"],
+                parameters=json.dumps(payload, separators=(",", ":")),
+                **({"timeoutInSeconds": timeout} if timeout is not None else {}),
+                **({"heartbeatInSeconds": heartbeat} if heartbeat is not None else {}),
+            )
+            return {
+                "payload": payload,
+                "timeout": timeout,
+                "heartbeat": heartbeat,
+                "entered": entered,
+            }
+
+        plan = await self.host.transition(name, prepare)
+        call = TaskCall(
+            name, state["Resource"], plan["payload"], plan["timeout"], plan["heartbeat"], token
+        )
+
+        def failed(error: StatesError) -> None:
+            shown = {"error": error.error, "resource": call.resource}
+            if error.cause is not None:
+                shown["cause"] = error.cause
+            self.history.add("TaskTimedOut" if error.error == TIMEOUT else "TaskFailed", **shown)
+
+        def succeeded(result: Any) -> Any:
+            self.history.add(
+                "TaskSucceeded",
+                resource=call.resource,
+                output=json.dumps(result, separators=(",", ":")),
+                outputDetails={"truncated": False},
+            )
+            return result
+
+        async def invoke() -> Any:
+            self.history.add("TaskStarted", resource=call.resource)
+            try:
+                result = await self.host.invoke(call)
+            except StatesError as error:
+                failed(error)
+                raise
+            if token is not None:
+                self.history.add("TaskSubmitted", resource=call.resource)
+                return None
+            return succeeded(result)
+
+        result = await self.host.transition(name, invoke)
+        if token is not None:
+            try:
+                result = await self.host.token_result(token, plan["timeout"])
+            except StatesError as error:
+
+                async def failure(error: StatesError = error) -> None:
+                    failed(error)
+                    raise error
+
+                await self.host.transition(name, failure)
+            else:
+
+                async def success(result: Any = result) -> Any:
+                    return succeeded(result)
+
+                result = await self.host.transition(name, success)
+
+        async def finish() -> dict[str, Any]:
+            scope = Scope(self.context(name, self.host.now(), retries), frame.variables)
+            try:
+                step = self.result(state, data, result, scope, language)
+            except DataError as error:
+                raise error.located(name, plan["entered"]) from None
+            return self._exit(name, "Task", step, frame)
+
+        return _step(await self.host.transition(name, finish))
+
+    def result(
+        self, state: dict[str, Any], data: Any, result: Any, scope: Scope, language: str
+    ) -> Step:
+        """The step of a Task, Map or Parallel state whose work gave ``result``."""
+        if language == JSONATA:
+            seen = dataflow.bindings(
+                scope, {"input": data, "context": scope.context, "result": result}
+            )
+            output = dataflow.fill(state["Output"], seen, "Output") if "Output" in state else result
+            return Step(output, state.get("Next"), _assign_jsonata(state, seen))
+        if "ResultSelector" in state:
+            result = dataflow.template(state["ResultSelector"], result, scope)
+        assigned = _assign_jsonpath(state, result, scope)
+        output = dataflow.result_path(state.get("ResultPath", "$"), data, result)
+        output = dataflow.input_path(state.get("OutputPath", "$"), output, scope, "OutputPath")
+        return Step(output, state.get("Next"), assigned)
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _step(value: dict[str, Any]) -> Step:
+    return Step(value["output"], value["next"], value.get("assigned"))
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _assign_jsonpath(holder: dict[str, Any], data: Any, scope: Scope) -> dict[str, Any] | None:
+    if "Assign" not in holder:
+        return None
+    assigned = dataflow.template(holder["Assign"], data, scope)
+    return assigned if isinstance(assigned, dict) else None
+
+
+def _assign_jsonata(holder: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any] | None:
+    if "Assign" not in holder:
+        return None
+    assigned = dataflow.fill(holder["Assign"], seen, "Assign")
+    return assigned if isinstance(assigned, dict) else None
+
+
+def _retry_delay(
+    retriers: list[dict[str, Any]], attempts: list[int], error: StatesError
+) -> float | None:
+    """Seconds until the next attempt, or None if no retrier takes ``error`` again."""
+    for index, retrier in enumerate(retriers):
+        if not matches(retrier["ErrorEquals"], error):
+            continue
+        if attempts[index] >= retrier.get("MaxAttempts", 3):
+            return None
+        delay = (
+            float(retrier.get("IntervalSeconds", 1))
+            * float(retrier.get("BackoffRate", 2.0)) ** attempts[index]
+        )
+        if "MaxDelaySeconds" in retrier:
+            delay = min(delay, float(retrier["MaxDelaySeconds"]))
+        if retrier.get("JitterStrategy") == "FULL":
+            delay = random.uniform(0, delay)
+        attempts[index] += 1
+        return delay
+    return None
+
+
+_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T")
+
+
+def _wake_jsonpath(state: dict[str, Any], data: Any, scope: Scope, now: float) -> float:
+    if "Seconds" in state:
+        return now + float(state["Seconds"])
+    if "Timestamp" in state:
+        return _instant(state["Timestamp"], "Timestamp", None)
+    if "SecondsPath" in state:
+        path = state["SecondsPath"]
+        value = dataflow.field_path(path, data, scope, "SecondsPath")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DataError(
+                RUNTIME,
+                f"The SecondsPath parameter cannot be parsed as a long value: {path} == "
+                f"{_shown(value)}",
+            )
+        if value < 0:
+            raise DataError(
+                RUNTIME,
+                f"The SecondsPath parameter references a negative value: {path} == {value}",
+            )
+        return now + value
+    path = state["TimestampPath"]
+    value = dataflow.field_path(path, data, scope, "TimestampPath")
+    return _instant(value, "TimestampPath", path)
+
+
+def _instant(value: Any, field_name: str, path: str | None) -> float:
+    moment = choice.timestamp(value)
+    if moment is None:
+        where = f": {path} == {_shown(value)}" if path else f": {_shown(value)}"
+        raise DataError(
+            RUNTIME,
+            f"The {field_name} parameter does not reference a valid ISO-8601 extended offset "
+            f"date-time format string{where}",
+        )
+    return moment.timestamp()
+
+
+def _wake_jsonata(state: dict[str, Any], seen: dict[str, Any], now: float) -> float:
+    if "Seconds" in state:
+        value = state["Seconds"]
+        if isinstance(value, str):
+            value = dataflow.evaluate(value, seen, "Seconds")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            text = state["Seconds"]
+            if not is_expression(text):
+                raise DataError(
+                    QUERY, f"Seconds must be a non-negative integer, got {_shown(text)}"
+                )
+            raise DataError(QUERY, type_cause(text, "Seconds", "integer", value))
+        return now + float(value)
+    value = state["Timestamp"]
+    if is_expression(value):
+        value = dataflow.evaluate(value, seen, "Timestamp")
+    moment = choice.timestamp(value)
+    if moment is None:
+        raise DataError(
+            QUERY,
+            "The Timestamp field does not reference a valid ISO-8601 extended offset "
+            f"date-time format string: {_shown(value)}",
+        )
+    return moment.timestamp()
+
+
+def _seconds(state: dict[str, Any], field_name: str, seen: dict[str, Any]) -> float | None:
+    value = state.get(field_name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dataflow.evaluate(value, seen, field_name)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise DataError(QUERY, f"{field_name} must be a positive integer, got {_shown(value)}")
+    return float(value)
+
+
+def _fixed_seconds(state: dict[str, Any], field_name: str) -> float | None:
+    value = state.get(field_name)
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _seconds_path(state: dict[str, Any], field_name: str, data: Any, scope: Scope) -> float | None:
+    if field_name in state:
+        return float(state[field_name])
+    path = state.get(field_name + "Path")
+    if path is None:
+        return None
+    value = dataflow.field_path(path, data, scope, field_name + "Path")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise DataError(
+            RUNTIME,
+            f"The {field_name}Path field refers to a value that is not a positive integer: "
+            f"{path} == {_shown(value)}",
+        )
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+Transition = Callable[[], Awaitable[Any]]
