@@ -17,6 +17,9 @@ from typing import Any, Literal, TypeVar, overload
 
 from redis.asyncio import ConnectionPool
 
+from statekeeper.asl.resources import Resources
+from statekeeper.asl.workflow import KIND as ASL_KIND
+from statekeeper.asl.workflow import interpreter as asl_interpreter
 from statekeeper.constants import (
     DEFAULT_MAX_VALUE_BYTES,
     ENV_CACHE_URL,
@@ -43,6 +46,7 @@ from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
 from statekeeper.runtime.consumer import Consumer, Handler
 from statekeeper.runtime.supervisor import Supervisor
+from statekeeper.runtime.task_http import TaskPoster
 from statekeeper.runtime.upkeep import Upkeep
 from statekeeper.runtime.worker import Worker
 from statekeeper.sealing import Sealer
@@ -133,6 +137,13 @@ class App:
         self._root: App | None = None  # the app a namespace view belongs to
         self._views: dict[str, App] = {}
         self._per_namespace()
+        # What the Task states of state machines run here (``task_function``), shared by
+        # every namespace view.
+        self._task_poster: TaskPoster | None = None
+        self.task_functions = Resources(post=self._post_task)
+        self.workflows.definitions.interpreter(
+            ASL_KIND, asl_interpreter(self.task_functions.invoke)
+        )
 
     def _per_namespace(self) -> None:
         """The building blocks of this app's namespace (a view gets its own)."""
@@ -311,6 +322,37 @@ class App:
             return f
 
         return mark(fn) if fn is not None else mark
+
+    @overload
+    def task_function(self, fn: F, /, *, name: str | None = None) -> F: ...
+
+    @overload
+    def task_function(self, fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def task_function(
+        self, fn: F | None = None, *, name: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Run ``fn`` for the Task states of state machines whose Resource is ``name``
+        (default: the function's name) or a Lambda function ARN with that function name
+        (``@app.task_function`` or ``@app.task_function(name="charge")``). It is called
+        as a Lambda handler is: ``fn(event)`` or ``fn(event, context)``, sync or async;
+        its return value is the task's result, an exception it raises the task's error
+        (see ``statekeeper.asl.resources``)."""
+
+        def register(f: F) -> F:
+            try:
+                self.task_functions.function(name or f.__name__, f)
+            except ValueError as error:
+                raise ConfigurationError(str(error)) from None
+            return f
+
+        return register(fn) if fn is not None else register
+
+    async def _post_task(self, url: str, body: bytes, timeout: float | None) -> tuple[int, bytes]:
+        root = self._root or self
+        if root._task_poster is None:
+            root._task_poster = TaskPoster(lambda: root.callback_policy)
+        return await root._task_poster(url, body, timeout)
 
     def consumer(
         self,
@@ -499,6 +541,9 @@ class App:
             await self._cache.close()
             self._cache = None
         self._state = None
+        if self._task_poster is not None:
+            poster, self._task_poster = self._task_poster, None
+            await poster.close()
         if self._backend is not None:
             backend, self._backend = self._backend, None
             await backend.close()

@@ -603,6 +603,10 @@ class WorkflowContext:
         await self._checkpoint(position, kind, kind, output=json.dumps(value).encode())
         return value
 
+    def clock(self) -> float:
+        """The time now (Unix seconds), not journaled: a replay sees a later time."""
+        return self._clock()
+
     def now(self) -> Coroutine[Any, Any, float]:
         """The time (Unix seconds), the same on every replay."""
         return self._value(self._next(), "now", self._clock)

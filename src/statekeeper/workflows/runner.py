@@ -51,7 +51,8 @@ def _failure(error: Exception) -> ErrorRecord:
         return ErrorRecord.made(
             step.type, f"step {error.step!r} failed: {step.message}", step.traceback
         )
-    return ErrorRecord.of(error)
+    own = getattr(error, "error_record", None)  # an error that says how it is recorded
+    return own if isinstance(own, ErrorRecord) else ErrorRecord.of(error)
 
 
 class WorkflowRunner:

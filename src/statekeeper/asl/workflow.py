@@ -1,0 +1,185 @@
+"""State machines as durable workflows: the ``asl`` kind of runtime-defined workflow.
+
+``app.workflows.define(name, "asl", definition)`` stores a state machine; starting
+workflow ``name`` runs an execution of it on any worker, durably:
+
+- the definition is pinned in the execution's journal when it starts, so redefining
+  the machine never changes a running execution;
+- every transition of the interpreter (a state entered and left, a task attempt, a
+  Map iteration started) is one journaled step holding its value and its history
+  events, so a killed worker's execution resumes at the state where it stopped,
+  and a task that finished is never run again;
+- Wait states and retry intervals are durable timers.
+
+Map iterations and Parallel branches run one after the other here (MaxConcurrency
+bounds them from above; in memory they run at the same time).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from statekeeper.asl import validation
+from statekeeper.asl.failure import RUNTIME, TIMEOUT, StatesError
+from statekeeper.asl.history import History
+from statekeeper.asl.interpreter import TIMED_OUT_CAUSE, Execution, Machine
+from statekeeper.asl.tasks import TaskCall
+from statekeeper.constants import WORKFLOW_ACTIVE
+from statekeeper.errors import ErrorRecord
+from statekeeper.queues.policy import Retry
+from statekeeper.workflows.callback import Callback
+from statekeeper.workflows.definitions import Interpreter, WorkflowFn
+from statekeeper.workflows.signals import CallbackFailed, EventTimeout
+
+if TYPE_CHECKING:
+    from statekeeper.workflows.context import WorkflowContext
+    from statekeeper.workflows.engine import Workflows, WorkflowStatus
+
+KIND = "asl"
+_ONCE = Retry(max_attempts=1)
+Invoke = Callable[[TaskCall], Awaitable[Any]]
+
+
+class ExecutionFailed(Exception):
+    """A state machine execution that failed: its States error and cause, recorded as
+    the workflow's error type and message."""
+
+    def __init__(self, error: str | None, cause: str | None) -> None:
+        super().__init__(f"{error}: {cause}" if cause else str(error))
+        self.error = error
+        self.cause = cause
+
+    @property
+    def error_record(self) -> ErrorRecord:
+        return ErrorRecord.made(self.error or "", self.cause or "")
+
+
+class WorkflowHost:
+    """Runs an execution's transitions as steps of a workflow's journal."""
+
+    concurrent = False
+
+    def __init__(self, ctx: WorkflowContext, invoke: Invoke | None) -> None:
+        self._ctx = ctx
+        self._invoke = invoke
+        self._callbacks: dict[str, Callback] = {}
+        self.history: History | None = None
+
+    def now(self) -> float:
+        return self._ctx.clock()
+
+    async def transition(self, label: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        events = self.history.events if self.history is not None else []
+        start = len(events)
+
+        async def record() -> dict[str, Any]:
+            try:
+                value = await work()
+            except StatesError as error:
+                return {"events": events[start:], "error": error.error, "cause": error.cause}
+            except Exception as error:  # a fault of the interpreter: the execution fails
+                cause = f"{type(error).__name__}: {error}"
+                return {"events": events[start:], "error": RUNTIME, "cause": cause}
+            return {"events": events[start:], "value": value}
+
+        record.__statekeeper_name__ = f"asl:{label}"  # type: ignore[attr-defined]
+        outcome = await self._ctx.step(record, retry=_ONCE)
+        if len(events) == start and outcome["events"] and self.history is not None:
+            self.history.extend(outcome["events"])  # a replay: the events recorded then
+        if "error" in outcome:
+            raise StatesError(outcome["error"], outcome["cause"])
+        return outcome.get("value")
+
+    async def sleep_until(self, when: float) -> None:
+        await self._ctx.sleep_until(when)
+
+    async def invoke(self, call: TaskCall) -> Any:
+        if self._invoke is None:
+            raise StatesError(RUNTIME, f"no task resource is available here: {call.resource}")
+        return await self._invoke(call)
+
+    async def issue_token(self, timeout: float | None) -> str:
+        callback = await self._ctx.callback(timeout)
+        self._callbacks[callback.token] = callback
+        return callback.token
+
+    async def token_result(self, token: str, timeout: float | None) -> Any:
+        callback = self._callbacks.pop(token)
+        try:
+            return await callback.result()
+        except CallbackFailed as failed:
+            raise StatesError(failed.error.type, failed.error.message or None) from None
+        except EventTimeout:
+            raise StatesError(TIMEOUT, "The task token was not answered in time") from None
+
+
+def _check(definition: Any) -> None:
+    validation.check(definition)
+
+
+def build(invoke: Invoke | None = None) -> Callable[[str, Any], WorkflowFn]:
+    """The ``build`` of the interpreter: workflow ``name`` runs ``definition``."""
+
+    def make(name: str, definition: Any) -> WorkflowFn:
+        async def execute(ctx: WorkflowContext, input: Any) -> Any:
+            async def pin() -> str:
+                return json.dumps(definition, separators=(",", ":"))
+
+            pin.__statekeeper_name__ = "asl:definition"  # type: ignore[attr-defined]
+            pinned = json.loads(await ctx.step(pin, retry=_ONCE))
+            started = await ctx.now()
+            host = WorkflowHost(ctx, invoke)
+            machine = Machine(
+                name=name,
+                arn=f"arn:aws:states:local:000000000000:stateMachine:{name}",
+                execution=ctx.workflow_id,
+                execution_arn=f"arn:aws:states:local:000000000000:execution:{name}:{ctx.workflow_id}",
+            )
+            execution = Execution(pinned, input, host, machine, started=started)
+            host.history = execution.history
+            outcome = await execution.run()
+            if outcome.status != "SUCCEEDED":
+                raise ExecutionFailed(outcome.error, outcome.cause)
+            return outcome.output
+
+        return execute
+
+    return make
+
+
+def interpreter(invoke: Invoke | None = None) -> Interpreter:
+    """The ``asl`` interpreter, its tasks run by ``invoke``."""
+    return Interpreter(check=_check, build=build(invoke))
+
+
+async def execution_events(workflows: Workflows, id: str) -> list[dict[str, Any]]:
+    """The history events of execution ``id`` so far, from its journal."""
+    events: list[dict[str, Any]] = []
+    for entry in await workflows.history(id):
+        output = entry.get("output")
+        if str(entry.get("name", "")).startswith("asl:") and isinstance(output, dict):
+            events.extend(output.get("events") or [])
+    return events
+
+
+def outcome_of(status: WorkflowStatus) -> dict[str, Any]:
+    """A finished (or running) execution as Step Functions reports its status:
+    ``{"status": "SUCCEEDED", "output": ...}`` or ``{"status", "error", "cause"}``."""
+    if status.status == "succeeded":
+        return {"status": "SUCCEEDED", "output": status.output}
+    if status.status in WORKFLOW_ACTIVE:
+        return {"status": "RUNNING"}
+    error = status.error
+    name = error.type if error is not None else None
+    cause = error.message if error is not None else None
+    shown = {
+        "failed": "FAILED",
+        "cancelled": "ABORTED",
+        "compensated": "FAILED",
+        "timed_out": "TIMED_OUT",
+    }.get(status.status, status.status.upper())
+    if (name, cause) == (TIMEOUT, TIMED_OUT_CAUSE):
+        shown = "TIMED_OUT"
+    return {"status": shown, "error": name or None, "cause": cause or None}
