@@ -11,6 +11,7 @@ from statekeeper.cli.demo import demo
 from statekeeper.cli.keys import keygen, reencrypt
 from statekeeper.cli.queues import queue
 from statekeeper.cli.services import serve, worker
+from statekeeper.cli.sfn import sfn
 from statekeeper.cli.state import state
 from statekeeper.cli.workflows import workflows
 from statekeeper.constants import ENV_DATABASE_URL, ENV_LOG_FORMAT, ENV_LOG_LEVEL, ENV_NAMESPACE
@@ -63,5 +64,5 @@ def main(
     ctx.obj = Settings(database, namespace, given)
 
 
-for command in (state, queue, workflows, serve, worker, reencrypt, keygen, demo):
+for command in (state, queue, workflows, sfn, serve, worker, reencrypt, keygen, demo):
     main.add_command(command)
