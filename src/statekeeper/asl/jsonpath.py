@@ -113,8 +113,9 @@ class Path:
                 if node is None:
                     return PathNotFound(self.text, self.normalized, f"The path {where} is null")
                 if not isinstance(node, list):
+                    rest = "".join(map(_fragment, self.segments[at:]))
                     reason = (
-                        f"Filter: {_fragment((kind, argument))} can only be applied to arrays."
+                        f"Filter: {rest} can only be applied to arrays."
                         f" Current context is: {json.dumps(node, separators=(',', ':'))}"
                     )
                     return PathNotFound(self.text, self.normalized, reason)
@@ -265,8 +266,8 @@ def _scan(node: Any, segments: tuple[Segment, ...], at: int, root: Any, out: lis
 
 def _slice(bounds: tuple[int | None, int | None], length: int) -> range:
     start, stop = bounds
-    if start is None:  # [:b]
-        stop = 0 if stop is None else stop
+    if start is None:  # [:b]; [:] all
+        stop = length if stop is None else stop
         return range(min(length, length + stop if stop < 0 else stop))
     if stop is None:  # [a:]
         return range(max(0, length + start if start < 0 else start), length)
