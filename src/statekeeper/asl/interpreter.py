@@ -9,7 +9,10 @@ replays what happened and goes on from the state where it stopped. Work inside a
 transition touches nothing of the interpreter but the history: what it decides
 (an output, the next state, variables to assign) is its value, applied outside.
 
-Map iterations and Parallel branches are in ``asl.branches``.
+Map iterations and Parallel branches are in ``asl.branches``. An execution given an
+``inspect`` dict notes there the intermediate values of each state's data processing
+(``afterInputPath``, ``afterParameters``, ``result``, ...), as TestState shows them
+(``asl.teststate``); they are noted as the work runs, so not on a durable replay.
 """
 
 from __future__ import annotations
@@ -107,8 +110,10 @@ class Execution:
         machine: Machine | None = None,
         *,
         started: float | None = None,
+        inspect: dict[str, Any] | None = None,
     ) -> None:
         self.definition = definition
+        self.inspect = inspect
         self.input = input
         self.host = host
         self.machine = machine or Machine()
@@ -182,6 +187,13 @@ class Execution:
         shown = {key: value for key, value in (("error", error), ("cause", cause)) if value}
         self.history.add("ExecutionAborted", **shown)
         return Outcome("ABORTED", error=error, cause=cause)
+
+    def note(self, key: str, value: Any) -> None:
+        """Note an intermediate value of a state's data processing under its TestState
+        name (``afterInputPath``, ``afterParameters``, ``afterArguments``, ``result``,
+        ``afterResultSelector``, ``afterResultPath``), if this execution inspects."""
+        if self.inspect is not None:
+            self.inspect[key] = value
 
     def _timed_out(self) -> bool:
         return self.deadline is not None and self.host.now() >= self.deadline
@@ -264,11 +276,15 @@ class Execution:
             assigned = _assign_jsonata(state, seen)
             return Step(output, state.get("Next"), assigned)
         effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+        self.note("afterInputPath", effective)
         if "Parameters" in state:
             effective = dataflow.template(state["Parameters"], effective, scope)
+        self.note("afterParameters", effective)
         result = state.get("Result", effective)
+        self.note("result", result)
         assigned = _assign_jsonpath(state, result, scope)
         output = dataflow.result_path(state.get("ResultPath", "$"), data, result)
+        self.note("afterResultPath", output)
         output = dataflow.input_path(state.get("OutputPath", "$"), output, scope, "OutputPath")
         return Step(output, state.get("Next"), assigned)
 
@@ -290,6 +306,7 @@ class Execution:
                 raise StatesError(NO_CHOICE, "No Matches!")
             return self._chosen({"Next": state["Default"]}, state, data, seen)
         effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+        self.note("afterInputPath", effective)
         target = state.get("Default")
         assigned = _assign_jsonpath(state, effective, scope)
         for rule in state["Choices"]:
@@ -323,6 +340,7 @@ class Execution:
             output = dataflow.fill(state["Output"], seen, "Output") if "Output" in state else data
             return Step(output, None)
         effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+        self.note("afterInputPath", effective)
         return Step(
             dataflow.input_path(state.get("OutputPath", "$"), effective, scope, "OutputPath"), None
         )
@@ -376,6 +394,7 @@ class Execution:
                     assigned = _assign_jsonata(state, seen)
                 else:
                     effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+                    self.note("afterInputPath", effective)
                     wake = _wake_jsonpath(state, effective, scope, now)
                     assigned = _assign_jsonpath(state, effective, scope)
                     output = dataflow.input_path(
@@ -406,9 +425,7 @@ class Execution:
         retries = 0
         while True:
             try:
-                if kind == "Task":
-                    return await self._task(name, state, data, frame, language, retries)
-                return await branches.run(self, name, state, data, frame, language, retries)
+                return await self.attempt(name, state, data, frame, language, retries)
             except StatesError as error:
                 delay = _retry_delay(state.get("Retry", []), attempts, error)
                 if delay is not None:
@@ -421,10 +438,25 @@ class Execution:
                     continue
                 for catcher in state.get("Catch", []):
                     if matches(catcher["ErrorEquals"], error):
-                        return await self._caught(name, kind, catcher, error, data, frame, language)
+                        return await self.caught(name, kind, catcher, error, data, frame, language)
                 raise
 
-    async def _caught(
+    async def attempt(
+        self,
+        name: str,
+        state: dict[str, Any],
+        data: Any,
+        frame: Frame,
+        language: str,
+        retries: int = 0,
+    ) -> Step:
+        """One attempt of the Task, Map or Parallel state ``state`` (its ``retries``-th
+        retry), without its Retry and Catch: its step, or the StatesError it raised."""
+        if state["Type"] == "Task":
+            return await self._task(name, state, data, frame, language, retries)
+        return await branches.run(self, name, state, data, frame, language, retries)
+
+    async def caught(
         self,
         name: str,
         kind: str,
@@ -434,6 +466,9 @@ class Execution:
         frame: Frame,
         language: str,
     ) -> Step:
+        """The step of a state whose ``error`` the Catch ``catcher`` took: the catcher's
+        output (ResultPath, or Output in JSONata) and its Next."""
+
         async def work() -> dict[str, Any]:
             scope = Scope(self.context(name, self.host.now()), frame.variables)
             if language == JSONATA:
@@ -477,15 +512,18 @@ class Execution:
                         if "Arguments" in state
                         else data
                     )
+                    self.note("afterArguments", payload)
                     timeout = _seconds(state, "TimeoutSeconds", seen)
                     heartbeat = _seconds(state, "HeartbeatSeconds", seen)
                 else:
                     effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+                    self.note("afterInputPath", effective)
                     payload = (
                         dataflow.template(state["Parameters"], effective, scope)
                         if "Parameters" in state
                         else effective
                     )
+                    self.note("afterParameters", payload)
                     timeout = _seconds_path(state, "TimeoutSeconds", effective, scope)
                     heartbeat = _seconds_path(state, "HeartbeatSeconds", effective, scope)
             except DataError as error:
@@ -568,6 +606,7 @@ class Execution:
         self, state: dict[str, Any], data: Any, result: Any, scope: Scope, language: str
     ) -> Step:
         """The step of a Task, Map or Parallel state whose work gave ``result``."""
+        self.note("result", result)
         if language == JSONATA:
             seen = dataflow.bindings(
                 scope, {"input": data, "context": scope.context, "result": result}
@@ -576,8 +615,10 @@ class Execution:
             return Step(output, state.get("Next"), _assign_jsonata(state, seen))
         if "ResultSelector" in state:
             result = dataflow.template(state["ResultSelector"], result, scope)
+        self.note("afterResultSelector", result)
         assigned = _assign_jsonpath(state, result, scope)
         output = dataflow.result_path(state.get("ResultPath", "$"), data, result)
+        self.note("afterResultPath", output)
         output = dataflow.input_path(state.get("OutputPath", "$"), output, scope, "OutputPath")
         return Step(output, state.get("Next"), assigned)
 
@@ -618,17 +659,22 @@ def _retry_delay(
             continue
         if attempts[index] >= retrier.get("MaxAttempts", 3):
             return None
-        delay = (
-            float(retrier.get("IntervalSeconds", 1))
-            * float(retrier.get("BackoffRate", 2.0)) ** attempts[index]
-        )
-        if "MaxDelaySeconds" in retrier:
-            delay = min(delay, float(retrier["MaxDelaySeconds"]))
+        delay = backoff(retrier, attempts[index])
         if retrier.get("JitterStrategy") == "FULL":
             delay = random.uniform(0, delay)
         attempts[index] += 1
         return delay
     return None
+
+
+def backoff(retrier: dict[str, Any], retries: int) -> float:
+    """Seconds before retry ``retries + 1`` by ``retrier`` (IntervalSeconds, BackoffRate,
+    MaxDelaySeconds; without jitter)."""
+    interval = float(retrier.get("IntervalSeconds", 1))
+    delay = interval * float(retrier.get("BackoffRate", 2.0)) ** retries
+    if "MaxDelaySeconds" in retrier:
+        delay = min(delay, float(retrier["MaxDelaySeconds"]))
+    return delay
 
 
 _TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T")
