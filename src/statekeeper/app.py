@@ -141,9 +141,8 @@ class App:
         # every namespace view.
         self._task_poster: TaskPoster | None = None
         self.task_functions = Resources(post=self._post_task)
-        self.workflows.definitions.interpreter(
-            ASL_KIND, asl_interpreter(self.task_functions.invoke)
-        )
+        asl = asl_interpreter(self.task_functions.invoke, self._machine_revision)
+        self.workflows.definitions.interpreter(ASL_KIND, asl)
 
     def _per_namespace(self) -> None:
         """The building blocks of this app's namespace (a view gets its own)."""
@@ -347,6 +346,12 @@ class App:
             return f
 
         return register(fn) if fn is not None else register
+
+    async def _machine_revision(self, namespace: str, machine: str, revision: str) -> str | None:
+        """The definition of a state machine's revision (the Step Functions API keeps
+        one per CreateStateMachine and UpdateStateMachine)."""
+        found = await self.backend.machines.get(namespace, "revision", f"{machine}:{revision}")
+        return None if found is None else str(found.doc["definition"])
 
     async def _post_task(self, url: str, body: bytes, timeout: float | None) -> tuple[int, bytes]:
         root = self._root or self

@@ -19,6 +19,9 @@ ENV_TLS_CERT = "STATEKEEPER_TLS_CERT"
 ENV_TLS_KEY = "STATEKEEPER_TLS_KEY"
 ENV_HEADER_TIMEOUT = "STATEKEEPER_HEADER_TIMEOUT"
 ENV_BODY_TIMEOUT = "STATEKEEPER_BODY_TIMEOUT"
+ENV_AWS_CREDENTIALS = "STATEKEEPER_AWS_CREDENTIALS"
+ENV_AWS_REGION = "STATEKEEPER_AWS_REGION"
+ENV_AWS_ACCOUNT = "STATEKEEPER_AWS_ACCOUNT"
 
 # statekeeper's own queues (callbacks, workflow callback answers, wake-up channels)
 # start with this; clients can neither post to them nor name them as a reply queue.

@@ -87,9 +87,7 @@ def input_path(text: str | None, data: Any, scope: Scope, field: str = "InputPat
     try:
         return select(text, data, scope)
     except jsonpath.PathNotFound as missing:
-        raise DataError(
-            RUNTIME, f"Invalid path '{text}' : No results for path: {missing.normalized}"
-        ) from None
+        raise DataError(RUNTIME, str(missing)) from None
 
 
 def field_path(text: str, data: Any, scope: Scope, field: str) -> Any:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.asl import validation
+from statekeeper.asl.arns import Arns
 from statekeeper.asl.failure import RUNTIME, TIMEOUT, StatesError
 from statekeeper.asl.history import History
 from statekeeper.asl.interpreter import TIMED_OUT_CAUSE, Execution, Machine
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 KIND = "asl"
 _ONCE = Retry(max_attempts=1)
 Invoke = Callable[[TaskCall], Awaitable[Any]]
+# The definition (JSON text) of a machine's revision: (namespace, machine, revision).
+Revisions = Callable[[str, str, str], Awaitable[str | None]]
+PINNED = "statekeeper:asl-revision"  # the key of an input pinned to a revision
 
 
 class ExecutionFailed(Exception):
@@ -119,24 +123,52 @@ def _check(definition: Any) -> None:
     validation.check(definition)
 
 
-def build(invoke: Invoke | None = None) -> Callable[[str, Any], WorkflowFn]:
-    """The ``build`` of the interpreter: workflow ``name`` runs ``definition``."""
+def _names(arns: Arns, workflow: str, id: str) -> Machine:
+    """The names an execution of workflow ``workflow`` (a machine, or ``machine:N`` for
+    its version N) with id ``id`` (``machine:name`` when started by the Step Functions
+    API) shows in its context object."""
+    machine = workflow.split(":", 1)[0]
+    name = id[len(machine) + 1 :] if id.startswith(machine + ":") else id
+    return Machine(machine, arns.machine(machine), name, arns.execution(machine, name))
+
+
+def pinned_input(input: Any, revision: str) -> dict[str, Any]:
+    """The workflow input of an execution that runs revision ``revision`` of its
+    machine, whatever the machine's definition is when a worker first runs it."""
+    return {PINNED: {"revision": revision, "input": input}}
+
+
+def unpinned(input: Any) -> tuple[Any, str | None]:
+    """An execution's input, and the revision it was started on (None: the current)."""
+    if isinstance(input, dict) and len(input) == 1 and isinstance(input.get(PINNED), dict):
+        inner = input[PINNED]
+        return inner.get("input"), str(inner.get("revision"))
+    return input, None
+
+
+def build(
+    invoke: Invoke | None = None, revisions: Revisions | None = None
+) -> Callable[[str, Any], WorkflowFn]:
+    """The ``build`` of the interpreter: workflow ``name`` runs ``definition``, or the
+    revision its input names (``revisions(namespace, machine, revision)`` reads it)."""
+    arns = Arns()
 
     def make(name: str, definition: Any) -> WorkflowFn:
-        async def execute(ctx: WorkflowContext, input: Any) -> Any:
+        async def execute(ctx: WorkflowContext, given: Any) -> Any:
+            input, revision = unpinned(given)
+
             async def pin() -> str:
+                if revision is not None and revisions is not None:
+                    text = await revisions(ctx.namespace, name, revision)
+                    if text is not None:
+                        return text
                 return json.dumps(definition, separators=(",", ":"))
 
             pin.__statekeeper_name__ = "asl:definition"  # type: ignore[attr-defined]
             pinned = json.loads(await ctx.step(pin, retry=_ONCE))
             started = await ctx.now()
             host = WorkflowHost(ctx, invoke)
-            machine = Machine(
-                name=name,
-                arn=f"arn:aws:states:local:000000000000:stateMachine:{name}",
-                execution=ctx.workflow_id,
-                execution_arn=f"arn:aws:states:local:000000000000:execution:{name}:{ctx.workflow_id}",
-            )
+            machine = _names(arns, name, ctx.workflow_id)
             execution = Execution(pinned, input, host, machine, started=started)
             host.history = execution.history
             outcome = await execution.run()
@@ -149,9 +181,9 @@ def build(invoke: Invoke | None = None) -> Callable[[str, Any], WorkflowFn]:
     return make
 
 
-def interpreter(invoke: Invoke | None = None) -> Interpreter:
+def interpreter(invoke: Invoke | None = None, revisions: Revisions | None = None) -> Interpreter:
     """The ``asl`` interpreter, its tasks run by ``invoke``."""
-    return Interpreter(check=_check, build=build(invoke))
+    return Interpreter(check=_check, build=build(invoke, revisions))
 
 
 async def execution_events(workflows: Workflows, id: str) -> list[dict[str, Any]]:

@@ -1,11 +1,12 @@
 """Bearer-token authentication, as ASGI middleware around every route but the open ones.
 
 The routes that need no token are listed here and nowhere else (``OPEN_PATHS``):
-probes (``/healthz``, ``/readyz``) and callback answers, whose signed token in the
-path is their credential. The API's description (``/openapi.json``) needs the token:
-it names the app's queues and workflows. The server
-wraps every other route in ``BearerAuth``; no handler checks a token itself, and
-the OpenAPI document marks the same routes as open.
+probes (``/healthz``, ``/readyz``), callback answers, whose signed token in the
+path is their credential, and the Step Functions API, whose requests carry an AWS
+signature (or the bearer token), checked by its route (``http/sfn.py``). The API's
+description (``/openapi.json``) needs the token: it names the app's queues and
+workflows. The server wraps every other route in ``BearerAuth``; no other handler
+checks a credential itself, and the OpenAPI document marks the same routes as open.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ OPEN_PATHS: frozenset[str] = frozenset(
         "/healthz",
         "/readyz",
         "/v1/callbacks/{token}",  # the signed token is the credential
+        "/",  # the Step Functions API: its requests are signed (http/sfn.py checks them)
     }
 )
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="statekeeper"'}

@@ -56,7 +56,16 @@ def document(operations: Sequence[Operation]) -> dict[str, Any]:
         "info": {"title": TITLE, "version": __version__},
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "awsSigV4": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "AWS Signature Version 4 (AWS4-HMAC-SHA256), by a key "
+                    "of STATEKEEPER_AWS_CREDENTIALS",
+                },
+            },
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -97,7 +106,7 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
     if op.description:
         described["description"] = op.description
     if is_open(op.path):
-        described["security"] = []
+        described["security"] = [{name: []} for name in op.security]
     if op.params:
         described["parameters"] = [_param(param) for param in op.params]
     if op.body is not None:

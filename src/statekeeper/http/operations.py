@@ -64,6 +64,9 @@ class Operation:
     params: tuple[Param, ...] = ()
     body: Body | None = None
     description: str = ""
+    # The credentials of a route that checks its own (``http/auth.py`` lists it open):
+    # security scheme names of the OpenAPI document, any one of which suffices.
+    security: tuple[str, ...] = ()
 
 
 def path_param(

@@ -56,11 +56,19 @@ def render(document: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+_SCHEMES = {"awsSigV4": "AWS Signature Version 4", "bearer": "bearer token"}
+
+
 def _operation(method: str, path: str, operation: dict[str, Any]) -> list[str]:
     lines = [f"### `{method} {path}`", "", operation["summary"] + "."]
     if operation.get("description"):
         lines += ["", operation["description"]]
-    auth = "open (no token)" if operation.get("security") == [] else "bearer token"
+    security = operation.get("security")
+    auth = "bearer token"
+    if security == []:
+        auth = "open (no token)"
+    elif security:
+        auth = " or ".join(_SCHEMES.get(name, name) for entry in security for name in entry)
     lines += ["", f"Auth: {auth}.", ""]
     if operation.get("parameters"):
         lines += ["| parameter | in | type | description |", "|---|---|---|---|"]

@@ -38,6 +38,7 @@ from statekeeper.http.ingress import Ingress
 from statekeeper.http.openapi import openapi_operation
 from statekeeper.http.operations import Operation
 from statekeeper.http.request_status import RequestStatusRoutes
+from statekeeper.http.sfn import StepFunctionsRoutes
 from statekeeper.http.workflows import WorkflowRoutes
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def api_operations(
         *RequestStatusRoutes(app).operations(),
         *WorkflowRoutes(app, config).operations(),
         *CallbackRoutes(app, config).operations(),
+        *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),
     ]
     operations.append(openapi_operation(lambda: operations))

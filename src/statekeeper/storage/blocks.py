@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from statekeeper.storage.definition_ops import DefinitionOps
 from statekeeper.storage.idempotency_ops import IdempotencyOps
+from statekeeper.storage.machine_ops import MachineOps
 from statekeeper.storage.queue_ops import QueueOps, Sender
 from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.runner import Database
@@ -13,7 +14,7 @@ from statekeeper.storage.workflow_ops import WorkflowOps
 
 class Blocks:
     """Base of an adapter: ``state``, ``queues``, ``idempotency``, ``workflows``,
-    ``definitions`` and ``reseal`` over its primitives (it is the ``Database``, and
+    ``definitions``, ``machines`` and ``reseal`` over its primitives (it is the ``Database``, and
     the ``Sender`` of its queues)."""
 
     def _attach_blocks(self, db: Database, sender: Sender) -> None:
@@ -22,4 +23,5 @@ class Blocks:
         self.idempotency = IdempotencyOps(db)
         self.workflows = WorkflowOps(db)
         self.definitions = DefinitionOps(db)
+        self.machines = MachineOps(db)
         self.reseal = ResealOps(db)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from statekeeper.storage.definition_ops import DefinitionOps as DefinitionStorage
 from statekeeper.storage.idempotency_ops import IdempotencyOps as IdempotencyStorage
+from statekeeper.storage.machine_ops import MachineOps as MachineStorage
 from statekeeper.storage.queries import Dialect
 from statekeeper.storage.queue_ops import QueueOps as QueueStorage
 from statekeeper.storage.reseal_ops import ResealOps as ResealStorage
@@ -29,6 +30,7 @@ __all__ = [
     "Committer",
     "DefinitionStorage",
     "IdempotencyStorage",
+    "MachineStorage",
     "QueueStorage",
     "ResealStorage",
     "StateStorage",
@@ -63,6 +65,9 @@ class Storage(Committer, Protocol):
 
     @property
     def definitions(self) -> DefinitionStorage: ...
+
+    @property
+    def machines(self) -> MachineStorage: ...
 
     @property
     def reseal(self) -> ResealStorage: ...

@@ -172,6 +172,17 @@ class WorkflowOps(Operations):
         )
         return done is not None
 
+    async def rewind(self, namespace: str, id: str, position: int, now: float) -> bool:
+        """Make a failed or timed-out workflow pending again, its journal kept only
+        before ``position`` (what was done from there runs again); False if it is
+        neither failed nor timed out."""
+        forget = self._bind("wf_forget_steps_from", namespace=namespace, id=id, position=position)
+        retry = self._bind("wf_retry", now=now, namespace=namespace, id=id)
+        done = await self._db.run_atomic(
+            [(retry, "found", True), (forget, "rowcount", False)], f"cannot rewind {id!r}"
+        )
+        return done is not None
+
     async def list(
         self,
         namespace: str,

@@ -115,6 +115,7 @@ class WorkflowContext:
         state: Callable[[], StateStore] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
+        self.namespace = namespace
         self._state_of = state
         self._sealer = sealer
         self._backend = backend

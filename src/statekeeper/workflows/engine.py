@@ -371,6 +371,28 @@ class Workflows:
             )
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
+    async def rewind(self, id: str, position: int) -> None:
+        """Run a failed or timed-out workflow again from journal ``position``: the steps
+        before it are kept (a replay returns them), those from it on run again. For an
+        interpreter that knows where its work failed (a state machine's redrive)."""
+        check_workflow_id(id)
+        if not await self._backend.workflows.rewind(self.namespace, id, position, self._clock()):
+            status = await self.status(id)
+            raise WorkflowFinished(
+                f"workflow {id!r} is {status.status}; only a failed or timed-out workflow "
+                "can run again",
+                id=id,
+            )
+        self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
+    async def input(self, id: str) -> Any:
+        """The input workflow ``id`` was started with."""
+        check_workflow_id(id)
+        row = await self._backend.workflows.get(self.namespace, id)
+        if row is None:
+            raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
+        return decode_value(id, self.sealer.open(row.input, WORKFLOW, self.namespace, id, "input"))
+
     async def list(
         self,
         *,

@@ -267,11 +267,16 @@ class WorkflowRunner:
             await self._defer(leased, unreadable.message)
             return
         except Exception as error:
+            failure = _failure(error)
+            # A failure the workflow reports as its outcome (a state machine's States
+            # error) is logged without the interpreter's traceback: it is not a fault.
+            reported = getattr(error, "error_record", None) is not None
             log.warning(
-                "workflow failed", exc_info=error,
-                extra={"workflow_id": leased.id, "workflow": leased.name},
+                "workflow failed", exc_info=None if reported else error,
+                extra={"workflow_id": leased.id, "workflow": leased.name,
+                       "error": f"{failure.type}: {failure.message}"[:500]},
             )  # fmt: skip
-            await self._finish(leased, "failed", None, _failure(error))
+            await self._finish(leased, "failed", None, failure)
             return
         finally:
             keeper.cancel()

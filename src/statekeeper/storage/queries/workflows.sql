@@ -134,6 +134,11 @@ RETURNING id;
 DELETE FROM sk_workflow_steps
 WHERE namespace = :namespace AND workflow_id = :id AND error IS NOT NULL AND kind = 'step';
 
+-- name: wf_forget_steps_from
+-- A rewound workflow's journal from a position on (the primary key's range).
+DELETE FROM sk_workflow_steps
+WHERE namespace = :namespace AND workflow_id = :id AND position >= :position;
+
 -- name: wf_list
 -- Newest first: each filter has its own statement and the index of its order
 -- (sk_workflows_listing, _by_status, _by_name), read backwards from the cursor, so that

@@ -442,3 +442,12 @@ CREATE TABLE sk_workflow_definitions (
     updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (namespace, name)
 );
+
+CREATE TABLE sk_state_machines (
+    namespace  TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    doc        TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (namespace, kind, name)
+);
