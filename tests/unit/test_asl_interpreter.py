@@ -339,3 +339,23 @@ def test_map_keeps_item_order_and_tolerates_failures_up_to_the_count(concurrency
     assert outcome.error == "States.ExceedToleratedFailureThreshold"
     outcome, _ = run(machine(("M", state)), [1, 2, 3, 4])
     assert outcome.error == "TooBig"
+
+
+def test_item_batcher_hands_each_iteration_a_batch_and_item_reader_is_refused() -> None:
+    distributed = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    processor = {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}
+    state = {
+        "Type": "Map",
+        "ItemProcessor": {**processor, "ProcessorConfig": distributed},
+        "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"run.$": "$$.Execution.Name"}},
+        "End": True,
+    }
+    outcome, _ = run(machine(("M", state)), [1, 2, 3, 4, 5])
+    assert [batch["Items"] for batch in outcome.output] == [[1, 2], [3, 4], [5]]
+    assert outcome.output[0]["BatchInput"] == {"run": "execution"}
+    by_size = {**state, "ItemBatcher": {"MaxInputBytesPerBatch": 8}}
+    outcome, _ = run(machine(("M", by_size)), ["aaa", "bbb", "c"])
+    assert [batch["Items"] for batch in outcome.output] == [["aaa"], ["bbb", "c"]]
+    reader = {**state, "ItemReader": {"Resource": "arn:aws:states:::s3:getObject"}}
+    outcome, _ = run(machine(("M", reader)), [])
+    assert outcome.error == "States.Runtime" and "ItemReader" in (outcome.cause or "")

@@ -113,6 +113,20 @@ BAD: list[tuple[Any, str, str]] = [
     ({"TimeoutSeconds": 0, **machine(A=PASS_END)}, "/TimeoutSeconds", "positive integer"),
     (machine(**{"a/b~c": PASS_END}), "", ""),  # valid: names with / and ~ are escaped
     (machine(**{"x" * 81: PASS_END}), "/States/" + "x" * 81, "1 to 80 characters"),
+    (machine(A={"Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 2},
+                "ItemProcessor": machine(B=PASS_END)}),
+     "/States/A/ItemBatcher", "needs ProcessorConfig Mode DISTRIBUTED"),
+    (machine(A={"Type": "Map", "End": True, "ItemProcessor": {
+        **machine(B=PASS_END), "ProcessorConfig": {"Mode": "DISTRIBUTED"}}}),
+     "/States/A/ItemProcessor/ProcessorConfig", "names its ExecutionType"),
+    (machine(A={"Type": "Map", "End": True, "ItemReader": {"Resource": "arn:aws:states:::s3:put"},
+                "ItemProcessor": {**machine(B=PASS_END), "ProcessorConfig": {
+                    "Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}}}),
+     "/States/A/ItemReader/Resource", "ItemReader's Resource is one of"),
+    (machine(A={"Type": "Map", "End": True, "ItemBatcher": {"BatchInput": {}},
+                "ItemProcessor": {**machine(B=PASS_END), "ProcessorConfig": {
+                    "Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}}}),
+     "/States/A/ItemBatcher", "sets MaxItemsPerBatch or MaxInputBytesPerBatch"),
 ]  # fmt: skip
 
 

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from statekeeper.asl import dataflow, history
 from statekeeper.asl.dataflow import Scope
-from statekeeper.asl.failure import QUERY, RUNTIME, TOLERATED, DataError, StatesError, compact
+from statekeeper.asl.failure import (
+    MAX_PAYLOAD,
+    QUERY,
+    RUNTIME,
+    TOLERATED,
+    DataError,
+    StatesError,
+    compact,
+)
 
 if TYPE_CHECKING:
     from statekeeper.asl.interpreter import Execution, Frame, Step
@@ -233,11 +241,54 @@ def _map_plan(state: dict[str, Any], data: Any, scope: Scope, language: str) -> 
         raise DataError(RUNTIME, "ToleratedFailureCount cannot be negative.")
     if percentage is not None and not 0 <= percentage <= 100:
         raise DataError(RUNTIME, "ToleratedFailurePercentage must be between 0 and 100.")
+    if "ItemReader" in state:
+        raise DataError(
+            RUNTIME,
+            "ItemReader reads items from Amazon S3, which this service does not reach: give "
+            "the Map its items in its input (ItemsPath or Items)",
+        )
     inputs = [
         _item_input(state, effective, scope, language, i, item) for i, item in enumerate(items)
     ]
+    if "ItemBatcher" in state:
+        inputs = _batches(state["ItemBatcher"], inputs, effective, scope, language)
     tolerated = None if count is None and percentage is None else (count, percentage)
     return {"inputs": inputs, "limit": int(limit or 0), "tolerated": tolerated}
+
+
+def _batches(
+    batcher: dict[str, Any], inputs: list[Any], data: Any, scope: Scope, language: str
+) -> list[Any]:
+    """ItemBatcher: each iteration gets ``{"BatchInput": ..., "Items": [...]}``, at most
+    MaxItemsPerBatch items of at most MaxInputBytesPerBatch bytes in all."""
+    if language == JSONATA:
+        seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
+        most = _jsonata_number(batcher, "MaxItemsPerBatch", seen)
+        size = _jsonata_number(batcher, "MaxInputBytesPerBatch", seen)
+        shared = dataflow.fill(batcher.get("BatchInput"), seen, "BatchInput")
+    else:
+        most = _path_number(batcher, "MaxItemsPerBatch", data, scope)
+        size = _path_number(batcher, "MaxInputBytesPerBatch", data, scope)
+        shared = dataflow.template(batcher.get("BatchInput"), data, scope)
+    most_items = int(most) if most else len(inputs) or 1
+    most_bytes = int(size) if size else MAX_PAYLOAD
+    batches: list[dict[str, Any]] = []
+    current: list[Any] = []
+    used = 0
+    for item in inputs:
+        weight = len(compact(item).encode())
+        if current and (len(current) >= most_items or used + weight > most_bytes):
+            batches.append(_batch(shared, current))
+            current, used = [], 0
+        current.append(item)
+        used += weight
+    if current:
+        batches.append(_batch(shared, current))
+    return batches
+
+
+def _batch(shared: Any, items: list[Any]) -> dict[str, Any]:
+    return {"Items": items} if shared is None else {"BatchInput": shared, "Items": items}
 
 
 def _item_input(

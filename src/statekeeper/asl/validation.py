@@ -334,6 +334,91 @@ def _map(state: dict[str, Any], at: str, language: str, found: list[Problem]) ->
         found.append(Problem(
             f"{at}/ToleratedFailurePercentage", "ToleratedFailurePercentage is from 0 to 100"
         ))  # fmt: skip
+    _distributed(state, at, processors[0], found)
+
+
+_READERS = {"arn:aws:states:::s3:getObject", "arn:aws:states:::s3:listObjectsV2"}
+_INPUT_TYPES = {"CSV", "JSON", "JSONL", "MANIFEST", "PARQUET"}
+
+
+def _distributed(state: dict[str, Any], at: str, processor: str, found: list[Problem]) -> None:
+    """ProcessorConfig, and the fields of a distributed Map: ItemReader, ItemBatcher,
+    ResultWriter (their shapes; what runs them is the interpreter's business)."""
+    config = state[processor].get("ProcessorConfig") if isinstance(state[processor], dict) else None
+    mode = "INLINE"
+    if config is not None:
+        where = f"{at}/{processor}/ProcessorConfig"
+        if not isinstance(config, dict):
+            found.append(Problem(where, "ProcessorConfig must be an object"))
+            config = {}
+        mode = config.get("Mode", "INLINE")
+        if mode not in ("INLINE", "DISTRIBUTED"):
+            found.append(Problem(f"{where}/Mode", "Mode is INLINE or DISTRIBUTED"))
+        kind = config.get("ExecutionType")
+        if kind is not None and kind not in ("STANDARD", "EXPRESS"):
+            found.append(Problem(f"{where}/ExecutionType", "ExecutionType is STANDARD or EXPRESS"))
+        if mode == "DISTRIBUTED" and kind is None:
+            found.append(Problem(where, "a DISTRIBUTED Map names its ExecutionType"))
+    for field in ("ItemReader", "ItemBatcher", "ResultWriter"):
+        if field in state and mode != "DISTRIBUTED":
+            found.append(
+                Problem(f"{at}/{field}", f"{field} needs ProcessorConfig Mode DISTRIBUTED")
+            )
+    if "ItemReader" in state:
+        _item_reader(state["ItemReader"], f"{at}/ItemReader", found)
+    if "ItemBatcher" in state:
+        _item_batcher(state["ItemBatcher"], f"{at}/ItemBatcher", found)
+    if "ResultWriter" in state:
+        writer = state["ResultWriter"]
+        if not isinstance(writer, dict):
+            found.append(Problem(f"{at}/ResultWriter", "ResultWriter must be an object"))
+        elif "Resource" in writer and writer["Resource"] != "arn:aws:states:::s3:putObject":
+            found.append(Problem(
+                f"{at}/ResultWriter/Resource",
+                "ResultWriter's Resource is arn:aws:states:::s3:putObject",
+            ))  # fmt: skip
+
+
+def _item_reader(reader: Any, at: str, found: list[Problem]) -> None:
+    if not isinstance(reader, dict):
+        found.append(Problem(at, "ItemReader must be an object"))
+        return
+    if reader.get("Resource") not in _READERS:
+        found.append(Problem(
+            f"{at}/Resource", "ItemReader's Resource is one of " + ", ".join(sorted(_READERS))
+        ))  # fmt: skip
+    config = reader.get("ReaderConfig", {})
+    if not isinstance(config, dict):
+        found.append(Problem(f"{at}/ReaderConfig", "ReaderConfig must be an object"))
+        return
+    if "InputType" in config and config["InputType"] not in _INPUT_TYPES:
+        found.append(Problem(
+            f"{at}/ReaderConfig/InputType", "InputType is one of " + ", ".join(sorted(_INPUT_TYPES))
+        ))  # fmt: skip
+    if "MaxItems" in config and not _jsonata_or(config["MaxItems"], _positive_int):
+        found.append(Problem(f"{at}/ReaderConfig/MaxItems", "MaxItems is a positive integer"))
+    if "MaxItems" in config and "MaxItemsPath" in config:
+        found.append(Problem(f"{at}/ReaderConfig", "MaxItems and MaxItemsPath exclude each other"))
+
+
+def _item_batcher(batcher: Any, at: str, found: list[Problem]) -> None:
+    if not isinstance(batcher, dict):
+        found.append(Problem(at, "ItemBatcher must be an object"))
+        return
+    limits = [f for f in ("MaxItemsPerBatch", "MaxInputBytesPerBatch") if f in batcher]
+    paths = [f for f in ("MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath") if f in batcher]
+    if not limits and not paths:
+        found.append(Problem(at, "ItemBatcher sets MaxItemsPerBatch or MaxInputBytesPerBatch"))
+    for field in limits:
+        if not _jsonata_or(batcher[field], _positive_int):
+            found.append(Problem(f"{at}/{field}", f"{field} is a positive integer"))
+    for field in paths:
+        if field[:-4] in batcher:
+            found.append(Problem(at, f"{field[:-4]} and {field} exclude each other"))
+        elif isinstance(batcher[field], str) and (problem := path_problem(batcher[field])):
+            found.append(Problem(f"{at}/{field}", problem))
+    if "BatchInput" in batcher and not isinstance(batcher["BatchInput"], dict):
+        found.append(Problem(f"{at}/BatchInput", "BatchInput must be an object"))
 
 
 def _handlers(

@@ -58,7 +58,7 @@ class MachineOps(Operations):
         bounds = {"namespace": namespace, "kind": kind, "low": prefix, "high": prefix + _END}
         if newest_first:
             statement = self._bind(
-                "sm_list_back", **bounds, before=_END if after is None else after, limit=limit
+                "sm_list_back", **bounds, below=_END if after is None else after, limit=limit
             )
         else:
             statement = self._bind("sm_list", **bounds, after=after or "", limit=limit)

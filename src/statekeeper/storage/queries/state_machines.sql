@@ -26,10 +26,10 @@ ORDER BY name
 LIMIT :limit;
 
 -- name: sm_list_back
--- The same, newest name first (versions: highest number first), before ``before``.
+-- The same, newest name first (versions: highest number first), before ``below``.
 SELECT name, doc, created_at FROM sk_state_machines
 WHERE namespace = :namespace AND kind = :kind AND name >= :low AND name < :high
-  AND name < :before
+  AND name < :below
 ORDER BY name DESC
 LIMIT :limit;
 
