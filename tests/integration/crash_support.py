@@ -51,10 +51,13 @@ async def kill_workers_until(
     seed: int,
     limit: float,
     extra: dict[str, str] | None = None,
+    worker: list[str] = WORKER,
+    killed: list[int] | None = None,
 ) -> tuple[list[subprocess.Popen[bytes]], int]:
-    """Run 3 workers; every ~0.5 s, until ``finished()``, SIGKILL a random one and start
-    it again. The workers still running, and how many kills there were."""
-    workers = [start(WORKER, schema, extra) for _ in range(3)]
+    """Run 3 workers (the command ``worker``); every ~0.5 s, until ``finished()``,
+    SIGKILL a random one (its pid appended to ``killed``) and start it again. The
+    workers still running, and how many kills there were."""
+    workers = [start(worker, schema, extra) for _ in range(3)]
     processes.extend(workers)
     rng = random.Random(seed)
     kills = 0
@@ -67,7 +70,9 @@ async def kill_workers_until(
         workers[victim].send_signal(signal.SIGKILL)
         workers[victim].wait()
         kills += 1
-        workers[victim] = start(WORKER, schema, extra)
+        if killed is not None:
+            killed.append(workers[victim].pid)
+        workers[victim] = start(worker, schema, extra)
         processes.append(workers[victim])
     return workers, kills
 
