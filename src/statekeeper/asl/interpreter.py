@@ -542,57 +542,37 @@ class Execution:
                 "entered": entered,
             }
 
-        plan = await self.host.transition(name, prepare)
-        call = TaskCall(
-            name, state["Resource"], plan["payload"], plan["timeout"], plan["heartbeat"], token
-        )
+        resource = state["Resource"]
 
         def failed(error: StatesError) -> None:
-            shown = {"error": error.error, "resource": call.resource}
+            shown = {"error": error.error, "resource": resource}
             if error.cause is not None:
                 shown["cause"] = error.cause
             self.history.add("TaskTimedOut" if error.error == TIMEOUT else "TaskFailed", **shown)
 
-        def succeeded(result: Any) -> Any:
-            self.history.add(
-                "TaskSucceeded",
-                resource=call.resource,
-                output=json.dumps(result, separators=(",", ":")),
-                outputDetails={"truncated": False},
+        async def submit() -> dict[str, Any]:
+            """Prepare the call and make it: the result, or (waiting for its token) None."""
+            plan = await prepare()
+            call = TaskCall(
+                name, resource, plan["payload"], plan["timeout"], plan["heartbeat"], token
             )
-            return result
-
-        async def invoke() -> Any:
-            self.history.add("TaskStarted", resource=call.resource)
+            self.history.add("TaskStarted", resource=resource)
             try:
-                result = await self.host.invoke(call)
+                plan["result"] = await self.host.invoke(call)
             except StatesError as error:
                 failed(error)
                 raise
             if token is not None:
-                self.history.add("TaskSubmitted", resource=call.resource)
-                return None
-            return succeeded(result)
+                self.history.add("TaskSubmitted", resource=resource)
+            return plan
 
-        result = await self.host.transition(name, invoke)
-        if token is not None:
-            try:
-                result = await self.host.token_result(token, plan["timeout"])
-            except StatesError as error:
-
-                async def failure(error: StatesError = error) -> None:
-                    failed(error)
-                    raise error
-
-                await self.host.transition(name, failure)
-            else:
-
-                async def success(result: Any = result) -> Any:
-                    return succeeded(result)
-
-                result = await self.host.transition(name, success)
-
-        async def finish() -> dict[str, Any]:
+        async def finish(plan: dict[str, Any], result: Any) -> dict[str, Any]:
+            self.history.add(
+                "TaskSucceeded",
+                resource=resource,
+                output=json.dumps(result, separators=(",", ":")),
+                outputDetails={"truncated": False},
+            )
             scope = Scope(self.context(name, self.host.now(), retries), frame.variables)
             try:
                 step = self.result(state, data, result, scope, language)
@@ -600,7 +580,29 @@ class Execution:
                 raise error.located(name, plan["entered"]) from None
             return self._exit(name, "Task", step, frame)
 
-        return _step(await self.host.transition(name, finish))
+        if token is None:  # one transition: a task that finished is never run again
+
+            async def whole() -> dict[str, Any]:
+                plan = await submit()
+                return await finish(plan, plan["result"])
+
+            return _step(await self.host.transition(name, whole))
+        submitted = await self.host.transition(name, submit)
+        try:
+            answer = await self.host.token_result(token, submitted["timeout"])
+        except StatesError as error:
+
+            async def failure(error: StatesError = error) -> None:
+                failed(error)
+                raise error
+
+            await self.host.transition(name, failure)
+            raise AssertionError("unreachable") from None
+
+        async def answered() -> dict[str, Any]:
+            return await finish(submitted, answer)
+
+        return _step(await self.host.transition(name, answered))
 
     def result(
         self, state: dict[str, Any], data: Any, result: Any, scope: Scope, language: str
