@@ -66,6 +66,11 @@ def callback_event(position: int) -> str:
     return f"{CALLBACK_EVENT_PREFIX}{position}"
 
 
+def heartbeat_event(event: str) -> str:
+    """Where a callback's last heartbeat is kept (a name no client can send)."""
+    return f"{event}:heartbeat"
+
+
 # Redis keys of the state cache. Every key of a namespace carries the namespace's
 # epoch: bumping the epoch drops the namespace's whole cache at once.
 def cache_epoch_key(namespace: str) -> str:

@@ -181,3 +181,53 @@ async def test_an_invalid_definition_is_refused_with_every_problem(app: App) -> 
         assert refused.details["problems"]
     else:
         raise AssertionError("an invalid definition was stored")
+
+
+async def test_a_late_heartbeat_times_the_task_out_and_a_timely_one_keeps_it_waiting(
+    app: App, clock: FakeClock
+) -> None:
+    app.workflows.secret = "a-test-secret-of-enough-length-000000"
+    tokens: list[str] = []
+
+    @app.task_function
+    def ask(event: dict[str, Any]) -> None:
+        tokens.append(event["token"])
+
+    await app.workflows.define(
+        "beating",
+        "asl",
+        {
+            "StartAt": "Ask",
+            "States": {
+                "Ask": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                    "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+                    "HeartbeatSeconds": 10,
+                    "TimeoutSeconds": 100,
+                    "Catch": [{"ErrorEquals": ["States.HeartbeatTimeout"], "Next": "Late"}],
+                    "End": True,
+                },
+                "Late": {"Type": "Pass", "Result": "late", "End": True},
+            },
+        },
+    )
+    kept = await app.workflows.start("beating", {})
+    await drive(app)
+    for _ in range(3):  # a heartbeat every 6 s keeps it waiting past 10 s
+        clock.advance(6)
+        await app.workflows.answer_callback(tokens[0], {"status": "heartbeat"})
+        await drive(app)
+        assert (await app.workflows.status(kept)).status == "waiting"
+    await app.workflows.answer_callback(tokens[0], {"status": "success", "data": "done"})
+    await drive(app)
+    assert (await app.workflows.status(kept)).output == "done"
+
+    late = await app.workflows.start("beating", {})
+    await drive(app)
+    clock.advance(6)
+    await app.workflows.answer_callback(tokens[1], {"status": "heartbeat"})
+    await drive(app)
+    clock.advance(11)  # 11 s since the last heartbeat
+    await drive(app)
+    assert (await app.workflows.status(late)).output == "late"

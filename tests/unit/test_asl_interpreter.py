@@ -359,3 +359,36 @@ def test_item_batcher_hands_each_iteration_a_batch_and_item_reader_is_refused() 
     reader = {**state, "ItemReader": {"Resource": "arn:aws:states:::s3:getObject"}}
     outcome, _ = run(machine(("M", reader)), [])
     assert outcome.error == "States.Runtime" and "ItemReader" in (outcome.cause or "")
+
+
+def test_in_memory_heartbeats_keep_a_token_task_waiting_until_one_is_late() -> None:
+    resources = Resources()
+    asked: asyncio.Queue[str] = asyncio.Queue()
+
+    async def ask(token: str) -> None:
+        await asked.put(token)
+
+    resources.function("ask", ask)
+    host = MemoryHost(resources.invoke)
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "ask", "Payload.$": "$$.Task.Token"},
+        "HeartbeatSeconds": 1,
+        "End": True,
+    }
+
+    async def scenario(beats: int) -> Outcome:
+        execution = Execution(machine(("Ask", task)), {}, host)
+        running = asyncio.ensure_future(execution.run())
+        token = await asyncio.wait_for(asked.get(), 5)
+        for _ in range(beats):
+            await asyncio.sleep(0.5)
+            assert host.beat(token)
+        if beats:
+            host.answer(token, "answered")
+        return await running
+
+    assert asyncio.run(scenario(3)).output == "answered"  # 1.5 s, a beat every 0.5 s
+    late = asyncio.run(scenario(0))
+    assert late.error == "States.HeartbeatTimeout"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from statekeeper.asl.failure import RUNTIME, TIMEOUT, StatesError
+from statekeeper.asl.failure import HEARTBEAT_TIMEOUT, RUNTIME, TIMEOUT, StatesError
 from statekeeper.asl.tasks import TaskCall
 
 
@@ -47,9 +47,10 @@ class Host(Protocol):
         """A task token for a ``.waitForTaskToken`` task (valid for ``timeout`` s)."""
         ...
 
-    async def token_result(self, token: str, timeout: float | None) -> Any:
+    async def token_result(self, token: str, timeout: float | None, heartbeat: float | None) -> Any:
         """The output sent for ``token`` (SendTaskSuccess); StatesError for a failure
-        sent (SendTaskFailure) or ``States.Timeout`` when none came in time."""
+        sent (SendTaskFailure), ``States.Timeout`` when none came in ``timeout`` s, or
+        ``States.HeartbeatTimeout`` when no heartbeat came for ``heartbeat`` s."""
         ...
 
 
@@ -80,6 +81,7 @@ class MemoryHost:
         self._invoke = invoke
         self._clock = clock
         self._tokens: dict[str, asyncio.Future[Any]] = {}
+        self._beats: dict[str, float] = {}  # when each token last beat (event-loop time)
 
     def now(self) -> float:
         return self._clock() if self._clock is not None else time.time()
@@ -105,14 +107,38 @@ class MemoryHost:
         self._tokens[token] = asyncio.get_running_loop().create_future()
         return token
 
-    async def token_result(self, token: str, timeout: float | None) -> Any:
+    async def token_result(self, token: str, timeout: float | None, heartbeat: float | None) -> Any:
         waiting = self._tokens[token]
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        self._beats[token] = loop.time()
         try:
-            return await asyncio.wait_for(asyncio.shield(waiting), timeout)
-        except TimeoutError:
-            raise StatesError(TIMEOUT, "The task token was not answered in time") from None
+            while True:
+                limits = [] if end is None else [end - loop.time()]
+                if heartbeat is not None:
+                    limits.append(self._beats[token] + heartbeat - loop.time())
+                wait = min(limits) if limits else None
+                try:
+                    return await asyncio.wait_for(asyncio.shield(waiting), wait)
+                except TimeoutError:
+                    if end is not None and loop.time() >= end:
+                        raise StatesError(
+                            TIMEOUT, "The task token was not answered in time"
+                        ) from None
+                    if heartbeat is not None and loop.time() >= self._beats[token] + heartbeat:
+                        raise StatesError(
+                            HEARTBEAT_TIMEOUT, f"No heartbeat came within {heartbeat:g} seconds"
+                        ) from None
         finally:
             self._tokens.pop(token, None)
+            self._beats.pop(token, None)
+
+    def beat(self, token: str) -> bool:
+        """SendTaskHeartbeat; False if no task waits for ``token``."""
+        if token not in self._tokens:
+            return False
+        self._beats[token] = asyncio.get_running_loop().time()
+        return True
 
     def answer(self, token: str, output: Any = None, error: StatesError | None = None) -> bool:
         """SendTaskSuccess (``output``) or SendTaskFailure (``error``); False if no task

@@ -30,6 +30,7 @@ from statekeeper.asl import branches, choice, dataflow, history
 from statekeeper.asl.dataflow import Scope, Variables
 from statekeeper.asl.expressions import is_expression, type_cause
 from statekeeper.asl.failure import (
+    HEARTBEAT_TIMEOUT,
     MAX_PAYLOAD,
     NO_CHOICE,
     QUERY,
@@ -548,7 +549,8 @@ class Execution:
             shown = {"error": error.error, "resource": resource}
             if error.cause is not None:
                 shown["cause"] = error.cause
-            self.history.add("TaskTimedOut" if error.error == TIMEOUT else "TaskFailed", **shown)
+            timed_out = error.error in (TIMEOUT, HEARTBEAT_TIMEOUT)
+            self.history.add("TaskTimedOut" if timed_out else "TaskFailed", **shown)
 
         async def submit() -> dict[str, Any]:
             """Prepare the call and make it: the result, or (waiting for its token) None."""
@@ -589,7 +591,9 @@ class Execution:
             return _step(await self.host.transition(name, whole))
         submitted = await self.host.transition(name, submit)
         try:
-            answer = await self.host.token_result(token, submitted["timeout"])
+            answer = await self.host.token_result(
+                token, submitted["timeout"], submitted["heartbeat"]
+            )
         except StatesError as error:
 
             async def failure(error: StatesError = error) -> None:

@@ -315,7 +315,7 @@ class _Host(MemoryHost):
             return await super().invoke(call)
         return None if call.waits_for_token else self._mock()
 
-    async def token_result(self, token: str, timeout: float | None) -> Any:
+    async def token_result(self, token: str, timeout: float | None, heartbeat: float | None) -> Any:
         return self._mock()
 
 

@@ -17,13 +17,14 @@ bounds them from above; in memory they run at the same time).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.asl import validation
 from statekeeper.asl.arns import Arns
-from statekeeper.asl.failure import RUNTIME, TIMEOUT, StatesError
+from statekeeper.asl.failure import HEARTBEAT_TIMEOUT, RUNTIME, TIMEOUT, StatesError
 from statekeeper.asl.history import History
 from statekeeper.asl.interpreter import TIMED_OUT_CAUSE, Execution, Machine
 from statekeeper.asl.tasks import TaskCall
@@ -109,14 +110,37 @@ class WorkflowHost:
         self._callbacks[callback.token] = callback
         return callback.token
 
-    async def token_result(self, token: str, timeout: float | None) -> Any:
+    async def token_result(self, token: str, timeout: float | None, heartbeat: float | None) -> Any:
         callback = self._callbacks.pop(token)
         try:
-            return await callback.result()
+            if heartbeat is None:
+                return await callback.result()
+            return await self._beating(callback, timeout, heartbeat)
         except CallbackFailed as failed:
             raise StatesError(failed.error.type, failed.error.message or None) from None
         except EventTimeout:
             raise StatesError(TIMEOUT, "The task token was not answered in time") from None
+
+    async def _beating(self, callback: Callback, timeout: float | None, heartbeat: float) -> Any:
+        """The answer, while heartbeats come at most ``heartbeat`` s apart (counted from
+        the start of the wait); States.HeartbeatTimeout when one is late."""
+        since = await self._ctx.now()
+        end = None if timeout is None else since + timeout
+        while True:
+            now = await self._ctx.now()
+            if end is not None and now >= end:
+                raise EventTimeout("the task token was not answered in time")
+            wait = since + heartbeat - now
+            if wait <= 0:  # no heartbeat since ``since`` is late, unless one came since
+                beat = await callback.last_heartbeat()
+                if beat is None or beat <= since or beat + heartbeat <= now:
+                    raise StatesError(
+                        HEARTBEAT_TIMEOUT, f"No heartbeat came within {heartbeat:g} seconds"
+                    )
+                since = beat
+                continue
+            with contextlib.suppress(EventTimeout):  # then look for a heartbeat
+                return await callback.result_within(wait if end is None else min(wait, end - now))
 
 
 def _check(definition: Any) -> None:

@@ -196,7 +196,7 @@ class CallbackAnswer(BaseModel):
 
 
 class CallbackAccepted(Reply):
-    """A callback answer taken (a heartbeat changes nothing)."""
+    """A callback answer taken (a heartbeat is recorded: ``cb.last_heartbeat()``)."""
 
     accepted: Literal["success", "failure", "heartbeat"] = Field(description="The answer's status.")
 

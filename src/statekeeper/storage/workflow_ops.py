@@ -157,6 +157,20 @@ class WorkflowOps(Operations):
         row = await self._db.run_read(statement, f"cannot read events of {id!r}", "row")
         return (False, None) if row is None else (True, row[0])
 
+    async def heartbeat(self, namespace: str, id: str, event: str, now: float) -> bool:
+        """Record that ``event`` (a callback's heartbeat) beat at ``now``; False if the
+        workflow has finished or does not exist."""
+        statement = self._bind("wf_heartbeat", namespace=namespace, id=id, event=event, now=now)
+        return bool(
+            await self._db.run_write(statement, f"cannot record a heartbeat of {id!r}", "found")
+        )
+
+    async def event_received(self, namespace: str, id: str, event: str) -> float | None:
+        """When ``event`` was received (last, for a heartbeat); None if it was not."""
+        statement = self._bind("wf_event_received", namespace=namespace, id=id, event=event)
+        found = await self._db.run_read(statement, f"cannot read events of {id!r}", "first")
+        return None if found is None else float(found)
+
     async def cancel(self, namespace: str, id: str, now: float) -> str | None:
         statement = self._bind("wf_cancel", now=now, namespace=namespace, id=id)
         state: str | None = await self._db.run_write(statement, f"cannot cancel {id!r}", "first")

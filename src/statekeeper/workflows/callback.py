@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from statekeeper.constants import heartbeat_event
 from statekeeper.errors import ErrorRecord
 from statekeeper.workflows.signals import CallbackFailed
 
@@ -34,9 +35,31 @@ class Callback:
 
     async def result(self) -> Any:
         answer = await self._ctx._wait(self._event, self._timeout, self._waits)
-        if not isinstance(answer, dict) or answer.get("status") != "success":
-            raise CallbackFailed(failure_answer(answer))
-        return answer.get("data")
+        return _data(answer)
+
+    async def result_within(self, seconds: float) -> Any:
+        """The answer if it comes within ``seconds`` (EventTimeout if not), waiting
+        durably; may be called again after an EventTimeout (each call is a new wait)."""
+        ctx = self._ctx
+        return _data(await ctx._wait(self._event, seconds, (ctx._next(), ctx._next())))
+
+    async def last_heartbeat(self) -> float | None:
+        """When the outside system last sent a heartbeat for this callback (``{"status":
+        "heartbeat"}``), journaled: the same on every replay; None if it never did."""
+        ctx = self._ctx
+        beat = heartbeat_event(self._event)
+
+        async def read() -> float | None:
+            return await ctx._backend.workflows.event_received(ctx.namespace, ctx.workflow_id, beat)
+
+        read.__statekeeper_name__ = "callback:last-heartbeat"  # type: ignore[attr-defined]
+        return await ctx.step(read)
+
+
+def _data(answer: Any) -> Any:
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        raise CallbackFailed(failure_answer(answer))
+    return answer.get("data")
 
 
 def failure_answer(answer: Any) -> ErrorRecord:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 from statekeeper.codec import decode_as, decode_value, result_type
-from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_STATUSES
+from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_STATUSES, heartbeat_event
 from statekeeper.errors import (
     CallbacksDisabled,
     ConfigurationError,
@@ -460,8 +460,11 @@ class Workflows:
         if target.namespace != self.namespace:
             raise InvalidToken()
         if status == "heartbeat":
-            run = await self.status(target.workflow_id)
-            if run.done:
+            beat = heartbeat_event(target.event)
+            if not await self._backend.workflows.heartbeat(
+                self.namespace, target.workflow_id, beat, self._clock()
+            ):
+                run = await self.status(target.workflow_id)
                 raise WorkflowFinished(
                     f"workflow {run.id!r} has finished ({run.status}): the callback is over",
                     id=run.id,

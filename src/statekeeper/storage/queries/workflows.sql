@@ -112,6 +112,23 @@ RETURNING name;
 UPDATE sk_workflows SET wake_at = :now, updated_at = :now
 WHERE namespace = :namespace AND id = :id AND status = 'waiting' AND waiting_for = :event;
 
+-- name: wf_heartbeat
+-- A callback's heartbeat: when it last beat, kept under the callback's event name with
+-- ':heartbeat' (a name no client can send), only for a workflow that has not finished.
+INSERT INTO sk_workflow_events (namespace, workflow_id, name, data, received_at)
+SELECT :namespace, :id, :event, NULL, :now
+WHERE EXISTS (
+    SELECT 1 FROM sk_workflows
+    WHERE namespace = :namespace AND id = :id
+      AND status IN ('pending', 'running', 'sleeping', 'waiting')
+)
+ON CONFLICT (namespace, workflow_id, name) DO UPDATE SET received_at = excluded.received_at
+RETURNING name;
+
+-- name: wf_event_received
+SELECT received_at FROM sk_workflow_events
+WHERE namespace = :namespace AND workflow_id = :id AND name = :event;
+
 -- name: wf_event_get
 SELECT data FROM sk_workflow_events
 WHERE namespace = :namespace AND workflow_id = :id AND name = :event;
