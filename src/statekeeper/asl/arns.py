@@ -18,6 +18,7 @@ from statekeeper.constants import ENV_AWS_ACCOUNT, ENV_AWS_REGION
 
 MACHINE, VERSION, ALIAS = "machine", "version", "alias"
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+VERSION_NUMBER = re.compile(r"^[1-9][0-9]{0,9}$")  # ASCII digits: int() takes any digits
 
 
 class SfnError(Exception):
@@ -55,20 +56,29 @@ class Arns:
         return f"{self._prefix}execution:{machine}:{name}"
 
     def parse(self, arn: Any, field: str = "stateMachineArn") -> Arn:
-        """The parts of ``arn``; InvalidArn naming ``field`` if it is not one of ours."""
+        """The parts of ``arn``; InvalidArn naming ``field`` if it is not one of ours
+        (an ARN of another partition, region or account names the difference)."""
         if not isinstance(arn, str) or not arn.startswith("arn:"):
             raise SfnError("InvalidArn", f"Invalid Arn: '{shown(arn)}' ({field})")
         parts = arn.split(":")
         if len(parts) < 7 or parts[2] != "states":
             raise SfnError("InvalidArn", f"Invalid Arn: '{shown(arn)}' ({field})")
+        place = (parts[1], parts[3], parts[4])
+        if place != ("aws", self.region, self.account):
+            raise SfnError(
+                "InvalidArn",
+                f"Invalid Arn: '{shown(arn)}' ({field}): it names partition '{shown(parts[1])}', "
+                f"region '{shown(parts[3])}' and account '{shown(parts[4])}'; this service is "
+                f"partition 'aws', region '{self.region}', account '{self.account}'",
+            )
         kind, rest = parts[5], parts[6:]
         if kind == "stateMachine" and len(rest) in (1, 2) and NAME.match(rest[0]):
             if len(rest) == 1:
                 return Arn(MACHINE, rest[0])
             qualifier = rest[1]
-            if qualifier.isdigit() and not qualifier.startswith("0"):
+            if VERSION_NUMBER.match(qualifier):
                 return Arn(VERSION, rest[0], qualifier)
-            if NAME.match(qualifier):
+            if NAME.match(qualifier) and not qualifier.isdigit():  # an alias is not a number
                 return Arn(ALIAS, rest[0], qualifier)
         if kind == "execution" and len(rest) == 2 and NAME.match(rest[0]) and NAME.match(rest[1]):
             return Arn("execution", rest[0], rest[1])

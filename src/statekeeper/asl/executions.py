@@ -10,21 +10,30 @@ input, or once it has ended, it is ExecutionAlreadyExists.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import binascii
 import contextlib
 import json
+import math
+import re
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.asl.arns import ALIAS, MACHINE, NAME, VERSION, SfnError, execution_id, shown
-from statekeeper.asl.failure import MAX_PAYLOAD
+from statekeeper.asl.failure import MAX_PAYLOAD, RUNTIME, TIMEOUT, StatesError
 from statekeeper.asl.host import MemoryHost
-from statekeeper.asl.interpreter import Execution, Machine
+from statekeeper.asl.interpreter import Execution, Machine, Outcome
 from statekeeper.asl.machines import StateMachines
+from statekeeper.asl.tasks import TaskCall
 from statekeeper.asl.workflow import execution_events, outcome_of, pinned_input, unpinned
+from statekeeper.codec import decode_json
 from statekeeper.constants import WORKFLOW_ACTIVE
 from statekeeper.errors import (
     DuplicateEvent,
+    MalformedJSON,
     StatekeeperError,
     WorkflowConflict,
     WorkflowFinished,
@@ -40,6 +49,10 @@ STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _WORKFLOW_STATUS = {"SUCCEEDED": ["succeeded"], "FAILED": ["failed", "compensated"],
                     "TIMED_OUT": ["timed_out"], "ABORTED": ["cancelled"],
                     "RUNNING": list(WORKFLOW_ACTIVE)}  # fmt: skip
+SYNC_TIME_LIMIT = 300.0  # seconds an Express execution may run (StartSyncExecution), as on AWS
+YIELD_AFTER = 0.01  # seconds an Express execution runs before it lets others run
+MAX_TOKEN = 1024  # characters of a nextToken
+_OFFSET = re.compile(r"^[0-9]{1,9}$")
 
 
 class Executions:
@@ -52,9 +65,7 @@ class Executions:
 
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
         parsed, workflow, _ = await self.machines.resolve(request.get("stateMachineArn"))
-        name = request.get("name") or uuid.uuid4().hex
-        if not isinstance(name, str) or not NAME.match(name):
-            raise SfnError("InvalidName", f"Invalid Name: '{shown(name)}'")
+        name = _name(request)
         input = _input(request.get("input"))
         id = execution_id(parsed.machine, name)
         try:
@@ -88,16 +99,15 @@ class Executions:
                 "StateMachineTypeNotSupported",
                 "StartSyncExecution runs EXPRESS state machines only",
             )
-        name = request.get("name") or uuid.uuid4().hex
-        if not isinstance(name, str) or not NAME.match(name):
-            raise SfnError("InvalidName", f"Invalid Name: '{shown(name)}'")
+        name = _name(request)
         input = _input(request.get("input"))
-        host = MemoryHost(self.app.task_functions.invoke)
+        host = _SyncHost(self.app.task_functions.invoke)
         machine_arn = self.arns.machine(parsed.machine)
         arn = self.arns.execution(parsed.machine, name)
         names = Machine(parsed.machine, machine_arn, name, arn, record.get("roleArn") or "")
         started = self.app.clock()
-        outcome = await Execution(definition, input, host, names, started=started).run()
+        execution = Execution(definition, input, host, names, started=started)
+        outcome = await _run_sync(execution.run)
         answer: dict[str, Any] = {
             "executionArn": arn, "stateMachineArn": machine_arn, "name": name,
             "startDate": started, "stopDate": self.app.clock(), "status": outcome.status,
@@ -154,9 +164,9 @@ class Executions:
         return answer
 
     async def list(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed, workflow, _ = await self.machines.resolve(request.get("stateMachineArn"))
-        if parsed.kind == ALIAS:
+        if self.arns.parse(request.get("stateMachineArn")).kind == ALIAS:  # resolve() routes it
             raise SfnError("ValidationException", "list the executions of a machine or a version")
+        parsed, workflow, _ = await self.machines.resolve(request.get("stateMachineArn"))
         wanted = request.get("statusFilter")
         if wanted is not None and wanted not in STATUSES:
             raise SfnError("ValidationException", f"statusFilter is one of {', '.join(STATUSES)}")
@@ -193,6 +203,7 @@ class Executions:
         return answer
 
     async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
+        _error_and_cause(request)
         _, id, status = await self._status(request.get("executionArn"))
         if not status.done:
             with contextlib.suppress(WorkflowFinished):  # it ended in between
@@ -200,6 +211,9 @@ class Executions:
         return {"stopDate": self.app.clock()}
 
     async def history(self, request: dict[str, Any]) -> dict[str, Any]:
+        for flag in ("includeExecutionData", "reverseOrder"):
+            if not isinstance(request.get(flag, False), bool):
+                raise SfnError("ValidationException", f"{flag} is true or false")
         _, id, status = await self._status(request.get("executionArn"))
         events = await execution_events(self.app.workflows, id)
         if status.status == "cancelled":
@@ -265,18 +279,14 @@ class Executions:
         if not isinstance(output, str) or len(output.encode()) > MAX_PAYLOAD:
             raise SfnError("InvalidOutput", "output is JSON text of at most 256 KiB")
         try:
-            data = json.loads(output)
-        except ValueError:
-            raise SfnError("InvalidOutput", "Invalid Output: the output is not JSON") from None
+            data = decode_json(output.encode(), "the output")
+        except MalformedJSON as error:
+            raise SfnError("InvalidOutput", f"Invalid Output: {error.message}") from None
         await self._answer(request.get("taskToken"), {"status": "success", "data": data})
         return {}
 
     async def send_failure(self, request: dict[str, Any]) -> dict[str, Any]:
-        error, cause = request.get("error"), request.get("cause")
-        if error is not None and (not isinstance(error, str) or len(error) > 256):
-            raise SfnError("ValidationException", "error is a string of at most 256 characters")
-        if cause is not None and (not isinstance(cause, str) or len(cause) > 32768):
-            raise SfnError("ValidationException", "cause is a string of at most 32768 characters")
+        error, cause = _error_and_cause(request)
         answer = {"status": "failure", "error": error or "", "cause": cause or ""}
         await self._answer(request.get("taskToken"), answer)
         return {}
@@ -302,6 +312,19 @@ class Executions:
             raise SfnError("InvalidToken", f"Invalid Token: {error.message}") from None
 
 
+def _name(request: dict[str, Any]) -> str:
+    """The execution's name: given (1-80 letters, digits, '-' or '_'), or a new one."""
+    name = request.get("name")
+    if name is None:
+        return uuid.uuid4().hex
+    if not isinstance(name, str) or not NAME.match(name):
+        raise SfnError(
+            "InvalidName",
+            f"Invalid Name: '{shown(name)}': an execution name is 1-80 letters, digits, '-' or '_'",
+        )
+    return name
+
+
 def _input(given: Any) -> Any:
     if given is None:
         return {}
@@ -309,37 +332,102 @@ def _input(given: Any) -> Any:
         raise SfnError(
             "InvalidExecutionInput", "Invalid Execution Input: JSON text of at most 256 KiB"
         )
-    try:
-        return json.loads(given)
-    except ValueError as error:
-        raise SfnError("InvalidExecutionInput", f"Invalid Execution Input: {error}") from None
+    try:  # strictly: no NaN, lone surrogate or nesting a journal could not store
+        return decode_json(given.encode(), "the input")
+    except MalformedJSON as error:
+        raise SfnError(
+            "InvalidExecutionInput", f"Invalid Execution Input: {error.message}"
+        ) from None
+
+
+def _error_and_cause(request: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The ``error`` and ``cause`` of SendTaskFailure or StopExecution, checked."""
+    error, cause = request.get("error"), request.get("cause")
+    if error is not None and (not isinstance(error, str) or len(error) > 256):
+        raise SfnError("ValidationException", "error is a string of at most 256 characters")
+    if cause is not None and (not isinstance(cause, str) or len(cause) > 32768):
+        raise SfnError("ValidationException", "cause is a string of at most 32768 characters")
+    return error, cause
 
 
 def _token(created_at: float, id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at, id]).encode()).decode()
 
 
+def _invalid_token() -> SfnError:
+    return SfnError("InvalidToken", "Invalid Token: the nextToken is not one this service gave")
+
+
+def _decoded(token: Any) -> str:
+    """The text inside a nextToken (URL-safe base64 of what ``_token`` or ``history``
+    wrote); InvalidToken for anything else."""
+    if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN:
+        raise _invalid_token()
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
+    except (ValueError, binascii.Error):  # UnicodeError is a ValueError
+        raise _invalid_token() from None
+
+
 def _cursor(token: Any) -> tuple[float, str]:
     if token is None:
         return (float("inf"), "")
     try:
-        created_at, id = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        return float(created_at), str(id)
-    except (ValueError, TypeError):
-        raise SfnError(
-            "InvalidToken", "Invalid Token: the nextToken is not one this service gave"
-        ) from None
+        created_at, id = json.loads(_decoded(token))
+    except (ValueError, TypeError, RecursionError):
+        raise _invalid_token() from None
+    if (
+        isinstance(created_at, bool)
+        or not isinstance(created_at, int | float)
+        or not math.isfinite(created_at)
+        or not isinstance(id, str)
+    ):
+        raise _invalid_token()
+    return float(created_at), id
 
 
 def _offset(token: Any) -> int:
     if token is None:
         return 0
+    text = _decoded(token)
+    if not _OFFSET.match(text):
+        raise _invalid_token()
+    return int(text)
+
+
+class _SyncHost(MemoryHost):
+    """In memory, for StartSyncExecution. A transition lets the event loop run the rest
+    of the process once the execution has held it for ``YIELD_AFTER`` seconds: a
+    machine looping through Pass states awaits nothing else, and would hold it (every
+    request, every execution) for ever. A fault of the interpreter fails the execution
+    with States.Runtime, as it does a durable one."""
+
+    def __init__(self, invoke: Callable[[TaskCall], Awaitable[Any]] | None) -> None:
+        super().__init__(invoke)
+        self._held_since = time.monotonic()
+
+    async def transition(self, label: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        if time.monotonic() - self._held_since > YIELD_AFTER:
+            await asyncio.sleep(0)
+            self._held_since = time.monotonic()
+        try:
+            return await work()
+        except StatesError:
+            raise
+        except Exception as error:
+            raise StatesError(RUNTIME, f"{type(error).__name__}: {error}") from None
+
+
+async def _run_sync(run: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    """An Express execution's outcome: TIMED_OUT past SYNC_TIME_LIMIT, FAILED
+    (States.Runtime) if the interpreter recursed too deep."""
     try:
-        return max(0, int(base64.urlsafe_b64decode(str(token).encode()).decode()))
-    except (ValueError, TypeError):
-        raise SfnError(
-            "InvalidToken", "Invalid Token: the nextToken is not one this service gave"
-        ) from None
+        return await asyncio.wait_for(run(), SYNC_TIME_LIMIT)
+    except TimeoutError:
+        cause = f"The execution ran for more than {SYNC_TIME_LIMIT:g} seconds, an Express limit"
+        return Outcome("TIMED_OUT", error=TIMEOUT, cause=cause)
+    except RecursionError:
+        return Outcome("FAILED", error=RUNTIME, cause="the state machine nests too deeply to run")
 
 
 def _without_data(event: dict[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,16 @@ Errors are ``SfnError``s named as Step Functions names them (``InvalidDefinition
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.asl import validation
 from statekeeper.asl.arns import ALIAS, MACHINE, NAME, VERSION, Arn, Arns, SfnError, shown
+from statekeeper.asl.tasks import SYNC, WAIT_FOR_TOKEN
 from statekeeper.asl.workflow import KIND
+from statekeeper.codec import decode_json
+from statekeeper.errors import MalformedJSON
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -30,6 +34,11 @@ REVISION = "revision"  # a machine's definition as one Create or Update left it
 MAX_DEFINITION = 1024 * 1024  # bytes, as Step Functions allows
 MAX_TAGS = 50
 TYPES = ("STANDARD", "EXPRESS")
+_WAITING = (WAIT_FOR_TOKEN, SYNC, SYNC + ":2")  # integrations that wait for an answer
+_ARTICLES = {VERSION: "a", ALIAS: "an", "execution": "an"}
+CONFIGURATIONS = ("loggingConfiguration", "tracingConfiguration")
+# A page's nextToken is the name of the last record listed: a machine, or machine:version.
+_PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[0-9]{10})?$")
 
 
 def version_key(machine: str, number: int) -> str:
@@ -46,7 +55,8 @@ def check_name(name: Any, what: str = "state machine") -> str:
     if not isinstance(name, str) or not NAME.match(name):
         raise SfnError(
             "InvalidName",
-            f"Invalid Name: '{shown(name)}': a {what} name is 1-80 letters, digits, '-' or '_'",
+            f"Invalid Name: '{shown(name)}': {'an' if what[0] in 'aeiou' else 'a'} {what} name "
+            "is 1-80 letters, digits, '-' or '_'",
         )
     return name
 
@@ -60,12 +70,12 @@ def parse_definition(text: Any) -> dict[str, Any]:
         raise SfnError(
             "InvalidDefinition", f"Invalid State Machine Definition: over {MAX_DEFINITION} bytes"
         )
-    try:
-        definition = json.loads(text)
-    except ValueError as error:
+    try:  # strictly, within the nesting every value stored has (no RecursionError)
+        definition = decode_json(text.encode(), "the definition")
+    except MalformedJSON as error:
         raise SfnError(
             "InvalidDefinition",
-            f"Invalid State Machine Definition: 'INVALID_JSON_DESCRIPTION: {error}'",
+            f"Invalid State Machine Definition: 'INVALID_JSON_DESCRIPTION: {error.message}'",
         ) from None
     found = validation.problems(definition)
     if found:
@@ -75,6 +85,35 @@ def parse_definition(text: Any) -> dict[str, Any]:
         raise SfnError("InvalidDefinition", f"Invalid State Machine Definition: {shown}")
     assert isinstance(definition, dict)
     return definition
+
+
+def check_express(definition: dict[str, Any]) -> None:
+    """InvalidDefinition if an EXPRESS machine's ``definition`` has a Task that waits for
+    a task token or a job (``.waitForTaskToken``, ``.sync``): Express executions run
+    in memory, where no token can reach them, and AWS refuses them too."""
+    found: list[str] = []
+
+    def walk(machine: Any, where: str) -> None:
+        states = machine.get("States") if isinstance(machine, dict) else None
+        for name, state in (states or {}).items():
+            at = f"{where}/States/{name}"
+            resource = state.get("Resource")
+            if isinstance(resource, str) and resource.endswith(_WAITING):
+                found.append(
+                    "'SCHEMA_VALIDATION_FAILED: an EXPRESS state machine does not support "
+                    f"the .{resource.rsplit('.', 1)[-1]} integration at {at}/Resource'"
+                )
+            for index, branch in enumerate(state.get("Branches") or []):
+                walk(branch, f"{at}/Branches/{index}")
+            for processor in ("ItemProcessor", "Iterator"):
+                if processor in state:
+                    walk(state[processor], f"{at}/{processor}")
+
+    walk(definition, "")
+    if found:
+        raise SfnError(
+            "InvalidDefinition", f"Invalid State Machine Definition: {', '.join(found[:20])}"
+        )
 
 
 def tags_of(given: Any) -> dict[str, str]:
@@ -89,11 +128,17 @@ def tags_of(given: Any) -> dict[str, str]:
     for tag in given:
         key = tag.get("key") if isinstance(tag, dict) else None
         value = tag.get("value", "") if isinstance(tag, dict) else None
-        if not isinstance(key, str) or not 1 <= len(key) <= 128 or not isinstance(value, str):
+        if (
+            not isinstance(key, str)
+            or not 1 <= len(key) <= 128
+            or not isinstance(value, str)
+            or len(value) > 256
+        ):
             raise SfnError(
-                "ValidationException", 'a tag is {"key": 1-128 characters, "value": text}'
+                "ValidationException",
+                'a tag is {"key": 1-128 characters, "value": at most 256 characters}',
             )
-        tags[key] = value[:256]
+        tags[key] = value
     return tags
 
 
@@ -158,6 +203,9 @@ class StateMachines:
             raise SfnError(
                 "ValidationException", f"type must be STANDARD or EXPRESS, got {shown(kind)}"
             )
+        if kind == "EXPRESS":
+            check_express(definition)
+        publish = _publishing(request)  # checked before anything is stored
         now = self.app.clock()
         doc = {
             "definition": text,
@@ -165,9 +213,10 @@ class StateMachines:
             "type": kind,
             "description": _text(request.get("description", ""), "description"),
             "tags": tags_of(request.get("tags")),
-            "loggingConfiguration": request.get("loggingConfiguration")
+            "loggingConfiguration": _configuration(request, "loggingConfiguration")
             or {"level": "OFF", "includeExecutionData": False},
-            "tracingConfiguration": request.get("tracingConfiguration") or {"enabled": False},
+            "tracingConfiguration": _configuration(request, "tracingConfiguration")
+            or {"enabled": False},
             "revisionId": uuid.uuid4().hex,
             "updateDate": now,
         }
@@ -186,12 +235,9 @@ class StateMachines:
         await self._keep_revision(name, doc["revisionId"], str(text), now)
         await self.app.workflows.define(name, KIND, definition)
         answer: dict[str, Any] = {"stateMachineArn": self.arns.machine(name), "creationDate": now}
-        if request.get("publish"):
+        if publish is not None:
             published = await self.publish(
-                {
-                    "stateMachineArn": answer["stateMachineArn"],
-                    "description": request.get("versionDescription"),
-                }
+                {"stateMachineArn": answer["stateMachineArn"], "description": publish}
             )
             answer["stateMachineVersionArn"] = published["stateMachineVersionArn"]
         return answer
@@ -204,15 +250,19 @@ class StateMachines:
             )
         record = await self.record(parsed.machine)
         doc = {k: v for k, v in record.items() if k != "creationDate"}
-        if "definition" in request:
-            definition = parse_definition(request["definition"])
-            doc["definition"] = request["definition"]
-            await self.app.workflows.define(parsed.machine, KIND, definition)
+        # Every field is checked before anything changes: a bad one changes nothing.
+        definition = parse_definition(request["definition"]) if "definition" in request else None
+        if definition is not None and record["type"] == "EXPRESS":
+            check_express(definition)
         if "roleArn" in request:
             doc["roleArn"] = _text(request["roleArn"], "roleArn")
-        for field in ("loggingConfiguration", "tracingConfiguration"):
+        for field in CONFIGURATIONS:
             if field in request:
-                doc[field] = request[field]
+                doc[field] = _configuration(request, field) or record[field]
+        publish = _publishing(request)
+        if definition is not None:
+            doc["definition"] = request["definition"]
+            await self.app.workflows.define(parsed.machine, KIND, definition)
         doc["revisionId"] = uuid.uuid4().hex
         doc["updateDate"] = self.app.clock()
         await self._keep_revision(
@@ -220,12 +270,9 @@ class StateMachines:
         )
         await self._store.update(self._ns, MACHINE, parsed.machine, doc)
         answer: dict[str, Any] = {"updateDate": doc["updateDate"], "revisionId": doc["revisionId"]}
-        if request.get("publish"):
+        if publish is not None:
             published = await self.publish(
-                {
-                    "stateMachineArn": request["stateMachineArn"],
-                    "description": request.get("versionDescription"),
-                }
+                {"stateMachineArn": request["stateMachineArn"], "description": publish}
             )
             answer["stateMachineVersionArn"] = published["stateMachineVersionArn"]
         return answer
@@ -237,7 +284,7 @@ class StateMachines:
         await self._store.insert(self._ns, REVISION, f"{machine}:{revision}", doc, now)
 
     async def describe(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed = self.arns.parse(request.get("stateMachineArn"))
+        parsed = self._machine_arn(request.get("stateMachineArn"))
         record = await self.record(parsed.machine)
         answer = {
             "stateMachineArn": self.arns.machine(parsed.machine),
@@ -290,7 +337,7 @@ class StateMachines:
         return {"stateMachines": items, **_next(records, limit)}
 
     async def delete(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed = self.arns.parse(request.get("stateMachineArn"))
+        parsed = self._machine_arn(request.get("stateMachineArn"))
         if parsed.kind == VERSION:
             await self._store.delete(
                 self._ns, VERSION, version_key(parsed.machine, int(parsed.qualifier or 0))
@@ -304,10 +351,25 @@ class StateMachines:
         await self._store.delete_prefix(self._ns, REVISION, parsed.machine + ":")
         return {}
 
+    def _machine_arn(self, arn: Any, field: str = "stateMachineArn") -> Arn:
+        """``arn`` parsed: a machine's, a version's or an alias's, not an execution's."""
+        parsed = self.arns.parse(arn, field)
+        if parsed.kind == "execution":
+            raise SfnError(
+                "InvalidArn",
+                f"Invalid Arn: '{shown(arn)}' ({field}) is an execution, not a state machine",
+            )
+        return parsed
+
     # --- versions and aliases -------------------------------------------------------------
 
     async def publish(self, request: dict[str, Any]) -> dict[str, Any]:
         parsed = self.arns.parse(request.get("stateMachineArn"))
+        if parsed.kind != MACHINE:
+            raise SfnError(
+                "ValidationException",
+                "a version is published of a state machine (not of a version, alias or execution)",
+            )
         record = await self.record(parsed.machine)
         wanted = request.get("revisionId")
         if wanted is not None and wanted != record["revisionId"]:
@@ -342,7 +404,7 @@ class StateMachines:
         raise SfnError("ConflictException", "too many versions are being published at once")
 
     async def list_versions(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed = self.arns.parse(request.get("stateMachineArn"))
+        parsed = self._machine_arn(request.get("stateMachineArn"))
         await self.record(parsed.machine)
         limit, after = _page(request)
         records = await self._store.list(
@@ -434,9 +496,10 @@ class StateMachines:
     # --- tags -------------------------------------------------------------------------------
 
     async def tag(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed = self.arns.parse(request.get("resourceArn"), "resourceArn")
+        parsed = self._tagged(request.get("resourceArn"))
+        given = tags_of(request.get("tags"))
         record = await self.record(parsed.machine)
-        tags = {**record.get("tags", {}), **tags_of(request.get("tags"))}
+        tags = {**record.get("tags", {}), **given}
         if len(tags) > MAX_TAGS:
             raise SfnError("TooManyTags", f"a resource has at most {MAX_TAGS} tags")
         doc = {k: v for k, v in record.items() if k != "creationDate"}
@@ -444,18 +507,38 @@ class StateMachines:
         return {}
 
     async def untag(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed = self.arns.parse(request.get("resourceArn"), "resourceArn")
+        parsed = self._tagged(request.get("resourceArn"))
+        keys = request.get("tagKeys")
+        if (
+            not isinstance(keys, list)
+            or len(keys) > MAX_TAGS
+            or not all(isinstance(key, str) and 1 <= len(key) <= 128 for key in keys)
+        ):  # a string would be searched for substrings: "team" would remove tag "a"
+            raise SfnError(
+                "ValidationException", f"tagKeys is a list of at most {MAX_TAGS} tag keys"
+            )
         record = await self.record(parsed.machine)
-        keys = request.get("tagKeys") or []
         tags = {k: v for k, v in record.get("tags", {}).items() if k not in keys}
         doc = {k: v for k, v in record.items() if k != "creationDate"}
         await self._store.update(self._ns, MACHINE, parsed.machine, {**doc, "tags": tags})
         return {}
 
     async def list_tags(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed = self.arns.parse(request.get("resourceArn"), "resourceArn")
+        parsed = self._tagged(request.get("resourceArn"))
         record = await self.record(parsed.machine)
         return {"tags": [{"key": k, "value": v} for k, v in record.get("tags", {}).items()]}
+
+    def _tagged(self, arn: Any) -> Arn:
+        """The machine whose tags ``arn`` names: tags belong to a machine, not to its
+        versions, aliases or executions."""
+        parsed = self.arns.parse(arn, "resourceArn")
+        if parsed.kind != MACHINE:
+            raise SfnError(
+                "InvalidArn",
+                f"Invalid Arn: '{shown(arn)}' (resourceArn): tags belong to a state machine, "
+                f"not to {_ARTICLES[parsed.kind]} {parsed.kind}",
+            )
+        return parsed
 
 
 def _route(routing: list[dict[str, Any]]) -> int:
@@ -475,13 +558,31 @@ def _page(request: dict[str, Any]) -> tuple[int, str | None]:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
         raise SfnError("ValidationException", "maxResults is an integer from 1 to 1000")
     token = request.get("nextToken")
-    if token is not None and (not isinstance(token, str) or len(token) > 1024):
+    if token is not None and (not isinstance(token, str) or not _PAGE_TOKEN.match(token)):
         raise SfnError("InvalidToken", "Invalid Token: the nextToken is not one this service gave")
     return limit, token
 
 
 def _next(records: list[Any], limit: int) -> dict[str, Any]:
     return {"nextToken": records[limit - 1].name} if len(records) > limit else {}
+
+
+def _configuration(request: dict[str, Any], field: str) -> dict[str, Any] | None:
+    """``loggingConfiguration`` or ``tracingConfiguration``: an object (kept as given)."""
+    value = request.get(field)
+    if value is not None and (not isinstance(value, dict) or len(json.dumps(value)) > 4096):
+        raise SfnError("ValidationException", f"{field} is an object (of at most 4096 bytes)")
+    return value
+
+
+def _publishing(request: dict[str, Any]) -> str | None:
+    """The description of the version a Create or Update publishes (``publish``), or
+    None if it publishes none; checked before anything changes."""
+    publish = request.get("publish", False)
+    if not isinstance(publish, bool):
+        raise SfnError("ValidationException", f"publish is true or false, got {shown(publish)}")
+    description = _text(request.get("versionDescription") or "", "versionDescription", 256)
+    return description if publish else None
 
 
 def _text(value: Any, field: str, most: int = 2048) -> str:

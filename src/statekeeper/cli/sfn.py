@@ -27,7 +27,8 @@ from statekeeper.asl import graph, validation
 from statekeeper.asl.workflow import KIND, execution_events, outcome_of
 from statekeeper.cli.common import USAGE_EXIT, Settings, one_line, pass_settings, read_json, run
 from statekeeper.cli.output import echo_json
-from statekeeper.errors import ConfigurationError, InvalidDefinition, ValidationError
+from statekeeper.codec import decode_json
+from statekeeper.errors import ConfigurationError, InvalidDefinition, MalformedJSON, ValidationError
 from statekeeper.identifiers import check_workflow_id
 from statekeeper.workflows.runner import WorkflowRunner
 
@@ -39,17 +40,23 @@ def sfn() -> None:
     """State machines in the Amazon States Language: run, validate, graph."""
 
 
-def _definition(path: str) -> dict[str, Any]:
-    """The definition in file ``path`` (``-``: standard input), checked; a problem is
-    one line on stderr and exit 2."""
+def _read(path: str) -> Any:
+    """The JSON value in file ``path`` (``-``: standard input), decoded strictly (UTF-8,
+    nesting within the codec's limit); a problem is one line on stderr and exit 2."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as error:
         _usage(f"cannot read {path}: {error.strerror or error}")
     try:
-        definition = json.loads(text)
-    except ValueError as error:
-        _usage(f"{path} is not JSON: {error}")
+        return decode_json(data, "standard input" if path == "-" else path)
+    except MalformedJSON as error:
+        _usage(one_line(error.message))
+
+
+def _definition(path: str) -> dict[str, Any]:
+    """The definition in file ``path`` (``-``: standard input), checked; a problem is
+    one line on stderr and exit 2."""
+    definition = _read(path)
     try:
         validation.check(definition)
     except InvalidDefinition as invalid:
@@ -152,13 +159,7 @@ async def _execute(
 def sfn_validate(definition_path: str) -> None:
     """Check the definition in DEFINITION.json: print {"valid": true}, or every problem
     with where it is (a JSON Pointer) and exit 2."""
-    try:
-        text = sys.stdin.read() if definition_path == "-" else Path(definition_path).read_text()
-        definition = json.loads(text)
-    except OSError as error:
-        _usage(f"cannot read {definition_path}: {error.strerror or error}")
-    except ValueError as error:
-        _usage(f"{definition_path} is not JSON: {error}")
+    definition = _read(definition_path)
     found = validation.problems(definition)
     if not found:
         echo_json({"valid": True})

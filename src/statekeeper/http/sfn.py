@@ -24,9 +24,11 @@ from statekeeper.asl import teststate, validation
 from statekeeper.asl.arns import SfnError
 from statekeeper.asl.executions import Executions
 from statekeeper.asl.machines import StateMachines
+from statekeeper.codec import decode_json
 from statekeeper.constants import ENV_AWS_CREDENTIALS
 from statekeeper.errors import (
     InvalidDefinition,
+    MalformedJSON,
     NotFound,
     PayloadTooLarge,
     StatekeeperError,
@@ -124,17 +126,22 @@ class StepFunctionsRoutes:
         refused = self._refusal(request, raw)
         if refused is not None:
             return aws_error(403, "AccessDeniedException", refused)
-        target = request.headers.get("x-amz-target", "")
+        targets = request.headers.getlist("x-amz-target")
+        if len(targets) > 1:
+            return aws_error(
+                400, "UnknownOperationException", "the request names more than one X-Amz-Target"
+            )
+        target = targets[0] if targets else ""
         action = self.actions.get(target[len(PREFIX) :]) if target.startswith(PREFIX) else None
         if action is None:
             shown = target[:100] or "(none)"
             return aws_error(400, "UnknownOperationException", f"unknown operation {shown}")
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            return aws_error(400, "SerializationException", "the request body is not JSON")
+        try:  # strictly: no NaN, lone surrogate, BOM or nesting past the codec's limit
+            body = decode_json(raw or b"{}", "the request body")
+        except MalformedJSON as error:
+            return aws_error(400, "SerializationException", error.message)
         if not isinstance(body, dict):
-            return aws_error(400, "SerializationException", "the request body is a JSON object")
+            return aws_error(400, "SerializationException", "the request body is not a JSON object")
         try:
             answer = await action(body)
         except SfnError as error:
@@ -181,14 +188,16 @@ async def validate(request: dict[str, Any]) -> dict[str, Any]:
     text = request.get("definition")
     if not isinstance(text, str):
         raise SfnError("ValidationException", "definition is the definition as JSON text")
+    limit = request.get("maxResults") or 100
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise SfnError("ValidationException", "maxResults is an integer from 1 to 100")
     try:
-        definition = json.loads(text)
-    except ValueError as error:
+        definition = decode_json(text.encode(), "the definition")
+    except MalformedJSON as error:
         diagnostic = {"severity": "ERROR", "code": "INVALID_JSON_DESCRIPTION",
-                      "message": str(error), "location": "/"}  # fmt: skip
+                      "message": error.message, "location": "/"}  # fmt: skip
         return {"result": "FAIL", "diagnostics": [diagnostic], "truncated": False}
     found = validation.problems(definition)
-    limit = request.get("maxResults") or 100
     diagnostics = [
         {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": p.message,
          "location": p.where or "/"}

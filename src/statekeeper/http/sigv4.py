@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote
 from statekeeper.errors import ConfigurationError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+SERVICE = "states"  # the service AWS SDKs sign Step Functions requests for
 SKEW = 15 * 60  # seconds a signed request may be from now
 _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request\s*,"
@@ -64,13 +65,18 @@ def check(
     key, day, region, service, signed, signature = found.groups()
     secret = credentials.get(key)
     if secret is None:
-        return f"the access key id {key!r} is not one this service knows"
+        shown = key if len(key) <= 128 else key[:125] + "..."
+        return f"the access key id {shown!r} is not one this service knows"
+    if service != SERVICE:
+        return f"the request's credential is scoped to service {service[:64]!r}, not {SERVICE!r}"
     stamp = (values.get("x-amz-date") or [""])[0]
     try:
         moment = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
-        return "the request has no valid X-Amz-Date"
-    if not stamp.startswith(day) or abs(moment.timestamp() - now) > SKEW:
+        return "the request has no valid X-Amz-Date (YYYYMMDDTHHMMSSZ)"
+    if not stamp.startswith(day):
+        return f"the request's credential date {day} is not the day of its X-Amz-Date"
+    if abs(moment.timestamp() - now) > SKEW:
         return "the request's X-Amz-Date is more than 15 minutes from now"
     names = signed.split(";")
     if "host" not in names or any(name not in values for name in names):
