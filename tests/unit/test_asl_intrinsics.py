@@ -93,3 +93,12 @@ def test_any_text_parses_or_says_why(text: str) -> None:
         parse(text)
     except IntrinsicSyntaxError as error:
         assert 0 <= error.position <= len(text)
+
+
+def test_calls_nest_at_most_ten_deep() -> None:
+    from statekeeper.asl.intrinsics import IntrinsicSyntaxError, parse
+
+    ten = "States.Array(" * 10 + ")" * 10
+    assert parse(ten).name == "States.Array"
+    with pytest.raises(IntrinsicSyntaxError, match="nested at most 10 deep"):
+        parse("States.Array(" * 11 + ")" * 11)

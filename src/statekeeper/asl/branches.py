@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from statekeeper.asl.interpreter import Execution, Frame, Step
 
 JSONATA = "JSONata"
+INLINE_CONCURRENCY = 40  # iterations at a time of a Map without MaxConcurrency
 
 
 async def run(
@@ -140,8 +141,8 @@ async def _all(
     tolerated: tuple[int | None, float | None] | None,
     concurrent: bool,
 ) -> list[Any]:
-    """Run ``one(i)`` for each index, at most ``limit`` at a time (0: all at once;
-    one at a time where the host is not concurrent); the outputs in order."""
+    """Run ``one(i)`` for each index, at most ``limit`` at a time (0: 40; one at a
+    time where the host is not concurrent); the outputs in order."""
     results: list[Any] = [None] * count
     failures: list[StatesError] = []
 
@@ -166,22 +167,34 @@ async def _all(
                 outcome = error
             settle(index, outcome)
         return results
-    gate = asyncio.Semaphore(limit or count)
+    # At most ``limit`` at a time (INLINE_CONCURRENCY when it is 0, as AWS runs an inline
+    # Map): that many runners take the next index until none is left or one failed.
+    indexes = iter(range(count))
+    stopped: list[StatesError] = []
 
-    async def bounded(index: int) -> Any:
-        async with gate:
+    async def runner() -> None:
+        for index in indexes:
+            if stopped:
+                return
             try:
-                return await one(index)
+                outcome = await one(index)
             except StatesError as error:
-                return error
+                outcome = error
+            try:
+                settle(index, outcome)
+            except StatesError as error:
+                stopped.append(error)
 
-    tasks = [asyncio.ensure_future(bounded(index)) for index in range(count)]
+    runners = [
+        asyncio.ensure_future(runner()) for _ in range(min(limit or INLINE_CONCURRENCY, count))
+    ]
     try:
-        for index, task in enumerate(tasks):
-            settle(index, await task)
+        await asyncio.gather(*runners)
     finally:
-        for task in tasks:
+        for task in runners:
             task.cancel()
+    if stopped:
+        raise stopped[0]
     return results
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from statekeeper.asl import expressions, functions, jsonpath
+from statekeeper.asl import expressions, filters, functions, jsonpath
 from statekeeper.asl.failure import QUERY, RUNTIME, DataError, compact
 from statekeeper.asl.intrinsics import IntrinsicSyntaxError, is_call, parse
 
@@ -69,15 +69,19 @@ def select(text: str, data: Any, scope: Scope) -> Any:
     """The value at path ``text``; jsonpath.PathNotFound if there is none."""
     path = jsonpath.compile(text)
     if path.root == "$":
-        return path.select(data)
-    if path.root == "$$":
-        return path.select(scope.context)
-    found, value = scope.variables.lookup(path.root)
-    if not found:
-        raise DataError(
-            RUNTIME, f"The variable reference '${path.root}' does not refer to a variable."
-        )
-    return path.select(value)
+        root = data
+    elif path.root == "$$":
+        root = scope.context
+    else:
+        found, root = scope.variables.lookup(path.root)
+        if not found:
+            raise DataError(
+                RUNTIME, f"The variable reference '${path.root}' does not refer to a variable."
+            )
+    try:
+        return path.select(root)
+    except filters.RegexTimeout as slow:
+        raise DataError(RUNTIME, f"The JSONPath '{text}' could not be evaluated: {slow}") from None
 
 
 def input_path(text: str | None, data: Any, scope: Scope, field: str = "InputPath") -> Any:

@@ -17,17 +17,15 @@ import contextlib
 import json
 import math
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.asl.arns import ALIAS, MACHINE, NAME, VERSION, SfnError, execution_id, shown
-from statekeeper.asl.failure import MAX_PAYLOAD, RUNTIME, TIMEOUT, StatesError
+from statekeeper.asl.failure import MAX_PAYLOAD, RUNTIME, TIMEOUT
 from statekeeper.asl.host import MemoryHost
 from statekeeper.asl.interpreter import Execution, Machine, Outcome
 from statekeeper.asl.machines import StateMachines
-from statekeeper.asl.tasks import TaskCall
 from statekeeper.asl.workflow import execution_events, outcome_of, pinned_input, unpinned
 from statekeeper.codec import decode_json
 from statekeeper.constants import WORKFLOW_ACTIVE
@@ -50,7 +48,6 @@ _WORKFLOW_STATUS = {"SUCCEEDED": ["succeeded"], "FAILED": ["failed", "compensate
                     "TIMED_OUT": ["timed_out"], "ABORTED": ["cancelled"],
                     "RUNNING": list(WORKFLOW_ACTIVE)}  # fmt: skip
 SYNC_TIME_LIMIT = 300.0  # seconds an Express execution may run (StartSyncExecution), as on AWS
-YIELD_AFTER = 0.01  # seconds an Express execution runs before it lets others run
 MAX_TOKEN = 1024  # characters of a nextToken
 _OFFSET = re.compile(r"^[0-9]{1,9}$")
 
@@ -101,12 +98,12 @@ class Executions:
             )
         name = _name(request)
         input = _input(request.get("input"))
-        host = _SyncHost(self.app.task_functions.invoke)
+        host = MemoryHost(self.app.task_functions.invoke)
         machine_arn = self.arns.machine(parsed.machine)
         arn = self.arns.execution(parsed.machine, name)
         names = Machine(parsed.machine, machine_arn, name, arn, record.get("roleArn") or "")
         started = self.app.clock()
-        execution = Execution(definition, input, host, names, started=started)
+        execution = Execution(definition, input, host, names, started=started, keep_history=False)
         outcome = await _run_sync(execution.run)
         answer: dict[str, Any] = {
             "executionArn": arn, "stateMachineArn": machine_arn, "name": name,
@@ -393,29 +390,6 @@ def _offset(token: Any) -> int:
     if not _OFFSET.match(text):
         raise _invalid_token()
     return int(text)
-
-
-class _SyncHost(MemoryHost):
-    """In memory, for StartSyncExecution. A transition lets the event loop run the rest
-    of the process once the execution has held it for ``YIELD_AFTER`` seconds: a
-    machine looping through Pass states awaits nothing else, and would hold it (every
-    request, every execution) for ever. A fault of the interpreter fails the execution
-    with States.Runtime, as it does a durable one."""
-
-    def __init__(self, invoke: Callable[[TaskCall], Awaitable[Any]] | None) -> None:
-        super().__init__(invoke)
-        self._held_since = time.monotonic()
-
-    async def transition(self, label: str, work: Callable[[], Awaitable[Any]]) -> Any:
-        if time.monotonic() - self._held_since > YIELD_AFTER:
-            await asyncio.sleep(0)
-            self._held_since = time.monotonic()
-        try:
-            return await work()
-        except StatesError:
-            raise
-        except Exception as error:
-            raise StatesError(RUNTIME, f"{type(error).__name__}: {error}") from None
 
 
 async def _run_sync(run: Callable[[], Awaitable[Outcome]]) -> Outcome:

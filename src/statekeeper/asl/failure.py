@@ -87,3 +87,11 @@ def compact(value: Any) -> str:
 def size(value: Any) -> int:
     """The size in bytes of ``value`` as UTF-8 JSON."""
     return len(compact(value).encode())
+
+
+def fault(error: Exception) -> StatesError:
+    """A fault of the interpreter's own while running a state (not a States error), as
+    the execution fails with it: States.Runtime naming what happened."""
+    if isinstance(error, RecursionError):
+        return StatesError(RUNTIME, "a value is nested too deeply to process")
+    return StatesError(RUNTIME, f"{type(error).__name__}: {error}")

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import regex
+
 MISSING: Any = object()  # no value (Jayway's "undefined")
 # Compiles a path ("$..." for @ and $ alike) into (get, definite); get gives MISSING when
 # the path selects nothing.
@@ -135,8 +137,8 @@ class _Reader(Cursor):
             self.at = pattern.end()
             try:
                 flags = sum(_FLAGS.get(flag, 0) for flag in pattern.group(2))
-                return re.compile(pattern.group(1), flags)
-            except re.error as error:
+                return regex.compile(pattern.group(1), flags)
+            except regex.error as error:
                 raise self.fail(f"bad regular expression: {error}") from None
         for word, literal in (("true", True), ("false", False), ("null", None)):
             if text.startswith(word, start):
@@ -180,7 +182,15 @@ _OPERATOR = re.compile(r"[<>=~!]+|[a-z]+(?= )")
 _PATTERN = re.compile(r"/((?:\\.|[^/\\])*)/([a-zA-Z]*)")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+_FLAGS = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL, "x": regex.VERBOSE}
+# Seconds a =~ match may take: a pattern that backtracks without end fails instead.
+REGEX_TIME_LIMIT = 0.5
+
+
+class RegexTimeout(Exception):
+    """A =~ filter's regular expression took longer than REGEX_TIME_LIMIT."""
+
+
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _ESCAPED = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 
@@ -291,16 +301,23 @@ def _member(left: Any, right: Any) -> bool | None:
 
 
 def _matches(left: Any, right: Any) -> bool:
-    if isinstance(left, re.Pattern) == isinstance(right, re.Pattern):
+    if isinstance(left, regex.Pattern) == isinstance(right, regex.Pattern):
         return False
-    pattern, subject = (left, right) if isinstance(left, re.Pattern) else (right, left)
-    return any(
-        pattern.fullmatch(
-            ("true" if one else "false") if isinstance(one, bool)
-            else one if isinstance(one, str) else _text(one) if _number(one) else ""
-        )
-        for one in (subject if isinstance(subject, list) else [subject])
-    )  # fmt: skip
+    pattern, subject = (left, right) if isinstance(left, regex.Pattern) else (right, left)
+    try:
+        return any(
+            pattern.fullmatch(
+                ("true" if one else "false") if isinstance(one, bool)
+                else one if isinstance(one, str) else _text(one) if _number(one) else "",
+                timeout=REGEX_TIME_LIMIT,
+            )
+            for one in (subject if isinstance(subject, list) else [subject])
+        )  # fmt: skip
+    except TimeoutError:
+        raise RegexTimeout(
+            f"the regular expression /{pattern.pattern}/ took more than {REGEX_TIME_LIMIT:g} s "
+            "to match (it backtracks too much)"
+        ) from None
 
 
 def _some(left: Any, right: Any) -> list[bool] | None:

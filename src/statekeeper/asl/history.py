@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from statekeeper.asl.failure import compact
+from statekeeper.asl.failure import RUNTIME, StatesError, compact
+
+MAX_EVENTS = 25_000  # events of an execution's history, as AWS allows
 
 # The key of each event type's details, where it is not derived from the type.
 _DETAILS = {
@@ -35,30 +37,46 @@ def details_key(event_type: str) -> str:
 class History:
     """The events of one execution so far, in order."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, keep: bool = True) -> None:
         self.events: list[dict[str, Any]] = []
         self._clock = clock
+        # Without ``keep`` (an Express execution: it has no history to read) events are
+        # only numbered, and the history has no limit.
+        self._keep = keep
+        self._count = 0
 
     @property
     def last_id(self) -> int:
-        return len(self.events)
+        return self._count
 
     def add(self, event_type: str, **details: Any) -> int:
-        """Record an event after the last one; its id."""
+        """Record an event after the last one; its id. Past MAX_EVENTS the execution
+        fails (its own end is still recorded)."""
+        if not self._keep:
+            self._count += 1
+            return self._count
+        if self._count >= MAX_EVENTS and not event_type.startswith("Execution"):
+            raise StatesError(
+                RUNTIME,
+                f"The execution reached the maximum number of events in its history "
+                f"({MAX_EVENTS}).",
+            )
+        self._count += 1
         event: dict[str, Any] = {
             "timestamp": self._clock(),
             "type": event_type,
-            "id": len(self.events) + 1,
-            "previousEventId": len(self.events),
+            "id": self._count,
+            "previousEventId": self._count - 1,
         }
         if details:
             event[details_key(event_type)] = details
         self.events.append(event)
-        return len(self.events)
+        return self._count
 
     def extend(self, events: list[dict[str, Any]]) -> None:
         """Events recorded by an earlier run of the same execution (a replay)."""
         self.events.extend(events)
+        self._count += len(events)
 
 
 def entered(name: str, value: Any) -> dict[str, Any]:

@@ -11,12 +11,13 @@ worker's execution resumes at the state where it stopped.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from statekeeper.asl.failure import HEARTBEAT_TIMEOUT, RUNTIME, TIMEOUT, StatesError
+from statekeeper.asl.failure import HEARTBEAT_TIMEOUT, RUNTIME, TIMEOUT, StatesError, fault
 from statekeeper.asl.tasks import TaskCall
 
 
@@ -54,6 +55,10 @@ class Host(Protocol):
         ...
 
 
+YIELD_AFTER = 0.01  # seconds an in-memory execution runs before it lets others run
+log = logging.getLogger("statekeeper.asl")
+
+
 class ManualClock:
     """A clock for tests: it stands still, and a timer moves it to its time at once."""
 
@@ -81,13 +86,35 @@ class MemoryHost:
         self._invoke = invoke
         self._clock = clock
         self._tokens: dict[str, asyncio.Future[Any]] = {}
+        self._held_since = time.monotonic()
+        self._turn_asked = False
         self._beats: dict[str, float] = {}  # when each token last beat (event-loop time)
+
+    def _turn_given(self) -> None:
+        self._held_since = time.monotonic()
+        self._turn_asked = False
 
     def now(self) -> float:
         return self._clock() if self._clock is not None else time.time()
 
     async def transition(self, label: str, work: Callable[[], Awaitable[Any]]) -> Any:
-        return await work()
+        # A machine looping through Pass states awaits nothing else: once it (its Map
+        # iterations together) has held the event loop for YIELD_AFTER seconds, every
+        # transition lets the loop run a turn, until a callback queued behind them marks
+        # that the rest of the process has had it.
+        if time.monotonic() - self._held_since > YIELD_AFTER:
+            if not self._turn_asked:
+                self._turn_asked = True
+                asyncio.get_running_loop().call_soon(self._turn_given)
+            await asyncio.sleep(0)
+        try:
+            return await work()
+        except StatesError:
+            raise
+        except Exception as error:  # a fault of the interpreter fails the execution
+            if not isinstance(error, RecursionError):
+                log.exception("a state machine transition failed", extra={"state": label})
+            raise fault(error) from None
 
     async def sleep_until(self, when: float) -> None:
         if self._clock is not None:

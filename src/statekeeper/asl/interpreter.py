@@ -112,13 +112,14 @@ class Execution:
         *,
         started: float | None = None,
         inspect: dict[str, Any] | None = None,
+        keep_history: bool = True,
     ) -> None:
         self.definition = definition
         self.inspect = inspect
         self.input = input
         self.host = host
         self.machine = machine or Machine()
-        self.history = history.History(host.now)
+        self.history = history.History(host.now, keep=keep_history)
         self.started = host.now() if started is None else started
         timeout = definition.get("TimeoutSeconds")
         self.deadline = None if timeout is None else self.started + float(timeout)

@@ -41,6 +41,7 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "States.StringSplit": (2, 2),
     "States.UUID": (0, 0),
 }
+MAX_NESTING = 10  # calls within calls, as Step Functions allows
 _NAME = re.compile(r"States\.[A-Za-z0-9]+")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _ESCAPABLE = "'{}\\"
@@ -94,6 +95,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.at = 0
+        self.depth = 0  # calls open around the current position
 
     def fail(self, message: str) -> None:
         raise IntrinsicSyntaxError(message, self.at)
@@ -107,6 +109,9 @@ class _Parser:
 
     def call(self) -> Call:
         start = self.at
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            self.fail(f"intrinsic calls are nested at most {MAX_NESTING} deep")
         name = _NAME.match(self.text, self.at)
         if name is None:
             self.fail("expected an intrinsic function such as States.Format")
@@ -141,6 +146,7 @@ class _Parser:
                 else f"{fewest} to {most}"  # fmt: skip
             self.at = start
             self.fail(f"{name.group()} takes {wanted} arguments, not {len(arguments)}")
+        self.depth -= 1
         return Call(name.group(), tuple(arguments))
 
     def argument(self) -> Argument:

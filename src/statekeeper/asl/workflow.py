@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.asl import validation
 from statekeeper.asl.arns import Arns
-from statekeeper.asl.failure import HEARTBEAT_TIMEOUT, RUNTIME, TIMEOUT, StatesError
+from statekeeper.asl.failure import HEARTBEAT_TIMEOUT, RUNTIME, TIMEOUT, StatesError, fault
 from statekeeper.asl.history import History
 from statekeeper.asl.interpreter import TIMED_OUT_CAUSE, Execution, Machine
 from statekeeper.asl.tasks import TaskCall
@@ -33,13 +34,14 @@ from statekeeper.errors import ErrorRecord
 from statekeeper.queues.policy import Retry
 from statekeeper.workflows.callback import Callback
 from statekeeper.workflows.definitions import Interpreter, WorkflowFn
-from statekeeper.workflows.signals import CallbackFailed, EventTimeout
+from statekeeper.workflows.signals import CallbackFailed, EventTimeout, StepFailed
 
 if TYPE_CHECKING:
     from statekeeper.workflows.context import WorkflowContext
     from statekeeper.workflows.engine import Workflows, WorkflowStatus
 
 KIND = "asl"
+log = logging.getLogger("statekeeper.asl")
 _ONCE = Retry(max_attempts=1)
 Invoke = Callable[[TaskCall], Awaitable[Any]]
 # The definition (JSON text) of a machine's revision: (namespace, machine, revision).
@@ -85,12 +87,19 @@ class WorkflowHost:
             except StatesError as error:
                 return {"events": events[start:], "error": error.error, "cause": error.cause}
             except Exception as error:  # a fault of the interpreter: the execution fails
-                cause = f"{type(error).__name__}: {error}"
-                return {"events": events[start:], "error": RUNTIME, "cause": cause}
+                if not isinstance(error, RecursionError):
+                    log.exception("a state machine transition failed", extra={"state": label})
+                failed = fault(error)
+                return {"events": events[start:], "error": failed.error, "cause": failed.cause}
             return {"events": events[start:], "value": value}
 
         record.__statekeeper_name__ = f"asl:{label}"  # type: ignore[attr-defined]
-        outcome = await self._ctx.step(record, retry=_ONCE)
+        try:
+            outcome = await self._ctx.step(record, retry=_ONCE)
+        except StepFailed as failed:  # its value cannot be journaled (nested too deep)
+            raise StatesError(
+                RUNTIME, f"The state's result cannot be kept: {failed.error.message}"
+            ) from None
         if len(events) == start and outcome["events"] and self.history is not None:
             self.history.extend(outcome["events"])  # a replay: the events recorded then
         if "error" in outcome:
