@@ -231,3 +231,27 @@ async def test_a_late_heartbeat_times_the_task_out_and_a_timely_one_keeps_it_wai
     clock.advance(11)  # 11 s since the last heartbeat
     await drive(app)
     assert (await app.workflows.status(late)).output == "late"
+
+
+async def test_large_payloads_run_whole_and_the_history_says_what_it_cut(app: App) -> None:
+    from statekeeper.asl.workflow import execution_events
+
+    @app.task_function
+    def grow(event: dict[str, Any]) -> dict[str, Any]:
+        return {"text": event["text"] + "!", "quoted": event["quoted"]}
+
+    await app.workflows.define(
+        "big",
+        "asl",
+        {"StartAt": "Grow", "States": {"Grow": {"Type": "Task", "Resource": "grow", "End": True}}},
+    )
+    given = {"text": "x" * 100_000, "quoted": ['"'] * 10_000}  # about 150 KiB, quote-heavy
+    run = await app.workflows.start("big", given)
+    await drive(app)
+    status = await app.workflows.status(run)
+    assert status.status == "succeeded", status.error
+    assert status.output == {"text": "x" * 100_000 + "!", "quoted": ['"'] * 10_000}
+    events = await execution_events(app.workflows, run)
+    assert [e["type"] for e in events][-1] == "ExecutionSucceeded"
+    started = events[0]["executionStartedEventDetails"]
+    assert started["inputDetails"] == {"truncated": True} and len(started["input"]) < 20_000

@@ -74,7 +74,7 @@ async def run(
         plan["entered"] = entered
         return plan
 
-    plan = await host.transition(name, enter)
+    plan = await execution.transition(name, enter)
     inputs: list[Any] = plan["inputs"]
     language_inside = language
 
@@ -90,7 +90,7 @@ async def run(
             async def started() -> None:
                 events.add("MapIterationStarted", name=name, index=index)
 
-            await host.transition(name, started)
+            await execution.transition(name, started)
         inner = Frame(frame.variables.child(), language_inside)
         try:
             output = await execution.states(machine, inputs[index], inner)
@@ -100,14 +100,14 @@ async def run(
                 async def failed() -> None:
                     events.add("MapIterationFailed", name=name, index=index)
 
-                await host.transition(name, failed)
+                await execution.transition(name, failed)
             raise
         if kind == "Map":
 
             async def succeeded() -> None:
                 events.add("MapIterationSucceeded", name=name, index=index)
 
-            await host.transition(name, succeeded)
+            await execution.transition(name, succeeded)
         return output
 
     try:
@@ -119,7 +119,7 @@ async def run(
         async def failed() -> None:
             events.add(f"{kind}StateFailed")
 
-        await host.transition(name, failed)
+        await execution.transition(name, failed)
         raise
 
     async def finish() -> dict[str, Any]:
@@ -131,7 +131,7 @@ async def run(
             raise error.located(name, plan["entered"]) from None
         return execution._exit(name, kind, step, frame)
 
-    return _step(await host.transition(name, finish))
+    return _step(await execution.transition(name, finish))
 
 
 async def _all(

@@ -44,6 +44,7 @@ class History:
         # only numbered, and the history has no limit.
         self._keep = keep
         self._count = 0
+        self.last_type: str | None = None  # the type of the last event
 
     @property
     def last_id(self) -> int:
@@ -52,6 +53,7 @@ class History:
     def add(self, event_type: str, **details: Any) -> int:
         """Record an event after the last one; its id. Past MAX_EVENTS the execution
         fails (its own end is still recorded)."""
+        self.last_type = event_type
         if not self._keep:
             self._count += 1
             return self._count
@@ -77,6 +79,8 @@ class History:
         """Events recorded by an earlier run of the same execution (a replay)."""
         self.events.extend(events)
         self._count += len(events)
+        if events:
+            self.last_type = events[-1]["type"]
 
 
 def entered(name: str, value: Any) -> dict[str, Any]:

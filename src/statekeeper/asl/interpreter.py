@@ -46,6 +46,7 @@ from statekeeper.asl.tasks import WAIT_FOR_TOKEN, TaskCall
 
 JSONPATH, JSONATA = "JSONPath", "JSONata"
 _ISO = "%Y-%m-%dT%H:%M:%S"
+SUCCEEDED = "ExecutionSucceeded"
 TIMED_OUT_CAUSE = "The execution ran past the state machine's TimeoutSeconds."
 
 
@@ -76,6 +77,7 @@ class Frame:
 
     variables: Variables
     language: str
+    top: bool = False  # the machine itself, not a branch or an iteration
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ class Execution:
         self.started = host.now() if started is None else started
         timeout = definition.get("TimeoutSeconds")
         self.deadline = None if timeout is None else self.started + float(timeout)
+        self._start_pending = False  # set by run(): the first transition records the start
         self._execution = {
             "Id": self.machine.execution_arn,
             "Input": input,
@@ -137,31 +140,43 @@ class Execution:
 
     async def run(self) -> Outcome:
         language = self.definition.get("QueryLanguage", JSONPATH)
-        frame = Frame(Variables(), language)
+        frame = Frame(Variables(), language, top=True)
+        self._start_pending = True  # ExecutionStarted goes with the first transition
+        try:
+            output = await self.states(self.definition, self.input, frame)
+        except StatesError as error:
+            return await self._failed(error)
+        if self.history.last_type != SUCCEEDED:  # the last state's transition records it
 
-        async def start() -> None:
+            async def succeed() -> None:
+                self._succeeded(output)
+
+            await self.transition("end", succeed)
+        return Outcome("SUCCEEDED", output=output)
+
+    async def transition(self, label: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        """``host.transition``; the first one also records the execution's start."""
+        if not self._start_pending:
+            return await self.host.transition(label, work)
+        self._start_pending = False
+
+        async def first() -> Any:
             self.history.add(
                 "ExecutionStarted",
                 input=json.dumps(self.input, separators=(",", ":")),
                 inputDetails={"truncated": False},
                 roleArn=self.machine.role_arn,
             )
+            return await work()
 
-        await self.host.transition("start", start)
-        try:
-            output = await self.states(self.definition, self.input, frame)
-        except StatesError as error:
-            return await self._failed(error)
+        return await self.host.transition(label, first)
 
-        async def succeed() -> None:
-            self.history.add(
-                "ExecutionSucceeded",
-                output=json.dumps(output, separators=(",", ":")),
-                outputDetails={"truncated": False},
-            )
-
-        await self.host.transition("end", succeed)
-        return Outcome("SUCCEEDED", output=output)
+    def _succeeded(self, output: Any) -> None:
+        self.history.add(
+            SUCCEEDED,
+            output=json.dumps(output, separators=(",", ":")),
+            outputDetails={"truncated": False},
+        )
 
     async def _failed(self, error: StatesError) -> Outcome:
         timed_out = (error.error, error.cause) == (TIMEOUT, TIMED_OUT_CAUSE)
@@ -173,7 +188,7 @@ class Execution:
                 shown["cause"] = error.cause
             self.history.add("ExecutionTimedOut" if timed_out else "ExecutionFailed", **shown)
 
-        await self.host.transition("end", fail)
+        await self.transition("end", fail)
         return Outcome(status, error=error.error, cause=error.cause)
 
     async def stop(
@@ -258,7 +273,7 @@ class Execution:
                 raise error.located(name, entered) from None
             return self._exit(name, kind, step, frame)
 
-        return _step(await self.host.transition(name, work))
+        return _step(await self.transition(name, work))
 
     def _exit(self, name: str, kind: str, step: Step, frame: Frame) -> dict[str, Any]:
         """The state's exit event; the step as a transition's value."""
@@ -269,6 +284,8 @@ class Execution:
                 "maximum number of bytes service limit.",
             )
         self.history.add(f"{kind}StateExited", **history.exited(name, step.output, step.assigned))
+        if step.next is None and frame.top:  # the execution ends with this transition
+            self._succeeded(step.output)
         return {"output": step.output, "next": step.next, "assigned": step.assigned}
 
     def _pass(self, state: dict[str, Any], data: Any, scope: Scope, language: str) -> Step:
@@ -408,14 +425,14 @@ class Execution:
                 wake = min(wake, self.deadline)
             return {"wake": wake, "output": output, "assigned": assigned}
 
-        planned = await self.host.transition(name, enter)
+        planned = await self.transition(name, enter)
         await self.host.sleep_until(float(planned["wake"]))
         step = Step(planned["output"], state.get("Next"), planned["assigned"])
 
         async def leave() -> dict[str, Any]:
             return self._exit(name, "Wait", step, frame)
 
-        return _step(await self.host.transition(name, leave))
+        return _step(await self.transition(name, leave))
 
     # --- Task, Map and Parallel: Retry and Catch ---------------------------------------
 
@@ -436,7 +453,7 @@ class Execution:
                     async def backoff(delay: float = delay) -> float:
                         return self.host.now() + delay
 
-                    await self.host.sleep_until(await self.host.transition(name, backoff))
+                    await self.host.sleep_until(await self.transition(name, backoff))
                     continue
                 for catcher in state.get("Catch", []):
                     if matches(catcher["ErrorEquals"], error):
@@ -488,7 +505,7 @@ class Execution:
                 output = dataflow.result_path(catcher.get("ResultPath", "$"), data, error.output)
             return self._exit(name, kind, Step(output, catcher["Next"], assigned), frame)
 
-        return _step(await self.host.transition(name, work))
+        return _step(await self.transition(name, work))
 
     async def _task(
         self, name: str, state: dict[str, Any], data: Any, frame: Frame, language: str, retries: int
@@ -589,8 +606,8 @@ class Execution:
                 plan = await submit()
                 return await finish(plan, plan["result"])
 
-            return _step(await self.host.transition(name, whole))
-        submitted = await self.host.transition(name, submit)
+            return _step(await self.transition(name, whole))
+        submitted = await self.transition(name, submit)
         try:
             answer = await self.host.token_result(
                 token, submitted["timeout"], submitted["heartbeat"]
@@ -601,13 +618,13 @@ class Execution:
                 failed(error)
                 raise error
 
-            await self.host.transition(name, failure)
+            await self.transition(name, failure)
             raise AssertionError("unreachable") from None
 
         async def answered() -> dict[str, Any]:
             return await finish(submitted, answer)
 
-        return _step(await self.host.transition(name, answered))
+        return _step(await self.transition(name, answered))
 
     def result(
         self, state: dict[str, Any], data: Any, result: Any, scope: Scope, language: str

@@ -85,13 +85,21 @@ class WorkflowHost:
             try:
                 value = await work()
             except StatesError as error:
-                return {"events": events[start:], "error": error.error, "cause": error.cause}
+                return {
+                    "events": _bounded(events[start:]),
+                    "error": error.error,
+                    "cause": error.cause,
+                }
             except Exception as error:  # a fault of the interpreter: the execution fails
                 if not isinstance(error, RecursionError):
                     log.exception("a state machine transition failed", extra={"state": label})
                 failed = fault(error)
-                return {"events": events[start:], "error": failed.error, "cause": failed.cause}
-            return {"events": events[start:], "value": value}
+                return {
+                    "events": _bounded(events[start:]),
+                    "error": failed.error,
+                    "cause": failed.cause,
+                }
+            return {"events": _bounded(events[start:]), "value": value}
 
         record.__statekeeper_name__ = f"asl:{label}"  # type: ignore[attr-defined]
         try:
@@ -152,6 +160,43 @@ class WorkflowHost:
                 return await callback.result_within(wait if end is None else min(wait, end - now))
 
 
+HISTORY_BUDGET = 256 * 1024  # characters of payloads the events of one step keep whole
+HISTORY_CUT = 16 * 1024  # characters each payload keeps beyond that budget
+_PAYLOADS = ("input", "output", "parameters")
+
+
+def _bounded(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events a transition journals. A step holds at most 1 MiB, and one transition
+    may write a state's input, parameters, result and output (256 KiB each at most):
+    past HISTORY_BUDGET in all, each payload keeps its first HISTORY_CUT characters and
+    says it was truncated (``inputDetails: {"truncated": true}``). The execution's data
+    is never cut: only what its history shows of it."""
+    total = sum(
+        len(details.get(field) or "")
+        for event in events
+        for key, details in event.items()
+        if key.endswith("EventDetails") and isinstance(details, dict)
+        for field in _PAYLOADS
+    )
+    if total <= HISTORY_BUDGET:
+        return events
+    cut: list[dict[str, Any]] = []
+    for event in events:
+        shown = dict(event)
+        for key, details in event.items():
+            if not (key.endswith("EventDetails") and isinstance(details, dict)):
+                continue
+            kept = dict(details)
+            for field in _PAYLOADS:
+                text = kept.get(field)
+                if isinstance(text, str) and len(text) > HISTORY_CUT:
+                    kept[field] = text[:HISTORY_CUT]
+                    kept[f"{field}Details"] = {"truncated": True}
+            shown[key] = kept
+        cut.append(shown)
+    return cut
+
+
 def _check(definition: Any) -> None:
     validation.check(definition)
 
@@ -190,16 +235,19 @@ def build(
         async def execute(ctx: WorkflowContext, given: Any) -> Any:
             input, revision = unpinned(given)
 
-            async def pin() -> str:
+            async def pin() -> dict[str, Any]:
+                """The definition this execution runs, and when it started."""
+                text = None
                 if revision is not None and revisions is not None:
                     text = await revisions(ctx.namespace, name, revision)
-                    if text is not None:
-                        return text
-                return json.dumps(definition, separators=(",", ":"))
+                if text is None:
+                    text = json.dumps(definition, separators=(",", ":"))
+                return {"definition": text, "started": ctx.clock()}
 
             pin.__statekeeper_name__ = "asl:definition"  # type: ignore[attr-defined]
-            pinned = json.loads(await ctx.step(pin, retry=_ONCE))
-            started = await ctx.now()
+            pinned_run = await ctx.step(pin, retry=_ONCE)
+            pinned = json.loads(pinned_run["definition"])
+            started = float(pinned_run["started"])
             host = WorkflowHost(ctx, invoke)
             machine = _names(arns, name, ctx.workflow_id)
             execution = Execution(pinned, input, host, machine, started=started)
