@@ -339,3 +339,22 @@ def test_start_sync_execution_answers_an_express_machines_outcome(endpoint: str)
     assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"n": 10}
     failed = sfn.start_sync_execution(stateMachineArn=arn, input='{"n": 13}')
     assert failed["status"] == "FAILED" and failed["error"] == "ValueError"
+
+
+def test_stop_execution_aborts_it_with_the_error_and_cause_given(endpoint: str) -> None:
+    sfn = client(endpoint)
+    waiting = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    arn = sfn.create_state_machine(name="stoppable", definition=json.dumps(waiting), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    wait_status(sfn, execution, "RUNNING")
+    sfn.stop_execution(executionArn=execution, error="Operator", cause="not needed any more")
+    stopped = wait_status(sfn, execution, "ABORTED")
+    assert (stopped["error"], stopped["cause"]) == ("Operator", "not needed any more")
+    last = sfn.get_execution_history(executionArn=execution, reverseOrder=True)["events"][0]
+    assert last["type"] == "ExecutionAborted"
+    assert last["executionAbortedEventDetails"] == {
+        "error": "Operator",
+        "cause": "not needed any more",
+    }

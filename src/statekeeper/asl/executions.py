@@ -43,6 +43,7 @@ from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 if TYPE_CHECKING:
     from statekeeper.workflows import WorkflowStatus
 
+STOPPED = "stopped"  # the error and cause a StopExecution gave, by execution id
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _WORKFLOW_STATUS = {"SUCCEEDED": ["succeeded"], "FAILED": ["failed", "compensated"],
                     "TIMED_OUT": ["timed_out"], "ABORTED": ["cancelled"],
@@ -158,6 +159,8 @@ class Executions:
         for field in ("error", "cause"):
             if outcome.get(field):
                 answer[field] = outcome[field]
+        if outcome["status"] == "ABORTED":
+            answer.update(await self._stop_reason(id))
         return answer
 
     async def list(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -203,9 +206,19 @@ class Executions:
         _error_and_cause(request)
         _, id, status = await self._status(request.get("executionArn"))
         if not status.done:
+            reason = {k: request[k] for k in ("error", "cause") if request.get(k) is not None}
+            if reason:  # kept for DescribeExecution and the history's ExecutionAborted
+                await self.app.backend.machines.insert(
+                    self.app.namespace, STOPPED, id, reason, self.app.clock()
+                )
             with contextlib.suppress(WorkflowFinished):  # it ended in between
                 await self.app.workflows.cancel(id)
         return {"stopDate": self.app.clock()}
+
+    async def _stop_reason(self, id: str) -> dict[str, Any]:
+        """The error and cause StopExecution gave, if any."""
+        found = await self.app.backend.machines.get(self.app.namespace, STOPPED, id)
+        return {} if found is None else dict(found.doc)
 
     async def history(self, request: dict[str, Any]) -> dict[str, Any]:
         for flag in ("includeExecutionData", "reverseOrder"):
@@ -214,9 +227,10 @@ class Executions:
         _, id, status = await self._status(request.get("executionArn"))
         events = await execution_events(self.app.workflows, id)
         if status.status == "cancelled":
+            reason = await self._stop_reason(id)
             events.append({"timestamp": status.updated_at, "type": "ExecutionAborted",
                            "id": len(events) + 1, "previousEventId": len(events),
-                           "executionAbortedEventDetails": {}})  # fmt: skip
+                           "executionAbortedEventDetails": reason})  # fmt: skip
         if request.get("includeExecutionData") is False:
             events = [_without_data(event) for event in events]
         if request.get("reverseOrder"):
