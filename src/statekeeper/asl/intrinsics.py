@@ -16,6 +16,7 @@ wrong and at which character. What the functions do is the interpreter's busines
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -80,8 +81,10 @@ def is_call(text: str) -> bool:
     return text.lstrip().startswith("States.")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Call:
-    """The call ``text`` writes; IntrinsicSyntaxError if it is not one."""
+    """The call ``text`` writes; IntrinsicSyntaxError if it is not one. Parsed once per
+    text (the tree is immutable)."""
     parser = _Parser(text)
     parser.space()
     call = parser.call()
