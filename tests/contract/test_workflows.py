@@ -620,3 +620,25 @@ async def test_a_thousand_sleeping_workflows_are_rows_not_tasks(app: App, clock:
     await drive(app, rounds=200)
     assert (await app.workflows.status(runs[0])).output == "awake"
     assert len(await app.workflows.list(status="succeeded", limit=1000)) == 1000
+
+
+async def test_a_cancel_asked_during_a_run_that_then_sleeps_makes_it_due_at_once(
+    app: App, clock: FakeClock
+) -> None:
+    """The run checkpointed its sleep before the cancel came, then suspends: the sleep
+    does not hide the cancel (the workflow is due now; its next run stops it)."""
+    store, ns = app.backend.workflows, app.namespace
+    await store.create(ns, "w-race", "sleepy", b"null", None, clock())
+    [leased] = await store.lease(
+        ns, ["sleepy"], owner="o", lease_end=clock() + 30, limit=1, now=clock()
+    )
+    await app.workflows.cancel("w-race")  # after the run's last checkpoint
+    suspended = await store.suspend(
+        ns, "w-race", leased.fence, status="sleeping", wake_at=clock() + 3600,
+        waiting_for=None, now=clock(),
+    )  # fmt: skip
+    assert suspended
+    [again] = await store.lease(
+        ns, ["sleepy"], owner="o", lease_end=clock() + 30, limit=1, now=clock()
+    )
+    assert again.id == "w-race" and again.cancel_requested

@@ -72,11 +72,13 @@ WHERE s.kind = 'attempt';
 
 -- name: wf_suspend
 -- Ends a run without finishing: sleeping until wake_at, or waiting for an event (which
--- may have arrived already: then it is due at once).
+-- may have arrived already: then it is due at once). A cancel asked for during the run
+-- makes it due at once too, so that the next run stops it (rather than the sleep).
 UPDATE sk_workflows
 SET status = :status, owner = NULL, lease_expires_at = NULL, waiting_for = :waiting_for,
     updated_at = :now,
     wake_at = CASE
+        WHEN cancel_requested = 1 THEN CAST(:now AS DOUBLE PRECISION)
         WHEN CAST(:waiting_for AS TEXT) IS NOT NULL AND EXISTS (
             SELECT 1 FROM sk_workflow_events e
             WHERE e.namespace = :namespace AND e.workflow_id = :id AND e.name = :waiting_for)
