@@ -51,14 +51,7 @@ def matches(rule: dict[str, Any], data: Any, scope: Scope) -> bool:
         except jsonpath.PathNotFound:
             return rule["IsPresent"] is False
         return rule["IsPresent"] is True
-    try:
-        value = select(variable, data, scope)
-    except jsonpath.PathNotFound:
-        raise DataError(
-            RUNTIME,
-            f"Invalid path '{variable}': The choice state's condition path references an "
-            "invalid value.",
-        ) from None
+    value = _operand(variable, data, scope)
     for test in ("IsNull", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp"):
         if test in rule:
             return _is(test, value) is rule[test]
@@ -67,16 +60,21 @@ def matches(rule: dict[str, Any], data: Any, scope: Scope) -> bool:
             continue
         if key.endswith("Path"):
             key = key[: -len("Path")]
-            try:
-                operand = select(operand, data, scope)
-            except jsonpath.PathNotFound:
-                raise DataError(
-                    RUNTIME,
-                    f"Invalid path '{rule[key + 'Path']}': The choice state's condition path "
-                    "references an invalid value.",
-                ) from None
+            operand = _operand(operand, data, scope)
         return compare(key, value, operand)
     return False
+
+
+def _operand(path: str, data: Any, scope: Scope) -> Any:
+    """The value a rule's path selects; a missing one fails the state, as on AWS."""
+    try:
+        return select(path, data, scope)
+    except jsonpath.PathNotFound:
+        raise DataError(
+            RUNTIME,
+            f"Invalid path '{path}': The choice state's condition path references an "
+            "invalid value.",
+        ) from None
 
 
 def _is(test: str, value: Any) -> bool:

@@ -26,7 +26,13 @@ from statekeeper.asl.failure import MAX_PAYLOAD, RUNTIME, TIMEOUT
 from statekeeper.asl.host import MemoryHost
 from statekeeper.asl.interpreter import Execution, Machine, Outcome
 from statekeeper.asl.machines import StateMachines
-from statekeeper.asl.workflow import execution_events, outcome_of, pinned_input, unpinned
+from statekeeper.asl.workflow import (
+    execution_events,
+    outcome_of,
+    pinned_input,
+    status_of,
+    unpinned,
+)
 from statekeeper.codec import decode_json
 from statekeeper.constants import WORKFLOW_ACTIVE
 from statekeeper.errors import (
@@ -183,15 +189,16 @@ class Executions:
         page = found[:limit]
         items = []
         for row in page:
-            status = await self.app.workflows.status(row["id"])
+            shown = status_of(row["status"])
+            if row["status"] == "failed":  # a machine's own timeout is a failed workflow
+                shown = outcome_of(await self.app.workflows.status(row["id"]))["status"]
             name = row["id"].split(":", 1)[1]
             item = {
                 "executionArn": self.arns.execution(parsed.machine, name),
                 "stateMachineArn": self.arns.machine(parsed.machine),
-                "name": name, "status": outcome_of(status)["status"],
-                "startDate": row["created_at"],
+                "name": name, "status": shown, "startDate": row["created_at"],
             }  # fmt: skip
-            if status.done:
+            if shown != "RUNNING":
                 item["stopDate"] = row["updated_at"]
             if parsed.kind == VERSION:
                 item["stateMachineVersionArn"] = self.arns.machine(parsed.machine, parsed.qualifier)

@@ -19,21 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from statekeeper.asl import branches, choice, dataflow, history
+from statekeeper.asl import branches, choice, dataflow, history, timing
 from statekeeper.asl.dataflow import Scope, Variables
-from statekeeper.asl.expressions import is_expression, type_cause
 from statekeeper.asl.failure import (
     HEARTBEAT_TIMEOUT,
     MAX_PAYLOAD,
     NO_CHOICE,
-    QUERY,
     RUNTIME,
     TIMEOUT,
     DataError,
@@ -404,7 +400,7 @@ class Execution:
             try:
                 if language == JSONATA:
                     seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
-                    wake = _wake_jsonata(state, seen, now)
+                    wake = timing.wake_jsonata(state, seen, now)
                     output = (
                         dataflow.fill(state["Output"], seen, "Output")
                         if "Output" in state
@@ -414,7 +410,7 @@ class Execution:
                 else:
                     effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
                     self.note("afterInputPath", effective)
-                    wake = _wake_jsonpath(state, effective, scope, now)
+                    wake = timing.wake_jsonpath(state, effective, scope, now)
                     assigned = _assign_jsonpath(state, effective, scope)
                     output = dataflow.input_path(
                         state.get("OutputPath", "$"), effective, scope, "OutputPath"
@@ -446,7 +442,7 @@ class Execution:
             try:
                 return await self.attempt(name, state, data, frame, language, retries)
             except StatesError as error:
-                delay = _retry_delay(state.get("Retry", []), attempts, error)
+                delay = timing.retry_delay(state.get("Retry", []), attempts, error)
                 if delay is not None:
                     retries += 1
 
@@ -512,7 +508,7 @@ class Execution:
     ) -> Step:
         token = None
         if state["Resource"].endswith(WAIT_FOR_TOKEN):
-            token = await self.host.issue_token(_fixed_seconds(state, "TimeoutSeconds"))
+            token = await self.host.issue_token(timing.fixed_seconds(state, "TimeoutSeconds"))
 
         async def prepare() -> dict[str, Any]:
             self.check_deadline()
@@ -532,8 +528,8 @@ class Execution:
                         else data
                     )
                     self.note("afterArguments", payload)
-                    timeout = _seconds(state, "TimeoutSeconds", seen)
-                    heartbeat = _seconds(state, "HeartbeatSeconds", seen)
+                    timeout = timing.seconds(state, "TimeoutSeconds", seen)
+                    heartbeat = timing.seconds(state, "HeartbeatSeconds", seen)
                 else:
                     effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
                     self.note("afterInputPath", effective)
@@ -543,8 +539,8 @@ class Execution:
                         else effective
                     )
                     self.note("afterParameters", payload)
-                    timeout = _seconds_path(state, "TimeoutSeconds", effective, scope)
-                    heartbeat = _seconds_path(state, "HeartbeatSeconds", effective, scope)
+                    timeout = timing.seconds_path(state, "TimeoutSeconds", effective, scope)
+                    heartbeat = timing.seconds_path(state, "HeartbeatSeconds", effective, scope)
             except DataError as error:
                 raise error.located(name, entered) from None
             self.history.add(
@@ -672,135 +668,3 @@ def _assign_jsonata(holder: dict[str, Any], seen: dict[str, Any]) -> dict[str, A
         return None
     assigned = dataflow.fill(holder["Assign"], seen, "Assign")
     return assigned if isinstance(assigned, dict) else None
-
-
-def _retry_delay(
-    retriers: list[dict[str, Any]], attempts: list[int], error: StatesError
-) -> float | None:
-    """Seconds until the next attempt, or None if no retrier takes ``error`` again."""
-    for index, retrier in enumerate(retriers):
-        if not matches(retrier["ErrorEquals"], error):
-            continue
-        if attempts[index] >= retrier.get("MaxAttempts", 3):
-            return None
-        delay = backoff(retrier, attempts[index])
-        if retrier.get("JitterStrategy") == "FULL":
-            delay = random.uniform(0, delay)
-        attempts[index] += 1
-        return delay
-    return None
-
-
-def backoff(retrier: dict[str, Any], retries: int) -> float:
-    """Seconds before retry ``retries + 1`` by ``retrier`` (IntervalSeconds, BackoffRate,
-    MaxDelaySeconds; without jitter)."""
-    interval = float(retrier.get("IntervalSeconds", 1))
-    delay = interval * float(retrier.get("BackoffRate", 2.0)) ** retries
-    if "MaxDelaySeconds" in retrier:
-        delay = min(delay, float(retrier["MaxDelaySeconds"]))
-    return delay
-
-
-_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T")
-
-
-def _wake_jsonpath(state: dict[str, Any], data: Any, scope: Scope, now: float) -> float:
-    if "Seconds" in state:
-        return now + float(state["Seconds"])
-    if "Timestamp" in state:
-        return _instant(state["Timestamp"], "Timestamp", None)
-    if "SecondsPath" in state:
-        path = state["SecondsPath"]
-        value = dataflow.field_path(path, data, scope, "SecondsPath")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DataError(
-                RUNTIME,
-                f"The SecondsPath parameter cannot be parsed as a long value: {path} == "
-                f"{_shown(value)}",
-            )
-        if value < 0:
-            raise DataError(
-                RUNTIME,
-                f"The SecondsPath parameter references a negative value: {path} == {value}",
-            )
-        return now + value
-    path = state["TimestampPath"]
-    value = dataflow.field_path(path, data, scope, "TimestampPath")
-    return _instant(value, "TimestampPath", path)
-
-
-def _instant(value: Any, field_name: str, path: str | None) -> float:
-    moment = choice.timestamp(value)
-    if moment is None:
-        where = f": {path} == {_shown(value)}" if path else f": {_shown(value)}"
-        raise DataError(
-            RUNTIME,
-            f"The {field_name} parameter does not reference a valid ISO-8601 extended offset "
-            f"date-time format string{where}",
-        )
-    return moment.timestamp()
-
-
-def _wake_jsonata(state: dict[str, Any], seen: dict[str, Any], now: float) -> float:
-    if "Seconds" in state:
-        value = state["Seconds"]
-        if isinstance(value, str):
-            value = dataflow.evaluate(value, seen, "Seconds")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            text = state["Seconds"]
-            if not is_expression(text):
-                raise DataError(
-                    QUERY, f"Seconds must be a non-negative integer, got {_shown(text)}"
-                )
-            raise DataError(QUERY, type_cause(text, "Seconds", "integer", value))
-        return now + float(value)
-    value = state["Timestamp"]
-    if is_expression(value):
-        value = dataflow.evaluate(value, seen, "Timestamp")
-    moment = choice.timestamp(value)
-    if moment is None:
-        raise DataError(
-            QUERY,
-            "The Timestamp field does not reference a valid ISO-8601 extended offset "
-            f"date-time format string: {_shown(value)}",
-        )
-    return moment.timestamp()
-
-
-def _seconds(state: dict[str, Any], field_name: str, seen: dict[str, Any]) -> float | None:
-    value = state.get(field_name)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dataflow.evaluate(value, seen, field_name)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DataError(QUERY, f"{field_name} must be a positive integer, got {_shown(value)}")
-    return float(value)
-
-
-def _fixed_seconds(state: dict[str, Any], field_name: str) -> float | None:
-    value = state.get(field_name)
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _seconds_path(state: dict[str, Any], field_name: str, data: Any, scope: Scope) -> float | None:
-    if field_name in state:
-        return float(state[field_name])
-    path = state.get(field_name + "Path")
-    if path is None:
-        return None
-    value = dataflow.field_path(path, data, scope, field_name + "Path")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DataError(
-            RUNTIME,
-            f"The {field_name}Path field refers to a value that is not a positive integer: "
-            f"{path} == {_shown(value)}",
-        )
-    return float(value)
-
-
-def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-Transition = Callable[[], Awaitable[Any]]

@@ -34,8 +34,9 @@ from statekeeper.asl import validation
 from statekeeper.asl.dataflow import Variables
 from statekeeper.asl.failure import TIMEOUT, StatesError, compact, matches
 from statekeeper.asl.host import ManualClock, MemoryHost
-from statekeeper.asl.interpreter import JSONATA, JSONPATH, Execution, Frame, Machine, backoff
+from statekeeper.asl.interpreter import JSONATA, JSONPATH, Execution, Frame, Machine
 from statekeeper.asl.tasks import WAIT_FOR_TOKEN, TaskCall
+from statekeeper.asl.timing import backoff
 from statekeeper.codec import decode_json
 from statekeeper.errors import InvalidDefinition, ValidationError
 

@@ -287,12 +287,19 @@ def outcome_of(status: WorkflowStatus) -> dict[str, Any]:
     error = status.error
     name = error.type if error is not None else None
     cause = error.message if error is not None else None
-    shown = {
-        "failed": "FAILED",
-        "cancelled": "ABORTED",
-        "compensated": "FAILED",
-        "timed_out": "TIMED_OUT",
-    }.get(status.status, status.status.upper())
-    if (name, cause) == (TIMEOUT, TIMED_OUT_CAUSE):
-        shown = "TIMED_OUT"
+    shown = status_of(status.status, name, cause)
     return {"status": shown, "error": name or None, "cause": cause or None}
+
+
+_STATUSES = {"succeeded": "SUCCEEDED", "failed": "FAILED", "cancelled": "ABORTED",
+             "compensated": "FAILED", "timed_out": "TIMED_OUT"}  # fmt: skip
+
+
+def status_of(workflow_status: str, error: str | None = None, cause: str | None = None) -> str:
+    """The Step Functions status of an execution whose workflow is ``workflow_status``
+    (a failed one's error and cause tell a machine's own timeout from a failure)."""
+    if workflow_status in WORKFLOW_ACTIVE:
+        return "RUNNING"
+    if (error, cause) == (TIMEOUT, TIMED_OUT_CAUSE):
+        return "TIMED_OUT"
+    return _STATUSES.get(workflow_status, workflow_status.upper())
