@@ -57,6 +57,26 @@ def register(app: App, calls: dict[str, int]) -> None:
         return f"packed {item['name']}"
 
 
+# A task that hands its token to the function ``ask`` and waits for the answer.
+ASK: dict[str, Any] = {
+    "Type": "Task",
+    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+    "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+}
+
+
+def asking(app: App) -> list[str]:
+    """Callbacks enabled, and the task function ``ask``: the tokens it was given."""
+    app.workflows.secret = "a-test-secret-of-enough-length-000000"
+    tokens: list[str] = []
+
+    @app.task_function
+    def ask(event: dict[str, Any]) -> None:
+        tokens.append(event["token"])
+
+    return tokens
+
+
 async def test_an_execution_waits_durably_and_runs_each_task_once(
     app: App, clock: FakeClock
 ) -> None:
@@ -127,26 +147,14 @@ async def test_a_running_execution_keeps_the_definition_it_started_with(
 
 
 async def test_wait_for_task_token_resumes_when_the_token_is_answered(app: App) -> None:
-    app.workflows.secret = "a-test-secret-of-enough-length-000000"
-    tokens: list[str] = []
-
-    @app.task_function
-    def ask(event: dict[str, Any]) -> None:
-        tokens.append(event["token"])
+    tokens = asking(app)
 
     await app.workflows.define(
         "approval",
         "asl",
         {
             "StartAt": "Ask",
-            "States": {
-                "Ask": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-                    "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
-                    "End": True,
-                }
-            },
+            "States": {"Ask": {**ASK, "End": True}},
         },
     )
     run = await app.workflows.start("approval", {})
@@ -186,12 +194,7 @@ async def test_an_invalid_definition_is_refused_with_every_problem(app: App) -> 
 async def test_a_late_heartbeat_times_the_task_out_and_a_timely_one_keeps_it_waiting(
     app: App, clock: FakeClock
 ) -> None:
-    app.workflows.secret = "a-test-secret-of-enough-length-000000"
-    tokens: list[str] = []
-
-    @app.task_function
-    def ask(event: dict[str, Any]) -> None:
-        tokens.append(event["token"])
+    tokens = asking(app)
 
     await app.workflows.define(
         "beating",
@@ -200,9 +203,7 @@ async def test_a_late_heartbeat_times_the_task_out_and_a_timely_one_keeps_it_wai
             "StartAt": "Ask",
             "States": {
                 "Ask": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-                    "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+                    **ASK,
                     "HeartbeatSeconds": 10,
                     "TimeoutSeconds": 100,
                     "Catch": [{"ErrorEquals": ["States.HeartbeatTimeout"], "Next": "Late"}],

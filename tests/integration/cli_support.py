@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).parents[2]
 # Variables of the developer's shell that would change what a command does.
@@ -102,3 +107,38 @@ class Running:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """``statekeeper serve --app TARGET`` (an app of tests/integration) on a free
+    loopback port, its output in ``log``; yields its URL once /healthz answers. Ends it
+    with SIGTERM, then checks that its log holds no traceback."""
+    port = free_port()
+    paths = f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "statekeeper", "serve", "--app", target,
+             "--port", str(port), "--grace", "2"],
+            env={**os.environ, **env, "PYTHONPATH": paths}, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]

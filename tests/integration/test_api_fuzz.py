@@ -9,13 +9,7 @@ must hold no traceback.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,46 +29,21 @@ from starlette.routing import Route
 from statekeeper import App
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
+from tests.integration.cli_support import serving
 
-ROOT = Path(__file__).parents[2]
 TOKEN = "fuzzing-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    db = tmp_path_factory.mktemp("fuzz") / "api.db"
+    where = tmp_path_factory.mktemp("fuzz")
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
-        "SCHEMA_DB_URL": f"sqlite:///{db}",
+        "SCHEMA_DB_URL": f"sqlite:///{where / 'api.db'}",
         "STATEKEEPER_API_TOKEN": TOKEN,
         "STATEKEEPER_CALLBACK_SECRET": "fuzzing-callback-secret",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "statekeeper", "serve", "--app", "schema_app:app",
-         "--port", str(port), "--grace", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url
-    process.terminate()
-    _, stderr = process.communicate(timeout=30)
-    assert b"Traceback" not in stderr, stderr.decode()
+    with serving("schema_app:app", env, where / "serve.log") as url:
+        yield url
 
 
 def routes_served() -> set[tuple[str, str]]:

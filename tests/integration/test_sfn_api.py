@@ -5,13 +5,8 @@ aliases, AWS-shaped errors, and signatures checked."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,7 +15,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-ROOT = Path(__file__).parents[2]
+from tests.integration.cli_support import serving
+
 TOKEN = "sfn-api-token-0123456789abcdef"
 KEY, SECRET = "AKIASTATEKEEPERTEST", "a-secret-access-key-for-tests"
 ROLE = "arn:aws:iam::000000000000:role/test"
@@ -45,40 +41,17 @@ APPROVAL = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    db = tmp_path_factory.mktemp("sfn") / "sfn.db"
+    where = tmp_path_factory.mktemp("sfn")
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
-        "SFN_DB_URL": f"sqlite:///{db}",
+        "SFN_DB_URL": f"sqlite:///{where / 'sfn.db'}",
         "STATEKEEPER_API_TOKEN": TOKEN,
         "STATEKEEPER_CALLBACK_SECRET": "sfn-callback-secret-0123456789",
         "STATEKEEPER_AWS_CREDENTIALS": f"{KEY}:{SECRET}",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "statekeeper", "serve", "--app", "sfn_app:app",
-         "--port", str(port), "--grace", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url
-    process.terminate()
-    _, stderr = process.communicate(timeout=30)
-    assert b"Traceback" not in stderr, stderr.decode()[-3000:]
+    with serving("sfn_app:app", env, where / "serve.log") as url:
+        yield url
 
 
 def client(endpoint: str, key: str = KEY, secret: str = SECRET) -> Any:

@@ -30,7 +30,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from statekeeper.workflows.tokens import CallbackTarget, issue
-from tests.integration.cli_support import one_line_error, statekeeper
+from tests.integration.cli_support import one_line_error, serving, statekeeper
 
 ROOT = Path(__file__).parents[2]
 TOKEN = "sfn-hostile-token-0123456789abcdef"
@@ -49,12 +49,6 @@ def b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -69,36 +63,17 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A ``statekeeper serve`` with the API token, an AWS key and a callback secret;
     at the end its log holds no traceback and no secret."""
-    port = free_port()
     where = tmp_path_factory.mktemp("sfn-hostile")
     log = where / "serve.log"
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
         "SFN_DB_URL": f"sqlite:///{where / 'sfn.db'}",
         "STATEKEEPER_API_TOKEN": TOKEN,
         "STATEKEEPER_CALLBACK_SECRET": CALLBACK_SECRET,
         "STATEKEEPER_AWS_CREDENTIALS": f"{KEY}:{SECRET}",
     }
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "statekeeper", "serve", "--app", "sfn_app:app",
-             "--port", str(port), "--grace", "2"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    with httpx.Client() as http:
+    with serving("sfn_app:app", env, log) as url, httpx.Client() as http:
         yield Server(url, log, http)
-    process.terminate()
-    process.wait(timeout=30)
     text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-3000:]
     for secret in SECRETS:
         assert secret not in text
 
