@@ -150,6 +150,18 @@ class InvalidEventName(InvalidIdentifier):
     code = "invalid_event_name"
 
 
+class InvalidStreamName(InvalidIdentifier):
+    """A stream name that is empty, too long or holds control characters."""
+
+    code = "invalid_stream_name"
+
+
+class InvalidEvent(ValidationError):
+    """An event that cannot be stored: no type, data or metadata that is not JSON."""
+
+    code = "invalid_event"
+
+
 class InvalidIdempotencyKey(InvalidIdentifier):
     """The idempotency key is invalid."""
 
@@ -210,6 +222,21 @@ class DuplicateEvent(ConflictError):
     code = "duplicate_event"
 
 
+class WrongExpectedVersion(ConflictError):
+    """An append's expected version is not the stream's version."""
+
+    code = "wrong_expected_version"
+
+    def __init__(self, stream: str, expected: str, actual: int) -> None:
+        super().__init__(
+            f"stream {stream!r} is at version {actual}, not {expected}",
+            stream=stream, expected=expected, actual=actual,
+        )  # fmt: skip
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
 class WorkflowFinished(ConflictError):
     """The workflow has finished; it cannot be changed any more."""
 
@@ -246,6 +273,18 @@ class WorkflowNotFound(NotFound):
     """There is no workflow with that id."""
 
     code = "workflow_not_found"
+
+
+class StreamNotFound(NotFound):
+    """No event was ever appended to the stream."""
+
+    code = "stream_not_found"
+
+
+class SubscriptionNotFound(NotFound):
+    """No subscription or projection of that name."""
+
+    code = "subscription_not_found"
 
 
 class WorkflowFailed(StatekeeperError):

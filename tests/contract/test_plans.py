@@ -16,7 +16,8 @@ from statekeeper import App
 from statekeeper.storage.queries import Query, load
 
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
-       "sk_idempotency", "sk_workflow_events")  # fmt: skip
+       "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
+       "sk_subscriptions", "sk_parked_events")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -48,6 +49,17 @@ EXPECTED = {
     "state_get": "sk_state_pkey",
     "trigger_promote": "sk_messages_waiting",
     "idempotency_get": "sk_idempotency_pkey",
+    "ev_stream_version": "sk_event_streams_pkey",
+    "ev_read_stream": "sk_events_stream",
+    "ev_read_stream_back": "sk_events_stream",
+    "ev_read_log": "sk_events_pkey",
+    "ev_read_log_back": "sk_events_pkey",
+    "ev_read_category": "sk_events_category",
+    "ev_streams": "sk_event_streams_pkey",
+    "sub_lease": "sk_subscriptions_pkey",
+    "sub_checkpoint": "sk_subscriptions_pkey",
+    "sub_fail": "sk_subscriptions_pkey",
+    "sub_parked": "sk_parked_events_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -56,6 +68,10 @@ SQLITE_NAMES = {
     "sk_workflow_steps_pkey": "sqlite_autoindex_sk_workflow_steps_1",
     "sk_state_pkey": "PRIMARY KEY",
     "sk_idempotency_pkey": "PRIMARY KEY",
+    "sk_event_streams_pkey": "sqlite_autoindex_sk_event_streams_1",
+    "sk_events_pkey": "sqlite_autoindex_sk_events_1",
+    "sk_subscriptions_pkey": "sqlite_autoindex_sk_subscriptions_1",
+    "sk_parked_events_pkey": "sqlite_autoindex_sk_parked_events_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path.
@@ -96,7 +112,7 @@ def sqlite_value(name: str) -> Any:
 POSTGRES_VALUES: dict[str, Any] = {
     "text": "w", "bytea": b"{}", "float8": NOW, "int4": 10, "int8": 10,
     "bool": True, "text[]": ["w"], "bytea[]": [b"{}"], "float8[]": [1.0],
-    "bool[]": [False], "int4[]": [1],
+    "bool[]": [False], "int4[]": [1], "int8[]": [1],
 }  # fmt: skip
 
 
@@ -160,6 +176,13 @@ async def populate(app: App) -> None:
     idempotency = [(app.namespace, f"i{n}", "f", "done", now + 3600) for n in range(3000)]
     archive = [(f"a{n}", app.namespace, "jobs", b"{}", 1, now, now - n) for n in range(3000)]
     events = [(app.namespace, f"w{n}", "e", b"{}", now) for n in range(3000)]
+    logged = [
+        (app.namespace, n + 1, f"w-{n % 1000}", n // 1000 + 1, "w", f"e{n}", "t", b"{}", now)
+        for n in range(3000)
+    ]
+    streams = [(app.namespace, f"w-{n}", 3, now) for n in range(3000)]
+    subscriptions = [(app.namespace, f"s{n}", n, now, now) for n in range(3000)]
+    parked = [(app.namespace, f"s{n % 30}", n, "e", 1, now) for n in range(3000)]
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at) VALUES ({})", workflows),
@@ -172,6 +195,14 @@ async def populate(app: App) -> None:
          "completed_at) VALUES ({})", archive),
         ("INSERT INTO sk_workflow_events (namespace, workflow_id, name, data, received_at) "
          "VALUES ({})", events),
+        ("INSERT INTO sk_events (namespace, position, stream, version, category, id, type, "
+         "data, recorded_at) VALUES ({})", logged),
+        ("INSERT INTO sk_event_streams (namespace, stream, version, updated_at) VALUES ({})",
+         streams),
+        ("INSERT INTO sk_subscriptions (namespace, name, position, created_at, updated_at) "
+         "VALUES ({})", subscriptions),
+        ("INSERT INTO sk_parked_events (namespace, subscription, position, error, attempts, "
+         "parked_at) VALUES ({})", parked),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from statekeeper.storage.definition_ops import DefinitionOps
+from statekeeper.storage.event_ops import EventOps
 from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.machine_ops import MachineOps
 from statekeeper.storage.queue_ops import QueueOps, Sender
 from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.runner import Database
 from statekeeper.storage.state_ops import StateOps
+from statekeeper.storage.subscription_ops import SubscriptionOps
 from statekeeper.storage.workflow_ops import WorkflowOps
 
 
 class Blocks:
     """Base of an adapter: ``state``, ``queues``, ``idempotency``, ``workflows``,
-    ``definitions``, ``machines`` and ``reseal`` over its primitives (it is the ``Database``, and
-    the ``Sender`` of its queues)."""
+    ``definitions``, ``machines``, ``events``, ``subscriptions`` and ``reseal`` over its
+    primitives (it is the ``Database``, and the ``Sender`` of its queues)."""
 
     def _attach_blocks(self, db: Database, sender: Sender) -> None:
         self.state = StateOps(db)
@@ -24,4 +26,6 @@ class Blocks:
         self.workflows = WorkflowOps(db)
         self.definitions = DefinitionOps(db)
         self.machines = MachineOps(db)
+        self.events = EventOps(db)
+        self.subscriptions = SubscriptionOps(db)
         self.reseal = ResealOps(db)

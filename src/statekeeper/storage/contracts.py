@@ -8,7 +8,8 @@ keep in step; an adapter provides the primitives and ``commit``, never its own
 version of an operation. The blocks above speak only these names; they never import
 an adapter or a driver. ``Storage.commit`` is the one way several writes become one
 transaction: state writes with their conditions, messages, a message settled under
-its lease, a workflow step under its fence (see ``rows.UnitOfWork``).
+its lease, a workflow step under its fence, a subscription's checkpoint under its
+lease, events appended to streams (see ``rows.UnitOfWork``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from statekeeper.storage.definition_ops import DefinitionOps as DefinitionStorage
+from statekeeper.storage.event_ops import EventOps as EventStorage
 from statekeeper.storage.idempotency_ops import IdempotencyOps as IdempotencyStorage
 from statekeeper.storage.machine_ops import MachineOps as MachineStorage
 from statekeeper.storage.queries import Dialect
@@ -24,17 +26,20 @@ from statekeeper.storage.queue_ops import QueueOps as QueueStorage
 from statekeeper.storage.reseal_ops import ResealOps as ResealStorage
 from statekeeper.storage.rows import Maintenance, UnitOfWork, UnitResult
 from statekeeper.storage.state_ops import StateOps as StateStorage
+from statekeeper.storage.subscription_ops import SubscriptionOps as SubscriptionStorage
 from statekeeper.storage.workflow_ops import WorkflowOps as WorkflowStorage
 
 __all__ = [
     "Committer",
     "DefinitionStorage",
+    "EventStorage",
     "IdempotencyStorage",
     "MachineStorage",
     "QueueStorage",
     "ResealStorage",
     "StateStorage",
     "Storage",
+    "SubscriptionStorage",
     "WorkflowStorage",
 ]
 
@@ -68,6 +73,12 @@ class Storage(Committer, Protocol):
 
     @property
     def machines(self) -> MachineStorage: ...
+
+    @property
+    def events(self) -> EventStorage: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionStorage: ...
 
     @property
     def reseal(self) -> ResealStorage: ...

@@ -27,12 +27,17 @@ from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.unit import (
     ack_statement,
+    append_statement,
     check_outbox,
     commit_statement,
+    events_statement,
+    has_events,
     only_a_step,
     only_an_ack,
+    only_appends,
     postgres_conflict,
     step_statement,
+    version_conflict,
 )
 from statekeeper.storage.url import DatabaseURL
 
@@ -282,13 +287,24 @@ class PostgresBackend(Blocks):
                 acked = await self.pool.fetchval(sql, *args)
             return UnitResult(bool(acked))
         check_outbox(unit)
-        sql, args = commit_statement(Q, unit)
         try:
+            if only_appends(unit):  # appends alone: sk_events_append in a plain statement
+                sql, args = append_statement(Q, unit)
+                with translated("cannot append"):
+                    first = await self.pool.fetchval(sql, *args)
+                return UnitResult(True, [], False, first)
+            events = has_events(unit)
+            sql, args = events_statement(Q, unit) if events else commit_statement(Q, unit)
             with translated("cannot commit"):
                 row = await self.pool.fetchrow(sql, *args)
         except LeaseLost:  # SK410: the lease or fence is no longer held; nothing applied
             return UnitResult(False)
-        except ConflictError as error:  # SK409 / SK412 from sk_state_apply
-            raise postgres_conflict(unit, error) from error
+        except ConflictError as error:
+            code = error.details.get("driver_code")
+            if code == "SK411":  # sk_events_append: a wrong expected version
+                raise version_conflict(unit, error) from error
+            if code in ("SK409", "SK412"):  # from sk_state_apply
+                raise postgres_conflict(unit, error) from error
+            raise
         assert row is not None  # the function returns one row
-        return UnitResult(True, list(row[1] or []), bool(row[0]))
+        return UnitResult(True, list(row[1] or []), bool(row[0]), row[2] if events else None)

@@ -210,6 +210,20 @@ class JournalEntry(NamedTuple):
     attempts: int = 1
 
 
+class EventRow(NamedTuple):
+    """An event as stored: global position, stream, stream version, id, type, data,
+    metadata (JSON text or None), when it was recorded."""
+
+    position: int
+    stream: str
+    version: int
+    id: str
+    type: str
+    data: bytes
+    metadata: str | None
+    recorded_at: float
+
+
 class HistoryEntry(NamedTuple):
     position: int
     kind: str
@@ -279,12 +293,57 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: its id, type, data (JSON, sealed when keys are configured)
+    and metadata (JSON text, or None)."""
+
+    id: str
+    type: str
+    data: bytes
+    metadata: str | None = None
+
+
+# Expected versions of an append besides an exact version (0: the stream has no event).
+ANY_VERSION = -1
+STREAM_EXISTS = -2
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """Events appended to one stream if its version is ``expected`` (an exact version,
+    0 for no stream, ANY_VERSION or STREAM_EXISTS). ``versions``: the events' own stream
+    versions, for recorders that choose them (``expected`` is then not checked; a taken
+    version is a conflict)."""
+
+    stream: str
+    category: str
+    expected: int
+    events: Sequence[NewEvent]
+    versions: Sequence[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A subscription's checkpoint advanced to ``position`` under its lease; ``park``:
+    the event at ``position`` is parked with this error after ``attempts`` attempts."""
+
+    subscription: str
+    lease_token: str
+    position: int
+    park: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class UnitOfWork:
     """Intents committed together, all or nothing, in one SQLite writer job or one
     PostgreSQL round trip: state writes (each with its condition), messages sent (the
     outbox; no deduplication ids), a message settled under its lease, a workflow step
-    recorded under its fence. A lease or fence no longer held applies nothing; a state
-    condition that fails raises TransactionConflict and applies nothing."""
+    recorded under its fence, a subscription's checkpoint under its lease, and events
+    appended to streams (last: on PostgreSQL the log stays locked from then to the
+    commit). A lease or fence no longer held applies nothing; a state condition that
+    fails raises TransactionConflict, and an expected version that fails
+    WrongExpectedVersion, and nothing is applied."""
 
     namespace: str
     now: float
@@ -292,6 +351,8 @@ class UnitOfWork:
     messages: Sequence[NewMessage] = ()
     settle: Settlement | None = None
     step: StepRecord | None = None
+    checkpoint: Checkpoint | None = None
+    appends: Sequence[StreamAppend] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +360,10 @@ class UnitResult:
     """``applied``: False when the settled message's lease or the step's fence was lost
     (then nothing was applied). ``writes``: per state write, True (applied, or a delete
     removed a visible item) or False. ``cancel_requested``: the workflow's flag, read
-    under its fence."""
+    under its fence. ``first_position``: the global position of the first appended
+    event (the others follow it in order)."""
 
     applied: bool
     writes: list[bool] = field(default_factory=list)
     cancel_requested: bool = False
+    first_position: int | None = None

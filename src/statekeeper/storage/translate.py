@@ -42,6 +42,7 @@ _PG_EXACT: dict[str, type[errors.StatekeeperError]] = {
     "SK409": errors.ConflictError,  # sk_state_apply: an ETag condition failed
     "SK412": errors.AlreadyExists,  # sk_state_apply: an only-if-absent key exists
     "SK410": errors.LeaseLost,  # sk_commit: a lease or fence is no longer held
+    "SK411": errors.ConflictError,  # sk_events_append: a wrong expected version
     "53300": errors.DatabaseUnavailable,  # too many connections
     "55P03": errors.DatabaseBusy,  # lock not available
     "57014": errors.StorageError,  # query cancelled (statement timeout)

@@ -15,15 +15,19 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from statekeeper.errors import AlreadyExists, ConflictError
+from statekeeper.errors import AlreadyExists, ConflictError, WrongExpectedVersion
 from statekeeper.storage.queries import Query
 from statekeeper.storage.rows import (
+    ANY_VERSION,
+    STREAM_EXISTS,
+    Checkpoint,
     DeleteOp,
     Duplicate,
     NewMessage,
     PutOp,
     Settlement,
     StepRecord,
+    StreamAppend,
     UnitOfWork,
     UnitResult,
     WriteOp,
@@ -49,8 +53,8 @@ class LeaseGone(Exception):
     rolls back everything it did."""
 
 
-def _bind(queries: Queries, name: str, **values: Any) -> Statement:
-    query = queries[name]
+def _bind(queries: Queries, query_name: str, /, **values: Any) -> Statement:
+    query = queries[query_name]
     return query.sql, query.args(**values)
 
 
@@ -114,6 +118,86 @@ def apply_writes(
     return results
 
 
+def expected_text(expected: int) -> str:
+    """An expected version in words, for WrongExpectedVersion."""
+    if expected == ANY_VERSION:
+        return "any version"
+    if expected == STREAM_EXISTS:
+        return "an existing stream"
+    return "no stream (version 0)" if expected == 0 else f"version {expected}"
+
+
+def wrong_version(append: StreamAppend, actual: int) -> WrongExpectedVersion:
+    return WrongExpectedVersion(append.stream, expected_text(append.expected), actual)
+
+
+def append_events(
+    conn: sqlite3.Connection,
+    queries: Queries,
+    namespace: str,
+    appends: Sequence[StreamAppend],
+    now: float,
+) -> int | None:
+    """Check each stream's expected version, take global positions, insert the events;
+    the first event's global position (None: no event)."""
+    total = sum(len(a.events) for a in appends)
+    if total == 0:
+        return None
+    rows: list[tuple[str, str, int, Any]] = []
+    for append in appends:
+        found = conn.execute(
+            *_bind(queries, "ev_stream_version", namespace=namespace, stream=append.stream)
+        ).fetchone()
+        actual = 0 if found is None else int(found[0])
+        if append.versions is not None:
+            versions = list(append.versions)
+            version = max(actual, *versions)
+        else:
+            expected = append.expected
+            missing = expected == STREAM_EXISTS and actual == 0
+            if missing or (expected >= 0 and actual != expected):
+                raise wrong_version(append, actual)
+            versions = list(range(actual + 1, actual + len(append.events) + 1))
+            version = versions[-1]
+        conn.execute(*_bind(
+            queries, "ev_stream_set", namespace=namespace, stream=append.stream,
+            version=version, now=now,
+        ))  # fmt: skip
+        rows.extend(
+            (append.stream, append.category, v, e)
+            for v, e in zip(versions, append.events, strict=True)
+        )
+    last = conn.execute(*_bind(queries, "ev_log_take", namespace=namespace, count=total)).fetchone()
+    first = int(last[0]) - total + 1
+    insert = queries["ev_insert"]
+    conn.executemany(insert.sql, [
+        insert.args(
+            namespace=namespace, position=first + i, stream=stream, version=version,
+            category=category, id=e.id, type=e.type, data=e.data, metadata=e.metadata, now=now,
+        )
+        for i, (stream, category, version, e) in enumerate(rows)
+    ])  # fmt: skip
+    return first
+
+
+def advance(
+    conn: sqlite3.Connection, queries: Queries, namespace: str, point: Checkpoint, now: float
+) -> None:
+    """A subscription's checkpoint advanced under its lease (LeaseGone if it is lost)."""
+    row = conn.execute(*_bind(
+        queries, "sub_checkpoint", namespace=namespace, name=point.subscription,
+        token=point.lease_token, position=point.position, now=now,
+        parked=0 if point.park is None else 1,
+    )).fetchone()  # fmt: skip
+    if row is None:
+        raise LeaseGone
+    if point.park is not None:
+        conn.execute(*_bind(
+            queries, "sub_park", namespace=namespace, name=point.subscription,
+            position=point.position, error=point.park, attempts=point.attempts, now=now,
+        ))  # fmt: skip
+
+
 def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> UnitResult:
     """The unit in one writer job (its savepoint rolls back all of it on any failure)."""
     ns, now = unit.namespace, unit.now
@@ -158,15 +242,23 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
     writes = apply_writes(conn, queries, ns, unit.writes, now) if unit.writes else []
     if unit.messages:
         send_messages(conn, queries, ns, unit.messages, now)
-    return UnitResult(True, writes, cancel)
+    if unit.checkpoint is not None:
+        advance(conn, queries, ns, unit.checkpoint, now)
+    first = append_events(conn, queries, ns, unit.appends, now) if unit.appends else None
+    return UnitResult(True, writes, cancel, first)
 
 
 # --- PostgreSQL: one statement -----------------------------------------------------------
 
 
+def has_events(unit: UnitOfWork) -> bool:
+    """Whether the unit holds a checkpoint or appends (``events_statement`` commits it)."""
+    return unit.checkpoint is not None or bool(unit.appends)
+
+
 def only_a_step(unit: UnitOfWork) -> StepRecord | None:
     """The unit's step when it holds nothing else (committed by ``step_statement``)."""
-    if unit.writes or unit.messages or unit.settle is not None:
+    if unit.writes or unit.messages or unit.settle is not None or has_events(unit):
         return None
     return unit.step
 
@@ -187,6 +279,8 @@ def only_an_ack(unit: UnitOfWork) -> Settlement | None:
     settle = unit.settle
     if unit.writes or unit.messages or unit.step is not None or settle is None:
         return None
+    if has_events(unit):
+        return None
     return settle if settle.outcome == "ack" else None
 
 
@@ -198,14 +292,74 @@ def ack_statement(queries: Queries, now: float, settle: Settlement) -> Statement
     )  # fmt: skip
 
 
+def _append_arrays(appends: Sequence[StreamAppend]) -> dict[str, Any]:
+    """sk_events_append's arrays for the appends."""
+    events = [e for a in appends for e in a.events]
+    explicit = any(a.versions is not None for a in appends)
+    if explicit and not all(a.versions is not None for a in appends):
+        raise ValueError("an append with its own versions cannot join one without")
+    return {
+        "streams": [a.stream for a in appends],
+        "categories": [a.category for a in appends],
+        "expected": [a.expected for a in appends],
+        "counts": [len(a.events) for a in appends],
+        "ids": [e.id for e in events],
+        "types": [e.type for e in events],
+        "data": [e.data for e in events],
+        "metadata": [e.metadata for e in events],
+        "versions": [v for a in appends for v in a.versions or ()] if explicit else None,
+    }
+
+
+def only_appends(unit: UnitOfWork) -> bool:
+    """Whether the unit holds appends and nothing else (``append_statement``)."""
+    return bool(unit.appends) and not (
+        unit.writes or unit.messages or unit.settle or unit.step or unit.checkpoint
+    )
+
+
+def append_statement(queries: Queries, unit: UnitOfWork) -> Statement:
+    """A unit of only appends, as one call of sk_events_append: the first position."""
+    return _bind(
+        queries, "ev_append", namespace=unit.namespace, now=unit.now,
+        **_append_arrays(unit.appends),
+    )  # fmt: skip
+
+
+def events_statement(queries: Queries, unit: UnitOfWork) -> Statement:
+    """``sk_commit_events``'s call for a unit with a checkpoint or appends."""
+    point = unit.checkpoint
+    values = _commit_values(unit)
+    values.update(_append_arrays(unit.appends))
+    return _bind(
+        queries, "commit_events",
+        subscription=None if point is None else point.subscription,
+        sub_token=None if point is None else point.lease_token,
+        checkpoint=None if point is None else point.position,
+        park=None if point is None else point.park,
+        park_attempts=None if point is None else point.attempts,
+        **values,
+    )  # fmt: skip
+
+
+def version_conflict(unit: UnitOfWork, error: ConflictError) -> WrongExpectedVersion:
+    """sk_events_append's SK411 (DETAIL: the append's index and the stream's version)
+    as the WrongExpectedVersion naming that stream."""
+    index, _, actual = str(error.details.get("detail") or "0 0").partition(" ")
+    return wrong_version(unit.appends[int(index)], int(actual or 0))
+
+
 def commit_statement(queries: Queries, unit: UnitOfWork) -> Statement:
     """``sk_commit``'s call for the unit."""
+    return _bind(queries, "commit_unit", **_commit_values(unit))
+
+
+def _commit_values(unit: UnitOfWork) -> dict[str, Any]:
+    """``sk_commit``'s arguments for the unit."""
     step, settle = unit.step, unit.settle
     puts = [op if isinstance(op, PutOp) else None for op in unit.writes]
     messages = unit.messages
-    return _bind(
-        queries,
-        "commit_unit",
+    return dict(
         namespace=unit.namespace,
         now=unit.now,
         step_id=None if step is None else step.workflow_id,
