@@ -37,6 +37,7 @@ from statekeeper.errors import (
     WorkflowFinished,
     WorkflowNotFound,
 )
+from statekeeper.events.store import EventStore
 from statekeeper.idempotency import Idempotency, IdempotentDecorator
 from statekeeper.identifiers import check_namespace, check_queue_name
 from statekeeper.outbound import CallbackPolicy
@@ -60,6 +61,8 @@ from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 
 log = logging.getLogger("statekeeper.app")
 WORKFLOW_CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}workflow-callbacks"
+# The wake-up channel of a namespace's event log (a name no queue can take).
+EVENTS_CHANNEL = f"{INTERNAL_QUEUE_PREFIX}events"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -156,6 +159,19 @@ class App:
             state=lambda: self.state,
         )  # fmt: skip
         self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
+        # The event store of this namespace (``app.events``).
+        self.events = EventStore(
+            lambda: self.backend, self.namespace, clock=self.clock, sealer=self.sealer,
+            max_event_bytes=self._max_value_bytes, appended=self._events_appended,
+        )  # fmt: skip
+
+    def _events_appended(self, namespace: str) -> None:
+        """Events committed here: wake this namespace's subscriptions, here and elsewhere."""
+        self._wakeups.notify(namespace, EVENTS_CHANNEL)
+
+    def events_wake(self) -> Any:
+        """The event the next append to this namespace sets (subscriptions wait on it)."""
+        return self._wakeups.event(self.namespace, EVENTS_CHANNEL)
 
     def in_namespace(self, namespace: str) -> App:
         """A view of this app on another namespace: the same opened database (one

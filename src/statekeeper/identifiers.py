@@ -38,6 +38,8 @@ from statekeeper.errors import (
 MAX_QUEUE_NAME = 80
 MAX_WORKFLOW_ID = 200
 MAX_EVENT_NAME = 200
+MAX_STREAM_NAME = 200
+MAX_EVENT_TYPE = 200
 MAX_DEDUP_ID = 255  # an Idempotency-Key becomes a dedup id: one limit for both
 MAX_GROUP = 128
 
@@ -105,6 +107,11 @@ def _text(
 
 def check_queue_name(name: object) -> str:
     return _pattern("queue name", name, _QUEUE_NAME, QUEUE_NAME_RULE, InvalidQueueName)
+
+
+def check_subscription_name(name: object) -> str:
+    """A subscription's or projection's name: the rule of queue names."""
+    return _pattern("subscription name", name, _QUEUE_NAME, QUEUE_NAME_RULE, InvalidIdentifier)
 
 
 def check_workflow_id(id: object) -> str:

@@ -38,6 +38,7 @@ IDEMPOTENCY = "idempotency"  # (namespace, key, "result")
 WORKFLOW = "workflow"  # (namespace, workflow id, field): input, output, error
 STEP = "step"  # (namespace, workflow id, position, field): the journal
 EVENT = "event"  # (namespace, workflow id, event name, "data")
+STREAM_EVENT = "stream event"  # (namespace, stream, event id, "data"): the event store
 
 
 def associated_data(where: tuple[str, ...]) -> bytes:

@@ -38,11 +38,13 @@ from statekeeper.state.item import Item, Page
 from statekeeper.state.validation import check_key, check_text, check_ttl
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.rows import (
+    Checkpoint,
     DeleteOp,
     NewMessage,
     PutOp,
     StepRecord,
     StoredItem,
+    StreamAppend,
     UnitOfWork,
     UnitResult,
     WriteOp,
@@ -269,18 +271,24 @@ class StateStore:
         messages: Sequence[NewMessage] = (),
         *,
         step: StepRecord | None = None,
+        checkpoint: Checkpoint | None = None,
+        appends: Sequence[StreamAppend] = (),
     ) -> UnitResult:
         """Apply checked ops, and enqueue ``messages``, atomically (with a workflow's
-        ``step``, under its fence: a lost fence applies nothing, ``applied`` False); then
+        ``step``, under its fence, or a subscription's ``checkpoint``, under its lease:
+        a lost one applies nothing, ``applied`` False; and events ``appends``); then
         invalidate and log."""
         if len(ops) + len(messages) > MAX_TRANSACTION_OPS:
             raise ValidationError(
                 f"a transaction holds at most {MAX_TRANSACTION_OPS} operations and messages, "
                 f"got {len(ops) + len(messages)}"
             )
-        if not ops and not messages and step is None:
+        if not ops and not messages and step is None and checkpoint is None and not appends:
             return UnitResult(True)
-        unit = UnitOfWork(self.namespace, self._clock(), writes=ops, messages=messages, step=step)
+        unit = UnitOfWork(
+            self.namespace, self._clock(), writes=ops, messages=messages, step=step,
+            checkpoint=checkpoint, appends=appends,
+        )  # fmt: skip
         done = await self._write([op.key for op in ops], self._backend.commit(unit))
         if not done.applied:
             return done

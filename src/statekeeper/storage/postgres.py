@@ -291,8 +291,9 @@ class PostgresBackend(Blocks):
             if only_appends(unit):  # appends alone: sk_events_append in a plain statement
                 sql, args = append_statement(Q, unit)
                 with translated("cannot append"):
-                    first = await self.pool.fetchval(sql, *args)
-                return UnitResult(True, [], False, first)
+                    found = await self.pool.fetchrow(sql, *args)
+                assert found is not None
+                return UnitResult(True, [], False, found[0], list(found[1]))
             events = has_events(unit)
             sql, args = events_statement(Q, unit) if events else commit_statement(Q, unit)
             with translated("cannot commit"):
@@ -307,4 +308,6 @@ class PostgresBackend(Blocks):
                 raise postgres_conflict(unit, error) from error
             raise
         assert row is not None  # the function returns one row
-        return UnitResult(True, list(row[1] or []), bool(row[0]), row[2] if events else None)
+        if not events:
+            return UnitResult(True, list(row[1] or []), bool(row[0]))
+        return UnitResult(True, list(row[1] or []), bool(row[0]), row[2], list(row[3] or []))

@@ -361,9 +361,11 @@ class UnitResult:
     (then nothing was applied). ``writes``: per state write, True (applied, or a delete
     removed a visible item) or False. ``cancel_requested``: the workflow's flag, read
     under its fence. ``first_position``: the global position of the first appended
-    event (the others follow it in order)."""
+    event (the others follow it in order); ``versions``: each append's stream version
+    after it."""
 
     applied: bool
     writes: list[bool] = field(default_factory=list)
     cancel_requested: bool = False
     first_position: int | None = None
+    versions: list[int] = field(default_factory=list)

@@ -137,13 +137,14 @@ def append_events(
     namespace: str,
     appends: Sequence[StreamAppend],
     now: float,
-) -> int | None:
+) -> tuple[int | None, list[int]]:
     """Check each stream's expected version, take global positions, insert the events;
-    the first event's global position (None: no event)."""
+    the first event's global position (None: no event) and each stream's version."""
     total = sum(len(a.events) for a in appends)
     if total == 0:
-        return None
+        return None, []
     rows: list[tuple[str, str, int, Any]] = []
+    after: list[int] = []
     for append in appends:
         found = conn.execute(
             *_bind(queries, "ev_stream_version", namespace=namespace, stream=append.stream)
@@ -159,6 +160,7 @@ def append_events(
                 raise wrong_version(append, actual)
             versions = list(range(actual + 1, actual + len(append.events) + 1))
             version = versions[-1]
+        after.append(version)
         conn.execute(*_bind(
             queries, "ev_stream_set", namespace=namespace, stream=append.stream,
             version=version, now=now,
@@ -177,7 +179,7 @@ def append_events(
         )
         for i, (stream, category, version, e) in enumerate(rows)
     ])  # fmt: skip
-    return first
+    return first, after
 
 
 def advance(
@@ -244,8 +246,8 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
         send_messages(conn, queries, ns, unit.messages, now)
     if unit.checkpoint is not None:
         advance(conn, queries, ns, unit.checkpoint, now)
-    first = append_events(conn, queries, ns, unit.appends, now) if unit.appends else None
-    return UnitResult(True, writes, cancel, first)
+    first, versions = append_events(conn, queries, ns, unit.appends, now)
+    return UnitResult(True, writes, cancel, first, versions)
 
 
 # --- PostgreSQL: one statement -----------------------------------------------------------

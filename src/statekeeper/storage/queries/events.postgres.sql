@@ -1,6 +1,6 @@
 -- name: ev_append
 -- Only appends: sk_events_append in one statement (migration 0012).
-SELECT sk_events_append(
+SELECT first_position, stream_versions FROM sk_events_append(
     :namespace, :now, :streams::text[], :categories::text[], :expected::int8[],
     :counts::int4[], :ids::text[], :types::text[], :data::bytea[], :metadata::text[],
     :versions::int8[]
@@ -8,7 +8,7 @@ SELECT sk_events_append(
 
 -- name: commit_events
 -- A unit of work with a checkpoint or appends (sk_commit_events, migration 0012).
-SELECT cancel_requested, writes, first_position FROM sk_commit_events(
+SELECT cancel_requested, writes, first_position, stream_versions FROM sk_commit_events(
     :namespace, :now,
     :step_id, :fence, :position, :step_kind, :step_name, :step_input::bytea,
     :step_output::bytea, :step_error, :attempts, :started_at, :lease_end,

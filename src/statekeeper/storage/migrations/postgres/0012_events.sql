@@ -89,7 +89,8 @@ CREATE TABLE sk_projections (
 -- events are its (in order). p_versions, when given, are the events' own stream
 -- versions (recorders that choose them; p_expected is then not checked, and a taken
 -- version is a unique violation). A wrong expected version raises SK411 with the
--- stream's index and its actual version as DETAIL. Returns the first global position.
+-- stream's index and its actual version as DETAIL. Returns the first global position
+-- and each stream's version after the append.
 CREATE FUNCTION sk_events_append(
     p_namespace  TEXT,
     p_now        DOUBLE PRECISION,
@@ -101,8 +102,10 @@ CREATE FUNCTION sk_events_append(
     p_types      TEXT[],
     p_data       BYTEA[],
     p_metadata   TEXT[],
-    p_versions   BIGINT[]
-) RETURNS BIGINT LANGUAGE plpgsql AS $$
+    p_versions   BIGINT[],
+    OUT first_position BIGINT,
+    OUT stream_versions BIGINT[]
+) LANGUAGE plpgsql AS $$
 DECLARE
     v_total INTEGER := coalesce(array_length(p_ids, 1), 0);
     v_streams TEXT[] := '{}';
@@ -114,8 +117,9 @@ DECLARE
     v_at INTEGER := 0;
     n INTEGER;
 BEGIN
+    stream_versions := '{}';
     IF v_total = 0 THEN
-        RETURN NULL;
+        RETURN;
     END IF;
     FOR i IN 1 .. coalesce(array_length(p_streams, 1), 0) LOOP
         n := p_counts[i];
@@ -152,6 +156,7 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'SK411', MESSAGE = 'wrong expected version',
                 DETAIL = format('%s %s', i - 1, coalesce(v_actual, 0));
         END IF;
+        stream_versions := stream_versions || v_version;
         v_streams := v_streams || array_fill(p_streams[i], ARRAY[n]);
         v_categories := v_categories || array_fill(p_categories[i], ARRAY[n]);
         IF p_versions IS NULL THEN
@@ -172,7 +177,7 @@ BEGIN
            e.type, e.data, e.metadata, p_now
     FROM unnest(v_streams, v_versions, v_categories, p_ids, p_types, p_data, p_metadata)
          WITH ORDINALITY AS e(stream, version, category, id, type, data, metadata, ord);
-    RETURN v_last - v_total + 1;
+    first_position := v_last - v_total + 1;
 END;
 $$;
 
@@ -233,12 +238,14 @@ CREATE FUNCTION sk_commit_events(
     p_data        BYTEA[],
     p_metadata    TEXT[],
     p_versions    BIGINT[]
-) RETURNS TABLE (cancel_requested INTEGER, writes BOOLEAN[], first_position BIGINT)
+) RETURNS TABLE (cancel_requested INTEGER, writes BOOLEAN[], first_position BIGINT,
+                stream_versions BIGINT[])
 LANGUAGE plpgsql AS $$
 DECLARE
     v_cancel INTEGER;
     v_writes BOOLEAN[] := '{}';
     v_first BIGINT;
+    v_versions BIGINT[];
 BEGIN
     IF p_step_id IS NOT NULL OR p_settle IS NOT NULL
        OR coalesce(array_length(p_keys, 1), 0) > 0
@@ -271,9 +278,10 @@ BEGIN
         END IF;
     END IF;
     IF coalesce(array_length(p_ids, 1), 0) > 0 THEN
-        v_first := sk_events_append(p_namespace, p_now, p_streams, p_categories, p_expected,
-                                    p_counts, p_ids, p_types, p_data, p_metadata, p_versions);
+        SELECT a.first_position, a.stream_versions INTO v_first, v_versions
+        FROM sk_events_append(p_namespace, p_now, p_streams, p_categories, p_expected,
+                              p_counts, p_ids, p_types, p_data, p_metadata, p_versions) AS a;
     END IF;
-    RETURN QUERY SELECT v_cancel, v_writes, v_first;
+    RETURN QUERY SELECT v_cancel, v_writes, v_first, v_versions;
 END;
 $$;

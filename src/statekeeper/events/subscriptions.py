@@ -1,0 +1,325 @@
+"""Subscriptions: a named reader of the event log (or of one category) that hands every
+event to a handler, catching up from its checkpoint and then following live.
+
+Delivery is at least once; effects are exactly once: the handler's state writes,
+messages and appended events commit in one unit of work with the checkpoint, under
+the subscription's lease, so an event whose effects committed is never handled again,
+and a process that lost the lease (paused, partitioned) can commit nothing. Several
+processes may run the same subscription: one holds the lease and the others wait to
+take over. A handler that fails is retried with backoff; after ``retry.max_attempts``
+failures in a row (counted in the database, across restarts) the event is parked with
+its error and the subscription moves on. Live delivery is woken by the appends of this
+process and, on PostgreSQL, by LISTEN/NOTIFY from others, with a slow poll behind both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import random
+import socket
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from statekeeper.errors import StatekeeperError, ValidationError
+from statekeeper.events.model import ANY, RecordedEvent
+from statekeeper.events.store import EventStore
+from statekeeper.queues.policy import Retry
+from statekeeper.storage import Storage
+from statekeeper.storage.rows import Checkpoint, NewMessage, StreamAppend, UnitResult, WriteOp
+
+log = logging.getLogger("statekeeper.events")
+
+DEFAULT_RETRY = Retry(max_attempts=5, initial_interval=0.5, backoff_rate=2.0, max_delay=30.0)
+_MAX_ERROR = 4000
+_DELETED = object()
+
+
+class StateWriter(Protocol):
+    """What a handler's state writes go through (the namespace's StateStore)."""
+
+    def put_op(self, key: str, value: Any, **options: Any) -> WriteOp: ...
+
+    def delete_op(self, key: str, *, if_match: str | None = None) -> WriteOp: ...
+
+    async def get(self, key: str) -> Any: ...
+
+    async def apply(
+        self,
+        ops: Sequence[WriteOp],
+        messages: Sequence[NewMessage] = (),
+        *,
+        checkpoint: Checkpoint | None = None,
+        appends: Sequence[StreamAppend] = (),
+    ) -> UnitResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How a subscription reads and retries."""
+
+    category: str | None = None
+    types: frozenset[str] | None = None  # only these event types reach the handler
+    batch: int = 200
+    retry: Retry = DEFAULT_RETRY
+    lease: float = 30.0
+    poll: float = 1.0
+
+
+class HandlerContext:
+    """What a handler may do besides reading its event: write state (under the
+    subscription's key prefix, if it has one), send messages, append events; all of it
+    commits with the checkpoint, or none of it does."""
+
+    def __init__(
+        self,
+        event: RecordedEvent,
+        writer: StateWriter,
+        events: EventStore,
+        prefix: str,
+        outbox: Callable[[str], Any] | None,
+    ) -> None:
+        self.event = event
+        self._writer = writer
+        self._events = events
+        self.prefix = prefix
+        self._outbox = outbox
+        self.ops: list[WriteOp] = []
+        self.messages: list[NewMessage] = []
+        self.appends: list[StreamAppend] = []
+        self._pending: dict[str, Any] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ops or self.messages or self.appends)
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key``, as this handler left it so far (``default`` if none)."""
+        if key in self._pending:
+            found = self._pending[key]
+            return default if found is _DELETED else found
+        item = await self._writer.get(self.prefix + key)
+        return default if item is None else item.value
+
+    def put(self, key: str, value: Any, *, ttl: float | None = None) -> None:
+        self.ops.append(self._writer.put_op(self.prefix + key, value, ttl=ttl))
+        self._pending[key] = value
+
+    def delete(self, key: str) -> None:
+        self.ops.append(self._writer.delete_op(self.prefix + key))
+        self._pending[key] = _DELETED
+
+    def send(self, queue: str, body: Any, **options: Any) -> None:
+        """Enqueue ``body`` on ``queue`` when (and only if) the event's effects commit."""
+        if self._outbox is None:
+            raise ValidationError("this subscription has no queues to send to")
+        self.messages.append(self._outbox(queue).new_message(body, **options))
+
+    def append(self, stream: str, events: Iterable[object], *, expected_version: int = ANY) -> None:
+        """Append events caused by this one (its id becomes their causation id, its
+        correlation id theirs)."""
+        self.appends.append(
+            self._events.intent(
+                stream, events, expected_version=expected_version,
+                correlation_id=self.event.correlation_id or self.event.id,
+                causation_id=self.event.id,
+            )
+        )  # fmt: skip
+
+
+Handler = Callable[..., Awaitable[None] | None]
+
+
+def _takes_context(handler: Handler) -> bool:
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def describe(error: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return text[:_MAX_ERROR]
+
+
+class Subscription:
+    """One named subscription run as a service (``run(stopping)``), or by hand with
+    ``run_until_caught_up`` (tests, tools)."""
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        backend: Callable[[], Storage],
+        events: EventStore,
+        writer: Callable[[], StateWriter],
+        wake: Callable[[], asyncio.Event],
+        outbox: Callable[[str], Any] | None = None,
+        options: Options = Options(),
+        prefix: str = "",
+        start: int = 0,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self._handler = handler
+        self._with_context = _takes_context(handler)
+        self._backend = backend
+        self._events = events
+        self._writer = writer
+        self._wake = wake
+        self._outbox = outbox
+        self.options = options
+        self.prefix = prefix
+        self._start = start
+        self._clock = clock
+        self._token = uuid.uuid4().hex
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{self._token[:8]}"
+        self._rng = random.Random()
+        self.position = 0  # the checkpoint, as this process last knew it
+
+    @property
+    def namespace(self) -> str:
+        return self._events.namespace
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Hold the lease (or wait for it) and deliver events until ``stopping``."""
+        storage = self._backend().subscriptions
+        await storage.create(self.namespace, self.name, self._start, self._clock())
+        log.info("subscription started", extra={"subscription": self.name, "holder": self.holder})
+        try:
+            while not stopping.is_set():
+                wake = self._wake()  # before reading: an append after the read sets it
+                try:
+                    busy = await self.step()
+                except StatekeeperError as error:  # the database is away: try again later
+                    log.warning(
+                        "subscription paused", exc_info=error, extra={"subscription": self.name}
+                    )
+                    busy = False
+                if busy:
+                    continue
+                await _wait_any(stopping, wake, self.options.poll)
+        finally:
+            await asyncio.shield(self._release())
+
+    async def _release(self) -> None:
+        with contextlib.suppress(StatekeeperError):  # if not, the lease runs out on its own
+            await self._backend().subscriptions.release(self.namespace, self.name, self._token)
+
+    async def run_until_caught_up(self) -> int:
+        """Deliver what is in the log now (tests, tools): the checkpoint reached."""
+        storage = self._backend().subscriptions
+        await storage.create(self.namespace, self.name, self._start, self._clock())
+        while await self.step():
+            pass
+        return self.position
+
+    async def step(self) -> bool:
+        """Take or renew the lease and handle one batch; True if there may be more."""
+        now = self._clock()
+        lease = await self._backend().subscriptions.lease(
+            self.namespace, self.name, self._token, self.holder, now + self.options.lease, now
+        )
+        if lease is None:
+            return False  # another process holds it
+        self.position = lease.position
+        rows = await self._read(lease.position)
+        if not rows:
+            return False
+        handled = lease.position
+        for event in rows:
+            if self.options.types is not None and event.type not in self.options.types:
+                handled = event.position
+                continue
+            # Skipped events first: their checkpoint.
+            if handled != self.position and not await self._commit(None, handled):
+                return False
+            outcome = await self._deliver(event)
+            if outcome is None:
+                return False  # lease lost, or waiting to retry
+            handled = event.position
+        if handled != self.position and not await self._commit(None, handled):
+            return False
+        return len(rows) == self.options.batch
+
+    async def _read(self, after: int) -> list[RecordedEvent]:
+        if self.options.category is not None:
+            return await self._events.read_category(
+                self.options.category, after=after, limit=self.options.batch
+            )
+        return await self._events.read_all(after=after, limit=self.options.batch)
+
+    async def _deliver(self, event: RecordedEvent) -> bool | None:
+        """Handle one event and commit its effects with the checkpoint; None when the
+        lease is lost or the event is to be retried later."""
+        context = HandlerContext(event, self._writer(), self._events, self.prefix, self._outbox)
+        try:
+            result = self._handler(event, context) if self._with_context else self._handler(event)
+            if inspect.isawaitable(result):
+                await result
+            return await self._commit(context, event.position)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:
+            return await self._failed(event, error)
+
+    async def _commit(self, context: HandlerContext | None, position: int) -> bool | None:
+        point = Checkpoint(self.name, self._token, position)
+        writer = self._writer()
+        if context is None or context.empty:
+            done = await writer.apply([], checkpoint=point)
+        else:
+            done = await writer.apply(
+                context.ops, context.messages, checkpoint=point, appends=context.appends
+            )
+        if not done.applied:
+            log.warning("subscription lease lost", extra={"subscription": self.name})
+            return None
+        self.position = position
+        return True
+
+    async def _failed(self, event: RecordedEvent, error: BaseException) -> bool | None:
+        text = describe(error)
+        storage = self._backend().subscriptions
+        failures = await storage.fail(
+            self.namespace, self.name, self._token, event.position, text, self._clock()
+        )
+        if failures is None:
+            return None  # the lease is lost
+        retry = self.options.retry
+        log.error(
+            "subscription handler failed", exc_info=error,
+            extra={"subscription": self.name, "position": event.position,
+                   "event_type": event.type, "attempt": failures},
+        )  # fmt: skip
+        if failures < retry.max_attempts:
+            await asyncio.sleep(retry.delay(failures, self._rng))
+            return None
+        point = Checkpoint(self.name, self._token, event.position, park=text, attempts=failures)
+        done = await self._writer().apply([], checkpoint=point)
+        if not done.applied:
+            return None
+        log.error(
+            "event parked", extra={"subscription": self.name, "position": event.position,
+                                   "attempts": failures},
+        )  # fmt: skip
+        self.position = event.position
+        return True
+
+
+async def _wait_any(stopping: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
