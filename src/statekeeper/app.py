@@ -37,9 +37,13 @@ from statekeeper.errors import (
     WorkflowFinished,
     WorkflowNotFound,
 )
+from statekeeper.events.model import check_stream
+from statekeeper.events.projections import Projections, Target
 from statekeeper.events.store import EventStore
+from statekeeper.events.subscriptions import DEFAULT_RETRY, Options
+from statekeeper.events.subscriptions import Handler as EventHandler
 from statekeeper.idempotency import Idempotency, IdempotentDecorator
-from statekeeper.identifiers import check_namespace, check_queue_name
+from statekeeper.identifiers import check_namespace, check_queue_name, check_subscription_name
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
@@ -163,6 +167,11 @@ class App:
         self.events = EventStore(
             lambda: self.backend, self.namespace, clock=self.clock, sealer=self.sealer,
             max_event_bytes=self._max_value_bytes, appended=self._events_appended,
+        )  # fmt: skip
+        # Its projections and subscriptions, run by ``statekeeper worker`` and ``serve``.
+        self.projections = Projections(
+            lambda: self.backend, self.events, lambda: self.state, self.events_wake,
+            self.queue, self.clock,
         )  # fmt: skip
 
     def _events_appended(self, namespace: str) -> None:
@@ -318,6 +327,31 @@ class App:
 
         def register(f: AnyWorkflow) -> AnyWorkflow:
             return self.workflows.register(f, name)
+
+        return register
+
+    def projection(
+        self,
+        name: str,
+        *,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+        batch: int = 200,
+        retry: Retry | None = None,
+        target: Target | None = None,
+    ) -> Callable[[EventHandler], EventHandler]:
+        """Register ``fn(event, view)`` to maintain the read model ``name`` from every
+        event of this namespace (of one ``category``; of some ``types``): ``view.put``,
+        ``view.delete``, ``await view.get``, ``view.send``, ``view.append`` commit with
+        the projection's checkpoint. Read it with ``app.projections.read_model(name)``;
+        ``target``: a SQL database instead of the state store (``events.SqlTarget``).
+        ``statekeeper worker`` and ``serve`` run it."""
+        options = _subscription_options(category, types, batch, retry)
+        checked = check_subscription_name(name)
+
+        def register(fn: EventHandler) -> EventHandler:
+            self.projections.register(checked, fn, options, target)
+            return fn
 
         return register
 
@@ -548,6 +582,17 @@ class App:
             consumers = [c for c in consumers if c.queue in chosen]
         return Worker(consumers, self.queue, self.workflows, grace=grace, poll=poll)
 
+    def start_projections(self) -> list[str]:
+        """Run this app's projections (and its views') under ``app.runtime``: their names."""
+        runtime = self.runtime
+        assert runtime is not None
+        names: list[str] = []
+        for app in [self, *self._views.values()]:
+            if app.projections.registered:
+                runtime.start(app.projections.service())
+                names.extend(app.projections.registered)
+        return names
+
     async def close(self) -> None:
         """Stop the background services (within their grace), then close the database.
         A view closes only its own cache."""
@@ -591,6 +636,17 @@ class App:
             total += forgotten
             if forgotten < batch:
                 return total
+
+
+def _subscription_options(
+    category: str | None, types: Iterable[str] | None, batch: int, retry: Retry | None
+) -> Options:
+    if category is not None:
+        check_stream(category)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+        raise ConfigurationError(f"batch must be an integer from 1 to 1000, got {batch!r}")
+    chosen = None if types is None else frozenset(types)
+    return Options(category, chosen, batch, retry or DEFAULT_RETRY)
 
 
 def _check_cache_url(url: str) -> None:

@@ -38,6 +38,7 @@ def worker_banner(app: App, queues: list[str], workflows: list[str]) -> str:
             "statekeeper worker running",
             "consumers: " + (", ".join(queues) or "none"),
             "workflows: " + (", ".join(workflows) or "none"),
+            "projections: " + (", ".join(sorted(app.projections.registered)) or "none"),
             f"namespace: {app.namespace}",
             f"database: {app.url.described()}",
         ]
@@ -87,6 +88,7 @@ async def run_worker(
         ):
             click.echo(worker_banner(app, [c.queue for c in worker.consumers], workflows), err=True)
             runtime.start(worker)
+            app.start_projections()
             try:
                 await runtime.wait()
             finally:

@@ -161,7 +161,7 @@ class Subscription:
         *,
         backend: Callable[[], Storage],
         events: EventStore,
-        writer: Callable[[], StateWriter],
+        writer: Callable[[], Any],
         wake: Callable[[], asyncio.Event],
         outbox: Callable[[str], Any] | None = None,
         options: Options = Options(),
@@ -209,18 +209,23 @@ class Subscription:
                     continue
                 await _wait_any(stopping, wake, self.options.poll)
         finally:
-            await asyncio.shield(self._release())
+            await asyncio.shield(self.release())
 
-    async def _release(self) -> None:
+    async def release(self) -> None:
+        """Give the lease back: another process may take the subscription at once."""
         with contextlib.suppress(StatekeeperError):  # if not, the lease runs out on its own
             await self._backend().subscriptions.release(self.namespace, self.name, self._token)
 
     async def run_until_caught_up(self) -> int:
-        """Deliver what is in the log now (tests, tools): the checkpoint reached."""
+        """Deliver what is in the log now, then give the lease back (tests, tools): the
+        checkpoint reached (unchanged while another process holds the lease)."""
         storage = self._backend().subscriptions
         await storage.create(self.namespace, self.name, self._start, self._clock())
-        while await self.step():
-            pass
+        try:
+            while await self.step():
+                pass
+        finally:
+            await self.release()
         return self.position
 
     async def step(self) -> bool:
@@ -232,8 +237,12 @@ class Subscription:
         if lease is None:
             return False  # another process holds it
         self.position = lease.position
+        # A category's reader reads the log's head first: every position up to it has
+        # committed (appends commit in position order), so when the category has no
+        # more events the checkpoint may move up to it, and the lag reads true.
+        head = await self._events.head() if self.options.category is not None else 0
         rows = await self._read(lease.position)
-        if not rows:
+        if not rows and head <= lease.position:
             return False
         handled = lease.position
         for event in rows:
@@ -247,9 +256,12 @@ class Subscription:
             if outcome is None:
                 return False  # lease lost, or waiting to retry
             handled = event.position
+        full = len(rows) == self.options.batch
+        if not full and head > handled:
+            handled = head  # nothing of the category lies between: see above
         if handled != self.position and not await self._commit(None, handled):
             return False
-        return len(rows) == self.options.batch
+        return full
 
     async def _read(self, after: int) -> list[RecordedEvent]:
         if self.options.category is not None:

@@ -137,6 +137,7 @@ async def _serve_on(
         announce(line)
     if workers:
         runtime.start(app.worker(grace=grace))
+        app.start_projections()
     runtime.start(HttpService(http, sockets))  # stopped first: no new requests
     await runtime.wait()
     if runtime.failure is not None:

@@ -127,10 +127,12 @@ class SubscriptionOps(Operations):
 
     async def projection(self, namespace: str, name: str, now: float) -> ProjectionRow:
         """A projection's generations (created at generation 1 on first use)."""
-        create = self._bind("proj_create", namespace=namespace, name=name, now=now)
-        await self._db.run_write(create, f"cannot create projection {name!r}", "rowcount")
         statement = self._bind("proj_get", namespace=namespace, name=name)
         row = await self._db.run_read(statement, f"cannot read projection {name!r}", "row")
+        if row is None:
+            create = self._bind("proj_create", namespace=namespace, name=name, now=now)
+            await self._db.run_write(create, f"cannot create projection {name!r}", "rowcount")
+            row = await self._db.run_read(statement, f"cannot read projection {name!r}", "row")
         return ProjectionRow(int(row[0]), row[1], float(row[2]))
 
     async def start_build(self, namespace: str, name: str, building: int, now: float) -> bool:
