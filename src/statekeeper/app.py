@@ -355,6 +355,29 @@ class App:
 
         return register
 
+    def subscription(
+        self,
+        name: str,
+        *,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+        batch: int = 200,
+        retry: Retry | None = None,
+    ) -> Callable[[EventHandler], EventHandler]:
+        """Register ``fn(event)`` or ``fn(event, ctx)`` to handle every event of this
+        namespace (of one ``category``; of some ``types``) once in effect, from the
+        start of the log: ``ctx.put``, ``ctx.delete``, ``await ctx.get``, ``ctx.send``
+        and ``ctx.append`` commit with the subscription's checkpoint. A failing handler
+        is retried, then its event parked. ``statekeeper worker`` and ``serve`` run it."""
+        options = _subscription_options(category, types, batch, retry)
+        checked = check_subscription_name(name)
+
+        def register(fn: EventHandler) -> EventHandler:
+            self.projections.subscribe(checked, fn, options)
+            return fn
+
+        return register
+
     @overload
     def function(self, fn: F, /, *, name: str | None = None) -> F: ...
 
@@ -588,9 +611,10 @@ class App:
         assert runtime is not None
         names: list[str] = []
         for app in [self, *self._views.values()]:
-            if app.projections.registered:
-                runtime.start(app.projections.service())
-                names.extend(app.projections.registered)
+            projections = app.projections
+            if projections.registered or projections.subscriptions:
+                runtime.start(projections.service())
+                names.extend([*projections.registered, *projections.subscriptions])
         return names
 
     async def close(self) -> None:

@@ -269,3 +269,29 @@ async def test_a_projection_rebuilds_into_a_new_generation(app: App) -> None:
     projection = app.projections.get("totals")
     await app.projections.retire(projection, 1)
     assert await app.state.get("projections/totals/1/order-1") is None
+
+
+async def test_the_projector_runs_subscriptions_and_projections(live_app: App) -> None:
+    app = live_app
+    mailed: list[str] = []
+
+    @app.subscription("mailer", types={"Placed"})
+    async def mail(event: RecordedEvent, ctx: Any) -> None:
+        mailed.append(event.stream)
+        ctx.put(f"mailed/{event.stream}", True)
+
+    @app.projection("counts", category="order")
+    async def counts(event: RecordedEvent, view: Any) -> None:
+        view.put("n", await view.get("n", 0) + 1)
+
+    assert sorted(app.start_projections()) == ["counts", "mailer"]
+    await app.events.append("order-1", [placed(1), EventData("Paid")])
+    await app.events.append("user-1", [EventData("Placed")])
+    model = app.projections.read_model("counts")
+    for _ in range(200):
+        if len(mailed) == 2 and await model.get("n") == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(mailed) == ["order-1", "user-1"]
+    assert await model.get("n") == 2
+    assert (await app.state.get("mailed/user-1")) is not None

@@ -131,6 +131,7 @@ class Projections:
         self._outbox = outbox
         self.clock = clock
         self.registered: dict[str, Projection] = {}
+        self.subscriptions: dict[str, Subscription] = {}  # plain ones (``app.subscription``)
 
     @property
     def namespace(self) -> str:
@@ -144,6 +145,17 @@ class Projections:
         projection = Projection(name, handler, options, target)
         self.registered[name] = projection
         return projection
+
+    def subscribe(self, name: str, handler: Handler, options: Options) -> Subscription:
+        """A plain subscription: its handler's state writes use keys as they are."""
+        if name in self.subscriptions:
+            raise ConfigurationError(f"subscription {name!r} is already registered")
+        made = Subscription(
+            name, handler, backend=self._backend, events=self.events, writer=self.writer,
+            wake=self._wake, outbox=self._outbox, options=options, clock=self.clock,
+        )  # fmt: skip
+        self.subscriptions[name] = made
+        return made
 
     def get(self, name: str) -> Projection:
         found = self.registered.get(name)
@@ -300,6 +312,16 @@ class Projector:
     ) -> None:
         """Start what should run, switch rebuilt generations, retire old ones."""
         projections = self.projections
+        for name, subscription in projections.subscriptions.items():
+            key = (f"subscription:{name}", 0)
+            task = running.get(key)
+            if task is not None and task.done() and not task.cancelled():
+                failure = task.exception()
+                if failure is not None:
+                    log.error("subscription failed; restarting", exc_info=failure,
+                              extra={"subscription": name})  # fmt: skip
+            if task is None or task.done():
+                running[key] = asyncio.create_task(subscription.run(stopping))
         for projection in projections.registered.values():
             row = await projections.generations(projection.name)
             wanted = {row.generation} | ({row.building} if row.building else set())
