@@ -39,6 +39,9 @@ log = logging.getLogger("statekeeper.events")
 DEFAULT_RETRY = Retry(max_attempts=5, initial_interval=0.5, backoff_rate=2.0, max_delay=30.0)
 _MAX_ERROR = 4000
 _DELETED = object()
+_ABSENT = object()
+# A batch's effects commit once they hold this many writes, messages and events.
+FLUSH_OPS = 500
 
 
 class StateWriter(Protocol):
@@ -75,17 +78,17 @@ class Options:
 class HandlerContext:
     """What a handler may do besides reading its event: write state (under the
     subscription's key prefix, if it has one), send messages, append events; all of it
-    commits with the checkpoint, or none of it does."""
+    commits with the checkpoint, or none of it does. ``event`` is the event in hand."""
+
+    event: RecordedEvent
 
     def __init__(
         self,
-        event: RecordedEvent,
         writer: StateWriter,
         events: EventStore,
         prefix: str,
         outbox: Callable[[str], Any] | None,
     ) -> None:
-        self.event = event
         self._writer = writer
         self._events = events
         self.prefix = prefix
@@ -94,6 +97,33 @@ class HandlerContext:
         self.messages: list[NewMessage] = []
         self.appends: list[StreamAppend] = []
         self._pending: dict[str, Any] = {}
+        self._undo: list[tuple[str, Any]] = []  # (key, what it was before), in order
+        self.handled = 0  # events whose effects this context holds
+
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where the context stands before a handler runs (``undo`` returns to it)."""
+        self.handled += 1
+        return len(self.ops), len(self.messages), len(self.appends), len(self._undo)
+
+    def undo(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget what a failed handler did since ``mark``."""
+        ops, messages, appends, undo = mark
+        del self.ops[ops:], self.messages[messages:], self.appends[appends:]
+        while len(self._undo) > undo:
+            key, before = self._undo.pop()
+            if before is _ABSENT:
+                self._pending.pop(key, None)
+            else:
+                self._pending[key] = before
+        self.handled -= 1
+
+    @property
+    def size(self) -> int:
+        return len(self.ops) + len(self.messages) + sum(len(a.events) for a in self.appends)
+
+    def _remember(self, key: str, value: Any) -> None:
+        self._undo.append((key, self._pending.get(key, _ABSENT)))
+        self._pending[key] = value
 
     @property
     def empty(self) -> bool:
@@ -109,11 +139,11 @@ class HandlerContext:
 
     def put(self, key: str, value: Any, *, ttl: float | None = None) -> None:
         self.ops.append(self._writer.put_op(self.prefix + key, value, ttl=ttl))
-        self._pending[key] = value
+        self._remember(key, value)
 
     def delete(self, key: str) -> None:
         self.ops.append(self._writer.delete_op(self.prefix + key))
-        self._pending[key] = _DELETED
+        self._remember(key, _DELETED)
 
     def send(self, queue: str, body: Any, **options: Any) -> None:
         """Enqueue ``body`` on ``queue`` when (and only if) the event's effects commit."""
@@ -185,6 +215,7 @@ class Subscription:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{self._token[:8]}"
         self._rng = random.Random()
         self.position = 0  # the checkpoint, as this process last knew it
+        self._single_until = 0  # up to this position, one event a commit
 
     @property
     def namespace(self) -> str:
@@ -229,7 +260,13 @@ class Subscription:
         return self.position
 
     async def step(self) -> bool:
-        """Take or renew the lease and handle one batch; True if there may be more."""
+        """Take or renew the lease and handle one batch; True if there may be more.
+
+        The effects of a batch's events gather in one context (a handler reads what the
+        ones before it wrote) and commit together with the checkpoint: one commit a
+        batch, or every ``FLUSH_OPS`` writes. A handler that fails leaves nothing in
+        the context: what came before it commits, then its failure is dealt with. A
+        batch whose commit fails is handled again one event a commit."""
         now = self._clock()
         lease = await self._backend().subscriptions.lease(
             self.namespace, self.name, self._token, self.holder, now + self.options.lease, now
@@ -244,24 +281,41 @@ class Subscription:
         rows = await self._read(lease.position)
         if not rows and head <= lease.position:
             return False
-        handled = lease.position
+        single = bool(rows) and self._single_until >= rows[0].position
+        context = self._context()
+        handled, last = lease.position, None
         for event in rows:
             if self.options.types is not None and event.type not in self.options.types:
                 handled = event.position
                 continue
-            # Skipped events first: their checkpoint.
-            if handled != self.position and not await self._commit(None, handled):
-                return False
-            outcome = await self._deliver(event)
-            if outcome is None:
-                return False  # lease lost, or waiting to retry
-            handled = event.position
+            mark = context.mark()
+            try:
+                await self._call(event, context)
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as error:
+                context.undo(mark)
+                if not await self._flush(context, handled, rows, last):
+                    return False
+                return await self._failed(event, error)
+            handled, last = event.position, event
+            if single or context.size >= FLUSH_OPS:
+                if not await self._flush(context, handled, rows, last):
+                    return False
+                context = self._context()
         full = len(rows) == self.options.batch
         if not full and head > handled:
             handled = head  # nothing of the category lies between: see above
-        if handled != self.position and not await self._commit(None, handled):
-            return False
-        return full
+        return await self._flush(context, handled, rows, last) and full
+
+    def _context(self) -> HandlerContext:
+        return HandlerContext(self._writer(), self._events, self.prefix, self._outbox)
+
+    async def _call(self, event: RecordedEvent, context: HandlerContext) -> None:
+        context.event = event
+        result = self._handler(event, context) if self._with_context else self._handler(event)
+        if inspect.isawaitable(result):
+            await result
 
     async def _read(self, after: int) -> list[RecordedEvent]:
         if self.options.category is not None:
@@ -270,43 +324,50 @@ class Subscription:
             )
         return await self._events.read_all(after=after, limit=self.options.batch)
 
-    async def _deliver(self, event: RecordedEvent) -> bool | None:
-        """Handle one event and commit its effects with the checkpoint; None when the
-        lease is lost or the event is to be retried later."""
-        context = HandlerContext(event, self._writer(), self._events, self.prefix, self._outbox)
-        try:
-            result = self._handler(event, context) if self._with_context else self._handler(event)
-            if inspect.isawaitable(result):
-                await result
-            return await self._commit(context, event.position)
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as error:
-            return await self._failed(event, error)
-
-    async def _commit(self, context: HandlerContext | None, position: int) -> bool | None:
+    async def _flush(
+        self,
+        context: HandlerContext,
+        position: int,
+        rows: Sequence[RecordedEvent],
+        last: RecordedEvent | None,
+    ) -> bool:
+        """Commit the context's effects with the checkpoint at ``position``; False when
+        the lease is lost or the commit failed. A failed commit of several events'
+        effects has the batch handled again one event a commit; of one event's, it is
+        that event's failure (``last``: retried, then parked)."""
+        if position == self.position and context.empty:
+            return True
         point = Checkpoint(self.name, self._token, position)
-        writer = self._writer()
-        if context is None or context.empty:
-            done = await writer.apply([], checkpoint=point)
-        else:
-            done = await writer.apply(
+        try:
+            done = await self._writer().apply(
                 context.ops, context.messages, checkpoint=point, appends=context.appends
             )
+        except StatekeeperError as error:
+            if context.handled > 1:
+                log.warning("batch commit failed; handling it one event at a time",
+                            exc_info=error, extra={"subscription": self.name})  # fmt: skip
+                self._single_until = rows[-1].position
+                return False
+            if last is None or context.handled == 0:
+                raise  # the checkpoint alone: the database is away
+            await self._failed(last, error)
+            return False
         if not done.applied:
             log.warning("subscription lease lost", extra={"subscription": self.name})
-            return None
+            return False
         self.position = position
         return True
 
-    async def _failed(self, event: RecordedEvent, error: BaseException) -> bool | None:
+    async def _failed(self, event: RecordedEvent, error: BaseException) -> bool:
+        """Count the failure; retry later (False) or, past the attempts, park the event
+        and move on (True)."""
         text = describe(error)
         storage = self._backend().subscriptions
         failures = await storage.fail(
             self.namespace, self.name, self._token, event.position, text, self._clock()
         )
         if failures is None:
-            return None  # the lease is lost
+            return False  # the lease is lost
         retry = self.options.retry
         log.error(
             "subscription handler failed", exc_info=error,
@@ -315,11 +376,11 @@ class Subscription:
         )  # fmt: skip
         if failures < retry.max_attempts:
             await asyncio.sleep(retry.delay(failures, self._rng))
-            return None
+            return False
         point = Checkpoint(self.name, self._token, event.position, park=text, attempts=failures)
         done = await self._writer().apply([], checkpoint=point)
         if not done.applied:
-            return None
+            return False
         log.error(
             "event parked", extra={"subscription": self.name, "position": event.position,
                                    "attempts": failures},
