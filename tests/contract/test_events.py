@@ -295,3 +295,23 @@ async def test_the_projector_runs_subscriptions_and_projections(live_app: App) -
     assert sorted(mailed) == ["order-1", "user-1"]
     assert await model.get("n") == 2
     assert (await app.state.get("mailed/user-1")) is not None
+
+
+async def test_a_batch_whose_commit_fails_is_handled_one_event_at_a_time(app: App) -> None:
+    await app.events.append("order-1", [placed(1), placed(2), placed(3)])
+
+    async def claim(event: RecordedEvent, ctx: Any) -> None:
+        # Every event claims the same new stream: in one batch the second claim
+        # conflicts with the first, so the batch's commit fails as a whole.
+        ctx.append("claim-1", [EventData("Claimed")], expected_version=NO_STREAM)
+        ctx.put(f"claimed-{event.version}", True)
+
+    sub = subscription(app, "claims", claim, retry=NO_WAIT, category="order")
+    for _ in range(12):
+        await sub.run_until_caught_up()
+    assert [e.type for e in await app.events.read_stream("claim-1")] == ["Claimed"]
+    assert await app.state.get("claims/claimed-1") is not None
+    assert await app.state.get("claims/claimed-2") is None
+    parked = await app.backend.subscriptions.parked(app.namespace, "claims")
+    assert [p.position for p in parked] == [2, 3]
+    assert "wrong_expected_version" in parked[0].error or "version" in parked[0].error
