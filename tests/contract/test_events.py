@@ -315,3 +315,29 @@ async def test_a_batch_whose_commit_fails_is_handled_one_event_at_a_time(app: Ap
     parked = await app.backend.subscriptions.parked(app.namespace, "claims")
     assert [p.position for p in parked] == [2, 3]
     assert "wrong_expected_version" in parked[0].error or "version" in parked[0].error
+
+
+async def test_another_process_appends_wake_a_subscription(
+    pg_shared_url: str, namespace: str
+) -> None:
+    """On PostgreSQL an append in one process wakes the subscriptions of another
+    (LISTEN/NOTIFY): delivered long before the 30-second poll. (SQLite wakes the
+    subscriptions of its own process.)"""
+    url = pg_shared_url
+    async with App(url, namespace=namespace, purge_interval=None) as reader, App(
+        url, namespace=namespace, purge_interval=None
+    ) as writer:
+        arrived = asyncio.Event()
+
+        async def handle(event: RecordedEvent) -> None:
+            arrived.set()
+
+        sub = subscription(reader, "woken", handle, poll=30.0)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(sub.run(stopping))
+        await asyncio.wait_for(reader.backend.wait_listening(), 5)  # type: ignore[attr-defined]
+        await asyncio.sleep(0.2)  # the subscription has read the empty log and waits
+        await writer.events.append("order-1", [placed(1)])
+        await asyncio.wait_for(arrived.wait(), 5)
+        stopping.set()
+        await task
