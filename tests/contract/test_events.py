@@ -324,9 +324,10 @@ async def test_another_process_appends_wake_a_subscription(
     (LISTEN/NOTIFY): delivered long before the 30-second poll. (SQLite wakes the
     subscriptions of its own process.)"""
     url = pg_shared_url
-    async with App(url, namespace=namespace, purge_interval=None) as reader, App(
-        url, namespace=namespace, purge_interval=None
-    ) as writer:
+    async with (
+        App(url, namespace=namespace, purge_interval=None) as reader,
+        App(url, namespace=namespace, purge_interval=None) as writer,
+    ):
         arrived = asyncio.Event()
 
         async def handle(event: RecordedEvent) -> None:
