@@ -23,7 +23,15 @@ from typing import Any
 
 from statekeeper.errors import DecryptionError, ValidationError
 from statekeeper.keyring import Keyring
-from statekeeper.sealing import EVENT, IDEMPOTENCY, MESSAGE, STEP, WORKFLOW, Sealer
+from statekeeper.sealing import (
+    EVENT,
+    IDEMPOTENCY,
+    MESSAGE,
+    STEP,
+    STREAM_EVENT,
+    WORKFLOW,
+    Sealer,
+)
 from statekeeper.state.encryption import associated_data
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.reseal_ops import RESEAL_TABLES
@@ -31,8 +39,9 @@ from statekeeper.storage.rows import ResealChange, ResealRow
 
 log = logging.getLogger("statekeeper.reencrypt")
 
-# In this order: state first, then queues, idempotency, workflows.
-KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events")
+# In this order: state first, then queues, idempotency, workflows, the event store.
+KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events",
+         "stream_events")  # fmt: skip
 MAX_BATCH = 10_000
 
 # Called with a namespace and the state keys re-sealed in it (to drop them from a cache).
@@ -199,6 +208,8 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
         return (WORKFLOW, namespace, values["id"], name)
     if kind == "steps":
         return (STEP, namespace, values["workflow_id"], str(values["position"]), name)
+    if kind == "stream_events":
+        return (STREAM_EVENT, namespace, values["stream"], values["id"], name)
     return (EVENT, namespace, values["workflow_id"], values["name"], name)
 
 

@@ -144,6 +144,11 @@ async def write_every_payload(app: App) -> Written:
     for message in await inbox.receive(10):
         await message.ack({"reply": w.mark(f"reply-{message.id}")})
 
+    # The event store: an event's data.
+    await app.events.append(
+        "ledger-1", [{"type": "Booked", "data": {"memo": w.mark("stream-event-data")}}]
+    )
+
     # Idempotency.
     result = {"charged": w.mark("idempotency-result")}
     assert await app.idempotency.run("charge-1", lambda: result) == result
@@ -204,6 +209,8 @@ async def check_every_payload(app: App, w: Written) -> None:
 
     [outbox] = await app.queue("outbox").peek(10)
     assert outbox.body == {"event": m["outbox-body"]}
+    [booked] = await app.events.read_stream("ledger-1")
+    assert booked.data == {"memo": m["stream-event-data"]}
 
     ingress = w.ids["ingress-body"]
     status = await request_status(app.backend, app.namespace, ingress, app.sealer)

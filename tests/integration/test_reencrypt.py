@@ -39,6 +39,7 @@ PAYLOADS = [
     ("sk_workflow_steps", "output", False),
     ("sk_workflow_steps", "error", True),
     ("sk_workflow_events", "data", False),
+    ("sk_events", "data", False),
 ]
 
 
@@ -111,7 +112,8 @@ async def test_rotation_then_reencrypt_leaves_nothing_under_the_old_key(
     rows = sum(kind["examined"] for kind in finished["kinds"].values())
     assert finished["rewritten"] == rows  # nothing done twice: only what was left
     assert set(finished["kinds"]) == {
-        "state", "messages", "archive", "idempotency", "workflows", "steps", "events"
+        "state", "messages", "archive", "idempotency", "workflows", "steps", "events",
+        "stream_events",
     }  # fmt: skip
     after = await key_ids(url)  # the other namespace's plaintext is not ours to seal
     assert after == {"k2": before["k1"], None: before[None]}

@@ -49,6 +49,9 @@ RESEAL_TABLES: dict[str, ResealTable] = {
         ("error",),
     ),
     "events": ResealTable(("namespace", "workflow_id", "name"), ("data",), ("data",), ()),
+    "stream_events": ResealTable(
+        ("namespace", "position"), ("stream", "id", "data"), ("data",), ()
+    ),
 }
 
 

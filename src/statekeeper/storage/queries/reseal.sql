@@ -79,6 +79,15 @@ WHERE (namespace, workflow_id, name) > (:after_namespace, :after_workflow_id, :a
 ORDER BY namespace, workflow_id, name
 LIMIT :limit;
 
+-- name: reseal_scan_stream_events
+SELECT namespace, position, stream, id, data
+FROM sk_events
+WHERE (namespace, position) > (:after_namespace, :after_position)
+  AND (:every_namespace = 1 OR namespace = :namespace)
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+ORDER BY namespace, position
+LIMIT :limit;
+
 -- name: reseal_state_value
 -- A state value keeps its ETag: re-sealing does not change what it holds.
 UPDATE sk_state SET value = :new, key_id = :key_id
@@ -142,3 +151,7 @@ WHERE namespace = :namespace AND workflow_id = :workflow_id AND position = :posi
 -- name: reseal_events_data
 UPDATE sk_workflow_events SET data = :new
 WHERE namespace = :namespace AND workflow_id = :workflow_id AND name = :name AND data = :old;
+
+-- name: reseal_stream_events_data
+UPDATE sk_events SET data = :new
+WHERE namespace = :namespace AND position = :position AND data = :old;
