@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from statekeeper.errors import StreamNotFound, ValidationError
+from statekeeper.events.aggregates import A, AggregateRepository
 from statekeeper.events.model import (
     ANY,
     MAX_EVENTS_PER_APPEND,
@@ -30,6 +31,7 @@ from statekeeper.events.model import (
     read_data,
     read_metadata,
 )
+from statekeeper.events.upcasting import Upcasters
 from statekeeper.identifiers import shown
 from statekeeper.sealing import STREAM_EVENT, Sealer
 from statekeeper.storage import Storage
@@ -135,6 +137,19 @@ class EventStore:
         if self._appended is not None:
             self._appended(self.namespace)
         return results(appends, done.first_position, done.versions)
+
+    def aggregates(
+        self,
+        cls: type[A],
+        *,
+        category: str | None = None,
+        snapshot_every: int | None = None,
+        upcasters: Upcasters | None = None,
+    ) -> AggregateRepository[A]:
+        """A repository of ``cls`` aggregates, in streams ``<category>-<id>``."""
+        return AggregateRepository(
+            self, cls, category=category, snapshot_every=snapshot_every, upcasters=upcasters
+        )
 
     # --- reading --------------------------------------------------------------------
 
