@@ -27,6 +27,7 @@ from statekeeper.sealing import (
     EVENT,
     IDEMPOTENCY,
     MESSAGE,
+    SNAPSHOT,
     STEP,
     STREAM_EVENT,
     WORKFLOW,
@@ -41,7 +42,7 @@ log = logging.getLogger("statekeeper.reencrypt")
 
 # In this order: state first, then queues, idempotency, workflows, the event store.
 KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events",
-         "stream_events")  # fmt: skip
+         "stream_events", "snapshots")  # fmt: skip
 MAX_BATCH = 10_000
 
 # Called with a namespace and the state keys re-sealed in it (to drop them from a cache).
@@ -210,6 +211,8 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
         return (STEP, namespace, values["workflow_id"], str(values["position"]), name)
     if kind == "stream_events":
         return (STREAM_EVENT, namespace, values["stream"], values["id"], name)
+    if kind == "snapshots":
+        return (SNAPSHOT, namespace, values["stream"], str(values["version"]), "state")
     return (EVENT, namespace, values["workflow_id"], values["name"], name)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from statekeeper import App, Retry
+from statekeeper.events.aggregates import Aggregate
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
 from statekeeper.queues.completions import CALLBACK_QUEUE
@@ -26,6 +27,14 @@ from statekeeper.workflows import StepFailed, WorkflowContext, WorkflowRunner
 
 TOKEN = "payload-test-token-0123456789"
 ONCE = Retry(max_attempts=1)
+
+
+class Ledger(Aggregate):
+    def __init__(self) -> None:
+        self.memos: list[str] = []
+
+    def when_Noted(self, data: dict[str, str]) -> None:
+        self.memos.append(data["memo"])
 
 
 @dataclass
@@ -149,6 +158,12 @@ async def write_every_payload(app: App) -> Written:
         "ledger-1", [{"type": "Booked", "data": {"memo": w.mark("stream-event-data")}}]
     )
 
+    # An aggregate's snapshot.
+    ledgers = app.events.aggregates(Ledger, category="book", snapshot_every=1)
+    book = await ledgers.load("1")
+    book.record("Noted", {"memo": w.mark("snapshot-state")})
+    await ledgers.save(book)
+
     # Idempotency.
     result = {"charged": w.mark("idempotency-result")}
     assert await app.idempotency.run("charge-1", lambda: result) == result
@@ -209,6 +224,10 @@ async def check_every_payload(app: App, w: Written) -> None:
 
     [outbox] = await app.queue("outbox").peek(10)
     assert outbox.body == {"event": m["outbox-body"]}
+    snapshot = await app.backend.events.snapshot(app.namespace, "book-1")
+    assert snapshot is not None and snapshot.version == 1
+    book = await app.events.aggregates(Ledger, category="book", snapshot_every=1).load("1")
+    assert book.memos == [m["snapshot-state"]]
     [booked] = await app.events.read_stream("ledger-1")
     assert booked.data == {"memo": m["stream-event-data"]}
 

@@ -40,6 +40,7 @@ PAYLOADS = [
     ("sk_workflow_steps", "error", True),
     ("sk_workflow_events", "data", False),
     ("sk_events", "data", False),
+    ("sk_event_snapshots", "data", False),
 ]
 
 
@@ -113,7 +114,7 @@ async def test_rotation_then_reencrypt_leaves_nothing_under_the_old_key(
     assert finished["rewritten"] == rows  # nothing done twice: only what was left
     assert set(finished["kinds"]) == {
         "state", "messages", "archive", "idempotency", "workflows", "steps", "events",
-        "stream_events",
+        "stream_events", "snapshots",
     }  # fmt: skip
     after = await key_ids(url)  # the other namespace's plaintext is not ours to seal
     assert after == {"k2": before["k1"], None: before[None]}

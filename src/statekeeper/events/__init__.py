@@ -1,6 +1,7 @@
 """The event store, subscriptions and projections (``app.events``, ``@app.subscription``,
 ``@app.projection``): see docs/events.md."""
 
+from statekeeper.events.aggregates import Aggregate, AggregateRepository, when
 from statekeeper.events.model import (
     ANY,
     EXISTS,
@@ -10,13 +11,18 @@ from statekeeper.events.model import (
     RecordedEvent,
 )
 from statekeeper.events.subscriptions import HandlerContext
+from statekeeper.events.upcasting import Upcasters
 
 __all__ = [
     "ANY",
+    "Aggregate",
+    "AggregateRepository",
     "EXISTS",
     "NO_STREAM",
     "AppendResult",
     "EventData",
     "HandlerContext",
     "RecordedEvent",
+    "Upcasters",
+    "when",
 ]

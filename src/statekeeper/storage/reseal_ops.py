@@ -52,6 +52,7 @@ RESEAL_TABLES: dict[str, ResealTable] = {
     "stream_events": ResealTable(
         ("namespace", "position"), ("stream", "id", "data"), ("data",), ()
     ),
+    "snapshots": ResealTable(("namespace", "stream"), ("version", "data"), ("data",), ()),
 }
 
 

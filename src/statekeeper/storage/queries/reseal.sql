@@ -88,6 +88,15 @@ WHERE (namespace, position) > (:after_namespace, :after_position)
 ORDER BY namespace, position
 LIMIT :limit;
 
+-- name: reseal_scan_snapshots
+SELECT namespace, stream, version, data
+FROM sk_event_snapshots
+WHERE (namespace, stream) > (:after_namespace, :after_stream)
+  AND (:every_namespace = 1 OR namespace = :namespace)
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+ORDER BY namespace, stream
+LIMIT :limit;
+
 -- name: reseal_state_value
 -- A state value keeps its ETag: re-sealing does not change what it holds.
 UPDATE sk_state SET value = :new, key_id = :key_id
@@ -155,3 +164,7 @@ WHERE namespace = :namespace AND workflow_id = :workflow_id AND name = :name AND
 -- name: reseal_stream_events_data
 UPDATE sk_events SET data = :new
 WHERE namespace = :namespace AND position = :position AND data = :old;
+
+-- name: reseal_snapshots_data
+UPDATE sk_event_snapshots SET data = :new
+WHERE namespace = :namespace AND stream = :stream AND data = :old;
