@@ -15,10 +15,10 @@ from statekeeper.events.upcasting import Upcasters
 
 __all__ = [
     "ANY",
-    "Aggregate",
-    "AggregateRepository",
     "EXISTS",
     "NO_STREAM",
+    "Aggregate",
+    "AggregateRepository",
     "AppendResult",
     "EventData",
     "HandlerContext",
