@@ -1,0 +1,44 @@
+-- The persistence module of the eventsourcing library (statekeeper/eventsourcing/): an
+-- originator's events (a stream), the application sequence (the namespace's global
+-- log) and tracking positions (sk_subscriptions rows without a lease). Appends are the
+-- event store's own (unit.py).
+
+-- name: es_stream
+-- An originator's events with versions in (gt, lte], oldest first.
+SELECT version, type, data FROM sk_events
+WHERE namespace = :namespace AND stream = :stream AND version > :gt AND version <= :lte
+ORDER BY version
+LIMIT :limit;
+
+-- name: es_stream_back
+-- The same, newest first.
+SELECT version, type, data FROM sk_events
+WHERE namespace = :namespace AND stream = :stream AND version > :gt AND version <= :lte
+ORDER BY version DESC
+LIMIT :limit;
+
+-- name: es_notifications
+-- The log's events at positions in (after, stop], in order.
+SELECT position, stream, version, type, data FROM sk_events
+WHERE namespace = :namespace AND position > :after AND position <= :stop
+ORDER BY position
+LIMIT :limit;
+
+-- name: es_notifications_of
+-- The same, of some types (the library's topics) only.
+SELECT position, stream, version, type, data FROM sk_events
+WHERE namespace = :namespace AND position > :after AND position <= :stop
+-- postgres:  AND type = ANY(:types::text[])
+-- sqlite:  AND type IN (SELECT value FROM json_each(:types_json))
+ORDER BY position
+LIMIT :limit;
+
+-- name: es_track
+-- A tracking position: the row created, or moved up to it. No row back when the row
+-- holds this position or a later one (that notification was processed already).
+INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
+VALUES (:namespace, :name, :position, :now, :now)
+ON CONFLICT (namespace, name) DO UPDATE
+SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
+WHERE s.position < EXCLUDED.position
+RETURNING position;
