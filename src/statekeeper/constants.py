@@ -22,6 +22,9 @@ ENV_BODY_TIMEOUT = "STATEKEEPER_BODY_TIMEOUT"
 ENV_AWS_CREDENTIALS = "STATEKEEPER_AWS_CREDENTIALS"
 ENV_AWS_REGION = "STATEKEEPER_AWS_REGION"
 ENV_AWS_ACCOUNT = "STATEKEEPER_AWS_ACCOUNT"
+# The namespace of an eventsourcing application's events (statekeeper.eventsourcing),
+# read through that library's environment (the application's name may prefix it).
+ENV_ES_NAMESPACE = "STATEKEEPER_ES_NAMESPACE"
 
 # statekeeper's own queues (callbacks, workflow callback answers, wake-up channels)
 # start with this; clients can neither post to them nor name them as a reply queue.

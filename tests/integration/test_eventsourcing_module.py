@@ -60,7 +60,7 @@ def settings(url: str) -> dict[str, str]:
     """A factory's settings: the database, and a namespace of its own (a fresh log)."""
     return {
         "PERSISTENCE_MODULE": MODULE,
-        Factory.STATEKEEPER_URL: url,
+        Factory.STATEKEEPER_DATABASE_URL: url,
         Factory.STATEKEEPER_ES_NAMESPACE: f"es_{secrets.token_hex(6)}",
     }
 
@@ -287,9 +287,8 @@ def test_a_subscription_hears_other_processes(
         without_polls(monkeypatch)
     environment = settings(own_database_url)
     reader = Factory(Environment("", environment))
-    writer = Factory(
-        Environment("", {**environment, Factory.STATEKEEPER_URL: elsewhere(own_database_url)})
-    )
+    other = {**environment, Factory.STATEKEEPER_DATABASE_URL: elsewhere(own_database_url)}
+    writer = Factory(Environment("", other))
     try:
         assert reader.runtime is not writer.runtime
         if backend_name == "postgres":  # the listener connection is up
@@ -313,7 +312,7 @@ def test_racing_processes_process_a_notification_once(own_database_url: str) -> 
     the same moments: for each position one commits its events, the other gets an
     IntegrityError and writes nothing."""
     environment = settings(own_database_url)
-    other = {**environment, Factory.STATEKEEPER_URL: elsewhere(own_database_url)}
+    other = {**environment, Factory.STATEKEEPER_DATABASE_URL: elsewhere(own_database_url)}
     factories = [Factory(Environment("", environment)), Factory(Environment("", other))]
     try:
         recorders = [f.process_recorder() for f in factories]
@@ -371,9 +370,9 @@ def test_statekeeper_errors_are_the_librarys(
 def test_settings_that_cannot_work_are_refused(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path}/x.db"
     for bad in (
-        {Factory.STATEKEEPER_URL: "mysql://db/x"},
-        {Factory.STATEKEEPER_URL: url, Factory.STATEKEEPER_ES_NAMESPACE: "n" * 200},
-        {Factory.STATEKEEPER_URL: url, Factory.ORIGINATOR_ID_TYPE: "int"},
+        {Factory.STATEKEEPER_DATABASE_URL: "mysql://db/x"},
+        {Factory.STATEKEEPER_DATABASE_URL: url, Factory.STATEKEEPER_ES_NAMESPACE: "n" * 200},
+        {Factory.STATEKEEPER_DATABASE_URL: url, Factory.ORIGINATOR_ID_TYPE: "int"},
     ):
         with pytest.raises(OSError, match="setting"):
             Factory(Environment("", bad))
@@ -382,7 +381,7 @@ def test_settings_that_cannot_work_are_refused(tmp_path: Any) -> None:
 def test_a_database_that_does_not_answer_is_an_operational_error() -> None:
     url = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=2"
     with pytest.raises(es.OperationalError, match="cannot connect"):
-        Factory(Environment("", {Factory.STATEKEEPER_URL: url}))
+        Factory(Environment("", {Factory.STATEKEEPER_DATABASE_URL: url}))
 
 
 def test_a_closed_factory_s_recorders_refuse_work(opened: Factory) -> None:
@@ -446,9 +445,9 @@ def test_an_application_keeps_its_events_in_statekeeper(
     own_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PERSISTENCE_MODULE", MODULE)
-    monkeypatch.setenv("DOGSCHOOL_STATEKEEPER_URL", own_database_url)  # the app's own
-    monkeypatch.setenv("TRICKCOUNTER_STATEKEEPER_URL", own_database_url)
-    monkeypatch.setenv("STATEKEEPER_URL", "postgresql://nobody@127.0.0.1:1/unused")
+    monkeypatch.setenv("DOGSCHOOL_STATEKEEPER_DATABASE_URL", own_database_url)  # the app's own
+    monkeypatch.setenv("TRICKCOUNTER_STATEKEEPER_DATABASE_URL", own_database_url)
+    monkeypatch.setenv("STATEKEEPER_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/unused")
     with EventSourcedProjectionRunner(
         application_class=DogSchool, projection_class=TrickCounter
     ) as runner:
@@ -468,7 +467,7 @@ def test_an_application_keeps_its_events_in_statekeeper(
     finally:
         again.close()
 
-    probe = Factory(Environment("", {Factory.STATEKEEPER_URL: own_database_url}))
+    probe = Factory(Environment("", {Factory.STATEKEEPER_DATABASE_URL: own_database_url}))
     assert probe.runtime.users == 1  # every factory of the applications was closed
     probe.close()
 

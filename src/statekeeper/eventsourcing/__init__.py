@@ -4,8 +4,9 @@ An application keeps its events in statekeeper with the library's setting
 ``PERSISTENCE_MODULE=statekeeper.eventsourcing``. Settings, read through the library's
 environment (so ``<APPLICATION NAME>_<SETTING>`` wins over ``<SETTING>``):
 
-- ``STATEKEEPER_URL``: the database; else ``STATEKEEPER_DATABASE_URL``; else
-  statekeeper's default, ``sqlite:///.statekeeper/state.db``.
+- ``STATEKEEPER_DATABASE_URL``: the database (``DOGSCHOOL_STATEKEEPER_DATABASE_URL``
+  for the application DogSchool alone); else statekeeper's default,
+  ``sqlite:///.statekeeper/state.db``.
 - ``STATEKEEPER_ES_NAMESPACE``: the namespace of the application's events (its own
   global log, the application sequence); else the application's name.
 - ``ORIGINATOR_ID_TYPE``: ``uuid`` (the default: ids read back as UUIDs) or ``text``.
@@ -25,7 +26,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
-from statekeeper.constants import ENV_DATABASE_URL
+from statekeeper.constants import ENV_DATABASE_URL, ENV_ES_NAMESPACE
 from statekeeper.errors import InvalidDatabaseURL, InvalidNamespace
 from statekeeper.eventsourcing.recorders import (
     StatekeeperAggregateRecorder,
@@ -55,8 +56,8 @@ R = TypeVar("R", bound=StatekeeperRecorder)
 class Factory(InfrastructureFactory[StatekeeperTrackingRecorder]):
     """The recorders of one application, on the database its settings name."""
 
-    STATEKEEPER_URL = "STATEKEEPER_URL"
-    STATEKEEPER_ES_NAMESPACE = "STATEKEEPER_ES_NAMESPACE"
+    STATEKEEPER_DATABASE_URL = ENV_DATABASE_URL
+    STATEKEEPER_ES_NAMESPACE = ENV_ES_NAMESPACE
     ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
 
     aggregate_recorder_class = StatekeeperAggregateRecorder
@@ -66,11 +67,11 @@ class Factory(InfrastructureFactory[StatekeeperTrackingRecorder]):
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
-        url = self.env.get(self.STATEKEEPER_URL) or self.env.get(ENV_DATABASE_URL) or resolve(None)
+        url = self.env.get(self.STATEKEEPER_DATABASE_URL) or resolve(None)
         try:
             parse(url)
         except InvalidDatabaseURL as error:
-            raise OSError(f"setting {self.STATEKEEPER_URL}: {error}") from error
+            raise OSError(f"setting {self.STATEKEEPER_DATABASE_URL}: {error}") from error
         self.namespace = self._namespace(
             self.env.get(self.STATEKEEPER_ES_NAMESPACE) or self.env.name or DEFAULT_NAMESPACE
         )
