@@ -237,6 +237,12 @@ class WrongExpectedVersion(ConflictError):
         self.actual = actual
 
 
+class AlreadyTracked(ConflictError):
+    """The tracking position is not after the one recorded: that event was handled."""
+
+    code = "already_tracked"
+
+
 class WorkflowFinished(ConflictError):
     """The workflow has finished; it cannot be changed any more."""
 

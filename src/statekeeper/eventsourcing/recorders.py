@@ -31,10 +31,11 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
+from statekeeper.errors import AlreadyTracked
 from statekeeper.eventsourcing.runtime import Runtime
-from statekeeper.eventsourcing.store import EVER, TrackedAlready
+from statekeeper.eventsourcing.store import EVER
 from statekeeper.storage import UnitOfWork
-from statekeeper.storage.rows import ANY_VERSION, NewEvent, StreamAppend
+from statekeeper.storage.rows import ANY_VERSION, Checkpoint, NewEvent, StreamAppend
 
 # Event ids are derived from where the event is: the same event, the same id.
 _EVENT_IDS = uuid.UUID("6f1c3a52-9d0e-4b7a-8e21-5c4f0b9d7a13")
@@ -90,11 +91,15 @@ class StatekeeperRecorder(Recorder):
         if not stored_events and tracking is None:
             return []
         new = appends(self.namespace, stored_events)
-        unit = UnitOfWork(self.namespace, time.time(), appends=new)
-        track = None if tracking is None else (tracking.application_name, tracking.notification_id)
+        point = (
+            None
+            if tracking is None
+            else Checkpoint(tracking.application_name, None, tracking.notification_id)
+        )
+        unit = UnitOfWork(self.namespace, time.time(), appends=new, checkpoint=point)
         try:
-            first = self.runtime.run(self._commit(unit, track))
-        except TrackedAlready:
+            first = self.runtime.run(self._commit(unit))
+        except AlreadyTracked:
             assert tracking is not None
             raise IntegrityError(
                 f"notification {tracking.notification_id} of {tracking.application_name!r} "
@@ -102,8 +107,8 @@ class StatekeeperRecorder(Recorder):
             ) from None
         return [] if first is None else list(range(first, first + len(stored_events)))
 
-    async def _commit(self, unit: UnitOfWork, tracking: tuple[str, int] | None) -> int | None:
-        first = await self.runtime.store.record(unit, tracking)
+    async def _commit(self, unit: UnitOfWork) -> int | None:
+        first = (await self.runtime.backend.commit(unit)).first_position
         if unit.appends:
             self.runtime.committed(unit.namespace)
         return first

@@ -1,6 +1,7 @@
-"""What the recorders ask of storage, written once for both adapters: an originator's
-events, the application sequence, tracking positions (``queries/eventsourcing.sql``),
-and new events committed with a tracking position, both or neither.
+"""What the recorders read, written once for both adapters: an originator's events,
+the application sequence, tracking positions (``queries/eventsourcing.sql``). New
+events and a tracking position commit in the unit of work (``rows.Checkpoint`` without
+a lease token), both or neither.
 
 Events are appended by the event store's own unit of work (``rows.StreamAppend`` with
 the versions the library chose), so they are statekeeper's events: a taken version is
@@ -9,14 +10,11 @@ the unique index's conflict, global positions are gap-free and commit in order.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
-from statekeeper.storage import Storage, UnitOfWork
-from statekeeper.storage.runner import Database, Operations, Scripted
-from statekeeper.storage.sqlite import SQLiteBackend
-from statekeeper.storage.unit import append_statement, commit_job
+from statekeeper.storage import Storage
+from statekeeper.storage.runner import Database, Operations
 
 EVER = 2**62  # beyond every version, position and limit
 
@@ -29,10 +27,6 @@ class Row(NamedTuple):
     version: int
     type: str
     data: bytes
-
-
-class TrackedAlready(Exception):
-    """The tracking position is not after the one recorded: nothing was written."""
 
 
 class Store(Operations):
@@ -73,33 +67,3 @@ class Store(Operations):
         """The tracking position recorded under ``name`` (None: none)."""
         row = await self._backend.subscriptions.get(namespace, name)
         return None if row is None else row.position
-
-    async def record(self, unit: UnitOfWork, tracking: tuple[str, int] | None) -> int | None:
-        """Commit the unit's appends, with the tracking position (name, notification id)
-        when given; the global position of the first event (None: no event).
-        TrackedAlready: the position is not after the recorded one (nothing written)."""
-        if tracking is None:
-            return (await self._backend.commit(unit)).first_position
-        name, position = tracking
-        track = self._bind(
-            "es_track", namespace=unit.namespace, name=name, position=position, now=unit.now
-        )
-        what = f"cannot record events with the tracking position of {name!r}"
-        # Until a lease-less Checkpoint exists, the two go in one transaction of their
-        # own: the SQLite writer's job, or a PostgreSQL script.
-        if isinstance(self._backend, SQLiteBackend):
-            queries = self._queries
-
-            def job(conn: sqlite3.Connection) -> int | None:
-                if conn.execute(*track).fetchone() is None:
-                    raise TrackedAlready  # the job's savepoint undoes nothing yet written
-                return commit_job(conn, queries, unit).first_position
-
-            return await self._backend.writer.run(job, what)
-        script: list[Scripted] = [(track, "row", True)]
-        if unit.appends:
-            script.append((append_statement(self._queries, unit), "first", False))
-        done = await self._db.run_atomic(script, what)
-        if done is None:
-            raise TrackedAlready
-        return cast("int | None", done[1]) if unit.appends else None

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from statekeeper.errors import ConflictError, DatabaseUnavailable, LeaseLost
+from statekeeper.errors import AlreadyTracked, ConflictError, DatabaseUnavailable, LeaseLost
 from statekeeper.storage import migrations
 from statekeeper.storage.blocks import Blocks
 from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
@@ -27,6 +27,7 @@ from statekeeper.storage.runner import Scripted, Statement, shape
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.unit import (
     ack_statement,
+    already_tracked,
     append_statement,
     check_outbox,
     commit_statement,
@@ -300,6 +301,9 @@ class PostgresBackend(Blocks):
                 row = await self.pool.fetchrow(sql, *args)
         except LeaseLost:  # SK410: the lease or fence is no longer held; nothing applied
             return UnitResult(False)
+        except AlreadyTracked as error:  # SK413: a tracking position not moving up
+            assert unit.checkpoint is not None
+            raise already_tracked(unit.checkpoint) from error
         except ConflictError as error:
             code = error.details.get("driver_code")
             if code == "SK411":  # sk_events_append: a wrong expected version

@@ -325,10 +325,12 @@ class StreamAppend:
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A subscription's checkpoint advanced to ``position`` under its lease; ``park``:
-    the event at ``position`` is parked with this error after ``attempts`` attempts."""
+    the event at ``position`` is parked with this error after ``attempts`` attempts.
+    Without a lease token, a tracking position: the row is created, or moved strictly
+    up (AlreadyTracked if it holds this position or a later one)."""
 
     subscription: str
-    lease_token: str
+    lease_token: str | None
     position: int
     park: str | None = None
     attempts: int = 0

@@ -43,6 +43,7 @@ _PG_EXACT: dict[str, type[errors.StatekeeperError]] = {
     "SK412": errors.AlreadyExists,  # sk_state_apply: an only-if-absent key exists
     "SK410": errors.LeaseLost,  # sk_commit: a lease or fence is no longer held
     "SK411": errors.ConflictError,  # sk_events_append: a wrong expected version
+    "SK413": errors.AlreadyTracked,  # sk_commit_events: a tracking position not moving up
     "53300": errors.DatabaseUnavailable,  # too many connections
     "55P03": errors.DatabaseBusy,  # lock not available
     "57014": errors.StorageError,  # query cancelled (statement timeout)

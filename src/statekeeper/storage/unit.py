@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from statekeeper.errors import AlreadyExists, ConflictError, WrongExpectedVersion
+from statekeeper.errors import AlreadyExists, AlreadyTracked, ConflictError, WrongExpectedVersion
 from statekeeper.storage.queries import Query
 from statekeeper.storage.rows import (
     ANY_VERSION,
@@ -185,7 +185,16 @@ def append_events(
 def advance(
     conn: sqlite3.Connection, queries: Queries, namespace: str, point: Checkpoint, now: float
 ) -> None:
-    """A subscription's checkpoint advanced under its lease (LeaseGone if it is lost)."""
+    """A subscription's checkpoint advanced under its lease (LeaseGone if it is lost),
+    or a tracking position moved strictly up (AlreadyTracked if it is not)."""
+    if point.lease_token is None:
+        tracked = conn.execute(*_bind(
+            queries, "sub_track", namespace=namespace, name=point.subscription,
+            position=point.position, now=now,
+        )).fetchone()  # fmt: skip
+        if tracked is None:
+            raise already_tracked(point)
+        return
     row = conn.execute(*_bind(
         queries, "sub_checkpoint", namespace=namespace, name=point.subscription,
         token=point.lease_token, position=point.position, now=now,
@@ -198,6 +207,13 @@ def advance(
             queries, "sub_park", namespace=namespace, name=point.subscription,
             position=point.position, error=point.park, attempts=point.attempts, now=now,
         ))  # fmt: skip
+
+
+def already_tracked(point: Checkpoint) -> AlreadyTracked:
+    return AlreadyTracked(
+        f"{point.subscription!r} has tracked position {point.position} or a later one already",
+        subscription=point.subscription, position=point.position,
+    )  # fmt: skip
 
 
 def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> UnitResult:

@@ -1,7 +1,7 @@
 -- The persistence module of the eventsourcing library (statekeeper/eventsourcing/): an
 -- originator's events (a stream), the application sequence (the namespace's global
--- log) and tracking positions (sk_subscriptions rows without a lease). Appends are the
--- event store's own (unit.py).
+-- log) and tracking positions (sk_subscriptions rows without a lease). Appends and
+-- tracking positions are the unit of work's (unit.py).
 
 -- name: es_stream
 -- An originator's events with versions in (gt, lte], oldest first.
@@ -32,13 +32,3 @@ WHERE namespace = :namespace AND position > :after AND position <= :stop
 -- sqlite:  AND type IN (SELECT value FROM json_each(:types_json))
 ORDER BY position
 LIMIT :limit;
-
--- name: es_track
--- A tracking position: the row created, or moved up to it. No row back when the row
--- holds this position or a later one (that notification was processed already).
-INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
-VALUES (:namespace, :name, :position, :now, :now)
-ON CONFLICT (namespace, name) DO UPDATE
-SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
-WHERE s.position < EXCLUDED.position
-RETURNING position;

@@ -26,6 +26,16 @@ SET position = max(position, :position), failing_position = NULL, failures = 0,
 WHERE namespace = :namespace AND name = :name AND lease_token = :token
 RETURNING position;
 
+-- name: sub_track
+-- A tracking position, without a lease (SQLite's part of a unit of work): the row
+-- created, or moved strictly up; no row back when it holds this position or a later one.
+INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
+VALUES (:namespace, :name, :position, :now, :now)
+ON CONFLICT (namespace, name) DO UPDATE
+SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
+WHERE s.position < EXCLUDED.position
+RETURNING position;
+
 -- name: sub_park
 INSERT INTO sk_parked_events (namespace, subscription, position, error, attempts, parked_at)
 VALUES (:namespace, :name, :position, :error, :attempts, :now)
@@ -54,8 +64,28 @@ LIMIT :limit;
 -- name: sub_delete
 DELETE FROM sk_subscriptions WHERE namespace = :namespace AND name = :name;
 
+-- name: sub_track
+-- A tracking position, without a lease (SQLite's part of a unit of work): the row
+-- created, or moved strictly up; no row back when it holds this position or a later one.
+INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
+VALUES (:namespace, :name, :position, :now, :now)
+ON CONFLICT (namespace, name) DO UPDATE
+SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
+WHERE s.position < EXCLUDED.position
+RETURNING position;
+
 -- name: sub_parked_delete_all
 DELETE FROM sk_parked_events WHERE namespace = :namespace AND subscription = :name;
+
+-- name: sub_track
+-- A tracking position, without a lease (SQLite's part of a unit of work): the row
+-- created, or moved strictly up; no row back when it holds this position or a later one.
+INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
+VALUES (:namespace, :name, :position, :now, :now)
+ON CONFLICT (namespace, name) DO UPDATE
+SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
+WHERE s.position < EXCLUDED.position
+RETURNING position;
 
 -- name: sub_parked
 SELECT position, error, attempts, parked_at FROM sk_parked_events

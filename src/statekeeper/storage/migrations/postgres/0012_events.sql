@@ -184,7 +184,8 @@ $$;
 -- A unit of work with a subscription's checkpoint and appended events: sk_commit's
 -- intents (when there are any), the checkpoint advanced under the subscription's lease
 -- (SK410 if it is no longer held; p_park: the event at p_checkpoint is parked with
--- p_park as its error), then the appends (last, so the log's row is locked briefly).
+-- p_park as its error) or, without a lease token, a tracking position moved strictly up
+-- (SK413 if it is not), then the appends (last, so the log's row is locked briefly).
 CREATE FUNCTION sk_commit_events(
     p_namespace   TEXT,
     p_now         DOUBLE PRECISION,
@@ -259,7 +260,18 @@ BEGIN
                        p_m_queues, p_m_bodies, p_m_attributes, p_m_correlation_ids,
                        p_m_groups, p_m_available, p_m_reply_to) AS c;
     END IF;
-    IF p_subscription IS NOT NULL THEN
+    IF p_subscription IS NOT NULL AND p_sub_token IS NULL THEN
+        -- A tracking position (no lease): the row created, or moved strictly up.
+        INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
+        VALUES (p_namespace, p_subscription, p_checkpoint, p_now, p_now)
+        ON CONFLICT (namespace, name) DO UPDATE
+        SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
+        WHERE s.position < EXCLUDED.position;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'SK413',
+                MESSAGE = 'the position is tracked already';
+        END IF;
+    ELSIF p_subscription IS NOT NULL THEN
         UPDATE sk_subscriptions s
         SET position = greatest(s.position, p_checkpoint), failing_position = NULL,
             failures = 0, last_error = NULL, updated_at = p_now,
