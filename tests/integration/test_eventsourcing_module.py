@@ -31,7 +31,7 @@ from eventsourcing.projection import EventSourcedProjectionRunner
 from eventsourcing.tests import persistence as cases
 from eventsourcing.utils import Environment, get_topic
 
-from statekeeper import App, errors
+from statekeeper import App, Keyring, errors
 from statekeeper.eventsourcing import (
     Factory,
     StatekeeperAggregateRecorder,
@@ -40,6 +40,7 @@ from statekeeper.eventsourcing import (
     StatekeeperTrackingRecorder,
     runtime,
 )
+from statekeeper.sealing import MAGIC, key_id_of
 from tests.conftest import pg_url
 from tests.integration.eventsourcing_app import Dog, DogSchool, TrickCount, TrickCounter
 
@@ -487,3 +488,49 @@ def test_an_application_keeps_its_events_in_statekeeper(
     assert [e.type for e in held["counted"]] == [
         get_topic(TrickCount.Created), get_topic(TrickCount.Counted), get_topic(TrickCount.Counted)
     ]  # fmt: skip
+
+
+def test_states_are_sealed_with_statekeepers_keys_and_survive_reencrypt(
+    own_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With STATEKEEPER_ENCRYPTION_KEYS, an originator's states are sealed at rest like
+    every event's data; after a key rotation ``reencrypt`` re-seals them and the
+    library still reads what it stored."""
+    old, new = Keyring.generate_key(), Keyring.generate_key()
+    monkeypatch.setenv("STATEKEEPER_ENCRYPTION_KEYS", f"k1:{old}")
+    chosen = settings(own_database_url)
+    namespace = chosen[Factory.STATEKEEPER_ES_NAMESPACE]
+    factory = Factory(Environment("", chosen))
+    try:
+        recorder = factory.application_recorder()
+        secret = b'{"secret":"MARKER-es-state"}'
+        recorder.insert_events([StoredEvent("cart-1", 1, "topic", secret)])
+        [raw] = asyncio.run(stored_data(own_database_url, namespace))
+        assert raw.startswith(MAGIC) and b"MARKER" not in raw and key_id_of(raw) == "k1"
+        [again] = recorder.select_events("cart-1")
+        assert again.state == secret
+    finally:
+        factory.close()
+
+    async def rotate() -> None:
+        keyring = Keyring.parse(f"k2:{new},k1:{old}")
+        async with App(own_database_url, namespace=namespace, encryption=keyring) as app:
+            report = await app.reencrypt()
+            assert report.kinds["stream_events"].rewritten == 1
+
+    asyncio.run(rotate())
+    [raw] = asyncio.run(stored_data(own_database_url, namespace))
+    assert key_id_of(raw) == "k2"
+    monkeypatch.setenv("STATEKEEPER_ENCRYPTION_KEYS", f"k2:{new},k1:{old}")
+    factory = Factory(Environment("", chosen))
+    try:
+        [again] = factory.application_recorder().select_events("cart-1")
+        assert again.state == secret
+    finally:
+        factory.close()
+
+
+async def stored_data(url: str, namespace: str) -> list[bytes]:
+    async with App(url, namespace=namespace, encryption=None) as app:
+        rows = await app.backend.events.read_log(namespace, 0, 10)
+        return [row.data for row in rows]

@@ -34,6 +34,7 @@ from eventsourcing.persistence import (
 from statekeeper.errors import AlreadyTracked
 from statekeeper.eventsourcing.runtime import Runtime
 from statekeeper.eventsourcing.store import EVER
+from statekeeper.sealing import STREAM_EVENT, Sealer
 from statekeeper.storage import UnitOfWork
 from statekeeper.storage.rows import ANY_VERSION, Checkpoint, NewEvent, StreamAppend
 
@@ -59,23 +60,36 @@ def originator(stream: str, uuid_ids: bool) -> uuid.UUID | str:
     return stream
 
 
-def appends(namespace: str, stored_events: Sequence[StoredEvent]) -> list[StreamAppend]:
+def event_id(namespace: str, stream: str, version: int) -> str:
+    """The id of an originator's event (the library's events have none of their own)."""
+    return str(uuid.uuid5(_EVENT_IDS, f"{namespace}\x00{stream}\x00{version}"))
+
+
+def appends(
+    namespace: str, stored_events: Sequence[StoredEvent], sealer: Sealer
+) -> list[StreamAppend]:
     """The events as appends with their own versions, one per run of events of one
-    originator, so that global positions follow the order they were given in."""
+    originator, so that global positions follow the order they were given in. Their
+    state is sealed at rest as every event's data is, when statekeeper's encryption
+    keys are configured (``statekeeper reencrypt`` re-seals them with the others)."""
     runs: list[StreamAppend] = []
     for stream, run in itertools.groupby(stored_events, key=lambda e: str(e.originator_id)):
         events = list(run)
         versions = [e.originator_version for e in events]
-        new = [
-            NewEvent(
-                str(uuid.uuid5(_EVENT_IDS, f"{namespace}\x00{stream}\x00{version}")),
-                e.topic,
-                bytes(e.state),
-            )
-            for e, version in zip(events, versions, strict=True)
-        ]
+        new = []
+        for e, version in zip(events, versions, strict=True):
+            id = event_id(namespace, stream, version)
+            data = sealer.seal(bytes(e.state), STREAM_EVENT, namespace, stream, id, "data")
+            new.append(NewEvent(id, e.topic, data))
         runs.append(StreamAppend(stream, category(stream), ANY_VERSION, new, versions))
     return runs
+
+
+def opened(sealer: Sealer, namespace: str, stream: str, version: int, data: bytes) -> bytes:
+    """An event's state as the library stored it."""
+    return sealer.open(
+        data, STREAM_EVENT, namespace, stream, event_id(namespace, stream, version), "data"
+    )
 
 
 class StatekeeperRecorder(Recorder):
@@ -90,7 +104,7 @@ class StatekeeperRecorder(Recorder):
         """Commit the events (with the tracking position); their notification ids."""
         if not stored_events and tracking is None:
             return []
-        new = appends(self.namespace, stored_events)
+        new = appends(self.namespace, stored_events, self.runtime.sealer)
         point = (
             None
             if tracking is None
@@ -138,7 +152,13 @@ class StatekeeperAggregateRecorder(StatekeeperRecorder, AggregateRecorder):
                 EVER if lte is None else lte, EVER if limit is None else limit, desc=desc,
             )
         )  # fmt: skip
-        return [StoredEvent(originator_id, version, type_, data) for version, type_, data in rows]
+        stream, sealer = str(originator_id), self.runtime.sealer
+        return [
+            StoredEvent(
+                originator_id, version, type_, opened(sealer, self.namespace, stream, version, data)
+            )
+            for version, type_, data in rows
+        ]
 
 
 class StatekeeperApplicationRecorder(StatekeeperAggregateRecorder, ApplicationRecorder):
@@ -170,7 +190,9 @@ class StatekeeperApplicationRecorder(StatekeeperAggregateRecorder, ApplicationRe
                 originator_id=originator(row.stream, self.uuid_ids),
                 originator_version=row.version,
                 topic=row.type,
-                state=row.data,
+                state=opened(
+                    self.runtime.sealer, self.namespace, row.stream, row.version, row.data
+                ),
                 id=row.position,
             )
             for row in rows

@@ -24,6 +24,8 @@ from eventsourcing import persistence as es
 
 from statekeeper import errors
 from statekeeper.eventsourcing.store import Store
+from statekeeper.keyring import Keyring
+from statekeeper.sealing import Sealer
 from statekeeper.storage import Storage, create_backend, parse
 from statekeeper.storage.url import DatabaseURL
 
@@ -71,6 +73,8 @@ class Runtime:
         self.users = 0  # factories using it (guarded by the registry's lock)
         self.closed = False
         parsed = parse(url)
+        # statekeeper's own encryption keys (STATEKEEPER_ENCRYPTION_KEYS), if configured.
+        self.sealer = Sealer(Keyring.from_env())
         self._listeners: dict[str, set[threading.Event]] = {}
         self._lock = threading.Lock()
         self._poller: asyncio.Task[None] | None = None
