@@ -236,17 +236,11 @@ async def blocked_by(conn: asyncpg.Connection, pid: int) -> int:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="sk_events_append (migration 0012) locks a unit's streams in the order of "
-    "its appends: two units appending to the same streams in opposite orders deadlock, "
-    "and one fails with ConflictError('deadlock detected')",
-)
 async def test_units_appending_to_two_streams_in_opposite_orders(fresh_pg_url: str) -> None:
     """Unit one appends to a, c, b; unit two to b, a. A third connection holds c's row,
-    so one holds a and waits for c, and two holds b and waits for a; c is let go: one
-    needs b, which two holds. Both units should commit, whatever the order of their
-    appends (one lock order, or a retry)."""
+    so one waits for c, and two waits for what one holds. Had each unit taken its
+    streams in its own order, two would hold b, which one needs once c is let go: a
+    deadlock. Appends take their streams in name order, so both units commit."""
     schema = fresh_pg_url.partition("?schema=")[2]
     async with App(fresh_pg_url, namespace=NAMESPACE, purge_interval=None,
                    maintenance_interval=None, encryption=None) as app:  # fmt: skip

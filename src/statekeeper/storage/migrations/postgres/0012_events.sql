@@ -108,6 +108,9 @@ CREATE FUNCTION sk_events_append(
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_total INTEGER := coalesce(array_length(p_ids, 1), 0);
+    v_count INTEGER := coalesce(array_length(p_streams, 1), 0);
+    v_offsets INTEGER[] := '{}';
+    v_after BIGINT[];
     v_streams TEXT[] := '{}';
     v_categories TEXT[] := '{}';
     v_versions BIGINT[] := '{}';
@@ -115,18 +118,27 @@ DECLARE
     v_actual BIGINT;
     v_last BIGINT;
     v_at INTEGER := 0;
+    i INTEGER;
     n INTEGER;
 BEGIN
     stream_versions := '{}';
     IF v_total = 0 THEN
         RETURN;
     END IF;
-    FOR i IN 1 .. coalesce(array_length(p_streams, 1), 0) LOOP
+    FOR i IN 1 .. v_count LOOP
+        v_offsets := v_offsets || v_at;
+        v_at := v_at + p_counts[i];
+    END LOOP;
+    v_after := array_fill(NULL::BIGINT, ARRAY[v_count]);
+    -- Streams in name order: every append takes its streams' rows in one order, so no
+    -- two appends to the same streams wait for each other in a circle.
+    FOR i IN SELECT t.ord FROM unnest(p_streams) WITH ORDINALITY AS t(stream, ord)
+             ORDER BY t.stream, t.ord LOOP
         n := p_counts[i];
         IF p_versions IS NOT NULL THEN
             INSERT INTO sk_event_streams AS s (namespace, stream, version, updated_at)
             SELECT p_namespace, p_streams[i], max(v), p_now
-            FROM unnest(p_versions[v_at + 1 : v_at + n]) AS v
+            FROM unnest(p_versions[v_offsets[i] + 1 : v_offsets[i] + n]) AS v
             ON CONFLICT (namespace, stream) DO UPDATE
             SET version = greatest(s.version, EXCLUDED.version), updated_at = p_now
             RETURNING s.version INTO v_version;
@@ -156,13 +168,18 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'SK411', MESSAGE = 'wrong expected version',
                 DETAIL = format('%s %s', i - 1, coalesce(v_actual, 0));
         END IF;
-        stream_versions := stream_versions || v_version;
+        v_after[i] := v_version;
+    END LOOP;
+    -- The events in the order they were given: their streams, categories and versions.
+    FOR i IN 1 .. v_count LOOP
+        n := p_counts[i];
+        stream_versions := stream_versions || v_after[i];
         v_streams := v_streams || array_fill(p_streams[i], ARRAY[n]);
         v_categories := v_categories || array_fill(p_categories[i], ARRAY[n]);
         IF p_versions IS NULL THEN
-            v_versions := v_versions || ARRAY(SELECT generate_series(v_version - n + 1, v_version));
+            v_versions := v_versions
+                || ARRAY(SELECT generate_series(v_after[i] - n + 1, v_after[i]));
         END IF;
-        v_at := v_at + n;
     END LOOP;
     IF p_versions IS NOT NULL THEN
         v_versions := p_versions;
