@@ -338,6 +338,7 @@ class App:
         types: Iterable[str] | None = None,
         batch: int = 200,
         retry: Retry | None = None,
+        lease: float = 30.0,
         target: Target | None = None,
     ) -> Callable[[EventHandler], EventHandler]:
         """Register ``fn(event, view)`` to maintain the read model ``name`` from every
@@ -345,8 +346,10 @@ class App:
         ``view.delete``, ``await view.get``, ``view.send``, ``view.append`` commit with
         the projection's checkpoint. Read it with ``app.projections.read_model(name)``;
         ``target``: a SQL database instead of the state store (``events.SqlTarget``).
-        ``statekeeper worker`` and ``serve`` run it."""
-        options = _subscription_options(category, types, batch, retry)
+        ``lease``: how long a process that stopped answering (killed, cut off) keeps
+        the projection before another takes it over. ``statekeeper worker`` and
+        ``serve`` run it."""
+        options = _subscription_options(category, types, batch, retry, lease)
         checked = check_subscription_name(name)
 
         def register(fn: EventHandler) -> EventHandler:
@@ -363,13 +366,15 @@ class App:
         types: Iterable[str] | None = None,
         batch: int = 200,
         retry: Retry | None = None,
+        lease: float = 30.0,
     ) -> Callable[[EventHandler], EventHandler]:
         """Register ``fn(event)`` or ``fn(event, ctx)`` to handle every event of this
         namespace (of one ``category``; of some ``types``) once in effect, from the
         start of the log: ``ctx.put``, ``ctx.delete``, ``await ctx.get``, ``ctx.send``
         and ``ctx.append`` commit with the subscription's checkpoint. A failing handler
-        is retried, then its event parked. ``statekeeper worker`` and ``serve`` run it."""
-        options = _subscription_options(category, types, batch, retry)
+        is retried, then its event parked; ``lease`` as for ``projection``.
+        ``statekeeper worker`` and ``serve`` run it."""
+        options = _subscription_options(category, types, batch, retry, lease)
         checked = check_subscription_name(name)
 
         def register(fn: EventHandler) -> EventHandler:
@@ -663,14 +668,20 @@ class App:
 
 
 def _subscription_options(
-    category: str | None, types: Iterable[str] | None, batch: int, retry: Retry | None
+    category: str | None,
+    types: Iterable[str] | None,
+    batch: int,
+    retry: Retry | None,
+    lease: float,
 ) -> Options:
     if category is not None:
         check_stream(category)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
         raise ConfigurationError(f"batch must be an integer from 1 to 1000, got {batch!r}")
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0.5 <= lease <= 3600:
+        raise ConfigurationError(f"lease must be 0.5 to 3600 seconds, got {lease!r}")
     chosen = None if types is None else frozenset(types)
-    return Options(category, chosen, batch, retry or DEFAULT_RETRY)
+    return Options(category, chosen, batch, retry or DEFAULT_RETRY, float(lease))
 
 
 def _check_cache_url(url: str) -> None:

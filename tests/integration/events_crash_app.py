@@ -25,7 +25,8 @@ app = App(
 )  # fmt: skip
 
 
-@app.projection(PROJECTION, batch=25)
+# A killed worker keeps its lease until it runs out: a short one lets the next resume soon.
+@app.projection(PROJECTION, batch=25, lease=float(os.environ.get("EVENTS_CRASH_LEASE", "1.0")))
 async def totals(event: RecordedEvent, view: Any) -> None:
     """Per stream: how many events, the sum of their amounts, the last version."""
     found = await view.get(event.stream, {"count": 0, "sum": 0, "version": 0})
@@ -36,9 +37,7 @@ async def totals(event: RecordedEvent, view: Any) -> None:
     })  # fmt: skip
 
 
-# A killed worker keeps its lease until it runs out (30 s by default, and
-# app.projection() takes no lease): a short one lets the next worker resume soon.
+# Woken by LISTEN/NOTIFY or in-process; a quicker poll than the default still helps
+# a worker that just took the lease over.
 _registered = app.projections.registered[PROJECTION]
-_registered.options = dataclasses.replace(
-    _registered.options, lease=float(os.environ.get("EVENTS_CRASH_LEASE", "1.0")), poll=0.2
-)
+_registered.options = dataclasses.replace(_registered.options, poll=0.2)
