@@ -237,6 +237,13 @@ class WrongExpectedVersion(ConflictError):
         self.actual = actual
 
 
+class ProjectionBusy(ConflictError, ValidationError):
+    """The projection is being rebuilt already; wait until its new generation has
+    caught up. (A ValidationError too, as ``rebuild`` raised one before.)"""
+
+    code = "projection_busy"
+
+
 class WorkflowFinished(ConflictError):
     """The workflow has finished; it cannot be changed any more."""
 
