@@ -243,6 +243,13 @@ class AlreadyTracked(ConflictError):
     code = "already_tracked"
 
 
+class ProjectionBusy(ConflictError):
+    """The projection is being rebuilt already; wait until its new generation has
+    caught up."""
+
+    code = "projection_busy"
+
+
 class WorkflowFinished(ConflictError):
     """The workflow has finished; it cannot be changed any more."""
 

@@ -13,6 +13,7 @@ from statekeeper import App, Retry
 from statekeeper.errors import (
     InvalidEvent,
     InvalidStreamName,
+    ProjectionBusy,
     StreamNotFound,
     ValidationError,
     ValueTooLarge,
@@ -255,7 +256,7 @@ async def test_a_projection_rebuilds_into_a_new_generation(app: App) -> None:
     assert await model.list() == [("order-1", {"total": 5})]
     version["n"] = 10  # new code: rebuild
     assert await app.projections.rebuild("totals") == 2
-    with pytest.raises(ValidationError, match="already rebuilding"):
+    with pytest.raises(ProjectionBusy, match="already rebuilding"):
         await app.projections.rebuild("totals")
     status = await app.projections.status("totals")
     assert status["generation"] == 1 and status["building"] == 2

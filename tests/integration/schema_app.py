@@ -1,5 +1,6 @@
-"""The app that the API fuzzing test serves (SQLite): one queue with a consumer, and a
-workflow that waits for an event or a callback (STATEKEEPER_CALLBACK_SECRET is set)."""
+"""The app that the API fuzzing test serves (SQLite): one queue with a consumer, a
+workflow that waits for an event or a callback (STATEKEEPER_CALLBACK_SECRET is set),
+and a projection."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ async def handle(message: Message) -> object:
 
 @app.workflow
 async def approval(ctx: WorkflowContext, request: Any) -> Any:
-    callback = await ctx.callback(timeout=60)
-    note = await ctx.wait_for_event("note", timeout=60)
+    callback = await ctx.callback(timeout=3600)
+    note = await ctx.wait_for_event("note", timeout=3600)
     return {"request": request, "note": note, "answer": await callback.result()}
+
+
+@app.projection("order", category="order")
+async def orders(event: Any, view: Any) -> None:
+    """A read model the fuzzer's projection routes can name (``order``)."""
+    view.put(event.stream, {"type": event.type, "version": event.version})

@@ -354,3 +354,193 @@ async def test_python_api_refuses_control_characters_and_stores_nothing(
         app.queue("jobs\n")
     assert (await app.state.list("")).items == []
     assert (await app.queue("orders").stats()).ready == 0
+
+
+# --- the event store's routes ------------------------------------------------------------
+
+
+@pytest.fixture
+async def served_events(database_url: str, namespace: str) -> AsyncIterator[Served]:
+    app = App(database_url, namespace=namespace, purge_interval=None, encryption=None)
+
+    @app.projection("totals", category="order")
+    async def totals(event: Any, view: Any) -> None:
+        view.put(event.stream, event.data)
+
+    async for pair in serve(app):
+        yield pair
+
+
+async def nothing_appended(app: App) -> bool:
+    return await app.events.head() == 0 and await app.events.streams() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "fragment"),
+    [
+        ("/v1/events/streams/order%0A1", "invalid_stream_name", "control character"),
+        ("/v1/events/streams/order%001", "invalid_stream_name", "control character"),
+        ("/v1/events/streams/%7F", "invalid_stream_name", "control character"),
+        ("/v1/events/streams/" + "s" * 201, "invalid_stream_name", "it is 201 characters"),
+    ],
+)
+async def test_bad_stream_names_are_400_and_store_nothing(
+    served_events: Served, path: str, code: str, fragment: str
+) -> None:
+    app, client = served_events
+    answer = await client.post(path, json={"events": [{"type": "E"}]}, headers=AUTH)
+    assert fragment in error_of(answer, 400, code)
+    assert "1-200 characters without control characters" in error_of(answer, 400, code)
+    error_of(await client.get(path, headers=AUTH), 400, code)
+    assert await nothing_appended(app)
+
+
+async def test_an_empty_stream_name_reaches_no_append(served_events: Served) -> None:
+    app, client = served_events
+    for path in ("/v1/events/streams/", "/v1/events/streams//"):
+        body = {"events": [{"type": "E"}]}
+        answer = await client.post(path, json=body, headers=AUTH, follow_redirects=True)
+        # Redirected to the stream listing, which takes no POST.
+        error_of(answer, 405, "method_not_allowed")
+    assert await nothing_appended(app)
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "fragment"),
+    [
+        ([{"type": "E"}], "invalid_input", "the request body is a list, not an object"),
+        ("events", "invalid_input", "the request body is a string, not an object"),
+        ({"events": [{"type": "E"}], "version": 1}, "invalid_input", "unknown field 'version'"),
+        ({}, "invalid_event", "has no events"),
+        ({"events": None}, "invalid_event", "has null: events are a list"),
+        ({"events": {"type": "E"}}, "invalid_event", "has an object: events are a list"),
+        ({"events": []}, "invalid_event", "has 0 events"),
+        ({"events": [{"type": "E"}] * 1001}, "invalid_event", "has 1001 events"),
+        ({"events": [{"type": "E"}, "E"]}, "invalid_event", "event 1 of the append to 'o-1' is"),
+        ({"events": [{"type": "E", "extra": 1}]}, "invalid_event", "unknown field 'extra'"),
+        ({"events": [{"data": 1}]}, "invalid_event", "invalid event type of event 0"),
+        ({"events": [{"type": ""}]}, "invalid_event", "invalid event type"),
+        ({"events": [{"type": 7}]}, "invalid_event", "invalid event type"),
+        ({"events": [{"type": "E\n"}]}, "invalid_event", "control character"),
+        ({"events": [{"type": "t" * 201}]}, "invalid_event", "201 characters"),
+        ({"events": [{"type": "E", "metadata": [1]}]}, "invalid_event", "not an object"),
+        ({"events": [{"type": "E", "id": ""}]}, "invalid_event", "invalid event id"),
+        ({"events": [{"type": "E", "id": 5}]}, "invalid_event", "invalid event id"),
+        ({"events": [{"type": "E"}], "expected_version": -1}, "invalid_input", "expected_vers"),
+        ({"events": [{"type": "E"}], "expected_version": "1"}, "invalid_input", "expected_vers"),
+        ({"events": [{"type": "E"}], "expected_version": "ANY"}, "invalid_input", "expected_v"),
+        ({"events": [{"type": "E"}], "expected_version": True}, "invalid_input", "expected_v"),
+        ({"events": [{"type": "E"}], "expected_version": 1.0}, "invalid_input", "expected_v"),
+        ({"events": [{"type": "E"}], "expected_version": 2**53}, "invalid_input", "expected_v"),
+        ({"events": [{"type": "E"}], "expected_version": None}, "invalid_input", "expected_v"),
+    ],
+)
+async def test_malformed_appends_are_400_and_store_nothing(
+    served_events: Served, body: Any, code: str, fragment: str
+) -> None:
+    app, client = served_events
+    answer = await client.post("/v1/events/streams/o-1", json=body, headers=AUTH)
+    assert fragment in error_of(answer, 400, code)
+    assert await nothing_appended(app)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [DEEP, nested(201), b'{"events":[{"type":"E","data":NaN}]}', b"\xef\xbb\xbf{}", b"",
+     b'{"events":[{"type":"E","data":"\\ud800"}]}', b"{bad", '{"a":1}'.encode("utf-16")],
+)  # fmt: skip
+async def test_non_json_append_bodies_are_400(served_events: Served, body: bytes) -> None:
+    app, client = served_events
+    answer = await client.post("/v1/events/streams/o-1", content=body, headers=AUTH)
+    error_of(answer, 400, "malformed_json")
+    assert await nothing_appended(app)
+
+
+async def test_expected_version_header_and_id_headers(served_events: Served) -> None:
+    app, client = served_events
+    await app.events.append("o-1", [{"type": "E"}])
+    body = {"events": [{"type": "E"}]}
+    for header, code, fragment in (
+        ("2", "wrong_expected_version", "is at version 1, not version 2"),
+        ("no_stream", "wrong_expected_version", "is at version 1, not no stream"),
+        ("-1", "invalid_input", "invalid Expected-Version header '-1'"),
+        ("1.0", "invalid_input", "invalid Expected-Version header"),
+        ("9" * 17, "invalid_input", "invalid Expected-Version header"),
+        ("ANY", "invalid_input", "invalid Expected-Version header"),
+        ("", "invalid_input", "invalid Expected-Version header"),
+    ):
+        answer = await client.post(
+            "/v1/events/streams/o-1", json=body, headers={**AUTH, "Expected-Version": header}
+        )
+        status = 409 if code == "wrong_expected_version" else 400
+        assert fragment in error_of(answer, status, code), header
+    both = {**body, "expected_version": 1}
+    answer = await client.post(
+        "/v1/events/streams/o-1", json=both, headers={**AUTH, "Expected-Version": "1"}
+    )
+    assert "given twice" in error_of(answer, 400, "invalid_input")
+    for name in ("X-Correlation-Id", "X-Causation-Id"):
+        for value in ("c" * 129, ""):
+            answer = await client.post(
+                "/v1/events/streams/o-1", json=body, headers={**AUTH, name: value}
+            )
+            what = name[2:].lower().replace("-", " ")
+            assert f"invalid {what}" in error_of(answer, 400, "invalid_identifier")
+    assert await app.events.head() == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("/v1/events?limit=1001", "invalid limit '1001': an integer from 1 to 1000"),
+        ("/v1/events?limit=0", "invalid limit '0'"),
+        ("/v1/events?limit=" + "9" * 5000, "invalid limit"),
+        ("/v1/events?limit=1e3", "invalid limit '1e3'"),
+        ("/v1/events?limit=1_0", "invalid limit '1_0'"),
+        ("/v1/events?limit=%2B5", "invalid limit '+5'"),
+        ("/v1/events?after=-1", "invalid after '-1': an integer from 0 to 9007199254740991"),
+        ("/v1/events?after=9007199254740992", "invalid after"),
+        ("/v1/events?after=" + "9" * 400, "invalid after"),
+        ("/v1/events?direction=sideways", "invalid direction 'sideways': forwards or backwards"),
+        ("/v1/events?limit=1&limit=2", "parameter 'limit' is given more than once"),
+        ("/v1/events?position=1", "unknown parameter 'position'"),
+        ("/v1/events/streams/o-1?start=-1", "invalid start '-1'"),
+        ("/v1/events/streams/o-1?limit=100000", "invalid limit"),
+        ("/v1/events/streams/o-1?after=1", "unknown parameter 'after'"),
+        ("/v1/events/categories/order?after=-5", "invalid after '-5'"),
+        ("/v1/events/categories/order?direction=backwards", "unknown parameter 'direction'"),
+        ("/v1/events/streams?limit=-1", "invalid limit '-1'"),
+        ("/v1/events/streams?prefix=a%0Ab", "invalid prefix 'a\\nb'"),
+        ("/v1/events/streams?prefix=" + "p" * 201, "invalid prefix"),
+        ("/v1/events/streams?after=%00", "invalid after"),
+        ("/v1/events/subscriptions?limit=abc", "invalid limit 'abc'"),
+        ("/v1/events/subscriptions?after=a%1Bb", "invalid after"),
+        ("/v1/events/subscriptions/x/parked?after=-1", "invalid after '-1'"),
+    ],
+)
+async def test_bad_query_parameters_are_400(
+    served_events: Served, path: str, fragment: str
+) -> None:
+    app, client = served_events
+    await app.events.append("o-1", [{"type": "E"}])
+    answer = await client.get(path, headers=AUTH)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert fragment in error["message"]
+    assert error["code"] in ("invalid_input", "invalid_filter", "invalid_stream_name",
+                             "invalid_identifier")  # fmt: skip
+
+
+async def test_unknown_projections_and_subscriptions(served_events: Served) -> None:
+    app, client = served_events
+    for method, path, status, code in (
+        ("GET", "/v1/events/projections/nope", 404, "subscription_not_found"),
+        ("POST", "/v1/events/projections/nope/rebuild", 404, "subscription_not_found"),
+        ("GET", "/v1/events/projections/to%0Atals", 400, "invalid_identifier"),
+        ("POST", "/v1/events/projections/" + "p" * 81 + "/rebuild", 400, "invalid_identifier"),
+        ("GET", "/v1/events/subscriptions/nope/parked", 404, "subscription_not_found"),
+        ("GET", "/v1/events/subscriptions/" + "s" * 201 + "/parked", 400, "invalid_identifier"),
+    ):
+        error_of(await client.request(method, path, headers=AUTH), status, code)
+    assert (await app.projections.generations("totals")).building is None
+    assert await app.backend.subscriptions.page(app.namespace) == []

@@ -25,7 +25,8 @@ from tests.support import run_until
 
 TOKEN = "surface-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-VALUES = {"queue": "orders", "name": "W", "id": "w-1", "event": "go", "token": "a.b"}
+VALUES = {"queue": "orders", "name": "W", "id": "w-1", "event": "go", "token": "a.b",
+          "stream": "order-1", "category": "order"}  # fmt: skip
 
 Served = tuple[App, httpx.AsyncClient]
 

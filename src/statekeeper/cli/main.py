@@ -8,6 +8,7 @@ from click.core import ParameterSource
 from statekeeper import __version__
 from statekeeper.cli.common import CommandGroup, Settings
 from statekeeper.cli.demo import demo
+from statekeeper.cli.events import events
 from statekeeper.cli.keys import keygen, reencrypt
 from statekeeper.cli.queues import queue
 from statekeeper.cli.services import serve, worker
@@ -64,5 +65,5 @@ def main(
     ctx.obj = Settings(database, namespace, given)
 
 
-for command in (state, queue, workflows, sfn, serve, worker, reencrypt, keygen, demo):
+for command in (state, queue, workflows, events, sfn, serve, worker, reencrypt, keygen, demo):
     main.add_command(command)

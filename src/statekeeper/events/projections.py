@@ -28,9 +28,9 @@ from typing import Any, Protocol
 from statekeeper.constants import INTERNAL_QUEUE_PREFIX
 from statekeeper.errors import (
     ConfigurationError,
+    ProjectionBusy,
     StatekeeperError,
     SubscriptionNotFound,
-    ValidationError,
 )
 from statekeeper.events.store import EventStore
 from statekeeper.events.subscriptions import Handler, Options, Subscription
@@ -203,14 +203,14 @@ class Projections:
         projection = self.get(name)
         row = await self.generations(name)
         if row.building is not None:
-            raise ValidationError(
+            raise ProjectionBusy(
                 f"projection {name!r} is already rebuilding generation {row.building}"
             )
         building = row.generation + 1
         storage = self._backend().subscriptions
         await storage.delete(self.namespace, projection.subscription(building))
         if not await storage.start_build(self.namespace, name, building, self.clock()):
-            raise ValidationError(f"projection {name!r} is already rebuilding")
+            raise ProjectionBusy(f"projection {name!r} is already rebuilding")
         log.info("projection rebuild started", extra={"projection": name, "generation": building})
         return building
 

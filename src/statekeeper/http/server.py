@@ -4,6 +4,7 @@ The API is the routes of one module per surface, assembled here:
 
     ingress.py          POST /v1/queues/{queue}/messages
     request_status.py   GET  /v1/requests/{id}
+    events.py           /v1/events/... (the event store, projections, subscriptions)
     workflows.py        /v1/workflows/...
     callbacks.py        POST /v1/callbacks/{token}
     health.py           GET  /healthz, /readyz
@@ -33,6 +34,7 @@ from statekeeper.http.edge import (
     exposure_warnings,
     listen,
 )
+from statekeeper.http.events import EventRoutes
 from statekeeper.http.health import Readiness, health_operations
 from statekeeper.http.ingress import Ingress
 from statekeeper.http.openapi import openapi_operation
@@ -54,6 +56,7 @@ def api_operations(
     operations = [
         *Ingress(app, config).operations(),
         *RequestStatusRoutes(app).operations(),
+        *EventRoutes(app, config).operations(),
         *WorkflowRoutes(app, config).operations(),
         *CallbackRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
