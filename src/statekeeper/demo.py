@@ -6,8 +6,14 @@ Each scene prints what it did and checks what it claims; a failed check raises.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import importlib.util
 import os
 import socket
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +21,12 @@ from rich.console import Console
 
 from statekeeper.app import App
 from statekeeper.constants import ENV_CACHE_URL
-from statekeeper.errors import AlreadyExists, ConflictError, TransactionConflict
+from statekeeper.errors import (
+    AlreadyExists,
+    ConflictError,
+    TransactionConflict,
+    WrongExpectedVersion,
+)
 from statekeeper.state import Keyring
 from statekeeper.storage.url import redact
 
@@ -50,6 +61,7 @@ async def run_demo(database_url: str | None = None) -> None:
         await _transactions(app)
         await _concurrent_updates(app)
         await _listing(app)
+        await _orders(app)
     await _encryption(database_url)
     await _cache(database_url)
     console.print("\n[bold green]demo finished: every check passed[/]")
@@ -139,6 +151,82 @@ async def _listing(app: App) -> None:
         cursor = page.cursor
     show("orders of ada, 3 a page", f"{len(keys)} items in {pages} pages")
     check(keys == sorted(keys) and len(keys) == 7, "every order once, in key order")
+
+
+def _order_service() -> ModuleType | None:
+    """examples/order_service.py of the source tree this package runs from (None when
+    the package is installed without it)."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "order_service.py"
+    spec = importlib.util.spec_from_file_location("statekeeper_demo_orders", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_SHOWN = ("status", "total", "paid", "version")
+
+
+async def _orders(demo: App) -> None:
+    scene("CQRS with event sourcing: the order service of examples/order_service.py")
+    service = _order_service()
+    if service is None:
+        console.print("  (examples/order_service.py is not beside this package; skipping)")
+        return
+    app = service.build(demo.in_namespace("demo-orders"))
+    run = uuid.uuid4().hex[:6]  # new orders each run: the event log keeps the old ones
+    customer, first, second = f"ada-{run}", f"{run}-1", f"{run}-2"
+    book = {"sku": "book", "quantity": 2, "price": 1250}
+    pen = {"sku": "pen", "quantity": 3, "price": 150}
+    await service.execute(app, first, service.place, customer, [book])
+    order = await service.execute(app, first, service.add_line, pen)
+    show(f"order {first}: placed with a book, a line of pens added",
+         f"version {order.version}, total {order.total}")  # fmt: skip
+    try:
+        await service.execute(app, first, service.ship)
+        check(False, "an unpaid order does not ship")
+    except ConflictError as error:
+        check(error.code == "rule_violation", f"a rule refuses a command: {error.message}")
+    stale = await service.load(app, first)  # a command reads version 2 ...
+    await service.execute(app, first, service.pay)  # ... another appends meanwhile
+    try:
+        events = service.remove_line(stale, "pen")
+        await app.events.append(service.stream_of(first), events, expected_version=stale.version)
+        check(False, "an append on a stale version is refused")
+    except WrongExpectedVersion as error:
+        check(True, f"an append on a stale version is refused: {error.message}")
+    try:  # decided again on what the payment left, the command is refused by a rule
+        await service.execute(app, first, service.remove_line, "pen")
+        check(False, "decided again, the removal is refused")
+    except ConflictError as error:
+        check(error.code == "rule_violation", f"decided again: {error.message}")
+    await service.execute(app, first, service.ship)
+    await service.execute(app, second, service.place, customer, [pen])
+    await service.execute(app, second, service.pay)
+    await service.execute(app, second, service.cancel)
+    for name in ("orders", "daily-revenue"):
+        await app.projections.catch_up(name)
+    model = app.projections.read_model("orders")
+    for order_id in (first, second):
+        summary = await model.get(f"order/{order_id}")
+        show(f"read model order/{order_id}", {k: summary[k] for k in _SHOWN})
+        replayed = await service.load(app, order_id)
+        check(summary == replayed.to_dict(), f"order {order_id}: the read model is its replay")
+    index = await model.get(f"customer/{customer}")
+    show(f"read model customer/{customer}", f"{index['orders']}, spent {index['spent']}")
+    check(
+        index["orders"] == {first: {"status": "shipped", "total": 2950},
+                            second: {"status": "cancelled", "total": 450}}
+        and index["spent"] == 2950,
+        "the customer's index has both orders; the cancelled one was refunded",
+    )  # fmt: skip
+    [placed] = await app.events.read_stream(service.stream_of(first), limit=1)
+    day = datetime.datetime.fromtimestamp(placed.recorded_at, datetime.UTC).date()
+    revenue = await app.projections.read_model("daily-revenue").get(f"day/{day.isoformat()}")
+    amounts = {status: found["amount"] for status, found in revenue.items() if status != "day"}
+    show(f"read model day/{day.isoformat()}, amounts by status (the day's demo runs)", amounts)
 
 
 async def _encryption(database_url: str | None) -> None:
