@@ -343,3 +343,23 @@ async def test_another_process_appends_wake_a_subscription(
         await asyncio.wait_for(arrived.wait(), 5)
         stopping.set()
         await task
+
+
+async def test_a_handler_that_changes_what_it_read_in_place_and_fails_leaves_nothing(
+    app: App,
+) -> None:
+    await app.events.append("order-1", [placed(1), EventData("Poison"), placed(2)])
+
+    async def handle(event: RecordedEvent, view: Any) -> None:
+        totals = await view.get("totals", {"n": 0, "seen": []})
+        totals["n"] += 1
+        totals["seen"].append(event.version)  # in place: the batch's copy stays as put
+        if event.type == "Poison":
+            raise RuntimeError("no")
+        view.put("totals", totals)
+
+    sub = subscription(app, "inplace", handle, retry=NO_WAIT)
+    for _ in range(5):
+        await sub.run_until_caught_up()
+    item = await app.state.get("inplace/totals")
+    assert item is not None and item.value == {"n": 2, "seen": [1, 3]}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 import os
@@ -131,15 +132,15 @@ class HandlerContext:
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, as this handler left it so far (``default`` if none)."""
-        if key in self._pending:
+        if key in self._pending:  # a copy: changing it changes nothing until put
             found = self._pending[key]
-            return default if found is _DELETED else found
+            return default if found is _DELETED else copy.deepcopy(found)
         item = await self._writer.get(self.prefix + key)
         return default if item is None else item.value
 
     def put(self, key: str, value: Any, *, ttl: float | None = None) -> None:
         self.ops.append(self._writer.put_op(self.prefix + key, value, ttl=ttl))
-        self._remember(key, value)
+        self._remember(key, copy.deepcopy(value))
 
     def delete(self, key: str) -> None:
         self.ops.append(self._writer.delete_op(self.prefix + key))
