@@ -71,7 +71,8 @@ def test_start_send_event_and_result_through_a_worker(
     workers.append(worker)
     banner = worker.wait_for("statekeeper worker running")
     assert banner.startswith(
-        "statekeeper worker running; consumers: none; workflows: broken, greet; projections: none; namespace: flows"
+        "statekeeper worker running; consumers: none; workflows: broken, greet; "
+        "projections: none; namespace: flows"
     )
     assert banner.endswith(f"; database: {parse(url).described()}")
     assert "hunter2secret" not in banner
