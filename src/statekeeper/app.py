@@ -345,10 +345,10 @@ class App:
         event of this namespace (of one ``category``; of some ``types``): ``view.put``,
         ``view.delete``, ``await view.get``, ``view.send``, ``view.append`` commit with
         the projection's checkpoint. Read it with ``app.projections.read_model(name)``;
-        ``target``: a SQL database instead of the state store (``events.SqlTarget``).
-        ``lease``: how long a process that stopped answering (killed, cut off) keeps
-        the projection before another takes it over. ``statekeeper worker`` and
-        ``serve`` run it."""
+        ``target``: a SQL database instead of the state store
+        (``statekeeper.events.sql_target.SqlTarget``). ``lease``: how long a process
+        that stopped answering (killed, cut off) keeps the projection before another
+        takes it over. ``statekeeper worker`` and ``serve`` run it."""
         options = _subscription_options(category, types, batch, retry, lease)
         checked = check_subscription_name(name)
 
@@ -632,6 +632,7 @@ class App:
             await view.close()
         self._views.clear()
         self._idempotency = None
+        await self.projections.close()
         if self._cache is not None:
             await self._cache.close()
             self._cache = None

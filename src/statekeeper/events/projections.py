@@ -35,7 +35,7 @@ from statekeeper.errors import (
 from statekeeper.events.store import EventStore
 from statekeeper.events.subscriptions import Handler, Options, Subscription
 from statekeeper.storage import Storage
-from statekeeper.storage.subscription_ops import ProjectionRow
+from statekeeper.storage.subscription_ops import ProjectionRow, SubscriptionRow
 
 log = logging.getLogger("statekeeper.events")
 
@@ -56,9 +56,16 @@ class Runner(Protocol):
 
 
 class Target(Protocol):
-    """A read model's home other than the state store (a SQL database)."""
+    """A read model's home other than the state store (a SQL database), keeping each
+    generation's checkpoint itself."""
+
+    def bind(self, projections: Projections, projection: Projection) -> None:
+        """Serve ``projection`` of ``projections`` (called when it is registered)."""
 
     def runner(self, projection: Projection, generation: int) -> Runner: ...
+
+    async def checkpoint(self, projection: Projection, generation: int) -> SubscriptionRow | None:
+        """The generation's checkpoint (position, failures, parked), as status shows it."""
 
     async def switch(self, projection: Projection, generation: int) -> None: ...
 
@@ -127,7 +134,7 @@ class Projections:
         self._backend = backend
         self.events = events
         self.writer = writer
-        self._wake = wake
+        self.wake = wake
         self._outbox = outbox
         self.clock = clock
         self.registered: dict[str, Projection] = {}
@@ -143,6 +150,8 @@ class Projections:
         if name in self.registered:
             raise ConfigurationError(f"projection {name!r} is already registered")
         projection = Projection(name, handler, options, target)
+        if target is not None:
+            target.bind(self, projection)
         self.registered[name] = projection
         return projection
 
@@ -152,7 +161,7 @@ class Projections:
             raise ConfigurationError(f"subscription {name!r} is already registered")
         made = Subscription(
             name, handler, backend=self._backend, events=self.events, writer=self.writer,
-            wake=self._wake, outbox=self._outbox, options=options, clock=self.clock,
+            wake=self.wake, outbox=self._outbox, options=options, clock=self.clock,
         )  # fmt: skip
         self.subscriptions[name] = made
         return made
@@ -179,7 +188,7 @@ class Projections:
         else:
             made = Subscription(
                 projection.subscription(generation), projection.handler,
-                backend=self._backend, events=self.events, writer=self.writer, wake=self._wake,
+                backend=self._backend, events=self.events, writer=self.writer, wake=self.wake,
                 outbox=self._outbox, options=projection.options,
                 prefix=projection.prefix(generation), clock=self.clock,
             )  # fmt: skip
@@ -209,6 +218,8 @@ class Projections:
         building = row.generation + 1
         storage = self._backend().subscriptions
         await storage.delete(self.namespace, projection.subscription(building))
+        if projection.target is not None:  # anything left of an earlier try
+            await projection.target.drop(projection, building)
         if not await storage.start_build(self.namespace, name, building, self.clock()):
             raise ProjectionBusy(f"projection {name!r} is already rebuilding")
         log.info("projection rebuild started", extra={"projection": name, "generation": building})
@@ -216,9 +227,11 @@ class Projections:
 
     async def finish_build(self, projection: Projection, building: int) -> bool:
         """Switch readers to ``building`` if it has caught up with the log."""
-        runner = self.runner(projection, building)
-        head = await self.events.head()
-        if runner.position < head:
+        position = self.runner(projection, building).position
+        if projection.target is not None:  # where any process got
+            found = await projection.target.checkpoint(projection, building)
+            position = found.position if found else 0
+        if position < await self.events.head():
             return False
         if projection.target is not None:
             await projection.target.switch(projection, building)
@@ -243,7 +256,10 @@ class Projections:
         for label, generation in (("current", row.generation), ("rebuild", row.building)):
             if generation is None:
                 continue
-            found = await storage.get(self.namespace, projection.subscription(generation))
+            if projection.target is not None:
+                found = await projection.target.checkpoint(projection, generation)
+            else:
+                found = await storage.get(self.namespace, projection.subscription(generation))
             position = found.position if found else 0
             out[label] = {
                 "position": position, "lag": max(0, head - position),
@@ -273,6 +289,15 @@ class Projections:
             self.namespace, projection.subscription(generation)
         )
         projection.runners.pop(generation, None)
+
+    async def close(self) -> None:
+        """Close the projections' targets (their connections), as the app closes."""
+        closed: set[int] = set()
+        for projection in self.registered.values():
+            target = projection.target
+            if target is not None and id(target) not in closed:
+                closed.add(id(target))
+                await target.close()
 
     def service(self, *, check: float = 2.0) -> Projector:
         return Projector(self, check)

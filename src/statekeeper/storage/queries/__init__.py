@@ -73,6 +73,12 @@ def _parse(text: str) -> dict[str, str]:
     return blocks
 
 
+def load_text(text: str, dialect: Dialect) -> dict[str, Query]:
+    """The named queries of ``text``, for a database of another kind than the app's
+    (``events/sql_target.sql``: a projection's read database)."""
+    return {name: _compile(name, body, dialect) for name, body in _parse(text).items()}
+
+
 def load(dialect: Dialect) -> dict[str, Query]:
     """Every named query for ``dialect``; dialect files override common ones."""
     package = resources.files(__name__)
