@@ -57,7 +57,7 @@ from statekeeper.errors import (
     ValidationError,
 )
 from statekeeper.events.model import RecordedEvent
-from statekeeper.events.subscriptions import _takes_context, _wait_any, describe
+from statekeeper.events.subscriptions import takes_context, wait_any, describe
 from statekeeper.queues.policy import Retry
 from statekeeper.storage.postgres_common import translated
 from statekeeper.storage.queries import load_text
@@ -335,7 +335,7 @@ class SqlRunner:
         self.generation = generation
         self.options = projection.options
         self.position = 0  # the checkpoint, as this process last knew it
-        self._with_context = _takes_context(projection.handler)
+        self._with_context = takes_context(projection.handler)
         self._tables = target.physical(generation)
         self._keys = {"namespace": projections.namespace, "name": projection.name,
                       "generation": generation}  # fmt: skip
@@ -368,7 +368,7 @@ class SqlRunner:
                 await _wait(stopping, delay)
                 continue
             if not busy:
-                await _wait_any(stopping, wake, self.options.poll)
+                await wait_any(stopping, wake, self.options.poll)
 
     async def run_until_caught_up(self) -> int:
         """Handle what is in the log now (tests, tools): the checkpoint reached (where

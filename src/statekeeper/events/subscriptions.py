@@ -167,7 +167,7 @@ class HandlerContext:
 Handler = Callable[..., Awaitable[None] | None]
 
 
-def _takes_context(handler: Handler) -> bool:
+def takes_context(handler: Handler) -> bool:
     try:
         parameters = inspect.signature(handler).parameters.values()
     except (TypeError, ValueError):
@@ -202,7 +202,7 @@ class Subscription:
     ) -> None:
         self.name = name
         self._handler = handler
-        self._with_context = _takes_context(handler)
+        self._with_context = takes_context(handler)
         self._backend = backend
         self._events = events
         self._writer = writer
@@ -239,7 +239,7 @@ class Subscription:
                     busy = False
                 if busy:
                     continue
-                await _wait_any(stopping, wake, self.options.poll)
+                await wait_any(stopping, wake, self.options.poll)
         finally:
             await asyncio.shield(self.release())
 
@@ -390,7 +390,7 @@ class Subscription:
         return True
 
 
-async def _wait_any(stopping: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+async def wait_any(stopping: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
     waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
     try:
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
