@@ -57,7 +57,7 @@ from statekeeper.errors import (
     ValidationError,
 )
 from statekeeper.events.model import RecordedEvent
-from statekeeper.events.subscriptions import takes_context, wait_any, describe
+from statekeeper.events.subscriptions import describe, takes_context, wait_any
 from statekeeper.queues.policy import Retry
 from statekeeper.storage.postgres_common import translated
 from statekeeper.storage.queries import load_text
