@@ -25,6 +25,7 @@ from statekeeper.constants import (
     ENV_CACHE_URL,
     ENV_CALLBACK_SECRET,
     ENV_NAMESPACE,
+    EVENTS_CHANNEL,
     INTERNAL_QUEUE_PREFIX,
     is_internal_queue,
 )
@@ -65,8 +66,6 @@ from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 
 log = logging.getLogger("statekeeper.app")
 WORKFLOW_CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}workflow-callbacks"
-# The wake-up channel of a namespace's event log (a name no queue can take).
-EVENTS_CHANNEL = f"{INTERNAL_QUEUE_PREFIX}events"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -677,11 +676,21 @@ def _subscription_options(
 ) -> Options:
     if category is not None:
         check_stream(category)
+        if "-" in category:
+            raise ConfigurationError(
+                f"category {category!r} holds '-': a category is a stream name's part "
+                "before its first '-'"
+            )
+    if isinstance(types, str | bytes):
+        raise ConfigurationError(f"types must be a collection of event types, not {types!r}")
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
         raise ConfigurationError(f"batch must be an integer from 1 to 1000, got {batch!r}")
     if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0.5 <= lease <= 3600:
         raise ConfigurationError(f"lease must be 0.5 to 3600 seconds, got {lease!r}")
     chosen = None if types is None else frozenset(types)
+    for kind in chosen or ():
+        if not isinstance(kind, str) or not kind:
+            raise ConfigurationError(f"an event type is a non-empty string, got {kind!r}")
     return Options(category, chosen, batch, retry or DEFAULT_RETRY, float(lease))
 
 

@@ -29,6 +29,9 @@ ENV_ES_NAMESPACE = "STATEKEEPER_ES_NAMESPACE"
 # statekeeper's own queues (callbacks, workflow callback answers, wake-up channels)
 # start with this; clients can neither post to them nor name them as a reply queue.
 INTERNAL_QUEUE_PREFIX = "statekeeper."
+# The wake-up channel of a namespace's event log: announced after events commit, by
+# the event store and the eventsourcing module alike (a name no queue can take).
+EVENTS_CHANNEL = f"{INTERNAL_QUEUE_PREFIX}events"
 
 
 def is_internal_queue(name: str) -> bool:

@@ -5,12 +5,15 @@ holder at a time) and projections (read models, rebuild into a new generation)."
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 
 from statekeeper import App, Retry
 from statekeeper.errors import (
+    ConfigurationError,
+    DatabaseBusy,
     InvalidEvent,
     InvalidStreamName,
     ProjectionBusy,
@@ -20,6 +23,7 @@ from statekeeper.errors import (
     WrongExpectedVersion,
 )
 from statekeeper.events.model import ANY, EXISTS, NO_STREAM, EventData, RecordedEvent
+from statekeeper.events.projections import RETIRE_AFTER
 from statekeeper.events.subscriptions import Options, Subscription
 from tests.conftest import FakeClock
 
@@ -363,3 +367,157 @@ async def test_a_handler_that_changes_what_it_read_in_place_and_fails_leaves_not
         await sub.run_until_caught_up()
     item = await app.state.get("inplace/totals")
     assert item is not None and item.value == {"n": 2, "seen": [1, 3]}
+
+
+async def test_a_catch_up_beside_a_running_projector_applies_each_event_once(
+    live_app: App,
+) -> None:
+    app = live_app
+
+    @app.projection("tally", category="order", lease=2.0)
+    async def tally(event: RecordedEvent, view: Any) -> None:
+        view.append(f"tallied-{event.stream}", [EventData("Tallied")])
+
+    app.start_projections()
+    for n in range(20):
+        await app.events.append(f"order-{n}", [placed(n)])
+    await asyncio.gather(app.projections.catch_up("tally"), app.projections.catch_up("tally"))
+    for _ in range(200):
+        if (await app.projections.status("tally"))["current"]["lag"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    tallied = [e for e in await app.events.read_all() if e.type == "Tallied"]
+    assert sorted(e.stream for e in tallied) == sorted(f"tallied-order-{n}" for n in range(20))
+
+
+class BusyWriter:
+    """The state store, whose first commits fail as a database under load does."""
+
+    def __init__(self, app: App, failures: int) -> None:
+        self._state = app.state
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)
+
+    async def apply(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise DatabaseBusy("the database stayed locked")
+        return await self._state.apply(*args, **kwargs)
+
+
+async def test_a_database_error_is_not_the_handlers_failure(app: App) -> None:
+    await app.events.append("order-1", [placed(1)])
+    writer = BusyWriter(app, failures=5)
+
+    async def handle(event: RecordedEvent, view: Any) -> None:
+        view.put("seen", event.position)
+
+    sub = Subscription(
+        "steady", handle, backend=lambda: app.backend, events=app.events,
+        writer=lambda: writer, wake=app.events_wake,
+        options=Options(retry=NO_WAIT), clock=app.clock,
+    )  # fmt: skip
+    for _ in range(10):
+        try:
+            await sub.run_until_caught_up()
+        except DatabaseBusy:
+            continue
+    assert await app.state.get("seen") is not None
+    assert await app.backend.subscriptions.parked(app.namespace, "steady") == []
+
+
+async def test_a_batch_longer_than_the_lease_keeps_it(live_app: App) -> None:
+    app = live_app
+    await app.events.append("order-1", [placed(n) for n in range(40)])
+    calls: list[int] = []
+
+    async def slow(event: RecordedEvent, view: Any) -> None:
+        calls.append(event.position)
+        await asyncio.sleep(0.04)  # a batch of 40: 1.6 s, more than the lease
+        view.put(f"n-{event.position}", True)
+
+    one, two = (subscription(app, "slow", slow, lease=0.6, batch=40) for _ in range(2))
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(s.run(stopping)) for s in (one, two)]
+    for _ in range(200):
+        row = await app.backend.subscriptions.get(app.namespace, "slow")
+        if row is not None and row.position == 40:
+            break
+        await asyncio.sleep(0.05)
+    stopping.set()
+    await asyncio.gather(*tasks)
+    assert row is not None and row.position == 40
+    assert len(calls) == 40  # one holder handled them all, once
+
+
+async def test_old_generations_are_retired_by_any_projector(app: App, clock: FakeClock) -> None:
+    @app.projection("totals", category="order")
+    async def totals(event: RecordedEvent, view: Any) -> None:
+        view.put(event.stream, event.data)
+
+    await app.events.append("order-1", [placed(5)])
+    await app.projections.catch_up("totals")
+    await app.projections.rebuild("totals")
+    await app.projections.catch_up("totals")  # generation 2 built; readers switched
+    assert await app.state.get("projections/totals/1/order-1") is not None
+    clock.advance(RETIRE_AFTER + 1)
+    stopping = asyncio.Event()
+    projector = app.projections.service(check=0.01)  # a Projector that never ran gen. 1
+    task = asyncio.create_task(projector.run(stopping))
+    for _ in range(100):
+        if await app.state.get("projections/totals/1/order-1") is None:
+            break
+        await asyncio.sleep(0.02)
+    stopping.set()
+    await task
+    assert await app.state.get("projections/totals/1/order-1") is None
+    assert await app.state.get("projections/totals/2/order-1") is not None
+    old = app.projections.get("totals").subscription(1)
+    assert await app.backend.subscriptions.get(app.namespace, old) is None
+
+
+async def test_subscription_settings_that_match_nothing_are_refused(app: App) -> None:
+    with pytest.raises(ConfigurationError, match="'-'"):
+        app.projection("p", category="order-1")
+    with pytest.raises(ConfigurationError, match="collection"):
+        app.subscription("s", types="Placed")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="event type"):
+        app.subscription("s", types=["Placed", ""])
+
+
+async def test_what_handlers_append_wakes_the_log_s_readers(live_app: App) -> None:
+    app = live_app
+    arrived = asyncio.Event()
+
+    async def upstream(event: RecordedEvent, ctx: Any) -> None:
+        ctx.append(f"audit-{event.stream}", [EventData("Audited")])
+
+    async def downstream(event: RecordedEvent) -> None:
+        arrived.set()
+
+    stopping = asyncio.Event()
+    subs = [
+        subscription(app, "up", upstream, category="order", poll=30.0),
+        subscription(app, "down", downstream, category="audit", poll=30.0),
+    ]
+    tasks = [asyncio.create_task(s.run(stopping)) for s in subs]
+    await asyncio.sleep(0.2)  # both have read the empty log and wait
+    await app.events.append("order-1", [placed(1)])
+    await asyncio.wait_for(arrived.wait(), 5)  # not the 30-second poll
+    stopping.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_a_plain_function_handler_runs_off_the_event_loop(app: App) -> None:
+    await app.events.append("order-1", [placed(1)])
+    threads: list[int] = []
+
+    def handle(event: RecordedEvent, ctx: Any) -> None:
+        threads.append(threading.get_ident())
+        ctx.put("plain", event.position)
+
+    await subscription(app, "plain", handle).run_until_caught_up()
+    assert threads and threads[0] != threading.get_ident()
+    assert await app.state.get("plain/plain") is not None

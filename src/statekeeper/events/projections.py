@@ -43,6 +43,7 @@ log = logging.getLogger("statekeeper.events")
 # looked up the generation just before the switch finish on it).
 RETIRE_AFTER = 60.0
 _GENERATION_TTL = 1.0  # readers look the generation up at most this often
+RETIRE_DEPTH = 10  # how many generations back a Projector looks for leftovers
 
 
 class Runner(Protocol):
@@ -180,9 +181,15 @@ class Projections:
         return await self._backend().subscriptions.projection(self.namespace, name, self.clock())
 
     def runner(self, projection: Projection, generation: int) -> Runner:
+        """The runner of a generation that this process's Projector keeps."""
         found = projection.runners.get(generation)
-        if found is not None:
-            return found
+        if found is None:
+            found = projection.runners[generation] = self._runner(projection, generation)
+        return found
+
+    def _runner(self, projection: Projection, generation: int) -> Runner:
+        """A new runner of a generation: its own lease token, so that a catch-up beside
+        the Projector competes for the lease like another process."""
         if projection.target is not None:
             made = projection.target.runner(projection, generation)
         else:
@@ -192,7 +199,6 @@ class Projections:
                 outbox=self._outbox, options=projection.options,
                 prefix=projection.prefix(generation), clock=self.clock,
             )  # fmt: skip
-        projection.runners[generation] = made
         return made
 
     async def catch_up(self, name: str) -> int:
@@ -201,36 +207,39 @@ class Projections:
         projection = self.get(name)
         row = await self.generations(name)
         if row.building is not None:
-            await self.runner(projection, row.building).run_until_caught_up()
+            await self._runner(projection, row.building).run_until_caught_up()
             await self.finish_build(projection, row.building)
             row = await self.generations(name)
-        return await self.runner(projection, row.generation).run_until_caught_up()
+        return await self._runner(projection, row.generation).run_until_caught_up()
 
     async def rebuild(self, name: str) -> int:
         """Start replaying the whole log into the next generation; its number. Readers
         stay on the current one until the new one has caught up."""
-        projection = self.get(name)
+        self.get(name)
         row = await self.generations(name)
         if row.building is not None:
             raise ProjectionBusy(
                 f"projection {name!r} is already rebuilding generation {row.building}"
             )
+        # Generation numbers only grow: nothing of ``building`` exists unless a racing
+        # rebuild made it, and then the claim below fails.
         building = row.generation + 1
         storage = self._backend().subscriptions
-        await storage.delete(self.namespace, projection.subscription(building))
-        if projection.target is not None:  # anything left of an earlier try
-            await projection.target.drop(projection, building)
         if not await storage.start_build(self.namespace, name, building, self.clock()):
             raise ProjectionBusy(f"projection {name!r} is already rebuilding")
         log.info("projection rebuild started", extra={"projection": name, "generation": building})
         return building
 
     async def finish_build(self, projection: Projection, building: int) -> bool:
-        """Switch readers to ``building`` if it has caught up with the log."""
-        position = self.runner(projection, building).position
-        if projection.target is not None:  # where any process got
+        """Switch readers to ``building`` if it has caught up with the log (its stored
+        checkpoint: whichever process built it)."""
+        if projection.target is not None:
             found = await projection.target.checkpoint(projection, building)
-            position = found.position if found else 0
+        else:
+            found = await self._backend().subscriptions.get(
+                self.namespace, projection.subscription(building)
+            )
+        position = found.position if found else 0
         if position < await self.events.head():
             return False
         if projection.target is not None:
@@ -270,6 +279,17 @@ class Projections:
                 "parked": found.parked if found else 0,
             }  # fmt: skip
         return out
+
+    async def retire_older(self, projection: Projection, generation: int) -> None:
+        """Retire what is left of the generations before ``generation``."""
+        storage = self._backend().subscriptions
+        for old in range(generation - 1, max(0, generation - RETIRE_DEPTH), -1):
+            if projection.target is not None:
+                left = await projection.target.checkpoint(projection, old)
+            else:
+                left = await storage.get(self.namespace, projection.subscription(old))
+            if left is not None:
+                await self.retire(projection, old)
 
     async def retire(self, projection: Projection, generation: int) -> None:
         """Drop an old generation: its read model and its subscription."""
@@ -312,14 +332,14 @@ class Projector:
         self.projections = projections
         self.check = check
         self.name = f"projector:{projections.namespace}"
+        self._retire_check = 0.0  # when to look for old generations to retire next
 
     async def run(self, stopping: asyncio.Event) -> None:
         running: dict[tuple[str, int], asyncio.Task[None]] = {}
-        retiring: dict[tuple[str, int], float] = {}
         try:
             while not stopping.is_set():
                 try:
-                    await self._tend(stopping, running, retiring)
+                    await self._tend(stopping, running)
                 except StatekeeperError as error:  # the database is away: try again later
                     log.warning("projector paused", exc_info=error)
                 with contextlib.suppress(TimeoutError):
@@ -330,13 +350,13 @@ class Projector:
             await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _tend(
-        self,
-        stopping: asyncio.Event,
-        running: dict[tuple[str, int], asyncio.Task[None]],
-        retiring: dict[tuple[str, int], float],
+        self, stopping: asyncio.Event, running: dict[tuple[str, int], asyncio.Task[None]]
     ) -> None:
         """Start what should run, switch rebuilt generations, retire old ones."""
         projections = self.projections
+        retire_now = projections.clock() >= self._retire_check
+        if retire_now:
+            self._retire_check = projections.clock() + RETIRE_AFTER / 4
         for name, subscription in projections.subscriptions.items():
             key = (f"subscription:{name}", 0)
             task = running.get(key)
@@ -367,8 +387,8 @@ class Projector:
                 if name == projection.name and generation not in wanted:
                     task.cancel()
                     del running[(name, generation)]
-                    retiring[(name, generation)] = projections.clock() + RETIRE_AFTER
-        for (name, generation), due in list(retiring.items()):
-            if projections.clock() >= due:
-                await projections.retire(projections.registered[name], generation)
-                del retiring[(name, generation)]
+            # Readers moved to this generation at updated_at (the switch): older ones go
+            # RETIRE_AFTER later, retired by whichever Projector sees it first.
+            settled = projections.clock() - row.updated_at >= RETIRE_AFTER
+            if row.building is None and row.generation > 1 and retire_now and settled:
+                await projections.retire_older(projection, row.generation)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from statekeeper.errors import StreamNotFound, ValidationError
+from statekeeper.errors import LeaseLost, StreamNotFound, ValidationError
 from statekeeper.events.aggregates import A, AggregateRepository
 from statekeeper.events.model import (
     ANY,
@@ -132,11 +132,16 @@ class EventStore:
         done = await self._backend().commit(
             UnitOfWork(self.namespace, self._clock(), appends=appends, **unit)
         )
-        if not done.applied:
-            return []
+        if not done.applied:  # a checkpoint's lease was lost: nothing was appended
+            raise LeaseLost("the subscription's lease was lost; nothing was appended")
+        self.notify_appended()
+        return results(appends, done.first_position, done.versions)
+
+    def notify_appended(self) -> None:
+        """Events of this namespace committed: wake its subscriptions, here and in
+        other processes (for appends committed by other means than ``commit``)."""
         if self._appended is not None:
             self._appended(self.namespace)
-        return results(appends, done.first_position, done.versions)
 
     def aggregates(
         self,

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from statekeeper.errors import StatekeeperError, ValidationError
+from statekeeper.errors import ConflictError, StatekeeperError, ValidationError
 from statekeeper.events.model import ANY, RecordedEvent
 from statekeeper.events.store import EventStore
 from statekeeper.queues.policy import Retry
@@ -100,6 +100,7 @@ class HandlerContext:
         self._pending: dict[str, Any] = {}
         self._undo: list[tuple[str, Any]] = []  # (key, what it was before), in order
         self.handled = 0  # events whose effects this context holds
+        self._events_held = 0  # events in self.appends
 
     def mark(self) -> tuple[int, int, int, int]:
         """Where the context stands before a handler runs (``undo`` returns to it)."""
@@ -109,6 +110,7 @@ class HandlerContext:
     def undo(self, mark: tuple[int, int, int, int]) -> None:
         """Forget what a failed handler did since ``mark``."""
         ops, messages, appends, undo = mark
+        self._events_held -= sum(len(a.events) for a in self.appends[appends:])
         del self.ops[ops:], self.messages[messages:], self.appends[appends:]
         while len(self._undo) > undo:
             key, before = self._undo.pop()
@@ -120,7 +122,7 @@ class HandlerContext:
 
     @property
     def size(self) -> int:
-        return len(self.ops) + len(self.messages) + sum(len(a.events) for a in self.appends)
+        return len(self.ops) + len(self.messages) + self._events_held
 
     def _remember(self, key: str, value: Any) -> None:
         self._undo.append((key, self._pending.get(key, _ABSENT)))
@@ -155,16 +157,26 @@ class HandlerContext:
     def append(self, stream: str, events: Iterable[object], *, expected_version: int = ANY) -> None:
         """Append events caused by this one (its id becomes their causation id, its
         correlation id theirs)."""
-        self.appends.append(
-            self._events.intent(
-                stream, events, expected_version=expected_version,
-                correlation_id=self.event.correlation_id or self.event.id,
-                causation_id=self.event.id,
-            )
+        added = self._events.intent(
+            stream, events, expected_version=expected_version,
+            correlation_id=self.event.correlation_id or self.event.id,
+            causation_id=self.event.id,
         )  # fmt: skip
+        self.appends.append(added)
+        self._events_held += len(added.events)
 
 
 Handler = Callable[..., Awaitable[None] | None]
+
+
+def is_async(handler: Handler) -> bool:
+    """Whether calling ``handler`` gives a coroutine (an ``async def``, or an object
+    whose ``__call__`` is one)."""
+    if inspect.iscoroutinefunction(handler):
+        return True
+    if inspect.isfunction(handler) or inspect.ismethod(handler):
+        return False
+    return inspect.iscoroutinefunction(type(handler).__call__)
 
 
 def takes_context(handler: Handler) -> bool:
@@ -203,6 +215,7 @@ class Subscription:
         self.name = name
         self._handler = handler
         self._with_context = takes_context(handler)
+        self._sync = not is_async(handler)
         self._backend = backend
         self._events = events
         self._writer = writer
@@ -285,10 +298,15 @@ class Subscription:
         single = bool(rows) and self._single_until >= rows[0].position
         context = self._context()
         handled, last = lease.position, None
+        renew_at = now + self.options.lease / 3
         for event in rows:
             if self.options.types is not None and event.type not in self.options.types:
                 handled = event.position
                 continue
+            if self._clock() >= renew_at:  # a long batch: keep the lease
+                if not await self._renew():
+                    return False
+                renew_at = self._clock() + self.options.lease / 3
             mark = context.mark()
             try:
                 await self._call(event, context)
@@ -309,12 +327,27 @@ class Subscription:
             handled = head  # nothing of the category lies between: see above
         return await self._flush(context, handled, rows, last) and full
 
+    async def _renew(self) -> bool:
+        """Renew the lease in the middle of a batch; False if another process has it."""
+        now = self._clock()
+        lease = await self._backend().subscriptions.lease(
+            self.namespace, self.name, self._token, self.holder, now + self.options.lease, now
+        )
+        if lease is None or lease.position != self.position:
+            log.warning("subscription lease lost", extra={"subscription": self.name})
+            return False
+        return True
+
     def _context(self) -> HandlerContext:
         return HandlerContext(self._writer(), self._events, self.prefix, self._outbox)
 
     async def _call(self, event: RecordedEvent, context: HandlerContext) -> None:
         context.event = event
-        result = self._handler(event, context) if self._with_context else self._handler(event)
+        args = (event, context) if self._with_context else (event,)
+        if self._sync:  # a plain function runs in a thread, off the event loop
+            result = await asyncio.to_thread(self._handler, *args)
+        else:
+            result = self._handler(*args)
         if inspect.isawaitable(result):
             await result
 
@@ -343,7 +376,7 @@ class Subscription:
             done = await self._writer().apply(
                 context.ops, context.messages, checkpoint=point, appends=context.appends
             )
-        except StatekeeperError as error:
+        except (ValidationError, ConflictError) as error:  # what the handler asked for
             if context.handled > 1:
                 log.warning("batch commit failed; handling it one event at a time",
                             exc_info=error, extra={"subscription": self.name})  # fmt: skip
@@ -357,6 +390,8 @@ class Subscription:
             log.warning("subscription lease lost", extra={"subscription": self.name})
             return False
         self.position = position
+        if context.appends:  # what the handlers appended wakes the log's readers
+            self._events.notify_appended()
         return True
 
     async def _failed(self, event: RecordedEvent, error: BaseException) -> bool:

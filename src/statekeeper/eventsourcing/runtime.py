@@ -6,7 +6,7 @@ factories that use a URL share its runtime, and the last one to close closes it.
 
 It also wakes live subscriptions: after each commit of events by this process (every
 backend), when another process announces events (PostgreSQL: LISTEN/NOTIFY, as the
-queues do, under the name ``$events``), and every ``POLL_INTERVAL`` seconds whatever is
+queues do, on the event store's channel), and every ``POLL_INTERVAL`` seconds whatever is
 heard (SQLite has no announcements between processes: other processes' events arrive
 by this poll).
 """
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from eventsourcing import persistence as es
 
 from statekeeper import errors
+from statekeeper.constants import EVENTS_CHANNEL
 from statekeeper.eventsourcing.store import Store
 from statekeeper.keyring import Keyring
 from statekeeper.sealing import Sealer
@@ -31,7 +32,7 @@ from statekeeper.storage.url import DatabaseURL
 
 T = TypeVar("T")
 
-EVENTS = "$events"  # the name announced after events commit (no queue can have it)
+EVENTS = EVENTS_CHANNEL  # announced after events commit, as the event store does
 POLL_INTERVAL = 1.0  # live subscriptions look at least this often
 _WAIT_STEP = 1.0  # how often a waiting caller checks that the loop still runs
 

@@ -114,7 +114,3 @@ class EventOps(Operations):
         if row is None:
             return None
         return SnapshotRow(int(row[0]), row[1], bytes(row[2]), float(row[3]))
-
-    async def delete_snapshot(self, namespace: str, stream: str) -> None:
-        statement = self._bind("ev_snapshot_delete", namespace=namespace, stream=stream)
-        await self._db.run_write(statement, f"cannot delete a snapshot of {stream!r}", "rowcount")

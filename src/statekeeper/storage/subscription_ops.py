@@ -121,10 +121,6 @@ class SubscriptionOps(Operations):
         rows = await self._db.run_many(statement, f"cannot list the parked events of {name!r}")
         return [ParkedRow(int(r[0]), r[1], int(r[2]), float(r[3])) for r in rows]
 
-    async def unpark(self, namespace: str, name: str, position: int) -> bool:
-        statement = self._bind("sub_unpark", namespace=namespace, name=name, position=position)
-        return bool(await self._db.run_write(statement, f"cannot unpark in {name!r}", "found"))
-
     async def projection(self, namespace: str, name: str, now: float) -> ProjectionRow:
         """A projection's generations (created at generation 1 on first use)."""
         statement = self._bind("proj_get", namespace=namespace, name=name)

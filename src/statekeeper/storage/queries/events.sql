@@ -79,6 +79,3 @@ WHERE s.version < EXCLUDED.version;
 -- name: ev_snapshot_get
 SELECT version, type, data, recorded_at FROM sk_event_snapshots
 WHERE namespace = :namespace AND stream = :stream;
-
--- name: ev_snapshot_delete
-DELETE FROM sk_event_snapshots WHERE namespace = :namespace AND stream = :stream;

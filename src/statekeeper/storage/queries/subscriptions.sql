@@ -64,39 +64,14 @@ LIMIT :limit;
 -- name: sub_delete
 DELETE FROM sk_subscriptions WHERE namespace = :namespace AND name = :name;
 
--- name: sub_track
--- A tracking position, without a lease (SQLite's part of a unit of work): the row
--- created, or moved strictly up; no row back when it holds this position or a later one.
-INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
-VALUES (:namespace, :name, :position, :now, :now)
-ON CONFLICT (namespace, name) DO UPDATE
-SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
-WHERE s.position < EXCLUDED.position
-RETURNING position;
-
 -- name: sub_parked_delete_all
 DELETE FROM sk_parked_events WHERE namespace = :namespace AND subscription = :name;
-
--- name: sub_track
--- A tracking position, without a lease (SQLite's part of a unit of work): the row
--- created, or moved strictly up; no row back when it holds this position or a later one.
-INSERT INTO sk_subscriptions AS s (namespace, name, position, created_at, updated_at)
-VALUES (:namespace, :name, :position, :now, :now)
-ON CONFLICT (namespace, name) DO UPDATE
-SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
-WHERE s.position < EXCLUDED.position
-RETURNING position;
 
 -- name: sub_parked
 SELECT position, error, attempts, parked_at FROM sk_parked_events
 WHERE namespace = :namespace AND subscription = :name AND position > :after
 ORDER BY position
 LIMIT :limit;
-
--- name: sub_unpark
-DELETE FROM sk_parked_events
-WHERE namespace = :namespace AND subscription = :name AND position = :position
-RETURNING position;
 
 -- name: proj_get
 SELECT generation, building, updated_at FROM sk_projections

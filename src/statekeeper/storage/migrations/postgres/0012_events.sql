@@ -4,7 +4,8 @@
 -- commit in position order and a reader of the log never sees a lower position
 -- commit after a higher one (decision 0010). sk_event_streams holds each stream's
 -- version (its last stream position, 1-based), the row that expected versions are
--- checked against and that serializes appends to one stream.
+-- checked against and that serializes appends to one stream. Names sort byte by byte
+-- (COLLATE "C"), as on SQLite, so a prefix lists the same streams on both.
 CREATE TABLE sk_event_log (
     namespace TEXT PRIMARY KEY,
     position  BIGINT NOT NULL
@@ -12,7 +13,7 @@ CREATE TABLE sk_event_log (
 
 CREATE TABLE sk_event_streams (
     namespace  TEXT NOT NULL,
-    stream     TEXT NOT NULL,
+    stream     TEXT COLLATE "C" NOT NULL,
     version    BIGINT NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (namespace, stream)
@@ -49,7 +50,7 @@ CREATE TABLE sk_event_snapshots (
 -- the lease of the process that holds it, and the event it is failing on.
 CREATE TABLE sk_subscriptions (
     namespace        TEXT NOT NULL,
-    name             TEXT NOT NULL,
+    name             TEXT COLLATE "C" NOT NULL,
     position         BIGINT NOT NULL DEFAULT 0,
     lease_token      TEXT,
     lease_expires_at DOUBLE PRECISION,
