@@ -482,7 +482,7 @@ async def test_subscription_settings_that_match_nothing_are_refused(app: App) ->
     with pytest.raises(ConfigurationError, match="'-'"):
         app.projection("p", category="order-1")
     with pytest.raises(ConfigurationError, match="collection"):
-        app.subscription("s", types="Placed")  # type: ignore[arg-type]
+        app.subscription("s", types="Placed")
     with pytest.raises(ConfigurationError, match="event type"):
         app.subscription("s", types=["Placed", ""])
 
