@@ -57,7 +57,6 @@ from statekeeper.errors import (
 from statekeeper.events.model import AppendResult, EventData, RecordedEvent, check_stream
 from statekeeper.events.upcasting import Upcasters
 from statekeeper.identifiers import MAX_EVENT_TYPE, MAX_STREAM_NAME, _text, shown
-from statekeeper.sealing import SNAPSHOT
 
 if TYPE_CHECKING:
     from statekeeper.events.store import EventStore
@@ -291,8 +290,8 @@ class AggregateRepository(Generic[A]):
         return aggregate
 
     async def _restore(self, aggregate: A) -> None:
-        store, stream = self._store, aggregate.stream
-        row = await store._backend().events.snapshot(store.namespace, stream)
+        stream = aggregate.stream
+        row = await self._store.read_snapshot(stream)
         if row is None:
             return
         if row.type != self.snapshot_type:
@@ -301,9 +300,8 @@ class AggregateRepository(Generic[A]):
                 extra={"stream": stream, "found": row.type, "expected": self.snapshot_type},
             )
             return
-        where = (SNAPSHOT, store.namespace, stream, str(row.version), "state")
         try:
-            state = json.loads(store._sealer.open(row.data, *where).decode("utf-8"))
+            state = json.loads(row.data.decode("utf-8"))
         except (ValueError, RecursionError) as error:  # only a cache: replay instead
             log.warning("snapshot ignored: unreadable: %s", error, extra={"stream": stream})
             return
@@ -345,7 +343,7 @@ class AggregateRepository(Generic[A]):
         return result
 
     def _snapshot_of(self, aggregate: A, version: int) -> bytes | None:
-        """The sealed state to snapshot at ``version``, if one is due: the save reaches a
+        """The state to snapshot at ``version``, if one is due: the save reaches a
         multiple of ``snapshot_every`` beyond the aggregate's last snapshot."""
         every = self.snapshot_every
         if every is None or version // every <= aggregate._snapshot_at // every:
@@ -356,20 +354,15 @@ class AggregateRepository(Generic[A]):
         except ValueTooLarge as error:
             log.warning("snapshot skipped: %s", error.message, extra={"stream": aggregate.stream})
             return None
-        store = self._store
-        return store._sealer.seal(
-            data, SNAPSHOT, store.namespace, aggregate.stream, str(version), "state"
-        )
+        return data
 
-    async def _put_snapshot(self, aggregate: A, sealed: bytes) -> None:
+    async def _put_snapshot(self, aggregate: A, state: bytes) -> None:
         """Store a snapshot after the events committed: a failure leaves the save done
         (a snapshot only spares replays), with a warning."""
-        store = self._store
         try:
-            await store._backend().events.put_snapshot(
-                store.namespace, aggregate.stream, aggregate.version, self.snapshot_type,
-                sealed, store._clock(),
-            )  # fmt: skip
+            await self._store.write_snapshot(
+                aggregate.stream, aggregate.version, self.snapshot_type, state
+            )
         except Exception as error:
             log.warning(
                 "snapshot not stored: %s", error, extra={"stream": aggregate.stream}, exc_info=True

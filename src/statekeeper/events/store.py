@@ -33,9 +33,9 @@ from statekeeper.events.model import (
 )
 from statekeeper.events.upcasting import Upcasters
 from statekeeper.identifiers import shown
-from statekeeper.sealing import STREAM_EVENT, Sealer
+from statekeeper.sealing import SNAPSHOT, STREAM_EVENT, Sealer
 from statekeeper.storage import Storage
-from statekeeper.storage.event_ops import StreamRow
+from statekeeper.storage.event_ops import SnapshotRow, StreamRow
 from statekeeper.storage.rows import EventRow, NewEvent, StreamAppend, UnitOfWork
 
 MAX_READ = 10_000
@@ -222,6 +222,24 @@ class EventStore:
         """Streams whose names start with ``prefix``, in name order, after ``after``."""
         return await self._backend().events.streams(
             self.namespace, prefix, after=after, limit=_limit(limit)
+        )
+
+    # --- snapshots (aggregates) -------------------------------------------------------
+
+    async def read_snapshot(self, stream: str) -> SnapshotRow | None:
+        """The stream's latest snapshot, its state opened (None: none)."""
+        row = await self._backend().events.snapshot(self.namespace, stream)
+        if row is None:
+            return None
+        where = (SNAPSHOT, self.namespace, stream, str(row.version), "state")
+        return row._replace(data=self._sealer.open(row.data, *where))
+
+    async def write_snapshot(self, stream: str, version: int, type_: str, state: bytes) -> None:
+        """Keep ``state`` as the stream's snapshot at ``version`` (sealed at rest when
+        keys are configured), unless a newer one is stored."""
+        sealed = self._sealer.seal(state, SNAPSHOT, self.namespace, stream, str(version), "state")
+        await self._backend().events.put_snapshot(
+            self.namespace, stream, version, type_, sealed, self._clock()
         )
 
     def recorded(self, row: EventRow) -> RecordedEvent:
