@@ -41,7 +41,9 @@ connections and prints them). PostgreSQL: the same server and database, statekee
 in schema ``sk_evbench_<pid>``, eventsourcing in ``sk_evbench_<pid>_es``, dropped at
 the end. Both keep the global order gap-free (statekeeper locks its log's row,
 eventsourcing its table). After a warm-up, slices of each operation alternate between
-the sides (a, b, b, a, ...), so that drift on a shared machine falls on both.
+the sides (a, b, b, a, ...), so that drift on a shared machine falls on both. On SQLite,
+the run then counts the WAL pages each side writes per append (50 single appends and 10
+batches from an emptied WAL): what each commit writes whole and fsyncs.
 
 5. Flat cost, statekeeper alone: one event appended to one of 20 streams of 50 events
    (in turn) and then that whole stream read, in a database holding 1k events and in
@@ -62,8 +64,10 @@ import gc
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -115,8 +119,8 @@ DATA: dict[str, Any] = {
 ONE = [EventData(EVENT_TYPE, DATA)]
 FIFTY = ONE * BATCH  # each gets its own id when appended
 
-QUICK = Plan(warmup=0.2, slices=4, slice_seconds=0.4)
-FULL = Plan(warmup=1.0, slices=10, slice_seconds=1.0)
+QUICK = Plan(warmup=0.2, slices=6, slice_seconds=0.25)
+FULL = Plan(warmup=1.0, slices=20, slice_seconds=0.5)
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,9 @@ class Sizes:
     ops: int  # append+read operations per slice
 
 
-QUICK_SIZES = Sizes(small=1_000, big=20_000, slices=6, ops=60)
-FULL_SIZES = Sizes(small=1_000, big=100_000, slices=10, ops=300)
+# Few enough operations that the streams read (50 events at the start) stay short.
+QUICK_SIZES = Sizes(small=1_000, big=20_000, slices=6, ops=50)
+FULL_SIZES = Sizes(small=1_000, big=100_000, slices=10, ops=100)
 
 
 # --- running an operation for a while ---------------------------------------------------
@@ -429,6 +434,56 @@ async def measure(
     return measured
 
 
+# --- SQLite: what a commit writes ------------------------------------------------------------
+
+WAL_SINGLES, WAL_BATCHES = 50, 10  # appends measured; fewer WAL pages than a checkpoint's 1000
+
+
+def empty_wal(path: str) -> int | None:
+    """Check the WAL of the database at ``path`` into it and empty it: its page size, or
+    None when that could not be done (a reader held it)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        page: int = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    return None if busy or wal_bytes(path) else page
+
+
+def wal_bytes(path: str) -> int:
+    return os.path.getsize(f"{path}-wal") if os.path.exists(f"{path}-wal") else 0
+
+
+async def wal_pages(path: str, op: Callable[[], object], count: int) -> float | None:
+    """WAL pages written per call of ``op`` from an emptied WAL (a commit writes each
+    page it changed, whole, and fsyncs them); None when the WAL could not be emptied."""
+    page = empty_wal(path)
+    if page is None:
+        return None
+    for _ in range(count):
+        done = op()
+        if inspect.isawaitable(done):
+            await done
+    return wal_bytes(path) / count / (page + 24)  # a frame: a 24-byte header and a page
+
+
+async def wal_info(sides: list[Side], paths: dict[str, str]) -> dict[str, Any]:
+    """WAL pages per single-event and per batch append of each side."""
+    found: dict[str, Any] = {}
+    for side in sides:
+
+        def single(side: Side = side) -> object:
+            return side.single(0)
+
+        path = paths[side.name]
+        found[side.name] = {
+            "single": await wal_pages(path, single, WAL_SINGLES),
+            "batch": await wal_pages(path, side.batch, WAL_BATCHES),
+        }
+    return found
+
+
 # --- flat cost: statekeeper at two sizes --------------------------------------------------------
 
 
@@ -616,6 +671,7 @@ async def bench_backend(
     sk_url: str,
     peer: Callable[[], EventsourcingSide] | None,
     flat_urls: Callable[[int], str],
+    files: dict[str, str] | None = None,
 ) -> tuple[list[Row], dict[str, Any]]:
     info: dict[str, Any] = {}
     es: EventsourcingSide | None = None
@@ -636,6 +692,8 @@ async def bench_backend(
                 )
             stats = benchlib.commit_stats(app) if backend == "sqlite" else None
             measured = await measure(backend, sides, ctx.plan, stats)
+            if files is not None:
+                info["wal_pages_per_append"] = await wal_info(sides, files)
         finally:
             if es is not None:
                 es.close()
@@ -652,9 +710,10 @@ async def bench_backend(
 
 async def bench_sqlite(ctx: Context, directory: str) -> tuple[list[Row], dict[str, Any]]:
     peer = None if ctx.peer_problem else (lambda: eventsourcing_sqlite(f"{directory}/es.db"))
+    files = {"statekeeper": f"{directory}/statekeeper.db", "eventsourcing": f"{directory}/es.db"}
     rows, info = await bench_backend(
-        "sqlite", ctx, f"sqlite:///{directory}/statekeeper.db", peer,
-        lambda size: f"sqlite:///{directory}/e{size}.db",
+        "sqlite", ctx, f"sqlite:///{files['statekeeper']}", peer,
+        lambda size: f"sqlite:///{directory}/e{size}.db", files,
     )  # fmt: skip
     return rows, {**info, **benchlib.sqlite_info(directory)}
 
@@ -702,6 +761,17 @@ def settings_note(backend: str, info: dict[str, Any]) -> str:
     )
 
 
+def wal_note(pages: dict[str, dict[str, float | None]]) -> str:
+    def shown(value: float | None) -> str:
+        return "?" if value is None else f"{value:.1f}"
+
+    return "; ".join(
+        f"{op if op == 'single' else f'batch-of-{BATCH}'}: "
+        + ", ".join(f"{side} {shown(found[op])}" for side, found in pages.items())
+        for op in ("single", "batch")
+    )
+
+
 async def run(args: argparse.Namespace, peer_problem: str | None) -> int:
     os.environ.pop(ENV_CACHE_URL, None)  # as in the other benchmarks: no Redis cache
     plan = benchlib.choose_plan(args, QUICK, FULL)
@@ -730,6 +800,9 @@ async def run(args: argparse.Namespace, peer_problem: str | None) -> int:
         return 2
     for backend, info in got.info.items():
         print(settings_note(backend, info))
+        pages = info.get("wal_pages_per_append")
+        if pages:
+            print(f"note: SQLite: WAL pages written (and fsynced) per append: {wal_note(pages)}")
         grouped = info.get("statekeeper", {}).get("jobs_per_commit", {})
         if "concurrent" in grouped:
             print(
