@@ -52,8 +52,12 @@ batches from an emptied WAL): what each commit writes whole and fsyncs.
    turns, so that the streams read grow alike. Ratio: the big one's rate over the
    small one's.
 
-The last line is the headline: the smallest ratio, statekeeper over eventsourcing, of
-single-event appends, batch-of-50 appends and stream reads on both backends.
+eventsourcing is not a dependency of the project: when it is not importable, this script
+installs it (``eventsourcing[postgres]==9.5.6``) into a virtual environment of its own
+outside the repository (``--peer-venv``) and runs itself again there; ``--no-peer``
+measures statekeeper alone. The last line is the headline: the smallest ratio,
+statekeeper over eventsourcing, of single-event appends, batch-of-50 appends and stream
+reads on both backends.
 """
 
 from __future__ import annotations
