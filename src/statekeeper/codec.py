@@ -83,6 +83,11 @@ _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_co
 # --- encoding -------------------------------------------------------------------------
 
 
+# Containers, as a tuple: isinstance against a tuple is twice as fast as against a union.
+_CONTAINERS = (dict, list, tuple)
+_SEQUENCES = (list, tuple)
+
+
 def _check_structure(subject: str, value: Any, depth: int) -> None:
     """Refuse what JSON would silently change (non-string object keys) or what
     could not be read back at any stack depth (very deep nesting)."""
@@ -95,11 +100,11 @@ def _check_structure(subject: str, value: Any, depth: int) -> None:
                     f"{subject} has an object key {name!r} of type "
                     f"{type(name).__name__}; JSON object keys must be strings"
                 )
-            if isinstance(item, dict | list | tuple):
+            if isinstance(item, _CONTAINERS):
                 _check_structure(subject, item, depth + 1)
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, _SEQUENCES):
         for item in value:
-            if isinstance(item, dict | list | tuple):
+            if isinstance(item, _CONTAINERS):
                 _check_structure(subject, item, depth + 1)
 
 
@@ -107,7 +112,7 @@ def encode_value(key: str, value: Any, max_bytes: int, subject: str | None = Non
     """The value as compact UTF-8 JSON, within ``max_bytes``; errors name ``subject``
     (default: the value for ``key``)."""
     subject = subject or f"value for key {key!r}"
-    if isinstance(value, dict | list | tuple):
+    if isinstance(value, _CONTAINERS):
         try:
             _check_structure(subject, value, 1)
         except RecursionError:

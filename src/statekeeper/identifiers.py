@@ -93,7 +93,8 @@ def _text(
     ``unit="bytes"``), no control characters, valid Unicode."""
     rule = f"1-{max_length} {unit or 'characters'} without control characters"
     if type(value) is not str or not value:
-        raise error(f"invalid {kind} {shown(value)}: a {kind} is {rule}")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise error(f"invalid {kind} {shown(value)}: {article} {kind} is {rule}")
     encoded = utf8_length(value)
     if encoded is None:
         raise error(f"invalid {kind} {shown(value)}: it is not Unicode text (lone surrogate)")

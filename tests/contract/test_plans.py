@@ -68,10 +68,10 @@ SQLITE_NAMES = {
     "sk_workflow_steps_pkey": "sqlite_autoindex_sk_workflow_steps_1",
     "sk_state_pkey": "PRIMARY KEY",
     "sk_idempotency_pkey": "PRIMARY KEY",
-    "sk_event_streams_pkey": "sqlite_autoindex_sk_event_streams_1",
-    "sk_events_pkey": "sqlite_autoindex_sk_events_1",
-    "sk_subscriptions_pkey": "sqlite_autoindex_sk_subscriptions_1",
-    "sk_parked_events_pkey": "sqlite_autoindex_sk_parked_events_1",
+    "sk_event_streams_pkey": "PRIMARY KEY",
+    "sk_events_pkey": "PRIMARY KEY",
+    "sk_subscriptions_pkey": "PRIMARY KEY",
+    "sk_parked_events_pkey": "PRIMARY KEY",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path.

@@ -35,3 +35,10 @@ def test_dialect_files_override_common_ones() -> None:
     assert sqlite["state_get"].sql.replace("?", "") == postgres["state_get"].sql.replace(
         "$1", ""
     ).replace("$2", "").replace("$3", "")
+
+
+def test_the_sqlite_append_builds_the_event_insert_s_parameters_in_order() -> None:
+    """storage/event_unit.py builds ev_insert's rows as tuples, in INSERT_ORDER."""
+    from statekeeper.storage.event_unit import INSERT_ORDER
+
+    assert load("sqlite")["ev_insert"].params == INSERT_ORDER

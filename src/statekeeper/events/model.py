@@ -125,9 +125,11 @@ def prepare(
     max_bytes: int,
     correlation_id: str | None,
     causation_id: str | None,
+    checked_types: set[str] | None = None,
 ) -> Prepared:
     """One event of an append checked: an EventData or a mapping with ``type`` and
-    optional ``data``, ``metadata``, ``id``; errors name its index."""
+    optional ``data``, ``metadata``, ``id``; errors name its index. ``checked_types``:
+    the types the append's earlier events had (each is checked once)."""
     where = f"event {index} of the append to {stream!r}"
     if isinstance(event, Mapping):
         unknown = sorted(set(event) - {"type", "data", "metadata", "id"})
@@ -142,9 +144,15 @@ def prepare(
         )
     if not isinstance(event, EventData):
         raise InvalidEvent(f"{where} is {shown(event)}, not an EventData or a mapping")
-    kind = _text(f"event type of {where}", event.type, MAX_EVENT_TYPE, InvalidEvent)
-    id = event.id if event.id is not None else str(uuid.uuid4())
-    _text(f"event id of {where}", id, _ID_LIMIT, InvalidEvent)
+    kind = event.type
+    if checked_types is None or type(kind) is not str or kind not in checked_types:
+        _named(where, "type", kind, MAX_EVENT_TYPE)
+        if checked_types is not None:
+            checked_types.add(kind)
+    if event.id is None:
+        id = str(uuid.uuid4())
+    else:
+        id = _named(where, "id", event.id, _ID_LIMIT)
     data = encode_value("", event.data, max_bytes, subject=f"the data of {where}")
     meta: dict[str, Any] = {}
     if event.metadata is not None:
@@ -160,6 +168,14 @@ def prepare(
         encoded = encode_value("", meta, MAX_METADATA_BYTES, subject=f"the metadata of {where}")
         text = encoded.decode("utf-8")
     return Prepared(id, kind, data, text)
+
+
+def _named(where: str, field: str, value: object, limit: int) -> str:
+    """An event's type or id: 1-``limit`` characters without control characters."""
+    try:
+        return _text(field, value, limit, InvalidEvent)
+    except InvalidEvent as error:
+        raise InvalidEvent(f"{where}: {error.message}") from None
 
 
 def read_metadata(text: str | None) -> dict[str, Any]:

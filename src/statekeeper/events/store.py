@@ -95,8 +95,9 @@ class EventStore:
                 f"the append to {name!r} has {len(listed)} events; the limit is "
                 f"{MAX_EVENTS_PER_APPEND} an append"
             )
+        types: set[str] = set()
         prepared = [
-            prepare(name, i, e, self.max_event_bytes, correlation_id, causation_id)
+            prepare(name, i, e, self.max_event_bytes, correlation_id, causation_id, types)
             for i, e in enumerate(listed)
         ]
         return StreamAppend(
@@ -104,7 +105,9 @@ class EventStore:
         )
 
     def _seal(self, stream: str, event: Prepared) -> NewEvent:
-        data = self._sealer.seal(event.data, STREAM_EVENT, self.namespace, stream, event.id, "data")
+        data = event.data
+        if self._sealer.enabled:
+            data = self._sealer.seal(data, STREAM_EVENT, self.namespace, stream, event.id, "data")
         return NewEvent(event.id, event.type, data, event.metadata)
 
     async def append(

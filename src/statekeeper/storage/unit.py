@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from statekeeper.errors import AlreadyExists, AlreadyTracked, ConflictError, WrongExpectedVersion
+from statekeeper.storage.event_unit import append_events, wrong_version
 from statekeeper.storage.queries import Query
 from statekeeper.storage.rows import (
-    ANY_VERSION,
-    STREAM_EXISTS,
     Checkpoint,
     DeleteOp,
     Duplicate,
@@ -116,70 +115,6 @@ def apply_writes(
         except ConflictError as exc:
             raise transaction_conflict(index, op, exc) from exc
     return results
-
-
-def expected_text(expected: int) -> str:
-    """An expected version in words, for WrongExpectedVersion."""
-    if expected == ANY_VERSION:
-        return "any version"
-    if expected == STREAM_EXISTS:
-        return "an existing stream"
-    return "no stream (version 0)" if expected == 0 else f"version {expected}"
-
-
-def wrong_version(append: StreamAppend, actual: int) -> WrongExpectedVersion:
-    return WrongExpectedVersion(append.stream, expected_text(append.expected), actual)
-
-
-def append_events(
-    conn: sqlite3.Connection,
-    queries: Queries,
-    namespace: str,
-    appends: Sequence[StreamAppend],
-    now: float,
-) -> tuple[int | None, list[int]]:
-    """Check each stream's expected version, take global positions, insert the events;
-    the first event's global position (None: no event) and each stream's version."""
-    total = sum(len(a.events) for a in appends)
-    if total == 0:
-        return None, []
-    rows: list[tuple[str, str, int, Any]] = []
-    after: list[int] = []
-    for append in appends:
-        found = conn.execute(
-            *_bind(queries, "ev_stream_version", namespace=namespace, stream=append.stream)
-        ).fetchone()
-        actual = 0 if found is None else int(found[0])
-        if append.versions is not None:
-            versions = list(append.versions)
-            version = max(actual, *versions)
-        else:
-            expected = append.expected
-            missing = expected == STREAM_EXISTS and actual == 0
-            if missing or (expected >= 0 and actual != expected):
-                raise wrong_version(append, actual)
-            versions = list(range(actual + 1, actual + len(append.events) + 1))
-            version = versions[-1]
-        after.append(version)
-        conn.execute(*_bind(
-            queries, "ev_stream_set", namespace=namespace, stream=append.stream,
-            version=version, now=now,
-        ))  # fmt: skip
-        rows.extend(
-            (append.stream, append.category, v, e)
-            for v, e in zip(versions, append.events, strict=True)
-        )
-    last = conn.execute(*_bind(queries, "ev_log_take", namespace=namespace, count=total)).fetchone()
-    first = int(last[0]) - total + 1
-    insert = queries["ev_insert"]
-    conn.executemany(insert.sql, [
-        insert.args(
-            namespace=namespace, position=first + i, stream=stream, version=version,
-            category=category, id=e.id, type=e.type, data=e.data, metadata=e.metadata, now=now,
-        )
-        for i, (stream, category, version, e) in enumerate(rows)
-    ])  # fmt: skip
-    return first, after
 
 
 def advance(

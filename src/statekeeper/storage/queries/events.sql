@@ -4,6 +4,20 @@
 -- name: ev_stream_version
 SELECT version FROM sk_event_streams WHERE namespace = :namespace AND stream = :stream;
 
+-- name: ev_stream_bump
+-- SQLite's append: the stream's version moved up by ``count`` if it is ``expected``
+-- (below 0: whatever it is); the new version back, nothing if the stream is elsewhere.
+UPDATE sk_event_streams SET version = version + :count, updated_at = :now
+WHERE namespace = :namespace AND stream = :stream AND (:expected < 0 OR version = :expected)
+RETURNING version;
+
+-- name: ev_stream_create
+-- SQLite's append to a new stream: its version back, nothing if the stream exists.
+INSERT INTO sk_event_streams (namespace, stream, version, updated_at)
+VALUES (:namespace, :stream, :count, :now)
+ON CONFLICT (namespace, stream) DO NOTHING
+RETURNING version;
+
 -- name: ev_stream_set
 -- The stream's version after an append (SQLite: the writer thread checked it first).
 INSERT INTO sk_event_streams (namespace, stream, version, updated_at)

@@ -2,11 +2,12 @@
 -- sk_event_log holds the last global position given out; the one writer thread runs
 -- appends one after another, so they commit in position order (decision 0010).
 -- sk_event_streams holds each stream's version (its last stream position, 1-based),
--- the row that expected versions are checked against.
+-- the row that expected versions are checked against. Tables keyed by their primary
+-- key alone (WITHOUT ROWID): an append writes one b-tree per table, not two.
 CREATE TABLE sk_event_log (
     namespace TEXT PRIMARY KEY,
     position  INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE sk_event_streams (
     namespace  TEXT NOT NULL,
@@ -14,7 +15,7 @@ CREATE TABLE sk_event_streams (
     version    INTEGER NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (namespace, stream)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE sk_events (
     namespace   TEXT NOT NULL,
@@ -28,7 +29,7 @@ CREATE TABLE sk_events (
     metadata    TEXT,
     recorded_at REAL NOT NULL,
     PRIMARY KEY (namespace, position)
-);
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX sk_events_stream ON sk_events (namespace, stream, version);
 CREATE INDEX sk_events_category ON sk_events (namespace, category, position);
 
@@ -59,7 +60,7 @@ CREATE TABLE sk_subscriptions (
     created_at       REAL NOT NULL,
     updated_at       REAL NOT NULL,
     PRIMARY KEY (namespace, name)
-);
+) WITHOUT ROWID;
 
 -- Events a subscription gave up on after its retries, with the error.
 CREATE TABLE sk_parked_events (
@@ -70,7 +71,7 @@ CREATE TABLE sk_parked_events (
     attempts     INTEGER NOT NULL,
     parked_at    REAL NOT NULL,
     PRIMARY KEY (namespace, subscription, position)
-);
+) WITHOUT ROWID;
 
 -- A projection's generation that readers use, and the one being rebuilt (if any).
 CREATE TABLE sk_projections (
@@ -80,5 +81,5 @@ CREATE TABLE sk_projections (
     building   INTEGER,
     updated_at REAL NOT NULL,
     PRIMARY KEY (namespace, name)
-);
+) WITHOUT ROWID;
 
