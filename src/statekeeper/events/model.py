@@ -149,10 +149,8 @@ def prepare(
         _named(where, "type", kind, MAX_EVENT_TYPE)
         if checked_types is not None:
             checked_types.add(kind)
-    if event.id is None:
-        id = str(uuid.uuid4())
-    else:
-        id = _named(where, "id", event.id, _ID_LIMIT)
+    given = event.id
+    id = str(uuid.uuid4()) if given is None else _named(where, "id", given, _ID_LIMIT)
     data = encode_value("", event.data, max_bytes, subject=f"the data of {where}")
     meta: dict[str, Any] = {}
     if event.metadata is not None:
