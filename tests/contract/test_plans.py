@@ -92,7 +92,7 @@ VALUES: dict[str, Any] = {
     "limit": 10, "max_attempts": 5, "position": 1, "attempts": 1, "now": NOW,
     "lease_end": NOW + 30, "retry_at": NOW, "before": NOW - 7 * 86400,
     "after_time": 0.0, "after_id": "", "before_time": float("inf"), "before_id": "",
-    "since": 0.0, "until": NOW,
+    "since": 0.0, "until": NOW, "category": "c3",
 }  # fmt: skip
 
 
@@ -177,7 +177,17 @@ async def populate(app: App) -> None:
     archive = [(f"a{n}", app.namespace, "jobs", b"{}", 1, now, now - n) for n in range(3000)]
     events = [(app.namespace, f"w{n}", "e", b"{}", now) for n in range(3000)]
     logged = [
-        (app.namespace, n + 1, f"w-{n % 1000}", n // 1000 + 1, "w", f"e{n}", "t", b"{}", now)
+        (
+            app.namespace,
+            n + 1,
+            f"w-{n % 1000}",
+            n // 1000 + 1,
+            f"c{n % 10}",
+            f"e{n}",
+            "t",
+            b"{}",
+            now,
+        )
         for n in range(3000)
     ]
     streams = [(app.namespace, f"w-{n}", 3, now) for n in range(3000)]

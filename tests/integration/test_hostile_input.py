@@ -418,7 +418,7 @@ async def test_an_empty_stream_name_reaches_no_append(served_events: Served) -> 
         ({"events": [{"type": "E"}] * 1001}, "invalid_event", "has 1001 events"),
         ({"events": [{"type": "E"}, "E"]}, "invalid_event", "event 1 of the append to 'o-1' is"),
         ({"events": [{"type": "E", "extra": 1}]}, "invalid_event", "unknown field 'extra'"),
-        ({"events": [{"data": 1}]}, "invalid_event", "invalid event type of event 0"),
+        ({"events": [{"data": 1}]}, "invalid_event", "event 0 of the append"),
         ({"events": [{"type": ""}]}, "invalid_event", "invalid event type"),
         ({"events": [{"type": 7}]}, "invalid_event", "invalid event type"),
         ({"events": [{"type": "E\n"}]}, "invalid_event", "control character"),

@@ -146,11 +146,11 @@ def prepare(
         raise InvalidEvent(f"{where} is {shown(event)}, not an EventData or a mapping")
     kind = event.type
     if checked_types is None or type(kind) is not str or kind not in checked_types:
-        _named(where, "type", kind, MAX_EVENT_TYPE)
+        _named(where, "event type", kind, MAX_EVENT_TYPE)
         if checked_types is not None:
             checked_types.add(kind)
     given = event.id
-    id = str(uuid.uuid4()) if given is None else _named(where, "id", given, _ID_LIMIT)
+    id = str(uuid.uuid4()) if given is None else _named(where, "event id", given, _ID_LIMIT)
     data = encode_value("", event.data, max_bytes, subject=f"the data of {where}")
     meta: dict[str, Any] = {}
     if event.metadata is not None:
