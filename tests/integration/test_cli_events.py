@@ -45,6 +45,9 @@ def register(app: App) -> None:
         view.put(event.stream, event.data)
 
 
+# The two long walks through the verbs run on SQLite: the storage under them is the
+# contract tests' on both backends, and each verb is a process of its own (~0.7 s).
+@pytest.mark.parametrize("backend_name", ["sqlite"])
 def test_append_and_read_page_by_page(own_database_url: str, tmp_path: Path) -> None:
     db = ["--database", own_database_url, "--namespace", "shop"]
     first = document(statekeeper(
@@ -111,6 +114,7 @@ def test_append_and_read_page_by_page(own_database_url: str, tmp_path: Path) -> 
     assert listed[-1] == "next page: --after order-1"
 
 
+@pytest.mark.parametrize("backend_name", ["sqlite"])
 async def test_projections_subscriptions_and_rebuild(own_database_url: str, project: Path) -> None:
     db = ["--database", own_database_url, "--namespace", "shop"]
     for stream, kind in (("order-1", "Placed"), ("order-2", "Poison"), ("user-1", "Joined")):
