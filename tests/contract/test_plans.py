@@ -60,6 +60,11 @@ EXPECTED = {
     "sub_checkpoint": "sk_subscriptions_pkey",
     "sub_fail": "sk_subscriptions_pkey",
     "sub_parked": "sk_parked_events_pkey",
+    "sub_get": "sk_subscriptions_pkey",
+    "sub_list": "sk_subscriptions_pkey",
+    "es_stream": "sk_events_stream",
+    "es_stream_back": "sk_events_stream",
+    "es_notifications": "sk_events_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {

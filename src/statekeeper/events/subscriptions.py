@@ -34,6 +34,7 @@ from statekeeper.events.store import EventStore
 from statekeeper.queues.policy import Retry
 from statekeeper.storage import Storage
 from statekeeper.storage.rows import Checkpoint, NewMessage, StreamAppend, UnitResult, WriteOp
+from statekeeper.storage.subscription_ops import Lease
 
 log = logging.getLogger("statekeeper.events")
 
@@ -282,9 +283,7 @@ class Subscription:
         the context: what came before it commits, then its failure is dealt with. A
         batch whose commit fails is handled again one event a commit."""
         now = self._clock()
-        lease = await self._backend().subscriptions.lease(
-            self.namespace, self.name, self._token, self.holder, now + self.options.lease, now
-        )
+        lease = await self._lease(now)
         if lease is None:
             return False  # another process holds it
         self.position = lease.position
@@ -327,12 +326,16 @@ class Subscription:
             handled = head  # nothing of the category lies between: see above
         return await self._flush(context, handled, rows, last) and full
 
-    async def _renew(self) -> bool:
-        """Renew the lease in the middle of a batch; False if another process has it."""
-        now = self._clock()
-        lease = await self._backend().subscriptions.lease(
+    async def _lease(self, now: float) -> Lease | None:
+        """Take or renew the lease until ``now`` plus its length; None while another
+        process holds it."""
+        return await self._backend().subscriptions.lease(
             self.namespace, self.name, self._token, self.holder, now + self.options.lease, now
         )
+
+    async def _renew(self) -> bool:
+        """Renew the lease in the middle of a batch; False if another process has it."""
+        lease = await self._lease(self._clock())
         if lease is None or lease.position != self.position:
             log.warning("subscription lease lost", extra={"subscription": self.name})
             return False
