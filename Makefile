@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/python examples/travel_booking.py
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

@@ -107,6 +107,7 @@ def test_keyring_sources(tmp_path: Path) -> None:
         (f"bad id:{K1}", "must be 1-64 letters"),
         ("", "holds no keys"),
     ],
+    ids=["no-colon", "not-base64", "short-key", "bad-id", "empty"],
 )
 def test_bad_keyrings(spec: str, fragment: str) -> None:
     with pytest.raises(EncryptionError, match=fragment):
