@@ -13,6 +13,7 @@ from statekeeper.cli.keys import keygen, reencrypt
 from statekeeper.cli.queues import queue
 from statekeeper.cli.services import serve, worker
 from statekeeper.cli.sfn import sfn
+from statekeeper.cli.sidecar import sidecar
 from statekeeper.cli.state import state
 from statekeeper.cli.workflows import workflows
 from statekeeper.constants import ENV_DATABASE_URL, ENV_LOG_FORMAT, ENV_LOG_LEVEL, ENV_NAMESPACE
@@ -65,5 +66,17 @@ def main(
     ctx.obj = Settings(database, namespace, given)
 
 
-for command in (state, queue, workflows, events, sfn, serve, worker, reencrypt, keygen, demo):
+for command in (
+    state,
+    queue,
+    workflows,
+    events,
+    sfn,
+    serve,
+    worker,
+    sidecar,
+    reencrypt,
+    keygen,
+    demo,
+):
     main.add_command(command)
