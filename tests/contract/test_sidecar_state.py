@@ -182,11 +182,13 @@ async def test_ttl_expires_and_minus_one_never_expires(app: App, clock: FakeCloc
         assert expires.endswith("Z") and expires.startswith("20")
         await save(dapr, {"key": "u", "value": 1}, **{"metadata.ttlInSeconds": "10"})
         await save(dapr, {"key": "forever", "value": 1, "metadata": {"ttlInSeconds": "-1"}})
+        await save(dapr, {"key": "zero", "value": 1, "metadata": {"ttlInSeconds": "0"}})
         assert "metadata.ttlExpireTime" not in (await read(dapr, "forever")).headers
         clock.advance(11)
         assert (await read(dapr, "t")).status_code == 204
         assert (await read(dapr, "u")).status_code == 204
         assert (await read(dapr, "forever")).status_code == 200
+        assert (await read(dapr, "zero")).status_code == 200
         # A later write without a TTL (or with -1) clears an expiry.
         await save(dapr, {"key": "t", "value": 2, "metadata": {"ttlInSeconds": "5"}})
         await save(dapr, {"key": "t", "value": 3, "metadata": {"ttlInSeconds": "-1"}})
@@ -269,14 +271,14 @@ async def test_key_prefix_none_shares_keys_between_apps(app: App) -> None:
          "ERR_MALFORMED_REQUEST", "ttlInSeconds"),
         (b'[{"key": "a", "value": 1}]', {"metadata.ttlInSeconds": "1.5"},
          "ERR_MALFORMED_REQUEST", "ttlInSeconds"),
-        (b'[{"key": "a", "value": 1, "metadata": {"ttlInSeconds": "0"}}]', {},
+        (b'[{"key": "a", "value": 1, "metadata": {"ttlInSeconds": "-2"}}]', {},
          "ERR_MALFORMED_REQUEST", "ttlInSeconds"),
         (b'[{"key": "a", "value": 1, "options": {"concurrency": "most-write"}}]', {},
          "ERR_MALFORMED_REQUEST", "concurrency"),
         (b'[{"key": "a", "value": NaN}]', {}, "ERR_MALFORMED_REQUEST", "JSON"),
     ],
     ids=["malformed-json", "empty-body", "not-an-array", "no-key", "separator-in-key",
-         "bad-etag", "etag-not-a-string", "ttl-not-a-number", "ttl-fraction", "ttl-zero",
+         "bad-etag", "etag-not-a-string", "ttl-not-a-number", "ttl-fraction", "ttl-below-minus-one",
          "bad-concurrency", "nan"],
 )  # fmt: skip
 async def test_bad_saves_are_dapr_errors_and_store_nothing(
@@ -310,7 +312,10 @@ async def test_unknown_store_and_bad_keys_everywhere(dapr: httpx.AsyncClient) ->
     bad_op = await dapr.post(
         f"{STORE}/transaction", json={"operations": [{"operation": "merge", "request": {}}]}
     )
-    assert "merge" in error_of(bad_op, 400, "ERR_MALFORMED_REQUEST")
+    assert "merge" in error_of(bad_op, 400, "ERR_NOT_SUPPORTED_STATE_OPERATION")
+    many = [upsert(f"k{n}", n) for n in range(1001)]
+    too_many = await dapr.post(f"{STORE}/transaction", json={"operations": many})
+    error_of(too_many, 400, "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS")
     error_of(await dapr.get("/v1.0/nothing/here"), 404, "ERR_NOT_FOUND")
 
 
