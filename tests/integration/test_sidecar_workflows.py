@@ -11,12 +11,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from statekeeper import App
 from statekeeper.asl.machines import StateMachines
+from statekeeper.sidecar.context import SidecarConfig
+from statekeeper.sidecar.http_app import create_sidecar_http
+from statekeeper.sidecar.service import build_sidecar
+from statekeeper.workflows import WorkflowContext
 from tests.integration.sidecar_support import SidecarProcess, python_env, running_sidecar
 
 APP_MODULE = "tests.integration.sidecar_workflow_app:app"
@@ -215,3 +222,75 @@ def test_bad_requests_get_dapr_shaped_client_errors(sidecar: SidecarProcess) -> 
     weird = httpx.get(wf(sidecar, "a%20b"))
     assert_dapr_error(weird, 400, "ERR_INSTANCE_ID_INVALID")
     assert httpx.get(wf(sidecar, "w1")).json()["workflowName"] == "approval"
+
+
+names = st.sampled_from(["echo", "nosuch", "", " ", "a:b", "é", "x" * 300, "%00", "child:x"])
+ids = st.sampled_from(["w1", "", " ", "a b", "x" * 65, "x" * 300, "a:b", "é", "%2F", "w1/x"])
+routes = st.sampled_from(
+    [
+        ("POST", "{name}/start"),
+        ("POST", "{name}/start?instanceID={id}"),
+        ("GET", "{id}"),
+        ("POST", "{id}/raiseEvent/{name}"),
+        ("POST", "{id}/terminate"),
+        ("POST", "{id}/purge"),
+        ("POST", "{id}/pause"),
+        ("POST", "{id}/resume"),
+        ("DELETE", "{id}"),
+    ]
+)
+bodies = st.one_of(
+    st.none().map(lambda _: b""),
+    st.binary(max_size=40),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+        max_leaves=8,
+    ).map(lambda value: json.dumps(value).encode()),
+)
+
+
+async def test_no_workflow_request_gets_a_server_error(tmp_path: Path) -> None:
+    """Any name, instance id, event name and body: a Dapr-shaped answer below 500 (but
+    pause's 501), and what was accepted is readable."""
+    async with App(f"sqlite:///{tmp_path}/db.sqlite", namespace="fuzz", encryption=None) as app:
+
+        @app.workflow(name="echo")
+        async def echo(ctx: WorkflowContext, input: Any) -> Any:
+            return input
+
+        sidecar = build_sidecar(app, SidecarConfig(app_id="f"))
+        transport = httpx.ASGITransport(app=create_sidecar_http(sidecar))
+        async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+            loop = asyncio.get_running_loop()
+            seen: list[int] = []
+
+            @settings(
+                max_examples=250, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+            )  # fmt: skip
+            @given(routes, names, ids, bodies, st.sampled_from(["v1.0", "v1.0-beta1"]))
+            def probe(
+                route: tuple[str, str], name: str, id: str, body: bytes, version: str
+            ) -> None:
+                method, template = route
+                path = template.format(name=quote(name, safe=""), id=quote(id, safe="/%"))
+                url = f"/{version}/workflows/dapr/{path}"
+                request = client.request(method, url, content=body)
+                answer = asyncio.run_coroutine_threadsafe(request, loop).result(timeout=30)
+                seen.append(answer.status_code)
+                if answer.status_code == 202 and path.endswith(("/start", f"={id}")):
+                    started = answer.json()["instanceID"]
+                    follow = client.get(f"/v1.0/workflows/dapr/{quote(started, safe='')}")
+                    got = asyncio.run_coroutine_threadsafe(follow, loop).result(timeout=30)
+                    assert got.status_code == 200, got.text
+                    return
+                if answer.status_code >= 400:
+                    problem = answer.json()
+                    assert set(problem) == {"errorCode", "message"}, problem
+                    assert "Traceback" not in problem["message"]
+                assert answer.status_code < 500 or answer.status_code == 501, answer.text
+
+            await asyncio.to_thread(probe)
+            assert {202, 200} <= set(seen)
+            assert {400, 404} <= set(seen)
