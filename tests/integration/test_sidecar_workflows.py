@@ -284,6 +284,7 @@ async def test_no_workflow_request_gets_a_server_error(tmp_path: Path) -> None:
                     follow = client.get(f"/v1.0/workflows/dapr/{quote(started, safe='')}")
                     got = asyncio.run_coroutine_threadsafe(follow, loop).result(timeout=30)
                     assert got.status_code == 200, got.text
+                    seen.append(got.status_code)
                     return
                 if answer.status_code >= 400:
                     problem = answer.json()
