@@ -332,3 +332,16 @@ async def test_an_api_token_guards_every_route_but_health(app: App) -> None:
         assert right.status_code == 204
         meta = await dapr.get("/v1.0/metadata", headers={"dapr-api-token": "s3cret-token-value"})
         assert meta.json()["id"] == "checkout"
+
+
+async def test_metadata_health_and_attributes(dapr: httpx.AsyncClient) -> None:
+    meta = (await dapr.get("/v1.0/metadata")).json()
+    assert meta["id"] == "checkout"
+    assert meta["components"][0]["name"] == "statestore"
+    assert "ETAG" in meta["components"][0]["capabilities"]
+    assert meta["extended"]["daprRuntimeVersion"]
+    assert (await dapr.put("/v1.0/metadata/team", content=b"payments")).status_code == 204
+    assert (await dapr.get("/v1.0/metadata")).json()["extended"]["team"] == "payments"
+    assert (await dapr.get("/v1.0/healthz", params={"appid": "checkout"})).status_code == 204
+    other = await dapr.get("/v1.0/healthz", params={"appid": "billing"})
+    error_of(other, 500, "ERR_HEALTH_APPID_NOT_MATCH")
