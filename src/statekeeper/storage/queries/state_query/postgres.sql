@@ -1,23 +1,24 @@
--- The pieces of a state query on PostgreSQL, put together by storage/state_query_sql.py.
+-- The pieces of a state query on PostgreSQL, put together by storage/state_query_ops.py.
 -- A {slot} is filled with a bound parameter's placeholder ($1, $2...) or with another
 -- piece of this file; user text only ever travels as a bound parameter. ``doc`` is the
--- value as jsonb, NULL for a value that cannot be queried (see docs/sidecar.md); OFFSET 0
--- keeps it computed once per row. A JSON path ({x}) is a chain of ``-> $n::text`` (member
--- names only: a digit never indexes an array, as on SQLite).
+-- value as jsonb, NULL for a value that cannot be queried (see docs/sidecar.md): a
+-- LATERAL subquery that OFFSET 0 keeps apart, so that it is parsed once per row while
+-- the rows still come in key order from the primary key (a page stops early). A JSON
+-- path ({x}) is a chain of ``-> $n::text`` (member names only: a digit never indexes an
+-- array, as on SQLite).
 
 -- name: select
 SELECT key, value, etag, expires_at{columns}
-FROM (
-    SELECT key, value, etag, expires_at,
-           CASE WHEN position('\x5c7530303030'::bytea IN value) = 0
-                THEN convert_from(value, 'UTF8')::jsonb END AS doc
-    FROM sk_state
-    WHERE namespace = {namespace} AND key >= {low}::text{below}{after_key}
-      AND key_id IS NULL
-      AND (expires_at IS NULL OR expires_at > {now})
-    OFFSET 0
-) AS s
-WHERE {filter}
+FROM sk_state,
+     LATERAL (
+         SELECT CASE WHEN position('\x5c7530303030'::bytea IN value) = 0
+                     THEN convert_from(value, 'UTF8')::jsonb END AS doc
+         OFFSET 0
+     ) AS parsed
+WHERE namespace = {namespace} AND key >= {low}::text{below}{after_key}
+  AND key_id IS NULL
+  AND (expires_at IS NULL OR expires_at > {now})
+  AND {filter}
 ORDER BY {order}
 LIMIT {limit}
 

@@ -1,4 +1,4 @@
--- The pieces of a state query on SQLite, put together by storage/state_query_sql.py.
+-- The pieces of a state query on SQLite, put together by storage/state_query_ops.py.
 -- A {slot} is filled with a bound parameter's placeholder (?1, ?2...) or with another
 -- piece of this file; user text only ever travels as a bound parameter. ``doc`` is the
 -- value as JSON text, NULL for a value that cannot be queried (see docs/sidecar.md).
