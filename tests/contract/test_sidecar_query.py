@@ -4,6 +4,7 @@ app's keys only, expiry, bytes values, encrypted stores and hostile queries."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -319,6 +320,49 @@ async def test_a_token_works_only_for_its_query(dapr: DaprState, corpus: dict[st
     # The page size may change between pages.
     again = await query(dapr, {"sort": [{"key": "n"}], "page": {"limit": 50, "token": token}})
     assert [i.key for i in again.results] == reference(corpus, document)[2:52]
+
+
+def forged(token: str, change: Any) -> str:
+    """``token`` with its body changed by ``change`` (a token is base64 of JSON: anyone
+    can forge one, so the values it carries are checked and bound, never trusted)."""
+    body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    change(body)
+    raw = json.dumps(body).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def setter(index: int, value: Any) -> Any:
+    def change(body: list[Any]) -> None:
+        body[index] = value
+
+    return change
+
+
+FORGERIES = [
+    setter(2, "\x00"), setter(2, 5), setter(2, "' OR 1=1 --"), setter(2, "zzz"),
+    setter(3, []), setter(3, [[1, "1", ""], [1, "1", ""]]), setter(3, [[9, "1", ""]]),
+    setter(3, [[True, "1", ""]]), setter(3, [[1, "1e99999", ""]]), setter(3, [[1, "x", ""]]),
+    setter(3, [[1, "9" * 30, ""]]), setter(3, [[1, "1e999", ""]]), setter(3, [[1, "-1e-999", ""]]),
+    setter(3, [[2, "0", "a\x00"]]), setter(3, [[2, "0", "' OR 1=1 --"]]), setter(3, [[2, 0, ""]]),
+    setter(3, [["1", "0", ""]]), setter(3, [[1, "1", None]]), setter(3, "x"), setter(0, 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("change", FORGERIES, ids=range(len(FORGERIES)))
+async def test_forged_tokens_are_refused_or_read_as_positions(
+    dapr: DaprState, corpus: dict[str, Any], change: Any
+) -> None:
+    document: dict[str, Any] = {"sort": [{"key": "n", "order": "DESC"}], "page": {"limit": 3}}
+    token = (await query(dapr, document)).token
+    assert token is not None
+    page = {"limit": 3, "token": forged(token, change)}
+    try:
+        result = await query(dapr, {**document, "page": page})
+    except DaprError as refused:
+        assert refused.http_status == 400 and refused.code == "ERR_STATE_QUERY"
+        return
+    assert len(result.results) <= 3
+    assert all(item.key in corpus for item in result.results)
 
 
 # --- whose keys, which values ---------------------------------------------------------------

@@ -33,13 +33,15 @@ from statekeeper.errors import InvalidCursor, InvalidFilter
 
 Scalar = str | int | float | bool | None
 Operator = Literal["EQ", "NEQ", "GT", "GTE", "LT", "LTE"]
-ORDERED: frozenset[str] = frozenset({"GT", "GTE", "LT", "LTE"})
 MAX_PATH_SEGMENTS = 32
 MAX_SEGMENT_CHARS = 256
 _INT64 = 2**63
 # What a member name may not hold: SQLite's JSON path syntax has no escape for '"'.
 _BAD_SEGMENT = re.compile(r'["\\\x00-\x1f\x7f]')
-_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+# A number as SQLite (repr of a float, an integer) or PostgreSQL (numeric) writes it;
+# an exponent of at most three digits keeps it within what both backends read.
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?")
+MAX_NUMBER_CHARS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +149,18 @@ def check_scalar(value: object) -> Scalar:
 
 def check_position(position: Position, sort: tuple[SortKey, ...]) -> Position:
     """A position that could have come from this query (InvalidCursor otherwise)."""
-    if not isinstance(position.key, str) or not _is_text(position.key):
+    if not isinstance(position.key, str) or "\x00" in position.key or not _is_text(position.key):
         raise InvalidCursor("the page token names no key")
     if len(position.sort_values) != len(sort):
         raise InvalidCursor("the page token belongs to a query with another sort")
     for rank, number, text in position.sort_values:
         if type(rank) is not int or not 0 <= rank <= 4:
             raise InvalidCursor("the page token holds an invalid sort rank")
-        if not isinstance(number, str) or not _NUMBER.fullmatch(number):
+        if (
+            not isinstance(number, str)
+            or len(number) > MAX_NUMBER_CHARS
+            or not _NUMBER.fullmatch(number)
+        ):
             raise InvalidCursor("the page token holds an invalid number")
         if not isinstance(text, str) or "\x00" in text or not _is_text(text):
             raise InvalidCursor("the page token holds an invalid string")

@@ -23,7 +23,6 @@ from statekeeper.errors import InvalidFilter
 from statekeeper.storage.queries import Dialect
 from statekeeper.storage.runner import Operations, Statement
 from statekeeper.storage.state_query import (
-    ORDERED,
     AnyOf,
     Compare,
     Filter,
@@ -122,7 +121,9 @@ class _SqliteSQL:
         return tuple(fill(self.p[name], path=at) for name in _SORT_PIECES)  # type: ignore[return-value]
 
     def number(self, text: str) -> Any:
-        return int(text) if _INTEGER.fullmatch(text) else float(text)
+        if _INTEGER.fullmatch(text) and -(2**63) <= int(text) < 2**63:
+            return int(text)
+        return float(text)
 
 
 class _PostgresSQL:
@@ -168,6 +169,8 @@ def compile_query(
     """The statement of one page of ``query`` (InvalidFilter on a query it cannot run)."""
     if isinstance(query.limit, bool) or not isinstance(query.limit, int) or query.limit < 1:
         raise InvalidFilter(f"a query's limit is a positive integer, got {query.limit!r}")
+    if query.after is not None:
+        check_position(query.after, query.sort)
     params = Params("?" if dialect == "sqlite" else "$")
     sql: _Conditions = _SqliteSQL(params) if dialect == "sqlite" else _PostgresSQL(params)
     p = sql.p
@@ -223,10 +226,10 @@ def _condition(sql: _Conditions, node: Filter, depth: int) -> str:
         value = check_scalar(node.value)
         if node.op == "EQ":
             return sql.equal(path, value)
+        if node.op not in _SYMBOL and node.op != "NEQ":
+            raise InvalidFilter(f"unknown operator {str(node.op)[:40]!r}")
         if node.op == "NEQ":
             return f"({sql.present(path)} AND NOT ({sql.equal(path, value)}))"
-        if node.op not in ORDERED:
-            raise InvalidFilter(f"unknown operator {node.op!r}")
         if value is None or isinstance(value, bool):
             raise InvalidFilter(f"{node.op} compares with a number or a string, not {value!r}")
         return sql.compare(_SYMBOL[node.op], path, value)
@@ -235,6 +238,8 @@ def _condition(sql: _Conditions, node: Filter, depth: int) -> str:
             raise InvalidFilter("IN needs at least one value")
         values = tuple(check_scalar(v) for v in node.values)
         return sql.any_of(check_path(node.path), values)
+    if node.op not in ("AND", "OR"):
+        raise InvalidFilter(f"unknown operator {str(node.op)[:40]!r}")
     if not node.parts:
         raise InvalidFilter(f"{node.op} needs at least one filter")
     joined = f" {node.op} ".join(_condition(sql, part, depth + 1) for part in node.parts)
@@ -264,8 +269,6 @@ class StateQueryOps(Operations):
         now: float,
     ) -> list[QueryRow]:
         """The rows of one page of ``query`` among keys in ``[low, high)``, in order."""
-        if query.after is not None:
-            check_position(query.after, query.sort)
         statement = compile_query(self._db.dialect, namespace, low, high, query, now)
         rows = await self._db.run_many(statement, "cannot query state")
         width = len(query.sort)
