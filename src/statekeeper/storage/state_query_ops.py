@@ -176,7 +176,7 @@ def compile_query(
     p = sql.p
     columns: list[str] = []
     order: list[str] = []
-    terms: list[tuple[str, bool, str]] = []  # the after-condition: column, descending, value
+    groups: list[tuple[tuple[str, ...], bool, tuple[str, ...]]] = []  # after the position
     after = query.after
     for index, key in enumerate(query.sort):
         expressions = sql.sort_columns(check_path(key.path))
@@ -186,20 +186,21 @@ def compile_query(
             order.append(f"{letter}{index}{direction}")
         if after is not None:
             rank, number, text = after.sort_values[index]
-            for expression, kind, value in zip(
-                expressions, ("rank", "number", "text"), (rank, sql.number(number), text),
-                strict=True,
-            ):  # fmt: skip
-                bound = fill(p[f"{kind}_param"], param=params(value))
-                terms.append((expression, key.descending, bound))
+            bound = tuple(
+                fill(p[f"{kind}_param"], param=params(value))
+                for kind, value in zip(
+                    ("rank", "number", "text"), (rank, sql.number(number), text), strict=True
+                )
+            )
+            groups.append((expressions, key.descending, bound))
     order.append("key")
     conditions = [] if query.filter is None else [_condition(sql, query.filter, depth=0)]
     after_key = ""
     if after is not None and not query.sort:  # keyset on the key: an index range
         after_key = fill(p["after_key"], key=params(after.key))
     elif after is not None:
-        terms.append(("key", False, fill(p["text_param"], param=params(after.key))))
-        conditions.append(_after(terms))
+        groups.append((("key",), False, (fill(p["text_param"], param=params(after.key)),)))
+        conditions.append(_after(groups))
     statement = fill(
         p["select"],
         columns="".join(columns),
@@ -246,13 +247,14 @@ def _condition(sql: _Conditions, node: Filter, depth: int) -> str:
     return f"({joined})"
 
 
-def _after(terms: list[tuple[str, bool, str]]) -> str:
-    """Rows after a position in a sort of mixed directions: lexicographic, expanded."""
+def _after(groups: list[tuple[tuple[str, ...], bool, tuple[str, ...]]]) -> str:
+    """Rows after a position in a sort of mixed directions: lexicographic over the sort
+    keys (each one a row of its columns, compared as a row), expanded."""
     disjuncts = []
-    for index, (column, descending, value) in enumerate(terms):
-        equal = [f"{c} = {v}" for c, _, v in terms[:index]]
-        equal.append(f"{column} {'<' if descending else '>'} {value}")
-        disjuncts.append("(" + " AND ".join(equal) + ")")
+    for index, (columns, descending, values) in enumerate(groups):
+        same = [f"({', '.join(c)}) = ({', '.join(v)})" for c, _, v in groups[:index]]
+        same.append(f"({', '.join(columns)}) {'<' if descending else '>'} ({', '.join(values)})")
+        disjuncts.append("(" + " AND ".join(same) + ")")
     return "(" + "\n    OR ".join(disjuncts) + ")"
 
 
