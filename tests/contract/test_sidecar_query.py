@@ -4,6 +4,7 @@ app's keys only, expiry, bytes values, encrypted stores and hostile queries."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import json
@@ -537,6 +538,36 @@ async def test_fuzzed_member_names_are_found_or_refused(dapr: DaprState) -> None
         assert hits == ([] if len(parts) > 1 else [f"f{n:02d}"]), member
         found += len(hits)
     assert found and refused
+
+
+async def test_a_long_query_leaves_the_event_loop_free(
+    app: App, namespace: str, dapr: DaprState
+) -> None:
+    rows = [(namespace, f"myapp||r{n:06d}", json.dumps({"v": n % 97}).encode(), "etag0000000a")
+            for n in range(20_000)]  # fmt: skip
+    sql = "INSERT INTO sk_state (namespace, key, value, etag) VALUES ({})"
+    backend: Any = app.backend
+    if backend.dialect == "sqlite":
+        statement = sql.format("?, ?, ?, ?")
+        await backend.writer.run(lambda c: c.executemany(statement, rows), "fill")
+    else:
+        async with backend.pool.acquire() as conn:
+            await conn.executemany(sql.format("$1, $2, $3, $4"), rows)
+    ticks = 0
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    result = await query(dapr, {"sort": [{"key": "v", "order": "DESC"}], "page": {"limit": 3}})
+    done.set()
+    await ticker
+    assert [i.key for i in result.results] == ["r000096", "r000193", "r000290"]
+    assert ticks > 10  # other work ran while the database sorted 20,000 values
 
 
 # --- over HTTP -------------------------------------------------------------------------------

@@ -52,6 +52,10 @@ class Database(Protocol):
     ) -> list[tuple[Any, ...]]:
         """Every row of one statement (``write``: it changes rows)."""
 
+    async def run_scan(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
+        """Every row of a read that may take long (a state query reading many keys),
+        without holding the event loop meanwhile."""
+
     async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
         """Every statement in one transaction; None (all rolled back) when a required
         statement found no row."""

@@ -272,7 +272,7 @@ class StateQueryOps(Operations):
     ) -> list[QueryRow]:
         """The rows of one page of ``query`` among keys in ``[low, high)``, in order."""
         statement = compile_query(self._db.dialect, namespace, low, high, query, now)
-        rows = await self._db.run_many(statement, "cannot query state")
+        rows = await self._db.run_scan(statement, "cannot query state")
         width = len(query.sort)
         return [
             QueryRow(
