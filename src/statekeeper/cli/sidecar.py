@@ -8,6 +8,7 @@ from statekeeper.cli.common import Settings, pass_settings, run
 from statekeeper.cli.params import seconds_option
 from statekeeper.sidecar.components import load_resources
 from statekeeper.sidecar.context import DEFAULT_MAX_BODY, SidecarConfig
+from statekeeper.sidecar.subscriptions import DeliveryPolicy
 
 port_type = click.IntRange(1, 65535)
 
@@ -80,6 +81,53 @@ port_type = click.IntRange(1, 65535)
     help="Largest request body accepted, in bytes.",
 )
 @click.option(
+    "--pubsub-max-attempts",
+    type=click.IntRange(1, 1000),
+    envvar="STATEKEEPER_PUBSUB_MAX_ATTEMPTS",
+    default=5,
+    show_default=True,
+    help="Deliveries of a message to the app before it is dead-lettered "
+    "(env STATEKEEPER_PUBSUB_MAX_ATTEMPTS).",
+)
+@click.option(
+    "--pubsub-retry-interval",
+    metavar="SECONDS",
+    envvar="STATEKEEPER_PUBSUB_RETRY_INTERVAL",
+    default=1.0,
+    show_default=True,
+    callback=seconds_option(),
+    help="Bound of the first wait before a failed delivery is retried; doubles with each "
+    "attempt, with jitter (env STATEKEEPER_PUBSUB_RETRY_INTERVAL).",
+)
+@click.option(
+    "--pubsub-max-retry-delay",
+    metavar="SECONDS",
+    envvar="STATEKEEPER_PUBSUB_MAX_RETRY_DELAY",
+    default=60.0,
+    show_default=True,
+    callback=seconds_option(),
+    help="Longest wait between two deliveries of a message "
+    "(env STATEKEEPER_PUBSUB_MAX_RETRY_DELAY).",
+)
+@click.option(
+    "--pubsub-delivery-timeout",
+    metavar="SECONDS",
+    envvar="STATEKEEPER_PUBSUB_DELIVERY_TIMEOUT",
+    default=60.0,
+    show_default=True,
+    callback=seconds_option(zero=False),
+    help="Seconds the app may take to answer a delivery; then it is a failed attempt "
+    "(env STATEKEEPER_PUBSUB_DELIVERY_TIMEOUT).",
+)
+@click.option(
+    "--pubsub-concurrency",
+    type=click.IntRange(1, 1000),
+    envvar="STATEKEEPER_PUBSUB_CONCURRENCY",
+    default=16,
+    show_default=True,
+    help="Deliveries of one subscription in flight at once (env STATEKEEPER_PUBSUB_CONCURRENCY).",
+)
+@click.option(
     "--grace",
     metavar="SECONDS",
     default=30.0,
@@ -101,6 +149,11 @@ def sidecar(
     app_health_check_path: str,
     enable_app_health_check: bool,
     max_body_size: int,
+    pubsub_max_attempts: int,
+    pubsub_retry_interval: float,
+    pubsub_max_retry_delay: float,
+    pubsub_delivery_timeout: float,
+    pubsub_concurrency: int,
     grace: float,
 ) -> None:
     """Serve Dapr's v1.0 state and pub/sub API (HTTP and gRPC) to an app until SIGTERM."""
@@ -119,6 +172,13 @@ def sidecar(
         api_token=api_token or None,
         max_body_bytes=max_body_size,
         resources=load_resources(resources_path, app_id),
+        delivery=DeliveryPolicy(
+            max_attempts=pubsub_max_attempts,
+            retry_interval=pubsub_retry_interval,
+            max_retry_delay=pubsub_max_retry_delay,
+            timeout=pubsub_delivery_timeout,
+            concurrency=pubsub_concurrency,
+        ),
     )
 
     async def go() -> None:

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from statekeeper.sidecar.components import Resources, default_resources
 from statekeeper.sidecar.state import DaprState
+from statekeeper.sidecar.subscriptions import DeliveryPolicy
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -36,6 +37,7 @@ class SidecarConfig:
     api_token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     resources: Resources = field(default_factory=default_resources)
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)  # pub/sub to the app
 
     @property
     def app_url(self) -> str | None:

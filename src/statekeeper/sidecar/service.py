@@ -22,13 +22,16 @@ from statekeeper.http.edge import bound_address, is_loopback, listen, shown
 from statekeeper.http.server import HttpService
 from statekeeper.sidecar.context import Sidecar, SidecarConfig
 from statekeeper.sidecar.http_app import create_sidecar_http
+from statekeeper.sidecar.pubsub import DaprPubSub
 
 log = logging.getLogger("statekeeper.sidecar")
 
 
 def build_sidecar(app: App, config: SidecarConfig) -> Sidecar:
     """The sidecar of ``app`` with every part this installation has."""
-    return Sidecar(app, config)
+    sidecar = Sidecar(app, config)
+    sidecar.add(DaprPubSub(sidecar, config.delivery))
+    return sidecar
 
 
 def check_exposure(config: SidecarConfig, addresses: list[tuple[str, int]]) -> None:
