@@ -3,7 +3,7 @@
     python -m tests.integration.pubsub_app PORT RECORD_FILE SUBSCRIPTIONS_JSON
 
 It answers ``GET /dapr/subscribe`` with SUBSCRIPTIONS_JSON and records every delivery
-(path, content type, traceparent, body) as a JSON line in RECORD_FILE. How a route
+(arrival time, path, content type, traceparent, body) as a JSON line in RECORD_FILE. How a route
 answers is told by its name:
 
     /ok/...          200, empty body
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def create(record: Path, subscriptions: Any) -> Starlette:
         kind = path.strip("/").split("/", 1)[0]
         event_id = body.get("id") if isinstance(body, dict) else None
         entry = {
+            "at": time.time(),  # when the request arrived
             "path": path,
             "content_type": request.headers.get("content-type"),
             "traceparent": request.headers.get("traceparent"),

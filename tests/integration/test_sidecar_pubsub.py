@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from statekeeper.sidecar.subscriptions import queue_name
 from tests.integration.cli_support import ROOT, environment, free_port, statekeeper
@@ -425,3 +426,45 @@ def test_hostile_publishes_get_dapr_errors(tmp_path: Path) -> None:
         assert too_big.status_code == 413
         assert httpx.get(f"{base}/v1.0/publish/pubsub/t").status_code == 405
         assert httpx.get(f"{base}/v1.0/healthz").status_code == 204
+
+
+def test_sigterm_lets_deliveries_in_flight_finish(own_database_url: str, tmp_path: Path) -> None:
+    port, record = free_port(), tmp_path / "deliveries.jsonl"
+    args = ("--app-id", "patient", "--app-port", str(port), *FAST)
+    with subscriber(port, record, [sub("slow", "/slow/it")]):
+        with running_sidecar(own_database_url, tmp_path / "one.log", *args, grpc=False) as first:
+            subscribed(first, 1)
+            for n in range(3):
+                assert publish(first, "slow", json.dumps({"n": n}).encode()).status_code == 204
+            time.sleep(0.5)  # the three are in the app's hands (it takes 2 s)
+            started = time.monotonic()
+            assert first.terminate() == 0
+            assert time.monotonic() - started >= 1.0  # it waited for them
+        assert sorted(d["body"]["data"]["n"] for d in deliveries(record)) == [0, 1, 2]
+        with running_sidecar(own_database_url, tmp_path / "two.log", *args, grpc=False) as again:
+            subscribed(again, 1)
+            time.sleep(1.0)
+        assert len(deliveries(record)) == 3  # acknowledged: never delivered again
+
+
+@pytest.mark.crash
+def test_a_killed_sidecar_loses_no_message(own_database_url: str, tmp_path: Path) -> None:
+    port, record = free_port(), tmp_path / "deliveries.jsonl"
+    args = ("--app-id", "sturdy", "--app-port", str(port), *FAST, "--pubsub-lease", "1")
+    with subscriber(port, record, [sub("work", "/slow/work")]):
+        with running_sidecar(
+            own_database_url, tmp_path / "one.log", *args, grpc=False, check_log=False
+        ) as first:
+            subscribed(first, 1)
+            for n in range(10):
+                assert publish(first, "work", json.dumps({"n": n}).encode()).status_code == 204
+            time.sleep(0.5)  # all ten in the app's hands (it takes 2 s each)
+            first.kill()
+            killed_at = time.time()
+        with running_sidecar(own_database_url, tmp_path / "two.log", *args, grpc=False):
+
+            def delivered_again() -> bool:
+                again = [d for d in deliveries(record) if d["at"] > killed_at]
+                return {d["body"]["data"]["n"] for d in again} == set(range(10))
+
+            wait_for(delivered_again, timeout=30)

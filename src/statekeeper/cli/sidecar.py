@@ -128,6 +128,16 @@ port_type = click.IntRange(1, 65535)
     help="Deliveries of one subscription in flight at once (env STATEKEEPER_PUBSUB_CONCURRENCY).",
 )
 @click.option(
+    "--pubsub-lease",
+    metavar="SECONDS",
+    envvar="STATEKEEPER_PUBSUB_LEASE",
+    default=30.0,
+    show_default=True,
+    callback=seconds_option(zero=False, maximum=3600),
+    help="Seconds a delivery holds its message, renewed while the app works; a sidecar "
+    "that dies leaves it to be delivered again after this (env STATEKEEPER_PUBSUB_LEASE).",
+)
+@click.option(
     "--grace",
     metavar="SECONDS",
     default=30.0,
@@ -154,6 +164,7 @@ def sidecar(
     pubsub_max_retry_delay: float,
     pubsub_delivery_timeout: float,
     pubsub_concurrency: int,
+    pubsub_lease: float,
     grace: float,
 ) -> None:
     """Serve Dapr's v1.0 state and pub/sub API (HTTP and gRPC) to an app until SIGTERM."""
@@ -178,6 +189,7 @@ def sidecar(
             max_retry_delay=pubsub_max_retry_delay,
             timeout=pubsub_delivery_timeout,
             concurrency=pubsub_concurrency,
+            lease=pubsub_lease,
         ),
     )
 

@@ -223,7 +223,11 @@ class DaprPubSub:
                 page = await store.list(topic_prefix(topic), limit=500, cursor=cursor)
                 for item in page.items:
                     subscription = from_record(item.value)
-                    if subscription is not None and subscription.topic == topic:
+                    if (
+                        subscription is not None
+                        and subscription.topic == topic
+                        and subscription.pubsub == component.name
+                    ):
                         found.append(subscription)
                 cursor = page.cursor
                 if cursor is None:
@@ -270,7 +274,12 @@ class DaprPubSub:
             page = await store.list("subscription||", limit=500, cursor=cursor)
             for item in page.items:
                 old = from_record(item.value)
-                if old is not None and old.app_id == self.sidecar.app_id and item.key not in wanted:
+                if (
+                    old is not None
+                    and old.app_id == self.sidecar.app_id
+                    and old.pubsub == component.name
+                    and item.key not in wanted
+                ):
                     stale.append(item.key)
             cursor = page.cursor
             if cursor is None:
