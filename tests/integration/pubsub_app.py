@@ -11,7 +11,7 @@ answers is told by its name:
     /retry-once/...  {"status": "RETRY"} the first time an event id comes, then SUCCESS
     /drop/...        200 {"status": "DROP"}
     /fail/...        500 always
-    /slow/...        waits 2 seconds, then 200
+    /slow/...        records at once, waits 2 seconds, then 200
     anything else    404
 """
 
@@ -57,10 +57,10 @@ def create(record: Path, subscriptions: Any) -> Starlette:
             "pubsubname": request.headers.get("pubsubname"),
             "body": body,
         }
-        if kind == "slow":
-            await asyncio.sleep(2.0)
         with record.open("a", encoding="utf-8") as sink:
             sink.write(json.dumps(entry) + "\n")
+        if kind == "slow":
+            await asyncio.sleep(2.0)
         if kind == "ok" or kind == "slow":
             return Response(status_code=200)
         if kind == "success":

@@ -434,9 +434,10 @@ def test_sigterm_lets_deliveries_in_flight_finish(own_database_url: str, tmp_pat
     with subscriber(port, record, [sub("slow", "/slow/it")]):
         with running_sidecar(own_database_url, tmp_path / "one.log", *args, grpc=False) as first:
             subscribed(first, 1)
-            for n in range(3):
-                assert publish(first, "slow", json.dumps({"n": n}).encode()).status_code == 204
-            time.sleep(0.5)  # the three are in the app's hands (it takes 2 s)
+            entries = [{"entryId": str(n), "event": {"n": n}} for n in range(3)]
+            bulk = httpx.post(f"{first.url}/v1.0/publish/bulk/pubsub/slow", json=entries)
+            assert bulk.status_code == 204, bulk.text
+            wait_for(lambda: len(deliveries(record)) == 3)  # in the app's hands for 2 s
             started = time.monotonic()
             assert first.terminate() == 0
             assert time.monotonic() - started >= 1.0  # it waited for them
@@ -456,9 +457,11 @@ def test_a_killed_sidecar_loses_no_message(own_database_url: str, tmp_path: Path
             own_database_url, tmp_path / "one.log", *args, grpc=False, check_log=False
         ) as first:
             subscribed(first, 1)
-            for n in range(10):
-                assert publish(first, "work", json.dumps({"n": n}).encode()).status_code == 204
-            time.sleep(0.5)  # all ten in the app's hands (it takes 2 s each)
+            entries = [{"entryId": str(n), "event": {"n": n}} for n in range(10)]
+            bulk = httpx.post(f"{first.url}/v1.0/publish/bulk/pubsub/work", json=entries)
+            assert bulk.status_code == 204, bulk.text
+            # all ten in the app's hands at once (it answers each after 2 s): none acked
+            wait_for(lambda: len(deliveries(record)) == 10)
             first.kill()
             killed_at = time.time()
         with running_sidecar(own_database_url, tmp_path / "two.log", *args, grpc=False):

@@ -27,6 +27,7 @@ from statekeeper.sidecar.cloudevents import Publication, StoredEvent, stored_eve
 from statekeeper.sidecar.components import Component
 from statekeeper.sidecar.errors import DaprError, Grpc, malformed, pubsub_not_found
 from statekeeper.sidecar.subscriptions import (
+    KEY_PREFIX,
     DeliveryPolicy,
     InvalidTopic,
     Subscription,
@@ -271,7 +272,7 @@ class DaprPubSub:
         stale: list[str] = []
         cursor = None
         while True:
-            page = await store.list("subscription||", limit=500, cursor=cursor)
+            page = await store.list(KEY_PREFIX, limit=500, cursor=cursor)
             for item in page.items:
                 old = from_record(item.value)
                 if (

@@ -4,8 +4,8 @@ from declarative ``Subscription`` documents, and registered durably.
 A subscription is (pub/sub, topic, app id): every app id subscribed to a topic gets
 each message published to it, on a queue of its own (replicas of one app id compete on
 that queue). The registration is a state item in the pub/sub's namespace,
-``subscription||<topic>||<app id>``, written when a sidecar discovers it, so messages
-published while the app is down wait on its queue.
+``subscription||<topic>||<app id>||<pub/sub>``, written when a sidecar discovers it,
+so messages published while the app is down wait on its queue.
 
 Routing rules with CEL ``match`` expressions are not evaluated: every message goes to
 the default route (``routes.default``; else the first rule without a match, else the
@@ -36,15 +36,15 @@ class InvalidTopic(ValueError):
 
 
 def check_topic(topic: object) -> str:
-    """A topic name: 1-255 characters of text, no control characters, no ``||``."""
+    """A topic name: 1-255 bytes of UTF-8 text, no control characters, no ``||``."""
     if not isinstance(topic, str) or not topic:
         raise InvalidTopic("the topic is empty")
-    if len(topic) > MAX_TOPIC:
-        raise InvalidTopic(f"the topic is longer than {MAX_TOPIC} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in topic) or "||" in topic:
-        raise InvalidTopic(f"topic {topic[:60]!r} holds a control character or '||'")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in topic):
         raise InvalidTopic("the topic is not valid Unicode text")
+    if len(topic.encode()) > MAX_TOPIC:
+        raise InvalidTopic(f"the topic is longer than {MAX_TOPIC} bytes")
+    if any(ord(c) < 32 or ord(c) == 127 for c in topic) or "||" in topic:
+        raise InvalidTopic(f"topic {topic[:60]!r} holds a control character or '||'")
     return topic
 
 
@@ -77,7 +77,7 @@ class Subscription:
 
     @property
     def key(self) -> str:
-        return registration_key(self.topic, self.app_id)
+        return registration_key(self.pubsub, self.topic, self.app_id)
 
     @property
     def queue(self) -> str:
@@ -115,8 +115,10 @@ class Subscription:
         }
 
 
-def registration_key(topic: str, app_id: str) -> str:
-    return f"{KEY_PREFIX}{topic}||{app_id}"
+def registration_key(pubsub: str, topic: str, app_id: str) -> str:
+    """The state key of a registration (the pub/sub last: components sharing a
+    namespace keep theirs apart)."""
+    return f"{KEY_PREFIX}{topic}||{app_id}||{pubsub}"
 
 
 def topic_prefix(topic: str) -> str:
