@@ -209,6 +209,9 @@ class Deliveries:
                 with contextlib.suppress(StatekeeperError):
                     await asyncio.shield(message.release())
                 raise
+            except Exception as problem:  # a bug: said loudly, and a failed attempt
+                log.exception("delivery failed unexpectedly", extra=_fields(message))
+                outcome = Outcome("retry", f"internal error: {type(problem).__name__}")
             finally:
                 heartbeat.cancel()
             try:
@@ -220,6 +223,8 @@ class Deliveries:
                     "delivery not settled; the message will be delivered again",
                     extra={**_fields(message), "error": problem.message},
                 )
+            except Exception:  # a bug: said loudly; the message comes back after its lease
+                log.exception("delivery not settled unexpectedly", extra=_fields(message))
 
     async def _deliver(
         self, channel: AppChannel, subscription: Subscription, message: Message

@@ -167,7 +167,10 @@ class DaprPubSub:
         window: a relay that crashes and forwards again does not publish twice. How
         many queues it went to."""
         component = self.component(pubsub)
-        check_topic(topic)
+        try:
+            check_topic(topic)
+        except InvalidTopic as problem:
+            raise malformed(f"cannot publish to topic {topic[:80]!r}: {problem}") from None
         subscribers = await self.subscribers(component, topic)
         for subscriber in subscribers:
             await self.queue(component, subscriber.queue).send(event.to_json(), dedup_id=dedup_id)
@@ -285,7 +288,15 @@ class DaprPubSub:
             cursor = page.cursor
             if cursor is None:
                 break
-        ops: list[Any] = [store.put_op(s.key, s.record()) for s in mine]
+        ops: list[Any] = []
+        for subscription in mine:
+            try:
+                ops.append(store.put_op(subscription.key, subscription.record()))
+            except StatekeeperError as problem:  # a key or record out of the store's limits
+                log.warning(
+                    "subscription not registered",
+                    extra={"topic": subscription.topic, "error": problem.message},
+                )
         ops.extend(store.delete_op(key) for key in stale)
         if ops:
             await store.apply(ops)
