@@ -6,6 +6,14 @@ import click
 
 from statekeeper.cli.common import Settings, pass_settings, run
 from statekeeper.cli.params import seconds_option
+from statekeeper.constants import (
+    ENV_PUBSUB_CONCURRENCY,
+    ENV_PUBSUB_DELIVERY_TIMEOUT,
+    ENV_PUBSUB_LEASE,
+    ENV_PUBSUB_MAX_ATTEMPTS,
+    ENV_PUBSUB_MAX_RETRY_DELAY,
+    ENV_PUBSUB_RETRY_INTERVAL,
+)
 from statekeeper.sidecar.components import load_resources
 from statekeeper.sidecar.context import DEFAULT_MAX_BODY, SidecarConfig
 from statekeeper.sidecar.subscriptions import DeliveryPolicy
@@ -83,59 +91,56 @@ port_type = click.IntRange(1, 65535)
 @click.option(
     "--pubsub-max-attempts",
     type=click.IntRange(1, 1000),
-    envvar="STATEKEEPER_PUBSUB_MAX_ATTEMPTS",
+    envvar=ENV_PUBSUB_MAX_ATTEMPTS,
     default=5,
     show_default=True,
-    help="Deliveries of a message to the app before it is dead-lettered "
-    "(env STATEKEEPER_PUBSUB_MAX_ATTEMPTS).",
+    help="Deliveries of a message to the app before it is dead-lettered.",
 )
 @click.option(
     "--pubsub-retry-interval",
     metavar="SECONDS",
-    envvar="STATEKEEPER_PUBSUB_RETRY_INTERVAL",
+    envvar=ENV_PUBSUB_RETRY_INTERVAL,
     default=1.0,
     show_default=True,
     callback=seconds_option(),
     help="Bound of the first wait before a failed delivery is retried; doubles with each "
-    "attempt, with jitter (env STATEKEEPER_PUBSUB_RETRY_INTERVAL).",
+    "attempt, with jitter.",
 )
 @click.option(
     "--pubsub-max-retry-delay",
     metavar="SECONDS",
-    envvar="STATEKEEPER_PUBSUB_MAX_RETRY_DELAY",
+    envvar=ENV_PUBSUB_MAX_RETRY_DELAY,
     default=60.0,
     show_default=True,
     callback=seconds_option(),
-    help="Longest wait between two deliveries of a message "
-    "(env STATEKEEPER_PUBSUB_MAX_RETRY_DELAY).",
+    help="Longest wait between two deliveries of a message.",
 )
 @click.option(
     "--pubsub-delivery-timeout",
     metavar="SECONDS",
-    envvar="STATEKEEPER_PUBSUB_DELIVERY_TIMEOUT",
+    envvar=ENV_PUBSUB_DELIVERY_TIMEOUT,
     default=60.0,
     show_default=True,
     callback=seconds_option(zero=False),
-    help="Seconds the app may take to answer a delivery; then it is a failed attempt "
-    "(env STATEKEEPER_PUBSUB_DELIVERY_TIMEOUT).",
+    help="Seconds the app may take to answer a delivery; then it is a failed attempt.",
 )
 @click.option(
     "--pubsub-concurrency",
     type=click.IntRange(1, 1000),
-    envvar="STATEKEEPER_PUBSUB_CONCURRENCY",
+    envvar=ENV_PUBSUB_CONCURRENCY,
     default=16,
     show_default=True,
-    help="Deliveries of one subscription in flight at once (env STATEKEEPER_PUBSUB_CONCURRENCY).",
+    help="Deliveries of one subscription in flight at once.",
 )
 @click.option(
     "--pubsub-lease",
     metavar="SECONDS",
-    envvar="STATEKEEPER_PUBSUB_LEASE",
+    envvar=ENV_PUBSUB_LEASE,
     default=30.0,
     show_default=True,
     callback=seconds_option(zero=False, maximum=3600),
     help="Seconds a delivery holds its message, renewed while the app works; a sidecar "
-    "that dies leaves it to be delivered again after this (env STATEKEEPER_PUBSUB_LEASE).",
+    "that dies leaves it to be delivered again after this.",
 )
 @click.option(
     "--grace",

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,7 +139,7 @@ def programmatic(answer: Any, app_id: str) -> list[Subscription]:
     return found
 
 
-def declarative(documents: list[Mapping[str, Any]], app_id: str) -> list[Subscription]:
+def declarative(documents: Sequence[Mapping[str, Any]], app_id: str) -> list[Subscription]:
     """The ``Subscription`` documents (dapr.io/v1alpha1 or v2alpha1) that apply to
     ``app_id`` (no ``scopes``, or scopes naming it)."""
     found = []
