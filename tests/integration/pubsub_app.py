@@ -2,7 +2,9 @@
 
     python -m tests.integration.pubsub_app PORT RECORD_FILE SUBSCRIPTIONS_JSON
 
-It answers ``GET /dapr/subscribe`` with SUBSCRIPTIONS_JSON and records every delivery
+It answers ``GET /dapr/subscribe`` with SUBSCRIPTIONS_JSON, ``GET /healthz`` with 503
+while a file beside RECORD_FILE named ``<its stem>.unhealthy`` exists (else 204), and
+records every delivery
 (arrival time, path, content type, traceparent, body) as a JSON line in RECORD_FILE. How a route
 answers is told by its name:
 
@@ -38,7 +40,8 @@ def create(record: Path, subscriptions: Any) -> Starlette:
         return JSONResponse(subscriptions)
 
     async def healthz(request: Request) -> Response:
-        return Response(status_code=204)
+        unhealthy = record.with_suffix(".unhealthy").exists()
+        return Response(status_code=503 if unhealthy else 204)
 
     async def deliver(request: Request) -> Response:
         raw = await request.body()

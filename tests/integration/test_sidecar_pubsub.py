@@ -19,7 +19,7 @@ import pytest
 
 from statekeeper.sidecar.subscriptions import queue_name
 from tests.integration.cli_support import ROOT, environment, free_port, statekeeper
-from tests.integration.sidecar_support import SidecarProcess, running_sidecar
+from tests.integration.sidecar_support import SidecarProcess, python_env, running_sidecar
 
 # Fast retries: three attempts, a few tens of milliseconds apart.
 FAST = (
@@ -35,7 +35,7 @@ def subscriber(port: int, record: Path, subscriptions: list[dict[str, Any]]) -> 
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.integration.pubsub_app", str(port), str(record),
          json.dumps(subscriptions)],
-        env=environment({"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}), cwd=ROOT,
+        env=environment(python_env()), cwd=ROOT,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
@@ -393,6 +393,25 @@ def test_outbox_publishes_the_upserts_of_committed_transactions(
         assert all(e["topic"] == "changes" and e["pubsubname"] == "events" for e in events)
         assert all(e["id"].startswith("outbox-") for e in events)
         assert len({e["id"] for e in events}) == 3
+
+
+def test_the_sidecar_waits_for_a_healthy_app(tmp_path: Path) -> None:
+    port, record = free_port(), tmp_path / "deliveries.jsonl"
+    sick = record.with_suffix(".unhealthy")
+    sick.touch()
+    with (
+        subscriber(port, record, [sub("checked", "/ok/checked")]),
+        running_sidecar(
+            f"sqlite:///{tmp_path}/state.db", tmp_path / "sidecar.log", "--app-id", "careful",
+            "--app-port", str(port), "--enable-app-health-check", *FAST, grpc=False,
+        ) as sidecar,
+    ):  # fmt: skip
+        time.sleep(1.0)  # the app listens, but is not healthy: nothing subscribed yet
+        assert httpx.get(f"{sidecar.url}/v1.0/metadata").json()["subscriptions"] == []
+        sick.unlink()
+        subscribed(sidecar, 1)
+        assert publish(sidecar, "checked", b'{"ok": 1}').status_code == 204
+        wait_for(lambda: deliveries(record, "/ok/checked"))
 
 
 def test_hostile_publishes_get_dapr_errors(tmp_path: Path) -> None:
