@@ -126,3 +126,14 @@ def test_envelopes() -> None:
         with pytest.raises(DaprError) as caught:
             stored_event(b"x", None, bad, where)
         assert caught.value.code == "ERR_PUBSUB_REQUEST_METADATA"
+
+
+def test_json_data_is_read_strictly() -> None:
+    where = Publication("pubsub", "t", "app", 1_800_000_000.0)
+    for odd in (b"NaN", b"[" * 300 + b"]" * 300, b"\xff"):
+        envelope = stored_event(odd, "application/json", {}, where).envelope
+        assert envelope is not None and isinstance(envelope["data"], str)
+    for bad in (b"NaN", b"[1]", b"{"):
+        with pytest.raises(DaprError) as caught:
+            stored_event(bad, "application/cloudevents+json", {}, where)
+        assert caught.value.code == "ERR_PUBSUB_CLOUD_EVENTS_SER"

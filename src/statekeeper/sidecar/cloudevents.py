@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from statekeeper.codec import decode_json
+from statekeeper.errors import StatekeeperError
 from statekeeper.sidecar.errors import DaprError
 
 CLOUDEVENT_CONTENT_TYPE = "application/cloudevents+json"
@@ -187,9 +188,9 @@ def new_envelope(data: bytes, content_type: str | None, where: Publication) -> d
         "tracestate": where.tracestate,
     }
     if is_json_type(chosen):
-        try:
-            envelope["data"] = json.loads(data.decode("utf-8")) if data else None
-        except (UnicodeDecodeError, ValueError, RecursionError):
+        try:  # strictly (no NaN, nesting within limits), else the text as a string
+            envelope["data"] = decode_json(data, "the data") if data.strip() else None
+        except StatekeeperError:
             envelope["data"] = data.decode("utf-8", errors="replace")
     elif is_binary_type(chosen):
         envelope["data_base64"] = base64.b64encode(data).decode()
@@ -202,15 +203,11 @@ def given_envelope(data: bytes, where: Publication) -> dict[str, Any]:
     """A published CloudEvent: its fields kept, the missing ones filled; its topic and
     pub/sub are the publish's (and its trace, when the publish carries one)."""
     try:
-        envelope = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        envelope = None
+        envelope = decode_json(data, "the cloud event")
+    except StatekeeperError as problem:
+        raise _not_a_cloudevent(where, problem.message) from None
     if not isinstance(envelope, dict):
-        raise DaprError(
-            "ERR_PUBSUB_CLOUD_EVENTS_SER",
-            f"error when unmarshalling the cloud event for topic {where.topic}: "
-            "the body is not a JSON object",
-        )
+        raise _not_a_cloudevent(where, "the body is not a JSON object")
     filled: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "source": "Dapr",
@@ -235,6 +232,13 @@ def given_envelope(data: bytes, where: Publication) -> dict[str, Any]:
     envelope["topic"] = where.topic
     envelope["pubsubname"] = where.pubsub
     return envelope
+
+
+def _not_a_cloudevent(where: Publication, why: str) -> DaprError:
+    return DaprError(
+        "ERR_PUBSUB_CLOUD_EVENTS_SER",
+        f"error when unmarshalling the cloud event for topic {where.topic}: {why}",
+    )
 
 
 def raw_envelope(data: bytes, pubsub: str, topic: str, now: float) -> dict[str, Any]:
