@@ -43,6 +43,10 @@ def test_programmatic_routes_and_bad_entries(caplog: pytest.LogCaptureFixture) -
     assert sorted(found) == ["a", "b", "c", "d", "h"]
     assert found["a"].route == "/a-route"
     assert found["b"].route == "/b" and found["b"].rules[0].path == "/bx"
+    assert found["b"].described()["rules"] == [
+        {"match": 'event.type == "x"', "path": "/bx"},
+        {"path": "/b"},
+    ]
     assert found["c"].route == "/catch"
     assert found["d"].route == "/d"
     assert found["h"].raw_payload and found["h"].dead_letter_topic == "dead"

@@ -102,9 +102,11 @@ class Subscription:
 
     def described(self) -> dict[str, Any]:
         """As Dapr's metadata document lists it."""
-        rules = [{"match": r.match, "path": r.path} for r in self.rules] or [
-            {"match": "", "path": self.route}
-        ]
+        # The rules in order, then the default (an empty match is left out, as Dapr does).
+        rules = [{"match": r.match, "path": r.path} if r.match else {"path": r.path}
+                 for r in self.rules]  # fmt: skip
+        if not any(r == {"path": self.route} for r in rules):
+            rules.append({"path": self.route})
         return {
             "pubsubname": self.pubsub,
             "topic": self.topic,
