@@ -321,6 +321,32 @@ def test_every_app_id_gets_every_message_and_waits_while_down(
         assert expiring["body"]["expiration"].endswith("Z")
 
 
+def test_replicas_of_one_app_id_share_its_messages(own_database_url: str, tmp_path: Path) -> None:
+    ports = [free_port(), free_port()]
+    records = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
+    subscriptions = [sub("jobs", "/ok/jobs")]
+    with contextlib.ExitStack() as stack:
+        replicas = []
+        for index, (port, record) in enumerate(zip(ports, records, strict=True)):
+            stack.enter_context(subscriber(port, record, subscriptions))
+            args = ("--app-id", "workers", "--app-port", str(port), *FAST)
+            log = tmp_path / f"replica-{index}.log"
+            starting = running_sidecar(own_database_url, log, *args, grpc=False)
+            replicas.append(stack.enter_context(starting))
+        for replica in replicas:
+            subscribed(replica, 1)
+        entries = [{"entryId": str(n), "event": {"n": n}} for n in range(40)]
+        bulk = httpx.post(f"{replicas[0].url}/v1.0/publish/bulk/pubsub/jobs", json=entries)
+        assert bulk.status_code == 204, bulk.text
+
+        def received() -> list[int]:
+            return [d["body"]["data"]["n"] for r in records for d in deliveries(r)]
+
+        wait_for(lambda: len(received()) >= 40)
+        time.sleep(0.3)
+        assert sorted(received()) == list(range(40))  # each once: one queue, two consumers
+
+
 OUTBOX_COMPONENTS = """
 apiVersion: dapr.io/v1alpha1
 kind: Component
