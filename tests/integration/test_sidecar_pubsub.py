@@ -516,3 +516,19 @@ def test_a_killed_sidecar_loses_no_message(own_database_url: str, tmp_path: Path
                 return {d["body"]["data"]["n"] for d in again} == set(range(10))
 
             wait_for(delivered_again, timeout=30)
+
+
+def test_publishing_without_any_pubsub(tmp_path: Path) -> None:
+    resources = tmp_path / "resources"
+    resources.mkdir()
+    (resources / "store.yaml").write_text(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: store}\n"
+        "spec: {type: state.sqlite, version: v1}\n"
+    )
+    with running_sidecar(
+        f"sqlite:///{tmp_path}/state.db", tmp_path / "sidecar.log",
+        "--resources-path", str(resources), grpc=False,
+    ) as sidecar:  # fmt: skip
+        answer = publish(sidecar, "t", b"{}")
+        assert answer.status_code == 400
+        assert answer.json()["errorCode"] == "ERR_PUBSUB_NOT_CONFIGURED"

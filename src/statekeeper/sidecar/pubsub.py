@@ -80,6 +80,11 @@ class DaprPubSub:
     def component(self, name: str) -> Component:
         component = self.pubsubs.get(name)
         if component is None:
+            if not self.pubsubs:
+                raise DaprError(
+                    "ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured",
+                    http_status=400, grpc=Grpc.FAILED_PRECONDITION,
+                )  # fmt: skip
             if not name:
                 raise DaprError("ERR_PUBSUB_EMPTY", "pubsub name is empty", http_status=404)
             raise pubsub_not_found(name)
