@@ -449,8 +449,8 @@ def test_hostile_publishes_get_dapr_errors(tmp_path: Path) -> None:
             assert answer.status_code == status, answer.text
             assert answer.json()["errorCode"] == code, answer.text
 
-        error(publish(sidecar, "t", b"{}", pubsub="nope"), 400, "ERR_PUBSUB_NOT_FOUND")
-        error(httpx.post(f"{base}/v1.0-alpha1/publish/bulk/nope/t", json=[]), 400,
+        error(publish(sidecar, "t", b"{}", pubsub="nope"), 404, "ERR_PUBSUB_NOT_FOUND")
+        error(httpx.post(f"{base}/v1.0-alpha1/publish/bulk/nope/t", json=[]), 404,
               "ERR_PUBSUB_NOT_FOUND")  # fmt: skip
         error(publish(sidecar, "t", b"{}", rawPayload="maybe"), 400, "ERR_PUBSUB_REQUEST_METADATA")
         error(publish(sidecar, "t", b"{}", ttlInSeconds="-5"), 400, "ERR_PUBSUB_REQUEST_METADATA")

@@ -56,5 +56,5 @@ def store_not_found(name: str) -> DaprError:
 def pubsub_not_found(name: str) -> DaprError:
     return DaprError(
         "ERR_PUBSUB_NOT_FOUND", f"pubsub {name} is not found",
-        http_status=400, grpc=Grpc.INVALID_ARGUMENT,
+        http_status=404, grpc=Grpc.INVALID_ARGUMENT,
     )  # fmt: skip

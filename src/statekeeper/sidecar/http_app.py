@@ -133,5 +133,5 @@ def _capabilities(kind: str) -> list[str]:
     if kind == "state":
         return ["ETAG", "TRANSACTIONAL", "TTL", "QUERY_API", "ACTOR"]
     if kind == "pubsub":
-        return ["BULK_PUBLISH"]
+        return ["BULK_PUBSUB", "MESSAGE_TTL"]
     return []
