@@ -419,3 +419,14 @@ async def test_huge_ttl_is_refused_and_nothing_stored(app: App) -> None:
     assert await app.state.get("k") is None
     item = await app.state.put("k", 1, ttl=3153600000)
     assert item.to_dict()["expires_at"] is not None
+
+
+async def test_transactions_over_the_same_keys_in_other_orders_never_deadlock(app: App) -> None:
+    """Each multi-key write locks its keys in one global order, whatever its own."""
+
+    async def writer(order: list[str]) -> None:
+        for i in range(60):
+            await app.state.put_many([(key, i) for key in order])
+
+    await asyncio.gather(writer(["a", "b", "c"]), writer(["c", "b", "a"]), writer(["b", "c", "a"]))
+    assert {(await app.state.get(k)).value for k in "abc"} <= set(range(60))  # type: ignore[union-attr]

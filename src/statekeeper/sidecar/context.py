@@ -69,6 +69,7 @@ class Sidecar:
         self.state = DaprState(app, config.resources, config.app_id)
         self.parts: list[Part] = []
         self.stopping = False
+        self.extended: dict[str, str] = {"statekeeper": "sidecar"}  # metadata attributes
 
     def add(self, part: Part) -> None:
         self.parts.append(part)

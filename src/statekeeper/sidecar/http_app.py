@@ -20,13 +20,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from statekeeper.sidecar.context import DAPR_RUNTIME_VERSION, Sidecar
-from statekeeper.sidecar.errors import DaprError
-from statekeeper.sidecar.http_common import ApiToken, answers_dapr_errors, error_response
+from statekeeper.sidecar.errors import DaprError, malformed
+from statekeeper.sidecar.http_common import ApiToken, answers_dapr_errors, error_response, read_body
 from statekeeper.sidecar.http_state import state_routes
+
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_BYTES = 4096
 
 
 def create_sidecar_http(sidecar: Sidecar) -> Starlette:
     async def healthz(request: Request) -> Response:
+        asked = request.query_params.get("appid")
+        if asked is not None and asked != sidecar.app_id:
+            return error_response(
+                DaprError(
+                    "ERR_HEALTH_APPID_NOT_MATCH", "dapr app-id does not match", http_status=500
+                )
+            )
         if sidecar.stopping:
             return error_response(
                 DaprError("ERR_HEALTH_NOT_READY", "dapr is not ready", http_status=500)
@@ -39,10 +49,24 @@ def create_sidecar_http(sidecar: Sidecar) -> Starlette:
     async def get_metadata(request: Request) -> Response:
         return JSONResponse(metadata_document(sidecar))
 
+    async def set_metadata(request: Request) -> Response:
+        key = request.path_params["key"]
+        raw = await read_body(request, MAX_ATTRIBUTE_BYTES)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise malformed("a metadata value is UTF-8 text") from None
+        if key and len(sidecar.extended) >= MAX_ATTRIBUTES and key not in sidecar.extended:
+            raise malformed(f"at most {MAX_ATTRIBUTES} metadata attributes")
+        if key:
+            sidecar.extended[key] = value
+        return Response(status_code=204)
+
     routes = [
         Route("/v1.0/healthz", healthz, methods=["GET"]),
         Route("/v1.0/healthz/outbound", outbound, methods=["GET"]),
         Route("/v1.0/metadata", answers_dapr_errors(get_metadata), methods=["GET"]),
+        Route("/v1.0/metadata/{key}", answers_dapr_errors(set_metadata), methods=["PUT"]),
         *state_routes(sidecar),
     ]
     for part in sidecar.parts:
@@ -83,15 +107,19 @@ def metadata_document(sidecar: Sidecar) -> dict[str, Any]:
         "enabledFeatures": [],
         "actors": [],
         "components": components,
-        "extended": {"daprRuntimeVersion": DAPR_RUNTIME_VERSION, "statekeeper": "sidecar"},
+        "extended": {**sidecar.extended, "daprRuntimeVersion": DAPR_RUNTIME_VERSION},
         "subscriptions": [],
         "httpEndpoints": [],
-    }
-    if sidecar.config.app_port is not None:
-        document["appConnectionProperties"] = {
-            "port": sidecar.config.app_port,
+        "appConnectionProperties": {
+            "port": sidecar.config.app_port or 0,
             "protocol": "http",
             "channelAddress": sidecar.config.app_host,
+        },
+        "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": False},
+    }
+    if sidecar.config.app_health_check:
+        document["appConnectionProperties"]["health"] = {
+            "healthCheckPath": sidecar.config.app_health_path
         }
     for part in sidecar.parts:
         part.describe(document)

@@ -9,6 +9,7 @@ POST   /v1.0/state/{store}/transaction   upserts and deletes, all or nothing
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from statekeeper.sidecar.context import Sidecar
-from statekeeper.sidecar.errors import malformed
+from statekeeper.sidecar.errors import DaprError, malformed
 from statekeeper.sidecar.http_common import answers_dapr_errors, metadata, read_json
 from statekeeper.sidecar.state import (
     DeleteItem,
@@ -111,8 +112,9 @@ def state_routes(sidecar: Sidecar) -> list[Route]:
             elif kind == "delete":
                 ops.append(_delete_item(request_body, shared, where))
             else:
-                raise malformed(
-                    f"{where}: operation type {str(kind)[:40]!r} is not supported: upsert or delete"
+                raise DaprError(
+                    "ERR_NOT_SUPPORTED_STATE_OPERATION",
+                    f"{where}: operation type {str(kind)[:40]} not supported: upsert or delete",
                 )
         await state.transaction(store, ops)
         return Response(status_code=204)
@@ -191,11 +193,14 @@ def _bulk_entry(entry: Entry) -> dict[str, Any]:
     if not entry.found:
         return {"key": entry.key}
     out: dict[str, Any] = {"key": entry.key, "etag": entry.etag}
-    document = user_json(entry.value)
     if is_json(entry.value):
-        out["data"] = document
-    else:
-        out["data"] = value_bytes(entry.value).decode("utf-8", "replace")
+        out["data"] = user_json(entry.value)
+    else:  # bytes: as text when they are UTF-8, else as base64 (JSON holds no raw bytes)
+        data = value_bytes(entry.value)
+        try:
+            out["data"] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            out["data"] = base64.b64encode(data).decode()
     if entry.metadata:
         out["metadata"] = entry.metadata
     return out

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from statekeeper.constants import MAX_TRANSACTION_OPS
 from statekeeper.errors import (
     AlreadyExists,
     ConflictError,
@@ -265,6 +266,13 @@ class DaprState:
         component = self.component(store)
         state = self.store(component)
         outbox = _outbox(component)
+        limit = MAX_TRANSACTION_OPS // 2 if outbox is not None else MAX_TRANSACTION_OPS
+        if len(operations) > limit:
+            raise DaprError(
+                "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS",
+                f"the transaction contains {len(operations)} operations, which is more than "
+                f"what the state store supports: {limit}",
+            )
         async with state.transaction() as tx:
             for op in operations:
                 check_state_key(op.key, "ERR_MALFORMED_REQUEST")

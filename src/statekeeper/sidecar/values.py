@@ -15,11 +15,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 from datetime import UTC, datetime
 from typing import Any
 
+from statekeeper.constants import MAX_TTL_SECONDS
 from statekeeper.sidecar.components import KEY_SEPARATOR
 from statekeeper.sidecar.errors import DaprError
 
@@ -98,8 +98,9 @@ def check_etag(etag: object, code: str) -> str | None:
 
 
 def ttl_seconds(metadata: dict[str, str], code: str) -> float | None:
-    """``ttlInSeconds`` of request metadata: None for none (absent, or -1: never
-    expires); a positive number of seconds; anything else a 400."""
+    """``ttlInSeconds`` of request metadata: None for none (absent, ``-1`` or ``0``,
+    which Dapr also reads as "never expires"); a positive number of seconds; anything
+    else (not an integer, below -1, past 100 years) a 400."""
     raw = metadata.get(TTL_METADATA)
     if raw is None or raw == "":
         return None
@@ -110,17 +111,15 @@ def ttl_seconds(metadata: dict[str, str], code: str) -> float | None:
         raise DaprError(
             code, f"incorrect value for metadata '{TTL_METADATA}': {text[:40]!r} is not an integer"
         ) from None
-    if seconds == -1:
-        return None
-    if seconds < -1 or seconds == 0:
+    if seconds < -1:
         raise DaprError(
-            code,
-            f"incorrect value for metadata '{TTL_METADATA}': {seconds}; "
-            "a TTL is a positive number of seconds, or -1 for none",
+            code, f"incorrect value for metadata '{TTL_METADATA}': {seconds}; must be -1 or greater"
         )
-    if not math.isfinite(seconds) or seconds > 100 * 365 * 86400:
-        raise DaprError(code, f"incorrect value for metadata '{TTL_METADATA}': too large")
-    return float(seconds)
+    if seconds > MAX_TTL_SECONDS:
+        raise DaprError(
+            code, f"incorrect value for metadata '{TTL_METADATA}': at most {MAX_TTL_SECONDS}"
+        )
+    return float(seconds) if seconds > 0 else None
 
 
 def expire_time(expires_at: float | None) -> str | None:

@@ -33,6 +33,14 @@ DECLARE
     results BOOLEAN[] := '{}';
     old_expiry DOUBLE PRECISION;
 BEGIN
+    -- Several keys: take a lock per key first, in one global order (by the hash that
+    -- names it), so transactions writing the same keys in different orders wait for
+    -- one another instead of deadlocking. The locks end with the transaction.
+    IF coalesce(array_length(p_keys, 1), 0) > 1 THEN
+        PERFORM pg_advisory_xact_lock(1397445460, h)  -- 'SKST': statekeeper state keys
+        FROM (SELECT DISTINCT hashtext(p_namespace || chr(31) || k) AS h
+              FROM unnest(p_keys) AS k ORDER BY 1) AS ordered;
+    END IF;
     FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
         IF p_kinds[i] = 'put' THEN
             IF p_if_match[i] IS NOT NULL THEN
