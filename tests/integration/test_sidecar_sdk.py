@@ -226,8 +226,11 @@ def test_bad_requests_are_refused_by_name(client: DaprClient) -> None:
     assert "GetSecret is not served" in unserved.details()
 
 
-def test_get_metadata(client: DaprClient) -> None:
+def test_get_and_set_metadata(client: DaprClient) -> None:
+    attribute = key("attribute")
+    client.set_metadata(attribute, "blue")
     found = client.get_metadata()
+    assert found.extended_metadata[attribute] == "blue"
     assert found.application_id == APP_ID
     components = {c.name: c for c in found.registered_components}
     assert components[STORE].type.startswith("state.")

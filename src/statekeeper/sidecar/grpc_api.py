@@ -4,7 +4,7 @@ as the ``dapr`` package defines it), so Dapr's SDKs work over gRPC too.
 Served: the state RPCs (GetState, GetBulkState, SaveState, DeleteState,
 DeleteBulkState, ExecuteStateTransaction; ``grpc_state.py``), QueryStateAlpha1 (when
 the query part is installed), PublishEvent and BulkPublishEvent (through the pub/sub
-part) and GetMetadata. Every other RPC of the service answers UNIMPLEMENTED, naming
+part), GetMetadata and SetMetadata. Every other RPC of the service answers UNIMPLEMENTED, naming
 itself.
 
 Errors: a DaprError is answered with its gRPC status code and message, and an
@@ -32,8 +32,8 @@ from statekeeper.errors import AddressInUse, CannotListen, StatekeeperError
 from statekeeper.http.edge import listen, shown
 from statekeeper.sidecar.context import Sidecar
 from statekeeper.sidecar.errors import DaprError, Grpc, pubsub_not_found
+from statekeeper.sidecar.grpc_metadata import GrpcMetadata
 from statekeeper.sidecar.grpc_state import GrpcState
-from statekeeper.sidecar.http_app import metadata_document
 
 log = logging.getLogger("statekeeper.sidecar")
 T = TypeVar("T")
@@ -85,6 +85,7 @@ class DaprApi(dapr_pb2_grpc.DaprServicer):
     def __init__(self, sidecar: Sidecar) -> None:
         self.sidecar = sidecar
         self.state = GrpcState(sidecar.state)
+        self.metadata = GrpcMetadata(sidecar)
 
     # --- state ----------------------------------------------------------------------------
 
@@ -163,17 +164,18 @@ class DaprApi(dapr_pb2_grpc.DaprServicer):
     # --- metadata ---------------------------------------------------------------------------
 
     async def GetMetadata(self, request: Any, context: Any) -> Any:
-        return await answer(context, self._metadata())
+        return await answer(context, self.metadata.get())
 
-    async def _metadata(self) -> metadata_pb2.GetMetadataResponse:
-        return metadata_message(metadata_document(self.sidecar))
+    async def SetMetadata(self, request: metadata_pb2.SetMetadataRequest, context: Any) -> Any:
+        await answer(context, self.metadata.set(request))
+        return empty_pb2.Empty()
 
 
 def _unimplemented(name: str) -> Callable[[DaprApi, Any, Any], Awaitable[Any]]:
     problem = DaprError(
         "ERR_NOT_IMPLEMENTED",
         f"{name} is not served by the statekeeper sidecar: over gRPC it serves the state "
-        "RPCs, QueryStateAlpha1, PublishEvent, BulkPublishEvent and GetMetadata",
+        "RPCs, QueryStateAlpha1, PublishEvent, BulkPublishEvent, GetMetadata and SetMetadata",
         http_status=501, grpc=Grpc.UNIMPLEMENTED,
     )  # fmt: skip
 
@@ -188,53 +190,6 @@ SERVED = frozenset(name for name in vars(DaprApi) if name[:1].isupper())
 for _name in dir(dapr_pb2_grpc.DaprServicer):
     if _name[:1].isupper() and _name not in SERVED:
         setattr(DaprApi, _name, _unimplemented(_name))
-
-
-def metadata_message(document: dict[str, Any]) -> metadata_pb2.GetMetadataResponse:
-    """The metadata document (as ``GET /v1.0/metadata`` answers it) as a message."""
-    connection = document.get("appConnectionProperties")
-    return metadata_pb2.GetMetadataResponse(
-        id=document.get("id", ""),
-        runtime_version=document.get("runtimeVersion", ""),
-        enabled_features=document.get("enabledFeatures", []),
-        registered_components=[
-            metadata_pb2.RegisteredComponents(
-                name=c.get("name", ""),
-                type=c.get("type", ""),
-                version=c.get("version", ""),
-                capabilities=c.get("capabilities", []),
-            )
-            for c in document.get("components", [])
-        ],
-        extended_metadata={str(k): str(v) for k, v in document.get("extended", {}).items()},
-        subscriptions=[_subscription(s) for s in document.get("subscriptions", [])],
-        app_connection_properties=None
-        if connection is None
-        else metadata_pb2.AppConnectionProperties(
-            port=int(connection.get("port", 0)),
-            protocol=str(connection.get("protocol", "")),
-            channel_address=str(connection.get("channelAddress", "")),
-        ),
-    )
-
-
-def _subscription(found: dict[str, Any]) -> metadata_pb2.PubsubSubscription:
-    rules = found.get("rules")
-    return metadata_pb2.PubsubSubscription(
-        pubsub_name=str(found.get("pubsubname", "")),
-        topic=str(found.get("topic", "")),
-        metadata={str(k): str(v) for k, v in (found.get("metadata") or {}).items()},
-        rules=metadata_pb2.PubsubSubscriptionRules(
-            rules=[
-                metadata_pb2.PubsubSubscriptionRule(
-                    match=str(r.get("match", "")), path=str(r.get("path", ""))
-                )
-                for r in (rules if isinstance(rules, list) else [])
-                if isinstance(r, dict)
-            ]
-        ),
-        dead_letter_topic=str(found.get("deadLetterTopic", "")),
-    )
 
 
 # --- the API token ------------------------------------------------------------------------
