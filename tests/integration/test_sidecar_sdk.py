@@ -23,6 +23,7 @@ from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings
+from dapr.proto.common.v1 import common_pb2
 from dapr.proto.runtime.v1 import dapr_pb2_grpc, state_pb2
 
 from tests.conftest import BACKENDS, pg_url
@@ -270,3 +271,54 @@ def test_a_grpc_port_in_use_is_one_line(tmp_path: Path) -> None:
         )  # fmt: skip
     line = one_line_error(result, "address_in_use", result.returncode)
     assert f"the gRPC address 127.0.0.1:{port} is in use" in line
+
+
+def test_hostile_messages_are_invalid_arguments(sidecar: SidecarProcess) -> None:
+    """Bytes that are no request message, too many keys, an unknown transaction
+    operation: each a 4xx-like status, never UNKNOWN or INTERNAL."""
+    with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        for method, payload in [
+            ("GetState", b"\x0a\x02\xff\xfe\x12\x01k"),  # a store name that is not UTF-8
+            ("SaveState", b"\xff\xff\xff"),
+            ("ExecuteStateTransaction", b"\x12"),
+        ]:
+            call = channel.unary_unary(
+                f"/dapr.proto.runtime.v1.Dapr/{method}",
+                request_serializer=lambda raw: raw,
+                response_deserializer=lambda raw: raw,
+            )
+            with pytest.raises(grpc.RpcError) as raised:
+                call(payload, timeout=10)
+            error: Any = raised.value
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, error)
+            assert "malformed" in error.details()
+        stub = dapr_pb2_grpc.DaprStub(channel)  # type: ignore[no-untyped-call]
+        for request, rpc in [
+            (state_pb2.GetBulkStateRequest(store_name=STORE, keys=["k"] * 1001), stub.GetBulkState),
+            (
+                state_pb2.ExecuteStateTransactionRequest(
+                    storeName=STORE,
+                    operations=[state_pb2.TransactionalStateOperation(operationType="upsert")],
+                ),
+                stub.ExecuteStateTransaction,
+            ),
+        ]:
+            with pytest.raises(grpc.RpcError) as raised:
+                rpc(request, timeout=10)
+            error = raised.value
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.ExecuteStateTransaction(
+                state_pb2.ExecuteStateTransactionRequest(
+                    storeName=STORE,
+                    operations=[
+                        state_pb2.TransactionalStateOperation(
+                            operationType="merge", request=common_pb2.StateItem(key="k")
+                        )
+                    ],
+                ),
+                timeout=10,
+            )
+        error = raised.value
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "'merge' is not supported" in error.details()

@@ -26,12 +26,13 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from dapr.proto.runtime.v1 import dapr_pb2_grpc, metadata_pb2, pubsub_pb2, state_pb2
 from google.protobuf import any_pb2, empty_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from statekeeper.errors import AddressInUse, CannotListen, StatekeeperError
 from statekeeper.http.edge import listen, shown
 from statekeeper.sidecar.context import Sidecar
-from statekeeper.sidecar.errors import DaprError, Grpc, pubsub_not_found
+from statekeeper.sidecar.errors import DaprError, Grpc, malformed, pubsub_not_found
 from statekeeper.sidecar.grpc_metadata import GrpcMetadata
 from statekeeper.sidecar.grpc_state import GrpcState
 
@@ -192,6 +193,67 @@ for _name in dir(dapr_pb2_grpc.DaprServicer):
         setattr(DaprApi, _name, _unimplemented(_name))
 
 
+# --- registering, with malformed requests refused ------------------------------------------
+
+
+class Malformed:
+    """A request message that did not parse (given to the RPC in its place)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+class _Registrar:
+    """Stands for the server while the generated code lists the service's handlers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def register(server: Any, api: DaprApi) -> None:
+    """Serve ``api`` on ``server``. A unary request that does not parse is answered
+    INVALID_ARGUMENT (grpc's own answer would be UNKNOWN)."""
+    found = _Registrar()
+    dapr_pb2_grpc.add_DaprServicer_to_server(api, found)  # type: ignore[no-untyped-call]
+    handlers = {
+        name: _tolerant(handler) if handler.unary_unary else handler
+        for name, handler in found.handlers.items()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(found.service, handlers),)
+    )
+    server.add_registered_method_handlers(found.service, handlers)
+
+
+def _tolerant(handler: Any) -> Any:
+    parse = handler.request_deserializer
+    behavior = handler.unary_unary
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as problem:
+            return Malformed(str(problem))
+
+    async def serve(request: Any, context: Any) -> Any:
+        if type(request) is Malformed:
+            await abort(context, malformed(f"the request message is malformed: {request.why}"))
+        return await behavior(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        serve,
+        request_deserializer=deserialize,
+        response_serializer=handler.response_serializer,
+    )
+
+
 # --- the API token ------------------------------------------------------------------------
 
 
@@ -290,7 +352,7 @@ async def start_grpc(sidecar: Sidecar, host: str, port: int, grace: float) -> Gr
             ("grpc.max_receive_message_length", limit),
         ],
     )
-    dapr_pb2_grpc.add_DaprServicer_to_server(DaprApi(sidecar), server)  # type: ignore[no-untyped-call]
+    register(server, DaprApi(sidecar))
     try:
         bound = server.add_insecure_port(where)
     except RuntimeError:
