@@ -14,6 +14,10 @@ side is ``App.state`` on another database, from 32 tasks in this process. Operat
 * ``get``   an existing key out of 1000 (a ~200-byte JSON document)
 * ``save``  a random key out of 1000, unconditional (``App.state.put`` in process)
 
+A fourth side, ``bare grpc``, is a grpc.aio server in a process of its own answering
+every call with a constant: no state, no statekeeper. It is the ceiling any Python
+gRPC server reaches on this machine, against which the sidecar's gRPC figures are read.
+
 The three sides run in turn, every order in turn, so drift hits them alike. Ratios are
 sidecar / in-process; targets: gRPC >= 0.5x, HTTP >= 0.35x. The client shares the
 machine with the sidecar: the table shows the CPU time each process spent per
@@ -34,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,7 @@ import aiohttp
 import grpc
 from dapr.proto.common.v1 import common_pb2
 from dapr.proto.runtime.v1 import dapr_pb2_grpc, state_pb2
+from google.protobuf import empty_pb2
 
 # A sibling module: ``python bench/sidecar_bench.py`` puts bench/ on sys.path.
 import benchlib
@@ -52,14 +57,14 @@ from statekeeper import App
 from statekeeper.constants import ENV_CACHE_URL
 
 OpName = Literal["get", "save"]
-Side = Literal["in-process", "grpc", "http"]
+Side = Literal["in-process", "grpc", "http", "bare grpc"]
 OpFn = Callable[[int], Awaitable[None]]
 
 N_KEYS = 1000
 KEYS: list[str] = [f"user:{i:05d}" for i in range(N_KEYS)]
 CONCURRENCY = 32
 OPS: tuple[OpName, ...] = ("get", "save")
-SIDES: tuple[Side, ...] = ("in-process", "grpc", "http")
+SIDES: tuple[Side, ...] = ("in-process", "grpc", "http", "bare grpc")
 TARGETS: dict[Side, float] = {"grpc": 0.5, "http": 0.35}
 STORE = "statestore"
 APP_ID = "bench"
@@ -92,10 +97,11 @@ class SidecarProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def cpu_seconds(self) -> float:
-        """User and system CPU time the sidecar has used so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -147,6 +153,41 @@ async def wait_healthy(sidecar: SidecarProcess, timeout: float = 30.0) -> None:
                 pass
             await asyncio.sleep(0.05)
     raise RuntimeError(f"the sidecar never became healthy: {sidecar.log.read_text()}")
+
+
+class BareDapr(dapr_pb2_grpc.DaprServicer):
+    """The floor of any gRPC server in Python: grpc.aio answering constants, no state."""
+
+    async def GetState(self, request: Any, context: Any) -> Any:
+        return state_pb2.GetStateResponse(data=VALUE_BYTES, etag="bare")
+
+    async def SaveState(self, request: Any, context: Any) -> Any:
+        return empty_pb2.Empty()
+
+
+async def serve_bare(port: int) -> None:
+    """The bare server (run in a process of its own with ``--serve-bare-grpc PORT``)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    dapr_pb2_grpc.add_DaprServicer_to_server(BareDapr(), server)  # type: ignore[no-untyped-call]
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+@asynccontextmanager
+async def bare_process() -> AsyncIterator[tuple[int, int]]:
+    """The bare gRPC server in a process of its own: its port and pid."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve-bare-grpc", str(port)
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), 30)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 # --- the sides ------------------------------------------------------------------------------
@@ -238,13 +279,25 @@ class Row:
     target: float | None
     met: bool | None
     client_cpu_us: float  # this process's CPU time per operation
-    sidecar_cpu_us: float | None  # the sidecar process's
+    server_cpu_us: float | None  # the serving process's (the sidecar's)
     ops: int
 
 
+def rotations(sides: tuple[Side, ...], slices: int) -> Iterator[Side]:
+    """The sides in turn, each order a rotation of the last, so that over ``len(sides)``
+    slices every side has had every place once (drift hits them alike)."""
+    for i in range(slices):
+        shift = i % len(sides)
+        yield from sides[shift:] + sides[:shift]
+
+
 async def measure(
-    backend: Backend, sides: dict[Side, dict[OpName, OpFn]], sidecar: SidecarProcess, plan: Plan
+    backend: Backend,
+    sides: dict[Side, dict[OpName, OpFn]],
+    servers: dict[Side, int],
+    plan: Plan,
 ) -> list[Row]:
+    """Each op on each side; ``servers``: the pid of the process serving a side."""
     rows: list[Row] = []
     seed = 0
     for op in OPS:
@@ -253,14 +306,15 @@ async def measure(
             await drive(sides[side][op], plan.warmup, seed)
         tallies = {side: Tally() for side in SIDES}
         client_cpu = dict.fromkeys(SIDES, 0.0)
-        sidecar_cpu = dict.fromkeys(SIDES, 0.0)
-        for side in benchlib.turns(SIDES, plan.slices):
+        server_cpu = dict.fromkeys(SIDES, 0.0)
+        for side in rotations(SIDES, plan.slices):
             seed += 1
             gc.collect()
-            own, theirs = time.process_time(), sidecar.cpu_seconds()
+            pid = servers.get(side)
+            own, theirs = time.process_time(), cpu_seconds(pid) if pid else 0.0
             tallies[side].add(await drive(sides[side][op], plan.slice_seconds, seed))
             client_cpu[side] += time.process_time() - own
-            sidecar_cpu[side] += sidecar.cpu_seconds() - theirs
+            server_cpu[side] += (cpu_seconds(pid) - theirs) if pid else 0.0
         base = tallies["in-process"].rate
         for side in SIDES:
             tally = tallies[side]
@@ -275,9 +329,9 @@ async def measure(
                 target=target,
                 met=None if ratio is None or target is None else ratio >= target,
                 client_cpu_us=1e6 * client_cpu[side] / max(1, tally.count),
-                sidecar_cpu_us=None
-                if side == "in-process"
-                else 1e6 * sidecar_cpu[side] / max(1, tally.count),
+                server_cpu_us=1e6 * server_cpu[side] / max(1, tally.count)
+                if side in servers
+                else None,
                 ops=tally.count,
             )
             print_row(row)
@@ -300,19 +354,24 @@ async def bench(
 ) -> list[Row]:
     async with (
         sidecar_process(sidecar_url, directory) as sidecar,
+        bare_process() as (bare_port, bare_pid),
         benchlib.statekeeper_app(app_url, NAMESPACE) as app,
         aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CONCURRENCY, keepalive_timeout=60)
         ) as session,
         grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{bare_port}") as bare_channel,
     ):
         await populate(app, session, sidecar)
         sides: dict[Side, dict[OpName, OpFn]] = {
             "in-process": in_process_ops(app),
             "grpc": grpc_ops(dapr_pb2_grpc.DaprStub(channel)),  # type: ignore[no-untyped-call]
             "http": http_ops(session, sidecar.url),
+            "bare grpc": grpc_ops(dapr_pb2_grpc.DaprStub(bare_channel)),  # type: ignore[no-untyped-call]
         }
-        return await measure(backend, sides, sidecar, plan)
+        pid = sidecar.process.pid
+        servers: dict[Side, int] = {"grpc": pid, "http": pid, "bare grpc": bare_pid}
+        return await measure(backend, sides, servers, plan)
 
 
 async def bench_sqlite(plan: Plan) -> tuple[list[Row], dict[str, Any]]:
@@ -338,7 +397,7 @@ async def bench_postgres(plan: Plan, base_url: str) -> tuple[list[Row], dict[str
 
 HEADER = (
     f"{'backend':<10} {'op':<5} {'side':<10} {'ops/s':>8} {'ratio':>7} {'target':>7} "
-    f"{'met?':<4} {'client CPU us/op':>16} {'sidecar CPU us/op':>17}"
+    f"{'met?':<4} {'client CPU us/op':>16} {'server CPU us/op':>16}"
 )
 
 
@@ -346,10 +405,10 @@ def print_row(row: Row) -> None:
     ratio = "" if row.ratio is None else f"{row.ratio:.2f}x"
     target = "" if row.target is None else f"{row.target:.2f}x"
     met = "" if row.met is None else ("yes" if row.met else "NO")
-    theirs = "" if row.sidecar_cpu_us is None else f"{row.sidecar_cpu_us:.0f}"
+    theirs = "" if row.server_cpu_us is None else f"{row.server_cpu_us:.0f}"
     print(
         f"{NAMES[row.backend]:<10} {row.op:<5} {row.side:<10} {row.ops_per_s:>8.0f} "
-        f"{ratio:>7} {target:>7} {met:<4} {row.client_cpu_us:>16.0f} {theirs:>17}",
+        f"{ratio:>7} {target:>7} {met:<4} {row.client_cpu_us:>16.0f} {theirs:>16}",
         flush=True,
     )
 
@@ -376,8 +435,8 @@ async def run(args: argparse.Namespace) -> int:
     os.environ.pop(ENV_CACHE_URL, None)
     plan = benchlib.choose_plan(
         args,
-        quick=Plan(warmup=0.5, slices=6, slice_seconds=0.6),
-        full=Plan(warmup=1.0, slices=18, slice_seconds=1.0),
+        quick=Plan(warmup=0.4, slices=8, slice_seconds=0.4),
+        full=Plan(warmup=1.0, slices=16, slice_seconds=1.0),
     )
     benchlib.announce(
         f"statekeeper sidecar (HTTP, gRPC) vs in-process state API, {CONCURRENCY} tasks: ",
@@ -388,6 +447,13 @@ async def run(args: argparse.Namespace) -> int:
     )
     if got is None:
         return 2
+    for row in got.results:
+        if row.side == "bare grpc":
+            print(
+                f"note: {NAMES[row.backend]} {row.op}: a bare grpc.aio server answering "
+                f"constants (no state at all) did {row.ops_per_s:.0f} ops/s, "
+                f"{row.ratio or 0:.2f}x in-process: the ceiling of a Python gRPC server here"
+            )
     missed = [r for r in got.results if r.met is False]
     judged = [r for r in got.results if r.met is not None]
     print(
@@ -400,7 +466,12 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = benchlib.bench_parser(__doc__, seconds_help="measured seconds per side and op")
     parser.set_defaults(backend="sqlite")
-    return asyncio.run(run(parser.parse_args(argv)))
+    parser.add_argument("--serve-bare-grpc", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare_grpc:
+        asyncio.run(serve_bare(args.serve_bare_grpc))
+        return 0
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":
