@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from statekeeper.cli.common import Settings, pass_settings, run
+from statekeeper.cli.common import Settings, load_app, pass_settings, run
 from statekeeper.cli.params import seconds_option
 from statekeeper.sidecar.components import load_resources
 from statekeeper.sidecar.context import DEFAULT_MAX_BODY, SidecarConfig
@@ -73,6 +73,12 @@ port_type = click.IntRange(1, 65535)
     help="Probe the app's health path, not only its port, before delivering to it.",
 )
 @click.option(
+    "--app-module",
+    metavar="MODULE:APP",
+    help="A statekeeper app whose workflows the sidecar runs and serves by Dapr's "
+    "workflow API (its namespace is theirs).",
+)
+@click.option(
     "--max-body-size",
     type=click.IntRange(1024, 256 * 1024 * 1024),
     default=DEFAULT_MAX_BODY,
@@ -100,10 +106,12 @@ def sidecar(
     api_token: str | None,
     app_health_check_path: str,
     enable_app_health_check: bool,
+    app_module: str | None,
     max_body_size: int,
     grace: float,
 ) -> None:
-    """Serve Dapr's v1.0 state and pub/sub API (HTTP and gRPC) to an app until SIGTERM."""
+    """Serve Dapr's v1.0 API to an app until SIGTERM: state and pub/sub (HTTP and gRPC),
+    workflows (HTTP); with --app-module, also run that app's workflows."""
     from statekeeper.app import App
     from statekeeper.sidecar.service import run_sidecar
 
@@ -119,10 +127,14 @@ def sidecar(
         api_token=api_token or None,
         max_body_bytes=max_body_size,
         resources=load_resources(resources_path, app_id),
+        run_workflows=app_module is not None,
     )
 
     async def go() -> None:
-        app = App(settings.database, namespace=settings.namespace)
+        if app_module is not None:
+            app = load_app(app_module, settings)
+        else:
+            app = App(settings.database, namespace=settings.namespace)
         await run_sidecar(app, config, grace=grace, announce=_say)
 
     run(go())

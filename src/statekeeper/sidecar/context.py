@@ -36,6 +36,8 @@ class SidecarConfig:
     api_token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     resources: Resources = field(default_factory=default_resources)
+    # Whether the sidecar runs the app's workflows (``--app-module``), not only starts them.
+    run_workflows: bool = False
 
     @property
     def app_url(self) -> str | None:

@@ -23,13 +23,16 @@ from statekeeper.http.server import HttpService
 from statekeeper.sidecar.context import Sidecar, SidecarConfig
 from statekeeper.sidecar.grpc_api import start_grpc
 from statekeeper.sidecar.http_app import create_sidecar_http
+from statekeeper.sidecar.workflow_api import WorkflowApi
 
 log = logging.getLogger("statekeeper.sidecar")
 
 
 def build_sidecar(app: App, config: SidecarConfig) -> Sidecar:
     """The sidecar of ``app`` with every part this installation has."""
-    return Sidecar(app, config)
+    sidecar = Sidecar(app, config)
+    sidecar.add(WorkflowApi(sidecar, run_worker=config.run_workflows))
+    return sidecar
 
 
 def check_exposure(config: SidecarConfig, addresses: list[tuple[str, int]]) -> None:
@@ -55,6 +58,12 @@ def banner(sidecar: Sidecar, addresses: list[tuple[str, int]], grpc: str | None)
             "app: " + (config.app_url or "none (no deliveries)"),
             "state stores: " + (", ".join(sorted(resources.state_stores)) or "none"),
             "pubsubs: " + (", ".join(sorted(resources.pubsubs)) or "none"),
+            "workflows: "
+            + (
+                f"run here (namespace {sidecar.app.namespace!r})"
+                if config.run_workflows
+                else f"started in namespace {sidecar.app.namespace!r}"
+            ),
             f"database: {sidecar.app.url.described()}",
         ]
     )

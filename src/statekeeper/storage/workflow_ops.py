@@ -197,6 +197,16 @@ class WorkflowOps(Operations):
         )
         return done is not None
 
+    async def purge(self, namespace: str, id: str) -> bool:
+        """Delete a finished workflow with its journal and events, in one transaction;
+        False (nothing deleted) if it does not exist or has not finished."""
+        script: list[Scripted] = [
+            (self._bind("wf_purge", namespace=namespace, id=id), "found", True),
+            (self._bind("wf_purge_steps", namespace=namespace, id=id), "rowcount", False),
+            (self._bind("wf_purge_events", namespace=namespace, id=id), "rowcount", False),
+        ]
+        return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
+
     async def list(
         self,
         namespace: str,

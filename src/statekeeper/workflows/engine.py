@@ -385,6 +385,18 @@ class Workflows:
             )
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
+    async def purge(self, id: str) -> None:
+        """Delete a finished workflow: its row, journal and events (its children, which
+        have ids of their own, are kept). WorkflowNotFound if there is none;
+        WorkflowNotFinished (409) while it runs: cancel it first."""
+        check_workflow_id(id)
+        if not await self._backend.workflows.purge(self.namespace, id):
+            status = await self.status(id)  # WorkflowNotFound if there is none
+            raise WorkflowNotFinished(
+                f"workflow {id!r} is {status.status}; only a finished workflow can be purged",
+                id=id,
+            )
+
     async def input(self, id: str) -> Any:
         """The input workflow ``id`` was started with."""
         check_workflow_id(id)

@@ -158,6 +158,19 @@ WHERE namespace = :namespace AND workflow_id = :id AND error IS NOT NULL AND kin
 DELETE FROM sk_workflow_steps
 WHERE namespace = :namespace AND workflow_id = :id AND position >= :position;
 
+-- name: wf_purge
+-- A finished workflow's row (its journal and events go with it, in the same transaction).
+DELETE FROM sk_workflows
+WHERE namespace = :namespace AND id = :id
+  AND status NOT IN ('pending', 'running', 'sleeping', 'waiting')
+RETURNING id;
+
+-- name: wf_purge_steps
+DELETE FROM sk_workflow_steps WHERE namespace = :namespace AND workflow_id = :id;
+
+-- name: wf_purge_events
+DELETE FROM sk_workflow_events WHERE namespace = :namespace AND workflow_id = :id;
+
 -- name: wf_list
 -- Newest first: each filter has its own statement and the index of its order
 -- (sk_workflows_listing, _by_status, _by_name), read backwards from the cursor, so that
