@@ -322,3 +322,9 @@ def test_hostile_messages_are_invalid_arguments(sidecar: SidecarProcess) -> None
         error = raised.value
         assert error.code() == grpc.StatusCode.UNIMPLEMENTED
         assert "'merge' is not supported" in error.details()
+        too_big = common_pb2.StateItem(key="big", value=b"x" * (4 * 1024 * 1024 + 1))
+        with pytest.raises(grpc.RpcError) as raised:  # over --max-body-size (4 MiB)
+            stub.SaveState(state_pb2.SaveStateRequest(store_name=STORE, states=[too_big]))
+        error = raised.value
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert stub.GetState(state_pb2.GetStateRequest(store_name=STORE, key="big")).data == b""
