@@ -4,8 +4,8 @@ as the ``dapr`` package defines it), so Dapr's SDKs work over gRPC too.
 Served: the state RPCs (GetState, GetBulkState, SaveState, DeleteState,
 DeleteBulkState, ExecuteStateTransaction; ``grpc_state.py``), QueryStateAlpha1 (when
 the query part is installed), PublishEvent and BulkPublishEvent (through the pub/sub
-part), GetMetadata and SetMetadata. Every other RPC of the service answers UNIMPLEMENTED, naming
-itself.
+part), GetMetadata and SetMetadata (``grpc_metadata.py``). Every other RPC of the
+service answers UNIMPLEMENTED, naming itself.
 
 Errors: a DaprError is answered with its gRPC status code and message, and an
 ErrorInfo detail whose reason is its Dapr error code (what the SDKs' ``error_code()``
