@@ -14,6 +14,8 @@ import pytest
 
 from statekeeper import App
 from statekeeper.storage.queries import Query, load
+from statekeeper.storage.state_query import AnyOf, Compare, Position, StateQuery
+from statekeeper.storage.state_query_ops import compile_query
 
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
@@ -231,8 +233,13 @@ async def populate(app: App) -> None:
                 await conn.executemany(statement, rows)
 
 
-async def explain(app: App, query: Query) -> tuple[set[str], set[str]]:
+async def explain(
+    app: App, query: Query, bound: tuple[Any, ...] | None = None
+) -> tuple[set[str], set[str]]:
+    """The plan of ``query``: its parameters given realistic values, or ``bound``."""
     backend: Any = app.backend
+    if bound is not None:
+        return await explain_bound(app, query.sql, bound)
     if backend.dialect == "sqlite":
         args = query.args(**{p: sqlite_value(p) for p in query.params})
         rows = await backend.writer.run(
@@ -244,6 +251,18 @@ async def explain(app: App, query: Query) -> tuple[set[str], set[str]]:
         kinds = [t.name for t in prepared.get_parameters()]
         values = [postgres_value(n, k) for n, k in zip(query.params, kinds, strict=True)]
         plan = await prepared.fetchval(*values)
+    return plan_names_postgres(json.loads(plan))
+
+
+async def explain_bound(app: App, sql: str, args: tuple[Any, ...]) -> tuple[set[str], set[str]]:
+    backend: Any = app.backend
+    if backend.dialect == "sqlite":
+        rows = await backend.writer.run(
+            lambda c: c.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall(), "explain"
+        )
+        return plan_names_sqlite(rows)
+    async with backend.pool.acquire() as conn:
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
     return plan_names_postgres(json.loads(plan))
 
 
@@ -336,3 +355,32 @@ async def test_listing_timed_out_workflows_reads_the_status_index(filled: App) -
             assert wanted in indexes and not scanned & set(BIG), (indexes, scanned)
     finally:
         VALUES["status"] = kept
+
+
+# State queries (the sidecar's query API) are put together per query (state_query_ops):
+# a page without a sort reads this app's key range in key order through the primary key
+# and stops when the page is full; a later page starts at the token's key. (A sorted
+# query reads the app's whole range by design: docs/sidecar.md, Query.)
+PAGED_QUERIES = {
+    "no filter": StateQuery(limit=101),
+    "filter": StateQuery(Compare("EQ", ("state",), "CA"), limit=101),
+    "next page": StateQuery(AnyOf(("n",), (1, "x")), limit=101, after=Position("k1500")),
+}
+
+
+@pytest.mark.parametrize("analyze", [False, True], ids=["unanalyzed", "analyzed"])
+async def test_state_query_pages_read_the_key_range_through_the_primary_key(
+    filled: App, analyze: bool
+) -> None:
+    app = filled
+    backend: Any = app.backend
+    if analyze and backend.dialect == "sqlite":
+        await backend.writer.run(lambda c: c.execute("ANALYZE"), "analyze")
+    elif analyze:
+        async with backend.pool.acquire() as conn:
+            await conn.execute("ANALYZE")
+    wanted = SQLITE_NAMES["sk_state_pkey"] if backend.dialect == "sqlite" else "sk_state_pkey"
+    for name, query in PAGED_QUERIES.items():
+        sql, args = compile_query(backend.dialect, "plans", "k1", "k2", query, NOW)
+        indexes, scanned = await explain(app, Query(name, sql, ()), args)
+        assert wanted in indexes and "sk_state" not in scanned, (name, indexes, scanned)

@@ -1077,7 +1077,7 @@ async def main():
 
 asyncio.run(main())
 """
-    result = in_process(code, timeout=2.5)
+    result = in_process(code, timeout=10)  # startup and imports included
     # It ends (at the history limit, or the time limit) and the loop ran meanwhile.
     assert result["answer"]["status"] == "FAILED" and result["ticks"] > 2
 

@@ -1,7 +1,8 @@
 """The sidecar's HTTP server: Dapr's v1.0 API as one ASGI app.
 
     state.py / http_state.py   /v1.0/state/...
-    parts (pub/sub, query, workflows) add their own routes
+    query.py / http_query.py   /v1.0-alpha1/state/{store}/query
+    parts (pub/sub, workflows) add their own routes
     here                       /v1.0/healthz, /v1.0/healthz/outbound, /v1.0/metadata
 
 Unknown routes answer 404 in Dapr's error shape; with an API token configured,
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from statekeeper.sidecar.context import DAPR_RUNTIME_VERSION, Sidecar
 from statekeeper.sidecar.errors import DaprError, malformed
 from statekeeper.sidecar.http_common import ApiToken, answers_dapr_errors, error_response, read_body
+from statekeeper.sidecar.http_query import query_routes
 from statekeeper.sidecar.http_state import state_routes
 
 MAX_ATTRIBUTES = 100
@@ -68,6 +70,7 @@ def create_sidecar_http(sidecar: Sidecar) -> Starlette:
         Route("/v1.0/metadata", answers_dapr_errors(get_metadata), methods=["GET"]),
         Route("/v1.0/metadata/{key}", answers_dapr_errors(set_metadata), methods=["PUT"]),
         *state_routes(sidecar),
+        *query_routes(sidecar),
     ]
     for part in sidecar.parts:
         routes.extend(part.routes())

@@ -49,6 +49,7 @@ from statekeeper.storage.rows import (
     UnitResult,
     WriteOp,
 )
+from statekeeper.storage.state_query import QueryRow, StateQuery
 
 if TYPE_CHECKING:
     from statekeeper.state.transaction import Outbox, Transaction
@@ -156,6 +157,18 @@ class StateStore:
         items = [self._item(row) for row in rows]
         next_cursor = _encode_cursor(rows[-1].key) if more and rows else None
         return Page(items, next_cursor)
+
+    async def query(self, query: StateQuery, *, prefix: str = "") -> Sequence[QueryRow]:
+        """One page of ``query`` (a filter on the JSON of values, a sort, a position) over
+        the items whose key starts with ``prefix``, computed by the database (the rules:
+        ``storage/state_query.py``). Sealed values cannot be read there: with encryption
+        keys configured, InvalidFilter."""
+        _check_prefix(prefix)
+        if self._keyring is not None:
+            raise InvalidFilter("queries are not supported on an encrypted store")
+        return await self._backend.state_query.query(
+            self.namespace, low=prefix, high=_prefix_end(prefix), query=query, now=self._clock()
+        )
 
     # --- writes -------------------------------------------------------------------------
 

@@ -10,17 +10,19 @@ from statekeeper.storage.queue_ops import QueueOps, Sender
 from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.runner import Database
 from statekeeper.storage.state_ops import StateOps
+from statekeeper.storage.state_query_ops import StateQueryOps
 from statekeeper.storage.subscription_ops import SubscriptionOps
 from statekeeper.storage.workflow_ops import WorkflowOps
 
 
 class Blocks:
-    """Base of an adapter: ``state``, ``queues``, ``idempotency``, ``workflows``,
+    """Base of an adapter: ``state``, ``state_query``, ``queues``, ``idempotency``, ``workflows``,
     ``definitions``, ``machines``, ``events``, ``subscriptions`` and ``reseal`` over its
     primitives (it is the ``Database``, and the ``Sender`` of its queues)."""
 
     def _attach_blocks(self, db: Database, sender: Sender) -> None:
         self.state = StateOps(db)
+        self.state_query = StateQueryOps(db)
         self.queues = QueueOps(db, sender)
         self.idempotency = IdempotencyOps(db)
         self.workflows = WorkflowOps(db)

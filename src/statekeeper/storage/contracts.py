@@ -26,6 +26,7 @@ from statekeeper.storage.queue_ops import QueueOps as QueueStorage
 from statekeeper.storage.reseal_ops import ResealOps as ResealStorage
 from statekeeper.storage.rows import Maintenance, UnitOfWork, UnitResult
 from statekeeper.storage.state_ops import StateOps as StateStorage
+from statekeeper.storage.state_query_ops import StateQueryOps as StateQueryStorage
 from statekeeper.storage.subscription_ops import SubscriptionOps as SubscriptionStorage
 from statekeeper.storage.workflow_ops import WorkflowOps as WorkflowStorage
 
@@ -37,6 +38,7 @@ __all__ = [
     "MachineStorage",
     "QueueStorage",
     "ResealStorage",
+    "StateQueryStorage",
     "StateStorage",
     "Storage",
     "SubscriptionStorage",
@@ -58,6 +60,9 @@ class Storage(Committer, Protocol):
 
     @property
     def state(self) -> StateStorage: ...
+
+    @property
+    def state_query(self) -> StateQueryStorage: ...
 
     @property
     def queues(self) -> QueueStorage: ...

@@ -201,6 +201,9 @@ class PostgresBackend(Blocks):
         rows = await self._run("fetch", statement, what)
         return [tuple(row) for row in rows]
 
+    async def run_scan(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
+        return await self.run_many(statement, what)
+
     async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
         return await self.run_write(statement, what, mode)
 

@@ -1,9 +1,10 @@
 """The statement primitives every adapter provides, on which each block's operations
 are written once (``state_ops``, ``queue_ops``, ``idempotency_ops``, ``workflow_ops``,
-``reseal_ops``).
+``reseal_ops``, ``state_query_ops``).
 
 An adapter runs one writing statement, one reading statement, every row of one
-statement, or several statements atomically; the operations bind their named
+statement (a long read off the event loop: ``run_scan``), or several statements
+atomically; the operations bind their named
 queries and call these, so an operation whose SQL differs by nothing but
 placeholders (or by a ``-- postgres:`` line) is written once.
 """
@@ -51,6 +52,10 @@ class Database(Protocol):
         self, statement: Statement, what: str, *, write: bool = False
     ) -> list[tuple[Any, ...]]:
         """Every row of one statement (``write``: it changes rows)."""
+
+    async def run_scan(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
+        """Every row of a read that may take long (a state query reading many keys),
+        without holding the event loop meanwhile."""
 
     async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
         """Every statement in one transaction; None (all rolled back) when a required

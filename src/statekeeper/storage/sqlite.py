@@ -10,6 +10,7 @@ primitives (``state_ops``, ``queue_ops``, ...).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
@@ -187,6 +188,12 @@ class SQLiteBackend(Blocks):
             return [tuple(row) for row in self._read_sql(statement, what)]
         return await self._writer.run(
             lambda c: [tuple(row) for row in c.execute(*statement).fetchall()], what
+        )
+
+    async def run_scan(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
+        """A long read on a worker thread's own reader, so the event loop serves others."""
+        return await asyncio.to_thread(
+            lambda: [tuple(row) for row in self._read_sql(statement, what)]
         )
 
     async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
