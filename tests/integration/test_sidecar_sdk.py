@@ -7,6 +7,7 @@ one more, on SQLite, requires an API token."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import socket
 import time
@@ -328,3 +329,33 @@ def test_hostile_messages_are_invalid_arguments(sidecar: SidecarProcess) -> None
         error = raised.value
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert stub.GetState(state_pb2.GetStateRequest(store_name=STORE, key="big")).data == b""
+
+
+@pytest.mark.filterwarnings("ignore:The State Store Query API is an Alpha")
+def test_query_pages_through_matching_values(client: DaprClient) -> None:
+    run = secrets.token_hex(4)
+    for n in range(5):
+        client.save_state(
+            STORE, f"q-{run}-{n}", json.dumps({"run": run, "n": n, "even": n % 2 == 0})
+        )
+    query = {
+        "filter": {"AND": [{"EQ": {"run": run}}, {"EQ": {"even": True}}]},
+        "sort": [{"key": "n", "order": "DESC"}],
+        "page": {"limit": 2},
+    }
+    first = client.query_state(STORE, json.dumps(query))
+    assert [item.key for item in first.results] == [f"q-{run}-4", f"q-{run}-2"]
+    assert json.loads(first.results[0].value) == {"run": run, "n": 4, "even": True}
+    assert first.results[0].etag == client.get_state(STORE, f"q-{run}-4").etag
+    assert first.token
+    query["page"] = {"limit": 2, "token": first.token}
+    second = client.query_state(STORE, json.dumps(query))
+    assert [item.key for item in second.results] == [f"q-{run}-0"]
+    bad = failure(client.query_state, STORE, "{not json")
+    assert bad.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.error_code == "ERR_STATE_QUERY"
+    unsupported = failure(client.query_state, STORE, json.dumps({"filter": {"LIKE": {"a": 1}}}))
+    assert unsupported.code == grpc.StatusCode.INVALID_ARGUMENT
+    deep = failure(client.query_state, STORE, "[" * 100_000 + "]" * 100_000)
+    assert deep.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert failure(client.query_state, STORE, "[1]").code == grpc.StatusCode.INVALID_ARGUMENT

@@ -2,8 +2,8 @@
 as the ``dapr`` package defines it), so Dapr's SDKs work over gRPC too.
 
 Served: the state RPCs (GetState, GetBulkState, SaveState, DeleteState,
-DeleteBulkState, ExecuteStateTransaction; ``grpc_state.py``), QueryStateAlpha1 (when
-the query part is installed), PublishEvent and BulkPublishEvent (through the pub/sub
+DeleteBulkState, ExecuteStateTransaction, and QueryStateAlpha1 on ``query.py``;
+``grpc_state.py``), PublishEvent and BulkPublishEvent (through the pub/sub
 part), GetMetadata and SetMetadata (``grpc_metadata.py``). Every other RPC of the
 service answers UNIMPLEMENTED, naming itself.
 

@@ -8,19 +8,18 @@ metadata carries ``ttlExpireTime`` for keys saved with a TTL.
 
 from __future__ import annotations
 
-import importlib
-import json
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from dapr.proto.common.v1 import common_pb2
 from dapr.proto.runtime.v1 import state_pb2
 
+from statekeeper.codec import decode_json
+from statekeeper.errors import StatekeeperError
 from statekeeper.sidecar.errors import DaprError, Grpc, malformed
+from statekeeper.sidecar.query import failed, run_query
 from statekeeper.sidecar.state import Concurrency, DaprState, DeleteItem, SaveItem
 from statekeeper.sidecar.values import stored_bytes, value_bytes
 
-QUERY_MODULE = "statekeeper.sidecar.query"
 _CONCURRENCY: dict[int, Concurrency | None] = {
     common_pb2.StateOptions.CONCURRENCY_UNSPECIFIED: None,
     common_pb2.StateOptions.CONCURRENCY_FIRST_WRITE: "first-write",
@@ -87,19 +86,15 @@ class GrpcState:
         )
 
     async def query(self, request: state_pb2.QueryStateRequest) -> state_pb2.QueryStateResponse:
-        try:
-            module: Any = importlib.import_module(QUERY_MODULE)
-        except ModuleNotFoundError as missing:
-            if missing.name != QUERY_MODULE:
-                raise
-            raise DaprError(
-                "ERR_NOT_IMPLEMENTED", "the state query API is not available in this sidecar",
-                http_status=501, grpc=Grpc.UNIMPLEMENTED,
-            ) from None  # fmt: skip
         store = request.store_name
         self.state.component(store)
-        query = _query_document(store, request.query)
-        found = await module.run_query(self.state, store, query, dict(request.metadata))
+        try:
+            query = decode_json(request.query.encode(), "the query")
+        except StatekeeperError as problem:
+            raise failed(store, f"failed to parse JSON query body: {problem.message}") from None
+        if not isinstance(query, dict):
+            raise failed(store, "the query must be a JSON object")
+        found = await run_query(self.state, store, query, dict(request.metadata))
         return state_pb2.QueryStateResponse(
             results=[
                 state_pb2.QueryStateItem(
@@ -166,17 +161,3 @@ def _concurrency(options: common_pb2.StateOptions) -> Concurrency | None:
         return _CONCURRENCY[options.concurrency]
     except KeyError:
         raise malformed(f"invalid concurrency {options.concurrency}") from None
-
-
-def _query_document(store: str, text: str) -> Any:
-    try:
-        query = json.loads(text)
-    except ValueError as problem:
-        raise _bad_query(store, f"failed to parse JSON query body: {problem}") from None
-    if not isinstance(query, dict):
-        raise _bad_query(store, "the query must be a JSON object")
-    return query
-
-
-def _bad_query(store: str, why: str) -> DaprError:
-    return DaprError("ERR_STATE_QUERY", f"state store {store} query failed: {why}")
