@@ -19,8 +19,9 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from dapr.aio.clients import DaprClient as AsyncDaprClient
 from dapr.clients import DaprClient
-from dapr.clients.exceptions import DaprGrpcError
+from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings
@@ -359,3 +360,26 @@ def test_query_pages_through_matching_values(client: DaprClient) -> None:
     deep = failure(client.query_state, STORE, "[" * 100_000 + "]" * 100_000)
     assert deep.code == grpc.StatusCode.INVALID_ARGUMENT
     assert failure(client.query_state, STORE, "[1]").code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_async_client(sidecar: SidecarProcess) -> None:
+    """The SDK's asyncio client (grpc.aio underneath) against the same sidecar."""
+    k = key("aio")
+    chosen = {"DAPR_HTTP_PORT": sidecar.http_port, "DAPR_HEALTH_TIMEOUT": 10}
+    for name, value in chosen.items():
+        setattr(settings, name, value)
+    try:
+        async with AsyncDaprClient(f"127.0.0.1:{sidecar.grpc_port}") as client:
+            await client.save_state(STORE, k, b'{"aio": true}')
+            found = await client.get_state(STORE, k)
+            assert found.data == b'{"aio":true}' and found.etag
+            with pytest.raises(DaprInternalError) as raised:  # what this client raises
+                await client.save_state(STORE, k, b"1", etag="AAAAAAAAAAAA")
+            assert "etag mismatch" in str(raised.value)
+            cause: Any = raised.value.__cause__
+            assert cause.code() == grpc.StatusCode.ABORTED
+            bulk = await client.get_bulk_state(STORE, [k, key("none")])
+            assert [item.data for item in bulk.items] == [b'{"aio":true}', b""]
+    finally:
+        for name in chosen:
+            delattr(settings, name)
