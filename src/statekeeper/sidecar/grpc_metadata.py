@@ -18,6 +18,12 @@ _ACTOR_STATUS = {
     "RUNNING": metadata_pb2.ActorRuntime.RUNNING,
 }
 
+_SUBSCRIPTION_TYPE = {
+    "DECLARATIVE": metadata_pb2.DECLARATIVE,
+    "PROGRAMMATIC": metadata_pb2.PROGRAMMATIC,
+    "STREAMING": metadata_pb2.STREAMING,
+}
+
 
 class GrpcMetadata:
     def __init__(self, sidecar: Sidecar) -> None:
@@ -103,4 +109,5 @@ def _subscription(found: dict[str, Any]) -> metadata_pb2.PubsubSubscription:
             ]
         ),
         dead_letter_topic=str(found.get("deadLetterTopic", "")),
+        type=_SUBSCRIPTION_TYPE.get(str(found.get("type")), metadata_pb2.UNKNOWN),
     )
