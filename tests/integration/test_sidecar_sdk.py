@@ -222,6 +222,9 @@ def test_bad_requests_are_refused_by_name(client: DaprClient) -> None:
     assert failure(client.save_state, STORE, "", b"1").code == grpc.StatusCode.INVALID_ARGUMENT
     bad_etag = failure(client.save_state, STORE, key("e"), b"1", etag="not an etag")
     assert bad_etag.code == grpc.StatusCode.INVALID_ARGUMENT
+    no_pubsub = failure(client.publish_event, "nosuchpubsub", "orders", b"{}")
+    assert no_pubsub.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert no_pubsub.error_code == "ERR_PUBSUB_NOT_FOUND"
     with pytest.raises(grpc.RpcError) as raised:  # the SDK does not wrap this one
         client.get_secret("vault", "password")
     unserved: Any = raised.value
