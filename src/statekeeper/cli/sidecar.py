@@ -6,8 +6,17 @@ import click
 
 from statekeeper.cli.common import Settings, load_app, pass_settings, run
 from statekeeper.cli.params import seconds_option
+from statekeeper.constants import (
+    ENV_PUBSUB_CONCURRENCY,
+    ENV_PUBSUB_DELIVERY_TIMEOUT,
+    ENV_PUBSUB_LEASE,
+    ENV_PUBSUB_MAX_ATTEMPTS,
+    ENV_PUBSUB_MAX_RETRY_DELAY,
+    ENV_PUBSUB_RETRY_INTERVAL,
+)
 from statekeeper.sidecar.components import load_resources
 from statekeeper.sidecar.context import DEFAULT_MAX_BODY, SidecarConfig
+from statekeeper.sidecar.subscriptions import DeliveryPolicy
 
 port_type = click.IntRange(1, 65535)
 
@@ -86,6 +95,60 @@ port_type = click.IntRange(1, 65535)
     help="Largest request body accepted, in bytes.",
 )
 @click.option(
+    "--pubsub-max-attempts",
+    type=click.IntRange(1, 1000),
+    envvar=ENV_PUBSUB_MAX_ATTEMPTS,
+    default=5,
+    show_default=True,
+    help="Deliveries of a message to the app before it is dead-lettered.",
+)
+@click.option(
+    "--pubsub-retry-interval",
+    metavar="SECONDS",
+    envvar=ENV_PUBSUB_RETRY_INTERVAL,
+    default=1.0,
+    show_default=True,
+    callback=seconds_option(),
+    help="Bound of the first wait before a failed delivery is retried; doubles with each "
+    "attempt, with jitter.",
+)
+@click.option(
+    "--pubsub-max-retry-delay",
+    metavar="SECONDS",
+    envvar=ENV_PUBSUB_MAX_RETRY_DELAY,
+    default=60.0,
+    show_default=True,
+    callback=seconds_option(),
+    help="Longest wait between two deliveries of a message.",
+)
+@click.option(
+    "--pubsub-delivery-timeout",
+    metavar="SECONDS",
+    envvar=ENV_PUBSUB_DELIVERY_TIMEOUT,
+    default=60.0,
+    show_default=True,
+    callback=seconds_option(zero=False),
+    help="Seconds the app may take to answer a delivery; then it is a failed attempt.",
+)
+@click.option(
+    "--pubsub-concurrency",
+    type=click.IntRange(1, 1000),
+    envvar=ENV_PUBSUB_CONCURRENCY,
+    default=16,
+    show_default=True,
+    help="Deliveries of one subscription in flight at once.",
+)
+@click.option(
+    "--pubsub-lease",
+    metavar="SECONDS",
+    envvar=ENV_PUBSUB_LEASE,
+    default=30.0,
+    show_default=True,
+    callback=seconds_option(zero=False, maximum=3600),
+    help="Seconds a delivery holds its message, renewed while the app works; a sidecar "
+    "that dies leaves it to be delivered again after this.",
+)
+@click.option(
     "--grace",
     metavar="SECONDS",
     default=30.0,
@@ -108,6 +171,12 @@ def sidecar(
     enable_app_health_check: bool,
     app_module: str | None,
     max_body_size: int,
+    pubsub_max_attempts: int,
+    pubsub_retry_interval: float,
+    pubsub_max_retry_delay: float,
+    pubsub_delivery_timeout: float,
+    pubsub_concurrency: int,
+    pubsub_lease: float,
     grace: float,
 ) -> None:
     """Serve Dapr's v1.0 API to an app until SIGTERM: state and pub/sub (HTTP and gRPC),
@@ -128,6 +197,14 @@ def sidecar(
         max_body_bytes=max_body_size,
         resources=load_resources(resources_path, app_id),
         run_workflows=app_module is not None,
+        delivery=DeliveryPolicy(
+            max_attempts=pubsub_max_attempts,
+            retry_interval=pubsub_retry_interval,
+            max_retry_delay=pubsub_max_retry_delay,
+            timeout=pubsub_delivery_timeout,
+            concurrency=pubsub_concurrency,
+            lease=pubsub_lease,
+        ),
     )
 
     async def go() -> None:

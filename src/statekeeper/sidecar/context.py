@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from statekeeper.sidecar.components import Resources, default_resources
 from statekeeper.sidecar.state import DaprState
+from statekeeper.sidecar.subscriptions import DeliveryPolicy
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -38,6 +39,7 @@ class SidecarConfig:
     resources: Resources = field(default_factory=default_resources)
     # Whether the sidecar runs the app's workflows (``--app-module``), not only starts them.
     run_workflows: bool = False
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)  # pub/sub to the app
 
     @property
     def app_url(self) -> str | None:

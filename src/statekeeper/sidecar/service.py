@@ -23,6 +23,7 @@ from statekeeper.http.server import HttpService
 from statekeeper.sidecar.context import Sidecar, SidecarConfig
 from statekeeper.sidecar.grpc_api import start_grpc
 from statekeeper.sidecar.http_app import create_sidecar_http
+from statekeeper.sidecar.pubsub import DaprPubSub
 from statekeeper.sidecar.workflow_api import WorkflowApi
 
 log = logging.getLogger("statekeeper.sidecar")
@@ -32,6 +33,7 @@ def build_sidecar(app: App, config: SidecarConfig) -> Sidecar:
     """The sidecar of ``app`` with every part this installation has."""
     sidecar = Sidecar(app, config)
     sidecar.add(WorkflowApi(sidecar, run_worker=config.run_workflows))
+    sidecar.add(DaprPubSub(sidecar, config.delivery))
     return sidecar
 
 
