@@ -1,11 +1,13 @@
 """The sidecar's gRPC API through the official Dapr Python SDK (``DaprClient``), against
 a ``statekeeper sidecar`` process on SQLite and on PostgreSQL.
 
-One sidecar per backend serves the whole module (each test uses keys of its own), and
-one more, on SQLite, requires an API token."""
+One sidecar per backend serves the whole module (each test uses keys of its own),
+with a subscriber app (tests/integration/pubsub_app.py) for its publishes; one more,
+on SQLite, requires an API token."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
@@ -20,19 +22,35 @@ import grpc
 import httpx
 import pytest
 from dapr.aio.clients import DaprClient as AsyncDaprClient
-from dapr.clients import DaprClient
+from dapr.clients import BulkPublishEntry, DaprClient
 from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings
 from dapr.proto.common.v1 import common_pb2
-from dapr.proto.runtime.v1 import dapr_pb2_grpc, state_pb2
+from dapr.proto.runtime.v1 import dapr_pb2_grpc, metadata_pb2, pubsub_pb2, state_pb2
 
 from tests.conftest import BACKENDS, pg_url
 from tests.integration.cli_support import free_port, one_line_error, statekeeper
 from tests.integration.sidecar_support import SidecarProcess, running_sidecar
+from tests.integration.test_sidecar_pubsub import (
+    FAST,
+    TRACEPARENT,
+    deliveries,
+    sub,
+    subscribed,
+    subscriber,
+    wait_for,
+)
 
 STORE = "statestore"
+RECORD = "deliveries.jsonl"  # beside the sidecar's log
+# The subscriber app of the module's sidecars (tests/integration/pubsub_app.py).
+SUBSCRIPTIONS = [
+    sub("orders", "/ok/orders"),
+    sub("doomed", "/fail/doomed", deadLetterTopic="poison"),
+    sub("poison", "/ok/poison"),
+]
 APP_ID = "sdkapp"
 TOKEN = "sdk-secret-token"
 
@@ -48,7 +66,14 @@ def sidecar(
         url = f"sqlite:///{directory}/state.db"
     else:
         url = pg_url(f"{pg_schema_prefix}_{secrets.token_hex(4)}")
-    with running_sidecar(url, directory / "sidecar.log", "--app-id", APP_ID) as process:
+    port = free_port()
+    with (
+        subscriber(port, directory / RECORD, SUBSCRIPTIONS),
+        running_sidecar(
+            url, directory / "sidecar.log", "--app-id", APP_ID, "--app-port", str(port), *FAST
+        ) as process,
+    ):
+        subscribed(process, len(SUBSCRIPTIONS))
         yield process
 
 
@@ -386,3 +411,117 @@ async def test_the_async_client(sidecar: SidecarProcess) -> None:
     finally:
         for name in chosen:
             delattr(settings, name)
+
+
+def data_of(delivery: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object a delivered CloudEvent carries ({} for anything else)."""
+    data = delivery["body"].get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def test_publish_reaches_a_subscriber(client: DaprClient, sidecar: SidecarProcess) -> None:
+    record = sidecar.log.parent / RECORD
+    order = secrets.token_hex(4)
+    client.publish_event(
+        "pubsub", "orders", json.dumps({"order": order}), data_content_type="application/json"
+    )
+    binary = b"\x00\xff" + order.encode()
+    client.publish_event("pubsub", "orders", binary, data_content_type="application/octet-stream")
+    event = wait_for(lambda: [d for d in deliveries(record, "/ok/orders")
+                              if data_of(d) == {"order": order}])[0]["body"]  # fmt: skip
+    assert event["topic"] == "orders" and event["pubsubname"] == "pubsub"
+    assert event["source"] == APP_ID and event["datacontenttype"] == "application/json"
+    wait_for(
+        lambda: [
+            d
+            for d in deliveries(record, "/ok/orders")
+            if d["body"].get("data_base64") == base64.b64encode(binary).decode()
+        ]
+    )
+
+    batch = secrets.token_hex(4)
+    answer = client.publish_events(
+        "pubsub", "orders", [json.dumps({"batch": batch, "n": n}) for n in range(3)],
+        data_content_type="application/json",
+    )  # fmt: skip
+    assert answer.failed_entries == []
+    got = wait_for(
+        lambda: len(
+            found := [d for d in deliveries(record, "/ok/orders")
+                      if data_of(d).get("batch") == batch]
+        ) == 3 and found
+    )  # fmt: skip
+    assert sorted(d["body"]["data"]["n"] for d in got) == [0, 1, 2]
+
+    # An entry refused for its own content is named; the others are published.
+    mixed = secrets.token_hex(4)
+    answer = client.publish_events(
+        "pubsub", "orders",
+        [
+            BulkPublishEntry(json.dumps({"mixed": mixed}), entry_id="good"),
+            BulkPublishEntry("{}", metadata={"ttlInSeconds": "soon"}, entry_id="bad"),
+        ],
+        data_content_type="application/json",
+    )  # fmt: skip
+    assert [entry.entry_id for entry in answer.failed_entries] == ["bad"]
+    assert "ttlInSeconds" in answer.failed_entries[0].error
+    wait_for(
+        lambda: [d for d in deliveries(record, "/ok/orders") if data_of(d) == {"mixed": mixed}]
+    )
+    twice = failure(
+        client.publish_events, "pubsub", "orders",
+        [BulkPublishEntry("1", entry_id="same"), BulkPublishEntry("2", entry_id="same")],
+    )  # fmt: skip
+    assert twice.code == grpc.StatusCode.INVALID_ARGUMENT
+
+    # The caller's trace context (call metadata) reaches the subscriber.
+    traced = secrets.token_hex(4)
+    with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        stub = dapr_pb2_grpc.DaprStub(channel)  # type: ignore[no-untyped-call]
+        stub.PublishEvent(
+            pubsub_pb2.PublishEventRequest(
+                pubsub_name="pubsub", topic="orders", data=json.dumps({"traced": traced}).encode(),
+                data_content_type="application/json",
+            ),
+            metadata=(("traceparent", TRACEPARENT),),
+        )  # fmt: skip
+    delivered = wait_for(
+        lambda: [d for d in deliveries(record, "/ok/orders") if data_of(d) == {"traced": traced}]
+    )[0]
+    assert delivered["traceparent"] == TRACEPARENT
+
+
+def test_a_failing_subscriber_sends_events_to_the_dead_letter_topic(
+    client: DaprClient, sidecar: SidecarProcess
+) -> None:
+    record = sidecar.log.parent / RECORD
+    marker = secrets.token_hex(4)
+    client.publish_event("pubsub", "doomed", json.dumps({"marker": marker}),
+                         data_content_type="application/json")  # fmt: skip
+
+    def dead() -> list[dict[str, Any]]:
+        return [
+            d for d in deliveries(record, "/ok/poison")
+            if data_of(d).get("marker") == marker
+        ]  # fmt: skip
+
+    letter = wait_for(dead)[0]["body"]
+    assert letter["topic"] == "doomed"
+    attempts = [
+        d for d in deliveries(record, "/fail/doomed")
+        if data_of(d).get("marker") == marker
+    ]  # fmt: skip
+    assert len(attempts) == 3  # FAST: three attempts, then the dead-letter topic
+
+
+def test_metadata_lists_the_subscriptions(sidecar: SidecarProcess) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        stub = dapr_pb2_grpc.DaprStub(channel)  # type: ignore[no-untyped-call]
+        found = stub.GetMetadata(metadata_pb2.GetMetadataRequest())
+    subscriptions = {s.topic: s for s in found.subscriptions}
+    assert set(subscriptions) == {"orders", "doomed", "poison"}
+    orders = subscriptions["orders"]
+    assert orders.pubsub_name == "pubsub" and orders.type == metadata_pb2.PROGRAMMATIC
+    assert [(r.match, r.path) for r in orders.rules.rules] == [("", "/ok/orders")]
+    assert subscriptions["doomed"].dead_letter_topic == "poison"
+    assert found.app_connection_properties.port > 0

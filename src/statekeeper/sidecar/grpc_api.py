@@ -3,8 +3,9 @@ as the ``dapr`` package defines it), so Dapr's SDKs work over gRPC too.
 
 Served: the state RPCs (GetState, GetBulkState, SaveState, DeleteState,
 DeleteBulkState, ExecuteStateTransaction, and QueryStateAlpha1 on ``query.py``;
-``grpc_state.py``), PublishEvent and BulkPublishEvent (through the pub/sub
-part), GetMetadata and SetMetadata (``grpc_metadata.py``). Every other RPC of the
+``grpc_state.py``), PublishEvent and BulkPublishEvent (through the pub/sub part; a
+caller's ``traceparent`` / ``tracestate`` call metadata goes with what it publishes),
+GetMetadata and SetMetadata (``grpc_metadata.py``). Every other RPC of the
 service answers UNIMPLEMENTED, naming itself.
 
 Errors: a DaprError is answered with its gRPC status code and message, and an
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -35,13 +35,15 @@ from statekeeper.sidecar.context import Sidecar
 from statekeeper.sidecar.errors import DaprError, Grpc, malformed, pubsub_not_found
 from statekeeper.sidecar.grpc_metadata import GrpcMetadata
 from statekeeper.sidecar.grpc_state import GrpcState
+from statekeeper.sidecar.pubsub import BulkEntry, DaprPubSub
 
 log = logging.getLogger("statekeeper.sidecar")
 T = TypeVar("T")
 
 TOKEN_METADATA = "dapr-api-token"
 DETAILS_METADATA = "grpc-status-details-bin"
-PUBSUB_MODULE = "statekeeper.sidecar.pubsub"
+# W3C trace context a caller sends as call metadata, passed on to what it publishes.
+TRACE_METADATA = ("traceparent", "tracestate")
 _STATUS = {code: grpc.StatusCode[code.name] for code in Grpc}
 _INTERNAL = DaprError("ERR_INTERNAL", "internal error", http_status=500, grpc=Grpc.INTERNAL)
 
@@ -120,17 +122,20 @@ class DaprApi(dapr_pb2_grpc.DaprServicer):
     # --- pub/sub ----------------------------------------------------------------------------
 
     async def PublishEvent(self, request: pubsub_pb2.PublishEventRequest, context: Any) -> Any:
-        await answer(context, self._publish(request))
+        await answer(context, self._publish(request, context.invocation_metadata()))
         return empty_pb2.Empty()
 
-    async def _publish(self, request: pubsub_pb2.PublishEventRequest) -> None:
+    async def _publish(self, request: pubsub_pb2.PublishEventRequest, called: Any) -> None:
         part = self._pubsub(request.pubsub_name)
+        trace = {k: v for k, v in called or () if k in TRACE_METADATA and isinstance(v, str)}
         await part.publish(
             request.pubsub_name,
             request.topic,
             request.data,
             request.data_content_type or None,
             dict(request.metadata),
+            traceparent=trace.get("traceparent", ""),
+            tracestate=trace.get("tracestate", ""),
         )
 
     async def BulkPublishEvent(self, request: pubsub_pb2.BulkPublishRequest, context: Any) -> Any:
@@ -142,13 +147,13 @@ class DaprApi(dapr_pb2_grpc.DaprServicer):
         self, request: pubsub_pb2.BulkPublishRequest
     ) -> pubsub_pb2.BulkPublishResponse:
         part = self._pubsub(request.pubsub_name)
-        bulk_entry: Any = importlib.import_module(PUBSUB_MODULE).BulkEntry
-        shared = dict(request.metadata)
         entries = [
-            bulk_entry(e.entry_id, e.event, e.content_type or None, {**shared, **e.metadata})
+            BulkEntry(e.entry_id, e.event, e.content_type or None, dict(e.metadata))
             for e in request.entries
         ]
-        failed = await part.bulk_publish(request.pubsub_name, request.topic, entries)
+        failed = await part.bulk_publish(
+            request.pubsub_name, request.topic, entries, dict(request.metadata)
+        )
         return pubsub_pb2.BulkPublishResponse(
             failedEntries=[
                 pubsub_pb2.BulkPublishResponseFailedEntry(entry_id=entry_id, error=error)
@@ -156,9 +161,9 @@ class DaprApi(dapr_pb2_grpc.DaprServicer):
             ]
         )
 
-    def _pubsub(self, name: str) -> Any:
+    def _pubsub(self, name: str) -> DaprPubSub:
         part = self.sidecar.part("pubsub")
-        if part is None:
+        if not isinstance(part, DaprPubSub):  # a sidecar built without pub/sub
             raise pubsub_not_found(name)
         return part
 
