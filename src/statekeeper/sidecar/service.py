@@ -21,6 +21,7 @@ from statekeeper.http.application import uvicorn_server
 from statekeeper.http.edge import bound_address, is_loopback, listen, shown
 from statekeeper.http.server import HttpService
 from statekeeper.sidecar.context import Sidecar, SidecarConfig
+from statekeeper.sidecar.grpc_api import start_grpc
 from statekeeper.sidecar.http_app import create_sidecar_http
 from statekeeper.sidecar.pubsub import DaprPubSub
 from statekeeper.sidecar.workflow_api import WorkflowApi
@@ -110,12 +111,16 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     http = uvicorn_server(create_sidecar_http(sidecar), grace=grace)
+    grpc = None
+    if config.grpc_port is not None:  # listening before anything starts: a port in use stops here
+        grpc = await start_grpc(sidecar, config.host, config.grpc_port, grace)
     for part in sidecar.parts:
         for service in part.services():
             runtime.start(service)
-    grpc_where = None
+    if grpc is not None:
+        runtime.start(grpc)
     runtime.start(HttpService(http, sockets))  # stopped first: no new requests
-    line = banner(sidecar, addresses, grpc_where)
+    line = banner(sidecar, addresses, grpc.where if grpc is not None else None)
     log.info(line)
     if announce is not None:
         announce(line)
@@ -123,5 +128,7 @@ async def _serve(
         await runtime.wait()
     finally:
         sidecar.stopping = True
+        if grpc is not None:
+            await grpc.close()
     if runtime.failure is not None:
         raise runtime.failure
