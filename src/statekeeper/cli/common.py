@@ -89,8 +89,13 @@ class CommandGroup(click.Group):
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a verb's coroutine (its errors reach CommandGroup.invoke)."""
-    return asyncio.run(coro)
+    """Run a verb's coroutine (its errors reach CommandGroup.invoke), on uvloop where
+    it is installed (servers answer about twice the requests per second with it)."""
+    try:
+        import uvloop
+    except ImportError:  # Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def on_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T:
