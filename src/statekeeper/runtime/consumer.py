@@ -20,13 +20,17 @@ class Consumer:
 
     At most ``concurrency`` run at once in one worker. Its return value is the
     message's result. An exception fails the attempt (retried per the queue's policy);
-    one of ``non_retryable`` dead-letters the message at once.
+    one of ``non_retryable`` dead-letters the message at once; one of ``expected`` is
+    logged without its traceback.
     """
 
     queue: str
     handler: Handler
     concurrency: int = 8
     non_retryable: tuple[type[BaseException], ...] = field(default=())
+    # Failures that are outcomes, not faults (the handler says why): logged without
+    # their traceback.
+    expected: tuple[type[BaseException], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int):

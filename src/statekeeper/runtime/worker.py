@@ -210,7 +210,9 @@ class Worker:
         log.log(
             logging.ERROR if state == "dead" else logging.WARNING,
             "message dead-lettered" if state == "dead" else "message failed; will retry",
-            exc_info=error if isinstance(error, BaseException) else None,
+            exc_info=error
+            if isinstance(error, BaseException) and not isinstance(error, consumer.expected)
+            else None,
             extra={**self._fields(message), "error": _describe(error)},
         )
 

@@ -27,9 +27,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from statekeeper.errors import ErrorRecord, LeaseLost, StatekeeperError
-from statekeeper.logs import correlation
-from statekeeper.queues import Message, Queue
+from statekeeper.errors import StatekeeperError
+from statekeeper.queues import Message
+from statekeeper.runtime.consumer import Consumer, Handler
+from statekeeper.runtime.worker import Worker
 from statekeeper.sidecar.app_channel import Answer, AppChannel
 from statekeeper.sidecar.cloudevents import CLOUDEVENT_CONTENT_TYPE, StoredEvent, raw_envelope
 from statekeeper.sidecar.errors import DaprError
@@ -40,9 +41,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("statekeeper.sidecar.pubsub")
 
-_BATCH = 10
 _POLL = 1.0
 _ERROR_PAUSE = 1.0
+
+
+class DeliveryFailed(Exception):
+    """A failed attempt to deliver a message (retried, or dead-lettered after the last)."""
 
 
 @dataclass(frozen=True)
@@ -104,18 +108,39 @@ class Deliveries:
         )
         try:
             subscriptions = await self._discover(channel, stopping)
-            loops = [
-                asyncio.create_task(self._consume(channel, s, stopping)) for s in subscriptions
-            ]
-            try:
-                await asyncio.gather(*loops)
-            finally:
-                for task in loops:
-                    task.cancel()
-                await asyncio.gather(*loops, return_exceptions=True)
+            if subscriptions:
+                await self._worker(channel, subscriptions).run(stopping)
             await stopping.wait()
         finally:
             await channel.close()
+
+    def _worker(self, channel: AppChannel, subscriptions: list[Subscription]) -> Worker:
+        """The worker that consumes every subscription's queue: it leases, renews the
+        leases while the app works, settles by what ``_deliver_one`` does, and on stop
+        lets deliveries in flight finish within the grace and gives back the rest."""
+        queues = {
+            s.queue: self.pubsub.queue(self.pubsub.component(s.pubsub), s.queue)
+            for s in subscriptions
+        }
+        consumers = [
+            Consumer(
+                s.queue,
+                self._handler(channel, s),
+                self.policy.concurrency,
+                expected=(DeliveryFailed,),
+            )  # fmt: skip
+            for s in subscriptions
+        ]
+        runtime = self.pubsub.sidecar.app.runtime
+        grace = runtime.grace if runtime is not None else 30.0
+        return Worker(consumers, queues.__getitem__, grace=grace, poll=_POLL)
+
+    def _handler(self, channel: AppChannel, subscription: Subscription) -> Handler:
+        async def deliver(message: Message) -> None:
+            await self._deliver_one(channel, subscription, message)
+
+        deliver.__qualname__ = f"deliver to {subscription.route}"
+        return deliver
 
     async def _discover(self, channel: AppChannel, stopping: asyncio.Event) -> list[Subscription]:
         if not await channel.wait_ready(stopping):
@@ -143,88 +168,7 @@ class Deliveries:
             return kept
         return []
 
-    # --- consuming one subscription -----------------------------------------------------
-
-    async def _consume(
-        self, channel: AppChannel, subscription: Subscription, stopping: asyncio.Event
-    ) -> None:
-        queue = self.pubsub.queue(self.pubsub.component(subscription.pubsub), subscription.queue)
-        in_hand: set[asyncio.Task[None]] = set()
-        stop = asyncio.create_task(stopping.wait())
-        try:
-            while not stopping.is_set():
-                free = self.policy.concurrency - len(in_hand)
-                if free <= 0:
-                    await asyncio.wait([*in_hand, stop], return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                for message in await self._lease(queue, min(free, _BATCH), stop):
-                    task = asyncio.create_task(self._handle(channel, subscription, queue, message))
-                    in_hand.add(task)
-                    task.add_done_callback(in_hand.discard)
-        finally:
-            stop.cancel()
-            await self._drain(subscription, in_hand)
-
-    async def _lease(self, queue: Queue, count: int, stop: asyncio.Task[bool]) -> list[Message]:
-        receive = asyncio.create_task(queue.receive(count, wait=_POLL))
-        await asyncio.wait([receive, stop], return_when=asyncio.FIRST_COMPLETED)
-        if not receive.done():
-            receive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receive
-            return []  # anything leased in flight comes back when its lease ends
-        try:
-            return receive.result()
-        except StatekeeperError as problem:
-            log.warning(
-                "leasing failed; retrying", extra={"queue": queue.name, "error": problem.message}
-            )
-            await asyncio.sleep(_ERROR_PAUSE)
-            return []
-
-    async def _drain(self, subscription: Subscription, in_hand: set[asyncio.Task[None]]) -> None:
-        if not in_hand:
-            return
-        runtime = self.pubsub.sidecar.app.runtime
-        grace = runtime.grace if runtime is not None else 30.0
-        log.info(
-            "waiting for deliveries in flight",
-            extra={"topic": subscription.topic, "count": len(in_hand)},
-        )
-        _, late = await asyncio.wait(set(in_hand), timeout=grace)
-        for task in late:
-            task.cancel()  # _handle gives its message back
-        if late:
-            await asyncio.wait(late, timeout=5.0)
-
-    async def _handle(
-        self, channel: AppChannel, subscription: Subscription, queue: Queue, message: Message
-    ) -> None:
-        with correlation(message.correlation_id or message.id):
-            heartbeat = asyncio.create_task(self._heartbeat(queue, message))
-            try:
-                outcome = await self._deliver(channel, subscription, message)
-            except asyncio.CancelledError:
-                heartbeat.cancel()
-                with contextlib.suppress(StatekeeperError):
-                    await asyncio.shield(message.release())
-                raise
-            except Exception as problem:  # a bug: said loudly, and a failed attempt
-                log.exception("delivery failed unexpectedly", extra=_fields(message))
-                outcome = Outcome("retry", f"internal error: {type(problem).__name__}")
-            finally:
-                heartbeat.cancel()
-            try:
-                await self._settle(subscription, message, outcome)
-            except LeaseLost:
-                log.warning("delivered after its lease was lost", extra=_fields(message))
-            except StatekeeperError as problem:
-                log.error(
-                    "delivery not settled; the message will be delivered again",
-                    extra={**_fields(message), "error": problem.message},
-                )
-            except Exception:  # a bug: said loudly; the message comes back after its lease
-                log.exception("delivery not settled unexpectedly", extra=_fields(message))
+    # --- delivering one message --------------------------------------------------------
 
     async def _deliver(
         self, channel: AppChannel, subscription: Subscription, message: Message
@@ -267,38 +211,31 @@ class Deliveries:
         except (UnicodeDecodeError, ValueError, RecursionError):
             return None
 
-    async def _settle(self, subscription: Subscription, message: Message, outcome: Outcome) -> None:
+    async def _deliver_one(
+        self, channel: AppChannel, subscription: Subscription, message: Message
+    ) -> None:
+        """Deliver ``message`` and return when it is settled by an ack (delivered,
+        dropped, or sent to the dead-letter topic); DeliveryFailed for a failed attempt."""
+        outcome = await self._deliver(channel, subscription, message)
         fields = {**_fields(message), "topic": subscription.topic, "route": subscription.route}
         if outcome.kind == "success":
-            await message.ack()
             self.delivered += 1
-            log.debug("delivered", extra=fields)
             return
         last = message.attempt >= self.pubsub.max_attempts
         letter = subscription.dead_letter_topic
-        if outcome.kind == "drop" or last:
-            if letter:
-                if await self._dead_letter(subscription, message, fields):
-                    await message.ack()
-                    log.log(
-                        outcome.level,
-                        "message sent to the dead-letter topic",
-                        extra={**fields, "reason": outcome.reason, "deadLetterTopic": letter},
-                    )
-                    return
-                # not forwarded: a failed attempt, so the dead letter is not lost
-            elif outcome.kind == "drop":
-                await message.ack()
-                log.log(
-                    outcome.level, "message dropped", extra={**fields, "reason": outcome.reason}
-                )
-                return
-        state = await message.fail(ErrorRecord.made("DeliveryFailed", outcome.reason))
-        log.log(
-            logging.ERROR if state == "dead" else logging.INFO,
-            "delivery failed; dead-lettered" if state == "dead" else "delivery failed; will retry",
-            extra={**fields, "reason": outcome.reason},
-        )
+        if letter and (outcome.kind == "drop" or last):
+            if not await self._dead_letter(subscription, message, fields):
+                raise DeliveryFailed(f"{outcome.reason}; the dead-letter topic was not reached")
+            log.log(
+                outcome.level,
+                "message sent to the dead-letter topic",
+                extra={**fields, "reason": outcome.reason, "deadLetterTopic": letter},
+            )
+            return
+        if outcome.kind == "drop":
+            log.log(outcome.level, "message dropped", extra={**fields, "reason": outcome.reason})
+            return
+        raise DeliveryFailed(outcome.reason)
 
     async def _dead_letter(
         self, subscription: Subscription, message: Message, fields: dict[str, object]
@@ -320,20 +257,6 @@ class Deliveries:
             )
             return False
         return True
-
-    async def _heartbeat(self, queue: Queue, message: Message) -> None:
-        interval = max(0.05, queue.config.visibility_timeout / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await message.extend()
-            except LeaseLost:
-                log.warning("lease lost while delivering", extra=_fields(message))
-                return
-            except StatekeeperError as problem:
-                log.warning(
-                    "heartbeat failed", extra={**_fields(message), "error": problem.message}
-                )
 
 
 def _fields(message: Message) -> dict[str, object]:
