@@ -319,3 +319,36 @@ async def test_two_workers_never_run_a_paused_workflow(
                 assert await app.workflows.result(run, timeout=10) == [run, f"{run}-again"]
     assert set(ran.values()) == {1}  # every step of every workflow ran exactly once
     assert len(ran) == 12
+
+
+WAIT_THEN_TASK: dict[str, Any] = {
+    "StartAt": "Hold",
+    "States": {
+        "Hold": {"Type": "Wait", "Seconds": 60, "Next": "Count"},
+        "Count": {"Type": "Task", "Resource": "count", "End": True},
+    },
+}
+
+
+async def test_a_state_machine_execution_pauses_and_resumes(app: App, clock: FakeClock) -> None:
+    counted: list[Any] = []
+
+    @app.task_function
+    def count(event: Any) -> int:
+        counted.append(event)
+        return len(counted)
+
+    await app.workflows.define("holder", "asl", WAIT_THEN_TASK)
+    run = await app.workflows.start("holder", {"n": 1}, id="exec-1")
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    assert (await app.workflows.status(run)).status == "sleeping"
+    await app.workflows.pause(run)
+    clock.advance(120)
+    assert await drain(runner) == 0
+    assert counted == []
+    await app.workflows.resume(run)
+    await drain(runner)
+    status = await app.workflows.status(run)
+    assert (status.status, status.output, status.paused) == ("succeeded", 1, False)
+    assert counted == [{"n": 1}]
