@@ -352,3 +352,42 @@ async def test_a_state_machine_execution_pauses_and_resumes(app: App, clock: Fak
     status = await app.workflows.status(run)
     assert (status.status, status.output, status.paused) == ("succeeded", 1, False)
     assert counted == [{"n": 1}]
+
+
+async def test_a_paused_workflow_whose_runner_died_waits_for_resume(
+    app: App, clock: FakeClock
+) -> None:
+    @app.workflow
+    async def simple(ctx: WorkflowContext, _: None) -> str:
+        return "ran"
+
+    run = await app.workflows.start(simple, None, id="orphan-1")
+    runner = WorkflowRunner(app.workflows)
+    [leased] = await runner.lease()  # leased, then its process "dies": never run
+    await app.workflows.pause(run)
+    clock.advance(app.workflows.lease + 1)  # its lease has run out
+    assert await runner.lease() == []  # paused: no runner takes it over
+    assert (await app.workflows.status(run)).status == "running"
+    await app.workflows.resume(run)
+    assert await drain(runner) == 1
+    assert await app.workflows.result(run) == "ran"
+    await runner.execute(leased)  # the dead runner's late run is refused by its fence
+    assert (await app.workflows.status(run)).output == "ran"
+
+
+async def test_a_timeout_counts_while_paused(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def long_nap(ctx: WorkflowContext, _: None) -> str:
+        await ctx.sleep(3600)
+        return "woke"
+
+    run = await app.workflows.start(long_nap, None, id="late-1", timeout=10)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    await app.workflows.pause(run)
+    clock.advance(20)  # past its deadline while paused
+    assert await drain(runner) == 0
+    assert (await app.workflows.status(run)).status == "sleeping"
+    await app.workflows.resume(run)
+    await drain(runner)
+    assert (await app.workflows.status(run)).status == "timed_out"
