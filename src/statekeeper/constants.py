@@ -61,6 +61,10 @@ WORKFLOW_ACTIVE = ("pending", "running", "sleeping", "waiting")
 WORKFLOW_STATUSES = (
     *WORKFLOW_ACTIVE, "succeeded", "failed", "cancelled", "compensated", "timed_out",
 )  # fmt: skip
+# What was asked of a workflow that has not finished (sk_workflows.cancel_requested):
+# nothing, a cancel, or a pause. A cancel replaces a pause.
+WORKFLOW_CANCEL_REQUESTED = 1
+WORKFLOW_PAUSED = 2
 
 # Events the workflow engine delivers to itself: a child's end to its parent, an outside
 # system's answer to a callback. Clients can neither send nor wait for these names.

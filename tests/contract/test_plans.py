@@ -43,6 +43,8 @@ EXPECTED = {
     "wf_suspend": "sk_workflows_pkey",
     "wf_finish": "sk_workflows_pkey",
     "wf_cancel": "sk_workflows_pkey",
+    "wf_pause": "sk_workflows_pkey",
+    "wf_resume": "sk_workflows_pkey",
     "wf_event_wake": "sk_workflows_pkey",
     "wf_journal": "sk_workflow_steps_pkey",
     "wf_list": "sk_workflows_listing",

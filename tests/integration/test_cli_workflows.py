@@ -182,6 +182,25 @@ def test_result_start_and_send_event_errors(project: Path, tmp_path: Path) -> No
     assert [w["id"] for w in listed["items"]] == ["p1"]
 
 
+def test_pause_and_resume(project: Path, tmp_path: Path) -> None:
+    db = ["--database", f"sqlite:///{tmp_path}/pause.db"]
+    statekeeper(*db, "workflows", "define", "held", "python", '"flows:greet"')
+    statekeeper(*db, "workflows", "start", "held", "--id", "h1")
+    paused = statekeeper(*db, "workflows", "pause", "h1")
+    assert document(paused) == {"id": "h1", "paused": True}
+    described = document(statekeeper(*db, "workflows", "describe", "h1", "--json"))
+    assert (described["status"], described["paused"]) == ("pending", True)
+    resumed = statekeeper(*db, "workflows", "resume", "h1")
+    assert document(resumed) == {"id": "h1", "paused": False}
+    described = document(statekeeper(*db, "workflows", "describe", "h1", "--json"))
+    assert described["paused"] is False
+    assert statekeeper(*db, "workflows", "cancel", "h1").returncode == 0
+    refused = statekeeper(*db, "workflows", "pause", "h1")  # being cancelled
+    assert "cannot be paused" in one_line_error(refused, "workflow_finished", 5)
+    missing = statekeeper(*db, "workflows", "pause", "ghost")
+    assert "'ghost'" in one_line_error(missing, "workflow_not_found", 6)
+
+
 def test_an_app_on_another_database_than_the_command_line_is_refused(
     project: Path, tmp_path: Path
 ) -> None:

@@ -120,6 +120,33 @@ async def test_expired_callback_and_cancel(served: tuple[App, httpx.AsyncClient]
     await wait_for(client, location, "cancelled")
 
 
+async def test_pause_and_resume_over_http(served: tuple[App, httpx.AsyncClient]) -> None:
+    _, client = served
+    published.clear()
+    started = await client.post("/v1/workflows/approval", json={"amount": 5}, headers=AUTH)
+    location = started.headers["location"]
+    await wait_for(client, location, "waiting")
+    paused = await client.post(f"{location}/pause", headers=AUTH)
+    assert paused.status_code == 202, paused.text
+    assert paused.json()["paused"] is True
+    [callback_url] = published
+    answered = await client.post(callback_url, json={"status": "success", "data": 1})
+    assert answered.status_code == 202  # kept for it while it is paused
+    await client.post(f"{location}/events/note", json="n", headers=AUTH)
+    await asyncio.sleep(0.3)  # the worker polls meanwhile
+    held = (await client.get(location, headers=AUTH)).json()
+    assert (held["status"], held["paused"]) == ("waiting", True)
+    resumed = await client.post(f"{location}/resume", headers=AUTH)
+    assert resumed.status_code == 202 and resumed.json()["paused"] is False
+    done = await wait_for(client, location, "succeeded")
+    assert done["paused"] is False and done["output"]["note"] == "n"
+    refused = await client.post(f"{location}/pause", headers=AUTH)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "workflow_finished"
+    assert (await client.post(f"{location}/resume", headers=AUTH)).status_code == 202
+    other = await client.post("/v1/workflows/approval/nobody/pause", headers=AUTH)
+    assert other.status_code == 404
+
+
 async def test_callbacks_answered_through_a_queue(database_url: str, namespace: str) -> None:
     app = App(database_url, namespace=namespace, purge_interval=None)
     app.workflows.secret = "queue-callback-secret"

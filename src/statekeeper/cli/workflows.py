@@ -368,6 +368,33 @@ def workflows_cancel(settings: Settings, workflow_id: str) -> None:
     echo_json({"id": workflow_id, "cancel_requested": True})
 
 
+@workflows.command("pause")
+@click.argument("workflow_id")
+@pass_settings
+def workflows_pause(settings: Settings, workflow_id: str) -> None:
+    """Pause a workflow: it stops at its next durable point (a step in flight finishes)
+    until resumed; exits 5 if it has finished."""
+
+    async def work(app: App) -> None:
+        await app.workflows.pause(workflow_id)
+
+    on_app(settings, work)
+    echo_json({"id": workflow_id, "paused": True})
+
+
+@workflows.command("resume")
+@click.argument("workflow_id")
+@pass_settings
+def workflows_resume(settings: Settings, workflow_id: str) -> None:
+    """Resume a paused workflow where it stopped (one not paused is left as it is)."""
+
+    async def work(app: App) -> None:
+        await app.workflows.resume(workflow_id)
+
+    on_app(settings, work)
+    echo_json({"id": workflow_id, "paused": False})
+
+
 @workflows.command("retry")
 @click.argument("workflow_id")
 @pass_settings

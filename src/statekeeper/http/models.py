@@ -158,6 +158,10 @@ class Workflow(Reply):
     read_error: str | None = Field(
         default=None, description="Why its stored output or error cannot be read (a missing key)."
     )
+    paused: bool = Field(
+        default=False,
+        description="Paused (.../pause): it starts nothing and does not finish until resumed.",
+    )
     status_url: str | None = Field(default=None, description="Where to follow it.")
 
 
@@ -174,6 +178,13 @@ class CancelRequested(Reply):
 
     id: str = Field(description="The workflow id.")
     cancel_requested: bool = Field(description="Always true.")
+
+
+class PauseChanged(Reply):
+    """A workflow paused (it stops at its next durable point) or resumed."""
+
+    id: str = Field(description="The workflow id.")
+    paused: bool = Field(description="Whether it is paused now.")
 
 
 class CallbackAnswer(BaseModel):

@@ -7,6 +7,8 @@ GET  /v1/workflows/{name}/{id}                 status and output
 POST /v1/workflows/{name}/{id}/events/{event}  data JSON -> 202 (409 if sent before or
                                                the workflow has finished)
 POST /v1/workflows/{name}/{id}/cancel          -> 202 (409 if finished)
+POST /v1/workflows/{name}/{id}/pause           -> 202 (409 if finished)
+POST /v1/workflows/{name}/{id}/resume          -> 202
 
 Names, ids and events are checked (``statekeeper.identifiers``) and bodies decoded
 strictly (``http/body.py``) before anything is stored; a route naming a workflow
@@ -26,6 +28,7 @@ from statekeeper.http.body import read_json
 from statekeeper.http.models import (
     CancelRequested,
     EventDelivered,
+    PauseChanged,
     Workflow,
     WorkflowOptions,
     parse,
@@ -133,6 +136,31 @@ class WorkflowRoutes:
                 },
                 (name, run),
             ),
+            Operation(
+                "POST",
+                "/v1/workflows/{name}/{id}/pause",
+                self.pause,
+                "Pause a workflow: it stops at its next durable point until resumed",
+                {
+                    202: Answer("Paused", PauseChanged),
+                    400: Answer(BAD_PATH),
+                    404: Answer(NOT_FOUND),
+                    409: Answer("The workflow has finished or is being cancelled"),
+                },
+                (name, run),
+            ),
+            Operation(
+                "POST",
+                "/v1/workflows/{name}/{id}/resume",
+                self.resume,
+                "Resume a paused workflow where it stopped (one not paused: nothing changes)",
+                {
+                    202: Answer("Resumed", PauseChanged),
+                    400: Answer(BAD_PATH),
+                    404: Answer(NOT_FOUND),
+                },
+                (name, run),
+            ),
         ]
 
     def _names(self) -> list[str]:
@@ -200,6 +228,16 @@ class WorkflowRoutes:
         run = (await self._named(request)).id
         await self.app.workflows.cancel(run)
         return model_response(CancelRequested(id=run, cancel_requested=True), 202)
+
+    async def pause(self, request: Request) -> Response:
+        run = (await self._named(request)).id
+        await self.app.workflows.pause(run)
+        return model_response(PauseChanged(id=run, paused=True), 202)
+
+    async def resume(self, request: Request) -> Response:
+        run = (await self._named(request)).id
+        await self.app.workflows.resume(run)
+        return model_response(PauseChanged(id=run, paused=False), 202)
 
 
 def workflow_location(name: str, run: str) -> str:

@@ -5,8 +5,8 @@
     POST /v1.0/workflows/{component}/{instanceID}/raiseEvent/{eventName}    202
     POST /v1.0/workflows/{component}/{instanceID}/terminate                 202 (cancels it)
     POST /v1.0/workflows/{component}/{instanceID}/purge                     202 (deletes it)
-    POST /v1.0/workflows/{component}/{instanceID}/pause                     501: not supported
-    POST /v1.0/workflows/{component}/{instanceID}/resume                    202: nothing is paused
+    POST /v1.0/workflows/{component}/{instanceID}/pause                     202 (SUSPENDED)
+    POST /v1.0/workflows/{component}/{instanceID}/resume                    202
 
 and the same under ``/v1.0-beta1`` and ``/v1.0-alpha1``. The component name is not
 checked (every name means the one engine), as in Dapr's newest releases. Bodies (a

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 # statekeeper's statuses as Dapr's runtime statuses. A workflow given back by a stopping
 # worker is pending again (it shows PENDING until a worker leases it); a cancelled one
-# was terminated; every other unsuccessful end is a failure.
+# was terminated; every other unsuccessful end is a failure. A paused workflow that has
+# not finished is SUSPENDED, whatever it was doing when paused.
 RUNTIME_STATUS = {
     "pending": "PENDING",
     "running": "RUNNING",
@@ -32,7 +33,12 @@ ERROR_TYPE = "dapr.workflow.failure.error_type"
 ERROR_MESSAGE = "dapr.workflow.failure.error_message"
 
 
-def runtime_status(status: str) -> str:
+SUSPENDED = "SUSPENDED"
+
+
+def runtime_status(status: str, *, paused: bool = False) -> str:
+    if paused and status in ("pending", "running", "sleeping", "waiting"):
+        return SUSPENDED
     return RUNTIME_STATUS.get(status, "UNKNOWN")
 
 
@@ -73,6 +79,6 @@ def instance_document(status: WorkflowStatus, input: Any, *, has_input: bool) ->
         "workflowName": status.name,
         "createdAt": timestamp(status.created_at),
         "lastUpdatedAt": timestamp(status.updated_at),
-        "runtimeStatus": runtime_status(status.status),
+        "runtimeStatus": runtime_status(status.status, paused=status.paused),
         "properties": properties,
     }

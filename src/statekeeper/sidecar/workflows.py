@@ -161,23 +161,26 @@ class DaprWorkflows:
             ) from None  # fmt: skip
 
     async def pause(self, instance_id: str) -> None:
-        """Not supported: statekeeper workflows have no suspended state."""
+        """Suspend the instance: it stops at its next durable point (a step in flight
+        finishes) and shows SUSPENDED until resumed; suspending a suspended one changes
+        nothing. A finished instance (or one being terminated) is 409."""
         id = instance(instance_id)
-        await self._exists(id)
-        raise DaprError(
-            "ERR_PAUSE_WORKFLOW",
-            f"error pausing workflow '{id}': statekeeper workflows cannot be paused; "
-            "terminate cancels one (its saga compensations run)",
-            http_status=501, grpc=Grpc.UNIMPLEMENTED,
-        )  # fmt: skip
+        try:
+            await self.app.workflows.pause(id)
+        except WorkflowNotFound:
+            raise not_found(id) from None
+        except WorkflowFinished as problem:
+            raise DaprError(
+                "ERR_PAUSE_WORKFLOW", f"error pausing workflow '{id}': {problem.message}",
+                http_status=409, grpc=Grpc.FAILED_PRECONDITION,
+            ) from None  # fmt: skip
 
     async def resume(self, instance_id: str) -> None:
-        """No workflow is ever paused, so every existing one is resumed already."""
-        await self._exists(instance(instance_id))
-
-    async def _exists(self, id: str) -> None:
+        """Resume a suspended instance where it stopped; one not suspended (finished
+        included) is left as it is, as Dapr's engine does."""
+        id = instance(instance_id)
         try:
-            await self.app.workflows.status(id)
+            await self.app.workflows.resume(id)
         except WorkflowNotFound:
             raise not_found(id) from None
 

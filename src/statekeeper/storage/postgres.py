@@ -282,8 +282,8 @@ class PostgresBackend(Blocks):
             with translated("cannot commit"):
                 row = await self.pool.fetchrow(sql, *args)
             assert row is not None  # one row, NULL when the lease is lost
-            cancel = row[0]
-            return UnitResult(False) if cancel is None else UnitResult(True, [], bool(cancel))
+            request = row[0]  # the workflow's request (a cancel, a pause); NULL: lease lost
+            return UnitResult(False) if request is None else UnitResult.of_step(request)
         ack = only_an_ack(unit)
         if ack is not None:  # an acknowledgement: the common case, in a plain statement
             sql, args = ack_statement(Q, unit.now, ack)
@@ -315,6 +315,9 @@ class PostgresBackend(Blocks):
                 raise postgres_conflict(unit, error) from error
             raise
         assert row is not None  # the function returns one row
+        asked = UnitResult.of_step(row[0] or 0, list(row[1] or []))
         if not events:
-            return UnitResult(True, list(row[1] or []), bool(row[0]))
-        return UnitResult(True, list(row[1] or []), bool(row[0]), row[2], list(row[3] or []))
+            return asked
+        return UnitResult(
+            True, asked.writes, asked.cancel_requested, row[2], list(row[3] or []), asked.paused
+        )

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from statekeeper.constants import WORKFLOW_CANCEL_REQUESTED, WORKFLOW_PAUSED
+
 # --- state -----------------------------------------------------------------------------
 
 
@@ -361,13 +363,23 @@ class UnitOfWork:
 class UnitResult:
     """``applied``: False when the settled message's lease or the step's fence was lost
     (then nothing was applied). ``writes``: per state write, True (applied, or a delete
-    removed a visible item) or False. ``cancel_requested``: the workflow's flag, read
-    under its fence. ``first_position``: the global position of the first appended
-    event (the others follow it in order); ``versions``: each append's stream version
-    after it."""
+    removed a visible item) or False. ``cancel_requested`` and ``paused``: what was
+    asked of the workflow, read under its fence. ``first_position``: the global position
+    of the first appended event (the others follow it in order); ``versions``: each
+    append's stream version after it."""
 
     applied: bool
     writes: list[bool] = field(default_factory=list)
     cancel_requested: bool = False
     first_position: int | None = None
     versions: list[int] = field(default_factory=list)
+    paused: bool = False
+
+    @classmethod
+    def of_step(cls, request: int, writes: list[bool] | None = None) -> UnitResult:
+        """An applied unit with a step, given the workflow's request read under its fence
+        (sk_workflows.cancel_requested: 0, 1 a cancel, 2 a pause)."""
+        return cls(
+            True, writes or [], request == WORKFLOW_CANCEL_REQUESTED,
+            paused=request == WORKFLOW_PAUSED,
+        )  # fmt: skip

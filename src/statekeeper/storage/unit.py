@@ -154,7 +154,7 @@ def already_tracked(point: Checkpoint) -> AlreadyTracked:
 def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> UnitResult:
     """The unit in one writer job (its savepoint rolls back all of it on any failure)."""
     ns, now = unit.namespace, unit.now
-    cancel = False
+    request = 0  # what was asked of the step's workflow: a cancel, a pause
     step = unit.step
     if step is not None:
         row = conn.execute(*_bind(
@@ -163,7 +163,7 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
         )).fetchone()  # fmt: skip
         if row is None:
             raise LeaseGone
-        cancel = bool(row[0])
+        request = int(row[0])
         conn.execute(*_bind(
             queries, "wf_record_step", namespace=ns, id=step.workflow_id,
             position=step.position, kind=step.kind, step_name=step.name, input=step.input,
@@ -198,7 +198,8 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
     if unit.checkpoint is not None:
         advance(conn, queries, ns, unit.checkpoint, now)
     first, versions = append_events(conn, queries, ns, unit.appends, now)
-    return UnitResult(True, writes, cancel, first, versions)
+    asked = UnitResult.of_step(request)
+    return UnitResult(True, writes, asked.cancel_requested, first, versions, asked.paused)
 
 
 # --- PostgreSQL: one statement -----------------------------------------------------------

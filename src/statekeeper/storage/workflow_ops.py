@@ -9,7 +9,7 @@ import builtins
 from collections.abc import Sequence
 from typing import Any
 
-from statekeeper.constants import WORKFLOW_ACTIVE, child_event
+from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFound
 from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
 from statekeeper.storage.runner import Operations, Scripted
@@ -72,7 +72,7 @@ class WorkflowOps(Operations):
             "wf_renew", lease_end=lease_end, now=now, namespace=namespace, id=id, fence=fence
         )
         row = await self._db.run_write(statement, f"cannot renew workflow {id!r}", "row")
-        return None if row is None else bool(row[0])
+        return None if row is None else row[0] == WORKFLOW_CANCEL_REQUESTED
 
     async def suspend(
         self,
@@ -174,6 +174,19 @@ class WorkflowOps(Operations):
     async def cancel(self, namespace: str, id: str, now: float) -> str | None:
         statement = self._bind("wf_cancel", now=now, namespace=namespace, id=id)
         state: str | None = await self._db.run_write(statement, f"cannot cancel {id!r}", "first")
+        return state
+
+    async def pause(self, namespace: str, id: str, now: float) -> str | None:
+        """Pause a workflow that has not finished (a paused one stays paused): its status;
+        None if it has finished, does not exist, or is being cancelled."""
+        statement = self._bind("wf_pause", now=now, namespace=namespace, id=id)
+        state: str | None = await self._db.run_write(statement, f"cannot pause {id!r}", "first")
+        return state
+
+    async def resume(self, namespace: str, id: str, now: float) -> str | None:
+        """Clear a workflow's pause: its status; None if it was not paused."""
+        statement = self._bind("wf_resume", now=now, namespace=namespace, id=id)
+        state: str | None = await self._db.run_write(statement, f"cannot resume {id!r}", "first")
         return state
 
     async def retry(self, namespace: str, id: str, now: float) -> bool:

@@ -126,6 +126,9 @@ class WorkflowContext:
         self._lease = lease
         self._position = 0
         self.cancel_requested = cancel_requested
+        # The workflow was paused (``app.workflows.pause``), as its last checkpoint read:
+        # the run starts no new work and gives the workflow back (GiveBack).
+        self.paused = False
         self.compensating = False  # compensations run even when cancelled
         self.on_child_started: Callable[[], None] | None = None
         self.secret: str | None = None  # signs callback tokens
@@ -192,8 +195,13 @@ class WorkflowContext:
         stopping process gives the workflow back instead."""
         if self.cancel_requested and not self.compensating:
             raise Cancelled()
-        if self.stopping():
+        if self._giving_back():
             raise GiveBack()
+
+    def _giving_back(self) -> bool:
+        """Whether the run is to give its workflow back before new work: the workflow was
+        paused, or this process is stopping."""
+        return self.paused or self.stopping()
 
     async def _checkpoint(
         self,
@@ -222,6 +230,7 @@ class WorkflowContext:
         if not done.applied:
             raise Superseded()
         self.cancel_requested = done.cancel_requested
+        self.paused = done.paused
         self._journal[position] = JournalEntry(position, kind, name, output, text, attempts)
 
     def _suspend(self, suspend: Suspend) -> NoReturn:
@@ -305,7 +314,7 @@ class WorkflowContext:
             retry_at = float(decode_value(name, self._opened(entry)))
             if self._clock() < retry_at:
                 self._suspend(Suspend("sleeping", retry_at))
-            if self.stopping() and not self.compensating:
+            if self._giving_back() and not self.compensating:
                 raise GiveBack()
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"step timeout must be a positive number, got {timeout!r}")
@@ -367,7 +376,7 @@ class WorkflowContext:
             position, "attempt", name, input=arguments, output=json.dumps(retry_at).encode(),
             error=error, attempts=attempt, started_at=self._clock(),
         )  # fmt: skip
-        if delay >= DURABLE_BACKOFF or self.stopping():
+        if delay >= DURABLE_BACKOFF or self._giving_back():
             self._suspend(Suspend("sleeping", retry_at))
         await asyncio.sleep(delay)
         if self.stopping():  # stopping began during the backoff: the next attempt waits
@@ -449,6 +458,7 @@ class WorkflowContext:
         if not done.applied:
             raise Superseded()
         self.cancel_requested = done.cancel_requested
+        self.paused = done.paused
         self._journal[position] = JournalEntry(position, "transaction", name, step.output, None)
         return decode_as(output, hint, f"the result of transaction {name!r}")
 

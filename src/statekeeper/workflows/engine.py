@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 from statekeeper.codec import decode_as, decode_value, result_type
-from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_STATUSES, heartbeat_event
+from statekeeper.constants import (
+    WORKFLOW_ACTIVE,
+    WORKFLOW_PAUSED,
+    WORKFLOW_STATUSES,
+    heartbeat_event,
+)
 from statekeeper.errors import (
     CallbacksDisabled,
     ConfigurationError,
@@ -74,6 +79,7 @@ class WorkflowStatus:
     created_at: float
     updated_at: float
     read_error: str | None = None  # why the stored output or error cannot be read
+    paused: bool = False  # paused (``Workflows.pause``): it does nothing until resumed
 
     @property
     def done(self) -> bool:
@@ -89,6 +95,7 @@ class WorkflowStatus:
             "error": None if self.error is None else self.error.to_dict(traceback=traceback),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "paused": self.paused,
             **({"read_error": self.read_error} if self.read_error else {}),
         }
 
@@ -286,7 +293,7 @@ class Workflows:
             read_error = problem.message
         return WorkflowStatus(
             row.id, row.name, row.status, output, error, row.created_at, row.updated_at,
-            read_error,
+            read_error, paused=row.cancel_requested == WORKFLOW_PAUSED,
         )  # fmt: skip
 
     @overload
@@ -356,6 +363,27 @@ class Workflows:
             raise WorkflowFinished(
                 f"workflow {id!r} has finished ({status.status}); it cannot be cancelled", id=id
             )
+        self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
+    async def pause(self, id: str) -> None:
+        """Pause a workflow that has not finished: it stops at its next durable point (a
+        step in flight finishes and is journaled; no new step starts, and it neither
+        finishes nor wakes from a sleep or a wait) until ``resume``. Pausing a paused
+        workflow changes nothing. WorkflowFinished (409) if it has finished or is being
+        cancelled."""
+        check_workflow_id(id)
+        if await self._backend.workflows.pause(self.namespace, id, self._clock()) is None:
+            status = await self.status(id)  # WorkflowNotFound if there is none
+            why = "is being cancelled" if not status.done else f"has finished ({status.status})"
+            raise WorkflowFinished(f"workflow {id!r} {why}; it cannot be paused", id=id)
+
+    async def resume(self, id: str) -> None:
+        """Resume a paused workflow where it stopped (its journal replayed). Resuming a
+        workflow that is not paused changes nothing (WorkflowNotFound if there is none)."""
+        check_workflow_id(id)
+        if await self._backend.workflows.resume(self.namespace, id, self._clock()) is None:
+            await self.status(id)  # WorkflowNotFound if there is none
+            return
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def retry(self, id: str) -> None:

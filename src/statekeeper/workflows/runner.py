@@ -4,6 +4,10 @@ A run replays the workflow's journal and goes on from where it stopped; it ends 
 suspending (a sleep, a wait), by finishing (succeeded, failed, cancelled, compensated,
 timed_out), or by being abandoned when its lease moved on to another runner.
 
+A paused workflow is not leased; a run that learns at a checkpoint that its workflow
+was paused gives it back before new work, and a paused workflow's finish is refused (the
+run gives it back then too): it finishes once resumed.
+
 A workflow started with a timeout has a deadline: leased after it, it ends timed_out
 without running; running at it, its run is stopped and it ends timed_out; suspending,
 it is due again at its deadline at the latest.
@@ -20,7 +24,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from statekeeper.codec import decode_as, parameter_type
-from statekeeper.constants import child_event
+from statekeeper.constants import WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import DecryptionError, ErrorRecord, StatekeeperError
 from statekeeper.queues.wakeups import POLL_INTERVAL
 from statekeeper.sealing import EVENT, WORKFLOW
@@ -202,7 +206,8 @@ class WorkflowRunner:
         journal = await backend.workflows.journal(flows.namespace, leased.id)
         ctx = WorkflowContext(
             backend, flows.namespace, leased.id, leased.fence, journal,
-            clock=flows._clock, lease=flows.lease, cancel_requested=bool(leased.cancel_requested),
+            clock=flows._clock, lease=flows.lease,
+            cancel_requested=leased.cancel_requested == WORKFLOW_CANCEL_REQUESTED,
             sealer=flows.sealer, state=flows._state_of,
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
@@ -251,7 +256,7 @@ class WorkflowRunner:
                 # checkpoints are written before the workflow goes (the grace bounds this).
                 await ctx.steps_settled()
             finally:
-                await self._give_back_shielded(leased)
+                await self._give_back_shielded(leased, paused=ctx.paused)
             return
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -293,27 +298,30 @@ class WorkflowRunner:
             return
         await self._finish(leased, "succeeded", data, None)
 
-    async def _give_back_shielded(self, leased: LeasedWorkflow) -> None:
+    async def _give_back_shielded(self, leased: LeasedWorkflow, *, paused: bool = False) -> None:
         """``_give_back``, carried out even if this task is being cancelled; a failure is
         logged (the workflow's lease then runs out, and another runner resumes it)."""
         try:
-            await asyncio.shield(self._give_back(leased))
+            await asyncio.shield(self._give_back(leased, paused=paused))
         except StatekeeperError as error:
             log.warning(
                 "giving a workflow back failed", exc_info=error,
                 extra={"workflow_id": leased.id, "error": error.message},
             )  # fmt: skip
 
-    async def _give_back(self, leased: LeasedWorkflow) -> None:
+    async def _give_back(self, leased: LeasedWorkflow, *, paused: bool = False) -> None:
         """This process is stopping: end the lease now, the workflow due at once, so
-        another runner goes on with it without waiting for the lease to run out."""
+        another runner goes on with it without waiting for the lease to run out. A paused
+        workflow is given back the same way, and is due once it is resumed."""
         flows = self.workflows
         now = flows._clock()
         given = await flows._backend.workflows.suspend(
             flows.namespace, leased.id, leased.fence, status="pending",
             wake_at=now, waiting_for=None, now=now,
         )  # fmt: skip
-        if given:
+        if given and paused:
+            log.info("workflow paused: its run gave it back", extra={"workflow_id": leased.id})
+        elif given:
             self.given_back += 1
             log.info("workflow given back", extra={"workflow_id": leased.id})
             flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
@@ -402,6 +410,8 @@ class WorkflowRunner:
             log.info("workflow finished", extra={"workflow_id": leased.id, "status": status})
             if leased.parent_id is not None:
                 flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
+        else:  # paused (a paused workflow does not finish), or the lease moved on
+            await self._give_back(leased, paused=True)
 
     async def _keep_lease(self, leased: LeasedWorkflow, run: asyncio.Task[Any]) -> None:
         flows = self.workflows

@@ -17,8 +17,9 @@ class Suspend(BaseException):
 
 
 class GiveBack(BaseException):
-    """This process is stopping: end the run before it starts new work, and give the
-    workflow back so another runner goes on with it at once."""
+    """This process is stopping, or the workflow was paused: end the run before it
+    starts new work, and give the workflow back (another runner goes on with it at once,
+    or, paused, once it is resumed)."""
 
 
 class TimedOut(BaseException):

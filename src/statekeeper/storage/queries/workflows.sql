@@ -1,6 +1,8 @@
 -- Durable workflows. A workflow is pending, running (leased by an owner under a fence
 -- number), sleeping or waiting (no owner; runnable again at wake_at), or finished:
--- succeeded, failed, compensated, cancelled or timed_out. A workflow started with a
+-- succeeded, failed, compensated, cancelled or timed_out. cancel_requested is what was
+-- asked of an unfinished one: 0 nothing, 1 a cancel, 2 a pause (migration 0014). A
+-- paused workflow is never due (sk_workflows_due leaves it out), and does not finish. A workflow started with a
 -- timeout has a deadline (Unix time): the runner ends it timed_out once that passes, and
 -- never lets it sleep or wait past it.
 
@@ -17,9 +19,10 @@ SELECT id, name, status, input, output, error, fence, lease_expires_at, wake_at,
 FROM sk_workflows WHERE namespace = :namespace AND id = :id;
 
 -- name: wf_lease
--- Runnable: not finished, its lease (if any) over, and due. A running workflow's wake_at
--- is its lease end (set here and by the heartbeat), so the range of sk_workflows_due up to
--- now holds what is due and leases that ran out, not the workflows running now.
+-- Runnable: not finished, not paused, its lease (if any) over, and due. A running
+-- workflow's wake_at is its lease end (set here and by the heartbeat), so the range of
+-- sk_workflows_due up to now holds what is due and leases that ran out, not the workflows
+-- running now; paused ones are not in that index at all.
 UPDATE sk_workflows
 SET status = 'running', owner = :owner, fence = fence + 1, lease_expires_at = :lease_end,
     wake_at = :lease_end, updated_at = :now
@@ -28,6 +31,7 @@ WHERE namespace = :namespace AND id IN (
     WHERE namespace = :namespace
       AND status IN ('pending', 'running', 'sleeping', 'waiting')
       AND wake_at <= :now
+      AND cancel_requested <> 2
       AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
       -- sqlite: AND name IN (SELECT value FROM json_each(:names_json))
       -- postgres: AND name = ANY(:names::text[])
@@ -87,10 +91,13 @@ WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'runni
 RETURNING id;
 
 -- name: wf_finish
+-- A paused workflow does not finish (no row back): its runner gives it back instead, and
+-- it finishes when resumed.
 UPDATE sk_workflows
 SET status = :status, output = :output, error = :error, owner = NULL,
     lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL, updated_at = :now
 WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
+  AND cancel_requested <> 2
 RETURNING parent_id;
 
 -- name: wf_event_insert
@@ -136,8 +143,26 @@ SELECT data FROM sk_workflow_events
 WHERE namespace = :namespace AND workflow_id = :id AND name = :event;
 
 -- name: wf_cancel
+-- A cancel replaces a pause: a paused workflow is due again, and its next run stops it.
 UPDATE sk_workflows SET cancel_requested = 1, wake_at = :now, updated_at = :now
 WHERE namespace = :namespace AND id = :id
+  AND status IN ('pending', 'running', 'sleeping', 'waiting')
+RETURNING status;
+
+-- name: wf_pause
+-- A workflow that has not finished stops at its next durable point (its runner learns it
+-- at its next checkpoint); pausing a paused one changes nothing. No row back: it has
+-- finished, does not exist, or is being cancelled.
+UPDATE sk_workflows SET cancel_requested = 2, updated_at = :now
+WHERE namespace = :namespace AND id = :id
+  AND status IN ('pending', 'running', 'sleeping', 'waiting') AND cancel_requested <> 1
+RETURNING status;
+
+-- name: wf_resume
+-- The pause cleared: the workflow is due again at its own wake_at (a run given back when
+-- it paused, or whose event came meanwhile, at once). No row back: it was not paused.
+UPDATE sk_workflows SET cancel_requested = 0, updated_at = :now
+WHERE namespace = :namespace AND id = :id AND cancel_requested = 2
   AND status IN ('pending', 'running', 'sleeping', 'waiting')
 RETURNING status;
 
@@ -216,6 +241,6 @@ WHERE namespace = :namespace AND workflow_id = :id
 ORDER BY position;
 
 -- name: wf_next_due
--- Only active workflows have a wake-up time (finishing clears it).
+-- Only active workflows have a wake-up time (finishing clears it); paused ones are not due.
 SELECT min(wake_at) FROM sk_workflows
-WHERE namespace = :namespace AND wake_at IS NOT NULL;
+WHERE namespace = :namespace AND wake_at IS NOT NULL AND cancel_requested <> 2;

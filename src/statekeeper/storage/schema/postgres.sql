@@ -257,7 +257,7 @@ CREATE TABLE sk_workflows (
     wake_at          DOUBLE PRECISION,
     waiting_for      TEXT,
     parent_id        TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,  -- 0, 1 cancel, 2 pause (0014)
     created_at       DOUBLE PRECISION NOT NULL,
     updated_at       DOUBLE PRECISION NOT NULL,
     deadline         DOUBLE PRECISION,
@@ -265,9 +265,11 @@ CREATE TABLE sk_workflows (
 );
 
 -- Workflows due to run, by time (wake_at is NULL once finished, or while only an
--- event can wake it); keyed on wake_at, not the status, so that no point statement
--- on one workflow matches this partial index's predicate.
-CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at) WHERE wake_at IS NOT NULL;
+-- event can wake it; a paused workflow, cancel_requested = 2, is left out whatever its
+-- wake_at); keyed on wake_at, not the status, so that no point statement on one
+-- workflow matches this partial index's predicate.
+CREATE INDEX sk_workflows_due ON sk_workflows (namespace, wake_at)
+    WHERE wake_at IS NOT NULL AND cancel_requested <> 2;
 
 CREATE INDEX sk_workflows_listing ON sk_workflows (namespace, created_at, id);
 
