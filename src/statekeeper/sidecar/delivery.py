@@ -128,7 +128,7 @@ class Deliveries:
                 self._handler(channel, s),
                 self.policy.concurrency,
                 expected=(DeliveryFailed,),
-            )  # fmt: skip
+            )
             for s in subscriptions
         ]
         runtime = self.pubsub.sidecar.app.runtime
