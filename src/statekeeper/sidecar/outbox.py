@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.errors import ErrorRecord, StatekeeperError
-from statekeeper.queues import Message, Queue
+from statekeeper.errors import StatekeeperError
+from statekeeper.queues import Message
+from statekeeper.runtime.consumer import Consumer
+from statekeeper.runtime.worker import Worker
 from statekeeper.sidecar.cloudevents import EVENT_TYPE, SPEC_VERSION, StoredEvent, rfc3339
 from statekeeper.sidecar.components import Component, Resources
 from statekeeper.sidecar.errors import DaprError
@@ -34,9 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("statekeeper.sidecar.pubsub")
 
-_BATCH = 20
 _POLL = 1.0
-_ERROR_PAUSE = 1.0
 
 
 def outbox_stores(resources: Resources) -> list[Component]:
@@ -89,89 +88,50 @@ class OutboxRelay:
         self.relayed = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """One worker per namespace, each consuming its outbox queue one message at a
+        time (in order), until ``stopping``."""
         app = self.pubsub.sidecar.app
-        loops = [
-            asyncio.create_task(self._relay(app.in_namespace(ns).queue(OUTBOX_QUEUE), stopping))
-            for ns in self.namespaces
-        ]
-        try:
-            await asyncio.gather(*loops)
-        finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-
-    async def _relay(self, queue: Queue, stopping: asyncio.Event) -> None:
-        stop = asyncio.create_task(stopping.wait())
-        try:
-            while not stopping.is_set():
-                receive = asyncio.create_task(queue.receive(_BATCH, wait=_POLL))
-                await asyncio.wait([receive, stop], return_when=asyncio.FIRST_COMPLETED)
-                if not receive.done():
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await receive
-                    return
-                try:
-                    messages = receive.result()
-                except StatekeeperError as problem:
-                    log.warning(
-                        "leasing outbox messages failed; retrying", extra={"error": problem.message}
-                    )
-                    await asyncio.sleep(_ERROR_PAUSE)
-                    continue
-                for index, message in enumerate(messages):
-                    if stopping.is_set():  # give back what was not started
-                        for rest in messages[index:]:
-                            with contextlib.suppress(StatekeeperError):
-                                await rest.release()
-                        return
-                    await self._publish(message)
-        finally:
-            stop.cancel()
+        runtime = app.runtime
+        grace = runtime.grace if runtime is not None else 30.0
+        workers = []
+        for namespace in self.namespaces:
+            queue = app.in_namespace(namespace).queue(OUTBOX_QUEUE)
+            relay = Consumer(
+                OUTBOX_QUEUE, self._publish, concurrency=1,
+                non_retryable=(NotAnOutboxMessage,),
+                expected=(NotAnOutboxMessage, OutboxNotPublished),
+            )  # fmt: skip
+            queues = {OUTBOX_QUEUE: queue}
+            workers.append(Worker([relay], queues.__getitem__, grace=grace, poll=_POLL))
+        await asyncio.gather(*(worker.run(stopping) for worker in workers))
 
     async def _publish(self, message: Message) -> None:
-        fields = {"queue": message.queue, "message_id": message.id, "attempt": message.attempt}
+        """Publish one outbox message's value (the worker acks it on return);
+        NotAnOutboxMessage dead-letters it at once, OutboxNotPublished retries it."""
         sidecar = self.pubsub.sidecar
         try:
             event = outbox_event(message.body, message.id, sidecar.app_id, sidecar.app.clock())
         except ValueError as problem:
-            await self._fail(message, str(problem), fields, retryable=False)
-            return
+            raise NotAnOutboxMessage(str(problem)) from None
         pubsub, topic = event["pubsubname"], event["topic"]
         if pubsub not in self.pubsub.pubsubs:
-            reason = f"pubsub {pubsub} of the outbox is not a component of this sidecar"
-            await self._fail(message, reason, fields, retryable=False)
-            return
+            raise NotAnOutboxMessage(
+                f"pubsub {pubsub} of the outbox is not a component of this sidecar"
+            )
         try:
             await self.pubsub.forward(
                 pubsub, topic, StoredEvent(event), dedup_id=f"outbox:{message.id}"
             )
-            await message.ack()
-        except DaprError as problem:
-            await self._fail(message, problem.message, fields, retryable=True)
-            return
-        except StatekeeperError as problem:
-            await self._fail(message, problem.message, fields, retryable=True)
-            return
+        except (DaprError, StatekeeperError) as problem:
+            raise OutboxNotPublished(str(problem)) from None
         self.relayed += 1
-        log.debug("outbox value published", extra={**fields, "topic": topic})
+        log.debug("outbox value published", extra={"message_id": message.id, "topic": topic})
 
-    async def _fail(
-        self, message: Message, reason: str, fields: dict[str, object], *, retryable: bool
-    ) -> None:
-        try:
-            state = await message.fail(
-                ErrorRecord.made("OutboxNotPublished", reason), retryable=retryable
-            )
-        except StatekeeperError as problem:
-            log.error(
-                "outbox failure not recorded; it will be relayed again",
-                extra={**fields, "error": problem.message},
-            )
-            return
-        log.log(
-            logging.ERROR if state == "dead" else logging.WARNING,
-            "outbox value not published" + ("; dead-lettered" if state == "dead" else "; retrying"),
-            extra={**fields, "reason": reason},
-        )
+
+class NotAnOutboxMessage(Exception):
+    """A message on an outbox queue that no transaction wrote, or for another sidecar's
+    pub/sub: dead-lettered with the reason."""
+
+
+class OutboxNotPublished(Exception):
+    """Publishing an outbox value failed (retried per the queue's policy)."""
