@@ -20,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from statekeeper.http.body import read_body
 from statekeeper.sidecar.context import DAPR_RUNTIME_VERSION, Sidecar
 from statekeeper.sidecar.errors import DaprError, malformed
-from statekeeper.sidecar.http_common import ApiToken, answers_dapr_errors, error_response, read_body
+from statekeeper.sidecar.http_common import ApiToken, answers_dapr_errors, error_response
 from statekeeper.sidecar.http_query import query_routes
 from statekeeper.sidecar.http_state import state_routes
 

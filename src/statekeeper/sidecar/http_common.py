@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from statekeeper.codec import decode_json
 from statekeeper.errors import StatekeeperError
+from statekeeper.http.body import read_body
 from statekeeper.sidecar.errors import DaprError, malformed
 
 log = logging.getLogger("statekeeper.sidecar")
@@ -48,35 +49,15 @@ def answers_dapr_errors(endpoint: Endpoint) -> Endpoint:
     return serve
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def read_json(request: Request, max_bytes: int) -> Any:
     """The request's JSON body; ERR_MALFORMED_REQUEST when it is empty or not JSON."""
-    raw = await read_body(request, max_bytes)
+    raw = await read_body(request, max_bytes)  # 413 past the limit (answers_dapr_errors)
     if not raw.strip():
         raise malformed("the request body is empty; send JSON")
     try:
         return decode_json(raw, "the request body")
     except StatekeeperError as problem:
         raise malformed(problem.message) from None
-
-
-def _too_large(limit: int) -> DaprError:
-    return DaprError(
-        "ERR_MALFORMED_REQUEST", f"the request body is larger than {limit} bytes", http_status=413
-    )
 
 
 def metadata(request: Request) -> dict[str, str]:

@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from statekeeper.http.body import read_body
 from statekeeper.sidecar.cloudevents import bare_type, is_binary_type, is_cloudevent_type
 from statekeeper.sidecar.errors import DaprError
-from statekeeper.sidecar.http_common import answers_dapr_errors, metadata, read_body, read_json
+from statekeeper.sidecar.http_common import answers_dapr_errors, metadata, read_json
 
 if TYPE_CHECKING:
     from statekeeper.sidecar.pubsub import BulkEntry, DaprPubSub

@@ -135,26 +135,26 @@ def state_routes(sidecar: Sidecar) -> list[Route]:
 def _save_item(entry: object, shared: dict[str, str], where: str) -> SaveItem:
     if not isinstance(entry, dict):
         raise malformed(f"{where} must be an object with a key and a value")
-    key = entry.get("key")
-    if not isinstance(key, str) or not key:
-        raise malformed(f'{where}: "key" must be a non-empty string')
-    etag = entry.get("etag")
-    if etag is not None and not isinstance(etag, str):
-        raise malformed(f'{where}: "etag" must be a string')
-    options = entry.get("options") or {}
-    if not isinstance(options, dict):
-        raise malformed(f'{where}: "options" must be an object')
+    key, etag, options, metadata = _request(entry, shared, where)
     consistency(options.get("consistency"), CODE)
     return SaveItem(
         key,
         stored_json(entry.get("value")),
         etag,
-        {**shared, **_string_map(entry.get("metadata"), f"{where}: metadata")},
+        metadata,
         concurrency(options.get("concurrency"), CODE),
     )
 
 
 def _delete_item(entry: dict[str, Any], shared: dict[str, str], where: str) -> DeleteItem:
+    key, etag, options, metadata = _request(entry, shared, where)
+    return DeleteItem(key, etag, metadata, concurrency(options.get("concurrency"), CODE))
+
+
+def _request(
+    entry: dict[str, Any], shared: dict[str, str], where: str
+) -> tuple[str, str | None, dict[str, Any], dict[str, str]]:
+    """The key, ETag, options and metadata (``shared`` under the item's own) of an item."""
     key = entry.get("key")
     if not isinstance(key, str) or not key:
         raise malformed(f'{where}: "key" must be a non-empty string')
@@ -164,11 +164,11 @@ def _delete_item(entry: dict[str, Any], shared: dict[str, str], where: str) -> D
     options = entry.get("options") or {}
     if not isinstance(options, dict):
         raise malformed(f'{where}: "options" must be an object')
-    return DeleteItem(
+    return (
         key,
         etag,
+        options,
         {**shared, **_string_map(entry.get("metadata"), f"{where}: metadata")},
-        concurrency(options.get("concurrency"), CODE),
     )
 
 

@@ -27,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from statekeeper.sidecar.http_common import answers_dapr_errors, read_body
+from statekeeper.http.body import read_body
+from statekeeper.sidecar.http_common import answers_dapr_errors
 from statekeeper.sidecar.workflows import DaprWorkflows, json_payload
 
 if TYPE_CHECKING:
