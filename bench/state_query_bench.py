@@ -2,6 +2,7 @@
 keys grow, on SQLite and PostgreSQL.
 
     python bench/state_query_bench.py                    # 1k and 100k keys, both backends
+    python bench/state_query_bench.py --quick            # 1k and 20k keys: under a minute
     python bench/state_query_bench.py --backend sqlite --sizes 1000 10000
 
 A namespace holds ``size`` keys of the app (``app||e<n>``: documents like Dapr's query
@@ -112,7 +113,13 @@ async def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 100_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="1k and 20k keys, 3 runs each: under a minute"
+    )
     options = parser.parse_args()
+    if options.quick:
+        options.sizes, options.repeat = [1000, 20_000], 3
+    headline = []
     backends = ["sqlite", "postgres"] if options.backend == "both" else [options.backend]
     for backend in backends:
         with tempfile.TemporaryDirectory() as folder:
@@ -125,6 +132,13 @@ async def main() -> None:
             for name in small:
                 print(f"{backend:8} {name:12} {options.sizes[1]}/{options.sizes[0]} keys: "
                       f"x{big[name] / small[name]:.1f} the time")  # fmt: skip
+            headline.append(
+                f"{backend} filtered page x{big['filter'] / small['filter']:.1f}, "
+                f"sorted x{big['filter+sort'] / small['filter+sort']:.1f}"
+            )
+    print(
+        f"headline: time at {options.sizes[1]} keys / at {options.sizes[0]}: " + "; ".join(headline)
+    )
 
 
 if __name__ == "__main__":
