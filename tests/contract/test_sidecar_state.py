@@ -207,6 +207,19 @@ def remove(key: str, **extra: Any) -> dict[str, Any]:
     return {"operation": "delete", "request": {"key": key, **extra}}
 
 
+async def test_url_metadata_reaches_every_item_and_wins(
+    dapr: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    ttl = {"metadata.ttlInSeconds": "10"}
+    await save(dapr, {"key": "s", "value": 1, "metadata": {"ttlInSeconds": "-1"}}, **ttl)
+    ops = [upsert("t", 1, metadata={"ttlInSeconds": "-1"}), upsert("u", 1)]
+    answer = await dapr.post(f"{STORE}/transaction", json={"operations": ops}, params=ttl)
+    assert answer.status_code == 204, answer.text
+    clock.advance(11)
+    for key in ("s", "t", "u"):
+        assert (await read(dapr, key)).status_code == 204, key
+
+
 async def test_transaction_operations_apply_in_order(dapr: httpx.AsyncClient) -> None:
     await save(dapr, {"key": "gone", "value": 1})
     ops = [upsert("x", 1), remove("x"), upsert("y", 1), upsert("y", 2), remove("gone")]
@@ -313,6 +326,8 @@ async def test_unknown_store_and_bad_keys_everywhere(dapr: httpx.AsyncClient) ->
         f"{STORE}/transaction", json={"operations": [{"operation": "merge", "request": {}}]}
     )
     assert "merge" in error_of(bad_op, 400, "ERR_NOT_SUPPORTED_STATE_OPERATION")
+    items = [{"key": f"k{n}", "value": n} for n in range(1001)]
+    error_of(await dapr.post(STORE, json=items), 400, "ERR_MALFORMED_REQUEST")
     many = [upsert(f"k{n}", n) for n in range(1001)]
     too_many = await dapr.post(f"{STORE}/transaction", json={"operations": many})
     error_of(too_many, 400, "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS")

@@ -239,6 +239,8 @@ def test_bad_requests_get_dapr_shaped_client_errors(sidecar: SidecarProcess) -> 
     assert_dapr_error(httpx.get(wf(sidecar, "m1")), 404, "ERR_INSTANCE_ID_NOT_FOUND")
     invalid = httpx.post(wf(sidecar, "greet/start?instanceID=a%20b"), json={"name": "x"})
     assert_dapr_error(invalid, 400, "ERR_INSTANCE_ID_INVALID")
+    newline = httpx.post(wf(sidecar, "greet/start?instanceID=abc%0A"), json={"name": "x"})
+    assert_dapr_error(newline, 400, "ERR_INSTANCE_ID_INVALID")
     long = httpx.post(wf(sidecar, f"greet/start?instanceID={'x' * 65}"), json={"name": "x"})
     assert_dapr_error(long, 400, "ERR_INSTANCE_ID_TOO_LONG")
     nameless = httpx.post(wf(sidecar, "%20/start"), json={})

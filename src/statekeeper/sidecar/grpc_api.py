@@ -35,6 +35,7 @@ from statekeeper.sidecar.context import Sidecar
 from statekeeper.sidecar.errors import DaprError, Grpc, malformed, pubsub_not_found
 from statekeeper.sidecar.grpc_metadata import GrpcMetadata
 from statekeeper.sidecar.grpc_state import GrpcState
+from statekeeper.sidecar.http_pubsub import MAX_BULK_ENTRIES
 from statekeeper.sidecar.pubsub import BulkEntry, DaprPubSub
 
 log = logging.getLogger("statekeeper.sidecar")
@@ -147,6 +148,8 @@ class DaprApi(dapr_pb2_grpc.DaprServicer):
         self, request: pubsub_pb2.BulkPublishRequest
     ) -> pubsub_pb2.BulkPublishResponse:
         part = self._pubsub(request.pubsub_name)
+        if len(request.entries) > MAX_BULK_ENTRIES:
+            raise malformed(f"a bulk publish holds at most {MAX_BULK_ENTRIES} entries")
         entries = [
             BulkEntry(e.entry_id, e.event, e.content_type or None, dict(e.metadata))
             for e in request.entries

@@ -41,8 +41,8 @@ def state_routes(sidecar: Sidecar) -> list[Route]:
         body = await read_json(request, limit)
         if not isinstance(body, list):
             raise malformed("the request body must be a JSON array of state items")
-        shared = metadata(request)
-        items = [_save_item(entry, shared, f"item {i}") for i, entry in enumerate(body)]
+        url = metadata(request)  # the URL's metadata wins over an item's own, as in Dapr
+        items = [_save_item(entry, ({}, url), f"item {i}") for i, entry in enumerate(body)]
         await state.save(store, items)
         return Response(status_code=204)
 
@@ -97,7 +97,8 @@ def state_routes(sidecar: Sidecar) -> list[Route]:
         operations = body.get("operations")
         if not isinstance(operations, list):
             raise malformed('"operations" must be an array')
-        shared = _string_map(body.get("metadata"), "metadata")
+        # The body's metadata under each operation's own, the URL's over both.
+        shared = (_string_map(body.get("metadata"), "metadata"), metadata(request))
         ops: list[SaveItem | DeleteItem] = []
         for i, op in enumerate(operations):
             where = f"operation {i}"
@@ -132,7 +133,10 @@ def state_routes(sidecar: Sidecar) -> list[Route]:
     ]
 
 
-def _save_item(entry: object, shared: dict[str, str], where: str) -> SaveItem:
+Shared = tuple[dict[str, str], dict[str, str]]  # metadata under and over an item's own
+
+
+def _save_item(entry: object, shared: Shared, where: str) -> SaveItem:
     if not isinstance(entry, dict):
         raise malformed(f"{where} must be an object with a key and a value")
     key, etag, options, metadata = _request(entry, shared, where)
@@ -146,15 +150,16 @@ def _save_item(entry: object, shared: dict[str, str], where: str) -> SaveItem:
     )
 
 
-def _delete_item(entry: dict[str, Any], shared: dict[str, str], where: str) -> DeleteItem:
+def _delete_item(entry: dict[str, Any], shared: Shared, where: str) -> DeleteItem:
     key, etag, options, metadata = _request(entry, shared, where)
     return DeleteItem(key, etag, metadata, concurrency(options.get("concurrency"), CODE))
 
 
 def _request(
-    entry: dict[str, Any], shared: dict[str, str], where: str
+    entry: dict[str, Any], shared: Shared, where: str
 ) -> tuple[str, str | None, dict[str, Any], dict[str, str]]:
-    """The key, ETag, options and metadata (``shared`` under the item's own) of an item."""
+    """The key, ETag, options and metadata (the item's own between ``shared``'s two)
+    of an item."""
     key = entry.get("key")
     if not isinstance(key, str) or not key:
         raise malformed(f'{where}: "key" must be a non-empty string')
@@ -168,7 +173,7 @@ def _request(
         key,
         etag,
         options,
-        {**shared, **_string_map(entry.get("metadata"), f"{where}: metadata")},
+        {**shared[0], **_string_map(entry.get("metadata"), f"{where}: metadata"), **shared[1]},
     )
 
 

@@ -231,7 +231,7 @@ def _decode_token(store: str, token: str, fingerprint: str, prefix: str) -> Posi
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         body = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError, UnicodeError):
+    except (binascii.Error, ValueError, UnicodeError, RecursionError):
         raise failed(store, "the page token is not one this API returned") from None
     if not (isinstance(body, list) and len(body) == 4 and body[0] == _TOKEN_VERSION):
         raise failed(store, "the page token is not one this API returned")

@@ -54,7 +54,10 @@ Concurrency = Literal["first-write", "last-write"]
 OUTBOX_QUEUE = "dapr-outbox"
 OUTBOX_PUBSUB = "outboxPublishPubsub"
 OUTBOX_TOPIC = "outboxPublishTopic"
-MAX_BULK_KEYS = 1000
+MAX_BULK_KEYS = 1000  # keys of a bulk get, items of a save or a bulk delete
+# Conditional items of one save (or bulk delete) written at once: each is a commit of
+# its own; more wait, so one request cannot take every connection or the writer.
+MAX_CONCURRENT_WRITES = 16
 
 
 @dataclass
@@ -166,6 +169,7 @@ class DaprState:
         """Save ``items``, each on its own; DaprError names those that failed."""
         component = self.component(store)
         state = self.store(component)
+        _check_count(len(items), "a save")
         plain: list[WriteOp] = []
         conditional: list[PutOp] = []
         for item in items:
@@ -174,9 +178,15 @@ class DaprState:
             ttl = ttl_seconds(item.metadata, "ERR_MALFORMED_REQUEST")
             op = self._put_op(component, state, item, etag, ttl)
             (plain if op.if_match is None and not op.only_if_absent else conditional).append(op)
-        work = [self._apply(component, state, [op], item_key=op.key) for op in conditional]
+        limit = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
+
+        async def bounded(ops: list[WriteOp], key: str | None) -> None:
+            async with limit:
+                await self._apply(component, state, ops, item_key=key)
+
+        work = [bounded([op], op.key) for op in conditional]
         if plain:
-            work.append(self._apply(component, state, plain))
+            work.append(bounded(plain, None))
         outcomes = await asyncio.gather(*work, return_exceptions=True)
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if not failures:
@@ -253,9 +263,14 @@ class DaprState:
     async def delete_bulk(self, store: str, items: Sequence[DeleteItem]) -> None:
         """Delete ``items``, each on its own (the first failure is raised)."""
         self.component(store)
-        outcomes = await asyncio.gather(
-            *(self.delete(store, item) for item in items), return_exceptions=True
-        )
+        _check_count(len(items), "a bulk delete")
+        limit = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
+
+        async def bounded(item: DeleteItem) -> None:
+            async with limit:
+                await self.delete(store, item)
+
+        outcomes = await asyncio.gather(*(bounded(item) for item in items), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -308,6 +323,11 @@ class DaprState:
     def _shown(self, component: Component, stored_key: str) -> str:
         prefix = component.key_prefix(self.app_id)
         return stored_key[len(prefix) :] if stored_key.startswith(prefix) else stored_key
+
+
+def _check_count(count: int, what: str) -> None:
+    if count > MAX_BULK_KEYS:
+        raise malformed(f"{what} holds at most {MAX_BULK_KEYS} items, got {count}")
 
 
 def _entry(key: str, item: Any) -> Entry:

@@ -19,7 +19,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from statekeeper.codec import decode_json
 from statekeeper.constants import MAX_TTL_SECONDS
+from statekeeper.errors import MalformedJSON
 from statekeeper.sidecar.components import KEY_SEPARATOR
 from statekeeper.sidecar.errors import DaprError
 
@@ -39,10 +41,11 @@ def stored_json(value: Any) -> Any:
 
 
 def stored_bytes(data: bytes) -> Any:
-    """Bytes (of the gRPC API) as they are stored: the JSON they hold, or base64."""
+    """Bytes (of the gRPC API) as they are stored: the JSON they hold, when it is JSON
+    within statekeeper's limits (UTF-8, nesting, no lone surrogate), else base64."""
     try:
-        parsed = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError):
+        parsed = decode_json(data, "the value")
+    except MalformedJSON:
         return {BYTES: base64.b64encode(data).decode()}
     return stored_json(parsed)
 
@@ -72,10 +75,6 @@ def user_json(stored: Any) -> Any:
         if JSON in stored:
             return stored[JSON]
     return stored
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def check_state_key(key: object, code: str) -> str:

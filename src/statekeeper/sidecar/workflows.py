@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("statekeeper.sidecar")
 
 MAX_INSTANCE_ID = 64  # Dapr's limit on an instance id given to start
-_INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class DaprWorkflows:
@@ -203,7 +203,7 @@ def new_instance_id(given: str) -> str:
             "ERR_INSTANCE_ID_TOO_LONG",
             f"workflow instance ID exceeds the max length of {MAX_INSTANCE_ID} characters",
         )
-    if not _INSTANCE_ID.match(given):
+    if not _INSTANCE_ID.fullmatch(given):
         raise DaprError(
             "ERR_INSTANCE_ID_INVALID",
             f"workflow instance ID '{given}' is invalid: only alphanumeric and underscore "

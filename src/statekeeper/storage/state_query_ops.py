@@ -121,7 +121,9 @@ class _SqliteSQL:
         return tuple(fill(self.p[name], path=at) for name in _SORT_PIECES)  # type: ignore[return-value]
 
     def number(self, text: str) -> Any:
-        if _INTEGER.fullmatch(text) and -(2**63) <= int(text) < 2**63:
+        # 20 characters hold any 64-bit integer; longer digit runs are not turned into
+        # int (Python refuses more than 4300 digits), only into float.
+        if len(text) <= 20 and _INTEGER.fullmatch(text) and -(2**63) <= int(text) < 2**63:
             return int(text)
         return float(text)
 
