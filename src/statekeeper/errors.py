@@ -181,6 +181,12 @@ class InvalidFilter(ValidationError):
     code = "invalid_filter"
 
 
+class QueryTooSlow(ValidationError):
+    """The query read for longer than its time limit: narrow its filter or key range."""
+
+    code = "query_too_slow"
+
+
 # --- outcomes of conditional operations ----------------------------------------------
 
 

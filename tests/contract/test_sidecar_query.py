@@ -618,3 +618,20 @@ async def test_the_http_route_answers_in_daprs_shape(
     missing = await http.post("/v1.0-alpha1/state/nostore/query", json={})
     assert missing.status_code == 400
     assert missing.json()["errorCode"] == "ERR_STATE_STORE_NOT_FOUND"
+
+
+async def test_a_query_that_reads_too_long_is_stopped_with_a_400(app: App) -> None:
+    """Past the backend's scan time limit a query stops (SQLite: interrupted; PostgreSQL:
+    cancelled in the server) and answers ERR_STATE_QUERY 400, and the store still works."""
+    component = Component("s", "state.x", {"statekeeperNamespace": app.namespace})
+    state = DaprState(app, Resources((component,)), "a")
+    await state.save("s", [SaveItem(f"k{n:05}", {"n": n, "t": "x" * 200}) for n in range(1000)])
+    backend: Any = app.backend
+    backend.scan_timeout = 0.000001
+    try:
+        with pytest.raises(DaprError) as stopped:
+            await run_query(state, "s", {"sort": [{"key": "t"}, {"key": "n"}]}, {})
+    finally:
+        backend.scan_timeout = 10.0
+    assert stopped.value.http_status == 400 and "seconds" in stopped.value.message
+    assert len((await run_query(state, "s", {"page": {"limit": 5}}, {})).results) == 5

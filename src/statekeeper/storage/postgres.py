@@ -23,7 +23,7 @@ from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
-from statekeeper.storage.runner import Scripted, Statement, shape
+from statekeeper.storage.runner import SCAN_TIMEOUT, Scripted, Statement, scan_too_slow, shape
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.unit import (
     ack_statement,
@@ -66,6 +66,7 @@ class PostgresBackend(Blocks):
 
     dialect: Dialect = "postgres"
     queries = Q
+    scan_timeout = SCAN_TIMEOUT  # seconds a state query may read (``run_scan``)
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
         self._url = url
@@ -202,7 +203,13 @@ class PostgresBackend(Blocks):
         return [tuple(row) for row in rows]
 
     async def run_scan(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
-        return await self.run_many(statement, what)
+        sql, args = statement
+        with translated(what):
+            try:  # on timeout asyncpg cancels the statement in the server
+                rows = await self.pool.fetch(sql, *args, timeout=self.scan_timeout)
+            except TimeoutError:
+                raise scan_too_slow(self.scan_timeout) from None
+        return [tuple(row) for row in rows]
 
     async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
         return await self.run_write(statement, what, mode)

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from statekeeper.errors import QueryTooSlow
 from statekeeper.storage.queries import Dialect, Query
 
 Statement = tuple[str, tuple[Any, ...]]
@@ -60,6 +61,17 @@ class Database(Protocol):
     async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
         """Every statement in one transaction; None (all rolled back) when a required
         statement found no row."""
+
+
+# How long a scan (``run_scan``: a state query) may read before it is stopped.
+SCAN_TIMEOUT = 10.0
+
+
+def scan_too_slow(seconds: float) -> QueryTooSlow:
+    return QueryTooSlow(
+        f"the query read for more than {seconds:g} seconds and was stopped: narrow its "
+        "filter, or page without a sort"
+    )
 
 
 class Operations:

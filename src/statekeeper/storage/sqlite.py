@@ -23,7 +23,7 @@ from statekeeper.storage import migrations
 from statekeeper.storage.blocks import Blocks
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
-from statekeeper.storage.runner import Scripted, Statement, shape
+from statekeeper.storage.runner import SCAN_TIMEOUT, Scripted, Statement, scan_too_slow, shape
 from statekeeper.storage.sqlite_writer import WriterThread
 from statekeeper.storage.translate import sqlite_error
 from statekeeper.storage.unit import LeaseGone, check_outbox, commit_job, send_messages
@@ -41,6 +41,7 @@ class SQLiteBackend(Blocks):
 
     dialect: Dialect = "sqlite"
     queries = Q
+    scan_timeout = SCAN_TIMEOUT  # seconds a state query may read (``run_scan``)
 
     def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
         self.path = url.path
@@ -191,10 +192,24 @@ class SQLiteBackend(Blocks):
         )
 
     async def run_scan(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
-        """A long read on a worker thread's own reader, so the event loop serves others."""
-        return await asyncio.to_thread(
-            lambda: [tuple(row) for row in self._read_sql(statement, what)]
-        )
+        """A long read on a worker thread's own reader, so the event loop serves others;
+        interrupted past ``scan_timeout`` seconds."""
+        return await asyncio.to_thread(self._scan, statement, what)
+
+    def _scan(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
+        conn = self._reader()
+        deadline = time.monotonic() + self.scan_timeout
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        try:
+            return [tuple(row) for row in conn.execute(*statement).fetchall()]
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() > deadline and "interrupt" in str(exc):
+                raise scan_too_slow(self.scan_timeout) from None
+            raise sqlite_error(exc, what) from exc
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, what) from exc
+        finally:
+            conn.set_progress_handler(None, 0)
 
     async def run_read(self, statement: Statement, what: str, mode: str) -> Any:
         """One statement on this thread's reader; ``mode``: found, first or row."""
