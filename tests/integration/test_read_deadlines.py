@@ -4,7 +4,8 @@ are answered in order, their deadlines running only once they are the current on
 
 The slow request is a real one: a message posted while the test holds the SQLite
 database's write lock waits for it (the busy timeout) and is answered once it is
-released."""
+released. Back-pressure runs on statekeeper's own uvicorn server in this process, with
+an application that reads its body late."""
 
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from statekeeper.http.application import uvicorn_server
 from tests.integration.certs import free_port
 from tests.integration.test_serve_edge import (
     HEAD,
@@ -195,3 +201,56 @@ def test_pipelined_requests_behind_a_slow_one(served: tuple[Server, int, Path]) 
     assert stderr.count('"waiting_for"') == 1
     for bad in ("Traceback", "unexpected error", "Exception in ASGI"):
         assert bad not in stderr
+
+
+async def slow_reader(request: Request) -> Response:
+    """Waits past the deadlines before reading its body, then says how long it was."""
+    await asyncio.sleep(float(request.query_params.get("sleep", "0")))
+    return JSONResponse({"read": len(await request.body())})
+
+
+@pytest.fixture
+def in_process() -> Iterator[int]:
+    """statekeeper's uvicorn server, deadlines of ``DEADLINE``, serving ``slow_reader``."""
+    server = uvicorn_server(
+        Starlette(routes=[Route("/read", slow_reader, methods=["POST", "GET"])]),
+        header_timeout=DEADLINE,
+        body_timeout=DEADLINE,
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_back_pressure_stops_the_body_clock(in_process: int) -> None:
+    """A body sent at once but read by the application only after twice the body
+    deadline (reading paused meanwhile: the server's doing, not the client's) is
+    read whole; a pipelined head too large behind a slow request is refused after
+    that request's answer."""
+    body = b"x" * 1_000_000
+    sock = connect(in_process)
+    head = b"POST /read?sleep=%g HTTP/1.1\r\nHost: sk\r\nContent-Length: %d\r\n" % (
+        DEADLINE * 2,
+        len(body),
+    )
+    sending = send_ignoring_resets(sock, head + b"Connection: close\r\n\r\n" + body)
+    answer, _ = received(sock, 10)
+    sending.join(10)
+    assert responses(answer) == [(200, {"read": len(body)})]
+
+    sock = connect(in_process)
+    slow = b"GET /read?sleep=%g HTTP/1.1\r\nHost: sk\r\n\r\n" % DEADLINE
+    huge = b"GET /read HTTP/1.1\r\nHost: sk\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"
+    sending = send_ignoring_resets(sock, slow + huge)
+    answer, _ = received(sock, 10)
+    sending.join(10)
+    assert [status for status, _ in responses(answer)] == [200, 431]
