@@ -1,8 +1,12 @@
 """A subscriber app for the sidecar's pub/sub tests, run as its own process:
 
-    python -m tests.integration.pubsub_app PORT RECORD_FILE SUBSCRIPTIONS_JSON
+    python -m tests.integration.pubsub_app PORT RECORD_FILE SUBSCRIPTIONS_JSON [FIRST_ANSWERS]
 
-It answers ``GET /dapr/subscribe`` with SUBSCRIPTIONS_JSON, ``GET /healthz`` with 503
+It answers ``GET /dapr/subscribe`` with SUBSCRIPTIONS_JSON (after FIRST_ANSWERS, a
+comma-separated list of bad answers for its first calls: a status such as ``503``,
+``notjson``, ``object`` (a JSON object), ``deep`` (arrays nested 100,000 deep) or
+``huge`` (a 2 MiB array); each call is counted as a line in a file beside RECORD_FILE
+named ``<its stem>.subscribe``), ``GET /healthz`` with 503
 while a file beside RECORD_FILE named ``<its stem>.unhealthy`` exists (else 204), and
 records every delivery
 (arrival time, path, content type, traceparent, body) as a JSON line in RECORD_FILE. How a route
@@ -33,11 +37,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 
-def create(record: Path, subscriptions: Any) -> Starlette:
+def create(record: Path, subscriptions: Any, first_answers: list[str]) -> Starlette:
     seen: set[str] = set()
+    bad = list(first_answers)
 
     async def subscribe(request: Request) -> Response:
-        return JSONResponse(subscriptions)
+        with record.with_suffix(".subscribe").open("a", encoding="utf-8") as calls:
+            calls.write(f"{time.time()}\n")
+        if not bad:
+            return JSONResponse(subscriptions)
+        answer = bad.pop(0)
+        if answer == "notjson":
+            return Response("not json", media_type="application/json")
+        if answer == "object":
+            return JSONResponse({"subscriptions": subscriptions})
+        if answer == "deep":
+            return Response("[" * 100_000 + "]" * 100_000, media_type="application/json")
+        if answer == "huge":
+            return JSONResponse(["x" * 1000] * 2048)
+        return JSONResponse({"error": "not ready"}, status_code=int(answer))
 
     async def healthz(request: Request) -> Response:
         unhealthy = record.with_suffix(".unhealthy").exists()
@@ -90,7 +108,9 @@ def create(record: Path, subscriptions: Any) -> Starlette:
 
 def main() -> None:
     port, record, subscriptions = int(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
-    uvicorn.run(create(record, subscriptions), host="127.0.0.1", port=port, log_level="warning")
+    first_answers = [a for a in (sys.argv[4] if len(sys.argv) > 4 else "").split(",") if a]
+    app = create(record, subscriptions, first_answers)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -30,11 +30,14 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @contextlib.contextmanager
-def subscriber(port: int, record: Path, subscriptions: list[dict[str, Any]]) -> Iterator[None]:
-    """The test app on ``port``, recording deliveries in ``record``."""
+def subscriber(
+    port: int, record: Path, subscriptions: list[dict[str, Any]], first_answers: str = ""
+) -> Iterator[None]:
+    """The test app on ``port``, recording deliveries in ``record``; ``first_answers``:
+    its bad answers to its first ``/dapr/subscribe`` calls (see pubsub_app.py)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.integration.pubsub_app", str(port), str(record),
-         json.dumps(subscriptions)],
+         json.dumps(subscriptions), first_answers],
         env=environment(python_env()), cwd=ROOT,
     )  # fmt: skip
     try:
@@ -421,6 +424,102 @@ def test_outbox_publishes_the_upserts_of_committed_transactions(
         assert len({e["id"] for e in events}) == 3
 
 
+def outbox_components(app_id: str, pubsub: str, routes: dict[str, str]) -> str:
+    """Components of one app: the store ``orderstore`` whose outbox publishes to
+    ``pubsub``/changes, the pub/subs of ``routes``, and its subscriptions to their topic
+    ``changes`` (pub/sub -> route)."""
+    documents = [f"""
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {{name: orderstore}}
+spec:
+  type: state.postgresql
+  version: v1
+  metadata:
+  - {{name: outboxPublishPubsub, value: {pubsub}}}
+  - {{name: outboxPublishTopic, value: changes}}
+"""]  # fmt: skip
+    for name, route in routes.items():
+        documents.append(f"""
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {{name: {name}}}
+spec: {{type: pubsub.redis, version: v1}}
+---
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata: {{name: {name}-changes}}
+spec: {{pubsubname: {name}, topic: changes, routes: {{default: {route}}}}}
+scopes: [{app_id}]
+""")  # fmt: skip
+    return "---".join(documents)
+
+
+def test_each_apps_outbox_is_relayed_by_its_own_sidecar(
+    own_database_url: str, tmp_path: Path
+) -> None:
+    # One store name (one namespace, dapr.orderstore) for both apps; ledger's outbox
+    # publishes to events, billing's to audit; billing also subscribes to events.
+    apps = {
+        "ledger": ("events", {"events": "/ok/ledger-events"}),
+        "billing": ("audit", {"audit": "/ok/billing-audit", "events": "/ok/billing-events"}),
+    }
+    ports = {app_id: free_port() for app_id in apps}
+    records = {app_id: tmp_path / f"{app_id}.jsonl" for app_id in apps}
+    with contextlib.ExitStack() as stack:
+        sidecars = {}
+        for app_id, (pubsub, routes) in apps.items():
+            resources = tmp_path / f"resources-{app_id}"
+            resources.mkdir()
+            (resources / "components.yaml").write_text(outbox_components(app_id, pubsub, routes))
+            stack.enter_context(subscriber(ports[app_id], records[app_id], []))
+            sidecars[app_id] = stack.enter_context(running_sidecar(
+                own_database_url, tmp_path / f"{app_id}.log", "--app-id", app_id,
+                "--app-port", str(ports[app_id]), "--resources-path", str(resources),
+                *FAST, grpc=False,
+            ))  # fmt: skip
+            subscribed(sidecars[app_id], len(routes))
+        # Transactions of many upserts: while one relay works through its app's values,
+        # the other polls (a shared queue would hand it some of them).
+        count = 80
+        for batch in range(2):
+            for app_id, sidecar in sidecars.items():
+                numbers = range(batch * count // 2, (batch + 1) * count // 2)
+                ops = {"operations": [
+                    {"operation": "upsert", "request": {"key": f"k{n}", "value": [app_id, n]}}
+                    for n in numbers
+                ]}  # fmt: skip
+                url = f"{sidecar.url}/v1.0/state/orderstore/transaction"
+                assert httpx.post(url, json=ops).status_code == 204
+
+        def received(app_id: str, path: str) -> list[dict[str, Any]]:
+            return [d["body"] for d in deliveries(records[app_id], path)]
+
+        wait_for(lambda: len(received("ledger", "/ok/ledger-events")) >= count)
+        wait_for(lambda: len(received("billing", "/ok/billing-audit")) >= count)
+        wait_for(lambda: len(received("billing", "/ok/billing-events")) >= count)
+        time.sleep(0.5)
+        ledger_values = [["ledger", n] for n in range(count)]
+        billing_values = [["billing", n] for n in range(count)]
+        expected = {
+            ("ledger", "/ok/ledger-events"): ("ledger", "events", ledger_values),
+            ("billing", "/ok/billing-events"): ("ledger", "events", ledger_values),
+            ("billing", "/ok/billing-audit"): ("billing", "audit", billing_values),
+        }
+        for (app_id, path), (source, pubsub, values) in expected.items():
+            events = received(app_id, path)
+            # each once (deliveries run concurrently: their order is not kept)
+            assert sorted(e["data"] for e in events) == values, path
+            assert all(e["source"] == source and e["pubsubname"] == pubsub for e in events)
+    # Nothing left, nothing dead-lettered, in either app's outbox queue.
+    env = {"STATEKEEPER_DATABASE_URL": own_database_url, "STATEKEEPER_NAMESPACE": "dapr.orderstore"}
+    for queue in ("dapr-outbox.ledger", "dapr-outbox.billing"):
+        for dead in ((), ("--dead",)):
+            peeked = statekeeper("queue", "peek", queue, *dead, "--json", env=env)
+            assert peeked.returncode == 0, peeked.stderr
+            assert json.loads(peeked.stdout)["items"] == [], (queue, dead, peeked.stdout)
+
+
 def test_the_sidecar_waits_for_a_healthy_app(tmp_path: Path) -> None:
     port, record = free_port(), tmp_path / "deliveries.jsonl"
     sick = record.with_suffix(".unhealthy")
@@ -438,6 +537,64 @@ def test_the_sidecar_waits_for_a_healthy_app(tmp_path: Path) -> None:
         subscribed(sidecar, 1)
         assert publish(sidecar, "checked", b'{"ok": 1}').status_code == 204
         wait_for(lambda: deliveries(record, "/ok/checked"))
+
+
+def subscribe_calls(record: Path) -> int:
+    calls = record.with_suffix(".subscribe")
+    return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+
+def test_failed_subscription_answers_are_asked_again(tmp_path: Path) -> None:
+    port, record = free_port(), tmp_path / "deliveries.jsonl"
+    bad_answers = "503,503,503,notjson,object,deep,huge"
+    with (
+        subscriber(port, record, [sub("later", "/ok/later")], bad_answers),
+        running_sidecar(
+            f"sqlite:///{tmp_path}/state.db", tmp_path / "sidecar.log", "--app-id", "patient",
+            "--app-port", str(port), *FAST, grpc=False,
+        ) as sidecar,
+    ):  # fmt: skip
+        assert subscribed(sidecar, 1)[0]["topic"] == "later"
+        assert subscribe_calls(record) == 8  # seven unusable answers, then the list
+        assert publish(sidecar, "later", b'{"n": 1}').status_code == 204
+        wait_for(lambda: deliveries(record, "/ok/later"))
+        assert httpx.get(f"{sidecar.url}/v1.0/healthz").status_code == 204
+    log = (tmp_path / "sidecar.log").read_text()
+    assert "Traceback" not in log and "RecursionError" not in log
+
+
+def test_registrations_survive_a_start_while_the_app_fails(
+    own_database_url: str, tmp_path: Path
+) -> None:
+    port, record = free_port(), tmp_path / "deliveries.jsonl"
+    subscriptions = [sub("kept", "/ok/kept")]
+
+    def sidecar_of(log: str) -> Any:
+        return running_sidecar(
+            own_database_url, tmp_path / log, "--app-id", "steady", "--app-port", str(port),
+            *FAST, grpc=False,
+        )  # fmt: skip
+
+    with (
+        running_sidecar(own_database_url, tmp_path / "pub.log", "--app-id", "front",
+                        grpc=False) as publisher,
+    ):  # fmt: skip
+        with subscriber(port, record, subscriptions), sidecar_of("first.log") as first:
+            subscribed(first, 1)
+        record.with_suffix(".subscribe").unlink()
+        # The app answers 500 to its first five calls (about 1.5 s of asking again):
+        # what is published meanwhile still reaches its registered queue.
+        with (
+            subscriber(port, record, subscriptions, "500,500,500,500,500"),
+            sidecar_of("second.log") as second,
+        ):
+            wait_for(lambda: subscribe_calls(record) >= 1)
+            assert publish(publisher, "kept", b'{"n": 1}').status_code == 204
+            assert subscribe_calls(record) < 6, "published after discovery; test too slow"
+            subscribed(second, 1)
+            assert publish(publisher, "kept", b'{"n": 2}').status_code == 204
+            wait_for(lambda: len(deliveries(record, "/ok/kept")) >= 2)
+        assert sorted(d["body"]["data"]["n"] for d in deliveries(record, "/ok/kept")) == [1, 2]
 
 
 def test_hostile_publishes_get_dapr_errors(tmp_path: Path) -> None:

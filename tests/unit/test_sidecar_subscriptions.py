@@ -12,6 +12,7 @@ from statekeeper.sidecar.app_channel import Answer
 from statekeeper.sidecar.cloudevents import Publication, stored_event
 from statekeeper.sidecar.delivery import outcome_of
 from statekeeper.sidecar.errors import DaprError
+from statekeeper.sidecar.state import OUTBOX_RETRY, outbox_queue
 from statekeeper.sidecar.subscriptions import (
     DECLARATIVE,
     InvalidTopic,
@@ -141,3 +142,37 @@ def test_json_data_is_read_strictly() -> None:
         with pytest.raises(DaprError) as caught:
             stored_event(bad, "application/cloudevents+json", {}, where)
         assert caught.value.code == "ERR_PUBSUB_CLOUD_EVENTS_SER"
+
+
+def test_each_app_id_has_an_outbox_queue_of_its_own() -> None:
+    assert outbox_queue("ledger") == "dapr-outbox.ledger"
+    assert outbox_queue("billing") != outbox_queue("ledger")
+    fits = "a" * (80 - len("dapr-outbox."))
+    assert outbox_queue(fits) == f"dapr-outbox.{fits}"
+    # app ids that are no queue name are hashed: still valid, still one per app id
+    odd = ["my app", "a" * 69, "émile", "x/y", "x|y"]
+    names = [outbox_queue(app_id) for app_id in odd]
+    for name in names:
+        assert check_queue_name(name) == name and name.startswith("dapr-outbox-h.")
+    assert len(set(names)) == len(odd)
+    assert outbox_queue("my app") == outbox_queue("my app")
+
+
+def test_the_outbox_retries_for_long() -> None:
+    waited = sum(OUTBOX_RETRY.ceiling(n) for n in range(1, OUTBOX_RETRY.max_attempts))
+    assert waited > 3 * 24 * 3600  # days of a database or pub/sub outage
+    assert OUTBOX_RETRY.max_delay <= 60  # and noticed within a minute once it is back
+
+
+def test_an_entry_nested_too_deeply_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    answer = [
+        {"pubsubname": "pubsub", "topic": "deep", "route": "/d", "metadata": {"x": deep}},
+        {"pubsubname": "pubsub", "topic": "fine", "route": "/f"},
+    ]
+    with caplog.at_level(logging.WARNING):
+        found = programmatic(answer, "app")
+    assert [s.topic for s in found] == ["fine"]
+    assert "nested too deeply" in caplog.text

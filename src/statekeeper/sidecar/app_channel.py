@@ -1,5 +1,6 @@
 """The sidecar's connection to its app: waiting for it to listen (and be healthy),
-asking it for its subscriptions, and posting events to its routes."""
+asking it for its subscriptions (until it answers usably: a failed answer is never
+taken for "no subscriptions"), and posting events to its routes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -17,6 +19,8 @@ log = logging.getLogger("statekeeper.sidecar.pubsub")
 
 _FIRST_PAUSE = 0.05
 _LONGEST_PAUSE = 1.0
+_LONGEST_DISCOVERY_PAUSE = 5.0
+MAX_SUBSCRIBE_ANSWER = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -79,36 +83,52 @@ class AppChannel:
             return False
         return 200 <= answer.status_code < 300
 
-    async def subscriptions(self, stopping: asyncio.Event) -> object:
-        """The app's ``GET /dapr/subscribe`` answer as JSON (an empty list when the app
-        has no such route or answers something else), asked until the app answers;
-        None when the sidecar stops first."""
+    async def subscriptions(self, stopping: asyncio.Event) -> list[Any] | None:
+        """The app's ``GET /dapr/subscribe`` answer, a JSON array (empty when the app
+        answers 404 or an empty 2xx body: no programmatic subscriptions). Any other
+        answer (no answer, another status, a body over 1 MiB, not JSON, not an array)
+        is asked again with a growing pause, never taken for "no subscriptions"; None
+        when the sidecar stops first."""
         pause = _FIRST_PAUSE
+        failures = 0
         while not stopping.is_set():
-            try:
-                answer = await self._client.get("/dapr/subscribe", timeout=10.0)
-            except httpx.HTTPError as problem:
-                log.info(
-                    "the app did not answer /dapr/subscribe; asking again",
-                    extra={"error": type(problem).__name__},
-                )
-                await _sleep_unless(stopping, pause)
-                pause = min(_LONGEST_PAUSE, pause * 2)
-                continue
-            if answer.status_code == 404:
-                return []
-            if not 200 <= answer.status_code < 300:
-                log.warning(
-                    "the app answered /dapr/subscribe with %d; no programmatic subscriptions",
-                    answer.status_code,
-                )
-                return []
-            try:
-                return json.loads(answer.content or b"[]")
-            except ValueError:
-                log.warning("the app's /dapr/subscribe answer is not JSON; ignored")
-                return []
+            problem = await self._subscriptions_once()
+            if isinstance(problem, list):
+                return problem
+            failures += 1
+            log.log(
+                logging.WARNING if failures == 1 or failures % 10 == 0 else logging.INFO,
+                "the app's /dapr/subscribe answer cannot be used; asking again",
+                extra={"error": problem, "attempt": failures, "pause": pause},
+            )
+            await _sleep_unless(stopping, pause)
+            pause = min(_LONGEST_DISCOVERY_PAUSE, pause * 2)
         return None
+
+    async def _subscriptions_once(self) -> list[Any] | str:
+        """One ask: the answer's array, or what was wrong with it."""
+        body = bytearray()
+        try:
+            async with self._client.stream("GET", "/dapr/subscribe", timeout=10.0) as answer:
+                if answer.status_code == 404:
+                    return []
+                if not 200 <= answer.status_code < 300:
+                    return f"the app answered {answer.status_code}"
+                async for chunk in answer.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_SUBSCRIBE_ANSWER:
+                        return f"the answer is longer than {MAX_SUBSCRIBE_ANSWER} bytes"
+        except httpx.HTTPError as problem:
+            return f"the app did not answer: {type(problem).__name__}"
+        if not body.strip():
+            return []
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            return "the answer is not JSON (or nested too deeply)"
+        if not isinstance(parsed, list):
+            return "the answer is not a JSON array"
+        return parsed
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> Answer:
         try:

@@ -1,7 +1,9 @@
 """Delivering published messages to the app (the sidecar's ``pubsub-delivery`` service).
 
 Once the app listens (and, with the health check on, is healthy), the sidecar asks it
-for its subscriptions, adds the declarative ones, registers them durably, and consumes
+for its subscriptions (until it answers usably: 404 means none; another status, a body
+that is not a JSON array, or no answer is asked again, and registrations stay as they
+are meanwhile), adds the declarative ones, registers them durably, and consumes
 each subscription's queue: up to ``concurrency`` messages in flight, each POSTed to the
 subscription's route as ``application/cloudevents+json`` while a heartbeat renews its
 lease. The app's answer settles it:

@@ -1,16 +1,23 @@
-"""The outbox relay (the sidecar's ``pubsub-outbox`` service): publishes what state
-transactions put in a store's outbox.
+"""The outbox relay (the sidecar's ``pubsub-outbox`` service): publishes what this
+app's state transactions put in a store's outbox.
 
 A transaction on a store whose component has ``outboxPublishPubsub`` and
-``outboxPublishTopic`` also enqueues, atomically, one message per upsert on the queue
-``dapr-outbox`` of the store's namespace (``state.py``). The relay consumes that queue
-in order and publishes each upserted value to the configured topic as a CloudEvent
-(``id`` ``outbox-<message id>``, ``data`` the value: JSON as ``application/json``, bytes
-as ``data_base64``), then acks. The publish carries the outbox message's id as its
-deduplication id on every subscriber's queue, so a relay that dies between publishing
-and acking does not publish twice (within the queues' dedup window, 5 minutes).
-A value whose pub/sub is not one of this sidecar's components is dead-lettered in the
-outbox queue with the reason.
+``outboxPublishTopic`` also enqueues, atomically, one message per upsert on the app's
+outbox queue in the store's namespace: ``dapr-outbox.<app id>`` (``state.py``'s
+``outbox_queue``). Each app id has its own, so apps sharing a store (and its
+namespace) never relay, or lose, each other's values; each sidecar consumes only its
+own app's queue (replicas of one app id share it). The relay consumes the queue in
+order and publishes each upserted value to the configured topic as a CloudEvent (``id``
+``outbox-<message id>``, ``source`` the app id, ``data`` the value: JSON as
+``application/json``, bytes as ``data_base64``), then acks. The publish carries the
+outbox message's id as its deduplication id on every subscriber's queue, so a relay
+that dies between publishing and acking does not publish twice (within the queues'
+dedup window, 5 minutes).
+
+A failed publish (the database or a pub/sub unreachable) is retried with a capped
+backoff for about a week (``OUTBOX_RETRY``): a committed transaction's publish
+survives an outage. A value whose pub/sub is not one of this sidecar's components is
+dead-lettered in the outbox queue with the reason.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from statekeeper.runtime.worker import Worker
 from statekeeper.sidecar.cloudevents import EVENT_TYPE, SPEC_VERSION, StoredEvent, rfc3339
 from statekeeper.sidecar.components import Component, Resources
 from statekeeper.sidecar.errors import DaprError
-from statekeeper.sidecar.state import OUTBOX_PUBSUB, OUTBOX_QUEUE, OUTBOX_TOPIC
+from statekeeper.sidecar.state import OUTBOX_PUBSUB, OUTBOX_RETRY, OUTBOX_TOPIC, outbox_queue
 from statekeeper.sidecar.values import is_json, user_json, value_bytes
 
 if TYPE_CHECKING:
@@ -78,30 +85,32 @@ def outbox_event(body: Any, message_id: str, source: str, now: float) -> dict[st
 
 
 class OutboxRelay:
-    """Relays the outbox queue of every outbox store's namespace (a supervised service)."""
+    """Relays this app's outbox queue in the namespace of every outbox store (a
+    supervised service)."""
 
     name = "pubsub-outbox"
 
     def __init__(self, pubsub: DaprPubSub, stores: list[Component]) -> None:
         self.pubsub = pubsub
         self.namespaces = sorted({c.namespace for c in stores})
+        self.queue_name = outbox_queue(pubsub.sidecar.app_id)
         self.relayed = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """One worker per namespace, each consuming its outbox queue one message at a
-        time (in order), until ``stopping``."""
+        """One worker per namespace, each consuming this app's outbox queue one message
+        at a time (in order), until ``stopping``."""
         app = self.pubsub.sidecar.app
         runtime = app.runtime
         grace = runtime.grace if runtime is not None else 30.0
         workers = []
         for namespace in self.namespaces:
-            queue = app.in_namespace(namespace).queue(OUTBOX_QUEUE)
+            queue = app.in_namespace(namespace).queue(self.queue_name, retry=OUTBOX_RETRY)
             relay = Consumer(
-                OUTBOX_QUEUE, self._publish, concurrency=1,
+                self.queue_name, self._publish, concurrency=1,
                 non_retryable=(NotAnOutboxMessage,),
                 expected=(NotAnOutboxMessage, OutboxNotPublished),
             )  # fmt: skip
-            queues = {OUTBOX_QUEUE: queue}
+            queues = {self.queue_name: queue}
             workers.append(Worker([relay], queues.__getitem__, grace=grace, poll=_POLL))
         await asyncio.gather(*(worker.run(stopping) for worker in workers))
 
@@ -129,9 +138,9 @@ class OutboxRelay:
 
 
 class NotAnOutboxMessage(Exception):
-    """A message on an outbox queue that no transaction wrote, or for another sidecar's
-    pub/sub: dead-lettered with the reason."""
+    """A message on an outbox queue that no transaction wrote, or for a pub/sub this
+    sidecar does not have: dead-lettered with the reason."""
 
 
 class OutboxNotPublished(Exception):
-    """Publishing an outbox value failed (retried per the queue's policy)."""
+    """Publishing an outbox value failed (retried per ``OUTBOX_RETRY``)."""

@@ -20,6 +20,7 @@ Dapr and JSON here (``values.py``). Every Dapr rule of the API is kept:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,11 +29,14 @@ from statekeeper.constants import MAX_TRANSACTION_OPS
 from statekeeper.errors import (
     AlreadyExists,
     ConflictError,
+    InvalidQueueName,
     StatekeeperError,
     TransactionConflict,
     ValidationError,
     ValueTooLarge,
 )
+from statekeeper.identifiers import check_queue_name
+from statekeeper.queues import Retry
 from statekeeper.sidecar.components import Component, Resources
 from statekeeper.sidecar.errors import DaprError, Grpc, malformed, store_not_found
 from statekeeper.sidecar.values import (
@@ -49,9 +53,26 @@ if TYPE_CHECKING:
     from statekeeper.app import App
 
 Concurrency = Literal["first-write", "last-write"]
-# The internal queue, in a store's namespace, of values its transactions publish (the
-# outbox): the sidecar relays each one to the configured topic.
+# The internal queue, in a store's namespace, of the values one app's transactions
+# publish (the outbox): that app's sidecar relays each one to the configured topic.
+# One queue per app id (``outbox_queue``), so apps sharing a store never relay each
+# other's values; retried for about a week (capped backoff), so a passing outage of
+# the database or the pub/sub never drops a committed publish.
 OUTBOX_QUEUE = "dapr-outbox"
+OUTBOX_RETRY = Retry(max_attempts=20_000, initial_interval=0.5, max_delay=30.0)
+
+
+def outbox_queue(app_id: str) -> str:
+    """The outbox queue of ``app_id``: ``dapr-outbox.<app id>``, or, when that is not a
+    queue name (1-80 of ``[A-Za-z0-9_.-]``), ``dapr-outbox-h.<sha-256 of the app id>``."""
+    name = f"{OUTBOX_QUEUE}.{app_id}"
+    try:
+        return check_queue_name(name)
+    except InvalidQueueName:
+        pass
+    return f"{OUTBOX_QUEUE}-h.{hashlib.sha256(app_id.encode()).hexdigest()}"
+
+
 OUTBOX_PUBSUB = "outboxPublishPubsub"
 OUTBOX_TOPIC = "outboxPublishTopic"
 MAX_BULK_KEYS = 1000  # keys of a bulk get, items of a save or a bulk delete
@@ -282,6 +303,11 @@ class DaprState:
         state = self.store(component)
         outbox = _outbox(component)
         limit = MAX_TRANSACTION_OPS // 2 if outbox is not None else MAX_TRANSACTION_OPS
+        outbox_to = None
+        if outbox is not None:
+            outbox_to = self._app.in_namespace(component.namespace).queue(
+                outbox_queue(self.app_id), retry=OUTBOX_RETRY
+            )
         if len(operations) > limit:
             raise DaprError(
                 "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS",
@@ -300,8 +326,8 @@ class DaprState:
                             only_if_absent=etag is None and op.concurrency == "first-write",
                             ttl=ttl_seconds(op.metadata, "ERR_MALFORMED_REQUEST"),
                         )  # fmt: skip
-                        if outbox is not None:
-                            tx.send(OUTBOX_QUEUE, {**outbox, "key": op.key, "value": op.value})
+                        if outbox is not None and outbox_to is not None:
+                            tx.send(outbox_to, {**outbox, "key": op.key, "value": op.value})
                     else:
                         tx.delete(key, if_match=etag)
                 except ValidationError as problem:

@@ -135,7 +135,12 @@ def programmatic(answer: Any, app_id: str) -> list[Subscription]:
         return []
     found = []
     for index, entry in enumerate(answer):
-        subscription = _read(entry, app_id, PROGRAMMATIC, f"/dapr/subscribe entry {index}")
+        where = f"/dapr/subscribe entry {index}"
+        try:
+            subscription = _read(entry, app_id, PROGRAMMATIC, where)
+        except RecursionError:
+            log.warning("%s is nested too deeply; skipped", where)
+            continue
         if subscription is not None:
             found.append(subscription)
     return found
