@@ -99,6 +99,30 @@ def check_timeout(timeout: object) -> None:
         )
 
 
+PATCH = "patch"  # the journal kind of ``ctx.patched``
+
+
+def _what_to_do(kind: str, name: str) -> str:
+    """The advice a NonDeterminismError ends with."""
+    if kind == PATCH:
+        return (
+            f"; the run recorded the change {name!r} here: keep "
+            f"ctx.patched({name!r}) or ctx.deprecate_patch({name!r}) at this point"
+        )
+    return (
+        "; guard a change to code that runs in flight with ctx.patched(...), run the new "
+        "code under a new workflow name, or retry once the matching code is deployed "
+        "(docs/workflow-code-changes.md)"
+    )
+
+
+def _check_change_id(change_id: object) -> str:
+    """A change id: what ``ctx.patched`` records (the rule of event names)."""
+    if not isinstance(change_id, str):
+        raise ValidationError(f"a change id is a string, got {type(change_id).__name__}")
+    return check_event_name(change_id)
+
+
 class WorkflowContext:
     def __init__(
         self,
@@ -168,7 +192,8 @@ class WorkflowContext:
             raise NonDeterminismError(
                 f"workflow {self.workflow_id!r} reached position {position} with {kind} "
                 f"{name!r}, but its journal records {entry.kind} {entry.name!r} there: the "
-                "workflow's code changed or is not deterministic",
+                "workflow's code changed or is not deterministic"
+                + _what_to_do(entry.kind, entry.name),
                 workflow_id=self.workflow_id,
                 position=position,
             )
@@ -629,6 +654,45 @@ class WorkflowContext:
     def uuid(self) -> Coroutine[Any, Any, str]:
         """A random UUID, the same on every replay."""
         return self._value(self._next(), "uuid", lambda: uuid.uuid4().hex)
+
+    # --- code changes ---------------------------------------------------------------------
+
+    async def patched(self, change_id: str) -> bool:
+        """Whether this run takes the code path of the change ``change_id``: True for a
+        run that reaches this point with nothing recorded here yet (the change is
+        recorded, one position, so every replay agrees), and for one that recorded the
+        change before; False for a run whose journal records something else here (it
+        was recorded by the code before the change, which it must go on following).
+
+            if await ctx.patched("audit-before-charge"):
+                await ctx.step(audit, order_id)   # new code
+            await ctx.step(charge, order_id)      # old and new
+
+        Once no run in flight can be older than the change, replace the call with
+        ``ctx.deprecate_patch(change_id)`` and keep only the new path; later still,
+        remove that too (docs/workflow-code-changes.md)."""
+        name = _check_change_id(change_id)
+        position = self._position + 1
+        entry = self._journal.get(position)
+        if entry is None:
+            self._may_start_new_work()
+            self._position = position
+            await self._checkpoint(position, PATCH, name)
+            return True
+        if (entry.kind, entry.name) == (PATCH, name):
+            self._position = position
+            return True
+        return False  # recorded before the change: takes no position
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Where ``ctx.patched(change_id)`` was: the new path is now the only one. A run
+        that recorded the change skips its record here; a run that did not record it
+        goes on without it (it must not be one that took the old path: retire a patch
+        only once every such run has finished)."""
+        name = _check_change_id(change_id)
+        entry = self._journal.get(self._position + 1)
+        if entry is not None and (entry.kind, entry.name) == (PATCH, name):
+            self._position += 1
 
     # --- timers and events ----------------------------------------------------------------
 
