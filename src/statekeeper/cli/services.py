@@ -98,7 +98,7 @@ async def run_worker(
         return worker
 
 
-def _enable_callbacks(app: App) -> None:
+def enable_callbacks(app: App) -> None:
     """Deliver completion callbacks, and workflow callback answers sent by queue, when
     a callback secret is configured."""
     app.enable_callbacks()
@@ -168,7 +168,7 @@ def serve(
         )
         app = load_app(target, settings)
         config = HttpConfig.from_env(dev=dev or None)
-        _enable_callbacks(app)
+        enable_callbacks(app)
         await serve_http(
             app,
             config,
@@ -219,7 +219,7 @@ def worker(
 
     async def go() -> Worker:
         app = load_app(target, settings)
-        _enable_callbacks(app)
+        enable_callbacks(app)
         return await run_worker(app, list(queues) or None, grace, health_host, health_port)
 
     run(go())

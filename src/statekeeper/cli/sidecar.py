@@ -6,6 +6,7 @@ import click
 
 from statekeeper.cli.common import Settings, load_app, pass_settings, run
 from statekeeper.cli.params import seconds_option
+from statekeeper.cli.services import enable_callbacks
 from statekeeper.constants import (
     ENV_PUBSUB_CONCURRENCY,
     ENV_PUBSUB_DELIVERY_TIMEOUT,
@@ -210,6 +211,7 @@ def sidecar(
     async def go() -> None:
         if app_module is not None:
             app = load_app(app_module, settings)
+            enable_callbacks(app)  # as worker and serve do: the app's workflows run here
         else:
             app = App(settings.database, namespace=settings.namespace)
         await run_sidecar(app, config, grace=grace, announce=_say)
