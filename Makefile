@@ -17,7 +17,8 @@ demo: $(STAMP)
 	$(VENV)/bin/python examples/travel_booking.py
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2
+	$(VENV)/bin/python -m pytest -q -n 2 -m 'not soak and not crash'
+	$(VENV)/bin/python -m pytest -q -m crash
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
