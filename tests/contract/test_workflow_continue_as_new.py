@@ -217,3 +217,36 @@ async def test_each_run_knows_its_number_and_has_children_of_its_own(app: App) -
     ]  # fmt: skip
     history = await app.workflows.history(run)
     assert [entry["position"] for entry in history] == [1, 2, 3]  # no count entry
+
+
+async def test_a_later_run_is_not_answered_by_an_earlier_runs_callback(app: App) -> None:
+    app.workflows.secret = "continue-as-new-callback-secret-0000"
+    tokens: list[str] = []
+
+    @app.function
+    async def publish(token: str) -> None:
+        tokens.append(token)
+
+    @app.workflow
+    async def asks(ctx: WorkflowContext, answers: list[str]) -> list[str]:
+        callback = await ctx.callback()
+        await ctx.step(publish, callback.token)
+        answers = [*answers, await callback.result()]
+        if len(answers) < 2:
+            await ctx.continue_as_new(answers)
+        return answers
+
+    run = await app.workflows.start(asks, [], id="asks")
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    await app.workflows.answer_callback(tokens[0], {"status": "success", "data": "one"})
+    await drain(runner)
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+    # The first run's token again: its event went with its run, and no wait of the
+    # second run reads it.
+    await app.workflows.answer_callback(tokens[0], {"status": "success", "data": "stale"})
+    await drain(runner)
+    assert (await app.workflows.status(run)).status == "waiting"
+    await app.workflows.answer_callback(tokens[1], {"status": "success", "data": "two"})
+    await drain(runner)
+    assert await app.workflows.result(run) == ["one", "two"]
