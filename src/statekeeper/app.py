@@ -60,6 +60,7 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
+from statekeeper.workflows.context import DEFAULT_MAX_JOURNAL
 from statekeeper.workflows.engine import Workflows
 from statekeeper.workflows.signatures import AnyWorkflow
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
@@ -86,6 +87,7 @@ class App:
         maintenance_interval: float | None = 15.0,
         archive_retention: float = 7 * 24 * 3600.0,
         callback_allow: str | Iterable[str] | None = None,
+        max_journal_entries: int = DEFAULT_MAX_JOURNAL,
     ) -> None:
         self.url = parse(resolve(database_url))
         chosen = os.environ.get(ENV_NAMESPACE) or "default" if namespace is None else namespace
@@ -114,6 +116,15 @@ class App:
             _check_cache_url(self.cache_url)
         self._cache_ttl = cache_ttl
         self._max_value_bytes = max_value_bytes
+        if (
+            isinstance(max_journal_entries, bool)
+            or not isinstance(max_journal_entries, int)
+            or max_journal_entries <= 0
+        ):
+            raise ConfigurationError(
+                f"max_journal_entries must be a positive integer, got {max_journal_entries!r}"
+            )
+        self._max_journal_entries = max_journal_entries
         self.clock = clock
         self._purge_interval = purge_interval
         # Acknowledged messages are kept this long: replay and request status reach back so far.
@@ -159,7 +170,7 @@ class App:
         self.consumers = {}
         self.workflows = Workflows(
             lambda: self.backend, self.namespace, self.clock, self._wakeups, sealer=self.sealer,
-            state=lambda: self.state,
+            state=lambda: self.state, max_journal_entries=self._max_journal_entries,
         )  # fmt: skip
         self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
         # The event store of this namespace (``app.events``).

@@ -78,7 +78,7 @@ def child_event(child_id: str) -> str:
     return f"{CHILD_EVENT_PREFIX}{child_id}"
 
 
-def callback_event(position: int) -> str:
+def callback_event(position: int | str) -> str:
     """The event that delivers the answer to the callback made at journal ``position``."""
     return f"{CALLBACK_EVENT_PREFIX}{position}"
 

@@ -352,6 +352,13 @@ class NonDeterminismError(StatekeeperError):
     http_status = 500
 
 
+class JournalTooLong(StatekeeperError):
+    """The workflow's journal reached its limit of entries (see ctx.continue_as_new)."""
+
+    code = "journal_too_long"
+    http_status = 500
+
+
 # --- storage --------------------------------------------------------------------------
 
 

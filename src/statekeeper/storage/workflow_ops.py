@@ -210,6 +210,24 @@ class WorkflowOps(Operations):
         )
         return done is not None
 
+    async def continue_as_new(
+        self, namespace: str, id: str, fence: int, input: bytes, now: float
+    ) -> bool:
+        """Start a running workflow over with ``input`` while the fence holds, in one
+        transaction: its journal deleted, the events it consumed (and its callbacks')
+        deleted, the others kept, its count of continues (journal position 0) up by
+        one, and the workflow due at once. False (nothing changed)
+        if the lease was lost."""
+        keys = {"namespace": namespace, "id": id}
+        script: list[Scripted] = [
+            (self._bind("wf_continue", input=input, now=now, fence=fence, **keys), "found", True),
+            (self._bind("wf_continue_events", **keys), "rowcount", False),
+            (self._bind("wf_continue_steps", **keys), "rowcount", False),
+            (self._bind("wf_continue_count", now=now, **keys), "rowcount", False),
+        ]
+        what = f"cannot continue workflow {id!r} as new"
+        return await self._db.run_atomic(script, what) is not None
+
     async def purge(self, namespace: str, id: str) -> bool:
         """Delete a finished workflow with its journal and events, in one transaction;
         False (nothing deleted) if it does not exist or has not finished."""

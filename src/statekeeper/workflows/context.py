@@ -27,6 +27,7 @@ from statekeeper.errors import (
     ConfigurationError,
     DecryptionError,
     ErrorRecord,
+    JournalTooLong,
     NonDeterminismError,
     TransactionConflict,
     ValidationError,
@@ -45,6 +46,7 @@ from statekeeper.workflows.saga import Saga
 from statekeeper.workflows.signals import (
     Cancelled,
     ChildFailed,
+    ContinueAsNew,
     EventTimeout,
     GiveBack,
     StepFailed,
@@ -66,6 +68,8 @@ MAX_PAYLOAD = 1 << 20
 # A retry backoff this long or longer is a durable sleep: the run ends and the workflow
 # is resumed for the next attempt (by any worker); a shorter one is slept in the run.
 DURABLE_BACKOFF = 5.0
+# The most journal entries a run may record (``App(max_journal_entries=)``).
+DEFAULT_MAX_JOURNAL = 10_000
 DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 
 
@@ -137,8 +141,11 @@ class WorkflowContext:
         cancel_requested: bool = False,
         sealer: Sealer = PLAIN,
         state: Callable[[], StateStore] | None = None,
+        max_journal: int = DEFAULT_MAX_JOURNAL,
     ) -> None:
         self.workflow_id = workflow_id
+        self._max_journal = max_journal
+        self.sagas_open = 0  # sagas entered and not left (continue_as_new is refused in one)
         self.namespace = namespace
         self._state_of = state
         self._sealer = sealer
@@ -146,6 +153,10 @@ class WorkflowContext:
         self._namespace = namespace
         self._fence = fence
         self._journal = {entry.position: entry for entry in journal}
+        counted = self._journal.pop(0, None)  # position 0: the count of continues
+        # How many times this workflow continued as new (``continue_as_new``) before
+        # this run: 0 in its first run.
+        self.continued = 0 if counted is None else counted.attempts
         self._clock = clock
         self._lease = lease
         self._position = 0
@@ -170,7 +181,20 @@ class WorkflowContext:
 
     def _next(self) -> int:
         self._position += 1
+        self._within_limit(self._position)
         return self._position
+
+    def _within_limit(self, position: int) -> None:
+        """A run's journal holds at most ``max_journal`` entries (JournalTooLong past it)."""
+        if position > self._max_journal:
+            raise JournalTooLong(
+                f"workflow {self.workflow_id!r} reached the limit of {self._max_journal} "
+                "journal entries (App(max_journal_entries=...)): a workflow that loops "
+                "should end each run with ctx.continue_as_new(input), which starts it "
+                "over with an empty journal",
+                workflow_id=self.workflow_id,
+                limit=self._max_journal,
+            )
 
     def _recorded(self, position: int, kind: str, name: str) -> JournalEntry | None:
         """The journal entry at ``position``; None means new work, which a cancelled
@@ -498,7 +522,8 @@ class WorkflowContext:
             raise ValidationError(f"callback timeout must be a positive number, got {timeout!r}")
         position = self._next()
         waits = (self._next(), self._next())
-        event = callback_event(position)
+        # Each run's callbacks have their own events (positions start over in a new run).
+        event = callback_event(position if not self.continued else f"{self.continued}.{position}")
         entry = self._recorded(position, "callback", event)
         if entry is None:
             expires = None if timeout is None else self._clock() + timeout
@@ -586,10 +611,13 @@ class WorkflowContext:
         return self._child(position, waits, name, input, id or self._child_id(position), timeout)
 
     def _child_id(self, position: int) -> str:
-        chosen = f"{self.workflow_id}:{position}"
+        # After a continue as new, positions start over: the run's number tells apart
+        # the children of each run.
+        at = f"{self.continued}.{position}" if self.continued else str(position)
+        chosen = f"{self.workflow_id}:{at}"
         if len(chosen) > MAX_WORKFLOW_ID:
             digest = hashlib.sha256(self.workflow_id.encode()).hexdigest()[:40]
-            chosen = f"{digest}:{position}"
+            chosen = f"{digest}:{at}"
         return chosen
 
     async def _child(
@@ -676,6 +704,7 @@ class WorkflowContext:
         entry = self._journal.get(position)
         if entry is None:
             self._may_start_new_work()
+            self._within_limit(position)
             self._position = position
             await self._checkpoint(position, PATCH, name)
             return True
@@ -693,6 +722,29 @@ class WorkflowContext:
         entry = self._journal.get(self._position + 1)
         if entry is not None and (entry.kind, entry.name) == (PATCH, name):
             self._position += 1
+
+    # --- continuing as new ----------------------------------------------------------------
+
+    async def continue_as_new(self, input: Any = None) -> NoReturn:
+        """End this run and start the workflow over from the top with ``input``: the
+        same id, an empty journal, due at once; the events it received and has not
+        waited for yet stay for the new run. A workflow that loops for long (a poller,
+        an entity that handles event after event) calls it every so many rounds, so its
+        journal stays short. Refused (ValidationError) inside a saga or a step, or while
+        steps started beside it still run: their outcomes belong to this run."""
+        if self.sagas_open or self.compensating:
+            raise ValidationError(
+                "ctx.continue_as_new cannot be called inside a saga: leave the saga first "
+                "(its compensations belong to this run)"
+            )
+        if self._steps_running:
+            raise ValidationError(
+                "ctx.continue_as_new cannot be called inside a step, or while steps started "
+                "beside it (gather) still run: call it from the workflow's own code, once "
+                "its steps have finished"
+            )
+        self._may_start_new_work()
+        raise ContinueAsNew(encode(f"input of workflow {self.workflow_id!r}", input))
 
     # --- timers and events ----------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from statekeeper.identifiers import (
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry
-from statekeeper.workflows.context import check_timeout, encode
+from statekeeper.workflows.context import DEFAULT_MAX_JOURNAL, check_timeout, encode
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
@@ -111,8 +111,11 @@ class Workflows:
         lease: float = 30.0,
         sealer: Sealer = PLAIN,
         state: Callable[[], StateStore] | None = None,
+        max_journal_entries: int = DEFAULT_MAX_JOURNAL,
     ) -> None:
         self._backend_of = backend
+        # A run that records more journal entries fails with JournalTooLong.
+        self.max_journal_entries = max_journal_entries
         self._state_of = state  # for transactional steps (ctx.transaction)
         self.namespace = namespace
         self._clock = clock

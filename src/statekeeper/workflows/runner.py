@@ -35,6 +35,7 @@ from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
 from statekeeper.workflows.signals import (
     Cancelled,
     Compensated,
+    ContinueAsNew,
     GiveBack,
     StepFailed,
     Superseded,
@@ -208,7 +209,7 @@ class WorkflowRunner:
             backend, flows.namespace, leased.id, leased.fence, journal,
             clock=flows._clock, lease=flows.lease,
             cancel_requested=leased.cancel_requested == WORKFLOW_CANCEL_REQUESTED,
-            sealer=flows.sealer, state=flows._state_of,
+            sealer=flows.sealer, state=flows._state_of, max_journal=flows.max_journal_entries,
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
@@ -242,6 +243,9 @@ class WorkflowRunner:
             return
         except TimedOut:
             await self._time_out(leased)
+            return
+        except ContinueAsNew as new_run:
+            await self._continue_as_new(leased, new_run.input)
             return
         except Cancelled:
             cancelled = ErrorRecord.made("Cancelled", "cancelled on request")
@@ -297,6 +301,20 @@ class WorkflowRunner:
             )
             return
         await self._finish(leased, "succeeded", data, None)
+
+    async def _continue_as_new(self, leased: LeasedWorkflow, data: bytes) -> None:
+        """Start the workflow over with the input ``data``, under this run's fence (a
+        runner whose lease moved on changes nothing)."""
+        flows = self.workflows
+        sealed = flows.sealer.seal(data, WORKFLOW, flows.namespace, leased.id, "input")
+        continued = await flows._backend.workflows.continue_as_new(
+            flows.namespace, leased.id, leased.fence, sealed, flows._clock()
+        )
+        if continued:
+            log.info("workflow continued as new", extra={"workflow_id": leased.id})
+            flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
+        else:
+            log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
 
     async def _give_back_shielded(self, leased: LeasedWorkflow, *, paused: bool = False) -> None:
         """``_give_back``, carried out even if this task is being cancelled; a failure is

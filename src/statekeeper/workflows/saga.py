@@ -67,6 +67,7 @@ class Saga:
         return result
 
     async def __aenter__(self) -> Saga:
+        self._ctx.sagas_open += 1
         return self
 
     async def __aexit__(
@@ -75,6 +76,7 @@ class Saga:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._ctx.sagas_open -= 1
         if error is None or isinstance(
             error,
             Suspend | Superseded | Unreadable | GiveBack | TimedOut | asyncio.CancelledError,

@@ -30,6 +30,15 @@ class Superseded(BaseException):
     """Another runner owns the workflow now (this one's fence is stale): stop quietly."""
 
 
+class ContinueAsNew(BaseException):
+    """End this run and start the workflow over from the top with ``input`` (already
+    encoded), under the same id and with an empty journal (``ctx.continue_as_new``)."""
+
+    def __init__(self, input: bytes) -> None:
+        super().__init__("continue as new")
+        self.input = input
+
+
 class Unreadable(BaseException):
     """A recorded value (the input, a journal entry, an event) does not open with this
     process's keys: stop this run and try again later, when a fixed keyring can read it.

@@ -179,9 +179,11 @@ DELETE FROM sk_workflow_steps
 WHERE namespace = :namespace AND workflow_id = :id AND error IS NOT NULL AND kind = 'step';
 
 -- name: wf_forget_steps_from
--- A rewound workflow's journal from a position on (the primary key's range).
+-- A rewound workflow's journal from a position on (the primary key's range); the count
+-- of continues (position 0) stays.
 DELETE FROM sk_workflow_steps
-WHERE namespace = :namespace AND workflow_id = :id AND position >= :position;
+WHERE namespace = :namespace AND workflow_id = :id AND position >= :position
+  AND position > 0;
 
 -- name: wf_purge
 -- A finished workflow's row (its journal and events go with it, in the same transaction).
@@ -235,12 +237,50 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_history
+-- The current run's journal (position 0 is the count of continues, not an entry).
 SELECT position, kind, name, input, output, error, attempts, started_at, finished_at
 FROM sk_workflow_steps
-WHERE namespace = :namespace AND workflow_id = :id
+WHERE namespace = :namespace AND workflow_id = :id AND position > 0
 ORDER BY position;
 
 -- name: wf_next_due
 -- Only active workflows have a wake-up time (finishing clears it); paused ones are not due.
 SELECT min(wake_at) FROM sk_workflows
 WHERE namespace = :namespace AND wake_at IS NOT NULL AND cancel_requested <> 2;
+
+-- name: wf_continue
+-- ctx.continue_as_new: the run ends and the workflow starts over with a new input, due at
+-- once, only while this runner's fence holds. Its deadline, pause or cancel request stay.
+-- Its consumed events and its journal go in the same transaction (wf_continue_events,
+-- wf_continue_steps), and its count of continues goes up (wf_continue_count).
+UPDATE sk_workflows
+SET status = 'pending', input = :input, owner = NULL, lease_expires_at = NULL,
+    waiting_for = NULL, wake_at = :now, updated_at = :now
+WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
+RETURNING id;
+
+-- name: wf_continue_events
+-- The events a continued run is done with: those its journal consumed (a wait recorded
+-- them), and its callbacks' answers and heartbeats (a callback belongs to its run).
+-- Events received but not consumed yet stay for the next run.
+DELETE FROM sk_workflow_events
+WHERE namespace = :namespace AND workflow_id = :id
+  AND (name LIKE 'callback:%' OR EXISTS (
+      SELECT 1 FROM sk_workflow_steps s
+      WHERE s.namespace = :namespace AND s.workflow_id = :id
+        AND s.kind = 'event' AND s.name = sk_workflow_events.name));
+
+-- name: wf_continue_steps
+-- A continued run's journal: every entry but the count of continues (position 0).
+DELETE FROM sk_workflow_steps
+WHERE namespace = :namespace AND workflow_id = :id AND position > 0;
+
+-- name: wf_continue_count
+-- How many times the workflow continued as new: the attempts of journal position 0, an
+-- entry no run records (runs record from position 1). Read with the journal, so a run
+-- knows it without a query of its own; history leaves it out.
+INSERT INTO sk_workflow_steps AS s (namespace, workflow_id, position, kind, name, attempts,
+                                    finished_at)
+VALUES (:namespace, :id, 0, 'continued', 'continued', 1, :now)
+ON CONFLICT (namespace, workflow_id, position) DO UPDATE
+SET attempts = s.attempts + 1, finished_at = excluded.finished_at;
