@@ -126,7 +126,7 @@ async def test_retiring_a_patch_keeps_runs_that_recorded_it(
         assert await app.workflows.result("o-1") == ["audited o-1", "paid o-1", "shipped o-1"]
         status = await app.workflows.status("o-2")
         assert status.status == "sleeping"  # a new run: no patch record, new path only
-        assert ran == ["ship", "audit", "charge"]
+        assert sorted(ran) == ["audit", "charge", "ship"]  # o-1 ships, o-2 starts: in any order
     finally:
         await app.close()
 

@@ -15,13 +15,12 @@ import hashlib
 import inspect
 import json
 import logging
-import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 
-from statekeeper.codec import decode_as, decode_value, encode_value, result_type
+from statekeeper.codec import decode_as, decode_value, result_type
 from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event, child_event
 from statekeeper.errors import (
     ConfigurationError,
@@ -42,6 +41,15 @@ from statekeeper.queues.policy import Retry
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
 from statekeeper.workflows.callback import Callback
+from statekeeper.workflows.journal import (
+    DEFAULT_MAX_JOURNAL,
+    PATCH,
+    check_change_id,
+    check_timeout,
+    encode,
+    nondeterminism_advice,
+    step_name,
+)
 from statekeeper.workflows.saga import Saga
 from statekeeper.workflows.signals import (
     Cancelled,
@@ -64,12 +72,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("statekeeper.workflows")
 
-MAX_PAYLOAD = 1 << 20
 # A retry backoff this long or longer is a durable sleep: the run ends and the workflow
 # is resumed for the next attempt (by any worker); a shorter one is slept in the run.
 DURABLE_BACKOFF = 5.0
-# The most journal entries a run may record (``App(max_journal_entries=)``).
-DEFAULT_MAX_JOURNAL = 10_000
 DEFAULT_STEP_RETRY = Retry(max_attempts=3, initial_interval=1.0, backoff_rate=2.0, max_delay=60.0)
 
 
@@ -78,53 +83,6 @@ _SCALARS = (int, float, str)
 
 def _never() -> bool:
     return False
-
-
-def step_name(fn: Callable[..., Any]) -> str:
-    return str(getattr(fn, "__statekeeper_name__", None) or getattr(fn, "__qualname__", repr(fn)))
-
-
-def encode(subject: str, value: Any) -> bytes:
-    return encode_value("", value, MAX_PAYLOAD, subject)
-
-
-def check_timeout(timeout: object) -> None:
-    """A workflow timeout is a positive, finite number of seconds (or None)."""
-    if timeout is None:
-        return
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ValidationError(
-            f"a workflow timeout must be a positive number of seconds, got {timeout!r}"
-        )
-
-
-PATCH = "patch"  # the journal kind of ``ctx.patched``
-
-
-def _what_to_do(kind: str, name: str) -> str:
-    """The advice a NonDeterminismError ends with."""
-    if kind == PATCH:
-        return (
-            f"; the run recorded the change {name!r} here: keep "
-            f"ctx.patched({name!r}) or ctx.deprecate_patch({name!r}) at this point"
-        )
-    return (
-        "; guard a change to code that runs in flight with ctx.patched(...), run the new "
-        "code under a new workflow name, or retry once the matching code is deployed "
-        "(docs/workflow-code-changes.md)"
-    )
-
-
-def _check_change_id(change_id: object) -> str:
-    """A change id: what ``ctx.patched`` records (the rule of event names)."""
-    if not isinstance(change_id, str):
-        raise ValidationError(f"a change id is a string, got {type(change_id).__name__}")
-    return check_event_name(change_id)
 
 
 class WorkflowContext:
@@ -217,7 +175,7 @@ class WorkflowContext:
                 f"workflow {self.workflow_id!r} reached position {position} with {kind} "
                 f"{name!r}, but its journal records {entry.kind} {entry.name!r} there: the "
                 "workflow's code changed or is not deterministic"
-                + _what_to_do(entry.kind, entry.name),
+                + nondeterminism_advice(entry.kind, entry.name),
                 workflow_id=self.workflow_id,
                 position=position,
             )
@@ -699,7 +657,7 @@ class WorkflowContext:
         Once no run in flight can be older than the change, replace the call with
         ``ctx.deprecate_patch(change_id)`` and keep only the new path; later still,
         remove that too (docs/workflow-code-changes.md)."""
-        name = _check_change_id(change_id)
+        name = check_change_id(change_id)
         position = self._position + 1
         entry = self._journal.get(position)
         if entry is None:
@@ -718,7 +676,7 @@ class WorkflowContext:
         that recorded the change skips its record here; a run that did not record it
         goes on without it (it must not be one that took the old path: retire a patch
         only once every such run has finished)."""
-        name = _check_change_id(change_id)
+        name = check_change_id(change_id)
         entry = self._journal.get(self._position + 1)
         if entry is not None and (entry.kind, entry.name) == (PATCH, name):
             self._position += 1

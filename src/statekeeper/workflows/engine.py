@@ -52,8 +52,8 @@ from statekeeper.identifiers import (
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry
-from statekeeper.workflows.context import DEFAULT_MAX_JOURNAL, check_timeout, encode
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
+from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, encode
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token

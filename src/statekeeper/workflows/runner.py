@@ -29,9 +29,10 @@ from statekeeper.errors import DecryptionError, ErrorRecord, StatekeeperError
 from statekeeper.queues.wakeups import POLL_INTERVAL
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import LeasedWorkflow
-from statekeeper.workflows.context import WorkflowContext, encode
+from statekeeper.workflows.context import WorkflowContext
 from statekeeper.workflows.definitions import REFRESH
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
+from statekeeper.workflows.journal import encode
 from statekeeper.workflows.signals import (
     Cancelled,
     Compensated,
