@@ -5,14 +5,14 @@ both kinds of run going."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from statekeeper import App
 from statekeeper.errors import ValidationError
-from statekeeper.workflows import WorkflowContext, WorkflowRunner
+from statekeeper.workflows import WorkflowContext
 from tests.conftest import FakeClock
+from tests.support import drive
 
 ran: list[str] = []
 Workflow = Callable[[WorkflowContext, str], Coroutine[Any, Any, Any]]
@@ -61,15 +61,6 @@ async def unguarded_code(ctx: WorkflowContext, order: str) -> list[str]:
     paid = await ctx.step(charge, order)
     await ctx.sleep(60)
     return [audited, paid, await ctx.step(ship, order)]
-
-
-async def drive(app: App) -> None:
-    runner = WorkflowRunner(app.workflows)
-    for _ in range(20):
-        leased = await runner._lease(list(app.workflows.registry), 16)
-        if not leased:
-            return
-        await asyncio.gather(*(runner.execute(w) for w in leased))
 
 
 async def deploy(

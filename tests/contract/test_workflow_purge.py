@@ -3,22 +3,12 @@ and events go in one transaction, a running one is refused, and the id is free a
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from statekeeper import App
 from statekeeper.errors import WorkflowNotFinished, WorkflowNotFound
-from statekeeper.workflows import WorkflowContext, WorkflowRunner
-
-
-async def drive(app: App) -> None:
-    runner = WorkflowRunner(app.workflows)
-    for _ in range(10):
-        leased = await runner._lease(list(app.workflows.registry), 16)
-        if not leased:
-            return
-        await asyncio.gather(*(runner.execute(w) for w in leased))
+from statekeeper.workflows import WorkflowContext
+from tests.support import drive
 
 
 async def test_a_finished_workflow_is_purged_with_its_journal_and_events(app: App) -> None:
