@@ -100,7 +100,6 @@ class Deliveries:
         self.pubsub = pubsub
         self.config = pubsub.sidecar.config
         self.policy = pubsub.policy
-        self.delivered = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         channel = AppChannel(
@@ -221,7 +220,6 @@ class Deliveries:
         outcome = await self._deliver(channel, subscription, message)
         fields = {**_fields(message), "topic": subscription.topic, "route": subscription.route}
         if outcome.kind == "success":
-            self.delivered += 1
             return
         last = message.attempt >= self.pubsub.max_attempts
         letter = subscription.dead_letter_topic

@@ -94,7 +94,6 @@ class OutboxRelay:
         self.pubsub = pubsub
         self.namespaces = sorted({c.namespace for c in stores})
         self.queue_name = outbox_queue(pubsub.sidecar.app_id)
-        self.relayed = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         """One worker per namespace, each consuming this app's outbox queue one message
@@ -133,7 +132,6 @@ class OutboxRelay:
             )
         except (DaprError, StatekeeperError) as problem:
             raise OutboxNotPublished(str(problem)) from None
-        self.relayed += 1
         log.debug("outbox value published", extra={"message_id": message.id, "topic": topic})
 
 
