@@ -62,8 +62,10 @@ from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
 from statekeeper.workflows.engine import Workflows
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
+from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.signatures import AnyWorkflow
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
+from statekeeper.workflows.versions import Versions
 
 log = logging.getLogger("statekeeper.app")
 WORKFLOW_CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}workflow-callbacks"
@@ -88,8 +90,16 @@ class App:
         archive_retention: float = 7 * 24 * 3600.0,
         callback_allow: str | Iterable[str] | None = None,
         max_journal_entries: int = DEFAULT_MAX_JOURNAL,
+        version: str | None = None,
+        version_policy: str | None = None,
+        workflow_retention: Retention = None,
     ) -> None:
         self.url = parse(resolve(database_url))
+        # Workflow versions and retention (workflows/versions.py, workflows/retention.py),
+        # checked here and given to every namespace's workflows.
+        self._versioning = (version, version_policy, workflow_retention)
+        Versions({}).configure(version, version_policy)
+        Retentions().configure(workflow_retention)
         chosen = os.environ.get(ENV_NAMESPACE) or "default" if namespace is None else namespace
         self.namespace = check_namespace(chosen)
         if (
@@ -173,6 +183,9 @@ class App:
             state=lambda: self.state, max_journal_entries=self._max_journal_entries,
         )  # fmt: skip
         self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
+        version, policy, retention = self._versioning
+        self.workflows.versions.configure(version, policy)
+        self.workflows.retention.configure(retention)
         # The event store of this namespace (``app.events``).
         self.events = EventStore(
             lambda: self.backend, self.namespace, clock=self.clock, sealer=self.sealer,
@@ -221,6 +234,13 @@ class App:
         """This app's namespace and those of the views made so far."""
         root = self._root or self
         return [root.namespace, *sorted(root._views)]
+
+    @property
+    def version(self) -> str:
+        """The application version: ``App(version=...)``, else a hash of the registered
+        workflows' code (each run is stamped with its workflow's: ``app.workflows.versions``,
+        docs/workflow-code-changes.md)."""
+        return self.workflows.versions.app_version
 
     @property
     def runtime(self) -> Supervisor | None:
@@ -319,24 +339,32 @@ class App:
         return wrap
 
     @overload
-    def workflow(self, fn: AnyWorkflow, /, *, name: str | None = None) -> AnyWorkflow: ...
+    def workflow(
+        self, fn: AnyWorkflow, /, *, name: str | None = None, retention: Retention = None
+    ) -> AnyWorkflow: ...
 
     @overload
     def workflow(
-        self, fn: None = None, /, *, name: str | None = None
+        self, fn: None = None, /, *, name: str | None = None, retention: Retention = None
     ) -> Callable[[AnyWorkflow], AnyWorkflow]: ...
 
     def workflow(
-        self, fn: AnyWorkflow | None = None, *, name: str | None = None
+        self,
+        fn: AnyWorkflow | None = None,
+        *,
+        name: str | None = None,
+        retention: Retention = None,
     ) -> AnyWorkflow | Callable[[AnyWorkflow], AnyWorkflow]:
         """Register an ``async def fn(ctx: WorkflowContext, input: In) -> Out`` workflow
         (``@app.workflow`` or ``@app.workflow(name="...")``), returned as it is, types
-        included; start it with ``app.workflows.start(fn, input)`` or by its name."""
+        included; start it with ``app.workflows.start(fn, input)`` or by its name.
+        ``retention`` (seconds): how long its finished runs are kept (else the app's
+        ``workflow_retention``)."""
         if fn is not None:
-            return self.workflows.register(fn, name)
+            return self.workflows.register(fn, name, retention=retention)
 
         def register(f: AnyWorkflow) -> AnyWorkflow:
-            return self.workflows.register(f, name)
+            return self.workflows.register(f, name, retention=retention)
 
         return register
 
@@ -666,13 +694,16 @@ class App:
         await self.close()
 
     async def forget_old_records(self, batch: int = 1000) -> int:
-        """Drop expired idempotency records and deduplication claims, and archived messages
-        older than ``archive_retention``, ``batch`` rows a transaction; how many."""
+        """Drop expired idempotency records and deduplication claims, archived messages
+        older than ``archive_retention``, and finished workflow runs past their retention
+        (with their journals and events), ``batch`` rows a transaction; how many."""
         total = 0
         while True:
             now = self.clock()
             forgotten = await self.backend.idempotency.forget(now, batch)
             forgotten += await self.backend.queues.forget(now, now - self.archive_retention, batch)
+            # Finished workflow runs past their retention, in every namespace.
+            forgotten += await self.backend.workflows.purge_expired(now, batch)
             total += forgotten
             if forgotten < batch:
                 return total

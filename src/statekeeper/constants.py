@@ -102,3 +102,9 @@ def cache_item_prefix(namespace: str) -> str:
 def cache_lease_prefix(namespace: str) -> str:
     """Fill-lease keys: like item keys, under their own prefix so no key collides."""
     return f"sk:{{{namespace}}}:lease:"
+
+
+# Workflow versions and retention (workflows/versions.py, workflows/retention.py).
+ENV_APP_VERSION = "STATEKEEPER_APP_VERSION"
+ENV_VERSION_POLICY = "STATEKEEPER_VERSION_POLICY"
+ENV_WORKFLOW_RETENTION = "STATEKEEPER_WORKFLOW_RETENTION"

@@ -69,6 +69,12 @@ EXPECTED = {
     "es_stream": "sk_events_stream",
     "es_stream_back": "sk_events_stream",
     "es_notifications": "sk_events_pkey",
+    # Versions, forks and retention (0015).
+    "wf_move_version": "sk_workflows_by_version",
+    "wf_move_version_of": "sk_workflows_pkey",
+    "wf_expired_runs": "sk_workflows_expiry",
+    "wf_expired_steps": "sk_workflows_expiry",
+    "wf_expired_events": "sk_workflows_expiry",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -89,7 +95,8 @@ WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge
 # Background purges, once a minute: before PostgreSQL first analyzes a table it may read
 # it whole to find the expired rows (an index afterwards; a bounded cost either way).
 PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
-          "queue_forget_dedup"}  # fmt: skip
+          "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
+          "wf_expired_runs"}  # fmt: skip
 
 
 NOW = time.time()
@@ -177,7 +184,8 @@ async def populate(app: App) -> None:
     now = time.time()
     workflows = [
         (app.namespace, f"w{n}", "w", "sleeping" if n % 2 else "succeeded", b"0",
-         now + 86400 if n % 2 else None, now + n, now)
+         now + 86400 if n % 2 else None, now + n, now, f"v{n % 3}" if n % 2 else None,
+         None if n % 2 else now + 86400 + n)
         for n in range(3000)
     ]  # fmt: skip
     steps = [(app.namespace, f"w{n}", p, "step", "s", now) for n in range(1000) for p in range(3)]
@@ -204,7 +212,7 @@ async def populate(app: App) -> None:
     parked = [(app.namespace, f"s{n % 30}", n, "e", 1, now) for n in range(3000)]
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
-         "updated_at) VALUES ({})", workflows),
+         "updated_at, version, purge_at) VALUES ({})", workflows),
         ("INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, "
          "finished_at) VALUES ({})", steps),
         ("INSERT INTO sk_state (namespace, key, value, etag) VALUES ({})", state),

@@ -179,6 +179,7 @@ class WorkflowRow(NamedTuple):
     created_at: float
     updated_at: float
     deadline: float | None = None  # Unix time it times out (started with a timeout)
+    version: str | None = None  # the application version it runs on (None: any)
 
 
 class DefinitionRow(NamedTuple):

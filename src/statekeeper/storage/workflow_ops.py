@@ -28,12 +28,13 @@ class WorkflowOps(Operations):
         now: float,
         *,
         deadline: float | None = None,
+        version: str | None = None,
     ) -> bool:
-        """Create a pending workflow (timing out at ``deadline``, if given); False when
-        the id exists already."""
+        """Create a pending workflow (timing out at ``deadline``, if given; stamped with
+        application ``version``); False when the id exists already."""
         statement = self._bind(
             "wf_create", namespace=namespace, id=id, name=name, input=input,
-            parent_id=parent_id, now=now, deadline=deadline,
+            parent_id=parent_id, now=now, deadline=deadline, version=version,
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot start workflow {id!r}", "found"))
 
@@ -51,10 +52,14 @@ class WorkflowOps(Operations):
         lease_end: float,
         limit: int,
         now: float,
+        versions: Sequence[str] | None = None,
     ) -> list[LeasedWorkflow]:
+        """Lease due workflows of ``names``; with ``versions``, only runs of those
+        application versions or of none (pinned); without, of any version."""
         statement = self._bind(
             "wf_lease", owner=owner, lease_end=lease_end, now=now, namespace=namespace,
-            limit=limit, **self._list_arg("names", names),
+            limit=limit, any_version=int(versions is None), **self._list_arg("names", names),
+            **self._list_arg("versions", versions or ()),
         )  # fmt: skip
         rows = await self._db.run_many(statement, "cannot lease workflows", write=True)
         return [LeasedWorkflow(*row) for row in rows]
@@ -103,13 +108,14 @@ class WorkflowOps(Operations):
         parent_id: str | None,
         parent_event: bytes | None,
         now: float,
+        purge_at: float | None = None,
     ) -> bool:
         """Finish the workflow while the fence holds; False if the lease was lost. A
         child's end is delivered to its parent as event ``child:<id>`` with the data
         ``parent_event`` (built, and sealed, by the caller), atomically."""
         finish = self._bind(
             "wf_finish", status=status, output=output, error=error, now=now,
-            namespace=namespace, id=id, fence=fence,
+            namespace=namespace, id=id, fence=fence, purge_at=purge_at,
         )  # fmt: skip
         script: list[Scripted] = [(finish, "found", True)]
         if parent_id is not None:
@@ -270,3 +276,65 @@ class WorkflowOps(Operations):
         statement = self._bind("wf_next_due", namespace=namespace)
         due = await self._db.run_read(statement, "cannot read workflows", "first")
         return None if due is None else float(due)
+
+    async def move_version(
+        self,
+        namespace: str,
+        from_version: str | None,
+        to_version: str,
+        now: float,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+    ) -> builtins.list[str]:
+        """Give the unfinished runs of ``from_version`` (of workflow ``name`` only, if
+        given) application version ``to_version``; with ``id``, that one run (from any
+        version when ``from_version`` is None). The ids moved."""
+        if id is not None:
+            statement = self._bind(
+                "wf_move_version_of", namespace=namespace, id=id, from_version=from_version,
+                to_version=to_version, now=now,
+            )  # fmt: skip
+        else:
+            statement = self._bind(
+                "wf_move_version", namespace=namespace, from_version=from_version,
+                to_version=to_version, name=name, now=now,
+            )  # fmt: skip
+        rows = await self._db.run_many(statement, "cannot move workflow versions", write=True)
+        return [str(row[0]) for row in rows]
+
+    async def fork(
+        self,
+        namespace: str,
+        new_id: str,
+        name: str,
+        input: bytes,
+        entries: Sequence[HistoryEntry],
+        now: float,
+        *,
+        version: str | None,
+    ) -> bool:
+        """Create workflow ``new_id`` (pending, due now) with journal ``entries``, in one
+        transaction; False (nothing written) if ``new_id`` exists already."""
+        keys = {"namespace": namespace, "id": new_id}
+        script: builtins.list[Scripted] = [(self._bind(
+            "wf_create", name=name, input=input, parent_id=None, now=now, deadline=None,
+            version=version, **keys,
+        ), "found", True)]  # fmt: skip
+        for e in entries:
+            script.append((self._bind(
+                "wf_fork_step", position=e.position, kind=e.kind, step_name=e.name,
+                input=e.input, output=e.output, error=e.error, attempts=e.attempts,
+                started_at=e.started_at, finished_at=e.finished_at, **keys,
+            ), "rowcount", False))  # fmt: skip
+        return await self._db.run_atomic(script, f"cannot fork into {new_id!r}") is not None
+
+    async def purge_expired(self, now: float, limit: int) -> int:
+        """Delete up to ``limit`` finished runs whose purge time has passed (in every
+        namespace), with their journals and events, in one transaction; how many."""
+        script: builtins.list[Scripted] = [
+            (self._bind(query, now=now, limit=limit), "rowcount", False)
+            for query in ("wf_expired_steps", "wf_expired_events", "wf_expired_runs")
+        ]
+        done = await self._db.run_atomic(script, "cannot purge expired workflows")
+        return 0 if done is None else int(done[-1])

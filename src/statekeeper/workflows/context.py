@@ -127,6 +127,8 @@ class WorkflowContext:
         self.secret: str | None = None  # signs callback tokens
         # The registered name of a workflow function (for ``child(fn, ...)``).
         self.workflow_name: Callable[[Callable[..., Any]], str] | None = None
+        # The application version a child workflow of a name is stamped with.
+        self.version_of: Callable[[str], str | None] = lambda name: None
         # True once this process is stopping: the run starts no new work (GiveBack).
         self.stopping: Callable[[], bool] = _never
         # Steps running now (with ``asyncio.gather`` more than one): a run given back
@@ -595,6 +597,7 @@ class WorkflowContext:
             await self._backend.workflows.create(
                 self._namespace, child_id, name, data, self.workflow_id, now,
                 deadline=None if timeout is None else now + float(timeout),
+                version=self.version_of(name),
             )  # fmt: skip
             await self._checkpoint(position, "child", name, output=json.dumps(child_id).encode())
             if self.on_child_started is not None:

@@ -52,11 +52,14 @@ from statekeeper.identifiers import (
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry
+from statekeeper.workflows import operations
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, encode
+from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
+from statekeeper.workflows.versions import Versions
 
 if TYPE_CHECKING:
     from statekeeper.state.store import StateStore
@@ -80,6 +83,7 @@ class WorkflowStatus:
     updated_at: float
     read_error: str | None = None  # why the stored output or error cannot be read
     paused: bool = False  # paused (``Workflows.pause``): it does nothing until resumed
+    version: str | None = None  # the application version it runs on (None: any)
 
     @property
     def done(self) -> bool:
@@ -96,6 +100,7 @@ class WorkflowStatus:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "paused": self.paused,
+            "version": self.version,
             **({"read_error": self.read_error} if self.read_error else {}),
         }
 
@@ -126,12 +131,17 @@ class Workflows:
         # Workflows defined at runtime, and the interpreters that run them here.
         self.definitions = Definitions(backend, namespace, clock)
         self.secret: str | None = None  # signs callback tokens (STATEKEEPER_CALLBACK_SECRET)
+        # The version stamped on each run and those leased here; finished runs' retention.
+        self.versions = Versions(self.registry)
+        self.retention = Retentions()
 
     @property
     def _backend(self) -> Storage:
         return self._backend_of()
 
-    def register(self, fn: AnyWorkflow, name: str | None = None) -> AnyWorkflow:
+    def register(
+        self, fn: AnyWorkflow, name: str | None = None, *, retention: Retention = None
+    ) -> AnyWorkflow:
         chosen = name or fn.__name__
         try:
             check_workflow_name(chosen)
@@ -141,6 +151,7 @@ class Workflows:
             raise ConfigurationError(f"workflow {chosen!r} must be an async function")
         if chosen in self.registry and self.registry[chosen] is not fn:
             raise ConfigurationError(f"a workflow named {chosen!r} is registered already")
+        self.retention.set(chosen, retention)
         self.registry[chosen] = fn
         return fn
 
@@ -245,8 +256,9 @@ class Workflows:
         now = self._clock()
         deadline = None if timeout is None else now + float(timeout)
         created = await self._backend.workflows.create(
-            self.namespace, chosen, name, data, None, now, deadline=deadline
-        )
+            self.namespace, chosen, name, data, None, now, deadline=deadline,
+            version=self.versions.of(name),
+        )  # fmt: skip
         if created:
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
         else:  # only a repeated start reads the one it repeats
@@ -296,7 +308,7 @@ class Workflows:
             read_error = problem.message
         return WorkflowStatus(
             row.id, row.name, row.status, output, error, row.created_at, row.updated_at,
-            read_error, paused=row.cancel_requested == WORKFLOW_PAUSED,
+            read_error, paused=row.cancel_requested == WORKFLOW_PAUSED, version=row.version,
         )  # fmt: skip
 
     @overload
@@ -460,7 +472,7 @@ class Workflows:
         rows = await self._backend.workflows.list(
             self.namespace, status=status, name=name, before=before, limit=limit
         )
-        keys = ("id", "name", "status", "created_at", "updated_at")
+        keys = ("id", "name", "status", "created_at", "updated_at", "version")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def history(self, id: str) -> builtins.list[dict[str, Any]]:
@@ -515,6 +527,34 @@ class Workflows:
             return "heartbeat"
         await self._deliver(target.workflow_id, target.event, answer)
         return str(status)
+
+    # --- versions and forks (workflows/operations.py) --------------------------------------
+
+    def wake(self) -> None:
+        """Wake this namespace's workflow runners (a run became due)."""
+        self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
+    async def move_version(
+        self,
+        from_version: str | None,
+        to_version: str,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+    ) -> int:
+        """Give the unfinished runs of application version ``from_version`` (of workflow
+        ``name`` only, if given) version ``to_version``, so that workers of that version
+        run them; with ``id``, that one run (from any version if ``from_version`` is
+        None). How many moved."""
+        return await operations.move_version(self, from_version, to_version, name=name, id=id)
+
+    async def fork(
+        self, id: str, from_position: int, new_id: str | None = None
+    ) -> WorkflowRun[Any]:
+        """Start a new run (id ``new_id``, else a new one) of workflow ``id``'s name and
+        input whose journal is a copy of ``id``'s entries before ``from_position``: it
+        replays them and executes from that position on. The new id."""
+        return await operations.fork(self, id, from_position, new_id)
 
 
 def same_json(a: Any, b: Any) -> bool:

@@ -157,7 +157,7 @@ class WorkflowRunner:
         try:
             return await flows._backend.workflows.lease(
                 flows.namespace, names, owner=self.owner, lease_end=now + flows.lease,
-                limit=min(count, 16), now=now,
+                limit=min(count, 16), now=now, versions=flows.versions.leased(),
             )  # fmt: skip
         except StatekeeperError as error:
             log.warning("leasing workflows failed", exc_info=error, extra={"error": error.message})
@@ -215,6 +215,7 @@ class WorkflowRunner:
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
         ctx.workflow_name = flows.name_of
+        ctx.version_of = flows.versions.of
         ctx.stopping = self._is_stopping
         try:
             stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
@@ -418,11 +419,13 @@ class WorkflowRunner:
             parent_event = seal.seal(
                 data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
             )
+        now = flows._clock()
         finished = await flows._backend.workflows.finish(
             ns, id, leased.fence, status=status,
+            purge_at=flows.retention.purge_at(leased.name, now),
             output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
             error=text,
-            parent_id=leased.parent_id, parent_event=parent_event, now=flows._clock(),
+            parent_id=leased.parent_id, parent_event=parent_event, now=now,
         )  # fmt: skip
         if finished:
             self.completed += 1

@@ -8,14 +8,15 @@
 
 -- name: wf_create
 INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                          deadline, created_at, updated_at)
-VALUES (:namespace, :id, :name, 'pending', :input, 0, :now, :parent_id, :deadline, :now, :now)
+                          deadline, created_at, updated_at, version)
+VALUES (:namespace, :id, :name, 'pending', :input, 0, :now, :parent_id, :deadline, :now, :now,
+        :version)
 ON CONFLICT (namespace, id) DO NOTHING
 RETURNING id;
 
 -- name: wf_get
 SELECT id, name, status, input, output, error, fence, lease_expires_at, wake_at,
-       waiting_for, parent_id, cancel_requested, created_at, updated_at, deadline
+       waiting_for, parent_id, cancel_requested, created_at, updated_at, deadline, version
 FROM sk_workflows WHERE namespace = :namespace AND id = :id;
 
 -- name: wf_lease
@@ -35,6 +36,11 @@ WHERE namespace = :namespace AND id IN (
       AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
       -- sqlite: AND name IN (SELECT value FROM json_each(:names_json))
       -- postgres: AND name = ANY(:names::text[])
+      -- Pinned (version policy): only runs of this worker's versions, or of none.
+      AND (version IS NULL OR :any_version = 1
+      -- sqlite: OR version IN (SELECT value FROM json_each(:versions_json))
+      -- postgres: OR version = ANY(:versions::text[])
+      )
     ORDER BY wake_at
     LIMIT :limit
     -- postgres: FOR UPDATE SKIP LOCKED
@@ -95,7 +101,8 @@ RETURNING id;
 -- it finishes when resumed.
 UPDATE sk_workflows
 SET status = :status, output = :output, error = :error, owner = NULL,
-    lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL, updated_at = :now
+    lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL, updated_at = :now,
+    purge_at = :purge_at
 WHERE namespace = :namespace AND id = :id AND fence = :fence AND status = 'running'
   AND cancel_requested <> 2
 RETURNING parent_id;
@@ -170,7 +177,7 @@ RETURNING status;
 -- A failed or timed-out workflow runs again; a timed-out one without its deadline.
 UPDATE sk_workflows
 SET status = 'pending', error = NULL, output = NULL, wake_at = :now, updated_at = :now,
-    cancel_requested = 0, deadline = NULL
+    cancel_requested = 0, deadline = NULL, purge_at = NULL
 WHERE namespace = :namespace AND id = :id AND status IN ('failed', 'timed_out')
 RETURNING id;
 
@@ -205,7 +212,7 @@ DELETE FROM sk_workflow_events WHERE namespace = :namespace AND workflow_id = :i
 -- (+infinity, ''). The filters are written `status || ''` and `name || ''`, the
 -- expressions their indexes are on (which no other statement writes, so none can pick
 -- those indexes).
-SELECT id, name, status, created_at, updated_at
+SELECT id, name, status, created_at, updated_at, version
 FROM sk_workflows
 WHERE namespace = :namespace
   AND (created_at, id) < (:before_time, :before_id)
@@ -213,7 +220,7 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_list_by_status
-SELECT id, name, status, created_at, updated_at
+SELECT id, name, status, created_at, updated_at, version
 FROM sk_workflows
 WHERE namespace = :namespace AND status || '' = :status
   AND (created_at, id) < (:before_time, :before_id)
@@ -221,7 +228,7 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_list_by_name
-SELECT id, name, status, created_at, updated_at
+SELECT id, name, status, created_at, updated_at, version
 FROM sk_workflows
 WHERE namespace = :namespace AND name || '' = :name
   AND (created_at, id) < (:before_time, :before_id)
@@ -229,7 +236,7 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_list_by_status_and_name
-SELECT id, name, status, created_at, updated_at
+SELECT id, name, status, created_at, updated_at, version
 FROM sk_workflows
 WHERE namespace = :namespace AND status || '' = :status AND name || '' = :name
   AND (created_at, id) < (:before_time, :before_id)
@@ -284,3 +291,58 @@ INSERT INTO sk_workflow_steps AS s (namespace, workflow_id, position, kind, name
 VALUES (:namespace, :id, 0, 'continued', 'continued', 1, :now)
 ON CONFLICT (namespace, workflow_id, position) DO UPDATE
 SET attempts = s.attempts + 1, finished_at = excluded.finished_at;
+
+-- name: wf_move_version
+-- Version moves (workflows/versions.py): the unfinished runs of one version, optionally
+-- of one workflow name, take another (sk_workflows_by_version's range); finished runs
+-- keep the version they ran on.
+UPDATE sk_workflows SET version = :to_version, updated_at = :now
+WHERE namespace = :namespace AND version = :from_version
+  AND status IN ('pending', 'running', 'sleeping', 'waiting')
+  AND (CAST(:name AS TEXT) IS NULL OR name = :name)
+RETURNING id;
+
+-- name: wf_move_version_of
+-- One unfinished run takes a version (from any version, or only from :from_version).
+-- Its status test is written as the finished ones left out, so that the statement does
+-- not match the predicate of sk_workflows_by_version (the primary key finds the row).
+UPDATE sk_workflows SET version = :to_version, updated_at = :now
+WHERE namespace = :namespace AND id = :id
+  AND status NOT IN ('succeeded', 'failed', 'compensated', 'cancelled', 'timed_out')
+  AND (CAST(:from_version AS TEXT) IS NULL OR version = :from_version)
+RETURNING id;
+
+-- name: wf_fork_step
+-- A forked run's copy of one journal entry of the run it forks (re-sealed for its id).
+INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, input, output,
+                               error, attempts, started_at, finished_at)
+VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, :attempts,
+        :started_at, :finished_at);
+
+-- name: wf_expired_steps
+-- Retention: the runs whose purge time has passed, oldest first, :limit a batch
+-- (sk_workflows_expiry's range, in every namespace): their journals, their events
+-- (wf_expired_events), then their rows (wf_expired_runs), in one transaction that reads
+-- the same batch three times.
+DELETE FROM sk_workflow_steps
+WHERE (namespace, workflow_id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
+
+-- name: wf_expired_events
+DELETE FROM sk_workflow_events
+WHERE (namespace, workflow_id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
+
+-- name: wf_expired_runs
+DELETE FROM sk_workflows
+WHERE (namespace, id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
