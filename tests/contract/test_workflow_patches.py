@@ -1,7 +1,9 @@
 """``ctx.patched`` and ``ctx.deprecate_patch``: changing a workflow's code while runs
 are in flight, on SQLite and PostgreSQL. A run recorded by the old code replays the old
 path; a new run records the change and takes the new one; retiring the patch keeps
-both kinds of run going."""
+both kinds of run going. Runs are pinned to the version of the code that started them
+(workflows/versions.py): each deploy here moves the runs in flight to the new code's
+version, as docs/workflow-code-changes.md says to once the new code replays them."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from statekeeper import App
 from statekeeper.errors import ValidationError
 from statekeeper.workflows import WorkflowContext
+from statekeeper.workflows.versions import code_version
 from tests.conftest import FakeClock
 from tests.support import drive
 
@@ -63,14 +66,28 @@ async def unguarded_code(ctx: WorkflowContext, order: str) -> list[str]:
     return [audited, paid, await ctx.step(ship, order)]
 
 
+def version(code: Workflow) -> str:
+    """The version runs of ``code`` as workflow 'order' are stamped with."""
+    return code_version("order", code)
+
+
 async def deploy(
-    url: str, namespace: str, clock: FakeClock, code: Workflow, start: str | None = None
+    url: str,
+    namespace: str,
+    clock: FakeClock,
+    code: Workflow,
+    start: str | None = None,
+    *,
+    moving: Workflow | None = None,
 ) -> App:
     """An app running ``code`` as workflow 'order' (a new process after a deploy),
-    optionally starting run ``start``; it drives the runs due, then closes."""
+    optionally starting run ``start``, and moving the runs in flight on code ``moving``
+    to its version; it drives the runs due, then closes."""
     app = App(url, namespace=namespace, clock=clock, purge_interval=None, encryption=None)
     await app.open()
     app.workflow(code, name="order")
+    if moving is not None:
+        await app.workflows.move_version(version(moving), version(code), name="order")
     if start is not None:
         await app.workflows.start("order", start, id=start)
     await drive(app)
@@ -87,7 +104,9 @@ async def test_old_runs_replay_the_old_path_and_new_runs_take_the_new(
     assert ran == ["charge"]
     ran.clear()
     # The patched code is deployed while 'before' sleeps; 'after' starts on it.
-    app = await deploy(own_database_url, namespace, clock, patched_code, start="after")
+    app = await deploy(
+        own_database_url, namespace, clock, patched_code, start="after", moving=old_code
+    )
     await app.close()
     assert ran == ["audit", "charge"]  # only the new run: the old one sleeps
     ran.clear()
@@ -112,7 +131,9 @@ async def test_retiring_a_patch_keeps_runs_that_recorded_it(
     await app.close()
     ran.clear()
     clock.advance(61)
-    app = await deploy(own_database_url, namespace, clock, retired_code, start="o-2")
+    app = await deploy(
+        own_database_url, namespace, clock, retired_code, start="o-2", moving=patched_code
+    )
     try:
         assert await app.workflows.result("o-1") == ["audited o-1", "paid o-1", "shipped o-1"]
         status = await app.workflows.status("o-2")
@@ -129,7 +150,7 @@ async def test_dropping_the_patch_call_too_early_names_the_change(
     app = await deploy(own_database_url, namespace, clock, patched_code, start="o-1")
     await app.close()
     clock.advance(61)
-    app = await deploy(own_database_url, namespace, clock, unguarded_code)
+    app = await deploy(own_database_url, namespace, clock, unguarded_code, moving=patched_code)
     try:
         status = await app.workflows.status("o-1")
         assert status.status == "failed" and status.error is not None

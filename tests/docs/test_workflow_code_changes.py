@@ -87,13 +87,18 @@ async def in_flight(database: str) -> AsyncIterator[str]:
 
 
 async def deploy(database: str, new_code: Workflow | Callable[[App], Workflow], run: str) -> Any:
-    """Start a process with the new code as workflow 'order' and let the run go on.
+    """Start a process with the new code as workflow 'order', move the run to its version
+    (runs are pinned to the version that started them) and let the run go on.
     ``new_code``: the workflow, or ``make_safe``, which makes it with the app."""
     clock = Clock()
     clock.now += 61  # the sleep is over
     async with App(database, clock=clock, purge_interval=None, encryption=None) as app:
         made = make_safe(app) if new_code is make_safe else cast(Workflow, new_code)
         app.workflow(made, name="order")
+        assert (
+            await app.workflows.move_version(None, app.workflows.versions.of("order") or "", id=run)
+            == 1
+        )
         await drive(app)
         return await app.workflows.status(run)
 
@@ -210,7 +215,9 @@ async def test_a_failed_run_is_retried_once_the_code_is_fixed(
     clock.now += 61
     async with App(database, clock=clock, purge_interval=None, encryption=None) as app:
         app.workflow(order_v1, name="order")  # the code that matches its journal
-        await app.workflows.retry(in_flight)
+        await app.workflows.retry(in_flight)  # pending again: then it takes this version
+        version = app.workflows.versions.of("order") or ""
+        assert await app.workflows.move_version(None, version, id=in_flight) == 1
         await drive(app)
         assert await app.workflows.result(in_flight) == ["paid o-1", "reserved o-1"]
     assert ran == []
