@@ -246,7 +246,7 @@ async def test_list_is_newest_first_a_page_at_a_time(own_database_url: str) -> N
     text = statekeeper(*db, "workflows", "list", "--limit", "3", "--status", "pending")
     assert text.returncode == 0, text.stderr
     rows = text.stdout.splitlines()
-    assert rows[0].split() == ["ID", "NAME", "STATUS", "CREATED_AT", "UPDATED_AT"]
+    assert rows[0].split() == ["ID", "NAME", "STATUS", "CREATED_AT", "UPDATED_AT", "VERSION"]
     assert [row.split()[0] for row in rows[1:4]] == ["job-4", "job-3", "job-2"]
     assert rows[1].split()[3] == "2027-01-15T08:00:06+00:00"  # FakeClock's start + 6 s
     next_page = rows[4].removeprefix("next page: --cursor ")

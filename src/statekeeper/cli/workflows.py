@@ -116,7 +116,7 @@ def workflows_list(
         echo_json({"items": [with_iso(w, *TIMES) for w in page], "cursor": next_cursor})
         return
     echo_table(
-        ["id", "name", "status", "created_at", "updated_at"],
+        ["id", "name", "status", "created_at", "updated_at", "version"],
         [
             [
                 w["id"],
@@ -124,6 +124,7 @@ def workflows_list(
                 w["status"],
                 iso(w["created_at"], timespec="seconds"),
                 iso(w["updated_at"], timespec="seconds"),
+                w.get("version") or "-",
             ]
             for w in page
         ],
@@ -158,15 +159,19 @@ def workflows_describe(settings: Settings, workflow_id: str, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_settings
 def workflows_history(settings: Settings, workflow_id: str, as_json: bool) -> None:
-    """Every journal entry of one workflow, in order: steps, sleeps, events, children."""
+    """Every journal entry of one workflow, in order: steps, sleeps, events, children
+    (after the application version it runs on)."""
 
-    async def work(app: App) -> list[dict[str, Any]]:
-        return await app.workflows.history(workflow_id)
+    async def work(app: App) -> tuple[str | None, list[dict[str, Any]]]:
+        version = (await app.workflows.status(workflow_id)).version
+        return version, await app.workflows.history(workflow_id)
 
-    entries = on_app(settings, work)
+    version, entries = on_app(settings, work)
     if as_json:
-        echo_json({"id": workflow_id, "items": [with_iso(e, *STEP_TIMES) for e in entries]})
+        items = [with_iso(e, *STEP_TIMES) for e in entries]
+        echo_json({"id": workflow_id, "version": version, "items": items})
         return
+    click.echo(f"version: {version or '-'}")
     echo_table(
         ["position", "kind", "name", "attempts", "started_at", "finished_at", "outcome"],
         [

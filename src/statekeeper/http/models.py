@@ -163,6 +163,10 @@ class Workflow(Reply):
         description="Paused (.../pause): it starts nothing and does not finish until resumed.",
     )
     status_url: str | None = Field(default=None, description="Where to follow it.")
+    version: str | None = Field(
+        default=None,
+        description="The application version it runs on (null: any worker runs it).",
+    )
 
 
 class EventDelivered(Reply):
