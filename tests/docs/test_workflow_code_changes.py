@@ -13,6 +13,7 @@ import pytest
 
 from statekeeper import App
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
+from statekeeper.workflows.versions import code_version
 
 ran: list[str] = []
 
@@ -255,6 +256,25 @@ async def test_a_patched_change_leaves_runs_in_flight_on_their_path(
     status = await deploy(database, order_patched, in_flight)
     assert (status.status, status.output) == ("succeeded", ["paid o-1", "reserved o-1"])
     assert ran == []  # the old path, replayed: 'audit' did not run
+
+
+# --- versions ------------------------------------------------------------------------
+
+
+async def test_runs_stay_on_their_version_until_moved(in_flight: str, database: str) -> None:
+    clock = Clock()
+    clock.now += 61  # the sleep is over
+    async with App(database, clock=clock, purge_interval=None, encryption=None) as new:
+        new.workflow(order_patched, name="order")
+        await drive(new)
+        assert (await new.workflows.status(in_flight)).status == "sleeping"  # pinned
+        old_version = code_version("order", order_v1)
+        new_version = new.workflows.versions.of("order")
+        assert new_version is not None
+        await new.workflows.move_version(old_version, new_version, name="order")
+        await drive(new)
+        assert await new.workflows.result(in_flight) == ["paid o-1", "reserved o-1"]
+    assert ran == []
 
 
 # --- a saga compensates on a code change ------------------------------------------------
