@@ -50,7 +50,7 @@ async def fill(app: App, kept: int, expired: int, now: float) -> None:
     ids = [r[1] for r in runs]
     steps = [(ns, i, p, "step", "s", now) for i in ids for p in (1, 2, 3)]
     events = [(ns, f"e{n}", "go", b"1", now) for n in range(expired)]
-    inserts = [
+    inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, created_at, "
          "updated_at, version, purge_at) VALUES ({})", runs),
         ("INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, "
