@@ -235,6 +235,7 @@ class WorkflowOps(Operations):
             (self._bind("wf_purge", namespace=namespace, id=id), "found", True),
             (self._bind("wf_purge_steps", namespace=namespace, id=id), "rowcount", False),
             (self._bind("wf_purge_events", namespace=namespace, id=id), "rowcount", False),
+            (self._bind("wf_attr_purge", namespace=namespace, id=id), "rowcount", False),
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
