@@ -160,7 +160,7 @@ class SearchOps(Operations):
             "name": filters.name, "filters_json": json.dumps(rest),
         }  # fmt: skip
         if driver.text is not None:
-            return f"{prefix}_text", {**args, "text": driver.text}
+            return f"{prefix}_text", {**args, "attr_text": driver.text}
         low = OPEN_LOW if driver.low is None else driver.low
         high = OPEN_HIGH if driver.high is None else driver.high
-        return f"{prefix}_number", {**args, "low": low, "high": high}
+        return f"{prefix}_number", {**args, "number_low": low, "number_high": high}

@@ -10,6 +10,9 @@
 -- name on the workflow's row (its primary key), the other attributes each through
 -- sk_workflow_attributes' primary key, given as JSON [{name, text, low, high}]
 -- (:filters_json; text for a keyword, else the number range, a null bound is open).
+-- On PostgreSQL the workflow's row is read per attribute row found (a LATERAL subquery
+-- with LIMIT 1, which the planner does not turn into a join that could read all of
+-- sk_workflows on tables it has no statistics of).
 
 -- name: wf_attr_kind_add
 -- An attribute name's kind, fixed by its first use (a later use of another kind is
@@ -57,8 +60,11 @@ DELETE FROM sk_workflow_attributes WHERE namespace = :namespace AND workflow_id 
 -- name: wf_search_text
 SELECT w.id, w.name, w.status, w.created_at, w.updated_at
 FROM sk_workflow_attributes a
-JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
-WHERE a.namespace = :namespace AND a.name = :attr AND a.text_value = :text
+-- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
+-- postgres:     LIMIT 1) w
+WHERE a.namespace = :namespace AND a.name = :attr AND a.text_value = :attr_text
   AND (a.created_at, a.workflow_id) < (:before_time, :before_id)
   AND a.created_at >= :after_time
   AND (CAST(:status AS TEXT) IS NULL OR w.status = :status)
@@ -84,9 +90,12 @@ LIMIT :limit;
 -- row in it, sorted (its cost is the rows in the range, whatever else the table holds).
 SELECT w.id, w.name, w.status, w.created_at, w.updated_at
 FROM sk_workflow_attributes a
-JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
+-- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
+-- postgres:     LIMIT 1) w
 WHERE a.namespace = :namespace AND a.name = :attr
-  AND a.number_value >= :low AND a.number_value <= :high
+  AND a.number_value >= :number_low AND a.number_value <= :number_high
   AND (a.created_at, a.workflow_id) < (:before_time, :before_id)
   AND a.created_at >= :after_time
   AND (CAST(:status AS TEXT) IS NULL OR w.status = :status)
@@ -119,8 +128,11 @@ GROUP BY status, name;
 -- name: wf_count_text
 SELECT w.status, w.name, count(*)
 FROM sk_workflow_attributes a
-JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
-WHERE a.namespace = :namespace AND a.name = :attr AND a.text_value = :text
+-- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
+-- postgres:     LIMIT 1) w
+WHERE a.namespace = :namespace AND a.name = :attr AND a.text_value = :attr_text
   AND a.created_at >= :after_time AND a.created_at < :before_time
   AND (CAST(:status AS TEXT) IS NULL OR w.status = :status)
   AND (CAST(:name AS TEXT) IS NULL OR w.name = :name)
@@ -142,9 +154,12 @@ GROUP BY w.status, w.name;
 -- name: wf_count_number
 SELECT w.status, w.name, count(*)
 FROM sk_workflow_attributes a
-JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
+-- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
+-- postgres:     LIMIT 1) w
 WHERE a.namespace = :namespace AND a.name = :attr
-  AND a.number_value >= :low AND a.number_value <= :high
+  AND a.number_value >= :number_low AND a.number_value <= :number_high
   AND a.created_at >= :after_time AND a.created_at < :before_time
   AND (CAST(:status AS TEXT) IS NULL OR w.status = :status)
   AND (CAST(:name AS TEXT) IS NULL OR w.name = :name)
