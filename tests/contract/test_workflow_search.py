@@ -81,9 +81,9 @@ async def test_filters_on_attributes_status_name_and_time(app: App, clock: FakeC
     assert await ids(app, status="failed", created_after=start + 5, created_before=start + 14) == [
         "o-009"
     ]
-    assert await ids(app, name="order", attributes={"customer": "c-2"}, created_before=start + 3) == [
-        "o-002"
-    ]
+    assert await ids(
+        app, name="order", attributes={"customer": "c-2"}, created_before=start + 3
+    ) == ["o-002"]
     assert await ids(app, name="other", attributes={"customer": "c-2"}) == []
     # An attribute no workflow has matches nothing.
     assert await ids(app, attributes={"colour": "red"}) == []
