@@ -132,13 +132,24 @@ async def test_bulk_retry_of_the_failed_runs_of_one_tenant(app: App, clock: Fake
     [
         ("delete", {}),
         ("cancel", {"status": "gone"}),
-        ("cancel", {"batch": 0}),
+        ("cancel", {"status": "waiting", "batch": 0}),
         ("retry", {"attributes": {"n": {"near": 1}}}),
+        ("cancel", {}),
     ],
-    ids=["operation", "status", "batch", "bounds"],
+    ids=["operation", "status", "batch", "bounds", "no-filter"],
 )
 async def test_hostile_bulk_requests_are_refused(
     app: App, operation: str, options: dict[str, Any]
 ) -> None:
     with pytest.raises(InvalidFilter):
         await app.workflows.bulk(operation, **options)
+
+
+async def test_every_workflow_only_when_asked(app: App, clock: FakeClock) -> None:
+    register(app)
+    runs = await start(app, clock, "waiter", 3)
+    dry = await app.workflows.bulk("pause", all_workflows=True, dry_run=True)
+    assert dry.matched == 3
+    done = await app.workflows.bulk("pause", all_workflows=True)
+    assert done.changed == 3
+    assert all([(await app.workflows.status(r)).paused for r in runs])

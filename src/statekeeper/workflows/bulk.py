@@ -5,7 +5,8 @@ selects (docs/workflow-search.md).
     # BulkResult(matched=1200, changed=0, skipped=0, sample=[...ten ids...], dry_run=True)
 
 A dry run counts what the search matches and shows a sample of ids, changing nothing.
-A real run walks the matches newest first in batches of ``batch`` ids, each batch read
+A run without any filter is refused unless it says ``all_workflows`` (a slip of the
+filter must not cancel everything). A real run walks the matches newest first in batches of ``batch`` ids, each batch read
 with a keyset cursor (never one long transaction), and applies to each workflow the
 statement of the single-run operation (``wf_cancel``, ``wf_pause``, ``wf_resume``,
 ``wf_retry``: each its own short transaction). A workflow the operation does not apply
@@ -85,8 +86,14 @@ class Bulk:
         dry_run: bool = False,
         batch: int = DEFAULT_BATCH,
         sample: int = DEFAULT_SAMPLE,
+        all_workflows: bool = False,
     ) -> BulkResult:
         check_operation(operation)
+        if query.empty and not all_workflows:
+            raise InvalidFilter(
+                f"bulk {operation} needs a filter (status, name, attributes, created_after "
+                "or created_before); to act on every workflow of the namespace, say all"
+            )
         check_limit(batch, MAX_BATCH)
         if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample <= MAX_SAMPLE:
             raise InvalidFilter(

@@ -508,11 +508,15 @@ class Workflows:
         created_before: Any = None,
         dry_run: bool = False,
         batch: int = DEFAULT_BATCH,
+        all_workflows: bool = False,
     ) -> BulkResult:
         """Cancel, pause, resume or retry every workflow the filters (those of ``list``)
-        select, in batches; ``dry_run``: count them and show a sample, changing nothing."""
+        select, in batches; ``dry_run``: count them and show a sample, changing nothing.
+        No filter at all is refused unless ``all_workflows``."""
         found = Query(status, name, attributes, created_after, created_before)
-        return await self._bulk.run(operation, found, dry_run=dry_run, batch=batch)
+        return await self._bulk.run(
+            operation, found, dry_run=dry_run, batch=batch, all_workflows=all_workflows
+        )
 
     async def history(self, id: str) -> builtins.list[dict[str, Any]]:
         """Every journal entry: kind, name, input, output, error, attempts, timings (an

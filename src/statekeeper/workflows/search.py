@@ -47,9 +47,11 @@ class Query:
     created_before: Any = None
 
     @property
-    def plain(self) -> bool:
-        """Whether it filters on nothing but status, name and time."""
-        return not self.attributes
+    def empty(self) -> bool:
+        """Whether it selects every workflow (no filter at all)."""
+        return not self.attributes and all(
+            v is None for v in (self.status, self.name, self.created_after, self.created_before)
+        )
 
 
 def check_query(query: Query) -> Query:
