@@ -234,7 +234,8 @@ def _range(name: str, kind: str, bounds: Mapping[str, Any]) -> AttributeFilter:
 
 def _number(name: str, kind: str, value: Any) -> float:
     """A filter value as the stored number of an attribute of ``kind``."""
-    problem = f"attribute filter {name!r}: {shown(value)} is not a {kind}"
+    article = "an" if kind == "int" else "a"
+    problem = f"attribute filter {name!r}: {shown(value)} is not {article} {kind}"
     if kind == "bool":
         if isinstance(value, bool):
             return float(value)

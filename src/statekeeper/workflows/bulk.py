@@ -92,9 +92,9 @@ class Bulk:
         if query.empty and not all_workflows:
             raise InvalidFilter(
                 f"bulk {operation} needs a filter (status, name, attributes, created_after "
-                "or created_before); to act on every workflow of the namespace, say all"
+                "or created_before); to act on every workflow of the namespace, say so (all, --all)"
             )
-        check_limit(batch, MAX_BATCH)
+        check_limit(batch, MAX_BATCH, "batch")
         if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample <= MAX_SAMPLE:
             raise InvalidFilter(
                 f"sample must be an integer from 0 to {MAX_SAMPLE}, got {shown(sample)}"

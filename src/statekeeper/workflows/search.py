@@ -71,9 +71,9 @@ def check_query(query: Query) -> Query:
     return query
 
 
-def check_limit(limit: object, maximum: int = MAX_LIST_LIMIT) -> int:
+def check_limit(limit: object, maximum: int = MAX_LIST_LIMIT, what: str = "limit") -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
-        raise InvalidFilter(f"limit must be an integer from 1 to {maximum}, got {shown(limit)}")
+        raise InvalidFilter(f"{what} must be an integer from 1 to {maximum}, got {shown(limit)}")
     return limit
 
 
