@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from statekeeper import App  # noqa: E402
+from statekeeper import App
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 MATCHES = 100  # workflows each filter selects, whatever the size
