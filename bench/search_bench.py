@@ -46,7 +46,7 @@ async def fill(app: App, count: int) -> None:
     workflows = [
         (app.namespace, f"w{n:06d}", "order", "succeeded", b"0", now + n, now) for n in range(count)
     ]
-    attributes = []
+    attributes: list[tuple[Any, ...]] = []
     for n in range(count):
         created = now + n
         attributes.append((app.namespace, f"w{n:06d}", "customer", "keyword",
@@ -54,7 +54,7 @@ async def fill(app: App, count: int) -> None:
         attributes.append((app.namespace, f"w{n:06d}", "amount", "int", None, float(n),
                            created, now))  # fmt: skip
     kinds = [(app.namespace, "customer", "keyword", now), (app.namespace, "amount", "int", now)]
-    inserts = [
+    inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, created_at, "
          "updated_at) VALUES ({})", workflows),
         ("INSERT INTO sk_workflow_attributes (namespace, workflow_id, name, kind, text_value, "

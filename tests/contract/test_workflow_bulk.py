@@ -40,7 +40,7 @@ async def statuses(app: App, ids: list[str]) -> list[str]:
 
 
 async def start(app: App, clock: FakeClock, name: str, count: int) -> list[str]:
-    runs = []
+    runs: list[str] = []
     for n in range(count):
         runs.append(await app.workflows.start(name, n, id=f"{name}-{n:02d}"))
         clock.advance(1)

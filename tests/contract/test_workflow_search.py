@@ -34,7 +34,7 @@ def register_orders(app: App) -> None:
 
 
 async def start_orders(app: App, clock: FakeClock, count: int) -> list[str]:
-    runs = []
+    runs: list[str] = []
     for n in range(count):
         runs.append(await app.workflows.start("order", n, id=f"o-{n:03d}"))
         clock.advance(1)

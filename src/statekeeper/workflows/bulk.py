@@ -6,12 +6,13 @@ selects (docs/workflow-search.md).
 
 A dry run counts what the search matches and shows a sample of ids, changing nothing.
 A run without any filter is refused unless it says ``all_workflows`` (a slip of the
-filter must not cancel everything). A real run walks the matches newest first in batches of ``batch`` ids, each batch read
-with a keyset cursor (never one long transaction), and applies to each workflow the
-statement of the single-run operation (``wf_cancel``, ``wf_pause``, ``wf_resume``,
-``wf_retry``: each its own short transaction). A workflow the operation does not apply
-to (cancelling one that has finished, retrying one that has not failed) is skipped and
-counted. Running it again is safe: what was done is skipped or changes nothing.
+filter must not cancel everything). A real run walks the matches newest first in
+batches of ``batch`` ids, each batch read with a keyset cursor (never one long
+transaction), and applies to each workflow the statement of the single-run operation
+(``wf_cancel``, ``wf_pause``, ``wf_resume``, ``wf_retry``: each its own short
+transaction). A workflow the operation does not apply to (cancelling one that has
+finished, retrying one that has not failed) is skipped and counted. Running it again is
+safe: what was done is skipped or changes nothing.
 """
 
 from __future__ import annotations
