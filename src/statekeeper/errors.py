@@ -187,6 +187,13 @@ class QueryTooSlow(ValidationError):
     code = "query_too_slow"
 
 
+class AttributeKindMismatch(ValidationError):
+    """A searchable attribute's value is not of the kind its name has in this namespace
+    (fixed by the first value set under it)."""
+
+    code = "attribute_kind_mismatch"
+
+
 # --- outcomes of conditional operations ----------------------------------------------
 
 

@@ -19,7 +19,7 @@ from statekeeper.storage.state_query_ops import compile_query
 
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
-       "sk_subscriptions", "sk_parked_events")  # fmt: skip
+       "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -75,6 +75,15 @@ EXPECTED = {
     "wf_expired_runs": "sk_workflows_expiry",
     "wf_expired_steps": "sk_workflows_expiry",
     "wf_expired_events": "sk_workflows_expiry",
+    "wf_expired_attributes": "sk_workflows_expiry",
+    # Workflow search: one attribute's index range drives a filtered listing or count.
+    "wf_search_text": "sk_workflow_attributes_text",
+    "wf_search_number": "sk_workflow_attributes_number",
+    "wf_count_text": "sk_workflow_attributes_text",
+    "wf_count_number": "sk_workflow_attributes_number",
+    "wf_attr_of": "sk_workflow_attributes_pkey",
+    "wf_attr_unset": "sk_workflow_attributes_pkey",
+    "wf_attr_purge": "sk_workflow_attributes_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -87,16 +96,18 @@ SQLITE_NAMES = {
     "sk_events_pkey": "PRIMARY KEY",
     "sk_subscriptions_pkey": "PRIMARY KEY",
     "sk_parked_events_pkey": "PRIMARY KEY",
+    "sk_workflow_attributes_pkey": "sqlite_autoindex_sk_workflow_attributes_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
-# rows they are asked about, and they are not on a hot path.
+# rows they are asked about, and they are not on a hot path (wf_count: counts by status
+# and name read the rows they count).
 WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge_dead",
-         "queue_redrive_all", "state_count_sealed"}  # fmt: skip
+         "queue_redrive_all", "state_count_sealed", "wf_count"}  # fmt: skip
 # Background purges, once a minute: before PostgreSQL first analyzes a table it may read
 # it whole to find the expired rows (an index afterwards; a bounded cost either way).
 PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
-          "wf_expired_runs"}  # fmt: skip
+          "wf_expired_runs", "wf_expired_attributes"}  # fmt: skip
 
 
 NOW = time.time()
@@ -109,6 +120,9 @@ VALUES: dict[str, Any] = {
     "lease_end": NOW + 30, "retry_at": NOW, "before": NOW - 7 * 86400,
     "after_time": 0.0, "after_id": "", "before_time": float("inf"), "before_id": "",
     "since": 0.0, "until": NOW, "category": "c3",
+    # Workflow search: an attribute, its value or range, the other filters (JSON).
+    "attr": "customer", "attr_text": "c-7", "number_low": 10.0, "number_high": 10.0,
+    "filters_json": json.dumps([{"name": "amount", "text": None, "low": 5.0, "high": None}]),
 }  # fmt: skip
 
 
@@ -210,6 +224,13 @@ async def populate(app: App) -> None:
     streams = [(app.namespace, f"w-{n}", 3, now) for n in range(3000)]
     subscriptions = [(app.namespace, f"s{n}", n, now, now) for n in range(3000)]
     parked = [(app.namespace, f"s{n % 30}", n, "e", 1, now) for n in range(3000)]
+    attributes = [
+        (app.namespace, f"w{n}", name, kind, text, number, now + n, now)
+        for n in range(3000)
+        for name, kind, text, number in (
+            ("customer", "keyword", f"c-{n % 50}", None), ("amount", "int", None, n % 100),
+        )
+    ]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -230,6 +251,8 @@ async def populate(app: App) -> None:
          "VALUES ({})", subscriptions),
         ("INSERT INTO sk_parked_events (namespace, subscription, position, error, attempts, "
          "parked_at) VALUES ({})", parked),
+        ("INSERT INTO sk_workflow_attributes (namespace, workflow_id, name, kind, text_value, "
+         "number_value, created_at, updated_at) VALUES ({})", attributes),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

@@ -155,3 +155,22 @@ async def test_fork_refuses_what_it_cannot_do(app: App) -> None:
     await app.workflows.send_event(again, "go", 8)
     await drive(app)
     assert await app.workflows.result(again) == ["first w", 8]
+
+
+async def test_a_fork_sets_the_attributes_its_replay_passes_again(app: App) -> None:
+    @app.workflow
+    async def labelled(ctx: WorkflowContext, item: str) -> str:
+        await ctx.set_attributes({"item": item, "stage": 1})
+        await ctx.step(first, item)
+        await ctx.set_attributes({"stage": 2})
+        return item
+
+    run = await app.workflows.start(labelled, "fork-me")
+    await drive(app)
+    assert await app.workflows.attributes(run) == {"item": "fork-me", "stage": 2}
+    forked = await app.workflows.fork(run, 3, new_id="labelled-fork")
+    await drive(app)
+    assert await app.workflows.result(forked) == "fork-me"
+    assert await app.workflows.attributes(forked) == {"item": "fork-me", "stage": 2}
+    found = await app.workflows.list(attributes={"item": "fork-me"})
+    assert {s["id"] for s in found} == {run, "labelled-fork"}

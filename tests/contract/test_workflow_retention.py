@@ -159,3 +159,22 @@ def test_retention_options_are_checked(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("STATEKEEPER_WORKFLOW_RETENTION", "two hours")
     with pytest.raises(ConfigurationError, match="STATEKEEPER_WORKFLOW_RETENTION"):
         App(url)
+
+
+async def tagged(ctx: WorkflowContext, item: str) -> str:
+    await ctx.set_attributes({"item": item})
+    return item
+
+
+async def test_a_purged_run_takes_its_searchable_attributes_with_it(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    async with make_app(database_url, namespace, clock, workflow_retention=HOUR) as app:
+        app.workflow(tagged)
+        run = await app.workflows.start(tagged, "kept-until-purged")
+        await drive(app)
+        assert await app.workflows.attributes(run) == {"item": "kept-until-purged"}
+        clock.advance(HOUR + 1)
+        assert await app.forget_old_records() == 1
+        assert await app.workflows.list(attributes={"item": "kept-until-purged"}) == []
+        assert await app.backend.search.attributes(namespace, run) == []

@@ -30,6 +30,12 @@ from statekeeper.cli.output import (
     with_iso,
 )
 from statekeeper.cli.params import seconds_option
+from statekeeper.cli.workflow_search import (
+    add_search_commands,
+    attr_option,
+    search_filters,
+    time_options,
+)
 from statekeeper.constants import MAX_LIST_LIMIT
 from statekeeper.errors import (
     DecryptionError,
@@ -86,6 +92,8 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 @click.option(
     "--cursor", metavar="CURSOR", help="Continue after the cursor a previous page printed."
 )
+@attr_option
+@time_options
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_settings
 def workflows_list(
@@ -95,6 +103,9 @@ def workflows_list(
     limit: int,
     cursor: str | None,
     as_json: bool,
+    attrs: tuple[str, ...] = (),
+    since: float | None = None,
+    until: float | None = None,
 ) -> None:
     """Workflows, newest first, a page at a time; the next page's cursor is printed
     last (in JSON: "cursor", null on the last page)."""
@@ -104,9 +115,12 @@ def workflows_list(
     # One more than asked tells whether another page follows (at the largest page, the
     # cursor is printed whenever the page is full).
     fetch = min(limit + 1, MAX_LIST_LIMIT)
+    filters = search_filters(attrs, since, until)  # attributes, time range
 
     async def work(app: App) -> list[dict[str, Any]]:
-        return await app.workflows.list(status=status, name=name, limit=fetch, before=before)
+        return await app.workflows.list(
+            status=status, name=name, limit=fetch, before=before, **filters
+        )
 
     found = on_app(settings, work)
     page = found[:limit]
@@ -412,3 +426,6 @@ def workflows_retry(settings: Settings, workflow_id: str) -> None:
 
     on_app(settings, work)
     echo_json({"id": workflow_id, "retrying": True})
+
+
+add_search_commands(workflows)  # counts, bulk, attributes (cli/workflow_search.py)

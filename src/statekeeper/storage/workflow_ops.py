@@ -241,6 +241,7 @@ class WorkflowOps(Operations):
             (self._bind("wf_purge", namespace=namespace, id=id), "found", True),
             (self._bind("wf_purge_steps", namespace=namespace, id=id), "rowcount", False),
             (self._bind("wf_purge_events", namespace=namespace, id=id), "rowcount", False),
+            (self._bind("wf_attr_purge", namespace=namespace, id=id), "rowcount", False),
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
@@ -331,10 +332,15 @@ class WorkflowOps(Operations):
 
     async def purge_expired(self, now: float, limit: int) -> int:
         """Delete up to ``limit`` finished runs whose purge time has passed (in every
-        namespace), with their journals and events, in one transaction; how many."""
+        namespace), with their journals, events and attributes, in one transaction; how many."""
         script: builtins.list[Scripted] = [
             (self._bind(query, now=now, limit=limit), "rowcount", False)
-            for query in ("wf_expired_steps", "wf_expired_events", "wf_expired_runs")
+            for query in (
+                "wf_expired_steps",
+                "wf_expired_events",
+                "wf_expired_attributes",
+                "wf_expired_runs",
+            )
         ]
         done = await self._db.run_atomic(script, "cannot purge expired workflows")
         return 0 if done is None else int(done[-1])

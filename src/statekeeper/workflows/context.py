@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 
 from statekeeper.codec import decode_as, decode_value, result_type
@@ -40,6 +40,8 @@ from statekeeper.identifiers import (
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
+from statekeeper.workflows.attributes import ATTRIBUTES, store_attributes
+from statekeeper.workflows.attributes import typed as typed_attributes
 from statekeeper.workflows.callback import Callback
 from statekeeper.workflows.journal import (
     DEFAULT_MAX_JOURNAL,
@@ -643,6 +645,18 @@ class WorkflowContext:
     def uuid(self) -> Coroutine[Any, Any, str]:
         """A random UUID, the same on every replay."""
         return self._value(self._next(), "uuid", lambda: uuid.uuid4().hex)
+
+    async def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set searchable attributes (docs/workflow-search.md): journaled with the values
+        in one transaction under the fence, so a replay writes nothing."""
+        values, position = typed_attributes(attributes), self._next()
+        if self._recorded(position, ATTRIBUTES, ATTRIBUTES) is None:
+            now = self._clock()
+            step = StepRecord(self.workflow_id, self._fence, position, ATTRIBUTES, ATTRIBUTES,
+                              now + self._lease)  # fmt: skip
+            done = await store_attributes(self._backend, self._namespace, step, values, now)
+            self.cancel_requested, self.paused = done.cancel_requested, done.paused
+            self._journal[position] = JournalEntry(position, ATTRIBUTES, ATTRIBUTES, None, None, 1)
 
     # --- code changes ---------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import asyncio
 import builtins
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
@@ -53,9 +53,11 @@ from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry
 from statekeeper.workflows import operations
+from statekeeper.workflows.bulk import DEFAULT_BATCH, Bulk, BulkResult
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, encode
 from statekeeper.workflows.retention import Retention, Retentions
+from statekeeper.workflows.search import Query, WorkflowSearch
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
@@ -134,6 +136,12 @@ class Workflows:
         # The version stamped on each run and those leased here; finished runs' retention.
         self.versions = Versions(self.registry)
         self.retention = Retentions()
+        # Search and bulk operations (docs/workflow-search.md).
+        self.search = WorkflowSearch(backend, namespace)
+        self._bulk = Bulk(
+            backend, namespace, clock, self.search,
+            lambda: wakeups.notify(namespace, WAKEUP_CHANNEL),
+        )  # fmt: skip
 
     @property
     def _backend(self) -> Storage:
@@ -455,9 +463,16 @@ class Workflows:
         name: str | None = None,
         limit: int = 100,
         before: tuple[float, str] = (float("inf"), ""),
+        attributes: Mapping[str, Any] | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
     ) -> list[dict[str, Any]]:
-        """Workflows newest first, filtered by status and name; the next page is those
-        ``before`` the last one's ``(created_at, id)``."""
+        """Workflows newest first, filtered by status and name, searchable ``attributes``
+        and creation time (docs/workflow-search.md); the next page is those ``before``
+        the last one's ``(created_at, id)``."""
+        if attributes is not None or created_after is not None or created_before is not None:
+            found = Query(status, name, attributes, created_after, created_before)
+            return await self.search.list(found, limit=limit, before=before)
         if status is not None and status not in STATUSES:
             raise InvalidFilter(
                 f"invalid status filter {shown(status)}: a status is one of {', '.join(STATUSES)}"
@@ -474,6 +489,46 @@ class Workflows:
         )
         keys = ("id", "name", "status", "created_at", "updated_at", "version")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def counts(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+    ) -> dict[str, Any]:
+        """How many workflows match the filters (those of ``list``): ``total``,
+        ``by_status`` and ``by_name``."""
+        found = Query(status, name, attributes, created_after, created_before)
+        return await self.search.counts(found)
+
+    async def attributes(self, id: str) -> dict[str, Any]:
+        """The searchable attributes workflow ``id`` set (``ctx.set_attributes``)."""
+        await self.status(id)  # WorkflowNotFound if there is none
+        return await self.search.attributes(id)
+
+    async def bulk(
+        self,
+        operation: str,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        dry_run: bool = False,
+        batch: int = DEFAULT_BATCH,
+        all_workflows: bool = False,
+    ) -> BulkResult:
+        """Cancel, pause, resume or retry every workflow the filters (those of ``list``)
+        select, in batches; ``dry_run``: count them and show a sample, changing nothing.
+        No filter at all is refused unless ``all_workflows``."""
+        found = Query(status, name, attributes, created_after, created_before)
+        return await self._bulk.run(
+            operation, found, dry_run=dry_run, batch=batch, all_workflows=all_workflows
+        )
 
     async def history(self, id: str) -> builtins.list[dict[str, Any]]:
         """Every journal entry: kind, name, input, output, error, attempts, timings (an

@@ -18,6 +18,7 @@ from statekeeper.errors import ValidationError, WorkflowConflict, WorkflowNotFou
 from statekeeper.identifiers import check_workflow_id, check_workflow_name
 from statekeeper.sealing import STEP, WORKFLOW
 from statekeeper.storage.rows import HistoryEntry
+from statekeeper.workflows.attributes import ATTRIBUTES
 from statekeeper.workflows.signatures import WorkflowRun
 from statekeeper.workflows.versions import check_version
 
@@ -55,7 +56,9 @@ async def fork(
     _check_cut(id, by_position, from_position)
     copied: list[HistoryEntry] = []
     for e in entries:
-        if e.position >= from_position:
+        # A ctx.set_attributes entry records no values: the fork sets them again when its
+        # replay reaches that position (a gap in a journal is new work).
+        if e.position >= from_position or e.kind == ATTRIBUTES:
             continue
         old, new = (STEP, ns, id, str(e.position)), (STEP, ns, chosen, str(e.position))
         data = {

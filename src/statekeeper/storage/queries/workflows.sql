@@ -322,8 +322,8 @@ VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, 
 -- name: wf_expired_steps
 -- Retention: the runs whose purge time has passed, oldest first, :limit a batch
 -- (sk_workflows_expiry's range, in every namespace): their journals, their events
--- (wf_expired_events), then their rows (wf_expired_runs), in one transaction that reads
--- the same batch three times.
+-- (wf_expired_events), their searchable attributes (wf_expired_attributes), then their
+-- rows (wf_expired_runs), in one transaction that reads the same batch four times.
 DELETE FROM sk_workflow_steps
 WHERE (namespace, workflow_id) IN (
     SELECT namespace, id FROM sk_workflows
@@ -333,6 +333,14 @@ WHERE (namespace, workflow_id) IN (
 
 -- name: wf_expired_events
 DELETE FROM sk_workflow_events
+WHERE (namespace, workflow_id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
+
+-- name: wf_expired_attributes
+DELETE FROM sk_workflow_attributes
 WHERE (namespace, workflow_id) IN (
     SELECT namespace, id FROM sk_workflows
     WHERE purge_at IS NOT NULL AND purge_at <= :now
