@@ -12,6 +12,7 @@ from statekeeper.storage.runner import Database
 from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.state_query_ops import StateQueryOps
 from statekeeper.storage.subscription_ops import SubscriptionOps
+from statekeeper.storage.workflow_message_ops import WorkflowMessageOps
 from statekeeper.storage.workflow_ops import WorkflowOps
 
 
@@ -31,3 +32,4 @@ class Blocks:
         self.events = EventOps(db)
         self.subscriptions = SubscriptionOps(db)
         self.reseal = ResealOps(db)
+        self.workflow_messages = WorkflowMessageOps(db)

@@ -222,6 +222,8 @@ class WorkflowOps(Operations):
         script: list[Scripted] = [
             (self._bind("wf_continue", input=input, now=now, fence=fence, **keys), "found", True),
             (self._bind("wf_continue_events", **keys), "rowcount", False),
+            # The messages its journal consumed (before the journal goes).
+            (self._bind("wfm_continue_messages", **keys), "rowcount", False),
             (self._bind("wf_continue_steps", **keys), "rowcount", False),
             (self._bind("wf_continue_count", now=now, **keys), "rowcount", False),
         ]
@@ -235,6 +237,11 @@ class WorkflowOps(Operations):
             (self._bind("wf_purge", namespace=namespace, id=id), "found", True),
             (self._bind("wf_purge_steps", namespace=namespace, id=id), "rowcount", False),
             (self._bind("wf_purge_events", namespace=namespace, id=id), "rowcount", False),
+            # Its mailbox, updates and published values (workflow_message_ops).
+            *[
+                (self._bind(name, namespace=namespace, id=id), "rowcount", False)
+                for name in ("wfm_purge_messages", "wfm_purge_updates", "wfm_purge_values")
+            ],
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
