@@ -19,7 +19,8 @@ from statekeeper.storage.state_query_ops import compile_query
 
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
-       "sk_subscriptions", "sk_parked_events")  # fmt: skip
+       "sk_subscriptions", "sk_parked_events", "sk_workflow_messages", "sk_workflow_updates",
+       "sk_workflow_values")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -69,6 +70,18 @@ EXPECTED = {
     "es_stream": "sk_events_stream",
     "es_stream_back": "sk_events_stream",
     "es_notifications": "sk_events_pkey",
+    "wfm_wake_for_message": "sk_workflows_pkey",
+    "wfm_wake_for_update": "sk_workflows_pkey",
+    "wfm_lock": "sk_workflows_pkey",
+    "wfm_suspend": "sk_workflows_pkey",
+    "wfm_insert_message": "sk_workflow_messages_pkey",
+    "wfm_next_message": "sk_workflow_messages_pkey",
+    "wfm_continue_messages": "sk_workflow_messages_pkey",
+    "wfm_insert_update": "sk_workflow_updates_pkey",
+    "wfm_pending_updates": "sk_workflow_updates_pending",
+    "wfm_get_update": "sk_workflow_updates_pkey",
+    "wfm_get_value": "sk_workflow_values_pkey",
+    "wfm_list_values": "sk_workflow_values_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -81,6 +94,9 @@ SQLITE_NAMES = {
     "sk_events_pkey": "PRIMARY KEY",
     "sk_subscriptions_pkey": "PRIMARY KEY",
     "sk_parked_events_pkey": "PRIMARY KEY",
+    "sk_workflow_messages_pkey": "sqlite_autoindex_sk_workflow_messages_1",
+    "sk_workflow_updates_pkey": "sqlite_autoindex_sk_workflow_updates_1",
+    "sk_workflow_values_pkey": "sqlite_autoindex_sk_workflow_values_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path.
@@ -202,6 +218,10 @@ async def populate(app: App) -> None:
     streams = [(app.namespace, f"w-{n}", 3, now) for n in range(3000)]
     subscriptions = [(app.namespace, f"s{n}", n, now, now) for n in range(3000)]
     parked = [(app.namespace, f"s{n % 30}", n, "e", 1, now) for n in range(3000)]
+    mailbox = [(app.namespace, f"w{n % 300}", f"t{n % 3}", n, b"1", now) for n in range(3000)]
+    asked = [(app.namespace, f"w{n % 300}", n, "u", "accepted" if n % 10 else "pending", now)
+             for n in range(3000)]  # fmt: skip
+    published = [(app.namespace, f"w{n % 300}", f"k{n}", b"1", now) for n in range(3000)]
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at) VALUES ({})", workflows),
@@ -222,6 +242,12 @@ async def populate(app: App) -> None:
          "VALUES ({})", subscriptions),
         ("INSERT INTO sk_parked_events (namespace, subscription, position, error, attempts, "
          "parked_at) VALUES ({})", parked),
+        ("INSERT INTO sk_workflow_messages (namespace, workflow_id, topic, seq, data, sent_at) "
+         "VALUES ({})", mailbox),
+        ("INSERT INTO sk_workflow_updates (namespace, workflow_id, seq, name, status, "
+         "requested_at) VALUES ({})", asked),
+        ("INSERT INTO sk_workflow_values (namespace, workflow_id, key, value, updated_at) "
+         "VALUES ({})", published),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:
