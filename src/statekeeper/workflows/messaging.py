@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from statekeeper.workflows.engine import Workflows
 
 DEFAULT_UPDATE_TIMEOUT = 60.0
+FIRST_POLL = 0.005  # seconds before the first look again at an update's outcome
 
 
 class Messaging:
@@ -86,6 +87,7 @@ class Messaging:
         ops = flows._backend.workflow_messages
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        pause = min(FIRST_POLL, poll)  # an answer often comes within milliseconds
         while True:
             found = await ops.update_outcome(flows.namespace, id, seq)
             if found is None:
@@ -108,7 +110,8 @@ class Messaging:
                     f"within {timeout:g} s; it stays asked, and is applied where the "
                     "workflow next waits", id=id, update=name, seq=seq,
                 )  # fmt: skip
-            await asyncio.sleep(poll)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, poll)
 
     def _settled(
         self, id: str, name: str, seq: int, status: str, result: bytes | None, error: str | None
