@@ -76,6 +76,7 @@ class WorkflowMessageOps(Operations):
         topic: str | None,
         after: int,
         now: float,
+        updates: bool = True,
     ) -> bool:
         """End the run (while the fence holds) to sleep or wait; due at once if a message
         on ``topic`` numbered after ``after`` or a pending update is there already, as
@@ -85,7 +86,7 @@ class WorkflowMessageOps(Operations):
             (self._bind("wfm_lock", **keys), "found", True),
             (self._bind(
                 "wfm_suspend", status=status, wake_at=wake_at, waiting_for=waiting_for,
-                topic=topic, after=after, **keys,
+                topic=topic, after=after, updates=1 if updates else 0, **keys,
             ), "found", True),
         ]  # fmt: skip
         return await self._db.run_atomic(script, f"cannot suspend workflow {id!r}") is not None

@@ -730,9 +730,9 @@ class WorkflowContext:
             await self._checkpoint(position, "sleep", "sleep", output=json.dumps(wake_at).encode())
         else:
             wake_at = float(self._replay(entry))
-        await updates.apply(self)  # the updates asked while it sleeps (updates.py)
+        live = await updates.apply(self)  # the updates asked while it sleeps (updates.py)
         if self._clock() < wake_at:
-            await mailbox.suspend(self, "sleeping", wake_at)
+            await mailbox.suspend(self, "sleeping", wake_at, updates=live)
 
     def wait_for_event(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
         """The data of event ``name`` sent to this workflow (``app.workflows.send_event``),

@@ -121,7 +121,7 @@ async def _receive(ctx: WorkflowContext, position: int, topic: str, timeout: flo
     else:
         ctx._recorded(position, RECEIVE, topic)  # NonDeterminismError, Cancelled, GiveBack
         deadline = None if timeout is None else ctx._clock() + float(timeout)
-    await updates.apply(ctx)
+    live = await updates.apply(ctx)
     inbox = ctx.inbox
     lock = inbox.locks.setdefault(topic, asyncio.Lock())
     async with lock:
@@ -143,7 +143,7 @@ async def _receive(ctx: WorkflowContext, position: int, topic: str, timeout: flo
         raise ReceiveTimeout(timed_out.message)
     if entry is None:  # the wait's deadline, kept for the runs that resume it
         await record(ctx, position, WAITING, topic, output=json.dumps(deadline).encode())
-    await suspend(ctx, "waiting", deadline, topic=topic, after=_consumed(ctx, topic))
+    await suspend(ctx, "waiting", deadline, topic=topic, after=_consumed(ctx, topic), updates=live)
 
 
 def _consumed(ctx: WorkflowContext, topic: str) -> int:
@@ -218,6 +218,7 @@ async def suspend(
     *,
     topic: str | None = None,
     after: int = 0,
+    updates: bool = True,
 ) -> NoReturn:
     """End the run to sleep or wait (a cancelled workflow stops instead): due at once if
     a message on ``topic`` after ``after``, or an update, arrived meanwhile."""
@@ -226,7 +227,7 @@ async def suspend(
     waiting_for = None if topic is None else mailbox_waiting_for(topic)
     suspended = await ctx._backend.workflow_messages.suspend(
         ctx._namespace, ctx.workflow_id, ctx._fence, status=status, wake_at=wake_at,
-        waiting_for=waiting_for, topic=topic, after=after, now=ctx._clock(),
+        waiting_for=waiting_for, topic=topic, after=after, now=ctx._clock(), updates=updates,
     )  # fmt: skip
     if not suspended:
         raise Superseded()

@@ -69,24 +69,26 @@ def on_update(ctx: WorkflowContext, name: str, handler: Callable[[Any], Any]) ->
     ctx.inbox.handlers[name] = handler
 
 
-async def apply(ctx: WorkflowContext) -> None:
+async def apply(ctx: WorkflowContext) -> bool:
     """Apply the updates due at this point: those the journal records next (a replay,
-    running their handlers again), then, past the journal's end, the pending ones."""
+    running their handlers again), then, past the journal's end, the pending ones.
+    Whether it reached the journal's end (where a pending update is applied): a run
+    that did not must not be woken by one, or it would wake again and again."""
     while True:
         upcoming = ctx._journal.get(ctx._position + 1)
         if upcoming is not None:
             if upcoming.kind != UPDATE:
-                return
+                return False
             ctx._next()
             await _rerun(ctx, upcoming)
             continue
         if any(p > ctx._position for p in ctx._journal):
-            return  # further entries belong to other work (steps started side by side)
+            return False  # further entries belong to other work (steps started side by side)
         pending = await ctx._backend.workflow_messages.pending_updates(
             ctx._namespace, ctx.workflow_id, BATCH
         )
         if not pending:
-            return
+            return True
         for seq, name, data in pending:
             ctx._may_start_new_work()
             await _apply(ctx, ctx._next(), seq, name, data)
@@ -197,7 +199,7 @@ async def _wait_condition(
     else:
         deadline = ctx._replay(entry)
     while True:
-        await apply(ctx)
+        live = await apply(ctx)
         if predicate():
             return True
         upcoming = ctx._journal.get(ctx._position + 1)
@@ -208,4 +210,4 @@ async def _wait_condition(
             ctx._within_limit(ctx._position + 1)
             await record(ctx, ctx._next(), CONDITION_TIMEOUT, CONDITION)
             return False
-        await suspend(ctx, "waiting", deadline)
+        await suspend(ctx, "waiting", deadline, updates=live)

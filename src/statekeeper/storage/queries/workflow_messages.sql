@@ -54,7 +54,7 @@ RETURNING id;
 -- name: wfm_suspend
 -- Ends the run, sleeping or waiting (as wf_suspend), due at once if a cancel was asked,
 -- a message on the topic waited for came (:topic NULL: none is waited for) or an update
--- is pending; else at :wake_at, or at the workflow's deadline if that comes first.
+-- is pending (:updates 1: the run applies updates here); else at :wake_at, or at the workflow's deadline if that comes first.
 UPDATE sk_workflows
 SET status = :status, owner = NULL, lease_expires_at = NULL, waiting_for = :waiting_for,
     updated_at = :now,
@@ -65,7 +65,7 @@ SET status = :status, owner = NULL, lease_expires_at = NULL, waiting_for = :wait
             WHERE m.namespace = :namespace AND m.workflow_id = :id AND m.topic = :topic
               AND m.seq > :after)
         THEN CAST(:now AS DOUBLE PRECISION)
-        WHEN EXISTS (
+        WHEN CAST(:updates AS INTEGER) = 1 AND EXISTS (
             SELECT 1 FROM sk_workflow_updates u
             WHERE u.namespace = :namespace AND u.workflow_id = :id AND u.status = 'pending')
         THEN CAST(:now AS DOUBLE PRECISION)
