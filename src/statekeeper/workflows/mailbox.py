@@ -121,20 +121,13 @@ async def _receive(ctx: WorkflowContext, position: int, topic: str, timeout: flo
     else:
         ctx._recorded(position, RECEIVE, topic)  # NonDeterminismError, Cancelled, GiveBack
         deadline = None if timeout is None else ctx._clock() + float(timeout)
+    # A message there already is taken at once; only a receive that would wait applies
+    # the pending updates first (and then looks again).
+    if (taken := await _take(ctx, position, topic)) is not None:
+        return decode_value(topic, taken)
     live = await updates.apply(ctx)
-    inbox = ctx.inbox
-    lock = inbox.locks.setdefault(topic, asyncio.Lock())
-    async with lock:
-        after = _consumed(ctx, topic)
-        found = await ctx._backend.workflow_messages.next_message(
-            ctx._namespace, ctx.workflow_id, topic, after
-        )
-        if found is not None:
-            seq, data = found
-            plain = _opened_message(ctx, topic, data)
-            inbox.consumed[topic] = seq
-            await record(ctx, position, RECEIVE, topic, output=plain, attempts=seq)
-            return decode_value(topic, plain)
+    if live and (taken := await _take(ctx, position, topic)) is not None:
+        return decode_value(topic, taken)
     if deadline is not None and ctx._clock() >= deadline:
         timed_out = ErrorRecord.made(
             "ReceiveTimeout", f"no message on topic {topic!r} within {timeout} s"
@@ -144,6 +137,23 @@ async def _receive(ctx: WorkflowContext, position: int, topic: str, timeout: flo
     if entry is None:  # the wait's deadline, kept for the runs that resume it
         await record(ctx, position, WAITING, topic, output=json.dumps(deadline).encode())
     await suspend(ctx, "waiting", deadline, topic=topic, after=_consumed(ctx, topic), updates=live)
+
+
+async def _take(ctx: WorkflowContext, position: int, topic: str) -> bytes | None:
+    """Take the next message on ``topic`` (journaled at ``position``): its data; None
+    if there is none yet."""
+    inbox = ctx.inbox
+    async with inbox.locks.setdefault(topic, asyncio.Lock()):
+        found = await ctx._backend.workflow_messages.next_message(
+            ctx._namespace, ctx.workflow_id, topic, _consumed(ctx, topic)
+        )
+        if found is None:
+            return None
+        seq, data = found
+        plain = _opened_message(ctx, topic, data)
+        inbox.consumed[topic] = seq
+        await record(ctx, position, RECEIVE, topic, output=plain, attempts=seq)
+        return plain
 
 
 def _consumed(ctx: WorkflowContext, topic: str) -> int:
