@@ -147,6 +147,17 @@ class WorkflowMessageOps(Operations):
         value), in one transaction: the workflow's cancel_requested, or None if the
         lease was lost (nothing written)."""
         keys = {"namespace": namespace, "id": id, "now": now}
+        if self._db.dialect == "postgres":  # one statement (one round trip)
+            seq, status, result, problem = settle or (None, None, None, None)
+            key, stored = value or (None, None)
+            statement = self._bind(
+                "wfm_record", lease_end=lease_end, fence=fence, position=position, kind=kind,
+                step_name=name, output=output, error=error, attempts=attempts, seq=seq,
+                status=status, result=result, update_error=problem, key=key, value=stored,
+                **keys,
+            )  # fmt: skip
+            asked = await self._db.run_write(statement, f"cannot record a step of {id!r}", "first")
+            return None if asked is None else int(asked)
         script: list[Scripted] = [
             (self._bind("wf_checkpoint_renew", lease_end=lease_end, fence=fence, **keys),
              "row", True),
