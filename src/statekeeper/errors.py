@@ -477,6 +477,45 @@ class AddressInUse(CannotListen):
     code = "address_in_use"
 
 
+# --- messages to running workflows (workflows/mailbox.py, updates.py, messaging.py) ---
+
+
+class UpdateRejected(StatekeeperError):
+    """The workflow's update handler rejected the update (it raised)."""
+
+    code = "update_rejected"
+    http_status = 422
+    exit_code = 5
+
+
+class UnknownUpdate(UpdateRejected):
+    """The workflow has no handler registered for that update."""
+
+    code = "unknown_update"
+    http_status = 404
+    exit_code = 6
+
+
+class UpdateNotApplied(WorkflowFinished):
+    """The workflow finished before it applied the update."""
+
+    code = "update_not_applied"
+
+
+class UpdateNotFinished(StatekeeperError):
+    """The workflow has not applied the update yet (the wait for it timed out)."""
+
+    code = "update_not_finished"
+    http_status = 409
+    exit_code = 11
+
+
+class ValueNotPublished(NotFound):
+    """The workflow published no value under that key."""
+
+    code = "value_not_published"
+
+
 # --- recorded errors --------------------------------------------------------------------
 
 

@@ -19,7 +19,8 @@ from statekeeper.storage.state_query_ops import compile_query
 
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
-       "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes")  # fmt: skip
+       "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes",
+       "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -76,6 +77,9 @@ EXPECTED = {
     "wf_expired_steps": "sk_workflows_expiry",
     "wf_expired_events": "sk_workflows_expiry",
     "wf_expired_attributes": "sk_workflows_expiry",
+    "wf_expired_messages": "sk_workflows_expiry",
+    "wf_expired_updates": "sk_workflows_expiry",
+    "wf_expired_values": "sk_workflows_expiry",
     # Workflow search: one attribute's index range drives a filtered listing or count.
     "wf_search_text": "sk_workflow_attributes_text",
     "wf_search_number": "sk_workflow_attributes_number",
@@ -84,6 +88,18 @@ EXPECTED = {
     "wf_attr_of": "sk_workflow_attributes_pkey",
     "wf_attr_unset": "sk_workflow_attributes_pkey",
     "wf_attr_purge": "sk_workflow_attributes_pkey",
+    "wfm_wake_for_message": "sk_workflows_pkey",
+    "wfm_wake_for_update": "sk_workflows_pkey",
+    "wfm_lock": "sk_workflows_pkey",
+    "wfm_suspend": "sk_workflows_pkey",
+    "wfm_insert_message": "sk_workflow_messages_pkey",
+    "wfm_next_message": "sk_workflow_messages_pkey",
+    "wfm_continue_messages": "sk_workflow_messages_pkey",
+    "wfm_insert_update": "sk_workflow_updates_pkey",
+    "wfm_pending_updates": "sk_workflow_updates_pending",
+    "wfm_get_update": "sk_workflow_updates_pkey",
+    "wfm_get_value": "sk_workflow_values_pkey",
+    "wfm_list_values": "sk_workflow_values_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -97,6 +113,9 @@ SQLITE_NAMES = {
     "sk_subscriptions_pkey": "PRIMARY KEY",
     "sk_parked_events_pkey": "PRIMARY KEY",
     "sk_workflow_attributes_pkey": "sqlite_autoindex_sk_workflow_attributes_1",
+    "sk_workflow_messages_pkey": "sqlite_autoindex_sk_workflow_messages_1",
+    "sk_workflow_updates_pkey": "sqlite_autoindex_sk_workflow_updates_1",
+    "sk_workflow_values_pkey": "sqlite_autoindex_sk_workflow_values_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path (wf_count: counts by status
@@ -107,7 +126,8 @@ WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge
 # it whole to find the expired rows (an index afterwards; a bounded cost either way).
 PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
-          "wf_expired_runs", "wf_expired_attributes"}  # fmt: skip
+          "wf_expired_runs", "wf_expired_attributes", "wf_expired_messages",
+          "wf_expired_updates", "wf_expired_values"}  # fmt: skip
 
 
 NOW = time.time()
@@ -231,6 +251,10 @@ async def populate(app: App) -> None:
             ("customer", "keyword", f"c-{n % 50}", None), ("amount", "int", None, n % 100),
         )
     ]  # fmt: skip
+    mailbox = [(app.namespace, f"w{n % 300}", f"t{n % 3}", n, b"1", now) for n in range(3000)]
+    asked = [(app.namespace, f"w{n % 300}", n, "u", "accepted" if n % 10 else "pending", now)
+             for n in range(3000)]  # fmt: skip
+    published = [(app.namespace, f"w{n % 300}", f"k{n}", b"1", now) for n in range(3000)]
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -253,6 +277,12 @@ async def populate(app: App) -> None:
          "parked_at) VALUES ({})", parked),
         ("INSERT INTO sk_workflow_attributes (namespace, workflow_id, name, kind, text_value, "
          "number_value, created_at, updated_at) VALUES ({})", attributes),
+        ("INSERT INTO sk_workflow_messages (namespace, workflow_id, topic, seq, data, sent_at) "
+         "VALUES ({})", mailbox),
+        ("INSERT INTO sk_workflow_updates (namespace, workflow_id, seq, name, status, "
+         "requested_at) VALUES ({})", asked),
+        ("INSERT INTO sk_workflow_values (namespace, workflow_id, key, value, updated_at) "
+         "VALUES ({})", published),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

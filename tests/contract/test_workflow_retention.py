@@ -178,3 +178,27 @@ async def test_a_purged_run_takes_its_searchable_attributes_with_it(
         assert await app.forget_old_records() == 1
         assert await app.workflows.list(attributes={"item": "kept-until-purged"}) == []
         assert await app.backend.search.attributes(namespace, run) == []
+
+
+async def talker(ctx: WorkflowContext, item: str) -> Any:
+    got = await ctx.receive("inbox")
+    await ctx.publish("seen", got)
+    return got
+
+
+async def test_a_purged_run_takes_its_mailbox_and_published_values_with_it(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    async with make_app(database_url, namespace, clock, workflow_retention=HOUR) as app:
+        app.workflow(talker)
+        run = await app.workflows.start(talker, "x")
+        await drive(app)
+        await app.workflows.send_message(run, "inbox", {"n": 1})
+        await drive(app)
+        assert await app.workflows.get(run, "seen") == {"n": 1}
+        messages = app.backend.workflow_messages
+        assert await messages.next_message(namespace, run, "inbox", 0) is not None
+        clock.advance(HOUR + 1)
+        assert await app.forget_old_records() == 1
+        assert await messages.next_message(namespace, run, "inbox", 0) is None
+        assert await messages.value(namespace, run, "seen") is None

@@ -6,6 +6,7 @@ import click
 from click.core import ParameterSource
 
 from statekeeper import __version__
+from statekeeper.cli import workflow_messages  # noqa: F401  (adds its verbs to workflows)
 from statekeeper.cli.common import CommandGroup, Settings
 from statekeeper.cli.demo import demo
 from statekeeper.cli.events import events

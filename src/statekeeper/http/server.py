@@ -41,6 +41,7 @@ from statekeeper.http.openapi import openapi_operation
 from statekeeper.http.operations import Operation
 from statekeeper.http.request_status import RequestStatusRoutes
 from statekeeper.http.sfn import StepFunctionsRoutes
+from statekeeper.http.workflow_messages import WorkflowMessageRoutes
 from statekeeper.http.workflow_search import SearchRoutes
 from statekeeper.http.workflow_versions import WorkflowVersionRoutes
 from statekeeper.http.workflows import WorkflowRoutes
@@ -62,6 +63,7 @@ def api_operations(
         *SearchRoutes(app, config).operations(),
         *WorkflowRoutes(app, config).operations(),
         *WorkflowVersionRoutes(app, config).operations(),
+        *WorkflowMessageRoutes(app, config).operations(),
         *CallbackRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),

@@ -13,6 +13,7 @@ from statekeeper.storage.search_ops import SearchOps
 from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.state_query_ops import StateQueryOps
 from statekeeper.storage.subscription_ops import SubscriptionOps
+from statekeeper.storage.workflow_message_ops import WorkflowMessageOps
 from statekeeper.storage.workflow_ops import WorkflowOps
 
 
@@ -33,3 +34,4 @@ class Blocks:
         self.subscriptions = SubscriptionOps(db)
         self.reseal = ResealOps(db)
         self.search = SearchOps(db)  # workflow search: attributes, filters, counts
+        self.workflow_messages = WorkflowMessageOps(db)

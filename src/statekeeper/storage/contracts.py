@@ -29,6 +29,7 @@ from statekeeper.storage.search_ops import SearchOps as SearchStorage
 from statekeeper.storage.state_ops import StateOps as StateStorage
 from statekeeper.storage.state_query_ops import StateQueryOps as StateQueryStorage
 from statekeeper.storage.subscription_ops import SubscriptionOps as SubscriptionStorage
+from statekeeper.storage.workflow_message_ops import WorkflowMessageOps as WorkflowMessageStorage
 from statekeeper.storage.workflow_ops import WorkflowOps as WorkflowStorage
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "StateStorage",
     "Storage",
     "SubscriptionStorage",
+    "WorkflowMessageStorage",
     "WorkflowStorage",
 ]
 
@@ -92,6 +94,9 @@ class Storage(Committer, Protocol):
 
     @property
     def search(self) -> SearchStorage: ...
+
+    @property
+    def workflow_messages(self) -> WorkflowMessageStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""

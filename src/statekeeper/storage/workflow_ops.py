@@ -228,6 +228,8 @@ class WorkflowOps(Operations):
         script: list[Scripted] = [
             (self._bind("wf_continue", input=input, now=now, fence=fence, **keys), "found", True),
             (self._bind("wf_continue_events", **keys), "rowcount", False),
+            # The messages its journal consumed (before the journal goes).
+            (self._bind("wfm_continue_messages", **keys), "rowcount", False),
             (self._bind("wf_continue_steps", **keys), "rowcount", False),
             (self._bind("wf_continue_count", now=now, **keys), "rowcount", False),
         ]
@@ -242,6 +244,11 @@ class WorkflowOps(Operations):
             (self._bind("wf_purge_steps", namespace=namespace, id=id), "rowcount", False),
             (self._bind("wf_purge_events", namespace=namespace, id=id), "rowcount", False),
             (self._bind("wf_attr_purge", namespace=namespace, id=id), "rowcount", False),
+            # Its mailbox, updates and published values (workflow_message_ops).
+            *[
+                (self._bind(name, namespace=namespace, id=id), "rowcount", False)
+                for name in ("wfm_purge_messages", "wfm_purge_updates", "wfm_purge_values")
+            ],
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
@@ -332,13 +339,16 @@ class WorkflowOps(Operations):
 
     async def purge_expired(self, now: float, limit: int) -> int:
         """Delete up to ``limit`` finished runs whose purge time has passed (in every
-        namespace), with their journals, events and attributes, in one transaction; how many."""
+        namespace), with their journals, events, attributes and messages, in one transaction; how many."""
         script: builtins.list[Scripted] = [
             (self._bind(query, now=now, limit=limit), "rowcount", False)
             for query in (
                 "wf_expired_steps",
                 "wf_expired_events",
                 "wf_expired_attributes",
+                "wf_expired_messages",
+                "wf_expired_updates",
+                "wf_expired_values",
                 "wf_expired_runs",
             )
         ]

@@ -40,6 +40,7 @@ from statekeeper.identifiers import (
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
+from statekeeper.workflows import mailbox, updates
 from statekeeper.workflows.attributes import ATTRIBUTES, store_attributes
 from statekeeper.workflows.attributes import typed as typed_attributes
 from statekeeper.workflows.callback import Callback
@@ -138,6 +139,8 @@ class WorkflowContext:
         self._steps_running = 0
         self._steps_settled = asyncio.Event()
         self._steps_settled.set()
+        # The mailbox's and updates' state of this run (workflows/mailbox.py, updates.py).
+        self.inbox = mailbox.Inbox()
 
     # --- the journal --------------------------------------------------------------------
 
@@ -744,8 +747,9 @@ class WorkflowContext:
             await self._checkpoint(position, "sleep", "sleep", output=json.dumps(wake_at).encode())
         else:
             wake_at = float(self._replay(entry))
+        live = await updates.apply(self)  # the updates asked while it sleeps (updates.py)
         if self._clock() < wake_at:
-            self._suspend(Suspend("sleeping", wake_at))
+            await mailbox.suspend(self, "sleeping", wake_at, updates=live)
 
     def wait_for_event(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
         """The data of event ``name`` sent to this workflow (``app.workflows.send_event``),
@@ -788,6 +792,30 @@ class WorkflowContext:
             await self._checkpoint(position, "event", name, error=timed_out)
             raise EventTimeout(timed_out.message)
         self._suspend(Suspend("waiting", deadline, waiting_for=name))
+
+    # --- messages (workflows/mailbox.py, updates.py) ------------------------------------
+
+    def receive(self, topic: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
+        """The next message sent to this workflow on ``topic`` (in the order sent, each
+        once), waiting durably for one; ReceiveTimeout after ``timeout`` seconds."""
+        return mailbox.receive(self, topic, timeout)
+
+    def publish(self, key: str, value: Any) -> Coroutine[Any, Any, None]:
+        """Publish ``value`` under ``key`` (durably; a later publish replaces it), for
+        ``app.workflows.get(id, key)`` to read while the workflow runs."""
+        return mailbox.publish(self, key, value)
+
+    def on_update(self, name: str, handler: Callable[[Any], Any]) -> None:
+        """Run ``handler(data)`` for each update ``name`` (``app.workflows.update``),
+        where the workflow waits (docs/workflow-messages.md)."""
+        updates.on_update(self, name, handler)
+
+    def wait_condition(
+        self, predicate: Callable[[], bool], timeout: float | None = None
+    ) -> Coroutine[Any, Any, bool]:
+        """Wait durably, applying updates, until ``predicate()`` is true (True) or
+        ``timeout`` seconds pass (False)."""
+        return updates.wait_condition(self, predicate, timeout)
 
 
 async def _call(

@@ -56,6 +56,7 @@ from statekeeper.workflows import operations
 from statekeeper.workflows.bulk import DEFAULT_BATCH, Bulk, BulkResult
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, encode
+from statekeeper.workflows.messaging import Messaging
 from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.search import Query, WorkflowSearch
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
@@ -610,6 +611,33 @@ class Workflows:
         input whose journal is a copy of ``id``'s entries before ``from_position``: it
         replays them and executes from that position on. The new id."""
         return await operations.fork(self, id, from_position, new_id)
+
+    # --- messages to running workflows (workflows/messaging.py) -------------------------
+
+    async def send_message(self, id: str, topic: str, data: Any = None) -> int:
+        """Put ``data`` in workflow ``id``'s mailbox on ``topic``, for its
+        ``ctx.receive(topic)``: messages on a topic are received in the order they were
+        sent, each once. Its number on the topic. WorkflowNotFound; WorkflowFinished
+        (409) if the workflow has finished."""
+        return await Messaging(self).send(id, topic, data)
+
+    async def update(self, id: str, name: str, data: Any = None, *, timeout: float = 60.0) -> Any:
+        """Run workflow ``id``'s handler of update ``name`` (``ctx.on_update``) with
+        ``data``, inside the workflow and durably, and return its result. UpdateRejected
+        (carrying the handler's error) if the handler raised; UnknownUpdate if it has no
+        handler of that name; UpdateNotApplied if it finished first; UpdateNotFinished
+        after ``timeout`` seconds (the update stays asked)."""
+        return await Messaging(self).update(id, name, data, timeout=timeout)
+
+    async def get(self, id: str, key: str) -> Any:
+        """The value workflow ``id`` last published under ``key`` (``ctx.publish``),
+        without waiting for it. ValueNotPublished if it published none there."""
+        return await Messaging(self).get(id, key)
+
+    async def values(self, id: str, *, after: str = "", limit: int = 100) -> dict[str, Any]:
+        """The values workflow ``id`` published, by key in key order (a page: up to
+        ``limit`` keys after ``after``)."""
+        return await Messaging(self).values(id, after=after, limit=limit)
 
 
 def same_json(a: Any, b: Any) -> bool:

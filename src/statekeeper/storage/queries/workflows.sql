@@ -322,8 +322,9 @@ VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, 
 -- name: wf_expired_steps
 -- Retention: the runs whose purge time has passed, oldest first, :limit a batch
 -- (sk_workflows_expiry's range, in every namespace): their journals, their events
--- (wf_expired_events), their searchable attributes (wf_expired_attributes), then their
--- rows (wf_expired_runs), in one transaction that reads the same batch four times.
+-- (wf_expired_events), their searchable attributes (wf_expired_attributes), mailbox,
+-- updates and published values (wf_expired_messages, _updates, _values), then their rows
+-- (wf_expired_runs), in one transaction that reads the same batch each time.
 DELETE FROM sk_workflow_steps
 WHERE (namespace, workflow_id) IN (
     SELECT namespace, id FROM sk_workflows
@@ -341,6 +342,30 @@ WHERE (namespace, workflow_id) IN (
 
 -- name: wf_expired_attributes
 DELETE FROM sk_workflow_attributes
+WHERE (namespace, workflow_id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
+
+-- name: wf_expired_messages
+DELETE FROM sk_workflow_messages
+WHERE (namespace, workflow_id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
+
+-- name: wf_expired_updates
+DELETE FROM sk_workflow_updates
+WHERE (namespace, workflow_id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
+
+-- name: wf_expired_values
+DELETE FROM sk_workflow_values
 WHERE (namespace, workflow_id) IN (
     SELECT namespace, id FROM sk_workflows
     WHERE purge_at IS NOT NULL AND purge_at <= :now
