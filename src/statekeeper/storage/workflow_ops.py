@@ -339,7 +339,8 @@ class WorkflowOps(Operations):
 
     async def purge_expired(self, now: float, limit: int) -> int:
         """Delete up to ``limit`` finished runs whose purge time has passed (in every
-        namespace), with their journals, events, attributes and messages, in one transaction; how many."""
+        namespace), with their journals, events, attributes and messages, in one
+        transaction; how many."""
         script: builtins.list[Scripted] = [
             (self._bind(query, now=now, limit=limit), "rowcount", False)
             for query in (
