@@ -60,6 +60,7 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
+from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.engine import Workflows
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
 from statekeeper.workflows.signatures import AnyWorkflow
@@ -339,6 +340,27 @@ class App:
             return self.workflows.register(f, name)
 
         return register
+
+    def workflow_queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate: tuple[int, float] | None = None,
+        per_key_rate: tuple[int, float] | None = None,
+        debounce: float | None = None,
+        singleton: str | None = None,
+        key: str | Callable[[Any], Any] | None = None,
+    ) -> WorkflowQueue:
+        """Declare a workflow queue: runs started into it (``queue=name`` on
+        ``app.workflows.start``, or the returned queue's ``start``) are admitted within
+        its limits, decided in the database across every worker (docs/flow-control.md).
+        Declare it in every process that starts or runs its workflows."""
+        queue = WorkflowQueue(
+            name, concurrency, per_key_concurrency, rate, per_key_rate, debounce, singleton, key
+        )
+        return self.workflows.flow.declare(queue, self.workflows.start)
 
     def projection(
         self,

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from statekeeper.storage.definition_ops import DefinitionOps as DefinitionStorage
 from statekeeper.storage.event_ops import EventOps as EventStorage
+from statekeeper.storage.flow_ops import FlowOps as FlowStorage
 from statekeeper.storage.idempotency_ops import IdempotencyOps as IdempotencyStorage
 from statekeeper.storage.machine_ops import MachineOps as MachineStorage
 from statekeeper.storage.queries import Dialect
@@ -34,6 +35,7 @@ __all__ = [
     "Committer",
     "DefinitionStorage",
     "EventStorage",
+    "FlowStorage",
     "IdempotencyStorage",
     "MachineStorage",
     "QueueStorage",
@@ -87,6 +89,9 @@ class Storage(Committer, Protocol):
 
     @property
     def reseal(self) -> ResealStorage: ...
+
+    @property
+    def flow(self) -> FlowStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""

@@ -103,6 +103,7 @@ class WorkflowOps(Operations):
         parent_id: str | None,
         parent_event: bytes | None,
         now: float,
+        also: Sequence[Scripted] = (),
     ) -> bool:
         """Finish the workflow while the fence holds; False if the lease was lost. A
         child's end is delivered to its parent as event ``child:<id>`` with the data
@@ -121,6 +122,7 @@ class WorkflowOps(Operations):
             script.append((self._bind(
                 "wf_event_wake", now=now, namespace=namespace, id=parent_id, event=event
             ), "rowcount", False))  # fmt: skip
+        script.extend(also)  # flow control: the run's slot back (flow_ops.release_script)
         done = await self._db.run_atomic(script, f"cannot finish workflow {id!r}")
         return done is not None
 
@@ -235,6 +237,7 @@ class WorkflowOps(Operations):
             (self._bind("wf_purge", namespace=namespace, id=id), "found", True),
             (self._bind("wf_purge_steps", namespace=namespace, id=id), "rowcount", False),
             (self._bind("wf_purge_events", namespace=namespace, id=id), "rowcount", False),
+            (self._bind("flow_forget", namespace=namespace, id=id), "rowcount", False),
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 

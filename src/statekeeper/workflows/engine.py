@@ -53,6 +53,7 @@ from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
+from statekeeper.workflows.flow import FlowControl
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, encode
 from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
 from statekeeper.workflows.tokens import InvalidToken
@@ -126,6 +127,7 @@ class Workflows:
         # Workflows defined at runtime, and the interpreters that run them here.
         self.definitions = Definitions(backend, namespace, clock)
         self.secret: str | None = None  # signs callback tokens (STATEKEEPER_CALLBACK_SECRET)
+        self.flow = FlowControl(backend, namespace, clock, wakeups)  # workflow queues (flow.py)
 
     @property
     def _backend(self) -> Storage:
@@ -207,6 +209,9 @@ class Workflows:
         *,
         id: str | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[R]: ...
 
     @overload
@@ -216,11 +221,22 @@ class Workflows:
         *,
         id: str | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[R]: ...
 
     @overload
     async def start(
-        self, name: str, input: Any = None, *, id: str | None = None, timeout: float | None = None
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[Any]: ...
 
     async def start(
@@ -230,13 +246,18 @@ class Workflows:
         *,
         id: str | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[Any]:
         """Start a workflow, given as its registered function or its name (with the
         function, ``input`` is checked against its input parameter and the returned
         run is typed by its output). ``id`` is its idempotency key: starting an existing
         id with the same name and input returns it without starting another; with
         another name or input it is WorkflowConflict. ``timeout`` (seconds) ends the
-        workflow ``timed_out`` if it has not finished by then. Returns the id."""
+        workflow ``timed_out`` if it has not finished by then. ``queue``: a workflow
+        queue (``app.workflow_queue``) that admits it within its limits, by ``priority``
+        (higher first), under ``key`` (see workflows/flow.py). Returns the id."""
         name = await self.known(self.name_of(name))
         chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
         check_timeout(timeout)
@@ -244,6 +265,13 @@ class Workflows:
         data = self.sealer.seal(plain, WORKFLOW, self.namespace, chosen, "input")
         now = self._clock()
         deadline = None if timeout is None else now + float(timeout)
+        if queue is not None:  # flow control (workflows/flow.py)
+            seal = lambda run: self.sealer.seal(plain, WORKFLOW, self.namespace, run, "input")  # noqa: E731
+            return WorkflowRun(await self.flow.start(
+                queue, id=chosen, name=name, input=input, seal=seal, deadline=deadline,
+                check_same=lambda run: self._check_same(run, name, plain), key=key,
+                priority=priority,
+            ))  # fmt: skip
         created = await self._backend.workflows.create(
             self.namespace, chosen, name, data, None, now, deadline=deadline
         )
