@@ -19,7 +19,7 @@ from statekeeper.storage.state_query_ops import compile_query
 
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
-       "sk_subscriptions", "sk_parked_events")  # fmt: skip
+       "sk_subscriptions", "sk_parked_events", "sk_flow_runs")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -69,6 +69,16 @@ EXPECTED = {
     "es_stream": "sk_events_stream",
     "es_stream_back": "sk_events_stream",
     "es_notifications": "sk_events_pkey",
+    "flow_admit": "sk_flow_runs_waiting",  # SQLite; PostgreSQL's is FLOW_PICK below
+    "flow_pick": "sk_flow_runs_waiting",
+    "flow_count_admitted": "sk_flow_runs_admitted",
+    "flow_count_rate": "sk_flow_runs_rate",
+    "flow_release": "sk_flow_runs_pkey",
+    "flow_run": "sk_flow_runs_pkey",
+    "flow_forget": "sk_flow_runs_pkey",
+    "flow_lock_holder": "sk_flow_runs_lock",
+    "flow_queue_counts": "sk_flow_runs_waiting",
+    "flow_replace_input": "sk_workflows_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -81,11 +91,13 @@ SQLITE_NAMES = {
     "sk_events_pkey": "PRIMARY KEY",
     "sk_subscriptions_pkey": "PRIMARY KEY",
     "sk_parked_events_pkey": "PRIMARY KEY",
+    "sk_flow_runs_pkey": "sqlite_autoindex_sk_flow_runs_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path.
 WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge_dead",
-         "queue_redrive_all", "state_count_sealed"}  # fmt: skip
+         "queue_redrive_all", "state_count_sealed",
+         "flow_queue_counts"}  # fmt: skip
 # Background purges, once a minute: before PostgreSQL first analyzes a table it may read
 # it whole to find the expired rows (an index afterwards; a bounded cost either way).
 PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
@@ -202,6 +214,12 @@ async def populate(app: App) -> None:
     streams = [(app.namespace, f"w-{n}", 3, now) for n in range(3000)]
     subscriptions = [(app.namespace, f"s{n}", n, now, now) for n in range(3000)]
     parked = [(app.namespace, f"s{n % 30}", n, "e", 1, now) for n in range(3000)]
+    flow_states = ("waiting", "admitted", "done", "done", "done")
+    flow = [
+        (app.namespace, f"w{n}", "jobs", f"k{n % 50}", n % 3, flow_states[n % 5], now,
+         None if n % 5 == 0 else now - n, None, now)
+        for n in range(3000)
+    ]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at) VALUES ({})", workflows),
@@ -222,6 +240,11 @@ async def populate(app: App) -> None:
          "VALUES ({})", subscriptions),
         ("INSERT INTO sk_parked_events (namespace, subscription, position, error, attempts, "
          "parked_at) VALUES ({})", parked),
+        ("INSERT INTO sk_flow_runs (namespace, id, queue, key, priority, state, not_before, "
+         "admitted_at, lock, created_at) VALUES ({})", flow),
+        ("INSERT INTO sk_flow_queues (namespace, name, concurrency, per_key_concurrency, "
+         "rate_limit, rate_period, updated_at) VALUES ({})",
+         [(app.namespace, "jobs", 4, 1, 50, 1.0, now)]),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:
@@ -293,18 +316,52 @@ PROMOTE = Query(
 )
 
 
+# The statements the PostgreSQL function sk_flow_admit runs (schema/postgres.sql), its
+# variables written as the values they hold (not named queries: a function's own).
+FLOW_PICK = Query(
+    "flow_pick",
+    f"SELECT r.id FROM sk_flow_runs r WHERE r.namespace = 'plans' AND r.queue = 'jobs' "
+    f"AND r.state = 'waiting' AND r.not_before <= {NOW} "
+    "AND (r.key IS NULL OR (SELECT count(*) FROM sk_flow_runs k WHERE k.namespace = 'plans' "
+    "AND k.queue = 'jobs' AND k.key = r.key AND k.state = 'admitted') < 1) "
+    "AND (r.key IS NULL OR (SELECT count(*) FROM sk_flow_runs k WHERE k.namespace = 'plans' "
+    "AND k.queue = 'jobs' AND k.key = r.key AND k.admitted_at IS NOT NULL "
+    f"AND k.admitted_at > {NOW - 1}) < 5) "
+    "ORDER BY r.priority DESC, r.seq LIMIT 1",
+    (),
+)
+FLOW_COUNTS = (
+    Query(
+        "flow_count_admitted",
+        "SELECT count(*) FROM sk_flow_runs a WHERE a.namespace = 'plans' AND a.queue = 'jobs' "
+        "AND a.state = 'admitted'",
+        (),
+    ),
+    Query(
+        "flow_count_rate",
+        "SELECT count(*) FROM sk_flow_runs a WHERE a.namespace = 'plans' AND a.queue = 'jobs' "
+        f"AND a.admitted_at IS NOT NULL AND a.admitted_at > {NOW - 1}",
+        (),
+    ),
+)
+
+
 async def check_plans(app: App, *, analyzed: bool) -> list[str]:
     """What is wrong with the plans of every named statement (nothing, we hope)."""
     dialect = app.backend.dialect
     allowed = WHOLE if analyzed else WHOLE | PURGES
     problems = []
     statements = {**load(dialect), PROMOTE.name: PROMOTE}
+    if dialect == "postgres":
+        statements.update({q.name: q for q in (FLOW_PICK, *FLOW_COUNTS)})
     for name, query in sorted(statements.items()):
         indexes, scanned = await explain(app, query)
         full = scanned & set(BIG)
         if full and name not in allowed:
             problems.append(f"{name} reads {sorted(full)} from end to end")
         wanted = EXPECTED.get(name)
+        if name == "flow_admit" and dialect == "postgres":
+            wanted = None  # a call of sk_flow_admit: its statements are FLOW_PICK and _COUNTS
         if wanted is not None:
             if dialect == "sqlite":
                 wanted = SQLITE_NAMES.get(wanted, wanted)

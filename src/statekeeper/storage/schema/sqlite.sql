@@ -377,7 +377,7 @@ CREATE INDEX sk_flow_runs_rate ON sk_flow_runs (namespace, queue, admitted_at)
     WHERE admitted_at IS NOT NULL;
 
 CREATE INDEX sk_flow_runs_key_rate ON sk_flow_runs (namespace, queue, key, admitted_at)
-    WHERE admitted_at IS NOT NULL;
+    WHERE admitted_at IS NOT NULL AND key IS NOT NULL;
 
 CREATE UNIQUE INDEX sk_flow_runs_lock ON sk_flow_runs (namespace, queue, lock)
     WHERE lock IS NOT NULL;
