@@ -40,6 +40,9 @@ WAKEUP_CHANNEL = "statekeeper.workflows"  # engine.WAKEUP_CHANNEL (not imported:
 MAX_PRIORITY = 1_000_000
 SINGLETON_MODES = ("reject", "queue")
 RATE_POLL = 0.05  # seconds between a runner's admission passes while time opens slots
+# ... and for a queue whose slots only its runs' ends open (each end admits the next in
+# its transaction): a pass now and then, for runs a crashed start left waiting.
+SAFETY_POLL = 1.0
 DEBOUNCE_TRIES = 3
 
 KeyFn = Callable[[Any], Any]
@@ -166,7 +169,7 @@ class FlowControl:
         self._wakeups = wakeups
         self.queues: dict[str, WorkflowQueue] = {}
         self._declared = False  # the limits are stored (once a process, when first used)
-        self._passed = 0.0  # monotonic time of the last admission pass
+        self._passed: dict[str, float] = {}  # queue: monotonic time of its last pass
 
     @property
     def active(self) -> bool:
@@ -285,17 +288,20 @@ class FlowControl:
     async def admission_pass(self, *, throttle: bool) -> int:
         """Admit what each declared queue's limits allow now (rate windows and debounce
         windows open with time, which no start or end announces); how many. With
-        ``throttle``, at most every RATE_POLL seconds."""
+        ``throttle``, a queue at most every RATE_POLL seconds (SAFETY_POLL if no time
+        limit of it opens slots)."""
         if not self.queues:
             return 0
         moment = time.monotonic()
-        if throttle and moment - self._passed < RATE_POLL:
-            return 0
-        self._passed = moment
         await self.store_limits()
         storage = self._backend_of().flow
         admitted = 0
-        for name in self.queues:
+        for name, queue in self.queues.items():
+            timed = queue.rate or queue.per_key_rate or queue.debounce is not None
+            every = RATE_POLL if timed else SAFETY_POLL
+            if throttle and moment - self._passed.get(name, 0.0) < every:
+                continue
+            self._passed[name] = moment
             admitted += await storage.admit(self.namespace, name, self._clock())
         return admitted
 
