@@ -57,7 +57,7 @@ async def probed_step(workflow_id: str, key: str, step: int) -> int:
                 "INSERT INTO flow_violations (kind, workflow_id) VALUES ('key', $1)", workflow_id
             )
         try:
-            await asyncio.sleep(float(os.environ.get("FLOW_STEP_SECONDS", "0.01")))
+            await asyncio.sleep(float(os.environ.get("FLOW_STEP_SECONDS", "0.002")))
             await conn.execute(
                 "INSERT INTO flow_effects (workflow_id, step) VALUES ($1, $2) "
                 "ON CONFLICT DO NOTHING",
@@ -75,7 +75,7 @@ async def probed_step(workflow_id: str, key: str, step: int) -> int:
 @app.workflow
 async def limited_run(ctx: Any, input: dict[str, Any]) -> int:
     total = 0
-    for step in range(2):
+    for step in range(1):
         total += await ctx.step(probed_step, ctx.workflow_id, input["key"], step)
     return total
 
