@@ -9,11 +9,16 @@ per-queue advisory lock inside ``sk_flow_admit``, so the limits hold across work
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from statekeeper.storage.runner import Operations, Scripted
+from statekeeper.errors import ConflictError
+from statekeeper.storage.runner import Operations, Scripted, Statement
 
 ADMIT_BATCH = 16  # runs one admission pass admits at most
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE: a start found its lock held
+# Given a run's finish statement, the script that ends it and gives its slot back.
+Finishing = Callable[[Statement], list[Scripted]]
 
 
 class QueueLimits(NamedTuple):
@@ -101,6 +106,11 @@ class FlowOps(Operations):
             priority=priority, not_before=not_before, lock=lock, now=now,
         )  # fmt: skip
         what = f"cannot start workflow {id!r} in queue {queue!r}"
+        if self._db.dialect == "postgres":
+            return await self._enqueue_postgres(
+                namespace, id, queue, now, what, name=name, input=input, deadline=deadline,
+                key=key, priority=priority, not_before=not_before, lock=lock,
+            )  # fmt: skip
         script = [(create, "found", True), (place, "found", True)]
         done = await self._db.run_atomic(script + self._admit(namespace, queue, None, now, 1), what)
         if done is not None:
@@ -108,6 +118,24 @@ class FlowOps(Operations):
         if await self._exists(namespace, id):  # the caller compares the two starts
             return "exists", 0
         return None
+
+    async def _enqueue_postgres(
+        self, namespace: str, id: str, queue: str, now: float, what: str, **values: Any
+    ) -> tuple[str, int] | None:
+        """``enqueue`` in two round trips: the start (flow_start), then admission."""
+        start = self._bind("flow_start", namespace=namespace, id=id, queue=queue, now=now, **values)
+        try:
+            created, _ = await self._db.run_write(start, what, "row")
+        except ConflictError as error:
+            if error.details.get("driver_code") == UNIQUE_VIOLATION:
+                return None  # the lock is held
+            raise
+        if created is None:
+            return "exists", 0
+        admit = self._bind(
+            "flow_admit", namespace=namespace, queue=queue, released=None, now=now, max=1
+        )
+        return "created", int(await self._db.run_write(admit, what, "first") or 0)
 
     async def _exists(self, namespace: str, id: str) -> bool:
         statement = self._bind("wf_get", namespace=namespace, id=id)
@@ -136,6 +164,25 @@ class FlowOps(Operations):
         script = self._admit(namespace, queue, None, now, count)
         done = await self._db.run_atomic(script, f"cannot admit runs of queue {queue!r}")
         return 0 if done is None else self._admitted(done, self._db.dialect)
+
+    def finishing(self, namespace: str, id: str, now: float) -> Finishing:
+        """What ends run ``id`` (``WorkflowOps.finish``): its finish statement with its
+        slot given back and the next run of its queue admitted, in one transaction. On
+        PostgreSQL one statement: the finish as a data-modifying WITH, and sk_flow_admit
+        called for its row (none when the fence no longer holds: nothing is released)."""
+        if self._db.dialect != "postgres":
+            return lambda finish: [(finish, "found", True), *self.release_script(namespace, id, now)]
+        where = {name: index + 1 for index, name in enumerate(self._queries["wf_finish"].params)}
+
+        def wrapped(finish: Statement) -> list[Scripted]:
+            sql, args = finish
+            composed = (
+                f"WITH finished AS ({sql}) SELECT sk_flow_admit(${where['namespace']}, NULL, "
+                f"${where['id']}, ${where['now']}::double precision, 1) FROM finished"
+            )
+            return [((composed, args), "found", True)]
+
+        return wrapped
 
     def release_script(self, namespace: str, id: str, now: float) -> list[Scripted]:
         """Statements for the transaction that ends run ``id``: its slot back, and the

@@ -6,13 +6,13 @@ a unit of work (``unit.py``): one statement on PostgreSQL, one writer job on SQL
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFound
 from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
-from statekeeper.storage.runner import Operations, Scripted
+from statekeeper.storage.runner import Operations, Scripted, Statement
 
 
 class WorkflowOps(Operations):
@@ -103,7 +103,7 @@ class WorkflowOps(Operations):
         parent_id: str | None,
         parent_event: bytes | None,
         now: float,
-        also: Sequence[Scripted] = (),
+        finishing: Callable[[Statement], list[Scripted]] | None = None,
     ) -> bool:
         """Finish the workflow while the fence holds; False if the lease was lost. A
         child's end is delivered to its parent as event ``child:<id>`` with the data
@@ -112,7 +112,8 @@ class WorkflowOps(Operations):
             "wf_finish", status=status, output=output, error=error, now=now,
             namespace=namespace, id=id, fence=fence,
         )  # fmt: skip
-        script: list[Scripted] = [(finish, "found", True)]
+        # A run of a workflow queue gives its slot back as it ends (flow_ops.finishing).
+        script: list[Scripted] = [(finish, "found", True)] if finishing is None else finishing(finish)
         if parent_id is not None:
             event = child_event(id)
             script.append((self._bind(
@@ -122,7 +123,6 @@ class WorkflowOps(Operations):
             script.append((self._bind(
                 "wf_event_wake", now=now, namespace=namespace, id=parent_id, event=event
             ), "rowcount", False))  # fmt: skip
-        script.extend(also)  # flow control: the run's slot back (flow_ops.release_script)
         done = await self._db.run_atomic(script, f"cannot finish workflow {id!r}")
         return done is not None
 

@@ -30,8 +30,7 @@ from statekeeper.errors import (
 )
 from statekeeper.identifiers import check_group, check_queue_name, shown
 from statekeeper.queues.wakeups import Wakeups
-from statekeeper.storage.flow_ops import QueueLimits
-from statekeeper.storage.runner import Scripted
+from statekeeper.storage.flow_ops import Finishing, QueueLimits
 
 if TYPE_CHECKING:
     from statekeeper.storage.contracts import Storage
@@ -313,11 +312,12 @@ class FlowControl:
         )
         return RATE_POLL if timed else None
 
-    def release_script(self, id: str, now: float) -> list[Scripted]:
-        """The statements that give a run's slot back as it ends (``WorkflowOps.finish``)."""
+    def finishing(self, id: str, now: float) -> Finishing | None:
+        """How a run's end gives its slot back (``WorkflowOps.finish``); None in a process
+        that declares no queue (its runs' ends are left as they are)."""
         if not self.queues:
-            return []
-        return self._backend_of().flow.release_script(self.namespace, id, now)
+            return None
+        return self._backend_of().flow.finishing(self.namespace, id, now)
 
     async def state(self, *, period: float = 60.0) -> list[dict[str, Any]]:
         """Every queue stored in this namespace: its limits, runs waiting and admitted

@@ -432,7 +432,7 @@ class WorkflowRunner:
             output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
             error=text,
             parent_id=leased.parent_id, parent_event=parent_event, now=flows._clock(),
-            also=flows.flow.release_script(id, flows._clock()),
+            finishing=flows.flow.finishing(id, flows._clock()),
         )  # fmt: skip
         if finished and flows.flow.active:  # its slot may have admitted a queued run
             flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
