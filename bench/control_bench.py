@@ -38,12 +38,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import benchlib  # noqa: E402
-
-from statekeeper import App  # noqa: E402
-from statekeeper.errors import ErrorRecord  # noqa: E402
-from statekeeper.storage.rows import LeasedWorkflow  # noqa: E402
-from statekeeper.workflows import WorkflowContext, WorkflowRunner  # noqa: E402
+import benchlib
+from statekeeper import App
+from statekeeper.errors import ErrorRecord
+from statekeeper.storage.rows import LeasedWorkflow
+from statekeeper.workflows import WorkflowContext, WorkflowRunner
 
 CONCURRENCY = 16
 STEPS = 3
@@ -142,7 +141,9 @@ async def admission_cost(url: str, waiting: int, repeat: int = 100) -> tuple[flo
         if backend.dialect == "sqlite":
             for sql, values in ((insert_runs, runs), (insert_rows, rows)):
                 statement = sql.format(", ".join("?" * len(values[0])))
-                await backend.writer.run(lambda c, s=statement, v=values: c.executemany(s, v), "fill")
+                await backend.writer.run(
+                    lambda c, s=statement, v=values: c.executemany(s, v), "fill"
+                )
             await backend.writer.run(lambda c: c.execute("ANALYZE"), "analyze")
         else:
             async with backend.pool.acquire() as conn:
@@ -191,16 +192,15 @@ async def run(args: argparse.Namespace) -> int:
             async with benchlib.scratch_schemas(args.pg_url, "sk_cbench") as (schema,):
                 if backend == "sqlite":
                     url = f"sqlite:///{directory}/control.db"
-                    flat_url = lambda n: f"sqlite:///{directory}/flat{n}.db"  # noqa: E731
                 else:
                     url = benchlib.with_schema(args.pg_url, schema)
-                    flat_url = lambda n: url  # noqa: E731
                 plain, flow = await throughput(url, runs, rounds)
                 ratios[backend] = flow / plain
                 print(f"{name}: plain {plain:.0f} workflows/s, flow-controlled {flow:.0f} "
                       f"workflows/s: {flow / plain:.2f}x", flush=True)  # fmt: skip
                 for waiting in sizes:
-                    full, ending = await admission_cost(flat_url(waiting), waiting)
+                    flat = f"sqlite:///{directory}/flat{waiting}.db" if backend == "sqlite" else url
+                    full, ending = await admission_cost(flat, waiting)
                     print(f"{name}: admission with {waiting:,} runs waiting: queue full "
                           f"{full:.2f} ms, an end admitting the next {ending:.2f} ms",
                           flush=True)  # fmt: skip

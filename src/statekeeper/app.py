@@ -60,8 +60,8 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
-from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.engine import Workflows
+from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
 from statekeeper.workflows.signatures import AnyWorkflow
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken

@@ -267,7 +267,7 @@ async def test_bad_starts_and_declarations_are_refused_naming_the_problem(app: A
     with pytest.raises(ValidationError, match="needs a key"):
         await app.workflows.start(echo, 1, queue="named")
     with pytest.raises(ValidationError, match="priority"):
-        await app.workflows.start(echo, 1, queue="named", key="k", priority="high")  # type: ignore[arg-type]
+        await app.workflows.start(echo, 1, queue="named", key="k", priority="high")  # type: ignore[call-overload]
     for bad, text in (
         ({"concurrency": 0}, "concurrency"),
         ({"rate": (5,)}, "rate"),

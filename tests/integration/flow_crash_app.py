@@ -83,8 +83,8 @@ async def limited_run(ctx: Any, input: dict[str, Any]) -> int:
 async def note_start(workflow_id: str) -> None:
     db = await pool()
     await db.execute(
-        "INSERT INTO flow_rated (workflow_id, at) VALUES ($1, extract(epoch from clock_timestamp())) "
-        "ON CONFLICT DO NOTHING",
+        "INSERT INTO flow_rated (workflow_id, at) "
+        "VALUES ($1, extract(epoch from clock_timestamp())) ON CONFLICT DO NOTHING",
         workflow_id,
     )
 

@@ -71,7 +71,8 @@ async def prepared(schema: str) -> AsyncIterator[App]:
         conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
         await conn.execute(
             "CREATE TABLE flow_violations (kind TEXT NOT NULL, workflow_id TEXT NOT NULL);"
-            "CREATE TABLE flow_effects (workflow_id TEXT, step INT, PRIMARY KEY (workflow_id, step));"
+            "CREATE TABLE flow_effects (workflow_id TEXT, step INT, "
+            "PRIMARY KEY (workflow_id, step));"
             "CREATE TABLE flow_rated (workflow_id TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)"
         )
         await conn.close()
@@ -114,7 +115,8 @@ async def test_flow_limits_hold_while_workers_die(
             "SELECT f.queue, w.status, f.state, count(*) FROM sk_workflows w "
             "JOIN sk_flow_runs f USING (namespace, id) GROUP BY 1, 2, 3"
         ) + await conn.fetch(
-            "SELECT w.id, w.wake_at, w.lease_expires_at, extract(epoch from now()) FROM sk_workflows w "
+            "SELECT w.id, w.wake_at, w.lease_expires_at, extract(epoch from now()) "
+            "FROM sk_workflows w "
             "JOIN sk_flow_runs f USING (namespace, id) WHERE f.state = 'admitted'"
         )
         assert await all_done(), f"not all runs finished in {elapsed:.0f} s: {counts}"

@@ -171,7 +171,10 @@ class FlowOps(Operations):
         PostgreSQL one statement: the finish as a data-modifying WITH, and sk_flow_admit
         called for its row (none when the fence no longer holds: nothing is released)."""
         if self._db.dialect != "postgres":
-            return lambda finish: [(finish, "found", True), *self.release_script(namespace, id, now)]
+            return lambda finish: [
+                (finish, "found", True),
+                *self.release_script(namespace, id, now),
+            ]
         where = {name: index + 1 for index, name in enumerate(self._queries["wf_finish"].params)}
 
         def wrapped(finish: Statement) -> list[Scripted]:

@@ -113,7 +113,9 @@ class WorkflowOps(Operations):
             namespace=namespace, id=id, fence=fence,
         )  # fmt: skip
         # A run of a workflow queue gives its slot back as it ends (flow_ops.finishing).
-        script: list[Scripted] = [(finish, "found", True)] if finishing is None else finishing(finish)
+        script: list[Scripted] = (
+            [(finish, "found", True)] if finishing is None else finishing(finish)
+        )
         if parent_id is not None:
             event = child_event(id)
             script.append((self._bind(
