@@ -127,6 +127,7 @@ class App:
             )
         self._max_journal_entries = max_journal_entries
         self.clock = clock
+        self._group_limits: dict[str, int] = {}  # consumers' per-group concurrency
         self._purge_interval = purge_interval
         # Acknowledged messages are kept this long: replay and request status reach back so far.
         self.archive_retention = archive_retention
@@ -475,14 +476,29 @@ class App:
         *,
         concurrency: int = 8,
         non_retryable: tuple[type[BaseException], ...] = (),
+        per_group_concurrency: int | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``."""
+        """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``.
+        ``per_group_concurrency``: messages of one group (the key a message is sent with,
+        ``group=``) in hand at a time across every worker, decided in the database
+        (default 1: FIFO groups; docs/flow-control.md)."""
+        if per_group_concurrency is not None and (
+            isinstance(per_group_concurrency, bool)
+            or not isinstance(per_group_concurrency, int)
+            or per_group_concurrency < 1
+        ):
+            raise ConfigurationError(
+                f"queue {queue!r}: per_group_concurrency must be a positive integer, "
+                f"got {per_group_concurrency!r}"
+            )
 
         def register(fn: Handler) -> Handler:
             if not is_internal_queue(queue):
                 check_queue_name(queue)
             if queue in self.consumers:
                 raise ConfigurationError(f"queue {queue!r} already has a consumer")
+            if per_group_concurrency is not None:  # flow control: stored when the app opens
+                self._group_limits[queue] = per_group_concurrency
             self.consumers[queue] = Consumer(queue, fn, concurrency, non_retryable)
             return fn
 
@@ -597,6 +613,8 @@ class App:
         self._backend = backend
         try:
             backend.listen(self._wakeups.heard)
+            for queue, per_group in self._group_limits.items():  # consumers' flow control
+                await backend.flow.group_limit(self.namespace, queue, per_group)
             self._open_state(backend)
             self._runtime = runtime = Supervisor()
             if self._purge_interval:

@@ -280,3 +280,39 @@ async def test_bad_starts_and_declarations_are_refused_naming_the_problem(app: A
     with pytest.raises(ConfigurationError, match="declared already"):
         app.workflow_queue("named", concurrency=3)
     assert seen == []
+
+
+async def test_a_consumers_per_group_concurrency_holds_in_the_database(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """``@app.consumer(q, per_group_concurrency=2)``: at most 2 messages of one group in
+    hand at a time, whichever process receives; the others wait in order."""
+    app = App(database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None)
+
+    @app.consumer("jobs", per_group_concurrency=2)
+    async def handle(message: Any) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="per_group_concurrency"):
+        app.consumer("other", per_group_concurrency=0)
+    async with app:
+        jobs = app.queue("jobs")
+        await jobs.send_batch(
+            [{"body": {"n": n}, "group": "g"} for n in range(5)]
+            + [{"body": {"n": n}, "group": "h"} for n in range(5, 8)]
+        )
+        first = await jobs.receive(10)
+        assert sorted(m.body["n"] for m in first) == [0, 1, 5, 6]
+        assert await jobs.receive(10) == []
+        await next(m for m in first if m.body["n"] == 0).ack()
+        [second] = await jobs.receive(10)
+        assert second.body["n"] == 2
+        for message in [*first, second]:
+            if message.body["n"] != 0:
+                await message.ack()
+        rest = await jobs.receive(10)
+        assert sorted(m.body["n"] for m in rest) == [3, 4, 7]
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   encryption=None) as plain:  # fmt: skip
+        fifo = plain.queue("fifo")  # no limit declared: FIFO groups, one at a time
+        await fifo.send_batch([{"body": {"n": n}, "group": "g"} for n in range(3)])
+        assert [m.body["n"] for m in await fifo.receive(10)] == [0]

@@ -211,3 +211,15 @@ class FlowOps(Operations):
     def forget_script(self, namespace: str, id: str) -> list[Scripted]:
         """The statement that drops a purged run's place in its queue."""
         return [(self._bind("flow_forget", namespace=namespace, id=id), "rowcount", False)]
+
+    async def group_limit(self, namespace: str, queue: str, per_group: int | None) -> None:
+        """Let at most ``per_group`` messages of one group of ``queue`` be in hand at a
+        time (None: one, FIFO groups). Messages sent from then on follow it."""
+        what = f"cannot set the group concurrency of queue {queue!r}"
+        if per_group is None:
+            statement = self._bind("flow_group_limit_clear", namespace=namespace, queue=queue)
+        else:
+            statement = self._bind(
+                "flow_group_limit", namespace=namespace, queue=queue, per_group=per_group
+            )
+        await self._db.run_write(statement, what, "rowcount")

@@ -79,3 +79,13 @@ FROM sk_flow_queues WHERE namespace = :namespace ORDER BY name;
 -- name: flow_forget
 -- A purged workflow's place in its queue.
 DELETE FROM sk_flow_runs WHERE namespace = :namespace AND id = :id;
+
+-- name: flow_group_limit
+-- A queue's consumers' per-group concurrency (sk_queue_limits, read by the group
+-- triggers): messages of one group live at a time, at most.
+INSERT INTO sk_queue_limits AS l (namespace, queue, per_group)
+VALUES (:namespace, :queue, :per_group)
+ON CONFLICT (namespace, queue) DO UPDATE SET per_group = excluded.per_group;
+
+-- name: flow_group_limit_clear
+DELETE FROM sk_queue_limits WHERE namespace = :namespace AND queue = :queue;

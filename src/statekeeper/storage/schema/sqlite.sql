@@ -390,3 +390,47 @@ BEGIN
     WHERE namespace = NEW.namespace AND id = NEW.id AND status = 'pending'
       AND wake_at IS NULL;
 END;
+
+-- Consumers' per-group concurrency (flow control): at most per_group messages of one
+-- group of a queue are live heads (ready or leased) at a time, the rest wait; a queue
+-- without a row here keeps FIFO groups (1). The send and revive triggers read it; a
+-- head's leave promotes the next waiting message as before, which keeps the heads at
+-- min(live, per_group).
+CREATE TABLE sk_queue_limits (
+    namespace TEXT NOT NULL,
+    queue     TEXT NOT NULL,
+    per_group INTEGER NOT NULL,
+    PRIMARY KEY (namespace, queue)
+) WITHOUT ROWID;
+
+DROP TRIGGER sk_messages_group_send;
+
+CREATE TRIGGER sk_messages_group_send AFTER INSERT ON sk_messages
+WHEN NEW.group_id IS NOT NULL AND NEW.state <> 'dead'
+BEGIN
+    INSERT INTO sk_queue_groups (namespace, queue, group_id, live)
+    VALUES (NEW.namespace, NEW.queue, NEW.group_id, 1)
+    ON CONFLICT (namespace, queue, group_id) DO UPDATE SET live = live + 1;
+    UPDATE sk_messages SET state = 'waiting'
+    WHERE seq = NEW.seq AND (
+        SELECT live FROM sk_queue_groups
+        WHERE namespace = NEW.namespace AND queue = NEW.queue AND group_id = NEW.group_id)
+      > coalesce((SELECT per_group FROM sk_queue_limits
+                  WHERE namespace = NEW.namespace AND queue = NEW.queue), 1);
+END;
+
+DROP TRIGGER sk_messages_group_revive;
+
+CREATE TRIGGER sk_messages_group_revive AFTER UPDATE OF state ON sk_messages
+WHEN NEW.group_id IS NOT NULL AND OLD.state = 'dead' AND NEW.state <> 'dead'
+BEGIN
+    INSERT INTO sk_queue_groups (namespace, queue, group_id, live)
+    VALUES (NEW.namespace, NEW.queue, NEW.group_id, 1)
+    ON CONFLICT (namespace, queue, group_id) DO UPDATE SET live = live + 1;
+    UPDATE sk_messages SET state = 'waiting'
+    WHERE seq = NEW.seq AND (
+        SELECT live FROM sk_queue_groups
+        WHERE namespace = NEW.namespace AND queue = NEW.queue AND group_id = NEW.group_id)
+      > coalesce((SELECT per_group FROM sk_queue_limits
+                  WHERE namespace = NEW.namespace AND queue = NEW.queue), 1);
+END;

@@ -124,3 +124,31 @@ BEGIN
     RETURN v_done;
 END;
 $$;
+
+-- Consumers' per-group concurrency (flow control): at most per_group messages of one
+-- group of a queue are live heads (ready or leased) at a time, the rest wait; a queue
+-- without a row here keeps FIFO groups (1). The join function reads it (under the lock
+-- of the group's row, as before); a head's leave promotes the next waiting message as
+-- before, which keeps the heads at min(live, per_group).
+CREATE TABLE sk_queue_limits (
+    namespace TEXT NOT NULL,
+    queue     TEXT NOT NULL,
+    per_group INTEGER NOT NULL,
+    PRIMARY KEY (namespace, queue)
+);
+
+CREATE OR REPLACE FUNCTION sk_queue_group_join() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    members INTEGER;
+    heads INTEGER;
+BEGIN
+    INSERT INTO sk_queue_groups AS g (namespace, queue, group_id, live)
+    VALUES (NEW.namespace, NEW.queue, NEW.group_id, 1)
+    ON CONFLICT (namespace, queue, group_id) DO UPDATE SET live = g.live + 1
+    RETURNING g.live INTO members;
+    SELECT per_group INTO heads FROM sk_queue_limits
+    WHERE namespace = NEW.namespace AND queue = NEW.queue;
+    NEW.state := CASE WHEN members > coalesce(heads, 1) THEN 'waiting' ELSE 'ready' END;
+    RETURN NEW;
+END;
+$$;
