@@ -61,6 +61,7 @@ from statekeeper.state.cache import StateCache
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
 from statekeeper.workflows.engine import Workflows
+from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
 from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.signatures import AnyWorkflow
@@ -136,6 +137,7 @@ class App:
             )
         self._max_journal_entries = max_journal_entries
         self.clock = clock
+        self._group_limits: dict[str, int] = {}  # consumers' per-group concurrency
         self._purge_interval = purge_interval
         # Acknowledged messages are kept this long: replay and request status reach back so far.
         self.archive_retention = archive_retention
@@ -368,6 +370,27 @@ class App:
 
         return register
 
+    def workflow_queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate: tuple[int, float] | None = None,
+        per_key_rate: tuple[int, float] | None = None,
+        debounce: float | None = None,
+        singleton: str | None = None,
+        key: str | Callable[[Any], Any] | None = None,
+    ) -> WorkflowQueue:
+        """Declare a workflow queue: runs started into it (``queue=name`` on
+        ``app.workflows.start``, or the returned queue's ``start``) are admitted within
+        its limits, decided in the database across every worker (docs/flow-control.md).
+        Declare it in every process that starts or runs its workflows."""
+        queue = WorkflowQueue(
+            name, concurrency, per_key_concurrency, rate, per_key_rate, debounce, singleton, key
+        )
+        return self.workflows.flow.declare(queue, self.workflows.start)
+
     def projection(
         self,
         name: str,
@@ -481,14 +504,29 @@ class App:
         *,
         concurrency: int = 8,
         non_retryable: tuple[type[BaseException], ...] = (),
+        per_group_concurrency: int | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``."""
+        """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``.
+        ``per_group_concurrency``: messages of one group (the key a message is sent with,
+        ``group=``) in hand at a time across every worker, decided in the database
+        (default 1: FIFO groups; docs/flow-control.md)."""
+        if per_group_concurrency is not None and (
+            isinstance(per_group_concurrency, bool)
+            or not isinstance(per_group_concurrency, int)
+            or per_group_concurrency < 1
+        ):
+            raise ConfigurationError(
+                f"queue {queue!r}: per_group_concurrency must be a positive integer, "
+                f"got {per_group_concurrency!r}"
+            )
 
         def register(fn: Handler) -> Handler:
             if not is_internal_queue(queue):
                 check_queue_name(queue)
             if queue in self.consumers:
                 raise ConfigurationError(f"queue {queue!r} already has a consumer")
+            if per_group_concurrency is not None:  # flow control: stored when the app opens
+                self._group_limits[queue] = per_group_concurrency
             self.consumers[queue] = Consumer(queue, fn, concurrency, non_retryable)
             return fn
 
@@ -603,6 +641,8 @@ class App:
         self._backend = backend
         try:
             backend.listen(self._wakeups.heard)
+            for queue, per_group in self._group_limits.items():  # consumers' flow control
+                await backend.flow.group_limit(self.namespace, queue, per_group)
             self._open_state(backend)
             self._runtime = runtime = Supervisor()
             if self._purge_interval:

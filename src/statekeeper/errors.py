@@ -275,6 +275,12 @@ class WorkflowConflict(ConflictError):
     code = "workflow_conflict"
 
 
+class FlowKeyBusy(ConflictError):
+    """A run of this singleton key is queued or running in the workflow queue already."""
+
+    code = "flow_key_busy"
+
+
 class NotFound(StatekeeperError):
     """The item does not exist."""
 
@@ -299,6 +305,12 @@ class WorkflowNotFound(NotFound):
     """There is no workflow with that id."""
 
     code = "workflow_not_found"
+
+
+class UnknownFlowQueue(NotFound):
+    """No workflow queue of that name is declared (``app.workflow_queue``)."""
+
+    code = "unknown_flow_queue"
 
 
 class StreamNotFound(NotFound):

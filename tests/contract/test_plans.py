@@ -20,7 +20,8 @@ from statekeeper.storage.state_query_ops import compile_query
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
        "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes",
-       "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values")  # fmt: skip
+       "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values",
+       "sk_flow_runs")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -80,6 +81,7 @@ EXPECTED = {
     "wf_expired_messages": "sk_workflows_expiry",
     "wf_expired_updates": "sk_workflows_expiry",
     "wf_expired_values": "sk_workflows_expiry",
+    "wf_expired_flow_runs": "sk_workflows_expiry",
     # Workflow search: one attribute's index range drives a filtered listing or count.
     "wf_search_text": "sk_workflow_attributes_text",
     "wf_search_number": "sk_workflow_attributes_number",
@@ -100,6 +102,16 @@ EXPECTED = {
     "wfm_get_update": "sk_workflow_updates_pkey",
     "wfm_get_value": "sk_workflow_values_pkey",
     "wfm_list_values": "sk_workflow_values_pkey",
+    "flow_admit": "sk_flow_runs_waiting",  # SQLite; PostgreSQL's is FLOW_PICK below
+    "flow_pick": "sk_flow_runs_waiting",
+    "flow_count_admitted": "sk_flow_runs_admitted",
+    "flow_count_rate": "sk_flow_runs_rate",
+    "flow_release": "sk_flow_runs_pkey",
+    "flow_run": "sk_flow_runs_pkey",
+    "flow_forget": "sk_flow_runs_pkey",
+    "flow_lock_holder": "sk_flow_runs_lock",
+    "flow_queue_counts": "sk_flow_runs_waiting",
+    "flow_replace_input": "sk_workflows_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -116,18 +128,20 @@ SQLITE_NAMES = {
     "sk_workflow_messages_pkey": "sqlite_autoindex_sk_workflow_messages_1",
     "sk_workflow_updates_pkey": "sqlite_autoindex_sk_workflow_updates_1",
     "sk_workflow_values_pkey": "sqlite_autoindex_sk_workflow_values_1",
+    "sk_flow_runs_pkey": "sqlite_autoindex_sk_flow_runs_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path (wf_count: counts by status
 # and name read the rows they count).
 WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge_dead",
-         "queue_redrive_all", "state_count_sealed", "wf_count"}  # fmt: skip
+         "queue_redrive_all", "state_count_sealed", "wf_count",
+         "flow_queue_counts"}  # fmt: skip
 # Background purges, once a minute: before PostgreSQL first analyzes a table it may read
 # it whole to find the expired rows (an index afterwards; a bounded cost either way).
 PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
           "wf_expired_runs", "wf_expired_attributes", "wf_expired_messages",
-          "wf_expired_updates", "wf_expired_values"}  # fmt: skip
+          "wf_expired_updates", "wf_expired_values", "wf_expired_flow_runs"}  # fmt: skip
 
 
 NOW = time.time()
@@ -255,6 +269,12 @@ async def populate(app: App) -> None:
     asked = [(app.namespace, f"w{n % 300}", n, "u", "accepted" if n % 10 else "pending", now)
              for n in range(3000)]  # fmt: skip
     published = [(app.namespace, f"w{n % 300}", f"k{n}", b"1", now) for n in range(3000)]
+    flow_states = ("waiting", "admitted", "done", "done", "done")
+    flow = [
+        (app.namespace, f"w{n}", "jobs", f"k{n % 50}", n % 3, flow_states[n % 5], now,
+         None if n % 5 == 0 else now - n, None, now)
+        for n in range(3000)
+    ]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -283,6 +303,11 @@ async def populate(app: App) -> None:
          "requested_at) VALUES ({})", asked),
         ("INSERT INTO sk_workflow_values (namespace, workflow_id, key, value, updated_at) "
          "VALUES ({})", published),
+        ("INSERT INTO sk_flow_runs (namespace, id, queue, key, priority, state, not_before, "
+         "admitted_at, lock, created_at) VALUES ({})", flow),
+        ("INSERT INTO sk_flow_queues (namespace, name, concurrency, per_key_concurrency, "
+         "rate_limit, rate_period, updated_at) VALUES ({})",
+         [(app.namespace, "jobs", 4, 1, 50, 1.0, now)]),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:
@@ -354,18 +379,52 @@ PROMOTE = Query(
 )
 
 
+# The statements the PostgreSQL function sk_flow_admit runs (schema/postgres.sql), its
+# variables written as the values they hold (not named queries: a function's own).
+FLOW_PICK = Query(
+    "flow_pick",
+    f"SELECT r.id FROM sk_flow_runs r WHERE r.namespace = 'plans' AND r.queue = 'jobs' "
+    f"AND r.state = 'waiting' AND r.not_before <= {NOW} "
+    "AND (r.key IS NULL OR (SELECT count(*) FROM sk_flow_runs k WHERE k.namespace = 'plans' "
+    "AND k.queue = 'jobs' AND k.key = r.key AND k.state = 'admitted') < 1) "
+    "AND (r.key IS NULL OR (SELECT count(*) FROM sk_flow_runs k WHERE k.namespace = 'plans' "
+    "AND k.queue = 'jobs' AND k.key = r.key AND k.admitted_at IS NOT NULL "
+    f"AND k.admitted_at > {NOW - 1}) < 5) "
+    "ORDER BY r.priority DESC, r.seq LIMIT 1",
+    (),
+)
+FLOW_COUNTS = (
+    Query(
+        "flow_count_admitted",
+        "SELECT count(*) FROM sk_flow_runs a WHERE a.namespace = 'plans' AND a.queue = 'jobs' "
+        "AND a.state = 'admitted'",
+        (),
+    ),
+    Query(
+        "flow_count_rate",
+        "SELECT count(*) FROM sk_flow_runs a WHERE a.namespace = 'plans' AND a.queue = 'jobs' "
+        f"AND a.admitted_at IS NOT NULL AND a.admitted_at > {NOW - 1}",
+        (),
+    ),
+)
+
+
 async def check_plans(app: App, *, analyzed: bool) -> list[str]:
     """What is wrong with the plans of every named statement (nothing, we hope)."""
     dialect = app.backend.dialect
     allowed = WHOLE if analyzed else WHOLE | PURGES
     problems = []
     statements = {**load(dialect), PROMOTE.name: PROMOTE}
+    if dialect == "postgres":
+        statements.update({q.name: q for q in (FLOW_PICK, *FLOW_COUNTS)})
     for name, query in sorted(statements.items()):
         indexes, scanned = await explain(app, query)
         full = scanned & set(BIG)
         if full and name not in allowed:
             problems.append(f"{name} reads {sorted(full)} from end to end")
         wanted = EXPECTED.get(name)
+        if name == "flow_admit" and dialect == "postgres":
+            wanted = None  # a call of sk_flow_admit: its statements are FLOW_PICK and _COUNTS
         if wanted is not None:
             if dialect == "sqlite":
                 wanted = SQLITE_NAMES.get(wanted, wanted)

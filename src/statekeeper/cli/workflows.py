@@ -303,6 +303,19 @@ def workflows_result(
     help="Check NAME against this app's workflows (module:attribute) and start on its "
     "database and namespace.",
 )
+@click.option(
+    "--queue",
+    metavar="QUEUE",
+    help="Start it into this workflow queue of --app's (docs/flow-control.md).",
+)
+@click.option("--key", metavar="KEY", help="The run's key in its queue.")
+@click.option(
+    "--priority",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Higher starts first within its queue.",
+)
 @pass_settings
 def workflows_start(
     settings: Settings,
@@ -311,6 +324,9 @@ def workflows_start(
     workflow_id: str | None,
     timeout: float | None,
     target: str | None,
+    queue: str | None,
+    key: str | None,
+    priority: int,
 ) -> None:
     """Start workflow NAME; print its id and status as JSON. NAME is one a worker of
     the namespace announced (its app registers it), one defined with `workflows
@@ -324,7 +340,10 @@ def workflows_start(
 
     async def go() -> WorkflowStatus:
         async with app:
-            run_id = await app.workflows.start(name, input, id=workflow_id, timeout=timeout)
+            run_id = await app.workflows.start(
+                name, input, id=workflow_id, timeout=timeout, queue=queue, key=key,
+                priority=priority,
+            )  # fmt: skip
             return await app.workflows.status(run_id)
 
     status = run(go())
@@ -429,3 +448,37 @@ def workflows_retry(settings: Settings, workflow_id: str) -> None:
 
 
 add_search_commands(workflows)  # counts, bulk, attributes (cli/workflow_search.py)
+
+
+@workflows.command("queues")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_settings
+def workflows_queues(settings: Settings, as_json: bool) -> None:
+    """The workflow queues of the namespace (flow control): their limits, and their
+    runs waiting, running (holding a slot) and admitted in the last minute."""
+
+    async def work(app: App) -> list[dict[str, Any]]:
+        return await app.workflows.flow.state()
+
+    found = on_app(settings, work)
+    if as_json:
+        echo_json(found)
+        return
+    headers = ("QUEUE", "CONCURRENCY", "PER KEY", "RATE", "WAITING", "RUNNING", "LAST MIN")
+
+    def limit(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, list):
+            return f"{value[0]}/{value[1]:g}s"
+        return str(value)
+
+    echo_table(
+        headers,
+        (
+            (q["name"], limit(q["concurrency"]), limit(q["per_key_concurrency"]),
+             limit(q["rate"]), str(q["waiting"]), str(q["running"]),
+             str(q["admitted_recently"]))
+            for q in found
+        ),
+    )  # fmt: skip

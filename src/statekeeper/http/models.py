@@ -136,6 +136,23 @@ class WorkflowOptions(BaseModel):
         allow_inf_nan=False,
         description="Seconds the workflow may take: past them it ends timed_out.",
     )
+    queue: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A workflow queue of the app (docs/flow-control.md): the workflow is "
+        "admitted within the queue's limits.",
+    )
+    key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The run's key in its queue (per-key limits, debounce, singletons).",
+    )
+    priority: int = Field(
+        default=0,
+        ge=-1_000_000,
+        le=1_000_000,
+        description="Higher starts first within its queue.",
+    )
 
 
 class Workflow(Reply):
@@ -254,3 +271,23 @@ def _first_problem(exc: pydantic.ValidationError) -> str:
     problem = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(part) for part in problem["loc"])
     return f"{where}: {problem['msg']}" if where else str(problem["msg"])
+
+
+class WorkflowQueueState(Reply):
+    """A workflow queue: its limits (null: none) and its runs."""
+
+    name: str = Field(description="The queue's name.")
+    concurrency: int | None = Field(description="Runs at once, at most.")
+    per_key_concurrency: int | None = Field(description="Runs of one key at once, at most.")
+    rate: list[float] | None = Field(description="[n, seconds]: admissions a period, at most.")
+    per_key_rate: list[float] | None = Field(description="[n, seconds] per key.")
+    waiting: int = Field(description="Runs waiting for admission.")
+    running: int = Field(description="Runs admitted and not ended (holding a slot).")
+    admitted_recently: int = Field(description="Runs admitted in the last minute.")
+    declared_here: bool = Field(description="Whether this process declares the queue.")
+
+
+class WorkflowQueues(Reply):
+    """The workflow queues of the namespace (flow control)."""
+
+    queues: list[WorkflowQueueState] = Field(description="Every queue, by name.")

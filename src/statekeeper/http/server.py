@@ -35,6 +35,7 @@ from statekeeper.http.edge import (
     listen,
 )
 from statekeeper.http.events import EventRoutes
+from statekeeper.http.flow import FlowRoutes
 from statekeeper.http.health import Readiness, health_operations
 from statekeeper.http.ingress import Ingress
 from statekeeper.http.openapi import openapi_operation
@@ -64,6 +65,7 @@ def api_operations(
         *WorkflowRoutes(app, config).operations(),
         *WorkflowVersionRoutes(app, config).operations(),
         *WorkflowMessageRoutes(app, config).operations(),
+        *FlowRoutes(app).operations(),
         *CallbackRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),

@@ -90,7 +90,10 @@ class WorkflowRoutes:
                     202: started,
                     400: Answer("Malformed JSON, id, Idempotency-Key or name"),
                     404: Answer("Unknown workflow"),
-                    409: Answer("Id or Idempotency-Key reused with another name or input"),
+                    409: Answer(
+                        "Id or Idempotency-Key reused with another name or input, or a "
+                        "singleton queue's key busy"
+                    ),
                     413: Answer("Body too large"),
                 },
                 (name, *query_params(WorkflowOptions), IDEMPOTENCY_KEY),
@@ -196,7 +199,10 @@ class WorkflowRoutes:
             chosen = workflow_id_for_key(check_idempotency_key(key))
         body = await self._json(request)
         try:
-            run = await self.app.workflows.start(name, body, id=chosen, timeout=options.timeout)
+            run = await self.app.workflows.start(
+                name, body, id=chosen, timeout=options.timeout, queue=options.queue,
+                key=options.key, priority=options.priority,
+            )  # fmt: skip
         except WorkflowConflict as conflict:
             if key is None:
                 raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from statekeeper.storage.definition_ops import DefinitionOps
 from statekeeper.storage.event_ops import EventOps
+from statekeeper.storage.flow_ops import FlowOps
 from statekeeper.storage.idempotency_ops import IdempotencyOps
 from statekeeper.storage.machine_ops import MachineOps
 from statekeeper.storage.queue_ops import QueueOps, Sender
@@ -35,3 +36,4 @@ class Blocks:
         self.reseal = ResealOps(db)
         self.search = SearchOps(db)  # workflow search: attributes, filters, counts
         self.workflow_messages = WorkflowMessageOps(db)
+        self.flow = FlowOps(db)  # workflow queues (flow control)

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from statekeeper.storage.definition_ops import DefinitionOps as DefinitionStorage
 from statekeeper.storage.event_ops import EventOps as EventStorage
+from statekeeper.storage.flow_ops import FlowOps as FlowStorage
 from statekeeper.storage.idempotency_ops import IdempotencyOps as IdempotencyStorage
 from statekeeper.storage.machine_ops import MachineOps as MachineStorage
 from statekeeper.storage.queries import Dialect
@@ -36,6 +37,7 @@ __all__ = [
     "Committer",
     "DefinitionStorage",
     "EventStorage",
+    "FlowStorage",
     "IdempotencyStorage",
     "MachineStorage",
     "QueueStorage",
@@ -97,6 +99,9 @@ class Storage(Committer, Protocol):
 
     @property
     def workflow_messages(self) -> WorkflowMessageStorage: ...
+
+    @property
+    def flow(self) -> FlowStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""

@@ -6,13 +6,13 @@ a unit of work (``unit.py``): one statement on PostgreSQL, one writer job on SQL
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFound
 from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
-from statekeeper.storage.runner import Operations, Scripted
+from statekeeper.storage.runner import Operations, Scripted, Statement
 
 
 class WorkflowOps(Operations):
@@ -109,6 +109,7 @@ class WorkflowOps(Operations):
         parent_event: bytes | None,
         now: float,
         purge_at: float | None = None,
+        finishing: Callable[[Statement], list[Scripted]] | None = None,
     ) -> bool:
         """Finish the workflow while the fence holds; False if the lease was lost. A
         child's end is delivered to its parent as event ``child:<id>`` with the data
@@ -117,7 +118,10 @@ class WorkflowOps(Operations):
             "wf_finish", status=status, output=output, error=error, now=now,
             namespace=namespace, id=id, fence=fence, purge_at=purge_at,
         )  # fmt: skip
-        script: list[Scripted] = [(finish, "found", True)]
+        # A run of a workflow queue gives its slot back as it ends (flow_ops.finishing).
+        script: list[Scripted] = (
+            [(finish, "found", True)] if finishing is None else finishing(finish)
+        )
         if parent_id is not None:
             event = child_event(id)
             script.append((self._bind(
@@ -249,6 +253,7 @@ class WorkflowOps(Operations):
                 (self._bind(name, namespace=namespace, id=id), "rowcount", False)
                 for name in ("wfm_purge_messages", "wfm_purge_updates", "wfm_purge_values")
             ],
+            (self._bind("flow_forget", namespace=namespace, id=id), "rowcount", False),
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
@@ -350,6 +355,7 @@ class WorkflowOps(Operations):
                 "wf_expired_messages",
                 "wf_expired_updates",
                 "wf_expired_values",
+                "wf_expired_flow_runs",
                 "wf_expired_runs",
             )
         ]

@@ -55,6 +55,7 @@ from statekeeper.storage.rows import HistoryEntry
 from statekeeper.workflows import operations
 from statekeeper.workflows.bulk import DEFAULT_BATCH, Bulk, BulkResult
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
+from statekeeper.workflows.flow import FlowControl
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, encode
 from statekeeper.workflows.messaging import Messaging
 from statekeeper.workflows.retention import Retention, Retentions
@@ -143,6 +144,7 @@ class Workflows:
             backend, namespace, clock, self.search,
             lambda: wakeups.notify(namespace, WAKEUP_CHANNEL),
         )  # fmt: skip
+        self.flow = FlowControl(backend, namespace, clock, wakeups)  # workflow queues (flow.py)
 
     @property
     def _backend(self) -> Storage:
@@ -227,6 +229,9 @@ class Workflows:
         *,
         id: str | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[R]: ...
 
     @overload
@@ -236,11 +241,22 @@ class Workflows:
         *,
         id: str | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[R]: ...
 
     @overload
     async def start(
-        self, name: str, input: Any = None, *, id: str | None = None, timeout: float | None = None
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[Any]: ...
 
     async def start(
@@ -250,13 +266,18 @@ class Workflows:
         *,
         id: str | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowRun[Any]:
         """Start a workflow, given as its registered function or its name (with the
         function, ``input`` is checked against its input parameter and the returned
         run is typed by its output). ``id`` is its idempotency key: starting an existing
         id with the same name and input returns it without starting another; with
         another name or input it is WorkflowConflict. ``timeout`` (seconds) ends the
-        workflow ``timed_out`` if it has not finished by then. Returns the id."""
+        workflow ``timed_out`` if it has not finished by then. ``queue``: a workflow
+        queue (``app.workflow_queue``) that admits it within its limits, by ``priority``
+        (higher first), under ``key`` (see workflows/flow.py). Returns the id."""
         name = await self.known(self.name_of(name))
         chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
         check_timeout(timeout)
@@ -264,6 +285,13 @@ class Workflows:
         data = self.sealer.seal(plain, WORKFLOW, self.namespace, chosen, "input")
         now = self._clock()
         deadline = None if timeout is None else now + float(timeout)
+        if queue is not None:  # flow control (workflows/flow.py)
+            seal = lambda run: self.sealer.seal(plain, WORKFLOW, self.namespace, run, "input")  # noqa: E731
+            return WorkflowRun(await self.flow.start(
+                queue, id=chosen, name=name, input=input, seal=seal, deadline=deadline,
+                check_same=lambda run: self._check_same(run, name, plain), key=key,
+                priority=priority, version=self.versions.of(name),
+            ))  # fmt: skip
         created = await self._backend.workflows.create(
             self.namespace, chosen, name, data, None, now, deadline=deadline,
             version=self.versions.of(name),

@@ -108,6 +108,7 @@ class WorkflowRunner:
                     continue
                 woken = self.workflows._wakeups.event(self.workflows.namespace, WAKEUP_CHANNEL)
                 looked_at = self.workflows._clock()
+                await self._admit(throttle=True)
                 leased = await self._lease(self.workflows.runnable(), free)
                 for workflow in leased:
                     task = asyncio.create_task(self.execute(workflow))
@@ -140,6 +141,7 @@ class WorkflowRunner:
         """Lease up to ``limit`` due workflows this process can run (run each with
         ``execute``); what ``run`` does in its loop, for a test to drive by hand."""
         await self.workflows.definitions.refresh()
+        await self._admit(throttle=False)
         return await self._lease(self.workflows.runnable(), limit)
 
     async def run_due(self, limit: int = 16) -> int:
@@ -148,6 +150,13 @@ class WorkflowRunner:
         leased = await self.lease(limit)
         await asyncio.gather(*(self.execute(workflow) for workflow in leased))
         return len(leased)
+
+    async def _admit(self, *, throttle: bool) -> None:
+        """Flow control: admit the queued runs whose queue's limits allow them now."""
+        try:
+            await self.workflows.flow.admission_pass(throttle=throttle)
+        except StatekeeperError as error:
+            log.warning("admitting queued workflows failed", extra={"error": error.message})
 
     async def _lease(self, names: list[str], count: int) -> list[LeasedWorkflow]:
         flows = self.workflows
@@ -169,7 +178,7 @@ class WorkflowRunner:
         lease ends later than its wake-up time says, or it is being cancelled): that waits
         for the poll, rather than asking again at once and again."""
         flows = self.workflows
-        wait = self.poll
+        wait = min(self.poll, flows.flow.poll() or self.poll)
         if not flows.runnable():
             # Nothing this process can run (yet): no query but the definitions' read.
             wait = max(wait, REFRESH)
@@ -426,7 +435,10 @@ class WorkflowRunner:
             output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
             error=text,
             parent_id=leased.parent_id, parent_event=parent_event, now=now,
+            finishing=flows.flow.finishing(id, now),
         )  # fmt: skip
+        if finished and flows.flow.active:  # its slot may have admitted a queued run
+            flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         if finished:
             self.completed += 1
             log.info("workflow finished", extra={"workflow_id": leased.id, "status": status})

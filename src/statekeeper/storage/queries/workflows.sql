@@ -323,7 +323,8 @@ VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, 
 -- Retention: the runs whose purge time has passed, oldest first, :limit a batch
 -- (sk_workflows_expiry's range, in every namespace): their journals, their events
 -- (wf_expired_events), their searchable attributes (wf_expired_attributes), mailbox,
--- updates and published values (wf_expired_messages, _updates, _values), then their rows
+-- updates and published values (wf_expired_messages, _updates, _values), their places in
+-- workflow queues (wf_expired_flow_runs), then their rows
 -- (wf_expired_runs), in one transaction that reads the same batch each time.
 DELETE FROM sk_workflow_steps
 WHERE (namespace, workflow_id) IN (
@@ -367,6 +368,14 @@ WHERE (namespace, workflow_id) IN (
 -- name: wf_expired_values
 DELETE FROM sk_workflow_values
 WHERE (namespace, workflow_id) IN (
+    SELECT namespace, id FROM sk_workflows
+    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    ORDER BY purge_at, namespace, id
+    LIMIT :limit);
+
+-- name: wf_expired_flow_runs
+DELETE FROM sk_flow_runs
+WHERE (namespace, id) IN (
     SELECT namespace, id FROM sk_workflows
     WHERE purge_at IS NOT NULL AND purge_at <= :now
     ORDER BY purge_at, namespace, id

@@ -1,0 +1,318 @@
+"""Flow control: workflow queues admit runs within their limits (concurrency, per-key
+concurrency, rates, priorities, debounce, singletons), decided in the database; driven by
+hand with a fake clock (docs/flow-control.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from statekeeper import App
+from statekeeper.errors import (
+    ConfigurationError,
+    FlowKeyBusy,
+    UnknownFlowQueue,
+    ValidationError,
+    WorkflowConflict,
+)
+from statekeeper.workflows import WorkflowContext, WorkflowRunner
+from tests.conftest import FakeClock
+
+
+def echo_workflow(app: App, seen: list[Any]) -> Any:
+    @app.function
+    async def note(value: Any) -> Any:
+        seen.append(value)
+        return value
+
+    @app.workflow
+    async def echo(ctx: WorkflowContext, value: Any) -> Any:
+        return await ctx.step(note, value)
+
+    return echo
+
+
+async def states(app: App, ids: list[str]) -> list[str]:
+    found = []
+    for id in ids:
+        run = await app.workflows.flow.run_state(id)
+        assert run is not None
+        found.append(run["state"])
+    return found
+
+
+async def drain(runner: WorkflowRunner, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        if not await runner.run_due():
+            return
+
+
+async def test_concurrency_admits_at_most_the_limit_and_an_end_admits_the_next(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    jobs = app.workflow_queue("jobs", concurrency=2)
+    ids = [await jobs.start(echo, n) for n in range(5)]
+    assert await states(app, ids) == ["admitted"] * 2 + ["waiting"] * 3
+    runner = WorkflowRunner(app.workflows)
+    leased = await runner.lease()
+    assert sorted(w.id for w in leased) == sorted(ids[:2])
+    assert await runner.lease() == []  # nothing else is due: the others wait
+    await runner.execute(leased[0])  # its end admits the next, in its transaction
+    assert (await states(app, ids)).count("admitted") == 2
+    [third] = await runner.lease()
+    assert third.id == ids[2]
+    await runner.execute(leased[1])
+    await runner.execute(third)
+    await drain(runner)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    assert await states(app, ids) == ["done"] * 5
+    [queue] = await app.workflows.flow.state()
+    assert (queue["name"], queue["waiting"], queue["running"]) == ("jobs", 0, 0)
+
+
+async def test_per_key_concurrency_holds_each_key_to_its_limit(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    tenants = app.workflow_queue("tenants", per_key_concurrency=1, key="tenant")
+    a1 = await tenants.start(echo, {"tenant": "a", "n": 1})
+    a2 = await tenants.start(echo, {"tenant": "a", "n": 2})
+    b1 = await tenants.start(echo, {"tenant": "b", "n": 1})
+    given = await app.workflows.start(echo, {"n": 3}, queue="tenants", key="b")
+    assert await states(app, [a1, a2, b1, given]) == ["admitted", "waiting", "admitted", "waiting"]
+    runner = WorkflowRunner(app.workflows)
+    leased = await runner.lease()
+    assert sorted(w.id for w in leased) == sorted([a1, b1])
+    await runner.execute(next(w for w in leased if w.id == a1))
+    assert await states(app, [a1, a2, b1, given]) == ["done", "admitted", "admitted", "waiting"]
+    await runner.execute(next(w for w in leased if w.id == b1))
+    await drain(runner)
+    assert await states(app, [a1, a2, b1, given]) == ["done"] * 4
+    run = await app.workflows.flow.run_state(given)
+    assert run is not None and run["key"] == "b"
+
+
+async def test_a_higher_priority_starts_first_within_a_queue(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    one = app.workflow_queue("one", concurrency=1)
+    first = await one.start(echo, "first")
+    for name, priority in (("low", 1), ("high", 9), ("mid", 5), ("high-later", 9)):
+        await one.start(echo, name, priority=priority)
+    assert await states(app, [first]) == ["admitted"]
+    await drain(WorkflowRunner(app.workflows))
+    assert seen == ["first", "high", "high-later", "mid", "low"]
+
+
+async def test_a_rate_limit_admits_n_a_period(app: App, clock: FakeClock) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    limited = app.workflow_queue("limited", rate=(3, 10.0))
+    ids = [await limited.start(echo, n) for n in range(7)]
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    assert sorted(seen) == [0, 1, 2]
+    clock.advance(9.9)
+    await drain(runner)
+    assert len(seen) == 3  # the period has not passed
+    clock.advance(0.2)
+    await drain(runner)
+    assert sorted(seen) == [0, 1, 2, 3, 4, 5]
+    clock.advance(10.0)
+    await drain(runner)
+    assert sorted(seen) == list(range(7))
+    assert await states(app, ids) == ["done"] * 7
+
+
+async def test_a_per_key_rate_limit_holds_each_key(app: App, clock: FakeClock) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("keyed", per_key_rate=(1, 60.0))
+    for key, n in (("a", 1), ("a", 2), ("b", 1)):
+        await app.workflows.start(echo, f"{key}{n}", queue="keyed", key=key)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    assert sorted(seen) == ["a1", "b1"]
+    clock.advance(61)
+    await drain(runner)
+    assert sorted(seen) == ["a1", "a2", "b1"]
+
+
+async def test_debounce_coalesces_starts_of_a_key_into_one_run_with_the_latest_input(
+    app: App, clock: FakeClock
+) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("search-index", debounce=5.0, key=lambda doc: doc["doc"])
+    runner = WorkflowRunner(app.workflows)
+    first = await app.workflows.start(echo, {"doc": "d1", "v": 1}, queue="search-index")
+    clock.advance(3)
+    await drain(runner)
+    again = await app.workflows.start(echo, {"doc": "d1", "v": 2}, queue="search-index")
+    other = await app.workflows.start(echo, {"doc": "d2", "v": 1}, queue="search-index")
+    clock.advance(3)  # 6 s after the first start, 3 after the last of d1
+    await drain(runner)
+    assert again == first and other != first
+    assert seen == []
+    latest = await app.workflows.start(echo, {"doc": "d1", "v": 3}, queue="search-index")
+    assert latest == first
+    clock.advance(2.5)  # d2's window passed; d1's (from its last start) did not
+    await drain(runner)
+    assert seen == [{"doc": "d2", "v": 1}]
+    clock.advance(3)
+    await drain(runner)
+    assert seen == [{"doc": "d2", "v": 1}, {"doc": "d1", "v": 3}]
+    assert (await app.workflows.status(first)).status == "succeeded"
+    # Once admitted, the run is no longer debounced: a new start is a new run.
+    after = await app.workflows.start(echo, {"doc": "d1", "v": 4}, queue="search-index")
+    assert after != first
+
+
+async def test_singleton_reject_refuses_a_second_start_while_one_is_queued_or_runs(
+    app: App,
+) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("reports", singleton="reject")
+    first = await app.workflows.start(echo, 1, queue="reports", key="tenant-7")
+    with pytest.raises(FlowKeyBusy) as refused:
+        await app.workflows.start(echo, 2, queue="reports", key="tenant-7")
+    assert "tenant-7" in refused.value.message and refused.value.http_status == 409
+    assert refused.value.details["running"] == first
+    other = await app.workflows.start(echo, 3, queue="reports", key="tenant-8")
+    await drain(WorkflowRunner(app.workflows))
+    assert sorted(seen) == [1, 3] and other != first
+    again = await app.workflows.start(echo, 4, queue="reports", key="tenant-7")
+    await drain(WorkflowRunner(app.workflows))
+    assert seen[-1] == 4 and again != first
+
+
+async def test_singleton_queue_makes_a_second_start_wait_for_the_first(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("sync", singleton="queue")
+    first = await app.workflows.start(echo, 1, queue="sync", key="acct")
+    second = await app.workflows.start(echo, 2, queue="sync", key="acct")
+    assert await states(app, [first, second]) == ["admitted", "waiting"]
+    runner = WorkflowRunner(app.workflows)
+    [leased] = await runner.lease()
+    assert leased.id == first
+    await runner.execute(leased)
+    assert await states(app, [first, second]) == ["done", "admitted"]
+    await drain(runner)
+    assert seen == [1, 2]
+
+
+async def test_a_slot_is_kept_while_its_run_sleeps_and_after_its_worker_dies(
+    app: App, clock: FakeClock
+) -> None:
+    @app.workflow
+    async def napper(ctx: WorkflowContext, n: int) -> int:
+        await ctx.sleep(100)
+        return n
+
+    app.workflow_queue("naps", concurrency=1)
+    first = await app.workflows.start(napper, 1, queue="naps")
+    second = await app.workflows.start(napper, 2, queue="naps")
+    dead = WorkflowRunner(app.workflows)
+    [leased] = await dead.lease()  # a worker takes it, then is killed: never runs it
+    assert leased.id == first
+    clock.advance(app.workflows.lease + 1)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)  # the lease ran out: another worker runs it; it sleeps
+    assert await states(app, [first, second]) == ["admitted", "waiting"]
+    assert (await app.workflows.status(first)).status == "sleeping"
+    clock.advance(101)
+    await drain(runner)
+    clock.advance(101)
+    await drain(runner)
+    assert await states(app, [first, second]) == ["done", "done"]
+    assert await app.workflows.result(second) == 2
+
+
+async def test_repeating_a_start_by_id_is_idempotent(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("idem", concurrency=1)
+    run = await app.workflows.start(echo, 1, queue="idem", id="once")
+    assert await app.workflows.start(echo, 1, queue="idem", id="once") == run
+    with pytest.raises(WorkflowConflict):
+        await app.workflows.start(echo, 2, queue="idem", id="once")
+    await drain(WorkflowRunner(app.workflows))
+    assert seen == [1]
+
+
+async def test_a_cancelled_queued_run_ends_without_taking_a_slot(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("cancels", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="cancels")
+    queued = await app.workflows.start(echo, 2, queue="cancels")
+    await app.workflows.cancel(queued)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    assert (await app.workflows.status(queued)).status == "cancelled"
+    assert (await app.workflows.status(first)).status == "succeeded"
+    assert await states(app, [first, queued]) == ["done", "done"]
+    [queue] = await app.workflows.flow.state()
+    assert queue["running"] == 0
+
+
+async def test_bad_starts_and_declarations_are_refused_naming_the_problem(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("named", singleton="reject")
+    with pytest.raises(UnknownFlowQueue, match="nowhere"):
+        await app.workflows.start(echo, 1, queue="nowhere")
+    with pytest.raises(ValidationError, match="needs a key"):
+        await app.workflows.start(echo, 1, queue="named")
+    with pytest.raises(ValidationError, match="priority"):
+        await app.workflows.start(echo, 1, queue="named", key="k", priority="high")  # type: ignore[call-overload]
+    for bad, text in (
+        ({"concurrency": 0}, "concurrency"),
+        ({"rate": (5,)}, "rate"),
+        ({"rate": (5, -1.0)}, "seconds"),
+        ({"singleton": "maybe"}, "singleton"),
+        ({"singleton": "reject", "debounce": 1.0}, "debounce"),
+    ):
+        with pytest.raises(ConfigurationError, match=text):
+            app.workflow_queue("bad", **bad)
+    with pytest.raises(ConfigurationError, match="declared already"):
+        app.workflow_queue("named", concurrency=3)
+    assert seen == []
+
+
+async def test_a_consumers_per_group_concurrency_holds_in_the_database(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """``@app.consumer(q, per_group_concurrency=2)``: at most 2 messages of one group in
+    hand at a time, whichever process receives; the others wait in order."""
+    app = App(database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None)
+
+    @app.consumer("jobs", per_group_concurrency=2)
+    async def handle(message: Any) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="per_group_concurrency"):
+        app.consumer("other", per_group_concurrency=0)
+    async with app:
+        jobs = app.queue("jobs")
+        await jobs.send_batch(
+            [{"body": {"n": n}, "group": "g"} for n in range(5)]
+            + [{"body": {"n": n}, "group": "h"} for n in range(5, 8)]
+        )
+        first = await jobs.receive(10)
+        assert sorted(m.body["n"] for m in first) == [0, 1, 5, 6]
+        assert await jobs.receive(10) == []
+        await next(m for m in first if m.body["n"] == 0).ack()
+        [second] = await jobs.receive(10)
+        assert second.body["n"] == 2
+        for message in [*first, second]:
+            if message.body["n"] != 0:
+                await message.ack()
+        rest = await jobs.receive(10)
+        assert sorted(m.body["n"] for m in rest) == [3, 4, 7]
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   encryption=None) as plain:  # fmt: skip
+        fifo = plain.queue("fifo")  # no limit declared: FIFO groups, one at a time
+        await fifo.send_batch([{"body": {"n": n}, "group": "g"} for n in range(3)])
+        assert [m.body["n"] for m in await fifo.receive(10)] == [0]
