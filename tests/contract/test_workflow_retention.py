@@ -1,7 +1,8 @@
 """Retention of finished workflow runs, on SQLite and PostgreSQL: a run that finished
 more than its retention ago (``App(workflow_retention=...)``, or its workflow's own) is
 purged with its journal and events by the app's upkeep (``forget_old_records``), in
-bounded batches; unfinished runs, and runs without a retention, are kept."""
+bounded batches; unfinished runs, and runs without a retention, are kept. The purge
+covers every namespace of the database, so each test has a database of its own."""
 
 from __future__ import annotations
 
@@ -52,9 +53,9 @@ async def exists(app: App, id: str) -> bool:
 
 
 async def test_finished_runs_are_purged_after_the_retention(
-    database_url: str, namespace: str, clock: FakeClock
+    own_database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    async with make_app(database_url, namespace, clock, workflow_retention=HOUR) as app:
+    async with make_app(own_database_url, namespace, clock, workflow_retention=HOUR) as app:
         app.workflow(short)
         app.workflow(waits)
         done = await app.workflows.start(short, "a")
@@ -79,9 +80,9 @@ async def test_finished_runs_are_purged_after_the_retention(
 
 
 async def test_a_workflow_retention_overrides_the_global_one(
-    database_url: str, namespace: str, clock: FakeClock
+    own_database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    async with make_app(database_url, namespace, clock, workflow_retention=10 * HOUR) as app:
+    async with make_app(own_database_url, namespace, clock, workflow_retention=10 * HOUR) as app:
         app.workflow(short)
         app.workflow(fails, retention=datetime.timedelta(hours=1))
         kept = await app.workflows.start(short, "a")
@@ -97,9 +98,9 @@ async def test_a_workflow_retention_overrides_the_global_one(
 
 
 async def test_without_a_retention_runs_are_kept(
-    database_url: str, namespace: str, clock: FakeClock
+    own_database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    async with make_app(database_url, namespace, clock) as app:
+    async with make_app(own_database_url, namespace, clock) as app:
         app.workflow(short)
         app.workflow(fails, retention=HOUR)
         kept = await app.workflows.start(short, "a")
@@ -111,9 +112,9 @@ async def test_without_a_retention_runs_are_kept(
 
 
 async def test_a_retried_run_is_not_purged_while_it_runs_again(
-    database_url: str, namespace: str, clock: FakeClock
+    own_database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    async with make_app(database_url, namespace, clock, workflow_retention=HOUR) as app:
+    async with make_app(own_database_url, namespace, clock, workflow_retention=HOUR) as app:
         app.workflow(fails)
         run = await app.workflows.start(fails, "a")
         await drive(app)
@@ -129,9 +130,9 @@ async def test_a_retried_run_is_not_purged_while_it_runs_again(
 
 
 async def test_purges_go_in_bounded_batches_across_namespaces(
-    database_url: str, namespace: str, clock: FakeClock
+    own_database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    async with make_app(database_url, namespace, clock, workflow_retention=HOUR) as app:
+    async with make_app(own_database_url, namespace, clock, workflow_retention=HOUR) as app:
         other = app.in_namespace(namespace + "_b")
         for flows in (app.workflows, other.workflows):
             flows.register(short)
