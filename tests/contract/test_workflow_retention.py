@@ -168,9 +168,9 @@ async def tagged(ctx: WorkflowContext, item: str) -> str:
 
 
 async def test_a_purged_run_takes_its_searchable_attributes_with_it(
-    database_url: str, namespace: str, clock: FakeClock
+    own_database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    async with make_app(database_url, namespace, clock, workflow_retention=HOUR) as app:
+    async with make_app(own_database_url, namespace, clock, workflow_retention=HOUR) as app:
         app.workflow(tagged)
         run = await app.workflows.start(tagged, "kept-until-purged")
         await drive(app)
@@ -188,9 +188,9 @@ async def talker(ctx: WorkflowContext, item: str) -> Any:
 
 
 async def test_a_purged_run_takes_its_mailbox_and_published_values_with_it(
-    database_url: str, namespace: str, clock: FakeClock
+    own_database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    async with make_app(database_url, namespace, clock, workflow_retention=HOUR) as app:
+    async with make_app(own_database_url, namespace, clock, workflow_retention=HOUR) as app:
         app.workflow(talker)
         run = await app.workflows.start(talker, "x")
         await drive(app)
