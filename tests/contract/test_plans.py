@@ -96,6 +96,7 @@ EXPECTED = {
     "wfm_suspend": "sk_workflows_pkey",
     "wfm_insert_message": "sk_workflow_messages_pkey",
     "wfm_next_message": "sk_workflow_messages_pkey",
+    "wfm_mailbox_page": "sk_workflow_messages_pkey",
     "wfm_continue_messages": "sk_workflow_messages_pkey",
     "wfm_insert_update": "sk_workflow_updates_pkey",
     "wfm_pending_updates": "sk_workflow_updates_pending",

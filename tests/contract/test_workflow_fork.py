@@ -174,3 +174,27 @@ async def test_a_fork_sets_the_attributes_its_replay_passes_again(app: App) -> N
     assert await app.workflows.attributes(forked) == {"item": "fork-me", "stage": 2}
     found = await app.workflows.list(attributes={"item": "fork-me"})
     assert {s["id"] for s in found} == {run, "labelled-fork"}
+
+
+async def test_a_fork_receives_again_what_the_original_took_after_the_cut(app: App) -> None:
+    @app.workflow
+    async def reader(ctx: WorkflowContext, count: int) -> list[Any]:
+        got = [await ctx.receive("inbox")]
+        await ctx.step(first, "between")
+        got += [await ctx.receive("inbox") for _ in range(count - 1)]
+        return got
+
+    run = await app.workflows.start(reader, 3)
+    for n in (1, 2):
+        await app.workflows.send_message(run, "inbox", n)
+    await drive(app)
+    # Fork after the first receive and the step: the copy replays them; its mailbox holds
+    # the original's messages with their numbers, so it receives 2 again, then waits.
+    forked = await app.workflows.fork(run, 3, new_id="reader-fork")
+    await app.workflows.send_message(run, "inbox", 3)
+    await drive(app)
+    assert await app.workflows.result(run) == [1, 2, 3]
+    assert not (await app.workflows.status(forked)).done
+    assert await app.workflows.send_message(forked, "inbox", "fork's own") == 3
+    await drive(app)
+    assert await app.workflows.result(forked) == [1, 2, "fork's own"]

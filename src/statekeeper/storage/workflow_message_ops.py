@@ -54,6 +54,18 @@ class WorkflowMessageOps(Operations):
             raise await self._refused(namespace, id, f"the message on topic {topic!r}")
         return int(done[1])
 
+    async def mailbox_page(
+        self, namespace: str, id: str, after: tuple[str, int], limit: int
+    ) -> list[tuple[str, int, bytes | None, float]]:
+        """Up to ``limit`` messages of workflow ``id`` after ``after`` (topic, number),
+        consumed or not, by topic and number: (topic, number, data, sent at)."""
+        statement = self._bind(
+            "wfm_mailbox_page", namespace=namespace, id=id, after_topic=after[0],
+            after_seq=after[1], limit=limit,
+        )  # fmt: skip
+        rows = await self._db.run_many(statement, f"cannot read the mailbox of {id!r}")
+        return [(str(r[0]), int(r[1]), r[2], float(r[3])) for r in rows]
+
     async def next_message(
         self, namespace: str, id: str, topic: str, after: int
     ) -> tuple[int, bytes | None] | None:

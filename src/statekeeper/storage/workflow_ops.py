@@ -326,9 +326,11 @@ class WorkflowOps(Operations):
         now: float,
         *,
         version: str | None,
+        mailbox: Sequence[tuple[str, int, bytes | None, float]] = (),
     ) -> bool:
-        """Create workflow ``new_id`` (pending, due now) with journal ``entries``, in one
-        transaction; False (nothing written) if ``new_id`` exists already."""
+        """Create workflow ``new_id`` (pending, due now) with journal ``entries`` and the
+        ``mailbox`` messages (topic, number, data, sent at), in one transaction; False
+        (nothing written) if ``new_id`` exists already."""
         keys = {"namespace": namespace, "id": new_id}
         script: builtins.list[Scripted] = [(self._bind(
             "wf_create", name=name, input=input, parent_id=None, now=now, deadline=None,
@@ -339,6 +341,10 @@ class WorkflowOps(Operations):
                 "wf_fork_step", position=e.position, kind=e.kind, step_name=e.name,
                 input=e.input, output=e.output, error=e.error, attempts=e.attempts,
                 started_at=e.started_at, finished_at=e.finished_at, **keys,
+            ), "rowcount", False))  # fmt: skip
+        for topic, seq, data, sent_at in mailbox:
+            script.append((self._bind(
+                "wfm_copy_message", topic=topic, seq=seq, data=data, sent_at=sent_at, **keys
             ), "rowcount", False))  # fmt: skip
         return await self._db.run_atomic(script, f"cannot fork into {new_id!r}") is not None
 

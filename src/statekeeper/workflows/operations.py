@@ -19,6 +19,7 @@ from statekeeper.identifiers import check_workflow_id, check_workflow_name
 from statekeeper.sealing import STEP, WORKFLOW
 from statekeeper.storage.rows import HistoryEntry
 from statekeeper.workflows.attributes import ATTRIBUTES
+from statekeeper.workflows.mailbox import message_where
 from statekeeper.workflows.signatures import WorkflowRun
 from statekeeper.workflows.versions import check_version
 
@@ -73,8 +74,9 @@ async def fork(
     input = seal.open(row.input, WORKFLOW, ns, id, "input")
     input = seal.seal(input, WORKFLOW, ns, chosen, "input")
     version = flows.versions.of(row.name) or row.version
+    mailbox = await _copied_mailbox(flows, id, chosen)
     done = await backend.workflows.fork(
-        ns, chosen, row.name, input, copied, flows._clock(), version=version
+        ns, chosen, row.name, input, copied, flows._clock(), version=version, mailbox=mailbox
     )
     if not done:
         raise WorkflowConflict(
@@ -82,6 +84,27 @@ async def fork(
         )
     flows.wake()
     return WorkflowRun(chosen)
+
+
+async def _copied_mailbox(
+    flows: Workflows, id: str, new_id: str
+) -> list[tuple[str, int, bytes | None, float]]:
+    """Workflow ``id``'s mailbox, sealed again for ``new_id``, with the same numbers: the
+    copied journal's receives name the messages they consumed by number, and the fork
+    receives again the messages the original took after the cut."""
+    backend, ns, seal = flows._backend, flows.namespace, flows.sealer
+    copied: list[tuple[str, int, bytes | None, float]] = []
+    after = ("", 0)
+    while page := await backend.workflow_messages.mailbox_page(ns, id, after, 500):
+        for topic, seq, data, sent_at in page:
+            if data is not None:
+                data = seal.seal(
+                    seal.open(data, *message_where(ns, id, topic)),
+                    *message_where(ns, new_id, topic),
+                )
+            copied.append((topic, seq, data, sent_at))
+        after = page[-1][0], page[-1][1]
+    return copied
 
 
 def _check_cut(id: str, by_position: dict[int, HistoryEntry], position: int) -> None:

@@ -36,6 +36,18 @@ FROM sk_workflow_messages
 WHERE namespace = :namespace AND workflow_id = :id AND topic = :topic
 RETURNING seq;
 
+-- name: wfm_mailbox_page
+-- A workflow's whole mailbox, consumed or not, a page at a time in key order (a fork
+-- copies it).
+SELECT topic, seq, data, sent_at FROM sk_workflow_messages
+WHERE namespace = :namespace AND workflow_id = :id AND (topic, seq) > (:after_topic, :after_seq)
+ORDER BY topic, seq
+LIMIT :limit;
+
+-- name: wfm_copy_message
+INSERT INTO sk_workflow_messages (namespace, workflow_id, topic, seq, data, sent_at)
+VALUES (:namespace, :id, :topic, :seq, :data, :sent_at);
+
 -- name: wfm_next_message
 -- The first message on a topic after the last one the run consumed (the key's range).
 SELECT seq, data FROM sk_workflow_messages
