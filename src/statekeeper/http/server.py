@@ -141,6 +141,7 @@ async def _serve_on(
     if workers:
         runtime.start(app.worker(grace=grace))
         app.start_projections()
+        app.start_schedules()
     runtime.start(HttpService(http, sockets))  # stopped first: no new requests
     await runtime.wait()
     if runtime.failure is not None:

@@ -9,6 +9,7 @@ from statekeeper.storage.machine_ops import MachineOps
 from statekeeper.storage.queue_ops import QueueOps, Sender
 from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.runner import Database
+from statekeeper.storage.schedule_ops import ScheduleOps
 from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.state_query_ops import StateQueryOps
 from statekeeper.storage.subscription_ops import SubscriptionOps
@@ -31,3 +32,4 @@ class Blocks:
         self.events = EventOps(db)
         self.subscriptions = SubscriptionOps(db)
         self.reseal = ResealOps(db)
+        self.schedules = ScheduleOps(db)

@@ -25,6 +25,7 @@ from statekeeper.storage.queries import Dialect
 from statekeeper.storage.queue_ops import QueueOps as QueueStorage
 from statekeeper.storage.reseal_ops import ResealOps as ResealStorage
 from statekeeper.storage.rows import Maintenance, UnitOfWork, UnitResult
+from statekeeper.storage.schedule_ops import ScheduleOps as ScheduleStorage
 from statekeeper.storage.state_ops import StateOps as StateStorage
 from statekeeper.storage.state_query_ops import StateQueryOps as StateQueryStorage
 from statekeeper.storage.subscription_ops import SubscriptionOps as SubscriptionStorage
@@ -38,6 +39,7 @@ __all__ = [
     "MachineStorage",
     "QueueStorage",
     "ResealStorage",
+    "ScheduleStorage",
     "StateQueryStorage",
     "StateStorage",
     "Storage",
@@ -87,6 +89,9 @@ class Storage(Committer, Protocol):
 
     @property
     def reseal(self) -> ResealStorage: ...
+
+    @property
+    def schedules(self) -> ScheduleStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""

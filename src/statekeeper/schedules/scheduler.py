@@ -1,0 +1,112 @@
+"""The scheduler: fires due schedules, in every worker, with no leader.
+
+Each round claims the due schedules (one indexed range read: ``sk_schedules_due``), so
+two schedulers take different ones; decides each one's fires (``Firing.decide``); and
+writes all of them, with the runs they start, in one transaction (or, if one of them
+changed since it was claimed, each in its own). A run's id is its schedule's id and
+fire time, created ``ON CONFLICT DO NOTHING`` in the transaction that moves the
+schedule past that fire: however many schedulers run, and wherever one is killed, a
+fire starts one run. A scheduler killed holding a claim leaves its schedules due again
+when the claim's lease ends; the fires missed meanwhile run then, within each
+schedule's catch-up window.
+
+Between rounds it sleeps until the next due time (the App's clock), at most ``poll``
+seconds, woken early when a schedule changes here or (PostgreSQL) in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from statekeeper.errors import StatekeeperError
+from statekeeper.schedules.api import Schedules
+from statekeeper.schedules.firing import Decision
+
+log = logging.getLogger("statekeeper.scheduler")
+
+CLAIM_LEASE = 10.0  # seconds a claimed schedule is kept from other schedulers
+BATCH = 500  # schedules claimed in one round trip
+_ERROR_PAUSE = 1.0
+
+
+class Scheduler:
+    """A supervised service (``name``, ``run(stopping)``) firing ``schedules``."""
+
+    name = "scheduler"
+
+    def __init__(self, schedules: Schedules, *, poll: float = 1.0, batch: int = BATCH) -> None:
+        self.schedules = schedules
+        self.poll = poll
+        self.batch = batch
+        self.started = 0  # runs started by this scheduler
+
+    async def run_due(self) -> int:
+        """One round: fire what is due now; how many schedules were claimed."""
+        schedules = self.schedules
+        backend = schedules._backend().schedules
+        now = schedules.clock()
+        rows = await backend.claim(
+            schedules.namespace, now=now, lease_end=now + CLAIM_LEASE, limit=self.batch
+        )
+        if not rows:
+            return 0
+        decisions = [await schedules.firing.decide(row, now) for row in rows]
+        writes = [(d.row, d.runs, d.cancel) for d in decisions]
+        if await backend.write_many(schedules.namespace, writes, now):
+            started = sum(len(d.runs) for d in decisions)
+        else:  # one changed since it was claimed (an operator's write): each on its own
+            started = 0
+            for decision in decisions:
+                started += await self._write_one(decision, now)
+        self.started += started
+        schedules._changed(started=started > 0)
+        return len(rows)
+
+    async def _write_one(self, decision: Decision, now: float) -> int:
+        schedules = self.schedules
+        saved = await schedules._backend().schedules.write(
+            schedules.namespace, decision.row, now, runs=decision.runs, cancel=decision.cancel
+        )
+        return len(decision.runs) if saved else 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fire due schedules until ``stopping`` is set (declared ones upserted first)."""
+        schedules = self.schedules
+        while not stopping.is_set():
+            try:
+                declared = await schedules.upsert_declared()
+                break
+            except StatekeeperError as error:
+                log.warning("declaring schedules failed; retrying", exc_info=error)
+                await _wait(stopping, None, _ERROR_PAUSE)
+        else:
+            return
+        if declared:
+            log.info("schedules declared", extra={"schedules": declared})
+        while not stopping.is_set():
+            woken = schedules.wake_event()
+            try:
+                while await self.run_due() >= self.batch:
+                    pass
+                due = await schedules._backend().schedules.next_due(schedules.namespace)
+                delay = self.poll if due is None else due - schedules.clock()
+            except StatekeeperError as error:
+                log.warning("firing schedules failed; retrying", exc_info=error)
+                delay = _ERROR_PAUSE
+            await _wait(stopping, woken, min(self.poll, max(0.001, delay)))
+
+
+async def _wait(stopping: asyncio.Event, woken: asyncio.Event | None, delay: float) -> None:
+    waits = [asyncio.create_task(stopping.wait())]
+    if woken is not None:
+        waits.append(asyncio.create_task(woken.wait()))
+    try:
+        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        for task in waits:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
