@@ -19,7 +19,7 @@ from statekeeper.storage.state_query_ops import compile_query
 
 BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps", "sk_state",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
-       "sk_subscriptions", "sk_parked_events")  # fmt: skip
+       "sk_subscriptions", "sk_parked_events", "sk_schedules")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -69,6 +69,12 @@ EXPECTED = {
     "es_stream": "sk_events_stream",
     "es_stream_back": "sk_events_stream",
     "es_notifications": "sk_events_pkey",
+    "sch_claim": "sk_schedules_due",
+    "sch_next_due": "sk_schedules_due",
+    "sch_get": "sk_schedules_pkey",
+    "sch_write": "sk_schedules_pkey",
+    "sch_delete": "sk_schedules_pkey",
+    "sch_list": "sk_schedules_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -81,6 +87,7 @@ SQLITE_NAMES = {
     "sk_events_pkey": "PRIMARY KEY",
     "sk_subscriptions_pkey": "PRIMARY KEY",
     "sk_parked_events_pkey": "PRIMARY KEY",
+    "sk_schedules_pkey": "sqlite_autoindex_sk_schedules_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path.
@@ -202,6 +209,11 @@ async def populate(app: App) -> None:
     streams = [(app.namespace, f"w-{n}", 3, now) for n in range(3000)]
     subscriptions = [(app.namespace, f"s{n}", n, now, now) for n in range(3000)]
     parked = [(app.namespace, f"s{n % 30}", n, "e", 1, now) for n in range(3000)]
+    schedules = [
+        (app.namespace, f"w{n}", "w", b"0", '{"every":60.0}', "skip", 0.0, 60.0,
+         now + n, now + n if n % 3 else None, now, now)
+        for n in range(3000)
+    ]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at) VALUES ({})", workflows),
@@ -222,6 +234,8 @@ async def populate(app: App) -> None:
          "VALUES ({})", subscriptions),
         ("INSERT INTO sk_parked_events (namespace, subscription, position, error, attempts, "
          "parked_at) VALUES ({})", parked),
+        ("INSERT INTO sk_schedules (namespace, id, workflow, input, spec, overlap, jitter, "
+         "catchup, next_fire_at, due_at, created_at, updated_at) VALUES ({})", schedules),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

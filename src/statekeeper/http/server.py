@@ -40,6 +40,7 @@ from statekeeper.http.ingress import Ingress
 from statekeeper.http.openapi import openapi_operation
 from statekeeper.http.operations import Operation
 from statekeeper.http.request_status import RequestStatusRoutes
+from statekeeper.http.schedules import ScheduleRoutes
 from statekeeper.http.sfn import StepFunctionsRoutes
 from statekeeper.http.workflows import WorkflowRoutes
 
@@ -58,6 +59,7 @@ def api_operations(
         *RequestStatusRoutes(app).operations(),
         *EventRoutes(app, config).operations(),
         *WorkflowRoutes(app, config).operations(),
+        *ScheduleRoutes(app, config).operations(),
         *CallbackRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),
