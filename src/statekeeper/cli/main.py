@@ -11,6 +11,7 @@ from statekeeper.cli.demo import demo
 from statekeeper.cli.events import events
 from statekeeper.cli.keys import keygen, reencrypt
 from statekeeper.cli.queues import queue
+from statekeeper.cli.schedules import schedules
 from statekeeper.cli.services import serve, worker
 from statekeeper.cli.sfn import sfn
 from statekeeper.cli.sidecar import sidecar
@@ -78,5 +79,6 @@ for command in (
     reencrypt,
     keygen,
     demo,
+    schedules,
 ):
     main.add_command(command)
