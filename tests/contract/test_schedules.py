@@ -306,7 +306,9 @@ async def test_two_schedulers_racing_start_one_run_per_fire(
     assert started == len(found)  # no scheduler created a run that another had made
 
 
-async def test_a_write_from_a_stale_read_is_refused(app: App, clock: FakeClock, start: float) -> None:
+async def test_a_write_from_a_stale_read_is_refused(
+    app: App, clock: FakeClock, start: float
+) -> None:
     """The fence: two decisions made from the same read; only one is written."""
     register(app)
     await app.schedules.create(every("f", 60, anchor=start, overlap="allow_all",

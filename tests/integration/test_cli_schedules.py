@@ -66,8 +66,8 @@ def test_schedule_verbs(project: Path, own_database_url: str, workers: list[Runn
     assert second - first == 1.0 and third - second == 1.0
     assert sk("resume", "tick", "--json")["paused"] is False  # type: ignore[index]
 
-    made = sk("create", "daily", "note", "--cron", "0 6 * * *", "--timezone",
-              "Europe/Berlin", "--input", '{"n": 1}', "--overlap", "allow_all", "--json")  # fmt: skip
+    made = sk("create", "daily", "note", "--cron", "0 6 * * *", "--timezone", "Europe/Berlin",
+              "--input", '{"n": 1}', "--overlap", "allow_all", "--json")  # fmt: skip
     assert made["spec"] == {"cron": "0 6 * * *", "timezone": "Europe/Berlin"}  # type: ignore[index]
     assert made["next_fire_at_iso"].endswith("+00:00")  # type: ignore[index]
     triggered = sk("trigger", "daily")

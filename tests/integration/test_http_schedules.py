@@ -109,7 +109,7 @@ async def test_hostile_bodies_are_4xx_and_store_nothing(
 
 
 async def test_hostile_requests(served: tuple[App, httpx.AsyncClient]) -> None:
-    app, client = served
+    _, client = served
     await client.post("/v1/schedules", headers=AUTH,
                       json={"id": "s", "workflow": "job", "every": 10})  # fmt: skip
     for method, path, kwargs in [
