@@ -410,3 +410,26 @@ async def test_the_scheduler_service_sleeps_until_due_and_wakes_on_change(
     finally:
         stopping.set()
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_batch_with_one_stale_schedule_writes_nothing(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    """A scheduler's batch is written whole or not at all; the scheduler then writes
+    each schedule on its own, and the stale one is left to whoever changed it."""
+    register(app)
+    for name in ("x", "y", "z"):
+        await app.schedules.create(every(name, 60, anchor=start, overlap="allow_all",
+                                         workflow="quick"))  # fmt: skip
+    clock.now = start + 60
+    store = app.backend.schedules
+    rows = await store.claim(app.namespace, now=clock.now, lease_end=clock.now + 10, limit=10)
+    decided = [await app.schedules.firing.decide(row, clock.now) for row in rows]
+    await app.schedules.pause("y")  # changes y's version after the claim
+    writes = [(d.row, d.runs, d.cancel) for d in decided]
+    assert not await store.write_many(app.namespace, writes, clock.now)
+    assert await runs(app) == {}
+    for d in decided:
+        await store.write(app.namespace, d.row, clock.now, runs=d.runs)
+    assert sorted(await runs(app)) == [run_id("x", start + 60), run_id("z", start + 60)]
+    assert (await app.schedules.get("y")).paused

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from statekeeper.errors import InvalidSchedule
 from statekeeper.schedules.specs import iso
@@ -65,6 +66,18 @@ def run_id(schedule_id: str, fire: float) -> str:
     return f"{schedule_id}@{iso(fire)}"
 
 
+def fire_time_of(run: str) -> float | None:
+    """The fire time a scheduled run's id names (None for a manual run's, or another id)."""
+    text = run.rpartition("@")[2]
+    try:
+        stamp = text[:-1] if text.endswith("Z") else ""
+        when = datetime.strptime(stamp.split(".")[0], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        millis = int(stamp.split(".")[1]) / 1000 if "." in stamp else 0.0
+    except (ValueError, IndexError):
+        return None
+    return when.timestamp() + millis
+
+
 def manual_run_id(schedule_id: str, now: float) -> str:
     """The id of a run started by ``trigger`` at ``now`` (never a scheduled fire's)."""
     return f"{schedule_id}@manual-{iso(now)}"
@@ -84,7 +97,7 @@ class Plan:
 
     @classmethod
     def of(cls, overlap: str, active: bool, last_run_id: str | None, buffered: str) -> Plan:
-        waiting = json.loads(buffered) if buffered else []
+        waiting = json.loads(buffered) if buffered and buffered != "[]" else []
         return cls(overlap, active, last_run_id, [str(r) for r in waiting])
 
     def _start(self, run: str) -> None:
@@ -117,4 +130,6 @@ class Plan:
             self.dropped.append(run)
 
     def buffer_text(self) -> str:
+        if not self.buffered:
+            return "[]"
         return json.dumps(self.buffered, separators=(",", ":"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -158,5 +159,7 @@ def iso(moment: float) -> str:
     """A fire time as compact UTC text (what run ids hold): 20261202T135000Z, with
     milliseconds when it has them."""
     seconds, millis = divmod(round(moment * 1000), 1000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y%m%dT%H%M%S")
+    t = time.gmtime(seconds)
+    day = f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}"
+    text = f"{day}T{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}"
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"

@@ -7,11 +7,12 @@ between the two never loses a fire nor doubles one.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from statekeeper.storage.runner import Operations, Scripted
+from statekeeper.storage.runner import Operations, Scripted, Statement
 
 
 class ScheduleRow(NamedTuple):
@@ -129,19 +130,59 @@ class ScheduleOps(Operations):
         done = await self._db.run_atomic(script, f"cannot save schedule {row.id!r}")
         return done is not None
 
+    def _save_all(
+        self,
+        namespace: str,
+        writes: Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]],
+        now: float,
+    ) -> Statement:
+        rows = [row for row, _, _ in writes]
+        return self._bind(
+            "sch_write_many", namespace=namespace, now=now, ids=[r.id for r in rows],
+            versions=[r.version for r in rows], next_fire_ats=[r.next_fire_at for r in rows],
+            due_ats=[r.due_at for r in rows], last_run_ids=[r.last_run_id for r in rows],
+            buffereds=[r.buffered for r in rows],
+        )  # fmt: skip
+
     async def write_many(
         self,
         namespace: str,
         writes: Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]],
         now: float,
     ) -> bool:
-        """Several ``write``s in one transaction: all of them, or (one schedule having
-        changed since it was read) none."""
-        script: builtins.list[Scripted] = []
-        for row, runs, cancel in writes:
-            script.append(self._write(namespace, row, now))
-            script.extend(self._effects(namespace, runs, cancel, now))
-        if not script:
-            return True
+        """Several ``write``s in one transaction, each statement run once over the whole
+        batch: all of them, or (one schedule having changed since it was read) none."""
+        if len(writes) <= 1:
+            return all(
+                [await self.write(namespace, r, now, runs=n, cancel=c) for r, n, c in writes]
+            )
+        if self._db.dialect == "postgres":
+            pairs: dict[str, Any] = {
+                "ids": [row.id for row, _, _ in writes],
+                "versions": [row.version for row, _, _ in writes],
+            }
+        else:
+            pairs = {"pairs_json": json.dumps([[row.id, row.version] for row, _, _ in writes])}
+        check = self._bind("sch_check_versions", namespace=namespace, count=len(writes), **pairs)
+        script: builtins.list[Scripted] = [(check, "found", True)]
+        cancels = [run for _, _, cancel in writes for run in cancel]
+        creates = [run for _, runs, _ in writes for run in runs]
+        effects = self._effects(namespace, creates, cancels, now)
+        if self._db.dialect == "postgres":  # set-wise: one statement each
+            script.append((self._save_all(namespace, writes, now), "rowcount", False))
+            script.extend(effects[: len(cancels)])
+            if creates:
+                script.append((self._bind(
+                    "sch_create_runs", namespace=namespace, now=now,
+                    run_ids=[r.id for r in creates], names=[r.workflow for r in creates],
+                    inputs=[r.input for r in creates],
+                ), "rowcount", False))  # fmt: skip
+        else:  # one statement over the batch's rows, in the writer's own process
+            saves = tuple(self._write(namespace, row, now)[0][1] for row, _, _ in writes)
+            script.append(((self._queries["sch_write"].sql, saves), "many", False))
+            script.extend(effects[: len(cancels)])
+            if creates:
+                arguments = tuple(statement[1] for (statement, _, _) in effects[len(cancels) :])
+                script.append(((self._queries["wf_create"].sql, arguments), "many", False))
         done = await self._db.run_atomic(script, "cannot save schedules")
         return done is not None

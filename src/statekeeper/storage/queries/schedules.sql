@@ -55,3 +55,19 @@ RETURNING id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire
 SELECT due_at FROM sk_schedules
 WHERE namespace = :namespace AND due_at IS NOT NULL
 ORDER BY due_at LIMIT 1;
+
+-- name: sch_check_versions
+-- The fence of a scheduler's batch of writes: a row back only if every schedule of the
+-- batch still has the version it was claimed at (PostgreSQL locks them until the batch
+-- commits; SQLite's one writer runs the batch alone).
+SELECT count(*) FROM (
+    SELECT s.id
+    -- sqlite: FROM json_each(:pairs_json) j CROSS JOIN sk_schedules s
+    -- sqlite:   ON s.namespace = :namespace AND s.id = json_extract(j.value, '$[0]')
+    -- sqlite:   AND s.version = json_extract(j.value, '$[1]')
+    -- postgres: FROM unnest(:ids::text[], :versions::bigint[]) AS v(id, version)
+    -- postgres: JOIN sk_schedules s
+    -- postgres:   ON s.namespace = :namespace AND s.id = v.id AND s.version = v.version
+    -- postgres: FOR UPDATE OF s
+) AS matched
+HAVING count(*) = :count;
