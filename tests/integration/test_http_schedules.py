@@ -112,7 +112,7 @@ async def test_hostile_requests(served: tuple[App, httpx.AsyncClient]) -> None:
     _, client = served
     await client.post("/v1/schedules", headers=AUTH,
                       json={"id": "s", "workflow": "job", "every": 10})  # fmt: skip
-    for method, path, kwargs in [
+    requests: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/v1/schedules", {"content": b"{not json"}),
         ("POST", "/v1/schedules", {"content": b"x" * 5000}),
         ("GET", "/v1/schedules?limit=0", {}),
@@ -124,7 +124,8 @@ async def test_hostile_requests(served: tuple[App, httpx.AsyncClient]) -> None:
         ("PUT", "/v1/schedules/s", {"json": {"workflow": "job"}}),
         ("GET", "/v1/schedules/" + "x" * 300, {}),
         ("POST", "/v1/schedules/missing/trigger", {}),
-    ]:
+    ]
+    for method, path, kwargs in requests:
         answer = await client.request(method, path, headers=AUTH, **kwargs)
         assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
         assert answer.json()["error"]["message"]
