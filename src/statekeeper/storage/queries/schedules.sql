@@ -36,18 +36,23 @@ WHERE namespace = :namespace AND id = :id AND version = :version
 RETURNING id;
 
 -- name: sch_claim
--- The due schedules, oldest due first, one indexed range read of sk_schedules_due. Each
+-- The due schedules, oldest due first, one indexed range read of sk_schedules_due (on
+-- PostgreSQL gathered into an array first, so that the rows are then found by primary
+-- key whatever the planner believes of the table's size). Each
 -- is claimed: its due_at moves to the claim's lease end (a scheduler that dies holding
 -- it leaves it due again then, and fires missed meanwhile run within the catch-up
 -- window) and its version moves on (a write by a scheduler that read it before fails).
 UPDATE sk_schedules SET due_at = :lease_end, version = version + 1
-WHERE namespace = :namespace AND id IN (
+WHERE namespace = :namespace
+  -- sqlite: AND id IN (
+  -- postgres: AND id = ANY(ARRAY(
     SELECT id FROM sk_schedules
     WHERE namespace = :namespace AND due_at IS NOT NULL AND due_at <= :now
     ORDER BY due_at
     LIMIT :limit
     -- postgres: FOR UPDATE SKIP LOCKED
-)
+  -- sqlite: )
+  -- postgres: ))
 RETURNING id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire_at, due_at,
           last_run_id, buffered, version, created_at, updated_at;
 
