@@ -24,12 +24,15 @@ from collections.abc import Callable
 from statekeeper.errors import StatekeeperError
 from statekeeper.schedules.api import Schedules
 from statekeeper.schedules.firing import Decision
+from statekeeper.schedules.policy import jitter_offset
+from statekeeper.storage.schedule_ops import ScheduleRow
 
 log = logging.getLogger("statekeeper.scheduler")
 
 CLAIM_LEASE = 10.0  # seconds a claimed schedule is kept from other schedulers
 BATCH = 100  # schedules claimed in one round trip
 PARALLEL = 4  # rounds in flight at once (on PostgreSQL, on as many connections)
+AHEAD = 0.5  # seconds before schedules are due that the service claims them
 _ERROR_PAUSE = 1.0
 
 
@@ -54,17 +57,41 @@ class Scheduler:
         # (the clock's time): what the benchmark measures lateness with.
         self.observe = observe
 
-    async def run_due(self) -> int:
-        """One round: fire what is due now; how many schedules were claimed."""
+    async def run_due(self, *, ahead: float = 0.0, stopping: asyncio.Event | None = None) -> int:
+        """One round: fire what is due now; how many schedules were claimed. With
+        ``ahead``, schedules due within that many seconds are claimed too, and each is
+        decided and written at its time (its claim and, under ``allow_all``, its
+        decision made beforehand, so that the fire is late only by its write)."""
         schedules = self.schedules
         backend = schedules._backend().schedules
         now = schedules.clock()
         rows = await backend.claim(
-            schedules.namespace, now=now, lease_end=now + CLAIM_LEASE, limit=self.batch
+            schedules.namespace, now=now + ahead, lease_end=now + CLAIM_LEASE, limit=self.batch
         )
         if not rows:
             return 0
-        decisions = [await schedules.firing.decide(row, now) for row in rows]
+        groups: dict[float, list[ScheduleRow]] = {}
+        for row in rows:
+            groups.setdefault(max(now, _target(row, now)), []).append(row)
+        for at in sorted(groups):
+            await self._fire(groups[at], at, stopping)
+        return len(rows)
+
+    async def _fire(
+        self, rows: list[ScheduleRow], at: float, stopping: asyncio.Event | None
+    ) -> None:
+        """Decide and write ``rows``, due at ``at``, once the clock reaches it."""
+        schedules = self.schedules
+        firing = schedules.firing
+        early = [await firing.decide(r, at) for r in rows if r.overlap == "allow_all"]
+        while (left := at - schedules.clock()) > 0:
+            if stopping is not None and stopping.is_set():
+                return  # the claims end in CLAIM_LEASE; the fires run then
+            await asyncio.sleep(min(left, self.poll))
+        now = schedules.clock()
+        late = [await firing.decide(r, now) for r in rows if r.overlap != "allow_all"]
+        decisions = early + late
+        backend = schedules._backend().schedules
         writes = [(d.row, d.runs, d.cancel) for d in decisions]
         if await backend.write_many(schedules.namespace, writes, now):
             done = decisions
@@ -75,7 +102,6 @@ class Scheduler:
             self.observe([r.id for d in done for r in d.runs], schedules.clock())
         self.started += started
         schedules._changed(started=started > 0)
-        return len(rows)
 
     async def _write_one(self, decision: Decision, now: float) -> bool:
         schedules = self.schedules
@@ -100,16 +126,24 @@ class Scheduler:
         while not stopping.is_set():
             woken = schedules.wake_event()
             try:
-                while max(await asyncio.gather(*(self.run_due() for _ in range(PARALLEL)))) >= (
-                    self.batch
-                ):
-                    pass
+                while True:
+                    rounds = [self.run_due(ahead=AHEAD, stopping=stopping) for _ in range(PARALLEL)]
+                    if max(await asyncio.gather(*rounds)) < self.batch:
+                        break
                 due = await schedules._backend().schedules.next_due(schedules.namespace)
-                delay = self.poll if due is None else due - schedules.clock()
+                delay = self.poll if due is None else due - AHEAD - schedules.clock()
             except StatekeeperError as error:
                 log.warning("firing schedules failed; retrying", exc_info=error)
                 delay = _ERROR_PAUSE
             await _wait(stopping, woken, min(self.poll, max(0.001, delay)))
+
+
+def _target(row: ScheduleRow, now: float) -> float:
+    """When a claimed schedule is due: its next fire plus jitter (now if fires wait in
+    its buffer, or it has nothing to fire)."""
+    if row.next_fire_at is None or row.buffered not in ("", "[]"):
+        return now
+    return row.next_fire_at + jitter_offset(row.id, row.next_fire_at, row.jitter)
 
 
 async def _wait(stopping: asyncio.Event, woken: asyncio.Event | None, delay: float) -> None:
