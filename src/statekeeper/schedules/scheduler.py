@@ -32,7 +32,7 @@ log = logging.getLogger("statekeeper.scheduler")
 CLAIM_LEASE = 10.0  # seconds a claimed schedule is kept from other schedulers
 BATCH = 100  # schedules claimed in one round trip
 PARALLEL = 4  # rounds in flight at once (on PostgreSQL, on as many connections)
-AHEAD = 0.5  # seconds before schedules are due that the service claims them
+AHEAD = 0.0  # seconds before schedules are due that the service claims them (see the report)
 _ERROR_PAUSE = 1.0
 
 
