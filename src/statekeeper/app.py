@@ -55,6 +55,7 @@ from statekeeper.runtime.supervisor import Supervisor
 from statekeeper.runtime.task_http import TaskPoster
 from statekeeper.runtime.upkeep import Upkeep
 from statekeeper.runtime.worker import Worker
+from statekeeper.schedules import Declared, Definition, Scheduler, Schedules, make_spec
 from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache
@@ -198,6 +199,10 @@ class App:
             lambda: self.backend, self.events, lambda: self.state, self.events_wake,
             self.queue, self.clock,
         )  # fmt: skip
+        # Its schedules (``app.schedules``), fired by the scheduler of ``statekeeper worker``.
+        self.schedules = Schedules(
+            lambda: self.backend, self.workflows, self.clock, self._wakeups, self.sealer
+        )
 
     def _events_appended(self, namespace: str) -> None:
         """Events committed here: wake this namespace's subscriptions, here and elsewhere."""
@@ -747,6 +752,47 @@ class App:
             total += forgotten
             if forgotten < batch:
                 return total
+
+    def schedule(
+        self,
+        cron: str | None = None,
+        *,
+        timezone: str = "UTC",
+        every: float | None = None,
+        anchor: float | None = None,
+        at: float | None = None,
+        id: str | None = None,
+        input: Any = None,
+        overlap: str = "skip",
+        jitter: float = 0.0,
+        catchup: float = 60.0,
+    ) -> Callable[[F], F]:
+        """Declare a schedule on a workflow function (``@app.schedule("*/5 * * * *")``
+        above or below ``@app.workflow``): created, or brought in line with the code,
+        when a worker starts. ``id`` defaults to the workflow's name (docs/schedules.md)."""
+        spec = make_spec(cron, timezone=timezone, every=every, anchor=anchor, at=at)
+        checked = Definition.checked(
+            id or "declared", "declared", spec, overlap=overlap, jitter=jitter, catchup=catchup
+        )
+
+        def declare(fn: F) -> F:
+            self.schedules.declare(
+                Declared(fn, spec, id, input, checked.overlap, checked.jitter, checked.catchup)
+            )
+            return fn
+
+        return declare
+
+    def start_schedules(self, *, poll: float = 1.0) -> list[str]:
+        """Run a scheduler for this app's namespace (and its views') under ``app.runtime``:
+        the namespaces. Every worker may run one; the database keeps each fire to one run."""
+        runtime = self.runtime
+        assert runtime is not None
+        namespaces: list[str] = []
+        for app in [self, *self._views.values()]:
+            runtime.start(Scheduler(app.schedules, poll=poll))
+            namespaces.append(app.namespace)
+        return namespaces
 
 
 def _subscription_options(

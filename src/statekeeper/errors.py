@@ -593,3 +593,24 @@ class ErrorRecord:
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
+
+
+# --- schedules (issue 12, item 2) -----------------------------------------------------
+
+
+class InvalidSchedule(ValidationError):
+    """The schedule is invalid (its spec, overlap policy, jitter or catch-up window)."""
+
+    code = "invalid_schedule"
+
+
+class ScheduleNotFound(NotFound):
+    """There is no schedule with that id."""
+
+    code = "schedule_not_found"
+
+
+class ScheduleExists(ConflictError):
+    """A schedule with that id exists already."""
+
+    code = "schedule_exists"

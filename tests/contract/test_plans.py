@@ -21,7 +21,7 @@ BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
        "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes",
        "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values",
-       "sk_flow_runs")  # fmt: skip
+       "sk_flow_runs", "sk_schedules")  # fmt: skip
 
 # Statements that must find their row (or range) through this index.
 EXPECTED = {
@@ -113,6 +113,12 @@ EXPECTED = {
     "flow_lock_holder": "sk_flow_runs_lock",
     "flow_queue_counts": "sk_flow_runs_waiting",
     "flow_replace_input": "sk_workflows_pkey",
+    "sch_claim": "sk_schedules_due",
+    "sch_next_due": "sk_schedules_due",
+    "sch_get": "sk_schedules_pkey",
+    "sch_write": "sk_schedules_pkey",
+    "sch_delete": "sk_schedules_pkey",
+    "sch_list": "sk_schedules_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -130,6 +136,7 @@ SQLITE_NAMES = {
     "sk_workflow_updates_pkey": "sqlite_autoindex_sk_workflow_updates_1",
     "sk_workflow_values_pkey": "sqlite_autoindex_sk_workflow_values_1",
     "sk_flow_runs_pkey": "sqlite_autoindex_sk_flow_runs_1",
+    "sk_schedules_pkey": "sqlite_autoindex_sk_schedules_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path (wf_count: counts by status
@@ -276,6 +283,11 @@ async def populate(app: App) -> None:
          None if n % 5 == 0 else now - n, None, now)
         for n in range(3000)
     ]  # fmt: skip
+    schedules = [
+        (app.namespace, f"w{n}", "w", b"0", '{"every":60.0}', "skip", 0.0, 60.0,
+         now + n, now + n if n % 3 else None, now, now)
+        for n in range(3000)
+    ]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -309,6 +321,8 @@ async def populate(app: App) -> None:
         ("INSERT INTO sk_flow_queues (namespace, name, concurrency, per_key_concurrency, "
          "rate_limit, rate_period, updated_at) VALUES ({})",
          [(app.namespace, "jobs", 4, 1, 50, 1.0, now)]),
+        ("INSERT INTO sk_schedules (namespace, id, workflow, input, spec, overlap, jitter, "
+         "catchup, next_fire_at, due_at, created_at, updated_at) VALUES ({})", schedules),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

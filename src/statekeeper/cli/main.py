@@ -12,6 +12,7 @@ from statekeeper.cli.demo import demo
 from statekeeper.cli.events import events
 from statekeeper.cli.keys import keygen, reencrypt
 from statekeeper.cli.queues import queue
+from statekeeper.cli.schedules import schedules
 from statekeeper.cli.services import serve, worker
 from statekeeper.cli.sfn import sfn
 from statekeeper.cli.sidecar import sidecar
@@ -80,6 +81,7 @@ for command in (
     reencrypt,
     keygen,
     demo,
+    schedules,
 ):
     main.add_command(command)
 # ``workflows version / move-version / fork`` (cli/workflow_versions.py).

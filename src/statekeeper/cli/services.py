@@ -89,6 +89,7 @@ async def run_worker(
             click.echo(worker_banner(app, [c.queue for c in worker.consumers], workflows), err=True)
             runtime.start(worker)
             app.start_projections()
+            app.start_schedules()
             try:
                 await runtime.wait()
             finally:

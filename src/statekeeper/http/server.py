@@ -41,6 +41,7 @@ from statekeeper.http.ingress import Ingress
 from statekeeper.http.openapi import openapi_operation
 from statekeeper.http.operations import Operation
 from statekeeper.http.request_status import RequestStatusRoutes
+from statekeeper.http.schedules import ScheduleRoutes
 from statekeeper.http.sfn import StepFunctionsRoutes
 from statekeeper.http.workflow_messages import WorkflowMessageRoutes
 from statekeeper.http.workflow_search import SearchRoutes
@@ -66,6 +67,7 @@ def api_operations(
         *WorkflowVersionRoutes(app, config).operations(),
         *WorkflowMessageRoutes(app, config).operations(),
         *FlowRoutes(app).operations(),
+        *ScheduleRoutes(app, config).operations(),
         *CallbackRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),
@@ -149,6 +151,7 @@ async def _serve_on(
     if workers:
         runtime.start(app.worker(grace=grace))
         app.start_projections()
+        app.start_schedules()
     runtime.start(HttpService(http, sockets))  # stopped first: no new requests
     await runtime.wait()
     if runtime.failure is not None:

@@ -10,6 +10,7 @@ from statekeeper.storage.machine_ops import MachineOps
 from statekeeper.storage.queue_ops import QueueOps, Sender
 from statekeeper.storage.reseal_ops import ResealOps
 from statekeeper.storage.runner import Database
+from statekeeper.storage.schedule_ops import ScheduleOps
 from statekeeper.storage.search_ops import SearchOps
 from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.state_query_ops import StateQueryOps
@@ -37,3 +38,4 @@ class Blocks:
         self.search = SearchOps(db)  # workflow search: attributes, filters, counts
         self.workflow_messages = WorkflowMessageOps(db)
         self.flow = FlowOps(db)  # workflow queues (flow control)
+        self.schedules = ScheduleOps(db)

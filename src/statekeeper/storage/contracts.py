@@ -26,6 +26,7 @@ from statekeeper.storage.queries import Dialect
 from statekeeper.storage.queue_ops import QueueOps as QueueStorage
 from statekeeper.storage.reseal_ops import ResealOps as ResealStorage
 from statekeeper.storage.rows import Maintenance, UnitOfWork, UnitResult
+from statekeeper.storage.schedule_ops import ScheduleOps as ScheduleStorage
 from statekeeper.storage.search_ops import SearchOps as SearchStorage
 from statekeeper.storage.state_ops import StateOps as StateStorage
 from statekeeper.storage.state_query_ops import StateQueryOps as StateQueryStorage
@@ -42,6 +43,7 @@ __all__ = [
     "MachineStorage",
     "QueueStorage",
     "ResealStorage",
+    "ScheduleStorage",
     "SearchStorage",
     "StateQueryStorage",
     "StateStorage",
@@ -102,6 +104,9 @@ class Storage(Committer, Protocol):
 
     @property
     def flow(self) -> FlowStorage: ...
+
+    @property
+    def schedules(self) -> ScheduleStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""

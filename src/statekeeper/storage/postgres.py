@@ -182,6 +182,10 @@ class PostgresBackend(Blocks):
                 results: list[Any] = []
                 try:
                     for (sql, args), mode, required in script:
+                        if mode == "many":  # one statement over many argument tuples
+                            await conn.executemany(sql, args)
+                            results.append(len(args))
+                            continue
                         if mode == "rowcount":
                             results.append(_count(await conn.execute(sql, *args)))
                             continue

@@ -20,7 +20,8 @@ from statekeeper.storage.queries import Dialect, Query
 
 Statement = tuple[str, tuple[Any, ...]]
 # One statement of an atomic script: the statement, how to read its result
-# (rowcount, found, first or row), and whether finding no row abandons the script.
+# (rowcount, found, first or row; or many: the statement's arguments are a sequence of
+# argument tuples, run as one batch), and whether finding no row abandons the script.
 Scripted = tuple[Statement, str, bool]
 
 

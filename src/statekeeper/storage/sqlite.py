@@ -166,6 +166,9 @@ class SQLiteBackend(Blocks):
         def job(conn: sqlite3.Connection) -> list[Any] | None:
             results: list[Any] = []
             for statement, mode, required in script:
+                if mode == "many":  # one statement over many argument tuples
+                    results.append(conn.executemany(*statement).rowcount)
+                    continue
                 cursor = conn.execute(*statement)
                 if mode == "rowcount":
                     results.append(cursor.rowcount)

@@ -1024,3 +1024,26 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+
+-- ---- Schedules (issue 12, item 2; migration 0019_schedules) ----
+CREATE TABLE sk_schedules (
+    namespace    TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    workflow     TEXT NOT NULL,
+    input        BYTEA NOT NULL,
+    spec         TEXT NOT NULL,
+    overlap      TEXT NOT NULL,
+    jitter       DOUBLE PRECISION NOT NULL,
+    catchup      DOUBLE PRECISION NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    next_fire_at DOUBLE PRECISION,
+    due_at       DOUBLE PRECISION,
+    last_run_id  TEXT,
+    buffered     TEXT NOT NULL DEFAULT '[]',
+    version      BIGINT NOT NULL DEFAULT 0,
+    created_at   DOUBLE PRECISION NOT NULL,
+    updated_at   DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+
+CREATE INDEX sk_schedules_due ON sk_schedules (namespace, due_at) WHERE due_at IS NOT NULL;

@@ -526,3 +526,26 @@ BEGIN
       > coalesce((SELECT per_group FROM sk_queue_limits
                   WHERE namespace = NEW.namespace AND queue = NEW.queue), 1);
 END;
+
+-- ---- Schedules (issue 12, item 2; migration 0019_schedules) ----
+CREATE TABLE sk_schedules (
+    namespace    TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    workflow     TEXT NOT NULL,
+    input        BLOB NOT NULL,
+    spec         TEXT NOT NULL,
+    overlap      TEXT NOT NULL,
+    jitter       REAL NOT NULL,
+    catchup      REAL NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    next_fire_at REAL,
+    due_at       REAL,
+    last_run_id  TEXT,
+    buffered     TEXT NOT NULL DEFAULT '[]',
+    version      INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+
+CREATE INDEX sk_schedules_due ON sk_schedules (namespace, due_at) WHERE due_at IS NOT NULL;

@@ -1,0 +1,124 @@
+"""Turning a schedule's row into the write that fires it.
+
+``Firing.decide`` reads nothing but, where the overlap policy needs it, whether the
+schedule's last run is still active; it returns the row to save (next fire time, due
+time, last run, buffer) with the runs to create and to cancel. The storage writes them
+in one transaction under the version the row was read at, so a fire is decided once
+however many schedulers look at it, and a crash leaves it either done or still due.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from statekeeper.codec import decode_value
+from statekeeper.constants import WORKFLOW_ACTIVE
+from statekeeper.schedules.policy import Plan, jitter_offset, run_id
+from statekeeper.schedules.specs import Spec, parse_spec
+from statekeeper.sealing import WORKFLOW, Sealer
+from statekeeper.storage import Storage
+from statekeeper.storage.schedule_ops import NewRun, ScheduleRow
+
+SCHEDULE = "schedule"  # sealing context of a schedule's input: (namespace, id, "input")
+# Most fires one schedule decides in one write (missed fires within a long catch-up
+# window are worked through over several writes).
+MAX_FIRES_PER_WRITE = 100
+# How often a schedule whose fires wait in its buffer looks whether its run has ended.
+BUFFER_RECHECK = 1.0
+
+
+@functools.lru_cache(maxsize=4096)
+def stored_spec(text: str) -> Spec:
+    return parse_spec(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    row: ScheduleRow
+    runs: list[NewRun]
+    cancel: list[str]
+    plan: Plan
+
+
+class Firing:
+    def __init__(
+        self,
+        backend: Callable[[], Storage],
+        namespace: str,
+        sealer: Sealer,
+        version_of: Callable[[str], str | None] = lambda name: None,
+    ) -> None:
+        self._backend = backend
+        self.namespace = namespace
+        self.sealer = sealer
+        self._version_of = version_of  # the code version a run of a workflow carries
+
+    async def active(self, run: str | None) -> bool:
+        if run is None:
+            return False
+        found = await self._backend().workflows.get(self.namespace, run)
+        return found is not None and found.status in WORKFLOW_ACTIVE
+
+    def input_of(self, row: ScheduleRow) -> bytes:
+        """The schedule's input, opened (plain JSON bytes)."""
+        return self.sealer.open(row.input, SCHEDULE, self.namespace, row.id, "input")
+
+    def value_of(self, row: ScheduleRow) -> object:
+        return decode_value(row.id, self.input_of(row))
+
+    def runs(self, row: ScheduleRow, ids: Sequence[str]) -> list[NewRun]:
+        if not ids:
+            return []
+        plain, version = self.input_of(row), self._version_of(row.workflow)
+        return [
+            NewRun(
+                r,
+                row.workflow,
+                self.sealer.seal(plain, WORKFLOW, self.namespace, r, "input"),
+                version,
+            )
+            for r in ids
+        ]
+
+    def due(self, row: ScheduleRow, fire: float | None, plan: Plan, now: float) -> float | None:
+        """When the schedule is next due: its next fire plus jitter, or sooner while a
+        fire waits in its buffer; None when paused or nothing is left."""
+        if row.paused:
+            return None
+        found = [] if fire is None else [fire + jitter_offset(row.id, fire, row.jitter)]
+        if plan.buffered:
+            found.append(now + BUFFER_RECHECK)
+        return min(found) if found else None
+
+    async def plan(self, row: ScheduleRow) -> Plan:
+        needs_active = row.overlap != "allow_all" or row.buffered not in ("", "[]")
+        active = await self.active(row.last_run_id) if needs_active else False
+        return Plan.of(row.overlap, active, row.last_run_id, row.buffered)
+
+    def finish(self, row: ScheduleRow, plan: Plan, fire: float | None, now: float) -> Decision:
+        saved = row._replace(
+            next_fire_at=fire, due_at=self.due(row, fire, plan, now),
+            last_run_id=plan.last_run_id, buffered=plan.buffer_text(),
+        )  # fmt: skip
+        return Decision(saved, self.runs(row, plan.started), list(plan.cancelled), plan)
+
+    async def decide(self, row: ScheduleRow, now: float) -> Decision:
+        """The fires of ``row`` due at ``now``: those older than its catch-up window
+        skipped, the others run under its overlap policy, and its buffer drained."""
+        spec = stored_spec(row.spec)
+        plan = await self.plan(row)
+        plan.drain()
+        fire = row.next_fire_at
+        count = 0
+        while fire is not None and count < MAX_FIRES_PER_WRITE and not row.paused:
+            if fire < now - row.catchup:  # missed too long ago: skipped
+                fire = spec.next_after(max(fire, now - row.catchup - 0.001))
+                continue
+            if fire + jitter_offset(row.id, fire, row.jitter) > now:
+                break
+            plan.fire(run_id(row.id, fire))
+            fire = spec.next_after(fire)
+            count += 1
+        return self.finish(row, plan, fire, now)

@@ -1,0 +1,160 @@
+"""The scheduler: fires due schedules, in every worker, with no leader.
+
+Each round claims the due schedules (one indexed range read: ``sk_schedules_due``), so
+two schedulers take different ones; decides each one's fires (``Firing.decide``); and
+writes all of them, with the runs they start, in one transaction (or, if one of them
+changed since it was claimed, each in its own). A run's id is its schedule's id and
+fire time, created ``ON CONFLICT DO NOTHING`` in the transaction that moves the
+schedule past that fire: however many schedulers run, and wherever one is killed, a
+fire starts one run. A scheduler killed holding a claim leaves its schedules due again
+when the claim's lease ends; the fires missed meanwhile run then, within each
+schedule's catch-up window.
+
+Between rounds it sleeps until the next due time (the App's clock), at most ``poll``
+seconds, woken early when a schedule changes here or (PostgreSQL) in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from statekeeper.errors import StatekeeperError
+from statekeeper.schedules.api import Schedules
+from statekeeper.schedules.firing import Decision
+from statekeeper.schedules.policy import jitter_offset
+from statekeeper.storage.schedule_ops import ScheduleRow
+
+log = logging.getLogger("statekeeper.scheduler")
+
+CLAIM_LEASE = 10.0  # seconds a claimed schedule is kept from other schedulers
+BATCH = 100  # schedules claimed in one round trip
+PARALLEL = 4  # rounds in flight at once (on PostgreSQL, on as many connections)
+AHEAD = 0.0  # seconds before schedules are due that the service claims them (see the report)
+_ERROR_PAUSE = 1.0
+
+
+class Scheduler:
+    """A supervised service (``name``, ``run(stopping)``) firing ``schedules``."""
+
+    name = "scheduler"
+
+    def __init__(
+        self,
+        schedules: Schedules,
+        *,
+        poll: float = 1.0,
+        batch: int = BATCH,
+        observe: Callable[[list[str], float], None] | None = None,
+    ) -> None:
+        self.schedules = schedules
+        self.poll = poll
+        self.batch = batch
+        self.started = 0  # runs started by this scheduler
+        # Told the ids of the runs each round started and when their commit returned
+        # (the clock's time): what the benchmark measures lateness with.
+        self.observe = observe
+
+    async def run_due(self, *, ahead: float = 0.0, stopping: asyncio.Event | None = None) -> int:
+        """One round: fire what is due now; how many schedules were claimed. With
+        ``ahead``, schedules due within that many seconds are claimed too, and each is
+        decided and written at its time (its claim and, under ``allow_all``, its
+        decision made beforehand, so that the fire is late only by its write)."""
+        schedules = self.schedules
+        backend = schedules._backend().schedules
+        now = schedules.clock()
+        rows = await backend.claim(
+            schedules.namespace, now=now + ahead, lease_end=now + CLAIM_LEASE, limit=self.batch
+        )
+        if not rows:
+            return 0
+        groups: dict[float, list[ScheduleRow]] = {}
+        for row in rows:
+            groups.setdefault(max(now, _target(row, now)), []).append(row)
+        for at in sorted(groups):
+            await self._fire(groups[at], at, stopping)
+        return len(rows)
+
+    async def _fire(
+        self, rows: list[ScheduleRow], at: float, stopping: asyncio.Event | None
+    ) -> None:
+        """Decide and write ``rows``, due at ``at``, once the clock reaches it."""
+        schedules = self.schedules
+        firing = schedules.firing
+        early = [await firing.decide(r, at) for r in rows if r.overlap == "allow_all"]
+        while (left := at - schedules.clock()) > 0:
+            if stopping is not None and stopping.is_set():
+                return  # the claims end in CLAIM_LEASE; the fires run then
+            await asyncio.sleep(min(left, self.poll))
+        now = schedules.clock()
+        late = [await firing.decide(r, now) for r in rows if r.overlap != "allow_all"]
+        decisions = early + late
+        backend = schedules._backend().schedules
+        writes = [(d.row, d.runs, d.cancel) for d in decisions]
+        if await backend.write_many(schedules.namespace, writes, now):
+            done = decisions
+        else:  # one changed since it was claimed (an operator's write): each on its own
+            done = [d for d in decisions if await self._write_one(d, now)]
+        started = sum(len(d.runs) for d in done)
+        if self.observe is not None:
+            self.observe([r.id for d in done for r in d.runs], schedules.clock())
+        self.started += started
+        schedules._changed(started=started > 0)
+
+    async def _write_one(self, decision: Decision, now: float) -> bool:
+        schedules = self.schedules
+        return await schedules._backend().schedules.write(
+            schedules.namespace, decision.row, now, runs=decision.runs, cancel=decision.cancel
+        )
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fire due schedules until ``stopping`` is set (declared ones upserted first)."""
+        schedules = self.schedules
+        while not stopping.is_set():
+            try:
+                declared = await schedules.upsert_declared()
+                break
+            except StatekeeperError as error:
+                log.warning("declaring schedules failed; retrying", exc_info=error)
+                await _wait(stopping, None, _ERROR_PAUSE)
+        else:
+            return
+        if declared:
+            log.info("schedules declared", extra={"schedules": declared})
+        while not stopping.is_set():
+            woken = schedules.wake_event()
+            try:
+                while True:
+                    rounds = [self.run_due(ahead=AHEAD, stopping=stopping) for _ in range(PARALLEL)]
+                    if max(await asyncio.gather(*rounds)) < self.batch:
+                        break
+                due = await schedules._backend().schedules.next_due(schedules.namespace)
+                delay = self.poll if due is None else due - AHEAD - schedules.clock()
+            except StatekeeperError as error:
+                log.warning("firing schedules failed; retrying", exc_info=error)
+                delay = _ERROR_PAUSE
+            await _wait(stopping, woken, min(self.poll, max(0.001, delay)))
+
+
+def _target(row: ScheduleRow, now: float) -> float:
+    """When a claimed schedule is due: its next fire plus jitter (now if fires wait in
+    its buffer, or it has nothing to fire)."""
+    if row.next_fire_at is None or row.buffered not in ("", "[]"):
+        return now
+    return row.next_fire_at + jitter_offset(row.id, row.next_fire_at, row.jitter)
+
+
+async def _wait(stopping: asyncio.Event, woken: asyncio.Event | None, delay: float) -> None:
+    waits = [asyncio.create_task(stopping.wait())]
+    if woken is not None:
+        waits.append(asyncio.create_task(woken.wait()))
+    try:
+        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        for task in waits:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,23 @@
+-- Schedules, PostgreSQL only: a scheduler's batch written set-wise (one statement for
+-- the schedules, one for their runs) rather than a statement per row.
+
+-- name: sch_write_many
+-- The fired state of each schedule of the batch (its definition is not changed), under
+-- the version it was claimed at; sch_check_versions has locked and checked them all.
+UPDATE sk_schedules AS s
+SET next_fire_at = v.next_fire_at, due_at = v.due_at, last_run_id = v.last_run_id,
+    buffered = v.buffered, version = s.version + 1, updated_at = :now
+FROM unnest(:ids::text[], :versions::bigint[], :next_fire_ats::float8[], :due_ats::float8[],
+            :last_run_ids::text[], :buffereds::text[])
+     AS v(id, version, next_fire_at, due_at, last_run_id, buffered)
+WHERE s.namespace = :namespace AND s.id = v.id AND s.version = v.version;
+
+-- name: sch_create_runs
+-- The batch's runs, as wf_create makes one (keep the two in step): pending, due now; a
+-- run whose id exists already (its fire was started before) is left alone.
+INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
+                          deadline, created_at, updated_at, version)
+SELECT :namespace, r.id, r.name, 'pending', r.input, 0, :now, NULL, NULL, :now, :now, r.version
+FROM unnest(:run_ids::text[], :names::text[], :inputs::bytea[], :versions::text[])
+     AS r(id, name, input, version)
+ON CONFLICT (namespace, id) DO NOTHING;

@@ -1,0 +1,78 @@
+-- Schedules (migration 0015). Every write but a claim names the version it read and
+-- adds one to it: two schedulers (or a scheduler and an operator) that read the same
+-- row cannot both write it, so a fire is decided once. A fire's run is created in the
+-- same transaction as the write that moves next_fire_at past it (schedule_ops.write).
+
+-- name: sch_create
+INSERT INTO sk_schedules (namespace, id, workflow, input, spec, overlap, jitter, catchup,
+                          paused, next_fire_at, due_at, last_run_id, buffered, version,
+                          created_at, updated_at)
+VALUES (:namespace, :id, :workflow, :input, :spec, :overlap, :jitter, :catchup, :paused,
+        :next_fire_at, :due_at, NULL, '[]', 0, :now, :now)
+ON CONFLICT (namespace, id) DO NOTHING
+RETURNING id;
+
+-- name: sch_get
+SELECT id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire_at, due_at,
+       last_run_id, buffered, version, created_at, updated_at
+FROM sk_schedules WHERE namespace = :namespace AND id = :id;
+
+-- name: sch_list
+SELECT id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire_at, due_at,
+       last_run_id, buffered, version, created_at, updated_at
+FROM sk_schedules WHERE namespace = :namespace AND id > :after
+ORDER BY id LIMIT :limit;
+
+-- name: sch_delete
+DELETE FROM sk_schedules WHERE namespace = :namespace AND id = :id RETURNING id;
+
+-- name: sch_write
+UPDATE sk_schedules
+SET workflow = :workflow, input = :input, spec = :spec, overlap = :overlap,
+    jitter = :jitter, catchup = :catchup, paused = :paused, next_fire_at = :next_fire_at,
+    due_at = :due_at, last_run_id = :last_run_id, buffered = :buffered,
+    version = version + 1, updated_at = :now
+WHERE namespace = :namespace AND id = :id AND version = :version
+RETURNING id;
+
+-- name: sch_claim
+-- The due schedules, oldest due first, one indexed range read of sk_schedules_due (on
+-- PostgreSQL gathered into an array first, so that the rows are then found by primary
+-- key whatever the planner believes of the table's size). Each
+-- is claimed: its due_at moves to the claim's lease end (a scheduler that dies holding
+-- it leaves it due again then, and fires missed meanwhile run within the catch-up
+-- window) and its version moves on (a write by a scheduler that read it before fails).
+UPDATE sk_schedules SET due_at = :lease_end, version = version + 1
+WHERE namespace = :namespace
+  -- sqlite: AND id IN (
+  -- postgres: AND id = ANY(ARRAY(
+    SELECT id FROM sk_schedules
+    WHERE namespace = :namespace AND due_at IS NOT NULL AND due_at <= :now
+    ORDER BY due_at
+    LIMIT :limit
+    -- postgres: FOR UPDATE SKIP LOCKED
+  -- sqlite: )
+  -- postgres: ))
+RETURNING id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire_at, due_at,
+          last_run_id, buffered, version, created_at, updated_at;
+
+-- name: sch_next_due
+SELECT due_at FROM sk_schedules
+WHERE namespace = :namespace AND due_at IS NOT NULL
+ORDER BY due_at LIMIT 1;
+
+-- name: sch_check_versions
+-- The fence of a scheduler's batch of writes: a row back only if every schedule of the
+-- batch still has the version it was claimed at (PostgreSQL locks them until the batch
+-- commits; SQLite's one writer runs the batch alone).
+SELECT count(*) FROM (
+    SELECT s.id
+    -- sqlite: FROM json_each(:pairs_json) j CROSS JOIN sk_schedules s
+    -- sqlite:   ON s.namespace = :namespace AND s.id = json_extract(j.value, '$[0]')
+    -- sqlite:   AND s.version = json_extract(j.value, '$[1]')
+    -- postgres: FROM unnest(:ids::text[], :versions::bigint[]) AS v(id, version)
+    -- postgres: JOIN sk_schedules s
+    -- postgres:   ON s.namespace = :namespace AND s.id = v.id AND s.version = v.version
+    -- postgres: FOR UPDATE OF s
+) AS matched
+HAVING count(*) = :count;

@@ -1,0 +1,189 @@
+"""Schedule operations, written once for both adapters (queries in
+``queries/schedules.sql``). A fire is one transaction: the schedule's row moves on (under
+the version the scheduler read) and the runs it decided are created with it, so a crash
+between the two never loses a fire nor doubles one.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from statekeeper.storage.runner import Operations, Scripted, Statement
+
+
+class ScheduleRow(NamedTuple):
+    """One stored schedule; ``spec`` and ``buffered`` are JSON text, ``input`` sealed."""
+
+    id: str
+    workflow: str
+    input: bytes
+    spec: str
+    overlap: str
+    jitter: float
+    catchup: float
+    paused: int
+    next_fire_at: float | None
+    due_at: float | None
+    last_run_id: str | None
+    buffered: str
+    version: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run a schedule starts: its id (derived from the fire time), workflow and input."""
+
+    id: str
+    workflow: str
+    input: bytes
+    version: str | None = None  # the application version the run carries (wf_create)
+
+
+class ScheduleOps(Operations):
+    """``contracts.ScheduleStorage``: the block's operations over an adapter's statements."""
+
+    async def create(self, namespace: str, row: ScheduleRow, now: float) -> bool:
+        """Store a new schedule; False when the id is taken."""
+        statement = self._bind(
+            "sch_create", namespace=namespace, id=row.id, workflow=row.workflow,
+            input=row.input, spec=row.spec, overlap=row.overlap, jitter=row.jitter,
+            catchup=row.catchup, paused=row.paused, next_fire_at=row.next_fire_at,
+            due_at=row.due_at, now=now,
+        )  # fmt: skip
+        return bool(
+            await self._db.run_write(statement, f"cannot create schedule {row.id!r}", "found")
+        )
+
+    async def get(self, namespace: str, id: str) -> ScheduleRow | None:
+        statement = self._bind("sch_get", namespace=namespace, id=id)
+        row = await self._db.run_read(statement, f"cannot read schedule {id!r}", "row")
+        return None if row is None else ScheduleRow(*row)
+
+    async def list(self, namespace: str, *, after: str, limit: int) -> builtins.list[ScheduleRow]:
+        """Schedules by id, those after ``after`` first."""
+        statement = self._bind("sch_list", namespace=namespace, after=after, limit=limit)
+        rows = await self._db.run_many(statement, "cannot list schedules")
+        return [ScheduleRow(*row) for row in rows]
+
+    async def delete(self, namespace: str, id: str) -> bool:
+        statement = self._bind("sch_delete", namespace=namespace, id=id)
+        return bool(await self._db.run_write(statement, f"cannot delete schedule {id!r}", "found"))
+
+    async def claim(
+        self, namespace: str, *, now: float, lease_end: float, limit: int
+    ) -> builtins.list[ScheduleRow]:
+        """The schedules due at ``now`` (at most ``limit``), claimed until ``lease_end``."""
+        statement = self._bind(
+            "sch_claim", namespace=namespace, now=now, lease_end=lease_end, limit=limit
+        )
+        rows = await self._db.run_many(statement, "cannot claim due schedules", write=True)
+        return [ScheduleRow(*row) for row in rows]
+
+    async def next_due(self, namespace: str) -> float | None:
+        statement = self._bind("sch_next_due", namespace=namespace)
+        due = await self._db.run_read(statement, "cannot read schedules", "first")
+        return None if due is None else float(due)
+
+    def _write(self, namespace: str, row: ScheduleRow, now: float) -> Scripted:
+        return (self._bind(
+            "sch_write", namespace=namespace, id=row.id, workflow=row.workflow,
+            input=row.input, spec=row.spec, overlap=row.overlap, jitter=row.jitter,
+            catchup=row.catchup, paused=row.paused, next_fire_at=row.next_fire_at,
+            due_at=row.due_at, last_run_id=row.last_run_id, buffered=row.buffered,
+            version=row.version, now=now,
+        ), "found", True)  # fmt: skip
+
+    def _effects(
+        self, namespace: str, runs: Sequence[NewRun], cancel: Sequence[str], now: float
+    ) -> builtins.list[Scripted]:
+        script: builtins.list[Scripted] = []
+        for run_id in cancel:
+            statement = self._bind("wf_cancel", now=now, namespace=namespace, id=run_id)
+            script.append((statement, "rowcount", False))
+        for run in runs:
+            statement = self._bind(
+                "wf_create", namespace=namespace, id=run.id, name=run.workflow,
+                input=run.input, parent_id=None, now=now, deadline=None, version=run.version,
+            )  # fmt: skip
+            script.append((statement, "rowcount", False))
+        return script
+
+    async def write(
+        self,
+        namespace: str,
+        row: ScheduleRow,
+        now: float,
+        *,
+        runs: Sequence[NewRun] = (),
+        cancel: Sequence[str] = (),
+    ) -> bool:
+        """Save ``row`` if the stored version is still ``row.version`` and, in the same
+        transaction, cancel the runs ``cancel`` and create ``runs`` (an id that exists
+        already is left alone: the fire time is the run's idempotency key). False, with
+        nothing done, if the schedule changed or was deleted since it was read."""
+        script = [self._write(namespace, row, now), *self._effects(namespace, runs, cancel, now)]
+        done = await self._db.run_atomic(script, f"cannot save schedule {row.id!r}")
+        return done is not None
+
+    def _save_all(
+        self,
+        namespace: str,
+        writes: Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]],
+        now: float,
+    ) -> Statement:
+        rows = [row for row, _, _ in writes]
+        return self._bind(
+            "sch_write_many", namespace=namespace, now=now, ids=[r.id for r in rows],
+            versions=[r.version for r in rows], next_fire_ats=[r.next_fire_at for r in rows],
+            due_ats=[r.due_at for r in rows], last_run_ids=[r.last_run_id for r in rows],
+            buffereds=[r.buffered for r in rows],
+        )  # fmt: skip
+
+    async def write_many(
+        self,
+        namespace: str,
+        writes: Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]],
+        now: float,
+    ) -> bool:
+        """Several ``write``s in one transaction, each statement run once over the whole
+        batch: all of them, or (one schedule having changed since it was read) none."""
+        if len(writes) <= 1:
+            return all(
+                [await self.write(namespace, r, now, runs=n, cancel=c) for r, n, c in writes]
+            )
+        if self._db.dialect == "postgres":
+            pairs: dict[str, Any] = {
+                "ids": [row.id for row, _, _ in writes],
+                "versions": [row.version for row, _, _ in writes],
+            }
+        else:
+            pairs = {"pairs_json": json.dumps([[row.id, row.version] for row, _, _ in writes])}
+        check = self._bind("sch_check_versions", namespace=namespace, count=len(writes), **pairs)
+        script: builtins.list[Scripted] = [(check, "found", True)]
+        cancels = [run for _, _, cancel in writes for run in cancel]
+        creates = [run for _, runs, _ in writes for run in runs]
+        effects = self._effects(namespace, creates, cancels, now)
+        if self._db.dialect == "postgres":  # set-wise: one statement each
+            script.append((self._save_all(namespace, writes, now), "rowcount", False))
+            script.extend(effects[: len(cancels)])
+            if creates:
+                script.append((self._bind(
+                    "sch_create_runs", namespace=namespace, now=now,
+                    run_ids=[r.id for r in creates], names=[r.workflow for r in creates],
+                    inputs=[r.input for r in creates], versions=[r.version for r in creates],
+                ), "rowcount", False))  # fmt: skip
+        else:  # one statement over the batch's rows, in the writer's own process
+            saves = tuple(self._write(namespace, row, now)[0][1] for row, _, _ in writes)
+            script.append(((self._queries["sch_write"].sql, saves), "many", False))
+            script.extend(effects[: len(cancels)])
+            if creates:
+                arguments = tuple(statement[1] for (statement, _, _) in effects[len(cancels) :])
+                script.append(((self._queries["wf_create"].sql, arguments), "many", False))
+        done = await self._db.run_atomic(script, "cannot save schedules")
+        return done is not None
