@@ -165,6 +165,8 @@ VALUES: dict[str, Any] = {
     # Workflow search: an attribute, its value or range, the other filters (JSON).
     "attr": "customer", "attr_text": "c-7", "number_low": 10.0, "number_high": 10.0,
     "filters_json": json.dumps([{"name": "amount", "text": None, "low": 5.0, "high": None}]),
+    # The versions a runner stamps on the runs it first leases, by workflow name.
+    "version_map": json.dumps({"w": "code-000000000000"}),
 }  # fmt: skip
 
 

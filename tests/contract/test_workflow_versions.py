@@ -81,6 +81,9 @@ async def test_runs_are_stamped_with_their_workflow_code_version(
         second = await app.workflows.start(other, "x")
         order_version = code_version("order", old_order)
         assert order_version.startswith("code-") and len(order_version) == 17
+        # Not yet run: no code has recorded anything, so no version pins it yet.
+        assert (await app.workflows.status(first)).version is None
+        await drive(app)  # the first lease stamps the runner's version of each workflow
         assert (await app.workflows.status(first)).version == order_version
         assert (await app.workflows.status(second)).version == code_version("other", other)
         assert order_version != code_version("order", new_order)  # the code is hashed
@@ -150,6 +153,25 @@ async def test_the_any_policy_runs_every_version(
         await drive(new)
         assert await new.workflows.result(run) == "other a"
         assert (await new.workflows.status(run)).version == "v1"  # it keeps its version
+
+
+async def test_a_run_started_by_a_stand_in_is_pinned_by_the_code_that_runs_it(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """A client process that registers a stand-in of a workflow (a function of the same
+    name that only raises) starts runs the real code runs, and pins them to that code."""
+    async with make_app(database_url, namespace, clock) as client:
+
+        @client.workflow(name="other")
+        async def stand_in(ctx: WorkflowContext, order: str) -> str:
+            raise AssertionError("runs only where the real code is")
+
+        run = await client.workflows.start("other", "s")
+    async with make_app(database_url, namespace, clock) as worker:
+        worker.workflow(other)
+        await drive(worker)
+        assert await worker.workflows.result(run) == "other s"
+        assert (await worker.workflows.status(run)).version == code_version("other", other)
 
 
 async def test_processes_with_different_workflow_sets_agree_on_versions(

@@ -57,7 +57,7 @@ class Schedules:
         self.clock = clock
         self._wakeups = wakeups
         self.sealer = sealer
-        self.firing = Firing(backend, self.namespace, sealer, workflows.versions.of)
+        self.firing = Firing(backend, self.namespace, sealer, workflows.versions.at_start)
         self.declared: dict[str, Declared] = {}
 
     # --- reading -------------------------------------------------------------------

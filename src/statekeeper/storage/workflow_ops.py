@@ -6,7 +6,8 @@ a unit of work (``unit.py``): one statement on PostgreSQL, one writer job on SQL
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_CANCEL_REQUESTED, child_event
@@ -53,13 +54,16 @@ class WorkflowOps(Operations):
         limit: int,
         now: float,
         versions: Sequence[str] | None = None,
+        stamps: Mapping[str, str] | None = None,
     ) -> list[LeasedWorkflow]:
         """Lease due workflows of ``names``; with ``versions``, only runs of those
-        application versions or of none (pinned); without, of any version."""
+        application versions or of none (pinned); without, of any version. A run with
+        no version yet takes the one ``stamps`` gives its workflow's name."""
         statement = self._bind(
             "wf_lease", owner=owner, lease_end=lease_end, now=now, namespace=namespace,
             limit=limit, any_version=int(versions is None), **self._list_arg("names", names),
             **self._list_arg("versions", versions or ()),
+            version_map=json.dumps(dict(stamps or {})),
         )  # fmt: skip
         rows = await self._db.run_many(statement, "cannot lease workflows", write=True)
         return [LeasedWorkflow(*row) for row in rows]

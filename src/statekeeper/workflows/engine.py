@@ -290,11 +290,11 @@ class Workflows:
             return WorkflowRun(await self.flow.start(
                 queue, id=chosen, name=name, input=input, seal=seal, deadline=deadline,
                 check_same=lambda run: self._check_same(run, name, plain), key=key,
-                priority=priority, version=self.versions.of(name),
+                priority=priority, version=self.versions.at_start(name),
             ))  # fmt: skip
         created = await self._backend.workflows.create(
             self.namespace, chosen, name, data, None, now, deadline=deadline,
-            version=self.versions.of(name),
+            version=self.versions.at_start(name),
         )  # fmt: skip
         if created:
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)

@@ -73,7 +73,7 @@ async def fork(
         copied.append(e._replace(input=data.get("input"), output=data.get("output"), error=error))
     input = seal.open(row.input, WORKFLOW, ns, id, "input")
     input = seal.seal(input, WORKFLOW, ns, chosen, "input")
-    version = flows.versions.of(row.name) or row.version
+    version = flows.versions.at_start(row.name)
     mailbox = await _copied_mailbox(flows, id, chosen)
     done = await backend.workflows.fork(
         ns, chosen, row.name, input, copied, flows._clock(), version=version, mailbox=mailbox

@@ -167,6 +167,7 @@ class WorkflowRunner:
             return await flows._backend.workflows.lease(
                 flows.namespace, names, owner=self.owner, lease_end=now + flows.lease,
                 limit=min(count, 16), now=now, versions=flows.versions.leased(),
+                stamps=flows.versions.stamps(names),
             )  # fmt: skip
         except StatekeeperError as error:
             log.warning("leasing workflows failed", exc_info=error, extra={"error": error.message})

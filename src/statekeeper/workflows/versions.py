@@ -1,10 +1,12 @@
 """Application versions: which code a workflow run was started on, and which workers run it.
 
-Every run is stamped, as it starts, with the version of the code that will run it:
-``App(version="...")`` (or ``STATEKEEPER_APP_VERSION``) for every workflow of the app,
-else a hash of the workflow's own function (``code-`` and 12 hex digits), so that two
-processes that register different sets of workflows still agree on the version of the
-ones they share. A workflow defined at runtime (``app.workflows.define``) has no code in
+Every run is stamped with the version of the code that runs it: ``App(version="...")``
+(or ``STATEKEEPER_APP_VERSION``) for every workflow of the app, stamped as the run starts;
+else a hash of the workflow's own function (``code-`` and 12 hex digits), stamped by the
+worker that first leases the run (the code that records its journal), so that a process
+that starts runs without their code, or with a stand-in, pins nothing, and two processes
+that register different sets of workflows agree on the version of the ones they share.
+A workflow defined at runtime (``app.workflows.define``) has no code in
 the process: its runs carry the explicit version, or none.
 
 The version policy says which runs a worker leases: ``pinned`` (the default) only runs
@@ -92,6 +94,18 @@ class Versions:
             known = (fn, code_version(name, fn))
             self._hashes[name] = known
         return known[1]
+
+    def at_start(self, name: str) -> str | None:
+        """The version a run started here carries from its start: the explicit one only.
+        Without one, a run is stamped by the worker that first leases it (``stamps``): the
+        process that starts a run need not have its code, or may hold a stand-in."""
+        return self.explicit
+
+    def stamps(self, names: list[str]) -> dict[str, str]:
+        """The version a runner here gives the runs of ``names`` that have none yet,
+        as it first leases them: the code that records their journal."""
+        found = {name: self.of(name) for name in names}
+        return {name: version for name, version in found.items() if version is not None}
 
     def leased(self) -> list[str] | None:
         """The versions a runner here leases (and runs of none); None: any version. A

@@ -26,7 +26,11 @@ FROM sk_workflows WHERE namespace = :namespace AND id = :id;
 -- running now; paused ones are not in that index at all.
 UPDATE sk_workflows
 SET status = 'running', owner = :owner, fence = fence + 1, lease_expires_at = :lease_end,
-    wake_at = :lease_end, updated_at = :now
+    wake_at = :lease_end, updated_at = :now,
+    -- A run without a version takes this runner's version of its workflow (:version_map,
+    -- a JSON object by name): the code that records its journal pins it.
+    -- sqlite: version = coalesce(version, (SELECT value FROM json_each(:version_map) WHERE key = sk_workflows.name))
+    -- postgres: version = coalesce(version, CAST(CAST(:version_map AS TEXT) AS jsonb) ->> name)
 WHERE namespace = :namespace AND id IN (
     SELECT id FROM sk_workflows
     WHERE namespace = :namespace
