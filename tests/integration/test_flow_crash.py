@@ -1,5 +1,5 @@
 """Flow control under SIGKILL, on PostgreSQL: 500 runs of a queue with concurrency 4 and
-per-key concurrency 1 run on 3 workers, a random one killed every ~0.5 s and started
+per-key concurrency 1 run on 3 workers, a random one killed every 2.5 s and started
 again. Probes inside the steps (advisory locks, flow_crash_app.py) never see more than 4
 runs at once, nor two of one key; every run succeeds and every step's effect is there
 once. Meanwhile a queue limited to 50 admissions a second is fed 600 runs: no 1 s
