@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from statekeeper import App
+from statekeeper import App, Retry
 
 DSN = os.environ["CRASH_PG_DSN"]
 SCHEMA = os.environ["CRASH_PG_SCHEMA"]
@@ -76,7 +76,9 @@ async def probed_step(workflow_id: str, key: str, step: int) -> int:
 async def limited_run(ctx: Any, input: dict[str, Any]) -> int:
     total = 0
     for step in range(1):
-        total += await ctx.step(probed_step, ctx.workflow_id, input["key"], step)
+        total += await ctx.step(
+            probed_step, ctx.workflow_id, input["key"], step, retry=Retry(max_attempts=5)
+        )
     return total
 
 
@@ -91,5 +93,5 @@ async def note_start(workflow_id: str) -> None:
 
 @app.workflow
 async def rated_run(ctx: Any, n: int) -> int:
-    await ctx.step(note_start, ctx.workflow_id)
+    await ctx.step(note_start, ctx.workflow_id, retry=Retry(max_attempts=5))
     return n
