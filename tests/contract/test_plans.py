@@ -74,6 +74,7 @@ EXPECTED = {
     # Versions, forks and retention (0015).
     "wf_move_version": "sk_workflows_by_version",
     "wf_move_version_of": "sk_workflows_pkey",
+    "wf_expired_mark": "sk_workflows_expiry",
     "wf_expired_runs": "sk_workflows_expiry",
     "wf_expired_steps": "sk_workflows_expiry",
     "wf_expired_events": "sk_workflows_expiry",
@@ -148,7 +149,7 @@ WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge
 # it whole to find the expired rows (an index afterwards; a bounded cost either way).
 PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
-          "wf_expired_runs", "wf_expired_attributes", "wf_expired_messages",
+          "wf_expired_runs", "wf_expired_mark", "wf_expired_attributes", "wf_expired_messages",
           "wf_expired_updates", "wf_expired_values", "wf_expired_flow_runs"}  # fmt: skip
 
 

@@ -6,6 +6,7 @@ covers every namespace of the database, so each test has a database of its own."
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,33 @@ async def test_a_purged_run_takes_its_mailbox_and_published_values_with_it(
         assert await app.forget_old_records() == 1
         assert await messages.next_message(namespace, run, "inbox", 0) is None
         assert await messages.value(namespace, run, "seen") is None
+
+
+async def test_concurrent_purges_leave_no_journal_behind(
+    own_database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """Three apps purge at once, in small batches: each batch is chosen once and its runs
+    go with everything they own, so no journal is left without its run."""
+    apps = [make_app(own_database_url, namespace, clock, workflow_retention=HOUR) for _ in "abc"]
+    for opened in apps:
+        await opened.open()
+    try:
+        app = apps[0]
+        app.workflow(short)
+        ids = [await app.workflows.start(short, f"r{n}") for n in range(60)]
+        await drive(app)
+        clock.advance(HOUR + 1)
+        purged = 0
+        while True:
+            done = await asyncio.gather(
+                *(a.backend.workflows.purge_expired(clock(), 4) for a in apps)
+            )
+            purged += sum(done)
+            if not any(done):
+                break
+        assert purged == 60
+        for run in ids:
+            assert await app.backend.workflows.history(namespace, run) == []
+    finally:
+        for opened in apps:
+            await opened.close()

@@ -359,6 +359,7 @@ class WorkflowOps(Operations):
         script: builtins.list[Scripted] = [
             (self._bind(query, now=now, limit=limit), "rowcount", False)
             for query in (
+                "wf_expired_mark",
                 "wf_expired_steps",
                 "wf_expired_events",
                 "wf_expired_attributes",

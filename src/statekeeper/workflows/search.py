@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 FIRST_PAGE = (math.inf, "")
 MAX_CURSOR = 400  # characters: a time and a workflow id of up to 200 characters, base64
-KEYS = ("id", "name", "status", "created_at", "updated_at")
+KEYS = ("id", "name", "status", "created_at", "updated_at", "version")
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,10 +58,10 @@ ORDER BY name;
 DELETE FROM sk_workflow_attributes WHERE namespace = :namespace AND workflow_id = :id;
 
 -- name: wf_search_text
-SELECT w.id, w.name, w.status, w.created_at, w.updated_at
+SELECT w.id, w.name, w.status, w.created_at, w.updated_at, w.version
 FROM sk_workflow_attributes a
 -- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
--- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at, version
 -- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
 -- postgres:     LIMIT 1) w
 WHERE a.namespace = :namespace AND a.name = :attr AND a.text_value = :attr_text
@@ -88,10 +88,10 @@ LIMIT :limit;
 -- name: wf_search_number
 -- An equality (low = high) reads its range in the listing's order; a range reads every
 -- row in it, sorted (its cost is the rows in the range, whatever else the table holds).
-SELECT w.id, w.name, w.status, w.created_at, w.updated_at
+SELECT w.id, w.name, w.status, w.created_at, w.updated_at, w.version
 FROM sk_workflow_attributes a
 -- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
--- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at, version
 -- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
 -- postgres:     LIMIT 1) w
 WHERE a.namespace = :namespace AND a.name = :attr
@@ -129,7 +129,7 @@ GROUP BY status, name;
 SELECT w.status, w.name, count(*)
 FROM sk_workflow_attributes a
 -- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
--- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at, version
 -- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
 -- postgres:     LIMIT 1) w
 WHERE a.namespace = :namespace AND a.name = :attr AND a.text_value = :attr_text
@@ -155,7 +155,7 @@ GROUP BY w.status, w.name;
 SELECT w.status, w.name, count(*)
 FROM sk_workflow_attributes a
 -- sqlite: JOIN sk_workflows w ON w.namespace = a.namespace AND w.id = a.workflow_id
--- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at
+-- postgres: CROSS JOIN LATERAL (SELECT id, name, status, created_at, updated_at, version
 -- postgres:     FROM sk_workflows WHERE namespace = a.namespace AND id = a.workflow_id
 -- postgres:     LIMIT 1) w
 WHERE a.namespace = :namespace AND a.name = :attr

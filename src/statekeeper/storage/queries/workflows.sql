@@ -323,72 +323,52 @@ INSERT INTO sk_workflow_steps (namespace, workflow_id, position, kind, name, inp
 VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, :attempts,
         :started_at, :finished_at);
 
--- name: wf_expired_steps
--- Retention: the runs whose purge time has passed, oldest first, :limit a batch
--- (sk_workflows_expiry's range, in every namespace): their journals, their events
--- (wf_expired_events), their searchable attributes (wf_expired_attributes), mailbox,
--- updates and published values (wf_expired_messages, _updates, _values), their places in
--- workflow queues (wf_expired_flow_runs), then their rows
--- (wf_expired_runs), in one transaction that reads the same batch each time.
-DELETE FROM sk_workflow_steps
-WHERE (namespace, workflow_id) IN (
+-- name: wf_expired_mark
+-- Retention: a batch of the runs whose purge time has passed, oldest first (:limit of
+-- sk_workflows_expiry's range, in every namespace), chosen once and marked (purge_at -1,
+-- a time no run is stamped with) under this transaction's row locks; the statements
+-- after it delete the marked runs' journals, events, attributes, mailboxes, updates,
+-- published values and queue places, then the runs (wf_expired_runs), in the same
+-- transaction. Chosen once: each statement reads what is committed when it starts, so a
+-- batch chosen again by each could differ from one statement to the next when another
+-- process purges at the same time (PostgreSQL skips the rows it has locked). A run
+-- retried meanwhile waits for this transaction, then finds no run to retry.
+UPDATE sk_workflows SET purge_at = -1
+WHERE (namespace, id) IN (
     SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
+    WHERE purge_at >= 0 AND purge_at <= :now
     ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+    LIMIT :limit
+    -- postgres: FOR UPDATE SKIP LOCKED
+);
+
+-- name: wf_expired_steps
+DELETE FROM sk_workflow_steps
+WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_events
 DELETE FROM sk_workflow_events
-WHERE (namespace, workflow_id) IN (
-    SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
-    ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_attributes
 DELETE FROM sk_workflow_attributes
-WHERE (namespace, workflow_id) IN (
-    SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
-    ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_messages
 DELETE FROM sk_workflow_messages
-WHERE (namespace, workflow_id) IN (
-    SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
-    ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_updates
 DELETE FROM sk_workflow_updates
-WHERE (namespace, workflow_id) IN (
-    SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
-    ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_values
 DELETE FROM sk_workflow_values
-WHERE (namespace, workflow_id) IN (
-    SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
-    ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_flow_runs
 DELETE FROM sk_flow_runs
-WHERE (namespace, id) IN (
-    SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
-    ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+WHERE (namespace, id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_runs
-DELETE FROM sk_workflows
-WHERE (namespace, id) IN (
-    SELECT namespace, id FROM sk_workflows
-    WHERE purge_at IS NOT NULL AND purge_at <= :now
-    ORDER BY purge_at, namespace, id
-    LIMIT :limit);
+DELETE FROM sk_workflows WHERE purge_at = -1;
