@@ -2,7 +2,8 @@
 
 Every run is stamped with the version of the code that runs it: ``App(version="...")``
 (or ``STATEKEEPER_APP_VERSION``) for every workflow of the app, stamped as the run starts;
-else a hash of the workflow's own function (``code-`` and 12 hex digits), stamped by the
+else a hash of the workflow's own function (``code-`` and 12 hex digits, of its syntax
+tree without decorators, docstring, comments or layout), stamped by the
 worker that first leases the run (the code that records its journal), so that a process
 that starts runs without their code, or with a stand-in, pins nothing, and two processes
 that register different sets of workflows agree on the version of the ones they share.
@@ -17,11 +18,13 @@ another version with ``app.workflows.move_version`` (docs/workflow-code-changes.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import marshal
 import os
 import re
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -47,11 +50,31 @@ def code_version(name: str, fn: Callable[..., Any]) -> str:
     target = inspect.unwrap(fn)
     digest = hashlib.sha256(name.encode())
     try:
-        digest.update(inspect.getsource(target).encode())
-    except (OSError, TypeError):
+        digest.update(_code_shape(inspect.getsource(target)).encode())
+    except (OSError, TypeError, SyntaxError):
         code = getattr(target, "__code__", None)
         digest.update(marshal.dumps(code) if code is not None else repr(target).encode())
     return "code-" + digest.hexdigest()[:12]
+
+
+def _code_shape(source: str) -> str:
+    """What of a function's source decides what its runs do: its syntax tree without
+    its decorators (``@app.workflow(retention=...)``, ``@app.schedule(...)``), its
+    docstring, comments, layout and line numbers, so that none of those moves its runs to
+    another version."""
+    tree = ast.parse(textwrap.dedent(source))
+    node = tree.body[0] if tree.body else tree
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        node.decorator_list = []
+        first = node.body[0] if node.body else None
+        docstring = (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        )
+        if docstring and len(node.body) > 1:
+            node.body = node.body[1:]
+    return ast.dump(node, include_attributes=False)
 
 
 class Versions:
