@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import json
 import logging
@@ -21,7 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 
 from statekeeper.codec import decode_as, decode_value, result_type
-from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event, child_event
+from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event
 from statekeeper.errors import (
     ConfigurationError,
     DecryptionError,
@@ -32,15 +31,14 @@ from statekeeper.errors import (
     ValidationError,
 )
 from statekeeper.identifiers import (
-    MAX_WORKFLOW_ID,
     check_event_name,
     check_workflow_id,
     check_workflow_name,
 )
 from statekeeper.queues.policy import Retry
-from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
+from statekeeper.sealing import EVENT, PLAIN, STEP, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
-from statekeeper.workflows import mailbox, updates
+from statekeeper.workflows import children, mailbox, updates
 from statekeeper.workflows.attributes import ATTRIBUTES, store_attributes
 from statekeeper.workflows.attributes import typed as typed_attributes
 from statekeeper.workflows.callback import Callback
@@ -56,7 +54,6 @@ from statekeeper.workflows.journal import (
 from statekeeper.workflows.saga import Saga
 from statekeeper.workflows.signals import (
     Cancelled,
-    ChildFailed,
     ContinueAsNew,
     EventTimeout,
     GiveBack,
@@ -573,55 +570,9 @@ class WorkflowContext:
         check_timeout(timeout)
         position = self._next()
         waits = (self._next(), self._next())
-        return self._child(position, waits, name, input, id or self._child_id(position), timeout)
-
-    def _child_id(self, position: int) -> str:
-        # After a continue as new, positions start over: the run's number tells apart
-        # the children of each run.
-        at = f"{self.continued}.{position}" if self.continued else str(position)
-        chosen = f"{self.workflow_id}:{at}"
-        if len(chosen) > MAX_WORKFLOW_ID:
-            digest = hashlib.sha256(self.workflow_id.encode()).hexdigest()[:40]
-            chosen = f"{digest}:{at}"
-        return chosen
-
-    async def _child(
-        self,
-        position: int,
-        waits: tuple[int, int],
-        name: str,
-        input: Any,
-        child_id: str,
-        timeout: float | None,
-    ) -> Any:
-        entry = self._recorded(position, "child", name)
-        if entry is None:
-            data = encode(f"input of child workflow {name!r}", input)
-            data = self._sealer.seal(data, WORKFLOW, self._namespace, child_id, "input")
-            now = self._clock()
-            await self._backend.workflows.create(
-                self._namespace, child_id, name, data, self.workflow_id, now,
-                deadline=None if timeout is None else now + float(timeout),
-                version=self.version_of(name),
-            )  # fmt: skip
-            await self._checkpoint(position, "child", name, output=json.dumps(child_id).encode())
-            if self.on_child_started is not None:
-                self.on_child_started()
-        else:
-            child_id = str(self._replay(entry))
-        outcome = await self._wait(child_event(child_id), None, waits)
-        status = outcome.get("status")
-        if status != "succeeded":
-            found = outcome.get("error")
-            error = (
-                ErrorRecord.from_json(json.dumps(found))
-                if isinstance(found, dict)
-                else ErrorRecord.made("Error", str(found))
-            )
-            raise ChildFailed(
-                name, ErrorRecord.made(error.type, f"child {child_id!r} {status}: {error.message}")
-            )
-        return outcome.get("output")
+        return children.run(
+            self, position, waits, name, input, id or children.child_id(self, position), timeout
+        )
 
     # --- recorded values ------------------------------------------------------------------
 
