@@ -501,3 +501,68 @@ async def test_fires_past_due_are_all_started_when_a_round_comes_late(
     assert sorted(await runs(app)) == sorted(run_id("p", start + n) for n in range(1, 251))
     assert scheduler.started == 250
     assert (await app.schedules.get("p")).next_fire_at == start + 251
+
+
+async def test_claimed_ahead_a_fire_is_written_at_its_time_once(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    """A scheduler claims schedules due within ``ahead`` and decides them beforehand, but
+    writes them only when their time comes; meanwhile no other scheduler takes them. One
+    killed holding such a claim leaves the fire to another when the claim ends."""
+    register(app)
+    for name in ("a", "b"):
+        await app.schedules.create(every(name, 60, anchor=start, overlap="allow_all",
+                                         workflow="quick", catchup=600))  # fmt: skip
+    clock.now = start + 59.7
+    waiting = asyncio.create_task(Scheduler(app.schedules, poll=0.01, batch=1).run_due(ahead=0.5))
+    killed = asyncio.create_task(Scheduler(app.schedules, poll=0.01, batch=1).run_due(ahead=0.5))
+    await asyncio.sleep(0.1)
+    assert not waiting.done() and not killed.done()
+    assert await Scheduler(app.schedules).run_due(ahead=0.5) == 0  # both are claimed
+    assert await runs(app) == {}  # nothing is written before its time
+    killed.cancel()  # dies holding its claim
+    clock.now = start + 60
+    assert await asyncio.wait_for(waiting, 5) == 1
+    assert len(await runs(app)) == 1
+    clock.now = start + 69.6  # the dead one's claim lasts until start + 69.7
+    assert await Scheduler(app.schedules).run_due() == 0
+    clock.now = start + 69.7
+    assert await Scheduler(app.schedules).run_due() == 1
+    assert sorted(await runs(app)) == [run_id("a", start + 60), run_id("b", start + 60)]
+
+
+async def test_a_stopping_scheduler_writes_the_fires_it_claimed_ahead(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    register(app)
+    await app.schedules.create(every("s", 60, anchor=start, overlap="allow_all",
+                                     workflow="quick"))  # fmt: skip
+    clock.now = start + 59.8
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        Scheduler(app.schedules, poll=0.01).run_due(ahead=0.5, stopping=stopping)
+    )
+    await asyncio.sleep(0.1)
+    stopping.set()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # it waits for the fire's time, a fraction of a second
+    clock.now = start + 60
+    assert await asyncio.wait_for(task, 5) == 1
+    assert list(await runs(app)) == [run_id("s", start + 60)]
+
+
+async def test_a_stopping_scheduler_does_not_wait_for_a_clock_that_stands(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    register(app)
+    await app.schedules.create(every("t", 60, anchor=start, overlap="allow_all",
+                                     workflow="quick"))  # fmt: skip
+    clock.now = start + 59.8
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        Scheduler(app.schedules, poll=0.01).run_due(ahead=0.5, stopping=stopping)
+    )
+    await asyncio.sleep(0.1)
+    stopping.set()  # the fire's time never comes: it gives up after a moment
+    assert await asyncio.wait_for(task, 5) == 1
+    assert await runs(app) == {}
