@@ -35,8 +35,8 @@ BATCH = 250  # schedules claimed in one round trip
 PARALLEL = 4  # rounds in flight at once (on PostgreSQL, on as many connections)
 # Seconds before schedules are due that the service claims them: their claims and (under
 # allow_all) their decisions are made beforehand, so that a fire is late only by its
-# write; well under CLAIM_LEASE. Off: a scheduler killed meanwhile holds its claims for
-# the whole lease, and under the crash test fires came far later (docs/schedules.md).
+# write; well under CLAIM_LEASE. Off until proven: a scheduler killed meanwhile keeps
+# those fires waiting for the whole lease (docs/schedules.md, "How it stays correct").
 AHEAD = 0.0
 _ERROR_PAUSE = 1.0
 _STOP_MARGIN = 0.1  # real seconds a stopping scheduler waits past a claimed fire's time
