@@ -433,3 +433,136 @@ async def test_a_batch_with_one_stale_schedule_writes_nothing(
         await store.write(app.namespace, d.row, clock.now, runs=d.runs)
     assert sorted(await runs(app)) == [run_id("x", start + 60), run_id("z", start + 60)]
     assert (await app.schedules.get("y")).paused
+
+
+async def test_a_schedule_created_after_a_fire_time_starts_from_the_next(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    """The schedule crash test's lost fire: a schedule anchored at ``start`` but created
+    once ``start + 1`` has passed (its setup was slow) never runs that fire; it starts
+    from the first fire after its creation, by design (docs/schedules.md)."""
+    register(app)
+    clock.now = start + 0.996  # created in time: the fire at start + 1 is its first
+    await app.schedules.create(every("early", 1, anchor=start, overlap="allow_all",
+                                     workflow="quick", catchup=3600))  # fmt: skip
+    clock.now = start + 1.004  # created a few milliseconds late: that fire has passed
+    late = await app.schedules.create(every("late", 1, anchor=start, overlap="allow_all",
+                                            workflow="quick", catchup=3600))  # fmt: skip
+    assert late.next_fire_at == start + 2
+    clock.now = start + 3
+    await fire(app)
+    assert sorted(await runs(app)) == sorted(
+        [run_id("early", start + n) for n in (1, 2, 3)]
+        + [run_id("late", start + n) for n in (2, 3)]
+    )
+
+
+async def test_a_scheduler_killed_between_claim_and_write_loses_no_fire(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    """A scheduler claims, decides and dies before its write; the fires due meanwhile
+    pile up under its claim. When the claim's lease ends another scheduler (its clock
+    a little behind) starts every one of them, oldest first, in one write; the dead
+    scheduler's decision, written late, is refused and starts nothing."""
+    register(app)
+    await app.schedules.create(every("k", 1, anchor=start, overlap="allow_all",
+                                     workflow="quick", catchup=3600))  # fmt: skip
+    store = app.backend.schedules
+    clock.now = start + 1
+    claimed = await store.claim(app.namespace, now=clock.now, lease_end=clock.now + 10, limit=10)
+    assert [row.id for row in claimed] == ["k"]
+    dead = await app.schedules.firing.decide(claimed[0], clock.now)  # never written
+    clock.now = start + 10.9  # within the lease: nobody may fire it
+    assert await Scheduler(app.schedules).run_due() == 0
+    clock.now = start + 11.0  # the lease ends
+    assert await Scheduler(app.schedules).run_due() == 1
+    expected = [run_id("k", start + n) for n in range(1, 12)]
+    assert sorted(await runs(app)) == expected
+    assert (await app.schedules.get("k")).next_fire_at == start + 12
+    assert not await store.write(app.namespace, dead.row, clock.now, runs=dead.runs)
+    for n in range(12, 40):  # then a fire a second, the rounds at uneven times
+        clock.now = start + n + (0.3 if n % 3 else 0.0)
+        await Scheduler(app.schedules).run_due()
+    assert sorted(await runs(app)) == [run_id("k", start + n) for n in range(1, 40)]
+
+
+async def test_fires_past_due_are_all_started_when_a_round_comes_late(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    """A round that comes several fire times late starts each of them, not only the
+    latest; more than one write's worth is worked through over the next rounds."""
+    register(app)
+    await app.schedules.create(every("p", 1, anchor=start, overlap="allow_all",
+                                     workflow="quick", catchup=3600))  # fmt: skip
+    clock.now = start + 250.5
+    scheduler = Scheduler(app.schedules)
+    for _ in range(3):
+        await scheduler.run_due()
+    assert sorted(await runs(app)) == sorted(run_id("p", start + n) for n in range(1, 251))
+    assert scheduler.started == 250
+    assert (await app.schedules.get("p")).next_fire_at == start + 251
+
+
+async def test_claimed_ahead_a_fire_is_written_at_its_time_once(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    """A scheduler claims schedules due within ``ahead`` and decides them beforehand, but
+    writes them only when their time comes; meanwhile no other scheduler takes them. One
+    killed holding such a claim leaves the fire to another when the claim ends."""
+    register(app)
+    for name in ("a", "b"):
+        await app.schedules.create(every(name, 60, anchor=start, overlap="allow_all",
+                                         workflow="quick", catchup=600))  # fmt: skip
+    clock.now = start + 59.7
+    waiting = asyncio.create_task(Scheduler(app.schedules, poll=0.01, batch=1).run_due(ahead=0.5))
+    killed = asyncio.create_task(Scheduler(app.schedules, poll=0.01, batch=1).run_due(ahead=0.5))
+    await asyncio.sleep(0.1)
+    assert not waiting.done() and not killed.done()
+    assert await Scheduler(app.schedules).run_due(ahead=0.5) == 0  # both are claimed
+    assert await runs(app) == {}  # nothing is written before its time
+    killed.cancel()  # dies holding its claim
+    clock.now = start + 60
+    assert await asyncio.wait_for(waiting, 5) == 1
+    assert len(await runs(app)) == 1
+    clock.now = start + 69.6  # the dead one's claim lasts until start + 69.7
+    assert await Scheduler(app.schedules).run_due() == 0
+    clock.now = start + 69.7
+    assert await Scheduler(app.schedules).run_due() == 1
+    assert sorted(await runs(app)) == [run_id("a", start + 60), run_id("b", start + 60)]
+
+
+async def test_a_stopping_scheduler_writes_the_fires_it_claimed_ahead(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    register(app)
+    await app.schedules.create(every("s", 60, anchor=start, overlap="allow_all",
+                                     workflow="quick"))  # fmt: skip
+    clock.now = start + 59.8
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        Scheduler(app.schedules, poll=0.01).run_due(ahead=0.5, stopping=stopping)
+    )
+    await asyncio.sleep(0.1)
+    stopping.set()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # it waits for the fire's time, a fraction of a second
+    clock.now = start + 60
+    assert await asyncio.wait_for(task, 5) == 1
+    assert list(await runs(app)) == [run_id("s", start + 60)]
+
+
+async def test_a_stopping_scheduler_does_not_wait_for_a_clock_that_stands(
+    app: App, clock: FakeClock, start: float
+) -> None:
+    register(app)
+    await app.schedules.create(every("t", 60, anchor=start, overlap="allow_all",
+                                     workflow="quick"))  # fmt: skip
+    clock.now = start + 59.8
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        Scheduler(app.schedules, poll=0.01).run_due(ahead=0.5, stopping=stopping)
+    )
+    await asyncio.sleep(0.1)
+    stopping.set()  # the fire's time never comes: it gives up after a moment
+    assert await asyncio.wait_for(task, 5) == 1
+    assert await runs(app) == {}

@@ -53,6 +53,7 @@ async def kill_workers_until(
     extra: dict[str, str] | None = None,
     worker: list[str] = WORKER,
     killed: list[int] | None = None,
+    every: float = 0.5,
 ) -> tuple[list[subprocess.Popen[bytes]], int]:
     """Run 3 workers (the command ``worker``); every ~0.5 s, until ``finished()``,
     SIGKILL a random one (its pid appended to ``killed``) and start it again. The
@@ -63,7 +64,7 @@ async def kill_workers_until(
     kills = 0
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(every)
         if await finished():
             break
         victim = rng.randrange(len(workers))

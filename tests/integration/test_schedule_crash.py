@@ -1,9 +1,15 @@
 """Schedules under SIGKILL: a schedule firing every second for 60 s of schedule time over
-3 PostgreSQL workers, a random one killed every ~0.5 s and restarted. The workers run
+3 PostgreSQL workers, a random one killed every ~1 s and restarted (a worker takes 1.5-2 s
+to start on a loaded machine: killed more often, none lives to fire). The workers run
 on an injected clock 4x faster than real time (shared origin, see schedule_crash_app),
 so the 60 s of schedule time take about 15 s of wall time. Each fire time must have
 started exactly one run (the run id is the schedule id and fire time), and none may be
-missing (every fire is within the catch-up window)."""
+missing (every fire is within the catch-up window).
+
+The fires counted are those from the schedule's first, which is the first fire time
+after it is created (not the anchor's first): the test's own setup (the schema's
+migrations) takes some of the 0.25 s of wall time a schedule second lasts, and a
+fire that has passed by then is, by design, never run."""
 
 from __future__ import annotations
 
@@ -43,12 +49,15 @@ async def test_a_schedule_fires_each_second_once_while_workers_are_killed(
     async def beat(ctx: object, input: object) -> None:
         raise AssertionError("runs only in the worker processes")
 
-    expected = {run_id("beat", T0 + n) for n in range(1, SECONDS + 1)}
     async with app:
-        # as the workers declare it (so their upsert leaves it alone): from T0 on
-        await app.schedules.create(Definition.checked(
+        # as the workers declare it (so their upsert leaves it alone): from T0 on, its
+        # first fire the first after now
+        created = await app.schedules.create(Definition.checked(
             "beat", "beat", make_spec(every=1, anchor=T0), overlap="allow_all", catchup=3600,
         ))  # fmt: skip
+        first = created.next_fire_at
+        assert first is not None and first <= T0 + 20, "the setup took too long"
+        expected = {run_id("beat", first + n) for n in range(SECONDS)}
         conn = await asyncpg.connect(pg_dsn(), server_settings={"search_path": schema})
 
         async def started() -> set[str]:
@@ -60,7 +69,7 @@ async def test_a_schedule_fires_each_second_once_while_workers_are_killed(
 
         try:
             workers, kills = await kill_workers_until(
-                schema, processes, all_fired, seed=23, limit=60, extra=env,
+                schema, processes, all_fired, seed=23, limit=75, extra=env, every=1.0,
                 worker=["worker", "--app", "schedule_crash_app:app"],
             )  # fmt: skip
             stop_workers(workers)
@@ -69,9 +78,9 @@ async def test_a_schedule_fires_each_second_once_while_workers_are_killed(
         finally:
             await conn.close()
         schedule = await app.schedules.get("beat")
-    assert kills >= 20, "too few kills to prove anything"
+    assert kills >= 12, "too few kills to prove anything"
     assert expected <= found, f"missed fires: {sorted(expected - found)[:5]}"
     # nothing but the fires' own runs: every id is a fire time, none of the future
-    fires = {run_id("beat", T0 + n) for n in range(1, int(beyond - T0) + 2)}
+    fires = {run_id("beat", first + n) for n in range(int(beyond - first) + 2)}
     assert found <= fires, sorted(found - fires)[:5]
-    assert schedule.next_fire_at is not None and schedule.next_fire_at > T0 + SECONDS
+    assert schedule.next_fire_at is not None and schedule.next_fire_at >= first + SECONDS

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from statekeeper.errors import StatekeeperError
@@ -30,10 +31,15 @@ from statekeeper.storage.schedule_ops import ScheduleRow
 log = logging.getLogger("statekeeper.scheduler")
 
 CLAIM_LEASE = 10.0  # seconds a claimed schedule is kept from other schedulers
-BATCH = 100  # schedules claimed in one round trip
+BATCH = 250  # schedules claimed in one round trip
 PARALLEL = 4  # rounds in flight at once (on PostgreSQL, on as many connections)
-AHEAD = 0.0  # seconds before schedules are due that the service claims them (see the report)
+# Seconds before schedules are due that the service claims them: their claims and (under
+# allow_all) their decisions are made beforehand, so that a fire is late only by its
+# write; well under CLAIM_LEASE. Off until proven: a scheduler killed meanwhile keeps
+# those fires waiting for the whole lease (docs/schedules.md, "How it stays correct").
+AHEAD = 0.0
 _ERROR_PAUSE = 1.0
+_STOP_MARGIN = 0.1  # real seconds a stopping scheduler waits past a claimed fire's time
 
 
 class Scheduler:
@@ -74,26 +80,35 @@ class Scheduler:
         for row in rows:
             groups.setdefault(max(now, _target(row, now)), []).append(row)
         for at in sorted(groups):
-            await self._fire(groups[at], at, stopping)
+            await self._fire(groups[at], at, stopping, ahead)
         return len(rows)
 
     async def _fire(
-        self, rows: list[ScheduleRow], at: float, stopping: asyncio.Event | None
+        self, rows: list[ScheduleRow], at: float, stopping: asyncio.Event | None, ahead: float
     ) -> None:
         """Decide and write ``rows``, due at ``at``, once the clock reaches it."""
         schedules = self.schedules
         firing = schedules.firing
+        backend = schedules._backend().schedules
         early = [await firing.decide(r, at) for r in rows if r.overlap == "allow_all"]
+        prepared = None
+        if len(early) == len(rows):  # all decided: bound now too, written at their time
+            writes = [(d.row, d.runs, d.cancel) for d in early]
+            prepared = backend.prepare_many(schedules.namespace, writes, at)
+        give_up: float | None = None  # a stopping one writes what it holds, if it comes soon
         while (left := at - schedules.clock()) > 0:
             if stopping is not None and stopping.is_set():
-                return  # the claims end in CLAIM_LEASE; the fires run then
+                give_up = give_up or time.monotonic() + min(left, ahead) + _STOP_MARGIN
+                if left > ahead or time.monotonic() > give_up:  # (an injected clock stood)
+                    return  # the claims end in CLAIM_LEASE; the fires run then
             await asyncio.sleep(min(left, self.poll))
-        now = schedules.clock()
+        now = schedules.clock() if prepared is None else at
         late = [await firing.decide(r, now) for r in rows if r.overlap != "allow_all"]
         decisions = early + late
-        backend = schedules._backend().schedules
-        writes = [(d.row, d.runs, d.cancel) for d in decisions]
-        if await backend.write_many(schedules.namespace, writes, now):
+        if prepared is None:
+            writes = [(d.row, d.runs, d.cancel) for d in decisions]
+            prepared = backend.prepare_many(schedules.namespace, writes, now)
+        if await backend.write_prepared(prepared):
             done = decisions
         else:  # one changed since it was claimed (an operator's write): each on its own
             done = [d for d in decisions if await self._write_one(d, now)]

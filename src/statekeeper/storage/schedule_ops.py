@@ -45,6 +45,11 @@ class NewRun:
     version: str | None = None  # the application version the run carries (wf_create)
 
 
+Writes = Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]]
+# A batch's statements bound (``ScheduleOps.prepare_many``), or a batch of one as given.
+Prepared = list[Scripted] | tuple[str, Writes, float]
+
+
 class ScheduleOps(Operations):
     """``contracts.ScheduleStorage``: the block's operations over an adapter's statements."""
 
@@ -153,10 +158,26 @@ class ScheduleOps(Operations):
     ) -> bool:
         """Several ``write``s in one transaction, each statement run once over the whole
         batch: all of them, or (one schedule having changed since it was read) none."""
+        return await self.write_prepared(self.prepare_many(namespace, writes, now))
+
+    async def write_prepared(self, prepared: Prepared) -> bool:
+        """Run what ``prepare_many`` made (as ``write_many``)."""
+        if isinstance(prepared, list):
+            done = await self._db.run_atomic(prepared, "cannot save schedules")
+            return done is not None
+        namespace, writes, now = prepared
+        return all([await self.write(namespace, r, now, runs=n, cancel=c) for r, n, c in writes])
+
+    def prepare_many(
+        self,
+        namespace: str,
+        writes: Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]],
+        now: float,
+    ) -> Prepared:
+        """The statements of ``write_many``, bound (a scheduler binds them before the
+        fire is due, and only runs them at its time)."""
         if len(writes) <= 1:
-            return all(
-                [await self.write(namespace, r, now, runs=n, cancel=c) for r, n, c in writes]
-            )
+            return namespace, writes, now
         if self._db.dialect == "postgres":
             pairs: dict[str, Any] = {
                 "ids": [row.id for row, _, _ in writes],
@@ -185,5 +206,4 @@ class ScheduleOps(Operations):
             if creates:
                 arguments = tuple(statement[1] for (statement, _, _) in effects[len(cancels) :])
                 script.append(((self._queries["wf_create"].sql, arguments), "many", False))
-        done = await self._db.run_atomic(script, "cannot save schedules")
-        return done is not None
+        return script
