@@ -70,19 +70,25 @@ DECLARE
     v_limits sk_flow_queues%ROWTYPE;
 BEGIN
     IF p_released IS NOT NULL THEN
-        UPDATE sk_flow_runs SET state = 'done', lock = NULL
-        WHERE namespace = p_namespace AND id = p_released AND state <> 'done'
-        RETURNING queue INTO v_queue;
+        -- Read, not locked: the queue's lock comes before any row of it is locked (a
+        -- finish holds its workflow's row; an end that locked its place first and then
+        -- waited for the queue could wait on one that picked that place: a deadlock).
+        SELECT queue INTO v_queue FROM sk_flow_runs
+        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
         IF v_queue IS NULL THEN
             RETURN 0;
         END IF;
+    END IF;
+    -- 'SKFL': statekeeper flow queues
+    PERFORM pg_advisory_xact_lock(1397441100, hashtext(p_namespace || chr(31) || v_queue));
+    IF p_released IS NOT NULL THEN
+        UPDATE sk_flow_runs SET state = 'done', lock = NULL
+        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
     END IF;
     SELECT * INTO v_limits FROM sk_flow_queues WHERE namespace = p_namespace AND name = v_queue;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    -- 'SKFL': statekeeper flow queues
-    PERFORM pg_advisory_xact_lock(1397441100, hashtext(p_namespace || chr(31) || v_queue));
     WHILE v_done < p_max LOOP
         EXIT WHEN v_limits.concurrency IS NOT NULL AND (
             SELECT count(*) FROM sk_flow_runs a
@@ -113,6 +119,7 @@ BEGIN
                   < v_limits.key_rate_limit)
             ORDER BY r.priority DESC, r.seq
             LIMIT 1
+            FOR UPDATE OF r SKIP LOCKED
         )
         RETURNING id INTO v_picked;
         EXIT WHEN v_picked IS NULL;
