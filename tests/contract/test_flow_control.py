@@ -389,3 +389,22 @@ async def test_a_finish_the_database_refuses_is_logged_and_the_run_given_back(
         assert (await app.workflows.status("doomed")).status == "succeeded"
         assert await states(app, ["doomed"]) == ["done"]
         assert seen == [1]  # its step ran once: the run again replayed it
+
+
+async def test_a_run_ended_by_a_process_that_declares_no_queue_gives_its_slot_back(
+    app: App, database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("elsewhere", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="elsewhere")
+    second = await app.workflows.start(echo, 2, queue="elsewhere")
+    async with App(
+        database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+    ) as plain:  # runs the workflow, declares no queue
+        echo_workflow(plain, seen)
+        await drain(WorkflowRunner(plain.workflows))
+    assert await states(app, [first, second]) == ["done", "done"]
+    assert seen == [1, 2]
+    [queue] = await app.workflows.flow.state()
+    assert (queue["waiting"], queue["running"]) == (0, 0)
