@@ -408,3 +408,22 @@ async def test_a_run_ended_by_a_process_that_declares_no_queue_gives_its_slot_ba
     assert seen == [1, 2]
     [queue] = await app.workflows.flow.state()
     assert (queue["waiting"], queue["running"]) == (0, 0)
+
+
+async def test_a_paused_waiting_run_stays_waiting_and_is_admitted_once_resumed(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("pauses", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="pauses")
+    paused = await app.workflows.start(echo, 2, queue="pauses")
+    third = await app.workflows.start(echo, 3, queue="pauses")
+    await app.workflows.pause(paused)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)  # the paused run is passed over: it holds no slot
+    assert seen == [1, 3]
+    assert await states(app, [first, paused, third]) == ["done", "waiting", "done"]
+    await app.workflows.resume(paused)
+    assert await states(app, [paused]) == ["admitted"]  # the resume admits it
+    await drain(runner)
+    assert seen == [1, 3, 2]
+    assert (await app.workflows.status(paused)).status == "succeeded"

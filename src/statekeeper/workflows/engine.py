@@ -436,6 +436,7 @@ class Workflows:
         if await self._backend.workflows.resume(self.namespace, id, self._clock()) is None:
             await self.status(id)  # WorkflowNotFound if there is none
             return
+        await self.flow.admit_run(id)  # a queued run: admission passed it over while paused
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def retry(self, id: str) -> None:

@@ -305,6 +305,11 @@ class FlowControl:
             admitted += await storage.admit(self.namespace, name, self._clock())
         return admitted
 
+    async def admit_run(self, id: str) -> None:
+        """A run that may now be admitted (resumed, retried): admit what its queue allows."""
+        if await self._backend_of().flow.admit_run(self.namespace, id, self._clock()):
+            self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
     def poll(self) -> float | None:
         """How often an idle runner should look again: often while some queue's slots
         open with time (rate limits, debounce windows); None otherwise."""

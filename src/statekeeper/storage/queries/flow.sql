@@ -90,3 +90,9 @@ ON CONFLICT (namespace, queue) DO UPDATE SET per_group = excluded.per_group;
 
 -- name: flow_group_limit_clear
 DELETE FROM sk_queue_limits WHERE namespace = :namespace AND queue = :queue;
+
+-- name: flow_waiting_queue
+-- The queue a run waits in (none: it waits in no queue), for an admission pass of it
+-- after a change that lets it be admitted (a resume).
+SELECT queue FROM sk_flow_runs
+WHERE namespace = :namespace AND id = :id AND state = 'waiting';

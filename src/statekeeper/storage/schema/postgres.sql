@@ -979,6 +979,9 @@ BEGIN
             SELECT r.id FROM sk_flow_runs r
             WHERE r.namespace = p_namespace AND r.queue = v_queue AND r.state = 'waiting'
               AND r.not_before <= p_now
+              -- Not paused (nor being cancelled: it ends without a slot).
+              AND EXISTS (SELECT 1 FROM sk_workflows w WHERE w.namespace = p_namespace
+                          AND w.id = r.id AND w.cancel_requested = 0)
               AND (r.key IS NULL OR v_limits.per_key_concurrency IS NULL OR (
                   SELECT count(*) FROM sk_flow_runs k
                   WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
