@@ -427,3 +427,35 @@ async def test_a_paused_waiting_run_stays_waiting_and_is_admitted_once_resumed(a
     await drain(runner)
     assert seen == [1, 3, 2]
     assert (await app.workflows.status(paused)).status == "succeeded"
+
+
+async def test_a_queued_run_times_out_while_it_waits(app: App, clock: FakeClock) -> None:
+    seen: list[Any] = []
+
+    @app.function
+    async def begin(n: int) -> int:
+        seen.append(n)
+        return n
+
+    @app.workflow
+    async def napper(ctx: WorkflowContext, n: int) -> int:
+        await ctx.step(begin, n)
+        await ctx.sleep(1000)
+        return n
+
+    app.workflow_queue("deadlines", concurrency=1)
+    first = await app.workflows.start(napper, 1, queue="deadlines")
+    late = await app.workflows.start(napper, 2, queue="deadlines", timeout=30)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    clock.advance(29)
+    await drain(runner)
+    assert (await app.workflows.status(late)).status == "pending"
+    assert await states(app, [first, late]) == ["admitted", "waiting"]
+    clock.advance(2)
+    await drain(runner)
+    assert (await app.workflows.status(late)).status == "timed_out"
+    assert await states(app, [first, late]) == ["admitted", "done"]
+    assert seen == [1]  # it timed out without running
+    [queue] = await app.workflows.flow.state()
+    assert (queue["waiting"], queue["running"]) == (0, 1)

@@ -18,10 +18,11 @@ SET concurrency = excluded.concurrency, per_key_concurrency = excluded.per_key_c
     updated_at = excluded.updated_at;
 
 -- name: flow_create_workflow
--- wf_create for a queued run: pending, but with no wake_at (not due until admitted).
+-- wf_create for a queued run: pending, but not due until admitted, or until its deadline
+-- (wake_at; a run leased at its deadline ends timed_out without running).
 INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
                           deadline, created_at, updated_at, version)
-VALUES (:namespace, :id, :name, 'pending', :input, 0, NULL, NULL, :deadline, :now, :now,
+VALUES (:namespace, :id, :name, 'pending', :input, 0, :deadline, NULL, :deadline, :now, :now,
         :version)
 ON CONFLICT (namespace, id) DO NOTHING
 RETURNING id;

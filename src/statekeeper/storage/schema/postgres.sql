@@ -998,9 +998,10 @@ BEGIN
         )
         RETURNING id INTO v_picked;
         EXIT WHEN v_picked IS NULL;
+        -- Due now (a run that waited had no wake_at, or its deadline's).
         UPDATE sk_workflows SET wake_at = p_now, updated_at = p_now
         WHERE namespace = p_namespace AND id = v_picked AND status = 'pending'
-          AND wake_at IS NULL;
+          AND (wake_at IS NULL OR wake_at > p_now);
         v_done := v_done + 1;
     END LOOP;
     RETURN v_done;
