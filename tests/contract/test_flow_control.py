@@ -459,3 +459,39 @@ async def test_a_queued_run_times_out_while_it_waits(app: App, clock: FakeClock)
     assert seen == [1]  # it timed out without running
     [queue] = await app.workflows.flow.state()
     assert (queue["waiting"], queue["running"]) == (0, 1)
+
+
+async def test_retried_and_rewound_runs_wait_for_their_queue_again(app: App) -> None:
+    seen: list[Any] = []
+    failing = {"on": True}
+
+    @app.function
+    async def work(n: int) -> int:
+        seen.append(n)
+        return n
+
+    @app.workflow
+    async def flaky(ctx: WorkflowContext, n: int) -> int:
+        if failing["on"]:
+            raise RuntimeError("not yet")
+        return await ctx.step(work, n)
+
+    app.workflow_queue("redo", concurrency=2)
+    ids = [await app.workflows.start(flaky, n, queue="redo") for n in range(5)]
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    assert {(await app.workflows.status(id)).status for id in ids} == {"failed"}
+    assert await states(app, ids) == ["done"] * 5
+    failing["on"] = False
+    for id in ids[:4]:
+        await app.workflows.retry(id)
+    await app.workflows.rewind(ids[4], 1)
+    assert sorted(await states(app, ids)) == ["admitted"] * 2 + ["waiting"] * 3
+    leased = await runner.lease()
+    assert len(leased) == 2  # the queue's limit holds for runs run again
+    for workflow in leased:
+        await runner.execute(workflow)
+    await drain(runner)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    assert {(await app.workflows.status(id)).status for id in ids} == {"succeeded"}
+    assert await states(app, ids) == ["done"] * 5

@@ -450,6 +450,7 @@ class Workflows:
                 "can be retried",
                 id=id,
             )
+        await self.flow.admit_run(id)  # a queued run waits for its queue again
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def rewind(self, id: str, position: int) -> None:
@@ -464,6 +465,7 @@ class Workflows:
                 "can run again",
                 id=id,
             )
+        await self.flow.admit_run(id)  # a queued run waits for its queue again
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def purge(self, id: str) -> None:

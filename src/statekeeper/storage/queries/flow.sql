@@ -97,3 +97,18 @@ DELETE FROM sk_queue_limits WHERE namespace = :namespace AND queue = :queue;
 -- after a change that lets it be admitted (a resume).
 SELECT queue FROM sk_flow_runs
 WHERE namespace = :namespace AND id = :id AND state = 'waiting';
+
+-- name: flow_requeue
+-- A retried or rewound run of a queue waits for admission again (its place by its
+-- priority and first start), within its queue's limits: its slot was given back when it
+-- ended. No row for a run in no queue.
+UPDATE sk_flow_runs SET state = 'waiting', lock = NULL
+WHERE namespace = :namespace AND id = :id AND state = 'done'
+RETURNING queue;
+
+-- name: flow_requeue_hold
+-- ... and its workflow is not due until admitted (wf_retry made it due).
+UPDATE sk_workflows SET wake_at = NULL
+WHERE namespace = :namespace AND id = :id AND status = 'pending' AND EXISTS (
+    SELECT 1 FROM sk_flow_runs f
+    WHERE f.namespace = :namespace AND f.id = :id AND f.state = 'waiting');
