@@ -5,6 +5,7 @@ hand with a fake clock (docs/flow-control.md)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ def echo_workflow(app: App, seen: list[Any]) -> Any:
     return echo
 
 
-async def states(app: App, ids: list[str]) -> list[str]:
+async def states(app: App, ids: Sequence[str]) -> list[str]:
     found = []
     for id in ids:
         run = await app.workflows.flow.run_state(id)
