@@ -4,6 +4,8 @@ hand with a fake clock (docs/flow-control.md)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from statekeeper.errors import (
 )
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock
+from tests.contract.raw_sql import query
 
 
 def echo_workflow(app: App, seen: list[Any]) -> Any:
@@ -33,7 +36,7 @@ def echo_workflow(app: App, seen: list[Any]) -> Any:
     return echo
 
 
-async def states(app: App, ids: list[str]) -> list[str]:
+async def states(app: App, ids: Sequence[str]) -> list[str]:
     found = []
     for id in ids:
         run = await app.workflows.flow.run_state(id)
@@ -316,3 +319,180 @@ async def test_a_consumers_per_group_concurrency_holds_in_the_database(
         fifo = plain.queue("fifo")  # no limit declared: FIFO groups, one at a time
         await fifo.send_batch([{"body": {"n": n}, "group": "g"} for n in range(3)])
         assert [m.body["n"] for m in await fifo.receive(10)] == [0]
+
+
+async def test_runs_ending_together_in_one_queue_do_not_deadlock(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two runners end a run and the cancelled runs queued behind it at once: each end
+    gives its place back and admits the next under the queue's lock, in one order (on
+    PostgreSQL a cycle of locks was "deadlock detected", and the finish failed)."""
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("ends", concurrency=1)
+    first = await app.workflows.start(echo, 0, queue="ends")
+    queued = [await app.workflows.start(echo, n, queue="ends") for n in range(1, 12)]
+    for id in queued:
+        await app.workflows.cancel(id)
+    one, two = WorkflowRunner(app.workflows), WorkflowRunner(app.workflows)
+    mine, theirs = await one.lease(6), await two.lease(6)
+    assert len(mine) + len(theirs) == 12
+    with caplog.at_level("WARNING", logger="statekeeper.workflows"):
+        await asyncio.gather(*(one.execute(w) for w in mine), *(two.execute(w) for w in theirs))
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    assert (await app.workflows.status(first)).status == "succeeded"
+    assert {(await app.workflows.status(id)).status for id in queued} == {"cancelled"}
+    assert await states(app, [first, *queued]) == ["done"] * 12
+    [queue] = await app.workflows.flow.state()
+    assert (queue["waiting"], queue["running"]) == (0, 0)
+    assert seen == [0]
+
+
+async def test_a_finish_the_database_refuses_is_logged_and_the_run_given_back(
+    own_database_url: str, namespace: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A finish that fails (here a conflict a trigger raises, as a deadlock would) does
+    not escape the runner: it is logged, the run given back, and run again."""
+    if own_database_url.startswith("sqlite"):
+        refuse = [
+            "CREATE TRIGGER refuse_finish BEFORE UPDATE OF status ON sk_workflows "
+            "WHEN NEW.id = 'doomed' AND NEW.status = 'succeeded' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ]
+        allow = ["DROP TRIGGER refuse_finish"]
+    else:
+        refuse = [
+            "CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused by the test' USING ERRCODE = '40P01'; END $$",
+            "CREATE TRIGGER refuse_finish BEFORE UPDATE OF status ON sk_workflows "
+            "FOR EACH ROW WHEN (NEW.id = 'doomed' AND NEW.status = 'succeeded') "
+            "EXECUTE FUNCTION refuse_finish()",
+        ]
+        allow = ["DROP TRIGGER refuse_finish ON sk_workflows"]
+    async with App(
+        own_database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+    ) as app:
+        seen: list[Any] = []
+        echo = echo_workflow(app, seen)
+        app.workflow_queue("refused", concurrency=1)
+        await app.workflows.start(echo, 1, queue="refused", id="doomed")
+        for sql in refuse:
+            await query(own_database_url, sql)
+        runner = WorkflowRunner(app.workflows)
+        with caplog.at_level("WARNING", logger="statekeeper.workflows"):
+            assert await runner.run_due() == 1  # nothing escapes
+        assert any("finishing a workflow failed" in r.getMessage() for r in caplog.records)
+        assert (await app.workflows.status("doomed")).status == "pending"
+        assert await states(app, ["doomed"]) == ["admitted"]
+        for sql in allow:
+            await query(own_database_url, sql)
+        await drain(runner)
+        assert (await app.workflows.status("doomed")).status == "succeeded"
+        assert await states(app, ["doomed"]) == ["done"]
+        assert seen == [1]  # its step ran once: the run again replayed it
+
+
+async def test_a_run_ended_by_a_process_that_declares_no_queue_gives_its_slot_back(
+    app: App, database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("elsewhere", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="elsewhere")
+    second = await app.workflows.start(echo, 2, queue="elsewhere")
+    async with App(
+        database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+    ) as plain:  # runs the workflow, declares no queue
+        echo_workflow(plain, seen)
+        await drain(WorkflowRunner(plain.workflows))
+    assert await states(app, [first, second]) == ["done", "done"]
+    assert seen == [1, 2]
+    [queue] = await app.workflows.flow.state()
+    assert (queue["waiting"], queue["running"]) == (0, 0)
+
+
+async def test_a_paused_waiting_run_stays_waiting_and_is_admitted_once_resumed(app: App) -> None:
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("pauses", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="pauses")
+    paused = await app.workflows.start(echo, 2, queue="pauses")
+    third = await app.workflows.start(echo, 3, queue="pauses")
+    await app.workflows.pause(paused)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)  # the paused run is passed over: it holds no slot
+    assert seen == [1, 3]
+    assert await states(app, [first, paused, third]) == ["done", "waiting", "done"]
+    await app.workflows.resume(paused)
+    assert await states(app, [paused]) == ["admitted"]  # the resume admits it
+    await drain(runner)
+    assert seen == [1, 3, 2]
+    assert (await app.workflows.status(paused)).status == "succeeded"
+
+
+async def test_a_queued_run_times_out_while_it_waits(app: App, clock: FakeClock) -> None:
+    seen: list[Any] = []
+
+    @app.function
+    async def begin(n: int) -> int:
+        seen.append(n)
+        return n
+
+    @app.workflow
+    async def napper(ctx: WorkflowContext, n: int) -> int:
+        await ctx.step(begin, n)
+        await ctx.sleep(1000)
+        return n
+
+    app.workflow_queue("deadlines", concurrency=1)
+    first = await app.workflows.start(napper, 1, queue="deadlines")
+    late = await app.workflows.start(napper, 2, queue="deadlines", timeout=30)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    clock.advance(29)
+    await drain(runner)
+    assert (await app.workflows.status(late)).status == "pending"
+    assert await states(app, [first, late]) == ["admitted", "waiting"]
+    clock.advance(2)
+    await drain(runner)
+    assert (await app.workflows.status(late)).status == "timed_out"
+    assert await states(app, [first, late]) == ["admitted", "done"]
+    assert seen == [1]  # it timed out without running
+    [queue] = await app.workflows.flow.state()
+    assert (queue["waiting"], queue["running"]) == (0, 1)
+
+
+async def test_retried_and_rewound_runs_wait_for_their_queue_again(app: App) -> None:
+    seen: list[Any] = []
+    failing = {"on": True}
+
+    @app.function
+    async def work(n: int) -> int:
+        seen.append(n)
+        return n
+
+    @app.workflow
+    async def flaky(ctx: WorkflowContext, n: int) -> int:
+        if failing["on"]:
+            raise RuntimeError("not yet")
+        return await ctx.step(work, n)
+
+    app.workflow_queue("redo", concurrency=2)
+    ids = [await app.workflows.start(flaky, n, queue="redo") for n in range(5)]
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    assert {(await app.workflows.status(id)).status for id in ids} == {"failed"}
+    assert await states(app, ids) == ["done"] * 5
+    failing["on"] = False
+    for id in ids[:4]:
+        await app.workflows.retry(id)
+    await app.workflows.rewind(ids[4], 1)
+    assert sorted(await states(app, ids)) == ["admitted"] * 2 + ["waiting"] * 3
+    leased = await runner.lease()
+    assert len(leased) == 2  # the queue's limit holds for runs run again
+    for workflow in leased:
+        await runner.execute(workflow)
+    await drain(runner)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    assert {(await app.workflows.status(id)).status for id in ids} == {"succeeded"}
+    assert await states(app, ids) == ["done"] * 5

@@ -166,6 +166,12 @@ class FlowOps(Operations):
         done = await self._db.run_atomic(script, f"cannot admit runs of queue {queue!r}")
         return 0 if done is None else self._admitted(done, self._db.dialect)
 
+    async def admit_run(self, namespace: str, id: str, now: float) -> int:
+        """Admit what the queue run ``id`` waits in allows now (0 if it waits in none)."""
+        statement = self._bind("flow_waiting_queue", namespace=namespace, id=id)
+        queue = await self._db.run_read(statement, f"cannot read workflow {id!r}", "first")
+        return 0 if queue is None else await self.admit(namespace, str(queue), now)
+
     def finishing(self, namespace: str, id: str, now: float) -> Finishing:
         """What ends run ``id`` (``WorkflowOps.finish``): its finish statement with its
         slot given back and the next run of its queue admitted, in one transaction. On

@@ -209,7 +209,8 @@ class WorkflowOps(Operations):
         forget = self._bind("wf_forget_failed_steps", namespace=namespace, id=id)
         retry = self._bind("wf_retry", now=now, namespace=namespace, id=id)
         done = await self._db.run_atomic(
-            [(retry, "found", True), (forget, "rowcount", False)], f"cannot retry {id!r}"
+            [(retry, "found", True), (forget, "rowcount", False), *self._requeue(namespace, id)],
+            f"cannot retry {id!r}",
         )
         return done is not None
 
@@ -220,9 +221,18 @@ class WorkflowOps(Operations):
         forget = self._bind("wf_forget_steps_from", namespace=namespace, id=id, position=position)
         retry = self._bind("wf_retry", now=now, namespace=namespace, id=id)
         done = await self._db.run_atomic(
-            [(retry, "found", True), (forget, "rowcount", False)], f"cannot rewind {id!r}"
+            [(retry, "found", True), (forget, "rowcount", False), *self._requeue(namespace, id)],
+            f"cannot rewind {id!r}",
         )
         return done is not None
+
+    def _requeue(self, namespace: str, id: str) -> list[Scripted]:
+        """A retried run of a workflow queue waits for admission again (flow.sql)."""
+        keys = {"namespace": namespace, "id": id}
+        return [
+            (self._bind("flow_requeue", **keys), "rowcount", False),
+            (self._bind("flow_requeue_hold", **keys), "rowcount", False),
+        ]
 
     async def continue_as_new(
         self, namespace: str, id: str, fence: int, input: bytes, now: float

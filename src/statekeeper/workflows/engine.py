@@ -436,6 +436,7 @@ class Workflows:
         if await self._backend.workflows.resume(self.namespace, id, self._clock()) is None:
             await self.status(id)  # WorkflowNotFound if there is none
             return
+        await self.flow.admit_run(id)  # a queued run: admission passed it over while paused
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def retry(self, id: str) -> None:
@@ -449,6 +450,7 @@ class Workflows:
                 "can be retried",
                 id=id,
             )
+        await self.flow.admit_run(id)  # a queued run waits for its queue again
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def rewind(self, id: str, position: int) -> None:
@@ -463,6 +465,7 @@ class Workflows:
                 "can run again",
                 id=id,
             )
+        await self.flow.admit_run(id)  # a queued run waits for its queue again
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
     async def purge(self, id: str) -> None:

@@ -305,6 +305,11 @@ class FlowControl:
             admitted += await storage.admit(self.namespace, name, self._clock())
         return admitted
 
+    async def admit_run(self, id: str) -> None:
+        """A run that may now be admitted (resumed, retried): admit what its queue allows."""
+        if await self._backend_of().flow.admit_run(self.namespace, id, self._clock()):
+            self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+
     def poll(self) -> float | None:
         """How often an idle runner should look again: often while some queue's slots
         open with time (rate limits, debounce windows); None otherwise."""
@@ -313,11 +318,10 @@ class FlowControl:
         )
         return RATE_POLL if timed else None
 
-    def finishing(self, id: str, now: float) -> Finishing | None:
-        """How a run's end gives its slot back (``WorkflowOps.finish``); None in a process
-        that declares no queue (its runs' ends are left as they are)."""
-        if not self.queues:
-            return None
+    def finishing(self, id: str, now: float) -> Finishing:
+        """How a run's end gives its slot back (``WorkflowOps.finish``), in every process:
+        one that declares no queue may run a queued run (a slot kept would block its queue
+        for good). For a run in no queue it changes nothing (a primary-key read)."""
         return self._backend_of().flow.finishing(self.namespace, id, now)
 
     async def state(self, *, period: float = 60.0) -> list[dict[str, Any]]:

@@ -430,14 +430,22 @@ class WorkflowRunner:
                 data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
             )
         now = flows._clock()
-        finished = await flows._backend.workflows.finish(
-            ns, id, leased.fence, status=status,
-            purge_at=flows.retention.purge_at(leased.name, now),
-            output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
-            error=text,
-            parent_id=leased.parent_id, parent_event=parent_event, now=now,
-            finishing=flows.flow.finishing(id, now),
-        )  # fmt: skip
+        try:
+            finished = await flows._backend.workflows.finish(
+                ns, id, leased.fence, status=status,
+                purge_at=flows.retention.purge_at(leased.name, now),
+                output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
+                error=text,
+                parent_id=leased.parent_id, parent_event=parent_event, now=now,
+                finishing=flows.flow.finishing(id, now),
+            )  # fmt: skip
+        except StatekeeperError as error:  # a conflict, the database gone: nothing ended
+            log.warning(
+                "finishing a workflow failed; it is given back and runs again", exc_info=error,
+                extra={"workflow_id": id, "status": status, "error": error.message},
+            )  # fmt: skip
+            await self._give_back_shielded(leased)
+            return
         if finished and flows.flow.active:  # its slot may have admitted a queued run
             flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         if finished:

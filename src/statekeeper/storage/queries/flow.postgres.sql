@@ -6,15 +6,16 @@ SELECT sk_flow_admit(:namespace, CAST(:queue AS TEXT), CAST(:released AS TEXT),
                      CAST(:now AS DOUBLE PRECISION), CAST(:max AS INTEGER));
 
 -- name: flow_start
--- A start into a queue in one statement: the queued workflow and its place. A held lock
--- (sk_flow_runs_lock) is a unique violation that undoes both; a taken id inserts
--- neither (created and placed are NULL). Admission follows as its own statement
--- (flow_admit): a start that died in between is admitted by the next pass.
+-- A start into a queue in one statement: the queued workflow (due at its deadline, if it
+-- has one, to time out) and its place. A held lock (sk_flow_runs_lock) is a unique
+-- violation that undoes both; a taken id inserts neither (created and placed are NULL).
+-- Admission follows as its own statement (flow_admit): a start that died in between is
+-- admitted by the next pass.
 WITH created AS (
     INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
                               deadline, created_at, updated_at, version)
-    VALUES (:namespace, :id, :name, 'pending', :input, 0, NULL, NULL, :deadline, :now, :now,
-            :version)
+    VALUES (:namespace, :id, :name, 'pending', :input, 0, :deadline, NULL, :deadline, :now,
+            :now, :version)
     ON CONFLICT (namespace, id) DO NOTHING
     RETURNING id
 ), placed AS (

@@ -18,10 +18,11 @@ SET concurrency = excluded.concurrency, per_key_concurrency = excluded.per_key_c
     updated_at = excluded.updated_at;
 
 -- name: flow_create_workflow
--- wf_create for a queued run: pending, but with no wake_at (not due until admitted).
+-- wf_create for a queued run: pending, but not due until admitted, or until its deadline
+-- (wake_at; a run leased at its deadline ends timed_out without running).
 INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
                           deadline, created_at, updated_at, version)
-VALUES (:namespace, :id, :name, 'pending', :input, 0, NULL, NULL, :deadline, :now, :now,
+VALUES (:namespace, :id, :name, 'pending', :input, 0, :deadline, NULL, :deadline, :now, :now,
         :version)
 ON CONFLICT (namespace, id) DO NOTHING
 RETURNING id;
@@ -90,3 +91,24 @@ ON CONFLICT (namespace, queue) DO UPDATE SET per_group = excluded.per_group;
 
 -- name: flow_group_limit_clear
 DELETE FROM sk_queue_limits WHERE namespace = :namespace AND queue = :queue;
+
+-- name: flow_waiting_queue
+-- The queue a run waits in (none: it waits in no queue), for an admission pass of it
+-- after a change that lets it be admitted (a resume).
+SELECT queue FROM sk_flow_runs
+WHERE namespace = :namespace AND id = :id AND state = 'waiting';
+
+-- name: flow_requeue
+-- A retried or rewound run of a queue waits for admission again (its place by its
+-- priority and first start), within its queue's limits: its slot was given back when it
+-- ended. No row for a run in no queue.
+UPDATE sk_flow_runs SET state = 'waiting', lock = NULL
+WHERE namespace = :namespace AND id = :id AND state = 'done'
+RETURNING queue;
+
+-- name: flow_requeue_hold
+-- ... and its workflow is not due until admitted (wf_retry made it due).
+UPDATE sk_workflows SET wake_at = NULL
+WHERE namespace = :namespace AND id = :id AND status = 'pending' AND EXISTS (
+    SELECT 1 FROM sk_flow_runs f
+    WHERE f.namespace = :namespace AND f.id = :id AND f.state = 'waiting');

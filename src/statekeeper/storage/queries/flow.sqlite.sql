@@ -1,9 +1,9 @@
 -- name: flow_admit
 -- Admit the next run of a queue (:queue, or the queue of the run :released that just
 -- ended), if its limits allow: the waiting run of highest priority (then the oldest)
--- whose key is under its own limits. One run a statement (several of one key could
--- pass one count together); the caller runs it as many times as it wants runs. The
--- queue's own limits refer to the one row of t only, so they are checked once, before
+-- whose key is under its own limits and that is not paused. One run a statement
+-- (several of one key could pass one count together); the caller runs it as many times
+-- as it wants runs. The queue's own limits refer to the one row of t only, so they are checked once, before
 -- the walk of the waiting runs (sk_flow_runs_waiting); the per-key ones are a range of
 -- sk_flow_runs_admitted (_key_rate) per run walked. The sk_flow_runs_admit trigger
 -- makes the admitted workflow due. The same statement as the PostgreSQL function
@@ -21,6 +21,9 @@ SET state = 'admitted', admitted_at = :now,
 WHERE namespace = :namespace AND id = (
     SELECT r.id FROM t JOIN sk_flow_runs r ON r.namespace = t.namespace AND r.queue = t.name
     WHERE r.state = 'waiting' AND r.not_before <= :now
+      -- Not paused (nor being cancelled: it ends without a slot).
+      AND EXISTS (SELECT 1 FROM sk_workflows w WHERE w.namespace = r.namespace
+                  AND w.id = r.id AND w.cancel_requested = 0)
       AND (t.concurrency IS NULL OR (
           SELECT count(*) FROM sk_flow_runs a
           WHERE a.namespace = t.namespace AND a.queue = t.name AND a.state = 'admitted'

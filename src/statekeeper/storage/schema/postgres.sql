@@ -942,19 +942,25 @@ DECLARE
     v_limits sk_flow_queues%ROWTYPE;
 BEGIN
     IF p_released IS NOT NULL THEN
-        UPDATE sk_flow_runs SET state = 'done', lock = NULL
-        WHERE namespace = p_namespace AND id = p_released AND state <> 'done'
-        RETURNING queue INTO v_queue;
+        -- Read, not locked: the queue's lock comes before any row of it is locked (a
+        -- finish holds its workflow's row; an end that locked its place first and then
+        -- waited for the queue could wait on one that picked that place: a deadlock).
+        SELECT queue INTO v_queue FROM sk_flow_runs
+        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
         IF v_queue IS NULL THEN
             RETURN 0;
         END IF;
+    END IF;
+    -- 'SKFL': statekeeper flow queues
+    PERFORM pg_advisory_xact_lock(1397441100, hashtext(p_namespace || chr(31) || v_queue));
+    IF p_released IS NOT NULL THEN
+        UPDATE sk_flow_runs SET state = 'done', lock = NULL
+        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
     END IF;
     SELECT * INTO v_limits FROM sk_flow_queues WHERE namespace = p_namespace AND name = v_queue;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    -- 'SKFL': statekeeper flow queues
-    PERFORM pg_advisory_xact_lock(1397441100, hashtext(p_namespace || chr(31) || v_queue));
     WHILE v_done < p_max LOOP
         EXIT WHEN v_limits.concurrency IS NOT NULL AND (
             SELECT count(*) FROM sk_flow_runs a
@@ -973,6 +979,9 @@ BEGIN
             SELECT r.id FROM sk_flow_runs r
             WHERE r.namespace = p_namespace AND r.queue = v_queue AND r.state = 'waiting'
               AND r.not_before <= p_now
+              -- Not paused (nor being cancelled: it ends without a slot).
+              AND EXISTS (SELECT 1 FROM sk_workflows w WHERE w.namespace = p_namespace
+                          AND w.id = r.id AND w.cancel_requested = 0)
               AND (r.key IS NULL OR v_limits.per_key_concurrency IS NULL OR (
                   SELECT count(*) FROM sk_flow_runs k
                   WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
@@ -985,12 +994,14 @@ BEGIN
                   < v_limits.key_rate_limit)
             ORDER BY r.priority DESC, r.seq
             LIMIT 1
+            FOR UPDATE OF r SKIP LOCKED
         )
         RETURNING id INTO v_picked;
         EXIT WHEN v_picked IS NULL;
+        -- Due now (a run that waited had no wake_at, or its deadline's).
         UPDATE sk_workflows SET wake_at = p_now, updated_at = p_now
         WHERE namespace = p_namespace AND id = v_picked AND status = 'pending'
-          AND wake_at IS NULL;
+          AND (wake_at IS NULL OR wake_at > p_now);
         v_done := v_done + 1;
     END LOOP;
     RETURN v_done;

@@ -474,13 +474,14 @@ CREATE INDEX sk_flow_runs_key_rate ON sk_flow_runs (namespace, queue, key, admit
 CREATE UNIQUE INDEX sk_flow_runs_lock ON sk_flow_runs (namespace, queue, lock)
     WHERE lock IS NOT NULL;
 
--- An admitted run is due at once (its workflow row waited with no wake_at).
+-- An admitted run is due at once (its workflow row waited with no wake_at, or with its
+-- deadline's: a queued run times out while it waits).
 CREATE TRIGGER sk_flow_runs_admit AFTER UPDATE OF state ON sk_flow_runs
 WHEN NEW.state = 'admitted' AND OLD.state = 'waiting'
 BEGIN
     UPDATE sk_workflows SET wake_at = NEW.admitted_at, updated_at = NEW.admitted_at
     WHERE namespace = NEW.namespace AND id = NEW.id AND status = 'pending'
-      AND wake_at IS NULL;
+      AND (wake_at IS NULL OR wake_at > NEW.admitted_at);
 END;
 
 -- Consumers' per-group concurrency (flow control): at most per_group messages of one
