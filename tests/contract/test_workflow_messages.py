@@ -306,6 +306,47 @@ async def test_an_update_the_workflow_never_applies(app: App, clock: FakeClock) 
         await settle(app, asked)
 
 
+async def test_an_update_not_applied_stays_not_applied_after_retry(
+    app: App, clock: FakeClock
+) -> None:
+    runs: list[int] = []
+
+    @app.workflow
+    async def flaky(ctx: WorkflowContext, _: None) -> list[int]:
+        total: list[int] = []
+
+        async def add(n: int) -> int:
+            total.append(n)
+            return n
+
+        ctx.on_update("add", add)
+        runs.append(1)
+        await ctx.wait_for_event("go")  # a wait for an event applies no updates
+        if len(runs) <= 2:
+            raise RuntimeError("first attempt fails")
+        await ctx.sleep(100)  # applies the updates pending here
+        return total
+
+    run = await app.workflows.start(flaky, None, id="flaky-1")
+    await drive(app)
+    asked = asyncio.create_task(app.workflows.update(run, "add", 5, timeout=10))
+    await asyncio.sleep(0.05)
+    await app.workflows.send_event(run, "go")
+    with pytest.raises(UpdateNotApplied):
+        await settle(app, asked)
+    assert (await app.workflows.status(run)).status == "failed"
+    await app.workflows.retry(run)
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "sleeping"
+    clock.advance(101)
+    await drive(app)
+    assert await app.workflows.result(run) == []  # the update reported not applied stays so
+    kinds = [(e["kind"], e["name"]) for e in await app.workflows.history(run)]
+    assert ("update", "add") not in kinds
+    outcome = await app.backend.workflow_messages.update_outcome(app.namespace, run, 1)
+    assert outcome is not None and outcome[0] == "not_applied"
+
+
 # --- published values ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -100,6 +101,23 @@ class WorkflowOps(Operations):
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot suspend workflow {id!r}", "found"))
 
+    def _finish_settling(self, finish: Statement, unapplied: Statement) -> Statement:
+        """PostgreSQL: the finish and the settling of its pending updates as one
+        statement (one round trip): the settling runs only when the finish found its row."""
+        (sql, args), (settle_sql, settle_args) = finish, unapplied
+        params = self._queries["wf_finish"].params
+        where = {name: f"${index + 1}" for index, name in enumerate(params)}
+        own = self._queries["wfm_finish_updates"].params
+        # Its parameters are the finish's (namespace, id, now), renumbered in one pass.
+        renamed = re.sub(r"\$(\d+)", lambda m: where[own[int(m.group(1)) - 1]], settle_sql)
+        del settle_args
+        composed = (
+            f"WITH finished AS ({sql}), settled AS ({renamed} "
+            "AND EXISTS (SELECT 1 FROM finished) RETURNING 1) "
+            "SELECT parent_id FROM finished"
+        )
+        return composed, args
+
     async def finish(
         self,
         namespace: str,
@@ -126,6 +144,12 @@ class WorkflowOps(Operations):
         script: list[Scripted] = (
             [(finish, "found", True)] if finishing is None else finishing(finish)
         )
+        # The updates it has not applied are settled as not applied (workflow_messages.sql).
+        unapplied = self._bind("wfm_finish_updates", namespace=namespace, id=id, now=now)
+        if finishing is None and self._db.dialect == "postgres":
+            script = [(self._finish_settling(finish, unapplied), "found", True)]
+        else:
+            script.append((unapplied, "rowcount", False))
         if parent_id is not None:
             event = child_event(id)
             script.append((self._bind(

@@ -117,6 +117,11 @@ class Messaging:
         self, id: str, name: str, seq: int, status: str, result: bytes | None, error: str | None
     ) -> Any:
         flows = self._flows
+        if status == "not_applied":  # settled by the run's end (wfm_finish_updates)
+            raise UpdateNotApplied(
+                f"workflow {id!r} finished before it applied update {name!r}",
+                id=id, update=name, seq=seq,
+            )  # fmt: skip
         if status == "accepted":
             if result is None:
                 return None

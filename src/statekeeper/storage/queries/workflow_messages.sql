@@ -135,6 +135,13 @@ UPDATE sk_workflow_updates
 SET status = :status, result = :result, error = :error, finished_at = :now
 WHERE namespace = :namespace AND workflow_id = :id AND seq = :seq AND status = 'pending';
 
+-- name: wfm_finish_updates
+-- A run's end settles the updates it has not applied as not applied (in the finish's
+-- transaction): a retry or a rewind of the run never applies them later.
+UPDATE sk_workflow_updates
+SET status = 'not_applied', finished_at = :now
+WHERE namespace = :namespace AND workflow_id = :id AND status = 'pending';
+
 -- name: wfm_get_update
 SELECT status, result, error FROM sk_workflow_updates
 WHERE namespace = :namespace AND workflow_id = :id AND seq = :seq;
