@@ -381,3 +381,37 @@ async def test_published_values_are_read_while_the_run_goes_on(app: App, clock: 
     await app.workflows.purge(run)
     with pytest.raises(WorkflowNotFound):
         await app.workflows.get(run, "stage")
+
+
+async def test_a_fork_keeps_the_values_its_copied_journal_published(
+    app: App, clock: FakeClock
+) -> None:
+    @app.workflow
+    async def stages(ctx: WorkflowContext, _: None) -> str:
+        await ctx.publish("stage", "one")  # position 1
+        await ctx.publish("kept", {"n": 1})  # 2
+        await ctx.publish("stage", "two")  # 3
+        await ctx.wait_for_event("go")  # 4
+        await ctx.publish("stage", "three")  # 5
+        await ctx.publish("late", True)  # 6
+        return "ok"
+
+    run = await app.workflows.start(stages, None, id="stages-1")
+    await drive(app)
+    await app.workflows.send_event(run, "go")
+    await drive(app)
+    assert await app.workflows.get(run, "stage") == "three"
+    forked = await app.workflows.fork(run, 4, new_id="stages-fork")
+    # Before its first run: the values its copied journal published, as of the cut.
+    assert await app.workflows.values(forked) == {"kept": {"n": 1}, "stage": "two"}
+    await drive(app)  # it replays to the cut, then waits for its own event
+    assert await app.workflows.get(forked, "stage") == "two"
+    with pytest.raises(ValueNotPublished):
+        await app.workflows.get(forked, "late")
+    early = await app.workflows.fork(run, 3, new_id="stages-early")
+    assert await app.workflows.values(early) == {"kept": {"n": 1}, "stage": "one"}
+    await app.workflows.send_event(forked, "go")
+    await drive(app)
+    assert await app.workflows.result(forked) == "ok"
+    assert await app.workflows.values(forked) == {"kept": {"n": 1}, "late": True, "stage": "three"}
+    assert await app.workflows.values(run) == {"kept": {"n": 1}, "late": True, "stage": "three"}

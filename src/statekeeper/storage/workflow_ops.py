@@ -355,10 +355,12 @@ class WorkflowOps(Operations):
         *,
         version: str | None,
         mailbox: Sequence[tuple[str, int, bytes | None, float]] = (),
+        values: Sequence[tuple[str, bytes]] = (),
     ) -> bool:
-        """Create workflow ``new_id`` (pending, due now) with journal ``entries`` and the
-        ``mailbox`` messages (topic, number, data, sent at), in one transaction; False
-        (nothing written) if ``new_id`` exists already."""
+        """Create workflow ``new_id`` (pending, due now) with journal ``entries``, the
+        ``mailbox`` messages (topic, number, data, sent at) and the published ``values``
+        (key, value), in one transaction; False (nothing written) if ``new_id`` exists
+        already."""
         keys = {"namespace": namespace, "id": new_id}
         script: builtins.list[Scripted] = [(self._bind(
             "wf_create", name=name, input=input, parent_id=None, now=now, deadline=None,
@@ -373,6 +375,10 @@ class WorkflowOps(Operations):
         for topic, seq, data, sent_at in mailbox:
             script.append((self._bind(
                 "wfm_copy_message", topic=topic, seq=seq, data=data, sent_at=sent_at, **keys
+            ), "rowcount", False))  # fmt: skip
+        for key, value in values:
+            script.append((self._bind(
+                "wfm_put_value", key=key, value=value, now=now, **keys
             ), "rowcount", False))  # fmt: skip
         return await self._db.run_atomic(script, f"cannot fork into {new_id!r}") is not None
 
