@@ -347,6 +347,35 @@ async def test_an_update_not_applied_stays_not_applied_after_retry(
     assert outcome is not None and outcome[0] == "not_applied"
 
 
+async def test_continue_as_new_forgets_settled_updates(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def rounds(ctx: WorkflowContext, n: int) -> int:
+        async def add(k: int) -> int:
+            return n + k
+
+        ctx.on_update("add", add)
+        await ctx.sleep(100)  # updates are applied while it sleeps
+        if n < 3:
+            await ctx.continue_as_new(n + 1)
+        return n
+
+    run = await app.workflows.start(rounds, 0, id="rounds-u")
+    await drive(app)
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "add", 1))) == 1
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "add", 2))) == 2
+    ops, ns = app.backend.workflow_messages, app.namespace
+    clock.advance(4000)
+    await drive(app)  # round 1: update 1 (settled long ago) is forgotten, 2 (the last) kept
+    assert await ops.update_outcome(ns, run, 1) is None
+    assert await ops.update_outcome(ns, run, 2) is not None
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "add", 5))) == 6
+    assert await ops.update_outcome(ns, run, 3) is not None  # numbers go on, never reused
+    clock.advance(101)
+    await drive(app)  # round 2: 2 goes; 3, settled lately, stays for its caller
+    assert await ops.update_outcome(ns, run, 2) is None
+    assert (await ops.update_outcome(ns, run, 3) or ("",))[0] == "accepted"
+
+
 # --- published values ------------------------------------------------------------------------
 
 

@@ -16,6 +16,10 @@ from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFoun
 from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
 from statekeeper.storage.runner import Operations, Scripted, Statement
 
+# How long a continued run keeps an update it settled (seconds): its caller reads the
+# outcome within a poll, so this is slack for a caller that stalls.
+SETTLED_UPDATES_KEPT = 3600.0
+
 
 class WorkflowOps(Operations):
     """``contracts.WorkflowStorage``: the block's operations over an adapter's statements."""
@@ -257,11 +261,18 @@ class WorkflowOps(Operations):
         one, and the workflow due at once. False (nothing changed)
         if the lease was lost."""
         keys = {"namespace": namespace, "id": id}
+        kept_after = now - SETTLED_UPDATES_KEPT
         script: list[Scripted] = [
             (self._bind("wf_continue", input=input, now=now, fence=fence, **keys), "found", True),
             (self._bind("wf_continue_events", **keys), "rowcount", False),
             # The messages its journal consumed (before the journal goes).
             (self._bind("wfm_continue_messages", **keys), "rowcount", False),
+            # Its settled updates (but those settled lately, whose callers may still read).
+            (
+                self._bind("wfm_continue_updates", settled_before=kept_after, **keys),
+                "rowcount",
+                False,
+            ),
             (self._bind("wf_continue_steps", **keys), "rowcount", False),
             (self._bind("wf_continue_count", now=now, **keys), "rowcount", False),
         ]

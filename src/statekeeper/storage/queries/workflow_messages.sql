@@ -146,6 +146,15 @@ WHERE namespace = :namespace AND workflow_id = :id AND status = 'pending';
 SELECT status, result, error FROM sk_workflow_updates
 WHERE namespace = :namespace AND workflow_id = :id AND seq = :seq;
 
+-- name: wfm_continue_updates
+-- A continued run forgets its updates settled before :settled_before (their callers had
+-- their answers), keeping the last one: update numbers go on from it, never reused.
+DELETE FROM sk_workflow_updates
+WHERE namespace = :namespace AND workflow_id = :id AND status <> 'pending'
+  AND finished_at < :settled_before
+  AND seq < (SELECT max(u.seq) FROM sk_workflow_updates u
+             WHERE u.namespace = :namespace AND u.workflow_id = :id);
+
 -- name: wfm_purge_updates
 DELETE FROM sk_workflow_updates WHERE namespace = :namespace AND workflow_id = :id;
 
