@@ -306,6 +306,76 @@ async def test_an_update_the_workflow_never_applies(app: App, clock: FakeClock) 
         await settle(app, asked)
 
 
+async def test_an_update_not_applied_stays_not_applied_after_retry(
+    app: App, clock: FakeClock
+) -> None:
+    runs: list[int] = []
+
+    @app.workflow
+    async def flaky(ctx: WorkflowContext, _: None) -> list[int]:
+        total: list[int] = []
+
+        async def add(n: int) -> int:
+            total.append(n)
+            return n
+
+        ctx.on_update("add", add)
+        runs.append(1)
+        await ctx.wait_for_event("go")  # a wait for an event applies no updates
+        if len(runs) <= 2:
+            raise RuntimeError("first attempt fails")
+        await ctx.sleep(100)  # applies the updates pending here
+        return total
+
+    run = await app.workflows.start(flaky, None, id="flaky-1")
+    await drive(app)
+    asked = asyncio.create_task(app.workflows.update(run, "add", 5, timeout=10))
+    await asyncio.sleep(0.05)
+    await app.workflows.send_event(run, "go")
+    with pytest.raises(UpdateNotApplied):
+        await settle(app, asked)
+    assert (await app.workflows.status(run)).status == "failed"
+    await app.workflows.retry(run)
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "sleeping"
+    clock.advance(101)
+    await drive(app)
+    assert await app.workflows.result(run) == []  # the update reported not applied stays so
+    kinds = [(e["kind"], e["name"]) for e in await app.workflows.history(run)]
+    assert ("update", "add") not in kinds
+    outcome = await app.backend.workflow_messages.update_outcome(app.namespace, run, 1)
+    assert outcome is not None and outcome[0] == "not_applied"
+
+
+async def test_continue_as_new_forgets_settled_updates(app: App, clock: FakeClock) -> None:
+    @app.workflow
+    async def rounds(ctx: WorkflowContext, n: int) -> int:
+        async def add(k: int) -> int:
+            return n + k
+
+        ctx.on_update("add", add)
+        await ctx.sleep(100)  # updates are applied while it sleeps
+        if n < 3:
+            await ctx.continue_as_new(n + 1)
+        return n
+
+    run = await app.workflows.start(rounds, 0, id="rounds-u")
+    await drive(app)
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "add", 1))) == 1
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "add", 2))) == 2
+    ops, ns = app.backend.workflow_messages, app.namespace
+    clock.advance(4000)
+    await drive(app)  # round 1: update 1 (settled long ago) is forgotten, 2 (the last) kept
+    assert await ops.update_outcome(ns, run, 1) is None
+    assert await ops.update_outcome(ns, run, 2) is not None
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "add", 5))) == 6
+    assert await ops.update_outcome(ns, run, 3) is not None  # numbers go on, never reused
+    clock.advance(101)
+    await drive(app)  # round 2: 2 goes; 3, settled lately, stays for its caller
+    assert await ops.update_outcome(ns, run, 2) is None
+    assert (await ops.update_outcome(ns, run, 3) or ("",))[0] == "accepted"
+
+
 # --- published values ------------------------------------------------------------------------
 
 
@@ -340,3 +410,37 @@ async def test_published_values_are_read_while_the_run_goes_on(app: App, clock: 
     await app.workflows.purge(run)
     with pytest.raises(WorkflowNotFound):
         await app.workflows.get(run, "stage")
+
+
+async def test_a_fork_keeps_the_values_its_copied_journal_published(
+    app: App, clock: FakeClock
+) -> None:
+    @app.workflow
+    async def stages(ctx: WorkflowContext, _: None) -> str:
+        await ctx.publish("stage", "one")  # position 1
+        await ctx.publish("kept", {"n": 1})  # 2
+        await ctx.publish("stage", "two")  # 3
+        await ctx.wait_for_event("go")  # 4
+        await ctx.publish("stage", "three")  # 5
+        await ctx.publish("late", True)  # 6
+        return "ok"
+
+    run = await app.workflows.start(stages, None, id="stages-1")
+    await drive(app)
+    await app.workflows.send_event(run, "go")
+    await drive(app)
+    assert await app.workflows.get(run, "stage") == "three"
+    forked = await app.workflows.fork(run, 4, new_id="stages-fork")
+    # Before its first run: the values its copied journal published, as of the cut.
+    assert await app.workflows.values(forked) == {"kept": {"n": 1}, "stage": "two"}
+    await drive(app)  # it replays to the cut, then waits for its own event
+    assert await app.workflows.get(forked, "stage") == "two"
+    with pytest.raises(ValueNotPublished):
+        await app.workflows.get(forked, "late")
+    early = await app.workflows.fork(run, 3, new_id="stages-early")
+    assert await app.workflows.values(early) == {"kept": {"n": 1}, "stage": "one"}
+    await app.workflows.send_event(forked, "go")
+    await drive(app)
+    assert await app.workflows.result(forked) == "ok"
+    assert await app.workflows.values(forked) == {"kept": {"n": 1}, "late": True, "stage": "three"}
+    assert await app.workflows.values(run) == {"kept": {"n": 1}, "late": True, "stage": "three"}

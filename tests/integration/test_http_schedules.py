@@ -117,6 +117,8 @@ async def test_hostile_requests(served: tuple[App, httpx.AsyncClient]) -> None:
         ("POST", "/v1/schedules", {"content": b"x" * 5000}),
         ("GET", "/v1/schedules?limit=0", {}),
         ("GET", "/v1/schedules?limit=abc", {}),
+        ("GET", "/v1/schedules?after=%00", {}),
+        ("GET", "/v1/schedules?after=s%0A", {}),
         ("GET", "/v1/schedules/s/next?count=100000", {}),
         ("POST", "/v1/schedules/s/backfill", {"json": {"start": 10}}),
         ("POST", "/v1/schedules/s/backfill", {"json": {"start": 10, "end": 1e300}}),

@@ -110,6 +110,8 @@ async def test_messages_updates_and_values_over_http(
         ("POST", f"{BASE}/updates/bad%00name", 400),
         ("GET", f"{BASE}/values/bad%20key", 400),
         ("GET", f"{BASE}/values?limit=0", 400),
+        ("GET", f"{BASE}/values?after=%00", 400),
+        ("GET", f"{BASE}/values?after=a%1Fb", 400),
         ("GET", "/v1/workflows/counter/nobody/values/count", 404),
         ("POST", "/v1/workflows/counter/nobody/messages/t", 404),
         ("POST", "/v1/workflows/other/c-1/messages/t", 404),

@@ -105,9 +105,17 @@ async def test_bulk_dry_run_then_cancel(served: tuple[App, httpx.AsyncClient]) -
         ("POST", "/v1/workflows/bulk/cancel", {}, {}, "filter"),
         ("POST", "/v1/workflows/bulk/cancel", {}, {"stauts": "waiting"}, "stauts"),
         ("POST", "/v1/workflows/bulk/cancel", {}, {"status": "waiting", "batch": 0}, "batch"),
+        ("GET", "/v1/workflows", {"attr": "customer=\x00"}, None, "customer"),
+        ("GET", "/v1/workflows", {"attr": "a=c\x07"}, None, "'a'"),
+        ("GET", "/v1/workflows/counts", {"attr": "customer=\x00"}, None, "customer"),
+        ("POST", "/v1/workflows/bulk/cancel", {}, {"attributes": {"customer": "\x00"}},
+         "customer"),
+        ("POST", "/v1/workflows/bulk/cancel", {}, {"attributes": {"amount": {"gte": "1\x00"}}},
+         "amount"),
     ],
     ids=["attr-syntax", "attr-kind", "status", "limit", "cursor", "after", "operation",
-         "no-filter", "unknown-field", "batch"],
+         "no-filter", "unknown-field", "batch", "attr-nul", "attr-control", "counts-nul",
+         "bulk-nul", "bulk-bound-nul"],
 )  # fmt: skip
 async def test_hostile_filters_are_400_naming_the_parameter(
     served: tuple[App, httpx.AsyncClient],

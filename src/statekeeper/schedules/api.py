@@ -21,6 +21,7 @@ from statekeeper.errors import (
     ScheduleNotFound,
     TooManyRetries,
 )
+from statekeeper.identifiers import has_control
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.schedules.firing import SCHEDULE, Decision, Firing, stored_spec
 from statekeeper.schedules.model import Declared, Definition, Schedule, check_schedule_id
@@ -88,8 +89,10 @@ class Schedules:
         ):
             raise InvalidSchedule(f"limit must be 1 to {MAX_LIST_LIMIT}, got {limit!r}",
                                   field="limit")  # fmt: skip
-        if not isinstance(after, str) or len(after) > 200:
-            raise InvalidSchedule("after must be a schedule id", field="after")
+        if not isinstance(after, str) or len(after) > 200 or has_control(after):
+            raise InvalidSchedule(
+                "after must be a schedule id (without control characters)", field="after"
+            )
         rows = await self._backend().schedules.list(self.namespace, after=after, limit=limit)
         return [self._view(row) for row in rows]
 

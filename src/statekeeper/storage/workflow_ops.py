@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,10 @@ from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_CANCEL_REQUESTED, ch
 from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFound
 from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
 from statekeeper.storage.runner import Operations, Scripted, Statement
+
+# How long a continued run keeps an update it settled (seconds): its caller reads the
+# outcome within a poll, so this is slack for a caller that stalls.
+SETTLED_UPDATES_KEPT = 3600.0
 
 
 class WorkflowOps(Operations):
@@ -100,6 +105,23 @@ class WorkflowOps(Operations):
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot suspend workflow {id!r}", "found"))
 
+    def _finish_settling(self, finish: Statement, unapplied: Statement) -> Statement:
+        """PostgreSQL: the finish and the settling of its pending updates as one
+        statement (one round trip): the settling runs only when the finish found its row."""
+        (sql, args), (settle_sql, settle_args) = finish, unapplied
+        params = self._queries["wf_finish"].params
+        where = {name: f"${index + 1}" for index, name in enumerate(params)}
+        own = self._queries["wfm_finish_updates"].params
+        # Its parameters are the finish's (namespace, id, now), renumbered in one pass.
+        renamed = re.sub(r"\$(\d+)", lambda m: where[own[int(m.group(1)) - 1]], settle_sql)
+        del settle_args
+        composed = (
+            f"WITH finished AS ({sql}), settled AS ({renamed} "
+            "AND EXISTS (SELECT 1 FROM finished) RETURNING 1) "
+            "SELECT parent_id FROM finished"
+        )
+        return composed, args
+
     async def finish(
         self,
         namespace: str,
@@ -126,6 +148,12 @@ class WorkflowOps(Operations):
         script: list[Scripted] = (
             [(finish, "found", True)] if finishing is None else finishing(finish)
         )
+        # The updates it has not applied are settled as not applied (workflow_messages.sql).
+        unapplied = self._bind("wfm_finish_updates", namespace=namespace, id=id, now=now)
+        if finishing is None and self._db.dialect == "postgres":
+            script = [(self._finish_settling(finish, unapplied), "found", True)]
+        else:
+            script.append((unapplied, "rowcount", False))
         if parent_id is not None:
             event = child_event(id)
             script.append((self._bind(
@@ -243,11 +271,18 @@ class WorkflowOps(Operations):
         one, and the workflow due at once. False (nothing changed)
         if the lease was lost."""
         keys = {"namespace": namespace, "id": id}
+        kept_after = now - SETTLED_UPDATES_KEPT
         script: list[Scripted] = [
             (self._bind("wf_continue", input=input, now=now, fence=fence, **keys), "found", True),
             (self._bind("wf_continue_events", **keys), "rowcount", False),
             # The messages its journal consumed (before the journal goes).
             (self._bind("wfm_continue_messages", **keys), "rowcount", False),
+            # Its settled updates (but those settled lately, whose callers may still read).
+            (
+                self._bind("wfm_continue_updates", settled_before=kept_after, **keys),
+                "rowcount",
+                False,
+            ),
             (self._bind("wf_continue_steps", **keys), "rowcount", False),
             (self._bind("wf_continue_count", now=now, **keys), "rowcount", False),
         ]
@@ -341,10 +376,12 @@ class WorkflowOps(Operations):
         *,
         version: str | None,
         mailbox: Sequence[tuple[str, int, bytes | None, float]] = (),
+        values: Sequence[tuple[str, bytes]] = (),
     ) -> bool:
-        """Create workflow ``new_id`` (pending, due now) with journal ``entries`` and the
-        ``mailbox`` messages (topic, number, data, sent at), in one transaction; False
-        (nothing written) if ``new_id`` exists already."""
+        """Create workflow ``new_id`` (pending, due now) with journal ``entries``, the
+        ``mailbox`` messages (topic, number, data, sent at) and the published ``values``
+        (key, value), in one transaction; False (nothing written) if ``new_id`` exists
+        already."""
         keys = {"namespace": namespace, "id": new_id}
         script: builtins.list[Scripted] = [(self._bind(
             "wf_create", name=name, input=input, parent_id=None, now=now, deadline=None,
@@ -359,6 +396,10 @@ class WorkflowOps(Operations):
         for topic, seq, data, sent_at in mailbox:
             script.append((self._bind(
                 "wfm_copy_message", topic=topic, seq=seq, data=data, sent_at=sent_at, **keys
+            ), "rowcount", False))  # fmt: skip
+        for key, value in values:
+            script.append((self._bind(
+                "wfm_put_value", key=key, value=value, now=now, **keys
             ), "rowcount", False))  # fmt: skip
         return await self._db.run_atomic(script, f"cannot fork into {new_id!r}") is not None
 

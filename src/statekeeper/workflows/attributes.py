@@ -168,7 +168,15 @@ def names_of(filters: Mapping[str, Any]) -> list[str]:
         raise InvalidFilter("attributes must be a dict of attribute names to values or bounds")
     if len(filters) > MAX_FILTERS:
         raise InvalidFilter(f"at most {MAX_FILTERS} attribute filters, got {len(filters)}")
-    return [check_name(name, InvalidFilter) for name in filters]
+    names = [check_name(name, InvalidFilter) for name in filters]
+    for name, wanted in filters.items():
+        values = wanted.values() if isinstance(wanted, Mapping) else (wanted,)
+        if any(isinstance(value, str) and has_control(value) for value in values):
+            raise InvalidFilter(
+                f"attribute filter {name!r}: a value has a control character "
+                f"({shown(wanted)}); a value is text without control characters"
+            )
+    return names
 
 
 def compile_filters(

@@ -185,7 +185,8 @@ async def publish(ctx: WorkflowContext, key: str, value: Any) -> None:
         return
     plain = encode(f"value {key!r} of workflow {ctx.workflow_id!r}", value)
     stored = ctx._sealer.seal(plain, *value_where(ctx._namespace, ctx.workflow_id, key))
-    await record(ctx, position, PUBLISH, key, value=(key, stored))
+    # The journal keeps the value too: a fork from a later position publishes it again.
+    await record(ctx, position, PUBLISH, key, output=plain, value=(key, stored))
 
 
 # --- the journal entries and suspensions of this module and updates.py -------------------

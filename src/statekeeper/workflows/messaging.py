@@ -22,7 +22,7 @@ from statekeeper.errors import (
     ValueNotPublished,
     WorkflowNotFound,
 )
-from statekeeper.identifiers import check_workflow_id
+from statekeeper.identifiers import check_workflow_id, has_control
 from statekeeper.workflows.journal import encode
 from statekeeper.workflows.mailbox import check_name, message_where, value_where
 from statekeeper.workflows.updates import update_data_where, update_outcome_where
@@ -117,6 +117,11 @@ class Messaging:
         self, id: str, name: str, seq: int, status: str, result: bytes | None, error: str | None
     ) -> Any:
         flows = self._flows
+        if status == "not_applied":  # settled by the run's end (wfm_finish_updates)
+            raise UpdateNotApplied(
+                f"workflow {id!r} finished before it applied update {name!r}",
+                id=id, update=name, seq=seq,
+            )  # fmt: skip
         if status == "accepted":
             if result is None:
                 return None
@@ -148,8 +153,10 @@ class Messaging:
         check_workflow_id(id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
-        if not isinstance(after, str):
-            raise ValidationError("after must be a value key")
+        if not isinstance(after, str) or has_control(after):
+            raise ValidationError(
+                f"after must be a value key (text without control characters), got {after!r}"
+            )
         rows = await flows._backend.workflow_messages.values(
             flows.namespace, id, after=after, limit=limit
         )

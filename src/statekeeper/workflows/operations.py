@@ -19,7 +19,7 @@ from statekeeper.identifiers import check_workflow_id, check_workflow_name
 from statekeeper.sealing import STEP, WORKFLOW
 from statekeeper.storage.rows import HistoryEntry
 from statekeeper.workflows.attributes import ATTRIBUTES
-from statekeeper.workflows.mailbox import message_where
+from statekeeper.workflows.mailbox import PUBLISH, message_where, value_where
 from statekeeper.workflows.signatures import WorkflowRun
 from statekeeper.workflows.versions import check_version
 
@@ -56,6 +56,7 @@ async def fork(
         )
     _check_cut(id, by_position, from_position)
     copied: list[HistoryEntry] = []
+    published: dict[str, bytes | None] = {}  # the last publish per key before the cut
     for e in entries:
         # A ctx.set_attributes entry records no values: the fork sets them again when its
         # replay reaches that position (a gap in a journal is new work).
@@ -67,6 +68,8 @@ async def fork(
             for field, value in (("input", e.input), ("output", e.output))
             if value is not None
         }
+        if e.kind == PUBLISH:
+            published[e.name] = None if e.output is None else seal.open(e.output, *old, "output")
         error = e.error
         if error is not None:
             error = seal.seal_text(seal.open_text(error, *old, "error"), *new, "error")
@@ -75,9 +78,12 @@ async def fork(
     input = seal.seal(input, WORKFLOW, ns, chosen, "input")
     version = flows.versions.at_start(row.name)
     mailbox = await _copied_mailbox(flows, id, chosen)
+    later = {e.name for e in entries if e.kind == PUBLISH and e.position >= from_position}
+    values = await _copied_values(flows, id, chosen, published, later)
     done = await backend.workflows.fork(
-        ns, chosen, row.name, input, copied, flows._clock(), version=version, mailbox=mailbox
-    )
+        ns, chosen, row.name, input, copied, flows._clock(), version=version, mailbox=mailbox,
+        values=values,
+    )  # fmt: skip
     if not done:
         raise WorkflowConflict(
             f"workflow id {chosen!r} is taken: fork into a new id", id=chosen, differs="id"
@@ -104,6 +110,27 @@ async def _copied_mailbox(
                 )
             copied.append((topic, seq, data, sent_at))
         after = page[-1][0], page[-1][1]
+    return copied
+
+
+async def _copied_values(
+    flows: Workflows, id: str, new_id: str, published: dict[str, bytes | None], later: set[str]
+) -> list[tuple[str, bytes]]:
+    """The values the copied journal published (the last per key before the cut), sealed
+    for ``new_id``: its replay of a publish writes nothing. A publish journaled without
+    its value (before the journal kept it) takes the stored value, when no publish after
+    the cut replaced it."""
+    ns, seal = flows.namespace, flows.sealer
+    copied: list[tuple[str, bytes]] = []
+    for key, plain in published.items():
+        if plain is None:
+            if key in later:
+                continue  # the stored value is a later one
+            found = await flows._backend.workflow_messages.value(ns, id, key)
+            if found is None:
+                continue
+            plain = seal.open(found[0], *value_where(ns, id, key))
+        copied.append((key, seal.seal(plain, *value_where(ns, new_id, key))))
     return copied
 
 

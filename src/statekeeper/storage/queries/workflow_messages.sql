@@ -135,9 +135,25 @@ UPDATE sk_workflow_updates
 SET status = :status, result = :result, error = :error, finished_at = :now
 WHERE namespace = :namespace AND workflow_id = :id AND seq = :seq AND status = 'pending';
 
+-- name: wfm_finish_updates
+-- A run's end settles the updates it has not applied as not applied (in the finish's
+-- transaction): a retry or a rewind of the run never applies them later.
+UPDATE sk_workflow_updates
+SET status = 'not_applied', finished_at = :now
+WHERE namespace = :namespace AND workflow_id = :id AND status = 'pending';
+
 -- name: wfm_get_update
 SELECT status, result, error FROM sk_workflow_updates
 WHERE namespace = :namespace AND workflow_id = :id AND seq = :seq;
+
+-- name: wfm_continue_updates
+-- A continued run forgets its updates settled before :settled_before (their callers had
+-- their answers), keeping the last one: update numbers go on from it, never reused.
+DELETE FROM sk_workflow_updates
+WHERE namespace = :namespace AND workflow_id = :id AND status <> 'pending'
+  AND finished_at < :settled_before
+  AND seq < (SELECT max(u.seq) FROM sk_workflow_updates u
+             WHERE u.namespace = :namespace AND u.workflow_id = :id);
 
 -- name: wfm_purge_updates
 DELETE FROM sk_workflow_updates WHERE namespace = :namespace AND workflow_id = :id;
