@@ -444,3 +444,32 @@ async def test_a_fork_keeps_the_values_its_copied_journal_published(
     assert await app.workflows.result(forked) == "ok"
     assert await app.workflows.values(forked) == {"kept": {"n": 1}, "late": True, "stage": "three"}
     assert await app.workflows.values(run) == {"kept": {"n": 1}, "late": True, "stage": "three"}
+
+
+async def test_updates_applied_while_a_receive_waited_replay_before_its_message(
+    app: App,
+) -> None:
+    """An update applied while ``ctx.receive`` waited sits after the wait in the journal:
+    the run that takes the message replays it first, so what follows keeps its place."""
+
+    @app.workflow
+    async def noted(ctx: WorkflowContext, _: None) -> dict[str, Any]:
+        items: list[Any] = []
+
+        def add(item: Any) -> int:
+            items.append(item)
+            return len(items)
+
+        ctx.on_update("add", add)
+        got = await ctx.receive("notes")
+        await ctx.publish("after", got)
+        return {"got": got, "items": items}
+
+    run = await app.workflows.start(noted, None, id="noted-1")
+    await drive(app)  # waits in its receive
+    asked = asyncio.create_task(app.workflows.update(run, "add", "x", timeout=10))
+    assert await settle(app, asked) == 1  # applied while it waits
+    await app.workflows.send_message(run, "notes", "hello")
+    await drive(app)
+    assert await app.workflows.result(run) == {"got": "hello", "items": ["x"]}
+    assert await app.workflows.get(run, "after") == "hello"

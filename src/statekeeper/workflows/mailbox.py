@@ -118,6 +118,9 @@ async def _receive(ctx: WorkflowContext, position: int, topic: str, timeout: flo
         return ctx._replay(entry)
     if entry is not None and (entry.kind, entry.name) == (WAITING, topic):
         deadline = ctx._replay(entry)
+        # The updates applied while it waited come after the wait in the journal: they
+        # are replayed before the message that ends the wait is taken.
+        await updates.apply(ctx)
     else:
         ctx._recorded(position, RECEIVE, topic)  # NonDeterminismError, Cancelled, GiveBack
         deadline = None if timeout is None else ctx._clock() + float(timeout)
