@@ -10,9 +10,6 @@ app's workflows, and the workflow starts on that app's database and namespace, a
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import math
 from typing import Any
 
@@ -39,20 +36,17 @@ from statekeeper.cli.workflow_search import (
 from statekeeper.constants import MAX_LIST_LIMIT
 from statekeeper.errors import (
     DecryptionError,
-    InvalidCursor,
-    StatekeeperError,
     ValidationError,
     WorkflowFailed,
     WorkflowNotFinished,
 )
 from statekeeper.identifiers import check_workflow_id, check_workflow_name
 from statekeeper.workflows import WorkflowStatus
+from statekeeper.workflows.search import FIRST_PAGE, decode_cursor, encode_cursor
 
 TIMES = ("created_at", "updated_at")
 STEP_TIMES = ("started_at", "finished_at")
-FIRST_PAGE = (math.inf, "")
 POLL_LIMIT = 0.5  # seconds between looks while waiting for a result, at most
-MAX_CURSOR = 400  # characters: a time and a workflow id of up to 200 characters, base64
 
 
 @click.group("workflows")
@@ -61,26 +55,6 @@ def workflows() -> None:
 
 
 # --- inspect -----------------------------------------------------------------------------
-
-
-def encode_cursor(created_at: float, id: str) -> str:
-    data = json.dumps([created_at, id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """The (created_at, id) a cursor printed by ``workflows list`` stands for."""
-    try:
-        if len(cursor) > MAX_CURSOR:
-            raise ValueError("too long")
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
-        created_at, id = json.loads(data)
-        if not isinstance(created_at, int | float) or not math.isfinite(created_at):
-            raise ValueError(created_at)
-        return float(created_at), check_workflow_id(id)
-    except (binascii.Error, ValueError, TypeError, UnicodeError, StatekeeperError):
-        raise InvalidCursor(f"cursor {cursor!r} is not one `workflows list` printed") from None
 
 
 @workflows.command("list")
