@@ -15,8 +15,6 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from redis.asyncio import ConnectionPool
-
 from statekeeper.asl.resources import Resources
 from statekeeper.asl.workflow import KIND as ASL_KIND
 from statekeeper.asl.workflow import interpreter as asl_interpreter
@@ -38,11 +36,10 @@ from statekeeper.errors import (
     WorkflowFinished,
     WorkflowNotFound,
 )
-from statekeeper.events.model import check_stream
 from statekeeper.events.projections import Projections, Target
 from statekeeper.events.store import EventStore
-from statekeeper.events.subscriptions import DEFAULT_RETRY, Options
 from statekeeper.events.subscriptions import Handler as EventHandler
+from statekeeper.events.subscriptions import subscription_options
 from statekeeper.idempotency import Idempotency, IdempotentDecorator
 from statekeeper.identifiers import check_namespace, check_queue_name, check_subscription_name
 from statekeeper.outbound import CallbackPolicy
@@ -58,9 +55,8 @@ from statekeeper.runtime.worker import Worker
 from statekeeper.schedules import Declared, Definition, Scheduler, Schedules, make_spec
 from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
-from statekeeper.state.cache import StateCache
+from statekeeper.state.cache import StateCache, check_cache_url
 from statekeeper.storage import Storage, create_backend, parse, resolve
-from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
 from statekeeper.workflows.engine import Workflows
 from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
@@ -125,7 +121,7 @@ class App:
         self.sealer = Sealer(self.keyring)
         self.cache_url = cache_url or os.environ.get(ENV_CACHE_URL) or None
         if self.cache_url:
-            _check_cache_url(self.cache_url)
+            check_cache_url(self.cache_url)
         self._cache_ttl = cache_ttl
         self._max_value_bytes = max_value_bytes
         if (
@@ -415,7 +411,7 @@ class App:
         (``statekeeper.events.sql_target.SqlTarget``). ``lease``: how long a process
         that stopped answering (killed, cut off) keeps the projection before another
         takes it over. ``statekeeper worker`` and ``serve`` run it."""
-        options = _subscription_options(category, types, batch, retry, lease)
+        options = subscription_options(category, types, batch, retry, lease)
         checked = check_subscription_name(name)
 
         def register(fn: EventHandler) -> EventHandler:
@@ -440,7 +436,7 @@ class App:
         and ``ctx.append`` commit with the subscription's checkpoint. A failing handler
         is retried, then its event parked; ``lease`` as for ``projection``.
         ``statekeeper worker`` and ``serve`` run it."""
-        options = _subscription_options(category, types, batch, retry, lease)
+        options = subscription_options(category, types, batch, retry, lease)
         checked = check_subscription_name(name)
 
         def register(fn: EventHandler) -> EventHandler:
@@ -793,47 +789,3 @@ class App:
             runtime.start(Scheduler(app.schedules, poll=poll))
             namespaces.append(app.namespace)
         return namespaces
-
-
-def _subscription_options(
-    category: str | None,
-    types: Iterable[str] | None,
-    batch: int,
-    retry: Retry | None,
-    lease: float,
-) -> Options:
-    if category is not None:
-        check_stream(category)
-        if "-" in category:
-            raise ConfigurationError(
-                f"category {category!r} holds '-': a category is a stream name's part "
-                "before its first '-'"
-            )
-    if isinstance(types, str | bytes):
-        raise ConfigurationError(f"types must be a collection of event types, not {types!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
-        raise ConfigurationError(f"batch must be an integer from 1 to 1000, got {batch!r}")
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0.5 <= lease <= 3600:
-        raise ConfigurationError(f"lease must be 0.5 to 3600 seconds, got {lease!r}")
-    chosen = None if types is None else frozenset(types)
-    for kind in chosen or ():
-        if not isinstance(kind, str) or not kind:
-            raise ConfigurationError(f"an event type is a non-empty string, got {kind!r}")
-    return Options(category, chosen, batch, retry or DEFAULT_RETRY, float(lease))
-
-
-def _check_cache_url(url: str) -> None:
-    """Parse the cache URL (connecting on first use); errors show it redacted, and the
-    parser's own messages only when they cannot echo part of a password."""
-    if url.partition("://")[0].lower() in ("redis", "rediss") and at_after_host(url):
-        raise ConfigurationError(f"cache URL {redact(url)!r} {AT_AFTER_HOST}")
-    try:
-        ConnectionPool.from_url(url)
-    except ValueError as exc:
-        said = str(exc)
-        reason = (
-            said
-            if said.startswith(("Redis URL must specify", "Invalid value for"))
-            else "its host or port cannot be parsed (a port is a number from 0 to 65535)"
-        )
-        raise ConfigurationError(f"cache URL {redact(url)!r} is invalid: {reason}") from None

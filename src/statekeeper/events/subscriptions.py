@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from statekeeper.errors import ConflictError, StatekeeperError, ValidationError
-from statekeeper.events.model import ANY, RecordedEvent
+from statekeeper.errors import ConfigurationError, ConflictError, StatekeeperError, ValidationError
+from statekeeper.events.model import ANY, RecordedEvent, check_stream
 from statekeeper.events.store import EventStore
 from statekeeper.queues.policy import Retry
 from statekeeper.storage import Storage
@@ -435,3 +435,32 @@ async def wait_any(stopping: asyncio.Event, wake: asyncio.Event, timeout: float)
     finally:
         for waiting in waits:
             waiting.cancel()
+
+
+def subscription_options(
+    category: str | None,
+    types: Iterable[str] | None,
+    batch: int,
+    retry: Retry | None,
+    lease: float,
+) -> Options:
+    """A subscription's or projection's options, checked (ConfigurationError naming the
+    one that is wrong)."""
+    if category is not None:
+        check_stream(category)
+        if "-" in category:
+            raise ConfigurationError(
+                f"category {category!r} holds '-': a category is a stream name's part "
+                "before its first '-'"
+            )
+    if isinstance(types, str | bytes):
+        raise ConfigurationError(f"types must be a collection of event types, not {types!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+        raise ConfigurationError(f"batch must be an integer from 1 to 1000, got {batch!r}")
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0.5 <= lease <= 3600:
+        raise ConfigurationError(f"lease must be 0.5 to 3600 seconds, got {lease!r}")
+    chosen = None if types is None else frozenset(types)
+    for kind in chosen or ():
+        if not isinstance(kind, str) or not kind:
+            raise ConfigurationError(f"an event type is a non-empty string, got {kind!r}")
+    return Options(category, chosen, batch, retry or DEFAULT_RETRY, float(lease))

@@ -29,7 +29,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from statekeeper.constants import cache_epoch_key, cache_item_prefix, cache_lease_prefix
+from statekeeper.errors import ConfigurationError
 from statekeeper.storage.rows import StoredItem
+from statekeeper.storage.url import AT_AFTER_HOST, at_after_host, redact
 
 log = logging.getLogger("statekeeper.cache")
 
@@ -243,3 +245,20 @@ def _decode(key: str, payload: Any) -> StoredItem:
     if not newline or not isinstance(etag, str):
         raise ValueError("not a statekeeper cache entry")
     return StoredItem(key, value, etag, expires_at, key_id)
+
+
+def check_cache_url(url: str) -> None:
+    """Parse the cache URL (connecting on first use); errors show it redacted, and the
+    parser's own messages only when they cannot echo part of a password."""
+    if url.partition("://")[0].lower() in ("redis", "rediss") and at_after_host(url):
+        raise ConfigurationError(f"cache URL {redact(url)!r} {AT_AFTER_HOST}")
+    try:
+        aioredis.ConnectionPool.from_url(url)
+    except ValueError as exc:
+        said = str(exc)
+        reason = (
+            said
+            if said.startswith(("Redis URL must specify", "Invalid value for"))
+            else "its host or port cannot be parsed (a port is a number from 0 to 65535)"
+        )
+        raise ConfigurationError(f"cache URL {redact(url)!r} is invalid: {reason}") from None
