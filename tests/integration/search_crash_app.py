@@ -18,7 +18,7 @@ app.workflows.lease = 2.0  # killed runners' workflows come back quickly
 
 
 async def work(round: int) -> int:
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.75)
     return round
 
 

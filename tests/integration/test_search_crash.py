@@ -1,5 +1,5 @@
 """Searchable attributes under SIGKILL: 40 workflows set attributes 8 times each (a
-0.25 s step between), over 3 PostgreSQL workers with one killed every ~2 s. An attribute
+0.75 s step between), over 3 PostgreSQL workers with one killed every ~2 s. An attribute
 is written with its journal entry in one transaction, so no value is lost and no
 replay writes an older value back: sampled while the workers die, each workflow's
 ``round`` never goes down, and at the end every workflow holds its last values and
@@ -68,7 +68,7 @@ async def test_attributes_survive_killed_workers_and_never_go_back(
         stop_workers(workers)
     finally:
         await conn.close()
-    assert kills >= 2, "too few kills to prove anything"
+    assert kills >= 3, "too few kills to prove anything"
     assert went_back == []
     assert {(await app.workflows.status(i)).status for i in ids} == {"succeeded"}
     for workflow_id in ids:
