@@ -403,6 +403,8 @@ FLOW_PICK = Query(
     "flow_pick",
     f"SELECT r.id FROM sk_flow_runs r WHERE r.namespace = 'plans' AND r.queue = 'jobs' "
     f"AND r.state = 'waiting' AND r.not_before <= {NOW} "
+    "AND (SELECT w.cancel_requested FROM sk_workflows w WHERE w.namespace = 'plans' "
+    "AND w.id = r.id) = 0 "
     "AND (r.key IS NULL OR (SELECT count(*) FROM sk_flow_runs k WHERE k.namespace = 'plans' "
     "AND k.queue = 'jobs' AND k.key = r.key AND k.state = 'admitted') < 1) "
     "AND (r.key IS NULL OR (SELECT count(*) FROM sk_flow_runs k WHERE k.namespace = 'plans' "

@@ -979,9 +979,11 @@ BEGIN
             SELECT r.id FROM sk_flow_runs r
             WHERE r.namespace = p_namespace AND r.queue = v_queue AND r.state = 'waiting'
               AND r.not_before <= p_now
-              -- Not paused (nor being cancelled: it ends without a slot).
-              AND EXISTS (SELECT 1 FROM sk_workflows w WHERE w.namespace = p_namespace
-                          AND w.id = r.id AND w.cancel_requested = 0)
+              -- Not paused (nor being cancelled: it ends without a slot). A scalar
+              -- subquery, not EXISTS: the planner cannot turn it into a join that
+              -- reads every workflow of the namespace when its statistics are stale.
+              AND (SELECT w.cancel_requested FROM sk_workflows w
+                   WHERE w.namespace = p_namespace AND w.id = r.id) = 0
               AND (r.key IS NULL OR v_limits.per_key_concurrency IS NULL OR (
                   SELECT count(*) FROM sk_flow_runs k
                   WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
