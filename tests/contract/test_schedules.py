@@ -21,6 +21,7 @@ from statekeeper.errors import (
 )
 from statekeeper.schedules import Definition, Scheduler, make_spec
 from statekeeper.schedules.policy import jitter_offset, run_id
+from statekeeper.schedules.scheduler import CLAIM_LEASE
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock
 
@@ -524,9 +525,9 @@ async def test_claimed_ahead_a_fire_is_written_at_its_time_once(
     clock.now = start + 60
     assert await asyncio.wait_for(waiting, 5) == 1
     assert len(await runs(app)) == 1
-    clock.now = start + 69.6  # the dead one's claim lasts until start + 69.7
+    clock.now = start + 59.6 + CLAIM_LEASE  # the dead one's claim lasts until 59.7 + lease
     assert await Scheduler(app.schedules).run_due() == 0
-    clock.now = start + 69.7
+    clock.now = start + 59.7 + CLAIM_LEASE
     assert await Scheduler(app.schedules).run_due() == 1
     assert sorted(await runs(app)) == [run_id("a", start + 60), run_id("b", start + 60)]
 

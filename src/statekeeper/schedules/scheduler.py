@@ -30,14 +30,17 @@ from statekeeper.storage.schedule_ops import ScheduleRow
 
 log = logging.getLogger("statekeeper.scheduler")
 
-CLAIM_LEASE = 10.0  # seconds a claimed schedule is kept from other schedulers
+# Seconds a claimed schedule is kept from other schedulers: longer than a round takes
+# (claim, the wait of a claim made AHEAD, decide, write), short enough that fires claimed
+# by a scheduler killed meanwhile run soon after their time.
+CLAIM_LEASE = 3.0
 BATCH = 250  # schedules claimed in one round trip
 PARALLEL = 4  # rounds in flight at once (on PostgreSQL, on as many connections)
 # Seconds before schedules are due that the service claims them: their claims and (under
 # allow_all) their decisions are made beforehand, so that a fire is late only by its
-# write; well under CLAIM_LEASE. Off until proven: a scheduler killed meanwhile keeps
-# those fires waiting for the whole lease (docs/schedules.md, "How it stays correct").
-AHEAD = 0.0
+# write. A scheduler killed holding such a claim leaves its fires to another when the
+# claim ends, at most CLAIM_LEASE - AHEAD after their time.
+AHEAD = 0.5
 _ERROR_PAUSE = 1.0
 _STOP_MARGIN = 0.1  # real seconds a stopping scheduler waits past a claimed fire's time
 
