@@ -292,7 +292,8 @@ async def test_updates_replay_in_order_and_rebuild_state(app: App, clock: FakeCl
 async def test_an_update_the_workflow_never_applies(app: App, clock: FakeClock) -> None:
     @app.workflow
     async def deaf(ctx: WorkflowContext, _: None) -> str:
-        await ctx.wait_for_event("go")
+        # two waits side by side: neither applies updates (updates.py)
+        await ctx.gather(ctx.wait_for_event("go"), ctx.wait_for_event("go-too"))
         return "done"
 
     run = await app.workflows.start(deaf, None, id="deaf-1")
@@ -302,6 +303,7 @@ async def test_an_update_the_workflow_never_applies(app: App, clock: FakeClock) 
     asked = asyncio.create_task(app.workflows.update(run, "add", 1, timeout=10))
     await asyncio.sleep(0.05)
     await app.workflows.send_event(run, "go")
+    await app.workflows.send_event(run, "go-too")
     with pytest.raises(UpdateNotApplied):
         await settle(app, asked)
 
@@ -321,7 +323,8 @@ async def test_an_update_not_applied_stays_not_applied_after_retry(
 
         ctx.on_update("add", add)
         runs.append(1)
-        await ctx.wait_for_event("go")  # a wait for an event applies no updates
+        # waits side by side apply no updates
+        await ctx.gather(ctx.wait_for_event("go"), ctx.wait_for_event("go-too"))
         if len(runs) <= 2:
             raise RuntimeError("first attempt fails")
         await ctx.sleep(100)  # applies the updates pending here
@@ -332,6 +335,7 @@ async def test_an_update_not_applied_stays_not_applied_after_retry(
     asked = asyncio.create_task(app.workflows.update(run, "add", 5, timeout=10))
     await asyncio.sleep(0.05)
     await app.workflows.send_event(run, "go")
+    await app.workflows.send_event(run, "go-too")
     with pytest.raises(UpdateNotApplied):
         await settle(app, asked)
     assert (await app.workflows.status(run)).status == "failed"
@@ -473,3 +477,92 @@ async def test_updates_applied_while_a_receive_waited_replay_before_its_message(
     await drive(app)
     assert await app.workflows.result(run) == {"got": "hello", "items": ["x"]}
     assert await app.workflows.get(run, "after") == "hello"
+
+
+async def test_updates_are_applied_while_an_event_is_waited_for(app: App, clock: FakeClock) -> None:
+    """``ctx.wait_for_event`` applies updates: one asked while it waits wakes it, runs
+    its handler and answers the caller; the run that takes the event replays it first,
+    and every later run replays both in the same places."""
+    calls: list[Any] = []
+
+    @app.workflow
+    async def approval(ctx: WorkflowContext, _: None) -> dict[str, Any]:
+        notes: list[Any] = []
+
+        def note(text: Any) -> int:
+            calls.append(text)
+            notes.append(text)
+            return len(notes)
+
+        ctx.on_update("note", note)
+        decision = await ctx.wait_for_event("decision", timeout=1000)
+        seen = list(notes)
+        await ctx.sleep(50)  # a run after this one replays the whole journal
+        return {"decision": decision, "seen": seen, "notes": notes}
+
+    run = await app.workflows.start(approval, None, id="approval-1")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "waiting"
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "note", "a"))) == 1
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "note", "b"))) == 2
+    assert (await app.workflows.status(run)).status == "waiting"  # still for its event
+    await app.workflows.send_event(run, "decision", "yes")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "sleeping"
+    assert await settle(app, asyncio.create_task(app.workflows.update(run, "note", "c"))) == 3
+    clock.advance(51)
+    await drive(app)
+    assert await app.workflows.result(run) == {
+        "decision": "yes", "seen": ["a", "b"], "notes": ["a", "b", "c"]
+    }  # fmt: skip
+    kinds = [(e["kind"], e["name"]) for e in await app.workflows.history(run)]
+    assert kinds.index(("event", "decision")) < kinds.index(("update", "note"))  # its place
+    assert kinds.count(("update", "note")) == 3
+    assert calls.count("c") == 2 and calls.count("a") >= 3  # replayed, never re-answered
+
+
+async def test_an_update_is_applied_while_a_child_is_waited_for(app: App) -> None:
+    @app.workflow
+    async def slow_child(ctx: WorkflowContext, _: None) -> str:
+        return str(await ctx.wait_for_event("finish"))
+
+    @app.workflow
+    async def parent(ctx: WorkflowContext, _: None) -> dict[str, Any]:
+        asked: list[Any] = []
+        ctx.on_update("ask", lambda q: asked.append(q) or f"noted {q}")
+        child = await ctx.child(slow_child, None, id="the-child")
+        return {"child": child, "asked": asked}
+
+    run = await app.workflows.start(parent, None, id="parent-1")
+    await drive(app)
+    asked = asyncio.create_task(app.workflows.update(run, "ask", "status?"))
+    assert await settle(app, asked) == "noted status?"
+    await app.workflows.send_event("the-child", "finish", "done")
+    await drive(app)
+    assert await app.workflows.result(run) == {"child": "done", "asked": ["status?"]}
+
+
+async def test_an_update_waits_while_other_work_runs_beside_the_wait(app: App) -> None:
+    """Waits side by side (``ctx.gather``) apply no updates: the update is applied at the
+    next wait the workflow makes alone."""
+
+    @app.workflow
+    async def pair(ctx: WorkflowContext, _: None) -> list[Any]:
+        got: list[Any] = []
+        ctx.on_update("add", lambda n: got.append(n) or len(got))
+        await ctx.gather(ctx.wait_for_event("left"), ctx.wait_for_event("right"))
+        await ctx.wait_for_event("last")
+        return got
+
+    run = await app.workflows.start(pair, None, id="pair-1")
+    await drive(app)
+    asked = asyncio.create_task(app.workflows.update(run, "add", 1, timeout=10))
+    await drive(app)
+    await asyncio.sleep(0.05)
+    assert not asked.done()
+    await app.workflows.send_event(run, "left")
+    await app.workflows.send_event(run, "right")
+    assert await settle(app, asked) == 1  # applied in the wait for "last"
+    await app.workflows.send_event(run, "last")
+    await drive(app)
+    assert await app.workflows.result(run) == [1]

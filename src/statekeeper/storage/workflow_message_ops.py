@@ -89,16 +89,18 @@ class WorkflowMessageOps(Operations):
         after: int,
         now: float,
         updates: bool = True,
+        event: str | None = None,
     ) -> bool:
         """End the run (while the fence holds) to sleep or wait; due at once if a message
-        on ``topic`` numbered after ``after`` or a pending update is there already, as
-        decided after the workflow's row is locked. False if the lease was lost."""
+        on ``topic`` numbered after ``after``, the ``event`` waited for, or (``updates``)
+        a pending update is there already, as decided after the workflow's row is
+        locked. False if the lease was lost."""
         keys = {"namespace": namespace, "id": id, "fence": fence, "now": now}
         script: list[Scripted] = [
             (self._bind("wfm_lock", **keys), "found", True),
             (self._bind(
                 "wfm_suspend", status=status, wake_at=wake_at, waiting_for=waiting_for,
-                topic=topic, after=after, updates=1 if updates else 0, **keys,
+                topic=topic, after=after, updates=1 if updates else 0, event=event, **keys,
             ), "found", True),
         ]  # fmt: skip
         return await self._db.run_atomic(script, f"cannot suspend workflow {id!r}") is not None

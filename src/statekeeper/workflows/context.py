@@ -134,6 +134,7 @@ class WorkflowContext:
         # Steps running now (with ``asyncio.gather`` more than one): a run given back
         # waits for them to settle, so that none is lost and run again.
         self._steps_running = 0
+        self._waits_running = 0  # event and child waits in progress (updates.py: alone)
         self._steps_settled = asyncio.Event()
         self._steps_settled.set()
         # The mailbox's and updates' state of this run (workflows/mailbox.py, updates.py).
@@ -711,6 +712,19 @@ class WorkflowContext:
         return self._wait(name, timeout, (self._next(), self._next()))
 
     async def _wait(self, name: str, timeout: float | None, positions: tuple[int, int]) -> Any:
+        self._waits_running += 1
+        try:
+            return await self._wait_alone_or_not(name, timeout, positions)
+        finally:
+            self._waits_running -= 1
+
+    async def _wait_alone_or_not(
+        self, name: str, timeout: float | None, positions: tuple[int, int]
+    ) -> Any:
+        """An event's wait. One the workflow makes alone (no step nor other wait beside
+        it) applies updates (updates.py): those applied while it waited are journaled
+        after it, replayed before the event is taken; the pending ones only when it
+        would wait (an event there already is taken at once)."""
         wait_position, position = positions
         entry = self._recorded(wait_position, "wait", name)
         if entry is None:
@@ -721,6 +735,9 @@ class WorkflowContext:
         else:
             deadline = self._replay(entry)
         entry = self._recorded(position, "event", name)
+        alone = self._waits_running == 1 and not self._steps_running
+        if alone:
+            await updates.apply(self, pending=False)
         if entry is not None:
             if entry.error is not None:
                 raise EventTimeout(f"no event {name!r} within {timeout} s")
@@ -742,7 +759,10 @@ class WorkflowContext:
             timed_out = ErrorRecord.made("EventTimeout", f"no event {name!r} within {timeout} s")
             await self._checkpoint(position, "event", name, error=timed_out)
             raise EventTimeout(timed_out.message)
-        self._suspend(Suspend("waiting", deadline, waiting_for=name))
+        if not alone:
+            self._suspend(Suspend("waiting", deadline, waiting_for=name))
+        live = await updates.apply(self)
+        await mailbox.suspend(self, "waiting", deadline, updates=live, event=name)
 
     # --- messages (workflows/mailbox.py, updates.py) ------------------------------------
 

@@ -233,19 +233,22 @@ async def suspend(
     topic: str | None = None,
     after: int = 0,
     updates: bool = True,
+    event: str | None = None,
 ) -> NoReturn:
     """End the run to sleep or wait (a cancelled workflow stops instead): due at once if
-    a message on ``topic`` after ``after``, or an update, arrived meanwhile."""
+    a message on ``topic`` after ``after``, the ``event`` waited for, or (``updates``)
+    an update, arrived meanwhile."""
     if ctx.cancel_requested and not ctx.compensating:
         raise Cancelled()
-    waiting_for = None if topic is None else mailbox_waiting_for(topic)
+    waiting_for = event if topic is None else mailbox_waiting_for(topic)
     suspended = await ctx._backend.workflow_messages.suspend(
         ctx._namespace, ctx.workflow_id, ctx._fence, status=status, wake_at=wake_at,
         waiting_for=waiting_for, topic=topic, after=after, now=ctx._clock(), updates=updates,
+        event=event,
     )  # fmt: skip
     if not suspended:
         raise Superseded()
-    raise Suspend(status, wake_at, waiting_for=waiting_for)
+    raise Suspend(status, wake_at, waiting_for=waiting_for, stored=True)
 
 
 def replayed(ctx: WorkflowContext, entry: JournalEntry) -> Any:

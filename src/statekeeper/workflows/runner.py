@@ -247,6 +247,8 @@ class WorkflowRunner:
         try:
             output = await run
         except Suspend as suspend:
+            if suspend.stored:
+                return
             await backend.workflows.suspend(
                 flows.namespace, leased.id, leased.fence, status=suspend.status,
                 wake_at=self._by_deadline(leased, suspend.wake_at),

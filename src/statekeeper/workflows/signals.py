@@ -7,13 +7,22 @@ from statekeeper.errors import ErrorRecord
 
 
 class Suspend(BaseException):
-    """End this run: the workflow sleeps until ``wake_at`` or waits for an event."""
+    """End this run: the workflow sleeps until ``wake_at`` or waits for an event.
+    ``stored``: the suspension is written already (the runner writes it otherwise)."""
 
-    def __init__(self, status: str, wake_at: float | None, waiting_for: str | None = None):
+    def __init__(
+        self,
+        status: str,
+        wake_at: float | None,
+        waiting_for: str | None = None,
+        *,
+        stored: bool = False,
+    ):
         super().__init__(status)
         self.status = status
         self.wake_at = wake_at
         self.waiting_for = waiting_for
+        self.stored = stored
 
 
 class GiveBack(BaseException):

@@ -3,10 +3,11 @@ handler (``def`` or ``async def``, taking the update's data) that
 ``app.workflows.update(id, name, data)`` runs inside the workflow, durably.
 
 When: pending updates are applied, in the order they were asked, where the workflow
-waits: in ``ctx.sleep`` / ``ctx.sleep_until``, ``ctx.receive`` and
-``ctx.wait_condition`` (an update wakes a workflow that sleeps or waits there; one that
-is running applies it at its next such wait). Not inside ``ctx.wait_for_event``, a
-step, or a child's wait: there an update waits for the next of those points.
+waits: in ``ctx.sleep`` / ``ctx.sleep_until``, ``ctx.receive``, ``ctx.wait_condition``,
+``ctx.wait_for_event`` and the wait for a child's result (an update wakes a workflow
+that sleeps or waits there; one that is running applies it at its next such wait). Not
+inside a step, nor while steps or other waits run beside it (``ctx.gather``): there an
+update waits for the next wait the workflow makes alone.
 
 Each applied update is a journal entry (kind ``update``, named by the update, holding
 its data and result, its number in the attempts column), written in one transaction
@@ -69,11 +70,12 @@ def on_update(ctx: WorkflowContext, name: str, handler: Callable[[Any], Any]) ->
     ctx.inbox.handlers[name] = handler
 
 
-async def apply(ctx: WorkflowContext) -> bool:
+async def apply(ctx: WorkflowContext, *, pending: bool = True) -> bool:
     """Apply the updates due at this point: those the journal records next (a replay,
-    running their handlers again), then, past the journal's end, the pending ones.
-    Whether it reached the journal's end (where a pending update is applied): a run
-    that did not must not be woken by one, or it would wake again and again."""
+    running their handlers again), then, past the journal's end, the pending ones (not
+    with ``pending`` False: only the recorded ones are replayed). Whether it reached the
+    journal's end (where a pending update is applied): a run that did not must not be
+    woken by one, or it would wake again and again."""
     while True:
         upcoming = ctx._journal.get(ctx._position + 1)
         if upcoming is not None:
@@ -84,12 +86,14 @@ async def apply(ctx: WorkflowContext) -> bool:
             continue
         if any(p > ctx._position for p in ctx._journal):
             return False  # further entries belong to other work (steps started side by side)
-        pending = await ctx._backend.workflow_messages.pending_updates(
-            ctx._namespace, ctx.workflow_id, BATCH
-        )
         if not pending:
             return True
-        for seq, name, data in pending:
+        asked = await ctx._backend.workflow_messages.pending_updates(
+            ctx._namespace, ctx.workflow_id, BATCH
+        )
+        if not asked:
+            return True
+        for seq, name, data in asked:
             ctx._may_start_new_work()
             await _apply(ctx, ctx._next(), seq, name, data)
 

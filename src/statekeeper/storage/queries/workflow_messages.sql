@@ -65,8 +65,10 @@ RETURNING id;
 
 -- name: wfm_suspend
 -- Ends the run, sleeping or waiting (as wf_suspend), due at once if a cancel was asked,
--- a message on the topic waited for came (:topic NULL: none is waited for) or an update
--- is pending (:updates 1: the run applies updates here); else at :wake_at, or at the workflow's deadline if that comes first.
+-- a message on the topic waited for came (:topic NULL: none is waited for), the event
+-- waited for came (:event NULL: none) or an update is pending (:updates 1: the run
+-- applies updates here); else at :wake_at, or at the workflow's deadline if that comes
+-- first.
 UPDATE sk_workflows
 SET status = :status, owner = NULL, lease_expires_at = NULL, waiting_for = :waiting_for,
     updated_at = :now,
@@ -76,6 +78,10 @@ SET status = :status, owner = NULL, lease_expires_at = NULL, waiting_for = :wait
             SELECT 1 FROM sk_workflow_messages m
             WHERE m.namespace = :namespace AND m.workflow_id = :id AND m.topic = :topic
               AND m.seq > :after)
+        THEN CAST(:now AS DOUBLE PRECISION)
+        WHEN CAST(:event AS TEXT) IS NOT NULL AND EXISTS (
+            SELECT 1 FROM sk_workflow_events e
+            WHERE e.namespace = :namespace AND e.workflow_id = :id AND e.name = :event)
         THEN CAST(:now AS DOUBLE PRECISION)
         WHEN CAST(:updates AS INTEGER) = 1 AND EXISTS (
             SELECT 1 FROM sk_workflow_updates u
