@@ -496,3 +496,30 @@ async def test_retried_and_rewound_runs_wait_for_their_queue_again(app: App) -> 
     assert sorted(seen) == [0, 1, 2, 3, 4]
     assert {(await app.workflows.status(id)).status for id in ids} == {"succeeded"}
     assert await states(app, ids) == ["done"] * 5
+
+
+async def test_a_fork_of_a_queued_run_waits_in_its_queue(app: App) -> None:
+    """A fork of a run started into a workflow queue takes the same place (queue, key,
+    priority): it waits while the queue's limits are taken, and is admitted in turn."""
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("forks", concurrency=1)
+    first = await app.workflows.start(echo, "a", queue="forks", key="k", priority=3)
+    runner = WorkflowRunner(app.workflows)
+    await drain(runner)
+    assert seen == ["a"]
+    holder = await app.workflows.start(echo, "b", queue="forks")  # holds the one slot
+    forked = await app.workflows.fork(first, 1, new_id="forked")
+    place = await app.workflows.flow.run_state(forked)
+    assert place is not None
+    assert (place["queue"], place["key"], place["priority"], place["state"]) == (
+        "forks", "k", 3, "waiting"
+    )  # fmt: skip
+    [leased] = await runner.lease()
+    assert leased.id == holder  # the fork is not due while the slot is taken
+    await runner.execute(leased)  # its end admits the fork
+    assert await states(app, [forked]) == ["admitted"]
+    await drain(runner)
+    assert await app.workflows.result(forked) == "a"
+    assert seen == ["a", "b", "a"]
+    assert await states(app, [first, holder, forked]) == ["done"] * 3

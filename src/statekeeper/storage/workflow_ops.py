@@ -377,16 +377,25 @@ class WorkflowOps(Operations):
         version: str | None,
         mailbox: Sequence[tuple[str, int, bytes | None, float]] = (),
         values: Sequence[tuple[str, bytes]] = (),
+        queued: tuple[str, str | None, int] | None = None,
     ) -> bool:
         """Create workflow ``new_id`` (pending, due now) with journal ``entries``, the
         ``mailbox`` messages (topic, number, data, sent at) and the published ``values``
         (key, value), in one transaction; False (nothing written) if ``new_id`` exists
-        already."""
+        already. With ``queued`` (queue, key, priority) it waits in that workflow queue
+        instead of being due (the caller admits it)."""
         keys = {"namespace": namespace, "id": new_id}
+        create = "wf_create" if queued is None else "flow_create_workflow"
         script: builtins.list[Scripted] = [(self._bind(
-            "wf_create", name=name, input=input, parent_id=None, now=now, deadline=None,
+            create, name=name, input=input, parent_id=None, now=now, deadline=None,
             version=version, **keys,
         ), "found", True)]  # fmt: skip
+        if queued is not None:
+            queue, key, priority = queued
+            script.append((self._bind(
+                "flow_enqueue", queue=queue, key=key, priority=priority, not_before=now,
+                lock=None, now=now, **keys,
+            ), "found", True))  # fmt: skip
         for e in entries:
             script.append((self._bind(
                 "wf_fork_step", position=e.position, kind=e.kind, step_name=e.name,

@@ -80,14 +80,20 @@ async def fork(
     mailbox = await _copied_mailbox(flows, id, chosen)
     later = {e.name for e in entries if e.kind == PUBLISH and e.position >= from_position}
     values = await _copied_values(flows, id, chosen, published, later)
+    # A run started into a workflow queue forks into the same place: the fork waits for
+    # the queue's limits as any start does (a singleton's or debounce's lock aside).
+    place = await backend.flow.run(ns, id)
+    queued = None if place is None else (place.queue, place.key, place.priority)
     done = await backend.workflows.fork(
         ns, chosen, row.name, input, copied, flows._clock(), version=version, mailbox=mailbox,
-        values=values,
+        values=values, queued=queued,
     )  # fmt: skip
     if not done:
         raise WorkflowConflict(
             f"workflow id {chosen!r} is taken: fork into a new id", id=chosen, differs="id"
         )
+    if queued is not None:
+        await flows.flow.admit_run(chosen)
     flows.wake()
     return WorkflowRun(chosen)
 
