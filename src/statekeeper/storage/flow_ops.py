@@ -123,20 +123,17 @@ class FlowOps(Operations):
     async def _enqueue_postgres(
         self, namespace: str, id: str, queue: str, now: float, what: str, **values: Any
     ) -> tuple[str, int] | None:
-        """``enqueue`` in two round trips: the start (flow_start), then admission."""
+        """``enqueue`` in one statement: the start with its admission (flow_start)."""
         start = self._bind("flow_start", namespace=namespace, id=id, queue=queue, now=now, **values)
         try:
-            created, _ = await self._db.run_write(start, what, "row")
+            created, _, admitted = await self._db.run_write(start, what, "row")
         except ConflictError as error:
             if error.details.get("driver_code") == UNIQUE_VIOLATION:
                 return None  # the lock is held
             raise
         if created is None:
             return "exists", 0
-        admit = self._bind(
-            "flow_admit", namespace=namespace, queue=queue, released=None, now=now, max=1
-        )
-        return "created", int(await self._db.run_write(admit, what, "first") or 0)
+        return "created", int(admitted or 0)
 
     async def _exists(self, namespace: str, id: str) -> bool:
         statement = self._bind("wf_get", namespace=namespace, id=id)

@@ -6,11 +6,12 @@ SELECT sk_flow_admit(:namespace, CAST(:queue AS TEXT), CAST(:released AS TEXT),
                      CAST(:now AS DOUBLE PRECISION), CAST(:max AS INTEGER));
 
 -- name: flow_start
--- A start into a queue in one statement: the queued workflow (due at its deadline, if it
--- has one, to time out) and its place. A held lock (sk_flow_runs_lock) is a unique
--- violation that undoes both; a taken id inserts neither (created and placed are NULL).
--- Admission follows as its own statement (flow_admit): a start that died in between is
--- admitted by the next pass.
+-- A start into a queue in one statement (one round trip, one commit): the queued workflow
+-- (due at its deadline, if it has one, to time out), its place, and admission of what
+-- the queue allows (sk_flow_admit, called for the placed row only: a volatile function's
+-- statements see the rows this statement inserted before it). A held lock
+-- (sk_flow_runs_lock) is a unique violation that undoes all; a taken id inserts neither
+-- and admits nothing (created, placed and admitted are NULL).
 WITH created AS (
     INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
                               deadline, created_at, updated_at, version)
@@ -25,4 +26,6 @@ WITH created AS (
     FROM created
     RETURNING id
 )
-SELECT (SELECT id FROM created), (SELECT id FROM placed);
+SELECT (SELECT id FROM created), (SELECT id FROM placed),
+       (SELECT sk_flow_admit(:namespace, CAST(:queue AS TEXT), NULL,
+                             CAST(:now AS DOUBLE PRECISION), 1) FROM placed);
