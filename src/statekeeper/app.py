@@ -47,7 +47,7 @@ from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
-from statekeeper.runtime.consumer import Consumer, Handler
+from statekeeper.runtime.consumer import Consumer, Handler, consumer_limits
 from statekeeper.runtime.supervisor import Supervisor
 from statekeeper.runtime.task_http import TaskPoster
 from statekeeper.runtime.upkeep import Upkeep
@@ -134,7 +134,6 @@ class App:
             )
         self._max_journal_entries = max_journal_entries
         self.clock = clock
-        self._group_limits: dict[str, int] = {}  # consumers' per-group concurrency
         self._purge_interval = purge_interval
         # Acknowledged messages are kept this long: replay and request status reach back so far.
         self.archive_retention = archive_retention
@@ -506,29 +505,23 @@ class App:
         concurrency: int = 8,
         non_retryable: tuple[type[BaseException], ...] = (),
         per_group_concurrency: int | None = None,
+        global_concurrency: int | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``.
-        ``per_group_concurrency``: messages of one group (the key a message is sent with,
-        ``group=``) in hand at a time across every worker, decided in the database
-        (default 1: FIFO groups; docs/flow-control.md)."""
-        if per_group_concurrency is not None and (
-            isinstance(per_group_concurrency, bool)
-            or not isinstance(per_group_concurrency, int)
-            or per_group_concurrency < 1
-        ):
-            raise ConfigurationError(
-                f"queue {queue!r}: per_group_concurrency must be a positive integer, "
-                f"got {per_group_concurrency!r}"
-            )
+        """Register ``fn(message)`` to process ``queue`` in ``statekeeper worker``/``serve``,
+        ``concurrency`` messages at a time in each worker. Decided in the database, across
+        every worker (docs/flow-control.md): ``per_group_concurrency``, messages of one
+        group (the key a message is sent with, ``group=``) in hand at a time (default 1:
+        FIFO groups); ``global_concurrency``, messages of the queue in hand at a time."""
+        limits = consumer_limits(queue, per_group_concurrency, global_concurrency)
 
         def register(fn: Handler) -> Handler:
             if not is_internal_queue(queue):
                 check_queue_name(queue)
             if queue in self.consumers:
                 raise ConfigurationError(f"queue {queue!r} already has a consumer")
-            if per_group_concurrency is not None:  # flow control: stored when the app opens
-                self._group_limits[queue] = per_group_concurrency
-            self.consumers[queue] = Consumer(queue, fn, concurrency, non_retryable)
+            self.consumers[queue] = Consumer(
+                queue, fn, concurrency, non_retryable, limits=limits
+            )  # its limits are stored when the app opens
             return fn
 
         return register
@@ -642,8 +635,11 @@ class App:
         self._backend = backend
         try:
             backend.listen(self._wakeups.heard)
-            for queue, per_group in self._group_limits.items():  # consumers' flow control
-                await backend.flow.group_limit(self.namespace, queue, per_group)
+            for consumer in self.consumers.values():  # consumers' flow control
+                if consumer.limits is not None:
+                    await backend.flow.queue_limits(
+                        self.namespace, consumer.queue, *consumer.limits
+                    )
             self._open_state(backend)
             self._runtime = runtime = Supervisor()
             if self._purge_interval:

@@ -321,6 +321,44 @@ async def test_a_consumers_per_group_concurrency_holds_in_the_database(
         assert [m.body["n"] for m in await fifo.receive(10)] == [0]
 
 
+async def test_a_consumers_global_concurrency_holds_across_receivers(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """``@app.consumer(q, global_concurrency=3)``: at most 3 messages of the queue in
+    hand at a time, however many receivers (here two apps, and concurrent receives) ask;
+    an acknowledgement or an expired lease makes room for the next."""
+    app = App(database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None)
+
+    @app.consumer("capped", global_concurrency=3, per_group_concurrency=2)
+    async def handle(message: Any) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="global_concurrency"):
+        app.consumer("other", global_concurrency=True)
+    async with (
+        app,
+        App(
+            database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+        ) as other,
+    ):
+        mine, theirs = app.queue("capped"), other.queue("capped")
+        await mine.send_batch([{"body": {"n": n}} for n in range(10)])
+        got = await asyncio.gather(*(q.receive(10) for q in (mine, theirs) * 4))
+        held = [m for batch in got for m in batch]
+        assert sorted(m.body["n"] for m in held) == [0, 1, 2]
+        assert await theirs.receive(10) == []
+        await held[0].ack()
+        [next_one] = await theirs.receive(10)
+        assert next_one.body["n"] == 3
+        clock.advance(31)  # the leases in hand run out: their messages count no more
+        again = await mine.receive(10)
+        assert len(again) == 3
+        await mine.send_batch([{"body": {"n": n}, "group": "g"} for n in range(10, 13)])
+        for message in again:
+            await message.ack()
+        grouped = await theirs.receive(10)  # the per-group limit still holds beside it
+        assert len(grouped) == 3 and sum(m.group == "g" for m in grouped) <= 2
+
+
 async def test_runs_ending_together_in_one_queue_do_not_deadlock(
     app: App, caplog: pytest.LogCaptureFixture
 ) -> None:

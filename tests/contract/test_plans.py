@@ -106,6 +106,7 @@ EXPECTED = {
     "wfm_list_values": "sk_workflow_values_pkey",
     "flow_admit": "sk_flow_runs_waiting",  # SQLite; PostgreSQL's is FLOW_PICK below
     "flow_pick": "sk_flow_runs_waiting",
+    "queue_cap_count": "sk_messages_leased",
     "flow_count_admitted": "sk_flow_runs_admitted",
     "flow_count_rate": "sk_flow_runs_rate",
     "flow_release": "sk_flow_runs_pkey",
@@ -413,6 +414,14 @@ FLOW_PICK = Query(
     "ORDER BY r.priority DESC, r.seq LIMIT 1",
     (),
 )
+# The count the PostgreSQL function sk_queue_cap makes for a receive of a queue with a
+# concurrency limit (on SQLite it is part of queue_receive).
+QUEUE_CAP = Query(
+    "queue_cap_count",
+    "SELECT count(*) FROM sk_messages WHERE namespace = 'plans' AND queue = 'jobs' "
+    f"AND state = 'leased' AND available_at > {NOW}",
+    (),
+)
 FLOW_COUNTS = (
     Query(
         "flow_count_admitted",
@@ -436,7 +445,7 @@ async def check_plans(app: App, *, analyzed: bool) -> list[str]:
     problems = []
     statements = {**load(dialect), PROMOTE.name: PROMOTE}
     if dialect == "postgres":
-        statements.update({q.name: q for q in (FLOW_PICK, *FLOW_COUNTS)})
+        statements.update({q.name: q for q in (FLOW_PICK, *FLOW_COUNTS, QUEUE_CAP)})
     for name, query in sorted(statements.items()):
         indexes, scanned = await explain(app, query)
         full = scanned & set(BIG)

@@ -6,12 +6,29 @@ import asyncio
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from statekeeper.errors import ConfigurationError
 from statekeeper.queues import Message
 
 Handler = Callable[[Message], Any]
+
+
+def consumer_limits(
+    queue: str, per_group: object, whole: object
+) -> tuple[int | None, int | None] | None:
+    """A consumer's flow control, checked: (per_group_concurrency, global_concurrency),
+    None when it declares neither."""
+    for option, value in (("per_group_concurrency", per_group), ("global_concurrency", whole)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigurationError(
+                f"queue {queue!r}: {option} must be a positive integer, got {value!r}"
+            )
+    if per_group is None and whole is None:
+        return None
+    return cast("int | None", per_group), cast("int | None", whole)
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,9 @@ class Consumer:
     # Failures that are outcomes, not faults (the handler says why): logged without
     # their traceback.
     expected: tuple[type[BaseException], ...] = field(default=())
+    # (per group, whole queue) messages in hand across every worker, stored in the
+    # database when the app opens (None: none declared; consumer_limits).
+    limits: tuple[int | None, int | None] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int):

@@ -216,14 +216,18 @@ class FlowOps(Operations):
         """The statement that drops a purged run's place in its queue."""
         return [(self._bind("flow_forget", namespace=namespace, id=id), "rowcount", False)]
 
-    async def group_limit(self, namespace: str, queue: str, per_group: int | None) -> None:
-        """Let at most ``per_group`` messages of one group of ``queue`` be in hand at a
-        time (None: one, FIFO groups). Messages sent from then on follow it."""
-        what = f"cannot set the group concurrency of queue {queue!r}"
-        if per_group is None:
-            statement = self._bind("flow_group_limit_clear", namespace=namespace, queue=queue)
+    async def queue_limits(
+        self, namespace: str, queue: str, per_group: int | None, concurrency: int | None
+    ) -> None:
+        """Let at most ``per_group`` messages of one group of message queue ``queue`` be
+        in hand at a time (None: one, FIFO groups; messages sent from then on follow
+        it), and at most ``concurrency`` messages of the queue (None: no limit)."""
+        what = f"cannot set the concurrency of queue {queue!r}"
+        if per_group is None and concurrency is None:
+            statement = self._bind("flow_queue_limits_clear", namespace=namespace, queue=queue)
         else:
             statement = self._bind(
-                "flow_group_limit", namespace=namespace, queue=queue, per_group=per_group
-            )
+                "flow_queue_limits", namespace=namespace, queue=queue,
+                per_group=per_group or 1, concurrency=concurrency,
+            )  # fmt: skip
         await self._db.run_write(statement, what, "rowcount")

@@ -82,14 +82,17 @@ FROM sk_flow_queues WHERE namespace = :namespace ORDER BY name;
 -- A purged workflow's place in its queue.
 DELETE FROM sk_flow_runs WHERE namespace = :namespace AND id = :id;
 
--- name: flow_group_limit
--- A queue's consumers' per-group concurrency (sk_queue_limits, read by the group
--- triggers): messages of one group live at a time, at most.
-INSERT INTO sk_queue_limits AS l (namespace, queue, per_group)
-VALUES (:namespace, :queue, :per_group)
-ON CONFLICT (namespace, queue) DO UPDATE SET per_group = excluded.per_group;
+-- name: flow_queue_limits
+-- A message queue's consumers' limits (sk_queue_limits): per_group, messages of one
+-- group live at a time, at most (read by the group triggers; 1 keeps FIFO groups);
+-- concurrency, messages of the queue leased at a time across every worker (read by
+-- queue_receive; NULL: no limit).
+INSERT INTO sk_queue_limits AS l (namespace, queue, per_group, concurrency)
+VALUES (:namespace, :queue, :per_group, :concurrency)
+ON CONFLICT (namespace, queue) DO UPDATE
+SET per_group = excluded.per_group, concurrency = excluded.concurrency;
 
--- name: flow_group_limit_clear
+-- name: flow_queue_limits_clear
 DELETE FROM sk_queue_limits WHERE namespace = :namespace AND queue = :queue;
 
 -- name: flow_waiting_queue

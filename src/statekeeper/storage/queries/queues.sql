@@ -31,7 +31,9 @@ WHERE namespace = :namespace AND queue = :queue AND dedup_id = :dedup_id;
 -- message otherwise never has): the caller dead-letters it at once, with its error and
 -- its outcome announced in that same transaction (a crash in between only repeats this).
 -- On PostgreSQL, SKIP LOCKED: receivers in many processes lease different messages,
--- never waiting on each other.
+-- never waiting on each other. A queue with a concurrency limit (sk_queue_limits) leases
+-- no more than the limit leaves (its leased messages under a live lease counted through
+-- sk_messages_leased; on PostgreSQL by sk_queue_cap, under the queue's advisory lock).
 UPDATE sk_messages
 SET state = 'leased', lease_token = :lease_token, available_at = :lease_end,
     dead_at = CASE WHEN state = 'leased' AND attempts >= :max_attempts
@@ -43,7 +45,16 @@ WHERE seq IN (
     WHERE namespace = :namespace AND queue = :queue AND state IN ('ready', 'leased')
       AND available_at <= :now
     ORDER BY available_at, seq
-    LIMIT :limit
+    -- sqlite: LIMIT coalesce((
+    -- sqlite:     SELECT max(0, min(:limit, l.concurrency - (
+    -- sqlite:         SELECT count(*) FROM sk_messages c
+    -- sqlite:         WHERE c.namespace = :namespace AND c.queue = :queue
+    -- sqlite:           AND c.state = 'leased' AND c.available_at > :now)))
+    -- sqlite:     FROM sk_queue_limits l
+    -- sqlite:     WHERE l.namespace = :namespace AND l.queue = :queue
+    -- sqlite:       AND l.concurrency IS NOT NULL), :limit)
+    -- postgres: LIMIT sk_queue_cap(:namespace, :queue, CAST(:limit AS INTEGER),
+    -- postgres:                    CAST(:now AS DOUBLE PRECISION))
     -- postgres: FOR UPDATE SKIP LOCKED
 )
 RETURNING seq, id, body, attributes, correlation_id, group_id, attempts, available_at,

@@ -493,6 +493,7 @@ CREATE TABLE sk_queue_limits (
     namespace TEXT NOT NULL,
     queue     TEXT NOT NULL,
     per_group INTEGER NOT NULL,
+    concurrency INTEGER,
     PRIMARY KEY (namespace, queue)
 ) WITHOUT ROWID;
 
@@ -550,3 +551,10 @@ CREATE TABLE sk_schedules (
 );
 
 CREATE INDEX sk_schedules_due ON sk_schedules (namespace, due_at) WHERE due_at IS NOT NULL;
+
+-- A message queue's concurrency across every worker (flow control for consumers):
+-- at most sk_queue_limits.concurrency messages of the queue leased at a time (NULL: no
+-- limit).
+-- The leased messages of a queue under a live lease, counted by a capped receive.
+CREATE INDEX sk_messages_leased ON sk_messages (namespace, queue, available_at)
+    WHERE state = 'leased';
