@@ -114,6 +114,7 @@ async def test_rotation_then_reencrypt_leaves_nothing_under_the_old_key(
     assert finished["rewritten"] == rows  # nothing done twice: only what was left
     assert set(finished["kinds"]) == {
         "state", "messages", "archive", "idempotency", "workflows", "steps", "events",
+        "workflow_messages", "workflow_updates", "workflow_values", "schedules",
         "stream_events", "snapshots",
     }  # fmt: skip
     after = await key_ids(url)  # the other namespace's plaintext is not ours to seal
