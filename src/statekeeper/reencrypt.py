@@ -27,6 +27,7 @@ from statekeeper.sealing import (
     EVENT,
     IDEMPOTENCY,
     MESSAGE,
+    SCHEDULE,
     SNAPSHOT,
     STEP,
     STREAM_EVENT,
@@ -37,11 +38,15 @@ from statekeeper.state.encryption import associated_data
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.reseal_ops import RESEAL_TABLES
 from statekeeper.storage.rows import ResealChange, ResealRow
+from statekeeper.workflows.mailbox import message_where, value_where
+from statekeeper.workflows.updates import update_data_where, update_outcome_where
 
 log = logging.getLogger("statekeeper.reencrypt")
 
-# In this order: state first, then queues, idempotency, workflows, the event store.
+# In this order: state first, then queues, idempotency, workflows (their journals, events,
+# messages, updates and published values), schedules, the event store.
 KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events",
+         "workflow_messages", "workflow_updates", "workflow_values", "schedules",
          "stream_events", "snapshots")  # fmt: skip
 MAX_BATCH = 10_000
 
@@ -213,6 +218,16 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
         return (STREAM_EVENT, namespace, values["stream"], values["id"], name)
     if kind == "snapshots":
         return (SNAPSHOT, namespace, values["stream"], str(values["version"]), "state")
+    if kind == "workflow_messages":  # a message to a workflow: bound to its topic
+        return message_where(namespace, values["workflow_id"], values["topic"])
+    if kind == "workflow_updates":  # its data bound to its name, its outcome to its number
+        if name == "data":
+            return update_data_where(namespace, values["workflow_id"], values["name"])
+        return update_outcome_where(namespace, values["workflow_id"], int(values["seq"]), name)
+    if kind == "workflow_values":
+        return value_where(namespace, values["workflow_id"], values["key"])
+    if kind == "schedules":
+        return (SCHEDULE, namespace, values["id"], name)
     return (EVENT, namespace, values["workflow_id"], values["name"], name)
 
 

@@ -4,8 +4,10 @@
 bodies (sent, ingress raw bytes, outbox), attributes, reply_to, errors of dead
 messages, archived results, replays, reply-queue and callback-queue completions,
 idempotency results, workflow inputs, steps, recorded values, callback tokens and
-answers, events, children, outputs and a failed workflow's error. ``check_every_payload``
-reads each back through the API (so it also proves they still open after a rotation).
+answers, events, children, outputs and a failed workflow's error; messages to a
+workflow (one it took, one waiting), updates (accepted, rejected, and one still asked),
+a published value and a schedule's input. ``check_every_payload`` reads each back
+through the API (so it also proves they still open after a rotation).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from typing import Any
 import httpx
 
 from statekeeper import App, Retry
+from statekeeper.errors import UpdateNotFinished, UpdateRejected
 from statekeeper.events.aggregates import Aggregate
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
 from statekeeper.queues.completions import CALLBACK_QUEUE
 from statekeeper.queues.requests import request_status
+from statekeeper.schedules import Definition, make_spec
 from statekeeper.workflows import StepFailed, WorkflowContext, WorkflowRunner
+from statekeeper.workflows.messaging import Messaging
 
 TOKEN = "payload-test-token-0123456789"
 ONCE = Retry(max_attempts=1)
@@ -100,6 +105,107 @@ def register_workflows(app: App, w: Written, tokens: list[str]) -> None:
             raise RuntimeError(w.markers["workflow-error"]) from None
 
 
+def register_control_workflows(app: App, w: Written) -> None:
+    """The workflows that messages, updates, values and schedules go to (registered again
+    by the app that checks them)."""
+    if "mailbox_flow" in app.workflows.registry:
+        return
+
+    @app.workflow
+    async def mailbox_flow(ctx: WorkflowContext, _: None) -> dict[str, Any]:
+        bumps: list[Any] = []
+
+        def bump(data: Any) -> dict[str, Any]:
+            bumps.append(data)
+            return {"result": w.markers["update-result"], "got": data}
+
+        def refuse(data: Any) -> None:
+            raise ValueError(w.markers["update-error"])
+
+        ctx.on_update("bump", bump)
+        ctx.on_update("refuse", refuse)
+        await ctx.publish("status", {"published": w.markers["published-value"]})
+        first = await ctx.receive("mail")
+        await ctx.wait_condition(lambda: len(bumps) >= 2)
+        second = await ctx.receive("mail")
+        return {"first": first, "second": second, "bumps": bumps}
+
+    @app.workflow
+    async def scheduled_flow(ctx: WorkflowContext, data: Any) -> Any:
+        return data
+
+
+async def answered(app: App, run: str, name: str, data: Any) -> Any:
+    """Update ``name`` asked as a caller would, while the workflows are driven."""
+    asked = asyncio.create_task(app.workflows.update(run, name, data, timeout=10))
+    while not asked.done():
+        await drive(app)
+        await asyncio.sleep(0.01)
+    return await asked
+
+
+async def write_control_payloads(app: App, w: Written) -> None:
+    """Messages to a workflow, its updates, a published value and a schedule's input."""
+    for what in ("update-result", "update-error", "published-value"):
+        w.mark(what)
+    register_control_workflows(app, w)
+    run = await app.workflows.start("mailbox_flow", None, id="mailbox-1")
+    w.ids["mailbox"] = run
+    await app.workflows.send_message(run, "mail", {"mail": w.mark("message-taken")})
+    await drive(app)  # publishes, takes the first message, waits for two updates
+    data = {"bump": w.mark("update-data")}
+    assert await answered(app, run, "bump", data) == {
+        "result": w.markers["update-result"], "got": data
+    }  # fmt: skip
+    try:
+        await answered(app, run, "refuse", {"refuse": w.mark("refused-data")})
+        raise AssertionError("the update was not rejected")
+    except UpdateRejected as rejected:
+        assert rejected.details["error"]["message"] == w.markers["update-error"]
+    try:  # asked, not applied: its data waits in its row
+        await app.workflows.update(run, "bump", {"bump": w.mark("asked-data")}, timeout=0.05)
+        raise AssertionError("the update was applied with no runner")
+    except UpdateNotFinished:
+        pass
+    await app.workflows.send_message(run, "mail", {"mail": w.mark("message-waiting")})
+    definition = Definition.checked(
+        "payload-schedule", "scheduled_flow", make_spec(every=3600),
+        input={"input": w.mark("schedule-input")},
+    )  # fmt: skip
+    await app.schedules.create(definition)
+
+
+async def check_control_payloads(app: App, w: Written) -> None:
+    m, run = w.markers, w.ids["mailbox"]
+    register_control_workflows(app, w)
+    assert await app.workflows.get(run, "status") == {"published": m["published-value"]}
+    outcome = Messaging(app.workflows).outcome
+    accepted = {"result": m["update-result"], "got": {"bump": m["update-data"]}}
+    assert await outcome(run, "bump", 1, timeout=1) == accepted
+    try:
+        await outcome(run, "refuse", 2, timeout=1)
+        raise AssertionError("the rejection was not read back")
+    except UpdateRejected as rejected:
+        assert rejected.details["error"]["message"] == m["update-error"]
+    await drive(app)  # applies the update asked earlier, then takes the waiting message
+    later = {"result": m["update-result"], "got": {"bump": m["asked-data"]}}
+    assert await outcome(run, "bump", 3, timeout=1) == later
+    done = await app.workflows.status(run)
+    assert done.status == "succeeded" and done.read_error is None, done
+    assert done.output == {
+        "first": {"mail": m["message-taken"]},
+        "second": {"mail": m["message-waiting"]},
+        "bumps": [{"bump": m["update-data"]}, {"bump": m["asked-data"]}],
+    }
+    schedule = await app.schedules.get("payload-schedule")
+    assert schedule.input == {"input": m["schedule-input"]}
+    fired = await app.schedules.trigger("payload-schedule")
+    assert fired is not None
+    await drive(app)
+    started = await app.workflows.status(fired)
+    assert started.status == "succeeded" and started.output == {"input": m["schedule-input"]}
+
+
 async def write_every_payload(app: App) -> Written:
     """Every payload path, each with its own marker (the app must be open)."""
     w = Written()
@@ -118,7 +224,9 @@ async def write_every_payload(app: App) -> Written:
     w.ids["dead-error"] = doomed.id
 
     archived = app.queue("archived")
-    done = await archived.send({"job": w.mark("replayed-body")})
+    done = await archived.send(
+        {"job": w.mark("replayed-body")}, attributes={"tag": w.mark("archived-attribute")}
+    )
     [message] = await archived.receive()
     await message.ack({"result": w.mark("archived-result")})
     w.ids["archived-result"] = done.id
@@ -152,6 +260,9 @@ async def write_every_payload(app: App) -> Written:
     w.ids["callback-body"] = hooked.id
     for message in await inbox.receive(10):
         await message.ack({"reply": w.mark(f"reply-{message.id}")})
+    hooks = app.queue("hooks")  # a message whose callback URL waits with it
+    url = f"https://hooks.example.com/{w.mark('waiting-callback-url')}"
+    await hooks.send_message(hooks.new_message({"hook": 1}, reply_to={"url": url}))
 
     # The event store: an event's data.
     await app.events.append(
@@ -192,6 +303,7 @@ async def write_every_payload(app: App) -> Written:
         "failing_flow", {"input": w.mark("failed-input")}, id="failing-1"
     )
     await drive(app)
+    await write_control_payloads(app, w)  # last: no drive may apply its asked update
     return w
 
 
@@ -220,7 +332,12 @@ async def check_every_payload(app: App, w: Written) -> None:
     assert status is not None and status["result"] == {"result": m["archived-result"]}
     [replay] = await app.queue("archived").peek(10)
     assert replay.body == {"job": m["replayed-body"]}
-    assert replay.attributes == {"replay_of": w.ids["archived-result"]}
+    tag = {"tag": m["archived-attribute"]}
+    assert replay.attributes == {**tag, "replay_of": w.ids["archived-result"]}
+    assert await app.queue("archived").replay(attributes=tag) == 1  # the archive's, opened
+    [waiting] = await app.queue("hooks").receive(10)  # delivered with its reply_to, opened
+    assert waiting.reply_to == {"url": f"https://hooks.example.com/{m['waiting-callback-url']}"}
+    await waiting.release()
 
     [outbox] = await app.queue("outbox").peek(10)
     assert outbox.body == {"event": m["outbox-body"]}
@@ -266,6 +383,7 @@ async def check_every_payload(app: App, w: Written) -> None:
     assert (failed.error.type, failed.error.message) == ("RuntimeError", m["workflow-error"])
     [step] = await app.workflows.history(w.ids["failed-workflow"])
     assert (step["error"]["type"], step["error"]["message"]) == ("RuntimeError", m["step-error"])
+    await check_control_payloads(app, w)
 
 
 def _child_position(history: list[dict[str, Any]]) -> int:

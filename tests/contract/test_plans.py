@@ -121,6 +121,19 @@ EXPECTED = {
     "sch_write": "sk_schedules_pkey",
     "sch_delete": "sk_schedules_pkey",
     "sch_list": "sk_schedules_pkey",
+    # Re-sealing (statekeeper reencrypt) the tables of messages to workflows and of
+    # schedules: each scan walks its table's primary key from its cursor; each
+    # compare-and-swap finds its row by it.
+    "reseal_scan_workflow_messages": "sk_workflow_messages_pkey",
+    "reseal_scan_workflow_updates": "sk_workflow_updates_pkey",
+    "reseal_scan_workflow_values": "sk_workflow_values_pkey",
+    "reseal_scan_schedules": "sk_schedules_pkey",
+    "reseal_workflow_messages_data": "sk_workflow_messages_pkey",
+    "reseal_workflow_updates_data": "sk_workflow_updates_pkey",
+    "reseal_workflow_updates_result": "sk_workflow_updates_pkey",
+    "reseal_workflow_updates_error": "sk_workflow_updates_pkey",
+    "reseal_workflow_values_value": "sk_workflow_values_pkey",
+    "reseal_schedules_input": "sk_schedules_pkey",
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -169,6 +182,8 @@ VALUES: dict[str, Any] = {
     "filters_json": json.dumps([{"name": "amount", "text": None, "low": 5.0, "high": None}]),
     # The versions a runner stamps on the runs it first leases, by workflow name.
     "version_map": json.dumps({"w": "code-000000000000"}),
+    # A re-seal of one namespace, its cursor inside it.
+    "every_namespace": 0, "after_namespace": "plans", "after_workflow_id": "w7",
 }  # fmt: skip
 
 

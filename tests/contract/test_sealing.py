@@ -15,6 +15,7 @@ from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
 from statekeeper.queues.requests import request_status
 from statekeeper.reencrypt import ReencryptReport
+from statekeeper.schedules import Definition, Scheduler, make_spec
 from statekeeper.sealing import MESSAGE, TEXT_MAGIC, key_id_of, text_key_id_of
 from statekeeper.workflows import WorkflowContext
 from tests.conftest import FakeClock
@@ -197,6 +198,40 @@ async def test_a_value_changed_meanwhile_is_left_alone_and_counted(
         again = await app.reencrypt()
         assert again.complete and again.kinds["state"].examined == 0
         assert again.kinds["messages"].examined == 0
+
+
+async def test_a_schedule_read_before_its_input_is_resealed_is_not_written_back(
+    own_database_url: str, clock: FakeClock
+) -> None:
+    """A scheduler writes a schedule's whole row back (input included) under the version
+    it read: re-sealing moves the version on, so that write fails (the schedule fires
+    from a fresh read) instead of putting the old key's input back."""
+    url = own_database_url
+    async with App(url, clock=clock, encryption=keys(f"k1:{K1}")) as old:
+
+        @old.workflow
+        async def nightly(ctx: WorkflowContext, data: Any) -> Any:
+            return data
+
+        await old.schedules.create(
+            Definition.checked("nightly", "nightly", make_spec(every=60), input={"n": 1})
+        )
+    async with App(url, clock=clock, encryption=keys(f"k2:{K2},k1:{K1}")) as app:
+        app.workflow(nightly)
+        ops = app.backend.schedules
+        read = await ops.get(app.namespace, "nightly")  # a scheduler's read
+        assert read is not None and key_id_of(read.input) == "k1"
+        report = await app.reencrypt()
+        assert report.kinds["schedules"].rewritten == 1
+        stale = read._replace(paused=1)
+        assert not await ops.write(app.namespace, stale, clock())  # the version moved on
+        [[stored]] = await query(url, "SELECT input FROM sk_schedules")
+        assert key_id_of(bytes(stored)) == "k2"
+        clock.advance(60)
+        assert await Scheduler(app.schedules).run_due() == 1
+        await drive(app)
+        fired = (await app.schedules.get("nightly")).last_run_id
+        assert fired is not None and (await app.workflows.status(fired)).output == {"n": 1}
 
 
 async def test_reencrypt_needs_keys_and_a_sane_batch(database_url: str, namespace: str) -> None:

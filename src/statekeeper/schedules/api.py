@@ -23,11 +23,11 @@ from statekeeper.errors import (
 )
 from statekeeper.identifiers import has_control
 from statekeeper.queues.wakeups import Wakeups
-from statekeeper.schedules.firing import SCHEDULE, Decision, Firing, stored_spec
+from statekeeper.schedules.firing import Decision, Firing, stored_spec
 from statekeeper.schedules.model import Declared, Definition, Schedule, check_schedule_id
 from statekeeper.schedules.policy import Plan, manual_run_id, run_id
 from statekeeper.schedules.specs import Spec
-from statekeeper.sealing import Sealer
+from statekeeper.sealing import SCHEDULE, Sealer
 from statekeeper.storage import Storage
 from statekeeper.storage.schedule_ops import ScheduleRow
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows

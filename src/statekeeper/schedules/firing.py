@@ -17,11 +17,10 @@ from statekeeper.codec import decode_value
 from statekeeper.constants import WORKFLOW_ACTIVE
 from statekeeper.schedules.policy import Plan, jitter_offset, run_id
 from statekeeper.schedules.specs import Spec, parse_spec
-from statekeeper.sealing import WORKFLOW, Sealer
+from statekeeper.sealing import SCHEDULE, WORKFLOW, Sealer
 from statekeeper.storage import Storage
 from statekeeper.storage.schedule_ops import NewRun, ScheduleRow
 
-SCHEDULE = "schedule"  # sealing context of a schedule's input: (namespace, id, "input")
 # Most fires one schedule decides in one write (missed fires within a long catch-up
 # window are worked through over several writes).
 MAX_FIRES_PER_WRITE = 100

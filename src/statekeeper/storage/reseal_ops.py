@@ -49,6 +49,17 @@ RESEAL_TABLES: dict[str, ResealTable] = {
         ("error",),
     ),
     "events": ResealTable(("namespace", "workflow_id", "name"), ("data",), ("data",), ()),
+    "workflow_messages": ResealTable(
+        ("namespace", "workflow_id", "topic", "seq"), ("data",), ("data",), ()
+    ),
+    "workflow_updates": ResealTable(
+        ("namespace", "workflow_id", "seq"),
+        ("name", "data", "result", "error"),
+        ("data", "result"),
+        ("error",),
+    ),
+    "workflow_values": ResealTable(("namespace", "workflow_id", "key"), ("value",), ("value",), ()),
+    "schedules": ResealTable(("namespace", "id"), ("input",), ("input",), ()),
     "stream_events": ResealTable(
         ("namespace", "position"), ("stream", "id", "data"), ("data",), ()
     ),

@@ -79,6 +79,45 @@ WHERE (namespace, workflow_id, name) > (:after_namespace, :after_workflow_id, :a
 ORDER BY namespace, workflow_id, name
 LIMIT :limit;
 
+-- name: reseal_scan_workflow_messages
+SELECT namespace, workflow_id, topic, seq, data
+FROM sk_workflow_messages
+WHERE (namespace, workflow_id, topic, seq)
+      > (:after_namespace, :after_workflow_id, :after_topic, :after_seq)
+  AND (:every_namespace = 1 OR namespace = :namespace)
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+ORDER BY namespace, workflow_id, topic, seq
+LIMIT :limit;
+
+-- name: reseal_scan_workflow_updates
+SELECT namespace, workflow_id, seq, name, data, result, error
+FROM sk_workflow_updates
+WHERE (namespace, workflow_id, seq) > (:after_namespace, :after_workflow_id, :after_seq)
+  AND (:every_namespace = 1 OR namespace = :namespace)
+  AND (substr(data, 1, :bytes_len) <> :bytes_prefix
+       OR substr(result, 1, :bytes_len) <> :bytes_prefix
+       OR substr(error, 1, :text_len) <> :text_prefix)
+ORDER BY namespace, workflow_id, seq
+LIMIT :limit;
+
+-- name: reseal_scan_workflow_values
+SELECT namespace, workflow_id, key, value
+FROM sk_workflow_values
+WHERE (namespace, workflow_id, key) > (:after_namespace, :after_workflow_id, :after_key)
+  AND (:every_namespace = 1 OR namespace = :namespace)
+  AND substr(value, 1, :bytes_len) <> :bytes_prefix
+ORDER BY namespace, workflow_id, key
+LIMIT :limit;
+
+-- name: reseal_scan_schedules
+SELECT namespace, id, input
+FROM sk_schedules
+WHERE (namespace, id) > (:after_namespace, :after_id)
+  AND (:every_namespace = 1 OR namespace = :namespace)
+  AND substr(input, 1, :bytes_len) <> :bytes_prefix
+ORDER BY namespace, id
+LIMIT :limit;
+
 -- name: reseal_scan_stream_events
 SELECT namespace, position, stream, id, data
 FROM sk_events
@@ -160,6 +199,33 @@ WHERE namespace = :namespace AND workflow_id = :workflow_id AND position = :posi
 -- name: reseal_events_data
 UPDATE sk_workflow_events SET data = :new
 WHERE namespace = :namespace AND workflow_id = :workflow_id AND name = :name AND data = :old;
+
+-- name: reseal_workflow_messages_data
+UPDATE sk_workflow_messages SET data = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND topic = :topic
+  AND seq = :seq AND data = :old;
+
+-- name: reseal_workflow_updates_data
+UPDATE sk_workflow_updates SET data = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND seq = :seq AND data = :old;
+
+-- name: reseal_workflow_updates_result
+UPDATE sk_workflow_updates SET result = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND seq = :seq AND result = :old;
+
+-- name: reseal_workflow_updates_error
+UPDATE sk_workflow_updates SET error = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND seq = :seq AND error = :old;
+
+-- name: reseal_workflow_values_value
+UPDATE sk_workflow_values SET value = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND key = :key AND value = :old;
+
+-- name: reseal_schedules_input
+-- The version moves on: a scheduler or an operator that read the schedule before (and
+-- would write its input back under the old key) fails its write and reads it again.
+UPDATE sk_schedules SET input = :new, version = version + 1
+WHERE namespace = :namespace AND id = :id AND input = :old;
 
 -- name: reseal_stream_events_data
 UPDATE sk_events SET data = :new
