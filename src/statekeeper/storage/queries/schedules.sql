@@ -1,4 +1,4 @@
--- Schedules (migration 0015). Every write but a claim names the version it read and
+-- Schedules (migration 0019). Every write but a claim names the version it read and
 -- adds one to it: two schedulers (or a scheduler and an operator) that read the same
 -- row cannot both write it, so a fire is decided once. A fire's run is created in the
 -- same transaction as the write that moves next_fire_at past it (schedule_ops.write).
