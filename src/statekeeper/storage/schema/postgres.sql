@@ -1056,6 +1056,11 @@ CREATE TABLE sk_schedules (
     version      BIGINT NOT NULL DEFAULT 0,
     created_at   DOUBLE PRECISION NOT NULL,
     updated_at   DOUBLE PRECISION NOT NULL,
+    -- The workflow queue its fires start their runs in (NULL: none; migration
+    -- 0021_schedule_queues), and their key and priority there.
+    queue        TEXT,
+    queue_key    TEXT,
+    priority     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, id)
 );
 

@@ -546,6 +546,11 @@ CREATE TABLE sk_schedules (
     version      INTEGER NOT NULL DEFAULT 0,
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL,
+    -- The workflow queue its fires start their runs in (NULL: none; migration
+    -- 0020_schedule_queues), and their key and priority there.
+    queue        TEXT,
+    queue_key    TEXT,
+    priority     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, id)
 );
 
