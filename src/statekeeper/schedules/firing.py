@@ -78,6 +78,9 @@ class Firing:
                 row.workflow,
                 self.sealer.seal(plain, WORKFLOW, self.namespace, r, "input"),
                 version,
+                row.queue,
+                row.queue_key,
+                row.priority,
             )
             for r in ids
         ]

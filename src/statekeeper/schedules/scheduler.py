@@ -116,6 +116,7 @@ class Scheduler:
         else:  # one changed since it was claimed (an operator's write): each on its own
             done = [d for d in decisions if await self._write_one(d, now)]
         started = sum(len(d.runs) for d in done)
+        await schedules.admit(r for d in done for r in d.runs)
         if self.observe is not None:
             self.observe([r.id for d in done for r in d.runs], schedules.clock())
         self.started += started
