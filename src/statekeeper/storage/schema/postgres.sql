@@ -1057,7 +1057,7 @@ CREATE TABLE sk_schedules (
     created_at   DOUBLE PRECISION NOT NULL,
     updated_at   DOUBLE PRECISION NOT NULL,
     -- The workflow queue its fires start their runs in (NULL: none; migration
-    -- 0021_schedule_queues), and their key and priority there.
+    -- 0022_schedule_queues), and their key and priority there.
     queue        TEXT,
     queue_key    TEXT,
     priority     INTEGER NOT NULL DEFAULT 0,

@@ -547,7 +547,7 @@ CREATE TABLE sk_schedules (
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL,
     -- The workflow queue its fires start their runs in (NULL: none; migration
-    -- 0020_schedule_queues), and their key and priority there.
+    -- 0021_schedule_queues), and their key and priority there.
     queue        TEXT,
     queue_key    TEXT,
     priority     INTEGER NOT NULL DEFAULT 0,
