@@ -758,19 +758,26 @@ class App:
         overlap: str = "skip",
         jitter: float = 0.0,
         catchup: float = 60.0,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> Callable[[F], F]:
         """Declare a schedule on a workflow function (``@app.schedule("*/5 * * * *")``
         above or below ``@app.workflow``): created, or brought in line with the code,
-        when a worker starts. ``id`` defaults to the workflow's name (docs/schedules.md)."""
+        when a worker starts. ``id`` defaults to the workflow's name. ``queue``: a
+        workflow queue (``app.workflow_queue``) its runs start in, under ``key``, by
+        ``priority`` (docs/schedules.md)."""
         spec = make_spec(cron, timezone=timezone, every=every, anchor=anchor, at=at)
         checked = Definition.checked(
-            id or "declared", "declared", spec, overlap=overlap, jitter=jitter, catchup=catchup
-        )
+            id or "declared", "declared", spec, overlap=overlap, jitter=jitter, catchup=catchup,
+            queue=queue, key=key, priority=priority,
+        )  # fmt: skip
 
         def declare(fn: F) -> F:
-            self.schedules.declare(
-                Declared(fn, spec, id, input, checked.overlap, checked.jitter, checked.catchup)
-            )
+            self.schedules.declare(Declared(
+                fn, spec, id, input, checked.overlap, checked.jitter, checked.catchup,
+                checked.queue, checked.key, checked.priority,
+            ))  # fmt: skip
             return fn
 
         return declare

@@ -599,7 +599,8 @@ class ErrorRecord:
 
 
 class InvalidSchedule(ValidationError):
-    """The schedule is invalid (its spec, overlap policy, jitter or catch-up window)."""
+    """The schedule is invalid (its spec, overlap policy, jitter, catch-up window, or its
+    workflow queue, key or priority)."""
 
     code = "invalid_schedule"
 

@@ -168,6 +168,11 @@ def check_group(group: object) -> str:
     return _text("group", group, MAX_GROUP, InvalidIdentifier)
 
 
+def check_flow_key(key: object) -> str:
+    """A run's key in a workflow queue: the rule of groups (``check_group``), named key."""
+    return _text("key", key, MAX_GROUP, InvalidIdentifier)
+
+
 def check_correlation_id(correlation: object) -> str:
     return _text("correlation id", correlation, MAX_GROUP, InvalidIdentifier)
 

@@ -134,6 +134,9 @@ EXPECTED = {
     "reseal_workflow_updates_error": "sk_workflow_updates_pkey",
     "reseal_workflow_values_value": "sk_workflow_values_pkey",
     "reseal_schedules_input": "sk_schedules_pkey",
+    # A schedule's run started queued: its place only if its workflow is new.
+    "sch_place_run": "sk_workflows_pkey",
+    "sch_create_queued_runs": "sk_workflows_pkey",  # PostgreSQL's batch: its conflict arbiter
 }
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
@@ -222,6 +225,8 @@ def plan_names_postgres(plan: Any) -> tuple[set[str], set[str]]:
     def walk(node: dict[str, Any]) -> None:
         if "Index Name" in node:
             indexes.add(node["Index Name"])
+        # An INSERT ... ON CONFLICT finds a conflicting row through its arbiter index.
+        indexes.update(node.get("Conflict Arbiter Indexes", []))
         if node.get("Node Type") == "Seq Scan":
             scanned.add(node.get("Relation Name", ""))
         for child in node.get("Plans", []):

@@ -97,15 +97,69 @@ async def test_schedule_routes_need_the_token(served: tuple[App, httpx.AsyncClie
     ({"id": "a", "workflow": "job", "at": 5}, "future"),
     ({"id": "a", "workflow": "nope", "every": 10}, "nope"),
     ([1, 2], "body"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "a b"}, "queue name"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "nowhere"}, "nowhere"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": 7}, "queue"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "reports", "key": ""}, "key"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "reports", "key": "k\n"}, "key"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "reports", "priority": 1.5},
+     "priority"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "reports", "priority": "3"},
+     "priority"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "reports", "priority": True},
+     "priority"),
+    ({"id": "a", "workflow": "job", "every": 10, "queue": "reports", "priority": 10**7},
+     "priority"),
+    ({"id": "a", "workflow": "job", "every": 10, "key": "k"}, "queue"),
 ])  # fmt: skip
 async def test_hostile_bodies_are_4xx_and_store_nothing(
     served: tuple[App, httpx.AsyncClient], body: Any, field: str
 ) -> None:
     app, client = served
+    app.workflow_queue("reports", concurrency=1)
     answer = await client.post("/v1/schedules", json=body, headers=AUTH)
     assert 400 <= answer.status_code < 500, answer.text
     assert field in answer.json()["error"]["message"]
     assert await app.schedules.list() == []
+
+
+async def test_a_schedule_into_a_workflow_queue(
+    served: tuple[App, httpx.AsyncClient], clock: FakeClock
+) -> None:
+    app, client = served
+    app.workflow_queue("reports", concurrency=1)
+    start = clock.now
+    body = {"id": "q", "workflow": "job", "every": 60, "anchor": start, "input": 1,
+            "overlap": "allow_all", "queue": "reports", "key": "t-1", "priority": 7}  # fmt: skip
+    made = await client.post("/v1/schedules", json=body, headers=AUTH)
+    assert made.status_code == 201, made.text
+    assert {k: made.json()[k] for k in ("queue", "key", "priority")} == {
+        "queue": "reports", "key": "t-1", "priority": 7,
+    }  # fmt: skip
+    changed = await client.put("/v1/schedules/q", headers=AUTH, json={
+        "workflow": "job", "every": 60, "anchor": start, "overlap": "allow_all",
+        "queue": "reports", "priority": -2,
+    })  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    got = (await client.get("/v1/schedules/q", headers=AUTH)).json()
+    assert (got["queue"], got["key"], got["priority"]) == ("reports", None, -2)
+    clock.now = start + 120  # two fires: one admitted, one waits for the slot
+    await Scheduler(app.schedules).run_due()
+    states = [await app.workflows.flow.run_state(w["id"]) for w in await app.workflows.list()]
+    assert sorted(s["state"] for s in states if s) == ["admitted", "waiting"]
+    bad = await client.put("/v1/schedules/q", headers=AUTH, json={
+        "workflow": "job", "every": 60, "queue": "reports", "priority": 2_000_000,
+    })  # fmt: skip
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_schedule"
+    unknown = await client.put("/v1/schedules/q", headers=AUTH,
+                               json={"workflow": "job", "every": 60, "queue": "other"})  # fmt: skip
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "unknown_flow_queue"
+    kept = (await client.get("/v1/schedules/q", headers=AUTH)).json()
+    assert (kept["queue"], kept["priority"]) == ("reports", -2)
+    none = await client.put("/v1/schedules/q", headers=AUTH,
+                            json={"workflow": "job", "every": 60})  # fmt: skip
+    assert (none.json()["queue"], none.json()["key"], none.json()["priority"]) == (None, None, 0)
 
 
 async def test_hostile_requests(served: tuple[App, httpx.AsyncClient]) -> None:

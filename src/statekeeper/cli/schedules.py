@@ -62,6 +62,12 @@ def definition_options(fn: Any) -> Any:
         click.option("--catchup", default=DEFAULT_CATCHUP, metavar="SECONDS", show_default=True,
                      callback=seconds_option(maximum=MAX_CATCHUP),
                      help="Fires missed within this many seconds run on recovery."),
+        click.option("--queue", metavar="QUEUE",
+                     help="A workflow queue the runs start in, admitted within its limits."),
+        click.option("--key", metavar="KEY",
+                     help="The runs' key in the queue (default: the queue's key rule)."),
+        click.option("--priority", default=0, show_default=True, type=int, metavar="N",
+                     help="The runs' priority in the queue (higher first)."),
         click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
     ]  # fmt: skip
     for option in reversed(options):
@@ -77,6 +83,7 @@ def _definition(id: str, workflow: str, given: dict[str, Any]) -> Definition:
     return Definition.checked(
         id, workflow, spec, input=read_json(given["input_text"], "--input"),
         overlap=given["overlap"], jitter=given["jitter"], catchup=given["catchup"],
+        queue=given["queue"], key=given["key"], priority=given["priority"],
     )  # fmt: skip
 
 

@@ -12,7 +12,8 @@ POST   /v1/schedules/{id}/backfill      {"start", "end"} -> 202 the runs of [sta
 GET    /v1/schedules/{id}/next          ?count= -> the next fire times
 
 Bodies are decoded strictly (``http/body.py``) and checked as the Python API checks
-them (``schedules.model``): a bad spec, policy or id is 400 naming the field.
+them (``schedules.model``): a bad spec, policy, id, queue, key or priority is 400 naming
+the field; a queue no process declares is 404.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from statekeeper.http.responses import model_response
 from statekeeper.schedules import Definition, Schedule, make_spec
 from statekeeper.schedules.model import MAX_SCHEDULE_ID, SCHEDULE_ID_RULE, check_schedule_id
 from statekeeper.schedules.policy import DEFAULT_CATCHUP
+from statekeeper.workflows.flow import MAX_PRIORITY
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -74,6 +76,19 @@ class ScheduleDefinition(BaseModel):
         allow_inf_nan=False,
         description="Fires missed within this many seconds run on recovery.",
     )
+    queue: str | None = Field(
+        default=None,
+        description="A workflow queue its runs start in, admitted within its limits "
+        "(null: each run is due at once).",
+    )
+    key: str | None = Field(
+        default=None, description="The runs' key in the queue (default: the queue's key rule)."
+    )
+    priority: int = Field(
+        default=0,
+        strict=True,
+        description=f"The runs' priority in the queue ({-MAX_PRIORITY} to {MAX_PRIORITY}).",
+    )
     paused: bool = Field(default=False, description="Created paused (POST only).")
 
 
@@ -93,6 +108,9 @@ class ScheduleReply(Reply):
     overlap: Overlap
     jitter: float
     catchup: float
+    queue: str | None = Field(description="The workflow queue its runs start in (null: none).")
+    key: str | None = Field(description="The runs' key in the queue.")
+    priority: int = Field(description="The runs' priority in the queue.")
     paused: bool
     next_fire_at: float | None = Field(description="The next nominal fire time (null: none).")
     due_at: float | None = Field(description="When a scheduler looks at it next.")
@@ -152,7 +170,7 @@ def _definition(id: str, body: ScheduleDefinition) -> Definition:
                      at=body.at)  # fmt: skip
     return Definition.checked(
         id, body.workflow, spec, input=body.input, overlap=body.overlap, jitter=body.jitter,
-        catchup=body.catchup,
+        catchup=body.catchup, queue=body.queue, key=body.key, priority=body.priority,
     )  # fmt: skip
 
 
@@ -179,7 +197,7 @@ class ScheduleRoutes:
 
         return [
             op("POST", "/v1/schedules", self.create, "Create a schedule",
-               {201: one, 400: bad, 404: Answer("Unknown workflow"),
+               {201: one, 400: bad, 404: Answer("Unknown workflow or workflow queue"),
                 409: Answer("The id is taken"), 413: Answer("Body too large")},
                (), Body("The schedule", NewSchedule, required=True)),
             op("GET", "/v1/schedules", self.list, "List schedules by id",
@@ -188,7 +206,7 @@ class ScheduleRoutes:
                {200: one, 400: bad, 404: missing}),
             op("PUT", "/v1/schedules/{id}", self.update,
                "Replace a schedule's definition (paused, last run and buffer kept)",
-               {200: one, 400: bad, 404: Answer("No such schedule or workflow"),
+               {200: one, 400: bad, 404: Answer("No such schedule, workflow or workflow queue"),
                 413: Answer("Body too large")},
                (sid,), Body("The definition", ScheduleDefinition, required=True)),
             op("DELETE", "/v1/schedules/{id}", self.delete, "Delete a schedule",

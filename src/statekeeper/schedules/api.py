@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from statekeeper.constants import MAX_LIST_LIMIT
@@ -19,7 +20,9 @@ from statekeeper.errors import (
     InvalidSchedule,
     ScheduleExists,
     ScheduleNotFound,
+    StatekeeperError,
     TooManyRetries,
+    ValidationError,
 )
 from statekeeper.identifiers import has_control
 from statekeeper.queues.wakeups import Wakeups
@@ -29,7 +32,7 @@ from statekeeper.schedules.policy import Plan, manual_run_id, run_id
 from statekeeper.schedules.specs import Spec
 from statekeeper.sealing import SCHEDULE, Sealer
 from statekeeper.storage import Storage
-from statekeeper.storage.schedule_ops import ScheduleRow
+from statekeeper.storage.schedule_ops import NewRun, ScheduleRow
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
 from statekeeper.workflows.journal import encode
 
@@ -68,7 +71,7 @@ class Schedules:
             row.id, row.workflow, self.firing.value_of(row), stored_spec(row.spec),
             row.overlap, row.jitter, row.catchup, bool(row.paused), row.next_fire_at,
             row.due_at, row.last_run_id, Plan.of(row.overlap, False, None, row.buffered).buffered,
-            row.created_at, row.updated_at,
+            row.created_at, row.updated_at, row.queue, row.queue_key, row.priority,
         )  # fmt: skip
 
     async def _row(self, id: str) -> ScheduleRow:
@@ -112,10 +115,35 @@ class Schedules:
         plain = encode(f"input of schedule {definition.id!r}", definition.input)
         return self.sealer.seal(plain, SCHEDULE, self.namespace, definition.id, "input")
 
+    async def _queued(self, definition: Definition) -> Definition:
+        """``definition`` with its queue checked (UnknownFlowQueue unless this process
+        or a worker of the namespace declares it) and, when it gives no key and this
+        process declares the queue with a ``key=`` rule, its key taken from its input
+        as a start's is. A fire takes no lock: a singleton='reject' or debounce queue
+        (whose rules act on starts) is refused."""
+        if definition.queue is None:
+            return definition
+        queue = await self.workflows.flow.known(definition.queue)
+        if queue is None:
+            return definition
+        if queue.singleton == "reject" or queue.debounce is not None:
+            raise InvalidSchedule(
+                f"workflow queue {queue.name!r} rejects or debounces starts of a busy key, "
+                "which a schedule's fires do not take part in: give the schedule an "
+                "overlap policy instead (skip, buffer_one...) and a queue without them",
+                field="queue",
+            )
+        try:
+            key = self.workflows.flow.key_of(queue, definition.input, definition.key)
+        except ValidationError as error:
+            raise InvalidSchedule(error.message, field="key") from None
+        return dataclasses.replace(definition, key=key)
+
     async def create(self, definition: Definition, *, paused: bool = False) -> Schedule:
         """Store a new schedule (ScheduleExists if its id is taken); its first fire is
         the first of its spec after now."""
         await self.workflows.known(definition.workflow)
+        definition = await self._queued(definition)
         now = self.clock()
         spec = definition.spec
         if spec.at is not None and spec.at <= now:
@@ -126,7 +154,7 @@ class Schedules:
         row = ScheduleRow(
             definition.id, definition.workflow, self._sealed_input(definition), spec.to_json(),
             definition.overlap, definition.jitter, definition.catchup, int(paused), fire,
-            None, None, "[]", 0, now, now,
+            None, None, "[]", 0, now, now, definition.queue, definition.key, definition.priority,
         )  # fmt: skip
         row = row._replace(
             due_at=self.firing.due(row, fire, Plan.of(row.overlap, False, None, ""), now)
@@ -138,8 +166,10 @@ class Schedules:
 
     async def update(self, definition: Definition) -> Schedule:
         """Replace a schedule's definition, keeping its state (paused, last run, buffer);
-        a new spec starts from its first fire after now."""
+        a new spec starts from its first fire after now. A new queue, key or priority
+        holds for the fires from now on (runs waiting in a queue stay there)."""
         await self.workflows.known(definition.workflow)
+        definition = await self._queued(definition)
 
         async def change(row: ScheduleRow, now: float) -> Decision:
             spec = definition.spec
@@ -155,7 +185,8 @@ class Schedules:
             changed = row._replace(
                 workflow=definition.workflow, input=self._sealed_input(definition),
                 spec=spec.to_json(), overlap=definition.overlap, jitter=definition.jitter,
-                catchup=definition.catchup,
+                catchup=definition.catchup, queue=definition.queue, queue_key=definition.key,
+                priority=definition.priority,
             )  # fmt: skip
             return self.firing.finish(changed, await self.firing.plan(changed), fire, now)
 
@@ -247,9 +278,28 @@ class Schedules:
                 self.namespace, decision.row, now, runs=decision.runs, cancel=decision.cancel
             )
             if saved:
+                await self.admit(decision.runs)
                 self._changed(started=bool(decision.runs or decision.cancel))
                 return decision.row._replace(version=row.version + 1, updated_at=now)
         raise TooManyRetries(f"schedule {id!r} kept changing while it was being changed")
+
+    async def admit(self, runs: Iterable[NewRun]) -> None:
+        """After the commit that started ``runs``: admit what the queues of those started
+        queued allow. A failure (or a crash before it) strands nothing: every worker's
+        admission pass admits waiting runs of the queues it declares."""
+        counts: dict[str, int] = {}
+        for run in runs:
+            if run.queue is not None:
+                counts[run.queue] = counts.get(run.queue, 0) + 1
+        if not counts:
+            return
+        try:
+            await self.workflows.flow.admit_queues(counts)
+        except StatekeeperError as error:
+            log.warning(
+                "admitting a schedule's queued runs failed; the next admission pass will",
+                extra={"queues": sorted(counts), "error": error.message},
+            )
 
     def _changed(self, *, started: bool = False) -> None:
         self._wakeups.notify(self.namespace, SCHEDULES_CHANNEL)
@@ -272,10 +322,11 @@ class Schedules:
         ids: builtins.list[str] = []
         for declared in list(self.declared.values()):
             workflow = self.workflows.name_of(declared.workflow)
-            definition = Definition.checked(
+            definition = await self._queued(Definition.checked(
                 declared.id or workflow, workflow, declared.spec, input=declared.input,
                 overlap=declared.overlap, jitter=declared.jitter, catchup=declared.catchup,
-            )  # fmt: skip
+                queue=declared.queue, key=declared.key, priority=declared.priority,
+            ))  # fmt: skip
             stored = await self._backend().schedules.get(self.namespace, definition.id)
             if stored is None:
                 with contextlib.suppress(ScheduleExists):  # another worker's, meanwhile
@@ -294,6 +345,7 @@ class Schedules:
         return (
             same_spec and row.workflow == definition.workflow
             and row.overlap == definition.overlap and row.jitter == definition.jitter
-            and row.catchup == definition.catchup
+            and row.catchup == definition.catchup and row.queue == definition.queue
+            and row.queue_key == definition.key and row.priority == definition.priority
             and self.firing.value_of(row) == definition.input
         )  # fmt: skip

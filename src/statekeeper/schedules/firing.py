@@ -77,6 +77,9 @@ class Firing:
                 row.workflow,
                 self.sealer.seal(plain, WORKFLOW, self.namespace, r, "input"),
                 version,
+                row.queue,
+                row.queue_key,
+                row.priority,
             )
             for r in ids
         ]

@@ -1,8 +1,9 @@
 """A schedule as users see it, and its definition checked from what they give.
 
 ``Definition`` is what a schedule is (workflow, input, spec, overlap policy, jitter,
-catch-up window), checked once wherever it comes from: ``@app.schedule``, the Python
-API, HTTP or the CLI. ``Schedule`` is a stored schedule read back, with its state.
+catch-up window, and the workflow queue its runs start in), checked once wherever it
+comes from: ``@app.schedule``, the Python API, HTTP or the CLI. ``Schedule`` is a stored
+schedule read back, with its state.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from statekeeper.errors import InvalidSchedule
+from statekeeper.errors import InvalidSchedule, ValidationError
+from statekeeper.identifiers import check_flow_key, check_queue_name
 from statekeeper.schedules.policy import (
     DEFAULT_CATCHUP,
     MAX_CATCHUP,
@@ -22,6 +24,7 @@ from statekeeper.schedules.policy import (
     check_seconds,
 )
 from statekeeper.schedules.specs import Spec, at_spec, cron_spec, interval_spec, parse_spec
+from statekeeper.workflows.flow import check_priority
 
 MAX_SCHEDULE_ID = 160  # a run id adds '@manual-' and a fire time (workflow ids: 200)
 _SCHEDULE_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_SCHEDULE_ID}}}")
@@ -34,6 +37,25 @@ def check_schedule_id(id: object) -> str:
         raise InvalidSchedule(f"schedule id must be {SCHEDULE_ID_RULE}; got {shown!r}",
                               field="id")  # fmt: skip
     return id
+
+
+def check_queue(queue: object, key: object, priority: object) -> tuple[str | None, str | None, int]:
+    """A schedule's workflow queue, key and priority, checked as a start's are (the
+    queue's name, the key's text and the priority's range); a key or a priority needs
+    a queue."""
+    checks = (("queue", queue, check_queue_name), ("key", key, check_flow_key),
+              ("priority", priority, check_priority))  # fmt: skip
+    checked: list[Any] = []
+    for field, value, check in checks:
+        try:
+            checked.append(None if value is None else check(value))
+        except ValidationError as error:
+            raise InvalidSchedule(error.message, field=field) from None
+    if queue is None and (key is not None or checked[2] not in (None, 0)):
+        field = "key" if key is not None else "priority"
+        raise InvalidSchedule(f"{field} applies to the runs in a workflow queue: give queue too",
+                              field=field)  # fmt: skip
+    return checked[0], checked[1], checked[2] or 0
 
 
 def _seconds(value: object) -> object:
@@ -79,6 +101,9 @@ class Definition:
     overlap: str = "skip"
     jitter: float = 0.0
     catchup: float = DEFAULT_CATCHUP
+    queue: str | None = None  # the workflow queue its runs start in (None: due at once)
+    key: str | None = None  # their key in the queue
+    priority: int = 0  # their priority in the queue
 
     @classmethod
     def checked(
@@ -91,11 +116,15 @@ class Definition:
         overlap: object = "skip",
         jitter: object = 0.0,
         catchup: object = DEFAULT_CATCHUP,
+        queue: object = None,
+        key: object = None,
+        priority: object = 0,
     ) -> Definition:
         return cls(
             check_schedule_id(id), workflow, spec, input, check_overlap(overlap),
             check_seconds("jitter", _seconds(jitter), MAX_JITTER),
             check_seconds("catchup", _seconds(catchup), MAX_CATCHUP),
+            *check_queue(queue, key, priority),
         )  # fmt: skip
 
 
@@ -111,6 +140,9 @@ class Declared:
     overlap: str
     jitter: float
     catchup: float
+    queue: str | None = None
+    key: str | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +163,16 @@ class Schedule:
     buffered: list[str]  # run ids waiting for the previous run to end
     created_at: float
     updated_at: float
+    queue: str | None = None  # the workflow queue its runs start in (None: due at once)
+    key: str | None = None  # their key in it
+    priority: int = 0  # their priority in it
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "workflow": self.workflow, "input": self.input,
             "spec": self.spec.to_dict(), "overlap": self.overlap, "jitter": self.jitter,
-            "catchup": self.catchup, "paused": self.paused,
+            "catchup": self.catchup, "queue": self.queue, "key": self.key,
+            "priority": self.priority, "paused": self.paused,
             "next_fire_at": self.next_fire_at, "due_at": self.due_at,
             "last_run_id": self.last_run_id, "buffered": list(self.buffered),
             "created_at": self.created_at, "updated_at": self.updated_at,

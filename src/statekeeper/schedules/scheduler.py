@@ -8,7 +8,9 @@ fire time, created ``ON CONFLICT DO NOTHING`` in the transaction that moves the
 schedule past that fire: however many schedulers run, and wherever one is killed, a
 fire starts one run. A scheduler killed holding a claim leaves its schedules due again
 when the claim's lease ends; the fires missed meanwhile run then, within each
-schedule's catch-up window.
+schedule's catch-up window. The runs of a schedule with a workflow queue are written
+queued (pending, not due, with their place in the queue) in that transaction, and their
+queues are admitted after its commit (``Schedules.admit``).
 
 Between rounds it sleeps until the next due time (the App's clock), at most ``poll``
 seconds, woken early when a schedule changes here or (PostgreSQL) in another process.
@@ -116,6 +118,7 @@ class Scheduler:
         else:  # one changed since it was claimed (an operator's write): each on its own
             done = [d for d in decisions if await self._write_one(d, now)]
         started = sum(len(d.runs) for d in done)
+        await schedules.admit(r for d in done for r in d.runs)
         if self.observe is not None:
             self.observe([r.id for d in done for r in d.runs], schedules.clock())
         self.started += started

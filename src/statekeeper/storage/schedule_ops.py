@@ -33,16 +33,23 @@ class ScheduleRow(NamedTuple):
     version: int
     created_at: float
     updated_at: float
+    queue: str | None = None  # the workflow queue its runs start in (None: none)
+    queue_key: str | None = None  # their key in it
+    priority: int = 0  # their priority in it
 
 
 @dataclass(frozen=True, slots=True)
 class NewRun:
-    """A run a schedule starts: its id (derived from the fire time), workflow and input."""
+    """A run a schedule starts: its id (derived from the fire time), workflow and input,
+    and the workflow queue it waits in for admission (None: it is due at once)."""
 
     id: str
     workflow: str
     input: bytes
     version: str | None = None  # the application version the run carries (wf_create)
+    queue: str | None = None
+    key: str | None = None
+    priority: int = 0
 
 
 Writes = Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]]
@@ -59,7 +66,8 @@ class ScheduleOps(Operations):
             "sch_create", namespace=namespace, id=row.id, workflow=row.workflow,
             input=row.input, spec=row.spec, overlap=row.overlap, jitter=row.jitter,
             catchup=row.catchup, paused=row.paused, next_fire_at=row.next_fire_at,
-            due_at=row.due_at, now=now,
+            due_at=row.due_at, now=now, queue=row.queue, queue_key=row.queue_key,
+            priority=row.priority,
         )  # fmt: skip
         return bool(
             await self._db.run_write(statement, f"cannot create schedule {row.id!r}", "found")
@@ -101,7 +109,8 @@ class ScheduleOps(Operations):
             input=row.input, spec=row.spec, overlap=row.overlap, jitter=row.jitter,
             catchup=row.catchup, paused=row.paused, next_fire_at=row.next_fire_at,
             due_at=row.due_at, last_run_id=row.last_run_id, buffered=row.buffered,
-            version=row.version, now=now,
+            version=row.version, now=now, queue=row.queue, queue_key=row.queue_key,
+            priority=row.priority,
         ), "found", True)  # fmt: skip
 
     def _effects(
@@ -112,12 +121,29 @@ class ScheduleOps(Operations):
             statement = self._bind("wf_cancel", now=now, namespace=namespace, id=run_id)
             script.append((statement, "rowcount", False))
         for run in runs:
-            statement = self._bind(
-                "wf_create", namespace=namespace, id=run.id, name=run.workflow,
-                input=run.input, parent_id=None, now=now, deadline=None, version=run.version,
-            )  # fmt: skip
-            script.append((statement, "rowcount", False))
+            if run.queue is None:
+                statement = self._bind(
+                    "wf_create", namespace=namespace, id=run.id, name=run.workflow,
+                    input=run.input, parent_id=None, now=now, deadline=None,
+                    version=run.version,
+                )  # fmt: skip
+                script.append((statement, "rowcount", False))
+            else:
+                script.extend(self._queued(namespace, run, now))
         return script
+
+    def _queued(self, namespace: str, run: NewRun, now: float) -> builtins.list[Scripted]:
+        """A run started queued: its place in its queue (if its workflow is new), then its
+        workflow, not due until admitted. Admission follows the commit (the caller's)."""
+        place = self._bind(
+            "sch_place_run", namespace=namespace, id=run.id, queue=run.queue, key=run.key,
+            priority=run.priority, now=now,
+        )  # fmt: skip
+        create = self._bind(
+            "sch_create_queued_run", namespace=namespace, id=run.id, name=run.workflow,
+            input=run.input, now=now, version=run.version,
+        )  # fmt: skip
+        return [(place, "rowcount", False), (create, "rowcount", False)]
 
     async def write(
         self,
@@ -189,6 +215,9 @@ class ScheduleOps(Operations):
         script: builtins.list[Scripted] = [(check, "found", True)]
         cancels = [run for _, _, cancel in writes for run in cancel]
         creates = [run for _, runs, _ in writes for run in runs]
+        queued = [run for run in creates if run.queue is not None]
+        if queued:
+            creates = [run for run in creates if run.queue is None]
         effects = self._effects(namespace, creates, cancels, now)
         if self._db.dialect == "postgres":  # set-wise: one statement each
             script.append((self._save_all(namespace, writes, now), "rowcount", False))
@@ -199,6 +228,14 @@ class ScheduleOps(Operations):
                     run_ids=[r.id for r in creates], names=[r.workflow for r in creates],
                     inputs=[r.input for r in creates], versions=[r.version for r in creates],
                 ), "rowcount", False))  # fmt: skip
+            if queued:
+                script.append((self._bind(
+                    "sch_create_queued_runs", namespace=namespace, now=now,
+                    run_ids=[r.id for r in queued], names=[r.workflow for r in queued],
+                    inputs=[r.input for r in queued], versions=[r.version for r in queued],
+                    queues=[r.queue for r in queued], keys=[r.key for r in queued],
+                    priorities=[r.priority for r in queued],
+                ), "rowcount", False))  # fmt: skip
         else:  # one statement over the batch's rows, in the writer's own process
             saves = tuple(self._write(namespace, row, now)[0][1] for row, _, _ in writes)
             script.append(((self._queries["sch_write"].sql, saves), "many", False))
@@ -206,4 +243,9 @@ class ScheduleOps(Operations):
             if creates:
                 arguments = tuple(statement[1] for (statement, _, _) in effects[len(cancels) :])
                 script.append(((self._queries["wf_create"].sql, arguments), "many", False))
+            if queued:  # every place first, then every workflow (see sch_place_run)
+                steps = [self._queued(namespace, run, now) for run in queued]
+                for index, name in enumerate(("sch_place_run", "sch_create_queued_run")):
+                    arguments = tuple(step[index][0][1] for step in steps)
+                    script.append(((self._queries[name].sql, arguments), "many", False))
         return script

@@ -18,7 +18,7 @@ was killed keeps it while another worker takes the run over when its lease runs 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from statekeeper.errors import (
 )
 from statekeeper.identifiers import check_group, check_queue_name, shown
 from statekeeper.queues.wakeups import Wakeups
-from statekeeper.storage.flow_ops import Finishing, QueueLimits
+from statekeeper.storage.flow_ops import ADMIT_BATCH, Finishing, QueueLimits
 
 if TYPE_CHECKING:
     from statekeeper.storage.contracts import Storage
@@ -204,6 +204,39 @@ class FlowControl:
                 queue=name,
             )
         return found
+
+    async def known(self, name: str) -> WorkflowQueue | None:
+        """Queue ``name`` as this process declares it; None if only another process of
+        the namespace declares it (its limits are stored: a worker used it); else
+        UnknownFlowQueue (a schedule names a queue its runs can be admitted from)."""
+        found = self.queues.get(name)
+        if found is not None:
+            return found
+        if any(q.name == name for q in await self._backend_of().flow.queues(self.namespace)):
+            return None
+        raise UnknownFlowQueue(
+            f"there is no workflow queue {shown(name)}: declare it with "
+            "app.workflow_queue(name, ...) in the workers of this namespace (a worker "
+            "stores its queues when it starts) or in this process",
+            queue=name,
+        )
+
+    async def admit_queues(self, counts: Mapping[str, int]) -> int:
+        """Admit what each queue of ``counts`` allows now, up to that many runs each (the
+        runs a schedule's fires just placed in them); how many were admitted. A queue
+        this process does not declare is admitted by its stored limits (none stored:
+        its runs wait until a process declaring it passes)."""
+        if any(name in self.queues for name in counts):
+            await self.store_limits()
+        storage = self._backend_of().flow
+        admitted = 0
+        for name, count in counts.items():
+            admitted += await storage.admit(
+                self.namespace, name, self._clock(), max(1, min(count, ADMIT_BATCH))
+            )
+        if admitted:
+            self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
+        return admitted
 
     def key_of(self, queue: WorkflowQueue, input: Any, key: Any) -> str | None:
         """The run's key: given at the start, else taken from the input by the queue's

@@ -21,3 +21,27 @@ SELECT :namespace, r.id, r.name, 'pending', r.input, 0, :now, NULL, NULL, :now, 
 FROM unnest(:run_ids::text[], :names::text[], :inputs::bytea[], :versions::text[])
      AS r(id, name, input, version)
 ON CONFLICT (namespace, id) DO NOTHING;
+
+-- name: sch_create_queued_runs
+-- The batch's runs that start queued (schedules with a queue), as sch_place_run and
+-- sch_create_queued_run make one (keep them in step): each workflow pending but not due,
+-- and a place in its queue for each workflow created here (none for an id that exists:
+-- a fire decided again adds no second place).
+WITH created AS (
+    INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
+                              deadline, created_at, updated_at, version)
+    SELECT :namespace, r.id, r.name, 'pending', r.input, 0, NULL, NULL, NULL, :now, :now,
+           r.version
+    FROM unnest(:run_ids::text[], :names::text[], :inputs::bytea[], :versions::text[])
+         AS r(id, name, input, version)
+    ON CONFLICT (namespace, id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO sk_flow_runs (namespace, id, queue, key, priority, state, not_before, lock,
+                          created_at)
+SELECT :namespace, p.id, p.queue, p.key, p.priority, 'waiting', :now, NULL, :now
+FROM unnest(:run_ids::text[], :queues::text[], :keys::text[], :priorities::int4[])
+     WITH ORDINALITY AS p(id, queue, key, priority, n)
+WHERE p.id IN (SELECT id FROM created)
+ORDER BY p.n
+ON CONFLICT DO NOTHING;

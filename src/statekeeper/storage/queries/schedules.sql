@@ -6,20 +6,20 @@
 -- name: sch_create
 INSERT INTO sk_schedules (namespace, id, workflow, input, spec, overlap, jitter, catchup,
                           paused, next_fire_at, due_at, last_run_id, buffered, version,
-                          created_at, updated_at)
+                          created_at, updated_at, queue, queue_key, priority)
 VALUES (:namespace, :id, :workflow, :input, :spec, :overlap, :jitter, :catchup, :paused,
-        :next_fire_at, :due_at, NULL, '[]', 0, :now, :now)
+        :next_fire_at, :due_at, NULL, '[]', 0, :now, :now, :queue, :queue_key, :priority)
 ON CONFLICT (namespace, id) DO NOTHING
 RETURNING id;
 
 -- name: sch_get
 SELECT id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire_at, due_at,
-       last_run_id, buffered, version, created_at, updated_at
+       last_run_id, buffered, version, created_at, updated_at, queue, queue_key, priority
 FROM sk_schedules WHERE namespace = :namespace AND id = :id;
 
 -- name: sch_list
 SELECT id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire_at, due_at,
-       last_run_id, buffered, version, created_at, updated_at
+       last_run_id, buffered, version, created_at, updated_at, queue, queue_key, priority
 FROM sk_schedules WHERE namespace = :namespace AND id > :after
 ORDER BY id LIMIT :limit;
 
@@ -30,8 +30,8 @@ DELETE FROM sk_schedules WHERE namespace = :namespace AND id = :id RETURNING id;
 UPDATE sk_schedules
 SET workflow = :workflow, input = :input, spec = :spec, overlap = :overlap,
     jitter = :jitter, catchup = :catchup, paused = :paused, next_fire_at = :next_fire_at,
-    due_at = :due_at, last_run_id = :last_run_id, buffered = :buffered,
-    version = version + 1, updated_at = :now
+    due_at = :due_at, last_run_id = :last_run_id, buffered = :buffered, queue = :queue,
+    queue_key = :queue_key, priority = :priority, version = version + 1, updated_at = :now
 WHERE namespace = :namespace AND id = :id AND version = :version
 RETURNING id;
 
@@ -54,7 +54,8 @@ WHERE namespace = :namespace
   -- sqlite: )
   -- postgres: ))
 RETURNING id, workflow, input, spec, overlap, jitter, catchup, paused, next_fire_at, due_at,
-          last_run_id, buffered, version, created_at, updated_at;
+          last_run_id, buffered, version, created_at, updated_at, queue, queue_key,
+          priority;
 
 -- name: sch_next_due
 SELECT due_at FROM sk_schedules
@@ -76,3 +77,22 @@ SELECT count(*) FROM (
     -- postgres: FOR UPDATE OF s
 ) AS matched
 HAVING count(*) = :count;
+
+-- name: sch_place_run
+-- The place in its workflow queue of a run a schedule starts queued (a schedule with a
+-- queue), written before its workflow (sch_create_queued_run) and only if that workflow
+-- does not exist yet: a fire decided again (a backfill over its time, a replayed write)
+-- adds no second place, nor a place for a run that was started outside the queue.
+INSERT INTO sk_flow_runs (namespace, id, queue, key, priority, state, not_before, lock,
+                          created_at)
+SELECT :namespace, :id, :queue, :key, :priority, 'waiting', :now, NULL, :now
+WHERE NOT EXISTS (SELECT 1 FROM sk_workflows w WHERE w.namespace = :namespace AND w.id = :id)
+ON CONFLICT DO NOTHING;
+
+-- name: sch_create_queued_run
+-- ... and its workflow, as flow_create_workflow makes one (keep the two in step):
+-- pending but not due (no wake_at) until admission; an id that exists is left alone.
+INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
+                          deadline, created_at, updated_at, version)
+VALUES (:namespace, :id, :name, 'pending', :input, 0, NULL, NULL, NULL, :now, :now, :version)
+ON CONFLICT (namespace, id) DO NOTHING;

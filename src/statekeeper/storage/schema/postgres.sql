@@ -1057,15 +1057,18 @@ CREATE TABLE sk_schedules (
     version      BIGINT NOT NULL DEFAULT 0,
     created_at   DOUBLE PRECISION NOT NULL,
     updated_at   DOUBLE PRECISION NOT NULL,
+    -- The workflow queue its fires start their runs in (NULL: none; migration
+    -- 0022_schedule_queues), and their key and priority there.
+    queue        TEXT,
+    queue_key    TEXT,
+    priority     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, id)
 );
 
 CREATE INDEX sk_schedules_due ON sk_schedules (namespace, due_at) WHERE due_at IS NOT NULL;
 
--- A message queue's concurrency across every worker (flow control for consumers):
--- at most sk_queue_limits.concurrency messages of the queue leased at a time (NULL: no
--- limit).
--- The leased messages of a queue under a live lease, counted by a capped receive.
+-- The leased messages of a queue under a live lease, counted by a receive of a queue
+-- with a concurrency limit (sk_queue_limits.concurrency, NULL: no limit).
 CREATE INDEX sk_messages_leased ON sk_messages (namespace, queue, available_at)
     WHERE state = 'leased';
 
