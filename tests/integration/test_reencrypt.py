@@ -75,6 +75,7 @@ NOT_SEALED: dict[tuple[str, str], str] = {
         ("sk_flow_runs", "key"), ("sk_flow_runs", "lock"),
         ("sk_schedules", "workflow"), ("sk_schedules", "last_run_id"),
         ("sk_schedules", "buffered"),  # the ids of the runs waiting to start
+        ("sk_schedules", "queue"), ("sk_schedules", "queue_key"),  # as sk_flow_runs'
         ("sk_schema_migrations", "name"),
     ]},
     **{column: STATUS for column in [
