@@ -186,7 +186,7 @@ class ScheduleRoutes:
     def operations(self) -> list[Operation]:
         sid = path_param("id", f"The schedule id: {SCHEDULE_ID_RULE}.", max_length=MAX_SCHEDULE_ID)
         one = Answer("The schedule", ScheduleReply)
-        bad = Answer("Malformed JSON, id, spec, policy or number")
+        bad = Answer("Malformed JSON, id, spec, policy, number, queue key or priority")
         missing = Answer(NOT_FOUND)
 
         def op(
