@@ -278,14 +278,17 @@ class App:
         dedup_window: float | None = None,
         archive: bool | None = None,
         max_message_bytes: int | None = None,
+        group_by: str | Callable[[Any], Any] | None = None,
     ) -> Queue:
-        """The queue ``name``; options given the first time configure it for this app."""
+        """The queue ``name``; options given the first time configure it for this app
+        (``group_by``: a message's group when sent without one, from its body)."""
         options = {
             "retry": retry,
             "visibility_timeout": visibility_timeout,
             "dedup_window": dedup_window,
             "archive": archive,
             "max_message_bytes": max_message_bytes,
+            "group_by": group_by,
         }
         chosen = {k: v for k, v in options.items() if v is not None}
         existing = self._queues.get(name)

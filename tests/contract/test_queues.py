@@ -502,3 +502,28 @@ async def test_table_upkeep_leaves_tables_it_does_not_own(
     finally:
         await admin.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
         await admin.close()
+
+
+async def test_group_by_gives_messages_sent_without_a_group_their_group(app: App) -> None:
+    """``app.queue(q, group_by=field or function)``: a message sent without ``group``
+    takes the one its body gives (FIFO per group); ``group=`` still wins; a body that
+    gives none has none; a function that fails is a ValidationError naming the queue."""
+    by_field = app.queue("by-field", group_by="tenant")
+    for n, tenant in enumerate(["t1", "t1", "t2", None]):
+        await by_field.send({"n": n, "tenant": tenant})
+    await by_field.send({"n": 4, "tenant": "t2"}, group="own")
+    first = await by_field.receive(10)
+    assert sorted((m.body["n"], m.group) for m in first) == [
+        (0, "t1"), (2, "t2"), (3, None), (4, "own")
+    ]  # fmt: skip
+    await next(m for m in first if m.body["n"] == 0).ack()
+    [second] = await by_field.receive(10)
+    assert (second.body["n"], second.group) == (1, "t1")
+
+    by_function = app.queue("by-function", group_by=lambda body: body["user"]["id"])
+    await by_function.send_batch([{"user": {"id": 7}}, {"user": {"id": 7}}])
+    assert [m.group for m in await by_function.receive(10)] == ["7"]
+    with pytest.raises(ValidationError, match=r"by-function.*group_by function failed.*KeyError"):
+        await by_function.send({"nobody": True})
+    with pytest.raises(ValidationError, match="group_by"):
+        app.queue("bad", group_by=42)  # type: ignore[arg-type]

@@ -243,3 +243,25 @@ def test_signatures() -> None:
     assert not verify("s3cret", header, b'{"a":2}')
     assert not verify("s3cret", "garbage", b"{}")
     assert not verify("s3cret", sign("s3cret", b"{}", at=1000), b"{}")  # too old
+
+
+async def test_the_ingress_groups_messages_by_the_queues_group_by(
+    database_url: str, namespace: str
+) -> None:
+    app = App(database_url, namespace=namespace, purge_interval=None)
+    app.queue("tenants", group_by="tenant")
+    app.queue("strict", group_by=lambda body: body["account"])
+    async with app:
+        http = create_http_app(app, HttpConfig(token=TOKEN, max_body_bytes=1024))
+        transport = httpx.ASGITransport(app=http)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sk") as client:
+            for n in range(3):
+                posted = await client.post(
+                    "/v1/queues/tenants/messages", json={"tenant": "acme", "n": n}, headers=AUTH
+                )
+                assert posted.status_code == 202
+            refused = await client.post("/v1/queues/strict/messages", json={"n": 1}, headers=AUTH)
+            assert refused.status_code == 400
+            assert "group_by function failed" in refused.json()["error"]["message"]
+        [head] = await app.queue("tenants").receive(10)  # one of the group at a time
+        assert (head.group, head.body["n"]) == ("acme", 0)

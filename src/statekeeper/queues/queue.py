@@ -62,13 +62,16 @@ class QueueConfig:
     """How a queue delivers. ``visibility_timeout``: seconds a receive leases a
     message for. ``dedup_window``: seconds a deduplication id is remembered.
     ``archive``: keep acknowledged messages, with their results, for replay and request
-    status (for the app's ``archive_retention``)."""
+    status (for the app's ``archive_retention``). ``group_by``: the group of a message
+    sent without one, taken from its body (a field of an object body, or a function of
+    the body; None leaves it without a group)."""
 
     retry: Retry = field(default_factory=Retry)
     visibility_timeout: float = 30.0
     dedup_window: float = 300.0
     archive: bool = True
     max_message_bytes: int = 256 * 1024
+    group_by: str | Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("visibility_timeout", "dedup_window"):
@@ -77,6 +80,26 @@ class QueueConfig:
             raise ValidationError("max_message_bytes must be an integer")
         if self.max_message_bytes <= 0:
             raise ValidationError("max_message_bytes must be positive")
+        if self.group_by is not None and not (
+            callable(self.group_by) or (isinstance(self.group_by, str) and self.group_by)
+        ):
+            raise ValidationError("group_by must be a field name or a function of the body")
+
+    def group_of(self, queue: str, body: Any) -> str | None:
+        """The group ``group_by`` gives ``body`` (None: none)."""
+        if self.group_by is None:
+            return None
+        if isinstance(self.group_by, str):
+            found = body.get(self.group_by) if isinstance(body, dict) else None
+        else:
+            try:
+                found = self.group_by(body)
+            except Exception as exc:
+                raise ValidationError(
+                    f"queue {queue!r}: its group_by function failed on this message body: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+        return None if found is None else str(found)
 
 
 class Queue:
@@ -137,6 +160,8 @@ class Queue:
         data = encode_value(
             "", body, self.config.max_message_bytes, f"message body for queue {self.name!r}"
         )
+        if group is None:
+            group = self.config.group_of(self.name, body)
         return self.new_encoded_message(
             data,
             delay=delay,
@@ -147,6 +172,7 @@ class Queue:
             reply_to=reply_to,
             fingerprint=fingerprint,
             dedup_window=dedup_window,
+            derive_group=False,
         )
 
     def new_encoded_message(
@@ -161,9 +187,11 @@ class Queue:
         reply_to: Mapping[str, Any] | None = None,
         fingerprint: str | None = None,
         dedup_window: float | None = None,
+        derive_group: bool = True,
     ) -> NewMessage:
         """Like ``new_message``, for a body already encoded as JSON (the ingress keeps
-        the bytes it received, once it has checked they are JSON)."""
+        the bytes it received, once it has checked they are JSON); ``derive_group``:
+        a message without a group takes the one ``group_by`` gives its body."""
         if len(data) > self.config.max_message_bytes:
             raise ValueTooLarge(
                 f"message body for queue {self.name!r} is {len(data)} bytes; "
@@ -171,6 +199,8 @@ class Queue:
                 size=len(data),
                 limit=self.config.max_message_bytes,
             )
+        if group is None and derive_group and self.config.group_by is not None:
+            group = self.config.group_of(self.name, json.loads(data))
         now = self._clock()
         window = self.config.dedup_window
         if dedup_window is not None:
