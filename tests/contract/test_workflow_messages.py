@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from statekeeper import App
+from statekeeper import App, Retry
 from statekeeper.errors import (
     InvalidIdentifier,
     UnknownUpdate,
@@ -567,12 +567,92 @@ async def test_an_update_waits_while_other_work_runs_beside_the_wait(app: App) -
     run = await app.workflows.start(pair, None, id="pair-1")
     await drive(app)
     asked = asyncio.create_task(app.workflows.update(run, "add", 1, timeout=10))
+    await asyncio.sleep(0.05)  # stored, and the workflow woken by it
     await drive(app)
     await asyncio.sleep(0.05)
     assert not asked.done()
+    kinds = [e["kind"] for e in await app.workflows.history(run)]
+    assert "update" not in kinds  # nothing applied inside the gather, in any run
     await app.workflows.send_event(run, "left")
     await app.workflows.send_event(run, "right")
     assert await settle(app, asked) == 1  # applied in the wait for "last"
     await app.workflows.send_event(run, "last")
     await drive(app)
     assert await app.workflows.result(run) == [1]
+
+
+async def test_an_update_beside_a_retrying_step_never_makes_the_replay_differ(
+    app: App, clock: FakeClock
+) -> None:
+    """A wait inside ``ctx.gather`` beside a step whose retry waits: an update wakes the
+    workflow, but neither the wait nor the step's durable retry is disturbed (the step
+    runs again at its time), the journal stays the same for every replay, and the update
+    is applied at the workflow's next wait of its own."""
+    calls: list[int] = []
+
+    @app.function
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first attempt fails")
+        return "ok"
+
+    @app.function
+    async def after() -> str:
+        return "after"
+
+    @app.workflow
+    async def both(ctx: WorkflowContext, _: None) -> Any:
+        notes: list[Any] = []
+
+        def note(n: Any) -> int:
+            notes.append(n)
+            return len(notes)
+
+        ctx.on_update("note", note)
+        retry = Retry(max_attempts=3, initial_interval=60, jitter=False)
+        got = await ctx.gather(ctx.step(flaky, retry=retry), ctx.wait_for_event("a"))
+        done = await ctx.step(after)
+        await ctx.wait_for_event("end")
+        return [got, done, notes]
+
+    run = await app.workflows.start(both, None, id="both-1")
+    await drive(app)
+    asked = asyncio.create_task(app.workflows.update(run, "note", 1, timeout=10))
+    await asyncio.sleep(0.05)
+    await drive(app)  # woken by the update: nothing applied inside the gather
+    assert (await app.workflows.status(run)).status == "sleeping"  # the retry's wait kept
+    await app.workflows.send_event(run, "a", "A")
+    clock.advance(61)  # the step's retry is due as well
+    await drive(app)
+    assert len(calls) == 2
+    assert await settle(app, asked) == 1  # applied in the wait for "end"
+    await app.workflows.send_event(run, "end")
+    await drive(app)
+    assert await app.workflows.result(run) == [["ok", "A"], "after", [1]]
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_an_update_is_applied_once_by_work_side_by_side(app: App, attempt: int) -> None:
+    """``ctx.receive`` (which applies updates where it waits, in a gather too) beside
+    another receive: both would read the same pending update; applying is serialized
+    per run, so its handler runs once and it is journaled once."""
+    handled: list[Any] = []
+
+    @app.workflow
+    async def both(ctx: WorkflowContext, _: None) -> list[Any]:
+        async def add(n: Any) -> int:
+            handled.append(n)
+            await asyncio.sleep(0)  # lets the other receive run meanwhile
+            return len(handled)
+
+        ctx.on_update("add", add)
+        await ctx.gather(ctx.receive("t"), ctx.receive("u"))
+        return handled
+
+    run = await app.workflows.start(both, None, id=f"both-{attempt}")
+    await drive(app)
+    asked = asyncio.create_task(app.workflows.update(run, "add", 1, timeout=10))
+    assert await settle(app, asked) == 1
+    kinds = [e["kind"] for e in await app.workflows.history(run)]
+    assert kinds.count("update") == 1 and handled == [1]

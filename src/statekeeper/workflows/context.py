@@ -36,9 +36,9 @@ from statekeeper.identifiers import (
     check_workflow_name,
 )
 from statekeeper.queues.policy import Retry
-from statekeeper.sealing import EVENT, PLAIN, STEP, Sealer
+from statekeeper.sealing import PLAIN, STEP, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
-from statekeeper.workflows import children, mailbox, updates
+from statekeeper.workflows import children, mailbox, updates, waits
 from statekeeper.workflows.attributes import ATTRIBUTES, store_attributes
 from statekeeper.workflows.attributes import typed as typed_attributes
 from statekeeper.workflows.callback import Callback
@@ -55,7 +55,6 @@ from statekeeper.workflows.saga import Saga
 from statekeeper.workflows.signals import (
     Cancelled,
     ContinueAsNew,
-    EventTimeout,
     GiveBack,
     StepFailed,
     Superseded,
@@ -134,7 +133,8 @@ class WorkflowContext:
         # Steps running now (with ``asyncio.gather`` more than one): a run given back
         # waits for them to settle, so that none is lost and run again.
         self._steps_running = 0
-        self._waits_running = 0  # event and child waits in progress (updates.py: alone)
+        self._waits_running = 0  # event and child waits in progress (waits.py)
+        self._suspending = False  # this run raised Suspend: it ends to wait (waits.py)
         self._steps_settled = asyncio.Event()
         self._steps_settled.set()
         # The mailbox's and updates' state of this run (workflows/mailbox.py, updates.py).
@@ -250,6 +250,7 @@ class WorkflowContext:
         is compensating: its compensations run to their end, retries included)."""
         if self.cancel_requested and not self.compensating:
             raise Cancelled()
+        self._suspending = True
         raise suspend
 
     def _replay(self, entry: JournalEntry, hint: Any = None) -> Any:
@@ -510,6 +511,7 @@ class WorkflowContext:
         gate = asyncio.Semaphore(limit or max(1, len(steps)))
 
         async def bounded(awaitable: Awaitable[Any]) -> Any:
+            waits.BESIDE.set(True)  # in this task only (waits.py)
             async with gate:
                 return await awaitable
 
@@ -712,57 +714,7 @@ class WorkflowContext:
         return self._wait(name, timeout, (self._next(), self._next()))
 
     async def _wait(self, name: str, timeout: float | None, positions: tuple[int, int]) -> Any:
-        self._waits_running += 1
-        try:
-            return await self._wait_alone_or_not(name, timeout, positions)
-        finally:
-            self._waits_running -= 1
-
-    async def _wait_alone_or_not(
-        self, name: str, timeout: float | None, positions: tuple[int, int]
-    ) -> Any:
-        """An event's wait. One the workflow makes alone (no step nor other wait beside
-        it) applies updates (updates.py): those applied while it waited are journaled
-        after it, replayed before the event is taken; the pending ones only when it
-        would wait (an event there already is taken at once)."""
-        wait_position, position = positions
-        entry = self._recorded(wait_position, "wait", name)
-        if entry is None:
-            deadline = None if timeout is None else self._clock() + timeout
-            await self._checkpoint(
-                wait_position, "wait", name, output=json.dumps(deadline).encode()
-            )
-        else:
-            deadline = self._replay(entry)
-        entry = self._recorded(position, "event", name)
-        alone = self._waits_running == 1 and not self._steps_running
-        if alone:
-            await updates.apply(self, pending=False)
-        if entry is not None:
-            if entry.error is not None:
-                raise EventTimeout(f"no event {name!r} within {timeout} s")
-            return self._replay(entry)
-        arrived, data = await self._backend.workflows.event_data(
-            self._namespace, self.workflow_id, name
-        )
-        if arrived:
-            if data is not None:  # sealed for the event; journaled, sealed for its position
-                try:
-                    data = self._sealer.open(
-                        data, EVENT, self._namespace, self.workflow_id, name, "data"
-                    )
-                except DecryptionError as failed:
-                    raise Unreadable(failed.message) from None
-            await self._checkpoint(position, "event", name, output=data or b"null")
-            return None if data is None else decode_value(name, data)
-        if deadline is not None and self._clock() >= deadline:
-            timed_out = ErrorRecord.made("EventTimeout", f"no event {name!r} within {timeout} s")
-            await self._checkpoint(position, "event", name, error=timed_out)
-            raise EventTimeout(timed_out.message)
-        if not alone:
-            self._suspend(Suspend("waiting", deadline, waiting_for=name))
-        live = await updates.apply(self)
-        await mailbox.suspend(self, "waiting", deadline, updates=live, event=name)
+        return await waits.wait(self, name, timeout, positions)
 
     # --- messages (workflows/mailbox.py, updates.py) ------------------------------------
 

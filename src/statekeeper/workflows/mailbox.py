@@ -88,6 +88,8 @@ class Inbox:
     handlers: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Held while updates are applied: waits side by side never apply one twice.
+    applying: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _check_timeout(timeout: object) -> None:
@@ -248,6 +250,7 @@ async def suspend(
     )  # fmt: skip
     if not suspended:
         raise Superseded()
+    ctx._suspending = True
     raise Suspend(status, wake_at, waiting_for=waiting_for, stored=True)
 
 

@@ -4,10 +4,11 @@ handler (``def`` or ``async def``, taking the update's data) that
 
 When: pending updates are applied, in the order they were asked, where the workflow
 waits: in ``ctx.sleep`` / ``ctx.sleep_until``, ``ctx.receive``, ``ctx.wait_condition``,
-``ctx.wait_for_event`` and the wait for a child's result (an update wakes a workflow
-that sleeps or waits there; one that is running applies it at its next such wait). Not
-inside a step, nor while steps or other waits run beside it (``ctx.gather``): there an
-update waits for the next wait the workflow makes alone.
+and in ``ctx.wait_for_event`` or the wait for a child's result awaited by the workflow's
+own code (waits.py; not one inside ``ctx.gather``). An update wakes a workflow that
+sleeps or waits there; one that is running applies it at its next such wait. Not
+inside a step: there an update waits for the next of those points. Applying is
+serialized per run (``Inbox.applying``), so work side by side never applies one twice.
 
 Each applied update is a journal entry (kind ``update``, named by the update, holding
 its data and result, its number in the attempts column), written in one transaction
@@ -76,6 +77,11 @@ async def apply(ctx: WorkflowContext, *, pending: bool = True) -> bool:
     with ``pending`` False: only the recorded ones are replayed). Whether it reached the
     journal's end (where a pending update is applied): a run that did not must not be
     woken by one, or it would wake again and again."""
+    async with ctx.inbox.applying:
+        return await _apply_due(ctx, pending)
+
+
+async def _apply_due(ctx: WorkflowContext, pending: bool) -> bool:
     while True:
         upcoming = ctx._journal.get(ctx._position + 1)
         if upcoming is not None:
