@@ -529,7 +529,12 @@ async def test_an_update_is_applied_while_a_child_is_waited_for(app: App) -> Non
     @app.workflow
     async def parent(ctx: WorkflowContext, _: None) -> dict[str, Any]:
         asked: list[Any] = []
-        ctx.on_update("ask", lambda q: asked.append(q) or f"noted {q}")
+
+        def ask(question: Any) -> str:
+            asked.append(question)
+            return f"noted {question}"
+
+        ctx.on_update("ask", ask)
         child = await ctx.child(slow_child, None, id="the-child")
         return {"child": child, "asked": asked}
 
@@ -549,7 +554,12 @@ async def test_an_update_waits_while_other_work_runs_beside_the_wait(app: App) -
     @app.workflow
     async def pair(ctx: WorkflowContext, _: None) -> list[Any]:
         got: list[Any] = []
-        ctx.on_update("add", lambda n: got.append(n) or len(got))
+
+        def add(n: Any) -> int:
+            got.append(n)
+            return len(got)
+
+        ctx.on_update("add", add)
         await ctx.gather(ctx.wait_for_event("left"), ctx.wait_for_event("right"))
         await ctx.wait_for_event("last")
         return got
