@@ -1,15 +1,17 @@
 """Re-sealing everything under the primary key, after a key rotation (``statekeeper
 reencrypt``).
 
-Every table that holds payloads is walked in primary-key order, in batches, for
-the namespaces asked for (the app's own by default; every namespace of the database
-only when asked: another namespace may belong to an app with other keys, or with
-none, which could no longer read values sealed for it): the rows holding a value not
-sealed by the primary key (sealed by an older key, or written before a keyring was
-configured) are opened and sealed again, and each batch is written in one
-transaction by compare-and-swap on the old bytes, so a value its owner rewrote
-meanwhile (already under the primary
-key) is left alone and counted. A run stopped anywhere loses nothing; the next run
+Every table that holds payloads is walked in batches, for the namespaces asked for
+(the app's own by default; every namespace of the database only when asked: another
+namespace may belong to an app with other keys, or with none, which could no longer
+read values sealed for it), one namespace after another, each along its range of the
+table's primary key (the archive's: its index by namespace; messages are walked along
+their sequence number, every namespace at once: see ``queries/reseal.sql``), so a batch
+costs the same however big the table. The rows holding a value not sealed by the
+primary key (sealed by an older key, or written before a keyring was configured) are
+opened and sealed again, and each batch is written in one transaction by
+compare-and-swap on the old bytes, so a value its owner rewrote meanwhile (already
+under the primary key) is left alone and counted. A run stopped anywhere loses nothing; the next run
 finds only what is left. A value that does not open with the configured keys is
 left as it is and counted ``unreadable``.
 """
@@ -113,53 +115,71 @@ async def reencrypt(
     bytes_prefix, text_prefix = sealer.primary_prefixes()
     report = ReencryptReport(keyring.primary)
     for kind in KINDS:
+        table = RESEAL_TABLES[kind]
         counts = report.kinds[kind]
         unreadable: dict[str, tuple[int, str]] = {}  # per namespace: how many, the first why
+        # The namespace asked for; for every namespace, each of the table's in turn (a
+        # scan reads one namespace's range of its index), or all at once for a table
+        # walked across namespaces (messages, along seq).
+        each = namespace is None and table.by_namespace
+        where = await backend.reseal.next_namespace(kind, None) if each else namespace
         after: tuple[Any, ...] | None = None
-        while True:
+        while where is not None or not each:  # (each namespace: until none is left)
             if max_batches is not None and report.batches >= max_batches:
                 return report
             rows = await backend.reseal.scan(
-                kind, after, namespace=namespace, limit=batch_size, primary=keyring.primary,
+                kind, after, namespace=where, limit=batch_size, primary=keyring.primary,
                 bytes_prefix=bytes_prefix, text_prefix=text_prefix,
             )  # fmt: skip
-            if not rows:
+            if rows:
+                await _reseal_batch(backend, sealer, kind, rows, counts, unreadable)
+                report.batches += 1
+                if kind == "state" and state_resealed is not None:
+                    await _announce_state(state_resealed, rows)
+                after = rows[-1].cursor
+            if len(rows) == batch_size:
+                continue
+            if not each:
                 break
-            changes: list[ResealChange] = []
-            owners: list[int] = []  # per change, the index of its row
-            for index, row in enumerate(rows):
-                counts.examined += 1
-                try:
-                    found = _changes(sealer, kind, row, bytes_prefix, text_prefix)
-                except DecryptionError as error:
-                    counts.unreadable += 1
-                    where = _namespace(kind, row)
-                    seen, why = unreadable.get(where, (0, error.message))
-                    unreadable[where] = (seen + 1, why)
-                    continue
-                changes += found
-                owners += [index] * len(found)
-            landed = await backend.reseal.write(kind, changes)
-            report.batches += 1
-            missed = {owners[i] for i, ok in enumerate(landed) if not ok}
-            counts.changed_meanwhile += len(missed)
-            counts.rewritten += len(set(owners) - missed)
-            if kind == "state" and state_resealed is not None:
-                await _announce_state(state_resealed, rows)
-            after = rows[-1].key
-            if len(rows) < batch_size:
-                break
-        for namespace, (count, why) in unreadable.items():
+            where, after = await backend.reseal.next_namespace(kind, where), None
+        for name, (count, why) in unreadable.items():  # (not `namespace`: the one asked for)
             log.warning(
                 "values not re-sealed: they do not open with the configured keys",
-                extra={"kind": kind, "namespace": namespace, "count": count, "first": why},
+                extra={"kind": kind, "namespace": name, "count": count, "first": why},
             )
     report.complete = True
     return report
 
 
-def _namespace(kind: str, row: ResealRow) -> str:
-    return str(row.key[0]) if kind == "state" else str(row.values["namespace"])
+async def _reseal_batch(
+    backend: Storage,
+    sealer: Sealer,
+    kind: str,
+    rows: list[ResealRow],
+    counts: KindReport,
+    unreadable: dict[str, tuple[int, str]],
+) -> None:
+    """Open and seal again the values of ``rows`` not sealed by the primary key, and write
+    them in one transaction (each only if its old bytes are still there)."""
+    bytes_prefix, text_prefix = sealer.primary_prefixes()
+    changes: list[ResealChange] = []
+    owners: list[int] = []  # per change, the index of its row
+    for index, row in enumerate(rows):
+        counts.examined += 1
+        try:
+            found = _changes(sealer, kind, row, bytes_prefix, text_prefix)
+        except DecryptionError as error:
+            counts.unreadable += 1
+            where = str(row.values["namespace"])
+            seen, why = unreadable.get(where, (0, error.message))
+            unreadable[where] = (seen + 1, why)
+            continue
+        changes += found
+        owners += [index] * len(found)
+    landed = await backend.reseal.write(kind, changes)
+    missed = {owners[i] for i, ok in enumerate(landed) if not ok}
+    counts.changed_meanwhile += len(missed)
+    counts.rewritten += len(set(owners) - missed)
 
 
 def _changes(

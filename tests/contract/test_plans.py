@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from statekeeper import App
 from statekeeper.storage.queries import Query, load
+from statekeeper.storage.runner import IN_ORDER
 from statekeeper.storage.state_query import AnyOf, Compare, Position, StateQuery
 from statekeeper.storage.state_query_ops import compile_query
 
@@ -21,10 +22,10 @@ BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps",
        "sk_idempotency", "sk_workflow_events", "sk_events", "sk_event_streams",
        "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes",
        "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values",
-       "sk_flow_runs", "sk_schedules")  # fmt: skip
+       "sk_flow_runs", "sk_schedules", "sk_event_snapshots")  # fmt: skip
 
-# Statements that must find their row (or range) through this index.
-EXPECTED = {
+# Statements that must find their row (or range) through this index (or one of these).
+EXPECTED: dict[str, str | tuple[str, ...]] = {
     "queue_receive": "sk_messages_due",
     "queue_next_due": "sk_messages_due",
     "queue_ack": "sk_messages_id_key",
@@ -121,13 +122,62 @@ EXPECTED = {
     "sch_write": "sk_schedules_pkey",
     "sch_delete": "sk_schedules_pkey",
     "sch_list": "sk_schedules_pkey",
-    # Re-sealing (statekeeper reencrypt) the tables of messages to workflows and of
-    # schedules: each scan walks its table's primary key from its cursor; each
-    # compare-and-swap finds its row by it.
+    # Re-sealing (statekeeper reencrypt): each scan walks its table's primary key (the
+    # archive: its index by namespace) from its cursor; each compare-and-swap finds its
+    # row by the primary key.
+    "reseal_scan_state": "sk_state_pkey",
+    "reseal_scan_messages": "sk_messages_pkey",
+    "reseal_scan_archive": "sk_message_archive_time",
+    "reseal_scan_idempotency": "sk_idempotency_pkey",
+    "reseal_scan_workflows": "sk_workflows_pkey",
+    "reseal_scan_steps": "sk_workflow_steps_pkey",
+    "reseal_scan_events": "sk_workflow_events_pkey",
     "reseal_scan_workflow_messages": "sk_workflow_messages_pkey",
     "reseal_scan_workflow_updates": "sk_workflow_updates_pkey",
     "reseal_scan_workflow_values": "sk_workflow_values_pkey",
     "reseal_scan_schedules": "sk_schedules_pkey",
+    "reseal_scan_stream_events": "sk_events_pkey",
+    "reseal_scan_snapshots": "sk_event_snapshots_pkey",
+    # The namespace after another: one probe of any index on every row that begins with
+    # namespace (the planner takes the smallest).
+    "reseal_next_namespace_state": "sk_state_pkey",
+    "reseal_next_namespace_archive": "sk_message_archive_time",
+    "reseal_next_namespace_idempotency": "sk_idempotency_pkey",
+    "reseal_next_namespace_workflows": (
+        "sk_workflows_pkey",
+        "sk_workflows_listing",
+        "sk_workflows_by_status",
+        "sk_workflows_by_name",
+    ),
+    "reseal_next_namespace_steps": "sk_workflow_steps_pkey",
+    "reseal_next_namespace_events": "sk_workflow_events_pkey",
+    "reseal_next_namespace_workflow_messages": "sk_workflow_messages_pkey",
+    "reseal_next_namespace_workflow_updates": "sk_workflow_updates_pkey",
+    "reseal_next_namespace_workflow_values": "sk_workflow_values_pkey",
+    "reseal_next_namespace_schedules": "sk_schedules_pkey",
+    "reseal_next_namespace_stream_events": (
+        "sk_events_pkey",
+        "sk_events_stream",
+        "sk_events_category",
+    ),
+    "reseal_next_namespace_snapshots": "sk_event_snapshots_pkey",
+    "reseal_state_value": "sk_state_pkey",
+    "reseal_messages_body": "sk_messages_pkey",
+    "reseal_messages_attributes": "sk_messages_pkey",
+    "reseal_messages_reply_to": "sk_messages_pkey",
+    "reseal_messages_last_error": "sk_messages_pkey",
+    "reseal_archive_body": "sk_message_archive_pkey",
+    "reseal_archive_result": "sk_message_archive_pkey",
+    "reseal_archive_attributes": "sk_message_archive_pkey",
+    "reseal_archive_reply_to": "sk_message_archive_pkey",
+    "reseal_idempotency_result": "sk_idempotency_pkey",
+    "reseal_workflows_input": "sk_workflows_pkey",
+    "reseal_workflows_output": "sk_workflows_pkey",
+    "reseal_workflows_error": "sk_workflows_pkey",
+    "reseal_steps_input": "sk_workflow_steps_pkey",
+    "reseal_steps_output": "sk_workflow_steps_pkey",
+    "reseal_steps_error": "sk_workflow_steps_pkey",
+    "reseal_events_data": "sk_workflow_events_pkey",
     "reseal_workflow_messages_data": "sk_workflow_messages_pkey",
     "reseal_workflow_updates_data": "sk_workflow_updates_pkey",
     "reseal_workflow_updates_result": "sk_workflow_updates_pkey",
@@ -137,16 +187,28 @@ EXPECTED = {
     # A schedule's run started queued: its place only if its workflow is new.
     "sch_place_run": "sk_workflows_pkey",
     "sch_create_queued_runs": "sk_workflows_pkey",  # PostgreSQL's batch: its conflict arbiter
+    "reseal_stream_events_data": "sk_events_pkey",
+    "reseal_snapshots_data": "sk_event_snapshots_pkey",
 }
+# Statements that read rows in the order of the index they walk, never sorting them: a
+# batch of a re-seal scan reads from its cursor to its limit, not the rest of its range.
+NO_SORT = ("reseal_scan_", "reseal_next_namespace_")
+# Statements the adapters run through run_in_order (on PostgreSQL, planned with IN_ORDER):
+# explained the same way.
+RUN_IN_ORDER = ("reseal_scan_",)
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
+    "sk_messages_pkey": "PRIMARY KEY",
     "sk_messages_id_key": "sqlite_autoindex_sk_messages_1",
+    "sk_message_archive_pkey": "sqlite_autoindex_sk_message_archive_1",
     "sk_workflows_pkey": "sqlite_autoindex_sk_workflows_1",
     "sk_workflow_steps_pkey": "sqlite_autoindex_sk_workflow_steps_1",
+    "sk_workflow_events_pkey": "sqlite_autoindex_sk_workflow_events_1",
     "sk_state_pkey": "PRIMARY KEY",
     "sk_idempotency_pkey": "PRIMARY KEY",
     "sk_event_streams_pkey": "PRIMARY KEY",
     "sk_events_pkey": "PRIMARY KEY",
+    "sk_event_snapshots_pkey": "sqlite_autoindex_sk_event_snapshots_1",
     "sk_subscriptions_pkey": "PRIMARY KEY",
     "sk_parked_events_pkey": "PRIMARY KEY",
     "sk_workflow_attributes_pkey": "sqlite_autoindex_sk_workflow_attributes_1",
@@ -185,8 +247,9 @@ VALUES: dict[str, Any] = {
     "filters_json": json.dumps([{"name": "amount", "text": None, "low": 5.0, "high": None}]),
     # The versions a runner stamps on the runs it first leases, by workflow name.
     "version_map": json.dumps({"w": "code-000000000000"}),
-    # A re-seal of one namespace, its cursor inside it.
-    "every_namespace": 0, "after_namespace": "plans", "after_workflow_id": "w7",
+    # A re-seal of one namespace, its cursor inside it; the namespace after another.
+    "every_namespace": 0, "after_workflow_id": "w7", "after_queue": "jobs",
+    "after_completed_at": NOW - 1500, "after_namespace": "",
 }  # fmt: skip
 
 
@@ -217,30 +280,41 @@ def postgres_value(name: str, kind: str) -> Any:
     return POSTGRES_VALUES[kind]
 
 
-def plan_names_postgres(plan: Any) -> tuple[set[str], set[str]]:
-    """(indexes used, tables read from end to end) in a PostgreSQL JSON plan."""
+class Plan(NamedTuple):
+    indexes: set[str]  # the indexes used
+    scanned: set[str]  # the tables read from end to end
+    sorts: bool  # whether rows are sorted (not read in the order of an index)
+
+
+def plan_names_postgres(plan: Any) -> Plan:
+    """What a PostgreSQL JSON plan reads, and whether it sorts."""
     indexes: set[str] = set()
     scanned: set[str] = set()
+    sorts = False
 
     def walk(node: dict[str, Any]) -> None:
+        nonlocal sorts
         if "Index Name" in node:
             indexes.add(node["Index Name"])
         # An INSERT ... ON CONFLICT finds a conflicting row through its arbiter index.
         indexes.update(node.get("Conflict Arbiter Indexes", []))
         if node.get("Node Type") == "Seq Scan":
             scanned.add(node.get("Relation Name", ""))
+        sorts = sorts or "Sort" in node.get("Node Type", "")
         for child in node.get("Plans", []):
             walk(child)
 
     walk(plan[0]["Plan"])
-    return indexes, scanned
+    return Plan(indexes, scanned, sorts)
 
 
-def plan_names_sqlite(rows: list[Any]) -> tuple[set[str], set[str]]:
+def plan_names_sqlite(rows: list[Any]) -> Plan:
     indexes: set[str] = set()
     scanned: set[str] = set()
+    sorts = False
     for row in rows:
         detail = str(row[3])
+        sorts = sorts or detail.startswith("USE TEMP B-TREE FOR")
         if " USING " in detail:
             used = detail.split(" USING ", 1)[1]
             if "PRIMARY KEY" in used or "INTEGER PRIMARY KEY" in used:
@@ -249,7 +323,7 @@ def plan_names_sqlite(rows: list[Any]) -> tuple[set[str], set[str]]:
                 indexes.add(used.split("INDEX ", 1)[1].split(" ", 1)[0])
         elif detail.startswith("SCAN "):
             scanned.add(detail.split()[1])
-    return indexes, scanned
+    return Plan(indexes, scanned, sorts)
 
 
 async def populate(app: App) -> None:
@@ -288,6 +362,7 @@ async def populate(app: App) -> None:
         for n in range(3000)
     ]
     streams = [(app.namespace, f"w-{n}", 3, now) for n in range(3000)]
+    snapshots = [(app.namespace, f"w-{n}", 3, "s", b"{}", now) for n in range(3000)]
     subscriptions = [(app.namespace, f"s{n}", n, now, now) for n in range(3000)]
     parked = [(app.namespace, f"s{n % 30}", n, "e", 1, now) for n in range(3000)]
     attributes = [
@@ -328,6 +403,8 @@ async def populate(app: App) -> None:
          "data, recorded_at) VALUES ({})", logged),
         ("INSERT INTO sk_event_streams (namespace, stream, version, updated_at) VALUES ({})",
          streams),
+        ("INSERT INTO sk_event_snapshots (namespace, stream, version, type, data, "
+         "recorded_at) VALUES ({})", snapshots),
         ("INSERT INTO sk_subscriptions (namespace, name, position, created_at, updated_at) "
          "VALUES ({})", subscriptions),
         ("INSERT INTO sk_parked_events (namespace, subscription, position, error, attempts, "
@@ -360,9 +437,7 @@ async def populate(app: App) -> None:
                 await conn.executemany(statement, rows)
 
 
-async def explain(
-    app: App, query: Query, bound: tuple[Any, ...] | None = None
-) -> tuple[set[str], set[str]]:
+async def explain(app: App, query: Query, bound: tuple[Any, ...] | None = None) -> Plan:
     """The plan of ``query``: its parameters given realistic values, or ``bound``."""
     backend: Any = app.backend
     if bound is not None:
@@ -373,7 +448,9 @@ async def explain(
             lambda c: c.execute("EXPLAIN QUERY PLAN " + query.sql, args).fetchall(), "explain"
         )
         return plan_names_sqlite(rows)
-    async with backend.pool.acquire() as conn:
+    async with backend.pool.acquire() as conn, conn.transaction():
+        if query.name.startswith(RUN_IN_ORDER):
+            await conn.execute(IN_ORDER)
         prepared = await conn.prepare("EXPLAIN (FORMAT JSON) " + query.sql)
         kinds = [t.name for t in prepared.get_parameters()]
         values = [postgres_value(n, k) for n, k in zip(query.params, kinds, strict=True)]
@@ -381,7 +458,7 @@ async def explain(
     return plan_names_postgres(json.loads(plan))
 
 
-async def explain_bound(app: App, sql: str, args: tuple[Any, ...]) -> tuple[set[str], set[str]]:
+async def explain_bound(app: App, sql: str, args: tuple[Any, ...]) -> Plan:
     backend: Any = app.backend
     if backend.dialect == "sqlite":
         rows = await backend.writer.run(
@@ -467,18 +544,21 @@ async def check_plans(app: App, *, analyzed: bool) -> list[str]:
     if dialect == "postgres":
         statements.update({q.name: q for q in (FLOW_PICK, *FLOW_COUNTS, QUEUE_CAP)})
     for name, query in sorted(statements.items()):
-        indexes, scanned = await explain(app, query)
+        indexes, scanned, sorts = await explain(app, query)
         full = scanned & set(BIG)
         if full and name not in allowed:
             problems.append(f"{name} reads {sorted(full)} from end to end")
-        wanted = EXPECTED.get(name)
+        if sorts and name.startswith(NO_SORT):
+            problems.append(f"{name} sorts its rows (through {sorted(indexes)})")
+        expected = EXPECTED.get(name)
         if name == "flow_admit" and dialect == "postgres":
-            wanted = None  # a call of sk_flow_admit: its statements are FLOW_PICK and _COUNTS
-        if wanted is not None:
+            expected = None  # a call of sk_flow_admit: its statements are FLOW_PICK and _COUNTS
+        if expected is not None:
+            wanted = (expected,) if isinstance(expected, str) else expected
             if dialect == "sqlite":
-                wanted = SQLITE_NAMES.get(wanted, wanted)
-            if wanted not in indexes:
-                problems.append(f"{name} uses {sorted(indexes)}, not {wanted}")
+                wanted = tuple(SQLITE_NAMES.get(index, index) for index in wanted)
+            if not indexes & set(wanted):
+                problems.append(f"{name} uses {sorted(indexes)}, not {' or '.join(wanted)}")
     return problems
 
 
@@ -522,7 +602,7 @@ async def test_listing_timed_out_workflows_reads_the_status_index(filled: App) -
             elif analyze:
                 async with backend.pool.acquire() as conn:
                     await conn.execute("ANALYZE")
-            indexes, scanned = await explain(app, query)
+            indexes, scanned, _ = await explain(app, query)
             assert wanted in indexes and not scanned & set(BIG), (indexes, scanned)
     finally:
         VALUES["status"] = kept
@@ -553,5 +633,5 @@ async def test_state_query_pages_read_the_key_range_through_the_primary_key(
     wanted = SQLITE_NAMES["sk_state_pkey"] if backend.dialect == "sqlite" else "sk_state_pkey"
     for name, query in PAGED_QUERIES.items():
         sql, args = compile_query(backend.dialect, "plans", "k1", "k2", query, NOW)
-        indexes, scanned = await explain(app, Query(name, sql, ()), args)
+        indexes, scanned, _ = await explain(app, Query(name, sql, ()), args)
         assert wanted in indexes and "sk_state" not in scanned, (name, indexes, scanned)

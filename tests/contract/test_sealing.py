@@ -200,6 +200,46 @@ async def test_a_value_changed_meanwhile_is_left_alone_and_counted(
         assert again.kinds["messages"].examined == 0
 
 
+async def test_every_namespace_is_walked_in_batches_and_none_is_skipped(
+    own_database_url: str, clock: FakeClock
+) -> None:
+    """For every namespace, each table's namespaces are walked one after another in
+    batches smaller than a namespace (messages: every namespace in one walk), and a value
+    of one namespace that does not open leaves the later tables of the others as they
+    are walked too."""
+    url = own_database_url
+    stranger = keys(f"x:{K1}")  # a key id this app does not have
+    async with App(url, namespace="a-stranger", clock=clock, encryption=stranger) as other:
+        await other.queue("jobs").send({"theirs": True})
+    for name in ("b", "c", "d"):
+        async with App(url, namespace=name, clock=clock, encryption=keys(f"k1:{K1}")) as old:
+            for n in range(5):
+                await old.state.put(f"s{n}", n)
+                await old.queue("jobs").send({"n": n})
+            for message in await old.queue("jobs").receive(2):
+                await message.ack({"done": True})  # archived with its result
+    async with App(url, namespace="b", clock=clock, encryption=keys(f"k2:{K2},k1:{K1}")) as app:
+        report = await app.reencrypt(all_namespaces=True, batch_size=2)
+        ours = report.kinds
+        assert report.complete and report.total("unreadable") == 1
+        assert (ours["state"].rewritten, ours["messages"].rewritten) == (15, 9)
+        assert ours["messages"].unreadable == 1 and ours["archive"].rewritten == 6
+        assert (await app.reencrypt(all_namespaces=True)).total("examined") == 1
+    found = await query(url, "SELECT namespace, key_id FROM sk_state")
+    for namespace, body in await query(url, "SELECT namespace, body FROM sk_messages"):
+        found.append((namespace, key_id_of(bytes(body))))
+    for namespace, *values in await query(
+        url, "SELECT namespace, body, result FROM sk_message_archive"
+    ):
+        found += [(namespace, key_id_of(bytes(value))) for value in values]
+    by_namespace: dict[tuple[str, str | None], int] = {}
+    for namespace, key_id in found:
+        by_namespace[namespace, key_id] = by_namespace.get((namespace, key_id), 0) + 1
+    assert by_namespace == {  # 5 state items, 3 live messages, 2 archived (body, result)
+        ("a-stranger", "x"): 1, ("b", "k2"): 12, ("c", "k2"): 12, ("d", "k2"): 12
+    }  # fmt: skip
+
+
 async def test_a_schedule_read_before_its_input_is_resealed_is_not_written_back(
     own_database_url: str, clock: FakeClock
 ) -> None:

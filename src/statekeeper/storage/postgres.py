@@ -23,7 +23,14 @@ from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.queries import Dialect, load
 from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
-from statekeeper.storage.runner import SCAN_TIMEOUT, Scripted, Statement, scan_too_slow, shape
+from statekeeper.storage.runner import (
+    IN_ORDER,
+    SCAN_TIMEOUT,
+    Scripted,
+    Statement,
+    scan_too_slow,
+    shape,
+)
 from statekeeper.storage.translate import postgres_error
 from statekeeper.storage.unit import (
     ack_statement,
@@ -213,6 +220,14 @@ class PostgresBackend(Blocks):
                 rows = await self.pool.fetch(sql, *args, timeout=self.scan_timeout)
             except TimeoutError:
                 raise scan_too_slow(self.scan_timeout) from None
+        return [tuple(row) for row in rows]
+
+    async def run_in_order(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
+        sql, args = statement
+        with translated(what):
+            async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute(IN_ORDER)  # for this transaction only
+                rows = await conn.fetch(sql, *args)
         return [tuple(row) for row in rows]
 
     async def run_read(self, statement: Statement, what: str, mode: str) -> Any:

@@ -243,8 +243,9 @@ class HistoryEntry(NamedTuple):
 
 
 class ResealRow(NamedTuple):
-    key: tuple[Any, ...]  # the row's primary key: the cursor to scan on from
+    key: tuple[Any, ...]  # the row's primary key: what its updates find it by
     values: dict[str, Any]  # every column of the scan by name, the key's too
+    cursor: tuple[Any, ...]  # its place in the scan's order: where the next batch starts
 
 
 class ResealChange(NamedTuple):

@@ -3,7 +3,8 @@ are written once (``state_ops``, ``queue_ops``, ``idempotency_ops``, ``workflow_
 ``reseal_ops``, ``state_query_ops``).
 
 An adapter runs one writing statement, one reading statement, every row of one
-statement (a long read off the event loop: ``run_scan``), or several statements
+statement (a long read off the event loop: ``run_scan``; a walk of an index in its
+order: ``run_in_order``), or several statements
 atomically; the operations bind their named
 queries and call these, so an operation whose SQL differs by nothing but
 placeholders (or by a ``-- postgres:`` line) is written once.
@@ -59,10 +60,25 @@ class Database(Protocol):
         """Every row of a read that may take long (a state query reading many keys),
         without holding the event loop meanwhile."""
 
+    async def run_in_order(self, statement: Statement, what: str) -> list[tuple[Any, ...]]:
+        """Every row of a read that walks an index in its order from a cursor and stops at
+        its LIMIT (``ORDER BY`` that index's columns): planned so that it reads that index
+        in order whatever the statistics say, never a range read whole and then sorted
+        (on PostgreSQL, with ``IN_ORDER``)."""
+
     async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
         """Every statement in one transaction; None (all rolled back) when a required
         statement found no row."""
 
+
+# How a statement of ``run_in_order`` is planned on PostgreSQL (in its own transaction).
+# Without statistics (or with stale ones) a namespace looks a few rows big, so reading
+# its whole range after the cursor (a bitmap scan) and sorting it looks cheaper than
+# walking the index to the LIMIT; then every batch of a walk reads the rest of the
+# range. With sorting off the planner takes the one plan that needs no sort: the index
+# walk (a bitmap or a table scan gives unordered rows). The statement keeps its index
+# conditions, so the walk stops at the end of its range.
+IN_ORDER = "SET LOCAL enable_sort = off"
 
 # How long a scan (``run_scan``: a state query) may read before it is stopped.
 SCAN_TIMEOUT = 10.0

@@ -1,21 +1,40 @@
 -- Re-sealing stored payloads under the primary encryption key (statekeeper reencrypt).
--- Each scan walks one table in primary-key order from a cursor and returns only rows
--- holding a value that does not begin the way the primary key's envelope begins
--- (:bytes_prefix for BLOB/bytea columns, :text_prefix for TEXT columns, :primary for
--- a state row's key_id): a rerun skips what is done. NULL columns have nothing to seal.
--- Only the namespace asked for, unless :every_namespace is 1.
+-- Each scan returns only rows holding a value that does not begin the way the primary
+-- key's envelope begins (:bytes_prefix for BLOB/bytea columns, :text_prefix for TEXT
+-- columns, :primary for a state row's key_id): a rerun skips what is done. NULL columns
+-- have nothing to seal.
+--
+-- A scan reads ONE namespace: the range `namespace = :namespace` of an index whose first
+-- column is namespace (the primary key but for the archive), from a cursor on the rest of
+-- that index, in its order, up to :limit rows. Both are index conditions, so a batch reads
+-- its rows and the done ones between them, however big the table or the namespace. The
+-- scans run through run_in_order (storage/runner.py), so that PostgreSQL walks the index
+-- even when stale statistics make reading the whole range and sorting it look cheaper.
+-- For every namespace, reencrypt walks a table's namespaces one after another, the next
+-- found by reseal_next_namespace_<kind> (one probe of such an index). (A filter
+-- `(:every_namespace = 1 OR namespace = :namespace)` is no index condition: planners went
+-- through another index and sorted the rest of the namespace for every batch.)
+--
+-- sk_messages has no index on every row that begins with namespace (its namespace
+-- indexes are partial, by state), so it is the exception: its scan walks the primary key
+-- (seq) across namespaces, the namespace only a filter. A batch then also reads the other
+-- namespaces' rows between its own, but a whole walk reads the table once; for every
+-- namespace it is one walk (a walk per namespace would read the table per namespace). The
+-- table holds live and dead-lettered messages only (an acknowledged one leaves it), and
+-- an index for this alone would cost every send.
+--
 -- Each update is a compare-and-swap on the old bytes: a value changed meanwhile stays.
 
 -- name: reseal_scan_state
 SELECT namespace, key, value, key_id
 FROM sk_state
-WHERE (namespace, key) > (:after_namespace, :after_key)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND key > :after_key
   AND (key_id IS NULL OR key_id <> :primary)
-ORDER BY namespace, key
+ORDER BY key
 LIMIT :limit;
 
 -- name: reseal_scan_messages
+-- Along seq (see above): :every_namespace = 1 walks every namespace at once.
 SELECT seq, namespace, id, body, attributes, reply_to, last_error
 FROM sk_messages
 WHERE seq > :after_seq
@@ -28,113 +47,147 @@ ORDER BY seq
 LIMIT :limit;
 
 -- name: reseal_scan_archive
-SELECT id, namespace, body, result, attributes, reply_to
+-- The primary key (id) does not begin with namespace; sk_message_archive_time
+-- (namespace, queue, completed_at, id) does, holds every row, and ends with the unique
+-- id, so it orders a namespace's rows totally. An archived row is never updated but to
+-- be re-sealed (which leaves those columns alone), so no row moves under the cursor.
+SELECT id, namespace, queue, completed_at, body, result, attributes, reply_to
 FROM sk_message_archive
-WHERE id > :after_id
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace
+  AND (queue, completed_at, id) > (:after_queue, :after_completed_at, :after_id)
   AND (substr(body, 1, :bytes_len) <> :bytes_prefix
        OR substr(result, 1, :bytes_len) <> :bytes_prefix
        OR substr(attributes, 1, :text_len) <> :text_prefix
        OR substr(reply_to, 1, :text_len) <> :text_prefix)
-ORDER BY id
+ORDER BY queue, completed_at, id
 LIMIT :limit;
 
 -- name: reseal_scan_idempotency
 SELECT namespace, key, result
 FROM sk_idempotency
-WHERE (namespace, key) > (:after_namespace, :after_key)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND key > :after_key
   AND substr(result, 1, :bytes_len) <> :bytes_prefix
-ORDER BY namespace, key
+ORDER BY key
 LIMIT :limit;
 
 -- name: reseal_scan_workflows
 SELECT namespace, id, input, output, error
 FROM sk_workflows
-WHERE (namespace, id) > (:after_namespace, :after_id)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND id > :after_id
   AND (substr(input, 1, :bytes_len) <> :bytes_prefix
        OR substr(output, 1, :bytes_len) <> :bytes_prefix
        OR substr(error, 1, :text_len) <> :text_prefix)
-ORDER BY namespace, id
+ORDER BY id
 LIMIT :limit;
 
 -- name: reseal_scan_steps
 SELECT namespace, workflow_id, position, input, output, error
 FROM sk_workflow_steps
-WHERE (namespace, workflow_id, position) > (:after_namespace, :after_workflow_id, :after_position)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace
+  AND (workflow_id, position) > (:after_workflow_id, :after_position)
   AND (substr(input, 1, :bytes_len) <> :bytes_prefix
        OR substr(output, 1, :bytes_len) <> :bytes_prefix
        OR substr(error, 1, :text_len) <> :text_prefix)
-ORDER BY namespace, workflow_id, position
+ORDER BY workflow_id, position
 LIMIT :limit;
 
 -- name: reseal_scan_events
 SELECT namespace, workflow_id, name, data
 FROM sk_workflow_events
-WHERE (namespace, workflow_id, name) > (:after_namespace, :after_workflow_id, :after_name)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND (workflow_id, name) > (:after_workflow_id, :after_name)
   AND substr(data, 1, :bytes_len) <> :bytes_prefix
-ORDER BY namespace, workflow_id, name
+ORDER BY workflow_id, name
 LIMIT :limit;
 
 -- name: reseal_scan_workflow_messages
 SELECT namespace, workflow_id, topic, seq, data
 FROM sk_workflow_messages
-WHERE (namespace, workflow_id, topic, seq)
-      > (:after_namespace, :after_workflow_id, :after_topic, :after_seq)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace
+  AND (workflow_id, topic, seq) > (:after_workflow_id, :after_topic, :after_seq)
   AND substr(data, 1, :bytes_len) <> :bytes_prefix
-ORDER BY namespace, workflow_id, topic, seq
+ORDER BY workflow_id, topic, seq
 LIMIT :limit;
 
 -- name: reseal_scan_workflow_updates
 SELECT namespace, workflow_id, seq, name, data, result, error
 FROM sk_workflow_updates
-WHERE (namespace, workflow_id, seq) > (:after_namespace, :after_workflow_id, :after_seq)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND (workflow_id, seq) > (:after_workflow_id, :after_seq)
   AND (substr(data, 1, :bytes_len) <> :bytes_prefix
        OR substr(result, 1, :bytes_len) <> :bytes_prefix
        OR substr(error, 1, :text_len) <> :text_prefix)
-ORDER BY namespace, workflow_id, seq
+ORDER BY workflow_id, seq
 LIMIT :limit;
 
 -- name: reseal_scan_workflow_values
 SELECT namespace, workflow_id, key, value
 FROM sk_workflow_values
-WHERE (namespace, workflow_id, key) > (:after_namespace, :after_workflow_id, :after_key)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND (workflow_id, key) > (:after_workflow_id, :after_key)
   AND substr(value, 1, :bytes_len) <> :bytes_prefix
-ORDER BY namespace, workflow_id, key
+ORDER BY workflow_id, key
 LIMIT :limit;
 
 -- name: reseal_scan_schedules
 SELECT namespace, id, input
 FROM sk_schedules
-WHERE (namespace, id) > (:after_namespace, :after_id)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND id > :after_id
   AND substr(input, 1, :bytes_len) <> :bytes_prefix
-ORDER BY namespace, id
+ORDER BY id
 LIMIT :limit;
 
 -- name: reseal_scan_stream_events
 SELECT namespace, position, stream, id, data
 FROM sk_events
-WHERE (namespace, position) > (:after_namespace, :after_position)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND position > :after_position
   AND substr(data, 1, :bytes_len) <> :bytes_prefix
-ORDER BY namespace, position
+ORDER BY position
 LIMIT :limit;
 
 -- name: reseal_scan_snapshots
 SELECT namespace, stream, version, data
 FROM sk_event_snapshots
-WHERE (namespace, stream) > (:after_namespace, :after_stream)
-  AND (:every_namespace = 1 OR namespace = :namespace)
+WHERE namespace = :namespace AND stream > :after_stream
   AND substr(data, 1, :bytes_len) <> :bytes_prefix
-ORDER BY namespace, stream
+ORDER BY stream
 LIMIT :limit;
+
+-- The first namespace after :after_namespace ('': the first of all) that has rows in a table: one
+-- probe of an index whose first column is namespace; no row when none is left.
+
+-- name: reseal_next_namespace_state
+SELECT namespace FROM sk_state WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_archive
+SELECT namespace FROM sk_message_archive WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_idempotency
+SELECT namespace FROM sk_idempotency WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_workflows
+SELECT namespace FROM sk_workflows WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_steps
+SELECT namespace FROM sk_workflow_steps WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_events
+SELECT namespace FROM sk_workflow_events WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_workflow_messages
+SELECT namespace FROM sk_workflow_messages WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_workflow_updates
+SELECT namespace FROM sk_workflow_updates WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_workflow_values
+SELECT namespace FROM sk_workflow_values WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_schedules
+SELECT namespace FROM sk_schedules WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_stream_events
+SELECT namespace FROM sk_events WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_snapshots
+SELECT namespace FROM sk_event_snapshots WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
 
 -- name: reseal_state_value
 -- A state value keeps its ETag: re-sealing does not change what it holds.
