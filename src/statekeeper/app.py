@@ -638,11 +638,9 @@ class App:
         self._backend = backend
         try:
             backend.listen(self._wakeups.heard)
-            for consumer in self.consumers.values():  # consumers' flow control
-                if consumer.limits is not None:
-                    await backend.flow.queue_limits(
-                        self.namespace, consumer.queue, *consumer.limits
-                    )
+            for consumer in self.consumers.values():  # consumers' flow control: as declared
+                limits = consumer.limits or (None, None)  # none: FIFO groups, no cap
+                await backend.flow.queue_limits(self.namespace, consumer.queue, *limits)
             self._open_state(backend)
             self._runtime = runtime = Supervisor()
             if self._purge_interval:

@@ -561,3 +561,26 @@ async def test_a_fork_of_a_queued_run_waits_in_its_queue(app: App) -> None:
     assert await app.workflows.result(forked) == "a"
     assert seen == ["a", "b", "a"]
     assert await states(app, [first, holder, forked]) == ["done"] * 3
+
+
+async def test_a_consumers_limits_removed_from_its_code_are_removed_when_it_opens(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """The limits stored are those of the last process to open with a consumer of the
+    queue: one deployed without them takes them away (no stale throttle stays)."""
+
+    def deployed(**limits: Any) -> App:
+        app = App(
+            database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+        )
+
+        @app.consumer("limited", **limits)
+        async def handle(message: Any) -> None: ...
+
+        return app
+
+    async with deployed(global_concurrency=1, per_group_concurrency=1) as first:
+        await first.queue("limited").send_batch([{"n": n} for n in range(3)])
+        assert len(await first.queue("limited").receive(10)) == 1
+    async with deployed() as second:
+        assert len(await second.queue("limited").receive(10)) == 2  # no cap any more

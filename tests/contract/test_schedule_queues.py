@@ -7,6 +7,7 @@ a workflow queue")."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -362,3 +363,31 @@ async def test_queues_whose_rules_act_on_starts_are_refused(app: App, start: flo
     made = await app.schedules.create(every("s", anchor=start, queue="per-key", key="k"))
     assert made.key == "k"
     assert [s.id for s in await app.schedules.list()] == ["s"]
+
+
+async def test_a_refused_declared_schedule_is_logged_and_the_others_fire(
+    app: App, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A schedule declared in code into a queue nobody declares is refused on its own:
+    it is logged, and the worker's other schedules are stored and fire."""
+
+    @app.schedule(every=1, id="good")
+    @app.workflow
+    async def good(ctx: WorkflowContext, _: Any) -> None: ...
+
+    @app.schedule(every=1, id="typo", queue="reprots")
+    @app.workflow
+    async def bad(ctx: WorkflowContext, _: Any) -> None: ...
+
+    scheduler = Scheduler(app.schedules, poll=0.05)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stopping))
+    for _ in range(10):
+        clock.advance(1)
+        await asyncio.sleep(0.05)
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+    assert [s.id for s in await app.schedules.list()] == ["good"]
+    assert scheduler.started > 0
+    refused = [r for r in caplog.records if r.getMessage().startswith("a declared schedule")]
+    assert refused and getattr(refused[0], "schedule", None) == "typo"

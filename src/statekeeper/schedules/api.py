@@ -17,7 +17,9 @@ from typing import Any
 
 from statekeeper.constants import MAX_LIST_LIMIT
 from statekeeper.errors import (
+    ConfigurationError,
     InvalidSchedule,
+    NotFound,
     ScheduleExists,
     ScheduleNotFound,
     StatekeeperError,
@@ -318,15 +320,29 @@ class Schedules:
 
     async def upsert_declared(self) -> builtins.list[str]:
         """Create the schedules declared in code, or bring them in line with the code (a
-        paused one stays paused; an unchanged one is not touched): their ids."""
+        paused one stays paused; an unchanged one is not touched): their ids. One whose
+        declaration is refused (an unknown or unfit workflow queue, a bad input) is
+        logged with its error and left out; the others go on."""
         ids: builtins.list[str] = []
         for declared in list(self.declared.values()):
-            workflow = self.workflows.name_of(declared.workflow)
-            definition = await self._queued(Definition.checked(
-                declared.id or workflow, workflow, declared.spec, input=declared.input,
-                overlap=declared.overlap, jitter=declared.jitter, catchup=declared.catchup,
-                queue=declared.queue, key=declared.key, priority=declared.priority,
-            ))  # fmt: skip
+            label = declared.id or str(
+                getattr(declared.workflow, "__qualname__", declared.workflow)
+            )
+            try:
+                workflow = self.workflows.name_of(declared.workflow)
+                definition = await self._queued(Definition.checked(
+                    declared.id or workflow, workflow, declared.spec, input=declared.input,
+                    overlap=declared.overlap, jitter=declared.jitter,
+                    catchup=declared.catchup, queue=declared.queue, key=declared.key,
+                    priority=declared.priority,
+                ))  # fmt: skip
+            except (ValidationError, NotFound, ConfigurationError) as refused:
+                log.error(
+                    "a declared schedule is refused; it does not fire",
+                    exc_info=refused,
+                    extra={"schedule": label, "error": refused.message},
+                )  # fmt: skip
+                continue
             stored = await self._backend().schedules.get(self.namespace, definition.id)
             if stored is None:
                 with contextlib.suppress(ScheduleExists):  # another worker's, meanwhile
