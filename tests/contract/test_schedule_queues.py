@@ -391,3 +391,49 @@ async def test_a_refused_declared_schedule_is_logged_and_the_others_fire(
     assert scheduler.started > 0
     refused = [r for r in caplog.records if r.getMessage().startswith("a declared schedule")]
     assert refused and getattr(refused[0], "schedule", None) == "typo"
+
+
+@pytest.mark.parametrize(
+    ("rules", "key"),
+    [({"singleton": "reject"}, "k"), ({"debounce": 5.0}, "k"), ({"singleton": "queue"}, None)],
+)
+async def test_a_queue_declared_by_another_process_is_checked_by_its_stored_rules(
+    database_url: str, namespace: str, clock: FakeClock, rules: dict[str, Any], key: Any
+) -> None:
+    """A process that does not declare the queue (the command line, an HTTP server)
+    checks a schedule against the start rules the declaring worker stored."""
+    options = {"clock": clock, "purge_interval": None, "encryption": None}
+    async with App(database_url, namespace=namespace, **options) as worker:
+        worker.workflow_queue("ruled", **rules)
+        await worker.workflows.flow.store_limits()  # what a worker does as it starts
+    async with App(database_url, namespace=namespace, **options) as elsewhere:
+
+        @elsewhere.workflow
+        async def job(ctx: WorkflowContext, value: Any) -> Any:
+            return value
+
+        with pytest.raises(InvalidSchedule):
+            await elsewhere.schedules.create(
+                Definition.checked("s", "job", make_spec(every=60), queue="ruled", key=key)
+            )
+
+
+async def test_a_stored_key_field_gives_a_schedule_its_key_elsewhere(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    options = {"clock": clock, "purge_interval": None, "encryption": None}
+    async with App(database_url, namespace=namespace, **options) as worker:
+        worker.workflow_queue("tenants", singleton="queue", key="tenant")
+        await worker.workflows.flow.store_limits()
+    async with App(database_url, namespace=namespace, **options) as elsewhere:
+
+        @elsewhere.workflow
+        async def job(ctx: WorkflowContext, value: Any) -> Any:
+            return value
+
+        made = await elsewhere.schedules.create(
+            Definition.checked(
+                "s", "job", make_spec(every=60), input={"tenant": "acme"}, queue="tenants"
+            )
+        )
+        assert made.to_dict()["key"] == "acme"

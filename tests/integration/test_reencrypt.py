@@ -76,6 +76,7 @@ NOT_SEALED: dict[tuple[str, str], str] = {
         ("sk_schedules", "workflow"), ("sk_schedules", "last_run_id"),
         ("sk_schedules", "buffered"),  # the ids of the runs waiting to start
         ("sk_schedules", "queue"), ("sk_schedules", "queue_key"),  # as sk_flow_runs'
+        ("sk_flow_queues", "key_field"),  # a field name of the code's queue declaration
         ("sk_schema_migrations", "name"),
     ]},
     **{column: STATUS for column in [
@@ -83,7 +84,7 @@ NOT_SEALED: dict[tuple[str, str], str] = {
         ("sk_workflow_steps", "kind"), ("sk_workflow_updates", "status"),
         ("sk_flow_runs", "state"), ("sk_workflow_attributes", "kind"),
         ("sk_workflow_attribute_kinds", "kind"), ("sk_workflow_definitions", "kind"),
-        ("sk_schedules", "overlap"),
+        ("sk_schedules", "overlap"), ("sk_flow_queues", "start_rule"),
     ]},
     **{column: LEASE for column in [
         ("sk_messages", "lease_token"), ("sk_idempotency", "owner"), ("sk_workflows", "owner"),

@@ -34,8 +34,10 @@ from statekeeper.schedules.policy import Plan, manual_run_id, run_id
 from statekeeper.schedules.specs import Spec
 from statekeeper.sealing import SCHEDULE, Sealer
 from statekeeper.storage import Storage
+from statekeeper.storage.flow_ops import QueueLimits
 from statekeeper.storage.schedule_ops import NewRun, ScheduleRow
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
+from statekeeper.workflows.flow import stored_queue
 from statekeeper.workflows.journal import encode
 
 log = logging.getLogger("statekeeper.schedules")
@@ -119,15 +121,15 @@ class Schedules:
 
     async def _queued(self, definition: Definition) -> Definition:
         """``definition`` with its queue checked (UnknownFlowQueue unless this process
-        or a worker of the namespace declares it) and, when it gives no key and this
-        process declares the queue with a ``key=`` rule, its key taken from its input
-        as a start's is. A fire takes no lock: a singleton='reject' or debounce queue
-        (whose rules act on starts) is refused."""
+        or a worker of the namespace declares it: then its stored start rules are
+        checked) and, when it gives no key and the queue has a ``key=`` rule, its key
+        taken from its input as a start's is. A fire takes no lock: a
+        singleton='reject' or debounce queue (whose rules act on starts) is refused."""
         if definition.queue is None:
             return definition
         queue = await self.workflows.flow.known(definition.queue)
-        if queue is None:
-            return definition
+        if isinstance(queue, QueueLimits):  # declared by another process: as it stored it
+            queue = stored_queue(queue)
         if queue.singleton == "reject" or queue.debounce is not None:
             raise InvalidSchedule(
                 f"workflow queue {queue.name!r} rejects or debounces starts of a busy key, "
@@ -139,6 +141,12 @@ class Schedules:
             key = self.workflows.flow.key_of(queue, definition.input, definition.key)
         except ValidationError as error:
             raise InvalidSchedule(error.message, field="key") from None
+        except Exception as error:  # the queue's key function failed on this input
+            raise InvalidSchedule(
+                f"workflow queue {queue.name!r}: its key function failed on this schedule's "
+                f"input: {type(error).__name__}: {error}",
+                field="key",
+            ) from None
         return dataclasses.replace(definition, key=key)
 
     async def create(self, definition: Definition, *, paused: bool = False) -> Schedule:

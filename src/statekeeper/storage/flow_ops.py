@@ -32,6 +32,10 @@ class QueueLimits(NamedTuple):
     key_rate_limit: int | None
     key_rate_period: float | None
     updated_at: float
+    # Its start rules: 'reject', 'queue' (singleton), 'debounce' or None; the input field
+    # a start's key is taken from (None: none, or a function of the input).
+    start_rule: str | None = None
+    key_field: str | None = None
 
 
 class FlowRun(NamedTuple):
@@ -54,7 +58,7 @@ class FlowOps(Operations):
             concurrency=limits.concurrency, per_key_concurrency=limits.per_key_concurrency,
             rate_limit=limits.rate_limit, rate_period=limits.rate_period,
             key_rate_limit=limits.key_rate_limit, key_rate_period=limits.key_rate_period,
-            now=limits.updated_at,
+            now=limits.updated_at, start_rule=limits.start_rule, key_field=limits.key_field,
         )  # fmt: skip
         what = f"cannot declare workflow queue {limits.name!r}"
         await self._db.run_write(statement, what, "rowcount")

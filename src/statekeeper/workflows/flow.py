@@ -75,9 +75,12 @@ class WorkflowQueue:
         rate = self.rate or (None, None)
         key_rate = self.per_key_rate or (None, None)
         per_key = 1 if self.singleton == "queue" else self.per_key_concurrency
+        rule = "debounce" if self.debounce is not None else self.singleton
+        field = self.key if isinstance(self.key, str) else None
         return QueueLimits(
-            self.name, self.concurrency, per_key, rate[0], rate[1], key_rate[0], key_rate[1], now
-        )
+            self.name, self.concurrency, per_key, rate[0], rate[1], key_rate[0], key_rate[1], now,
+            rule, field,
+        )  # fmt: skip
 
     async def start(
         self, workflow: Any, input: Any = None, *, key: str | None = None, priority: int = 0,
@@ -92,6 +95,18 @@ class WorkflowQueue:
 
 
 Workflows_ = Callable[..., Awaitable[Any]]
+
+
+def stored_queue(stored: QueueLimits) -> WorkflowQueue:
+    """A queue as another process stored it, with what a schedule is checked against
+    there (its start rule and key field; its limits act in the database)."""
+    rule = stored.start_rule
+    return WorkflowQueue(
+        stored.name,
+        key=stored.key_field,
+        singleton=rule if rule in SINGLETON_MODES else None,
+        debounce=1.0 if rule == "debounce" else None,  # its window is not kept: any
+    )
 
 
 def _positive(name: str, what: str, value: Any, *, real: bool = False) -> None:
@@ -205,15 +220,16 @@ class FlowControl:
             )
         return found
 
-    async def known(self, name: str) -> WorkflowQueue | None:
-        """Queue ``name`` as this process declares it; None if only another process of
-        the namespace declares it (its limits are stored: a worker used it); else
+    async def known(self, name: str) -> WorkflowQueue | QueueLimits:
+        """Queue ``name`` as this process declares it, else as another process of the
+        namespace stored it (a worker used it: its limits and start rules); else
         UnknownFlowQueue (a schedule names a queue its runs can be admitted from)."""
         found = self.queues.get(name)
         if found is not None:
             return found
-        if any(q.name == name for q in await self._backend_of().flow.queues(self.namespace)):
-            return None
+        for stored in await self._backend_of().flow.queues(self.namespace):
+            if stored.name == name:
+                return stored
         raise UnknownFlowQueue(
             f"there is no workflow queue {shown(name)}: declare it with "
             "app.workflow_queue(name, ...) in the workers of this namespace (a worker "

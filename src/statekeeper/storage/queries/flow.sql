@@ -5,17 +5,18 @@
 -- it 'done' (flow_release) and admits the next in the same transaction.
 
 -- name: flow_declare
--- A queue's limits, as the code declares them (NULL: no limit).
+-- A queue's limits and start rules, as the code declares them (NULL: no limit, no rule).
 INSERT INTO sk_flow_queues AS q (namespace, name, concurrency, per_key_concurrency,
                                  rate_limit, rate_period, key_rate_limit, key_rate_period,
-                                 updated_at)
+                                 updated_at, start_rule, key_field)
 VALUES (:namespace, :name, :concurrency, :per_key_concurrency, :rate_limit, :rate_period,
-        :key_rate_limit, :key_rate_period, :now)
+        :key_rate_limit, :key_rate_period, :now, :start_rule, :key_field)
 ON CONFLICT (namespace, name) DO UPDATE
 SET concurrency = excluded.concurrency, per_key_concurrency = excluded.per_key_concurrency,
     rate_limit = excluded.rate_limit, rate_period = excluded.rate_period,
     key_rate_limit = excluded.key_rate_limit, key_rate_period = excluded.key_rate_period,
-    updated_at = excluded.updated_at;
+    updated_at = excluded.updated_at, start_rule = excluded.start_rule,
+    key_field = excluded.key_field;
 
 -- name: flow_create_workflow
 -- wf_create for a queued run: pending, but not due until admitted, or until its deadline
@@ -75,7 +76,7 @@ SELECT
 
 -- name: flow_queues
 SELECT name, concurrency, per_key_concurrency, rate_limit, rate_period, key_rate_limit,
-       key_rate_period, updated_at
+       key_rate_period, updated_at, start_rule, key_field
 FROM sk_flow_queues WHERE namespace = :namespace ORDER BY name;
 
 -- name: flow_forget

@@ -890,6 +890,10 @@ CREATE TABLE sk_flow_queues (
     key_rate_limit      INTEGER,
     key_rate_period     DOUBLE PRECISION,
     updated_at          DOUBLE PRECISION NOT NULL,
+    -- Its start rules (migration 0022/0023 flow_queue_rules): 'reject', 'queue' (singleton),
+    -- 'debounce' or NULL; the input field its key is taken from (NULL: none or a function).
+    start_rule          TEXT,
+    key_field           TEXT,
     PRIMARY KEY (namespace, name)
 );
 
