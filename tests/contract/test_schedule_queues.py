@@ -402,11 +402,10 @@ async def test_a_queue_declared_by_another_process_is_checked_by_its_stored_rule
 ) -> None:
     """A process that does not declare the queue (the command line, an HTTP server)
     checks a schedule against the start rules the declaring worker stored."""
-    options = {"clock": clock, "purge_interval": None, "encryption": None}
-    async with App(database_url, namespace=namespace, **options) as worker:
+    async with plain_app(database_url, namespace, clock) as worker:
         worker.workflow_queue("ruled", **rules)
         await worker.workflows.flow.store_limits()  # what a worker does as it starts
-    async with App(database_url, namespace=namespace, **options) as elsewhere:
+    async with plain_app(database_url, namespace, clock) as elsewhere:
 
         @elsewhere.workflow
         async def job(ctx: WorkflowContext, value: Any) -> Any:
@@ -421,11 +420,10 @@ async def test_a_queue_declared_by_another_process_is_checked_by_its_stored_rule
 async def test_a_stored_key_field_gives_a_schedule_its_key_elsewhere(
     database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    options = {"clock": clock, "purge_interval": None, "encryption": None}
-    async with App(database_url, namespace=namespace, **options) as worker:
+    async with plain_app(database_url, namespace, clock) as worker:
         worker.workflow_queue("tenants", singleton="queue", key="tenant")
         await worker.workflows.flow.store_limits()
-    async with App(database_url, namespace=namespace, **options) as elsewhere:
+    async with plain_app(database_url, namespace, clock) as elsewhere:
 
         @elsewhere.workflow
         async def job(ctx: WorkflowContext, value: Any) -> Any:
@@ -437,3 +435,7 @@ async def test_a_stored_key_field_gives_a_schedule_its_key_elsewhere(
             )
         )
         assert made.to_dict()["key"] == "acme"
+
+
+def plain_app(database_url: str, namespace: str, clock: FakeClock) -> App:
+    return App(database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None)
