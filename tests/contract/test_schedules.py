@@ -567,3 +567,21 @@ async def test_a_stopping_scheduler_does_not_wait_for_a_clock_that_stands(
     stopping.set()  # the fire's time never comes: it gives up after a moment
     assert await asyncio.wait_for(task, 5) == 1
     assert await runs(app) == {}
+
+
+async def test_a_round_that_outlasts_its_claim_leaves_the_fire_to_the_next_claim(
+    app: App, clock: FakeClock, start: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scheduler whose claim ran out before it wrote (a stalled round) writes nothing
+    and does not retry schedule by schedule: the one that claimed them since fires."""
+    register(app)
+    await app.schedules.create(every("slow", 60, anchor=start, overlap="allow_all",
+                                     workflow="quick", catchup=600))  # fmt: skip
+    clock.now = start + 59.7
+    stalled = asyncio.create_task(Scheduler(app.schedules, poll=0.01).run_due(ahead=0.5))
+    await asyncio.sleep(0.05)  # claimed ahead, waiting for the fire's time
+    clock.now = start + 59.7 + CLAIM_LEASE  # ... which comes after its claim ended
+    assert await Scheduler(app.schedules).run_due() == 1  # another claims it and fires
+    assert await asyncio.wait_for(stalled, 5) == 1
+    assert list(await runs(app)) == [run_id("slow", start + 60)]
+    assert any("outlasted its claim" in r.getMessage() for r in caplog.records)

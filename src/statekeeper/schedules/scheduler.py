@@ -85,11 +85,16 @@ class Scheduler:
         for row in rows:
             groups.setdefault(max(now, _target(row, now)), []).append(row)
         for at in sorted(groups):
-            await self._fire(groups[at], at, stopping, ahead)
+            await self._fire(groups[at], at, stopping, ahead, now + CLAIM_LEASE)
         return len(rows)
 
     async def _fire(
-        self, rows: list[ScheduleRow], at: float, stopping: asyncio.Event | None, ahead: float
+        self,
+        rows: list[ScheduleRow],
+        at: float,
+        stopping: asyncio.Event | None,
+        ahead: float,
+        lease_end: float,
     ) -> None:
         """Decide and write ``rows``, due at ``at``, once the clock reaches it."""
         schedules = self.schedules
@@ -115,6 +120,12 @@ class Scheduler:
             prepared = backend.prepare_many(schedules.namespace, writes, now)
         if await backend.write_prepared(prepared):
             done = decisions
+        elif schedules.clock() >= lease_end:  # the claim ended: another scheduler has them
+            log.warning(
+                "a round of the scheduler outlasted its claim; its schedules are left to "
+                "the scheduler that claims them next", extra={"schedules": len(rows)},
+            )  # fmt: skip
+            done = []
         else:  # one changed since it was claimed (an operator's write): each on its own
             done = [d for d in decisions if await self._write_one(d, now)]
         started = sum(len(d.runs) for d in done)
