@@ -14,10 +14,8 @@ from statekeeper.constants import (
     ENV_PUBSUB_MAX_ATTEMPTS,
     ENV_PUBSUB_MAX_RETRY_DELAY,
     ENV_PUBSUB_RETRY_INTERVAL,
+    SIDECAR_MAX_BODY,
 )
-from statekeeper.sidecar.components import load_resources
-from statekeeper.sidecar.context import DEFAULT_MAX_BODY, SidecarConfig
-from statekeeper.sidecar.subscriptions import DeliveryPolicy
 
 port_type = click.IntRange(1, 65535)
 
@@ -91,7 +89,7 @@ port_type = click.IntRange(1, 65535)
 @click.option(
     "--max-body-size",
     type=click.IntRange(1024, 256 * 1024 * 1024),
-    default=DEFAULT_MAX_BODY,
+    default=SIDECAR_MAX_BODY,
     show_default=True,
     help="Largest request body accepted, in bytes.",
 )
@@ -183,7 +181,12 @@ def sidecar(
     """Serve Dapr's v1.0 API to an app until SIGTERM: state and pub/sub (HTTP and gRPC),
     workflows (HTTP); with --app-module, also run that app's workflows."""
     from statekeeper.app import App
+
+    # Imported here: other commands do not load the sidecar (its web framework).
+    from statekeeper.sidecar.components import load_resources
+    from statekeeper.sidecar.context import SidecarConfig
     from statekeeper.sidecar.service import run_sidecar
+    from statekeeper.sidecar.subscriptions import DeliveryPolicy
 
     config = SidecarConfig(
         app_id=app_id,

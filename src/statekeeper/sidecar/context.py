@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.routing import Route
 
+from statekeeper.constants import SIDECAR_MAX_BODY
 from statekeeper.sidecar.components import Resources, default_resources
 from statekeeper.sidecar.state import DaprState
 from statekeeper.sidecar.subscriptions import DeliveryPolicy
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from statekeeper.runtime.supervisor import Service
 
 DAPR_RUNTIME_VERSION = "1.15.0-statekeeper"
-DEFAULT_MAX_BODY = 4 * 1024 * 1024  # Dapr's default request body limit
+DEFAULT_MAX_BODY = SIDECAR_MAX_BODY  # Dapr's default request body limit (constants.py)
 
 
 @dataclass

@@ -23,11 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from statekeeper.constants import cache_epoch_key, cache_item_prefix, cache_lease_prefix
 from statekeeper.errors import ConfigurationError
 from statekeeper.storage.rows import StoredItem
@@ -103,6 +98,13 @@ class StateCache:
         timeout: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Imported here: a process without a cache (most CLI commands) does not load it.
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self._failures = (RedisError, OSError)  # what makes the cache unusable for a while
         # No client-side retries: a failure bypasses the cache at once instead of
         # stalling the read that met it.
         self._redis = aioredis.Redis.from_url(
@@ -142,7 +144,7 @@ class StateCache:
                 keys=[self._epoch_key],
                 args=[self._prefix, self._lease_prefix, key, lease, _LEASE_MS],
             )
-        except (RedisError, OSError) as exc:
+        except self._failures as exc:
             self._failed(exc)
             return None
         self._recovered()
@@ -180,7 +182,7 @@ class StateCache:
                     ttl_ms,
                 ],
             )
-        except (RedisError, OSError) as exc:
+        except self._failures as exc:
             self._failed(exc)
             return
         self.fills += int(filled)
@@ -196,7 +198,7 @@ class StateCache:
             await self._invalidate(
                 keys=[self._epoch_key], args=[self._prefix, self._lease_prefix, *keys]
             )
-        except (RedisError, OSError) as exc:
+        except self._failures as exc:
             self._bump_needed = True
             self._failed(exc)
             return
@@ -210,7 +212,7 @@ class StateCache:
         if self._bump_needed:
             try:
                 await self._redis.incr(self._epoch_key)
-            except (RedisError, OSError) as exc:
+            except self._failures as exc:
                 self._failed(exc)
                 return False
             self._bump_needed = False
@@ -252,6 +254,8 @@ def check_cache_url(url: str) -> None:
     parser's own messages only when they cannot echo part of a password."""
     if url.partition("://")[0].lower() in ("redis", "rediss") and at_after_host(url):
         raise ConfigurationError(f"cache URL {redact(url)!r} {AT_AFTER_HOST}")
+    import redis.asyncio as aioredis
+
     try:
         aioredis.ConnectionPool.from_url(url)
     except ValueError as exc:
