@@ -240,6 +240,20 @@ async def sqlite_pair(directory: str, namespace: str) -> AsyncIterator[tuple[App
         yield app, raw_path
 
 
+async def fill(app: App, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` straight into the app's database: ``sql`` with ``{}`` where the
+    placeholders go (one per column), in one batch."""
+    backend: Any = app.backend
+    width = len(rows[0])
+    if backend.dialect == "sqlite":
+        statement = sql.format(", ".join("?" * width))
+        await backend.writer.run(lambda c: c.executemany(statement, rows), "fill")
+    else:
+        statement = sql.format(", ".join(f"${i}" for i in range(1, width + 1)))
+        async with backend.pool.acquire() as conn:
+            await conn.executemany(statement, rows)
+
+
 def with_schema(base_url: str, schema: str) -> str:
     """A PostgreSQL URL that makes statekeeper use ``schema``."""
     return f"{base_url}{'&' if '?' in base_url else '?'}schema={schema}"

@@ -2,6 +2,7 @@
 many rows in a table, on SQLite and PostgreSQL.
 
     python bench/reseal_bench.py                       # 1,000 and 100,000 rows
+    python bench/reseal_bench.py --quick               # 1,000 and 20,000 (under a minute)
     python bench/reseal_bench.py --sizes 1000 20000 --backend postgres
     python bench/reseal_bench.py --kinds workflows archive
 
@@ -75,14 +76,7 @@ async def fill(app: App, kinds: list[str], size: int, now: float) -> None:
                 await conn.execute(f"ALTER TABLE {TABLES[kind]} SET (autovacuum_enabled = false)")
     for kind in kinds:
         sql, rows = rows_of(kind, size, now)
-        width = len(rows[0])
-        if backend.dialect == "sqlite":
-            statement = sql.format(", ".join("?" * width))
-            await backend.writer.run(lambda c, s=statement, r=rows: c.executemany(s, r), "fill")
-        else:
-            statement = sql.format(", ".join(f"${i}" for i in range(1, width + 1)))
-            async with backend.pool.acquire() as conn:
-                await conn.executemany(statement, rows)
+        await benchlib.fill(app, sql, rows)
 
 
 async def walk(app: App, kind: str, size: int) -> list[float]:
@@ -118,11 +112,12 @@ async def measure(url: str, kinds: list[str], size: int) -> dict[str, list[float
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs=2, default=(1_000, 100_000))
+    parser.add_argument("--quick", action="store_true", help="1,000 and 20,000 rows")
+    parser.add_argument("--sizes", type=int, nargs=2, default=None)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     args = parser.parse_args()
-    small, big = args.sizes
+    small, big = args.sizes or ((1_000, 20_000) if args.quick else (1_000, 100_000))
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -63,14 +63,7 @@ async def fill(app: App, kept: int, expired: int, now: float) -> None:
             for table in ("sk_workflows", "sk_workflow_steps", "sk_workflow_events"):
                 await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
     for sql, rows in inserts:
-        width = len(rows[0])
-        if backend.dialect == "sqlite":
-            statement = sql.format(", ".join("?" * width))
-            await backend.writer.run(lambda c, s=statement, r=rows: c.executemany(s, r), "fill")
-        else:
-            statement = sql.format(", ".join(f"${i}" for i in range(1, width + 1)))
-            async with backend.pool.acquire() as conn:
-                await conn.executemany(statement, rows)
+        await benchlib.fill(app, sql, rows)
 
 
 async def measure(url: str, kept: int, expired: int, batch: int) -> float:

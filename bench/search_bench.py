@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+import benchlib
 from statekeeper import App
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -62,16 +63,8 @@ async def fill(app: App, count: int) -> None:
         ("INSERT INTO sk_workflow_attribute_kinds (namespace, name, kind, created_at) "
          "VALUES ({})", kinds),
     ]  # fmt: skip
-    backend: Any = app.backend
     for sql, rows in inserts:
-        width = len(rows[0])
-        if backend.dialect == "sqlite":
-            statement = sql.format(", ".join("?" * width))
-            await backend.writer.run(lambda c, s=statement, r=rows: c.executemany(s, r), "fill")
-        else:
-            statement = sql.format(", ".join(f"${i}" for i in range(1, width + 1)))
-            async with backend.pool.acquire() as conn:
-                await conn.executemany(statement, rows)
+        await benchlib.fill(app, sql, rows)
 
 
 def queries(app: App, count: int) -> dict[str, Callable[[], Awaitable[Any]]]:
