@@ -638,9 +638,8 @@ class App:
         self._backend = backend
         try:
             backend.listen(self._wakeups.heard)
-            for consumer in self.consumers.values():  # consumers' flow control: as declared
-                limits = consumer.limits or (None, None)  # none: FIFO groups, no cap
-                await backend.flow.queue_limits(self.namespace, consumer.queue, *limits)
+            for consumer in self.consumers.values():  # consumers' flow control, as declared
+                await backend.flow.queue_limits(self.namespace, consumer.queue, *consumer.limits)
             self._open_state(backend)
             self._runtime = runtime = Supervisor()
             if self._purge_interval:

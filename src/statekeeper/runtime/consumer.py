@@ -14,11 +14,9 @@ from statekeeper.queues import Message
 Handler = Callable[[Message], Any]
 
 
-def consumer_limits(
-    queue: str, per_group: object, whole: object
-) -> tuple[int | None, int | None] | None:
+def consumer_limits(queue: str, per_group: object, whole: object) -> tuple[int | None, int | None]:
     """A consumer's flow control, checked: (per_group_concurrency, global_concurrency),
-    None when it declares neither."""
+    None for one it does not declare."""
     for option, value in (("per_group_concurrency", per_group), ("global_concurrency", whole)):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -26,8 +24,6 @@ def consumer_limits(
             raise ConfigurationError(
                 f"queue {queue!r}: {option} must be a positive integer, got {value!r}"
             )
-    if per_group is None and whole is None:
-        return None
     return cast("int | None", per_group), cast("int | None", whole)
 
 
@@ -49,8 +45,8 @@ class Consumer:
     # their traceback.
     expected: tuple[type[BaseException], ...] = field(default=())
     # (per group, whole queue) messages in hand across every worker, stored in the
-    # database when the app opens (None: none declared; consumer_limits).
-    limits: tuple[int | None, int | None] | None = None
+    # database when the app opens (None: not declared; consumer_limits).
+    limits: tuple[int | None, int | None] = (None, None)
 
     def __post_init__(self) -> None:
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int):

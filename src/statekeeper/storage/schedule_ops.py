@@ -214,10 +214,9 @@ class ScheduleOps(Operations):
         check = self._bind("sch_check_versions", namespace=namespace, count=len(writes), **pairs)
         script: builtins.list[Scripted] = [(check, "found", True)]
         cancels = [run for _, _, cancel in writes for run in cancel]
-        creates = [run for _, runs, _ in writes for run in runs]
-        queued = [run for run in creates if run.queue is not None]
-        if queued:
-            creates = [run for run in creates if run.queue is None]
+        started = [run for _, runs, _ in writes for run in runs]
+        creates = [run for run in started if run.queue is None]
+        queued = [run for run in started if run.queue is not None]
         effects = self._effects(namespace, creates, cancels, now)
         if self._db.dialect == "postgres":  # set-wise: one statement each
             script.append((self._save_all(namespace, writes, now), "rowcount", False))
