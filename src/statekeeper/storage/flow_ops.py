@@ -9,16 +9,13 @@ per-queue advisory lock inside ``sk_flow_admit``, so the limits hold across work
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from statekeeper.errors import ConflictError
-from statekeeper.storage.runner import Operations, Scripted, Statement
+from statekeeper.storage.runner import Finishing, Operations, Scripted
 
 ADMIT_BATCH = 16  # runs one admission pass admits at most
 UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE: a start found its lock held
-# Given a run's finish statement, the script that ends it and gives its slot back.
-Finishing = Callable[[Statement], list[Scripted]]
 
 
 class QueueLimits(NamedTuple):
@@ -174,26 +171,15 @@ class FlowOps(Operations):
         return 0 if queue is None else await self.admit(namespace, str(queue), now)
 
     def finishing(self, namespace: str, id: str, now: float) -> Finishing:
-        """What ends run ``id`` (``WorkflowOps.finish``): its finish statement with its
-        slot given back and the next run of its queue admitted, in one transaction. On
-        PostgreSQL one statement: the finish as a data-modifying WITH, and sk_flow_admit
-        called for its row (none when the fence no longer holds: nothing is released)."""
+        """What ends run ``id`` (``WorkflowOps.finish``) beside its finish: its slot given
+        back and the next run of its queue admitted, in the same transaction. On
+        PostgreSQL the finish statement calls sk_flow_admit for the row it ended (none
+        when the fence no longer holds: nothing is released), so the queue's lock is held
+        for one statement, not across round trips."""
         if self._db.dialect != "postgres":
-            return lambda finish: [
-                (finish, "found", True),
-                *self.release_script(namespace, id, now),
-            ]
-        where = {name: index + 1 for index, name in enumerate(self._queries["wf_finish"].params)}
-
-        def wrapped(finish: Statement) -> list[Scripted]:
-            sql, args = finish
-            composed = (
-                f"WITH finished AS ({sql}) SELECT sk_flow_admit(${where['namespace']}, NULL, "
-                f"${where['id']}, ${where['now']}::double precision, 1) FROM finished"
-            )
-            return [((composed, args), "found", True)]
-
-        return wrapped
+            return Finishing(self.release_script(namespace, id, now))
+        admit = "sk_flow_admit(:namespace, NULL, :id, CAST(:now AS DOUBLE PRECISION), 1)"
+        return Finishing([], admit)
 
     def release_script(self, namespace: str, id: str, now: float) -> list[Scripted]:
         """Statements for the transaction that ends run ``id``: its slot back, and the

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from statekeeper.errors import QueryTooSlow
 from statekeeper.storage.queries import Dialect, Query
@@ -24,6 +24,16 @@ Statement = tuple[str, tuple[Any, ...]]
 # (rowcount, found, first or row; or many: the statement's arguments are a sequence of
 # argument tuples, run as one batch), and whether finding no row abandons the script.
 Scripted = tuple[Statement, str, bool]
+
+
+class Finishing(NamedTuple):
+    """How a run's end gives its slot back and admits the next run of its queue, in the
+    transaction that finishes it (``WorkflowOps.finish``): on SQLite, statements after
+    the finish; on PostgreSQL, what the finish statement selects for the row it ended
+    (an expression over the finish's own :namespace, :id and :now)."""
+
+    after: list[Scripted]
+    select: str | None = None
 
 
 def shape(row: Any, mode: str) -> Any:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import builtins
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFound
 from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
-from statekeeper.storage.runner import Operations, Scripted, Statement
+from statekeeper.storage.runner import Finishing, Operations, Scripted, Statement
 
 # How long a continued run keeps an update it settled (seconds): its caller reads the
 # outcome within a poll, so this is slack for a caller that stalls.
@@ -105,9 +105,11 @@ class WorkflowOps(Operations):
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot suspend workflow {id!r}", "found"))
 
-    def _finish_settling(self, finish: Statement, unapplied: Statement) -> Statement:
+    def _finish_settling(self, finish: Statement, unapplied: Statement, select: str) -> Statement:
         """PostgreSQL: the finish and the settling of its pending updates as one
-        statement (one round trip): the settling runs only when the finish found its row."""
+        statement (one round trip, its own transaction): the settling runs only when the
+        finish found its row; ``select`` (over the finish's :parameters) is what it
+        returns for that row."""
         (sql, args), (settle_sql, settle_args) = finish, unapplied
         params = self._queries["wf_finish"].params
         where = {name: f"${index + 1}" for index, name in enumerate(params)}
@@ -115,10 +117,11 @@ class WorkflowOps(Operations):
         # Its parameters are the finish's (namespace, id, now), renumbered in one pass.
         renamed = re.sub(r"\$(\d+)", lambda m: where[own[int(m.group(1)) - 1]], settle_sql)
         del settle_args
+        result = re.sub(r"(?<!:):([a-z_]+)", lambda m: where[m.group(1)], select)
         composed = (
             f"WITH finished AS ({sql}), settled AS ({renamed} "
             "AND EXISTS (SELECT 1 FROM finished) RETURNING 1) "
-            "SELECT parent_id FROM finished"
+            f"SELECT {result} FROM finished"
         )
         return composed, args
 
@@ -135,7 +138,7 @@ class WorkflowOps(Operations):
         parent_event: bytes | None,
         now: float,
         purge_at: float | None = None,
-        finishing: Callable[[Statement], list[Scripted]] | None = None,
+        finishing: Finishing | None = None,
     ) -> bool:
         """Finish the workflow while the fence holds; False if the lease was lost. A
         child's end is delivered to its parent as event ``child:<id>`` with the data
@@ -144,16 +147,16 @@ class WorkflowOps(Operations):
             "wf_finish", status=status, output=output, error=error, now=now,
             namespace=namespace, id=id, fence=fence, purge_at=purge_at,
         )  # fmt: skip
-        # A run of a workflow queue gives its slot back as it ends (flow_ops.finishing).
-        script: list[Scripted] = (
-            [(finish, "found", True)] if finishing is None else finishing(finish)
-        )
-        # The updates it has not applied are settled as not applied (workflow_messages.sql).
+        # The updates it has not applied are settled as not applied (workflow_messages.sql),
+        # and a run of a workflow queue gives its slot back (flow_ops.finishing).
         unapplied = self._bind("wfm_finish_updates", namespace=namespace, id=id, now=now)
-        if finishing is None and self._db.dialect == "postgres":
-            script = [(self._finish_settling(finish, unapplied), "found", True)]
+        script: list[Scripted]
+        if self._db.dialect == "postgres":
+            select = finishing.select if finishing and finishing.select else "parent_id"
+            script = [(self._finish_settling(finish, unapplied, select), "found", True)]
         else:
-            script.append((unapplied, "rowcount", False))
+            after = [] if finishing is None else finishing.after
+            script = [(finish, "found", True), *after, (unapplied, "rowcount", False)]
         if parent_id is not None:
             event = child_event(id)
             script.append((self._bind(

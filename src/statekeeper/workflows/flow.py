@@ -30,7 +30,8 @@ from statekeeper.errors import (
 )
 from statekeeper.identifiers import check_group, check_queue_name, shown
 from statekeeper.queues.wakeups import Wakeups
-from statekeeper.storage.flow_ops import ADMIT_BATCH, Finishing, QueueLimits
+from statekeeper.storage.flow_ops import ADMIT_BATCH, QueueLimits
+from statekeeper.storage.runner import Finishing
 
 if TYPE_CHECKING:
     from statekeeper.storage.contracts import Storage
