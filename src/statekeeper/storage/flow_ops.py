@@ -134,6 +134,8 @@ class FlowOps(Operations):
             raise
         if created is None:
             return "exists", 0
+        if admitted == -1:  # a slot opened while the queue looked full: admit now
+            return "created", await self.admit(namespace, queue, now, 1)
         return "created", int(admitted or 0)
 
     async def _exists(self, namespace: str, id: str) -> bool:

@@ -8,8 +8,9 @@ SELECT sk_flow_admit(:namespace, CAST(:queue AS TEXT), CAST(:released AS TEXT),
 -- name: flow_start
 -- A start into a queue in one statement (one round trip, one commit): the queued workflow
 -- (due at its deadline, if it has one, to time out), its place, and admission of what
--- the queue allows (sk_flow_admit, called for the placed row only: a volatile function's
--- statements see the rows this statement inserted before it). A held lock
+-- the queue allows (sk_flow_admit_start, called for the placed row only: a volatile
+-- function's statements see the rows this statement inserted before it; -1 when a slot
+-- opened while the queue looked full: the caller admits after this commits). A held lock
 -- (sk_flow_runs_lock) is a unique violation that undoes all; a taken id inserts neither
 -- and admits nothing (created, placed and admitted are NULL).
 WITH created AS (
@@ -27,5 +28,5 @@ WITH created AS (
     RETURNING id
 )
 SELECT (SELECT id FROM created), (SELECT id FROM placed),
-       (SELECT sk_flow_admit(:namespace, CAST(:queue AS TEXT), NULL,
-                             CAST(:now AS DOUBLE PRECISION), 1) FROM placed);
+       (SELECT sk_flow_admit_start(:namespace, CAST(:queue AS TEXT),
+                                   CAST(:now AS DOUBLE PRECISION)) FROM placed);

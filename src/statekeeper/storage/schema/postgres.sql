@@ -936,12 +936,21 @@ CREATE UNIQUE INDEX sk_flow_runs_lock ON sk_flow_runs (namespace, queue, lock)
 -- that just ended, whose slot is given back first (its queue is p_queue when that is
 -- NULL). Admits up to p_max runs, one at a time (flow_admit of
 -- queries/flow.sqlite.sql is the same statement for SQLite); how many.
+--
+-- A start that finds its queue full admits nothing and does not take this lock
+-- (sk_flow_admit_start): it holds the queue's start gate shared instead, from before it
+-- counts until it commits. So an end that gives back a slot of a full queue and finds
+-- no run to fill it with takes the gate exclusively (waiting for the starts in flight
+-- that counted the queue full) and looks once more: it sees their runs. A start that
+-- counted after that end committed sees the open slot and admits itself.
 CREATE FUNCTION sk_flow_admit(
     p_namespace TEXT, p_queue TEXT, p_released TEXT, p_now DOUBLE PRECISION, p_max INTEGER
 ) RETURNS INTEGER LANGUAGE plpgsql AS $$
 DECLARE
     v_queue TEXT := p_queue;
     v_done INTEGER := 0;
+    v_admitted BIGINT := 0;
+    v_looked_again BOOLEAN := FALSE;
     v_picked TEXT;
     v_limits sk_flow_queues%ROWTYPE;
 BEGIN
@@ -955,7 +964,7 @@ BEGIN
             RETURN 0;
         END IF;
     END IF;
-    -- 'SKFL': statekeeper flow queues
+    -- The queue's admission lock (sk_flow_admit_start takes the key after it, the gate).
     PERFORM pg_advisory_xact_lock(1397441100, hashtext(p_namespace || chr(31) || v_queue));
     IF p_released IS NOT NULL THEN
         UPDATE sk_flow_runs SET state = 'done', lock = NULL
@@ -966,10 +975,13 @@ BEGIN
         RETURN 0;
     END IF;
     WHILE v_done < p_max LOOP
-        EXIT WHEN v_limits.concurrency IS NOT NULL AND (
-            SELECT count(*) FROM sk_flow_runs a
-            WHERE a.namespace = p_namespace AND a.queue = v_queue AND a.state = 'admitted'
-        ) >= v_limits.concurrency;
+        IF v_limits.concurrency IS NOT NULL THEN
+            v_admitted := (
+                SELECT count(*) FROM sk_flow_runs a
+                WHERE a.namespace = p_namespace AND a.queue = v_queue AND a.state = 'admitted'
+            );
+            EXIT WHEN v_admitted >= v_limits.concurrency;
+        END IF;
         EXIT WHEN v_limits.rate_limit IS NOT NULL AND (
             SELECT count(*) FROM sk_flow_runs a
             WHERE a.namespace = p_namespace AND a.queue = v_queue
@@ -1003,7 +1015,17 @@ BEGIN
             FOR UPDATE OF r SKIP LOCKED
         )
         RETURNING id INTO v_picked;
-        EXIT WHEN v_picked IS NULL;
+        IF v_picked IS NULL THEN
+            -- The slot given back was of a full queue: starts in flight may have counted
+            -- it full. Once they have committed (the gate, exclusively), look again.
+            EXIT WHEN p_released IS NULL OR v_looked_again OR v_done > 0
+                OR v_limits.concurrency IS NULL OR v_admitted < v_limits.concurrency - 1;
+            PERFORM pg_advisory_xact_lock(
+                1397441101, hashtext(p_namespace || chr(31) || v_queue)
+            );
+            v_looked_again := TRUE;
+            CONTINUE;
+        END IF;
         -- Due now (a run that waited had no wake_at, or its deadline's).
         UPDATE sk_workflows SET wake_at = p_now, updated_at = p_now
         WHERE namespace = p_namespace AND id = v_picked AND status = 'pending'
@@ -1011,6 +1033,41 @@ BEGIN
         v_done := v_done + 1;
     END LOOP;
     RETURN v_done;
+END;
+$$;
+
+-- A start's admission (flow_start). A start into a busy queue finds it at its
+-- concurrency limit and admits nothing: it takes the queue's start gate shared (starts
+-- do not wait for one another, nor for admissions) and counts again, which sees any end
+-- that took the gate exclusively before it (sk_flow_admit). A slot found open then is
+-- answered -1: holding the gate, the start cannot wait for the admission lock (an end
+-- holding that lock may be waiting for the gate), so its caller admits once it has
+-- committed. A queue with room, or without a concurrency limit, is admitted under the
+-- admission lock (sk_flow_admit), the gate not taken.
+CREATE FUNCTION sk_flow_admit_start(
+    p_namespace TEXT, p_queue TEXT, p_now DOUBLE PRECISION
+) RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    v_limit INTEGER;
+BEGIN
+    SELECT concurrency INTO v_limit FROM sk_flow_queues
+    WHERE namespace = p_namespace AND name = p_queue;
+    IF v_limit IS NULL OR (
+        SELECT count(*) FROM sk_flow_runs a
+        WHERE a.namespace = p_namespace AND a.queue = p_queue AND a.state = 'admitted'
+    ) < v_limit THEN
+        RETURN sk_flow_admit(p_namespace, p_queue, NULL, p_now, 1);
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(
+        1397441101, hashtext(p_namespace || chr(31) || p_queue)
+    );
+    IF (
+        SELECT count(*) FROM sk_flow_runs a
+        WHERE a.namespace = p_namespace AND a.queue = p_queue AND a.state = 'admitted'
+    ) < v_limit THEN
+        RETURN -1;
+    END IF;
+    RETURN 0;
 END;
 $$;
 

@@ -1,0 +1,147 @@
+-- A start into a workflow queue at its concurrency limit no longer queues up for the
+-- queue's admission lock; an end that frees a slot it cannot fill looks once more after
+-- the starts in flight (see schema/postgres.sql: sk_flow_admit, sk_flow_admit_start).
+
+DROP FUNCTION sk_flow_admit(TEXT, TEXT, TEXT, DOUBLE PRECISION, INTEGER);
+
+-- Admission, serialized per queue by a transaction-scoped advisory lock (every worker
+-- admits through here, so the counts it reads are the committed truth: each statement
+-- of a plpgsql function reads a fresh snapshot, taken after the lock). p_released: a run
+-- that just ended, whose slot is given back first (its queue is p_queue when that is
+-- NULL). Admits up to p_max runs, one at a time (flow_admit of
+-- queries/flow.sqlite.sql is the same statement for SQLite); how many.
+--
+-- A start that finds its queue full admits nothing and does not take this lock
+-- (sk_flow_admit_start): it holds the queue's start gate shared instead, from before it
+-- counts until it commits. So an end that gives back a slot of a full queue and finds
+-- no run to fill it with takes the gate exclusively (waiting for the starts in flight
+-- that counted the queue full) and looks once more: it sees their runs. A start that
+-- counted after that end committed sees the open slot and admits itself.
+CREATE FUNCTION sk_flow_admit(
+    p_namespace TEXT, p_queue TEXT, p_released TEXT, p_now DOUBLE PRECISION, p_max INTEGER
+) RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    v_queue TEXT := p_queue;
+    v_done INTEGER := 0;
+    v_admitted BIGINT := 0;
+    v_looked_again BOOLEAN := FALSE;
+    v_picked TEXT;
+    v_limits sk_flow_queues%ROWTYPE;
+BEGIN
+    IF p_released IS NOT NULL THEN
+        -- Read, not locked: the queue's lock comes before any row of it is locked (a
+        -- finish holds its workflow's row; an end that locked its place first and then
+        -- waited for the queue could wait on one that picked that place: a deadlock).
+        SELECT queue INTO v_queue FROM sk_flow_runs
+        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
+        IF v_queue IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    -- The queue's admission lock (sk_flow_admit_start takes the key after it, the gate).
+    PERFORM pg_advisory_xact_lock(1397441100, hashtext(p_namespace || chr(31) || v_queue));
+    IF p_released IS NOT NULL THEN
+        UPDATE sk_flow_runs SET state = 'done', lock = NULL
+        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
+    END IF;
+    SELECT * INTO v_limits FROM sk_flow_queues WHERE namespace = p_namespace AND name = v_queue;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    WHILE v_done < p_max LOOP
+        IF v_limits.concurrency IS NOT NULL THEN
+            v_admitted := (
+                SELECT count(*) FROM sk_flow_runs a
+                WHERE a.namespace = p_namespace AND a.queue = v_queue AND a.state = 'admitted'
+            );
+            EXIT WHEN v_admitted >= v_limits.concurrency;
+        END IF;
+        EXIT WHEN v_limits.rate_limit IS NOT NULL AND (
+            SELECT count(*) FROM sk_flow_runs a
+            WHERE a.namespace = p_namespace AND a.queue = v_queue
+              AND a.admitted_at IS NOT NULL AND a.admitted_at > p_now - v_limits.rate_period
+        ) >= v_limits.rate_limit;
+        v_picked := NULL;
+        UPDATE sk_flow_runs
+        SET state = 'admitted', admitted_at = p_now,
+            lock = CASE WHEN lock LIKE 'd:%' THEN NULL ELSE lock END
+        WHERE namespace = p_namespace AND id = (
+            SELECT r.id FROM sk_flow_runs r
+            WHERE r.namespace = p_namespace AND r.queue = v_queue AND r.state = 'waiting'
+              AND r.not_before <= p_now
+              -- Not paused (nor being cancelled: it ends without a slot). A scalar
+              -- subquery, not EXISTS: the planner cannot turn it into a join that
+              -- reads every workflow of the namespace when its statistics are stale.
+              AND (SELECT w.cancel_requested FROM sk_workflows w
+                   WHERE w.namespace = p_namespace AND w.id = r.id) = 0
+              AND (r.key IS NULL OR v_limits.per_key_concurrency IS NULL OR (
+                  SELECT count(*) FROM sk_flow_runs k
+                  WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
+                    AND k.state = 'admitted') < v_limits.per_key_concurrency)
+              AND (r.key IS NULL OR v_limits.key_rate_limit IS NULL OR (
+                  SELECT count(*) FROM sk_flow_runs k
+                  WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
+                    AND k.admitted_at IS NOT NULL
+                    AND k.admitted_at > p_now - v_limits.key_rate_period)
+                  < v_limits.key_rate_limit)
+            ORDER BY r.priority DESC, r.seq
+            LIMIT 1
+            FOR UPDATE OF r SKIP LOCKED
+        )
+        RETURNING id INTO v_picked;
+        IF v_picked IS NULL THEN
+            -- The slot given back was of a full queue: starts in flight may have counted
+            -- it full. Once they have committed (the gate, exclusively), look again.
+            EXIT WHEN p_released IS NULL OR v_looked_again OR v_done > 0
+                OR v_limits.concurrency IS NULL OR v_admitted < v_limits.concurrency - 1;
+            PERFORM pg_advisory_xact_lock(
+                1397441101, hashtext(p_namespace || chr(31) || v_queue)
+            );
+            v_looked_again := TRUE;
+            CONTINUE;
+        END IF;
+        -- Due now (a run that waited had no wake_at, or its deadline's).
+        UPDATE sk_workflows SET wake_at = p_now, updated_at = p_now
+        WHERE namespace = p_namespace AND id = v_picked AND status = 'pending'
+          AND (wake_at IS NULL OR wake_at > p_now);
+        v_done := v_done + 1;
+    END LOOP;
+    RETURN v_done;
+END;
+$$;
+
+-- A start's admission (flow_start). A start into a busy queue finds it at its
+-- concurrency limit and admits nothing: it takes the queue's start gate shared (starts
+-- do not wait for one another, nor for admissions) and counts again, which sees any end
+-- that took the gate exclusively before it (sk_flow_admit). A slot found open then is
+-- answered -1: holding the gate, the start cannot wait for the admission lock (an end
+-- holding that lock may be waiting for the gate), so its caller admits once it has
+-- committed. A queue with room, or without a concurrency limit, is admitted under the
+-- admission lock (sk_flow_admit), the gate not taken.
+CREATE FUNCTION sk_flow_admit_start(
+    p_namespace TEXT, p_queue TEXT, p_now DOUBLE PRECISION
+) RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    v_limit INTEGER;
+BEGIN
+    SELECT concurrency INTO v_limit FROM sk_flow_queues
+    WHERE namespace = p_namespace AND name = p_queue;
+    IF v_limit IS NULL OR (
+        SELECT count(*) FROM sk_flow_runs a
+        WHERE a.namespace = p_namespace AND a.queue = p_queue AND a.state = 'admitted'
+    ) < v_limit THEN
+        RETURN sk_flow_admit(p_namespace, p_queue, NULL, p_now, 1);
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(
+        1397441101, hashtext(p_namespace || chr(31) || p_queue)
+    );
+    IF (
+        SELECT count(*) FROM sk_flow_runs a
+        WHERE a.namespace = p_namespace AND a.queue = p_queue AND a.state = 'admitted'
+    ) < v_limit THEN
+        RETURN -1;
+    END IF;
+    RETURN 0;
+END;
+$$;
+

@@ -1,0 +1,124 @@
+"""PostgreSQL's start gate of a workflow queue (schema/postgres.sql: sk_flow_admit_start,
+sk_flow_admit): a start that finds its queue full holds the gate shared instead of
+waiting for the admission lock, and an end that frees a slot of a full queue and finds
+no run to fill it with waits for the starts in flight and looks again. Each test holds
+the gate from a connection of its own at the moment the race would lose a run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from statekeeper import App
+from statekeeper.workflows import WorkflowRunner
+from tests.conftest import FakeClock, pg_dsn
+from tests.contract.raw_sql import pg_schema
+from tests.contract.test_flow_control import echo_workflow, states
+
+GATE = 1397441101  # the gate's first key (the admission lock's is one less)
+
+
+@pytest.fixture
+async def pg_app(pg_shared_url: str, namespace: str, clock: FakeClock) -> AsyncIterator[App]:
+    async with App(
+        pg_shared_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+    ) as opened:
+        yield opened
+
+
+async def connect(url: str) -> Any:
+    return await asyncpg.connect(pg_dsn(), server_settings={"search_path": pg_schema(url)})
+
+
+async def blocked_on_the_gate(conn: Any, namespace: str, queue: str) -> None:
+    """Wait until some session waits for the gate of ``queue``."""
+    key = await conn.fetchval("SELECT hashtext($1 || chr(31) || $2)", namespace, queue)
+    for _ in range(500):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND classid = $1 AND objid = $2 AND objsubid = 2",
+            GATE, key & 0xFFFFFFFF,
+        )  # fmt: skip
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nobody waited for the gate")
+
+
+async def test_a_start_that_counted_a_full_queue_admits_itself_when_a_slot_opened_meanwhile(
+    pg_app: App, namespace: str, pg_shared_url: str
+) -> None:
+    app = pg_app
+    echo = echo_workflow(app, [])
+    app.workflow_queue("gate", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="gate")
+    holder, watcher = await connect(pg_shared_url), await connect(pg_shared_url)
+    try:
+        ending = holder.transaction()
+        await ending.start()
+        await holder.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || 'gate'))", GATE, namespace
+        )
+        # The start counts the queue full, then waits for the gate held here...
+        start = asyncio.create_task(app.workflows.start(echo, 2, queue="gate", id="late"))
+        await blocked_on_the_gate(watcher, namespace, "gate")
+        # ... while the first run's slot is given back, with nothing admitted into it.
+        await holder.execute(
+            "UPDATE sk_flow_runs SET state = 'done' WHERE namespace = $1 AND id = $2",
+            namespace, first,
+        )  # fmt: skip
+        await ending.commit()
+        assert await start == "late"
+    finally:
+        await holder.close()
+        await watcher.close()
+    assert await states(app, [first, "late"]) == ["done", "admitted"]
+
+
+async def test_an_end_that_frees_a_full_queues_slot_waits_for_the_starts_in_flight(
+    pg_app: App, namespace: str, clock: FakeClock, pg_shared_url: str
+) -> None:
+    app = pg_app
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("gate", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="gate")
+    runner = WorkflowRunner(app.workflows)
+    [leased] = await runner.lease()
+    starting, watcher = await connect(pg_shared_url), await connect(pg_shared_url)
+    try:
+        # A start in flight: its run placed, the queue counted full, the gate held shared.
+        start = starting.transaction()
+        await start.start()
+        now = clock()
+        await starting.execute(
+            "INSERT INTO sk_workflows (namespace, id, name, status, input, fence, created_at, "
+            "updated_at) VALUES ($1, 'late', 'echo', 'pending', '2', 0, $2, $2)",
+            namespace, now,
+        )  # fmt: skip
+        await starting.execute(
+            "INSERT INTO sk_flow_runs (namespace, id, queue, priority, state, not_before, "
+            "created_at) VALUES ($1, 'late', 'gate', 0, 'waiting', $2, $2)",
+            namespace, now,
+        )  # fmt: skip
+        await starting.execute(
+            "SELECT pg_advisory_xact_lock_shared($1, hashtext($2 || chr(31) || 'gate'))",
+            GATE, namespace,
+        )  # fmt: skip
+        # The first run ends: its pick cannot see the start's run, so it waits for the
+        # gate before it looks again...
+        ending = asyncio.create_task(runner.execute(leased))
+        await blocked_on_the_gate(watcher, namespace, "gate")
+        assert not ending.done()
+        await start.commit()  # ... and then sees it.
+        await ending
+    finally:
+        await starting.close()
+        await watcher.close()
+    assert await states(app, [first, "late"]) == ["done", "admitted"]
+    await runner.run_due()
+    assert seen == [1, 2]
