@@ -1,8 +1,9 @@
-"""PostgreSQL's start gate of a workflow queue (schema/postgres.sql: sk_flow_admit_start,
-sk_flow_admit): a start that finds its queue full holds the gate shared instead of
-waiting for the admission lock, and an end that frees a slot of a full queue and finds
-no run to fill it with waits for the starts in flight and looks again. Each test holds
-the gate from a connection of its own at the moment the race would lose a run."""
+"""PostgreSQL's admission without the queue's lock (schema/postgres.sql: sk_flow_admit,
+sk_flow_admit_start): a start that finds its queue full holds the start gate shared
+instead of waiting for the admission lock; an end that frees a slot of a full queue and
+finds no run to fill it with waits for the starts in flight and looks again; an end
+hands its slot on without the lock, the per-key limit held by the key's slots. Each
+test holds a lock or a transaction from a connection of its own at the racy moment."""
 
 from __future__ import annotations
 
@@ -122,3 +123,75 @@ async def test_an_end_that_frees_a_full_queues_slot_waits_for_the_starts_in_flig
     assert await states(app, [first, "late"]) == ["done", "admitted"]
     await runner.run_due()
     assert seen == [1, 2]
+
+
+ADMISSION = GATE - 1  # the queue's admission lock
+
+
+async def test_an_end_hands_its_slot_on_without_the_queues_admission_lock(
+    pg_app: App, namespace: str, pg_shared_url: str
+) -> None:
+    app = pg_app
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("hand", concurrency=1, per_key_concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="hand", key="a")
+    second = await app.workflows.start(echo, 2, queue="hand", key="b")
+    runner = WorkflowRunner(app.workflows)
+    [leased] = await runner.lease()
+    holder = await connect(pg_shared_url)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || 'hand'))",
+            ADMISSION, namespace,
+        )  # fmt: skip
+        await asyncio.wait_for(runner.execute(leased), 10)  # not held up by the lock
+        await held.rollback()
+    finally:
+        await holder.close()
+    assert await states(app, [first, second]) == ["done", "admitted"]
+    await runner.run_due()
+    assert seen == [1, 2]
+
+
+async def test_two_ends_handing_slots_to_runs_of_one_key_admit_one(
+    pg_app: App, namespace: str, pg_shared_url: str, clock: FakeClock
+) -> None:
+    """Ends hand their slots on without the queue's lock; the per-key limit is held by
+    the key's slots: the second end waits for the first, finds the key's one slot
+    taken, and leaves the other run of that key waiting."""
+    app = pg_app
+    echo = echo_workflow(app, [])
+    app.workflow_queue("keys", concurrency=2, per_key_concurrency=1)
+    a = await app.workflows.start(echo, 1, queue="keys", key="a")
+    b = await app.workflows.start(echo, 2, queue="keys", key="b")
+    c = await app.workflows.start(echo, 3, queue="keys", key="k")
+    d = await app.workflows.start(echo, 4, queue="keys", key="k")
+    assert await states(app, [a, b, c, d]) == ["admitted", "admitted", "waiting", "waiting"]
+    runner = WorkflowRunner(app.workflows)
+    leased = {w.id: w for w in await runner.lease()}
+    ending, watcher = await connect(pg_shared_url), await connect(pg_shared_url)
+    try:
+        first_end = ending.transaction()
+        await first_end.start()  # a's end, by hand: it hands a's slot to c, uncommitted
+        handed = await ending.fetchval(
+            "SELECT sk_flow_admit($1, NULL, $2, $3, 1)", namespace, a, clock()
+        )
+        assert handed == 1
+        second_end = asyncio.create_task(runner.execute(leased[b]))  # b's end picks d
+        for _ in range(500):  # ... and waits for a's end to commit (the key's slot)
+            if await watcher.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+            ):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("b's end did not wait for a's")
+        await first_end.commit()
+        await asyncio.wait_for(second_end, 10)
+    finally:
+        await ending.close()
+        await watcher.close()
+    assert await states(app, [b, c, d]) == ["done", "admitted", "waiting"]

@@ -109,6 +109,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "flow_pick": "sk_flow_runs_waiting",
     "queue_cap_count": "sk_messages_leased",
     "flow_count_admitted": "sk_flow_runs_admitted",
+    "flow_key_slot": ("sk_flow_runs_admitted", "sk_flow_runs_key_slot"),
     "flow_count_rate": "sk_flow_runs_rate",
     "flow_release": "sk_flow_runs_pkey",
     "flow_run": "sk_flow_runs_pkey",
@@ -499,8 +500,8 @@ PROMOTE = Query(
 # variables written as the values they hold (not named queries: a function's own).
 FLOW_PICK = Query(
     "flow_pick",
-    f"SELECT r.id FROM sk_flow_runs r WHERE r.namespace = 'plans' AND r.queue = 'jobs' "
-    f"AND r.state = 'waiting' AND r.not_before <= {NOW} "
+    f"SELECT r.id, r.key FROM sk_flow_runs r WHERE r.namespace = 'plans' AND r.queue = 'jobs' "
+    f"AND r.state = 'waiting' AND r.not_before <= {NOW} AND r.id <> ALL('{{}}'::text[]) "
     "AND (SELECT w.cancel_requested FROM sk_workflows w WHERE w.namespace = 'plans' "
     "AND w.id = r.id) = 0 "
     "AND (r.key IS NULL OR (SELECT count(*) FROM sk_flow_runs k WHERE k.namespace = 'plans' "
@@ -524,6 +525,13 @@ FLOW_COUNTS = (
         "flow_count_admitted",
         "SELECT count(*) FROM sk_flow_runs a WHERE a.namespace = 'plans' AND a.queue = 'jobs' "
         "AND a.state = 'admitted'",
+        (),
+    ),
+    Query(
+        "flow_key_slot",
+        "SELECT s FROM generate_series(1, 2) AS s WHERE NOT EXISTS (SELECT 1 FROM sk_flow_runs k "
+        "WHERE k.namespace = 'plans' AND k.queue = 'jobs' AND k.key = 'k1' "
+        "AND k.state = 'admitted' AND k.key_slot = s) ORDER BY s LIMIT 1",
         (),
     ),
     Query(

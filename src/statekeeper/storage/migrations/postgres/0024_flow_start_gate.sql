@@ -1,8 +1,18 @@
 -- A start into a workflow queue at its concurrency limit no longer queues up for the
--- queue's admission lock; an end that frees a slot it cannot fill looks once more after
--- the starts in flight (see schema/postgres.sql: sk_flow_admit, sk_flow_admit_start).
+-- queue's admission lock; an end hands its slot to the next waiting run without that
+-- lock (per-key limits held by key slots); an end that frees a slot it cannot fill
+-- looks once more after the starts in flight (schema/postgres.sql: sk_flow_admit,
+-- sk_flow_admit_start).
 
 DROP FUNCTION sk_flow_admit(TEXT, TEXT, TEXT, DOUBLE PRECISION, INTEGER);
+
+ALTER TABLE sk_flow_runs ADD COLUMN key_slot INTEGER;
+
+-- A run admitted under a per-key limit holds one of its key's slots (1 to the limit):
+-- the database refuses a second holder of a slot, so the limit holds even between
+-- admissions that do not take the queue's lock (an end handing its slot on).
+CREATE UNIQUE INDEX sk_flow_runs_key_slot ON sk_flow_runs (namespace, queue, key, key_slot)
+    WHERE state = 'admitted' AND key_slot IS NOT NULL;
 
 -- Admission, serialized per queue by a transaction-scoped advisory lock (every worker
 -- admits through here, so the counts it reads are the committed truth: each statement
@@ -10,6 +20,13 @@ DROP FUNCTION sk_flow_admit(TEXT, TEXT, TEXT, DOUBLE PRECISION, INTEGER);
 -- that just ended, whose slot is given back first (its queue is p_queue when that is
 -- NULL). Admits up to p_max runs, one at a time (flow_admit of
 -- queries/flow.sqlite.sql is the same statement for SQLite); how many.
+--
+-- An admitted run's end hands its slot to the next waiting run without the lock when
+-- the queue has no rate limit: one run out and one in leave the count of admitted runs
+-- as it was, whatever else commits meanwhile, and a per-key limit is held by the key's
+-- slots (sk_flow_runs_key_slot) rather than by the lock. Ends, the common admission of
+-- a busy queue, then do not wait for one another. With no run to hand the slot to, the
+-- end takes the lock as any admission does.
 --
 -- A start that finds its queue full admits nothing and does not take this lock
 -- (sk_flow_admit_start): it holds the queue's start gate shared instead, from before it
@@ -24,32 +41,52 @@ DECLARE
     v_queue TEXT := p_queue;
     v_done INTEGER := 0;
     v_admitted BIGINT := 0;
+    v_locked BOOLEAN := FALSE;
+    v_waited BOOLEAN := FALSE;
     v_looked_again BOOLEAN := FALSE;
     v_picked TEXT;
+    v_key TEXT;
+    v_slot INTEGER;
+    v_passed TEXT[] := '{}';
     v_limits sk_flow_queues%ROWTYPE;
 BEGIN
     IF p_released IS NOT NULL THEN
-        -- Read, not locked: the queue's lock comes before any row of it is locked (a
-        -- finish holds its workflow's row; an end that locked its place first and then
-        -- waited for the queue could wait on one that picked that place: a deadlock).
-        SELECT queue INTO v_queue FROM sk_flow_runs
-        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
-        IF v_queue IS NULL THEN
-            RETURN 0;
-        END IF;
-    END IF;
-    -- The queue's admission lock (sk_flow_admit_start takes the key after it, the gate).
-    PERFORM pg_advisory_xact_lock(1397441100, hashtext(p_namespace || chr(31) || v_queue));
-    IF p_released IS NOT NULL THEN
+        -- An admitted run's slot is given back at once: giving back never breaks a
+        -- limit, and no admission locks an admitted place.
         UPDATE sk_flow_runs SET state = 'done', lock = NULL
-        WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
+        WHERE namespace = p_namespace AND id = p_released AND state = 'admitted'
+        RETURNING queue INTO v_queue;
+        IF v_queue IS NULL THEN
+            -- A waiting place (a run that ends before admission) is read, not locked:
+            -- the queue's lock comes before a waiting place is locked (a finish holds
+            -- its workflow's row; an end that locked its place first and then waited
+            -- for the queue could wait on one that picked that place: a deadlock).
+            SELECT queue INTO v_queue FROM sk_flow_runs
+            WHERE namespace = p_namespace AND id = p_released AND state = 'waiting';
+            IF v_queue IS NULL THEN
+                RETURN 0;
+            END IF;
+            v_waited := TRUE;
+        END IF;
     END IF;
     SELECT * INTO v_limits FROM sk_flow_queues WHERE namespace = p_namespace AND name = v_queue;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
+    IF p_released IS NULL OR v_waited OR v_limits.rate_limit IS NOT NULL
+            OR v_limits.key_rate_limit IS NOT NULL THEN
+        -- The queue's admission lock (sk_flow_admit_start takes the key after it).
+        PERFORM pg_advisory_xact_lock(
+            1397441100, hashtext(p_namespace || chr(31) || v_queue)
+        );
+        v_locked := TRUE;
+        IF v_waited THEN
+            UPDATE sk_flow_runs SET state = 'done', lock = NULL
+            WHERE namespace = p_namespace AND id = p_released AND state = 'waiting';
+        END IF;
+    END IF;
     WHILE v_done < p_max LOOP
-        IF v_limits.concurrency IS NOT NULL THEN
+        IF v_locked AND v_limits.concurrency IS NOT NULL THEN
             v_admitted := (
                 SELECT count(*) FROM sk_flow_runs a
                 WHERE a.namespace = p_namespace AND a.queue = v_queue AND a.state = 'admitted'
@@ -62,34 +99,36 @@ BEGIN
               AND a.admitted_at IS NOT NULL AND a.admitted_at > p_now - v_limits.rate_period
         ) >= v_limits.rate_limit;
         v_picked := NULL;
-        UPDATE sk_flow_runs
-        SET state = 'admitted', admitted_at = p_now,
-            lock = CASE WHEN lock LIKE 'd:%' THEN NULL ELSE lock END
-        WHERE namespace = p_namespace AND id = (
-            SELECT r.id FROM sk_flow_runs r
-            WHERE r.namespace = p_namespace AND r.queue = v_queue AND r.state = 'waiting'
-              AND r.not_before <= p_now
-              -- Not paused (nor being cancelled: it ends without a slot). A scalar
-              -- subquery, not EXISTS: the planner cannot turn it into a join that
-              -- reads every workflow of the namespace when its statistics are stale.
-              AND (SELECT w.cancel_requested FROM sk_workflows w
-                   WHERE w.namespace = p_namespace AND w.id = r.id) = 0
-              AND (r.key IS NULL OR v_limits.per_key_concurrency IS NULL OR (
-                  SELECT count(*) FROM sk_flow_runs k
-                  WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
-                    AND k.state = 'admitted') < v_limits.per_key_concurrency)
-              AND (r.key IS NULL OR v_limits.key_rate_limit IS NULL OR (
-                  SELECT count(*) FROM sk_flow_runs k
-                  WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
-                    AND k.admitted_at IS NOT NULL
-                    AND k.admitted_at > p_now - v_limits.key_rate_period)
-                  < v_limits.key_rate_limit)
-            ORDER BY r.priority DESC, r.seq
-            LIMIT 1
-            FOR UPDATE OF r SKIP LOCKED
-        )
-        RETURNING id INTO v_picked;
+        SELECT r.id, r.key INTO v_picked, v_key FROM sk_flow_runs r
+        WHERE r.namespace = p_namespace AND r.queue = v_queue AND r.state = 'waiting'
+          AND r.not_before <= p_now AND r.id <> ALL(v_passed)
+          -- Not paused (nor being cancelled: it ends without a slot). A scalar
+          -- subquery, not EXISTS: the planner cannot turn it into a join that
+          -- reads every workflow of the namespace when its statistics are stale.
+          AND (SELECT w.cancel_requested FROM sk_workflows w
+               WHERE w.namespace = p_namespace AND w.id = r.id) = 0
+          AND (r.key IS NULL OR v_limits.per_key_concurrency IS NULL OR (
+              SELECT count(*) FROM sk_flow_runs k
+              WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
+                AND k.state = 'admitted') < v_limits.per_key_concurrency)
+          AND (r.key IS NULL OR v_limits.key_rate_limit IS NULL OR (
+              SELECT count(*) FROM sk_flow_runs k
+              WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = r.key
+                AND k.admitted_at IS NOT NULL
+                AND k.admitted_at > p_now - v_limits.key_rate_period)
+              < v_limits.key_rate_limit)
+        ORDER BY r.priority DESC, r.seq
+        LIMIT 1
+        FOR UPDATE OF r SKIP LOCKED;
         IF v_picked IS NULL THEN
+            IF NOT v_locked THEN
+                -- No run to hand the slot to: admit under the lock, as any admission.
+                PERFORM pg_advisory_xact_lock(
+                    1397441100, hashtext(p_namespace || chr(31) || v_queue)
+                );
+                v_locked := TRUE;
+                CONTINUE;
+            END IF;
             -- The slot given back was of a full queue: starts in flight may have counted
             -- it full. Once they have committed (the gate, exclusively), look again.
             EXIT WHEN p_released IS NULL OR v_looked_again OR v_done > 0
@@ -99,6 +138,37 @@ BEGIN
             );
             v_looked_again := TRUE;
             CONTINUE;
+        END IF;
+        v_slot := NULL;
+        IF v_key IS NOT NULL AND v_limits.per_key_concurrency IS NOT NULL THEN
+            -- The key's first free slot; taken meanwhile by an admission not yet
+            -- committed, the run is passed over (another admission took its key's slot).
+            v_slot := (
+                SELECT s FROM generate_series(1, v_limits.per_key_concurrency) AS s
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM sk_flow_runs k
+                    WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = v_key
+                      AND k.state = 'admitted' AND k.key_slot = s)
+                ORDER BY s LIMIT 1
+            );
+            IF v_slot IS NULL THEN
+                v_passed := v_passed || v_picked;
+                CONTINUE;
+            END IF;
+            BEGIN
+                UPDATE sk_flow_runs
+                SET state = 'admitted', admitted_at = p_now, key_slot = v_slot,
+                    lock = CASE WHEN lock LIKE 'd:%' THEN NULL ELSE lock END
+                WHERE namespace = p_namespace AND id = v_picked;
+            EXCEPTION WHEN unique_violation THEN
+                v_passed := v_passed || v_picked;
+                CONTINUE;
+            END;
+        ELSE
+            UPDATE sk_flow_runs
+            SET state = 'admitted', admitted_at = p_now,
+                lock = CASE WHEN lock LIKE 'd:%' THEN NULL ELSE lock END
+            WHERE namespace = p_namespace AND id = v_picked;
         END IF;
         -- Due now (a run that waited had no wake_at, or its deadline's).
         UPDATE sk_workflows SET wake_at = p_now, updated_at = p_now
