@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from statekeeper import App
-from statekeeper.workflows import WorkflowRunner
+from statekeeper.workflows import WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock, pg_dsn
 from tests.contract.raw_sql import pg_schema
 from tests.contract.test_flow_control import echo_workflow, states
@@ -195,3 +195,71 @@ async def test_two_ends_handing_slots_to_runs_of_one_key_admit_one(
         await ending.close()
         await watcher.close()
     assert await states(app, [b, c, d]) == ["done", "admitted", "waiting"]
+
+
+async def test_a_runs_end_takes_the_next_run_of_its_queue_to_run_at_once(pg_app: App) -> None:
+    app = pg_app
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("chain", concurrency=1)
+    ids = [await app.workflows.start(echo, n, queue="chain") for n in range(3)]
+    runner = WorkflowRunner(app.workflows)
+    runner.take_next = True
+    [first] = await runner.lease()
+    await runner.execute(first)  # its end took the second, whose end took the third
+    assert seen == [0, 1, 2] and runner.taken == 2
+    assert await states(app, ids) == ["done"] * 3
+    assert {(await app.workflows.status(id)).status for id in ids} == {"succeeded"}
+
+
+async def test_a_run_the_runner_cannot_run_is_admitted_not_taken(
+    pg_app: App, pg_shared_url: str, namespace: str, clock: FakeClock
+) -> None:
+    app = pg_app
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+
+    @app.workflow
+    async def other(ctx: WorkflowContext, value: int) -> int:
+        return value
+
+    app.workflow_queue("mixed", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="mixed")
+    second = await app.workflows.start(other, 2, queue="mixed")
+    async with App(
+        pg_shared_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None
+    ) as echoes:  # runs echo only
+        echo_workflow(echoes, seen)
+        runner = WorkflowRunner(echoes.workflows)
+        runner.take_next = True
+        [leased] = await runner.lease()
+        await runner.execute(leased)
+        assert runner.taken == 0 and await runner.lease() == []
+    assert await states(app, [first, second]) == ["done", "admitted"]
+    [due] = await WorkflowRunner(app.workflows).lease()  # due for a runner that runs it
+    assert due.id == second
+
+
+async def test_a_run_taken_as_the_runner_stops_is_given_back(pg_app: App) -> None:
+    app = pg_app
+    seen: list[Any] = []
+    echo = echo_workflow(app, seen)
+    app.workflow_queue("stop", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="stop")
+    second = await app.workflows.start(echo, 2, queue="stop")
+    stopping = asyncio.Event()
+
+    class Stopped(WorkflowRunner):
+        async def _finish(self, *args: Any) -> None:
+            await super()._finish(*args)
+            stopping.set()  # the stop comes just after the end took the next run
+
+    runner = Stopped(app.workflows)
+    runner.take_next = True
+    runner._stopping = stopping
+    [leased] = await runner.lease()
+    await runner.execute(leased)
+    assert runner.taken == 1 and seen == [1]
+    assert (await app.workflows.status(second)).status == "pending"  # given back: due
+    [again] = await WorkflowRunner(app.workflows).lease()
+    assert again.id == second and await states(app, [first]) == ["done"]

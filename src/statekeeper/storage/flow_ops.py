@@ -9,10 +9,11 @@ per-queue advisory lock inside ``sk_flow_admit``, so the limits hold across work
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 from statekeeper.errors import ConflictError
-from statekeeper.storage.runner import Finishing, Operations, Scripted
+from statekeeper.storage.runner import Finishing, Operations, Scripted, Take
 
 ADMIT_BATCH = 16  # runs one admission pass admits at most
 UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE: a start found its lock held
@@ -172,16 +173,31 @@ class FlowOps(Operations):
         queue = await self._db.run_read(statement, f"cannot read workflow {id!r}", "first")
         return 0 if queue is None else await self.admit(namespace, str(queue), now)
 
-    def finishing(self, namespace: str, id: str, now: float) -> Finishing:
+    def finishing(self, namespace: str, id: str, now: float, take: Take | None = None) -> Finishing:
         """What ends run ``id`` (``WorkflowOps.finish``) beside its finish: its slot given
         back and the next run of its queue admitted, in the same transaction. On
-        PostgreSQL the finish statement calls sk_flow_admit for the row it ended (none
-        when the fence no longer holds: nothing is released), so the queue's lock is held
-        for one statement, not across round trips."""
+        PostgreSQL the finish statement calls sk_flow_pass for the row it ended (none
+        when the fence no longer holds: nothing is released), so the queue is touched by
+        one statement; with ``take``, the run admitted is leased to that runner and
+        returned (SQLite admits it only: its runner leases it)."""
         if self._db.dialect != "postgres":
             return Finishing(self.release_script(namespace, id, now))
-        admit = "sk_flow_admit(:namespace, NULL, :id, CAST(:now AS DOUBLE PRECISION), 1)"
-        return Finishing([], admit)
+        if take is None:
+            admit = "SELECT sk_flow_admit(:namespace, NULL, :id, CAST(:now AS DOUBLE PRECISION), 1)"
+            return Finishing([], f"{admit} FROM finished")
+        taking = (
+            "SELECT t.taken_id, t.taken_name, t.taken_input, t.taken_fence, t.taken_cancel, "
+            "t.taken_parent, t.taken_created, t.taken_deadline FROM finished "
+            "LEFT JOIN LATERAL sk_flow_pass(:namespace, NULL, :id, "
+            "CAST(:now AS DOUBLE PRECISION), 1, CAST(:owner AS TEXT), "
+            "CAST(:lease_end AS DOUBLE PRECISION), CAST(:names AS TEXT[]), "
+            "CAST(:versions AS TEXT[]), CAST(CAST(:stamps AS TEXT) AS JSONB)) AS t ON TRUE"
+        )
+        values = {
+            "owner": take.owner, "lease_end": take.lease_end, "names": take.names,
+            "versions": take.versions, "stamps": json.dumps(take.stamps),
+        }  # fmt: skip
+        return Finishing([], taking, values, takes=True)
 
     def release_script(self, namespace: str, id: str, now: float) -> list[Scripted]:
         """Statements for the transaction that ends run ``id``: its slot back, and the

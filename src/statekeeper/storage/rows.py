@@ -204,6 +204,14 @@ class LeasedWorkflow(NamedTuple):
     deadline: float | None = None  # Unix time it times out (started with a timeout)
 
 
+class Finished(NamedTuple):
+    """A finish's outcome: whether it ended the run (not if its lease was lost), and the
+    run its end took to run next (its queue's next run, leased to the same runner)."""
+
+    done: bool
+    taken: LeasedWorkflow | None = None
+
+
 class JournalEntry(NamedTuple):
     position: int
     kind: str

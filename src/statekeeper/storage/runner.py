@@ -26,14 +26,29 @@ Statement = tuple[str, tuple[Any, ...]]
 Scripted = tuple[Statement, str, bool]
 
 
+class Take(NamedTuple):
+    """A runner that takes the run its run's end admits (leased to it as its lease would
+    lease it): who it is, its lease's end, the workflows and versions it runs, and the
+    version it stamps on a run of each workflow that has none."""
+
+    owner: str
+    lease_end: float
+    names: list[str]
+    versions: list[str] | None
+    stamps: dict[str, str]
+
+
 class Finishing(NamedTuple):
     """How a run's end gives its slot back and admits the next run of its queue, in the
     transaction that finishes it (``WorkflowOps.finish``): on SQLite, statements after
-    the finish; on PostgreSQL, what the finish statement selects for the row it ended
-    (an expression over the finish's own :namespace, :id and :now)."""
+    the finish; on PostgreSQL, the query the finish statement ends with, over the row it
+    ended (``finished``), written with :names (the finish's own parameters, or
+    ``values``). With ``takes``, that query returns the run taken (``Take``), or NULLs."""
 
     after: list[Scripted]
-    select: str | None = None
+    returning: str | None = None
+    values: dict[str, Any] | None = None
+    takes: bool = False
 
 
 def shape(row: Any, mode: str) -> Any:

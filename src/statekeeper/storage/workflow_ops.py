@@ -13,7 +13,13 @@ from typing import Any
 
 from statekeeper.constants import WORKFLOW_ACTIVE, WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import DuplicateEvent, WorkflowFinished, WorkflowNotFound
-from statekeeper.storage.rows import HistoryEntry, JournalEntry, LeasedWorkflow, WorkflowRow
+from statekeeper.storage.rows import (
+    Finished,
+    HistoryEntry,
+    JournalEntry,
+    LeasedWorkflow,
+    WorkflowRow,
+)
 from statekeeper.storage.runner import Finishing, Operations, Scripted, Statement
 
 # How long a continued run keeps an update it settled (seconds): its caller reads the
@@ -105,11 +111,12 @@ class WorkflowOps(Operations):
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot suspend workflow {id!r}", "found"))
 
-    def _finish_settling(self, finish: Statement, unapplied: Statement, select: str) -> Statement:
+    def _finish_settling(self, finish: Statement, unapplied: Statement, returning: str,
+                         values: dict[str, Any] | None) -> Statement:  # fmt: skip
         """PostgreSQL: the finish and the settling of its pending updates as one
         statement (one round trip, its own transaction): the settling runs only when the
-        finish found its row; ``select`` (over the finish's :parameters) is what it
-        returns for that row."""
+        finish found its row; ``returning`` (a query over ``finished``, written with the
+        finish's :parameters or ``values``) is what it returns."""
         (sql, args), (settle_sql, settle_args) = finish, unapplied
         params = self._queries["wf_finish"].params
         where = {name: f"${index + 1}" for index, name in enumerate(params)}
@@ -117,13 +124,20 @@ class WorkflowOps(Operations):
         # Its parameters are the finish's (namespace, id, now), renumbered in one pass.
         renamed = re.sub(r"\$(\d+)", lambda m: where[own[int(m.group(1)) - 1]], settle_sql)
         del settle_args
-        result = re.sub(r"(?<!:):([a-z_]+)", lambda m: where[m.group(1)], select)
+        bound = list(args)
+
+        def place(name: str) -> str:
+            if name not in where:  # one of ``values``, bound after the finish's own
+                bound.append((values or {})[name])
+                where[name] = f"${len(bound)}"
+            return where[name]
+
+        result = re.sub(r"(?<!:):([a-z_]+)", lambda m: place(m.group(1)), returning)
         composed = (
             f"WITH finished AS ({sql}), settled AS ({renamed} "
-            "AND EXISTS (SELECT 1 FROM finished) RETURNING 1) "
-            f"SELECT {result} FROM finished"
+            f"AND EXISTS (SELECT 1 FROM finished) RETURNING 1) {result}"
         )
-        return composed, args
+        return composed, tuple(bound)
 
     async def finish(
         self,
@@ -139,10 +153,11 @@ class WorkflowOps(Operations):
         now: float,
         purge_at: float | None = None,
         finishing: Finishing | None = None,
-    ) -> bool:
-        """Finish the workflow while the fence holds; False if the lease was lost. A
-        child's end is delivered to its parent as event ``child:<id>`` with the data
-        ``parent_event`` (built, and sealed, by the caller), atomically."""
+    ) -> Finished:
+        """Finish the workflow while the fence holds (not done if the lease was lost),
+        with the run its end took (``Finishing.takes``), if any. A child's end is
+        delivered to its parent as event ``child:<id>`` with the data ``parent_event``
+        (built, and sealed, by the caller), atomically."""
         finish = self._bind(
             "wf_finish", status=status, output=output, error=error, now=now,
             namespace=namespace, id=id, fence=fence, purge_at=purge_at,
@@ -151,9 +166,14 @@ class WorkflowOps(Operations):
         # and a run of a workflow queue gives its slot back (flow_ops.finishing).
         unapplied = self._bind("wfm_finish_updates", namespace=namespace, id=id, now=now)
         script: list[Scripted]
+        takes = finishing is not None and finishing.takes
         if self._db.dialect == "postgres":
-            select = finishing.select if finishing and finishing.select else "parent_id"
-            script = [(self._finish_settling(finish, unapplied, select), "found", True)]
+            returning = "SELECT parent_id FROM finished"
+            if finishing is not None and finishing.returning is not None:
+                returning = finishing.returning
+            values = None if finishing is None else finishing.values
+            composed = self._finish_settling(finish, unapplied, returning, values)
+            script = [(composed, "row" if takes else "found", True)]
         else:
             after = [] if finishing is None else finishing.after
             script = [(finish, "found", True), *after, (unapplied, "rowcount", False)]
@@ -167,7 +187,10 @@ class WorkflowOps(Operations):
                 "wf_event_wake", now=now, namespace=namespace, id=parent_id, event=event
             ), "rowcount", False))  # fmt: skip
         done = await self._db.run_atomic(script, f"cannot finish workflow {id!r}")
-        return done is not None
+        if done is None:
+            return Finished(False)
+        taken = done[0] if takes and self._db.dialect == "postgres" else None
+        return Finished(True, None if taken is None or taken[0] is None else LeasedWorkflow(*taken))
 
     async def event(
         self, namespace: str, id: str, event: str, data: bytes | None, now: float

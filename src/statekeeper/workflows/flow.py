@@ -31,7 +31,7 @@ from statekeeper.errors import (
 from statekeeper.identifiers import check_group, check_queue_name, shown
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.storage.flow_ops import ADMIT_BATCH, QueueLimits
-from statekeeper.storage.runner import Finishing
+from statekeeper.storage.runner import Finishing, Take
 
 if TYPE_CHECKING:
     from statekeeper.storage.contracts import Storage
@@ -368,11 +368,12 @@ class FlowControl:
         )
         return RATE_POLL if timed else None
 
-    def finishing(self, id: str, now: float) -> Finishing:
+    def finishing(self, id: str, now: float, take: Take | None = None) -> Finishing:
         """How a run's end gives its slot back (``WorkflowOps.finish``), in every process:
         one that declares no queue may run a queued run (a slot kept would block its queue
-        for good). For a run in no queue it changes nothing (a primary-key read)."""
-        return self._backend_of().flow.finishing(self.namespace, id, now)
+        for good). For a run in no queue it changes nothing (a primary-key read). With
+        ``take``, the run its end admits is leased to that runner (PostgreSQL)."""
+        return self._backend_of().flow.finishing(self.namespace, id, now, take)
 
     async def state(self, *, period: float = 60.0) -> list[dict[str, Any]]:
         """Every queue stored in this namespace: its limits, runs waiting and admitted

@@ -29,6 +29,7 @@ from statekeeper.errors import DecryptionError, ErrorRecord, StatekeeperError
 from statekeeper.queues.wakeups import POLL_INTERVAL
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import LeasedWorkflow
+from statekeeper.storage.runner import Take
 from statekeeper.workflows.context import WorkflowContext
 from statekeeper.workflows.definitions import REFRESH
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
@@ -79,6 +80,12 @@ class WorkflowRunner:
         self.owner = secrets.token_hex(8)
         self.completed = 0
         self.given_back = 0
+        # Whether a run's end takes the next run of its queue to run at once (PostgreSQL:
+        # leased to this runner in the finish's statement). ``run`` sets it; a test that
+        # drives the runner by hand leases every run itself unless it sets it too.
+        self.take_next = False
+        self.taken = 0  # runs taken so (each also counted where it ends)
+        self._taken: dict[str, LeasedWorkflow] = {}  # by the id of the run whose end took it
         self._stopping: asyncio.Event | None = None
 
     def _is_stopping(self) -> bool:
@@ -89,6 +96,7 @@ class WorkflowRunner:
         runs in hand finish their steps in flight (they start no new ones: each gives its
         workflow back) within ``grace`` seconds, and cancel and give back the rest."""
         self._stopping = stopping
+        self.take_next = True
         in_hand: set[asyncio.Task[None]] = set()
         stop = asyncio.create_task(stopping.wait())
         flows = self.workflows
@@ -193,6 +201,24 @@ class WorkflowRunner:
         waiter.cancel()
 
     async def execute(self, leased: LeasedWorkflow) -> None:
+        """Run a leased workflow until it finishes or suspends; then the run its end took
+        (``take_next``), if any, and so on."""
+        running: LeasedWorkflow | None = leased
+        while running is not None:
+            try:
+                await self._execute_one(running)
+            except BaseException:  # interrupted (the grace period is over): not run
+                taken = self._taken.pop(running.id, None)
+                if taken is not None:
+                    await self._give_back_shielded(taken)
+                raise
+            taken = self._taken.pop(running.id, None)
+            if taken is not None and self._is_stopping():
+                await self._give_back_shielded(taken)  # taken as the stop came
+                taken = None
+            running = taken
+
+    async def _execute_one(self, leased: LeasedWorkflow) -> None:
         flows = self.workflows
         backend = flows._backend
         if self._time_left(leased) == 0.0:  # due at its deadline, or run past it
@@ -432,6 +458,13 @@ class WorkflowRunner:
                 data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
             )
         now = flows._clock()
+        take = None
+        if self.take_next and not self._is_stopping():
+            names = flows.runnable()
+            take = Take(
+                self.owner, now + flows.lease, names, flows.versions.leased(),
+                flows.versions.stamps(names),
+            )  # fmt: skip
         try:
             finished = await flows._backend.workflows.finish(
                 ns, id, leased.fence, status=status,
@@ -439,7 +472,7 @@ class WorkflowRunner:
                 output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
                 error=text,
                 parent_id=leased.parent_id, parent_event=parent_event, now=now,
-                finishing=flows.flow.finishing(id, now),
+                finishing=flows.flow.finishing(id, now, take),
             )  # fmt: skip
         except StatekeeperError as error:  # a conflict, the database gone: nothing ended
             log.warning(
@@ -448,9 +481,12 @@ class WorkflowRunner:
             )  # fmt: skip
             await self._give_back_shielded(leased)
             return
-        if finished and flows.flow.active:  # its slot may have admitted a queued run
+        if finished.taken is not None:  # run next, by this task (execute)
+            self._taken[id] = finished.taken
+            self.taken += 1
+        elif finished.done and flows.flow.active:  # its slot may have admitted a queued run
             flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
-        if finished:
+        if finished.done:
             self.completed += 1
             log.info("workflow finished", extra={"workflow_id": leased.id, "status": status})
             if leased.parent_id is not None:

@@ -942,7 +942,9 @@ CREATE UNIQUE INDEX sk_flow_runs_key_slot ON sk_flow_runs (namespace, queue, key
 -- of a plpgsql function reads a fresh snapshot, taken after the lock). p_released: a run
 -- that just ended, whose slot is given back first (its queue is p_queue when that is
 -- NULL). Admits up to p_max runs, one at a time (flow_admit of
--- queries/flow.sqlite.sql is the same statement for SQLite); how many.
+-- queries/flow.sqlite.sql is the same statement for SQLite); how many (admitted). With
+-- p_owner (an end's runner), the first run admitted is leased to that runner if it can
+-- run it, and returned (taken_*): the runner runs it next, without a lease of its own.
 --
 -- An admitted run's end hands its slot to the next waiting run without the lock when
 -- the queue has no rate limit: one run out and one in leave the count of admitted runs
@@ -957,9 +959,15 @@ CREATE UNIQUE INDEX sk_flow_runs_key_slot ON sk_flow_runs (namespace, queue, key
 -- no run to fill it with takes the gate exclusively (waiting for the starts in flight
 -- that counted the queue full) and looks once more: it sees their runs. A start that
 -- counted after that end committed sees the open slot and admits itself.
-CREATE FUNCTION sk_flow_admit(
-    p_namespace TEXT, p_queue TEXT, p_released TEXT, p_now DOUBLE PRECISION, p_max INTEGER
-) RETURNS INTEGER LANGUAGE plpgsql AS $$
+CREATE FUNCTION sk_flow_pass(
+    p_namespace TEXT, p_queue TEXT, p_released TEXT, p_now DOUBLE PRECISION, p_max INTEGER,
+    p_owner TEXT, p_lease_end DOUBLE PRECISION, p_names TEXT[], p_versions TEXT[],
+    p_stamps JSONB
+) RETURNS TABLE (
+    admitted INTEGER, taken_id TEXT, taken_name TEXT, taken_input BYTEA, taken_fence BIGINT,
+    taken_cancel INTEGER, taken_parent TEXT, taken_created DOUBLE PRECISION,
+    taken_deadline DOUBLE PRECISION
+) LANGUAGE plpgsql AS $$
 DECLARE
     v_queue TEXT := p_queue;
     v_done INTEGER := 0;
@@ -987,14 +995,18 @@ BEGIN
             SELECT queue INTO v_queue FROM sk_flow_runs
             WHERE namespace = p_namespace AND id = p_released AND state = 'waiting';
             IF v_queue IS NULL THEN
-                RETURN 0;
+                admitted := 0;
+                RETURN NEXT;
+                RETURN;
             END IF;
             v_waited := TRUE;
         END IF;
     END IF;
     SELECT * INTO v_limits FROM sk_flow_queues WHERE namespace = p_namespace AND name = v_queue;
     IF NOT FOUND THEN
-        RETURN 0;
+        admitted := 0;
+        RETURN NEXT;
+        RETURN;
     END IF;
     IF p_released IS NULL OR v_waited OR v_limits.rate_limit IS NOT NULL
             OR v_limits.key_rate_limit IS NOT NULL THEN
@@ -1093,14 +1105,42 @@ BEGIN
                 lock = CASE WHEN lock LIKE 'd:%' THEN NULL ELSE lock END
             WHERE namespace = p_namespace AND id = v_picked;
         END IF;
-        -- Due now (a run that waited had no wake_at, or its deadline's).
-        UPDATE sk_workflows SET wake_at = p_now, updated_at = p_now
-        WHERE namespace = p_namespace AND id = v_picked AND status = 'pending'
-          AND (wake_at IS NULL OR wake_at > p_now);
+        IF p_owner IS NOT NULL AND taken_id IS NULL THEN
+            -- Taken by the runner whose run just ended (p_owner), as its lease would
+            -- take it (wf_lease: a workflow it runs, of a version it runs, stamped with
+            -- its version if it has none): no lease of its own, no wait for one.
+            UPDATE sk_workflows w
+            SET status = 'running', owner = p_owner, fence = w.fence + 1,
+                lease_expires_at = p_lease_end, wake_at = p_lease_end, updated_at = p_now,
+                version = coalesce(w.version, p_stamps ->> w.name)
+            WHERE w.namespace = p_namespace AND w.id = v_picked AND w.status = 'pending'
+              AND w.cancel_requested = 0 AND w.name = ANY(p_names)
+              AND (w.version IS NULL OR p_versions IS NULL OR w.version = ANY(p_versions))
+            RETURNING w.id, w.name, w.input, w.fence, w.cancel_requested, w.parent_id,
+                      w.created_at, w.deadline
+            INTO taken_id, taken_name, taken_input, taken_fence, taken_cancel, taken_parent,
+                 taken_created, taken_deadline;
+        END IF;
+        IF taken_id IS DISTINCT FROM v_picked THEN
+            -- Due now (a run that waited had no wake_at, or its deadline's).
+            UPDATE sk_workflows SET wake_at = p_now, updated_at = p_now
+            WHERE namespace = p_namespace AND id = v_picked AND status = 'pending'
+              AND (wake_at IS NULL OR wake_at > p_now);
+        END IF;
         v_done := v_done + 1;
     END LOOP;
-    RETURN v_done;
+    admitted := v_done;
+    RETURN NEXT;
 END;
+$$;
+
+-- sk_flow_pass without taking a run: how many were admitted.
+CREATE FUNCTION sk_flow_admit(
+    p_namespace TEXT, p_queue TEXT, p_released TEXT, p_now DOUBLE PRECISION, p_max INTEGER
+) RETURNS INTEGER LANGUAGE sql AS $$
+    SELECT admitted FROM sk_flow_pass(
+        p_namespace, p_queue, p_released, p_now, p_max, NULL, NULL, NULL, NULL, NULL
+    );
 $$;
 
 -- A start's admission (flow_start). A start into a busy queue finds it at its
