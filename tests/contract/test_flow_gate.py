@@ -18,7 +18,7 @@ from statekeeper import App
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
 from tests.conftest import FakeClock, pg_dsn
 from tests.contract.raw_sql import pg_schema
-from tests.contract.test_flow_control import echo_workflow, states
+from tests.contract.test_flow_control import drain, echo_workflow, states
 
 GATE = 1397441101  # the gate's first key (the admission lock's is one less)
 
@@ -263,3 +263,117 @@ async def test_a_run_taken_as_the_runner_stops_is_given_back(pg_app: App) -> Non
     assert (await app.workflows.status(second)).status == "pending"  # given back: due
     [again] = await WorkflowRunner(app.workflows).lease()
     assert again.id == second and await states(app, [first]) == ["done"]
+
+
+async def admitted_of(conn: Any, namespace: str, queue: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT id FROM sk_flow_runs WHERE namespace = $1 AND queue = $2 "
+        "AND state = 'admitted' ORDER BY id",
+        namespace, queue,
+    )  # fmt: skip
+    return [row["id"] for row in rows]
+
+
+async def test_a_waiting_run_admitted_while_its_end_waits_for_the_lock_gives_its_slot_back(
+    pg_app: App, namespace: str, pg_shared_url: str, clock: FakeClock
+) -> None:
+    """A waiting run ends (its deadline passed) while an admission that picked it holds
+    the queue's lock: the end, once it has the lock, gives back the slot it was given."""
+    app = pg_app
+    echo = echo_workflow(app, [])
+    app.workflow_queue("leak", concurrency=1)
+    first = await app.workflows.start(echo, 1, queue="leak", id="first")
+    await app.workflows.start(echo, 2, queue="leak", id="late")
+    admitting, ending = await connect(pg_shared_url), await connect(pg_shared_url)
+    watcher = await connect(pg_shared_url)
+    try:
+        admission = admitting.transaction()
+        await admission.start()
+        await admitting.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || 'leak'))",
+            ADMISSION, namespace,
+        )  # fmt: skip
+        await admitting.execute(
+            "UPDATE sk_flow_runs SET state = 'admitted', admitted_at = $2 "
+            "WHERE namespace = $1 AND id = 'late'",
+            namespace, clock(),
+        )  # fmt: skip
+        end = asyncio.create_task(
+            ending.fetchval("SELECT sk_flow_admit($1, NULL, 'late', $2, 1)", namespace, clock())
+        )  # its place read as waiting; now it waits for the lock
+        for _ in range(500):
+            if await watcher.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ):
+                break
+            await asyncio.sleep(0.01)
+        await admission.commit()
+        assert await asyncio.wait_for(end, 10) == 0
+        assert await admitted_of(watcher, namespace, "leak") == [first]
+    finally:
+        for conn in (admitting, ending, watcher):
+            await conn.close()
+
+
+async def test_a_run_requeued_after_holding_a_key_slot_is_admitted_without_one(
+    pg_app: App, namespace: str, pg_shared_url: str, clock: FakeClock
+) -> None:
+    """An end gives its key's slot back: runs of one key that held slot 1, requeued and
+    admitted once the queue has no per-key limit, do not collide on the old slot."""
+    app = pg_app
+    echo = echo_workflow(app, [])
+    app.workflow_queue("stale", per_key_concurrency=1)
+    ids = [await app.workflows.start(echo, n, queue="stale", key="k") for n in range(2)]
+    await drain(WorkflowRunner(app.workflows))
+    conn = await connect(pg_shared_url)
+    try:
+        slots = await conn.fetch(
+            "SELECT key_slot FROM sk_flow_runs WHERE namespace = $1 AND queue = 'stale'",
+            namespace,
+        )  # fmt: skip
+        assert [row["key_slot"] for row in slots] == [None, None]
+        await conn.execute(
+            "UPDATE sk_flow_queues SET per_key_concurrency = NULL "
+            "WHERE namespace = $1 AND name = 'stale'",
+            namespace,
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE sk_flow_runs SET state = 'waiting' WHERE namespace = $1 AND queue = 'stale'",
+            namespace,
+        )  # fmt: skip
+        admitted = await conn.fetchval(
+            "SELECT sk_flow_admit($1, 'stale', NULL, $2, 16)", namespace, clock()
+        )
+        assert admitted == 2
+        assert await admitted_of(conn, namespace, "stale") == sorted(ids)
+    finally:
+        await conn.close()
+
+
+async def test_an_end_does_not_hand_its_slot_on_in_a_queue_over_its_lowered_limit(
+    pg_app: App, namespace: str, pg_shared_url: str, clock: FakeClock
+) -> None:
+    app = pg_app
+    echo = echo_workflow(app, [])
+    app.workflow_queue("lowered", concurrency=3)
+    ids = [await app.workflows.start(echo, n, queue="lowered") for n in range(5)]
+    assert await states(app, ids) == ["admitted"] * 3 + ["waiting"] * 2
+    conn = await connect(pg_shared_url)
+    try:
+        await conn.execute(
+            "UPDATE sk_flow_queues SET concurrency = 1 WHERE namespace = $1 AND name = 'lowered'",
+            namespace,
+        )  # fmt: skip
+        for id in ids[:2]:  # two end: neither hands its slot on (2, then 1, running)
+            handed = await conn.fetchval(
+                "SELECT sk_flow_admit($1, NULL, $2, $3, 1)", namespace, id, clock()
+            )
+            assert handed == 0
+        assert await admitted_of(conn, namespace, "lowered") == [ids[2]]
+        handed = await conn.fetchval(
+            "SELECT sk_flow_admit($1, NULL, $2, $3, 1)", namespace, ids[2], clock()
+        )
+        assert handed == 1  # under the limit again: the next is admitted
+        assert await admitted_of(conn, namespace, "lowered") == [ids[3]]
+    finally:
+        await conn.close()

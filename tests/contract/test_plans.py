@@ -529,7 +529,10 @@ FLOW_COUNTS = (
     ),
     Query(
         "flow_key_slot",
-        "SELECT s FROM generate_series(1, 2) AS s WHERE NOT EXISTS (SELECT 1 FROM sk_flow_runs k "
+        "SELECT s FROM generate_series(1, 2 - (SELECT count(*) FROM sk_flow_runs o "
+        "WHERE o.namespace = 'plans' AND o.queue = 'jobs' AND o.key = 'k1' "
+        "AND o.state = 'admitted' AND (o.key_slot IS NULL OR o.key_slot > 2))) AS s "
+        "WHERE NOT EXISTS (SELECT 1 FROM sk_flow_runs k "
         "WHERE k.namespace = 'plans' AND k.queue = 'jobs' AND k.key = 'k1' "
         "AND k.state = 'admitted' AND k.key_slot = s) ORDER BY s LIMIT 1",
         (),

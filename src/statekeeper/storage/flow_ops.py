@@ -3,8 +3,11 @@
 A run started into a workflow queue is written with its place in the queue in one
 transaction, which also tries to admit it (or a run ahead of it); a run's end gives its
 slot back and admits the next in the transaction that finishes it (``release_script``).
-Admission is decided by the database: on SQLite by the one writer, on PostgreSQL under a
-per-queue advisory lock inside ``sk_flow_admit``, so the limits hold across workers.
+Admission is decided by the database, so the limits hold across workers: on SQLite by
+the one writer; on PostgreSQL in ``sk_flow_pass`` (schema/postgres.sql), under a
+per-queue advisory lock, except where one run's end hands its slot to the next (the
+count of running runs unchanged; per-key limits held by unique key slots) and a start
+finds its queue full (the queue's start gate, shared).
 """
 
 from __future__ import annotations

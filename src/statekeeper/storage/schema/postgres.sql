@@ -984,7 +984,7 @@ BEGIN
     IF p_released IS NOT NULL THEN
         -- An admitted run's slot is given back at once: giving back never breaks a
         -- limit, and no admission locks an admitted place.
-        UPDATE sk_flow_runs SET state = 'done', lock = NULL
+        UPDATE sk_flow_runs SET state = 'done', lock = NULL, key_slot = NULL
         WHERE namespace = p_namespace AND id = p_released AND state = 'admitted'
         RETURNING queue INTO v_queue;
         IF v_queue IS NULL THEN
@@ -1008,24 +1008,26 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    IF p_released IS NULL OR v_waited OR v_limits.rate_limit IS NOT NULL
+    IF p_released IS NULL OR v_waited OR p_max <> 1 OR v_limits.rate_limit IS NOT NULL
             OR v_limits.key_rate_limit IS NOT NULL THEN
         -- The queue's admission lock (sk_flow_admit_start takes the key after it).
         PERFORM pg_advisory_xact_lock(
             1397441100, hashtext(p_namespace || chr(31) || v_queue)
         );
         v_locked := TRUE;
-        IF v_waited THEN
-            UPDATE sk_flow_runs SET state = 'done', lock = NULL
-            WHERE namespace = p_namespace AND id = p_released AND state = 'waiting';
+        IF v_waited THEN  -- (admitted since it was read, it gives that slot back)
+            UPDATE sk_flow_runs SET state = 'done', lock = NULL, key_slot = NULL
+            WHERE namespace = p_namespace AND id = p_released AND state <> 'done';
         END IF;
     END IF;
     WHILE v_done < p_max LOOP
-        IF v_locked AND v_limits.concurrency IS NOT NULL THEN
+        IF v_limits.concurrency IS NOT NULL THEN
             v_admitted := (
                 SELECT count(*) FROM sk_flow_runs a
                 WHERE a.namespace = p_namespace AND a.queue = v_queue AND a.state = 'admitted'
             );
+            -- (Handing a slot on, too: a queue over its limit without this run, its
+            -- limit lowered, does not take the next until enough runs have ended.)
             EXIT WHEN v_admitted >= v_limits.concurrency;
         END IF;
         EXIT WHEN v_limits.rate_limit IS NOT NULL AND (
@@ -1066,7 +1068,7 @@ BEGIN
             END IF;
             -- The slot given back was of a full queue: starts in flight may have counted
             -- it full. Once they have committed (the gate, exclusively), look again.
-            EXIT WHEN p_released IS NULL OR v_looked_again OR v_done > 0
+            EXIT WHEN p_released IS NULL OR v_waited OR v_looked_again OR v_done > 0
                 OR v_limits.concurrency IS NULL OR v_admitted < v_limits.concurrency - 1;
             PERFORM pg_advisory_xact_lock(
                 1397441101, hashtext(p_namespace || chr(31) || v_queue)
@@ -1078,8 +1080,16 @@ BEGIN
         IF v_key IS NOT NULL AND v_limits.per_key_concurrency IS NOT NULL THEN
             -- The key's first free slot; taken meanwhile by an admission not yet
             -- committed, the run is passed over (another admission took its key's slot).
+            -- Runs of the key admitted without a slot of the limit (before the limit was
+            -- set, or lowered) hold the last slots: all committed, every admission sees
+            -- them, and the slots left are the ones new admissions contend for.
             v_slot := (
-                SELECT s FROM generate_series(1, v_limits.per_key_concurrency) AS s
+                SELECT s FROM generate_series(1, v_limits.per_key_concurrency - (
+                    SELECT count(*) FROM sk_flow_runs o
+                    WHERE o.namespace = p_namespace AND o.queue = v_queue AND o.key = v_key
+                      AND o.state = 'admitted'
+                      AND (o.key_slot IS NULL OR o.key_slot > v_limits.per_key_concurrency)
+                )) AS s
                 WHERE NOT EXISTS (
                     SELECT 1 FROM sk_flow_runs k
                     WHERE k.namespace = p_namespace AND k.queue = v_queue AND k.key = v_key
@@ -1101,7 +1111,7 @@ BEGIN
             END;
         ELSE
             UPDATE sk_flow_runs
-            SET state = 'admitted', admitted_at = p_now,
+            SET state = 'admitted', admitted_at = p_now, key_slot = NULL,
                 lock = CASE WHEN lock LIKE 'd:%' THEN NULL ELSE lock END
             WHERE namespace = p_namespace AND id = v_picked;
         END IF;
