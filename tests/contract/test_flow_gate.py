@@ -50,6 +50,25 @@ async def blocked_on_the_gate(conn: Any, namespace: str, queue: str) -> None:
     raise AssertionError("nobody waited for the gate")
 
 
+async def hold(conn: Any, key: int, namespace: str, queue: str, *, shared: bool = False) -> Any:
+    """A transaction opened on ``conn`` that holds advisory lock ``key`` of ``queue``."""
+    transaction = conn.transaction()
+    await transaction.start()
+    take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    await conn.execute(f"SELECT {take}($1, hashtext($2 || chr(31) || $3))", key, namespace, queue)
+    return transaction
+
+
+async def someone_waits(conn: Any, locktype: str) -> None:
+    """Wait until some session waits for a lock of ``locktype``."""
+    for _ in range(500):
+        sql = "SELECT count(*) FROM pg_locks WHERE locktype = $1 AND NOT granted"
+        if await conn.fetchval(sql, locktype):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nobody waited for a {locktype} lock")
+
+
 async def test_a_start_that_counted_a_full_queue_admits_itself_when_a_slot_opened_meanwhile(
     pg_app: App, namespace: str, pg_shared_url: str
 ) -> None:
@@ -59,11 +78,7 @@ async def test_a_start_that_counted_a_full_queue_admits_itself_when_a_slot_opene
     first = await app.workflows.start(echo, 1, queue="gate")
     holder, watcher = await connect(pg_shared_url), await connect(pg_shared_url)
     try:
-        ending = holder.transaction()
-        await ending.start()
-        await holder.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || 'gate'))", GATE, namespace
-        )
+        ending = await hold(holder, GATE, namespace, "gate")
         # The start counts the queue full, then waits for the gate held here...
         start = asyncio.create_task(app.workflows.start(echo, 2, queue="gate", id="late"))
         await blocked_on_the_gate(watcher, namespace, "gate")
@@ -141,12 +156,7 @@ async def test_an_end_hands_its_slot_on_without_the_queues_admission_lock(
     [leased] = await runner.lease()
     holder = await connect(pg_shared_url)
     try:
-        held = holder.transaction()
-        await held.start()
-        await holder.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || 'hand'))",
-            ADMISSION, namespace,
-        )  # fmt: skip
+        held = await hold(holder, ADMISSION, namespace, "hand")
         await asyncio.wait_for(runner.execute(leased), 10)  # not held up by the lock
         await held.rollback()
     finally:
@@ -181,14 +191,7 @@ async def test_two_ends_handing_slots_to_runs_of_one_key_admit_one(
         )
         assert handed == 1
         second_end = asyncio.create_task(runner.execute(leased[b]))  # b's end picks d
-        for _ in range(500):  # ... and waits for a's end to commit (the key's slot)
-            if await watcher.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
-            ):
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("b's end did not wait for a's")
+        await someone_waits(watcher, "transactionid")  # ... and waits for a's end to commit
         await first_end.commit()
         await asyncio.wait_for(second_end, 10)
     finally:
@@ -287,12 +290,7 @@ async def test_a_waiting_run_admitted_while_its_end_waits_for_the_lock_gives_its
     admitting, ending = await connect(pg_shared_url), await connect(pg_shared_url)
     watcher = await connect(pg_shared_url)
     try:
-        admission = admitting.transaction()
-        await admission.start()
-        await admitting.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || 'leak'))",
-            ADMISSION, namespace,
-        )  # fmt: skip
+        admission = await hold(admitting, ADMISSION, namespace, "leak")
         await admitting.execute(
             "UPDATE sk_flow_runs SET state = 'admitted', admitted_at = $2 "
             "WHERE namespace = $1 AND id = 'late'",
@@ -301,12 +299,7 @@ async def test_a_waiting_run_admitted_while_its_end_waits_for_the_lock_gives_its
         end = asyncio.create_task(
             ending.fetchval("SELECT sk_flow_admit($1, NULL, 'late', $2, 1)", namespace, clock())
         )  # its place read as waiting; now it waits for the lock
-        for _ in range(500):
-            if await watcher.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            ):
-                break
-            await asyncio.sleep(0.01)
+        await someone_waits(watcher, "advisory")
         await admission.commit()
         assert await asyncio.wait_for(end, 10) == 0
         assert await admitted_of(watcher, namespace, "leak") == [first]
