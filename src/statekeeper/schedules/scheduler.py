@@ -36,8 +36,12 @@ log = logging.getLogger("statekeeper.scheduler")
 # (claim, the wait of a claim made AHEAD, decide, write), short enough that fires claimed
 # by a scheduler killed meanwhile run soon after their time.
 CLAIM_LEASE = 3.0
-BATCH = 250  # schedules claimed in one round trip
-PARALLEL = 4  # rounds in flight at once (on PostgreSQL, on as many connections)
+BATCH = 250  # schedules claimed in one round trip (PostgreSQL)
+PARALLEL = 4  # rounds in flight at once on PostgreSQL, on as many connections
+# SQLite: one round at a time, of up to this many schedules. Its one writer gains nothing
+# from rounds in flight together; they only contend for it (1,000 schedules due at one
+# instant: p99 lateness 114-152 ms in 4 rounds of 250, 83-95 ms in one round of 1,000).
+SQLITE_BATCH = 1000
 # Seconds before schedules are due that the service claims them: their claims and (under
 # allow_all) their decisions are made beforehand, so that a fire is late only by its
 # write. A scheduler killed holding such a claim leaves its fires to another when the
@@ -57,12 +61,12 @@ class Scheduler:
         schedules: Schedules,
         *,
         poll: float = 1.0,
-        batch: int = BATCH,
+        batch: int | None = None,
         observe: Callable[[list[str], float], None] | None = None,
     ) -> None:
         self.schedules = schedules
         self.poll = poll
-        self.batch = batch
+        self.batch = batch  # schedules a round claims (None: the backend's default)
         self.started = 0  # runs started by this scheduler
         # Told the ids of the runs each round started and when their commit returned
         # (the clock's time): what the benchmark measures lateness with.
@@ -77,8 +81,9 @@ class Scheduler:
         backend = schedules._backend().schedules
         now = schedules.clock()
         rows = await backend.claim(
-            schedules.namespace, now=now + ahead, lease_end=now + CLAIM_LEASE, limit=self.batch
-        )
+            schedules.namespace, now=now + ahead, lease_end=now + CLAIM_LEASE,
+            limit=self._rounds()[0],
+        )  # fmt: skip
         if not rows:
             return 0
         groups: dict[float, list[ScheduleRow]] = {}
@@ -135,6 +140,12 @@ class Scheduler:
         self.started += started
         schedules._changed(started=started > 0)
 
+    def _rounds(self) -> tuple[int, int]:
+        """(schedules a round claims, rounds in flight at once) on this backend."""
+        if self.schedules._backend().dialect == "sqlite":
+            return self.batch or SQLITE_BATCH, 1
+        return self.batch or BATCH, PARALLEL
+
     async def _write_one(self, decision: Decision, now: float) -> bool:
         schedules = self.schedules
         return await schedules._backend().schedules.write(
@@ -158,9 +169,10 @@ class Scheduler:
         while not stopping.is_set():
             woken = schedules.wake_event()
             try:
+                batch, parallel = self._rounds()
                 while True:
-                    rounds = [self.run_due(ahead=AHEAD, stopping=stopping) for _ in range(PARALLEL)]
-                    if max(await asyncio.gather(*rounds)) < self.batch:
+                    rounds = [self.run_due(ahead=AHEAD, stopping=stopping) for _ in range(parallel)]
+                    if max(await asyncio.gather(*rounds)) < batch:
                         break
                 due = await schedules._backend().schedules.next_due(schedules.namespace)
                 delay = self.poll if due is None else due - AHEAD - schedules.clock()
