@@ -84,7 +84,7 @@ class WorkflowRunner:
         # leased to this runner in the finish's statement). ``run`` sets it; a test that
         # drives the runner by hand leases every run itself unless it sets it too.
         self.take_next = False
-        self.taken = 0  # runs taken so (each also counted where it ends)
+        self.taken = 0  # runs taken at the end of the run before them
         self._taken: dict[str, LeasedWorkflow] = {}  # by the id of the run whose end took it
         self._stopping: asyncio.Event | None = None
 
