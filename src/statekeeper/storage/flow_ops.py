@@ -185,9 +185,6 @@ class FlowOps(Operations):
         returned (SQLite admits it only: its runner leases it)."""
         if self._db.dialect != "postgres":
             return Finishing(self.release_script(namespace, id, now))
-        if take is None:
-            admit = "SELECT sk_flow_admit(:namespace, NULL, :id, CAST(:now AS DOUBLE PRECISION), 1)"
-            return Finishing([], f"{admit} FROM finished")
         taking = (
             "SELECT t.taken_id, t.taken_name, t.taken_input, t.taken_fence, t.taken_cancel, "
             "t.taken_parent, t.taken_created, t.taken_deadline FROM finished "
@@ -196,11 +193,10 @@ class FlowOps(Operations):
             "CAST(:lease_end AS DOUBLE PRECISION), CAST(:names AS TEXT[]), "
             "CAST(:versions AS TEXT[]), CAST(CAST(:stamps AS TEXT) AS JSONB)) AS t ON TRUE"
         )
-        values = {
-            "owner": take.owner, "lease_end": take.lease_end, "names": take.names,
-            "versions": take.versions, "stamps": json.dumps(take.stamps),
-        }  # fmt: skip
-        return Finishing([], taking, values, takes=True)
+        values = dict.fromkeys(("owner", "lease_end", "names", "versions", "stamps"))
+        if take is not None:  # (without one, p_owner is NULL: nothing is taken)
+            values.update(take._asdict(), stamps=json.dumps(take.stamps))
+        return Finishing([], taking, values)
 
     def release_script(self, namespace: str, id: str, now: float) -> list[Scripted]:
         """Statements for the transaction that ends run ``id``: its slot back, and the

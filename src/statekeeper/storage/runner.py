@@ -43,12 +43,11 @@ class Finishing(NamedTuple):
     transaction that finishes it (``WorkflowOps.finish``): on SQLite, statements after
     the finish; on PostgreSQL, the query the finish statement ends with, over the row it
     ended (``finished``), written with :names (the finish's own parameters, or
-    ``values``). With ``takes``, that query returns the run taken (``Take``), or NULLs."""
+    ``values``): the columns of the run its end took (``Take``), or NULLs."""
 
     after: list[Scripted]
     returning: str | None = None
     values: dict[str, Any] | None = None
-    takes: bool = False
 
 
 def shape(row: Any, mode: str) -> Any:

@@ -155,7 +155,7 @@ class WorkflowOps(Operations):
         finishing: Finishing | None = None,
     ) -> Finished:
         """Finish the workflow while the fence holds (not done if the lease was lost),
-        with the run its end took (``Finishing.takes``), if any. A child's end is
+        with the run its end took (``Finishing.returning``), if any. A child's end is
         delivered to its parent as event ``child:<id>`` with the data ``parent_event``
         (built, and sealed, by the caller), atomically."""
         finish = self._bind(
@@ -166,12 +166,11 @@ class WorkflowOps(Operations):
         # and a run of a workflow queue gives its slot back (flow_ops.finishing).
         unapplied = self._bind("wfm_finish_updates", namespace=namespace, id=id, now=now)
         script: list[Scripted]
-        takes = finishing is not None and finishing.takes
+        takes = finishing is not None and finishing.returning is not None
         if self._db.dialect == "postgres":
-            returning = "SELECT parent_id FROM finished"
+            returning, values = "SELECT parent_id FROM finished", None
             if finishing is not None and finishing.returning is not None:
-                returning = finishing.returning
-            values = None if finishing is None else finishing.values
+                returning, values = finishing.returning, finishing.values
             composed = self._finish_settling(finish, unapplied, returning, values)
             script = [(composed, "row" if takes else "found", True)]
         else:
@@ -189,7 +188,7 @@ class WorkflowOps(Operations):
         done = await self._db.run_atomic(script, f"cannot finish workflow {id!r}")
         if done is None:
             return Finished(False)
-        taken = done[0] if takes and self._db.dialect == "postgres" else None
+        taken = done[0] if takes else None
         return Finished(True, None if taken is None or taken[0] is None else LeasedWorkflow(*taken))
 
     async def event(
