@@ -445,6 +445,9 @@ async def test_table_upkeep_vacuums_a_churned_queue_table(
         if app.backend.dialect == "sqlite":
             assert (await app.backend.maintain()).vacuumed == []
             return
+    # The churning app's connections are closed: a server process sends its pending
+    # statistics as it exits, so none arrives after the vacuum below to count again.
+    async with App(own_database_url, namespace=namespace, purge_interval=None) as app:
         vacuumed: list[str] = []
         for _ in range(50):  # the statistics system counts dead rows within a second or so
             vacuumed = (await app.backend.maintain()).vacuumed
@@ -459,7 +462,14 @@ async def test_table_upkeep_vacuums_a_churned_queue_table(
                 "WHERE schemaname = current_schema() AND relname = 'sk_messages'"
             )
         assert last is not None
-        assert "sk_messages" not in (await app.backend.maintain()).vacuumed  # nothing left
+        # Nothing left to do: the vacuum reset the count (a process still exiting may
+        # report its deletes late, once, so allow a few rounds before calling it stuck).
+        for _ in range(30):
+            if "sk_messages" not in (await app.backend.maintain()).vacuumed:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("maintenance vacuums sk_messages again and again")
 
 
 @pytest.mark.postgres

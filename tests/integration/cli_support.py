@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.integration import cli_forkserver
+
 ROOT = Path(__file__).parents[2]
 # Variables of the developer's shell that would change what a command does.
 UNSET = ("STATEKEEPER_DATABASE_URL", "STATEKEEPER_NAMESPACE", "STATEKEEPER_APP",
@@ -36,16 +38,9 @@ def statekeeper(
     env: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m statekeeper ARGS``, its output captured as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "statekeeper", *args],
-        env=environment(env),
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``python -m statekeeper ARGS``, its output captured as text (a process of its own,
+    forked from one that has the CLI imported: see cli_forkserver)."""
+    return cli_forkserver.run(args, environment(env), cwd, stdin, timeout)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: str, exit_code: int) -> str:

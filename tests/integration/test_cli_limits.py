@@ -8,7 +8,6 @@ import logging
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +17,7 @@ from statekeeper import App
 from statekeeper.errors import ConfigurationError
 from statekeeper.http.config import HttpConfig
 from tests.conftest import pg_dsn
+from tests.integration import cli_forkserver
 
 ROOT = Path(__file__).parents[2]
 PASSWORD = "hunter2-" + secrets.token_hex(4)
@@ -28,13 +28,7 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     chosen = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
     chosen.pop("STATEKEEPER_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "statekeeper", *args],
-        env=chosen,
-        capture_output=True,
-        input=stdin,
-        timeout=60,
-    )
+    return cli_forkserver.run_bytes(args, chosen, None, stdin, 60)
 
 
 def one_line(result: subprocess.CompletedProcess[bytes], code: str, exit_code: int) -> str:

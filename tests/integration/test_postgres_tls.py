@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from statekeeper import App
 from statekeeper.errors import StorageError
 from tests.conftest import pg_dsn
+from tests.integration import cli_forkserver
 from tests.integration.certs import free_port, self_signed
 from tests.servers import postgres_binary
 
@@ -80,13 +80,7 @@ async def test_verified_tls_to_postgres(tls_server: tuple[int, Path]) -> None:
 
 def cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "statekeeper", "--database", database, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cli_forkserver.run(["--database", database, *args], env, None, None, 60)
 
 
 def test_an_untrusted_server_certificate_is_one_line(

@@ -20,6 +20,7 @@ import pytest
 
 from statekeeper import App
 from statekeeper.queues import StoredMessage
+from tests.integration import cli_forkserver
 from tests.integration.certs import free_port, self_signed
 
 ROOT = Path(__file__).parents[2]
@@ -93,13 +94,7 @@ def servers() -> Iterator[list[Server]]:
 
 
 def run_cli(args: list[str], db: str, extra: dict[str, str] | None = None) -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "statekeeper", *args],
-        env=environment(db, extra),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli_forkserver.run(args, environment(db, extra), None, None, 60)
     return done.returncode, done.stderr
 
 
