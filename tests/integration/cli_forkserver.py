@@ -1,23 +1,25 @@
 """Running the ``statekeeper`` command without paying for an interpreter start each time.
 
-Every command a CLI test runs is a process of its own, with its own standard input,
-output and error, working directory, environment, arguments and exit code, exactly as
+Every command a test runs is a process of its own, with its own standard input, output
+and error, working directory, environment, arguments, signals and exit code, exactly as
 ``python -m statekeeper ARGS`` would be. What it does not redo is the interpreter's start
-and the imports, about 0.6 s of every command and half of what the CLI tests cost: a
-server process (started once per test process, or more when commands overlap) imports
-the CLI once and forks a child per command. The child takes the command's pipes (passed
-over a Unix socket), directory, environment and ``sys.argv``, runs ``statekeeper``'s
-``__main__`` as ``-m`` would and exits with its exit code; the server reports the child's
-pid (so a timeout can kill it) and then its exit status.
+and the imports, about 0.6 s of CPU for every command: half of what the CLI tests cost,
+and most of what a crash test's restarted workers did before they could work. A server
+process (``python -m tests.integration.cli_forkserver FD``, one per command running at
+a time, plus a spare already importing) imports the CLI once and forks a child per
+command. The child takes the command's descriptors (passed over a Unix socket),
+directory, environment and ``sys.argv``, runs ``statekeeper``'s ``__main__`` as ``-m``
+would, and exits with its code; the server reports the child's pid (for signals) and
+then its exit status.
 
-``python -m tests.integration.cli_forkserver FD`` is the server; ``run`` is the client.
-Long-running commands (``worker``, ``serve``) still start as plain processes: tests signal
-and wait for them as their parent.
+``run`` / ``run_bytes`` are ``subprocess.run`` for a command; ``Forked`` is the part of
+``subprocess.Popen`` the tests use, for commands that keep running (workers, servers).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -28,7 +30,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 _LENGTH = struct.Struct("!I")
 
@@ -128,6 +130,8 @@ def serve(fd: int) -> None:
 
 # The client -------------------------------------------------------------------------
 
+Settings = tuple[tuple[str, str], ...]
+
 
 class _Server:
     def __init__(self, env: dict[str, str]) -> None:
@@ -155,13 +159,34 @@ class _Server:
 
 # Idle servers by the interpreter settings they started with: the ``PYTHON*`` variables
 # (``PYTHONPATH`` above all) act at an interpreter's start, so a command is only forked
-# from a server started with the same ones.
-_idle: dict[tuple[tuple[str, str], ...], list[_Server]] = {}
+# from a server started with the same ones. Each server runs one command at a time; one
+# spare per setting is kept starting, so the next command finds its imports done.
+_idle: dict[Settings, list[_Server]] = {}
 _lock = threading.Lock()
+_MOST_IDLE = 3
 
 
-def _interpreter_settings(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+def _interpreter_settings(env: dict[str, str]) -> Settings:
     return tuple(sorted((k, v) for k, v in env.items() if k.startswith("PYTHON")))
+
+
+def _take(env: dict[str, str]) -> tuple[Settings, _Server]:
+    settings = _interpreter_settings(env)
+    with _lock:
+        idle = _idle.setdefault(settings, [])
+        server = idle.pop() if idle else None
+        if not idle:
+            idle.append(_Server(env))
+    return settings, server or _Server(env)
+
+
+def _give_back(settings: Settings, server: _Server) -> None:
+    with _lock:
+        idle = _idle.setdefault(settings, [])
+        if len(idle) < _MOST_IDLE:
+            idle.append(server)
+            return
+    server.close()
 
 
 @atexit.register
@@ -170,6 +195,125 @@ def _close_all() -> None:
         for servers in _idle.values():
             while servers:
                 servers.pop().close()
+
+
+Stream = int | IO[Any] | None
+
+
+def _descriptor(stream: Stream, default: int, reading: bool) -> tuple[int, int | None]:
+    """(the child's end, our end or None) for a ``subprocess`` stream argument."""
+    if stream == subprocess.PIPE:
+        read, write = os.pipe()
+        return (read, write) if reading else (write, read)
+    if stream == subprocess.DEVNULL:
+        return os.open(os.devnull, os.O_RDONLY if reading else os.O_WRONLY), None
+    if stream is None:
+        return os.dup(default), None
+    if isinstance(stream, int):
+        return os.dup(stream), None
+    return os.dup(stream.fileno()), None
+
+
+class Forked:
+    """A ``statekeeper`` command forked by a server: what tests use of ``Popen``
+    (``pid``, ``returncode``, ``stdin``/``stdout``/``stderr``, ``poll``, ``wait``,
+    ``communicate``, ``send_signal``, ``terminate``, ``kill``)."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: dict[str, str],
+        cwd: Path | str | None = None,
+        stdin: Stream = subprocess.DEVNULL,
+        stdout: Stream = None,
+        stderr: Stream = None,
+    ) -> None:
+        self.args = ["statekeeper", *args]
+        self.returncode: int | None = None
+        self._ended = threading.Event()
+        child_in, our_in = _descriptor(stdin, 0, reading=True)
+        child_out, our_out = _descriptor(stdout, 1, reading=False)
+        if stderr == subprocess.STDOUT:
+            child_err, our_err = os.dup(child_out), None
+        else:
+            child_err, our_err = _descriptor(stderr, 2, reading=False)
+        self.stdin = None if our_in is None else open(our_in, "wb")  # noqa: SIM115
+        self.stdout = None if our_out is None else open(our_out, "rb")  # noqa: SIM115
+        self.stderr = None if our_err is None else open(our_err, "rb")  # noqa: SIM115
+        self._settings, self._server = _take(env)
+        request = {"args": list(args), "env": env, "cwd": str(Path(cwd or os.getcwd()).resolve())}
+        try:
+            _send(self._server.sock, request, [child_in, child_out, child_err])
+            self.pid: int = _receive(self._server.sock)[0]["pid"]
+        except BaseException:
+            self._server.close()
+            raise
+        finally:
+            for fd in (child_in, child_out, child_err):
+                os.close(fd)
+        threading.Thread(target=self._await_exit, daemon=True).start()
+
+    def _await_exit(self) -> None:
+        try:
+            self.returncode = _receive(self._server.sock)[0]["exit"]
+        except (EOFError, OSError):
+            self.returncode = -signal.SIGKILL  # the server is gone, and its child with it
+            self._server.close()
+        else:
+            _give_back(self._settings, self._server)
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[Any, Any]:
+        """Feed ``input``, read stdout and stderr to their end, wait for the exit."""
+        read: dict[str, bytes] = {}
+
+        def drain(name: str, stream: IO[bytes]) -> None:
+            with stream:
+                read[name] = stream.read()
+
+        def feed(stream: IO[bytes]) -> None:
+            with contextlib.suppress(BrokenPipeError), stream:  # it may exit unread
+                stream.write(input or b"")
+
+        threads = [
+            threading.Thread(target=drain, args=(name, stream), daemon=True)
+            for name, stream in (("out", self.stdout), ("err", self.stderr))
+            if stream
+        ]
+        if self.stdin is not None:
+            threads.append(threading.Thread(target=feed, args=(self.stdin,), daemon=True))
+        for thread in threads:
+            thread.start()
+        self.wait(timeout)
+        for thread in threads:
+            thread.join()
+        return read.get("out"), read.get("err")
+
+
+# What the process tests keep of what they start: plain processes or forked commands.
+Process = subprocess.Popen[bytes] | Forked
 
 
 def run(
@@ -194,81 +338,16 @@ def run_bytes(
     timeout: float,
 ) -> subprocess.CompletedProcess[bytes]:
     """As ``run``, with the input and output as bytes (``capture_output=True``)."""
-    settings = _interpreter_settings(env)
-    with _lock:
-        idle = _idle.setdefault(settings, [])
-        server = idle.pop() if idle else None
-    if server is None:
-        server = _Server(env)
-    healthy = False
+    PIPE = subprocess.PIPE
+    command = Forked(args, env, cwd, stdin=PIPE, stdout=PIPE, stderr=PIPE)
     try:
-        result = _run_on(server, args, env, cwd, stdin, timeout)
-        healthy = True
-        return result
-    finally:
-        if healthy:
-            with _lock:
-                _idle[settings].append(server)
-        else:
-            server.close()
-
-
-def _run_on(
-    server: _Server,
-    args: Sequence[str],
-    env: dict[str, str],
-    cwd: Path | None,
-    stdin: bytes,
-    timeout: float,
-) -> subprocess.CompletedProcess[bytes]:
-    in_read, in_write = os.pipe()
-    out_read, out_write = os.pipe()
-    err_read, err_write = os.pipe()
-    request = {"args": list(args), "env": env, "cwd": str(Path(cwd or os.getcwd()).resolve())}
-    try:
-        _send(server.sock, request, [in_read, out_write, err_write])
-    finally:
-        for fd in (in_read, out_write, err_write):
-            os.close(fd)
-    output: dict[int, bytes] = {}
-
-    def drain(fd: int) -> None:
-        with os.fdopen(fd, "rb") as stream:
-            output[fd] = stream.read()
-
-    def feed() -> None:
-        data = memoryview(stdin)
-        try:
-            while data:  # a command that exits without reading it all breaks the pipe
-                data = data[os.write(in_write, data) :]
-        except BrokenPipeError:
-            pass
-        finally:
-            os.close(in_write)
-
-    readers = [threading.Thread(target=drain, args=(fd,)) for fd in (out_read, err_read)]
-    readers.append(threading.Thread(target=feed))
-    for reader in readers:
-        reader.start()
-    server.sock.settimeout(timeout)
-    pid = _receive(server.sock)[0]["pid"]
-    try:
-        code = _receive(server.sock)[0]["exit"]
-    except TimeoutError:
-        os.kill(pid, signal.SIGKILL)
-        server.sock.settimeout(30)
-        _receive(server.sock)
-        for reader in readers:
-            reader.join()
-        raise subprocess.TimeoutExpired(
-            ["statekeeper", *args], timeout, output.get(out_read), output.get(err_read)
-        ) from None
-    finally:
-        server.sock.settimeout(None)
-    for reader in readers:
-        reader.join()
-    return subprocess.CompletedProcess(["statekeeper", *args], code, output[out_read],
-                                       output[err_read])  # fmt: skip
+        out, err = command.communicate(stdin, timeout)
+    except subprocess.TimeoutExpired:
+        command.kill()
+        command.wait()
+        raise subprocess.TimeoutExpired(command.args, timeout) from None
+    assert command.returncode is not None
+    return subprocess.CompletedProcess(command.args, command.returncode, out or b"", err or b"")
 
 
 def _text(data: bytes) -> str:

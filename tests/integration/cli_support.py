@@ -9,7 +9,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,12 +62,8 @@ class Running:
     """A long-running command (``worker``, ``serve``) and the lines of its stderr."""
 
     def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "statekeeper", *args],
-            env=environment(env),
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        self.process = cli_forkserver.Forked(
+            args, environment(env), cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         self._buffer = b""
         self.lines: list[str] = []
@@ -118,10 +113,9 @@ def serving(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
     paths = f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}"
     with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "statekeeper", "serve", "--app", target,
-             "--port", str(port), "--grace", "2"],
-            env={**os.environ, **env, "PYTHONPATH": paths}, stdout=sink, stderr=subprocess.STDOUT,
+        process = cli_forkserver.Forked(
+            ["serve", "--app", target, "--port", str(port), "--grace", "2"],
+            {**os.environ, **env, "PYTHONPATH": paths}, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.cli_forkserver import Process
 from tests.integration.cli_support import Running
 
 
@@ -17,9 +17,9 @@ def schema(pg_schema_prefix: str) -> str:
 
 
 @pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+def processes() -> Iterator[list[Process]]:
     """Processes a test starts; any still running at its end are killed."""
-    running: list[subprocess.Popen[bytes]] = []
+    running: list[Process] = []
     yield running
     for process in running:
         if process.poll() is None:

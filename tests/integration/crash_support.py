@@ -7,12 +7,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Forked, Process
 
 ROOT = Path(__file__).parents[2]
 TOKEN = "crash-test-token-0123456789abcdef"
@@ -29,15 +29,11 @@ def environment(schema: str, extra: dict[str, str] | None = None) -> dict[str, s
     }
 
 
-def start(
-    args: list[str], schema: str, extra: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "statekeeper", *args],
-        env=environment(schema, extra),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def start(args: list[str], schema: str, extra: dict[str, str] | None = None) -> Forked:
+    """``python -m statekeeper ARGS``, forked from a process with the imports done (see
+    cli_forkserver), so a worker started after a kill works at once."""
+    return Forked(args, environment(schema, extra), stdout=subprocess.DEVNULL,
+                  stderr=subprocess.PIPE)  # fmt: skip
 
 
 WORKER = ["worker", "--app", "crash_app:app"]
@@ -45,7 +41,7 @@ WORKER = ["worker", "--app", "crash_app:app"]
 
 async def kill_workers_until(
     schema: str,
-    processes: list[subprocess.Popen[bytes]],
+    processes: list[Process],
     finished: Callable[[], Awaitable[bool]],
     *,
     seed: int,
@@ -54,11 +50,11 @@ async def kill_workers_until(
     worker: list[str] = WORKER,
     killed: list[int] | None = None,
     every: float = 0.5,
-) -> tuple[list[subprocess.Popen[bytes]], int]:
+) -> tuple[list[Process], int]:
     """Run 3 workers (the command ``worker``); every ~0.5 s, until ``finished()``,
     SIGKILL a random one (its pid appended to ``killed``) and start it again. The
     workers still running, and how many kills there were."""
-    workers = [start(worker, schema, extra) for _ in range(3)]
+    workers: list[Process] = [start(worker, schema, extra) for _ in range(3)]
     processes.extend(workers)
     rng = random.Random(seed)
     kills = 0
@@ -78,7 +74,7 @@ async def kill_workers_until(
     return workers, kills
 
 
-def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:
+def stop_workers(workers: list[Process]) -> list[int]:
     """SIGTERM every worker and wait: their exit codes."""
     for worker in workers:
         worker.send_signal(signal.SIGTERM)

@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +14,13 @@ from pathlib import Path
 
 import httpx
 
+from tests.integration.cli_forkserver import Forked, Process
 from tests.integration.cli_support import ROOT, environment, free_port
 
 
 @dataclass
 class SidecarProcess:
-    process: subprocess.Popen[bytes]
+    process: Process
     http_port: int
     grpc_port: int | None
     log: Path
@@ -68,14 +68,14 @@ def running_sidecar(
     http_port = free_port()
     grpc_port = free_port() if grpc else None
     command = [
-        sys.executable, "-m", "statekeeper", "--database", database_url, "sidecar",
+        "--database", database_url, "sidecar",
         "--http-port", str(http_port), "--grpc-port", str(grpc_port or 0), "--grace", "3",
         *args,
     ]  # fmt: skip
     clean = {k: v for k, v in environment(env).items() if k not in ("DAPR_API_TOKEN", "APP_ID")}
     with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command, env={**clean, **(env or {})}, cwd=cwd or log.parent,
+        process = Forked(
+            command, {**clean, **(env or {})}, cwd or log.parent,
             stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
         sidecar = SidecarProcess(process, http_port, grpc_port, log)

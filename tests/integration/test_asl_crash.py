@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -25,6 +24,7 @@ from statekeeper import App
 from statekeeper.asl.workflow import execution_events
 from statekeeper.constants import WORKFLOW_ACTIVE
 from tests.conftest import pg_url
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import kill_workers_until, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -143,7 +143,7 @@ def read_effects(path: Path) -> tuple[dict[str, Any], list[tuple[str, int, int |
 
 
 async def test_200_executions_survive_killed_workers(
-    backend_name: str, tmp_path: Path, schema: str, processes: list[subprocess.Popen[bytes]]
+    backend_name: str, tmp_path: Path, schema: str, processes: list[Process]
 ) -> None:
     url = f"sqlite:///{tmp_path}/asl.db" if backend_name == "sqlite" else pg_url(schema)
     effects_path = tmp_path / "effects.db"

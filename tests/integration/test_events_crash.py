@@ -25,6 +25,7 @@ import pytest
 
 from statekeeper import App
 from statekeeper.events.model import RecordedEvent
+from tests.integration.cli_forkserver import Forked, Process
 from tests.integration.crash_support import ROOT
 
 pytestmark = pytest.mark.crash
@@ -40,7 +41,7 @@ PROJECTION = "totals"
 class Workers:
     """The worker processes running the projection, their logs in ``logs``."""
 
-    def __init__(self, url: str, logs: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    def __init__(self, url: str, logs: Path, processes: list[Process]) -> None:
         self.env = {
             **os.environ,
             "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
@@ -49,17 +50,15 @@ class Workers:
         }
         self.logs = logs
         self.processes = processes  # every one started, for the fixture to clean up
-        self.running: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self.running: list[tuple[Process, Path]] = []
         self.started = 0
 
     def start(self) -> None:
         log = self.logs / f"worker{self.started}.err"
         self.started += 1
         with log.open("wb") as errors:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "statekeeper", "worker", "--app", "events_crash_app:app"],
-                env=self.env, stdout=subprocess.DEVNULL, stderr=errors,
-            )  # fmt: skip
+            process = Forked(["worker", "--app", "events_crash_app:app"], self.env,
+                             stdout=subprocess.DEVNULL, stderr=errors)  # fmt: skip
         self.processes.append(process)
         self.running.append((process, log))
 
@@ -75,11 +74,11 @@ class Workers:
         self.processes.append(process)
         return process
 
-    def ready(self) -> list[subprocess.Popen[bytes]]:
+    def ready(self) -> list[Process]:
         """The workers whose app is open and running its services."""
         return [p for p, log in self.running if READY in log.read_bytes()]
 
-    def kill(self, victim: subprocess.Popen[bytes]) -> None:
+    def kill(self, victim: Process) -> None:
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         self.running = [(p, log) for p, log in self.running if p is not victim]
@@ -132,7 +131,7 @@ class Kills:
 
 
 async def kill_while_appending(
-    app: App, workers: Workers, appender: subprocess.Popen[bytes], rng: random.Random
+    app: App, workers: Workers, appender: Process, rng: random.Random
 ) -> Kills:
     """Every 0.3-1 s, SIGKILL the worker at work (now and then one waiting for the
     lease) and start another, as long as another ready worker can take over: while the
@@ -162,7 +161,7 @@ async def test_projection_workers_killed_while_events_arrive(
     backend_name: str,
     own_database_url: str,
     tmp_path: Path,
-    processes: list[subprocess.Popen[bytes]],
+    processes: list[Process],
 ) -> None:
     started = time.monotonic()
     app = App(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from statekeeper import App
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import start, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -34,16 +34,16 @@ last_start = [0.0]
 
 async def kill_every(
     schema: str,
-    processes: list[subprocess.Popen[bytes]],
+    processes: list[Process],
     finished: Callable[[], Awaitable[bool]],
     *,
     every: float,
     limit: float,
-) -> tuple[list[subprocess.Popen[bytes]], int]:
+) -> tuple[list[Process], int]:
     """Run 3 workers; every ``every`` seconds, until ``finished()``, SIGKILL a random
     one and start it again (a slower pace than crash_support's: a worker must live long
     enough on a loaded machine to take runs). The workers running, and the kills."""
-    workers = [start(WORKER, schema) for _ in range(3)]
+    workers: list[Process] = [start(WORKER, schema) for _ in range(3)]
     processes.extend(workers)
     rng = random.Random(12)
     kills = 0
@@ -87,7 +87,7 @@ async def prepared(schema: str) -> AsyncIterator[App]:
 
 
 async def test_flow_limits_hold_while_workers_die(
-    prepared: App, schema: str, processes: list[subprocess.Popen[bytes]]
+    prepared: App, schema: str, processes: list[Process]
 ) -> None:
     app = prepared
     starts = [

@@ -8,13 +8,13 @@ got are 1..30, each once)."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from typing import Any
 
 import pytest
 
 from statekeeper import App
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import kill_workers_until, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -28,7 +28,7 @@ WORKER = ["worker", "--app", "messages_crash_app:app"]
 
 
 async def test_messages_and_updates_survive_killed_workers(
-    schema: str, processes: list[subprocess.Popen[bytes]]
+    schema: str, processes: list[Process]
 ) -> None:
     messages, updates = 60, 30
     async with App(f"{pg_dsn()}?schema={schema}", namespace="crash", purge_interval=None) as app:

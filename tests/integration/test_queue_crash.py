@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -19,6 +18,7 @@ import pytest
 
 from statekeeper import App
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import TOKEN, kill_workers_until, start, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -56,7 +56,7 @@ async def assert_clean(app: App, schema: str) -> None:
 
 
 async def test_workers_killed_every_half_second(
-    prepared: App, schema: str, processes: list[subprocess.Popen[bytes]]
+    prepared: App, schema: str, processes: list[Process]
 ) -> None:
     app = prepared
     total = 2000
@@ -84,7 +84,7 @@ async def test_workers_killed_every_half_second(
 
 
 async def test_fifo_groups_hold_their_order_while_workers_die(
-    prepared: App, schema: str, processes: list[subprocess.Popen[bytes]]
+    prepared: App, schema: str, processes: list[Process]
 ) -> None:
     """Six groups of 80 messages over 3 workers, one SIGKILLed every 0.5 s: each message's
     effect once, each group's effects in the order sent, never two of a group in hand."""
@@ -131,7 +131,7 @@ def free_port() -> int:
 
 
 async def test_ingress_server_killed_midway(
-    prepared: App, schema: str, processes: list[subprocess.Popen[bytes]]
+    prepared: App, schema: str, processes: list[Process]
 ) -> None:
     app = prepared
     port = free_port()

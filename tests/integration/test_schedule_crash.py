@@ -12,7 +12,6 @@ fire that has passed by then is, by design, never run."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import asyncpg
@@ -22,6 +21,7 @@ from statekeeper import App
 from statekeeper.schedules import Definition, make_spec
 from statekeeper.schedules.policy import run_id
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import kill_workers_until, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -32,7 +32,7 @@ T0 = 1_900_000_000.0
 
 
 async def test_a_schedule_fires_each_second_once_while_workers_are_killed(
-    schema: str, processes: list[subprocess.Popen[bytes]]
+    schema: str, processes: list[Process]
 ) -> None:
     wall0 = time.time()
     env = {"CRASH_SCHED_T0": str(T0), "CRASH_SCHED_WALL0": repr(wall0),

@@ -8,7 +8,6 @@ journaled exactly 8 settings."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -16,6 +15,7 @@ import pytest
 
 from statekeeper import App
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import WORKER, kill_workers_until, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -38,7 +38,7 @@ async def flows(schema: str) -> AsyncIterator[App]:
 
 
 async def test_attributes_survive_killed_workers_and_never_go_back(
-    flows: App, schema: str, processes: list[subprocess.Popen[bytes]]
+    flows: App, schema: str, processes: list[Process]
 ) -> None:
     app = flows
     ids = [f"l-{n:02d}" for n in range(TOTAL)]

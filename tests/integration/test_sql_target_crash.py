@@ -9,7 +9,6 @@ import asyncio
 import random
 import secrets
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 
 from statekeeper.events.model import EventData
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import start, stop_workers
 from tests.integration.sql_target_crash_app import PROJECTION, ledger_app
 
@@ -53,13 +53,13 @@ def target_db() -> Iterator[str]:
 async def kill_holders_until(
     schema: str,
     extra: dict[str, str],
-    processes: list[subprocess.Popen[bytes]],
+    processes: list[Process],
     finished: Callable[[], Awaitable[bool]],
     holder: Callable[[], Awaitable[int | None]],
     *,
     seed: int,
     limit: float,
-) -> tuple[list[subprocess.Popen[bytes]], int, int]:
+) -> tuple[list[Process], int, int]:
     """Run 3 workers; every 0.3-1 s until ``finished()``, SIGKILL the worker that last
     moved the checkpoint (``holder()``, a pid) if it is alive (it is most likely inside
     its next transaction), else one in four times a worker at random (starting up,
@@ -67,7 +67,7 @@ async def kill_holders_until(
     a busy machine: killing only a holder that has committed since it took over paces
     the kills to the projection's progress. The workers still running, the kills, and
     how many hit the holder."""
-    workers = [start(WORKER, schema, extra) for _ in range(3)]
+    workers: list[Process] = [start(WORKER, schema, extra) for _ in range(3)]
     processes.extend(workers)
     rng = random.Random(seed)
     kills = hits = 0
@@ -109,7 +109,7 @@ async def fetch(target_db: str, schema: str, sql: str) -> list[Any]:
 
 @pytest.mark.timeout(900)  # workers take seconds to start on a busy machine
 async def test_a_sql_projection_survives_killed_workers(
-    schema: str, target_db: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+    schema: str, target_db: str, tmp_path: Path, processes: list[Process]
 ) -> None:
     target_url = f"{target_db}?schema={schema}"
     app = ledger_app(f"{pg_dsn()}?schema={schema}", target_url)

@@ -3,7 +3,6 @@ random worker killed every ~0.5 s and restarted."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -11,6 +10,7 @@ import pytest
 
 from statekeeper import App
 from tests.conftest import pg_dsn
+from tests.integration.cli_forkserver import Process
 from tests.integration.crash_support import kill_workers_until, stop_workers
 
 pytestmark = pytest.mark.crash
@@ -46,7 +46,7 @@ async def scalar(schema: str, sql: str) -> int:
 async def test_500_workflows_survive_killed_workers(
     prepared_flows: App,
     schema: str,
-    processes: list[subprocess.Popen[bytes]],
+    processes: list[Process],
 ) -> None:
     app = prepared_flows
     total = 500
@@ -70,7 +70,7 @@ async def test_500_workflows_survive_killed_workers(
 
 
 async def test_saga_compensates_exactly_once_in_reverse_under_kills(
-    schema: str, processes: list[subprocess.Popen[bytes]]
+    schema: str, processes: list[Process]
 ) -> None:
     url = f"{pg_dsn()}?schema={schema}"
     app = App(url, namespace="crash", purge_interval=None)
