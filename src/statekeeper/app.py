@@ -27,6 +27,8 @@ from statekeeper.constants import (
     INTERNAL_QUEUE_PREFIX,
     is_internal_queue,
 )
+from statekeeper.entities import Entities, EntityType, EntityTypes
+from statekeeper.entities.writers import EntityWriters, WriterConfig
 from statekeeper.errors import (
     ClosedError,
     ConfigurationError,
@@ -91,6 +93,8 @@ class App:
         version: str | None = None,
         version_policy: str | None = None,
         workflow_retention: Retention = None,
+        entity_lease: float = 10.0,
+        entity_answer_ttl: float = 24 * 3600.0,
     ) -> None:
         self.url = parse(resolve(database_url))
         # Workflow versions and retention (workflows/versions.py, workflows/retention.py),
@@ -155,6 +159,17 @@ class App:
                 f"got {maintenance_interval!r}"
             )
         self._maintenance_interval = maintenance_interval
+        for name, seconds in (("entity_lease", entity_lease),
+                              ("entity_answer_ttl", entity_answer_ttl)):  # fmt: skip
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+                raise ConfigurationError(
+                    f"{name} must be a positive number of seconds, got {seconds!r}"
+                )
+        self._entity_config = WriterConfig(
+            float(entity_lease), float(entity_answer_ttl), max_value_bytes
+        )
+        # The entity types the code declares (``app.entity``), shared by every view.
+        self.entity_types = EntityTypes()
         self._wakeups = Wakeups(announce=self._announce)
         # The process's background services (upkeep, and the worker and HTTP server of
         # ``statekeeper worker`` / ``serve``), shared by every namespace view.
@@ -198,6 +213,12 @@ class App:
         self.schedules = Schedules(
             lambda: self.backend, self.workflows, self.clock, self._wakeups, self.sealer
         )
+        # Its entities (``app.entities``), written by this process one key at a time.
+        writers = EntityWriters(
+            lambda: self.backend, self.namespace, self.clock, self.sealer,
+            self._entity_config, outbox=self.queue, on_sent=self._notify_sent,
+        )  # fmt: skip
+        self.entities = Entities(self.entity_types, writers, lambda: self.backend, self.namespace)
 
     def _events_appended(self, namespace: str) -> None:
         """Events committed here: wake this namespace's subscriptions, here and elsewhere."""
@@ -706,6 +727,7 @@ class App:
         for view in list(self._views.values()):
             await view.close()
         self._views.clear()
+        await self.entities.writers.close()
         self._idempotency = None
         await self.projections.close()
         if self._cache is not None:
@@ -741,9 +763,19 @@ class App:
             forgotten += await self.backend.queues.forget(now, now - self.archive_retention, batch)
             # Finished workflow runs past their retention, in every namespace.
             forgotten += await self.backend.workflows.purge_expired(now, batch)
+            # Answers to entity calls past entity_answer_ttl.
+            forgotten += await self.backend.entities.forget(now, batch)
             total += forgotten
             if forgotten < batch:
                 return total
+
+    def entity(self, name: str, *, initial: Any = None) -> EntityType:
+        """Declare an entity type: state per key, changed by its handlers one call at a
+        time per key across every process. ``initial``: a new entity's state (a value,
+        copied, or a function called for it). Register handlers with
+        ``@counter.handler`` (``readonly=True`` for those that only read), or decorate a
+        class (``@app.entity("cart")``) to make its public methods the handlers."""
+        return self.entity_types.declare(name, initial)
 
     def schedule(
         self,

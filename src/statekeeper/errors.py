@@ -307,6 +307,18 @@ class WorkflowNotFound(NotFound):
     code = "workflow_not_found"
 
 
+class UnknownEntity(NotFound):
+    """No entity type of that name is registered (``@app.entity``)."""
+
+    code = "unknown_entity"
+
+
+class UnknownEntityHandler(NotFound):
+    """The entity type has no handler of that name."""
+
+    code = "unknown_entity_handler"
+
+
 class UnknownFlowQueue(NotFound):
     """No workflow queue of that name is declared (``app.workflow_queue``)."""
 
@@ -347,6 +359,23 @@ class WorkflowFailed(StatekeeperError):
             details = {**details, "error_type": error.type, "error_message": error.message}
         super().__init__(message, status=status, **details)
         self.status = status
+        self.error = error
+
+
+class EntityCallFailed(StatekeeperError):
+    """The entity's handler raised: the call changed nothing (its state and messages were
+    discarded). ``error`` is its recorded error (``error.type``, ``error.message``)."""
+
+    code = "entity_call_failed"
+    http_status = 409
+    exit_code = 10
+
+    def __init__(
+        self, message: str | None = None, *, error: ErrorRecord | None = None, **details: Any
+    ) -> None:
+        if error is not None:
+            details = {**details, "error_type": error.type, "error_message": error.message}
+        super().__init__(message, **details)
         self.error = error
 
 

@@ -13,6 +13,9 @@ and fails with an error naming the kind, the value and the rule. The rules:
 | Idempotency-Key (HTTP) | 1-255 visible ASCII characters (``!`` to ``~``) |
 | dedup id (Python API) | 1-255 characters, no control characters |
 | group, correlation id | 1-128 characters, no control characters |
+| entity type, entity handler | the rule of workflow names |
+| entity key | 1-256 characters, no control characters |
+| entity call id | 1-255 characters, no control characters |
 | message id | 1-64 of ``A-Z a-z 0-9 _ . : @ -`` (ids are 32 hex digits) |
 | PostgreSQL schema | ``a-z _`` then up to 62 of ``a-z 0-9 _`` |
 """
@@ -42,6 +45,8 @@ MAX_STREAM_NAME = 200
 MAX_EVENT_TYPE = 200
 MAX_DEDUP_ID = 255  # an Idempotency-Key becomes a dedup id: one limit for both
 MAX_GROUP = 128
+MAX_ENTITY_KEY = 256
+MAX_CALL_ID = 255
 
 _QUEUE_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_QUEUE_NAME}}}")
 _WORKFLOW_ID = re.compile(rf"[A-Za-z0-9_.:@-]{{1,{MAX_WORKFLOW_ID}}}")
@@ -171,6 +176,22 @@ def check_group(group: object) -> str:
 def check_flow_key(key: object) -> str:
     """A run's key in a workflow queue: the rule of groups (``check_group``), named key."""
     return _text("key", key, MAX_GROUP, InvalidIdentifier)
+
+
+def check_entity_type(name: object) -> str:
+    return _pattern("entity type", name, _WORKFLOW_ID, WORKFLOW_ID_RULE, InvalidIdentifier)
+
+
+def check_entity_handler(name: object) -> str:
+    return _pattern("entity handler", name, _WORKFLOW_ID, WORKFLOW_ID_RULE, InvalidIdentifier)
+
+
+def check_entity_key(key: object) -> str:
+    return _text("entity key", key, MAX_ENTITY_KEY, InvalidIdentifier)
+
+
+def check_call_id(call_id: object) -> str:
+    return _text("call id", call_id, MAX_CALL_ID, InvalidIdentifier)
 
 
 def check_correlation_id(correlation: object) -> str:

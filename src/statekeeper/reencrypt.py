@@ -26,6 +26,7 @@ from typing import Any
 from statekeeper.errors import DecryptionError, ValidationError
 from statekeeper.keyring import Keyring
 from statekeeper.sealing import (
+    ENTITY,
     EVENT,
     IDEMPOTENCY,
     MESSAGE,
@@ -46,10 +47,10 @@ from statekeeper.workflows.updates import update_data_where, update_outcome_wher
 log = logging.getLogger("statekeeper.reencrypt")
 
 # In this order: state first, then queues, idempotency, workflows (their journals, events,
-# messages, updates and published values), schedules, the event store.
+# messages, updates and published values), schedules, the event store, entities.
 KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events",
          "workflow_messages", "workflow_updates", "workflow_values", "schedules",
-         "stream_events", "snapshots")  # fmt: skip
+         "stream_events", "snapshots", "entities", "entity_calls")  # fmt: skip
 MAX_BATCH = 10_000
 
 # Called with a namespace and the state keys re-sealed in it (to drop them from a cache).
@@ -248,6 +249,11 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
         return value_where(namespace, values["workflow_id"], values["key"])
     if kind == "schedules":
         return (SCHEDULE, namespace, values["id"], name)
+    if kind == "entities":
+        return (ENTITY, namespace, values["type"], values["key"], name)
+    if kind == "entity_calls":  # an answer: bound to its call id
+        return (ENTITY, namespace, values["type"], values["key"],
+                f"call:{values['call_id']}:{name}")  # fmt: skip
     return (EVENT, namespace, values["workflow_id"], values["name"], name)
 
 

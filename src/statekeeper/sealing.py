@@ -3,9 +3,9 @@
 With a keyring, every payload (queue bodies, attributes, reply_to, errors and results,
 idempotency results, workflow inputs, outputs, errors, journal entries, events, messages
 to workflows, updates and their outcomes, published values, schedule inputs, the event
-store's events and aggregate snapshots) is sealed with AES-GCM before it reaches
-storage, which stores bytes and text without knowing. Each value carries the id of the
-key that sealed it:
+store's events and aggregate snapshots, entities' states and answers) is sealed with
+AES-GCM before it reaches storage, which stores bytes and text without knowing. Each
+value carries the id of the key that sealed it:
 
     bytes (BLOB / bytea):  MAGIC | len(key id) (1 byte) | key id | nonce | ciphertext+tag
     text (TEXT columns):   TEXT_MAGIC | key id | ":" | base64(nonce | ciphertext+tag)
@@ -43,6 +43,9 @@ EVENT = "event"  # (namespace, workflow id, event name, "data")
 STREAM_EVENT = "stream event"  # (namespace, stream, event id, "data"): the event store
 SNAPSHOT = "snapshot"  # (namespace, stream, version, "state"): an aggregate's snapshot
 SCHEDULE = "schedule"  # (namespace, schedule id, "input"): a schedule's input
+# (namespace, type, key, field): an entity's state (field "state"), and an answer to a
+# call with an id (fields "call:<id>:result" and "call:<id>:error").
+ENTITY = "entity"
 # Messages to a workflow, its updates and published values reuse EVENT and WORKFLOW
 # with their own ids: see message_where and value_where (workflows/mailbox.py),
 # update_data_where and update_outcome_where (workflows/updates.py).

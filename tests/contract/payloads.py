@@ -6,7 +6,8 @@ messages, archived results, replays, reply-queue and callback-queue completions,
 idempotency results, workflow inputs, steps, recorded values, callback tokens and
 answers, events, children, outputs and a failed workflow's error; messages to a
 workflow (one it took, one waiting), updates (accepted, rejected, and one still asked),
-a published value and a schedule's input. ``check_every_payload`` reads each back
+a published value and a schedule's input; an entity's state and the answers (a result,
+an error) of its calls made with ids. ``check_every_payload`` reads each back
 through the API (so it also proves they still open after a rotation).
 """
 
@@ -18,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from statekeeper import App, Retry
-from statekeeper.errors import UpdateNotFinished, UpdateRejected
+from statekeeper.entities import EntityContext
+from statekeeper.errors import EntityCallFailed, UpdateNotFinished, UpdateRejected
 from statekeeper.events.aggregates import Aggregate
 from statekeeper.http.config import HttpConfig
 from statekeeper.http.server import create_http_app
@@ -303,8 +306,53 @@ async def write_every_payload(app: App) -> Written:
         "failing_flow", {"input": w.mark("failed-input")}, id="failing-1"
     )
     await drive(app)
+    await write_entity_payloads(app, w)
     await write_control_payloads(app, w)  # last: no drive may apply its asked update
     return w
+
+
+def register_entities(app: App, w: Written) -> None:
+    """The entity type whose state and answers hold markers (registered again by the app
+    that checks them)."""
+    if app.entity_types.get("vault") is not None:
+        return
+    vault = app.entity("vault", initial=dict)
+
+    @vault.handler
+    def deposit(ctx: EntityContext, note: str) -> dict[str, str]:
+        ctx.state = {"note": note, "deposits": ctx.state.get("deposits", 0) + 1}
+        return {"receipt": w.markers["entity-result"]}
+
+    @vault.handler
+    def refuse(ctx: EntityContext) -> None:
+        raise ValueError(w.markers["entity-error"])
+
+
+async def write_entity_payloads(app: App, w: Written) -> None:
+    w.mark("entity-result")
+    w.mark("entity-error")
+    register_entities(app, w)
+    note = w.mark("entity-state")
+    await app.entities.call("vault", "v1", "deposit", note, call_id="deposit-1")
+    with pytest.raises(EntityCallFailed):
+        await app.entities.call("vault", "v1", "refuse", call_id="refuse-1")
+
+
+async def check_entity_payloads(app: App, w: Written) -> None:
+    m = w.markers
+    register_entities(app, w)
+    vault = await app.entities.get("vault", "v1")
+    assert vault is not None and vault.state == {"note": m["entity-state"], "deposits": 1}
+    again = await app.entities.call("vault", "v1", "deposit", "other", call_id="deposit-1")
+    assert again == {"receipt": m["entity-result"]}  # the recorded answer, not a new run
+    try:
+        await app.entities.call("vault", "v1", "refuse", call_id="refuse-1")
+    except EntityCallFailed as failed:
+        assert failed.error is not None and failed.error.message == m["entity-error"]
+    else:
+        raise AssertionError("the recorded error was not raised again")
+    vault = await app.entities.get("vault", "v1")
+    assert vault is not None and vault.state["deposits"] == 1
 
 
 async def check_every_payload(app: App, w: Written) -> None:
@@ -383,6 +431,7 @@ async def check_every_payload(app: App, w: Written) -> None:
     assert (failed.error.type, failed.error.message) == ("RuntimeError", m["workflow-error"])
     [step] = await app.workflows.history(w.ids["failed-workflow"])
     assert (step["error"]["type"], step["error"]["message"]) == ("RuntimeError", m["step-error"])
+    await check_entity_payloads(app, w)
     await check_control_payloads(app, w)
 
 

@@ -48,6 +48,9 @@ PAYLOADS = [
     ("sk_workflow_updates", "result", False),
     ("sk_workflow_updates", "error", True),
     ("sk_workflow_values", "value", False),
+    ("sk_entities", "state", False),
+    ("sk_entity_calls", "result", False),
+    ("sk_entity_calls", "error", True),
     ("sk_schedules", "input", False),
 ]
 
@@ -78,6 +81,7 @@ NOT_SEALED: dict[tuple[str, str], str] = {
         ("sk_schedules", "queue"), ("sk_schedules", "queue_key"),  # as sk_flow_runs'
         ("sk_flow_queues", "key_field"),  # a field name of the code's queue declaration
         ("sk_schema_migrations", "name"),
+        ("sk_entity_calls", "handler"),
     ]},
     **{column: STATUS for column in [
         ("sk_messages", "state"), ("sk_idempotency", "state"), ("sk_workflows", "status"),
@@ -89,6 +93,7 @@ NOT_SEALED: dict[tuple[str, str], str] = {
     **{column: LEASE for column in [
         ("sk_messages", "lease_token"), ("sk_idempotency", "owner"), ("sk_workflows", "owner"),
         ("sk_subscriptions", "lease_token"), ("sk_subscriptions", "holder"),
+        ("sk_entities", "holder"),
     ]},
     ("sk_state", "value"): "sealed without the envelope, its key id in key_id (counted there)",
     ("sk_state", "etag"): "a version tag, compared by If-Match",
@@ -226,7 +231,7 @@ async def test_rotation_then_reencrypt_leaves_nothing_under_the_old_key(
     assert set(finished["kinds"]) == {
         "state", "messages", "archive", "idempotency", "workflows", "steps", "events",
         "workflow_messages", "workflow_updates", "workflow_values", "schedules",
-        "stream_events", "snapshots",
+        "stream_events", "snapshots", "entities", "entity_calls",
     }  # fmt: skip
     for kind in ("workflow_messages", "workflow_updates", "workflow_values", "schedules"):
         assert finished["kinds"][kind]["rewritten"] + stopped["kinds"][kind]["rewritten"] > 0

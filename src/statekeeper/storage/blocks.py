@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from statekeeper.storage.definition_ops import DefinitionOps
+from statekeeper.storage.entity_ops import EntityOps
 from statekeeper.storage.event_ops import EventOps
 from statekeeper.storage.flow_ops import FlowOps
 from statekeeper.storage.idempotency_ops import IdempotencyOps
@@ -39,3 +40,4 @@ class Blocks:
         self.workflow_messages = WorkflowMessageOps(db)
         self.flow = FlowOps(db)  # workflow queues (flow control)
         self.schedules = ScheduleOps(db)
+        self.entities = EntityOps(db)  # keyed entities (virtual objects)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from statekeeper.storage.definition_ops import DefinitionOps as DefinitionStorage
+from statekeeper.storage.entity_ops import EntityOps as EntityStorage
 from statekeeper.storage.event_ops import EventOps as EventStorage
 from statekeeper.storage.flow_ops import FlowOps as FlowStorage
 from statekeeper.storage.idempotency_ops import IdempotencyOps as IdempotencyStorage
@@ -37,6 +38,7 @@ from statekeeper.storage.workflow_ops import WorkflowOps as WorkflowStorage
 __all__ = [
     "Committer",
     "DefinitionStorage",
+    "EntityStorage",
     "EventStorage",
     "FlowStorage",
     "IdempotencyStorage",
@@ -107,6 +109,9 @@ class Storage(Committer, Protocol):
 
     @property
     def schedules(self) -> ScheduleStorage: ...
+
+    @property
+    def entities(self) -> EntityStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""

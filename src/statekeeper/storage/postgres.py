@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -38,10 +39,12 @@ from statekeeper.storage.unit import (
     append_statement,
     check_outbox,
     commit_statement,
+    entity_statement,
     events_statement,
     has_events,
     only_a_step,
     only_an_ack,
+    only_an_entity,
     only_appends,
     postgres_conflict,
     step_statement,
@@ -50,6 +53,10 @@ from statekeeper.storage.unit import (
 from statekeeper.storage.url import DatabaseURL
 
 Q = load("postgres")
+
+
+class _NotApplied(Exception):
+    """A lease or fence lost inside a transaction: roll all of it back."""
 
 
 def _count(status: str) -> int:
@@ -302,11 +309,40 @@ class PostgresBackend(Blocks):
         return Duplicate(str(row[1]), row[2])
 
     async def commit(self, unit: UnitOfWork) -> UnitResult:
+        if unit.entity is not None:
+            return await self._commit_entity(unit)
+        return await self._commit_on(self.pool, unit)
+
+    async def _commit_entity(self, unit: UnitOfWork) -> UnitResult:
+        """A unit with an entity commit: alone, one statement; with more (messages, a
+        step...), the entity's statement first and then the rest, in one transaction."""
+        sql, args = entity_statement(Q, unit)
+        if only_an_entity(unit):
+            with translated("cannot commit"):
+                version = await self.pool.fetchval(sql, *args)
+            return UnitResult(version is not None, entity_version=version)
+        rest = replace(unit, entity=None)
+        try:
+            with translated("cannot commit"):
+                async with self.pool.acquire() as conn, conn.transaction():
+                    version = await conn.fetchval(sql, *args)
+                    if version is None:
+                        raise _NotApplied
+                    done = await self._commit_on(conn, rest)
+                    if not done.applied:
+                        raise _NotApplied
+        except _NotApplied:
+            return UnitResult(False)
+        return replace(done, entity_version=version)
+
+    async def _commit_on(self, db: Any, unit: UnitOfWork) -> UnitResult:
+        """The unit (without an entity) on ``db``: the pool, or a connection in a
+        transaction."""
         step = only_a_step(unit)
         if step is not None:  # a checkpoint: the common case, in a plain statement
             sql, args = step_statement(Q, unit.namespace, unit.now, step)
             with translated("cannot commit"):
-                row = await self.pool.fetchrow(sql, *args)
+                row = await db.fetchrow(sql, *args)
             assert row is not None  # one row, NULL when the lease is lost
             request = row[0]  # the workflow's request (a cancel, a pause); NULL: lease lost
             return UnitResult(False) if request is None else UnitResult.of_step(request)
@@ -314,20 +350,20 @@ class PostgresBackend(Blocks):
         if ack is not None:  # an acknowledgement: the common case, in a plain statement
             sql, args = ack_statement(Q, unit.now, ack)
             with translated("cannot commit"):
-                acked = await self.pool.fetchval(sql, *args)
+                acked = await db.fetchval(sql, *args)
             return UnitResult(bool(acked))
         check_outbox(unit)
         try:
             if only_appends(unit):  # appends alone: sk_events_append in a plain statement
                 sql, args = append_statement(Q, unit)
                 with translated("cannot append"):
-                    found = await self.pool.fetchrow(sql, *args)
+                    found = await db.fetchrow(sql, *args)
                 assert found is not None
                 return UnitResult(True, [], False, found[0], list(found[1]))
             events = has_events(unit)
             sql, args = events_statement(Q, unit) if events else commit_statement(Q, unit)
             with translated("cannot commit"):
-                row = await self.pool.fetchrow(sql, *args)
+                row = await db.fetchrow(sql, *args)
         except LeaseLost:  # SK410: the lease or fence is no longer held; nothing applied
             return UnitResult(False)
         except AlreadyTracked as error:  # SK413: a tracking position not moving up

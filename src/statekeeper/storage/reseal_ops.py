@@ -87,6 +87,16 @@ RESEAL_TABLES: dict[str, ResealTable] = {
     "snapshots": ResealTable(
         ("namespace", "stream"), ("version", "data"), ("data",), (), ("stream",)
     ),
+    "entities": ResealTable(
+        ("namespace", "type", "key"), ("state",), ("state",), (), ("type", "key")
+    ),
+    "entity_calls": ResealTable(
+        ("namespace", "type", "key", "call_id"),
+        ("result", "error"),
+        ("result",),
+        ("error",),
+        ("type", "key", "call_id"),
+    ),
 }
 
 

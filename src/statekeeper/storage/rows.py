@@ -286,6 +286,51 @@ class Settlement:
     retry_at: float = 0.0
 
 
+class EntityAnswer(NamedTuple):
+    """The answer to an entity call made with a call id: its result (encoded, sealed) or
+    its error (an ErrorRecord's JSON, sealed), kept so a repeat gets it again."""
+
+    call_id: str
+    handler: str
+    result: bytes | None
+    error: str | None
+
+
+class EntityLease(NamedTuple):
+    """An entity leased to its writer: the lease's token (what its commits are fenced
+    by), the stored state (None: never written) and its version."""
+
+    token: int
+    state: bytes | None
+    version: int
+
+
+class EntityRow(NamedTuple):
+    key: str
+    state: bytes | None
+    version: int
+    updated_at: float
+    holder: str | None
+    lease_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityCommit:
+    """A batch of calls to one entity committed under its lease (``token``): the state
+    they left, how many changed it, the answers to record (calls with an id), and the
+    lease kept until ``lease_until`` or given up (``release``)."""
+
+    type: str
+    key: str
+    token: int
+    state: bytes | None
+    changes: int
+    answers: Sequence[EntityAnswer] = ()
+    answers_expire_at: float = 0.0
+    release: bool = True
+    lease_until: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     """A workflow's journal entry at ``position``, written under the runner's ``fence``,
@@ -353,9 +398,10 @@ class UnitOfWork:
     """Intents committed together, all or nothing, in one SQLite writer job or one
     PostgreSQL round trip: state writes (each with its condition), messages sent (the
     outbox; no deduplication ids), a message settled under its lease, a workflow step
-    recorded under its fence, a subscription's checkpoint under its lease, and events
+    recorded under its fence, a subscription's checkpoint under its lease, events
     appended to streams (last: on PostgreSQL the log stays locked from then to the
-    commit). A lease or fence no longer held applies nothing; a state condition that
+    commit), and an entity's new state under its lease. A lease or fence no longer held
+    applies nothing; a state condition that
     fails raises TransactionConflict, and an expected version that fails
     WrongExpectedVersion, and nothing is applied."""
 
@@ -367,6 +413,7 @@ class UnitOfWork:
     step: StepRecord | None = None
     checkpoint: Checkpoint | None = None
     appends: Sequence[StreamAppend] = ()
+    entity: EntityCommit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +431,7 @@ class UnitResult:
     first_position: int | None = None
     versions: list[int] = field(default_factory=list)
     paused: bool = False
+    entity_version: int | None = None  # the entity's version after a unit with an entity
 
     @classmethod
     def of_step(cls, request: int, writes: list[bool] | None = None) -> UnitResult:

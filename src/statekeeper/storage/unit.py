@@ -22,6 +22,7 @@ from statekeeper.storage.rows import (
     Checkpoint,
     DeleteOp,
     Duplicate,
+    EntityCommit,
     NewMessage,
     PutOp,
     Settlement,
@@ -151,9 +152,41 @@ def already_tracked(point: Checkpoint) -> AlreadyTracked:
     )  # fmt: skip
 
 
+def commit_entity(
+    conn: sqlite3.Connection, queries: Queries, namespace: str, entity: EntityCommit, now: float
+) -> int:
+    """An entity's new state under its lease (LeaseGone if it was taken over) and the
+    answers of its calls: the entity's version after it."""
+    row = conn.execute(*_bind(
+        queries, "entity_commit", **entity_values(namespace, entity, now)
+    )).fetchone()  # fmt: skip
+    if row is None:
+        raise LeaseGone
+    version = int(row[0])
+    for answer in entity.answers:
+        conn.execute(*_bind(
+            queries, "entity_answer", namespace=namespace, type=entity.type, key=entity.key,
+            call_id=answer.call_id, handler=answer.handler, result=answer.result,
+            error=answer.error, version=version, expires_at=entity.answers_expire_at,
+        ))  # fmt: skip
+    return version
+
+
+def entity_values(namespace: str, entity: EntityCommit, now: float) -> dict[str, Any]:
+    """The parameters of entity_commit (and of its PostgreSQL form with the answers)."""
+    return dict(
+        namespace=namespace, type=entity.type, key=entity.key, token=entity.token,
+        state=entity.state, changes=entity.changes, release=entity.release,
+        until=entity.lease_until, now=now,
+    )  # fmt: skip
+
+
 def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> UnitResult:
     """The unit in one writer job (its savepoint rolls back all of it on any failure)."""
     ns, now = unit.namespace, unit.now
+    entity_version = None
+    if unit.entity is not None:
+        entity_version = commit_entity(conn, queries, ns, unit.entity, now)
     request = 0  # what was asked of the step's workflow: a cancel, a pause
     step = unit.step
     if step is not None:
@@ -199,10 +232,33 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
         advance(conn, queries, ns, unit.checkpoint, now)
     first, versions = append_events(conn, queries, ns, unit.appends, now)
     asked = UnitResult.of_step(request)
-    return UnitResult(True, writes, asked.cancel_requested, first, versions, asked.paused)
+    return UnitResult(
+        True, writes, asked.cancel_requested, first, versions, asked.paused, entity_version
+    )
 
 
 # --- PostgreSQL: one statement -----------------------------------------------------------
+
+
+def entity_statement(queries: Queries, unit: UnitOfWork) -> Statement:
+    """The unit's entity commit with its answers as one statement: the entity's
+    version after it, or no row when the lease was taken over."""
+    entity = unit.entity
+    assert entity is not None
+    answers = entity.answers
+    return _bind(
+        queries, "entity_commit_answers", **entity_values(unit.namespace, entity, unit.now),
+        call_ids=[a.call_id for a in answers], handlers=[a.handler for a in answers],
+        results=[a.result for a in answers], errors=[a.error for a in answers],
+        expires_at=entity.answers_expire_at,
+    )  # fmt: skip
+
+
+def only_an_entity(unit: UnitOfWork) -> bool:
+    """Whether the unit holds an entity commit and nothing else."""
+    return unit.entity is not None and not (
+        unit.writes or unit.messages or unit.settle or unit.step or has_events(unit)
+    )
 
 
 def has_events(unit: UnitOfWork) -> bool:

@@ -287,3 +287,43 @@ WHERE namespace = :namespace AND position = :position AND data = :old;
 -- name: reseal_snapshots_data
 UPDATE sk_event_snapshots SET data = :new
 WHERE namespace = :namespace AND stream = :stream AND data = :old;
+
+-- name: reseal_scan_entities
+SELECT namespace, type, key, state
+FROM sk_entities
+WHERE namespace = :namespace AND (type, key) > (:after_type, :after_key)
+  AND substr(state, 1, :bytes_len) <> :bytes_prefix
+ORDER BY type, key
+LIMIT :limit;
+
+-- name: reseal_scan_entity_calls
+SELECT namespace, type, key, call_id, result, error
+FROM sk_entity_calls
+WHERE namespace = :namespace
+  AND (type, key, call_id) > (:after_type, :after_key, :after_call_id)
+  AND (substr(result, 1, :bytes_len) <> :bytes_prefix
+       OR substr(error, 1, :text_len) <> :text_prefix)
+ORDER BY type, key, call_id
+LIMIT :limit;
+
+-- name: reseal_next_namespace_entities
+SELECT namespace FROM sk_entities WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_entity_calls
+SELECT namespace FROM sk_entity_calls WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_entities_state
+-- The version stays: re-sealing does not change what the entity holds, and its writer's
+-- commit (fenced by the lease, not by the old bytes) replaces the state anyway.
+UPDATE sk_entities SET state = :new
+WHERE namespace = :namespace AND type = :type AND key = :key AND state = :old;
+
+-- name: reseal_entity_calls_result
+UPDATE sk_entity_calls SET result = :new
+WHERE namespace = :namespace AND type = :type AND key = :key AND call_id = :call_id
+  AND result = :old;
+
+-- name: reseal_entity_calls_error
+UPDATE sk_entity_calls SET error = :new
+WHERE namespace = :namespace AND type = :type AND key = :key AND call_id = :call_id
+  AND error = :old;

@@ -1,0 +1,98 @@
+"""``app.entities``: calling entities and reading their state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from statekeeper.codec import decode_value
+from statekeeper.entities.definitions import EntityTypes
+from statekeeper.entities.writers import EntityWriters
+from statekeeper.errors import InvalidValue, UnknownEntity
+from statekeeper.identifiers import (
+    check_call_id,
+    check_entity_handler,
+    check_entity_key,
+    check_entity_type,
+)
+from statekeeper.storage.contracts import Storage
+from statekeeper.storage.rows import EntityRow
+
+MAX_LIST = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySnapshot:
+    """An entity as last committed: its key, state, version (how many calls changed it)
+    and when it last changed; ``leased_by`` the process holding its lease, if any."""
+
+    key: str
+    state: Any
+    version: int
+    updated_at: float
+    leased_by: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "state": self.state, "version": self.version,
+                "updated_at": self.updated_at, "leased_by": self.leased_by}  # fmt: skip
+
+
+class Entities:
+    """The entities of one namespace: ``call`` runs a handler (an exclusive one once per
+    key at a time across every process, committed before it answers), ``get`` and
+    ``list`` read the committed state."""
+
+    def __init__(
+        self,
+        types: EntityTypes,
+        writers: EntityWriters,
+        backend: Callable[[], Storage],
+        namespace: str,
+    ) -> None:
+        self.types = types
+        self.writers = writers
+        self._backend = backend
+        self._namespace = namespace
+
+    async def call(
+        self, type: str, key: str, handler: str, arg: Any = None, *, call_id: str | None = None
+    ) -> Any:
+        """Run ``handler`` of entity ``type``/``key`` with ``arg``: its result, or
+        EntityCallFailed with the error it raised (then it changed nothing). With
+        ``call_id``, a repeat of the call gets the first answer instead of running again
+        (answers are kept ``entity_answer_ttl`` seconds)."""
+        entity = self.types.get(check_entity_type(type))
+        if entity is None:
+            raise UnknownEntity(f"no entity type {type!r} is registered", entity=type)
+        found = entity.find(check_entity_handler(handler))
+        checked_key = check_entity_key(key)
+        if call_id is not None:
+            call_id = check_call_id(call_id)
+        if found.readonly:
+            return await self.writers.read(entity, checked_key, found, arg)
+        return await self.writers.call(entity, checked_key, found, arg, call_id)
+
+    async def get(self, type: str, key: str) -> EntitySnapshot | None:
+        """The entity's last committed state (None: never called)."""
+        checked, checked_key = check_entity_type(type), check_entity_key(key)
+        row = await self._backend().entities.get(self._namespace, checked, checked_key)
+        return None if row is None else self._snapshot(checked, row)
+
+    async def list(self, type: str, *, after: str = "", limit: int = 100) -> list[EntitySnapshot]:
+        """Entities of ``type`` in key order, after the key ``after`` (a page's last)."""
+        checked = check_entity_type(type)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+            raise InvalidValue(f"limit must be 1-{MAX_LIST}, got {limit!r}")
+        if not isinstance(after, str):
+            raise InvalidValue(f"after must be a key, got {after!r}")
+        rows = await self._backend().entities.list(self._namespace, checked, after, limit)
+        return [self._snapshot(checked, row) for row in rows]
+
+    def _snapshot(self, type: str, row: EntityRow) -> EntitySnapshot:
+        state = None
+        if row.state is not None:
+            state = decode_value(row.key, self.writers.open_state(type, row.key, row.state))
+        elif (entity := self.types.get(type)) is not None:
+            state = entity.initial()
+        return EntitySnapshot(row.key, state, row.version, row.updated_at, row.holder)

@@ -1,0 +1,344 @@
+"""Running entity calls: one writer per key in a process, one lease per key across them.
+
+A call to an exclusive handler joins its key's queue in this process; the key's writer
+(a task, started by the first call and ended when the queue is empty) takes the key's
+lease in the database (waiting, with a growing pause, while another process holds it),
+runs the queued calls one after another on the state the last one left, and commits
+them together, under the lease: the final state, the messages they sent and the
+answers of the calls made with an id, in one unit of work. Only then are the callers
+answered. Batching is what makes a hot key fast: 32 concurrent calls to one key cost
+one lease and one commit, not 32 optimistic retries. The lease is kept while more calls
+wait, and given back by the commit that empties the queue.
+
+A commit whose lease was taken over (the lease ran out while its holder stalled, and
+another process took it) applies nothing; the writer leases again and runs the batch
+again from the state then stored, so every call takes effect once. A call made with an
+id that was answered before (a caller retrying after a crash) gets the recorded answer
+without running again: the ids are looked up under the lease, so no two processes can
+both find one missing and run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from statekeeper.codec import decode_value, encode_value
+from statekeeper.entities.context import EntityContext
+from statekeeper.entities.definitions import EntityType, Handler
+from statekeeper.errors import ClosedError, EntityCallFailed, ErrorRecord
+from statekeeper.sealing import ENTITY, Sealer
+from statekeeper.state.transaction import Outbox
+from statekeeper.storage.contracts import Storage
+from statekeeper.storage.rows import (
+    EntityAnswer,
+    EntityCommit,
+    EntityLease,
+    NewMessage,
+    UnitOfWork,
+)
+
+log = logging.getLogger("statekeeper.entities")
+
+MAX_BATCH = 128  # calls committed together at most
+FIRST_PAUSE = 0.002  # between lease attempts while another process holds the key ...
+MOST_PAUSE = 0.05  # ... doubling up to this
+
+
+@dataclass(slots=True)
+class Call:
+    handler: Handler
+    arg: Any
+    call_id: str | None
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a call ended: its result, or its error (then it changed nothing)."""
+
+    result: Any = None
+    error: ErrorRecord | None = None
+
+
+@dataclass(slots=True)
+class _Queue:
+    calls: deque[Call] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    lease: float  # seconds a lease lasts (how long a dead holder keeps others waiting)
+    answer_ttl: float  # seconds an answer to a call with an id is kept
+    max_state_bytes: int
+
+
+class EntityWriters:
+    """The writers of one namespace's entities in this process."""
+
+    def __init__(
+        self,
+        backend: Callable[[], Storage],
+        namespace: str,
+        clock: Callable[[], float],
+        sealer: Sealer,
+        config: WriterConfig,
+        outbox: Callable[[str], Outbox] | None,
+        on_sent: Callable[[set[str]], None] | None,
+    ) -> None:
+        self._backend = backend
+        self._namespace = namespace
+        self._clock = clock
+        self._sealer = sealer
+        self._config = config
+        self._outbox = outbox
+        self._on_sent = on_sent
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._closed = False
+
+    # --- calls --------------------------------------------------------------------------
+
+    async def call(
+        self, entity: EntityType, key: str, handler: Handler, arg: Any, call_id: str | None
+    ) -> Any:
+        """Queue the call on its key's writer; its result once committed."""
+        if self._closed:
+            raise ClosedError()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue = self._queues.setdefault((entity.name, key), _Queue())
+        queue.calls.append(Call(handler, arg, call_id, future))
+        if queue.task is None:
+            queue.task = asyncio.create_task(self._write(entity, key, queue))
+        return await asyncio.shield(future)
+
+    async def read(self, entity: EntityType, key: str, handler: Handler, arg: Any) -> Any:
+        """A read-only handler on the last committed state (no lease)."""
+        row = await self._backend().entities.get(self._namespace, entity.name, key)
+        state = self._decode(entity, key, None if row is None else row.state)
+        ctx = EntityContext(entity.name, key, state, call_id=None, outbox=None, readonly=True)
+        outcome = await self._run(handler, ctx, arg)
+        return _answer(entity, key, handler, outcome)
+
+    async def close(self) -> None:
+        """Stop taking calls; calls still queued fail with ClosedError."""
+        self._closed = True
+        tasks = [q.task for q in self._queues.values() if q.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- the writer of one key ----------------------------------------------------------
+
+    async def _write(self, entity: EntityType, key: str, queue: _Queue) -> None:
+        lease: EntityLease | None = None
+        try:
+            while queue.calls:
+                if lease is None:
+                    lease = await self._lease(entity.name, key)
+                batch = [queue.calls[i] for i in range(min(len(queue.calls), MAX_BATCH))]
+                more = len(queue.calls) > len(batch)
+                lease = await self._run_batch(entity, key, lease, batch, keep=more)
+                for _ in batch:  # committed and answered
+                    queue.calls.popleft()
+        except asyncio.CancelledError:
+            if lease is not None:
+                await self._release(entity.name, key, lease)
+            _fail_all(queue, ClosedError())
+            raise
+        except BaseException as error:  # the database failed: every waiting caller hears
+            if lease is not None:
+                await self._release(entity.name, key, lease)
+            _fail_all(queue, error)
+        finally:
+            queue.task = None
+            if not queue.calls:
+                self._queues.pop((entity.name, key), None)
+
+    async def _lease(self, type: str, key: str) -> EntityLease:
+        pause = FIRST_PAUSE
+        entities = self._backend().entities
+        while True:
+            now = self._clock()
+            until = now + self._config.lease
+            got = await entities.lease(self._namespace, type, key, self.holder, until, now)
+            if got is not None:
+                return got
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MOST_PAUSE)
+
+    async def _release(self, type: str, key: str, lease: EntityLease) -> None:
+        try:
+            await self._backend().entities.release(self._namespace, type, key, lease.token)
+        except Exception:  # it runs out by itself
+            log.warning("could not give back the lease of an entity", exc_info=True,
+                        extra={"entity": type, "key": key})  # fmt: skip
+
+    async def _run_batch(
+        self, entity: EntityType, key: str, lease: EntityLease, batch: list[Call], keep: bool
+    ) -> EntityLease | None:
+        """Run ``batch`` on the leased state, commit it and answer its callers (a lease
+        lost meanwhile: lease again and run it again). The lease still held after
+        (``keep``), or None (given back by the commit)."""
+        ids = [c.call_id for c in batch if c.call_id is not None]
+        known = (
+            await self._backend().entities.answers(self._namespace, entity.name, key, ids)
+            if ids
+            else {}
+        )
+        stored = None if lease.state is None else self.open_state(entity.name, key, lease.state)
+        state = self._decode(entity, key, stored)
+        outcomes: list[Outcome] = []
+        answers: list[EntityAnswer] = []
+        messages: list[NewMessage] = []
+        seen: dict[str, Outcome] = {}
+        changes = 0
+        for call in batch:
+            if call.call_id is not None:
+                repeat = seen.get(call.call_id)
+                if repeat is None and call.call_id in known:
+                    repeat = self._recorded(entity, key, known[call.call_id])
+                if repeat is not None:
+                    outcomes.append(repeat)
+                    continue
+            before = stored
+            ctx = EntityContext(
+                entity.name, key, state, call_id=call.call_id, outbox=self._outbox,
+                readonly=False,
+            )  # fmt: skip
+            outcome = await self._run(call.handler, ctx, call.arg)
+            result: bytes | None = None
+            if outcome.error is None:
+                try:
+                    stored = encode_value(
+                        key, ctx.state, self._config.max_state_bytes,
+                        f"the state of entity {entity.name}/{key}",
+                    )  # fmt: skip
+                    result = encode_value(
+                        key, outcome.result, self._config.max_state_bytes,
+                        f"the result of {entity.name}.{call.handler.name}",
+                    )  # fmt: skip
+                except Exception as error:
+                    outcome = Outcome(error=ErrorRecord.of(error))
+                else:
+                    changes += 1
+                    messages += ctx.messages
+            if outcome.error is not None:
+                stored = before
+            state = self._decode(entity, key, stored)  # the next call's own copy
+            outcomes.append(outcome)
+            if call.call_id is not None:
+                seen[call.call_id] = outcome
+                answers.append(self._answer_record(entity, key, call, outcome, result))
+        now = self._clock()
+        commit = EntityCommit(
+            entity.name, key, lease.token,
+            None if stored is None else self._seal(entity.name, key, "state", stored),
+            changes, answers, now + self._config.answer_ttl, release=not keep,
+            lease_until=now + self._config.lease,
+        )  # fmt: skip
+        unit = UnitOfWork(self._namespace, now, messages=messages, entity=commit)
+        done = await self._backend().commit(unit)
+        if not done.applied:
+            log.info("an entity's lease was taken over: its calls run again",
+                     extra={"entity": entity.name, "key": key})  # fmt: skip
+            return await self._again(entity, key, batch, keep)
+        if messages and self._on_sent is not None:
+            self._on_sent({m.queue for m in messages})
+        for call, outcome in zip(batch, outcomes, strict=True):
+            if not call.future.done():
+                _settle(call.future, entity, key, call.handler, outcome)
+        assert done.entity_version is not None
+        return EntityLease(lease.token, stored, done.entity_version) if keep else None
+
+    async def _again(
+        self, entity: EntityType, key: str, batch: list[Call], keep: bool
+    ) -> EntityLease | None:
+        lease = await self._lease(entity.name, key)
+        return await self._run_batch(entity, key, lease, batch, keep)
+
+    async def _run(self, handler: Handler, ctx: EntityContext, arg: Any) -> Outcome:
+        args = (ctx, arg) if handler.takes_arg else (ctx,)
+        try:
+            if handler.is_async:
+                result = await handler.fn(*args)
+            else:
+                result = await asyncio.to_thread(handler.fn, *args)
+        except Exception as error:
+            return Outcome(error=ErrorRecord.of(error))
+        return Outcome(result)
+
+    # --- encoding -----------------------------------------------------------------------
+
+    def _decode(self, entity: EntityType, key: str, stored: bytes | None) -> Any:
+        if stored is None:
+            return entity.initial()
+        return decode_value(key, stored)
+
+    def _seal(self, type: str, key: str, name: str, data: bytes) -> bytes:
+        return self._sealer.seal(data, ENTITY, self._namespace, type, key, name)
+
+    def open_state(self, type: str, key: str, stored: bytes) -> bytes:
+        """A stored state as JSON bytes."""
+        return self._sealer.open(stored, ENTITY, self._namespace, type, key, "state")
+
+    def _answer_record(
+        self, entity: EntityType, key: str, call: Call, outcome: Outcome, result: bytes | None
+    ) -> EntityAnswer:
+        call_id = call.call_id
+        assert call_id is not None
+        if outcome.error is not None:
+            error = self._sealer.seal_text(
+                outcome.error.to_json(), ENTITY, self._namespace, entity.name, key,
+                f"call:{call_id}:error",
+            )  # fmt: skip
+            return EntityAnswer(call_id, call.handler.name, None, error)
+        assert result is not None
+        sealed = self._seal(entity.name, key, f"call:{call_id}:result", result)
+        return EntityAnswer(call_id, call.handler.name, sealed, None)
+
+    def _recorded(self, entity: EntityType, key: str, answer: EntityAnswer) -> Outcome:
+        place = (ENTITY, self._namespace, entity.name, key, f"call:{answer.call_id}")
+        if answer.error is not None:
+            text = self._sealer.open_text(answer.error, *place[:-1], f"{place[-1]}:error")
+            return Outcome(error=ErrorRecord.from_json(text))
+        assert answer.result is not None
+        data = self._sealer.open(answer.result, *place[:-1], f"{place[-1]}:result")
+        return Outcome(decode_value(key, data))
+
+
+def _answer(entity: EntityType, key: str, handler: Handler, outcome: Outcome) -> Any:
+    if outcome.error is not None:
+        raise _failed(entity, key, handler, outcome.error)
+    return outcome.result
+
+
+def _failed(entity: EntityType, key: str, handler: Handler, error: ErrorRecord) -> EntityCallFailed:
+    return EntityCallFailed(
+        f"{entity.name}/{key} {handler.name} failed: {error}",
+        error=error, entity=entity.name, key=key, handler=handler.name,
+    )  # fmt: skip
+
+
+def _settle(
+    future: asyncio.Future[Any], entity: EntityType, key: str, handler: Handler, outcome: Outcome
+) -> None:
+    if outcome.error is not None:
+        future.set_exception(_failed(entity, key, handler, outcome.error))
+    else:
+        future.set_result(outcome.result)
+
+
+def _fail_all(queue: _Queue, error: BaseException) -> None:
+    while queue.calls:
+        future = queue.calls.popleft().future
+        if not future.done():
+            future.set_exception(error)

@@ -1,0 +1,24 @@
+-- Keyed entities on PostgreSQL: a commit and its answers in one statement.
+
+-- name: entity_commit_answers
+-- entity_commit and every answer of the batch (arrays, one item per call with an id),
+-- each answer stamped with the entity's version after the commit. No row: the lease
+-- was taken over and nothing applied.
+WITH committed AS (
+    UPDATE sk_entities
+    SET state = :state, version = version + :changes::bigint, updated_at = :now,
+        holder = CASE WHEN :release::boolean THEN NULL ELSE holder END,
+        lease_until = CASE WHEN :release::boolean THEN NULL ELSE :until::double precision END
+    WHERE namespace = :namespace AND type = :type AND key = :key AND lease_token = :token
+    RETURNING version
+), answered AS (
+    INSERT INTO sk_entity_calls (namespace, type, key, call_id, handler, result, error,
+                                 version, expires_at)
+    SELECT :namespace, :type, :key, a.call_id, a.handler, a.result, a.error, c.version,
+           :expires_at
+    FROM committed c,
+         unnest(:call_ids::text[], :handlers::text[], :results::bytea[], :errors::text[])
+             AS a(call_id, handler, result, error)
+    RETURNING 1
+)
+SELECT version FROM committed;
