@@ -222,7 +222,7 @@ async def test_a_commit_under_a_lost_lease_applies_nothing(app: App) -> None:
     message = app.queue("audit").new_message({"late": True})
     unit = UnitOfWork(
         app.namespace, later, messages=[message],
-        entity=EntityCommit("counter", "c", stale.token, b"999", 1,
+        entity=EntityCommit("counter", "c", stale.token, stale.version, True, b"999", 1,
                             [EntityAnswer("late", "increment", b"999", None)], later + 60),
     )  # fmt: skip
     done = await app.backend.commit(unit)
@@ -231,6 +231,31 @@ async def test_a_commit_under_a_lost_lease_applies_nothing(app: App) -> None:
     assert await entities.answers(app.namespace, "counter", "c", ["late"]) == {}
     assert await entities.release(app.namespace, "counter", "c", taken.token) is True
     assert await app.entities.call("counter", "c", "value") == 1
+
+
+async def test_a_stalled_holder_overtaken_without_a_lease_applies_nothing(
+    app: App, database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """A holder whose lease ran out keeps its token until someone leases again; a batch
+    committed without the lease meanwhile (by a process that read the entity after the
+    lease ran out) moves the version on, so the stalled holder's late commit (same
+    token, old version) applies nothing."""
+    declare(app)
+    await app.entities.call("counter", "c", "increment", 1)
+    entities = app.backend.entities
+    now = app.clock()
+    stalled = await entities.lease(app.namespace, "counter", "c", "stalled", now - 1, now - 2)
+    assert stalled is not None  # a lease that has already run out
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None) as other:
+        declare(other)
+        assert await other.entities.call("counter", "c", "increment", 1) == 2
+    row = await entities.get(app.namespace, "counter", "c")
+    assert row is not None and (row.token, row.version) == (stalled.token, 2)  # no new lease
+    unit = UnitOfWork(app.namespace, now, entity=EntityCommit(
+        "counter", "c", stalled.token, stalled.version, True, b"100", 1, (), now + 60,
+    ))  # fmt: skip
+    assert (await app.backend.commit(unit)).applied is False
+    assert await app.entities.call("counter", "c", "value") == 2
 
 
 async def test_a_dead_holders_lease_runs_out_and_calls_go_on(live_app: App) -> None:

@@ -1,21 +1,27 @@
-"""Running entity calls: one writer per key in a process, one lease per key across them.
+"""Running entity calls: one writer per key in a process, one at a time across them.
 
 A call to an exclusive handler joins its key's queue in this process; the key's writer
-(a task, started by the first call and ended when the queue is empty) takes the key's
-lease in the database (waiting, with a growing pause, while another process holds it),
-runs the queued calls one after another on the state the last one left, and commits
-them together, under the lease: the final state, the messages they sent and the
-answers of the calls made with an id, in one unit of work. Only then are the callers
-answered. Batching is what makes a hot key fast: 32 concurrent calls to one key cost
-one lease and one commit, not 32 optimistic retries. The lease is kept while more calls
-wait, and given back by the commit that empties the queue.
+(a task, started by the first call and ended when the queue is empty) runs the queued
+calls one after another on the state the last one left, and commits them together in
+one unit of work: the final state, the messages they sent and the answers of the calls
+made with an id. Only then are the callers answered. Batching is what makes a hot key
+fast: 32 concurrent calls to one key cost one commit, not 32 optimistic retries.
 
-A commit whose lease was taken over (the lease ran out while its holder stalled, and
-another process took it) applies nothing; the writer leases again and runs the batch
-again from the state then stored, so every call takes effect once. A call made with an
-id that was answered before (a caller retrying after a crash) gets the recorded answer
-without running again: the ids are looked up under the lease, so no two processes can
-both find one missing and run it.
+Every commit is fenced: it applies only if the entity is still as the batch found it
+(the token of its last lease, and its version). An uncontended key needs no lease: the
+writer runs the batch on the state this process last committed (or read) and commits
+it if no one holds a live lease and nothing changed meanwhile — one write. When that
+fails (another process wrote the key, or holds its lease), the writer takes the key's
+lease (waiting, with a growing pause, while another process holds it), runs the batch
+again on the state then stored, and commits under the lease; it keeps the lease while
+more calls wait and gives it back with the commit that empties the queue. A holder
+whose lease ran out and was taken over (it stalled) applies nothing at its commit and
+runs its batch again under a new lease, so every call takes effect once.
+
+A call made with an id that was answered before (a caller retrying after a crash) gets
+the recorded answer without running again: the ids are looked up before the batch
+runs, and a batch that commits its answer for an id (the primary key of the answers)
+is the only one that ran it; any other batch's fenced commit applies nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import logging
 import os
 import secrets
 import socket
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +56,7 @@ log = logging.getLogger("statekeeper.entities")
 MAX_BATCH = 128  # calls committed together at most
 FIRST_PAUSE = 0.002  # between lease attempts while another process holds the key ...
 MOST_PAUSE = 0.05  # ... doubling up to this
+MAX_KNOWN = 10_000  # entities whose last committed state a process keeps
 
 
 @dataclass(slots=True)
@@ -66,6 +73,16 @@ class Outcome:
 
     result: Any = None
     error: ErrorRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """An entity as this process last committed or read it: the last lease's token, the
+    version and the state (JSON bytes; None: never written)."""
+
+    token: int
+    version: int
+    state: bytes | None
 
 
 @dataclass(slots=True)
@@ -103,6 +120,7 @@ class EntityWriters:
         self._on_sent = on_sent
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._queues: dict[tuple[str, str], _Queue] = {}
+        self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
         self._closed = False
 
     # --- calls --------------------------------------------------------------------------
@@ -142,11 +160,14 @@ class EntityWriters:
         lease: EntityLease | None = None
         try:
             while queue.calls:
-                if lease is None:
-                    lease = await self._lease(entity.name, key)
                 batch = [queue.calls[i] for i in range(min(len(queue.calls), MAX_BATCH))]
                 more = len(queue.calls) > len(batch)
-                lease = await self._run_batch(entity, key, lease, batch, keep=more)
+                if lease is None and await self._without_lease(entity, key, batch):
+                    pass
+                else:
+                    if lease is None:
+                        lease = await self._lease(entity.name, key)
+                    lease = await self._under_lease(entity, key, lease, batch, keep=more)
                 for _ in batch:  # committed and answered
                     queue.calls.popleft()
         except asyncio.CancelledError:
@@ -162,6 +183,25 @@ class EntityWriters:
             queue.task = None
             if not queue.calls:
                 self._queues.pop((entity.name, key), None)
+
+    async def _without_lease(self, entity: EntityType, key: str, batch: list[Call]) -> bool:
+        """Commit ``batch`` without taking the lease, if no one holds it and the entity
+        is still as this process last saw it (its own last commit, or a read): one write
+        for an uncontended key. False (nothing applied, no caller answered) when it was
+        not: a new entity, a live lease, or a commit by someone else meanwhile."""
+        ident = (entity.name, key)
+        known = self._known.pop(ident, None)
+        if known is None:
+            row = await self._backend().entities.get(self._namespace, entity.name, key)
+            live = row is not None and row.holder is not None and (
+                row.lease_until is None or row.lease_until > self._clock()
+            )  # fmt: skip
+            if row is None or live:
+                return False  # the lease creates a new entity's row, and waits for a holder
+            state = None if row.state is None else self.open_state(entity.name, key, row.state)
+            known = _Known(row.token, row.version, state)
+        committed = await self._commit(entity, key, batch, known, leased=False, keep=False)
+        return committed is not None
 
     async def _lease(self, type: str, key: str) -> EntityLease:
         pause = FIRST_PAUSE
@@ -182,20 +222,43 @@ class EntityWriters:
             log.warning("could not give back the lease of an entity", exc_info=True,
                         extra={"entity": type, "key": key})  # fmt: skip
 
-    async def _run_batch(
+    async def _under_lease(
         self, entity: EntityType, key: str, lease: EntityLease, batch: list[Call], keep: bool
     ) -> EntityLease | None:
-        """Run ``batch`` on the leased state, commit it and answer its callers (a lease
-        lost meanwhile: lease again and run it again). The lease still held after
-        (``keep``), or None (given back by the commit)."""
+        """Commit ``batch`` under the lease (lost meanwhile: lease again and run it again).
+        The lease still held after (``keep``), or None (given back by the commit)."""
+        while True:
+            state = None if lease.state is None else self.open_state(entity.name, key, lease.state)
+            known = _Known(lease.token, lease.version, state)
+            committed = await self._commit(entity, key, batch, known, leased=True, keep=keep)
+            if committed is not None:
+                return (
+                    EntityLease(lease.token, committed.state, committed.version) if keep else None
+                )
+            log.info("an entity's lease was taken over: its calls run again",
+                     extra={"entity": entity.name, "key": key})  # fmt: skip
+            lease = await self._lease(entity.name, key)
+
+    async def _commit(
+        self,
+        entity: EntityType,
+        key: str,
+        batch: list[Call],
+        known: _Known,
+        *,
+        leased: bool,
+        keep: bool,
+    ) -> _Known | None:
+        """Run ``batch`` on the state ``known`` and commit it if the entity is still as
+        known (with the lease: ``leased``); then answer its callers. What this process
+        now knows of the entity, or None when nothing was applied."""
         ids = [c.call_id for c in batch if c.call_id is not None]
-        known = (
+        recorded = (
             await self._backend().entities.answers(self._namespace, entity.name, key, ids)
             if ids
             else {}
         )
-        stored = None if lease.state is None else self.open_state(entity.name, key, lease.state)
-        state = self._decode(entity, key, stored)
+        stored = known.state
         outcomes: list[Outcome] = []
         answers: list[EntityAnswer] = []
         messages: list[NewMessage] = []
@@ -204,12 +267,13 @@ class EntityWriters:
         for call in batch:
             if call.call_id is not None:
                 repeat = seen.get(call.call_id)
-                if repeat is None and call.call_id in known:
-                    repeat = self._recorded(entity, key, known[call.call_id])
+                if repeat is None and call.call_id in recorded:
+                    repeat = self._recorded(entity, key, recorded[call.call_id])
                 if repeat is not None:
                     outcomes.append(repeat)
                     continue
             before = stored
+            state = self._decode(entity, key, stored)  # each call's own copy
             ctx = EntityContext(
                 entity.name, key, state, call_id=call.call_id, outbox=self._outbox,
                 readonly=False,
@@ -233,14 +297,13 @@ class EntityWriters:
                     messages += ctx.messages
             if outcome.error is not None:
                 stored = before
-            state = self._decode(entity, key, stored)  # the next call's own copy
             outcomes.append(outcome)
             if call.call_id is not None:
                 seen[call.call_id] = outcome
                 answers.append(self._answer_record(entity, key, call, outcome, result))
         now = self._clock()
         commit = EntityCommit(
-            entity.name, key, lease.token,
+            entity.name, key, known.token, known.version, leased,
             None if stored is None else self._seal(entity.name, key, "state", stored),
             changes, answers, now + self._config.answer_ttl, release=not keep,
             lease_until=now + self._config.lease,
@@ -248,22 +311,24 @@ class EntityWriters:
         unit = UnitOfWork(self._namespace, now, messages=messages, entity=commit)
         done = await self._backend().commit(unit)
         if not done.applied:
-            log.info("an entity's lease was taken over: its calls run again",
-                     extra={"entity": entity.name, "key": key})  # fmt: skip
-            return await self._again(entity, key, batch, keep)
+            return None
+        assert done.entity_version is not None
+        after = _Known(known.token, done.entity_version, stored)
+        self._remember(entity.name, key, after)
         if messages and self._on_sent is not None:
             self._on_sent({m.queue for m in messages})
         for call, outcome in zip(batch, outcomes, strict=True):
             if not call.future.done():
                 _settle(call.future, entity, key, call.handler, outcome)
-        assert done.entity_version is not None
-        return EntityLease(lease.token, stored, done.entity_version) if keep else None
+        return after
 
-    async def _again(
-        self, entity: EntityType, key: str, batch: list[Call], keep: bool
-    ) -> EntityLease | None:
-        lease = await self._lease(entity.name, key)
-        return await self._run_batch(entity, key, lease, batch, keep)
+    def _remember(self, type: str, key: str, known: _Known) -> None:
+        """Keep what this process last committed of an entity (the most recent
+        MAX_KNOWN), so its next batch can commit without a read or the lease."""
+        self._known[(type, key)] = known
+        self._known.move_to_end((type, key))
+        while len(self._known) > MAX_KNOWN:
+            self._known.popitem(last=False)
 
     async def _run(self, handler: Handler, ctx: EntityContext, arg: Any) -> Outcome:
         args = (ctx, arg) if handler.takes_arg else (ctx,)

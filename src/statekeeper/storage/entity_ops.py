@@ -74,9 +74,9 @@ def _bytes(value: Any) -> bytes | None:
 
 
 def _entity(key: str, row: Sequence[Any]) -> EntityRow:
-    state, version, updated_at, holder, lease_until = row
+    state, version, updated_at, holder, lease_until, token = row
     return EntityRow(
         key, _bytes(state), int(version), float(updated_at),
         None if holder is None else str(holder),
-        None if lease_until is None else float(lease_until),
+        None if lease_until is None else float(lease_until), int(token),
     )  # fmt: skip

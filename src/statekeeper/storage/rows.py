@@ -312,17 +312,22 @@ class EntityRow(NamedTuple):
     updated_at: float
     holder: str | None
     lease_until: float | None
+    token: int  # the last lease's token
 
 
 @dataclass(frozen=True, slots=True)
 class EntityCommit:
-    """A batch of calls to one entity committed under its lease (``token``): the state
-    they left, how many changed it, the answers to record (calls with an id), and the
-    lease kept until ``lease_until`` or given up (``release``)."""
+    """A batch of calls to one entity, committed if the entity is as the batch found it
+    (the lease ``token`` and the ``expected`` version; without the lease, ``leased``
+    False, also no live lease on it): the state they left, how many changed it, the
+    answers to record (calls with an id), and the lease kept until ``lease_until`` or
+    given up (``release``)."""
 
     type: str
     key: str
     token: int
+    expected: int
+    leased: bool
     state: bytes | None
     changes: int
     answers: Sequence[EntityAnswer] = ()

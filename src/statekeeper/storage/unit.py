@@ -155,7 +155,7 @@ def already_tracked(point: Checkpoint) -> AlreadyTracked:
 def commit_entity(
     conn: sqlite3.Connection, queries: Queries, namespace: str, entity: EntityCommit, now: float
 ) -> int:
-    """An entity's new state under its lease (LeaseGone if it was taken over) and the
+    """An entity's new state if it is as its batch found it (LeaseGone if not) and the
     answers of its calls: the entity's version after it."""
     row = conn.execute(*_bind(
         queries, "entity_commit", **entity_values(namespace, entity, now)
@@ -176,8 +176,8 @@ def entity_values(namespace: str, entity: EntityCommit, now: float) -> dict[str,
     """The parameters of entity_commit (and of its PostgreSQL form with the answers)."""
     return dict(
         namespace=namespace, type=entity.type, key=entity.key, token=entity.token,
-        state=entity.state, changes=entity.changes, release=entity.release,
-        until=entity.lease_until, now=now,
+        expected=entity.expected, leased=entity.leased, state=entity.state,
+        changes=entity.changes, release=entity.release, until=entity.lease_until, now=now,
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 -- Keyed entities on PostgreSQL: a commit and its answers in one statement.
 
 -- name: entity_commit_answers
--- entity_commit and every answer of the batch (arrays, one item per call with an id),
+-- entity_commit (entities.sqlite.sql: its conditions) and every answer of the batch
+-- (arrays, one item per call with an id),
 -- each answer stamped with the entity's version after the commit. No row: the lease
 -- was taken over and nothing applied.
 WITH committed AS (
@@ -10,6 +11,8 @@ WITH committed AS (
         holder = CASE WHEN :release::boolean THEN NULL ELSE holder END,
         lease_until = CASE WHEN :release::boolean THEN NULL ELSE :until::double precision END
     WHERE namespace = :namespace AND type = :type AND key = :key AND lease_token = :token
+      AND version = :expected
+      AND (:leased::boolean OR holder IS NULL OR lease_until <= :now)
     RETURNING version
 ), answered AS (
     INSERT INTO sk_entity_calls (namespace, type, key, call_id, handler, result, error,

@@ -20,7 +20,7 @@ WHERE namespace = :namespace AND type = :type AND key = :key AND lease_token = :
 RETURNING key;
 
 -- name: entity_get
-SELECT state, version, updated_at, holder, lease_until
+SELECT state, version, updated_at, holder, lease_until, lease_token
 FROM sk_entities
 WHERE namespace = :namespace AND type = :type AND key = :key;
 
@@ -35,7 +35,7 @@ WHERE namespace = :namespace AND type = :type AND key = :key
 
 -- name: entity_list
 -- Entities of a type after a key, in key order (the primary key's order).
-SELECT key, state, version, updated_at, holder, lease_until
+SELECT key, state, version, updated_at, holder, lease_until, lease_token
 FROM sk_entities
 WHERE namespace = :namespace AND type = :type AND key > :after
 ORDER BY namespace, type, key

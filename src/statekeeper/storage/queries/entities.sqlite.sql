@@ -2,13 +2,15 @@
 -- (PostgreSQL runs them as one statement: entities.postgres.sql).
 
 -- name: entity_commit
--- The state a batch of calls left, under the lease that ran them (no row: the lease was
--- taken over, nothing applies); the lease kept until :until, or given up (:release).
+-- The state a batch of calls left, if the entity is still as they found it: the same
+-- lease token and version, and (:leased 0, a batch run without the lease) no live lease
+-- (no row: nothing applies). The lease kept until :until, or given up (:release).
 UPDATE sk_entities
 SET state = :state, version = version + :changes, updated_at = :now,
     holder = CASE WHEN :release THEN NULL ELSE holder END,
     lease_until = CASE WHEN :release THEN NULL ELSE :until END
 WHERE namespace = :namespace AND type = :type AND key = :key AND lease_token = :token
+  AND version = :expected AND (:leased OR holder IS NULL OR lease_until <= :now)
 RETURNING version;
 
 -- name: entity_answer
