@@ -657,6 +657,7 @@ class App:
         backend = create_backend(self.url)
         await backend.open()
         self._backend = backend
+        self.entities.writers.open()
         try:
             backend.listen(self._wakeups.heard)
             for consumer in self.consumers.values():  # consumers' flow control, as declared

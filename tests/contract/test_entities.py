@@ -6,14 +6,17 @@ the state, and commits fenced by the lease."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import time
 from typing import Any
 
 import pytest
 
-from statekeeper import App
+from statekeeper import App, Keyring
 from statekeeper.entities import EntityContext, readonly
 from statekeeper.errors import (
+    ClosedError,
     EntityCallFailed,
     InvalidIdentifier,
     InvalidValue,
@@ -236,10 +239,9 @@ async def test_a_commit_under_a_lost_lease_applies_nothing(app: App) -> None:
 async def test_a_stalled_holder_overtaken_without_a_lease_applies_nothing(
     app: App, database_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    """A holder whose lease ran out keeps its token until someone leases again; a batch
-    committed without the lease meanwhile (by a process that read the entity after the
-    lease ran out) moves the version on, so the stalled holder's late commit (same
-    token, old version) applies nothing."""
+    """A holder whose lease ran out, overtaken by a batch committed without the lease (by
+    a process that read the entity after the lease ran out): that commit raised the
+    token and the version, so the stalled holder's late commit applies nothing."""
     declare(app)
     await app.entities.call("counter", "c", "increment", 1)
     entities = app.backend.entities
@@ -250,7 +252,7 @@ async def test_a_stalled_holder_overtaken_without_a_lease_applies_nothing(
         declare(other)
         assert await other.entities.call("counter", "c", "increment", 1) == 2
     row = await entities.get(app.namespace, "counter", "c")
-    assert row is not None and (row.token, row.version) == (stalled.token, 2)  # no new lease
+    assert row is not None and (row.token, row.version) == (stalled.token + 1, 2)
     unit = UnitOfWork(app.namespace, now, entity=EntityCommit(
         "counter", "c", stalled.token, stalled.version, True, b"100", 1, (), now + 60,
     ))  # fmt: skip
@@ -286,3 +288,157 @@ async def test_bad_calls_are_refused_with_what_is_wrong(app: App) -> None:
         await app.entities.list("counter", limit=0)
     assert await app.entities.get("counter", "never") is None
     assert await app.entities.list("counter") == []  # nothing was called
+
+
+async def test_a_batch_longer_than_the_lease_keeps_it_and_commits(
+    database_url: str, namespace: str
+) -> None:
+    """Handlers that together run longer than the lease, called from two instances: the
+    lease is extended while a batch runs, so no instance takes it over and every call
+    commits."""
+
+    def slow(app: App) -> None:
+        sleepy = app.entity("sleepy", initial=0)
+
+        @sleepy.handler
+        async def bump(ctx: EntityContext) -> int:
+            await asyncio.sleep(0.1)
+            ctx.state += 1
+            return int(ctx.state)
+
+    options: dict[str, Any] = {"namespace": namespace, "purge_interval": None, "entity_lease": 0.5}
+    async with App(database_url, **options) as one, App(database_url, **options) as two:
+        slow(one)
+        slow(two)
+        calls = [app.entities.call("sleepy", "s", "bump") for _ in range(8) for app in (one, two)]
+        results = await asyncio.wait_for(asyncio.gather(*calls), 30)
+        assert sorted(results) == list(range(1, 17))
+
+
+async def test_closing_mid_batch_gives_the_lease_back(database_url: str, namespace: str) -> None:
+    started = asyncio.Event()
+
+    def slow(app: App) -> None:
+        sleepy = app.entity("sleepy", initial=0)
+
+        @sleepy.handler
+        async def bump(ctx: EntityContext) -> int:
+            started.set()
+            await asyncio.sleep(30)
+            return 0
+
+        @sleepy.handler
+        def quick(ctx: EntityContext) -> int:
+            ctx.state += 1
+            return int(ctx.state)
+
+    options: dict[str, Any] = {"namespace": namespace, "purge_interval": None, "entity_lease": 20}
+    async with App(database_url, **options) as other:
+        slow(other)
+        closing = App(database_url, **options)
+        slow(closing)
+        await closing.open()
+        waiting = asyncio.create_task(closing.entities.call("sleepy", "s", "bump"))
+        await started.wait()  # a new entity's first call runs under the lease
+        await closing.close()
+        with pytest.raises(ClosedError):
+            await waiting
+        began = time.monotonic()
+        assert await other.entities.call("sleepy", "s", "quick") == 1
+        assert time.monotonic() - began < 5  # not the lease's 20 s
+
+
+async def test_a_batch_overtaken_by_a_commit_that_changed_nothing_applies_nothing(
+    database_url: str, namespace: str
+) -> None:
+    """A batch run without the lease, overtaken by another instance's commit that only
+    recorded a failed call's answer (the version did not move): its commit fails, and the
+    call id gets the answer recorded first."""
+    gate = asyncio.Event()
+    running = asyncio.Event()
+
+    def gated(app: App) -> None:
+        counter = app.entity("counter", initial=0)
+
+        @counter.handler
+        async def increment(ctx: EntityContext, by: int) -> int:
+            if ctx.call_id == "x":
+                running.set()
+                await gate.wait()
+            ctx.state += by
+            return int(ctx.state)
+
+        @counter.handler
+        def explode(ctx: EntityContext) -> None:
+            raise ValueError("refused")
+
+    opts: dict[str, Any] = {"namespace": namespace, "purge_interval": None}
+    async with App(database_url, **opts) as one, App(database_url, **opts) as two:
+        gated(one)
+        gated(two)
+        assert await one.entities.call("counter", "c", "increment", 1) == 1
+        assert await two.entities.call("counter", "c", "increment", 1) == 2
+        slow = asyncio.create_task(two.entities.call("counter", "c", "increment", 5, call_id="x"))
+        await running.wait()  # two runs x on version 2, without the lease
+        async with App(database_url, **opts) as three:  # reads the entity: no lease either
+            gated(three)
+            with pytest.raises(EntityCallFailed):
+                await three.entities.call("counter", "c", "explode", call_id="x")  # 0 changes
+        gate.set()
+        with pytest.raises(EntityCallFailed) as recorded:
+            await slow
+        assert recorded.value.error is not None and recorded.value.error.message == "refused"
+        got = await one.entities.get("counter", "c")
+        assert got is not None and got.state == 2
+
+
+async def test_an_app_opened_again_takes_calls_again(database_url: str, namespace: str) -> None:
+    app = App(database_url, namespace=namespace, purge_interval=None)
+    declare(app)
+    async with app:
+        assert await app.entities.call("counter", "c", "increment", 1) == 1
+    async with app:
+        assert await app.entities.call("counter", "c", "increment", 1) == 2
+
+
+async def test_a_handler_calling_its_own_entity_fails_at_once(app: App) -> None:
+    loop = app.entity("loop", initial=0)
+
+    @loop.handler
+    async def again(ctx: EntityContext) -> Any:
+        return await app.entities.call("loop", ctx.key, "again")
+
+    with pytest.raises(EntityCallFailed) as failed:
+        await asyncio.wait_for(app.entities.call("loop", "l", "again"), 10)
+    assert failed.value.error is not None and failed.value.error.type == "ValidationError"
+    assert "would wait for the handler making it" in failed.value.error.message
+
+
+async def test_answers_are_json_the_first_time_as_on_a_repeat(app: App) -> None:
+    pairs = app.entity("pairs", initial=None)
+
+    @pairs.handler
+    def make(ctx: EntityContext) -> dict[str, Any]:
+        return {"v": (1, "t")}
+
+    @pairs.handler(readonly=True)
+    def peek(ctx: EntityContext) -> Any:
+        return (ctx.state, "x")
+
+    first = await app.entities.call("pairs", "p", "make", call_id="m")
+    again = await app.entities.call("pairs", "p", "make", call_id="m")
+    assert first == again == {"v": [1, "t"]}
+    assert await app.entities.call("pairs", "p", "peek") == [None, "x"]
+
+
+async def test_sealed_state_reads_back_in_read_only_handlers(
+    database_url: str, namespace: str
+) -> None:
+    keyring = Keyring.parse(f"k1:{base64.b64encode(os.urandom(32)).decode()}")
+    async with App(database_url, namespace=namespace, encryption=keyring,
+                   purge_interval=None) as app:  # fmt: skip
+        declare(app)
+        await app.entities.call("counter", "c", "increment", 41)
+        assert await app.entities.call("counter", "c", "value") == 41
+        row = await app.backend.entities.get(app.namespace, "counter", "c")
+        assert row is not None and row.state is not None and b"41" not in row.state

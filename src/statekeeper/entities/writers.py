@@ -33,13 +33,14 @@ import secrets
 import socket
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from statekeeper.codec import decode_value, encode_value
 from statekeeper.entities.context import EntityContext
 from statekeeper.entities.definitions import EntityType, Handler
-from statekeeper.errors import ClosedError, EntityCallFailed, ErrorRecord
+from statekeeper.errors import ClosedError, EntityCallFailed, ErrorRecord, ValidationError
 from statekeeper.sealing import ENTITY, Sealer
 from statekeeper.state.transaction import Outbox
 from statekeeper.storage.contracts import Storage
@@ -57,6 +58,10 @@ MAX_BATCH = 128  # calls committed together at most
 FIRST_PAUSE = 0.002  # between lease attempts while another process holds the key ...
 MOST_PAUSE = 0.05  # ... doubling up to this
 MAX_KNOWN = 10_000  # entities whose last committed state a process keeps
+MAX_KEPT = 8  # batches in a row a process commits under one lease before giving it back
+# The entity whose handler runs in this context (a call to it from there would wait for
+# the handler making it).
+_RUNNING: ContextVar[tuple[str, str, str] | None] = ContextVar("entity_running", default=None)
 
 
 @dataclass(slots=True)
@@ -73,6 +78,13 @@ class Outcome:
 
     result: Any = None
     error: ErrorRecord | None = None
+
+
+@dataclass(slots=True)
+class _Held:
+    """The lease a key's writer holds (None: none)."""
+
+    lease: EntityLease | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,11 @@ class EntityWriters:
         """Queue the call on its key's writer; its result once committed."""
         if self._closed:
             raise ClosedError()
+        if _RUNNING.get() == (self._namespace, entity.name, key):
+            raise ValidationError(
+                f"a handler of {entity.name}/{key} cannot call an exclusive handler of the "
+                "same entity: that call would wait for the handler making it"
+            )
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         queue = self._queues.setdefault((entity.name, key), _Queue())
         queue.calls.append(Call(handler, arg, call_id, future))
@@ -141,10 +158,27 @@ class EntityWriters:
     async def read(self, entity: EntityType, key: str, handler: Handler, arg: Any) -> Any:
         """A read-only handler on the last committed state (no lease)."""
         row = await self._backend().entities.get(self._namespace, entity.name, key)
-        state = self._decode(entity, key, None if row is None else row.state)
+        stored = None
+        if row is not None and row.state is not None:
+            stored = self.open_state(entity.name, key, row.state)
+        state = self._decode(entity, key, stored)
         ctx = EntityContext(entity.name, key, state, call_id=None, outbox=None, readonly=True)
         outcome = await self._run(handler, ctx, arg)
+        if outcome.error is None:
+            try:
+                result = encode_value(
+                    key, outcome.result, self._config.max_state_bytes,
+                    f"the result of {entity.name}.{handler.name}",
+                )  # fmt: skip
+            except Exception as error:
+                outcome = Outcome(error=ErrorRecord.of(error))
+            else:
+                outcome = Outcome(decode_value(key, result))
         return _answer(entity, key, handler, outcome)
+
+    def open(self) -> None:
+        """Take calls (again, after a close)."""
+        self._closed = False
 
     async def close(self) -> None:
         """Stop taking calls; calls still queued fail with ClosedError."""
@@ -157,27 +191,28 @@ class EntityWriters:
     # --- the writer of one key ----------------------------------------------------------
 
     async def _write(self, entity: EntityType, key: str, queue: _Queue) -> None:
-        lease: EntityLease | None = None
+        held = _Held()  # the lease this task holds, whichever it is by now
+        kept = 0  # batches in a row under one held lease
         try:
             while queue.calls:
                 batch = [queue.calls[i] for i in range(min(len(queue.calls), MAX_BATCH))]
                 more = len(queue.calls) > len(batch)
-                if lease is None and await self._without_lease(entity, key, batch):
-                    pass
+                if held.lease is None and await self._without_lease(entity, key, batch):
+                    kept = 0
                 else:
-                    if lease is None:
-                        lease = await self._lease(entity.name, key)
-                    lease = await self._under_lease(entity, key, lease, batch, keep=more)
+                    if held.lease is None:
+                        held.lease = await self._lease(entity.name, key)
+                    keep = more and kept < MAX_KEPT  # then let other processes in
+                    await self._under_lease(entity, key, held, batch, keep=keep)
+                    kept = kept + 1 if keep else 0
                 for _ in batch:  # committed and answered
                     queue.calls.popleft()
         except asyncio.CancelledError:
-            if lease is not None:
-                await self._release(entity.name, key, lease)
+            await self._release(entity.name, key, held)
             _fail_all(queue, ClosedError())
             raise
         except BaseException as error:  # the database failed: every waiting caller hears
-            if lease is not None:
-                await self._release(entity.name, key, lease)
+            await self._release(entity.name, key, held)
             _fail_all(queue, error)
         finally:
             queue.task = None
@@ -215,7 +250,10 @@ class EntityWriters:
             await asyncio.sleep(pause)
             pause = min(pause * 2, MOST_PAUSE)
 
-    async def _release(self, type: str, key: str, lease: EntityLease) -> None:
+    async def _release(self, type: str, key: str, held: _Held) -> None:
+        lease, held.lease = held.lease, None
+        if lease is None:
+            return
         try:
             await self._backend().entities.release(self._namespace, type, key, lease.token)
         except Exception:  # it runs out by itself
@@ -223,21 +261,49 @@ class EntityWriters:
                         extra={"entity": type, "key": key})  # fmt: skip
 
     async def _under_lease(
-        self, entity: EntityType, key: str, lease: EntityLease, batch: list[Call], keep: bool
-    ) -> EntityLease | None:
-        """Commit ``batch`` under the lease (lost meanwhile: lease again and run it again).
-        The lease still held after (``keep``), or None (given back by the commit)."""
+        self, entity: EntityType, key: str, held: _Held, batch: list[Call], keep: bool
+    ) -> None:
+        """Commit ``batch`` under the lease ``held`` (lost meanwhile: lease again and run
+        it again). The lease is extended while the batch runs; after the commit it is
+        still held (under the commit's new token) if ``keep``, else given back."""
         while True:
+            lease = held.lease
+            assert lease is not None
             state = None if lease.state is None else self.open_state(entity.name, key, lease.state)
             known = _Known(lease.token, lease.version, state)
-            committed = await self._commit(entity, key, batch, known, leased=True, keep=keep)
+            keeper = asyncio.create_task(self._keep(entity.name, key, lease.token))
+            try:
+                committed = await self._commit(entity, key, batch, known, leased=True, keep=keep)
+            finally:
+                keeper.cancel()
             if committed is not None:
-                return (
-                    EntityLease(lease.token, committed.state, committed.version) if keep else None
+                held.lease = (
+                    EntityLease(committed.token, committed.state, committed.version)
+                    if keep
+                    else None
                 )
+                return
             log.info("an entity's lease was taken over: its calls run again",
                      extra={"entity": entity.name, "key": key})  # fmt: skip
-            lease = await self._lease(entity.name, key)
+            held.lease = None
+            held.lease = await self._lease(entity.name, key)
+
+    async def _keep(self, type: str, key: str, token: int) -> None:
+        """Extend the lease every third of its length while a batch runs under it."""
+        entities = self._backend().entities
+        while True:
+            await asyncio.sleep(self._config.lease / 3)
+            until = self._clock() + self._config.lease
+            try:
+                extended = await entities.extend(
+                    self._namespace, type, key, self.holder, token, until
+                )
+            except Exception:
+                log.warning("could not extend the lease of an entity", exc_info=True,
+                            extra={"entity": type, "key": key})  # fmt: skip
+                continue
+            if not extended:
+                return  # lost: the commit's fence will say so
 
     async def _commit(
         self,
@@ -295,6 +361,7 @@ class EntityWriters:
                 else:
                     changes += 1
                     messages += ctx.messages
+                    outcome = Outcome(decode_value(key, result))  # as a repeat gets it
             if outcome.error is not None:
                 stored = before
             outcomes.append(outcome)
@@ -312,8 +379,8 @@ class EntityWriters:
         done = await self._backend().commit(unit)
         if not done.applied:
             return None
-        assert done.entity_version is not None
-        after = _Known(known.token, done.entity_version, stored)
+        assert done.entity_version is not None and done.entity_token is not None
+        after = _Known(done.entity_token, done.entity_version, stored)
         self._remember(entity.name, key, after)
         if messages and self._on_sent is not None:
             self._on_sent({m.queue for m in messages})
@@ -332,6 +399,7 @@ class EntityWriters:
 
     async def _run(self, handler: Handler, ctx: EntityContext, arg: Any) -> Outcome:
         args = (ctx, arg) if handler.takes_arg else (ctx,)
+        running = _RUNNING.set((self._namespace, ctx.type, ctx.key))
         try:
             if handler.is_async:
                 result = await handler.fn(*args)
@@ -339,6 +407,8 @@ class EntityWriters:
                 result = await asyncio.to_thread(handler.fn, *args)
         except Exception as error:
             return Outcome(error=ErrorRecord.of(error))
+        finally:
+            _RUNNING.reset(running)
         return Outcome(result)
 
     # --- encoding -----------------------------------------------------------------------

@@ -30,6 +30,17 @@ class EntityOps(Operations):
         row = await self._db.run_write(statement, f"cannot lease entity {type}/{key}", "row")
         return None if row is None else EntityLease(int(row[0]), _bytes(row[1]), int(row[2]))
 
+    async def extend(
+        self, namespace: str, type: str, key: str, holder: str, token: int, until: float
+    ) -> bool:
+        """Hold the lease until ``until``; False if it was lost."""
+        statement = self._bind(
+            "entity_extend", namespace=namespace, type=type, key=key, holder=holder,
+            token=token, until=until,
+        )  # fmt: skip
+        what = f"cannot extend the lease of entity {type}/{key}"
+        return bool(await self._db.run_write(statement, what, "found"))
+
     async def release(self, namespace: str, type: str, key: str, token: int) -> bool:
         """Give the lease back without a commit; False if it was taken over."""
         statement = self._bind("entity_release", namespace=namespace, type=type, key=key,

@@ -319,21 +319,23 @@ class PostgresBackend(Blocks):
         sql, args = entity_statement(Q, unit)
         if only_an_entity(unit):
             with translated("cannot commit"):
-                version = await self.pool.fetchval(sql, *args)
-            return UnitResult(version is not None, entity_version=version)
+                row = await self.pool.fetchrow(sql, *args)
+            if row is None:
+                return UnitResult(False)
+            return UnitResult(True, entity_version=row[0], entity_token=row[1])
         rest = replace(unit, entity=None)
         try:
             with translated("cannot commit"):
                 async with self.pool.acquire() as conn, conn.transaction():
-                    version = await conn.fetchval(sql, *args)
-                    if version is None:
+                    row = await conn.fetchrow(sql, *args)
+                    if row is None:
                         raise _NotApplied
                     done = await self._commit_on(conn, rest)
                     if not done.applied:
                         raise _NotApplied
         except _NotApplied:
             return UnitResult(False)
-        return replace(done, entity_version=version)
+        return replace(done, entity_version=row[0], entity_token=row[1])
 
     async def _commit_on(self, db: Any, unit: UnitOfWork) -> UnitResult:
         """The unit (without an entity) on ``db``: the pool, or a connection in a

@@ -437,6 +437,7 @@ class UnitResult:
     versions: list[int] = field(default_factory=list)
     paused: bool = False
     entity_version: int | None = None  # the entity's version after a unit with an entity
+    entity_token: int | None = None  # and its token (raised by every commit)
 
     @classmethod
     def of_step(cls, request: int, writes: list[bool] | None = None) -> UnitResult:

@@ -154,9 +154,9 @@ def already_tracked(point: Checkpoint) -> AlreadyTracked:
 
 def commit_entity(
     conn: sqlite3.Connection, queries: Queries, namespace: str, entity: EntityCommit, now: float
-) -> int:
+) -> tuple[int, int]:
     """An entity's new state if it is as its batch found it (LeaseGone if not) and the
-    answers of its calls: the entity's version after it."""
+    answers of its calls: the entity's version and token after it."""
     row = conn.execute(*_bind(
         queries, "entity_commit", **entity_values(namespace, entity, now)
     )).fetchone()  # fmt: skip
@@ -169,7 +169,7 @@ def commit_entity(
             call_id=answer.call_id, handler=answer.handler, result=answer.result,
             error=answer.error, version=version, expires_at=entity.answers_expire_at,
         ))  # fmt: skip
-    return version
+    return version, int(row[1])
 
 
 def entity_values(namespace: str, entity: EntityCommit, now: float) -> dict[str, Any]:
@@ -184,9 +184,9 @@ def entity_values(namespace: str, entity: EntityCommit, now: float) -> dict[str,
 def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> UnitResult:
     """The unit in one writer job (its savepoint rolls back all of it on any failure)."""
     ns, now = unit.namespace, unit.now
-    entity_version = None
+    entity_version = entity_token = None
     if unit.entity is not None:
-        entity_version = commit_entity(conn, queries, ns, unit.entity, now)
+        entity_version, entity_token = commit_entity(conn, queries, ns, unit.entity, now)
     request = 0  # what was asked of the step's workflow: a cancel, a pause
     step = unit.step
     if step is not None:
@@ -233,8 +233,9 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
     first, versions = append_events(conn, queries, ns, unit.appends, now)
     asked = UnitResult.of_step(request)
     return UnitResult(
-        True, writes, asked.cancel_requested, first, versions, asked.paused, entity_version
-    )
+        True, writes, asked.cancel_requested, first, versions, asked.paused, entity_version,
+        entity_token,
+    )  # fmt: skip
 
 
 # --- PostgreSQL: one statement -----------------------------------------------------------
@@ -242,7 +243,7 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
 
 def entity_statement(queries: Queries, unit: UnitOfWork) -> Statement:
     """The unit's entity commit with its answers as one statement: the entity's
-    version after it, or no row when the lease was taken over."""
+    version and token after it, or no row when the entity moved on."""
     entity = unit.entity
     assert entity is not None
     answers = entity.answers

@@ -13,6 +13,13 @@ SET holder = excluded.holder, lease_token = sk_entities.lease_token + 1,
 WHERE sk_entities.holder IS NULL OR sk_entities.lease_until <= :now
 RETURNING lease_token, state, version;
 
+-- name: entity_extend
+-- The lease held a while longer (a batch still running): no row if it was lost.
+UPDATE sk_entities SET lease_until = :until
+WHERE namespace = :namespace AND type = :type AND key = :key AND lease_token = :token
+  AND holder = :holder
+RETURNING key;
+
 -- name: entity_release
 -- A lease given back without a commit (its holder is stopping, or ran nothing).
 UPDATE sk_entities SET holder = NULL, lease_until = NULL
