@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2 -m 'not soak and not crash'
-	$(VENV)/bin/python -m pytest -q -m crash
+	$(VENV)/bin/python -m pytest -q -n 2 -m crash
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

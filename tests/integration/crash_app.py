@@ -18,7 +18,7 @@ from statekeeper import App, Message, Retry
 DSN = os.environ["CRASH_PG_DSN"]
 SCHEMA = os.environ["CRASH_PG_SCHEMA"]
 
-app = App(f"{DSN}?schema={SCHEMA}", namespace="crash", purge_interval=None)
+app = App(os.environ["CRASH_PG_URL"], namespace="crash", purge_interval=None)
 app.queue("work", retry=Retry(max_attempts=50, initial_interval=0.05, max_delay=0.5),
           visibility_timeout=2.0)  # fmt: skip
 _pool: asyncpg.Pool | None = None

@@ -16,6 +16,7 @@ from tests.integration.cli_forkserver import Forked, Process
 
 ROOT = Path(__file__).parents[2]
 TOKEN = "crash-test-token-0123456789abcdef"
+WORKER_POOL = 4
 
 
 def environment(schema: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -25,8 +26,17 @@ def environment(schema: str, extra: dict[str, str] | None = None) -> dict[str, s
         "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
         "CRASH_PG_DSN": pg_dsn(),
         "CRASH_PG_SCHEMA": schema,
+        # What the workers' apps open: small pools, so that two crash tests running at
+        # once (each with workers killed and started again) stay within PostgreSQL's
+        # 100 connections.
+        "CRASH_PG_URL": small_pool(f"{pg_dsn()}?schema={schema}"),
         "STATEKEEPER_API_TOKEN": TOKEN,
     }
+
+
+def small_pool(url: str) -> str:
+    """A worker's database URL with the small pool of WORKER_POOL (PostgreSQL)."""
+    return f"{url}&pool_max={WORKER_POOL}" if url.startswith("postgres") else url
 
 
 def start(args: list[str], schema: str, extra: dict[str, str] | None = None) -> Forked:

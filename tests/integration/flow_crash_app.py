@@ -21,7 +21,7 @@ DSN = os.environ["CRASH_PG_DSN"]
 SCHEMA = os.environ["CRASH_PG_SCHEMA"]
 SLOTS = 4
 
-app = App(f"{DSN}?schema={SCHEMA}", namespace="flow", purge_interval=None)
+app = App(os.environ["CRASH_PG_URL"], namespace="flow", purge_interval=None)
 app.workflows.lease = 2.0  # killed runners' workflows come back quickly
 app.workflow_queue("limited", concurrency=SLOTS, per_key_concurrency=1, key="key")
 app.workflow_queue("rated", rate=(50, 1.0))

@@ -11,7 +11,7 @@ from statekeeper import App
 DSN = os.environ["CRASH_PG_DSN"]
 SCHEMA = os.environ["CRASH_PG_SCHEMA"]
 
-app = App(f"{DSN}?schema={SCHEMA}", namespace="crash", purge_interval=None)
+app = App(os.environ["CRASH_PG_URL"], namespace="crash", purge_interval=None)
 
 
 @app.workflow

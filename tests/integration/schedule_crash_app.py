@@ -22,7 +22,7 @@ def clock() -> float:
     return T0 + (time.time() - WALL0) * SPEED
 
 
-app = App(f"{DSN}?schema={SCHEMA}", namespace="crash", purge_interval=None, clock=clock)
+app = App(os.environ["CRASH_PG_URL"], namespace="crash", purge_interval=None, clock=clock)
 
 
 @app.schedule(every=1, anchor=T0, id="beat", overlap="allow_all", catchup=CATCHUP)

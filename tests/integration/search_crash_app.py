@@ -13,7 +13,7 @@ DSN = os.environ["CRASH_PG_DSN"]
 SCHEMA = os.environ["CRASH_PG_SCHEMA"]
 ROUNDS = 8
 
-app = App(f"{DSN}?schema={SCHEMA}", namespace="crash", purge_interval=None)
+app = App(os.environ["CRASH_PG_URL"], namespace="crash", purge_interval=None)
 app.workflows.lease = 2.0  # killed runners' workflows come back quickly
 
 

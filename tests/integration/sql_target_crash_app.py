@@ -64,7 +64,7 @@ def ledger_app(database_url: str, target_url: str) -> App:
 
 if "CRASH_TARGET_URL" in os.environ:
     app = ledger_app(
-        f"{os.environ['CRASH_PG_DSN']}?schema={os.environ['CRASH_PG_SCHEMA']}",
+        os.environ["CRASH_PG_URL"],
         os.environ["CRASH_TARGET_URL"],
     )
     if os.environ.get("CRASH_TRACE_DIR"):

@@ -25,7 +25,7 @@ from statekeeper.asl.workflow import execution_events
 from statekeeper.constants import WORKFLOW_ACTIVE
 from tests.conftest import pg_url
 from tests.integration.cli_forkserver import Process
-from tests.integration.crash_support import kill_workers_until, stop_workers
+from tests.integration.crash_support import kill_workers_until, small_pool, stop_workers
 
 pytestmark = pytest.mark.crash
 
@@ -147,7 +147,7 @@ async def test_200_executions_survive_killed_workers(
 ) -> None:
     url = f"sqlite:///{tmp_path}/asl.db" if backend_name == "sqlite" else pg_url(schema)
     effects_path = tmp_path / "effects.db"
-    extra = {"ASL_CRASH_URL": url, "ASL_CRASH_EFFECTS": str(effects_path)}
+    extra = {"ASL_CRASH_URL": small_pool(url), "ASL_CRASH_EFFECTS": str(effects_path)}
     inputs = {f"order-{n}": order(n) for n in range(TOTAL)}
     began = time.monotonic()
     async with App(url, namespace="aslcrash", purge_interval=None) as app:

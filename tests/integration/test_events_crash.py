@@ -26,7 +26,7 @@ import pytest
 from statekeeper import App
 from statekeeper.events.model import RecordedEvent
 from tests.integration.cli_forkserver import Forked, Process
-from tests.integration.crash_support import ROOT
+from tests.integration.crash_support import ROOT, small_pool
 
 pytestmark = pytest.mark.crash
 
@@ -45,7 +45,7 @@ class Workers:
         self.env = {
             **os.environ,
             "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'integration'}",
-            "EVENTS_CRASH_URL": url,
+            "EVENTS_CRASH_URL": small_pool(url),
             "EVENTS_CRASH_LEASE": "0.6",
         }
         self.logs = logs
