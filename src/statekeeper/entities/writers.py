@@ -153,7 +153,7 @@ class EntityWriters:
         queue.calls.append(Call(handler, arg, call_id, future))
         if queue.task is None:
             queue.task = asyncio.create_task(self._write(entity, key, queue))
-        return await asyncio.shield(future)
+        return await future  # a caller that stops waiting leaves its call queued
 
     async def read(self, entity: EntityType, key: str, handler: Handler, arg: Any) -> Any:
         """A read-only handler on the last committed state (no lease)."""
@@ -173,7 +173,7 @@ class EntityWriters:
             except Exception as error:
                 outcome = Outcome(error=ErrorRecord.of(error))
             else:
-                outcome = Outcome(decode_value(key, result))
+                outcome = Outcome(_as_json(key, outcome.result, result))
         return _answer(entity, key, handler, outcome)
 
     def open(self) -> None:
@@ -361,7 +361,7 @@ class EntityWriters:
                 else:
                     changes += 1
                     messages += ctx.messages
-                    outcome = Outcome(decode_value(key, result))  # as a repeat gets it
+                    outcome = Outcome(_as_json(key, outcome.result, result))  # as a repeat
             if outcome.error is not None:
                 stored = before
             outcomes.append(outcome)
@@ -448,6 +448,14 @@ class EntityWriters:
         assert answer.result is not None
         data = self._sealer.open(answer.result, *place[:-1], f"{place[-1]}:result")
         return Outcome(decode_value(key, data))
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _as_json(key: str, value: Any, encoded: bytes) -> Any:
+    """``value`` as its JSON ``encoded`` reads back (a scalar is already that)."""
+    return value if type(value) in _SCALARS else decode_value(key, encoded)
 
 
 def _answer(entity: EntityType, key: str, handler: Handler, outcome: Outcome) -> Any:
