@@ -313,6 +313,12 @@ class UnknownEntity(NotFound):
     code = "unknown_entity"
 
 
+class EntityNotFound(NotFound):
+    """No call to that entity was ever committed."""
+
+    code = "entity_not_found"
+
+
 class UnknownEntityHandler(NotFound):
     """The entity type has no handler of that name."""
 

@@ -44,8 +44,9 @@ def reencrypt(
 ) -> None:
     """Re-seal every stored value of the namespace (state, queues, idempotency,
     workflows with their messages, updates and published values, schedules, the event
-    store) under the primary encryption key; print a JSON report. Exits 9 when some
-    values do not open with the configured keys (they are left as they are)."""
+    store, entities and their answers) under the primary encryption key; print a JSON
+    report. Exits 9 when some values do not open with the configured keys (they are
+    left as they are)."""
 
     async def work(app: App) -> ReencryptReport:
         return await app.reencrypt(

@@ -9,6 +9,7 @@ from statekeeper import __version__
 from statekeeper.cli import workflow_messages  # noqa: F401  (adds its verbs to workflows)
 from statekeeper.cli.common import CommandGroup, Settings
 from statekeeper.cli.demo import demo
+from statekeeper.cli.entities import entities
 from statekeeper.cli.events import events
 from statekeeper.cli.keys import keygen, reencrypt
 from statekeeper.cli.queues import queue
@@ -82,6 +83,7 @@ for command in (
     keygen,
     demo,
     schedules,
+    entities,
 ):
     main.add_command(command)
 # ``workflows version / move-version / fork`` (cli/workflow_versions.py).
