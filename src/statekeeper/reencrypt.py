@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from statekeeper.entities.writers import answer_where, state_where
 from statekeeper.errors import DecryptionError, ValidationError
 from statekeeper.keyring import Keyring
 from statekeeper.sealing import (
-    ENTITY,
     EVENT,
     IDEMPOTENCY,
     MESSAGE,
@@ -250,10 +250,9 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
     if kind == "schedules":
         return (SCHEDULE, namespace, values["id"], name)
     if kind == "entities":
-        return (ENTITY, namespace, values["type"], values["key"], name)
+        return state_where(namespace, values["type"], values["key"])
     if kind == "entity_calls":  # an answer: bound to its call id
-        return (ENTITY, namespace, values["type"], values["key"],
-                f"call:{values['call_id']}:{name}")  # fmt: skip
+        return answer_where(namespace, values["type"], values["key"], values["call_id"], name)
     return (EVENT, namespace, values["workflow_id"], values["name"], name)
 
 

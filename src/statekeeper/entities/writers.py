@@ -35,6 +35,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from statekeeper.codec import decode_value, encode_value
@@ -82,19 +83,9 @@ class Outcome:
 
 @dataclass(slots=True)
 class _Held:
-    """The lease a key's writer holds (None: none)."""
+    """The lease a key's writer holds (None: none), its state opened (JSON bytes)."""
 
     lease: EntityLease | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """An entity as this process last committed or read it: the last lease's token, the
-    version and the state (JSON bytes; None: never written)."""
-
-    token: int
-    version: int
-    state: bytes | None
 
 
 @dataclass(slots=True)
@@ -132,7 +123,9 @@ class EntityWriters:
         self._on_sent = on_sent
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._queues: dict[tuple[str, str], _Queue] = {}
-        self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
+        # Entities as this process last committed (or read) them: token, version and
+        # state (JSON bytes), the most recent MAX_KNOWN.
+        self._known: OrderedDict[tuple[str, str], EntityLease] = OrderedDict()
         self._closed = False
 
     # --- calls --------------------------------------------------------------------------
@@ -158,22 +151,11 @@ class EntityWriters:
     async def read(self, entity: EntityType, key: str, handler: Handler, arg: Any) -> Any:
         """A read-only handler on the last committed state (no lease)."""
         row = await self._backend().entities.get(self._namespace, entity.name, key)
-        stored = None
-        if row is not None and row.state is not None:
-            stored = self.open_state(entity.name, key, row.state)
-        state = self._decode(entity, key, stored)
+        state = self._decode(
+            entity, key, None if row is None else self._opened(entity.name, key, row.state)
+        )
         ctx = EntityContext(entity.name, key, state, call_id=None, outbox=None, readonly=True)
-        outcome = await self._run(handler, ctx, arg)
-        if outcome.error is None:
-            try:
-                result = encode_value(
-                    key, outcome.result, self._config.max_state_bytes,
-                    f"the result of {entity.name}.{handler.name}",
-                )  # fmt: skip
-            except Exception as error:
-                outcome = Outcome(error=ErrorRecord.of(error))
-            else:
-                outcome = Outcome(_as_json(key, outcome.result, result))
+        outcome, _ = self._as_answer(entity, key, handler, await self._run(handler, ctx, arg))
         return _answer(entity, key, handler, outcome)
 
     def open(self) -> None:
@@ -233,8 +215,7 @@ class EntityWriters:
             )  # fmt: skip
             if row is None or live:
                 return False  # the lease creates a new entity's row, and waits for a holder
-            state = None if row.state is None else self.open_state(entity.name, key, row.state)
-            known = _Known(row.token, row.version, state)
+            known = EntityLease(row.token, self._opened(entity.name, key, row.state), row.version)
         committed = await self._commit(entity, key, batch, known, leased=False, keep=False)
         return committed is not None
 
@@ -246,7 +227,7 @@ class EntityWriters:
             until = now + self._config.lease
             got = await entities.lease(self._namespace, type, key, self.holder, until, now)
             if got is not None:
-                return got
+                return got._replace(state=self._opened(type, key, got.state))
             await asyncio.sleep(pause)
             pause = min(pause * 2, MOST_PAUSE)
 
@@ -269,19 +250,13 @@ class EntityWriters:
         while True:
             lease = held.lease
             assert lease is not None
-            state = None if lease.state is None else self.open_state(entity.name, key, lease.state)
-            known = _Known(lease.token, lease.version, state)
             keeper = asyncio.create_task(self._keep(entity.name, key, lease.token))
             try:
-                committed = await self._commit(entity, key, batch, known, leased=True, keep=keep)
+                committed = await self._commit(entity, key, batch, lease, leased=True, keep=keep)
             finally:
                 keeper.cancel()
             if committed is not None:
-                held.lease = (
-                    EntityLease(committed.token, committed.state, committed.version)
-                    if keep
-                    else None
-                )
+                held.lease = committed if keep else None
                 return
             log.info("an entity's lease was taken over: its calls run again",
                      extra={"entity": entity.name, "key": key})  # fmt: skip
@@ -310,11 +285,11 @@ class EntityWriters:
         entity: EntityType,
         key: str,
         batch: list[Call],
-        known: _Known,
+        known: EntityLease,
         *,
         leased: bool,
         keep: bool,
-    ) -> _Known | None:
+    ) -> EntityLease | None:
         """Run ``batch`` on the state ``known`` and commit it if the entity is still as
         known (with the lease: ``leased``); then answer its callers. What this process
         now knows of the entity, or None when nothing was applied."""
@@ -338,40 +313,34 @@ class EntityWriters:
                 if repeat is not None:
                     outcomes.append(repeat)
                     continue
-            before = stored
             state = self._decode(entity, key, stored)  # each call's own copy
             ctx = EntityContext(
                 entity.name, key, state, call_id=call.call_id, outbox=self._outbox,
                 readonly=False,
             )  # fmt: skip
             outcome = await self._run(call.handler, ctx, call.arg)
-            result: bytes | None = None
             if outcome.error is None:
                 try:
-                    stored = encode_value(
+                    left = encode_value(
                         key, ctx.state, self._config.max_state_bytes,
                         f"the state of entity {entity.name}/{key}",
                     )  # fmt: skip
-                    result = encode_value(
-                        key, outcome.result, self._config.max_state_bytes,
-                        f"the result of {entity.name}.{call.handler.name}",
-                    )  # fmt: skip
                 except Exception as error:
                     outcome = Outcome(error=ErrorRecord.of(error))
-                else:
-                    changes += 1
-                    messages += ctx.messages
-                    outcome = Outcome(_as_json(key, outcome.result, result))  # as a repeat
-            if outcome.error is not None:
-                stored = before
+            outcome, result = self._as_answer(entity, key, call.handler, outcome)
+            if outcome.error is None:  # the call counts: its state and messages stand
+                stored = left
+                changes += 1
+                messages += ctx.messages
             outcomes.append(outcome)
             if call.call_id is not None:
                 seen[call.call_id] = outcome
                 answers.append(self._answer_record(entity, key, call, outcome, result))
         now = self._clock()
+        where = state_where(self._namespace, entity.name, key)
         commit = EntityCommit(
             entity.name, key, known.token, known.version, leased,
-            None if stored is None else self._seal(entity.name, key, "state", stored),
+            None if stored is None else self._sealer.seal(stored, *where),
             changes, answers, now + self._config.answer_ttl, release=not keep,
             lease_until=now + self._config.lease,
         )  # fmt: skip
@@ -380,7 +349,7 @@ class EntityWriters:
         if not done.applied:
             return None
         assert done.entity_version is not None and done.entity_token is not None
-        after = _Known(done.entity_token, done.entity_version, stored)
+        after = EntityLease(done.entity_token, stored, done.entity_version)
         self._remember(entity.name, key, after)
         if messages and self._on_sent is not None:
             self._on_sent({m.queue for m in messages})
@@ -389,13 +358,31 @@ class EntityWriters:
                 _settle(call.future, entity, key, call.handler, outcome)
         return after
 
-    def _remember(self, type: str, key: str, known: _Known) -> None:
+    def _remember(self, type: str, key: str, known: EntityLease) -> None:
         """Keep what this process last committed of an entity (the most recent
         MAX_KNOWN), so its next batch can commit without a read or the lease."""
         self._known[(type, key)] = known
         self._known.move_to_end((type, key))
         while len(self._known) > MAX_KNOWN:
             self._known.popitem(last=False)
+
+    def _as_answer(
+        self, entity: EntityType, key: str, handler: Handler, outcome: Outcome
+    ) -> tuple[Outcome, bytes | None]:
+        """A handler's outcome as its callers get it, the first time as on a repeat: its
+        result as JSON reads it back, with the encoded result; an error outcome when the
+        result is not JSON."""
+        if outcome.error is not None:
+            return outcome, None
+        try:
+            result = encode_value(
+                key, outcome.result, self._config.max_state_bytes,
+                f"the result of {entity.name}.{handler.name}",
+            )  # fmt: skip
+        except Exception as error:
+            return Outcome(error=ErrorRecord.of(error)), None
+        value = outcome.result
+        return Outcome(value if type(value) in _SCALARS else decode_value(key, result)), result
 
     async def _run(self, handler: Handler, ctx: EntityContext, arg: Any) -> Outcome:
         args = (ctx, arg) if handler.takes_arg else (ctx,)
@@ -418,44 +405,46 @@ class EntityWriters:
             return entity.initial()
         return decode_value(key, stored)
 
-    def _seal(self, type: str, key: str, name: str, data: bytes) -> bytes:
-        return self._sealer.seal(data, ENTITY, self._namespace, type, key, name)
-
     def open_state(self, type: str, key: str, stored: bytes) -> bytes:
         """A stored state as JSON bytes."""
-        return self._sealer.open(stored, ENTITY, self._namespace, type, key, "state")
+        return self._sealer.open(stored, *state_where(self._namespace, type, key))
+
+    def _opened(self, type: str, key: str, stored: bytes | None) -> bytes | None:
+        return None if stored is None else self.open_state(type, key, stored)
 
     def _answer_record(
         self, entity: EntityType, key: str, call: Call, outcome: Outcome, result: bytes | None
     ) -> EntityAnswer:
         call_id = call.call_id
         assert call_id is not None
+        where = partial(answer_where, self._namespace, entity.name, key, call_id)
         if outcome.error is not None:
-            error = self._sealer.seal_text(
-                outcome.error.to_json(), ENTITY, self._namespace, entity.name, key,
-                f"call:{call_id}:error",
-            )  # fmt: skip
+            error = self._sealer.seal_text(outcome.error.to_json(), *where("error"))
             return EntityAnswer(call_id, call.handler.name, None, error)
         assert result is not None
-        sealed = self._seal(entity.name, key, f"call:{call_id}:result", result)
+        sealed = self._sealer.seal(result, *where("result"))
         return EntityAnswer(call_id, call.handler.name, sealed, None)
 
     def _recorded(self, entity: EntityType, key: str, answer: EntityAnswer) -> Outcome:
-        place = (ENTITY, self._namespace, entity.name, key, f"call:{answer.call_id}")
+        where = partial(answer_where, self._namespace, entity.name, key, answer.call_id)
         if answer.error is not None:
-            text = self._sealer.open_text(answer.error, *place[:-1], f"{place[-1]}:error")
+            text = self._sealer.open_text(answer.error, *where("error"))
             return Outcome(error=ErrorRecord.from_json(text))
         assert answer.result is not None
-        data = self._sealer.open(answer.result, *place[:-1], f"{place[-1]}:result")
-        return Outcome(decode_value(key, data))
+        return Outcome(decode_value(key, self._sealer.open(answer.result, *where("result"))))
 
 
-_SCALARS = (str, int, float, bool, type(None))
+def state_where(namespace: str, type: str, key: str) -> tuple[str, ...]:
+    """Where an entity's state is sealed (sealing.py)."""
+    return (ENTITY, namespace, type, key, "state")
 
 
-def _as_json(key: str, value: Any, encoded: bytes) -> Any:
-    """``value`` as its JSON ``encoded`` reads back (a scalar is already that)."""
-    return value if type(value) in _SCALARS else decode_value(key, encoded)
+def answer_where(namespace: str, type: str, key: str, call_id: str, name: str) -> tuple[str, ...]:
+    """Where an answer's ``name`` (result or error) is sealed: bound to its call id."""
+    return (ENTITY, namespace, type, key, f"call:{call_id}:{name}")
+
+
+_SCALARS = (str, int, float, bool, type(None))  # a result of these is its JSON already
 
 
 def _answer(entity: EntityType, key: str, handler: Handler, outcome: Outcome) -> Any:
