@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
+from statekeeper.app_options import optional_seconds, positive_int, positive_seconds
 from statekeeper.asl.resources import Resources
 from statekeeper.asl.workflow import KIND as ASL_KIND
 from statekeeper.asl.workflow import interpreter as asl_interpreter
@@ -104,14 +105,7 @@ class App:
         Retentions().configure(workflow_retention)
         chosen = os.environ.get(ENV_NAMESPACE) or "default" if namespace is None else namespace
         self.namespace = check_namespace(chosen)
-        if (
-            isinstance(max_value_bytes, bool)
-            or not isinstance(max_value_bytes, int)
-            or max_value_bytes <= 0
-        ):
-            raise ConfigurationError(
-                f"max_value_bytes must be a positive integer, got {max_value_bytes!r}"
-            )
+        positive_int("max_value_bytes", max_value_bytes)
         if cache_ttl <= 0:
             raise ConfigurationError(f"cache_ttl must be positive, got {cache_ttl!r}")
         self.keyring = Keyring.from_env() if encryption == "env" else encryption
@@ -128,15 +122,7 @@ class App:
             check_cache_url(self.cache_url)
         self._cache_ttl = cache_ttl
         self._max_value_bytes = max_value_bytes
-        if (
-            isinstance(max_journal_entries, bool)
-            or not isinstance(max_journal_entries, int)
-            or max_journal_entries <= 0
-        ):
-            raise ConfigurationError(
-                f"max_journal_entries must be a positive integer, got {max_journal_entries!r}"
-            )
-        self._max_journal_entries = max_journal_entries
+        self._max_journal_entries = positive_int("max_journal_entries", max_journal_entries)
         self.clock = clock
         self._purge_interval = purge_interval
         # Acknowledged messages are kept this long: replay and request status reach back so far.
@@ -149,24 +135,11 @@ class App:
         self._queues: dict[str, Queue] = {}
         self.consumers: dict[str, Consumer] = {}
         # Table upkeep (vacuum and analyze on PostgreSQL), only where purging runs too.
-        if maintenance_interval is not None and (
-            isinstance(maintenance_interval, bool)
-            or not isinstance(maintenance_interval, int | float)
-            or not maintenance_interval > 0
-        ):
-            raise ConfigurationError(
-                f"maintenance_interval must be a positive number of seconds or None, "
-                f"got {maintenance_interval!r}"
-            )
-        self._maintenance_interval = maintenance_interval
-        for name, seconds in (("entity_lease", entity_lease),
-                              ("entity_answer_ttl", entity_answer_ttl)):  # fmt: skip
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-                raise ConfigurationError(
-                    f"{name} must be a positive number of seconds, got {seconds!r}"
-                )
+        self._maintenance_interval = optional_seconds("maintenance_interval", maintenance_interval)
         self._entity_config = WriterConfig(
-            float(entity_lease), float(entity_answer_ttl), max_value_bytes
+            positive_seconds("entity_lease", entity_lease),
+            positive_seconds("entity_answer_ttl", entity_answer_ttl),
+            max_value_bytes,
         )
         # The entity types the code declares (``app.entity``), shared by every view.
         self.entity_types = EntityTypes()
