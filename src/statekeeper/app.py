@@ -29,6 +29,8 @@ from statekeeper.constants import (
     is_internal_queue,
 )
 from statekeeper.entities import Entities, EntityType, EntityTypes
+from statekeeper.entities.context import StartAsked
+from statekeeper.entities.signals import ENTITY_CALLS, FINAL
 from statekeeper.entities.writers import EntityWriters, WriterConfig
 from statekeeper.errors import (
     ClosedError,
@@ -60,6 +62,7 @@ from statekeeper.sealing import Sealer
 from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache, check_cache_url
 from statekeeper.storage import Storage, create_backend, parse, resolve
+from statekeeper.storage.rows import WorkflowStart
 from statekeeper.workflows.engine import Workflows
 from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
@@ -190,8 +193,12 @@ class App:
         writers = EntityWriters(
             lambda: self.backend, self.namespace, self.clock, self.sealer,
             self._entity_config, outbox=self.queue, on_sent=self._notify_sent,
+            types=self.entity_types, starter=self._entity_start,
         )  # fmt: skip
-        self.entities = Entities(self.entity_types, writers, lambda: self.backend, self.namespace)
+        self.entities = Entities(
+            self.entity_types, writers, lambda: self.backend, self.namespace,
+            calls=lambda: self.queue(ENTITY_CALLS),
+        )  # fmt: skip
 
     def _events_appended(self, namespace: str) -> None:
         """Events committed here: wake this namespace's subscriptions, here and elsewhere."""
@@ -749,7 +756,15 @@ class App:
         copied, or a function called for it). Register handlers with
         ``@counter.handler`` (``readonly=True`` for those that only read), or decorate a
         class (``@app.entity("cart")``) to make its public methods the handlers."""
-        return self.entity_types.declare(name, initial)
+        declared = self.entity_types.declare(name, initial)
+        if ENTITY_CALLS not in self.consumers:  # signals and reminders, run by workers
+            self.consumer(ENTITY_CALLS, concurrency=32, non_retryable=FINAL)(self.entities.deliver)
+        return declared
+
+    async def _entity_start(self, asked: StartAsked) -> WorkflowStart:
+        return await self.workflows.new_start(
+            asked.name, asked.input, id=asked.id, timeout=asked.timeout
+        )
 
     def schedule(
         self,

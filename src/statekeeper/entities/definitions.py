@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from statekeeper.errors import ConfigurationError, UnknownEntityHandler
+from statekeeper.errors import ConfigurationError, UnknownEntity, UnknownEntityHandler
 from statekeeper.identifiers import check_entity_handler, check_entity_type
 
 T = TypeVar("T")
@@ -162,6 +162,14 @@ class EntityTypes:
 
     def get(self, name: str) -> EntityType | None:
         return self.types.get(name)
+
+    def target(self, type: str, handler: str) -> tuple[EntityType, Handler]:
+        """The entity type and handler a call names (UnknownEntity, UnknownEntityHandler
+        or InvalidIdentifier when it names none)."""
+        entity = self.types.get(check_entity_type(type))
+        if entity is None:
+            raise UnknownEntity(f"no entity type {type!r} is registered", entity=type)
+        return entity, entity.find(check_entity_handler(handler))
 
     def names(self) -> Mapping[str, EntityType]:
         return dict(self.types)

@@ -32,15 +32,15 @@ import os
 import secrets
 import socket
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from statekeeper.codec import decode_value, encode_value
-from statekeeper.entities.context import EntityContext
-from statekeeper.entities.definitions import EntityType, Handler
+from statekeeper.entities.context import EntityContext, StartAsked
+from statekeeper.entities.definitions import EntityType, EntityTypes, Handler
 from statekeeper.errors import ClosedError, EntityCallFailed, ErrorRecord, ValidationError
 from statekeeper.sealing import ENTITY, Sealer
 from statekeeper.state.transaction import Outbox
@@ -51,7 +51,9 @@ from statekeeper.storage.rows import (
     EntityLease,
     NewMessage,
     UnitOfWork,
+    WorkflowStart,
 )
+from statekeeper.workflows.engine import WAKEUP_CHANNEL
 
 log = logging.getLogger("statekeeper.entities")
 
@@ -113,6 +115,9 @@ class EntityWriters:
         config: WriterConfig,
         outbox: Callable[[str], Outbox] | None,
         on_sent: Callable[[set[str]], None] | None,
+        *,
+        types: EntityTypes | None = None,
+        starter: Callable[[StartAsked], Awaitable[WorkflowStart]] | None = None,
     ) -> None:
         self._backend = backend
         self._namespace = namespace
@@ -120,7 +125,9 @@ class EntityWriters:
         self._sealer = sealer
         self._config = config
         self._outbox = outbox
-        self._on_sent = on_sent
+        self._on_sent = on_sent  # queues sent to (and workflows started: WAKEUP_CHANNEL)
+        self._types = types
+        self._starter = starter
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._queues: dict[tuple[str, str], _Queue] = {}
         # Entities as this process last committed (or read) them: token, version and
@@ -303,6 +310,7 @@ class EntityWriters:
         outcomes: list[Outcome] = []
         answers: list[EntityAnswer] = []
         messages: list[NewMessage] = []
+        starts: list[WorkflowStart] = []
         seen: dict[str, Outcome] = {}
         changes = 0
         for call in batch:
@@ -316,22 +324,25 @@ class EntityWriters:
             state = self._decode(entity, key, stored)  # each call's own copy
             ctx = EntityContext(
                 entity.name, key, state, call_id=call.call_id, outbox=self._outbox,
-                readonly=False,
+                readonly=False, types=self._types,
             )  # fmt: skip
             outcome = await self._run(call.handler, ctx, call.arg)
+            left, made = stored, []
             if outcome.error is None:
                 try:
                     left = encode_value(
                         key, ctx.state, self._config.max_state_bytes,
                         f"the state of entity {entity.name}/{key}",
                     )  # fmt: skip
+                    made = [await self._made(asked) for asked in ctx.starts]
                 except Exception as error:
                     outcome = Outcome(error=ErrorRecord.of(error))
             outcome, result = self._as_answer(entity, key, call.handler, outcome)
-            if outcome.error is None:  # the call counts: its state and messages stand
+            if outcome.error is None:  # the call counts: its state, messages and starts stand
                 stored = left
                 changes += 1
                 messages += ctx.messages
+                starts += made
             outcomes.append(outcome)
             if call.call_id is not None:
                 seen[call.call_id] = outcome
@@ -344,15 +355,16 @@ class EntityWriters:
             changes, answers, now + self._config.answer_ttl, release=not keep,
             lease_until=now + self._config.lease,
         )  # fmt: skip
-        unit = UnitOfWork(self._namespace, now, messages=messages, entity=commit)
+        unit = UnitOfWork(self._namespace, now, messages=messages, entity=commit, starts=starts)
         done = await self._backend().commit(unit)
         if not done.applied:
             return None
         assert done.entity_version is not None and done.entity_token is not None
         after = EntityLease(done.entity_token, stored, done.entity_version)
         self._remember(entity.name, key, after)
-        if messages and self._on_sent is not None:
-            self._on_sent({m.queue for m in messages})
+        woken = {m.queue for m in messages} | ({WAKEUP_CHANNEL} if starts else set())
+        if woken and self._on_sent is not None:
+            self._on_sent(woken)
         for call, outcome in zip(batch, outcomes, strict=True):
             if not call.future.done():
                 _settle(call.future, entity, key, call.handler, outcome)
@@ -383,6 +395,12 @@ class EntityWriters:
             return Outcome(error=ErrorRecord.of(error)), None
         value = outcome.result
         return Outcome(value if type(value) in _SCALARS else decode_value(key, result)), result
+
+    async def _made(self, asked: StartAsked) -> WorkflowStart:
+        """A workflow start a handler asked for, checked and ready to commit."""
+        if self._starter is None:
+            raise ValidationError("this entity's app runs no workflows")
+        return await self._starter(asked)
 
     async def _run(self, handler: Handler, ctx: EntityContext, arg: Any) -> Outcome:
         args = (ctx, arg) if handler.takes_arg else (ctx,)

@@ -47,6 +47,7 @@ from statekeeper.storage.unit import (
     only_an_entity,
     only_appends,
     postgres_conflict,
+    start_statement,
     step_statement,
     version_conflict,
 )
@@ -311,7 +312,33 @@ class PostgresBackend(Blocks):
     async def commit(self, unit: UnitOfWork) -> UnitResult:
         if unit.entity is not None:
             return await self._commit_entity(unit)
+        if unit.starts:
+            return await self._commit_with_starts(unit)
         return await self._commit_on(self.pool, unit)
+
+    async def _commit_with_starts(self, unit: UnitOfWork) -> UnitResult:
+        """A unit that starts workflows: their rows and the rest in one transaction."""
+        try:
+            with translated("cannot commit"):
+                async with self.pool.acquire() as conn, conn.transaction():
+                    done = await self._starts_then_rest(conn, unit)
+        except _NotApplied:
+            return UnitResult(False)
+        return done
+
+    async def _starts_then_rest(self, conn: Any, unit: UnitOfWork) -> UnitResult:
+        """In a transaction: the unit's workflow starts, then the rest of it (without an
+        entity); _NotApplied (rolling it back) when a lease or fence was lost."""
+        for start in unit.starts:
+            sql, args = start_statement(Q, unit.namespace, unit.now, start)
+            await conn.execute(sql, *args)
+        rest = replace(unit, starts=())
+        if rest == UnitOfWork(unit.namespace, unit.now):
+            return UnitResult(True)
+        done = await self._commit_on(conn, rest)
+        if not done.applied:
+            raise _NotApplied
+        return done
 
     async def _commit_entity(self, unit: UnitOfWork) -> UnitResult:
         """A unit with an entity commit: alone, one statement; with more (messages, a
@@ -330,9 +357,7 @@ class PostgresBackend(Blocks):
                     row = await conn.fetchrow(sql, *args)
                     if row is None:
                         raise _NotApplied
-                    done = await self._commit_on(conn, rest)
-                    if not done.applied:
-                        raise _NotApplied
+                    done = await self._starts_then_rest(conn, rest)
         except _NotApplied:
             return UnitResult(False)
         return replace(done, entity_version=row[0], entity_token=row[1])

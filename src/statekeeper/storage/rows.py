@@ -337,6 +337,19 @@ class EntityCommit:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkflowStart:
+    """A workflow to create with a unit of work (pending, as ``workflows.create`` makes
+    it): its id, name, sealed input, deadline and application version. An id that
+    exists already is left as it is."""
+
+    id: str
+    name: str
+    input: bytes
+    deadline: float | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StepRecord:
     """A workflow's journal entry at ``position``, written under the runner's ``fence``,
     which renews its lease to ``lease_end``."""
@@ -419,6 +432,7 @@ class UnitOfWork:
     checkpoint: Checkpoint | None = None
     appends: Sequence[StreamAppend] = ()
     entity: EntityCommit | None = None
+    starts: Sequence[WorkflowStart] = ()
 
 
 @dataclass(frozen=True, slots=True)

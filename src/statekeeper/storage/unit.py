@@ -30,6 +30,7 @@ from statekeeper.storage.rows import (
     StreamAppend,
     UnitOfWork,
     UnitResult,
+    WorkflowStart,
     WriteOp,
 )
 from statekeeper.storage.runner import Statement
@@ -226,6 +227,8 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
             if row is None:
                 raise LeaseGone
     writes = apply_writes(conn, queries, ns, unit.writes, now) if unit.writes else []
+    for start in unit.starts:
+        conn.execute(*start_statement(queries, ns, now, start))
     if unit.messages:
         send_messages(conn, queries, ns, unit.messages, now)
     if unit.checkpoint is not None:
@@ -259,7 +262,19 @@ def only_an_entity(unit: UnitOfWork) -> bool:
     """Whether the unit holds an entity commit and nothing else."""
     return unit.entity is not None and not (
         unit.writes or unit.messages or unit.settle or unit.step or has_events(unit)
-    )
+        or unit.starts
+    )  # fmt: skip
+
+
+def start_statement(
+    queries: Queries, namespace: str, now: float, start: WorkflowStart
+) -> Statement:
+    """Create a workflow of a unit's ``starts`` (nothing if its id exists)."""
+    return _bind(
+        queries, "wf_create", namespace=namespace, id=start.id, name=start.name,
+        input=start.input, parent_id=None, now=now, deadline=start.deadline,
+        version=start.version,
+    )  # fmt: skip
 
 
 def has_events(unit: UnitOfWork) -> bool:

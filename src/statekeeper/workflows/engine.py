@@ -51,7 +51,7 @@ from statekeeper.identifiers import (
 )
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
-from statekeeper.storage.rows import HistoryEntry
+from statekeeper.storage.rows import HistoryEntry, WorkflowStart
 from statekeeper.workflows import operations
 from statekeeper.workflows.bulk import DEFAULT_BATCH, Bulk, BulkResult
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
@@ -278,29 +278,48 @@ class Workflows:
         workflow ``timed_out`` if it has not finished by then. ``queue``: a workflow
         queue (``app.workflow_queue``) that admits it within its limits, by ``priority``
         (higher first), under ``key`` (see workflows/flow.py). Returns the id."""
-        name = await self.known(self.name_of(name))
-        chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
-        check_timeout(timeout)
-        plain = encode(f"input of workflow {name!r}", input)
-        data = self.sealer.seal(plain, WORKFLOW, self.namespace, chosen, "input")
-        now = self._clock()
-        deadline = None if timeout is None else now + float(timeout)
+        made, plain = await self._new_start(name, input, id, timeout)
+        name, chosen, deadline = made.name, made.id, made.deadline
         if queue is not None:  # flow control (workflows/flow.py)
             seal = lambda run: self.sealer.seal(plain, WORKFLOW, self.namespace, run, "input")  # noqa: E731
             return WorkflowRun(await self.flow.start(
                 queue, id=chosen, name=name, input=input, seal=seal, deadline=deadline,
                 check_same=lambda run: self._check_same(run, name, plain), key=key,
-                priority=priority, version=self.versions.at_start(name),
+                priority=priority, version=made.version,
             ))  # fmt: skip
         created = await self._backend.workflows.create(
-            self.namespace, chosen, name, data, None, now, deadline=deadline,
-            version=self.versions.at_start(name),
+            self.namespace, chosen, name, made.input, None, self._clock(), deadline=deadline,
+            version=made.version,
         )  # fmt: skip
         if created:
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
         else:  # only a repeated start reads the one it repeats
             await self._check_same(chosen, name, plain)
         return WorkflowRun(chosen)
+
+    async def new_start(
+        self,
+        name: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        id: str | None = None,
+        timeout: float | None = None,
+    ) -> WorkflowStart:
+        """A start of workflow ``name`` for a unit of work to commit (an entity's
+        ``ctx.start_workflow``): checked, its input sealed, as ``start`` makes it."""
+        return (await self._new_start(name, input, id, timeout))[0]
+
+    async def _new_start(
+        self, name: str | Callable[..., Any], input: Any, id: str | None, timeout: float | None
+    ) -> tuple[WorkflowStart, bytes]:
+        """A checked start and its input as JSON."""
+        known = await self.known(self.name_of(name))
+        chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
+        check_timeout(timeout)
+        plain = encode(f"input of workflow {known!r}", input)
+        data = self.sealer.seal(plain, WORKFLOW, self.namespace, chosen, "input")
+        deadline = None if timeout is None else self._clock() + float(timeout)
+        return WorkflowStart(chosen, known, data, deadline, self.versions.at_start(known)), plain
 
     async def _check_same(self, id: str, name: str, input: bytes) -> None:
         """WorkflowConflict unless workflow ``id`` was started as ``name`` with the same
