@@ -199,6 +199,7 @@ class App:
             self.entity_types, writers, lambda: self.backend, self.namespace,
             calls=lambda: self.queue(ENTITY_CALLS),
         )  # fmt: skip
+        self.workflows.entity_call = self.entities.call_with_id
 
     def _events_appended(self, namespace: str) -> None:
         """Events committed here: wake this namespace's subscriptions, here and elsewhere."""

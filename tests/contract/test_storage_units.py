@@ -17,6 +17,7 @@ from statekeeper.storage.rows import (
     Settlement,
     StepRecord,
     UnitOfWork,
+    WorkflowStart,
 )
 
 NOW = 1_800_000_000.0
@@ -120,6 +121,26 @@ async def test_a_lost_fence_applies_no_intent(storage: Storage, namespace: str) 
     assert done.applied and not done.cancel_requested
     [entry] = await storage.workflows.journal(namespace, "wf")
     assert (entry.position, entry.output) == (1, b"1")
+
+
+async def test_workflow_starts_commit_with_the_unit(storage: Storage, namespace: str) -> None:
+    fence = await running_workflow(storage, namespace, "wf")
+    lost = StepRecord("wf", fence + 1, 1, "step", "s", NOW + 30, output=b"1")
+    starts = [WorkflowStart("child-1", "flow", b"1", deadline=NOW + 60, version="v2")]
+    assert not (await storage.commit(UnitOfWork(namespace, NOW, step=lost, starts=starts))).applied
+    assert await storage.workflows.get(namespace, "child-1") is None  # nothing of it
+    step = StepRecord("wf", fence, 1, "step", "s", NOW + 30, output=b"1")
+    unit = UnitOfWork(namespace, NOW, messages=[message("out")], step=step, starts=starts)
+    assert (await storage.commit(unit)).applied
+    made = await storage.workflows.get(namespace, "child-1")
+    assert made is not None and (made.name, made.status, made.input) == ("flow", "pending", b"1")
+    assert (made.deadline, made.version) == (NOW + 60, "v2")
+    assert (await storage.queues.stats(namespace, "out", NOW)).ready == 1
+    # An id taken already is left as it is; the rest of the unit applies.
+    again = [WorkflowStart("child-1", "other", b"2")]
+    assert (await storage.commit(UnitOfWork(namespace, NOW, starts=again))).applied
+    kept = await storage.workflows.get(namespace, "child-1")
+    assert kept is not None and (kept.name, kept.input) == ("flow", b"1")
 
 
 async def test_settling_under_a_lease(storage: Storage, namespace: str) -> None:

@@ -70,6 +70,10 @@ class Entities:
             return await self.writers.read(entity, checked_key, found, arg)
         return await self.writers.call(entity, checked_key, found, arg, call_id)
 
+    async def call_with_id(self, type: str, key: str, handler: str, arg: Any, call_id: str) -> Any:
+        """``call`` with ``call_id`` (a workflow's ``ctx.call``)."""
+        return await self.call(type, key, handler, arg, call_id=call_id)
+
     async def signal(
         self,
         type: str,

@@ -166,10 +166,15 @@ class EntityTypes:
     def target(self, type: str, handler: str) -> tuple[EntityType, Handler]:
         """The entity type and handler a call names (UnknownEntity, UnknownEntityHandler
         or InvalidIdentifier when it names none)."""
+        entity = self.find(type)
+        return entity, entity.find(check_entity_handler(handler))
+
+    def find(self, type: str) -> EntityType:
+        """The entity type ``type`` (UnknownEntity or InvalidIdentifier if none)."""
         entity = self.types.get(check_entity_type(type))
         if entity is None:
             raise UnknownEntity(f"no entity type {type!r} is registered", entity=type)
-        return entity, entity.find(check_entity_handler(handler))
+        return entity
 
     def names(self) -> Mapping[str, EntityType]:
         return dict(self.types)

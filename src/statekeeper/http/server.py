@@ -34,6 +34,7 @@ from statekeeper.http.edge import (
     exposure_warnings,
     listen,
 )
+from statekeeper.http.entities import EntityRoutes
 from statekeeper.http.events import EventRoutes
 from statekeeper.http.flow import FlowRoutes
 from statekeeper.http.health import Readiness, health_operations
@@ -68,6 +69,7 @@ def api_operations(
         *WorkflowMessageRoutes(app, config).operations(),
         *FlowRoutes(app).operations(),
         *ScheduleRoutes(app, config).operations(),
+        *EntityRoutes(app, config).operations(),
         *CallbackRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),

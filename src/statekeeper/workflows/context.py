@@ -22,11 +22,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 from statekeeper.codec import decode_as, decode_value, result_type
 from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event
 from statekeeper.errors import (
+    ClosedError,
     ConfigurationError,
     DecryptionError,
+    EntityCallFailed,
     ErrorRecord,
     JournalTooLong,
     NonDeterminismError,
+    NotFound,
     TransactionConflict,
     ValidationError,
 )
@@ -61,7 +64,7 @@ from statekeeper.workflows.signals import (
     Suspend,
     Unreadable,
 )
-from statekeeper.workflows.signatures import Errors, In, R, StepCall, WorkflowFunction
+from statekeeper.workflows.signatures import EntityCall, Errors, In, R, StepCall, WorkflowFunction
 from statekeeper.workflows.tokens import CallbackTarget, issue
 
 if TYPE_CHECKING:
@@ -124,6 +127,7 @@ class WorkflowContext:
         self.compensating = False  # compensations run even when cancelled
         self.on_child_started: Callable[[], None] | None = None
         self.secret: str | None = None  # signs callback tokens
+        self.entity_call: EntityCall | None = None  # runs ``call`` (the app's entities)
         # The registered name of a workflow function (for ``child(fn, ...)``).
         self.workflow_name: Callable[[Callable[..., Any]], str] | None = None
         # The application version a child workflow of a name is stamped with.
@@ -474,6 +478,49 @@ class WorkflowContext:
         self.paused = done.paused
         self._journal[position] = JournalEntry(position, "transaction", name, step.output, None)
         return decode_as(output, hint, f"the result of transaction {name!r}")
+
+    # --- entity calls ---------------------------------------------------------------------
+
+    def call(
+        self, entity: str, key: str, handler: str, arg: Any = None
+    ) -> Coroutine[Any, Any, Any]:
+        """Call ``handler`` of entity ``entity``/``key`` with ``arg`` and wait for its
+        result, journaled: the call takes effect once (its id is the workflow's and the
+        journal position's, so a run resumed after a crash gets the entity's recorded
+        answer) and a replay returns the recorded result. A handler that raised, or an
+        unknown entity or handler, fails it for good as StepFailed."""
+        return self._entity_call(self._next(), entity, key, handler, arg)
+
+    async def _entity_call(
+        self, position: int, entity: str, key: str, handler: str, arg: Any
+    ) -> Any:
+        name = (
+            f"{entity}.{handler}" if isinstance(entity, str) and isinstance(handler, str) else "?"
+        )
+        found = self._recorded(position, "entity", name)
+        if found is not None:
+            return self._replay(found)
+        if self.entity_call is None:
+            raise ConfigurationError("ctx.call needs the app's entities (app.entity)")
+        arguments = encode(f"argument of entity call {name!r}", [entity, key, handler, arg])
+        call_id = f"workflow:{self.workflow_id}:{self.continued}:{position}"
+        started = self._clock()
+        with self._step_running():
+            try:
+                result = await self.entity_call(entity, key, handler, arg, call_id)
+            except ClosedError:  # this process is stopping: the call runs on resumption
+                raise GiveBack() from None
+            except (EntityCallFailed, NotFound, ValidationError) as failed:
+                error = failed.error if isinstance(failed, EntityCallFailed) else None
+                await self._fail_step(
+                    position, name, arguments, 1, started, error or ErrorRecord.of(failed),
+                    failed, kind="entity",
+                )  # fmt: skip
+            output = encode(f"result of entity call {name!r}", result)
+            await self._checkpoint(
+                position, "entity", name, input=arguments, output=output, started_at=started
+            )
+        return decode_as(output, None, f"the result of entity call {name!r}")
 
     # --- callbacks ----------------------------------------------------------------------
 

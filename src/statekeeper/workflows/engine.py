@@ -60,7 +60,14 @@ from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, en
 from statekeeper.workflows.messaging import Messaging
 from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.search import Query, WorkflowSearch
-from statekeeper.workflows.signatures import AnyWorkflow, In, R, WorkflowFunction, WorkflowRun
+from statekeeper.workflows.signatures import (
+    AnyWorkflow,
+    EntityCall,
+    In,
+    R,
+    WorkflowFunction,
+    WorkflowRun,
+)
 from statekeeper.workflows.tokens import InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
 from statekeeper.workflows.versions import Versions
@@ -135,6 +142,9 @@ class Workflows:
         # Workflows defined at runtime, and the interpreters that run them here.
         self.definitions = Definitions(backend, namespace, clock)
         self.secret: str | None = None  # signs callback tokens (STATEKEEPER_CALLBACK_SECRET)
+        # Calls an entity's handler for ``ctx.call`` (the app's entities): (type, key,
+        # handler, arg, call_id) -> its result.
+        self.entity_call: EntityCall | None = None
         # The version stamped on each run and those leased here; finished runs' retention.
         self.versions = Versions(self.registry)
         self.retention = Retentions()

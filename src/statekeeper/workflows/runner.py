@@ -250,6 +250,7 @@ class WorkflowRunner:
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
+        ctx.entity_call = flows.entity_call
         ctx.workflow_name = flows.name_of
         ctx.version_of = flows.versions.of
         ctx.stopping = self._is_stopping

@@ -26,6 +26,8 @@ A3 = TypeVar("A3")
 Errors: TypeAlias = tuple[type[BaseException], ...]
 
 # A workflow function taking ``In`` and returning ``R``.
+# Runs ``ctx.call``: (entity type, key, handler, argument, call id) -> the result.
+EntityCall: TypeAlias = Callable[[str, str, str, Any, str], Awaitable[Any]]
 WorkflowFunction: TypeAlias = Callable[["WorkflowContext", In], Coroutine[Any, Any, R]]
 
 # Any workflow function, kept as its own type by ``@app.workflow``.
