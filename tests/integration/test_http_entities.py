@@ -66,7 +66,7 @@ async def finished(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
 async def test_a_call_is_stored_answered_202_and_run_once(
     served: tuple[App, httpx.AsyncClient],
 ) -> None:
-    app, client = served
+    _, client = served
     posted = await client.post("/v1/entities/account/a-1/deposit", json=5, headers=AUTH)
     assert posted.status_code == 202, posted.text
     location = posted.headers["location"]
