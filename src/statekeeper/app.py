@@ -35,11 +35,7 @@ from statekeeper.entities.writers import EntityWriters, WriterConfig
 from statekeeper.errors import (
     ClosedError,
     ConfigurationError,
-    DuplicateEvent,
     EncryptionError,
-    ValidationError,
-    WorkflowFinished,
-    WorkflowNotFound,
 )
 from statekeeper.events.projections import Projections, Target
 from statekeeper.events.store import EventStore
@@ -48,7 +44,7 @@ from statekeeper.events.subscriptions import subscription_options
 from statekeeper.idempotency import Idempotency, IdempotentDecorator
 from statekeeper.identifiers import check_namespace, check_queue_name, check_subscription_name
 from statekeeper.outbound import CallbackPolicy
-from statekeeper.queues import Message, Queue, QueueConfig, Retry, Wakeups
+from statekeeper.queues import Queue, QueueConfig, Retry, Wakeups
 from statekeeper.queues.completions import CALLBACK_QUEUE, completion_builder
 from statekeeper.reencrypt import ReencryptReport, reencrypt
 from statekeeper.runtime.callbacks import CALLBACK_RETRY, CallbackRefused, CallbackSender
@@ -63,12 +59,11 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache, check_cache_url
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.rows import WorkflowStart
-from statekeeper.workflows.engine import Workflows
+from statekeeper.workflows.engine import CALLBACK_FINAL, Workflows
 from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
 from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.signatures import AnyWorkflow
-from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 from statekeeper.workflows.versions import Versions
 
 log = logging.getLogger("statekeeper.app")
@@ -562,28 +557,9 @@ class App:
         if WORKFLOW_CALLBACK_QUEUE in self.consumers:
             return
 
-        async def deliver(message: Message) -> str:
-            body = message.body if isinstance(message.body, dict) else {}
-            token = body.get("token")
-            if not isinstance(token, str):
-                raise ValidationError("a workflow callback message needs a 'token'")
-            answer = {k: v for k, v in body.items() if k != "token"}
-            try:
-                return await self.workflows.answer_callback(token, answer)
-            except DuplicateEvent:
-                return "already answered"  # a redelivered or repeated answer: done
-
-        self.consumer(
-            WORKFLOW_CALLBACK_QUEUE,
-            concurrency=8,
-            non_retryable=(
-                ValidationError,
-                InvalidToken,
-                WorkflowNotFound,
-                ExpiredToken,
-                WorkflowFinished,
-            ),
-        )(deliver)
+        self.consumer(WORKFLOW_CALLBACK_QUEUE, concurrency=8, non_retryable=CALLBACK_FINAL)(
+            self.workflows.answer_callback_message
+        )
 
     def queue_names(self) -> list[str]:
         """The queues this app declared or consumes (its own, not statekeeper's)."""

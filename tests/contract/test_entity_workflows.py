@@ -80,7 +80,7 @@ async def test_a_run_resumed_after_the_entity_committed_gets_its_answer(
 ) -> None:
     runs = declare(app)
     # As if an earlier run had committed the call and died before its checkpoint: the
-    # call id is the workflow's and the position's.
+    # call id is the workflow's, its run's and the position's.
     assert await app.entities.call_with_id("wallet", "w2", "credit", 5, "workflow:p2:0:1") == 5
     run = await app.workflows.start("pay", {"wallet": "w2", "credit": 5, "debit": 1}, id="p2")
     await drive(app)

@@ -3,9 +3,10 @@
 A call to an exclusive handler joins its key's queue in this process; the key's writer
 (a task, started by the first call and ended when the queue is empty) runs the queued
 calls one after another on the state the last one left, and commits them together in
-one unit of work: the final state, the messages they sent and the answers of the calls
-made with an id. Only then are the callers answered. Batching is what makes a hot key
-fast: 32 concurrent calls to one key cost one commit, not 32 optimistic retries.
+one unit of work: the final state, the messages and signals they sent, the workflows
+they started and the answers of the calls made with an id. Only then are the callers
+answered. Batching is what makes a hot key fast: 32 concurrent calls to one key cost one
+commit, not 32 optimistic retries.
 
 Every commit is fenced: it applies only if the entity is still as the batch found it
 (the token of its last lease, and its version). An uncontended key needs no lease: the

@@ -22,14 +22,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 from statekeeper.codec import decode_as, decode_value, result_type
 from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event
 from statekeeper.errors import (
-    ClosedError,
     ConfigurationError,
     DecryptionError,
-    EntityCallFailed,
     ErrorRecord,
     JournalTooLong,
     NonDeterminismError,
-    NotFound,
     TransactionConflict,
     ValidationError,
 )
@@ -41,7 +38,7 @@ from statekeeper.identifiers import (
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import PLAIN, STEP, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
-from statekeeper.workflows import children, mailbox, updates, waits
+from statekeeper.workflows import children, entity_calls, mailbox, updates, waits
 from statekeeper.workflows.attributes import ATTRIBUTES, store_attributes
 from statekeeper.workflows.attributes import typed as typed_attributes
 from statekeeper.workflows.callback import Callback
@@ -489,38 +486,7 @@ class WorkflowContext:
         journal position's, so a run resumed after a crash gets the entity's recorded
         answer) and a replay returns the recorded result. A handler that raised, or an
         unknown entity or handler, fails it for good as StepFailed."""
-        return self._entity_call(self._next(), entity, key, handler, arg)
-
-    async def _entity_call(
-        self, position: int, entity: str, key: str, handler: str, arg: Any
-    ) -> Any:
-        name = (
-            f"{entity}.{handler}" if isinstance(entity, str) and isinstance(handler, str) else "?"
-        )
-        found = self._recorded(position, "entity", name)
-        if found is not None:
-            return self._replay(found)
-        if self.entity_call is None:
-            raise ConfigurationError("ctx.call needs the app's entities (app.entity)")
-        arguments = encode(f"argument of entity call {name!r}", [entity, key, handler, arg])
-        call_id = f"workflow:{self.workflow_id}:{self.continued}:{position}"
-        started = self._clock()
-        with self._step_running():
-            try:
-                result = await self.entity_call(entity, key, handler, arg, call_id)
-            except ClosedError:  # this process is stopping: the call runs on resumption
-                raise GiveBack() from None
-            except (EntityCallFailed, NotFound, ValidationError) as failed:
-                error = failed.error if isinstance(failed, EntityCallFailed) else None
-                await self._fail_step(
-                    position, name, arguments, 1, started, error or ErrorRecord.of(failed),
-                    failed, kind="entity",
-                )  # fmt: skip
-            output = encode(f"result of entity call {name!r}", result)
-            await self._checkpoint(
-                position, "entity", name, input=arguments, output=output, started_at=started
-            )
-        return decode_as(output, None, f"the result of entity call {name!r}")
+        return entity_calls.run(self, self._next(), entity, key, handler, arg)
 
     # --- callbacks ----------------------------------------------------------------------
 

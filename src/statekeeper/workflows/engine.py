@@ -31,6 +31,7 @@ from statekeeper.errors import (
     CallbacksDisabled,
     ConfigurationError,
     DecryptionError,
+    DuplicateEvent,
     ErrorRecord,
     InvalidFilter,
     InvalidWorkflowName,
@@ -49,6 +50,7 @@ from statekeeper.identifiers import (
     check_workflow_name,
     shown,
 )
+from statekeeper.queues.message import Message
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
 from statekeeper.storage.rows import HistoryEntry, WorkflowStart
@@ -68,7 +70,7 @@ from statekeeper.workflows.signatures import (
     WorkflowFunction,
     WorkflowRun,
 )
-from statekeeper.workflows.tokens import InvalidToken
+from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
 from statekeeper.workflows.versions import Versions
 
@@ -78,6 +80,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("statekeeper.workflows")
 
+# The errors a callback answer sent as a message ends with for good.
+CALLBACK_FINAL = (ValidationError, InvalidToken, WorkflowNotFound, ExpiredToken, WorkflowFinished)
 WAKEUP_CHANNEL = "statekeeper.workflows"  # the wake-up "queue" name of workflow runners
 ACTIVE = WORKFLOW_ACTIVE
 STATUSES = WORKFLOW_STATUSES
@@ -615,6 +619,20 @@ class Workflows:
         except StatekeeperError as problem:
             entry["read_error"] = problem.message
         return entry
+
+    async def answer_callback_message(self, message: Message) -> str:
+        """Deliver a callback's answer that came as a message ``{"token": ...,
+        "status": ..., "data"/"error": ...}`` (the consumer of the queue
+        ``statekeeper.workflow-callbacks``); a repeated answer is done already."""
+        body = message.body if isinstance(message.body, dict) else {}
+        token = body.get("token")
+        if not isinstance(token, str):
+            raise ValidationError("a workflow callback message needs a 'token'")
+        answer = {k: v for k, v in body.items() if k != "token"}
+        try:
+            return await self.answer_callback(token, answer)
+        except DuplicateEvent:
+            return "already answered"  # a redelivered or repeated answer: done
 
     async def answer_callback(self, token: str, answer: dict[str, Any]) -> str:
         """Deliver an outside system's answer to the workflow waiting on ``token``:
