@@ -577,14 +577,16 @@ async def test_a_round_that_outlasts_its_claim_leaves_the_fire_to_the_next_claim
     register(app)
     await app.schedules.create(every("slow", 60, anchor=start, overlap="allow_all",
                                      workflow="quick", catchup=600))  # fmt: skip
-    clock.now = start + 59.7
-    stalled = asyncio.create_task(Scheduler(app.schedules, poll=0.01).run_due(ahead=0.5))
+    clock.now = start + 58
+    # It waits for the fire in one sleep of 2 s (its poll), so the other scheduler below
+    # claims and fires first however busy the machine is.
+    stalled = asyncio.create_task(Scheduler(app.schedules, poll=2.0).run_due(ahead=2.5))
     for _ in range(500):  # claimed ahead (due again at its claim's end), waiting for the fire
         row = await app.backend.schedules.get(app.schedules.namespace, "slow")
         if row is not None and row.due_at is not None and row.due_at > start + 60:
             break
         await asyncio.sleep(0.01)
-    clock.now = start + 59.7 + CLAIM_LEASE  # ... which comes after its claim ended
+    clock.now = start + 58 + CLAIM_LEASE  # ... which comes after its claim ended
     assert await Scheduler(app.schedules).run_due() == 1  # another claims it and fires
     assert await asyncio.wait_for(stalled, 5) == 1
     assert list(await runs(app)) == [run_id("slow", start + 60)]

@@ -27,7 +27,7 @@ TOKEN = "surface-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 VALUES = {"queue": "orders", "name": "W", "id": "w-1", "event": "go", "token": "a.b",
           "stream": "order-1", "category": "order", "topic": "t", "update": "u",
-          "key": "k", "operation": "cancel"}  # fmt: skip
+          "key": "k", "operation": "cancel", "type": "counter", "handler": "add"}  # fmt: skip
 
 Served = tuple[App, httpx.AsyncClient]
 
