@@ -242,6 +242,12 @@ class App:
         return self.workflows.versions.app_version
 
     @property
+    def wakeups(self) -> Wakeups:
+        """This process's wake-ups: queues' receivers, workflow runners and the live
+        streams that watch a request or a workflow (queues/wakeups.py)."""
+        return self._wakeups
+
+    @property
     def runtime(self) -> Supervisor | None:
         """The process's background services (upkeep; the worker and HTTP server of
         ``statekeeper worker`` / ``serve``), shared by every namespace view; None while

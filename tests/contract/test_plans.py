@@ -51,6 +51,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "wf_resume": "sk_workflows_pkey",
     "wf_event_wake": "sk_workflows_pkey",
     "wf_journal": "sk_workflow_steps_pkey",
+    "wf_history": "sk_workflow_steps_pkey",
     "wf_list": "sk_workflows_listing",
     "wf_list_by_status": "sk_workflows_by_status",
     "wf_list_by_name": "sk_workflows_by_name",

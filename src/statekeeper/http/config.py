@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from statekeeper.constants import ENV_API_TOKEN, ENV_DEV
 from statekeeper.errors import ConfigurationError
 
+ENV_MAX_STREAMS = "STATEKEEPER_MAX_STREAMS"
 _VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
@@ -18,14 +19,24 @@ class HttpConfig:
     (``http/auth.py``) must carry (16 or more visible ASCII characters; surrounding
     whitespace is refused, not stripped); only ``dev=True`` (an explicit choice)
     serves without one. ``max_body_bytes``: larger requests get 413.
-    ``idempotency_window``: how long an Idempotency-Key is remembered."""
+    ``idempotency_window``: how long an Idempotency-Key is remembered.
+    ``max_streams``: live event streams open at once in the process (503 past it)."""
 
     token: str | None = None
     dev: bool = False
     max_body_bytes: int = 256 * 1024
     idempotency_window: float = 24 * 3600.0
+    max_streams: int = 1000
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.max_streams, bool)
+            or not isinstance(self.max_streams, int)
+            or (not 1 <= self.max_streams <= 1_000_000)
+        ):
+            raise ConfigurationError(
+                f"max_streams ({ENV_MAX_STREAMS}) must be 1 to 1000000, got {self.max_streams!r}"
+            )
         if not self.dev and not self.token:
             raise ConfigurationError(
                 f"the HTTP API needs a bearer token ({ENV_API_TOKEN}); "
@@ -49,4 +60,10 @@ class HttpConfig:
     @classmethod
     def from_env(cls, *, dev: bool | None = None, token: str | None = None) -> HttpConfig:
         chosen_dev = dev if dev is not None else os.environ.get(ENV_DEV, "") in ("1", "true")
-        return cls(token=token or os.environ.get(ENV_API_TOKEN) or None, dev=chosen_dev)
+        streams = os.environ.get(ENV_MAX_STREAMS, "").strip() or "1000"
+        if not streams.isascii() or not streams.isdigit():
+            raise ConfigurationError(f"{ENV_MAX_STREAMS} must be a whole number, got {streams!r}")
+        return cls(
+            token=token or os.environ.get(ENV_API_TOKEN) or None, dev=chosen_dev,
+            max_streams=int(streams),
+        )  # fmt: skip

@@ -44,6 +44,7 @@ from statekeeper.http.operations import Operation
 from statekeeper.http.request_status import RequestStatusRoutes
 from statekeeper.http.schedules import ScheduleRoutes
 from statekeeper.http.sfn import StepFunctionsRoutes
+from statekeeper.http.streams import StreamRoutes
 from statekeeper.http.workflow_messages import WorkflowMessageRoutes
 from statekeeper.http.workflow_search import SearchRoutes
 from statekeeper.http.workflow_versions import WorkflowVersionRoutes
@@ -62,6 +63,7 @@ def api_operations(
     operations = [
         *Ingress(app, config).operations(),
         *RequestStatusRoutes(app).operations(),
+        *StreamRoutes(app, config).operations(),
         *EventRoutes(app, config).operations(),
         *SearchRoutes(app, config).operations(),
         *WorkflowRoutes(app, config).operations(),

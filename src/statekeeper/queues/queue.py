@@ -43,7 +43,7 @@ from statekeeper.logs import correlation_id
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
-from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups
+from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups, request_subject
 from statekeeper.sealing import MESSAGE, PLAIN, Sealer
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.rows import NewMessage, QueuedMessage, Settlement, UnitOfWork
@@ -348,6 +348,7 @@ class Queue:
                 await self._dead_letter_expired(message)
             else:
                 messages.append(message)
+                self._wakeups.changed(self.namespace, request_subject(message.id))
         return messages
 
     async def _dead_letter_expired(self, message: Message) -> None:
@@ -436,6 +437,7 @@ class Queue:
         unit = UnitOfWork(self.namespace, self._clock(), messages=completions, settle=settle)
         if not (await self._backend.commit(unit)).applied:
             raise _lease_lost(message)
+        self._wakeups.changed(self.namespace, request_subject(message.id))
         self._announce(completions)
         if message.group is not None:  # the group's next message was promoted: wake receivers
             self._wakeups.notify(self.namespace, self.name)
@@ -467,6 +469,7 @@ class Queue:
         )  # fmt: skip
         if not settled:
             raise _lease_lost(message)
+        self._wakeups.changed(self.namespace, request_subject(message.id))
         if not dead or message.group is not None:  # deliverable again, or its group's
             self._wakeups.notify(self.namespace, self.name)  # next one promoted
         self._announce(completions)

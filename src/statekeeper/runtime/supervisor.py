@@ -48,6 +48,10 @@ class Supervisor:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    def stopping_event(self) -> asyncio.Event:
+        """The event ``stop`` sets (what waits for the stop, as a live stream, awaits it)."""
+        return self._stopping
+
     @property
     def services(self) -> list[str]:
         return [service.name for service, _ in self._running]

@@ -22,6 +22,8 @@ from statekeeper.storage.rows import (
 )
 from statekeeper.storage.runner import Finishing, Operations, Scripted, Statement
 
+MAX_ROWS = 2**31 - 1  # a LIMIT that is none
+
 # How long a continued run keeps an update it settled (seconds): its caller reads the
 # outcome within a poll, so this is slack for a caller that stalls.
 SETTLED_UPDATES_KEPT = 3600.0
@@ -354,8 +356,14 @@ class WorkflowOps(Operations):
         )  # fmt: skip
         return await self._db.run_many(statement, "cannot list workflows")
 
-    async def history(self, namespace: str, id: str) -> builtins.list[HistoryEntry]:
-        statement = self._bind("wf_history", namespace=namespace, id=id)
+    async def history(
+        self, namespace: str, id: str, *, after: int = 0, limit: int | None = None
+    ) -> builtins.list[HistoryEntry]:
+        """The journal's entries after position ``after`` (at most ``limit``)."""
+        statement = self._bind(
+            "wf_history", namespace=namespace, id=id, after=max(after, 0),
+            limit=MAX_ROWS if limit is None else limit,
+        )  # fmt: skip
         rows = await self._db.run_many(statement, f"cannot read the history of {id!r}")
         return [HistoryEntry(*row) for row in rows]
 

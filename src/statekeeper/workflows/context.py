@@ -84,6 +84,10 @@ def _never() -> bool:
     return False
 
 
+def _nothing() -> None:
+    pass
+
+
 class WorkflowContext:
     def __init__(
         self,
@@ -123,6 +127,7 @@ class WorkflowContext:
         self.paused = False
         self.compensating = False  # compensations run even when cancelled
         self.on_child_started: Callable[[], None] | None = None
+        self.on_changed: Callable[[], None] = _nothing  # a journal entry was written
         self.secret: str | None = None  # signs callback tokens
         self.entity_call: EntityCall | None = None  # runs ``call`` (the app's entities)
         # The registered name of a workflow function (for ``child(fn, ...)``).
@@ -245,6 +250,7 @@ class WorkflowContext:
         self.cancel_requested = done.cancel_requested
         self.paused = done.paused
         self._journal[position] = JournalEntry(position, kind, name, output, text, attempts)
+        self.on_changed()
 
     def _suspend(self, suspend: Suspend) -> NoReturn:
         """End the run to wait; a cancelled workflow stops instead of waiting (unless it
@@ -474,6 +480,7 @@ class WorkflowContext:
         self.cancel_requested = done.cancel_requested
         self.paused = done.paused
         self._journal[position] = JournalEntry(position, "transaction", name, step.output, None)
+        self.on_changed()
         return decode_as(output, hint, f"the result of transaction {name!r}")
 
     # --- entity calls ---------------------------------------------------------------------

@@ -595,11 +595,16 @@ class Workflows:
             operation, found, dry_run=dry_run, batch=batch, all_workflows=all_workflows
         )
 
-    async def history(self, id: str) -> builtins.list[dict[str, Any]]:
-        """Every journal entry: kind, name, input, output, error, attempts, timings (an
-        entry that cannot be read has ``read_error``)."""
+    async def history(
+        self, id: str, *, after: int = 0, limit: int | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The journal's entries (after position ``after``, at most ``limit``): kind,
+        name, input, output, error, attempts, timings (an entry that cannot be read has
+        ``read_error``)."""
         await self.status(id)  # WorkflowNotFound if there is none
-        entries = await self._backend.workflows.history(self.namespace, id)
+        entries = await self._backend.workflows.history(
+            self.namespace, id, after=after, limit=limit
+        )
         return [self._entry(id, e) for e in entries]
 
     def _entry(self, id: str, e: HistoryEntry) -> dict[str, Any]:

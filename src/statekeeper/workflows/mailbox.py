@@ -225,6 +225,7 @@ async def record(
     ctx.cancel_requested = asked == 1
     ctx.paused = asked == 2
     ctx._journal[position] = JournalEntry(position, kind, name, sealed, text, attempts)
+    ctx.on_changed()
 
 
 async def suspend(

@@ -26,7 +26,7 @@ from typing import Any
 from statekeeper.codec import decode_as, parameter_type
 from statekeeper.constants import WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import DecryptionError, ErrorRecord, StatekeeperError
-from statekeeper.queues.wakeups import POLL_INTERVAL
+from statekeeper.queues.wakeups import POLL_INTERVAL, workflow_subject
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import LeasedWorkflow
 from statekeeper.storage.runner import Take
@@ -205,6 +205,7 @@ class WorkflowRunner:
         (``take_next``), if any, and so on."""
         running: LeasedWorkflow | None = leased
         while running is not None:
+            self._changed(running.id)  # leased: running now
             try:
                 await self._execute_one(running)
             except BaseException:  # interrupted (the grace period is over): not run
@@ -212,11 +213,17 @@ class WorkflowRunner:
                 if taken is not None:
                     await self._give_back_shielded(taken)
                 raise
+            self._changed(running.id)  # ended, suspended or given back
             taken = self._taken.pop(running.id, None)
             if taken is not None and self._is_stopping():
                 await self._give_back_shielded(taken)  # taken as the stop came
                 taken = None
             running = taken
+
+    def _changed(self, id: str) -> None:
+        """Wake the live streams that follow workflow ``id``, here and elsewhere."""
+        flows = self.workflows
+        flows._wakeups.changed(flows.namespace, workflow_subject(id))
 
     async def _execute_one(self, leased: LeasedWorkflow) -> None:
         flows = self.workflows
@@ -251,6 +258,7 @@ class WorkflowRunner:
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
         ctx.entity_call = flows.entity_call
+        ctx.on_changed = lambda: self._changed(leased.id)
         ctx.workflow_name = flows.name_of
         ctx.version_of = flows.versions.of
         ctx.stopping = self._is_stopping

@@ -248,11 +248,13 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: wf_history
--- The current run's journal (position 0 is the count of continues, not an entry).
+-- The current run's journal after a position, a page at a time (position 0 is the
+-- count of continues, not an entry).
 SELECT position, kind, name, input, output, error, attempts, started_at, finished_at
 FROM sk_workflow_steps
-WHERE namespace = :namespace AND workflow_id = :id AND position > 0
-ORDER BY position;
+WHERE namespace = :namespace AND workflow_id = :id AND position > :after
+ORDER BY position
+LIMIT :limit;
 
 -- name: wf_next_due
 -- Only active workflows have a wake-up time (finishing clears it); paused ones are not due.

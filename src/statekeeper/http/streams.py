@@ -1,0 +1,272 @@
+"""Live status streams: Server-Sent Events that follow a request or a workflow.
+
+GET /v1/requests/{id}/events             accepted, processing, failed (each attempt),
+                                         then succeeded or dead-lettered: the stream ends
+GET /v1/workflows/{name}/{id}/events     status changes, each journal entry (steps,
+                                         published values, ...), then its end
+
+Each event has an ``id``; a client that reconnects with ``Last-Event-ID`` gets what
+came after it, so a dropped connection misses nothing. The events are not a log of
+their own: they follow from what is stored (a request's attempts and state, a
+workflow's journal and status), so writing them costs the work nothing.
+
+A stream reads when its subject changes: it watches the subject (queues/wakeups.py),
+and the process that changes it wakes the stream, in this process directly and in
+others by LISTEN/NOTIFY on PostgreSQL; nothing is announced for subjects no one
+watches. Notifications are hints: a stream reads once more a second after it starts
+(a watch announced while the change happened) and at every keep-alive (15 s), so a
+lost notification costs latency, never an event. A process serves at most
+``HttpConfig.max_streams`` streams at once; past them, 503 ``too_many_streams``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from statekeeper.errors import StatekeeperError, ValidationError, WorkflowNotFound
+from statekeeper.http.operations import Answer, Operation, Param, path_param
+from statekeeper.http.responses import error_response
+from statekeeper.identifiers import (
+    MAX_WORKFLOW_ID,
+    MESSAGE_ID_RULE,
+    WORKFLOW_ID_RULE,
+    check_message_id,
+    check_workflow_id,
+    check_workflow_name,
+)
+from statekeeper.queues.requests import request_status
+from statekeeper.queues.wakeups import request_subject, workflow_subject
+
+if TYPE_CHECKING:
+    from statekeeper.app import App
+    from statekeeper.http.config import HttpConfig
+
+KEEPALIVE = 15.0  # seconds between keep-alive comments (and safety reads)
+FIRST_LOOK = 1.0  # a second read this soon after the first
+JOURNAL_PAGE = 500  # journal entries read at once
+C = TypeVar("C")
+_STATUS = re.compile(r"[a-z_]{0,20}")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    kind: str
+    data: dict[str, Any]
+
+    def encoded(self) -> bytes:
+        data = json.dumps(self.data, separators=(",", ":"), default=str)
+        return f"id: {self.id}\nevent: {self.kind}\ndata: {data}\n\n".encode()
+
+
+# What a stream reads: its events after the cursor, the new cursor, and whether the
+# subject has ended (then the stream ends after these events).
+Reader = Callable[[C], Awaitable[tuple[list[Event], C, bool]]]
+
+
+class StreamRoutes:
+    def __init__(self, app: App, config: HttpConfig) -> None:
+        self.app = app
+        self.config = config
+        self.open = 0  # streams open in this process
+
+    def operations(self) -> list[Operation]:
+        last = Param(
+            "Last-Event-ID", "header", "Resume after this event (the id of the last one seen)."
+        )
+        request = path_param("id", f"The id the ingress answered: {MESSAGE_ID_RULE}.")
+        name = path_param(
+            "name", f"A workflow of the app: {WORKFLOW_ID_RULE}.", max_length=MAX_WORKFLOW_ID
+        )
+        run = path_param("id", f"The workflow id: {WORKFLOW_ID_RULE}.", max_length=MAX_WORKFLOW_ID)
+        events = Answer("An event stream (text/event-stream)", None)
+        busy = Answer(
+            "Too many streams open in this process: retry later", headers=("Retry-After",)
+        )
+        return [
+            Operation(
+                "GET",
+                "/v1/requests/{id}/events",
+                self.request_events,
+                "Follow a request live (Server-Sent Events)",
+                {
+                    200: events,
+                    400: Answer("Malformed Last-Event-ID"),
+                    404: Answer("No such request"),
+                    503: busy,
+                },
+                (request, last),
+                description="Events accepted, processing, failed (per attempt), then "
+                "succeeded or dead-lettered, whose data is the request's status; the "
+                "stream ends with the request.",
+            ),
+            Operation(
+                "GET",
+                "/v1/workflows/{name}/{id}/events",
+                self.workflow_events,
+                "Follow a workflow live (Server-Sent Events)",
+                {
+                    200: events,
+                    400: Answer("Malformed name, id or Last-Event-ID"),
+                    404: Answer("No workflow of that name and id"),
+                    503: busy,
+                },
+                (name, run, last),
+                description="Events status (each change), entry (each journal entry: "
+                "steps, published values, ...), then end (its outcome); the stream "
+                "ends with the workflow.",
+            ),
+        ]
+
+    # --- requests ---------------------------------------------------------------------
+
+    async def request_events(self, request: Request) -> Response:
+        id = request.path_params["id"]
+        try:
+            check_message_id(id)
+        except StatekeeperError:
+            return error_response(404, "not_found", "there is no such request")
+        after = _count(request.headers.get("last-event-id"))
+        app = self.app
+        if await request_status(app.backend, app.namespace, id, app.sealer) is None:
+            return error_response(404, "not_found", f"there is no request {id!r}")
+
+        async def read(sent: int) -> tuple[list[Event], int, bool]:
+            document = await request_status(app.backend, app.namespace, id, app.sealer)
+            if document is None:  # purged meanwhile: nothing more will come
+                return [], sent, True
+            events = request_history(document)
+            ended = document["status"] in ("succeeded", "dead-lettered")
+            return events[sent:], max(sent, len(events)), ended
+
+        return self._stream(request, request_subject(id), read, after)
+
+    # --- workflows --------------------------------------------------------------------
+
+    async def workflow_events(self, request: Request) -> Response:
+        name = check_workflow_name(request.path_params["name"])
+        run = check_workflow_id(request.path_params["id"])
+        cursor = _workflow_cursor(request.headers.get("last-event-id"))
+        flows = self.app.workflows
+        status = await flows.status(run)
+        if status.name != name:
+            raise WorkflowNotFound(f"there is no workflow {name!r} with id {run!r}", id=run)
+
+        async def read(at: tuple[int, str]) -> tuple[list[Event], tuple[int, str], bool]:
+            position, shown = at
+            events: list[Event] = []
+            current = await flows.status(run)
+            while True:
+                entries = await flows.history(run, after=position, limit=JOURNAL_PAGE)
+                for entry in entries:
+                    position = entry["position"]
+                    events.append(Event(f"{position}.{shown}", "entry", entry))
+                if len(entries) < JOURNAL_PAGE:
+                    break
+            if current.status != shown:
+                shown = current.status
+                events.append(Event(f"{position}.{shown}", "status", {"status": shown}))
+            if current.done:
+                outcome = current.to_dict(traceback=False)
+                events.append(Event(f"{position}.{shown}.end", "end", outcome))
+            return events, (position, shown), current.done
+
+        return self._stream(request, workflow_subject(run), read, cursor)
+
+    # --- the stream -------------------------------------------------------------------
+
+    def _stream(self, request: Request, subject: str, read: Reader[C], cursor: C) -> Response:
+        if self.open >= self.config.max_streams:
+            return error_response(
+                503, "too_many_streams",
+                f"this process serves {self.config.max_streams} streams at once already; "
+                "retry later",
+                {"Retry-After": "5"},
+            )  # fmt: skip
+        self.open += 1
+        body = self._events(subject, read, cursor)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+    async def _events(self, subject: str, read: Reader[C], cursor: C) -> AsyncIterator[bytes]:
+        app = self.app
+        wakeups, namespace = app.wakeups, app.namespace
+        closing = app.runtime.stopping_event() if app.runtime is not None else None
+        wakeups.start_watching(namespace, subject)
+        try:
+            wait = FIRST_LOOK
+            while True:
+                woken = wakeups.change_event(namespace, subject)  # before reading
+                events, cursor, ended = await read(cursor)
+                for event in events:
+                    yield event.encoded()
+                if ended:
+                    return
+                waits = [asyncio.ensure_future(woken.wait())]
+                if closing is not None:
+                    waits.append(asyncio.ensure_future(closing.wait()))
+                done, pending = await asyncio.wait(
+                    waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+                if closing is not None and closing.is_set():
+                    return  # the server is stopping: the client reconnects elsewhere
+                if not done:
+                    yield b": keep-alive\n\n"
+                    wakeups.renew(namespace, subject)
+                wait = KEEPALIVE
+        finally:
+            wakeups.stop_watching(namespace, subject)
+            self.open -= 1
+
+
+def request_history(document: dict[str, Any]) -> list[Event]:
+    """A request's events as its status implies them: accepted; per attempt,
+    processing and (but for the last) failed; then the last attempt's end. The last
+    event's data is the whole status document."""
+    id, attempts, status = document["id"], int(document.get("attempts") or 0), document["status"]
+    kinds: list[tuple[str, int]] = [("accepted", 0)]
+    for attempt in range(1, attempts + 1):
+        kinds.append(("processing", attempt))
+        if attempt < attempts:
+            kinds.append(("failed", attempt))
+    if status in ("failed", "succeeded", "dead-lettered"):
+        kinds.append((status, attempts))
+    events = [
+        Event(str(n), kind, {"id": id, "status": kind, "attempt": attempt})
+        for n, (kind, attempt) in enumerate(kinds, start=1)
+    ]
+    last = events[-1]
+    events[-1] = Event(last.id, last.kind, {**document, **last.data})
+    return events
+
+
+def _count(header: str | None) -> int:
+    """The number of events a request stream's client has seen (its Last-Event-ID)."""
+    if header is None:
+        return 0
+    if not header.isascii() or not header.isdigit() or len(header) > 9:
+        raise ValidationError("Last-Event-ID of a request stream is the number of an event")
+    return int(header)
+
+
+def _workflow_cursor(header: str | None) -> tuple[int, str]:
+    """(last journal position, last status) a workflow stream's client has seen."""
+    if header is None:
+        return 0, ""
+    position, _, status = header.partition(".")
+    status = status.removesuffix(".end")
+    if not (position.isascii() and position.isdigit() and len(position) <= 9) or (
+        _STATUS.fullmatch(status) is None
+    ):
+        raise ValidationError(f"Last-Event-ID {header[:40]!r} is not an event of this stream")
+    return int(position), status
