@@ -6,10 +6,9 @@ import os
 import re
 from dataclasses import dataclass
 
-from statekeeper.constants import ENV_API_TOKEN, ENV_DEV
+from statekeeper.constants import ENV_API_TOKEN, ENV_DEV, ENV_MAX_STREAMS
 from statekeeper.errors import ConfigurationError
 
-ENV_MAX_STREAMS = "STATEKEEPER_MAX_STREAMS"
 _VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
