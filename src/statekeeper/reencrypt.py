@@ -42,15 +42,17 @@ from statekeeper.storage.contracts import Storage
 from statekeeper.storage.reseal_ops import RESEAL_TABLES
 from statekeeper.storage.rows import ResealChange, ResealRow
 from statekeeper.workflows.mailbox import message_where, value_where
+from statekeeper.workflows.streams import stream_where
 from statekeeper.workflows.updates import update_data_where, update_outcome_where
 
 log = logging.getLogger("statekeeper.reencrypt")
 
 # In this order: state first, then queues, idempotency, workflows (their journals, events,
-# messages, updates and published values), schedules, the event store, entities.
+# messages, updates, published values and durable streams), schedules, the event store,
+# entities.
 KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events",
-         "workflow_messages", "workflow_updates", "workflow_values", "schedules",
-         "stream_events", "snapshots", "entities", "entity_calls")  # fmt: skip
+         "workflow_messages", "workflow_updates", "workflow_values", "workflow_streams",
+         "schedules", "stream_events", "snapshots", "entities", "entity_calls")  # fmt: skip
 MAX_BATCH = 10_000
 
 # Called with a namespace and the state keys re-sealed in it (to drop them from a cache).
@@ -247,6 +249,8 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
         return update_outcome_where(namespace, values["workflow_id"], int(values["seq"]), name)
     if kind == "workflow_values":
         return value_where(namespace, values["workflow_id"], values["key"])
+    if kind == "workflow_streams":  # a stream's value: bound to the entry that wrote it
+        return stream_where(namespace, values["workflow_id"], values["key"], values["written_by"])
     if kind == "schedules":
         return (SCHEDULE, namespace, values["id"], name)
     if kind == "entities":

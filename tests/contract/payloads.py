@@ -128,6 +128,7 @@ def register_control_workflows(app: App, w: Written) -> None:
         ctx.on_update("bump", bump)
         ctx.on_update("refuse", refuse)
         await ctx.publish("status", {"published": w.markers["published-value"]})
+        await ctx.write_stream("feed", {"streamed": w.markers["stream-value"]})
         first = await ctx.receive("mail")
         await ctx.wait_condition(lambda: len(bumps) >= 2)
         second = await ctx.receive("mail")
@@ -149,7 +150,7 @@ async def answered(app: App, run: str, name: str, data: Any) -> Any:
 
 async def write_control_payloads(app: App, w: Written) -> None:
     """Messages to a workflow, its updates, a published value and a schedule's input."""
-    for what in ("update-result", "update-error", "published-value"):
+    for what in ("update-result", "update-error", "published-value", "stream-value"):
         w.mark(what)
     register_control_workflows(app, w)
     run = await app.workflows.start("mailbox_flow", None, id="mailbox-1")
@@ -182,6 +183,8 @@ async def check_control_payloads(app: App, w: Written) -> None:
     m, run = w.markers, w.ids["mailbox"]
     register_control_workflows(app, w)
     assert await app.workflows.get(run, "status") == {"published": m["published-value"]}
+    page = await app.workflows.streams.page(run, "feed", 0)
+    assert [e.value for e in page.entries] == [{"streamed": m["stream-value"]}]
     outcome = Messaging(app.workflows).outcome
     accepted = {"result": m["update-result"], "got": {"bump": m["update-data"]}}
     assert await outcome(run, "bump", 1, timeout=1) == accepted

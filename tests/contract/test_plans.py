@@ -23,7 +23,7 @@ BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps",
        "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes",
        "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values",
        "sk_flow_runs", "sk_schedules", "sk_event_snapshots", "sk_entities",
-       "sk_entity_calls")  # fmt: skip
+       "sk_entity_calls", "sk_workflow_streams")  # fmt: skip
 
 # Statements that must find their row (or range) through this index (or one of these).
 EXPECTED: dict[str, str | tuple[str, ...]] = {
@@ -138,6 +138,10 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "reseal_scan_workflow_messages": "sk_workflow_messages_pkey",
     "reseal_scan_workflow_updates": "sk_workflow_updates_pkey",
     "reseal_scan_workflow_values": "sk_workflow_values_pkey",
+    "reseal_scan_workflow_streams": "sk_workflow_streams_pkey",
+    "wfs_append": "sk_workflow_streams_pkey",
+    "wfs_read": "sk_workflow_streams_pkey",
+    "wfs_purge": "sk_workflow_streams_pkey",
     "reseal_scan_schedules": "sk_schedules_pkey",
     "reseal_scan_stream_events": "sk_events_pkey",
     "reseal_scan_snapshots": "sk_event_snapshots_pkey",
@@ -157,6 +161,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "reseal_next_namespace_workflow_messages": "sk_workflow_messages_pkey",
     "reseal_next_namespace_workflow_updates": "sk_workflow_updates_pkey",
     "reseal_next_namespace_workflow_values": "sk_workflow_values_pkey",
+    "reseal_next_namespace_workflow_streams": "sk_workflow_streams_pkey",
     "reseal_next_namespace_schedules": "sk_schedules_pkey",
     "reseal_next_namespace_stream_events": (
         "sk_events_pkey",
@@ -186,6 +191,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "reseal_workflow_updates_result": "sk_workflow_updates_pkey",
     "reseal_workflow_updates_error": "sk_workflow_updates_pkey",
     "reseal_workflow_values_value": "sk_workflow_values_pkey",
+    "reseal_workflow_streams_value": "sk_workflow_streams_pkey",
     "reseal_schedules_input": "sk_schedules_pkey",
     # A schedule's run started queued: its place only if its workflow is new.
     "sch_place_run": "sk_workflows_pkey",
@@ -232,6 +238,7 @@ SQLITE_NAMES = {
     "sk_workflow_messages_pkey": "sqlite_autoindex_sk_workflow_messages_1",
     "sk_workflow_updates_pkey": "sqlite_autoindex_sk_workflow_updates_1",
     "sk_workflow_values_pkey": "sqlite_autoindex_sk_workflow_values_1",
+    "sk_workflow_streams_pkey": "PRIMARY KEY",
     "sk_flow_runs_pkey": "sqlite_autoindex_sk_flow_runs_1",
     "sk_schedules_pkey": "sqlite_autoindex_sk_schedules_1",
     "sk_entities_pkey": "PRIMARY KEY",
@@ -248,8 +255,8 @@ WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge
 PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
           "wf_expired_runs", "wf_expired_mark", "wf_expired_attributes", "wf_expired_messages",
-          "wf_expired_updates", "wf_expired_values", "wf_expired_flow_runs",
-          "entity_forget"}  # fmt: skip
+          "wf_expired_updates", "wf_expired_values", "wf_expired_streams",
+          "wf_expired_flow_runs", "entity_forget"}  # fmt: skip
 
 
 NOW = time.time()
@@ -410,6 +417,8 @@ async def populate(app: App) -> None:
     entities = [(app.namespace, "w", f"k{n}", b"0", n, 0, now) for n in range(3000)]
     answers = [(app.namespace, "w", f"k{n % 30}", f"c{n}", "h", b"0", n, now + 3600 + n)
                for n in range(3000)]  # fmt: skip
+    streamed = [(app.namespace, f"w{n % 300}", f"s{n % 3}", n, b"1", f"0.{n}", now)
+                for n in range(3000)]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -451,6 +460,8 @@ async def populate(app: App) -> None:
          "updated_at) VALUES ({})", entities),
         ("INSERT INTO sk_entity_calls (namespace, type, key, call_id, handler, result, "
          "version, expires_at) VALUES ({})", answers),
+        ("INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, "
+         "written_by, written_at) VALUES ({})", streamed),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

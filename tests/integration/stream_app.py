@@ -1,7 +1,7 @@
 """The app the live-stream tests serve and work (STREAM_DB_URL): a queue whose consumer
 fails a message's first attempt when asked to and takes a moment on each, a queue no
 one consumes (its requests stay accepted: streams that stay open), and a workflow with
-steps, a published value and a sleep."""
+steps, a published value and a sleep, and one that writes a durable stream."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ async def work(message: Message) -> Any:
 
 def double(n: int) -> int:
     return n * 2
+
+
+@app.workflow
+async def feed(ctx: WorkflowContext, n: int) -> int:
+    """Writes ``n`` values to its durable stream ``numbers``, a pause every fifth, then
+    closes it."""
+    for i in range(n):
+        await ctx.write_stream("numbers", {"i": i})
+        if i % 5 == 4:
+            await ctx.sleep(0.1)
+    await ctx.close_stream("numbers")
+    return n
 
 
 @app.workflow

@@ -48,6 +48,7 @@ PAYLOADS = [
     ("sk_workflow_updates", "result", False),
     ("sk_workflow_updates", "error", True),
     ("sk_workflow_values", "value", False),
+    ("sk_workflow_streams", "value", False),
     ("sk_entities", "state", False),
     ("sk_entity_calls", "result", False),
     ("sk_entity_calls", "error", True),
@@ -82,6 +83,8 @@ NOT_SEALED: dict[tuple[str, str], str] = {
         ("sk_flow_queues", "key_field"),  # a field name of the code's queue declaration
         ("sk_schema_migrations", "name"),
         ("sk_entity_calls", "handler"),
+        # the journal entry a stream's value was written by, which the value is bound to
+        ("sk_workflow_streams", "written_by"),
     ]},
     **{column: STATUS for column in [
         ("sk_messages", "state"), ("sk_idempotency", "state"), ("sk_workflows", "status"),
@@ -230,10 +233,12 @@ async def test_rotation_then_reencrypt_leaves_nothing_under_the_old_key(
     assert finished["rewritten"] == rows  # nothing done twice: only what was left
     assert set(finished["kinds"]) == {
         "state", "messages", "archive", "idempotency", "workflows", "steps", "events",
-        "workflow_messages", "workflow_updates", "workflow_values", "schedules",
-        "stream_events", "snapshots", "entities", "entity_calls",
+        "workflow_messages", "workflow_updates", "workflow_values", "workflow_streams",
+        "schedules", "stream_events", "snapshots", "entities", "entity_calls",
     }  # fmt: skip
-    for kind in ("workflow_messages", "workflow_updates", "workflow_values", "schedules"):
+    kinds = ("workflow_messages", "workflow_updates", "workflow_values", "workflow_streams",
+             "schedules")  # fmt: skip
+    for kind in kinds:
         assert finished["kinds"][kind]["rewritten"] + stopped["kinds"][kind]["rewritten"] > 0
     after = await key_ids(url)  # the other namespace's plaintext is not ours to seal
     assert after == {"k2": before["k1"], None: before[None]}

@@ -188,6 +188,25 @@ async def test_a_workflow_stream_shows_steps_values_and_the_end(served: Served) 
     assert whole[-1]["event"] == "end" and whole[-1]["data"]["output"] == {"result": 12}
 
 
+async def test_durable_stream_readers_late_and_resumed_see_every_value_once(
+    served: Served,
+) -> None:
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
+        started = await client.post("/v1/workflows/feed?id=f-1", json=20, headers=AUTH)
+        assert started.status_code == 202, started.text
+        path = "/v1/workflows/feed/f-1/streams/numbers"
+        first = await events_of(client, path, count=5)  # live, then dropped
+        rest = await events_of(client, path, last=first[-1]["id"])
+        late = await events_of(client, path)  # after the close
+        middle = await events_of(client, f"{path}?offset=12")
+    wanted = [{"offset": i, "value": {"i": i}} for i in range(20)]
+    assert [e["data"] for e in first + rest if e["event"] == "value"] == wanted
+    assert [e["data"] for e in late if e["event"] == "value"] == wanted
+    assert [e["data"] for e in middle if e["event"] == "value"] == wanted[12:]
+    for events in (rest, late, middle):
+        assert events[-1]["event"] == "end" and events[-1]["data"]["closed"] is True
+
+
 async def test_bad_streams_are_refused(served: Served) -> None:
     async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
         missing = await client.get("/v1/requests/nope/events", headers=AUTH)

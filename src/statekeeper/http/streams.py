@@ -4,6 +4,8 @@ GET /v1/requests/{id}/events             accepted, processing, failed (each atte
                                          then succeeded or dead-lettered: the stream ends
 GET /v1/workflows/{name}/{id}/events     status changes, each journal entry (steps,
                                          published values, ...), then its end
+GET /v1/workflows/{name}/{id}/streams/{key}   a durable stream's values (?offset=),
+                                         then end (at its close, or the workflow's end)
 
 Each event has an ``id``; a client that reconnects with ``Last-Event-ID`` gets what
 came after it, so a dropped connection misses nothing. The events are not a log of
@@ -28,11 +30,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from statekeeper.errors import StatekeeperError, ValidationError, WorkflowNotFound
-from statekeeper.http.operations import Answer, Operation, Param, path_param
+from statekeeper.http.models import parse
+from statekeeper.http.operations import Answer, Operation, Param, path_param, query_params
 from statekeeper.http.responses import error_response
 from statekeeper.identifiers import (
     MAX_WORKFLOW_ID,
@@ -44,6 +48,7 @@ from statekeeper.identifiers import (
 )
 from statekeeper.queues.requests import request_status
 from statekeeper.queues.wakeups import request_subject, workflow_subject
+from statekeeper.workflows.mailbox import MAX_NAME, NAME_RULE, check_name
 
 if TYPE_CHECKING:
     from statekeeper.app import App
@@ -52,8 +57,20 @@ if TYPE_CHECKING:
 KEEPALIVE = 15.0  # seconds between keep-alive comments (and safety reads)
 FIRST_LOOK = 1.0  # a second read this soon after the first
 JOURNAL_PAGE = 500  # journal entries read at once
+MAX_OFFSET = 10**12
 C = TypeVar("C")
 _STATUS = re.compile(r"[a-z_]{0,20}")
+
+
+class StreamOptions(BaseModel):
+    """Query parameters of ``GET /v1/workflows/{name}/{id}/streams/{key}``."""
+
+    model_config = {"extra": "forbid"}
+
+    offset: int = Field(
+        default=0, ge=0, le=MAX_OFFSET,
+        description="Read from this offset (0: the first value); Last-Event-ID wins.",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +80,10 @@ class Event:
     data: dict[str, Any]
 
     def encoded(self) -> bytes:
+        """The event as SSE lines (an empty id: none, the client keeps its last)."""
         data = json.dumps(self.data, separators=(",", ":"), default=str)
-        return f"id: {self.id}\nevent: {self.kind}\ndata: {data}\n\n".encode()
+        head = f"id: {self.id}\n" if self.id else ""
+        return f"{head}event: {self.kind}\ndata: {data}\n\n".encode()
 
 
 # What a stream reads: its events after the cursor, the new cursor, and whether the
@@ -87,6 +106,7 @@ class StreamRoutes:
             "name", f"A workflow of the app: {WORKFLOW_ID_RULE}.", max_length=MAX_WORKFLOW_ID
         )
         run = path_param("id", f"The workflow id: {WORKFLOW_ID_RULE}.", max_length=MAX_WORKFLOW_ID)
+        key = path_param("key", f"The stream's key: {NAME_RULE}.", max_length=MAX_NAME)
         events = Answer("An event stream (text/event-stream)", None)
         busy = Answer(
             "Too many streams open in this process: retry later", headers=("Retry-After",)
@@ -107,6 +127,22 @@ class StreamRoutes:
                 description="Events accepted, processing, failed (per attempt), then "
                 "succeeded or dead-lettered, whose data is the request's status; the "
                 "stream ends with the request.",
+            ),
+            Operation(
+                "GET",
+                "/v1/workflows/{name}/{id}/streams/{key}",
+                self.durable_stream,
+                "Read a workflow's durable stream, live (Server-Sent Events)",
+                {
+                    200: events,
+                    400: Answer("Malformed name, id, key, offset or Last-Event-ID"),
+                    404: Answer("No workflow of that name and id"),
+                    503: busy,
+                },
+                (name, run, key, *query_params(StreamOptions), last),
+                description="Events value (each value written by ctx.write_stream, its "
+                "offset as the event id), then end (closed, or the workflow's status); "
+                "Last-Event-ID resumes after that offset.",
             ),
             Operation(
                 "GET",
@@ -181,6 +217,35 @@ class StreamRoutes:
 
         return self._stream(request, workflow_subject(run), read, cursor)
 
+    # --- durable streams --------------------------------------------------------------
+
+    async def durable_stream(self, request: Request) -> Response:
+        name = check_workflow_name(request.path_params["name"])
+        run = check_workflow_id(request.path_params["id"])
+        key = check_name("stream key", request.path_params["key"])
+        options = parse(StreamOptions, dict(request.query_params), "the query")
+        last = request.headers.get("last-event-id")
+        offset = options.offset if last is None else _count(last, "an offset") + 1
+        flows = self.app.workflows
+        status = await flows.status(run)
+        if status.name != name:
+            raise WorkflowNotFound(f"there is no workflow {name!r} with id {run!r}", id=run)
+
+        async def read(at: int) -> tuple[list[Event], int, bool]:
+            page = await flows.streams.page(run, key, at)
+            events = [
+                Event(str(e.offset), "value", {"offset": e.offset, "value": e.value})
+                for e in page.entries
+            ]
+            at = page.entries[-1].offset + 1 if page.entries else at
+            if page.ended:
+                status = await flows.status(run)
+                ending = {"closed": page.closed, "status": status.status}
+                events.append(Event(str(at - 1) if at else "", "end", ending))
+            return events, at, page.ended
+
+        return self._stream(request, workflow_subject(run), read, offset)
+
     # --- the stream -------------------------------------------------------------------
 
     def _stream(self, request: Request, subject: str, read: Reader[C], cursor: C) -> Response:
@@ -250,12 +315,13 @@ def request_history(document: dict[str, Any]) -> list[Event]:
     return events
 
 
-def _count(header: str | None) -> int:
-    """The number of events a request stream's client has seen (its Last-Event-ID)."""
+def _count(header: str | None, what: str = "the number of an event") -> int:
+    """The number of events a request stream's client has seen, or the offset of the
+    last value a durable stream's client read (its Last-Event-ID)."""
     if header is None:
         return 0
-    if not header.isascii() or not header.isdigit() or len(header) > 9:
-        raise ValidationError("Last-Event-ID of a request stream is the number of an event")
+    if not header.isascii() or not header.isdigit() or len(header) > 12:
+        raise ValidationError(f"Last-Event-ID of this stream is {what}, got {header[:40]!r}")
     return int(header)
 
 

@@ -80,6 +80,13 @@ RESEAL_TABLES: dict[str, ResealTable] = {
     "workflow_values": ResealTable(
         ("namespace", "workflow_id", "key"), ("value",), ("value",), (), ("workflow_id", "key")
     ),
+    "workflow_streams": ResealTable(
+        ("namespace", "workflow_id", "key", "seq"),
+        ("value", "written_by"),
+        ("value",),
+        (),
+        ("workflow_id", "key", "seq"),
+    ),
     "schedules": ResealTable(("namespace", "id"), ("input",), ("input",), (), ("id",)),
     "stream_events": ResealTable(
         ("namespace", "position"), ("stream", "id", "data"), ("data",), (), ("position",)

@@ -327,7 +327,12 @@ class WorkflowOps(Operations):
             # Its mailbox, updates and published values (workflow_message_ops).
             *[
                 (self._bind(name, namespace=namespace, id=id), "rowcount", False)
-                for name in ("wfm_purge_messages", "wfm_purge_updates", "wfm_purge_values")
+                for name in (
+                    "wfm_purge_messages",
+                    "wfm_purge_updates",
+                    "wfm_purge_values",
+                    "wfs_purge",
+                )
             ],
             (self._bind("flow_forget", namespace=namespace, id=id), "rowcount", False),
         ]
@@ -459,6 +464,7 @@ class WorkflowOps(Operations):
                 "wf_expired_messages",
                 "wf_expired_updates",
                 "wf_expired_values",
+                "wf_expired_streams",
                 "wf_expired_flow_runs",
                 "wf_expired_runs",
             )

@@ -38,7 +38,7 @@ from statekeeper.identifiers import (
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import PLAIN, STEP, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
-from statekeeper.workflows import children, entity_calls, mailbox, updates, waits
+from statekeeper.workflows import children, entity_calls, mailbox, streams, updates, waits
 from statekeeper.workflows.attributes import ATTRIBUTES, store_attributes
 from statekeeper.workflows.attributes import typed as typed_attributes
 from statekeeper.workflows.callback import Callback
@@ -742,6 +742,17 @@ class WorkflowContext:
         """The next message sent to this workflow on ``topic`` (in the order sent, each
         once), waiting durably for one; ReceiveTimeout after ``timeout`` seconds."""
         return mailbox.receive(self, topic, timeout)
+
+    def write_stream(self, key: str, value: Any) -> Coroutine[Any, Any, None]:
+        """Append ``value`` (JSON) to this workflow's durable stream ``key``, once: the
+        readers of ``app.workflows.read_stream(id, key)`` get every value in order
+        (workflows/streams.py)."""
+        return streams.write(self, key, value)
+
+    def close_stream(self, key: str) -> Coroutine[Any, Any, None]:
+        """End the durable stream ``key``: its readers stop after its last value (a
+        stream also ends for them when the workflow ends)."""
+        return streams.write(self, key, None, close=True)
 
     def publish(self, key: str, value: Any) -> Coroutine[Any, Any, None]:
         """Publish ``value`` under ``key`` (durably; a later publish replaces it), for

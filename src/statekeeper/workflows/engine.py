@@ -16,7 +16,7 @@ import asyncio
 import builtins
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
@@ -70,6 +70,7 @@ from statekeeper.workflows.signatures import (
     WorkflowFunction,
     WorkflowRun,
 )
+from statekeeper.workflows.streams import StreamReader
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
 from statekeeper.workflows.tokens import verify as verify_token
 from statekeeper.workflows.versions import Versions
@@ -159,6 +160,7 @@ class Workflows:
             lambda: wakeups.notify(namespace, WAKEUP_CHANNEL),
         )  # fmt: skip
         self.flow = FlowControl(backend, namespace, clock, wakeups)  # workflow queues (flow.py)
+        self.streams = StreamReader(self)  # durable streams (streams.py)
 
     @property
     def _backend(self) -> Storage:
@@ -711,6 +713,15 @@ class Workflows:
         handler of that name; UpdateNotApplied if it finished first; UpdateNotFinished
         after ``timeout`` seconds (the update stays asked)."""
         return await Messaging(self).update(id, name, data, timeout=timeout)
+
+    async def read_stream(self, id: str, key: str, *, offset: int = 0) -> AsyncIterator[Any]:
+        """The values workflow ``id`` wrote to its durable stream ``key``
+        (``ctx.write_stream``), from ``offset`` (0: the first), in order, each once;
+        waits for more while the workflow runs, and ends at the stream's close or once
+        the workflow has ended and every value is read. WorkflowNotFound if no such
+        workflow."""
+        async for entry in self.streams.entries(id, key, offset):
+            yield entry.value
 
     async def get(self, id: str, key: str) -> Any:
         """The value workflow ``id`` last published under ``key`` (``ctx.publish``),

@@ -208,9 +208,11 @@ async def record(
     attempts: int = 1,
     settle: tuple[int, str, bytes | None, str | None] | None = None,
     value: tuple[str, bytes] | None = None,
+    stream: tuple[str, bytes | None, str] | None = None,
 ) -> None:
     """Journal an entry (sealed for its position, as every checkpoint) under the run's
-    fence, with what it settles, in one transaction; Superseded if the lease is lost."""
+    fence, with what it settles, publishes or appends to a stream (workflows/streams.py),
+    in one transaction; Superseded if the lease is lost."""
     where = (STEP, ctx._namespace, ctx.workflow_id, str(position))
     sealed = None if output is None else ctx._sealer.seal(output, *where, "output")
     text = None if error is None else ctx._sealer.seal_text(error.to_json(), *where, "error")
@@ -218,7 +220,7 @@ async def record(
     asked = await ctx._backend.workflow_messages.record(
         ctx._namespace, ctx.workflow_id, ctx._fence, lease_end=now + ctx._lease, now=now,
         position=position, kind=kind, name=name, output=sealed, error=text,
-        attempts=attempts, settle=settle, value=value,
+        attempts=attempts, settle=settle, value=value, stream=stream,
     )  # fmt: skip
     if asked is None:
         raise Superseded()

@@ -21,6 +21,7 @@ from statekeeper.storage.rows import HistoryEntry
 from statekeeper.workflows.attributes import ATTRIBUTES
 from statekeeper.workflows.mailbox import PUBLISH, message_where, value_where
 from statekeeper.workflows.signatures import WorkflowRun
+from statekeeper.workflows.streams import STREAM, STREAM_CLOSE
 from statekeeper.workflows.versions import check_version
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ async def fork(
     for e in entries:
         # A ctx.set_attributes entry records no values: the fork sets them again when its
         # replay reaches that position (a gap in a journal is new work).
-        if e.position >= from_position or e.kind == ATTRIBUTES:
+        # Nor does a stream's entry carry its stream's row: the fork writes its own
+        # stream again, the same way.
+        if e.position >= from_position or e.kind in (ATTRIBUTES, STREAM, STREAM_CLOSE):
             continue
         old, new = (STEP, ns, id, str(e.position)), (STEP, ns, chosen, str(e.position))
         data = {

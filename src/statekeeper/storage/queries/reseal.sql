@@ -126,6 +126,16 @@ WHERE namespace = :namespace AND (workflow_id, key) > (:after_workflow_id, :afte
 ORDER BY workflow_id, key
 LIMIT :limit;
 
+-- name: reseal_scan_workflow_streams
+-- A closing row (no value) has nothing to re-seal.
+SELECT namespace, workflow_id, key, seq, value, written_by
+FROM sk_workflow_streams
+WHERE namespace = :namespace
+  AND (workflow_id, key, seq) > (:after_workflow_id, :after_key, :after_seq)
+  AND substr(value, 1, :bytes_len) <> :bytes_prefix
+ORDER BY workflow_id, key, seq
+LIMIT :limit;
+
 -- name: reseal_scan_schedules
 SELECT namespace, id, input
 FROM sk_schedules
@@ -179,6 +189,9 @@ SELECT namespace FROM sk_workflow_updates WHERE namespace > :after_namespace ORD
 
 -- name: reseal_next_namespace_workflow_values
 SELECT namespace FROM sk_workflow_values WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
+
+-- name: reseal_next_namespace_workflow_streams
+SELECT namespace FROM sk_workflow_streams WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
 
 -- name: reseal_next_namespace_schedules
 SELECT namespace FROM sk_schedules WHERE namespace > :after_namespace ORDER BY namespace LIMIT 1;
@@ -273,6 +286,11 @@ WHERE namespace = :namespace AND workflow_id = :workflow_id AND seq = :seq AND e
 -- name: reseal_workflow_values_value
 UPDATE sk_workflow_values SET value = :new
 WHERE namespace = :namespace AND workflow_id = :workflow_id AND key = :key AND value = :old;
+
+-- name: reseal_workflow_streams_value
+UPDATE sk_workflow_streams SET value = :new
+WHERE namespace = :namespace AND workflow_id = :workflow_id AND key = :key AND seq = :seq
+  AND value = :old;
 
 -- name: reseal_schedules_input
 -- The version moves on: a scheduler or an operator that read the schedule before (and

@@ -183,3 +183,29 @@ LIMIT :limit;
 
 -- name: wfm_purge_values
 DELETE FROM sk_workflow_values WHERE namespace = :namespace AND workflow_id = :id;
+
+-- name: wfs_append
+-- The next value of a durable stream (seq: one past the last), or its closing row
+-- (:stream_value NULL); nothing once the stream is closed (its last row has no value).
+INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, written_by,
+                                 written_at)
+SELECT :namespace, :id, :stream_key, COALESCE(last.seq, -1) + 1, :stream_value,
+       :written_by, :now
+FROM (SELECT 1 AS here) AS here
+LEFT JOIN (
+    SELECT seq, value FROM sk_workflow_streams
+    WHERE namespace = :namespace AND workflow_id = :id AND key = :stream_key
+    ORDER BY seq DESC
+    LIMIT 1
+) AS last ON 1 = 1
+WHERE last.seq IS NULL OR last.value IS NOT NULL;
+
+-- name: wfs_read
+-- A durable stream's rows from an offset, in order (the primary key's range).
+SELECT seq, value, written_by FROM sk_workflow_streams
+WHERE namespace = :namespace AND workflow_id = :id AND key = :key AND seq >= :offset
+ORDER BY seq
+LIMIT :limit;
+
+-- name: wfs_purge
+DELETE FROM sk_workflow_streams WHERE namespace = :namespace AND workflow_id = :id;

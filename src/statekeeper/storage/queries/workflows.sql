@@ -330,8 +330,8 @@ VALUES (:namespace, :id, :position, :kind, :step_name, :input, :output, :error, 
 -- sk_workflows_expiry's range, in every namespace), chosen once and marked (purge_at -1,
 -- a time no run is stamped with) under this transaction's row locks; the statements
 -- after it delete the marked runs' journals, events, attributes, mailboxes, updates,
--- published values and queue places, then the runs (wf_expired_runs), in the same
--- transaction. Chosen once: each statement reads what is committed when it starts, so a
+-- published values, durable streams and queue places, then the runs (wf_expired_runs),
+-- in the same transaction. Chosen once: each statement reads what is committed when it starts, so a
 -- batch chosen again by each could differ from one statement to the next when another
 -- process purges at the same time (PostgreSQL skips the rows it has locked). A run
 -- retried meanwhile waits for this transaction, then finds no run to retry.
@@ -366,6 +366,10 @@ WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE 
 
 -- name: wf_expired_values
 DELETE FROM sk_workflow_values
+WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
+
+-- name: wf_expired_streams
+DELETE FROM sk_workflow_streams
 WHERE (namespace, workflow_id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at = -1);
 
 -- name: wf_expired_flow_runs
