@@ -1,6 +1,7 @@
 """The app of the entity signal and ctx.call crash test, run in worker processes: an
 entity whose handler takes its time (so kills land mid-call), workflows that call it
-step after step with ``ctx.call``, and the signals the test sends to it."""
+step after step with ``ctx.call`` and write each answer to a durable stream, and the
+signals the test sends to it."""
 
 from __future__ import annotations
 
@@ -27,4 +28,8 @@ async def increment(ctx: EntityContext, by: int) -> int:
 
 @app.workflow
 async def bump(ctx: WorkflowContext, calls: int) -> list[int]:
-    return [await ctx.call("tally", "calls", "increment", 1) for _ in range(calls)]
+    got = []
+    for _ in range(calls):
+        got.append(await ctx.call("tally", "calls", "increment", 1))
+        await ctx.write_stream("got", got[-1])  # each value once, whatever the kills
+    return got

@@ -1,7 +1,8 @@
 """Entity calls from workflows and signals under SIGKILL (PostgreSQL): three workers, one
 SIGKILLed every ~0.5 s and started again, run 20 workflows that each make 15
-``ctx.call`` increments and 300 signals of ``increment``. At the end every workflow
-succeeded, the entity the workflows call holds exactly 300 (each call applied once,
+``ctx.call`` increments (writing each answer to a durable stream) and 300 signals of
+``increment``. At the end every workflow succeeded, its stream holds its answers once
+each in order, the entity the workflows call holds exactly 300 (each call applied once,
 whatever the workflow's run that made it), every workflow's results are distinct
 values of 1..300 in increasing order, and the entity the signals call holds exactly 300
 with every signal's request succeeded."""
@@ -54,6 +55,7 @@ async def test_calls_from_workflows_and_signals_apply_once_across_kills(
             schema, processes, finished, seed=21, limit=120, worker=WORKER
         )
         results = [await app.workflows.result(run, timeout=120) for run in runs]
+        streamed = [[v async for v in app.workflows.read_stream(run, "got")] for run in runs]
         calls = await app.entities.get("tally", "calls")
         signalled = await app.entities.get("tally", "signals")
         documents = [
@@ -65,5 +67,6 @@ async def test_calls_from_workflows_and_signals_apply_once_across_kills(
     values = [v for result in results for v in result]
     assert sorted(values) == list(range(1, WORKFLOWS * CALLS + 1))  # each call once
     assert all(result == sorted(result) for result in results)
+    assert streamed == results  # each workflow's stream: its answers, each once, in order
     assert signalled is not None and (signalled.state, signalled.version) == (SIGNALS, SIGNALS)
     assert all(d is not None and d["status"] == "succeeded" for d in documents)
