@@ -250,7 +250,8 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
     if kind == "workflow_values":
         return value_where(namespace, values["workflow_id"], values["key"])
     if kind == "workflow_streams":  # a stream's value: bound to the entry that wrote it
-        return stream_where(namespace, values["workflow_id"], values["key"], values["written_by"])
+        where = (values["workflow_id"], values["key"], int(values["run"]), int(values["position"]))
+        return stream_where(namespace, *where)
     if kind == "schedules":
         return (SCHEDULE, namespace, values["id"], name)
     if kind == "entities":

@@ -79,10 +79,12 @@ async def test_a_run_resumed_after_the_entity_committed_gets_its_answer(
     app: App, clock: FakeClock
 ) -> None:
     runs = declare(app)
-    # As if an earlier run had committed the call and died before its checkpoint: the
-    # call id is the workflow's, its run's and the position's.
-    assert await app.entities.call_with_id("wallet", "w2", "credit", 5, "workflow:p2:0:1") == 5
     run = await app.workflows.start("pay", {"wallet": "w2", "credit": 5, "debit": 1}, id="p2")
+    # As if an earlier run had committed the call and died before its checkpoint: the
+    # call id is the workflow's (with its creation time), its run's and the position's.
+    created = (await app.workflows.status(run)).created_at
+    call_id = f"workflow:p2:{float(created)!r}:0:1"
+    assert await app.entities.call_with_id("wallet", "w2", "credit", 5, call_id) == 5
     await drive(app)
     clock.advance(2)
     await drive(app)

@@ -52,6 +52,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "wf_event_wake": "sk_workflows_pkey",
     "wf_journal": "sk_workflow_steps_pkey",
     "wf_history": "sk_workflow_steps_pkey",
+    "wf_runs": "sk_workflow_steps_pkey",
     "wf_list": "sk_workflows_listing",
     "wf_list_by_status": "sk_workflows_by_status",
     "wf_list_by_name": "sk_workflows_by_name",
@@ -142,6 +143,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "wfs_append": "sk_workflow_streams_pkey",
     "wfs_read": "sk_workflow_streams_pkey",
     "wfs_purge": "sk_workflow_streams_pkey",
+    "wfs_forget_from": "sk_workflow_streams_pkey",
     "reseal_scan_schedules": "sk_schedules_pkey",
     "reseal_scan_stream_events": "sk_events_pkey",
     "reseal_scan_snapshots": "sk_event_snapshots_pkey",
@@ -417,7 +419,7 @@ async def populate(app: App) -> None:
     entities = [(app.namespace, "w", f"k{n}", b"0", n, 0, now) for n in range(3000)]
     answers = [(app.namespace, "w", f"k{n % 30}", f"c{n}", "h", b"0", n, now + 3600 + n)
                for n in range(3000)]  # fmt: skip
-    streamed = [(app.namespace, f"w{n % 300}", f"s{n % 3}", n, b"1", f"0.{n}", now)
+    streamed = [(app.namespace, f"w{n % 300}", f"s{n % 3}", n, b"1", 0, n, now)
                 for n in range(3000)]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
@@ -461,7 +463,7 @@ async def populate(app: App) -> None:
         ("INSERT INTO sk_entity_calls (namespace, type, key, call_id, handler, result, "
          "version, expires_at) VALUES ({})", answers),
         ("INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, "
-         "written_by, written_at) VALUES ({})", streamed),
+         "run, position, written_at) VALUES ({})", streamed),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

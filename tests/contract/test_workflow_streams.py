@@ -40,6 +40,21 @@ def declare(app: App) -> None:
         return "never"
 
 
+ATTEMPTS: list[int] = []
+
+
+def declare_flaky(app: App) -> None:
+    @app.workflow(name="flaky")
+    async def flaky(ctx: WorkflowContext, _: None) -> str:
+        await ctx.write_stream("s", "a")
+        await ctx.write_stream("s", "b")
+        ATTEMPTS.append(1)
+        if len(ATTEMPTS) == 1:
+            raise RuntimeError("first run fails")
+        await ctx.write_stream("s", "c")
+        return "ok"
+
+
 async def values(app: App, id: str, key: str, offset: int = 0) -> list[Any]:
     return [v async for v in app.workflows.read_stream(id, key, offset=offset)]
 
@@ -135,7 +150,7 @@ async def test_values_are_sealed(database_url: str, namespace: str, clock: FakeC
         clock.advance(2)
         await drive(app)
         rows = await app.backend.workflow_messages.stream(app.namespace, run, "ticks", 0, 10)
-        assert rows and all(value is not None and b'"i"' not in value for _, value, _ in rows)
+        assert rows and all(value is not None and b'"i"' not in value for _, value, *_ in rows)
         assert await values(app, run, "ticks") == [{"i": 0}, {"i": 1}]
 
 
@@ -151,3 +166,16 @@ async def test_a_fork_writes_its_own_stream(app: App, clock: FakeClock) -> None:
     await drive(app)
     assert await app.workflows.result(forked, timeout=5) == 4
     assert await values(app, forked, "ticks") == [{"i": i} for i in range(4)]
+
+
+async def test_a_rewind_forgets_what_the_run_wrote_from_there(app: App) -> None:
+    ATTEMPTS.clear()
+    declare_flaky(app)
+    run = await app.workflows.start("flaky", None, id="r1")
+    await drive(app)
+    assert (await app.workflows.status(run)).status == "failed"
+    assert await values(app, run, "s") == ["a", "b"]
+    await app.workflows.rewind(run, 2)  # from the second write on
+    await drive(app)
+    assert await app.workflows.result(run, timeout=5) == "ok"
+    assert await values(app, run, "s") == ["a", "b", "c"]  # "b" once, at its offset

@@ -83,8 +83,6 @@ NOT_SEALED: dict[tuple[str, str], str] = {
         ("sk_flow_queues", "key_field"),  # a field name of the code's queue declaration
         ("sk_schema_migrations", "name"),
         ("sk_entity_calls", "handler"),
-        # the journal entry a stream's value was written by, which the value is bound to
-        ("sk_workflow_streams", "written_by"),
     ]},
     **{column: STATUS for column in [
         ("sk_messages", "state"), ("sk_idempotency", "state"), ("sk_workflows", "status"),

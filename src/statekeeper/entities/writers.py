@@ -42,7 +42,13 @@ from typing import Any
 from statekeeper.codec import decode_value, encode_value
 from statekeeper.entities.context import EntityContext, StartAsked
 from statekeeper.entities.definitions import EntityType, EntityTypes, Handler
-from statekeeper.errors import ClosedError, EntityCallFailed, ErrorRecord, ValidationError
+from statekeeper.errors import (
+    ClosedError,
+    EntityCallFailed,
+    ErrorRecord,
+    NotFound,
+    ValidationError,
+)
 from statekeeper.sealing import ENTITY, Sealer
 from statekeeper.state.transaction import Outbox
 from statekeeper.storage.contracts import Storage
@@ -335,8 +341,10 @@ class EntityWriters:
                         key, ctx.state, self._config.max_state_bytes,
                         f"the state of entity {entity.name}/{key}",
                     )  # fmt: skip
+                    # An unknown workflow or a bad input fails the call; the database
+                    # failing (reading definitions) fails the batch, which is not recorded.
                     made = [await self._made(asked) for asked in ctx.starts]
-                except Exception as error:
+                except (ValidationError, NotFound) as error:
                     outcome = Outcome(error=ErrorRecord.of(error))
             outcome, result = self._as_answer(entity, key, call.handler, outcome)
             if outcome.error is None:  # the call counts: its state, messages and starts stand

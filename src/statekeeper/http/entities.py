@@ -25,7 +25,7 @@ from starlette.responses import Response
 from statekeeper.constants import MAX_DELAY_SECONDS
 from statekeeper.entities.api import MAX_LIST, EntitySnapshot
 from statekeeper.entities.signals import ENTITY_CALLS, signal_call_id
-from statekeeper.errors import EntityNotFound
+from statekeeper.errors import EntityCallFailed, EntityNotFound, StatekeeperError
 from statekeeper.http.body import read_json
 from statekeeper.http.models import Reply, RequestStatus, parse
 from statekeeper.http.operations import (
@@ -219,8 +219,10 @@ class EntityRoutes:
             call.add_done_callback(_heard)
             try:
                 result = await asyncio.wait_for(asyncio.shield(call), options.wait)
-            except TimeoutError:
-                pass  # still running here, and stored for a worker: 202
+            except EntityCallFailed:
+                raise  # the handler raised: 409 with its error
+            except (TimeoutError, StatekeeperError):
+                pass  # still running, or failed here (closing, the database): stored, 202
             else:
                 return model_response(EntityCallResult(
                     entity=entity.name, key=key, handler=handler.name, result=result,

@@ -59,7 +59,8 @@ FIRST_LOOK = 1.0  # a second read this soon after the first
 JOURNAL_PAGE = 500  # journal entries read at once
 MAX_OFFSET = 10**12
 C = TypeVar("C")
-_STATUS = re.compile(r"[a-z_]{0,20}")
+_WORKFLOW_EVENT = re.compile(r"(\d{1,9})\.(\d{1,9})\.([a-z_]{0,20})")
+Cursor = tuple[int, int, str]  # a workflow stream's: runs, journal position, status
 
 
 class StreamOptions(BaseModel):
@@ -183,7 +184,7 @@ class StreamRoutes:
             ended = document["status"] in ("succeeded", "dead-lettered")
             return events[sent:], max(sent, len(events)), ended
 
-        return self._stream(request, request_subject(id), read, after)
+        return await self._stream(request_subject(id), read, after)
 
     # --- workflows --------------------------------------------------------------------
 
@@ -196,26 +197,29 @@ class StreamRoutes:
         if status.name != name:
             raise WorkflowNotFound(f"there is no workflow {name!r} with id {run!r}", id=run)
 
-        async def read(at: tuple[int, str]) -> tuple[list[Event], tuple[int, str], bool]:
-            position, shown = at
+        async def read(at: Cursor) -> tuple[list[Event], Cursor, bool]:
+            runs, position, shown = at
             events: list[Event] = []
             current = await flows.status(run)
+            now_runs = await flows.runs(run)
+            if now_runs != runs:  # it continued as new: a journal of its own from 1
+                runs, position = now_runs, 0
             while True:
                 entries = await flows.history(run, after=position, limit=JOURNAL_PAGE)
                 for entry in entries:
                     position = entry["position"]
-                    events.append(Event(f"{position}.{shown}", "entry", entry))
+                    events.append(Event(f"{runs}.{position}.{shown}", "entry", entry))
                 if len(entries) < JOURNAL_PAGE:
                     break
             if current.status != shown:
                 shown = current.status
-                events.append(Event(f"{position}.{shown}", "status", {"status": shown}))
+                events.append(Event(f"{runs}.{position}.{shown}", "status", {"status": shown}))
             if current.done:
                 outcome = current.to_dict(traceback=False)
-                events.append(Event(f"{position}.{shown}.end", "end", outcome))
-            return events, (position, shown), current.done
+                events.append(Event(f"{runs}.{position}.{shown}.end", "end", outcome))
+            return events, (runs, position, shown), current.done
 
-        return self._stream(request, workflow_subject(run), read, cursor)
+        return await self._stream(workflow_subject(run), read, cursor)
 
     # --- durable streams --------------------------------------------------------------
 
@@ -244,11 +248,14 @@ class StreamRoutes:
                 events.append(Event(str(at - 1) if at else "", "end", ending))
             return events, at, page.ended
 
-        return self._stream(request, workflow_subject(run), read, offset)
+        return await self._stream(workflow_subject(run), read, offset)
 
     # --- the stream -------------------------------------------------------------------
 
-    def _stream(self, request: Request, subject: str, read: Reader[C], cursor: C) -> Response:
+    async def _stream(self, subject: str, read: Reader[C], cursor: C) -> Response:
+        """The stream's response: its first read done here (its errors answered as
+        such; a subject ended with nothing after the client's Last-Event-ID is 204, which
+        tells an SSE client not to reconnect), then the events as they come."""
         if self.open >= self.config.max_streams:
             return error_response(
                 503, "too_many_streams",
@@ -256,42 +263,99 @@ class StreamRoutes:
                 "retry later",
                 {"Retry-After": "5"},
             )  # fmt: skip
-        self.open += 1
-        body = self._events(subject, read, cursor)
+        app = self.app
+        app.wakeups.start_watching(app.namespace, subject)
+        try:
+            first = app.wakeups.change_event(app.namespace, subject)  # before reading
+            events, cursor, ended = await read(cursor)
+        except BaseException:
+            app.wakeups.stop_watching(app.namespace, subject)
+            raise
+        if ended and not events:
+            app.wakeups.stop_watching(app.namespace, subject)
+            return Response(status_code=204)
+        body = self._events(subject, read, cursor, events, ended, first)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+        return CountedStream(
+            self, body, lambda: app.wakeups.stop_watching(app.namespace, subject),
+            media_type="text/event-stream", headers=headers,
+        )  # fmt: skip
 
-    async def _events(self, subject: str, read: Reader[C], cursor: C) -> AsyncIterator[bytes]:
+    async def _events(
+        self,
+        subject: str,
+        read: Reader[C],
+        cursor: C,
+        events: list[Event],
+        ended: bool,
+        woken: asyncio.Event,
+    ) -> AsyncIterator[bytes]:
+        """The events of the first read, then of each read after a change (the subject
+        is watched from ``_stream`` to the end of the CountedStream)."""
         app = self.app
         wakeups, namespace = app.wakeups, app.namespace
         closing = app.runtime.stopping_event() if app.runtime is not None else None
-        wakeups.start_watching(namespace, subject)
-        try:
-            wait = FIRST_LOOK
-            while True:
-                woken = wakeups.change_event(namespace, subject)  # before reading
-                events, cursor, ended = await read(cursor)
-                for event in events:
-                    yield event.encoded()
-                if ended:
-                    return
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        wait = FIRST_LOOK
+        while True:
+            for event in events:
+                yield event.encoded()
+            if ended:
+                return
+            if len(events) < JOURNAL_PAGE:  # else more are waiting: read on at once
                 waits = [asyncio.ensure_future(woken.wait())]
                 if closing is not None:
                     waits.append(asyncio.ensure_future(closing.wait()))
-                done, pending = await asyncio.wait(
-                    waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in pending:
-                    task.cancel()
+                try:
+                    done, _ = await asyncio.wait(
+                        waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    for task in waits:
+                        task.cancel()
                 if closing is not None and closing.is_set():
                     return  # the server is stopping: the client reconnects elsewhere
                 if not done:
                     yield b": keep-alive\n\n"
-                    wakeups.renew(namespace, subject)
                 wait = KEEPALIVE
+            if loop.time() - renewed >= KEEPALIVE:
+                wakeups.renew(namespace, subject)
+                renewed = loop.time()
+            woken = wakeups.change_event(namespace, subject)  # before reading
+            try:
+                events, cursor, ended = await read(cursor)
+            except StatekeeperError as error:  # purged, a key missing, the database
+                yield Event("", "error", {"code": error.code, "message": error.message}).encoded()
+                return
+
+
+class CountedStream(StreamingResponse):
+    """A stream counted in its routes' ``open`` from its start to its end, however it
+    ends (a client gone before its first event included), its body closed at the end."""
+
+    def __init__(
+        self,
+        routes: StreamRoutes,
+        body: AsyncIterator[bytes],
+        on_end: Callable[[], None],
+        **options: Any,
+    ) -> None:
+        super().__init__(body, **options)
+        self._routes = routes
+        self._body = body
+        self._on_end = on_end
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self._routes.open += 1
+        try:
+            await super().__call__(scope, receive, send)
         finally:
-            wakeups.stop_watching(namespace, subject)
-            self.open -= 1
+            self._routes.open -= 1
+            self._on_end()
+            aclose = getattr(self._body, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def request_history(document: dict[str, Any]) -> list[Event]:
@@ -325,14 +389,12 @@ def _count(header: str | None, what: str = "the number of an event") -> int:
     return int(header)
 
 
-def _workflow_cursor(header: str | None) -> tuple[int, str]:
-    """(last journal position, last status) a workflow stream's client has seen."""
+def _workflow_cursor(header: str | None) -> Cursor:
+    """(its runs, last journal position, last status) a workflow stream's client has
+    seen: the event id ``<runs>.<position>.<status>``."""
     if header is None:
-        return 0, ""
-    position, _, status = header.partition(".")
-    status = status.removesuffix(".end")
-    if not (position.isascii() and position.isdigit() and len(position) <= 9) or (
-        _STATUS.fullmatch(status) is None
-    ):
+        return 0, 0, ""
+    found = _WORKFLOW_EVENT.fullmatch(header.removesuffix(".end"))
+    if found is None:
         raise ValidationError(f"Last-Event-ID {header[:40]!r} is not an event of this stream")
-    return int(position), status
+    return int(found.group(1)), int(found.group(2)), found.group(3)

@@ -98,6 +98,7 @@ class Wakeups:
         self._watching[key] -= 1
         if self._watching[key] <= 0:
             del self._watching[key]
+            self._events.pop((namespace, CHANGED + subject), None)  # no one waits on it
 
     def change_event(self, namespace: str, subject: str) -> asyncio.Event:
         """The event the next change to ``subject`` sets (take it before reading)."""

@@ -42,6 +42,7 @@ from statekeeper.storage.unit import (
     entity_statement,
     events_statement,
     has_events,
+    is_empty,
     only_a_step,
     only_an_ack,
     only_an_entity,
@@ -333,7 +334,7 @@ class PostgresBackend(Blocks):
             sql, args = start_statement(Q, unit.namespace, unit.now, start)
             await conn.execute(sql, *args)
         rest = replace(unit, starts=())
-        if rest == UnitOfWork(unit.namespace, unit.now):
+        if is_empty(rest):
             return UnitResult(True)
         done = await self._commit_on(conn, rest)
         if not done.applied:

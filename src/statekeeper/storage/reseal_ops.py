@@ -82,7 +82,7 @@ RESEAL_TABLES: dict[str, ResealTable] = {
     ),
     "workflow_streams": ResealTable(
         ("namespace", "workflow_id", "key", "seq"),
-        ("value", "written_by"),
+        ("value", "run", "position"),
         ("value",),
         (),
         ("workflow_id", "key", "seq"),

@@ -277,6 +277,14 @@ def start_statement(
     )  # fmt: skip
 
 
+def is_empty(unit: UnitOfWork) -> bool:
+    """Whether the unit holds nothing to commit."""
+    return not (
+        unit.writes or unit.messages or unit.settle or unit.step or unit.entity
+        or unit.starts or has_events(unit)
+    )  # fmt: skip
+
+
 def has_events(unit: UnitOfWork) -> bool:
     """Whether the unit holds a checkpoint or appends (``events_statement`` commits it)."""
     return unit.checkpoint is not None or bool(unit.appends)

@@ -155,15 +155,15 @@ class WorkflowMessageOps(Operations):
         attempts: int,
         settle: tuple[int, str, bytes | None, str | None] | None = None,
         value: tuple[str, bytes] | None = None,
-        stream: tuple[str, bytes | None, str] | None = None,
+        stream: tuple[str, bytes | None, int] | None = None,
     ) -> int | None:
         """Journal an entry under the fence, with the update it settles (``settle``:
         number, status, result, error), the value it publishes (``value``: key,
         value) or what it appends to a durable stream (``stream``: key, value or None to
-        close it, the run and position it is sealed for), in one transaction: the
+        close it, the run: how many times the workflow continued), in one transaction: the
         workflow's cancel_requested, or None if the lease was lost (nothing written)."""
         keys = {"namespace": namespace, "id": id, "now": now}
-        stream_key, stream_value, written_by = stream or (None, None, None)
+        stream_key, stream_value, stream_run = stream or (None, None, None)
         if self._db.dialect == "postgres":  # one statement (one round trip)
             seq, status, result, problem = settle or (None, None, None, None)
             key, stored = value or (None, None)
@@ -171,7 +171,7 @@ class WorkflowMessageOps(Operations):
                 "wfm_record", lease_end=lease_end, fence=fence, position=position, kind=kind,
                 step_name=name, output=output, error=error, attempts=attempts, seq=seq,
                 status=status, result=result, update_error=problem, key=key, value=stored,
-                stream_key=stream_key, stream_value=stream_value, written_by=written_by,
+                stream_key=stream_key, stream_value=stream_value, stream_run=stream_run,
                 **keys,
             )  # fmt: skip
             asked = await self._db.run_write(statement, f"cannot record a step of {id!r}", "first")
@@ -197,7 +197,7 @@ class WorkflowMessageOps(Operations):
         if stream is not None:
             script.append((self._bind(
                 "wfs_append", stream_key=stream_key, stream_value=stream_value,
-                written_by=written_by, **keys,
+                stream_run=stream_run, position=position, **keys,
             ), "rowcount", False))  # fmt: skip
         done = await self._db.run_atomic(script, f"cannot record a step of workflow {id!r}")
         return None if done is None else int(done[0][0])
@@ -206,14 +206,14 @@ class WorkflowMessageOps(Operations):
 
     async def stream(
         self, namespace: str, id: str, key: str, offset: int, limit: int
-    ) -> list[tuple[int, bytes | None, str]]:
+    ) -> list[tuple[int, bytes | None, int, int]]:
         """A durable stream's rows from ``offset``: (seq, value or None: closed, the run
-        and position the value is sealed for)."""
+        and the journal position that wrote it)."""
         statement = self._bind(
             "wfs_read", namespace=namespace, id=id, key=key, offset=offset, limit=limit
         )
         rows = await self._db.run_many(statement, f"cannot read stream {key!r} of {id!r}")
-        return [(int(seq), value, str(by)) for seq, value, by in rows]
+        return [(int(seq), value, int(run), int(at)) for seq, value, run, at in rows]
 
     # --- published values -------------------------------------------------------------------
 

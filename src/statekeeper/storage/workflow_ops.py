@@ -273,12 +273,16 @@ class WorkflowOps(Operations):
         """Make a failed or timed-out workflow pending again, its journal kept only
         before ``position`` (what was done from there runs again); False if it is
         neither failed nor timed out."""
-        forget = self._bind("wf_forget_steps_from", namespace=namespace, id=id, position=position)
+        keys = {"namespace": namespace, "id": id, "position": position}
+        forget = self._bind("wf_forget_steps_from", **keys)
+        # Before the journal's position 0 could change: it says which run wrote them.
+        streamed = self._bind("wfs_forget_from", **keys)
         retry = self._bind("wf_retry", now=now, namespace=namespace, id=id)
         done = await self._db.run_atomic(
-            [(retry, "found", True), (forget, "rowcount", False), *self._requeue(namespace, id)],
+            [(retry, "found", True), (streamed, "rowcount", False), (forget, "rowcount", False),
+             *self._requeue(namespace, id)],
             f"cannot rewind {id!r}",
-        )
+        )  # fmt: skip
         return done is not None
 
     def _requeue(self, namespace: str, id: str) -> list[Scripted]:
@@ -371,6 +375,12 @@ class WorkflowOps(Operations):
         )  # fmt: skip
         rows = await self._db.run_many(statement, f"cannot read the history of {id!r}")
         return [HistoryEntry(*row) for row in rows]
+
+    async def runs(self, namespace: str, id: str) -> int:
+        """How many times workflow ``id`` continued as new (0: in its first run)."""
+        statement = self._bind("wf_runs", namespace=namespace, id=id)
+        found = await self._db.run_read(statement, f"cannot read workflow {id!r}", "first")
+        return 0 if found is None else int(found)
 
     async def next_due(self, namespace: str) -> float | None:
         statement = self._bind("wf_next_due", namespace=namespace)

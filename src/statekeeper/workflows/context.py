@@ -130,6 +130,9 @@ class WorkflowContext:
         self.on_changed: Callable[[], None] = _nothing  # a journal entry was written
         self.secret: str | None = None  # signs callback tokens
         self.entity_call: EntityCall | None = None  # runs ``call`` (the app's entities)
+        # When the workflow was created: tells apart two workflows of one id (one purged
+        # and the other started since), in the ids of their entity calls.
+        self.created_at = 0.0
         # The registered name of a workflow function (for ``child(fn, ...)``).
         self.workflow_name: Callable[[Callable[..., Any]], str] | None = None
         # The application version a child workflow of a name is stamped with.

@@ -609,6 +609,11 @@ class Workflows:
         )
         return [self._entry(id, e) for e in entries]
 
+    async def runs(self, id: str) -> int:
+        """How many times workflow ``id`` continued as new (its journal starts over at
+        each); 0 in its first run."""
+        return await self._backend.workflows.runs(self.namespace, id)
+
     def _entry(self, id: str, e: HistoryEntry) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "position": e.position, "kind": e.kind, "name": e.name, "input": None,

@@ -27,8 +27,10 @@ MAX_NAME = 200  # of a journal entry's name ("type.handler")
 
 
 def call_id(ctx: WorkflowContext, position: int) -> str:
-    """The id of the call at ``position`` of this run."""
-    return f"workflow:{ctx.workflow_id}:{ctx.continued}:{position}"
+    """The id of the call at ``position`` of this run: the workflow's id and creation
+    time (a workflow purged and started again under its id makes calls of its own),
+    its run and the position."""
+    return f"workflow:{ctx.workflow_id}:{float(ctx.created_at)!r}:{ctx.continued}:{position}"
 
 
 async def run(

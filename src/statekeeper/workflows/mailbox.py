@@ -208,7 +208,7 @@ async def record(
     attempts: int = 1,
     settle: tuple[int, str, bytes | None, str | None] | None = None,
     value: tuple[str, bytes] | None = None,
-    stream: tuple[str, bytes | None, str] | None = None,
+    stream: tuple[str, bytes | None, int] | None = None,
 ) -> None:
     """Journal an entry (sealed for its position, as every checkpoint) under the run's
     fence, with what it settles, publishes or appends to a stream (workflows/streams.py),

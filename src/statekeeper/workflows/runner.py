@@ -258,6 +258,7 @@ class WorkflowRunner:
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
         ctx.entity_call = flows.entity_call
+        ctx.created_at = leased.created_at
         ctx.on_changed = lambda: self._changed(leased.id)
         ctx.workflow_name = flows.name_of
         ctx.version_of = flows.versions.of

@@ -34,10 +34,10 @@ PAGE = 500  # rows read at once
 KEEPALIVE = 15.0  # a waiting reader reads again at least this often (notifications are hints)
 
 
-def stream_where(namespace: str, id: str, key: str, written_by: str) -> tuple[str, ...]:
+def stream_where(namespace: str, id: str, key: str, run: int, position: int) -> tuple[str, ...]:
     """Where a stream's value is sealed for: its workflow, key and the journal entry
-    (``<continues>.<position>``) that wrote it."""
-    return (WORKFLOW, namespace, id, f"stream:{key}", written_by)
+    (its run and position) that wrote it."""
+    return (WORKFLOW, namespace, id, f"stream:{key}", f"{run}.{position}")
 
 
 # --- writing (the workflow's side) --------------------------------------------------------
@@ -53,12 +53,11 @@ async def write(ctx: WorkflowContext, key: str, value: Any, *, close: bool = Fal
     closed = {e.name for e in ctx._journal.values() if e.kind == STREAM_CLOSE}
     if key in closed:
         raise ValidationError(f"stream {key!r} of workflow {ctx.workflow_id!r} is closed")
-    written_by = f"{ctx.continued}.{position}"
     plain = None if close else encode(f"stream {key!r} of workflow {ctx.workflow_id!r}", value)
-    where = stream_where(ctx._namespace, ctx.workflow_id, key, written_by)
+    where = stream_where(ctx._namespace, ctx.workflow_id, key, ctx.continued, position)
     stored = None if plain is None else ctx._sealer.seal(plain, *where)
     # The journal keeps the value too (the history shows it).
-    await record(ctx, position, kind, key, output=plain, stream=(key, stored, written_by))
+    await record(ctx, position, kind, key, output=plain, stream=(key, stored, ctx.continued))
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -105,10 +104,10 @@ class StreamReader:
             flows.namespace, id, key, offset, limit
         )
         entries: list[StreamEntry] = []
-        for seq, stored, written_by in rows:
+        for seq, stored, run, position in rows:
             if stored is None:
                 return StreamPage(entries, closed=True, done=status.done)
-            where = stream_where(flows.namespace, id, key, written_by)
+            where = stream_where(flows.namespace, id, key, run, position)
             plain = flows.sealer.open(stored, *where)
             entries.append(StreamEntry(seq, decode_value(key, plain)))
         full = len(rows) == limit

@@ -128,7 +128,7 @@ LIMIT :limit;
 
 -- name: reseal_scan_workflow_streams
 -- A closing row (no value) has nothing to re-seal.
-SELECT namespace, workflow_id, key, seq, value, written_by
+SELECT namespace, workflow_id, key, seq, value, run, position
 FROM sk_workflow_streams
 WHERE namespace = :namespace
   AND (workflow_id, key, seq) > (:after_workflow_id, :after_key, :after_seq)

@@ -35,10 +35,10 @@ WITH owned AS (
     SET value = excluded.value, updated_at = excluded.updated_at
     RETURNING key
 ), appended AS (
-    INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, written_by,
+    INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, run, position,
                                      written_at)
     SELECT :namespace, :id, :stream_key, COALESCE(last.seq, -1) + 1, :stream_value::bytea,
-           :written_by, :now
+           :stream_run, :position, :now
     FROM (SELECT 1 AS here) AS here
     LEFT JOIN (
         SELECT seq, value FROM sk_workflow_streams

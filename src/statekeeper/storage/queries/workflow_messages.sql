@@ -187,10 +187,10 @@ DELETE FROM sk_workflow_values WHERE namespace = :namespace AND workflow_id = :i
 -- name: wfs_append
 -- The next value of a durable stream (seq: one past the last), or its closing row
 -- (:stream_value NULL); nothing once the stream is closed (its last row has no value).
-INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, written_by,
+INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, run, position,
                                  written_at)
 SELECT :namespace, :id, :stream_key, COALESCE(last.seq, -1) + 1, :stream_value,
-       :written_by, :now
+       :stream_run, :position, :now
 FROM (SELECT 1 AS here) AS here
 LEFT JOIN (
     SELECT seq, value FROM sk_workflow_streams
@@ -202,10 +202,17 @@ WHERE last.seq IS NULL OR last.value IS NOT NULL;
 
 -- name: wfs_read
 -- A durable stream's rows from an offset, in order (the primary key's range).
-SELECT seq, value, written_by FROM sk_workflow_streams
+SELECT seq, value, run, position FROM sk_workflow_streams
 WHERE namespace = :namespace AND workflow_id = :id AND key = :key AND seq >= :offset
 ORDER BY seq
 LIMIT :limit;
+
+-- name: wfs_forget_from
+-- A rewound workflow's stream values written from a position on in its current run.
+DELETE FROM sk_workflow_streams
+WHERE namespace = :namespace AND workflow_id = :id AND position >= :position
+  AND run = COALESCE((SELECT attempts FROM sk_workflow_steps
+                      WHERE namespace = :namespace AND workflow_id = :id AND position = 0), 0);
 
 -- name: wfs_purge
 DELETE FROM sk_workflow_streams WHERE namespace = :namespace AND workflow_id = :id;

@@ -256,6 +256,11 @@ WHERE namespace = :namespace AND workflow_id = :id AND position > :after
 ORDER BY position
 LIMIT :limit;
 
+-- name: wf_runs
+-- How many times the workflow continued as new (position 0's attempts; none: 0).
+SELECT attempts FROM sk_workflow_steps
+WHERE namespace = :namespace AND workflow_id = :id AND position = 0;
+
 -- name: wf_next_due
 -- Only active workflows have a wake-up time (finishing clears it); paused ones are not due.
 SELECT min(wake_at) FROM sk_workflows

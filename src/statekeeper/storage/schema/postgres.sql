@@ -1314,17 +1314,19 @@ CREATE TABLE sk_entity_calls (
 CREATE INDEX sk_entity_calls_expiry ON sk_entity_calls (expires_at);
 
 -- Durable streams of workflows (ctx.write_stream): the values written under a key, in
--- order (seq 0, 1, ...), each committed with the journal entry that wrote it;
--- written_by is that entry's run and position ("<continues>.<position>"), which its
--- value (JSON, sealed when encryption is on) is bound to. A row without a value closes
--- the stream (ctx.close_stream): readers end there.
+-- order (seq 0, 1, ...), each committed with the journal entry that wrote it: the run
+-- (how many times the workflow had continued as new) and the journal position, which
+-- its value (JSON, sealed when encryption is on) is bound to and by which a rewind
+-- forgets what it wrote from there. A row without a value closes the stream
+-- (ctx.close_stream): readers end there.
 CREATE TABLE sk_workflow_streams (
     namespace   TEXT NOT NULL,
     workflow_id TEXT NOT NULL,
     key         TEXT NOT NULL,
     seq         BIGINT NOT NULL,
     value       BYTEA,
-    written_by  TEXT NOT NULL,
+    run         BIGINT NOT NULL,
+    position    BIGINT NOT NULL,
     written_at  DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (namespace, workflow_id, key, seq)
 );
