@@ -1,10 +1,10 @@
 """Entity calls from workflows and signals under SIGKILL (PostgreSQL): three workers, one
-SIGKILLed every ~0.5 s and started again, run 20 workflows that each make 15
-``ctx.call`` increments (writing each answer to a durable stream) and 300 signals of
+SIGKILLed every ~0.5 s and started again, run 12 workflows that each make 15
+``ctx.call`` increments (writing each answer to a durable stream) and 180 signals of
 ``increment``. At the end every workflow succeeded, its stream holds its answers once
-each in order, the entity the workflows call holds exactly 300 (each call applied once,
+each in order, the entity the workflows call holds exactly 180 (each call applied once,
 whatever the workflow's run that made it), every workflow's results are distinct
-values of 1..300 in increasing order, and the entity the signals call holds exactly 300
+values of 1..180 in increasing order, and the entity the signals call holds exactly 180
 with every signal's request succeeded."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.integration.crash_support import kill_workers_until, stop_workers
 pytestmark = pytest.mark.crash
 
 WORKER = ["worker", "--app", "entity_calls_crash_app:app"]
-WORKFLOWS, CALLS, SIGNALS = 20, 15, 300
+WORKFLOWS, CALLS, SIGNALS = 12, 15, 180
 
 
 async def bump(ctx: WorkflowContext, calls: int) -> list[int]:
