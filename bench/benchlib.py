@@ -17,6 +17,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -252,6 +253,20 @@ async def fill(app: App, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         statement = sql.format(", ".join(f"${i}" for i in range(1, width + 1)))
         async with backend.pool.acquire() as conn:
             await conn.executemany(statement, rows)
+
+
+@asynccontextmanager
+async def sqlite_scratch(name: str) -> AsyncIterator[str]:
+    """The URL of a new SQLite file ``name`` in a directory removed at the end."""
+    with tempfile.TemporaryDirectory() as directory:
+        yield f"sqlite:///{Path(directory) / name}"
+
+
+@asynccontextmanager
+async def postgres_scratch(base_url: str, stem: str) -> AsyncIterator[str]:
+    """The URL of a new schema ``<stem>_<pid>`` of ``base_url``, dropped at the end."""
+    async with scratch_schemas(base_url, stem) as (schema,):
+        yield with_schema(base_url, schema)
 
 
 def with_schema(base_url: str, schema: str) -> str:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import benchlib
@@ -105,32 +103,14 @@ async def main() -> int:
             rows.append(row)
         return rows, {}
 
-    class SQLiteFile:
-        def __init__(self, size: int) -> None:
-            self.directory = tempfile.TemporaryDirectory()
-
-        async def __aenter__(self) -> str:
-            return f"sqlite:///{Path(self.directory.name) / 'entities.db'}"
-
-        async def __aexit__(self, *_: object) -> None:
-            self.directory.cleanup()
-
-    class Schema:
-        def __init__(self, size: int) -> None:
-            self.scratch = benchlib.scratch_schemas(args.pg_url, f"sk_entity_sizes_{size}")
-
-        async def __aenter__(self) -> str:
-            (schema,) = await self.scratch.__aenter__()
-            return benchlib.with_schema(args.pg_url, schema)
-
-        async def __aexit__(self, *exc: Any) -> None:
-            await self.scratch.__aexit__(*exc)
-
     async def sqlite() -> tuple[list[Row], dict[str, Any]]:
-        return await measure("sqlite", SQLiteFile)
+        return await measure("sqlite", lambda size: benchlib.sqlite_scratch("entities.db"))
 
     async def postgres() -> tuple[list[Row], dict[str, Any]]:
-        return await measure("postgres", Schema)
+        return await measure(
+            "postgres",
+            lambda size: benchlib.postgres_scratch(args.pg_url, f"sk_entity_sizes_{size}"),
+        )
 
     collected = await benchlib.each_backend(args, sqlite, postgres)
     if collected is None:
