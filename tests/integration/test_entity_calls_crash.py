@@ -1,13 +1,15 @@
 """Entity calls from workflows and signals under SIGKILL (PostgreSQL): three workers, one
 SIGKILLed every ~0.5 s and started again, run 12 workflows that each make 15
 ``ctx.call`` increments (writing each answer to a durable stream) and 180 signals of
-``increment``. At the end every workflow succeeded, its stream holds its answers once
-each in order, the entity the workflows call holds exactly 180 (each call applied once,
-whatever the workflow's run that made it), every workflow's results are distinct
-values of 1..180 in increasing order, and the entity the signals call holds exactly 180
-with every signal's request succeeded."""
+``increment``, sent in six waves 0.5 s apart. At the end every workflow succeeded, its
+stream holds its answers once each in order, the entity the workflows call holds
+exactly 180 (each call applied once, whatever the workflow's run that made it), every
+workflow's results are distinct values of 1..180 in increasing order, and the entity
+the signals call holds exactly 180 with every signal's request succeeded."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -21,7 +23,7 @@ from tests.integration.crash_support import kill_workers_until, stop_workers
 pytestmark = pytest.mark.crash
 
 WORKER = ["worker", "--app", "entity_calls_crash_app:app"]
-WORKFLOWS, CALLS, SIGNALS = 12, 15, 180
+WORKFLOWS, CALLS, SIGNALS, WAVES = 12, 15, 180, 6
 
 
 async def bump(ctx: WorkflowContext, calls: int) -> list[int]:
@@ -40,11 +42,25 @@ async def test_calls_from_workflows_and_signals_apply_once_across_kills(
             raise AssertionError("the worker processes run it")
 
         app.workflows.register(bump, "bump")
-        runs = [await app.workflows.start("bump", CALLS, id=f"b{n}") for n in range(WORKFLOWS)]
-        signals = [await app.entities.signal("tally", "signals", "increment", 1)
-                   for _ in range(SIGNALS)]  # fmt: skip
+        runs: list[str] = []
+        signals: list[str] = []
+
+        async def send_all() -> None:
+            # In waves 0.5 s apart, so the run lasts through several kills however fast
+            # the machine is.
+            for wave in range(WAVES):
+                await asyncio.sleep(0.5)
+                for n in range(WORKFLOWS // WAVES):
+                    run = f"b{wave}-{n}"
+                    runs.append(await app.workflows.start("bump", CALLS, id=run))
+                for _ in range(SIGNALS // WAVES):
+                    signals.append(await app.entities.signal("tally", "signals", "increment", 1))
+
+        sending = asyncio.create_task(send_all())
 
         async def finished() -> bool:
+            if not sending.done():
+                return False
             statuses = [await app.workflows.status(run) for run in runs]
             if not all(s.done for s in statuses):
                 return False
@@ -54,6 +70,7 @@ async def test_calls_from_workflows_and_signals_apply_once_across_kills(
         workers, kills = await kill_workers_until(
             schema, processes, finished, seed=21, limit=120, worker=WORKER
         )
+        await sending
         results = [await app.workflows.result(run, timeout=120) for run in runs]
         streamed = [[v async for v in app.workflows.read_stream(run, "got")] for run in runs]
         calls = await app.entities.get("tally", "calls")
