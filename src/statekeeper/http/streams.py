@@ -205,7 +205,7 @@ class StreamRoutes:
             if now_runs != runs:  # it continued as new: a journal of its own from 1
                 runs, position = now_runs, 0
             while True:
-                entries = await flows.history(run, after=position, limit=JOURNAL_PAGE)
+                entries = await flows.entries(run, after=position, limit=JOURNAL_PAGE)
                 for entry in entries:
                     position = entry["position"]
                     events.append(Event(f"{runs}.{position}.{shown}", "entry", entry))

@@ -604,6 +604,13 @@ class Workflows:
         name, input, output, error, attempts, timings (an entry that cannot be read has
         ``read_error``)."""
         await self.status(id)  # WorkflowNotFound if there is none
+        return await self.entries(id, after=after, limit=limit)
+
+    async def entries(
+        self, id: str, *, after: int = 0, limit: int | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """``history`` of a workflow known to exist (a live stream, which has read its
+        status already): no status read first; none if there is no such workflow."""
         entries = await self._backend.workflows.history(
             self.namespace, id, after=after, limit=limit
         )
