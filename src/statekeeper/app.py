@@ -19,6 +19,7 @@ from statekeeper.app_options import optional_seconds, positive_int, positive_sec
 from statekeeper.asl.resources import Resources
 from statekeeper.asl.workflow import KIND as ASL_KIND
 from statekeeper.asl.workflow import interpreter as asl_interpreter
+from statekeeper.blobs import payloads_from_options
 from statekeeper.constants import (
     DEFAULT_MAX_VALUE_BYTES,
     ENV_CACHE_URL,
@@ -94,6 +95,9 @@ class App:
         workflow_retention: Retention = None,
         entity_lease: float = 10.0,
         entity_answer_ttl: float = 24 * 3600.0,
+        blob_store: str | None = None,
+        blob_threshold: int | None = None,
+        max_payload_bytes: int | None = None,
     ) -> None:
         self.url = parse(resolve(database_url))
         # Workflow versions and retention (workflows/versions.py, workflows/retention.py),
@@ -122,6 +126,11 @@ class App:
         self._max_value_bytes = max_value_bytes
         self._max_journal_entries = positive_int("max_journal_entries", max_journal_entries)
         self.clock = clock
+        # Payloads above the threshold go out of line, to the blob store (statekeeper.blobs).
+        self.payloads = payloads_from_options(
+            lambda: self.backend.blobs, self.sealer, self.clock,
+            store=blob_store, threshold=blob_threshold, max_bytes=max_payload_bytes,
+        )  # fmt: skip
         self._purge_interval = purge_interval
         # Acknowledged messages are kept this long: replay and request status reach back so far.
         self.archive_retention = archive_retention
@@ -165,6 +174,7 @@ class App:
         self.workflows = Workflows(
             lambda: self.backend, self.namespace, self.clock, self._wakeups, sealer=self.sealer,
             state=lambda: self.state, max_journal_entries=self._max_journal_entries,
+            payloads=self.payloads,
         )  # fmt: skip
         self.workflows.secret = os.environ.get(ENV_CALLBACK_SECRET) or None
         version, policy, retention = self._versioning
@@ -729,6 +739,8 @@ class App:
             forgotten += await self.backend.workflows.purge_expired(now, batch)
             # Answers to entity calls past entity_answer_ttl.
             forgotten += await self.backend.entities.forget(now, batch)
+            # Blobs no row refers to any more (in a directory), or never did.
+            forgotten += await self.payloads.blobs.sweep(limit=batch)
             total += forgotten
             if forgotten < batch:
                 return total

@@ -88,11 +88,13 @@ _CONTAINERS = (dict, list, tuple)
 _SEQUENCES = (list, tuple)
 
 
-def _check_structure(subject: str, value: Any, depth: int) -> None:
+def _check_structure(subject: str, value: Any, depth: int) -> bool:
     """Refuse what JSON would silently change (non-string object keys) or what
-    could not be read back at any stack depth (very deep nesting)."""
+    could not be read back at any stack depth (very deep nesting). True if the value
+    holds a string longer than ``_SLICE`` (written a slice at a time: ``_write``)."""
     if depth > MAX_VALUE_DEPTH:
         raise InvalidValue(f"{subject} is nested deeper than {MAX_VALUE_DEPTH} levels")
+    long = False
     if isinstance(value, dict):
         for name, item in value.items():
             if type(name) is not str:
@@ -101,24 +103,70 @@ def _check_structure(subject: str, value: Any, depth: int) -> None:
                     f"{type(name).__name__}; JSON object keys must be strings"
                 )
             if isinstance(item, _CONTAINERS):
-                _check_structure(subject, item, depth + 1)
+                long = _check_structure(subject, item, depth + 1) or long
+            elif isinstance(item, str) and len(item) > _SLICE:
+                long = True
     elif isinstance(value, _SEQUENCES):
         for item in value:
             if isinstance(item, _CONTAINERS):
-                _check_structure(subject, item, depth + 1)
+                long = _check_structure(subject, item, depth + 1) or long
+            elif isinstance(item, str) and len(item) > _SLICE:
+                long = True
+    return long
+
+
+# Strings longer than this are escaped and encoded a slice at a time, into the output:
+# a 100 MiB string becomes 100 MiB of JSON without a 100 MiB JSON text in between.
+_SLICE = 1 << 20
+_escape = json.encoder.encode_basestring  # what the encoder writes (ensure_ascii=False)
+
+
+def _write(value: Any, out: bytearray) -> None:
+    """``value`` as compact UTF-8 JSON, appended to ``out``: the encoder's output, but
+    long strings go in slices (JSON escapes each character on its own)."""
+    if isinstance(value, str) and len(value) > _SLICE:
+        out += b'"'
+        for start in range(0, len(value), _SLICE):
+            out += _escape(value[start : start + _SLICE])[1:-1].encode("utf-8")
+        out += b'"'
+    elif isinstance(value, dict):
+        out += b"{"
+        for n, (name, item) in enumerate(value.items()):
+            if n:
+                out += b","
+            out += _escape(name).encode("utf-8")
+            out += b":"
+            _write(item, out)
+        out += b"}"
+    elif isinstance(value, _SEQUENCES):
+        out += b"["
+        for n, item in enumerate(value):
+            if n:
+                out += b","
+            _write(item, out)
+        out += b"]"
+    else:
+        out += _ENCODER.encode(value).encode("utf-8")
 
 
 def encode_value(key: str, value: Any, max_bytes: int, subject: str | None = None) -> bytes:
     """The value as compact UTF-8 JSON, within ``max_bytes``; errors name ``subject``
     (default: the value for ``key``)."""
     subject = subject or f"value for key {key!r}"
+    long = isinstance(value, str) and len(value) > _SLICE
     if isinstance(value, _CONTAINERS):
         try:
-            _check_structure(subject, value, 1)
+            long = _check_structure(subject, value, 1)
         except RecursionError:
             raise InvalidValue(f"{subject} is nested too deeply") from None
+    data: bytes
     try:
-        data = _ENCODER.encode(value).encode("utf-8")
+        if long:  # no whole JSON text beside the value and its bytes
+            written = bytearray()
+            _write(value, written)
+            data = written  # type: ignore[assignment]  # bytes-like, never copied whole
+        else:
+            data = _ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidValue(f"{subject} holds invalid Unicode text (a lone surrogate)") from None
     except (TypeError, ValueError, RecursionError) as exc:
@@ -158,14 +206,37 @@ def decode_as(data: bytes, hint: Any, subject: str) -> Any:
     naming ``subject`` and the mismatch (never the value) when it does not fit."""
     if hint is None or hint in _ANY_HINTS:
         return decode_value(subject, data)
+    return _validated(_box_of(hint), b'{"value":' + data + b"}", hint, subject)
+
+
+def decode_pieces_as(pieces: list[str], hint: Any, subject: str) -> Any:
+    """``decode_as`` of a stored value read as pieces of text (a payload stored out of
+    line): the pieces are joined once and the list emptied, so memory holds the text
+    and the value, never a second copy of either."""
+    if hint is None or hint in _ANY_HINTS:
+        text = "".join(pieces)
+        pieces.clear()
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise StorageError(f"{subject} is not readable JSON: {exc}") from None
+    text = "".join(['{"value":', *pieces, "}"])
+    pieces.clear()
+    return _validated(_box_of(hint), text, hint, subject)
+
+
+def _box_of(hint: Any) -> Any:
+    try:
+        return _box(hint)
+    except TypeError:  # not hashable: built each time
+        return _box.__wrapped__(hint)
+
+
+def _validated(box: Any, document: str | bytes, hint: Any, subject: str) -> Any:
     from pydantic import ValidationError
 
     try:
-        box = _box(hint)
-    except TypeError:  # not hashable: built each time
-        box = _box.__wrapped__(hint)
-    try:
-        return box.model_validate_json(b'{"value":' + data + b"}").value
+        return box.model_validate_json(document).value
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in problem['loc'][1:]) or 'the value'}: {problem['msg']}"

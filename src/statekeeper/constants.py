@@ -20,6 +20,9 @@ ENV_TLS_KEY = "STATEKEEPER_TLS_KEY"
 ENV_HEADER_TIMEOUT = "STATEKEEPER_HEADER_TIMEOUT"
 ENV_BODY_TIMEOUT = "STATEKEEPER_BODY_TIMEOUT"
 ENV_MAX_STREAMS = "STATEKEEPER_MAX_STREAMS"
+ENV_BLOB_STORE = "STATEKEEPER_BLOB_STORE"
+ENV_BLOB_THRESHOLD = "STATEKEEPER_BLOB_THRESHOLD"
+ENV_MAX_PAYLOAD_BYTES = "STATEKEEPER_MAX_PAYLOAD_BYTES"
 ENV_AWS_CREDENTIALS = "STATEKEEPER_AWS_CREDENTIALS"
 ENV_AWS_REGION = "STATEKEEPER_AWS_REGION"
 ENV_AWS_ACCOUNT = "STATEKEEPER_AWS_ACCOUNT"
@@ -48,6 +51,14 @@ def is_internal_queue(name: str) -> bool:
 
 # Limits.
 DEFAULT_MAX_VALUE_BYTES = 1 << 20
+# Payloads above the threshold are stored out of line as blobs (statekeeper.blobs);
+# those that go through the blob store may be this large.
+DEFAULT_BLOB_THRESHOLD = 256 * 1024
+# What a row holds for a payload stored out of line: these bytes and the blob's 16-byte
+# id. The triggers that count references (storage migration ``blobs``) read this form.
+REF_MAGIC = b"\xffSKR"
+REF_SIZE = len(REF_MAGIC) + 16
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 30
 MAX_KEY_BYTES = 1024
 MAX_NAMESPACE_BYTES = 128
 MAX_LIST_LIMIT = 1000

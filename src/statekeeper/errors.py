@@ -424,6 +424,12 @@ class StorageError(StatekeeperError):
     exit_code = 7
 
 
+class BlobMissing(StorageError):
+    """A payload stored out of line (a blob) is missing, incomplete or damaged."""
+
+    code = "blob_missing"
+
+
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached."""
 

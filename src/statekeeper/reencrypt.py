@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from statekeeper.blobs.store import chunk_where
 from statekeeper.entities.writers import answer_where, state_where
 from statekeeper.errors import DecryptionError, ValidationError
 from statekeeper.keyring import Keyring
@@ -52,7 +53,8 @@ log = logging.getLogger("statekeeper.reencrypt")
 # entities.
 KINDS = ("state", "messages", "archive", "idempotency", "workflows", "steps", "events",
          "workflow_messages", "workflow_updates", "workflow_values", "workflow_streams",
-         "schedules", "stream_events", "snapshots", "entities", "entity_calls")  # fmt: skip
+         "schedules", "stream_events", "snapshots", "entities", "entity_calls",
+         "blob_chunks")  # fmt: skip
 MAX_BATCH = 10_000
 
 # Called with a namespace and the state keys re-sealed in it (to drop them from a cache).
@@ -258,6 +260,9 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
         return state_where(namespace, values["type"], values["key"])
     if kind == "entity_calls":  # an answer: bound to its call id
         return answer_where(namespace, values["type"], values["key"], values["call_id"], name)
+    if kind == "blob_chunks":  # bound to its blob, its number and whether it is the last
+        return chunk_where(namespace, bytes(values["blob_id"]), int(values["seq"]),
+                           int(values["chunks"]))  # fmt: skip
     return (EVENT, namespace, values["workflow_id"], values["name"], name)
 
 

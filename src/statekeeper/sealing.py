@@ -28,11 +28,20 @@ from __future__ import annotations
 import base64
 import binascii
 
+from statekeeper.constants import REF_MAGIC, REF_SIZE
 from statekeeper.errors import DecryptionError
 from statekeeper.keyring import Keyring
 
 MAGIC = b"\xffSK1"
 TEXT_MAGIC = "\x1esk1:"
+# A reference to a payload stored out of line (constants.REF_MAGIC) is stored as it is:
+# the blob's chunks are sealed, and the triggers that count references read it.
+
+
+def is_ref(data: bytes | None) -> bool:
+    """Whether a stored payload is a reference to a blob."""
+    return data is not None and len(data) == REF_SIZE and data.startswith(REF_MAGIC)
+
 
 # Kinds of sealed values (the first part of their associated data).
 MESSAGE = "message"  # (namespace, message id, field): live and archived messages
@@ -46,6 +55,9 @@ SCHEDULE = "schedule"  # (namespace, schedule id, "input"): a schedule's input
 # (namespace, type, key, field): an entity's state (field "state"), and an answer to a
 # call with an id (fields "call:<id>:result" and "call:<id>:error").
 ENTITY = "entity"
+# (namespace, blob id, chunk number, "chunk" or "last"): a chunk of a blob, the last
+# one marked so that a blob cut short does not open (statekeeper.blobs).
+BLOB = "blob"
 # Messages to a workflow, its updates and published values reuse EVENT and WORKFLOW
 # with their own ids: see message_where and value_where (workflows/mailbox.py),
 # update_data_where and update_outcome_where (workflows/updates.py).
@@ -98,7 +110,7 @@ class Sealer:
     def seal(self, data: bytes, *where: str) -> bytes:
         """``data`` sealed for the place ``where`` (kind, namespace, ids..., field)."""
         keyring = self.keyring
-        if keyring is None:
+        if keyring is None or is_ref(data):
             return data
         sealed, key_id = keyring.seal(data, associated_data(where))
         return self._headers[key_id] + sealed

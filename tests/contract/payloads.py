@@ -83,6 +83,8 @@ def register_workflows(app: App, w: Written, tokens: list[str]) -> None:
     @app.workflow
     async def big_flow(ctx: WorkflowContext, data: dict[str, str]) -> dict[str, Any]:
         step = await ctx.step(echo, w.markers["step-argument"])
+        # Past the blob threshold (256 KiB): argument and result stored out of line.
+        big = await ctx.step(echo, w.markers["big-step"] + "." * 300_000)
         now, uuid = await ctx.now(), await ctx.uuid()
         await ctx.sleep(0)
         event = await ctx.wait_for_event("note")
@@ -98,6 +100,7 @@ def register_workflows(app: App, w: Written, tokens: list[str]) -> None:
             "child": child,
             "output": w.markers["workflow-output"],
             "recorded": [now, uuid],
+            "big": big["echo"].split(".", 1)[0],
         }
 
     @app.workflow
@@ -289,7 +292,7 @@ async def write_every_payload(app: App) -> Written:
     # output; and a failed one.
     app.workflows.secret = "payload-callback-secret"
     tokens: list[str] = []
-    for what in ("step-argument", "child-input", "child-output", "workflow-output"):
+    for what in ("step-argument", "child-input", "child-output", "workflow-output", "big-step"):
         w.mark(what)
     w.mark("step-error")
     w.mark("workflow-error")
@@ -420,6 +423,7 @@ async def check_every_payload(app: App, w: Written) -> None:
     assert done.output["answer"] == m["callback-answer"]
     assert done.output["child"] == {"child_output": m["child-output"], "got": m["child-input"]}
     assert done.output["output"] == m["workflow-output"]
+    assert done.output["big"] == m["big-step"]  # read back from its blob on replay
     history = await app.workflows.history(w.ids["workflow"])
     assert all("read_error" not in entry for entry in history)
     assert history[0]["input"] == [[m["step-argument"]], {}]

@@ -23,7 +23,7 @@ BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps",
        "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes",
        "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values",
        "sk_flow_runs", "sk_schedules", "sk_event_snapshots", "sk_entities",
-       "sk_entity_calls", "sk_workflow_streams")  # fmt: skip
+       "sk_entity_calls", "sk_workflow_streams", "sk_blobs", "sk_blob_chunks")  # fmt: skip
 
 # Statements that must find their row (or range) through this index (or one of these).
 EXPECTED: dict[str, str | tuple[str, ...]] = {
@@ -214,6 +214,13 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "reseal_entities_state": "sk_entities_pkey",
     "reseal_entity_calls_result": "sk_entity_calls_pkey",
     "reseal_entity_calls_error": "sk_entity_calls_pkey",
+    # Blobs (0025 / 0027): one blob's row, its chunks; the sweep's unreferenced ones.
+    "blob_complete": "sk_blobs_pkey",
+    "blob_info": "sk_blobs_pkey",
+    "blob_forget": "sk_blobs_pkey",
+    "blob_chunks": "sk_blob_chunks_pkey",
+    "blob_forget_chunks": "sk_blob_chunks_pkey",
+    "blob_unreferenced": "sk_blobs_unreferenced",
 }
 # Statements that read rows in the order of the index they walk, never sorting them: a
 # batch of a re-seal scan reads from its cursor to its limit, not the rest of its range.
@@ -245,6 +252,8 @@ SQLITE_NAMES = {
     "sk_schedules_pkey": "sqlite_autoindex_sk_schedules_1",
     "sk_entities_pkey": "PRIMARY KEY",
     "sk_entity_calls_pkey": "PRIMARY KEY",
+    "sk_blobs_pkey": "sqlite_autoindex_sk_blobs_1",
+    "sk_blob_chunks_pkey": "sqlite_autoindex_sk_blob_chunks_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path (wf_count: counts by status
@@ -258,7 +267,7 @@ PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
           "wf_expired_runs", "wf_expired_mark", "wf_expired_attributes", "wf_expired_messages",
           "wf_expired_updates", "wf_expired_values", "wf_expired_streams",
-          "wf_expired_flow_runs", "entity_forget"}  # fmt: skip
+          "wf_expired_flow_runs", "entity_forget", "blob_unreferenced"}  # fmt: skip
 
 
 NOW = time.time()
@@ -279,6 +288,7 @@ VALUES: dict[str, Any] = {
     # A re-seal of one namespace, its cursor inside it; the namespace after another.
     "every_namespace": 0, "after_workflow_id": "w7", "after_queue": "jobs",
     "after_completed_at": NOW - 1500, "after_namespace": "",
+    "blob_id": bytes([7, 0]) + bytes(14),  # one of the blobs ``populate`` writes
 }  # fmt: skip
 
 
@@ -421,6 +431,10 @@ async def populate(app: App) -> None:
                for n in range(3000)]  # fmt: skip
     streamed = [(app.namespace, f"w{n % 300}", f"s{n % 3}", n, b"1", 0, n, now)
                 for n in range(3000)]  # fmt: skip
+    # Blobs: most referenced (refs 1), a few unreferenced ones the sweep finds; 3 chunks each.
+    blobs = [(bytes([n % 256, n // 256]) + bytes(14), app.namespace, "db", 3, 3,
+              0 if n % 100 == 0 else 1, now - n) for n in range(3000)]  # fmt: skip
+    chunks = [(blob[0], seq, b"c") for blob in blobs for seq in range(3)]
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -464,6 +478,9 @@ async def populate(app: App) -> None:
          "version, expires_at) VALUES ({})", answers),
         ("INSERT INTO sk_workflow_streams (namespace, workflow_id, key, seq, value, "
          "run, position, written_at) VALUES ({})", streamed),
+        ("INSERT INTO sk_blobs (id, namespace, store, size, chunks, refs, created_at) "
+         "VALUES ({})", blobs),
+        ("INSERT INTO sk_blob_chunks (blob_id, seq, data) VALUES ({})", chunks),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

@@ -176,3 +176,42 @@ def test_errors_are_validation_errors_naming_the_subject() -> None:
         decode_json(b"\xff", "VALUE")
     assert caught.value.code == "malformed_json"
     assert isinstance(caught.value, InvalidValue)
+
+
+# --- long strings: written a slice at a time --------------------------------------------
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_JSON_VALUES)
+def test_values_with_long_strings_encode_as_the_encoder_does(value: Any) -> None:
+    """With the slice made tiny, every string is "long": the sliced writer's bytes are
+    the standard encoder's, escapes, non-ASCII text and nesting included."""
+    import statekeeper.codec as codec
+
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    saved = codec._SLICE
+    codec._SLICE = 3
+    try:
+        with contextlib.suppress(InvalidValue):  # lone surrogates are refused either way
+            assert bytes(encode_value("k", value, 1 << 20)) == expected
+    finally:
+        codec._SLICE = saved
+
+
+def test_a_long_string_is_encoded_in_slices_and_refused_when_invalid() -> None:
+    text = 'a"\\\n\u00e9\U0001f600' * 300_000  # past a slice (1 MiB of characters)
+    data = encode_value("k", text, 1 << 30)
+    assert bytes(data) == json.dumps(text, ensure_ascii=False).encode()
+    assert decode_value("k", bytes(data)) == text
+    with pytest.raises(InvalidValue, match="lone surrogate"):
+        encode_value("k", ["x" * (2 << 20) + "\ud800"], 1 << 30)
+    with pytest.raises(ValidationError, match="limit is 1000"):
+        encode_value("k", {"big": "x" * (2 << 20)}, 1000)

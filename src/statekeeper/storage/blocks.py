@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from statekeeper.storage.blob_ops import BlobOps
 from statekeeper.storage.definition_ops import DefinitionOps
 from statekeeper.storage.entity_ops import EntityOps
 from statekeeper.storage.event_ops import EventOps
@@ -41,3 +42,4 @@ class Blocks:
         self.flow = FlowOps(db)  # workflow queues (flow control)
         self.schedules = ScheduleOps(db)
         self.entities = EntityOps(db)  # keyed entities (virtual objects)
+        self.blobs = BlobOps(db)  # out-of-line payloads (claim check)

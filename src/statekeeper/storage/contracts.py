@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from statekeeper.storage.blob_ops import BlobOps as BlobStorage
 from statekeeper.storage.definition_ops import DefinitionOps as DefinitionStorage
 from statekeeper.storage.entity_ops import EntityOps as EntityStorage
 from statekeeper.storage.event_ops import EventOps as EventStorage
@@ -36,6 +37,7 @@ from statekeeper.storage.workflow_message_ops import WorkflowMessageOps as Workf
 from statekeeper.storage.workflow_ops import WorkflowOps as WorkflowStorage
 
 __all__ = [
+    "BlobStorage",
     "Committer",
     "DefinitionStorage",
     "EntityStorage",
@@ -112,6 +114,9 @@ class Storage(Committer, Protocol):
 
     @property
     def entities(self) -> EntityStorage: ...
+
+    @property
+    def blobs(self) -> BlobStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""

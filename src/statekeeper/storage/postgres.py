@@ -187,7 +187,7 @@ class PostgresBackend(Blocks):
     async def run_atomic(self, script: Sequence[Scripted], what: str) -> list[Any] | None:
         """Statements in one transaction on one connection; a required statement that
         finds no row rolls it back, and the answer is None."""
-        if len(script) == 1:  # a single statement is its own transaction
+        if len(script) == 1 and script[0][1] != "many":  # a statement: its own transaction
             ((statement, mode, required),) = script
             result = await self.run_write(statement, what, mode)
             return None if required and result in (None, False) else [result]

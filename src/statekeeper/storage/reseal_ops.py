@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from statekeeper.constants import REF_MAGIC
 from statekeeper.storage.rows import ResealChange, ResealRow
 from statekeeper.storage.runner import Operations, Scripted
 
@@ -104,6 +105,16 @@ RESEAL_TABLES: dict[str, ResealTable] = {
         ("error",),
         ("type", "key", "call_id"),
     ),
+    # Chunks of blobs held in the database: walked along their primary key across
+    # namespaces (the namespace is their blob's, a filter), as messages are.
+    "blob_chunks": ResealTable(
+        ("blob_id", "seq"),
+        ("namespace", "chunks", "data"),
+        ("data",),
+        (),
+        ("blob_id", "seq"),
+        by_namespace=False,
+    ),
 }
 
 
@@ -134,6 +145,7 @@ class ResealOps(Operations):
             f"reseal_scan_{kind}", every_namespace=int(namespace is None),
             namespace=namespace or "", limit=limit, primary=primary, bytes_prefix=bytes_prefix,
             bytes_len=len(bytes_prefix), text_prefix=text_prefix, text_len=len(text_prefix),
+            ref_prefix=REF_MAGIC,
             **{f"after_{name}": value for name, value in zip(table.order, start, strict=True)},
         )  # fmt: skip
         rows = await self._db.run_in_order(statement, f"cannot scan {kind} to re-seal")
@@ -174,6 +186,9 @@ def _before_all(order: tuple[str, ...]) -> tuple[Any, ...]:
     """A cursor before every row of a namespace: sequence numbers and positions are
     positive, times finite, text keys and queue names non-empty."""
     return tuple(
-        -1 if name in ("seq", "position") else -math.inf if name == "completed_at" else ""
+        -1 if name in ("seq", "position")
+        else -math.inf if name == "completed_at"
+        else b"" if name == "blob_id"
+        else ""
         for name in order
-    )
+    )  # fmt: skip

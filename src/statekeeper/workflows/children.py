@@ -12,7 +12,6 @@ from statekeeper.constants import child_event
 from statekeeper.errors import ErrorRecord
 from statekeeper.identifiers import MAX_WORKFLOW_ID
 from statekeeper.sealing import WORKFLOW
-from statekeeper.workflows.journal import encode
 from statekeeper.workflows.signals import ChildFailed
 
 if TYPE_CHECKING:
@@ -44,8 +43,8 @@ async def run(
     """``ctx.child``: start the child once (journaled), then wait for its end."""
     entry = ctx._recorded(position, "child", name)
     if entry is None:
-        data = encode(f"input of child workflow {name!r}", input)
-        data = ctx._sealer.seal(data, WORKFLOW, ctx._namespace, child_id, "input")
+        data = ctx._payloads.encode(f"input of child workflow {name!r}", input)
+        data = await ctx._payloads.seal(data, WORKFLOW, ctx._namespace, child_id, "input")
         now = ctx._clock()
         await ctx._backend.workflows.create(
             ctx._namespace, child_id, name, data, ctx.workflow_id, now,
@@ -56,7 +55,7 @@ async def run(
         if ctx.on_child_started is not None:
             ctx.on_child_started()
     else:
-        child_id = str(ctx._replay(entry))
+        child_id = str(await ctx._replay(entry))
     outcome = await ctx._wait(child_event(child_id), None, waits)
     status = outcome.get("status")
     if status != "succeeded":

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 
+from statekeeper.blobs import Payloads, database_payloads
 from statekeeper.codec import decode_as, decode_value, result_type
 from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event
 from statekeeper.errors import (
@@ -47,7 +48,6 @@ from statekeeper.workflows.journal import (
     PATCH,
     check_change_id,
     check_timeout,
-    encode,
     nondeterminism_advice,
     step_name,
 )
@@ -103,6 +103,7 @@ class WorkflowContext:
         sealer: Sealer = PLAIN,
         state: Callable[[], StateStore] | None = None,
         max_journal: int = DEFAULT_MAX_JOURNAL,
+        payloads: Payloads | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self._max_journal = max_journal
@@ -110,6 +111,8 @@ class WorkflowContext:
         self.namespace = namespace
         self._state_of = state
         self._sealer = sealer
+        # Seals payloads, and stores those above the threshold out of line (blobs).
+        self._payloads = payloads or database_payloads(lambda: backend.blobs, sealer, clock)
         self._backend = backend
         self._namespace = namespace
         self._fence = fence
@@ -238,9 +241,10 @@ class WorkflowContext:
     ) -> None:
         now = self._clock()
         where = (STEP, self._namespace, self.workflow_id, str(position))
-        if self._sealer.enabled:
-            input = None if input is None else self._sealer.seal(input, *where, "input")
-            output = None if output is None else self._sealer.seal(output, *where, "output")
+        if input is not None:
+            input = await self._payloads.seal(input, *where, "input")
+        if output is not None:
+            output = await self._payloads.seal(output, *where, "output")
         # Also without keys: a text that looks sealed is escaped.
         text = None if error is None else self._sealer.seal_text(error.to_json(), *where, "error")
         step = StepRecord(
@@ -263,19 +267,24 @@ class WorkflowContext:
         self._suspending = True
         raise suspend
 
-    def _replay(self, entry: JournalEntry, hint: Any = None) -> Any:
+    async def _replay(self, entry: JournalEntry, hint: Any = None) -> Any:
         """The recorded result (as type ``hint``), or its recorded failure raised."""
         if entry.error is not None:
             raise StepFailed(entry.name, self._recorded_error(entry))
         if entry.output is None:
             return None
-        return decode_as(self._opened(entry), hint, f"the result of {entry.kind} {entry.name!r}")
+        where = (STEP, self._namespace, self.workflow_id, str(entry.position), "output")
+        subject = f"the result of {entry.kind} {entry.name!r}"
+        try:
+            return await self._payloads.value(entry.output, hint, subject, *where)
+        except DecryptionError as failed:
+            raise Unreadable(failed.message) from None
 
-    def _opened(self, entry: JournalEntry) -> bytes:
+    async def _opened(self, entry: JournalEntry) -> bytes:
         assert entry.output is not None
         where = (STEP, self._namespace, self.workflow_id, str(entry.position))
         try:
-            return self._sealer.open(entry.output, *where, "output")
+            return await self._payloads.open(entry.output, *where, "output")
         except DecryptionError as failed:
             raise Unreadable(failed.message) from None
 
@@ -331,10 +340,10 @@ class WorkflowContext:
         attempt = 0
         if entry is not None:
             if entry.kind != "attempt":
-                return self._replay(entry, hint)
+                return await self._replay(entry, hint)
             # Resumed part-way through the retries: after the backoff, the next attempt.
             attempt = entry.attempts
-            retry_at = float(decode_value(name, self._opened(entry)))
+            retry_at = float(decode_value(name, await self._opened(entry)))
             if self._clock() < retry_at:
                 self._suspend(Suspend("sleeping", retry_at))
             if self._giving_back() and not self.compensating:
@@ -342,7 +351,7 @@ class WorkflowContext:
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValidationError(f"step timeout must be a positive number, got {timeout!r}")
         policy = retry or DEFAULT_STEP_RETRY
-        arguments = encode(f"arguments of step {name!r}", [list(args), kwargs])
+        arguments = self._payloads.encode(f"arguments of step {name!r}", [list(args), kwargs])
         started = self._clock()
         with self._step_running():
             while True:
@@ -358,7 +367,7 @@ class WorkflowContext:
                     await self._retry_later(position, name, arguments, attempt, policy, error, exc)
                     continue
                 try:
-                    output = encode(f"result of step {name!r}", result)
+                    output = self._payloads.encode(f"result of step {name!r}", result)
                 except ValidationError as problem:
                     # The step ran but its result cannot be journaled: it fails once, for
                     # good, so a replay never runs it again.
@@ -456,7 +465,7 @@ class WorkflowContext:
         entry = self._recorded(position, "transaction", name)
         hint = result_type(build)
         if entry is not None:
-            return self._replay(entry, hint)
+            return await self._replay(entry, hint)
         if self._state_of is None:
             raise ConfigurationError("transactional steps need the app's state store")
         started = self._clock()
@@ -464,11 +473,12 @@ class WorkflowContext:
         result = build(tx)
         if inspect.isawaitable(result):
             result = await result
-        output = encode(f"result of transaction {name!r}", result)
+        output = self._payloads.encode(f"result of transaction {name!r}", result)
         where = (STEP, self._namespace, self.workflow_id, str(position))
+        stored = await self._payloads.seal(output, *where, "output")
         step = StepRecord(
             self.workflow_id, self._fence, position, "transaction", name,
-            self._clock() + self._lease, output=self._sealer.seal(output, *where, "output"),
+            self._clock() + self._lease, output=stored,
             started_at=started,
         )  # fmt: skip
         try:
@@ -518,7 +528,7 @@ class WorkflowContext:
             token = issue(self.secret, target)
             await self._checkpoint(position, "callback", event, output=json.dumps(token).encode())
         else:
-            token = str(self._replay(entry))
+            token = str(await self._replay(entry))
         return Callback(self, token, event, timeout, waits)
 
     # --- composition --------------------------------------------------------------------
@@ -605,7 +615,7 @@ class WorkflowContext:
     async def _value(self, position: int, kind: str, make: Callable[[], Any]) -> Any:
         entry = self._recorded(position, kind, kind)
         if entry is not None:
-            return self._replay(entry)
+            return await self._replay(entry)
         value = make()
         await self._checkpoint(position, kind, kind, output=json.dumps(value).encode())
         return value
@@ -699,7 +709,7 @@ class WorkflowContext:
                 "its steps have finished"
             )
         self._may_start_new_work()
-        raise ContinueAsNew(encode(f"input of workflow {self.workflow_id!r}", input))
+        raise ContinueAsNew(self._payloads.encode(f"input of workflow {self.workflow_id!r}", input))
 
     # --- timers and events ----------------------------------------------------------------
 
@@ -723,7 +733,7 @@ class WorkflowContext:
             wake_at = wake()
             await self._checkpoint(position, "sleep", "sleep", output=json.dumps(wake_at).encode())
         else:
-            wake_at = float(self._replay(entry))
+            wake_at = float(await self._replay(entry))
         live = await updates.apply(self)  # the updates asked while it sleeps (updates.py)
         if self._clock() < wake_at:
             await mailbox.suspend(self, "sleeping", wake_at, updates=live)

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
-from statekeeper.codec import decode_as, decode_value, result_type
+from statekeeper.blobs import Payloads, database_payloads
+from statekeeper.codec import decode_value, result_type
 from statekeeper.constants import (
     WORKFLOW_ACTIVE,
     WORKFLOW_PAUSED,
@@ -52,13 +53,13 @@ from statekeeper.identifiers import (
 )
 from statekeeper.queues.message import Message
 from statekeeper.queues.wakeups import Wakeups
-from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer
+from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer, is_ref
 from statekeeper.storage.rows import HistoryEntry, WorkflowStart
 from statekeeper.workflows import operations
 from statekeeper.workflows.bulk import DEFAULT_BATCH, Bulk, BulkResult
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.flow import FlowControl
-from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout, encode
+from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL, check_timeout
 from statekeeper.workflows.messaging import Messaging
 from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.search import Query, WorkflowSearch
@@ -133,6 +134,7 @@ class Workflows:
         sealer: Sealer = PLAIN,
         state: Callable[[], StateStore] | None = None,
         max_journal_entries: int = DEFAULT_MAX_JOURNAL,
+        payloads: Payloads | None = None,
     ) -> None:
         self._backend_of = backend
         # A run that records more journal entries fails with JournalTooLong.
@@ -143,6 +145,8 @@ class Workflows:
         self._wakeups = wakeups
         self.lease = lease
         self.sealer = sealer
+        # Seals payloads, and stores those above the threshold out of line (blobs).
+        self.payloads = payloads or database_payloads(lambda: backend().blobs, sealer, clock)
         self.registry: dict[str, WorkflowFn] = {}
         # Workflows defined at runtime, and the interpreters that run them here.
         self.definitions = Definitions(backend, namespace, clock)
@@ -297,7 +301,11 @@ class Workflows:
         made, plain = await self._new_start(name, input, id, timeout)
         name, chosen, deadline = made.name, made.id, made.deadline
         if queue is not None:  # flow control (workflows/flow.py)
-            seal = lambda run: self.sealer.seal(plain, WORKFLOW, self.namespace, run, "input")  # noqa: E731
+            stored = made.input
+            seal = lambda run: (  # noqa: E731
+                stored if is_ref(stored)  # out of line: one blob, whatever the run's id
+                else self.sealer.seal(plain, WORKFLOW, self.namespace, run, "input")
+            )  # fmt: skip
             return WorkflowRun(await self.flow.start(
                 queue, id=chosen, name=name, input=input, seal=seal, deadline=deadline,
                 check_same=lambda run: self._check_same(run, name, plain), key=key,
@@ -332,8 +340,8 @@ class Workflows:
         known = await self.known(self.name_of(name))
         chosen = uuid.uuid4().hex if id is None else check_workflow_id(id)
         check_timeout(timeout)
-        plain = encode(f"input of workflow {known!r}", input)
-        data = self.sealer.seal(plain, WORKFLOW, self.namespace, chosen, "input")
+        plain = self.payloads.encode(f"input of workflow {known!r}", input)
+        data = await self.payloads.seal(plain, WORKFLOW, self.namespace, chosen, "input")
         deadline = None if timeout is None else self._clock() + float(timeout)
         return WorkflowStart(chosen, known, data, deadline, self.versions.at_start(known)), plain
 
@@ -350,7 +358,7 @@ class Workflows:
                 id=id, differs="name",
             )  # fmt: skip
         try:
-            stored = self.sealer.open(row.input, WORKFLOW, self.namespace, id, "input")
+            stored = await self.payloads.open(row.input, WORKFLOW, self.namespace, id, "input")
         except DecryptionError:
             log.warning(
                 "a repeated start's input cannot be compared: the stored input does not "
@@ -364,6 +372,11 @@ class Workflows:
             )  # fmt: skip
 
     async def status(self, id: str) -> WorkflowStatus:
+        return await self._status(id, typed=False)
+
+    async def _status(self, id: str, *, typed: bool) -> WorkflowStatus:
+        """The workflow's status; ``typed``: its output as the type its function declares
+        (when registered here), else as JSON."""
         check_workflow_id(id)
         row = await self._backend.workflows.get(self.namespace, id)
         if row is None:
@@ -371,8 +384,11 @@ class Workflows:
         output = error = read_error = None
         try:  # an unreadable output or error is shown as such, not as a failed request
             if row.output is not None:
-                stored = self.sealer.open(row.output, WORKFLOW, self.namespace, id, "output")
-                output = decode_value(id, stored)
+                fn = self.registry.get(row.name) if typed else None
+                output = await self.payloads.value(
+                    row.output, None if fn is None else result_type(fn),
+                    f"the output of workflow {id!r}", WORKFLOW, self.namespace, id, "output",
+                )  # fmt: skip
             if row.error is not None:
                 text = self.sealer.open_text(row.error, WORKFLOW, self.namespace, id, "error")
                 error = ErrorRecord.from_json(text)
@@ -399,7 +415,7 @@ class Workflows:
         by that function's output."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            status = await self.status(id)
+            status = await self._status(id, typed=True)
             if status.read_error is not None:
                 raise DecryptionError(status.read_error, id=id)
             if status.done:
@@ -416,12 +432,7 @@ class Workflows:
                 f"workflow {status.id!r} ended {status.status}: {status.error}",
                 status=status.status, error=status.error, id=status.id,
             )  # fmt: skip
-        fn = self.registry.get(status.name)
-        hint = None if fn is None else result_type(fn)
-        if hint is None:
-            return status.output
-        data = encode(f"output of workflow {status.id!r}", status.output)
-        return decode_as(data, hint, f"the output of workflow {status.id!r}")
+        return status.output  # as its type (_status typed)
 
     async def send_event(self, id: str, name: str, data: Any = None) -> None:
         """Deliver event ``name`` to workflow ``id``, once (a second is DuplicateEvent);
@@ -435,8 +446,8 @@ class Workflows:
         """Deliver any event, the engine's own included: callback answers come here
         after their token is verified."""
         check_workflow_id(id)
-        payload = encode(f"data of event {name!r}", data)
-        payload = self.sealer.seal(payload, EVENT, self.namespace, id, name, "data")
+        payload = self.payloads.encode(f"data of event {name!r}", data)
+        payload = await self.payloads.seal(payload, EVENT, self.namespace, id, name, "data")
         await self._backend.workflows.event(self.namespace, id, name, payload, self._clock())
         self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
 
@@ -521,7 +532,9 @@ class Workflows:
         row = await self._backend.workflows.get(self.namespace, id)
         if row is None:
             raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
-        return decode_value(id, self.sealer.open(row.input, WORKFLOW, self.namespace, id, "input"))
+        return await self.payloads.value(
+            row.input, None, f"the input of workflow {id!r}", WORKFLOW, self.namespace, id, "input"
+        )
 
     async def list(
         self,
@@ -630,7 +643,9 @@ class Workflows:
         where = (STEP, self.namespace, id, str(e.position))
         try:
             for field, stored in (("input", e.input), ("output", e.output)):
-                if stored is not None:
+                if is_ref(stored):  # out of line: too big to show here
+                    entry.setdefault("out_of_line", []).append(field)
+                elif stored is not None:
                     entry[field] = decode_value(e.name, self.sealer.open(stored, *where, field))
             if e.error is not None:
                 text = self.sealer.open_text(e.error, *where, "error")

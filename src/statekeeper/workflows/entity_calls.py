@@ -42,7 +42,7 @@ async def run(
     name = f"{entity}.{handler}"[:MAX_NAME]
     found = ctx._recorded(position, KIND, name)
     if found is not None:
-        return ctx._replay(found)
+        return await ctx._replay(found)
     if ctx.entity_call is None:
         raise ConfigurationError("ctx.call needs the app's entities (app.entity)")
     arguments = encode(f"argument of entity call {name!r}", [entity, key, handler, arg])

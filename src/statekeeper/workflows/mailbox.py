@@ -117,9 +117,9 @@ async def _receive(ctx: WorkflowContext, position: int, topic: str, timeout: flo
         await updates.apply(ctx)  # those applied while it waited, replayed in order
         if entry.error is not None:
             raise ReceiveTimeout(f"no message on topic {topic!r} within {timeout} s")
-        return ctx._replay(entry)
+        return await ctx._replay(entry)
     if entry is not None and (entry.kind, entry.name) == (WAITING, topic):
-        deadline = ctx._replay(entry)
+        deadline = await ctx._replay(entry)
         # The updates applied while it waited come after the wait in the journal: they
         # are replayed before the message that ends the wait is taken.
         await updates.apply(ctx)
@@ -257,11 +257,11 @@ async def suspend(
     raise Suspend(status, wake_at, waiting_for=waiting_for, stored=True)
 
 
-def replayed(ctx: WorkflowContext, entry: JournalEntry) -> Any:
+async def replayed(ctx: WorkflowContext, entry: JournalEntry) -> Any:
     """A recorded entry's output (its error is not raised)."""
     if entry.output is None:
         return None
-    return decode_value(entry.name, ctx._opened(entry))
+    return decode_value(entry.name, await ctx._opened(entry))
 
 
 __all__ = ["Inbox", "ReceiveTimeout", "check_name", "publish", "receive", "record", "suspend"]

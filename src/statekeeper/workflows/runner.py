@@ -23,9 +23,15 @@ import secrets
 from collections.abc import Coroutine
 from typing import Any
 
-from statekeeper.codec import decode_as, parameter_type
+from statekeeper.codec import parameter_type
 from statekeeper.constants import WORKFLOW_CANCEL_REQUESTED, child_event
-from statekeeper.errors import DecryptionError, ErrorRecord, StatekeeperError
+from statekeeper.errors import (
+    DatabaseBusy,
+    DatabaseUnavailable,
+    DecryptionError,
+    ErrorRecord,
+    StatekeeperError,
+)
 from statekeeper.queues.wakeups import POLL_INTERVAL, workflow_subject
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import LeasedWorkflow
@@ -33,7 +39,6 @@ from statekeeper.storage.runner import Take
 from statekeeper.workflows.context import WorkflowContext
 from statekeeper.workflows.definitions import REFRESH
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
-from statekeeper.workflows.journal import encode
 from statekeeper.workflows.signals import (
     Cancelled,
     Compensated,
@@ -254,6 +259,7 @@ class WorkflowRunner:
             clock=flows._clock, lease=flows.lease,
             cancel_requested=leased.cancel_requested == WORKFLOW_CANCEL_REQUESTED,
             sealer=flows.sealer, state=flows._state_of, max_journal=flows.max_journal_entries,
+            payloads=flows.payloads,
         )  # fmt: skip
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
@@ -264,12 +270,19 @@ class WorkflowRunner:
         ctx.version_of = flows.versions.of
         ctx.stopping = self._is_stopping
         try:
-            stored = flows.sealer.open(leased.input, WORKFLOW, flows.namespace, leased.id, "input")
-            workflow_input = decode_as(
-                stored, parameter_type(fn, 1), f"the input of workflow {leased.id!r}"
-            )
+            workflow_input = await flows.payloads.value(
+                leased.input, parameter_type(fn, 1), f"the input of workflow {leased.id!r}",
+                WORKFLOW, flows.namespace, leased.id, "input",
+            )  # fmt: skip
         except DecryptionError as error:  # a key this process lacks: later, not failed
             await self._defer(leased, error.message)
+            return
+        except (DatabaseUnavailable, DatabaseBusy) as error:  # its blob, read later
+            log.warning(
+                "reading a workflow's input failed; it is given back", exc_info=error,
+                extra={"workflow_id": leased.id, "error": error.message},
+            )  # fmt: skip
+            await self._give_back_shielded(leased)
             return
         except StatekeeperError as error:  # fails alone, and for good: it cannot change
             log.warning(
@@ -340,7 +353,7 @@ class WorkflowRunner:
         finally:
             keeper.cancel()
         try:
-            data = encode(f"result of workflow {leased.name!r}", output)
+            data = flows.payloads.encode(f"result of workflow {leased.name!r}", output)
         except StatekeeperError as error:
             log.warning(
                 "workflow failed: its result cannot be stored", exc_info=error,
@@ -356,7 +369,7 @@ class WorkflowRunner:
         """Start the workflow over with the input ``data``, under this run's fence (a
         runner whose lease moved on changes nothing)."""
         flows = self.workflows
-        sealed = flows.sealer.seal(data, WORKFLOW, flows.namespace, leased.id, "input")
+        sealed = await flows.payloads.seal(data, WORKFLOW, flows.namespace, leased.id, "input")
         continued = await flows._backend.workflows.continue_as_new(
             flows.namespace, leased.id, leased.fence, sealed, flows._clock()
         )
@@ -464,7 +477,7 @@ class WorkflowRunner:
         if leased.parent_id is not None:
             outcome = {"status": status, "error": error and error.to_dict(traceback=False)}
             data = json.dumps({**outcome, "output": json.loads(output) if output else None})
-            parent_event = seal.seal(
+            parent_event = await flows.payloads.seal(
                 data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
             )
         now = flows._clock()
@@ -476,10 +489,13 @@ class WorkflowRunner:
                 flows.versions.stamps(names),
             )  # fmt: skip
         try:
+            stored = None
+            if output is not None:
+                stored = await flows.payloads.seal(output, WORKFLOW, ns, id, "output")
             finished = await flows._backend.workflows.finish(
                 ns, id, leased.fence, status=status,
                 purge_at=flows.retention.purge_at(leased.name, now),
-                output=None if output is None else seal.seal(output, WORKFLOW, ns, id, "output"),
+                output=stored,
                 error=text,
                 parent_id=leased.parent_id, parent_event=parent_event, now=now,
                 finishing=flows.flow.finishing(id, now, take),

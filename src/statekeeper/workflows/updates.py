@@ -118,7 +118,7 @@ async def _rerun(ctx: WorkflowContext, entry: JournalEntry) -> None:
         failed = ErrorRecord.from_json(ctx._sealer.open_text(entry.error, *_where(ctx, entry)))
         if failed.type == "UnknownUpdate":
             return  # no handler ran then: none runs now
-    recorded = replayed(ctx, entry)
+    recorded = await replayed(ctx, entry)
     handler = ctx.inbox.handlers.get(entry.name)
     if handler is None:
         raise NonDeterminismError(
@@ -207,7 +207,7 @@ async def _wait_condition(
         deadline = None if timeout is None else ctx._clock() + float(timeout)
         await record(ctx, position, CONDITION, CONDITION, output=json.dumps(deadline).encode())
     else:
-        deadline = ctx._replay(entry)
+        deadline = await ctx._replay(entry)
     while True:
         live = await apply(ctx)
         if predicate():

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from statekeeper.codec import decode_value
 from statekeeper.errors import DecryptionError, ErrorRecord
-from statekeeper.sealing import EVENT
+from statekeeper.sealing import EVENT, is_ref
 from statekeeper.workflows import mailbox, updates
 from statekeeper.workflows.signals import EventTimeout, Suspend, Unreadable
 
@@ -55,7 +55,7 @@ async def _wait(
         deadline = None if timeout is None else ctx._clock() + timeout
         await ctx._checkpoint(wait_position, "wait", name, output=json.dumps(deadline).encode())
     else:
-        deadline = ctx._replay(entry)
+        deadline = await ctx._replay(entry)
     entry = ctx._recorded(position, "event", name)
     own = not BESIDE.get()
     if own:
@@ -63,9 +63,12 @@ async def _wait(
     if entry is not None:
         if entry.error is not None:
             raise EventTimeout(f"no event {name!r} within {timeout} s")
-        return ctx._replay(entry)
+        return await ctx._replay(entry)
     arrived, data = await ctx._backend.workflows.event_data(ctx._namespace, ctx.workflow_id, name)
     if arrived:
+        if is_ref(data):  # out of line: the journal entry shares the event's blob
+            await ctx._checkpoint(position, "event", name, output=data)
+            return await ctx._replay(ctx._journal[position])
         if data is not None:  # sealed for the event; journaled, sealed for its position
             try:
                 data = ctx._sealer.open(data, EVENT, ctx._namespace, ctx.workflow_id, name, "data")

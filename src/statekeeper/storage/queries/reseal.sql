@@ -24,6 +24,10 @@
 -- an index for this alone would cost every send.
 --
 -- Each update is a compare-and-swap on the old bytes: a value changed meanwhile stays.
+--
+-- Columns that may hold a reference to a blob (:ref_prefix, statekeeper.blobs) skip it:
+-- a reference is stored as it is (the blob's chunks are sealed, and re-sealed as
+-- blob_chunks).
 
 -- name: reseal_scan_state
 SELECT namespace, key, value, key_id
@@ -74,8 +78,8 @@ LIMIT :limit;
 SELECT namespace, id, input, output, error
 FROM sk_workflows
 WHERE namespace = :namespace AND id > :after_id
-  AND (substr(input, 1, :bytes_len) <> :bytes_prefix
-       OR substr(output, 1, :bytes_len) <> :bytes_prefix
+  AND ((substr(input, 1, :bytes_len) <> :bytes_prefix AND substr(input, 1, 4) <> :ref_prefix)
+       OR (substr(output, 1, :bytes_len) <> :bytes_prefix AND substr(output, 1, 4) <> :ref_prefix)
        OR substr(error, 1, :text_len) <> :text_prefix)
 ORDER BY id
 LIMIT :limit;
@@ -85,8 +89,8 @@ SELECT namespace, workflow_id, position, input, output, error
 FROM sk_workflow_steps
 WHERE namespace = :namespace
   AND (workflow_id, position) > (:after_workflow_id, :after_position)
-  AND (substr(input, 1, :bytes_len) <> :bytes_prefix
-       OR substr(output, 1, :bytes_len) <> :bytes_prefix
+  AND ((substr(input, 1, :bytes_len) <> :bytes_prefix AND substr(input, 1, 4) <> :ref_prefix)
+       OR (substr(output, 1, :bytes_len) <> :bytes_prefix AND substr(output, 1, 4) <> :ref_prefix)
        OR substr(error, 1, :text_len) <> :text_prefix)
 ORDER BY workflow_id, position
 LIMIT :limit;
@@ -95,7 +99,7 @@ LIMIT :limit;
 SELECT namespace, workflow_id, name, data
 FROM sk_workflow_events
 WHERE namespace = :namespace AND (workflow_id, name) > (:after_workflow_id, :after_name)
-  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix AND substr(data, 1, 4) <> :ref_prefix
 ORDER BY workflow_id, name
 LIMIT :limit;
 
@@ -206,6 +210,26 @@ SELECT namespace FROM sk_event_snapshots WHERE namespace > :after_namespace ORDE
 -- A state value keeps its ETag: re-sealing does not change what it holds.
 UPDATE sk_state SET value = :new, key_id = :key_id
 WHERE namespace = :namespace AND key = :key AND value = :old;
+
+-- name: reseal_scan_blob_chunks
+-- Along the chunks' primary key across namespaces (a chunk's namespace is its blob's),
+-- as messages along seq: :every_namespace = 1 walks every namespace at once.
+-- The blob's namespace and chunk count come by its primary key, row by row, so the walk
+-- stays one read of the chunks' primary key in order.
+SELECT c.blob_id, c.seq,
+       (SELECT b.namespace FROM sk_blobs b WHERE b.id = c.blob_id),
+       (SELECT b.chunks FROM sk_blobs b WHERE b.id = c.blob_id),
+       c.data
+FROM sk_blob_chunks c
+WHERE (c.blob_id, c.seq) > (:after_blob_id, :after_seq)
+  AND (:every_namespace = 1
+       OR (SELECT b.namespace FROM sk_blobs b WHERE b.id = c.blob_id) = :namespace)
+  AND substr(c.data, 1, :bytes_len) <> :bytes_prefix
+ORDER BY c.blob_id, c.seq
+LIMIT :limit;
+
+-- name: reseal_blob_chunks_data
+UPDATE sk_blob_chunks SET data = :new WHERE blob_id = :blob_id AND seq = :seq AND data = :old;
 
 -- name: reseal_messages_body
 UPDATE sk_messages SET body = :new WHERE seq = :seq AND body = :old;

@@ -1,0 +1,163 @@
+"""Blobs: payloads written in chunks to a chunk store (``stores``), each chunk sealed
+on its own (bound to the blob, its number and whether it is the last), their row in
+``sk_blobs`` counting the rows that refer to them.
+
+Writing creates the row (no reference yet), writes the chunks a few at a time, then
+records the size: memory holds a few chunks beyond the payload itself. The row that
+refers to the blob commits afterwards; the triggers count it. Reading checks the row
+(same namespace, complete) and opens the chunks in order. A blob nothing refers to any
+more is gone with its last reference (chunks in the database) or at the next sweep
+(``sweep``: chunks in a directory, and blobs whose writer stopped before its row
+committed, once older than the grace period).
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from statekeeper.blobs.refs import blob_id_of, new_blob_id, ref_to
+from statekeeper.blobs.stores import DATABASE, ChunkStore, DatabaseChunks
+from statekeeper.errors import BlobMissing
+from statekeeper.sealing import BLOB, Sealer
+from statekeeper.storage.blob_ops import BlobInfo
+from statekeeper.storage.contracts import BlobStorage
+
+log = logging.getLogger("statekeeper.blobs")
+
+CHUNK = 1 << 20  # bytes of payload per chunk
+BATCH = 8  # chunks per write or read: what memory holds beyond the payload
+# A blob no row refers to is kept this long after it was written (its row may still
+# be about to commit); then the sweep removes it.
+GRACE = 3600.0
+
+
+class BlobStore:
+    """Blobs of every namespace of one database; ``store`` is where new blobs go."""
+
+    def __init__(
+        self,
+        storage: Callable[[], BlobStorage],
+        sealer: Sealer,
+        store: ChunkStore,
+        clock: Callable[[], float],
+    ) -> None:
+        self._storage = storage
+        self._sealer = sealer
+        self.store = store
+        self._database = store if store.kind == DATABASE else DatabaseChunks(storage)
+        self._clock = clock
+
+    # --- writing ------------------------------------------------------------------------
+
+    async def write(self, namespace: str, data: bytes) -> bytes:
+        """Store ``data`` as a new blob of ``namespace``: the reference a row holds."""
+        blob_id = new_blob_id()
+        storage = self._storage()
+        await storage.create(namespace, blob_id, self.store.kind, self._clock())
+        view = memoryview(data)
+        count = max(1, -(-len(data) // CHUNK))
+        for first in range(0, count, BATCH):
+            chunks = [
+                self._seal(namespace, blob_id, seq, view[seq * CHUNK : (seq + 1) * CHUNK], count)
+                for seq in range(first, min(first + BATCH, count))
+            ]
+            await self.store.put(blob_id, first, chunks)
+        await storage.complete(blob_id, len(data), count)
+        return ref_to(blob_id)
+
+    def _seal(
+        self, namespace: str, blob_id: bytes, seq: int, chunk: memoryview, count: int
+    ) -> bytes:
+        return self._sealer.seal(bytes(chunk), *chunk_where(namespace, blob_id, seq, count))
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def info(self, namespace: str, ref: bytes) -> BlobInfo:
+        """The blob's row, checked: in ``namespace`` and complete (else BlobMissing)."""
+        blob_id = blob_id_of(ref)
+        info = await self._storage().info(blob_id)
+        if info is None or info.namespace != namespace:
+            raise BlobMissing(f"the payload stored out of line as blob {blob_id.hex()} is missing")
+        if info.size is None or info.chunks is None:
+            raise BlobMissing(f"blob {blob_id.hex()} was never completed")
+        return info
+
+    async def chunks(self, namespace: str, ref: bytes) -> AsyncIterator[bytes]:
+        """The blob's bytes, chunk by chunk, opened and checked."""
+        info = await self.info(namespace, ref)
+        assert info.chunks is not None
+        blob_id = blob_id_of(ref)
+        store = self._store_of(info, blob_id)
+        for first in range(0, info.chunks, BATCH):
+            stop = min(first + BATCH, info.chunks)
+            found = await store.get(blob_id, first, stop)
+            for seq, sealed in zip(range(first, stop), found, strict=True):
+                yield self._sealer.open(sealed, *chunk_where(namespace, blob_id, seq, info.chunks))
+
+    def _store_of(self, info: BlobInfo, blob_id: bytes) -> ChunkStore:
+        if info.store == self.store.kind:
+            return self.store
+        if info.store == DATABASE:
+            return self._database
+        raise BlobMissing(
+            f"blob {blob_id.hex()} is in a {info.store!r} store, which this process "
+            "does not have configured (STATEKEEPER_BLOB_STORE)"
+        )
+
+    async def read(self, namespace: str, ref: bytes) -> bytearray:
+        """The blob's bytes in one buffer (sized once: no copy of the whole)."""
+        info = await self.info(namespace, ref)
+        assert info.size is not None
+        data = bytearray(info.size)
+        offset = 0
+        async for chunk in self.chunks(namespace, ref):
+            if offset + len(chunk) > info.size:
+                raise BlobMissing(f"blob {blob_id_of(ref).hex()} is longer than recorded")
+            data[offset : offset + len(chunk)] = chunk
+            offset += len(chunk)
+        if offset != info.size:
+            raise BlobMissing(f"blob {blob_id_of(ref).hex()} is shorter than recorded")
+        return data
+
+    async def read_text(self, namespace: str, ref: bytes) -> list[str]:
+        """The blob's bytes as UTF-8 text, in pieces (so its bytes are never whole in
+        memory beside the text): join them to read it."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        pieces: list[str] = []
+        try:
+            async for chunk in self.chunks(namespace, ref):
+                pieces.append(decoder.decode(chunk))
+            pieces.append(decoder.decode(b"", final=True))
+        except UnicodeDecodeError:
+            raise BlobMissing(f"blob {blob_id_of(ref).hex()} is not UTF-8 text") from None
+        return pieces
+
+    # --- upkeep -------------------------------------------------------------------------
+
+    async def sweep(self, *, grace: float = GRACE, limit: int = 100) -> int:
+        """Remove up to ``limit`` blobs no row refers to: released ones, and those never
+        referenced and older than ``grace`` seconds. How many went."""
+        storage = self._storage()
+        gone = 0
+        for blob_id, kind in await storage.unreferenced(self._clock() - grace, limit):
+            store = await storage.forget(blob_id)
+            if store is None:  # referred to meanwhile, or removed by another sweep
+                continue
+            if kind != DATABASE:
+                if kind != self.store.kind:
+                    log.warning(
+                        "a released blob's chunks are in a store this process lacks; "
+                        "they stay there", extra={"blob": blob_id.hex(), "store": kind},
+                    )  # fmt: skip
+                else:
+                    await self.store.remove(blob_id)
+            gone += 1
+        return gone
+
+
+def chunk_where(namespace: str, blob_id: bytes, seq: int, count: int) -> tuple[str, ...]:
+    """Where chunk ``seq`` of a blob of ``count`` chunks is sealed: bound to the blob,
+    its place, and whether it is the last (so a blob cut short does not open)."""
+    return (BLOB, namespace, blob_id.hex(), str(seq), "last" if seq == count - 1 else "chunk")

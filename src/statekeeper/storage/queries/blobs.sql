@@ -1,0 +1,36 @@
+-- Out-of-line payloads (storage/blob_ops.py): a blob's row, counted references kept by
+-- the payload columns' triggers, and its chunks when the database holds them.
+
+-- name: blob_create
+INSERT INTO sk_blobs (id, namespace, store, created_at) VALUES (:blob_id, :namespace, :store, :now);
+
+-- name: blob_chunk
+INSERT INTO sk_blob_chunks (blob_id, seq, data) VALUES (:blob_id, :seq, :data);
+
+-- name: blob_complete
+-- The last chunk written: the blob's size and number of chunks.
+UPDATE sk_blobs SET size = :size, chunks = :chunks WHERE id = :blob_id RETURNING id;
+
+-- name: blob_info
+SELECT namespace, store, size, chunks, refs FROM sk_blobs WHERE id = :blob_id;
+
+-- name: blob_chunks
+-- A run of a blob's chunks in order, from seq :start (the primary key's order).
+SELECT seq, data FROM sk_blob_chunks
+WHERE blob_id = :blob_id AND seq >= :start AND seq < :stop
+ORDER BY seq;
+
+-- name: blob_unreferenced
+-- Blobs no row refers to: released (their last reference gone) or never referenced
+-- and older than the grace period (their writer stopped before its row committed).
+SELECT id, store FROM sk_blobs
+WHERE refs <= 0 AND (created_at < :before OR released_at IS NOT NULL)
+ORDER BY created_at
+LIMIT :limit;
+
+-- name: blob_forget
+-- A blob's row, while still unreferenced (a row that referred to it since keeps it).
+DELETE FROM sk_blobs WHERE id = :blob_id AND refs <= 0 RETURNING store;
+
+-- name: blob_forget_chunks
+DELETE FROM sk_blob_chunks WHERE blob_id = :blob_id;

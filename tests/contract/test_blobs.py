@@ -1,0 +1,221 @@
+"""Payloads stored out of line (statekeeper.blobs), on both backends: what goes out of
+line and comes back, how references are counted (copies, overwrites, purges), sealing,
+damage found on reading, the sweep, and the directory store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from statekeeper import App, Keyring
+from statekeeper.errors import BlobMissing, ConfigurationError, DecryptionError, ValueTooLarge
+from tests.conftest import FakeClock
+from tests.support import drive
+
+THRESHOLD = 64  # bytes: anything bigger goes out of line here
+BIG = "x" * 500
+HUGE = "y" * 3_000_000  # three chunks (a chunk holds a MiB)
+
+
+@pytest.fixture
+async def blob_app(database_url: str, namespace: str, clock: FakeClock) -> AsyncIterator[App]:
+    async with App(
+        database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None,
+        blob_threshold=THRESHOLD,
+    ) as opened:  # fmt: skip
+        declare(opened)
+        yield opened
+
+
+def declare(app: App) -> None:
+    async def make(size: int) -> str:
+        return "r" * size
+
+    @app.workflow(name="echo")
+    async def echo(ctx: Any, data: Any) -> Any:
+        made = await ctx.step(make, 300)
+        await ctx.sleep(1)  # the run ends: what it made comes back from the journal
+        again = await ctx.step(make, 300)
+        return {"data": data, "made": made, "same": made == again}
+
+    @app.workflow(name="listener")
+    async def listener(ctx: Any, _: Any) -> Any:
+        return await ctx.wait_for_event("big")
+
+
+async def blobs(app: App) -> list[tuple[Any, ...]]:
+    """Every blob of the app's namespace: (refs, size, chunks, store)."""
+    backend: Any = app.backend
+    rows = await backend.blobs._db.run_many(
+        ("SELECT refs, size, chunks, store, id FROM sk_blobs WHERE namespace = "
+         + ("?" if backend.dialect == "sqlite" else "$1") + " ORDER BY size, created_at",
+         (app.namespace,)), "blobs",
+    )  # fmt: skip
+    return [tuple(row) for row in rows]
+
+
+async def finish(app: App, clock: FakeClock, run: str) -> Any:
+    await drive(app)
+    clock.advance(2)
+    await drive(app)
+    return await app.workflows.result(run, timeout=5)
+
+
+async def test_big_payloads_go_out_of_line_and_come_back(blob_app: App, clock: FakeClock) -> None:
+    run = await blob_app.workflows.start("echo", {"text": BIG}, id="e1")
+    assert await finish(blob_app, clock, run) == {"data": {"text": BIG}, "made": "r" * 300,
+                                                  "same": True}  # fmt: skip
+    assert await blob_app.workflows.input(run) == {"text": BIG}
+    # Two step results, the input and the output (by size): each referred to once.
+    assert [row[:2] for row in await blobs(blob_app)] == [(1, 302), (1, 302), (1, 511),
+                                                          (1, 842)]  # fmt: skip
+    history = await blob_app.workflows.history(run)
+    assert [e.get("out_of_line") for e in history] == [["output"], None, ["output"]]
+    await blob_app.workflows.purge(run)
+    assert await blobs(blob_app) == []
+
+
+async def test_small_payloads_stay_inline(blob_app: App, clock: FakeClock) -> None:
+    run = await blob_app.workflows.start("listener", "x" * 10, id="s1")
+    await drive(blob_app)
+    await blob_app.workflows.send_event(run, "big", "y" * 10)
+    await drive(blob_app)
+    assert await blob_app.workflows.result(run, timeout=5) == "y" * 10
+    assert await blobs(blob_app) == []
+
+
+async def test_an_event_shares_its_blob_with_the_journal(blob_app: App) -> None:
+    run = await blob_app.workflows.start("listener", None, id="ev1")
+    await drive(blob_app)
+    await blob_app.workflows.send_event(run, "big", {"payload": BIG})
+    await drive(blob_app)
+    assert await blob_app.workflows.result(run, timeout=5) == {"payload": BIG}
+    # The event's blob is the journal's too (two references), and the output has its own.
+    assert sorted(row[0] for row in await blobs(blob_app)) == [1, 2]
+    await blob_app.workflows.purge(run)
+    assert await blobs(blob_app) == []
+
+
+async def test_a_fork_keeps_the_blobs_it_copied_when_its_source_goes(
+    blob_app: App, clock: FakeClock
+) -> None:
+    run = await blob_app.workflows.start("echo", BIG, id="f1")
+    await finish(blob_app, clock, run)
+    forked = await blob_app.workflows.fork(run, from_position=2, new_id="f1-fork")
+    await blob_app.workflows.purge(run)
+    assert await finish(blob_app, clock, forked) == {"data": BIG, "made": "r" * 300,
+                                                     "same": True}  # fmt: skip
+    await blob_app.workflows.purge(forked)
+    assert await blobs(blob_app) == []
+
+
+async def test_continuing_as_new_releases_the_old_input(database_url: str, namespace: str,
+                                                       clock: FakeClock) -> None:  # fmt: skip
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD) as app:  # fmt: skip
+
+        @app.workflow(name="looper")
+        async def looper(ctx: Any, data: Any) -> Any:
+            if data["round"] < 3:
+                await ctx.continue_as_new({"round": data["round"] + 1, "pad": BIG})
+            return data["round"]
+
+        run = await app.workflows.start("looper", {"round": 0, "pad": BIG}, id="c1")
+        await drive(app)
+        assert await app.workflows.result(run, timeout=5) == 3
+        # Each new input replaced the last: only the current one is left.
+        assert [row[0] for row in await blobs(app)] == [1]
+
+
+async def test_chunks_are_sealed_and_damage_is_found(database_url: str, namespace: str,
+                                                     clock: FakeClock) -> None:  # fmt: skip
+    keyring = Keyring({"k1": os.urandom(32)}, "k1")
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   encryption=keyring, blob_threshold=THRESHOLD) as app:  # fmt: skip
+        declare(app)
+        run = await app.workflows.start("echo", {"text": HUGE}, id="k1")
+        assert (await finish(app, clock, run))["data"] == {"text": HUGE}
+        backend: Any = app.backend
+        rows = await blobs(app)
+        [input_blob] = [row for row in rows if row[1] == len(HUGE) + 11]  # {"text": HUGE}
+        assert input_blob[2] == 3
+        chunks = await backend.blobs.chunks(input_blob[4], 0, 3)
+        assert all(b"yyyy" not in data for _, data in chunks)  # sealed
+        # A chunk of another blob in its place does not open; nor does a blob cut short.
+        other = (await backend.blobs.chunks(rows[1][4], 0, 1))[0][1]
+        await set_chunk(app, input_blob[4], 0, other)
+        with pytest.raises(DecryptionError):
+            await app.workflows.input(run)
+        await set_chunk(app, input_blob[4], 0, chunks[0][1])
+        assert await app.workflows.input(run) == {"text": HUGE}
+        await delete_chunk(app, input_blob[4], 2)
+        with pytest.raises(BlobMissing):
+            await app.workflows.input(run)
+
+
+async def set_chunk(app: App, blob_id: bytes, seq: int, data: bytes) -> None:
+    backend: Any = app.backend
+    marks = ("?", "?", "?") if backend.dialect == "sqlite" else ("$1", "$2", "$3")
+    sql = (
+        f"UPDATE sk_blob_chunks SET data = {marks[0]} "
+        f"WHERE blob_id = {marks[1]} AND seq = {marks[2]}"
+    )
+    await backend.run_write((sql, (data, blob_id, seq)), "damage", "rowcount")
+
+
+async def delete_chunk(app: App, blob_id: bytes, seq: int) -> None:
+    backend: Any = app.backend
+    marks = ("?", "?") if backend.dialect == "sqlite" else ("$1", "$2")
+    sql = f"DELETE FROM sk_blob_chunks WHERE blob_id = {marks[0]} AND seq = {marks[1]}"
+    await backend.run_write((sql, (blob_id, seq)), "damage", "rowcount")
+
+
+async def test_the_sweep_removes_blobs_never_referred_to(blob_app: App, clock: FakeClock) -> None:
+    # A writer that stopped after its blob and before its row: nothing refers to it.
+    await blob_app.payloads.blobs.write(blob_app.namespace, b'"' + b"z" * 100 + b'"')
+    assert await blob_app.payloads.blobs.sweep() == 0  # within the grace period: kept
+    clock.advance(3601)
+    assert await blob_app.payloads.blobs.sweep() == 1
+    assert await blobs(blob_app) == []
+
+
+async def test_a_directory_store(database_url: str, namespace: str, clock: FakeClock,
+                                 tmp_path: Path) -> None:  # fmt: skip
+    store = tmp_path / "blobs"
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD, blob_store=f"file:{store}") as app:  # fmt: skip
+        declare(app)
+        run = await app.workflows.start("echo", HUGE, id="d1")
+        assert (await finish(app, clock, run))["data"] == HUGE
+        rows = await blobs(app)
+        assert {row[3] for row in rows} == {"dir"}
+        files = sorted(p for p in store.rglob("*") if p.is_file())
+        assert len(files) == 3 + 1 + 1 + 3  # input, two results, output (3 chunks each big)
+        await app.workflows.purge(run)
+        # Released (nothing refers to them); the sweep removes rows and files.
+        assert all(row[0] == 0 for row in await blobs(app))
+        assert await app.payloads.blobs.sweep() == len(rows)
+        assert await blobs(app) == []
+        assert not any(p.is_file() for p in store.rglob("*"))
+
+
+async def test_limits(database_url: str, namespace: str, clock: FakeClock,
+                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD, max_payload_bytes=1000) as app:  # fmt: skip
+        declare(app)
+        with pytest.raises(ValueTooLarge, match="input of workflow 'echo' is 1002 bytes"):
+            await app.workflows.start("echo", "a" * 1000)
+    with pytest.raises(ConfigurationError, match="blob_threshold"):
+        App(database_url, blob_threshold=0)
+    with pytest.raises(ConfigurationError, match="max_payload_bytes"):
+        App(database_url, max_payload_bytes=-1)
+    with pytest.raises(ConfigurationError, match="blob store"):
+        App(database_url, blob_store="s4://nowhere")
+    monkeypatch.setenv("STATEKEEPER_BLOB_THRESHOLD", "12k")
+    with pytest.raises(ConfigurationError, match="STATEKEEPER_BLOB_THRESHOLD"):
+        App(database_url)
