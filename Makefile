@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,13 @@ demo: $(STAMP)
 	$(VENV)/bin/python examples/notifications.py
 	$(VENV)/bin/python examples/travel_booking.py
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(VENV)/bin/python -m pytest -q -n 2 -m 'not soak and not crash'
 	$(VENV)/bin/python -m pytest -q -n 2 -m crash
+
+# The upload tests send files with curl, as a client would.
+tools:
+	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

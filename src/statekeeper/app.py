@@ -20,10 +20,13 @@ from statekeeper.asl.resources import Resources
 from statekeeper.asl.workflow import KIND as ASL_KIND
 from statekeeper.asl.workflow import interpreter as asl_interpreter
 from statekeeper.blobs import payloads_from_options
+from statekeeper.blobs.payloads import size_option
 from statekeeper.constants import (
+    DEFAULT_MAX_UPLOAD_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
     ENV_CACHE_URL,
     ENV_CALLBACK_SECRET,
+    ENV_MAX_UPLOAD_BYTES,
     ENV_NAMESPACE,
     EVENTS_CHANNEL,
     INTERNAL_QUEUE_PREFIX,
@@ -60,6 +63,8 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache, check_cache_url
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.rows import WorkflowStart
+from statekeeper.uploads import Uploads
+from statekeeper.uploads import upkeep as upload_upkeep
 from statekeeper.workflows.engine import CALLBACK_FINAL, Workflows
 from statekeeper.workflows.flow import WorkflowQueue
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
@@ -98,6 +103,7 @@ class App:
         blob_store: str | None = None,
         blob_threshold: int | None = None,
         max_payload_bytes: int | None = None,
+        max_upload_bytes: int | None = None,
     ) -> None:
         self.url = parse(resolve(database_url))
         # Workflow versions and retention (workflows/versions.py, workflows/retention.py),
@@ -131,6 +137,9 @@ class App:
             lambda: self.backend.blobs, self.sealer, self.clock,
             store=blob_store, threshold=blob_threshold, max_bytes=max_payload_bytes,
         )  # fmt: skip
+        self._max_upload_bytes = size_option(
+            "max_upload_bytes", max_upload_bytes, ENV_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES
+        )
         self._purge_interval = purge_interval
         # Acknowledged messages are kept this long: replay and request status reach back so far.
         self.archive_retention = archive_retention
@@ -205,6 +214,22 @@ class App:
             calls=lambda: self.queue(ENTITY_CALLS),
         )  # fmt: skip
         self.workflows.entity_call = self.entities.call_with_id
+        # Its uploads (``app.uploads``): files sent to signed URLs that start work.
+        self.uploads = Uploads(
+            lambda: self.backend, self.namespace, self.clock, self.payloads,
+            start_workflow=self._upload_start, send_message=self._upload_send,
+            check_workflow=self.workflows.known, max_bytes=self._max_upload_bytes,
+        )  # fmt: skip
+
+    def _uploads_of(self, namespace: str) -> Uploads | None:
+        """The uploads of ``namespace`` if this app serves it (its own, or a view's)."""
+        return self.in_namespace(namespace).uploads if namespace in self.namespaces else None
+
+    async def _upload_start(self, name: str, input: Any, id: str) -> str:
+        return str(await self.workflows.start(name, input, id=id))
+
+    async def _upload_send(self, queue: str, body: Any, dedup_id: str) -> str:
+        return (await self.queue(queue).send(body, dedup_id=dedup_id)).id
 
     def _events_appended(self, namespace: str) -> None:
         """Events committed here: wake this namespace's subscriptions, here and elsewhere."""
@@ -739,6 +764,9 @@ class App:
             forgotten += await self.backend.workflows.purge_expired(now, batch)
             # Answers to entity calls past entity_answer_ttl.
             forgotten += await self.backend.entities.forget(now, batch)
+            # Uploads: started if their start was missed, forgotten when expired or when
+            # what they started is gone (their files with them).
+            forgotten += await upload_upkeep(self.backend, self.clock, self._uploads_of, batch)
             # Blobs no row refers to any more (in a directory), or never did.
             forgotten += await self.payloads.blobs.sweep(limit=batch)
             total += forgotten

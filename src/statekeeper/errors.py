@@ -399,6 +399,32 @@ class CallbacksDisabled(NotFound):
     code = "callbacks_disabled"
 
 
+class UploadNotFound(NotFound):
+    """There is no such upload (or it is not complete, where a file is needed)."""
+
+    code = "upload_not_found"
+
+
+class UploadURLRefused(StatekeeperError):
+    """The upload or download URL is forged, altered or expired."""
+
+    code = "upload_url_refused"
+    http_status = 403
+    exit_code = 4
+
+
+class UploadFinished(ConflictError):
+    """The upload is complete already (or was removed while its file arrived)."""
+
+    code = "upload_finished"
+
+
+class ChecksumMismatch(ValidationError):
+    """The uploaded file's SHA-256 is not the one the upload expects."""
+
+    code = "checksum_mismatch"
+
+
 class NonDeterminismError(StatekeeperError):
     """The workflow's code took another path than the one its journal records."""
 

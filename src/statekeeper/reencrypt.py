@@ -261,8 +261,9 @@ def _place(kind: str, values: dict[str, Any], name: str) -> tuple[str, ...]:
     if kind == "entity_calls":  # an answer: bound to its call id
         return answer_where(namespace, values["type"], values["key"], values["call_id"], name)
     if kind == "blob_chunks":  # bound to its blob, its number and whether it is the last
-        return chunk_where(namespace, bytes(values["blob_id"]), int(values["seq"]),
-                           int(values["chunks"]))  # fmt: skip
+        seq = int(values["seq"])
+        return chunk_where(namespace, bytes(values["blob_id"]), seq,
+                           last=seq == int(values["chunks"]) - 1)  # fmt: skip
     return (EVENT, namespace, values["workflow_id"], values["name"], name)
 
 

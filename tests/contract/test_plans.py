@@ -23,7 +23,8 @@ BIG = ("sk_messages", "sk_message_archive", "sk_workflows", "sk_workflow_steps",
        "sk_subscriptions", "sk_parked_events", "sk_workflow_attributes",
        "sk_workflow_messages", "sk_workflow_updates", "sk_workflow_values",
        "sk_flow_runs", "sk_schedules", "sk_event_snapshots", "sk_entities",
-       "sk_entity_calls", "sk_workflow_streams", "sk_blobs", "sk_blob_chunks")  # fmt: skip
+       "sk_entity_calls", "sk_workflow_streams", "sk_blobs", "sk_blob_chunks",
+       "sk_uploads")  # fmt: skip
 
 # Statements that must find their row (or range) through this index (or one of these).
 EXPECTED: dict[str, str | tuple[str, ...]] = {
@@ -221,6 +222,15 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "blob_chunks": "sk_blob_chunks_pkey",
     "blob_forget_chunks": "sk_blob_chunks_pkey",
     "blob_unreferenced": "sk_blobs_unreferenced",
+    # Uploads (0026 / 0028): one upload; the upkeep's pending, unstarted and started ones.
+    "upload_get": "sk_uploads_pkey",
+    "upload_complete": "sk_uploads_pkey",
+    "upload_started": "sk_uploads_pkey",
+    "upload_checked": "sk_uploads_pkey",
+    "upload_forget": "sk_uploads_pkey",
+    "upload_unstarted": "sk_uploads_unstarted",
+    "upload_forget_expired": "sk_uploads_pending",
+    "upload_least_checked": "sk_uploads_checked",
 }
 # Statements that read rows in the order of the index they walk, never sorting them: a
 # batch of a re-seal scan reads from its cursor to its limit, not the rest of its range.
@@ -254,6 +264,7 @@ SQLITE_NAMES = {
     "sk_entity_calls_pkey": "PRIMARY KEY",
     "sk_blobs_pkey": "sqlite_autoindex_sk_blobs_1",
     "sk_blob_chunks_pkey": "sqlite_autoindex_sk_blob_chunks_1",
+    "sk_uploads_pkey": "sqlite_autoindex_sk_uploads_1",
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path (wf_count: counts by status
@@ -267,7 +278,8 @@ PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "queue_forget_dedup", "wf_expired_steps", "wf_expired_events",
           "wf_expired_runs", "wf_expired_mark", "wf_expired_attributes", "wf_expired_messages",
           "wf_expired_updates", "wf_expired_values", "wf_expired_streams",
-          "wf_expired_flow_runs", "entity_forget", "blob_unreferenced"}  # fmt: skip
+          "wf_expired_flow_runs", "entity_forget", "blob_unreferenced",
+          "upload_unstarted", "upload_forget_expired", "upload_least_checked"}  # fmt: skip
 
 
 NOW = time.time()
@@ -435,6 +447,10 @@ async def populate(app: App) -> None:
     blobs = [(bytes([n % 256, n // 256]) + bytes(14), app.namespace, "db", 3, 3,
               0 if n % 100 == 0 else 1, now - n) for n in range(3000)]  # fmt: skip
     chunks = [(blob[0], seq, b"c") for blob in blobs for seq in range(3)]
+    # Uploads: mostly complete and started, some pending, a few complete and not started.
+    uploads = [(app.namespace, f"w{n}", "pending" if n % 10 == 0 else "complete", "workflow",
+                "w", 100, now + n, None if n % 10 == 0 else now - n,
+                None if n % 10 in (0, 1) else f"w{n}", now - n) for n in range(3000)]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -481,6 +497,8 @@ async def populate(app: App) -> None:
         ("INSERT INTO sk_blobs (id, namespace, store, size, chunks, refs, created_at) "
          "VALUES ({})", blobs),
         ("INSERT INTO sk_blob_chunks (blob_id, seq, data) VALUES ({})", chunks),
+        ("INSERT INTO sk_uploads (namespace, id, state, target_kind, target, max_bytes, "
+         "expires_at, completed_at, started, created_at) VALUES ({})", uploads),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

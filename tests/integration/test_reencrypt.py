@@ -112,6 +112,13 @@ NOT_SEALED: dict[tuple[str, str], str] = {
     ("sk_state_machines", "doc"): "a state machine definition (code, not data)",
     ("sk_schedules", "spec"): "when a schedule fires, read by every scheduler",
     ("sk_blobs", "namespace"): "the namespace a blob belongs to, checked on reading",
+    ("sk_uploads", "blob"): "a reference to the file's blob (its chunks are sealed)",
+    ("sk_uploads", "state"): STATUS, ("sk_uploads", "target_kind"): STATUS,
+    ("sk_uploads", "target"): "the workflow or queue an upload goes to (a name)",
+    ("sk_uploads", "started"): "the id of the workflow or message an upload started",
+    ("sk_uploads", "sha256"): "a checksum the file must have, compared",
+    ("sk_uploads", "digest"): "the file's checksum, given to what it starts",
+    ("sk_uploads", "content_type"): "the media type the uploader named, served back",
     ("sk_blobs", "store"): "where a blob's chunks are (database or directory)",
 }  # fmt: skip
 

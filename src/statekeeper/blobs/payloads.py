@@ -100,14 +100,18 @@ def payloads_from_options(
     blobs = BlobStore(storage, sealer, open_chunk_store(spec, storage), clock)
     return Payloads(
         blobs, sealer,
-        threshold=_size("blob_threshold", threshold, ENV_BLOB_THRESHOLD, DEFAULT_BLOB_THRESHOLD),
-        max_bytes=_size(
+        threshold=size_option(
+            "blob_threshold", threshold, ENV_BLOB_THRESHOLD, DEFAULT_BLOB_THRESHOLD
+        ),
+        max_bytes=size_option(
             "max_payload_bytes", max_bytes, ENV_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES
         ),
     )  # fmt: skip
 
 
-def _size(option: str, given: int | None, variable: str, default: int) -> int:
+def size_option(option: str, given: int | None, variable: str, default: int) -> int:
+    """A size in bytes: ``given``, else environment variable ``variable``, else
+    ``default``; a positive integer (ConfigurationError naming the option otherwise)."""
     if given is not None:
         return positive_int(option, given)
     text = os.environ.get(variable)

@@ -13,13 +13,15 @@ committed, once older than the grace period).
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from statekeeper.blobs.refs import blob_id_of, new_blob_id, ref_to
 from statekeeper.blobs.stores import DATABASE, ChunkStore, DatabaseChunks
-from statekeeper.errors import BlobMissing
+from statekeeper.errors import BlobMissing, PayloadTooLarge
 from statekeeper.sealing import BLOB, Sealer
 from statekeeper.storage.blob_ops import BlobInfo
 from statekeeper.storage.contracts import BlobStorage
@@ -70,7 +72,64 @@ class BlobStore:
     def _seal(
         self, namespace: str, blob_id: bytes, seq: int, chunk: memoryview, count: int
     ) -> bytes:
-        return self._sealer.seal(bytes(chunk), *chunk_where(namespace, blob_id, seq, count))
+        where = chunk_where(namespace, blob_id, seq, last=seq == count - 1)
+        return self._sealer.seal(bytes(chunk), *where)
+
+    async def write_stream(
+        self, namespace: str, source: AsyncIterable[bytes], max_bytes: int
+    ) -> tuple[bytes, int, str]:
+        """Store what ``source`` yields as a new blob of ``namespace``, a few chunks in
+        memory at a time: its reference, size and SHA-256 (hex). PayloadTooLarge past
+        ``max_bytes``; on any failure the partial blob is removed."""
+        blob_id = new_blob_id()
+        storage = self._storage()
+        await storage.create(namespace, blob_id, self.store.kind, self._clock())
+        hashing = hashlib.sha256()
+        size = written = 0
+        buffer = bytearray()
+        held: bytes | None = None  # a full chunk, sealed once it is known not to be last
+        batch: list[bytes] = []
+
+        async def seal(data: bytes, last: bool) -> None:
+            nonlocal written
+            where = chunk_where(namespace, blob_id, written + len(batch), last=last)
+            batch.append(self._sealer.seal(data, *where))
+            if len(batch) == BATCH or last:
+                await self.store.put(blob_id, written, batch)
+                written += len(batch)
+                batch.clear()
+
+        try:
+            async for piece in source:
+                size += len(piece)
+                if size > max_bytes:
+                    raise PayloadTooLarge(
+                        f"the file is larger than the limit of {max_bytes} bytes", limit=max_bytes
+                    )
+                hashing.update(piece)
+                buffer += piece
+                while len(buffer) >= CHUNK:
+                    if held is not None:
+                        await seal(held, last=False)
+                    held = bytes(buffer[:CHUNK])
+                    del buffer[:CHUNK]
+            if held is not None and buffer:
+                await seal(held, last=False)
+                held = None
+            await seal(held if held is not None else bytes(buffer), last=True)
+            await storage.complete(blob_id, size, written)
+        except BaseException:
+            await self.discard(ref_to(blob_id))
+            raise
+        return ref_to(blob_id), size, hashing.hexdigest()
+
+    async def discard(self, ref: bytes) -> None:
+        """Remove a blob no row refers to (one just written and not used); a blob a row
+        refers to stays."""
+        blob_id = blob_id_of(ref)
+        kind = await asyncio.shield(self._storage().forget(blob_id))
+        if kind is not None and kind != DATABASE and kind == self.store.kind:
+            await self.store.remove(blob_id)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -94,7 +153,8 @@ class BlobStore:
             stop = min(first + BATCH, info.chunks)
             found = await store.get(blob_id, first, stop)
             for seq, sealed in zip(range(first, stop), found, strict=True):
-                yield self._sealer.open(sealed, *chunk_where(namespace, blob_id, seq, info.chunks))
+                where = chunk_where(namespace, blob_id, seq, last=seq == info.chunks - 1)
+                yield self._sealer.open(sealed, *where)
 
     def _store_of(self, info: BlobInfo, blob_id: bytes) -> ChunkStore:
         if info.store == self.store.kind:
@@ -157,7 +217,7 @@ class BlobStore:
         return gone
 
 
-def chunk_where(namespace: str, blob_id: bytes, seq: int, count: int) -> tuple[str, ...]:
-    """Where chunk ``seq`` of a blob of ``count`` chunks is sealed: bound to the blob,
-    its place, and whether it is the last (so a blob cut short does not open)."""
-    return (BLOB, namespace, blob_id.hex(), str(seq), "last" if seq == count - 1 else "chunk")
+def chunk_where(namespace: str, blob_id: bytes, seq: int, *, last: bool) -> tuple[str, ...]:
+    """Where chunk ``seq`` of a blob is sealed: bound to the blob, its place, and
+    whether it is the last (so a blob cut short does not open)."""
+    return (BLOB, namespace, blob_id.hex(), str(seq), "last" if last else "chunk")

@@ -22,6 +22,7 @@ OPEN_PATHS: frozenset[str] = frozenset(
         "/healthz",
         "/readyz",
         "/v1/callbacks/{token}",  # the signed token is the credential
+        "/v1/uploads/{id}/content",  # the signed URL is the credential (http/uploads.py)
         "/",  # the Step Functions API: its requests are signed (http/sfn.py checks them)
     }
 )

@@ -111,10 +111,12 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
         described["parameters"] = [_param(param) for param in op.params]
     if op.body is not None:
         schema = {} if op.body.model is None else refs[(op.body.model, "validation")]
+        if op.body.media_type != "application/json":
+            schema = {"type": "string", "format": "binary"}
         described["requestBody"] = {
             "description": op.body.description,
             "required": op.body.required,
-            "content": {"application/json": {"schema": schema}},
+            "content": {op.body.media_type: {"schema": schema}},
         }
     described["responses"] = {
         str(status): _answer(answer, refs) for status, answer in sorted(answers.items())

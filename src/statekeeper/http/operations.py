@@ -52,6 +52,8 @@ class Body:
     description: str
     model: type[BaseModel] | None = None
     required: bool = False
+    # Not JSON: the body's media type, described as bytes (an upload's file).
+    media_type: str = "application/json"
 
 
 @dataclass(frozen=True)

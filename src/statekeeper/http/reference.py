@@ -80,10 +80,14 @@ def _operation(method: str, path: str, operation: dict[str, Any]) -> list[str]:
         lines.append("")
     if "requestBody" in operation:
         body = operation["requestBody"]
-        schema = body["content"]["application/json"]["schema"]
         required = "required" if body.get("required") else "optional"
-        shape = f": {_type(schema)}" if schema else ""
-        lines += [f"Body ({required}, JSON): {body['description']}{shape}.", ""]
+        [(media, content)] = body["content"].items()
+        if media == "application/json":
+            schema = content["schema"]
+            shape = f": {_type(schema)}" if schema else ""
+            lines += [f"Body ({required}, JSON): {body['description']}{shape}.", ""]
+        else:
+            lines += [f"Body ({required}, `{media}`): {body['description']}.", ""]
     lines += ["| status | meaning | body |", "|---|---|---|"]
     for status, answer in operation["responses"].items():
         content = answer.get("content", {}).get("application/json")

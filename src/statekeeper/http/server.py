@@ -45,6 +45,7 @@ from statekeeper.http.request_status import RequestStatusRoutes
 from statekeeper.http.schedules import ScheduleRoutes
 from statekeeper.http.sfn import StepFunctionsRoutes
 from statekeeper.http.streams import StreamRoutes
+from statekeeper.http.uploads import UploadRoutes
 from statekeeper.http.workflow_messages import WorkflowMessageRoutes
 from statekeeper.http.workflow_search import SearchRoutes
 from statekeeper.http.workflow_versions import WorkflowVersionRoutes
@@ -73,6 +74,7 @@ def api_operations(
         *ScheduleRoutes(app, config).operations(),
         *EntityRoutes(app, config).operations(),
         *CallbackRoutes(app, config).operations(),
+        *UploadRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),
     ]

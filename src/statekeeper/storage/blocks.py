@@ -17,6 +17,7 @@ from statekeeper.storage.search_ops import SearchOps
 from statekeeper.storage.state_ops import StateOps
 from statekeeper.storage.state_query_ops import StateQueryOps
 from statekeeper.storage.subscription_ops import SubscriptionOps
+from statekeeper.storage.upload_ops import UploadOps
 from statekeeper.storage.workflow_message_ops import WorkflowMessageOps
 from statekeeper.storage.workflow_ops import WorkflowOps
 
@@ -43,3 +44,4 @@ class Blocks:
         self.schedules = ScheduleOps(db)
         self.entities = EntityOps(db)  # keyed entities (virtual objects)
         self.blobs = BlobOps(db)  # out-of-line payloads (claim check)
+        self.uploads = UploadOps(db)  # uploads through signed URLs

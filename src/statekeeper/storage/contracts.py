@@ -33,6 +33,7 @@ from statekeeper.storage.search_ops import SearchOps as SearchStorage
 from statekeeper.storage.state_ops import StateOps as StateStorage
 from statekeeper.storage.state_query_ops import StateQueryOps as StateQueryStorage
 from statekeeper.storage.subscription_ops import SubscriptionOps as SubscriptionStorage
+from statekeeper.storage.upload_ops import UploadOps as UploadStorage
 from statekeeper.storage.workflow_message_ops import WorkflowMessageOps as WorkflowMessageStorage
 from statekeeper.storage.workflow_ops import WorkflowOps as WorkflowStorage
 
@@ -53,6 +54,7 @@ __all__ = [
     "StateStorage",
     "Storage",
     "SubscriptionStorage",
+    "UploadStorage",
     "WorkflowMessageStorage",
     "WorkflowStorage",
 ]
@@ -117,6 +119,9 @@ class Storage(Committer, Protocol):
 
     @property
     def blobs(self) -> BlobStorage: ...
+
+    @property
+    def uploads(self) -> UploadStorage: ...
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date under a lock."""
