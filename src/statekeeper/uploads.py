@@ -41,7 +41,9 @@ log = logging.getLogger("statekeeper.uploads")
 
 DEFAULT_EXPIRY = 900.0  # seconds an upload URL is valid by default
 MAX_EXPIRY = 7 * 24 * 3600.0
-RESTART_AFTER = 30.0  # seconds after which the upkeep starts a complete, unstarted upload
+# Seconds after which the upkeep starts a complete upload not started yet (a start that
+# races with the one its PUT makes is harmless: starts are idempotent by id).
+RESTART_AFTER = 5.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
