@@ -44,6 +44,9 @@ MAX_EXPIRY = 7 * 24 * 3600.0
 # Seconds after which the upkeep starts a complete upload not started yet (a start that
 # races with the one its PUT makes is harmless: starts are idempotent by id).
 RESTART_AFTER = 5.0
+# Seconds a pending upload is kept after its URL expired: a PUT that began in time may
+# still be sending its file (the URL is checked when a PUT begins).
+EXPIRED_KEPT = 3600.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -148,7 +151,7 @@ class Uploads:
         if (
             isinstance(expires_in, bool)
             or not isinstance(expires_in, int | float)
-            or not 0 < expires_in <= MAX_EXPIRY
+            or not 1 <= expires_in <= MAX_EXPIRY
         ):
             raise ValidationError(
                 f"expires_in must be a number of seconds from 1 to {MAX_EXPIRY:g}, "
@@ -191,7 +194,12 @@ class Uploads:
                 self.namespace, id, ref, size, digest, self._clock()
             )
             if not done:
-                raise UploadFinished(f"upload {id!r} was completed or removed meanwhile")
+                if await self._backend().uploads.get(self.namespace, id) is None:
+                    raise UploadNotFound(
+                        f"upload {id!r} was removed while its file arrived (it had expired "
+                        f"{EXPIRED_KEPT:g} s before)"
+                    )
+                raise UploadFinished(f"upload {id!r} was completed meanwhile by another PUT")
         except BaseException:
             await blobs.discard(ref)  # nothing refers to it: nothing left behind
             raise
@@ -250,7 +258,7 @@ async def upkeep(
             )  # fmt: skip
             continue
         changed += 1
-    changed += await store.forget_expired(now, limit)
+    changed += await store.forget_expired(now - EXPIRED_KEPT, limit)
     for namespace, id, kind, started in await store.least_checked(limit):
         if kind == "workflow":
             there = await backend.workflows.get(namespace, started) is not None

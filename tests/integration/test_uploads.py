@@ -151,7 +151,7 @@ def test_forged_and_expired_urls_are_403(served: Served, tmp_path: Path) -> None
     status, body = curl("-T", str(path), url)
     assert status == 201, body
     short = create(served, queue="imports", expires_in=1)
-    time.sleep(1.2)
+    time.sleep(2.1)  # the URL's expiry is a whole second: at most 2 s away
     status, body = curl("-T", str(path), short["upload_url"])
     assert status == 403 and "expired" in body
     # A download URL is for GET only; an upload URL does not download.
@@ -180,3 +180,25 @@ def test_a_file_over_the_limit_is_413_and_leaves_nothing(served: Served, tmp_pat
     status, body = curl("-T", str(path), wrong["upload_url"])
     assert status == 400 and "checksum_mismatch" in body
     assert blob_rows(served) == before
+
+
+def test_options_are_strict_and_downloads_are_attachments(served: Served, tmp_path: Path) -> None:
+    bad_options: list[dict[str, Any]] = [
+        {"workflow": "payroll", "max_bytes": True}, {"queue": "imports", "max_bytes": "9"},
+        {"queue": "imports", "expires_in": True}, {"queue": "imports", "expires_in": 0.5},
+        {"queue": "imports", "expires_in": "900"}, {"queue": "imports", "extra": 1},
+    ]  # fmt: skip
+    for bad in bad_options:
+        answer = httpx.post(f"{served.url}/v1/uploads", json=bad, headers=AUTH, timeout=10)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_input", bad
+    path = tmp_path / "page.html"
+    path.write_bytes(b"<script>alert(1)</script>")
+    created = create(served, queue="imports", content_type="text/html")
+    status, _ = curl("-T", str(path), created["upload_url"])
+    assert status == 201
+    found = httpx.get(created["status_url"], headers=AUTH, timeout=10).json()
+    served_file = httpx.get(found["download_url"], timeout=10)
+    assert served_file.content == path.read_bytes()
+    assert served_file.headers["content-type"] == "text/html"
+    assert served_file.headers["content-disposition"] == "attachment"
+    assert served_file.headers["x-content-type-options"] == "nosniff"

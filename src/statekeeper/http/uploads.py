@@ -52,8 +52,9 @@ class UploadRequest(BaseModel):
     workflow: str | None = Field(default=None, description="The workflow the file starts.")
     queue: str | None = Field(default=None, description="The queue that receives the file.")
     max_bytes: int | None = Field(
-        default=None, ge=1, description="The largest file accepted (default and most: the "
-        "server's STATEKEEPER_MAX_UPLOAD_BYTES)."
+        default=None, ge=1, strict=True,
+        description="The largest file accepted (default and most: the server's "
+        "STATEKEEPER_MAX_UPLOAD_BYTES).",
     )  # fmt: skip
     sha256: str | None = Field(
         default=None, description="The file's SHA-256 (64 lowercase hex digits): a file "
@@ -61,8 +62,8 @@ class UploadRequest(BaseModel):
     )  # fmt: skip
     content_type: str | None = Field(default=None, description="The file's media type.")
     expires_in: float = Field(
-        default=DEFAULT_EXPIRY, gt=0, le=MAX_EXPIRY, allow_inf_nan=False,
-        description="Seconds the upload URL is valid (at most 7 days).",
+        default=DEFAULT_EXPIRY, ge=1, le=MAX_EXPIRY, allow_inf_nan=False, strict=True,
+        description="Seconds the upload URL is valid (1 to 7 days' worth).",
     )  # fmt: skip
 
 
@@ -200,7 +201,7 @@ class UploadRoutes:
             sha256=options.sha256, content_type=options.content_type,
             expires_in=options.expires_in,
         )  # fmt: skip
-        expires = math.floor(upload.expires_at)
+        expires = math.ceil(upload.expires_at)  # what the URL says is what holds
         created = UploadCreated(
             id=upload.id, upload_url=self._absolute(request, "PUT", upload.id, expires),
             status_url=f"{_base(request)}/v1/uploads/{upload.id}", expires_at=expires,
@@ -226,7 +227,7 @@ class UploadRoutes:
         upload = await self.app.uploads.get(request.path_params["id"])
         url = None
         if upload.state == "complete":
-            expires = math.floor(self.app.clock() + DOWNLOAD_EXPIRY)
+            expires = math.ceil(self.app.clock() + DOWNLOAD_EXPIRY)
             url = self._absolute(request, "GET", upload.id, expires)
         return model_response(status_of(upload, url))
 
@@ -242,12 +243,17 @@ class UploadRoutes:
             async for chunk in chunks:
                 yield chunk
 
-        headers = {"Content-Length": str(upload.size or 0)}
+        # A file, never a page of this origin: no sniffing, saved rather than shown, and
+        # its media type as given (no charset added).
+        headers = {
+            "Content-Length": str(upload.size or 0),
+            "Content-Type": upload.content_type or "application/octet-stream",
+            "Content-Disposition": "attachment",
+            "X-Content-Type-Options": "nosniff",
+        }
         if upload.digest:
             headers["ETag"] = f'"{upload.digest}"'
-        return StreamingResponse(
-            body(), media_type=upload.content_type or "application/octet-stream", headers=headers
-        )
+        return StreamingResponse(body(), headers=headers)
 
 
 def _base(request: Request) -> str:
