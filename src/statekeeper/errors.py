@@ -399,6 +399,12 @@ class CallbacksDisabled(NotFound):
     code = "callbacks_disabled"
 
 
+class UnknownQueue(NotFound):
+    """No queue of that name is declared here (``app.queue`` or a consumer)."""
+
+    code = "unknown_queue"
+
+
 class UploadNotFound(NotFound):
     """There is no such upload (or it is not complete, where a file is needed)."""
 
@@ -454,6 +460,14 @@ class BlobMissing(StorageError):
     """A payload stored out of line (a blob) is missing, incomplete or damaged."""
 
     code = "blob_missing"
+
+
+class BlobUnavailable(StorageError):
+    """A payload stored out of line cannot be read here now: its store is not configured
+    in this process, or the store failed (it stays; another try may read it)."""
+
+    code = "blob_unavailable"
+    http_status = 503
 
 
 class DatabaseUnavailable(StorageError):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,8 @@ RESTART_AFTER = 5.0
 # Seconds a pending upload is kept after its URL expired: a PUT that began in time may
 # still be sending its file (the URL is checked when a PUT begins).
 EXPIRED_KEPT = 3600.0
+# How long the dedup id of an upload's message is remembered (a week).
+UPLOAD_DEDUP_WINDOW = 7 * 24 * 3600.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -106,6 +108,7 @@ class Uploads:
         start_workflow: Start,
         send_message: Start,
         check_workflow: Callable[[str], Awaitable[Any]],
+        check_queue: Callable[[str], None],
         max_bytes: int,
     ) -> None:
         self._backend = backend
@@ -115,6 +118,7 @@ class Uploads:
         self._start_workflow = start_workflow
         self._send_message = send_message
         self._check_workflow = check_workflow
+        self._check_queue = check_queue
         self.max_bytes = max_bytes
 
     async def create(
@@ -159,6 +163,8 @@ class Uploads:
             )
         if kind == "workflow":
             await self._check_workflow(target)  # UnknownWorkflow now, not at the start
+        else:
+            self._check_queue(target)
         now = self._clock()
         row = UploadRow(
             secrets.token_hex(16), "pending", kind, target, limit, sha256, content_type, now,
@@ -239,13 +245,14 @@ async def upkeep(
     clock: Callable[[], float],
     uploads_of: Callable[[str], Uploads | None],
     limit: int,
+    namespaces: Sequence[str],
 ) -> int:
     """One round: start complete uploads whose start did not happen (in the namespaces
     ``uploads_of`` serves: their workflows are this process's), forget expired pending
     ones and those whose workflow or message is gone (every namespace; ``limit`` of
-    each). How many uploads changed."""
+    each). ``namespaces``: those ``uploads_of`` serves. How many uploads changed."""
     store, now, changed = backend.uploads, clock(), 0
-    for namespace, id in await store.unstarted(now - RESTART_AFTER, limit):
+    for namespace, id in await store.unstarted(namespaces, now - RESTART_AFTER, limit):
         uploads = uploads_of(namespace)
         if uploads is None:
             continue

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from statekeeper import App, Keyring
-from statekeeper.errors import BlobMissing, ConfigurationError, DecryptionError, ValueTooLarge
+from statekeeper.errors import (
+    BlobMissing,
+    ConfigurationError,
+    DecryptionError,
+    StatekeeperError,
+    ValueTooLarge,
+)
 from tests.conftest import FakeClock
 from tests.support import drive
 
@@ -219,3 +225,80 @@ async def test_limits(database_url: str, namespace: str, clock: FakeClock,
     monkeypatch.setenv("STATEKEEPER_BLOB_THRESHOLD", "12k")
     with pytest.raises(ConfigurationError, match="STATEKEEPER_BLOB_THRESHOLD"):
         App(database_url)
+
+
+async def test_a_long_write_is_not_swept_and_a_swept_blob_is_never_referred_to(
+    blob_app: App, clock: FakeClock
+) -> None:
+    blobs_of = blob_app.payloads.blobs
+
+    async def slow_source() -> Any:
+        for _ in range(40):  # five batches of eight 1 MiB chunks, 20 minutes apart
+            yield b"s" * (1 << 20)
+            clock.advance(150)
+            assert await blobs_of.sweep() == 0  # touched with every batch: left alone
+
+    ref, size, _ = await blobs_of.write_stream(blob_app.namespace, slow_source(), 1 << 30)
+    assert size == 40 << 20 and [row[:3] for row in await blobs(blob_app)] == [(0, size, 40)]
+    clock.advance(3601)  # nothing came to refer to it: swept after the grace period
+    assert await blobs_of.sweep() == 1
+    # A row that refers to a blob that is gone is refused by the database itself.
+    backend: Any = blob_app.backend
+    marks = "?, ?, ?, ?, ?, ?, ?" if backend.dialect == "sqlite" else "$1, $2, $3, $4, $5, $6, $7"
+    with pytest.raises(StatekeeperError):
+        await backend.run_write((
+            "INSERT INTO sk_workflows (namespace, id, name, status, input, created_at, "
+            f"updated_at) VALUES ({marks})",
+            (blob_app.namespace, "dangling", "echo", "pending", ref, clock(), clock()),
+        ), "dangling", "rowcount")  # fmt: skip
+
+
+async def test_the_sweep_leaves_another_stores_blobs(
+    database_url: str, namespace: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = tmp_path / "blobs"
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD, blob_store=f"file:{store}") as app:  # fmt: skip
+        await app.payloads.blobs.write(app.namespace, b'"' + b"d" * 100 + b'"')
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD) as other:  # fmt: skip
+        clock.advance(3601)
+        await other.payloads.blobs.sweep()  # the database store's process: not its files
+        assert [row[3] for row in await blobs(other)] == ["dir"]
+    assert any(p.is_file() for p in store.rglob("*"))
+
+
+async def test_a_state_machines_history_reads_records_stored_out_of_line(blob_app: App) -> None:
+    from statekeeper.asl.workflow import execution_events
+
+    machine = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
+                                          "B": {"Type": "Pass", "End": True}}}  # fmt: skip
+    await blob_app.workflows.define("passes", "asl", machine)
+    run = await blob_app.workflows.start("passes", {"text": BIG})
+    await drive(blob_app)
+    assert await blob_app.workflows.result(run, timeout=5) == {"text": BIG}
+    history = await blob_app.workflows.history(run)
+    assert any(entry.get("out_of_line") for entry in history)  # the transitions' records
+    events = [event["type"] for event in await execution_events(blob_app.workflows, run)]
+    assert events == ["ExecutionStarted", "PassStateEntered", "PassStateExited",
+                      "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]  # fmt: skip
+
+
+async def test_a_process_without_the_store_gives_the_run_back(
+    database_url: str, namespace: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = f"file:{tmp_path / 'blobs'}"
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD, blob_store=store) as app:  # fmt: skip
+        declare(app)
+        run = await app.workflows.start("echo", BIG, id="w1")
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD) as other:  # fmt: skip
+        declare(other)
+        await drive(other)  # its input is in a store this process lacks: not failed
+        assert (await other.workflows.status(run)).status not in ("failed", "succeeded")
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD, blob_store=store) as app:  # fmt: skip
+        declare(app)
+        clock.advance(60)  # past the lease the other process gave back
+        assert (await finish(app, clock, run))["data"] == BIG

@@ -217,6 +217,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "reseal_entity_calls_error": "sk_entity_calls_pkey",
     # Blobs (0025 / 0027): one blob's row, its chunks; the sweep's unreferenced ones.
     "blob_complete": "sk_blobs_pkey",
+    "blob_touch": "sk_blobs_pkey",
     "blob_info": "sk_blobs_pkey",
     "blob_forget": "sk_blobs_pkey",
     "blob_chunks": "sk_blob_chunks_pkey",

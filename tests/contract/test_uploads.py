@@ -13,6 +13,7 @@ from statekeeper import App
 from statekeeper.errors import (
     ChecksumMismatch,
     PayloadTooLarge,
+    UnknownQueue,
     UnknownWorkflow,
     UploadFinished,
     UploadNotFound,
@@ -27,6 +28,7 @@ from tests.support import drive
 async def upload_app(database_url: str, namespace: str, clock: FakeClock) -> AsyncIterator[App]:
     async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
                    encryption=None) as app:  # fmt: skip
+        app.queue("imports")
 
         @app.workflow(name="ingest")
         async def ingest(ctx: Any, data: dict[str, Any]) -> int:
@@ -110,6 +112,10 @@ async def test_bad_options_and_unknown_ids(upload_app: App) -> None:
             await upload_app.uploads.create(**options)
     with pytest.raises(UnknownWorkflow):
         await upload_app.uploads.create(workflow="no-such-workflow")
+    with pytest.raises(UnknownQueue):  # undeclared, or internal
+        await upload_app.uploads.create(queue="never-declared")
+    with pytest.raises(UnknownQueue):
+        await upload_app.uploads.create(queue="statekeeper.workflow-callbacks")
     for id in ("nope", "0" * 32, "../" * 11):
         with pytest.raises(UploadNotFound):
             await upload_app.uploads.get(id)
@@ -132,7 +138,7 @@ async def test_the_upkeep_starts_missed_starts_and_forgets_what_is_done(
         return upload_app.in_namespace(namespace).uploads
 
     clock.advance(61 + 3600)  # expired, and past the hour a PUT begun in time may take
-    changed = await upkeep(backend, clock, uploads_of, 100)
+    changed = await upkeep(backend, clock, uploads_of, 100, [upload_app.namespace])
     assert changed >= 2
     started = (await upload_app.uploads.get(missed.id)).started
     assert started == f"upload-{missed.id}"
@@ -141,10 +147,10 @@ async def test_the_upkeep_starts_missed_starts_and_forgets_what_is_done(
     await drive(upload_app)
     assert await upload_app.workflows.result(started, timeout=5) == len(DATA)
     # While its workflow is there, the file stays; once purged, the upkeep removes both.
-    await upkeep(backend, clock, uploads_of, 100)
+    await upkeep(backend, clock, uploads_of, 100, [upload_app.namespace])
     assert await upload_app.uploads.read(missed.id) == DATA
     await upload_app.workflows.purge(started)
-    await upkeep(backend, clock, uploads_of, 100)
+    await upkeep(backend, clock, uploads_of, 100, [upload_app.namespace])
     with pytest.raises(UploadNotFound):
         await upload_app.uploads.get(missed.id)
     assert await blob_count(upload_app) == 0

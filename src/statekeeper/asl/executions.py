@@ -270,7 +270,7 @@ class Executions:
         entered and not left), or of its end."""
         open_states: list[tuple[str, int]] = []
         end = 0
-        for entry in await self.app.workflows.history(id):
+        for entry in await self.app.workflows.history(id, expand=True):
             output = entry.get("output")
             if not (str(entry.get("name", "")).startswith("asl:") and isinstance(output, dict)):
                 continue

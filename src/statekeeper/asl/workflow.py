@@ -270,7 +270,7 @@ def interpreter(invoke: Invoke | None = None, revisions: Revisions | None = None
 async def execution_events(workflows: Workflows, id: str) -> list[dict[str, Any]]:
     """The history events of execution ``id`` so far, from its journal."""
     events: list[dict[str, Any]] = []
-    for entry in await workflows.history(id):
+    for entry in await workflows.history(id, expand=True):
         output = entry.get("output")
         if str(entry.get("name", "")).startswith("asl:") and isinstance(output, dict):
             events.extend(output.get("events") or [])

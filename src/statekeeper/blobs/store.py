@@ -16,17 +16,14 @@ from __future__ import annotations
 import asyncio
 import codecs
 import hashlib
-import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from statekeeper.blobs.refs import blob_id_of, new_blob_id, ref_to
 from statekeeper.blobs.stores import DATABASE, ChunkStore, DatabaseChunks
-from statekeeper.errors import BlobMissing, PayloadTooLarge
+from statekeeper.errors import BlobMissing, BlobUnavailable, PayloadTooLarge
 from statekeeper.sealing import BLOB, Sealer
 from statekeeper.storage.blob_ops import BlobInfo
 from statekeeper.storage.contracts import BlobStorage
-
-log = logging.getLogger("statekeeper.blobs")
 
 CHUNK = 1 << 20  # bytes of payload per chunk
 BATCH = 8  # chunks per write or read: what memory holds beyond the payload
@@ -65,8 +62,9 @@ class BlobStore:
                 self._seal(namespace, blob_id, seq, view[seq * CHUNK : (seq + 1) * CHUNK], count)
                 for seq in range(first, min(first + BATCH, count))
             ]
-            await self.store.put(blob_id, first, chunks)
-        await storage.complete(blob_id, len(data), count)
+            await self.store.put(blob_id, first, chunks, self._clock())
+        if not await storage.complete(blob_id, len(data), count, self._clock()):
+            raise BlobMissing(f"blob {blob_id.hex()} was removed while it was written")
         return ref_to(blob_id)
 
     def _seal(
@@ -95,7 +93,7 @@ class BlobStore:
             where = chunk_where(namespace, blob_id, written + len(batch), last=last)
             batch.append(self._sealer.seal(data, *where))
             if len(batch) == BATCH or last:
-                await self.store.put(blob_id, written, batch)
+                await self.store.put(blob_id, written, batch, self._clock())
                 written += len(batch)
                 batch.clear()
 
@@ -117,7 +115,8 @@ class BlobStore:
                 await seal(held, last=False)
                 held = None
             await seal(held if held is not None else bytes(buffer), last=True)
-            await storage.complete(blob_id, size, written)
+            if not await storage.complete(blob_id, size, written, self._clock()):
+                raise BlobMissing(f"blob {blob_id.hex()} was removed while it was written")
         except BaseException:
             await self.discard(ref_to(blob_id))
             raise
@@ -161,7 +160,7 @@ class BlobStore:
             return self.store
         if info.store == DATABASE:
             return self._database
-        raise BlobMissing(
+        raise BlobUnavailable(
             f"blob {blob_id.hex()} is in a {info.store!r} store, which this process "
             "does not have configured (STATEKEEPER_BLOB_STORE)"
         )
@@ -201,18 +200,13 @@ class BlobStore:
         referenced and older than ``grace`` seconds. How many went."""
         storage = self._storage()
         gone = 0
-        for blob_id, kind in await storage.unreferenced(self._clock() - grace, limit):
+        found = await storage.unreferenced(self._clock() - grace, self.store.kind, limit)
+        for blob_id, kind in found:  # in the database, or in this process's store
             store = await storage.forget(blob_id)
             if store is None:  # referred to meanwhile, or removed by another sweep
                 continue
             if kind != DATABASE:
-                if kind != self.store.kind:
-                    log.warning(
-                        "a released blob's chunks are in a store this process lacks; "
-                        "they stay there", extra={"blob": blob_id.hex(), "store": kind},
-                    )  # fmt: skip
-                else:
-                    await self.store.remove(blob_id)
+                await self.store.remove(blob_id)
             gone += 1
         return gone
 

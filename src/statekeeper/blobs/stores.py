@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from statekeeper.errors import BlobMissing, ConfigurationError
+from statekeeper.errors import BlobMissing, BlobUnavailable, ConfigurationError
 from statekeeper.storage.contracts import BlobStorage
 
 DATABASE = "db"
@@ -27,8 +27,9 @@ DIRECTORY = "dir"
 class ChunkStore(Protocol):
     kind: str  # what sk_blobs.store records
 
-    async def put(self, blob_id: bytes, first: int, chunks: Sequence[bytes]) -> None:
-        """Chunks ``first``, ``first + 1``, ... of a blob, durably."""
+    async def put(self, blob_id: bytes, first: int, chunks: Sequence[bytes], now: float) -> None:
+        """Chunks ``first``, ``first + 1``, ... of a blob, durably, and its row touched
+        (BlobMissing if the blob is gone: swept while it was written)."""
 
     async def get(self, blob_id: bytes, start: int, stop: int) -> list[bytes]:
         """Chunks ``start`` to ``stop - 1``: every one, in order (BlobMissing if not)."""
@@ -46,8 +47,9 @@ class DatabaseChunks:
     def __init__(self, storage: Callable[[], BlobStorage]) -> None:
         self._storage = storage
 
-    async def put(self, blob_id: bytes, first: int, chunks: Sequence[bytes]) -> None:
-        await self._storage().put_chunks(blob_id, first, chunks)
+    async def put(self, blob_id: bytes, first: int, chunks: Sequence[bytes], now: float) -> None:
+        if not await self._storage().put_chunks(blob_id, first, chunks, now):
+            raise BlobMissing(f"blob {blob_id.hex()} was removed while it was written")
 
     async def get(self, blob_id: bytes, start: int, stop: int) -> list[bytes]:
         rows = await self._storage().chunks(blob_id, start, stop)
@@ -66,14 +68,17 @@ class DirectoryChunks:
 
     kind = DIRECTORY
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, storage: Callable[[], BlobStorage]) -> None:
         self.root = root
+        self._storage = storage
 
     def _folder(self, blob_id: bytes) -> Path:
         name = blob_id.hex()
         return self.root / name[:2] / name
 
-    async def put(self, blob_id: bytes, first: int, chunks: Sequence[bytes]) -> None:
+    async def put(self, blob_id: bytes, first: int, chunks: Sequence[bytes], now: float) -> None:
+        if not await self._storage().touch(blob_id, now):
+            raise BlobMissing(f"blob {blob_id.hex()} was removed while it was written")
         await asyncio.to_thread(self._put, blob_id, first, chunks)
 
     def _put(self, blob_id: bytes, first: int, chunks: Sequence[bytes]) -> None:
@@ -92,7 +97,7 @@ class DirectoryChunks:
             if first == 0:
                 _sync_directory(folder.parent)
         except OSError as exc:
-            raise BlobMissing(
+            raise BlobUnavailable(
                 f"cannot write blob {blob_id.hex()} to {folder}: {exc.strerror}"
             ) from exc
 
@@ -103,9 +108,11 @@ class DirectoryChunks:
         folder = self._folder(blob_id)
         try:
             return [(folder / str(seq)).read_bytes() for seq in range(start, stop)]
-        except OSError as exc:
-            raise BlobMissing(
-                f"blob {blob_id.hex()} is missing chunks in {folder}: {exc.strerror}"
+        except FileNotFoundError as exc:
+            raise BlobMissing(f"blob {blob_id.hex()} is missing chunks in {folder}") from exc
+        except OSError as exc:  # the volume, permissions: maybe not for long
+            raise BlobUnavailable(
+                f"cannot read blob {blob_id.hex()} from {folder}: {exc.strerror}"
             ) from exc
 
     async def remove(self, blob_id: bytes) -> None:
@@ -130,7 +137,7 @@ def open_chunk_store(spec: str, storage: Callable[[], BlobStorage]) -> ChunkStor
             path = path[2:]
         if not path:
             raise ConfigurationError("the blob store file: needs a directory: file:/path/to/dir")
-        return DirectoryChunks(Path(path))
+        return DirectoryChunks(Path(path), storage)
     raise ConfigurationError(
         f"the blob store must be 'database' or 'file:<directory>', got {spec!r}"
     )

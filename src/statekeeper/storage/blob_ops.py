@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from statekeeper.storage.runner import Operations
+from statekeeper.storage.runner import Operations, Scripted
 
 
 class BlobInfo(NamedTuple):
@@ -30,16 +30,28 @@ class BlobOps(Operations):
         statement = self._bind("blob_create", blob_id=id, namespace=namespace, store=store, now=now)
         await self._db.run_write(statement, "cannot store a blob", "rowcount")
 
-    async def put_chunks(self, id: bytes, first: int, chunks: Sequence[bytes]) -> None:
-        """Chunks ``first``, ``first + 1``, ... of blob ``id``, in one transaction."""
+    async def put_chunks(self, id: bytes, first: int, chunks: Sequence[bytes], now: float) -> bool:
+        """Chunks ``first``, ``first + 1``, ... of blob ``id``, in one transaction with a
+        touch of its row (``touch``); False (nothing written) if the blob is gone."""
         query = self._queries["blob_chunk"]
         rows = tuple(
             query.args(blob_id=id, seq=first + n, data=data) for n, data in enumerate(chunks)
         )
-        await self._db.run_atomic([((query.sql, rows), "many", False)], "cannot store a blob")
+        script: list[Scripted] = [
+            (self._bind("blob_touch", blob_id=id, now=now), "found", True),
+            ((query.sql, rows), "many", False),
+        ]
+        return await self._db.run_atomic(script, "cannot store a blob") is not None
 
-    async def complete(self, id: bytes, size: int, chunks: int) -> bool:
-        statement = self._bind("blob_complete", blob_id=id, size=size, chunks=chunks)
+    async def touch(self, id: bytes, now: float) -> bool:
+        """Mark blob ``id`` as being written now (the sweep leaves it alone a while
+        longer); False if it is gone."""
+        statement = self._bind("blob_touch", blob_id=id, now=now)
+        return bool(await self._db.run_write(statement, "cannot store a blob", "found"))
+
+    async def complete(self, id: bytes, size: int, chunks: int, now: float) -> bool:
+        """Record the size of a blob fully written; False if it is gone."""
+        statement = self._bind("blob_complete", blob_id=id, size=size, chunks=chunks, now=now)
         return bool(await self._db.run_write(statement, "cannot store a blob", "found"))
 
     async def info(self, id: bytes) -> BlobInfo | None:
@@ -60,10 +72,13 @@ class BlobOps(Operations):
         rows = await self._db.run_many(statement, "cannot read a blob")
         return [(int(seq), bytes(data)) for seq, data in rows]
 
-    async def unreferenced(self, before: float, limit: int) -> list[tuple[bytes, str]]:
-        """Blobs no row refers to (released, or never referenced and created before
-        ``before``), oldest first: their ids and stores."""
-        statement = self._bind("blob_unreferenced", before=before, limit=limit)
+    async def unreferenced(
+        self, before: float, own_store: str, limit: int
+    ) -> list[tuple[bytes, str]]:
+        """Blobs no row refers to (released, or never referenced and last written before
+        ``before``) whose chunks are in the database or in ``own_store``, oldest first:
+        their ids and stores."""
+        statement = self._bind("blob_unreferenced", before=before, own_store=own_store, limit=limit)
         rows = await self._db.run_many(statement, "cannot sweep blobs")
         return [(bytes(id), str(store)) for id, store in rows]
 

@@ -7,6 +7,7 @@ forgets expired pending rows and rows whose workflow or message is gone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from statekeeper.storage.runner import Operations
@@ -70,9 +71,15 @@ class UploadOps(Operations):
         )
         await self._db.run_write(statement, f"cannot record upload {id!r}", "rowcount")
 
-    async def unstarted(self, before: float, limit: int) -> list[tuple[str, str]]:
-        """Complete uploads not started, completed before ``before``: (namespace, id)."""
-        statement = self._bind("upload_unstarted", before=before, limit=limit)
+    async def unstarted(
+        self, namespaces: Sequence[str], before: float, limit: int
+    ) -> list[tuple[str, str]]:
+        """Complete uploads of ``namespaces`` not started, completed before ``before``:
+        (namespace, id)."""
+        statement = self._bind(
+            "upload_unstarted", before=before, limit=limit,
+            **self._list_arg("namespaces", namespaces),
+        )  # fmt: skip
         rows = await self._db.run_many(statement, "cannot list uploads")
         return [(str(namespace), str(id)) for namespace, id in rows]
 

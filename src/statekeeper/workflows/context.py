@@ -23,6 +23,7 @@ from statekeeper.blobs import Payloads, database_payloads
 from statekeeper.codec import decode_as, decode_value, result_type
 from statekeeper.constants import ENV_CALLBACK_SECRET, callback_event
 from statekeeper.errors import (
+    BlobUnavailable,
     ConfigurationError,
     DecryptionError,
     ErrorRecord,
@@ -277,7 +278,7 @@ class WorkflowContext:
         subject = f"the result of {entry.kind} {entry.name!r}"
         try:
             return await self._payloads.value(entry.output, hint, subject, *where)
-        except DecryptionError as failed:
+        except (DecryptionError, BlobUnavailable) as failed:  # not here: later, elsewhere
             raise Unreadable(failed.message) from None
 
     async def _opened(self, entry: JournalEntry) -> bytes:
@@ -285,7 +286,7 @@ class WorkflowContext:
         where = (STEP, self._namespace, self.workflow_id, str(entry.position))
         try:
             return await self._payloads.open(entry.output, *where, "output")
-        except DecryptionError as failed:
+        except (DecryptionError, BlobUnavailable) as failed:
             raise Unreadable(failed.message) from None
 
     def _recorded_error(self, entry: JournalEntry) -> ErrorRecord:

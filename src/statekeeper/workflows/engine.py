@@ -318,6 +318,8 @@ class Workflows:
         if created:
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
         else:  # only a repeated start reads the one it repeats
+            if is_ref(made.input):  # its input's blob: nothing refers to it
+                await self.payloads.blobs.discard(made.input)
             await self._check_same(chosen, name, plain)
         return WorkflowRun(chosen)
 
@@ -611,23 +613,43 @@ class Workflows:
         )
 
     async def history(
-        self, id: str, *, after: int = 0, limit: int | None = None
+        self, id: str, *, after: int = 0, limit: int | None = None, expand: bool = False
     ) -> builtins.list[dict[str, Any]]:
         """The journal's entries (after position ``after``, at most ``limit``): kind,
         name, input, output, error, attempts, timings (an entry that cannot be read has
-        ``read_error``)."""
-        await self.status(id)  # WorkflowNotFound if there is none
-        return await self.entries(id, after=after, limit=limit)
+        ``read_error``). A payload stored out of line is None, its field listed in
+        ``out_of_line``, unless ``expand`` (then it is read)."""
+        check_workflow_id(id)
+        if await self._backend.workflows.get(self.namespace, id) is None:
+            raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
+        return await self.entries(id, after=after, limit=limit, expand=expand)
 
     async def entries(
-        self, id: str, *, after: int = 0, limit: int | None = None
+        self, id: str, *, after: int = 0, limit: int | None = None, expand: bool = False
     ) -> builtins.list[dict[str, Any]]:
         """``history`` of a workflow known to exist (a live stream, which has read its
         status already): no status read first; none if there is no such workflow."""
         entries = await self._backend.workflows.history(
             self.namespace, id, after=after, limit=limit
         )
-        return [self._entry(id, e) for e in entries]
+        found = [self._entry(id, e) for e in entries]
+        if expand:
+            for entry, e in zip(found, entries, strict=True):
+                await self._expand(id, entry, e)
+        return found
+
+    async def _expand(self, id: str, entry: dict[str, Any], e: HistoryEntry) -> None:
+        """Read the payloads of ``entry`` stored out of line into it."""
+        where = (STEP, self.namespace, id, str(e.position))
+        for field in entry.pop("out_of_line", []):
+            stored = e.input if field == "input" else e.output
+            assert stored is not None
+            try:
+                entry[field] = await self.payloads.value(
+                    stored, None, f"the {field} of entry {e.position}", *where, field
+                )
+            except StatekeeperError as problem:
+                entry["read_error"] = problem.message
 
     async def runs(self, id: str) -> int:
         """How many times workflow ``id`` continued as new (its journal starts over at

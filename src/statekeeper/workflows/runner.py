@@ -26,6 +26,7 @@ from typing import Any
 from statekeeper.codec import parameter_type
 from statekeeper.constants import WORKFLOW_CANCEL_REQUESTED, child_event
 from statekeeper.errors import (
+    BlobUnavailable,
     DatabaseBusy,
     DatabaseUnavailable,
     DecryptionError,
@@ -277,7 +278,7 @@ class WorkflowRunner:
         except DecryptionError as error:  # a key this process lacks: later, not failed
             await self._defer(leased, error.message)
             return
-        except (DatabaseUnavailable, DatabaseBusy) as error:  # its blob, read later
+        except (DatabaseUnavailable, DatabaseBusy, BlobUnavailable) as error:  # read later
             log.warning(
                 "reading a workflow's input failed; it is given back", exc_info=error,
                 extra={"workflow_id": leased.id, "error": error.message},
@@ -473,13 +474,6 @@ class WorkflowRunner:
         flows = self.workflows
         seal, ns, id = flows.sealer, flows.namespace, leased.id
         text = None if error is None else seal.seal_text(error.to_json(), WORKFLOW, ns, id, "error")
-        parent_event = None
-        if leased.parent_id is not None:
-            outcome = {"status": status, "error": error and error.to_dict(traceback=False)}
-            data = json.dumps({**outcome, "output": json.loads(output) if output else None})
-            parent_event = await flows.payloads.seal(
-                data.encode(), EVENT, ns, leased.parent_id, child_event(id), "data"
-            )
         now = flows._clock()
         take = None
         if self.take_next and not self._is_stopping():
@@ -489,9 +483,15 @@ class WorkflowRunner:
                 flows.versions.stamps(names),
             )  # fmt: skip
         try:
-            stored = None
+            stored = parent_event = None
             if output is not None:
                 stored = await flows.payloads.seal(output, WORKFLOW, ns, id, "output")
+            if leased.parent_id is not None:  # the child's outcome, its output as it is
+                outcome = {"status": status, "error": error and error.to_dict(traceback=False)}
+                data = json.dumps(outcome)[:-1].encode() + b', "output": ' + (output or b"null")
+                parent_event = await flows.payloads.seal(
+                    data + b"}", EVENT, ns, leased.parent_id, child_event(id), "data"
+                )
             finished = await flows._backend.workflows.finish(
                 ns, id, leased.fence, status=status,
                 purge_at=flows.retention.purge_at(leased.name, now),

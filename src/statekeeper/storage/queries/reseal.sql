@@ -222,6 +222,7 @@ SELECT c.blob_id, c.seq,
        c.data
 FROM sk_blob_chunks c
 WHERE (c.blob_id, c.seq) > (:after_blob_id, :after_seq)
+  AND (SELECT b.chunks FROM sk_blobs b WHERE b.id = c.blob_id) IS NOT NULL  -- complete
   AND (:every_namespace = 1
        OR (SELECT b.namespace FROM sk_blobs b WHERE b.id = c.blob_id) = :namespace)
   AND substr(c.data, 1, :bytes_len) <> :bytes_prefix

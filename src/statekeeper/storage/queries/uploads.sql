@@ -24,10 +24,14 @@ UPDATE sk_uploads SET started = :started, checked_at = :now
 WHERE namespace = :namespace AND id = :id AND started IS NULL;
 
 -- name: upload_unstarted
--- Complete uploads whose start did not happen (the process stopped in between), every
--- namespace, the oldest first.
-SELECT namespace, id FROM sk_uploads
-WHERE state = 'complete' AND started IS NULL AND completed_at < :before
+-- Complete uploads whose start did not happen (the process stopped in between), in the
+-- namespaces a process serves (their workflows are its own), the oldest first.
+-- sqlite: SELECT namespace, id FROM sk_uploads
+-- sqlite: WHERE state = 'complete' AND started IS NULL AND completed_at < :before
+-- sqlite:   AND namespace IN (SELECT value FROM json_each(:namespaces_json))
+-- postgres: SELECT namespace, id FROM sk_uploads
+-- postgres: WHERE state = 'complete' AND started IS NULL AND completed_at < :before
+-- postgres:   AND namespace = ANY(:namespaces)
 ORDER BY completed_at
 LIMIT :limit;
 

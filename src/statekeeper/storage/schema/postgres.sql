@@ -1383,6 +1383,10 @@ BEGIN
     END IF;
     IF substring(new_ref FROM 1 FOR 4) = '\xff534b52'::bytea THEN
         UPDATE sk_blobs SET refs = refs + 1 WHERE id = substring(new_ref FROM 5 FOR 16);
+        IF NOT FOUND THEN  -- never a reference to a blob that is gone
+            RAISE EXCEPTION 'statekeeper: a row refers to a blob that is gone'
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
     END IF;
     IF substring(old_ref FROM 1 FOR 4) = '\xff534b52'::bytea THEN
         UPDATE sk_blobs SET refs = refs - 1 WHERE id = substring(old_ref FROM 5 FOR 16)
@@ -1646,7 +1650,7 @@ CREATE TABLE sk_uploads (
     PRIMARY KEY (namespace, id)
 );
 CREATE INDEX sk_uploads_pending ON sk_uploads (expires_at) WHERE state = 'pending';
-CREATE INDEX sk_uploads_unstarted ON sk_uploads (completed_at)
+CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, completed_at)
     WHERE state = 'complete' AND started IS NULL;
 CREATE INDEX sk_uploads_checked ON sk_uploads (checked_at) WHERE started IS NOT NULL;
 

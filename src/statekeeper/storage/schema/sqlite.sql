@@ -664,10 +664,17 @@ END;
 
 CREATE TRIGGER sk_blob_ref_sk_state_value_i AFTER INSERT ON sk_state
 WHEN substr(NEW.value, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_state_value_u AFTER UPDATE OF value ON sk_state
 WHEN NEW.value IS NOT OLD.value AND (substr(NEW.value, 1, 4) = X'FF534B52' OR substr(OLD.value, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.value, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.value, 1, 4) = X'FF534B52' AND id = substr(NEW.value, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -679,10 +686,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.value, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_messages_body_i AFTER INSERT ON sk_messages
 WHEN substr(NEW.body, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_messages_body_u AFTER UPDATE OF body ON sk_messages
 WHEN NEW.body IS NOT OLD.body AND (substr(NEW.body, 1, 4) = X'FF534B52' OR substr(OLD.body, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.body, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.body, 1, 4) = X'FF534B52' AND id = substr(NEW.body, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -694,10 +708,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.body, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_message_archive_body_i AFTER INSERT ON sk_message_archive
 WHEN substr(NEW.body, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_message_archive_body_u AFTER UPDATE OF body ON sk_message_archive
 WHEN NEW.body IS NOT OLD.body AND (substr(NEW.body, 1, 4) = X'FF534B52' OR substr(OLD.body, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.body, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.body, 1, 4) = X'FF534B52' AND id = substr(NEW.body, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -709,10 +730,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.body, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_message_archive_result_i AFTER INSERT ON sk_message_archive
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_message_archive_result_u AFTER UPDATE OF result ON sk_message_archive
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -724,10 +752,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_idempotency_result_i AFTER INSERT ON sk_idempotency
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_idempotency_result_u AFTER UPDATE OF result ON sk_idempotency
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -739,10 +774,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflows_input_i AFTER INSERT ON sk_workflows
 WHEN substr(NEW.input, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflows_input_u AFTER UPDATE OF input ON sk_workflows
 WHEN NEW.input IS NOT OLD.input AND (substr(NEW.input, 1, 4) = X'FF534B52' OR substr(OLD.input, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.input, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.input, 1, 4) = X'FF534B52' AND id = substr(NEW.input, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -754,10 +796,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.input, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_workflows_output_i AFTER INSERT ON sk_workflows
 WHEN substr(NEW.output, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflows_output_u AFTER UPDATE OF output ON sk_workflows
 WHEN NEW.output IS NOT OLD.output AND (substr(NEW.output, 1, 4) = X'FF534B52' OR substr(OLD.output, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.output, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.output, 1, 4) = X'FF534B52' AND id = substr(NEW.output, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -769,10 +818,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.output, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_input_i AFTER INSERT ON sk_workflow_steps
 WHEN substr(NEW.input, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_input_u AFTER UPDATE OF input ON sk_workflow_steps
 WHEN NEW.input IS NOT OLD.input AND (substr(NEW.input, 1, 4) = X'FF534B52' OR substr(OLD.input, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.input, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.input, 1, 4) = X'FF534B52' AND id = substr(NEW.input, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -784,10 +840,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.input, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_output_i AFTER INSERT ON sk_workflow_steps
 WHEN substr(NEW.output, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_output_u AFTER UPDATE OF output ON sk_workflow_steps
 WHEN NEW.output IS NOT OLD.output AND (substr(NEW.output, 1, 4) = X'FF534B52' OR substr(OLD.output, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.output, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.output, 1, 4) = X'FF534B52' AND id = substr(NEW.output, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -799,10 +862,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.output, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_events_data_i AFTER INSERT ON sk_workflow_events
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_events_data_u AFTER UPDATE OF data ON sk_workflow_events
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -814,10 +884,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_events_data_i AFTER INSERT ON sk_events
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_events_data_u AFTER UPDATE OF data ON sk_events
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -829,10 +906,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_event_snapshots_data_i AFTER INSERT ON sk_event_snapshots
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_event_snapshots_data_u AFTER UPDATE OF data ON sk_event_snapshots
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -844,10 +928,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_messages_data_i AFTER INSERT ON sk_workflow_messages
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_messages_data_u AFTER UPDATE OF data ON sk_workflow_messages
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -859,10 +950,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_data_i AFTER INSERT ON sk_workflow_updates
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_data_u AFTER UPDATE OF data ON sk_workflow_updates
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -874,10 +972,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_result_i AFTER INSERT ON sk_workflow_updates
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_result_u AFTER UPDATE OF result ON sk_workflow_updates
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -889,10 +994,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_values_value_i AFTER INSERT ON sk_workflow_values
 WHEN substr(NEW.value, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_values_value_u AFTER UPDATE OF value ON sk_workflow_values
 WHEN NEW.value IS NOT OLD.value AND (substr(NEW.value, 1, 4) = X'FF534B52' OR substr(OLD.value, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.value, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.value, 1, 4) = X'FF534B52' AND id = substr(NEW.value, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -904,10 +1016,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.value, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_schedules_input_i AFTER INSERT ON sk_schedules
 WHEN substr(NEW.input, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_schedules_input_u AFTER UPDATE OF input ON sk_schedules
 WHEN NEW.input IS NOT OLD.input AND (substr(NEW.input, 1, 4) = X'FF534B52' OR substr(OLD.input, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.input, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.input, 1, 4) = X'FF534B52' AND id = substr(NEW.input, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -919,10 +1038,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.input, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_entities_state_i AFTER INSERT ON sk_entities
 WHEN substr(NEW.state, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.state, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.state, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.state, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_entities_state_u AFTER UPDATE OF state ON sk_entities
 WHEN NEW.state IS NOT OLD.state AND (substr(NEW.state, 1, 4) = X'FF534B52' OR substr(OLD.state, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.state, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.state, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.state, 1, 4) = X'FF534B52' AND id = substr(NEW.state, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -934,10 +1060,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.state, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_entity_calls_result_i AFTER INSERT ON sk_entity_calls
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_entity_calls_result_u AFTER UPDATE OF result ON sk_entity_calls
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -949,10 +1082,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_streams_value_i AFTER INSERT ON sk_workflow_streams
 WHEN substr(NEW.value, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_streams_value_u AFTER UPDATE OF value ON sk_workflow_streams
 WHEN NEW.value IS NOT OLD.value AND (substr(NEW.value, 1, 4) = X'FF534B52' OR substr(OLD.value, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.value, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.value, 1, 4) = X'FF534B52' AND id = substr(NEW.value, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -989,16 +1129,23 @@ CREATE TABLE sk_uploads (
     PRIMARY KEY (namespace, id)
 );
 CREATE INDEX sk_uploads_pending ON sk_uploads (expires_at) WHERE state = 'pending';
-CREATE INDEX sk_uploads_unstarted ON sk_uploads (completed_at)
+CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, completed_at)
     WHERE state = 'complete' AND started IS NULL;
 CREATE INDEX sk_uploads_checked ON sk_uploads (checked_at) WHERE started IS NOT NULL;
 
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_i AFTER INSERT ON sk_uploads
 WHEN substr(NEW.blob, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.blob, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.blob, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.blob, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_u AFTER UPDATE OF blob ON sk_uploads
 WHEN NEW.blob IS NOT OLD.blob AND (substr(NEW.blob, 1, 4) = X'FF534B52' OR substr(OLD.blob, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.blob, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.blob, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.blob, 1, 4) = X'FF534B52' AND id = substr(NEW.blob, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1

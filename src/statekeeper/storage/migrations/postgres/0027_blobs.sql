@@ -50,6 +50,10 @@ BEGIN
     END IF;
     IF substring(new_ref FROM 1 FOR 4) = '\xff534b52'::bytea THEN
         UPDATE sk_blobs SET refs = refs + 1 WHERE id = substring(new_ref FROM 5 FOR 16);
+        IF NOT FOUND THEN  -- never a reference to a blob that is gone
+            RAISE EXCEPTION 'statekeeper: a row refers to a blob that is gone'
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
     END IF;
     IF substring(old_ref FROM 1 FOR 4) = '\xff534b52'::bytea THEN
         UPDATE sk_blobs SET refs = refs - 1 WHERE id = substring(old_ref FROM 5 FOR 16)

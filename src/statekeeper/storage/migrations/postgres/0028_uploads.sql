@@ -25,7 +25,7 @@ CREATE TABLE sk_uploads (
     PRIMARY KEY (namespace, id)
 );
 CREATE INDEX sk_uploads_pending ON sk_uploads (expires_at) WHERE state = 'pending';
-CREATE INDEX sk_uploads_unstarted ON sk_uploads (completed_at)
+CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, completed_at)
     WHERE state = 'complete' AND started IS NULL;
 CREATE INDEX sk_uploads_checked ON sk_uploads (checked_at) WHERE started IS NOT NULL;
 

@@ -42,10 +42,17 @@ END;
 
 CREATE TRIGGER sk_blob_ref_sk_state_value_i AFTER INSERT ON sk_state
 WHEN substr(NEW.value, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_state_value_u AFTER UPDATE OF value ON sk_state
 WHEN NEW.value IS NOT OLD.value AND (substr(NEW.value, 1, 4) = X'FF534B52' OR substr(OLD.value, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.value, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.value, 1, 4) = X'FF534B52' AND id = substr(NEW.value, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -57,10 +64,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.value, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_messages_body_i AFTER INSERT ON sk_messages
 WHEN substr(NEW.body, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_messages_body_u AFTER UPDATE OF body ON sk_messages
 WHEN NEW.body IS NOT OLD.body AND (substr(NEW.body, 1, 4) = X'FF534B52' OR substr(OLD.body, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.body, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.body, 1, 4) = X'FF534B52' AND id = substr(NEW.body, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -72,10 +86,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.body, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_message_archive_body_i AFTER INSERT ON sk_message_archive
 WHEN substr(NEW.body, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.body, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_message_archive_body_u AFTER UPDATE OF body ON sk_message_archive
 WHEN NEW.body IS NOT OLD.body AND (substr(NEW.body, 1, 4) = X'FF534B52' OR substr(OLD.body, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.body, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.body, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.body, 1, 4) = X'FF534B52' AND id = substr(NEW.body, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -87,10 +108,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.body, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_message_archive_result_i AFTER INSERT ON sk_message_archive
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_message_archive_result_u AFTER UPDATE OF result ON sk_message_archive
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -102,10 +130,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_idempotency_result_i AFTER INSERT ON sk_idempotency
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_idempotency_result_u AFTER UPDATE OF result ON sk_idempotency
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -117,10 +152,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflows_input_i AFTER INSERT ON sk_workflows
 WHEN substr(NEW.input, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflows_input_u AFTER UPDATE OF input ON sk_workflows
 WHEN NEW.input IS NOT OLD.input AND (substr(NEW.input, 1, 4) = X'FF534B52' OR substr(OLD.input, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.input, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.input, 1, 4) = X'FF534B52' AND id = substr(NEW.input, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -132,10 +174,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.input, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_workflows_output_i AFTER INSERT ON sk_workflows
 WHEN substr(NEW.output, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflows_output_u AFTER UPDATE OF output ON sk_workflows
 WHEN NEW.output IS NOT OLD.output AND (substr(NEW.output, 1, 4) = X'FF534B52' OR substr(OLD.output, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.output, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.output, 1, 4) = X'FF534B52' AND id = substr(NEW.output, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -147,10 +196,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.output, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_input_i AFTER INSERT ON sk_workflow_steps
 WHEN substr(NEW.input, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_input_u AFTER UPDATE OF input ON sk_workflow_steps
 WHEN NEW.input IS NOT OLD.input AND (substr(NEW.input, 1, 4) = X'FF534B52' OR substr(OLD.input, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.input, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.input, 1, 4) = X'FF534B52' AND id = substr(NEW.input, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -162,10 +218,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.input, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_output_i AFTER INSERT ON sk_workflow_steps
 WHEN substr(NEW.output, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.output, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_steps_output_u AFTER UPDATE OF output ON sk_workflow_steps
 WHEN NEW.output IS NOT OLD.output AND (substr(NEW.output, 1, 4) = X'FF534B52' OR substr(OLD.output, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.output, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.output, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.output, 1, 4) = X'FF534B52' AND id = substr(NEW.output, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -177,10 +240,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.output, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_events_data_i AFTER INSERT ON sk_workflow_events
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_events_data_u AFTER UPDATE OF data ON sk_workflow_events
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -192,10 +262,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_events_data_i AFTER INSERT ON sk_events
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_events_data_u AFTER UPDATE OF data ON sk_events
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -207,10 +284,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_event_snapshots_data_i AFTER INSERT ON sk_event_snapshots
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_event_snapshots_data_u AFTER UPDATE OF data ON sk_event_snapshots
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -222,10 +306,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_messages_data_i AFTER INSERT ON sk_workflow_messages
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_messages_data_u AFTER UPDATE OF data ON sk_workflow_messages
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -237,10 +328,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_data_i AFTER INSERT ON sk_workflow_updates
 WHEN substr(NEW.data, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.data, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_data_u AFTER UPDATE OF data ON sk_workflow_updates
 WHEN NEW.data IS NOT OLD.data AND (substr(NEW.data, 1, 4) = X'FF534B52' OR substr(OLD.data, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.data, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.data, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.data, 1, 4) = X'FF534B52' AND id = substr(NEW.data, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -252,10 +350,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.data, 5, 16); EN
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_result_i AFTER INSERT ON sk_workflow_updates
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_updates_result_u AFTER UPDATE OF result ON sk_workflow_updates
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -267,10 +372,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_values_value_i AFTER INSERT ON sk_workflow_values
 WHEN substr(NEW.value, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_values_value_u AFTER UPDATE OF value ON sk_workflow_values
 WHEN NEW.value IS NOT OLD.value AND (substr(NEW.value, 1, 4) = X'FF534B52' OR substr(OLD.value, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.value, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.value, 1, 4) = X'FF534B52' AND id = substr(NEW.value, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -282,10 +394,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.value, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_schedules_input_i AFTER INSERT ON sk_schedules
 WHEN substr(NEW.input, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.input, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_schedules_input_u AFTER UPDATE OF input ON sk_schedules
 WHEN NEW.input IS NOT OLD.input AND (substr(NEW.input, 1, 4) = X'FF534B52' OR substr(OLD.input, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.input, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.input, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.input, 1, 4) = X'FF534B52' AND id = substr(NEW.input, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -297,10 +416,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.input, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_entities_state_i AFTER INSERT ON sk_entities
 WHEN substr(NEW.state, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.state, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.state, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.state, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_entities_state_u AFTER UPDATE OF state ON sk_entities
 WHEN NEW.state IS NOT OLD.state AND (substr(NEW.state, 1, 4) = X'FF534B52' OR substr(OLD.state, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.state, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.state, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.state, 1, 4) = X'FF534B52' AND id = substr(NEW.state, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -312,10 +438,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.state, 5, 16); E
 
 CREATE TRIGGER sk_blob_ref_sk_entity_calls_result_i AFTER INSERT ON sk_entity_calls
 WHEN substr(NEW.result, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.result, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_entity_calls_result_u AFTER UPDATE OF result ON sk_entity_calls
 WHEN NEW.result IS NOT OLD.result AND (substr(NEW.result, 1, 4) = X'FF534B52' OR substr(OLD.result, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.result, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.result, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.result, 1, 4) = X'FF534B52' AND id = substr(NEW.result, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
@@ -327,10 +460,17 @@ BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.result, 5, 16); 
 
 CREATE TRIGGER sk_blob_ref_sk_workflow_streams_value_i AFTER INSERT ON sk_workflow_streams
 WHEN substr(NEW.value, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.value, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_workflow_streams_value_u AFTER UPDATE OF value ON sk_workflow_streams
 WHEN NEW.value IS NOT OLD.value AND (substr(NEW.value, 1, 4) = X'FF534B52' OR substr(OLD.value, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.value, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.value, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.value, 1, 4) = X'FF534B52' AND id = substr(NEW.value, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1

@@ -25,16 +25,23 @@ CREATE TABLE sk_uploads (
     PRIMARY KEY (namespace, id)
 );
 CREATE INDEX sk_uploads_pending ON sk_uploads (expires_at) WHERE state = 'pending';
-CREATE INDEX sk_uploads_unstarted ON sk_uploads (completed_at)
+CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, completed_at)
     WHERE state = 'complete' AND started IS NULL;
 CREATE INDEX sk_uploads_checked ON sk_uploads (checked_at) WHERE started IS NOT NULL;
 
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_i AFTER INSERT ON sk_uploads
 WHEN substr(NEW.blob, 1, 4) = X'FF534B52'
-BEGIN UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.blob, 5, 16); END;
+BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.blob, 5, 16));
+    UPDATE sk_blobs SET refs = refs + 1 WHERE id = substr(NEW.blob, 5, 16);
+END;
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_u AFTER UPDATE OF blob ON sk_uploads
 WHEN NEW.blob IS NOT OLD.blob AND (substr(NEW.blob, 1, 4) = X'FF534B52' OR substr(OLD.blob, 1, 4) = X'FF534B52')
 BEGIN
+    SELECT RAISE(ABORT, 'statekeeper: a row refers to a blob that is gone')
+    WHERE substr(NEW.blob, 1, 4) = X'FF534B52'
+      AND NOT EXISTS (SELECT 1 FROM sk_blobs WHERE id = substr(NEW.blob, 5, 16));
     UPDATE sk_blobs SET refs = refs + 1
     WHERE substr(NEW.blob, 1, 4) = X'FF534B52' AND id = substr(NEW.blob, 5, 16);
     UPDATE sk_blobs SET refs = refs - 1
