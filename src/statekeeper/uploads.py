@@ -238,6 +238,7 @@ class Uploads:
         """Remove upload ``id`` and its file now."""
         if not await self._backend().uploads.forget(self.namespace, check_upload_id(id)):
             raise UploadNotFound(f"there is no upload {id!r}")
+        await self._payloads.blobs.sweep()  # its file, released
 
 
 async def upkeep(

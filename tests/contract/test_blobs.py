@@ -133,7 +133,9 @@ async def test_continuing_as_new_releases_the_old_input(database_url: str, names
         run = await app.workflows.start("looper", {"round": 0, "pad": BIG}, id="c1")
         await drive(app)
         assert await app.workflows.result(run, timeout=5) == 3
-        # Each new input replaced the last: only the current one is left.
+        # Each new input replaced the last: released, and gone at the sweep.
+        assert sorted(row[0] for row in await blobs(app)) == [0, 0, 0, 1]
+        assert await app.payloads.blobs.sweep() == 3
         assert [row[0] for row in await blobs(app)] == [1]
 
 
@@ -201,10 +203,7 @@ async def test_a_directory_store(database_url: str, namespace: str, clock: FakeC
         assert {row[3] for row in rows} == {"dir"}
         files = sorted(p for p in store.rglob("*") if p.is_file())
         assert len(files) == 3 + 1 + 1 + 3  # input, two results, output (3 chunks each big)
-        await app.workflows.purge(run)
-        # Released (nothing refers to them); the sweep removes rows and files.
-        assert all(row[0] == 0 for row in await blobs(app))
-        assert await app.payloads.blobs.sweep() == len(rows)
+        await app.workflows.purge(run)  # released, and swept: rows and files
         assert await blobs(app) == []
         assert not any(p.is_file() for p in store.rglob("*"))
 

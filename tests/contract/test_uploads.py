@@ -153,4 +153,6 @@ async def test_the_upkeep_starts_missed_starts_and_forgets_what_is_done(
     await upkeep(backend, clock, uploads_of, 100, [upload_app.namespace])
     with pytest.raises(UploadNotFound):
         await upload_app.uploads.get(missed.id)
+    assert await blob_count(upload_app) == 1  # released: the upkeep's sweep takes it
+    assert await upload_app.payloads.blobs.sweep() == 1
     assert await blob_count(upload_app) == 0

@@ -28,9 +28,18 @@ MiB = 1 << 20
 
 
 class Served:
-    def __init__(self, url: str, database_url: str) -> None:
+    def __init__(self, url: str, database_url: str, pid: int) -> None:
         self.url = url
         self.database_url = database_url
+        self.pid = pid
+
+    def memory(self, field: str) -> int:
+        """The server's VmRSS (now) or VmHWM (its peak so far), in bytes."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError(f"no {field}")
 
 
 @pytest.fixture
@@ -52,7 +61,7 @@ def served(own_database_url: str, tmp_path: Path) -> Iterator[Served]:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             time.sleep(0.05)
-        yield Served(url, own_database_url)
+        yield Served(url, own_database_url, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -117,8 +126,12 @@ def test_a_50_mib_file_starts_a_workflow_that_reads_it_back(served: Served, tmp_
     digest = file_of(path, 50 * MiB)
     created = create(served, workflow="payroll", sha256=digest, content_type="text/csv")
     assert created["max_bytes"] == 1 << 30 and created["expires_at"] > time.time()
+    resident = served.memory("VmRSS")
     status, body = curl("-T", str(path), created["upload_url"])
     assert status == 201, body
+    # Streamed: the server held a few chunks of the file, never the file.
+    grew = served.memory("VmHWM") - resident
+    assert grew < 24 * MiB, grew
     stored = httpx.Response(200, content=body).json()
     assert stored["state"] == "complete" and stored["size"] == 50 * MiB
     assert stored["sha256"] == digest and stored["started"]

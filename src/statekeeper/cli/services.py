@@ -18,6 +18,7 @@ from statekeeper.cli.common import Settings, load_app, pass_settings, run
 from statekeeper.cli.params import seconds_option
 from statekeeper.constants import ENV_BODY_TIMEOUT, ENV_HEADER_TIMEOUT, ENV_TLS_CERT, ENV_TLS_KEY
 from statekeeper.http.config import HttpConfig
+from statekeeper.runtime.memory import keep_large_blocks_mapped
 from statekeeper.runtime.worker import Worker
 
 GRACE_HELP = "Seconds to finish the work in hand on SIGTERM or SIGINT."
@@ -179,6 +180,7 @@ def serve(
             announce=lambda line: click.echo(line, err=True),
         )
 
+    keep_large_blocks_mapped()  # large payloads' memory goes back (runtime/memory.py)
     run(go())
 
 
@@ -223,4 +225,5 @@ def worker(
         enable_callbacks(app)
         return await run_worker(app, list(queues) or None, grace, health_host, health_port)
 
+    keep_large_blocks_mapped()  # large payloads' memory goes back (runtime/memory.py)
     run(go())

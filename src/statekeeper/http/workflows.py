@@ -185,6 +185,15 @@ class WorkflowRoutes:
             raise WorkflowNotFound(f"there is no workflow {name!r} with id {run!r}", id=run)
         return status
 
+    async def _named_id(self, request: Request) -> str:
+        """``_named``'s check without reading the workflow's output (it may be large)."""
+        name: str = request.path_params["name"]
+        run: str = request.path_params["id"]
+        check_workflow_name(name)
+        if await self.app.workflows.run_name(run) != name:
+            raise WorkflowNotFound(f"there is no workflow {name!r} with id {run!r}", id=run)
+        return run
+
     async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
         key = request.headers.get("idempotency-key")
@@ -226,22 +235,22 @@ class WorkflowRoutes:
         event = request.path_params["event"]
         check_event_name(event)
         body = await self._json(request)
-        run = (await self._named(request)).id
+        run = await self._named_id(request)
         await self.app.workflows.send_event(run, event, body)
         return model_response(EventDelivered(id=run, event=event, delivered=True), 202)
 
     async def cancel(self, request: Request) -> Response:
-        run = (await self._named(request)).id
+        run = await self._named_id(request)
         await self.app.workflows.cancel(run)
         return model_response(CancelRequested(id=run, cancel_requested=True), 202)
 
     async def pause(self, request: Request) -> Response:
-        run = (await self._named(request)).id
+        run = await self._named_id(request)
         await self.app.workflows.pause(run)
         return model_response(PauseChanged(id=run, paused=True), 202)
 
     async def resume(self, request: Request) -> Response:
-        run = (await self._named(request)).id
+        run = await self._named_id(request)
         await self.app.workflows.resume(run)
         return model_response(PauseChanged(id=run, paused=False), 202)
 

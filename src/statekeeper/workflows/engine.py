@@ -376,6 +376,15 @@ class Workflows:
     async def status(self, id: str) -> WorkflowStatus:
         return await self._status(id, typed=False)
 
+    async def run_name(self, id: str) -> str:
+        """The name of workflow ``id`` (WorkflowNotFound if there is none), its payloads
+        left unread."""
+        check_workflow_id(id)
+        row = await self._backend.workflows.get(self.namespace, id)
+        if row is None:
+            raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
+        return row.name
+
     async def _status(self, id: str, *, typed: bool) -> WorkflowStatus:
         """The workflow's status; ``typed``: its output as the type its function declares
         (when registered here), else as JSON."""
@@ -518,8 +527,9 @@ class Workflows:
 
     async def purge(self, id: str) -> None:
         """Delete a finished workflow: its row, journal and events (its children, which
-        have ids of their own, are kept). WorkflowNotFound if there is none;
-        WorkflowNotFinished (409) while it runs: cancel it first."""
+        have ids of their own, are kept), and the blobs only it referred to.
+        WorkflowNotFound if there is none; WorkflowNotFinished (409) while it runs:
+        cancel it first."""
         check_workflow_id(id)
         if not await self._backend.workflows.purge(self.namespace, id):
             status = await self.status(id)  # WorkflowNotFound if there is none
@@ -527,6 +537,7 @@ class Workflows:
                 f"workflow {id!r} is {status.status}; only a finished workflow can be purged",
                 id=id,
             )
+        await self.payloads.blobs.sweep()  # what it released goes now, not at the upkeep
 
     async def input(self, id: str) -> Any:
         """The input workflow ``id`` was started with."""

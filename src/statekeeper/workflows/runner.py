@@ -364,6 +364,9 @@ class WorkflowRunner:
                 leased, "failed", None, ErrorRecord.of(error, name="ResultNotStored")
             )
             return
+        # The output is JSON now: its value (held by the task too) and the input go,
+        # so that a large one is not in memory twice while it is stored.
+        del output, run, workflow_input
         await self._finish(leased, "succeeded", data, None)
 
     async def _continue_as_new(self, leased: LeasedWorkflow, data: bytes) -> None:

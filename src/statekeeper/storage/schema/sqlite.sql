@@ -625,10 +625,10 @@ CREATE TABLE sk_workflow_streams (
 -- FF 53 4B 52 ("\xffSKR") and the blob's 16-byte id. sk_blobs counts the rows that
 -- refer to each blob (refs), kept by the triggers below on every payload column, in
 -- the transaction that writes or deletes the row: a copied row adds a reference, a
--- deleted or overwritten one drops it. At zero, a blob whose chunks are in the
--- database goes at once with them; one in another store (a directory) is marked
--- released for the sweeper, which also removes blobs never referenced (a writer that
--- stopped before its row committed) once they are older than the grace period.
+-- deleted or overwritten one drops it. At zero a blob is marked released, and the
+-- sweep removes it with its chunks (in the database or a directory), as it removes
+-- blobs never referenced (a writer that stopped before its row committed) once they
+-- are older than the grace period. A row that refers to a blob that is gone is refused.
 -- size and chunks are NULL until the last chunk is written.
 
 CREATE TABLE sk_blobs (
@@ -651,15 +651,19 @@ CREATE TABLE sk_blob_chunks (
     PRIMARY KEY (blob_id, seq)
 );
 
--- The last reference gone: chunks in the database go with the blob; another store's
--- blob is left to the sweeper.
+-- The count crossing zero: the last reference gone marks the blob released (the sweep
+-- removes it and its chunks); a reference coming back (a row deleted and inserted
+-- elsewhere in one transaction) takes the mark away.
 CREATE TRIGGER sk_blobs_released AFTER UPDATE OF refs ON sk_blobs
 WHEN NEW.refs <= 0 AND OLD.refs > 0
 BEGIN
-    DELETE FROM sk_blob_chunks WHERE blob_id = NEW.id AND NEW.store = 'db';
-    DELETE FROM sk_blobs WHERE id = NEW.id AND store = 'db';
     UPDATE sk_blobs SET released_at = (julianday('now') - 2440587.5) * 86400.0
     WHERE id = NEW.id;
+END;
+CREATE TRIGGER sk_blobs_referred AFTER UPDATE OF refs ON sk_blobs
+WHEN NEW.refs > 0 AND OLD.refs <= 0 AND NEW.released_at IS NOT NULL
+BEGIN
+    UPDATE sk_blobs SET released_at = NULL WHERE id = NEW.id;
 END;
 
 CREATE TRIGGER sk_blob_ref_sk_state_value_i AFTER INSERT ON sk_state

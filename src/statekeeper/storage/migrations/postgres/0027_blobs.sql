@@ -3,10 +3,10 @@
 -- FF 53 4B 52 ("\xffSKR") and the blob's 16-byte id. sk_blobs counts the rows that
 -- refer to each blob (refs), kept by the triggers below on every payload column, in
 -- the transaction that writes or deletes the row: a copied row adds a reference, a
--- deleted or overwritten one drops it. At zero, a blob whose chunks are in the
--- database goes at once with them; one in another store (a directory) is marked
--- released for the sweeper, which also removes blobs never referenced (a writer that
--- stopped before its row committed) once they are older than the grace period.
+-- deleted or overwritten one drops it. At zero a blob is marked released, and the
+-- sweep removes it with its chunks (in the database or a directory), as it removes
+-- blobs never referenced (a writer that stopped before its row committed) once they
+-- are older than the grace period. A row that refers to a blob that is gone is refused.
 -- size and chunks are NULL until the last chunk is written.
 
 CREATE TABLE sk_blobs (
@@ -29,15 +29,13 @@ CREATE TABLE sk_blob_chunks (
     PRIMARY KEY (blob_id, seq)
 );
 
--- Keeps the count of one payload column (the trigger's argument) of the changed row.
--- The last reference gone: chunks in the database go with the blob; another store's
--- blob is left to the sweeper.
+-- Keeps the count of one payload column (the trigger's argument) of the changed row:
+-- the last reference gone marks the blob released (the sweep removes it), a reference
+-- coming back takes the mark away, and a reference to a blob that is gone is refused.
 CREATE FUNCTION sk_blob_refs() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     old_ref BYTEA;
     new_ref BYTEA;
-    left_refs BIGINT;
-    where_kept TEXT;
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         EXECUTE format('SELECT ($1).%I', TG_ARGV[0]) USING OLD INTO old_ref;
@@ -49,22 +47,18 @@ BEGIN
         RETURN NULL;
     END IF;
     IF substring(new_ref FROM 1 FOR 4) = '\xff534b52'::bytea THEN
-        UPDATE sk_blobs SET refs = refs + 1 WHERE id = substring(new_ref FROM 5 FOR 16);
+        UPDATE sk_blobs SET refs = refs + 1, released_at = NULL
+        WHERE id = substring(new_ref FROM 5 FOR 16);
         IF NOT FOUND THEN  -- never a reference to a blob that is gone
             RAISE EXCEPTION 'statekeeper: a row refers to a blob that is gone'
                 USING ERRCODE = 'foreign_key_violation';
         END IF;
     END IF;
     IF substring(old_ref FROM 1 FOR 4) = '\xff534b52'::bytea THEN
-        UPDATE sk_blobs SET refs = refs - 1 WHERE id = substring(old_ref FROM 5 FOR 16)
-        RETURNING refs, store INTO left_refs, where_kept;
-        IF left_refs <= 0 AND where_kept = 'db' THEN
-            DELETE FROM sk_blob_chunks WHERE blob_id = substring(old_ref FROM 5 FOR 16);
-            DELETE FROM sk_blobs WHERE id = substring(old_ref FROM 5 FOR 16);
-        ELSIF left_refs <= 0 THEN
-            UPDATE sk_blobs SET released_at = extract(epoch FROM clock_timestamp())
-            WHERE id = substring(old_ref FROM 5 FOR 16);
-        END IF;
+        UPDATE sk_blobs SET refs = refs - 1,
+            released_at = CASE WHEN refs <= 1 THEN extract(epoch FROM clock_timestamp())
+                               ELSE released_at END
+        WHERE id = substring(old_ref FROM 5 FOR 16);
     END IF;
     RETURN NULL;
 END;
