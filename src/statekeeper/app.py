@@ -357,6 +357,8 @@ class App:
             completions=completion_builder(self.clock, self.namespace, self.sealer),
             callback_policy=lambda: self.callback_policy,
             sealer=self.sealer,
+            spill=self.payloads.prepare,
+            fill=self.payloads.fill,
         )
         self._queues[name] = queue
         return queue

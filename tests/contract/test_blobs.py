@@ -301,3 +301,40 @@ async def test_a_process_without_the_store_gives_the_run_back(
         declare(app)
         clock.advance(60)  # past the lease the other process gave back
         assert (await finish(app, clock, run))["data"] == BIG
+
+
+async def test_message_bodies_go_out_of_line_with_their_message(
+    blob_app: App, clock: FakeClock
+) -> None:
+    queue = blob_app.queue("big", max_message_bytes=10 << 20)
+    body = {"rows": ["r" * 1000] * 3000}  # about 3 MB: three chunks
+    sent = await queue.send(body)
+    rows = await blobs(blob_app)
+    assert [row[:3] for row in rows] == [(1, len(json_of(body)), 3)]  # inserted with it
+    [message] = await queue.receive(1)
+    assert message.id == sent.id and message.body == body
+    await message.ack({"ok": True})  # into the archive: the blob moves with the row
+    assert [row[0] for row in await blobs(blob_app)] == [1]
+    # In a transaction's outbox too; a dead letter is peeked and redriven whole.
+    tx = blob_app.state.transaction()
+    tx.put("k", 1)
+    tx.send("big", {"second": "s" * 5000})
+    await tx.commit()
+    [second] = await queue.receive(1)
+    await second.fail("no", retryable=False)
+    [dead] = await queue.peek(dead=True)
+    assert dead.body == {"second": "s" * 5000}
+    assert await queue.redrive() == 1
+    [again] = await queue.receive(1)
+    assert again.body == {"second": "s" * 5000}
+    await again.ack()
+    # Archived messages forgotten: their blobs released and swept.
+    clock.advance(8 * 24 * 3600)
+    await blob_app.forget_old_records()
+    assert await blobs(blob_app) == []
+
+
+def json_of(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, separators=(",", ":")).encode()

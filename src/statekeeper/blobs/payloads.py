@@ -28,6 +28,7 @@ from statekeeper.constants import (
 from statekeeper.errors import ConfigurationError
 from statekeeper.sealing import Sealer
 from statekeeper.storage.contracts import BlobStorage
+from statekeeper.storage.rows import PreparedBlob
 
 
 class Payloads:
@@ -63,6 +64,19 @@ class Payloads:
         if len(plain) > self.threshold:
             return await self.blobs.write(namespace, plain)
         return None
+
+    def prepare(self, namespace: str, plain: bytes) -> PreparedBlob | None:
+        """A blob of ``plain`` to insert with the row that refers to it, if ``plain`` is
+        above the threshold (a message body: ``Queue``'s spill); None if it stays inline."""
+        if len(plain) > self.threshold:
+            return self.blobs.prepare(namespace, plain)
+        return None
+
+    async def fill(self, namespace: str, stored: bytes) -> bytes:
+        """``stored`` as it is, or the bytes of the blob it refers to (``Queue``'s fill)."""
+        if is_ref(stored):
+            return bytes(await self.blobs.read(namespace, stored))
+        return stored
 
     async def open(self, stored: bytes, *where: str) -> bytes:
         """The plaintext of what a row stores (read from its blob if it refers to one)."""

@@ -24,6 +24,7 @@ from statekeeper.errors import BlobMissing, BlobUnavailable, PayloadTooLarge
 from statekeeper.sealing import BLOB, Sealer
 from statekeeper.storage.blob_ops import BlobInfo
 from statekeeper.storage.contracts import BlobStorage
+from statekeeper.storage.rows import PreparedBlob
 
 CHUNK = 1 << 20  # bytes of payload per chunk
 BATCH = 8  # chunks per write or read: what memory holds beyond the payload
@@ -66,6 +67,19 @@ class BlobStore:
         if not await storage.complete(blob_id, len(data), count, self._clock()):
             raise BlobMissing(f"blob {blob_id.hex()} was removed while it was written")
         return ref_to(blob_id)
+
+    def prepare(self, namespace: str, data: bytes) -> PreparedBlob:
+        """``data`` as a blob to insert in the transaction of the row that refers to it
+        (``rows.PreparedBlob``: chunks sealed here, held in the database), without
+        writing anything: nothing can be left behind if that transaction fails."""
+        blob_id = new_blob_id()
+        view = memoryview(data)
+        count = max(1, -(-len(data) // CHUNK))
+        chunks = tuple(
+            self._seal(namespace, blob_id, seq, view[seq * CHUNK : (seq + 1) * CHUNK], count)
+            for seq in range(count)
+        )
+        return PreparedBlob(blob_id, namespace, len(data), chunks)
 
     def _seal(
         self, namespace: str, blob_id: bytes, seq: int, chunk: memoryview, count: int

@@ -16,12 +16,17 @@ import math
 import random
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from statekeeper.codec import decode_value, encode_value
-from statekeeper.constants import INTERNAL_QUEUE_PREFIX, MAX_DELAY_SECONDS, is_internal_queue
+from statekeeper.constants import (
+    INTERNAL_QUEUE_PREFIX,
+    MAX_DELAY_SECONDS,
+    REF_MAGIC,
+    is_internal_queue,
+)
 from statekeeper.errors import (
     DecryptionError,
     ErrorRecord,
@@ -44,15 +49,26 @@ from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
 from statekeeper.queues.wakeups import POLL_INTERVAL, Wakeups, request_subject
-from statekeeper.sealing import MESSAGE, PLAIN, Sealer
+from statekeeper.sealing import MESSAGE, PLAIN, Sealer, is_ref
 from statekeeper.storage.contracts import Storage
-from statekeeper.storage.rows import NewMessage, QueuedMessage, Settlement, UnitOfWork
+from statekeeper.storage.rows import (
+    NewMessage,
+    PreparedBlob,
+    QueuedMessage,
+    Settlement,
+    UnitOfWork,
+)
 
 # Builds the messages that announce a message's outcome to its reply_to: given the
 # message, "succeeded" or "dead-lettered", the result and the error.
 Completions = Callable[["Message", str, Any, "ErrorRecord | None"], list[NewMessage]]
 
 log = logging.getLogger("statekeeper.queues")
+
+# A large body out of line (the app's payloads): (namespace, body) -> its blob, or None
+# below the threshold; and a stored body's bytes, read from its blob when it has one.
+Spill = Callable[[str, bytes], PreparedBlob | None]
+Fill = Callable[[str, bytes], Awaitable[bytes]]
 
 MAX_RECEIVE = 100
 
@@ -118,8 +134,14 @@ class Queue:
         completions: Completions | None = None,
         callback_policy: Callable[[], CallbackPolicy] | None = None,
         sealer: Sealer = PLAIN,
+        spill: Spill | None = None,
+        fill: Fill | None = None,
     ) -> None:
         self.name = check_queue_name(name)
+        # Bodies above the blob threshold go out of line, with the message (``spill``:
+        # its blob, prepared; ``fill``: a stored body's bytes, from its blob if it has one).
+        self._spill = spill
+        self._fill = fill
         self._completions = completions
         # Which callback URLs messages may carry (the app's allow-list, else the environment).
         self._callback_policy = callback_policy or CallbackPolicy.from_env
@@ -199,7 +221,7 @@ class Queue:
                 size=len(data),
                 limit=self.config.max_message_bytes,
             )
-        if group is None and derive_group and self.config.group_by is not None:
+        if group is None and derive_group and self.config.group_by is not None and not is_ref(data):
             group = self.config.group_of(self.name, json.loads(data))
         now = self._clock()
         window = self.config.dedup_window
@@ -209,6 +231,9 @@ class Queue:
         id = uuid.uuid4().hex
         encoded_attributes = _encode_attributes(attributes)
         encoded_reply_to = _encode_reply_to(reply_to, self._callback_policy)
+        blob = None if self._spill is None or is_ref(data) else self._spill(self.namespace, data)
+        if blob is not None:  # out of line: its blob goes in with the message, atomically
+            data = REF_MAGIC + blob.id
         if self.sealer.enabled:
             data, encoded_attributes, encoded_reply_to = self._seal(
                 id, data, encoded_attributes, encoded_reply_to
@@ -225,6 +250,7 @@ class Queue:
             dedup_expires_at=now + window,
             fingerprint=fingerprint,
             reply_to=encoded_reply_to,
+            blob=blob,
         )
 
     def _seal(
@@ -340,7 +366,7 @@ class Queue:
         messages = []
         for row in rows:
             try:
-                message = self._message(row, token)
+                message = self._message(await self._filled(row), token)
             except StatekeeperError as error:  # one unreadable message fails alone
                 await self._fail_unreadable(row, token, error)
                 continue
@@ -395,6 +421,12 @@ class Queue:
             "unreadable message " + ("dead-lettered" if state == "dead" else "failed"),
             extra={"queue": self.name, "message_id": row.id, "error": text},
         )
+
+    async def _filled(self, row: QueuedMessage) -> QueuedMessage:
+        """``row`` with its body read from its blob if it is stored out of line."""
+        if self._fill is None or not is_ref(row.body):
+            return row
+        return row._replace(body=await self._fill(self.namespace, row.body))
 
     def _message(self, row: QueuedMessage, token: str) -> Message:
         open, open_text, ns, id = self.sealer.open, self.sealer.open_text, self.namespace, row.id
@@ -618,7 +650,7 @@ class Queue:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}")
         rows = await self._backend.queues.peek(self.namespace, self.name, dead=dead, limit=limit)
-        return [self._stored(row) for row in rows]
+        return [self._stored(await self._filled(row)) for row in rows]
 
     def _stored(self, row: QueuedMessage) -> StoredMessage:
         """A message as peeked; one that cannot be read is shown with ``body_error``."""

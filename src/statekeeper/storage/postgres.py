@@ -37,6 +37,7 @@ from statekeeper.storage.unit import (
     ack_statement,
     already_tracked,
     append_statement,
+    blob_rows,
     check_outbox,
     commit_statement,
     entity_statement,
@@ -259,6 +260,10 @@ class PostgresBackend(Blocks):
         self, namespace: str, messages: Sequence[NewMessage], now: float
     ) -> list[Duplicate | None]:
         with translated("cannot enqueue"):
+            if any(m.blob is not None for m in messages):  # bodies out of line: their blobs too
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self._insert_blobs(conn, messages, now)
+                    return [await self._send_one(conn, namespace, m, now) for m in messages]
             if len(messages) == 1:
                 return [await self._send_one(self.pool, namespace, messages[0], now)]
             if all(m.dedup_id is None for m in messages):  # one statement for them all
@@ -310,10 +315,18 @@ class PostgresBackend(Blocks):
             return Duplicate(str(found[0]), found[1])
         return Duplicate(str(row[1]), row[2])
 
+    async def _insert_blobs(self, conn: Any, messages: Sequence[NewMessage], now: float) -> None:
+        """In a transaction: the blobs of the messages' bodies stored out of line."""
+        for m in messages:
+            if m.blob is not None:
+                row, (sql, chunks) = blob_rows(Q, m.blob, now)
+                await conn.execute(row[0], *row[1])
+                await conn.executemany(sql, chunks)
+
     async def commit(self, unit: UnitOfWork) -> UnitResult:
         if unit.entity is not None:
             return await self._commit_entity(unit)
-        if unit.starts:
+        if unit.starts or any(m.blob is not None for m in unit.messages):
             return await self._commit_with_starts(unit)
         return await self._commit_on(self.pool, unit)
 
@@ -328,8 +341,10 @@ class PostgresBackend(Blocks):
         return done
 
     async def _starts_then_rest(self, conn: Any, unit: UnitOfWork) -> UnitResult:
-        """In a transaction: the unit's workflow starts, then the rest of it (without an
-        entity); _NotApplied (rolling it back) when a lease or fence was lost."""
+        """In a transaction: the blobs of its messages' bodies stored out of line, the
+        unit's workflow starts, then the rest of it (without an entity); _NotApplied
+        (rolling it back) when a lease or fence was lost."""
+        await self._insert_blobs(conn, unit.messages, unit.now)
         for start in unit.starts:
             sql, args = start_statement(Q, unit.namespace, unit.now, start)
             await conn.execute(sql, *args)

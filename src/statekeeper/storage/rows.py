@@ -60,6 +60,17 @@ WriteOp = PutOp | DeleteOp
 # --- queues ----------------------------------------------------------------------------
 
 
+class PreparedBlob(NamedTuple):
+    """A blob written in the transaction that writes the row referring to it (a large
+    message body): its id, namespace, size and chunks (sealed already), held in the
+    database."""
+
+    id: bytes
+    namespace: str
+    size: int
+    chunks: tuple[bytes, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message to enqueue; ``body`` is JSON bytes, ``attributes`` a JSON object text.
@@ -79,6 +90,9 @@ class NewMessage:
     dedup_expires_at: float = 0.0
     fingerprint: str | None = None  # of the content, to tell a repeat from a reused dedup id
     reply_to: str | None = None  # JSON: where the outcome goes (callback URL, queue)
+    # A body stored out of line: ``body`` is its reference, this its blob, inserted with
+    # the message (storage ``blob_rows``).
+    blob: PreparedBlob | None = None
 
 
 class Duplicate(NamedTuple):

@@ -24,6 +24,7 @@ from statekeeper.storage.rows import (
     Duplicate,
     EntityCommit,
     NewMessage,
+    PreparedBlob,
     PutOp,
     Settlement,
     StepRecord,
@@ -62,6 +63,20 @@ def _bind(queries: Queries, query_name: str, /, **values: Any) -> Statement:
 # --- SQLite: one writer job -------------------------------------------------------------
 
 
+def blob_rows(
+    queries: Queries, blob: PreparedBlob, now: float
+) -> tuple[Statement, tuple[str, list[tuple[Any, ...]]]]:
+    """The statements that store ``blob`` in the transaction of the row that refers
+    to it: its row, then its chunks (one statement over many argument tuples)."""
+    row = _bind(
+        queries, "blob_insert", blob_id=blob.id, namespace=blob.namespace, size=blob.size,
+        chunks=len(blob.chunks), now=now,
+    )  # fmt: skip
+    chunk = queries["blob_chunk"]
+    rows = [chunk.args(blob_id=blob.id, seq=n, data=data) for n, data in enumerate(blob.chunks)]
+    return row, (chunk.sql, rows)
+
+
 def send_messages(
     conn: sqlite3.Connection,
     queries: Queries,
@@ -86,6 +101,10 @@ def send_messages(
                 found = conn.execute(*holder).fetchone()
                 outcomes.append(Duplicate(found[0], found[1]))
                 continue
+        if m.blob is not None:  # its body out of line: the blob first, in this transaction
+            row, (sql, chunks) = blob_rows(queries, m.blob, now)
+            conn.execute(*row)
+            conn.executemany(sql, chunks)
         conn.execute(*_bind(
             queries, "queue_send", id=m.id, namespace=namespace, queue=m.queue, body=m.body,
             attributes=m.attributes, correlation_id=m.correlation_id, group_id=m.group_id,

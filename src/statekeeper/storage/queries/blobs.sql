@@ -45,3 +45,9 @@ DELETE FROM sk_blobs WHERE id = :blob_id AND refs <= 0 RETURNING store;
 
 -- name: blob_forget_chunks
 DELETE FROM sk_blob_chunks WHERE blob_id = :blob_id;
+
+-- name: blob_insert
+-- A blob written whole in the transaction of the row that refers to it (a large message
+-- body): complete at once, in the database.
+INSERT INTO sk_blobs (id, namespace, store, size, chunks, created_at)
+VALUES (:blob_id, :namespace, 'db', :size, :chunks, :now);
