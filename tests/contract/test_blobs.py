@@ -5,7 +5,7 @@ damage found on reading, the sweep, and the directory store."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,14 @@ import pytest
 from statekeeper import App, Keyring
 from statekeeper.errors import (
     BlobMissing,
+    BlobUnavailable,
     ConfigurationError,
     DecryptionError,
     StatekeeperError,
     ValueTooLarge,
 )
 from tests.conftest import FakeClock
+from tests.servers import free_port
 from tests.support import drive
 
 THRESHOLD = 64  # bytes: anything bigger goes out of line here
@@ -338,3 +340,56 @@ def json_of(value: Any) -> bytes:
     import json
 
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """An S3-compatible server on loopback (moto's), a bucket in it: (endpoint, client)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="payloads")
+    try:
+        yield endpoint, client
+    finally:
+        server.stop()
+
+
+async def test_an_s3_compatible_store(
+    database_url: str, namespace: str, clock: FakeClock, s3_bucket: tuple[str, Any]
+) -> None:
+    endpoint, client = s3_bucket
+    store = f"s3://payloads/blobs/{namespace}?endpoint_url={endpoint}&region=us-east-1"
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD, blob_store=store) as app:  # fmt: skip
+        declare(app)
+        run = await app.workflows.start("echo", HUGE, id="s1")
+        assert (await finish(app, clock, run))["data"] == HUGE
+        assert {row[3] for row in await blobs(app)} == {"s3"}
+
+        def keys() -> list[str]:
+            listed = client.list_objects_v2(Bucket="payloads", Prefix=f"blobs/{namespace}/")
+            return [item["Key"] for item in listed.get("Contents", [])]
+
+        assert len(keys()) == 3 + 1 + 1 + 3  # input, two results, output: as in a directory
+        await app.workflows.purge(run)  # released and swept: rows and objects
+        assert await blobs(app) == [] and keys() == []
+    # The store unreachable (a closed port): the run is given back, not failed.
+    closed = f"s3://payloads/x?endpoint_url=http://127.0.0.1:{free_port()}&region=us-east-1"
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   blob_threshold=THRESHOLD, blob_store=closed) as app:  # fmt: skip
+        declare(app)
+        with pytest.raises(BlobUnavailable):
+            await app.workflows.start("echo", HUGE, id="s2")
+    with pytest.raises(ConfigurationError, match="takes endpoint_url and region"):
+        App(database_url, blob_store="s3://bucket/p?secret=1")
+    with pytest.raises(ConfigurationError, match="needs a bucket"):
+        App(database_url, blob_store="s3:///p")
