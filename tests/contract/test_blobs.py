@@ -393,3 +393,28 @@ async def test_an_s3_compatible_store(
         App(database_url, blob_store="s3://bucket/p?secret=1")
     with pytest.raises(ConfigurationError, match="needs a bucket"):
         App(database_url, blob_store="s3:///p")
+
+
+async def test_messages_values_and_streams_of_a_workflow_go_out_of_line(
+    blob_app: App, clock: FakeClock
+) -> None:
+    @blob_app.workflow(name="mailroom")
+    async def mailroom(ctx: Any, _: Any) -> Any:
+        got = await ctx.receive("docs")
+        await ctx.publish("latest", {"copy": got})
+        await ctx.write_stream("feed", {"streamed": got})
+        return len(got["text"])
+
+    run = await blob_app.workflows.start("mailroom", None, id="m1")
+    await drive(blob_app)
+    await blob_app.workflows.send_message(run, "docs", {"text": BIG})
+    await drive(blob_app)
+    assert await blob_app.workflows.result(run, timeout=5) == len(BIG)
+    assert await blob_app.workflows.get(run, "latest") == {"copy": {"text": BIG}}
+    assert await blob_app.workflows.values(run) == {"latest": {"copy": {"text": BIG}}}
+    read = [entry async for entry in blob_app.workflows.read_stream(run, "feed")]
+    assert read == [{"streamed": {"text": BIG}}]
+    # The message, the value and the stream value share their blobs with the journal.
+    assert sorted(row[0] for row in await blobs(blob_app)) == [2, 2, 2]
+    await blob_app.workflows.purge(run)
+    assert await blobs(blob_app) == []

@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from statekeeper.codec import decode_value
 from statekeeper.errors import (
+    BlobUnavailable,
     DecryptionError,
     ErrorRecord,
     InvalidIdentifier,
     ValidationError,
 )
 from statekeeper.identifiers import shown
-from statekeeper.sealing import EVENT, STEP, WORKFLOW
+from statekeeper.sealing import EVENT, STEP, WORKFLOW, is_ref
 from statekeeper.storage.rows import JournalEntry
 from statekeeper.storage.workflow_message_ops import mailbox_waiting_for
-from statekeeper.workflows.journal import encode
 from statekeeper.workflows.signals import (
     Cancelled,
     EventTimeout,
@@ -129,10 +129,10 @@ async def _receive(ctx: WorkflowContext, position: int, topic: str, timeout: flo
     # A message there already is taken at once; only a receive that would wait applies
     # the pending updates first (and then looks again).
     if (taken := await _take(ctx, position, topic)) is not None:
-        return decode_value(topic, taken)
+        return await _decoded(ctx, topic, taken)
     live = await updates.apply(ctx)
     if live and (taken := await _take(ctx, position, topic)) is not None:
-        return decode_value(topic, taken)
+        return await _decoded(ctx, topic, taken)
     if deadline is not None and ctx._clock() >= deadline:
         timed_out = ErrorRecord.made(
             "ReceiveTimeout", f"no message on topic {topic!r} within {timeout} s"
@@ -155,10 +155,25 @@ async def _take(ctx: WorkflowContext, position: int, topic: str) -> bytes | None
         if found is None:
             return None
         seq, data = found
+        if is_ref(data):  # out of line: the journal entry shares the message's blob
+            inbox.consumed[topic] = seq
+            await record(ctx, position, RECEIVE, topic, output=data, attempts=seq)
+            return data
         plain = _opened_message(ctx, topic, data)
         inbox.consumed[topic] = seq
         await record(ctx, position, RECEIVE, topic, output=plain, attempts=seq)
         return plain
+
+
+async def _decoded(ctx: WorkflowContext, topic: str, taken: bytes) -> Any:
+    """A message taken: its plaintext, or the reference to its blob, as a value."""
+    if not is_ref(taken):
+        return decode_value(topic, taken)
+    where = message_where(ctx._namespace, ctx.workflow_id, topic)
+    try:
+        return await ctx._payloads.value(taken, None, f"message on topic {topic!r}", *where)
+    except (DecryptionError, BlobUnavailable) as failed:
+        raise Unreadable(failed.message) from None
 
 
 def _consumed(ctx: WorkflowContext, topic: str) -> int:
@@ -188,10 +203,12 @@ async def publish(ctx: WorkflowContext, key: str, value: Any) -> None:
     position = ctx._next()
     if ctx._recorded(position, PUBLISH, key) is not None:
         return
-    plain = encode(f"value {key!r} of workflow {ctx.workflow_id!r}", value)
-    stored = ctx._sealer.seal(plain, *value_where(ctx._namespace, ctx.workflow_id, key))
-    # The journal keeps the value too: a fork from a later position publishes it again.
-    await record(ctx, position, PUBLISH, key, output=plain, value=(key, stored))
+    plain = ctx._payloads.encode(f"value {key!r} of workflow {ctx.workflow_id!r}", value)
+    stored = await ctx._payloads.seal(plain, *value_where(ctx._namespace, ctx.workflow_id, key))
+    # The journal keeps the value too (sharing its blob when it has one): a fork from a
+    # later position publishes it again.
+    output = stored if is_ref(stored) else plain
+    await record(ctx, position, PUBLISH, key, output=output, value=(key, stored))
 
 
 # --- the journal entries and suspensions of this module and updates.py -------------------
@@ -214,7 +231,7 @@ async def record(
     fence, with what it settles, publishes or appends to a stream (workflows/streams.py),
     in one transaction; Superseded if the lease is lost."""
     where = (STEP, ctx._namespace, ctx.workflow_id, str(position))
-    sealed = None if output is None else ctx._sealer.seal(output, *where, "output")
+    sealed = None if output is None else await ctx._payloads.seal(output, *where, "output")
     text = None if error is None else ctx._sealer.seal_text(error.to_json(), *where, "error")
     now = ctx._clock()
     asked = await ctx._backend.workflow_messages.record(

@@ -49,8 +49,8 @@ class Messaging:
         flows = self._flows
         check_workflow_id(id)
         check_name("topic", topic)
-        plain = encode(f"message on topic {topic!r}", data)
-        sealed = flows.sealer.seal(plain, *message_where(flows.namespace, id, topic))
+        plain = flows.payloads.encode(f"message on topic {topic!r}", data)
+        sealed = await flows.payloads.seal(plain, *message_where(flows.namespace, id, topic))
         seq = await flows._backend.workflow_messages.send(
             flows.namespace, id, topic, sealed, flows._clock()
         )
@@ -145,8 +145,9 @@ class Messaging:
             raise ValueNotPublished(
                 f"workflow {id!r} published no value under {key!r}", id=id, key=key
             )
-        stored = flows.sealer.open(found[0], *value_where(flows.namespace, id, key))
-        return decode_value(key, stored)
+        return await flows.payloads.value(
+            found[0], None, key, *value_where(flows.namespace, id, key)
+        )
 
     async def values(self, id: str, *, after: str = "", limit: int = 100) -> dict[str, Any]:
         flows = self._flows
@@ -163,6 +164,8 @@ class Messaging:
         if not rows:
             await flows.status(id)  # WorkflowNotFound if there is none
         return {
-            key: decode_value(key, flows.sealer.open(value, *value_where(flows.namespace, id, key)))
+            key: await flows.payloads.value(
+                value, None, key, *value_where(flows.namespace, id, key)
+            )
             for key, value, _ in rows
         }

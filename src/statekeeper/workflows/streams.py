@@ -17,11 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.codec import decode_value
 from statekeeper.errors import InvalidValue, ValidationError
 from statekeeper.queues.wakeups import workflow_subject
-from statekeeper.sealing import WORKFLOW
-from statekeeper.workflows.journal import encode
+from statekeeper.sealing import WORKFLOW, is_ref
 from statekeeper.workflows.mailbox import check_name, record
 
 if TYPE_CHECKING:
@@ -53,11 +51,13 @@ async def write(ctx: WorkflowContext, key: str, value: Any, *, close: bool = Fal
     closed = {e.name for e in ctx._journal.values() if e.kind == STREAM_CLOSE}
     if key in closed:
         raise ValidationError(f"stream {key!r} of workflow {ctx.workflow_id!r} is closed")
-    plain = None if close else encode(f"stream {key!r} of workflow {ctx.workflow_id!r}", value)
+    subject = f"stream {key!r} of workflow {ctx.workflow_id!r}"
+    plain = None if close else ctx._payloads.encode(subject, value)
     where = stream_where(ctx._namespace, ctx.workflow_id, key, ctx.continued, position)
-    stored = None if plain is None else ctx._sealer.seal(plain, *where)
-    # The journal keeps the value too (the history shows it).
-    await record(ctx, position, kind, key, output=plain, stream=(key, stored, ctx.continued))
+    stored = None if plain is None else await ctx._payloads.seal(plain, *where)
+    # The journal keeps the value too (the history shows it; a blob is shared).
+    output = stored if stored is not None and is_ref(stored) else plain
+    await record(ctx, position, kind, key, output=output, stream=(key, stored, ctx.continued))
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -108,8 +108,7 @@ class StreamReader:
             if stored is None:
                 return StreamPage(entries, closed=True, done=status.done)
             where = stream_where(flows.namespace, id, key, run, position)
-            plain = flows.sealer.open(stored, *where)
-            entries.append(StreamEntry(seq, decode_value(key, plain)))
+            entries.append(StreamEntry(seq, await flows.payloads.value(stored, None, key, *where)))
         full = len(rows) == limit
         return StreamPage(entries, closed=False, done=status.done and not full)
 

@@ -108,7 +108,7 @@ SELECT namespace, workflow_id, topic, seq, data
 FROM sk_workflow_messages
 WHERE namespace = :namespace
   AND (workflow_id, topic, seq) > (:after_workflow_id, :after_topic, :after_seq)
-  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix AND substr(data, 1, 4) <> :ref_prefix
 ORDER BY workflow_id, topic, seq
 LIMIT :limit;
 
@@ -126,7 +126,7 @@ LIMIT :limit;
 SELECT namespace, workflow_id, key, value
 FROM sk_workflow_values
 WHERE namespace = :namespace AND (workflow_id, key) > (:after_workflow_id, :after_key)
-  AND substr(value, 1, :bytes_len) <> :bytes_prefix
+  AND substr(value, 1, :bytes_len) <> :bytes_prefix AND substr(value, 1, 4) <> :ref_prefix
 ORDER BY workflow_id, key
 LIMIT :limit;
 
@@ -136,7 +136,7 @@ SELECT namespace, workflow_id, key, seq, value, run, position
 FROM sk_workflow_streams
 WHERE namespace = :namespace
   AND (workflow_id, key, seq) > (:after_workflow_id, :after_key, :after_seq)
-  AND substr(value, 1, :bytes_len) <> :bytes_prefix
+  AND substr(value, 1, :bytes_len) <> :bytes_prefix AND substr(value, 1, 4) <> :ref_prefix
 ORDER BY workflow_id, key, seq
 LIMIT :limit;
 
