@@ -137,6 +137,20 @@ def test_heads_too_large_are_refused(served: tuple[Server, int, Path]) -> None:
         assert bad not in stderr
 
 
+def test_a_request_that_is_not_http_gets_a_json_400(served: tuple[Server, int, Path]) -> None:
+    """What the HTTP parser cannot read (here a Content-Length that is no number) is
+    answered in the API's error shape, as JSON, and the connection closed."""
+    server, port, _ = served
+    malformed = connect(port)
+    malformed.sendall(b"GET /healthz HTTP/1.1\r\nHost: sk\r\nContent-Length: Tcr0\r\n\r\n")
+    answer, _ = received(malformed, 10)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n")
+    [(status, body)] = responses(answer)
+    error = body["error"]
+    assert status == 400 and isinstance(error, dict) and error["code"] == "invalid_http_request"
+    assert "Traceback" not in server.stop()
+
+
 def post(n: int, *, close: bool = False) -> tuple[bytes, bytes]:
     """The head and the body of a request posting ``{"n": n}``."""
     body = json.dumps({"n": n}).encode()

@@ -2,13 +2,14 @@
 on its own (bound to the blob, its number and whether it is the last), their row in
 ``sk_blobs`` counting the rows that refer to them.
 
-Writing creates the row (no reference yet), writes the chunks a few at a time, then
-records the size: memory holds a few chunks beyond the payload itself. The row that
-refers to the blob commits afterwards; the triggers count it. Reading checks the row
-(same namespace, complete) and opens the chunks in order. A blob nothing refers to any
-more is gone with its last reference (chunks in the database) or at the next sweep
-(``sweep``: chunks in a directory, and blobs whose writer stopped before its row
-committed, once older than the grace period).
+Writing creates the row (no reference yet), writes the chunks a few at a time (each
+batch touching the row), then records the size: memory holds a few chunks beyond the
+payload itself. The row that refers to the blob commits afterwards; the triggers count
+it. ``prepare`` seals a blob to be inserted with its row instead, in one transaction (a
+message body). Reading checks the row (same namespace, complete) and opens the chunks
+in order. A blob whose last reference went is released; ``sweep`` removes released
+blobs, and blobs whose writer stopped before its row committed once they are older than
+the grace period.
 """
 
 from __future__ import annotations

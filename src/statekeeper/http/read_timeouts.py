@@ -253,6 +253,13 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self._refusal = answer
             self.flow.pause_reading()
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse (a malformed request line,
+        header or length), in the API's error shape: JSON, like every other answer."""
+        self._answer_and_close(
+            _raw_error(400, "invalid_http_request", f"the request is not valid HTTP: {msg}")
+        )
+
     def _answer_and_close(self, answer: bytes) -> None:
         self._refusal = None
         if not self.transport.is_closing():
@@ -260,7 +267,12 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+}
 
 
 def _raw_error(status: int, code: str, message: str) -> bytes:
