@@ -40,7 +40,6 @@ from statekeeper.errors import (
     ClosedError,
     ConfigurationError,
     EncryptionError,
-    UnknownQueue,
 )
 from statekeeper.events.projections import Projections, Target
 from statekeeper.events.store import EventStore
@@ -64,7 +63,8 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache, check_cache_url
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.rows import WorkflowStart
-from statekeeper.uploads import UPLOAD_DEDUP_WINDOW, Uploads
+from statekeeper.uploads import Targets as UploadTargets
+from statekeeper.uploads import Uploads
 from statekeeper.uploads import upkeep as upload_upkeep
 from statekeeper.workflows.engine import CALLBACK_FINAL, Workflows
 from statekeeper.workflows.flow import WorkflowQueue
@@ -218,28 +218,13 @@ class App:
         # Its uploads (``app.uploads``): files sent to signed URLs that start work.
         self.uploads = Uploads(
             lambda: self.backend, self.namespace, self.clock, self.payloads,
-            start_workflow=self._upload_start, send_message=self._upload_send,
-            check_workflow=self.workflows.known, check_queue=self._upload_queue,
+            UploadTargets(self.workflows, self.queue, self.has_queue),
             max_bytes=self._max_upload_bytes,
         )  # fmt: skip
 
     def _uploads_of(self, namespace: str) -> Uploads | None:
         """The uploads of ``namespace`` if this app serves it (its own, or a view's)."""
         return self.in_namespace(namespace).uploads if namespace in self.namespaces else None
-
-    async def _upload_start(self, name: str, input: Any, id: str) -> str:
-        return str(await self.workflows.start(name, input, id=id))
-
-    def _upload_queue(self, name: str) -> None:
-        if not self.has_queue(name):
-            raise UnknownQueue(f"there is no queue {name!r} here (declare it: app.queue)")
-
-    async def _upload_send(self, queue: str, body: Any, dedup_id: str) -> str:
-        """Send an upload's message once: its dedup id is remembered for a week (the
-        upkeep may send it again after a stop)."""
-        target = self.queue(queue)
-        message = target.new_message(body, dedup_id=dedup_id, dedup_window=UPLOAD_DEDUP_WINDOW)
-        return (await target.send_message(message)).id
 
     def _events_appended(self, namespace: str) -> None:
         """Events committed here: wake this namespace's subscriptions, here and elsewhere."""

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from statekeeper.blobs import Payloads
@@ -29,13 +29,16 @@ from statekeeper.errors import (
     ChecksumMismatch,
     PayloadTooLarge,
     StatekeeperError,
+    UnknownQueue,
     UploadFinished,
     UploadNotFound,
     ValidationError,
 )
 from statekeeper.identifiers import check_queue_name, check_workflow_name
+from statekeeper.queues import Queue
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.upload_ops import UploadRow
+from statekeeper.workflows.engine import Workflows
 
 log = logging.getLogger("statekeeper.uploads")
 
@@ -51,8 +54,6 @@ EXPIRED_KEPT = 3600.0
 UPLOAD_DEDUP_WINDOW = 7 * 24 * 3600.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
-
-Start = Callable[[str, Any, str], Awaitable[str]]  # (workflow or queue, input, id) -> id
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,39 @@ def check_upload_id(id: object) -> str:
     return id
 
 
+class Targets:
+    """What an upload starts: a workflow of the namespace's ``workflows`` (id
+    ``upload-<id>``), or a message on one of its declared queues (``queue``,
+    ``has_queue``: the app's)."""
+
+    def __init__(
+        self,
+        workflows: Workflows,
+        queue: Callable[[str], Queue],
+        has_queue: Callable[[str], bool],
+    ) -> None:
+        self._workflows = workflows
+        self._queue = queue
+        self._has_queue = has_queue
+
+    async def check(self, kind: str, target: str) -> None:
+        """UnknownWorkflow or UnknownQueue now, not when the file has arrived."""
+        if kind == "workflow":
+            await self._workflows.known(target)
+        elif not self._has_queue(target):
+            raise UnknownQueue(f"there is no queue {target!r} here (declare it: app.queue)")
+
+    async def start(self, kind: str, target: str, body: Any, key: str) -> str:
+        """Start it, once whatever the number of calls: the workflow by its id, the
+        message by its dedup id (remembered for a week: the upkeep may send it again
+        after a stop). The workflow's or message's id."""
+        if kind == "workflow":
+            return str(await self._workflows.start(target, body, id=key))
+        queue = self._queue(target)
+        message = queue.new_message(body, dedup_id=key, dedup_window=UPLOAD_DEDUP_WINDOW)
+        return (await queue.send_message(message)).id
+
+
 class Uploads:
     """The uploads of one namespace."""
 
@@ -104,21 +138,15 @@ class Uploads:
         namespace: str,
         clock: Callable[[], float],
         payloads: Payloads,
+        targets: Targets,
         *,
-        start_workflow: Start,
-        send_message: Start,
-        check_workflow: Callable[[str], Awaitable[Any]],
-        check_queue: Callable[[str], None],
         max_bytes: int,
     ) -> None:
         self._backend = backend
         self.namespace = namespace
         self._clock = clock
         self._payloads = payloads
-        self._start_workflow = start_workflow
-        self._send_message = send_message
-        self._check_workflow = check_workflow
-        self._check_queue = check_queue
+        self._targets = targets
         self.max_bytes = max_bytes
 
     async def create(
@@ -161,10 +189,7 @@ class Uploads:
                 f"expires_in must be a number of seconds from 1 to {MAX_EXPIRY:g}, "
                 f"got {expires_in!r}"
             )
-        if kind == "workflow":
-            await self._check_workflow(target)  # UnknownWorkflow now, not at the start
-        else:
-            self._check_queue(target)
+        await self._targets.check(kind, target)
         now = self._clock()
         row = UploadRow(
             secrets.token_hex(16), "pending", kind, target, limit, sha256, content_type, now,
@@ -196,8 +221,9 @@ class Uploads:
                 raise ChecksumMismatch(
                     f"the file's SHA-256 is {digest}, not the {upload.sha256} the upload expects"
                 )
+            now = self._clock()
             done = await self._backend().uploads.complete(
-                self.namespace, id, ref, size, digest, self._clock()
+                self.namespace, id, ref, size, digest, now
             )
             if not done:
                 if await self._backend().uploads.get(self.namespace, id) is None:
@@ -209,18 +235,17 @@ class Uploads:
         except BaseException:
             await blobs.discard(ref)  # nothing refers to it: nothing left behind
             raise
-        return await self._start(await self.get(id))
+        completed = replace(upload, state="complete", size=size, digest=digest, completed_at=now)
+        return await self._start(completed)
 
     async def _start(self, upload: Upload) -> Upload:
         """Start what ``upload`` starts (idempotent, by its id) and record it."""
         body = {"upload": upload.reference()}
-        key = f"upload-{upload.id}"
-        if upload.target_kind == "workflow":
-            started = await self._start_workflow(upload.target, body, key)
-        else:
-            started = await self._send_message(upload.target, body, key)
+        started = await self._targets.start(
+            upload.target_kind, upload.target, body, f"upload-{upload.id}"
+        )
         await self._backend().uploads.started(self.namespace, upload.id, started, self._clock())
-        return await self.get(upload.id)
+        return replace(upload, started=started)
 
     async def open(self, id: str) -> AsyncIterator[bytes]:
         """The file of complete upload ``id``, chunk by chunk."""

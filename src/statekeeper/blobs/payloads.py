@@ -58,13 +58,6 @@ class Payloads:
             return await self.blobs.write(where[1], plain)
         return self.sealer.seal(plain, *where)
 
-    async def spill(self, plain: bytes, namespace: str) -> bytes | None:
-        """A reference to a new blob holding ``plain`` if it is above the threshold
-        (a payload sealed later for several places); None if it stays inline."""
-        if len(plain) > self.threshold:
-            return await self.blobs.write(namespace, plain)
-        return None
-
     def prepare(self, namespace: str, plain: bytes) -> PreparedBlob | None:
         """A blob of ``plain`` to insert with the row that refers to it, if ``plain`` is
         above the threshold (a message body: ``Queue``'s spill); None if it stays inline."""

@@ -57,13 +57,9 @@ class BlobStore:
         blob_id = new_blob_id()
         storage = self._storage()
         await storage.create(namespace, blob_id, self.store.kind, self._clock())
-        view = memoryview(data)
-        count = max(1, -(-len(data) // CHUNK))
+        count = _count(data)
         for first in range(0, count, BATCH):
-            chunks = [
-                self._seal(namespace, blob_id, seq, view[seq * CHUNK : (seq + 1) * CHUNK], count)
-                for seq in range(first, min(first + BATCH, count))
-            ]
+            chunks = self._sealed(namespace, blob_id, data, first, min(first + BATCH, count))
             await self.store.put(blob_id, first, chunks, self._clock())
         if not await storage.complete(blob_id, len(data), count, self._clock()):
             raise BlobMissing(f"blob {blob_id.hex()} was removed while it was written")
@@ -74,19 +70,22 @@ class BlobStore:
         (``rows.PreparedBlob``: chunks sealed here, held in the database), without
         writing anything: nothing can be left behind if that transaction fails."""
         blob_id = new_blob_id()
-        view = memoryview(data)
-        count = max(1, -(-len(data) // CHUNK))
-        chunks = tuple(
-            self._seal(namespace, blob_id, seq, view[seq * CHUNK : (seq + 1) * CHUNK], count)
-            for seq in range(count)
-        )
-        return PreparedBlob(blob_id, namespace, len(data), chunks)
+        chunks = self._sealed(namespace, blob_id, data, 0, _count(data))
+        return PreparedBlob(blob_id, namespace, len(data), tuple(chunks))
 
-    def _seal(
-        self, namespace: str, blob_id: bytes, seq: int, chunk: memoryview, count: int
-    ) -> bytes:
-        where = chunk_where(namespace, blob_id, seq, last=seq == count - 1)
-        return self._sealer.seal(bytes(chunk), *where)
+    def _sealed(
+        self, namespace: str, blob_id: bytes, data: bytes, start: int, stop: int
+    ) -> list[bytes]:
+        """Chunks ``start`` to ``stop - 1`` of ``data``, sealed (a few at a time: the
+        payload is never copied whole)."""
+        view, last = memoryview(data), _count(data) - 1
+        return [
+            self._sealer.seal(
+                bytes(view[seq * CHUNK : (seq + 1) * CHUNK]),
+                *chunk_where(namespace, blob_id, seq, last=seq == last),
+            )
+            for seq in range(start, stop)
+        ]
 
     async def write_stream(
         self, namespace: str, source: AsyncIterable[bytes], max_bytes: int
@@ -224,6 +223,11 @@ class BlobStore:
                 await self.store.remove(blob_id)
             gone += 1
         return gone
+
+
+def _count(data: bytes) -> int:
+    """How many chunks hold ``data`` (an empty payload too has one)."""
+    return max(1, -(-len(data) // CHUNK))
 
 
 def chunk_where(namespace: str, blob_id: bytes, seq: int, *, last: bool) -> tuple[str, ...]:

@@ -53,9 +53,9 @@ from statekeeper.identifiers import (
 )
 from statekeeper.queues.message import Message
 from statekeeper.queues.wakeups import Wakeups
-from statekeeper.sealing import EVENT, PLAIN, STEP, WORKFLOW, Sealer, is_ref
-from statekeeper.storage.rows import HistoryEntry, WorkflowStart
-from statekeeper.workflows import operations
+from statekeeper.sealing import EVENT, PLAIN, WORKFLOW, Sealer, is_ref
+from statekeeper.storage.rows import WorkflowStart
+from statekeeper.workflows import history, operations
 from statekeeper.workflows.bulk import DEFAULT_BATCH, Bulk, BulkResult
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.flow import FlowControl
@@ -630,9 +630,7 @@ class Workflows:
         name, input, output, error, attempts, timings (an entry that cannot be read has
         ``read_error``). A payload stored out of line is None, its field listed in
         ``out_of_line``, unless ``expand`` (then it is read)."""
-        check_workflow_id(id)
-        if await self._backend.workflows.get(self.namespace, id) is None:
-            raise WorkflowNotFound(f"there is no workflow {id!r}", id=id)
+        await self.run_name(id)  # WorkflowNotFound if there is none
         return await self.entries(id, after=after, limit=limit, expand=expand)
 
     async def entries(
@@ -643,49 +641,15 @@ class Workflows:
         entries = await self._backend.workflows.history(
             self.namespace, id, after=after, limit=limit
         )
-        found = [self._entry(id, e) for e in entries]
-        if expand:
-            for entry, e in zip(found, entries, strict=True):
-                await self._expand(id, entry, e)
-        return found
-
-    async def _expand(self, id: str, entry: dict[str, Any], e: HistoryEntry) -> None:
-        """Read the payloads of ``entry`` stored out of line into it."""
-        where = (STEP, self.namespace, id, str(e.position))
-        for field in entry.pop("out_of_line", []):
-            stored = e.input if field == "input" else e.output
-            assert stored is not None
-            try:
-                entry[field] = await self.payloads.value(
-                    stored, None, f"the {field} of entry {e.position}", *where, field
-                )
-            except StatekeeperError as problem:
-                entry["read_error"] = problem.message
+        return [
+            await history.shown(self.payloads, self.namespace, id, e, expand=expand)
+            for e in entries
+        ]
 
     async def runs(self, id: str) -> int:
         """How many times workflow ``id`` continued as new (its journal starts over at
         each); 0 in its first run."""
         return await self._backend.workflows.runs(self.namespace, id)
-
-    def _entry(self, id: str, e: HistoryEntry) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "position": e.position, "kind": e.kind, "name": e.name, "input": None,
-            "output": None, "error": None, "attempts": e.attempts, "started_at": e.started_at,
-            "finished_at": e.finished_at,
-        }  # fmt: skip
-        where = (STEP, self.namespace, id, str(e.position))
-        try:
-            for field, stored in (("input", e.input), ("output", e.output)):
-                if is_ref(stored):  # out of line: too big to show here
-                    entry.setdefault("out_of_line", []).append(field)
-                elif stored is not None:
-                    entry[field] = decode_value(e.name, self.sealer.open(stored, *where, field))
-            if e.error is not None:
-                text = self.sealer.open_text(e.error, *where, "error")
-                entry["error"] = ErrorRecord.from_json(text).to_dict()
-        except StatekeeperError as problem:
-            entry["read_error"] = problem.message
-        return entry
 
     async def answer_callback_message(self, message: Message) -> str:
         """Deliver a callback's answer that came as a message ``{"token": ...,
