@@ -171,6 +171,13 @@ JSON = st.recursive(
 )  # fmt: skip
 
 
+def test_a_type_that_is_not_text_is_a_problem() -> None:
+    kinds: list[Any] = [[], {}, 3, None]
+    for kind in kinds:
+        machine = {"StartAt": "A", "States": {"A": {"Type": kind, "End": True}}}
+        assert [p.where for p in problems(machine)] == ["/States/A/Type"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(JSON)
 def test_any_json_gets_problems_never_an_exception(value: Any) -> None:

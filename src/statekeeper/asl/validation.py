@@ -157,7 +157,7 @@ def _state(state: Any, at: str, language: str, names: set[str], found: list[Prob
         found.append(Problem(at, "a state is a JSON object"))
         return []
     kind = state.get("Type")
-    if kind not in FIELDS:
+    if not isinstance(kind, str) or kind not in FIELDS:  # a list or an object too
         found.append(Problem(f"{at}/Type", f"unknown state type {kind!r}"))
         return []
     own = state.get("QueryLanguage", language)
