@@ -23,7 +23,6 @@ from statekeeper.blobs import payloads_from_options
 from statekeeper.blobs.payloads import size_option
 from statekeeper.constants import (
     DEFAULT_MAX_UPLOAD_BYTES,
-    DEFAULT_MAX_VALUE_BYTES,
     ENV_CACHE_URL,
     ENV_CALLBACK_SECRET,
     ENV_MAX_UPLOAD_BYTES,
@@ -89,7 +88,7 @@ class App:
         cache_url: str | None = None,
         cache_ttl: float = 60.0,
         encryption: Keyring | Literal["env"] | None = "env",
-        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        max_value_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
         purge_interval: float | None = 60.0,
         maintenance_interval: float | None = 15.0,
@@ -114,7 +113,6 @@ class App:
         Retentions().configure(workflow_retention)
         chosen = os.environ.get(ENV_NAMESPACE) or "default" if namespace is None else namespace
         self.namespace = check_namespace(chosen)
-        positive_int("max_value_bytes", max_value_bytes)
         if cache_ttl <= 0:
             raise ConfigurationError(f"cache_ttl must be positive, got {cache_ttl!r}")
         self.keyring = Keyring.from_env() if encryption == "env" else encryption
@@ -130,7 +128,6 @@ class App:
         if self.cache_url:
             check_cache_url(self.cache_url)
         self._cache_ttl = cache_ttl
-        self._max_value_bytes = max_value_bytes
         self._max_journal_entries = positive_int("max_journal_entries", max_journal_entries)
         self.clock = clock
         # Payloads above the threshold go out of line, to the blob store (statekeeper.blobs).
@@ -138,6 +135,12 @@ class App:
             lambda: self.backend.blobs, self.sealer, self.clock,
             store=blob_store, threshold=blob_threshold, max_bytes=max_payload_bytes,
         )  # fmt: skip
+        # State values, entity states and events: the payload limit unless given.
+        self._max_value_bytes = (
+            self.payloads.max_bytes
+            if max_value_bytes is None
+            else positive_int("max_value_bytes", max_value_bytes)
+        )
         self._max_upload_bytes = size_option(
             "max_upload_bytes", max_upload_bytes, ENV_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES
         )
@@ -156,7 +159,7 @@ class App:
         self._entity_config = WriterConfig(
             positive_seconds("entity_lease", entity_lease),
             positive_seconds("entity_answer_ttl", entity_answer_ttl),
-            max_value_bytes,
+            self._max_value_bytes,
         )
         # The entity types the code declares (``app.entity``), shared by every view.
         self.entity_types = EntityTypes()
@@ -686,6 +689,8 @@ class App:
             cache=self._cache,
             outbox=self.queue,
             on_sent=self._notify_sent,
+            spill=self.payloads.prepare,
+            fill=self.payloads.fill,
         )
 
     def worker(

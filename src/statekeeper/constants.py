@@ -52,7 +52,6 @@ def is_internal_queue(name: str) -> bool:
 
 
 # Limits.
-DEFAULT_MAX_VALUE_BYTES = 1 << 20
 # Payloads above the threshold are stored out of line as blobs (statekeeper.blobs);
 # those that go through the blob store may be this large.
 DEFAULT_BLOB_THRESHOLD = 256 * 1024

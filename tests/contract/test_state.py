@@ -389,14 +389,15 @@ async def test_value_size_limit_is_configurable(database_url: str, namespace: st
         assert await app.state.get("big") is None
 
 
-async def test_default_size_limit_is_one_mebibyte(app: App) -> None:
-    await app.state.put("fits", "x" * ((1 << 20) - 2))
-    with pytest.raises(ValueTooLarge) as caught:
-        await app.state.put("big", "x" * (1 << 20))
-    assert caught.value.http_status == 413
-    assert await app.state.get("big") is None
-    got = await app.state.get("fits")
-    assert got is not None and len(got.value) == (1 << 20) - 2
+async def test_default_size_limit_is_the_payload_limit(database_url: str, namespace: str) -> None:
+    async with App(database_url, namespace=namespace, max_payload_bytes=3 << 20) as app:
+        await app.state.put("fits", "x" * ((3 << 20) - 2))  # out of line, as a blob
+        with pytest.raises(ValueTooLarge) as caught:
+            await app.state.put("big", "x" * (3 << 20))
+        assert caught.value.http_status == 413
+        assert await app.state.get("big") is None
+        got = await app.state.get("fits")
+        assert got is not None and len(got.value) == (3 << 20) - 2
 
 
 async def test_bad_etags_and_prefixes_are_validation_errors(app: App) -> None:

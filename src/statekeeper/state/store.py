@@ -3,7 +3,9 @@
 ``StateStore`` turns user values into stored rows (JSON, optionally sealed) and
 back, checks every input before it reaches the database, keeps the cache
 coherent, and logs each mutation. Atomic multi-key writes live in
-``transaction.py``.
+``transaction.py``. A value above the app's blob threshold is stored out of line: its
+row holds a reference (never sealed by the keyring, so the database counts it) and its
+blob, sealed chunk by chunk, is inserted in the transaction that writes the row.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ import logging
 import os
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from statekeeper.blobs.refs import is_ref
 from statekeeper.codec import decode_value, encode_value
-from statekeeper.constants import MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_TRANSACTION_OPS
+from statekeeper.constants import MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_TRANSACTION_OPS, REF_MAGIC
 from statekeeper.errors import (
+    BlobUnavailable,
     ConflictError,
     DecryptionError,
     EncryptionError,
     InvalidCursor,
     InvalidFilter,
     TooManyRetries,
+    TransactionConflict,
     ValidationError,
 )
 from statekeeper.identifiers import has_control, shown, utf8_length
@@ -41,6 +46,7 @@ from statekeeper.storage.rows import (
     Checkpoint,
     DeleteOp,
     NewMessage,
+    PreparedBlob,
     PutOp,
     StepRecord,
     StoredItem,
@@ -49,6 +55,7 @@ from statekeeper.storage.rows import (
     UnitResult,
     WriteOp,
 )
+from statekeeper.storage.state_ops import put_failed
 from statekeeper.storage.state_query import QueryRow, StateQuery
 
 if TYPE_CHECKING:
@@ -57,6 +64,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("statekeeper.state")
 
 UpdateFn = Callable[[Any], Any | Awaitable[Any]]
+# A large value out of line (the app's payloads): (namespace, JSON) -> its blob, or
+# None below the threshold; and a stored value's bytes, read from its blob.
+Spill = Callable[[str, bytes], PreparedBlob | None]
+Fill = Callable[[str, bytes], Awaitable[bytes]]
 T = TypeVar("T")
 
 
@@ -86,6 +97,8 @@ class StateStore:
         cache: StateCache | None = None,
         outbox: Callable[[str], Outbox] | None = None,
         on_sent: Callable[[set[str]], None] | None = None,
+        spill: Spill | None = None,
+        fill: Fill | None = None,
     ) -> None:
         self._backend = backend
         self.namespace = namespace
@@ -96,6 +109,8 @@ class StateStore:
         self._background: set[asyncio.Future[None]] = set()
         self.outbox = outbox  # queue name -> what builds its messages, for tx.send
         self._on_sent = on_sent  # told which queues got messages, after commit
+        self._spill = spill
+        self._fill = fill
 
     # --- reads --------------------------------------------------------------------------
 
@@ -107,22 +122,22 @@ class StateStore:
         stored = await self._backend.state.get(self.namespace, key, self._clock())
         if stored is None:
             return None
-        if stored.key_id is None:  # the common case, without a call more
+        if stored.key_id is None and not is_ref(stored.value):  # the common case
             return Item(key, decode_value(key, stored.value), stored.etag, stored.expires_at)
-        return self._item(stored)
+        return await self._item(stored)
 
     async def _get_cached(self, cache: StateCache, key: str, now: float) -> Item | None:
         lookup = await cache.lookup(key)
         if lookup is not None and lookup.item is not None:
             cached = lookup.item
             if cached.expires_at is None or cached.expires_at > now:
-                return self._item(cached)
+                return await self._item(cached)
         stored = await self._backend.state.get(self.namespace, key, now)
         if stored is None:
             return None
         if lookup is not None:
             await cache.fill(lookup, stored, now)
-        return self._item(stored)
+        return await self._item(stored)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Item | None]:
         """Every requested key, mapped to its item or to None when missing."""
@@ -130,7 +145,7 @@ class StateStore:
         if not wanted:
             return {}
         found = await self._backend.state.get_many(self.namespace, wanted, self._clock())
-        return {k: (self._item(found[k]) if k in found else None) for k in wanted}
+        return {k: (await self._item(found[k]) if k in found else None) for k in wanted}
 
     async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
         """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
@@ -154,7 +169,7 @@ class StateStore:
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [self._item(row) for row in rows]
+        items = [await self._item(row) for row in rows]
         next_cursor = _encode_cursor(rows[-1].key) if more and rows else None
         return Page(items, next_cursor)
 
@@ -162,13 +177,18 @@ class StateStore:
         """One page of ``query`` (a filter on the JSON of values, a sort, a position) over
         the items whose key starts with ``prefix``, computed by the database (the rules:
         ``storage/state_query.py``). Sealed values cannot be read there: with encryption
-        keys configured, InvalidFilter."""
+        keys configured, InvalidFilter. A value stored out of line has no fields there:
+        it matches no filter and sorts as missing; rows carry its bytes all the same."""
         _check_prefix(prefix)
         if self._keyring is not None:
             raise InvalidFilter("queries are not supported on an encrypted store")
-        return await self._backend.state_query.query(
+        rows = await self._backend.state_query.query(
             self.namespace, low=prefix, high=_prefix_end(prefix), query=query, now=self._clock()
         )
+        return [
+            replace(row, value=await self._value_bytes(row.value)) if is_ref(row.value) else row
+            for row in rows
+        ]
 
     # --- writes -------------------------------------------------------------------------
 
@@ -183,6 +203,12 @@ class StateStore:
     ) -> Item:
         """Store ``value``; the returned item carries the new ETag."""
         op = self.put_op(key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl)
+        if op.blob is not None:  # out of line: the blob and the row in one transaction
+            try:
+                await self.apply([op])
+            except TransactionConflict:
+                raise put_failed(op) from None  # as a put alone says it
+            return Item(key, value, op.etag, op.expires_at)
         await self._write([key], self._backend.state.put(self.namespace, op, self._clock()))
         self._log("state put", key, op.etag)
         return Item(key, value, op.etag, op.expires_at)
@@ -267,10 +293,14 @@ class StateStore:
             raise ValidationError("if_match and only_if_absent cannot be combined", key=key)
         seconds = check_ttl(ttl)
         data = encode_value(key, value, self.max_value_bytes)
+        expires_at = None if seconds is None else self._clock() + seconds
+        blob = None if self._spill is None else self._spill(self.namespace, data)
+        if blob is not None:  # out of line: the row refers to the blob (sealed by chunk)
+            ref, etag = REF_MAGIC + blob.id, new_etag()
+            return PutOp(key, ref, etag, expires_at, None, if_match, only_if_absent, blob=blob)
         key_id = None
         if self._keyring is not None:
             data, key_id = self._keyring.seal(data, associated_data(self.namespace, key))
-        expires_at = None if seconds is None else self._clock() + seconds
         return PutOp(key, data, new_etag(), expires_at, key_id, if_match, only_if_absent)
 
     def delete_op(self, key: str, *, if_match: str | None = None) -> DeleteOp:
@@ -335,8 +365,8 @@ class StateStore:
             )
             for row in rows:
                 examined += 1
-                if row.key_id == keyring.primary:
-                    continue
+                if row.key_id == keyring.primary or (row.key_id is None and is_ref(row.value)):
+                    continue  # sealed by the primary key, or out of line (chunks sealed)
                 aad = associated_data(self.namespace, row.key)
                 plain = (
                     row.value if row.key_id is None else keyring.open(row.value, row.key_id, aad)
@@ -359,8 +389,10 @@ class StateStore:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _item(self, stored: StoredItem) -> Item:
+    async def _item(self, stored: StoredItem) -> Item:
         data = stored.value
+        if stored.key_id is None and is_ref(data):
+            return Item(stored.key, await self._out_of_line(stored), stored.etag, stored.expires_at)
         if stored.key_id is not None:
             if self._keyring is None:
                 raise DecryptionError(
@@ -377,6 +409,15 @@ class StateStore:
                     f"key {stored.key!r}: {exc.message}", key=stored.key
                 ) from None
         return Item(stored.key, decode_value(stored.key, data), stored.etag, stored.expires_at)
+
+    async def _out_of_line(self, stored: StoredItem) -> Any:
+        """The value of an item stored out of line, read from its blob."""
+        return decode_value(stored.key, await self._value_bytes(stored.value))
+
+    async def _value_bytes(self, ref: bytes) -> bytes:
+        if self._fill is None:
+            raise BlobUnavailable("a value is stored out of line but this store reads no blobs")
+        return await self._fill(self.namespace, ref)
 
     async def _write(self, keys: Sequence[str], operation: Awaitable[T]) -> T:
         """Run a backend write, then drop ``keys`` from the cache whatever the outcome.

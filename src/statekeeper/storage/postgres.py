@@ -23,7 +23,14 @@ from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
 from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.queries import Dialect, load
-from statekeeper.storage.rows import Duplicate, Maintenance, NewMessage, UnitOfWork, UnitResult
+from statekeeper.storage.rows import (
+    Duplicate,
+    Maintenance,
+    NewMessage,
+    PreparedBlob,
+    UnitOfWork,
+    UnitResult,
+)
 from statekeeper.storage.runner import (
     IN_ORDER,
     SCAN_TIMEOUT,
@@ -51,6 +58,7 @@ from statekeeper.storage.unit import (
     postgres_conflict,
     start_statement,
     step_statement,
+    unit_blobs,
     version_conflict,
 )
 from statekeeper.storage.url import DatabaseURL
@@ -262,7 +270,8 @@ class PostgresBackend(Blocks):
         with translated("cannot enqueue"):
             if any(m.blob is not None for m in messages):  # bodies out of line: their blobs too
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._insert_blobs(conn, messages, now)
+                    blobs = [m.blob for m in messages if m.blob is not None]
+                    await self._insert_blobs(conn, blobs, now)
                     return [await self._send_one(conn, namespace, m, now) for m in messages]
             if len(messages) == 1:
                 return [await self._send_one(self.pool, namespace, messages[0], now)]
@@ -315,18 +324,18 @@ class PostgresBackend(Blocks):
             return Duplicate(str(found[0]), found[1])
         return Duplicate(str(row[1]), row[2])
 
-    async def _insert_blobs(self, conn: Any, messages: Sequence[NewMessage], now: float) -> None:
-        """In a transaction: the blobs of the messages' bodies stored out of line."""
-        for m in messages:
-            if m.blob is not None:
-                row, (sql, chunks) = blob_rows(Q, m.blob, now)
-                await conn.execute(row[0], *row[1])
-                await conn.executemany(sql, chunks)
+    async def _insert_blobs(self, conn: Any, blobs: Sequence[PreparedBlob], now: float) -> None:
+        """In a transaction: payloads stored out of line, before the rows referring to
+        them."""
+        for blob in blobs:
+            row, (sql, chunks) = blob_rows(Q, blob, now)
+            await conn.execute(row[0], *row[1])
+            await conn.executemany(sql, chunks)
 
     async def commit(self, unit: UnitOfWork) -> UnitResult:
         if unit.entity is not None:
             return await self._commit_entity(unit)
-        if unit.starts or any(m.blob is not None for m in unit.messages):
+        if unit.starts or unit_blobs(unit):
             return await self._commit_with_starts(unit)
         return await self._commit_on(self.pool, unit)
 
@@ -341,10 +350,10 @@ class PostgresBackend(Blocks):
         return done
 
     async def _starts_then_rest(self, conn: Any, unit: UnitOfWork) -> UnitResult:
-        """In a transaction: the blobs of its messages' bodies stored out of line, the
-        unit's workflow starts, then the rest of it (without an entity); _NotApplied
-        (rolling it back) when a lease or fence was lost."""
-        await self._insert_blobs(conn, unit.messages, unit.now)
+        """In a transaction: the blobs of its payloads stored out of line, the unit's
+        workflow starts, then the rest of it (without an entity); _NotApplied (rolling
+        it back) when a lease or fence was lost."""
+        await self._insert_blobs(conn, unit_blobs(unit), unit.now)
         for start in unit.starts:
             sql, args = start_statement(Q, unit.namespace, unit.now, start)
             await conn.execute(sql, *args)

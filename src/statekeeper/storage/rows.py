@@ -43,6 +43,9 @@ class PutOp:
     if_match: str | None = None
     only_if_absent: bool = False
     kind: Literal["put"] = "put"
+    # A value out of line: ``value`` is the reference, this its blob, inserted first in
+    # the same transaction.
+    blob: PreparedBlob | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,20 @@ def blob_rows(
     return row, (chunk.sql, rows)
 
 
+def insert_blob(conn: sqlite3.Connection, queries: Queries, blob: PreparedBlob, now: float) -> None:
+    """``blob`` stored, in the transaction of the row about to refer to it."""
+    row, (sql, chunks) = blob_rows(queries, blob, now)
+    conn.execute(*row)
+    conn.executemany(sql, chunks)
+
+
+def unit_blobs(unit: UnitOfWork) -> list[PreparedBlob]:
+    """The blobs a unit's rows refer to (message bodies, state values out of line)."""
+    found = [m.blob for m in unit.messages if m.blob is not None]
+    found += [op.blob for op in unit.writes if isinstance(op, PutOp) and op.blob is not None]
+    return found
+
+
 def send_messages(
     conn: sqlite3.Connection,
     queries: Queries,
@@ -102,9 +116,7 @@ def send_messages(
                 outcomes.append(Duplicate(found[0], found[1]))
                 continue
         if m.blob is not None:  # its body out of line: the blob first, in this transaction
-            row, (sql, chunks) = blob_rows(queries, m.blob, now)
-            conn.execute(*row)
-            conn.executemany(sql, chunks)
+            insert_blob(conn, queries, m.blob, now)
         conn.execute(*_bind(
             queries, "queue_send", id=m.id, namespace=namespace, queue=m.queue, body=m.body,
             attributes=m.attributes, correlation_id=m.correlation_id, group_id=m.group_id,
@@ -122,6 +134,8 @@ def apply_writes(
     for index, op in enumerate(ops):
         try:
             if isinstance(op, PutOp):
+                if op.blob is not None:  # its value out of line: the blob first
+                    insert_blob(conn, queries, op.blob, now)
                 sql, args, conditional = put_statement(queries, namespace, op, now)
                 row = conn.execute(sql, args).fetchone()
                 if conditional and row is None:

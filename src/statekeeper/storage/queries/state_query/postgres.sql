@@ -1,7 +1,8 @@
 -- The pieces of a state query on PostgreSQL, put together by storage/state_query_ops.py.
 -- A {slot} is filled with a bound parameter's placeholder ($1, $2...) or with another
 -- piece of this file; user text only ever travels as a bound parameter. ``doc`` is the
--- value as jsonb, NULL for a value that cannot be queried (see docs/sidecar.md): a
+-- value as jsonb, NULL for a value that cannot be queried (see docs/sidecar.md) or is
+-- stored out of line (its row holds a reference, starting with byte FF): a
 -- LATERAL subquery that OFFSET 0 keeps apart, so that it is parsed once per row while
 -- the rows still come in key order from the primary key (a page stops early). A JSON
 -- path ({x}) is a chain of ``-> $n::text`` (member names only: a digit never indexes an
@@ -12,6 +13,7 @@ SELECT key, value, etag, expires_at{columns}
 FROM sk_state,
      LATERAL (
          SELECT CASE WHEN position('\x5c7530303030'::bytea IN value) = 0
+                          AND substring(value FROM 1 FOR 1) <> '\xff'::bytea
                      THEN convert_from(value, 'UTF8')::jsonb END AS doc
          OFFSET 0
      ) AS parsed

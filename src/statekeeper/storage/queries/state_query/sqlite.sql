@@ -1,14 +1,16 @@
 -- The pieces of a state query on SQLite, put together by storage/state_query_ops.py.
 -- A {slot} is filled with a bound parameter's placeholder (?1, ?2...) or with another
 -- piece of this file; user text only ever travels as a bound parameter. ``doc`` is the
--- value as JSON text, NULL for a value that cannot be queried (see docs/sidecar.md).
+-- value as JSON text, NULL for a value that cannot be queried (see docs/sidecar.md) and
+-- for one stored out of line (its row holds a reference, starting with byte FF).
 -- A JSON path ({path}) is one parameter: '$."a"."b"'.
 
 -- name: select
 SELECT key, value, etag, expires_at{columns}
 FROM (
     SELECT key, value, etag, expires_at,
-           CASE WHEN instr(value, X'5C7530303030') = 0 THEN CAST(value AS TEXT) END AS doc
+           CASE WHEN instr(value, X'5C7530303030') = 0 AND substr(value, 1, 1) <> X'FF'
+                THEN CAST(value AS TEXT) END AS doc
     FROM sk_state
     WHERE namespace = {namespace} AND key >= {low}{below}{after_key}
       AND key_id IS NULL

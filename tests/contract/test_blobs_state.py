@@ -1,0 +1,117 @@
+"""Payloads out of line beyond workflows and queues, on both backends: state values
+(puts, conditions, transactions, the cache, queries, TTL, re-encryption), entity
+states and answers, event-store events and snapshots, schedule inputs, workflow
+updates and idempotent results: each comes back whole, and its blob goes when the
+last row referring to it does."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from statekeeper import App, Keyring
+from statekeeper.errors import AlreadyExists, ConflictError, TransactionConflict
+from statekeeper.storage.state_query import Compare, StateQuery
+from tests.conftest import FakeClock, redis_url
+from tests.contract.test_blobs import THRESHOLD, blobs
+
+BIG = {"text": "v" * 2_500_000}  # out of line, three chunks
+
+
+@pytest.fixture
+async def app(database_url: str, namespace: str, clock: FakeClock) -> AsyncIterator[App]:
+    async with App(
+        database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None,
+        blob_threshold=THRESHOLD,
+    ) as opened:  # fmt: skip
+        yield opened
+
+
+async def value_of(app: App, key: str) -> Any:
+    item = await app.state.get(key)
+    assert item is not None
+    return item.value
+
+
+async def refs(app: App) -> list[int]:
+    return [row[0] for row in await blobs(app)]
+
+
+async def test_state_values_go_out_of_line_with_their_row(app: App, clock: FakeClock) -> None:
+    state = app.state
+    item = await state.put("big", BIG)
+    assert (await state.get("big")) == item and item.value == BIG
+    assert await refs(app) == [1]
+    # Below the threshold a value stays in its row.
+    await state.put("small", {"n": 1})
+    assert await refs(app) == [1]
+    # Conditions hold as for any put; a refused one leaves no blob behind.
+    with pytest.raises(ConflictError):
+        await state.put("big", {"t": "w" * 500}, if_match="stale")
+    with pytest.raises(AlreadyExists):
+        await state.put("big", {"t": "w" * 500}, only_if_absent=True)
+    assert await refs(app) == [1]
+    # Overwriting releases the old blob; the sweep removes it.
+    again = await state.put("big", {"t": "w" * 500}, if_match=item.etag)
+    assert (await state.get("big")) == again
+    assert sorted(await refs(app)) == [0, 1]
+    assert await app.payloads.blobs.sweep() == 1
+    # Reads of several keys, listing and updates fill values from their blobs.
+    assert (await state.get_many(["big", "small"]))["big"] == again
+    page = await state.list("")
+    assert [i.value for i in page.items] == [{"t": "w" * 500}, {"n": 1}]
+    updated = await state.update("big", lambda v: {"t": v["t"] + "!"})
+    assert updated.value == {"t": "w" * 500 + "!"}
+    # A transaction: all or nothing, blobs included.
+    tx = state.transaction()
+    tx.put("a", {"a": "a" * 400})
+    tx.put("small", {"n": 2}, if_match="stale")
+    with pytest.raises(TransactionConflict):
+        await tx.commit()
+    assert await state.get("a") is None
+    tx = state.transaction()
+    tx.put("a", {"a": "a" * 400})
+    tx.delete("big")
+    await tx.commit()
+    assert (await state.get("a")) is not None and await state.get("big") is None
+    await app.payloads.blobs.sweep()
+    assert await refs(app) == [1]  # only "a"'s
+    # Expiry: the purge deletes the row, the sweep its blob.
+    await state.put("short", {"s": "s" * 400}, ttl=5)
+    clock.advance(10)
+    await state.purge_expired()
+    await app.payloads.blobs.sweep()
+    assert await refs(app) == [1]
+
+
+async def test_queries_see_no_fields_in_values_out_of_line(app: App) -> None:
+    await app.state.put("q/small", {"kind": "x", "n": 1})
+    await app.state.put("q/big", {"kind": "x", "pad": "p" * 400})
+    every = await app.state.query(StateQuery(), prefix="q/")
+    assert {row.key: len(row.value) > 400 for row in every} == {"q/big": True, "q/small": False}
+    matched = await app.state.query(StateQuery(Compare("EQ", ("kind",), "x")), prefix="q/")
+    assert [row.key for row in matched] == ["q/small"]
+
+
+async def test_cached_and_encrypted_values_out_of_line(
+    database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    keyring = Keyring({"k1": os.urandom(32)}, "k1")
+    async with App(
+        database_url, namespace=namespace, clock=clock, purge_interval=None,
+        encryption=keyring, blob_threshold=THRESHOLD, cache_url=redis_url(),
+    ) as app:  # fmt: skip
+        await app.state.put("big", BIG)
+        assert await value_of(app, "big") == BIG  # a miss fills the cache
+        assert await value_of(app, "big") == BIG  # a hit: the reference, then the blob
+        stats = app.state.cache_stats()
+        assert stats is not None and stats.hits >= 1
+        backend: Any = app.backend
+        stored = await backend.state.get(app.namespace, "big", clock())
+        assert stored.key_id is None and len(stored.value) == 20  # a reference, not sealed
+        report = await app.state.reencrypt()  # the reference stays; its chunks are sealed
+        assert report.rewritten == 0
+        assert await value_of(app, "big") == BIG
