@@ -209,7 +209,7 @@ class App:
         )
         # Its entities (``app.entities``), written by this process one key at a time.
         writers = EntityWriters(
-            lambda: self.backend, self.namespace, self.clock, self.sealer,
+            lambda: self.backend, self.namespace, self.clock, self.payloads,
             self._entity_config, outbox=self.queue, on_sent=self._notify_sent,
             types=self.entity_types, starter=self._entity_start,
         )  # fmt: skip

@@ -115,3 +115,36 @@ async def test_cached_and_encrypted_values_out_of_line(
         report = await app.state.reencrypt()  # the reference stays; its chunks are sealed
         assert report.rewritten == 0
         assert await value_of(app, "big") == BIG
+
+
+async def test_entity_states_and_answers_go_out_of_line(app: App) -> None:
+    notes = app.entity("notes", initial="")
+
+    @notes.handler
+    def append(ctx: Any, text: str) -> int:
+        ctx.state += text
+        return len(ctx.state)
+
+    @notes.handler
+    def echo(ctx: Any, text: str) -> str:
+        return text  # the state unchanged: its blob is kept, not written again
+
+    @notes.handler(readonly=True)
+    def read(ctx: Any) -> str:
+        return str(ctx.state)
+
+    assert await app.entities.call("notes", "n", "append", "a" * 300) == 300
+    assert await refs(app) == [1]
+    assert await app.entities.call("notes", "n", "read") == "a" * 300
+    # An answer kept for a call id above the threshold: out of line, read back on a repeat.
+    long = "e" * 400
+    assert await app.entities.call("notes", "n", "echo", long, call_id="c1") == long
+    assert await app.entities.call("notes", "n", "echo", long, call_id="c1") == long
+    assert sorted(await refs(app)) == [1, 1]  # the state's blob (kept) and the answer's
+    assert await app.entities.call("notes", "n", "append", "b") == 301
+    snapshot = await app.entities.get("notes", "n")
+    assert snapshot is not None and snapshot.state == "a" * 300 + "b"
+    assert sorted(await refs(app)) == [0, 1, 1]  # the old state's blob released
+    assert await app.payloads.blobs.sweep() == 1
+    listed = await app.entities.list("notes")
+    assert [s.state for s in listed] == ["a" * 300 + "b"]

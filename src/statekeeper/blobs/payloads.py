@@ -9,8 +9,9 @@ text, so the payload's bytes, its text and its value are never all in memory at 
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from statekeeper.app_options import positive_int
@@ -29,6 +30,8 @@ from statekeeper.errors import ConfigurationError
 from statekeeper.sealing import Sealer
 from statekeeper.storage.contracts import BlobStorage
 from statekeeper.storage.rows import PreparedBlob
+
+log = logging.getLogger("statekeeper.blobs")
 
 
 class Payloads:
@@ -64,6 +67,17 @@ class Payloads:
         if len(plain) > self.threshold:
             return self.blobs.prepare(namespace, plain)
         return None
+
+    async def discard(self, stored: Iterable[bytes | None]) -> None:
+        """Remove the blobs of payloads sealed for a row that did not commit (those a
+        row refers to after all stay); a failure is logged, and the sweep removes them
+        after the grace period instead."""
+        for one in stored:
+            if one is not None and is_ref(one):
+                try:
+                    await self.blobs.discard(one)
+                except Exception:
+                    log.warning("could not remove an unused blob", exc_info=True)
 
     async def fill(self, namespace: str, stored: bytes) -> bytes:
         """``stored`` as it is, or the bytes of the blob it refers to (``Queue``'s fill)."""

@@ -123,7 +123,7 @@ class Entities:
         """The entity's last committed state (None: never called)."""
         checked, checked_key = check_entity_type(type), check_entity_key(key)
         row = await self._backend().entities.get(self._namespace, checked, checked_key)
-        return None if row is None else self._snapshot(checked, row)
+        return None if row is None else await self._snapshot(checked, row)
 
     async def list(self, type: str, *, after: str = "", limit: int = 100) -> list[EntitySnapshot]:
         """Entities of ``type`` in key order, after the key ``after`` (a page's last)."""
@@ -133,12 +133,13 @@ class Entities:
         if not isinstance(after, str):
             raise InvalidValue(f"after must be a key, got {after!r}")
         rows = await self._backend().entities.list(self._namespace, checked, after, limit)
-        return [self._snapshot(checked, row) for row in rows]
+        return [await self._snapshot(checked, row) for row in rows]
 
-    def _snapshot(self, type: str, row: EntityRow) -> EntitySnapshot:
+    async def _snapshot(self, type: str, row: EntityRow) -> EntitySnapshot:
         state = None
         if row.state is not None:
-            state = decode_value(row.key, self.writers.open_state(type, row.key, row.state))
+            opened = await self.writers.open_state(type, row.key, row.state)
+            state = decode_value(row.key, opened)
         elif (entity := self.types.get(type)) is not None:
             state = entity.initial()
         return EntitySnapshot(row.key, state, row.version, row.updated_at, row.holder)

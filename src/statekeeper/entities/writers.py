@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from statekeeper.blobs import Payloads
 from statekeeper.codec import decode_value, encode_value
 from statekeeper.entities.context import EntityContext, StartAsked
 from statekeeper.entities.definitions import EntityType, EntityTypes, Handler
@@ -49,7 +50,7 @@ from statekeeper.errors import (
     NotFound,
     ValidationError,
 )
-from statekeeper.sealing import ENTITY, Sealer
+from statekeeper.sealing import ENTITY
 from statekeeper.state.transaction import Outbox
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.rows import (
@@ -118,7 +119,7 @@ class EntityWriters:
         backend: Callable[[], Storage],
         namespace: str,
         clock: Callable[[], float],
-        sealer: Sealer,
+        payloads: Payloads,
         config: WriterConfig,
         outbox: Callable[[str], Outbox] | None,
         on_sent: Callable[[set[str]], None] | None,
@@ -129,7 +130,9 @@ class EntityWriters:
         self._backend = backend
         self._namespace = namespace
         self._clock = clock
-        self._sealer = sealer
+        # Seals states and results; those above the threshold go out of line (blobs).
+        self._payloads = payloads
+        self._sealer = payloads.sealer
         self._config = config
         self._outbox = outbox
         self._on_sent = on_sent  # queues sent to (and workflows started: WAKEUP_CHANNEL)
@@ -166,7 +169,7 @@ class EntityWriters:
         """A read-only handler on the last committed state (no lease)."""
         row = await self._backend().entities.get(self._namespace, entity.name, key)
         state = self._decode(
-            entity, key, None if row is None else self._opened(entity.name, key, row.state)
+            entity, key, None if row is None else await self._opened(entity.name, key, row.state)
         )
         ctx = EntityContext(entity.name, key, state, call_id=None, outbox=None, readonly=True)
         outcome, _ = self._as_answer(entity, key, handler, await self._run(handler, ctx, arg))
@@ -229,7 +232,8 @@ class EntityWriters:
             )  # fmt: skip
             if row is None or live:
                 return False  # the lease creates a new entity's row, and waits for a holder
-            known = EntityLease(row.token, self._opened(entity.name, key, row.state), row.version)
+            opened = await self._opened(entity.name, key, row.state)
+            known = EntityLease(row.token, opened, row.version, row.state)
         committed = await self._commit(entity, key, batch, known, leased=False, keep=False)
         return committed is not None
 
@@ -241,7 +245,8 @@ class EntityWriters:
             until = now + self._config.lease
             got = await entities.lease(self._namespace, type, key, self.holder, until, now)
             if got is not None:
-                return got._replace(state=self._opened(type, key, got.state))
+                opened = await self._opened(type, key, got.state)
+                return got._replace(state=opened, stored=got.state)
             await asyncio.sleep(pause)
             pause = min(pause * 2, MOST_PAUSE)
 
@@ -324,7 +329,7 @@ class EntityWriters:
             if call.call_id is not None:
                 repeat = seen.get(call.call_id)
                 if repeat is None and call.call_id in recorded:
-                    repeat = self._recorded(entity, key, recorded[call.call_id])
+                    repeat = await self._recorded(entity, key, recorded[call.call_id])
                 if repeat is not None:
                     outcomes.append(repeat)
                     continue
@@ -355,21 +360,31 @@ class EntityWriters:
             outcomes.append(outcome)
             if call.call_id is not None:
                 seen[call.call_id] = outcome
-                answers.append(self._answer_record(entity, key, call, outcome, result))
-        now = self._clock()
+                answers.append(await self._answer_record(entity, key, call, outcome, result))
         where = state_where(self._namespace, entity.name, key)
+        if stored is None:
+            sealed = None
+        elif known.stored is not None and stored == known.state:
+            sealed = known.stored  # unchanged: as its row holds it (no second blob)
+        else:
+            sealed = await self._payloads.seal(stored, *where)
+        now = self._clock()
         commit = EntityCommit(
-            entity.name, key, known.token, known.version, leased,
-            None if stored is None else self._sealer.seal(stored, *where),
-            changes, answers, now + self._config.answer_ttl, release=not keep,
-            lease_until=now + self._config.lease,
+            entity.name, key, known.token, known.version, leased, sealed, changes, answers,
+            now + self._config.answer_ttl, release=not keep, lease_until=now + self._config.lease,
         )  # fmt: skip
         unit = UnitOfWork(self._namespace, now, messages=messages, entity=commit, starts=starts)
-        done = await self._backend().commit(unit)
+        fresh = [None if sealed is known.stored else sealed, *(a.result for a in answers)]
+        try:
+            done = await self._backend().commit(unit)
+        except BaseException:
+            await asyncio.shield(self._payloads.discard(fresh))  # blobs nothing refers to
+            raise
         if not done.applied:
+            await self._payloads.discard(fresh)
             return None
         assert done.entity_version is not None and done.entity_token is not None
-        after = EntityLease(done.entity_token, stored, done.entity_version)
+        after = EntityLease(done.entity_token, stored, done.entity_version, sealed)
         self._remember(entity.name, key, after)
         woken = {m.queue for m in messages} | ({WAKEUP_CHANNEL} if starts else set())
         if woken and self._on_sent is not None:
@@ -432,14 +447,14 @@ class EntityWriters:
             return entity.initial()
         return decode_value(key, stored)
 
-    def open_state(self, type: str, key: str, stored: bytes) -> bytes:
-        """A stored state as JSON bytes."""
-        return self._sealer.open(stored, *state_where(self._namespace, type, key))
+    async def open_state(self, type: str, key: str, stored: bytes) -> bytes:
+        """A stored state as JSON bytes (read from its blob if it is out of line)."""
+        return await self._payloads.open(stored, *state_where(self._namespace, type, key))
 
-    def _opened(self, type: str, key: str, stored: bytes | None) -> bytes | None:
-        return None if stored is None else self.open_state(type, key, stored)
+    async def _opened(self, type: str, key: str, stored: bytes | None) -> bytes | None:
+        return None if stored is None else await self.open_state(type, key, stored)
 
-    def _answer_record(
+    async def _answer_record(
         self, entity: EntityType, key: str, call: Call, outcome: Outcome, result: bytes | None
     ) -> EntityAnswer:
         call_id = call.call_id
@@ -449,16 +464,17 @@ class EntityWriters:
             error = self._sealer.seal_text(outcome.error.to_json(), *where("error"))
             return EntityAnswer(call_id, call.handler.name, None, error)
         assert result is not None
-        sealed = self._sealer.seal(result, *where("result"))
+        sealed = await self._payloads.seal(result, *where("result"))
         return EntityAnswer(call_id, call.handler.name, sealed, None)
 
-    def _recorded(self, entity: EntityType, key: str, answer: EntityAnswer) -> Outcome:
+    async def _recorded(self, entity: EntityType, key: str, answer: EntityAnswer) -> Outcome:
         where = partial(answer_where, self._namespace, entity.name, key, answer.call_id)
         if answer.error is not None:
             text = self._sealer.open_text(answer.error, *where("error"))
             return Outcome(error=ErrorRecord.from_json(text))
         assert answer.result is not None
-        return Outcome(decode_value(key, self._sealer.open(answer.result, *where("result"))))
+        opened = await self._payloads.open(answer.result, *where("result"))
+        return Outcome(decode_value(key, opened))
 
 
 def state_where(namespace: str, type: str, key: str) -> tuple[str, ...]:

@@ -315,11 +315,14 @@ class EntityAnswer(NamedTuple):
 
 class EntityLease(NamedTuple):
     """An entity leased to its writer: the lease's token (what its commits are fenced
-    by), the stored state (None: never written) and its version."""
+    by), the stored state (None: never written) and its version. A writer that opened
+    the state keeps the row's form in ``stored`` (sealed, or a reference to a blob), to
+    write it back unchanged without sealing or storing it again."""
 
     token: int
     state: bytes | None
     version: int
+    stored: bytes | None = None
 
 
 class EntityRow(NamedTuple):
