@@ -204,9 +204,7 @@ class App:
             self.queue, self.clock,
         )  # fmt: skip
         # Its schedules (``app.schedules``), fired by the scheduler of ``statekeeper worker``.
-        self.schedules = Schedules(
-            lambda: self.backend, self.workflows, self.clock, self._wakeups, self.sealer
-        )
+        self.schedules = Schedules(lambda: self.backend, self.workflows, self.clock, self._wakeups)
         # Its entities (``app.entities``), written by this process one key at a time.
         writers = EntityWriters(
             lambda: self.backend, self.namespace, self.clock, self.payloads,

@@ -6,6 +6,7 @@ last row referring to it does."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,10 +14,18 @@ from typing import Any
 import pytest
 
 from statekeeper import App, Keyring
-from statekeeper.errors import AlreadyExists, ConflictError, TransactionConflict
+from statekeeper.errors import (
+    AlreadyExists,
+    ConflictError,
+    TransactionConflict,
+    WorkflowNotFound,
+)
+from statekeeper.schedules import Definition, Scheduler, make_spec
 from statekeeper.storage.state_query import Compare, StateQuery
 from tests.conftest import FakeClock, redis_url
-from tests.contract.test_blobs import THRESHOLD, blobs
+from tests.contract.test_blobs import THRESHOLD, blobs, finish
+from tests.contract.test_workflow_messages import settle
+from tests.support import drive
 
 BIG = {"text": "v" * 2_500_000}  # out of line, three chunks
 
@@ -148,3 +157,78 @@ async def test_entity_states_and_answers_go_out_of_line(app: App) -> None:
     assert await app.payloads.blobs.sweep() == 1
     listed = await app.entities.list("notes")
     assert [s.state for s in listed] == ["a" * 300 + "b"]
+
+
+async def test_workflow_updates_and_entity_call_results_go_out_of_line(
+    app: App, clock: FakeClock
+) -> None:
+    notes = app.entity("pad", initial="")
+
+    @notes.handler
+    def write(ctx: Any, text: str) -> str:
+        ctx.state = text
+        return text
+
+    @app.workflow(name="collector")
+    async def collector(ctx: Any, _: Any) -> Any:
+        got: list[str] = []
+
+        def add(text: str) -> str:
+            got.append(text)
+            return text.upper()
+
+        ctx.on_update("add", add)
+        await ctx.wait_condition(lambda: len(got) == 1)
+        echoed = await ctx.call("pad", "p", "write", got[0] * 2)  # a result of 1,000 chars
+        return len(echoed)
+
+    run = await app.workflows.start("collector", None, id="c1")
+    asked = asyncio.create_task(app.workflows.update(run, "add", "u" * 500, timeout=10))
+    assert await settle(app, asked) == "U" * 500  # data and result both out of line
+    assert await finish(app, clock, run) == 1000
+    kinds = {e["kind"] for e in await app.workflows.history(run)}
+    assert {"update", "entity"} <= kinds
+    assert len(await refs(app)) >= 5  # update data and result, journal entries, state
+    await app.workflows.purge(run)  # and the sweep that follows it
+    left = [1, 1]  # the entity's state, and the answer kept for the call's id
+    assert await refs(app) == left
+    # An update to a workflow that does not exist leaves no blob behind.
+    with pytest.raises(WorkflowNotFound):
+        await app.workflows.update("nobody", "add", "n" * 500, timeout=1)
+    assert await refs(app) == left
+
+
+async def test_schedule_inputs_go_out_of_line_and_runs_share_them(
+    app: App, clock: FakeClock
+) -> None:
+    @app.workflow(name="report")
+    async def report(ctx: Any, data: Any) -> Any:
+        return len(data["rows"])
+
+    big = {"rows": ["r" * 100] * 50}
+    made = await app.schedules.create(
+        Definition.checked("daily", "report", make_spec(every=60, anchor=clock()), input=big)
+    )
+    assert made.input == big and (await app.schedules.get("daily")).input == big
+    assert await refs(app) == [1]
+    for _ in range(2):  # two fires: both runs refer to the schedule's blob
+        clock.advance(60)
+        await Scheduler(app.schedules).run_due()
+        await drive(app)
+    done = [w for w in await app.workflows.list(limit=10) if w["status"] == "succeeded"]
+    assert len(done) == 2
+    assert await refs(app) == [3]
+    for w in done:
+        assert await app.workflows.input(w["id"]) == big
+    # A new input: a new blob; the old one stays while the runs refer to it.
+    smaller = {"rows": ["s" * 100] * 50}
+    changed = await app.schedules.update(
+        Definition.checked("daily", "report", make_spec(every=60, anchor=clock()), input=smaller)
+    )
+    assert changed.input == smaller
+    assert sorted(await refs(app)) == [1, 2]
+    await app.schedules.delete("daily")
+    for w in done:
+        await app.workflows.purge(w["id"])
+    await app.payloads.blobs.sweep()
+    assert await refs(app) == []

@@ -8,6 +8,7 @@ wrote in between; a change that moves the schedule's due time wakes the schedule
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import dataclasses
@@ -32,13 +33,12 @@ from statekeeper.schedules.firing import Decision, Firing, stored_spec
 from statekeeper.schedules.model import Declared, Definition, Schedule, check_schedule_id
 from statekeeper.schedules.policy import Plan, manual_run_id, run_id
 from statekeeper.schedules.specs import Spec
-from statekeeper.sealing import SCHEDULE, Sealer
+from statekeeper.sealing import SCHEDULE
 from statekeeper.storage import Storage
 from statekeeper.storage.flow_ops import QueueLimits
 from statekeeper.storage.schedule_ops import NewRun, ScheduleRow
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
 from statekeeper.workflows.flow import stored_queue
-from statekeeper.workflows.journal import encode
 
 log = logging.getLogger("statekeeper.schedules")
 
@@ -57,22 +57,22 @@ class Schedules:
         workflows: Workflows,
         clock: Callable[[], float],
         wakeups: Wakeups,
-        sealer: Sealer,
     ) -> None:
         self._backend = backend
         self.workflows = workflows
         self.namespace = workflows.namespace
         self.clock = clock
         self._wakeups = wakeups
-        self.sealer = sealer
-        self.firing = Firing(backend, self.namespace, sealer, workflows.versions.at_start)
+        self.firing = Firing(
+            backend, self.namespace, workflows.payloads, workflows.versions.at_start
+        )
         self.declared: dict[str, Declared] = {}
 
     # --- reading -------------------------------------------------------------------
 
-    def _view(self, row: ScheduleRow) -> Schedule:
+    async def _view(self, row: ScheduleRow) -> Schedule:
         return Schedule(
-            row.id, row.workflow, self.firing.value_of(row), stored_spec(row.spec),
+            row.id, row.workflow, await self.firing.value_of(row), stored_spec(row.spec),
             row.overlap, row.jitter, row.catchup, bool(row.paused), row.next_fire_at,
             row.due_at, row.last_run_id, Plan.of(row.overlap, False, None, row.buffered).buffered,
             row.created_at, row.updated_at, row.queue, row.queue_key, row.priority,
@@ -85,7 +85,7 @@ class Schedules:
         return row
 
     async def get(self, id: str) -> Schedule:
-        return self._view(await self._row(id))
+        return await self._view(await self._row(id))
 
     async def list(self, *, after: str = "", limit: int = 100) -> builtins.list[Schedule]:
         """Schedules by id, from the first after ``after``."""
@@ -101,7 +101,7 @@ class Schedules:
                 "after must be a schedule id (without control characters)", field="after"
             )
         rows = await self._backend().schedules.list(self.namespace, after=after, limit=limit)
-        return [self._view(row) for row in rows]
+        return [await self._view(row) for row in rows]
 
     async def next_fire_times(self, id: str, count: int = 10) -> builtins.list[float]:
         """The next ``count`` nominal fire times (Unix seconds), from the stored next one."""
@@ -115,9 +115,11 @@ class Schedules:
 
     # --- defining ------------------------------------------------------------------
 
-    def _sealed_input(self, definition: Definition) -> bytes:
-        plain = encode(f"input of schedule {definition.id!r}", definition.input)
-        return self.sealer.seal(plain, SCHEDULE, self.namespace, definition.id, "input")
+    async def _sealed_input(self, definition: Definition) -> bytes:
+        """The input as a schedule's row stores it: sealed, or out of line (a blob)."""
+        payloads = self.workflows.payloads
+        plain = payloads.encode(f"input of schedule {definition.id!r}", definition.input)
+        return await payloads.seal(plain, SCHEDULE, self.namespace, definition.id, "input")
 
     async def _queued(self, definition: Definition) -> Definition:
         """``definition`` with its queue checked (UnknownFlowQueue unless this process
@@ -162,17 +164,24 @@ class Schedules:
             spec = Spec(every=spec.every, anchor=now)
         fire = spec.next_after(now)
         row = ScheduleRow(
-            definition.id, definition.workflow, self._sealed_input(definition), spec.to_json(),
+            definition.id, definition.workflow, await self._sealed_input(definition),
+            spec.to_json(),
             definition.overlap, definition.jitter, definition.catchup, int(paused), fire,
             None, None, "[]", 0, now, now, definition.queue, definition.key, definition.priority,
         )  # fmt: skip
         row = row._replace(
             due_at=self.firing.due(row, fire, Plan.of(row.overlap, False, None, ""), now)
         )
-        if not await self._backend().schedules.create(self.namespace, row, now):
+        try:
+            created = await self._backend().schedules.create(self.namespace, row, now)
+        except BaseException:
+            await asyncio.shield(self.workflows.payloads.discard([row.input]))
+            raise
+        if not created:
+            await self.workflows.payloads.discard([row.input])
             raise ScheduleExists(f"schedule {definition.id!r} exists already", id=definition.id)
         self._changed()
-        return self._view(row)
+        return await self._view(row)
 
     async def update(self, definition: Definition) -> Schedule:
         """Replace a schedule's definition, keeping its state (paused, last run, buffer);
@@ -180,6 +189,7 @@ class Schedules:
         holds for the fires from now on (runs waiting in a queue stay there)."""
         await self.workflows.known(definition.workflow)
         definition = await self._queued(definition)
+        sealed = await self._sealed_input(definition)
 
         async def change(row: ScheduleRow, now: float) -> Decision:
             spec = definition.spec
@@ -193,14 +203,19 @@ class Schedules:
                 spec = stored_spec(row.spec)
             fire = row.next_fire_at if same else spec.next_after(now)
             changed = row._replace(
-                workflow=definition.workflow, input=self._sealed_input(definition),
+                workflow=definition.workflow, input=sealed,
                 spec=spec.to_json(), overlap=definition.overlap, jitter=definition.jitter,
                 catchup=definition.catchup, queue=definition.queue, queue_key=definition.key,
                 priority=definition.priority,
             )  # fmt: skip
             return self.firing.finish(changed, await self.firing.plan(changed), fire, now)
 
-        return self._view(await self._change(definition.id, change))
+        try:
+            changed = await self._change(definition.id, change)
+        except BaseException:  # not stored: the input's blob, if any, goes
+            await asyncio.shield(self.workflows.payloads.discard([sealed]))
+            raise
+        return await self._view(changed)
 
     async def delete(self, id: str) -> None:
         """Delete a schedule; the runs it started carry on."""
@@ -215,7 +230,7 @@ class Schedules:
             paused = row._replace(paused=1)
             return self.firing.finish(paused, await self.firing.plan(paused), row.next_fire_at, now)
 
-        return self._view(await self._change(id, change))
+        return await self._view(await self._change(id, change))
 
     async def resume(self, id: str) -> Schedule:
         """Fire again from the first fire after now (fires while paused are not run)."""
@@ -227,7 +242,7 @@ class Schedules:
             fire = stored_spec(row.spec).next_after(now)
             return self.firing.finish(resumed, await self.firing.plan(resumed), fire, now)
 
-        return self._view(await self._change(id, change))
+        return await self._view(await self._change(id, change))
 
     async def trigger(self, id: str) -> str | None:
         """Fire now, under the overlap policy: the id of the run started, or None if the
@@ -355,12 +370,12 @@ class Schedules:
             if stored is None:
                 with contextlib.suppress(ScheduleExists):  # another worker's, meanwhile
                     await self.create(definition)
-            elif not self._same(stored, definition):
+            elif not await self._same(stored, definition):
                 await self.update(definition)
             ids.append(definition.id)
         return ids
 
-    def _same(self, row: ScheduleRow, definition: Definition) -> bool:
+    async def _same(self, row: ScheduleRow, definition: Definition) -> bool:
         spec = stored_spec(row.spec)
         wanted = definition.spec
         same_spec = spec == wanted or (
@@ -371,5 +386,5 @@ class Schedules:
             and row.overlap == definition.overlap and row.jitter == definition.jitter
             and row.catchup == definition.catchup and row.queue == definition.queue
             and row.queue_key == definition.key and row.priority == definition.priority
-            and self.firing.value_of(row) == definition.input
+            and await self.firing.value_of(row) == definition.input
         )  # fmt: skip

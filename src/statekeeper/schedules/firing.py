@@ -13,11 +13,12 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from statekeeper.codec import decode_value
+from statekeeper.blobs import Payloads
+from statekeeper.blobs.refs import is_ref
 from statekeeper.constants import WORKFLOW_ACTIVE
 from statekeeper.schedules.policy import Plan, jitter_offset, run_id
 from statekeeper.schedules.specs import Spec, parse_spec
-from statekeeper.sealing import SCHEDULE, WORKFLOW, Sealer
+from statekeeper.sealing import SCHEDULE, WORKFLOW
 from statekeeper.storage import Storage
 from statekeeper.storage.schedule_ops import NewRun, ScheduleRow
 
@@ -46,12 +47,12 @@ class Firing:
         self,
         backend: Callable[[], Storage],
         namespace: str,
-        sealer: Sealer,
+        payloads: Payloads,
         version_of: Callable[[str], str | None] = lambda name: None,
     ) -> None:
         self._backend = backend
         self.namespace = namespace
-        self.sealer = sealer
+        self.payloads = payloads  # a schedule's input may be stored out of line
         self._version_of = version_of  # the code version a run of a workflow carries
 
     async def active(self, run: str | None) -> bool:
@@ -60,22 +61,29 @@ class Firing:
         found = await self._backend().workflows.get(self.namespace, run)
         return found is not None and found.status in WORKFLOW_ACTIVE
 
-    def input_of(self, row: ScheduleRow) -> bytes:
-        """The schedule's input, opened (plain JSON bytes)."""
-        return self.sealer.open(row.input, SCHEDULE, self.namespace, row.id, "input")
-
-    def value_of(self, row: ScheduleRow) -> object:
-        return decode_value(row.id, self.input_of(row))
+    async def value_of(self, row: ScheduleRow) -> object:
+        """The schedule's input (read from its blob if it is stored out of line)."""
+        where = (SCHEDULE, self.namespace, row.id, "input")
+        return await self.payloads.value(row.input, None, f"input of schedule {row.id!r}", *where)
 
     def runs(self, row: ScheduleRow, ids: Sequence[str]) -> list[NewRun]:
+        """The runs of fires ``ids``: each with the schedule's input sealed for it, or
+        sharing its blob when it is stored out of line (never read here)."""
         if not ids:
             return []
-        plain, version = self.input_of(row), self._version_of(row.workflow)
+        version, stored, sealer = self._version_of(row.workflow), row.input, self.payloads.sealer
+        plain = (
+            None
+            if is_ref(stored)
+            else sealer.open(stored, SCHEDULE, self.namespace, row.id, "input")
+        )
         return [
             NewRun(
                 r,
                 row.workflow,
-                self.sealer.seal(plain, WORKFLOW, self.namespace, r, "input"),
+                stored
+                if plain is None
+                else sealer.seal(plain, WORKFLOW, self.namespace, r, "input"),
                 version,
                 row.queue,
                 row.queue_key,

@@ -16,7 +16,6 @@ from statekeeper.errors import (
     NotFound,
     ValidationError,
 )
-from statekeeper.workflows.journal import encode
 from statekeeper.workflows.signals import GiveBack
 
 if TYPE_CHECKING:
@@ -45,7 +44,9 @@ async def run(
         return await ctx._replay(found)
     if ctx.entity_call is None:
         raise ConfigurationError("ctx.call needs the app's entities (app.entity)")
-    arguments = encode(f"argument of entity call {name!r}", [entity, key, handler, arg])
+    arguments = ctx._payloads.encode(
+        f"argument of entity call {name!r}", [entity, key, handler, arg]
+    )
     started = ctx._clock()
     with ctx._step_running():
         try:
@@ -58,7 +59,7 @@ async def run(
                 position, name, arguments, 1, started, error or ErrorRecord.of(failed), failed,
                 kind=KIND,
             )  # fmt: skip
-        output = encode(f"result of entity call {name!r}", result)
+        output = ctx._payloads.encode(f"result of entity call {name!r}", result)
         await ctx._checkpoint(
             position, KIND, name, input=arguments, output=output, started_at=started
         )

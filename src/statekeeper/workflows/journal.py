@@ -1,6 +1,6 @@
-"""The rules of a workflow's journal that more than the context needs: payload
-encoding and its limit, step names, timeouts, the journal's length limit, and the
-journal kind and advice of code changes (``ctx.patched``)."""
+"""The rules of a workflow's journal that more than the context needs: step names,
+timeouts, the journal's length limit, and the journal kind and advice of code changes
+(``ctx.patched``)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,15 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from statekeeper.codec import encode_value
 from statekeeper.errors import ValidationError
 from statekeeper.identifiers import check_event_name
 
-MAX_PAYLOAD = 1 << 20
 # The most journal entries a run may record (``App(max_journal_entries=)``).
 DEFAULT_MAX_JOURNAL = 10_000
 
 
 def step_name(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__statekeeper_name__", None) or getattr(fn, "__qualname__", repr(fn)))
-
-
-def encode(subject: str, value: Any) -> bytes:
-    return encode_value("", value, MAX_PAYLOAD, subject)
 
 
 def check_timeout(timeout: object) -> None:

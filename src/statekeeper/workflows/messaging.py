@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.codec import decode_value
 from statekeeper.errors import (
     ErrorRecord,
     UnknownUpdate,
@@ -23,7 +22,6 @@ from statekeeper.errors import (
     WorkflowNotFound,
 )
 from statekeeper.identifiers import check_workflow_id, has_control
-from statekeeper.workflows.journal import encode
 from statekeeper.workflows.mailbox import check_name, message_where, value_where
 from statekeeper.workflows.updates import update_data_where, update_outcome_where
 
@@ -51,9 +49,13 @@ class Messaging:
         check_name("topic", topic)
         plain = flows.payloads.encode(f"message on topic {topic!r}", data)
         sealed = await flows.payloads.seal(plain, *message_where(flows.namespace, id, topic))
-        seq = await flows._backend.workflow_messages.send(
-            flows.namespace, id, topic, sealed, flows._clock()
-        )
+        try:
+            seq = await flows._backend.workflow_messages.send(
+                flows.namespace, id, topic, sealed, flows._clock()
+            )
+        except BaseException:  # not sent (an unknown workflow): its blob, if any, goes
+            await asyncio.shield(flows.payloads.discard([sealed]))
+            raise
         self._wake()
         return seq
 
@@ -71,11 +73,15 @@ class Messaging:
         check_name("update name", name)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ValidationError(f"update timeout must be a positive number, got {timeout!r}")
-        plain = encode(f"data of update {name!r}", data)
-        sealed = flows.sealer.seal(plain, *update_data_where(flows.namespace, id, name))
-        seq = await flows._backend.workflow_messages.request_update(
-            flows.namespace, id, name, sealed, flows._clock()
-        )
+        plain = flows.payloads.encode(f"data of update {name!r}", data)
+        sealed = await flows.payloads.seal(plain, *update_data_where(flows.namespace, id, name))
+        try:
+            seq = await flows._backend.workflow_messages.request_update(
+                flows.namespace, id, name, sealed, flows._clock()
+            )
+        except BaseException:  # not asked (an unknown workflow): its blob, if any, goes
+            await asyncio.shield(flows.payloads.discard([sealed]))
+            raise
         self._wake()
         return await self.outcome(id, name, seq, timeout=timeout, poll=poll)
 
@@ -94,12 +100,12 @@ class Messaging:
                 raise WorkflowNotFound(f"workflow {id!r} was purged with its updates", id=id)
             status, result, error = found
             if status != "pending":
-                return self._settled(id, name, seq, status, result, error)
+                return await self._settled(id, name, seq, status, result, error)
             run = await flows.status(id)
             if run.done:
                 again = await ops.update_outcome(flows.namespace, id, seq)
                 if again is not None and again[0] != "pending":
-                    return self._settled(id, name, seq, *again)
+                    return await self._settled(id, name, seq, *again)
                 raise UpdateNotApplied(
                     f"workflow {id!r} finished ({run.status}) before it applied update "
                     f"{name!r}", id=id, update=name, seq=seq,
@@ -113,7 +119,7 @@ class Messaging:
             await asyncio.sleep(pause)
             pause = min(pause * 2, poll)
 
-    def _settled(
+    async def _settled(
         self, id: str, name: str, seq: int, status: str, result: bytes | None, error: str | None
     ) -> Any:
         flows = self._flows
@@ -126,7 +132,7 @@ class Messaging:
             if result is None:
                 return None
             where = update_outcome_where(flows.namespace, id, seq, "result")
-            return decode_value(name, flows.sealer.open(result, *where))
+            return await flows.payloads.value(result, None, name, *where)
         where = update_outcome_where(flows.namespace, id, seq, "error")
         record = ErrorRecord.from_json(flows.sealer.open_text(error or "", *where))
         kind = UnknownUpdate if record.type == "UnknownUpdate" else UpdateRejected

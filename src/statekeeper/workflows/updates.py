@@ -39,7 +39,6 @@ from statekeeper.errors import (
 )
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import JournalEntry
-from statekeeper.workflows.journal import encode
 from statekeeper.workflows.mailbox import check_name, record, replayed, suspend
 from statekeeper.workflows.signals import Unreadable
 
@@ -143,7 +142,9 @@ async def _apply(
     ns, id = ctx._namespace, ctx.workflow_id
     try:
         data = (
-            None if sealed is None else ctx._sealer.open(sealed, *update_data_where(ns, id, name))
+            None
+            if sealed is None
+            else await ctx._payloads.open(sealed, *update_data_where(ns, id, name))
         )
     except DecryptionError as failed:
         raise Unreadable(failed.message) from None
@@ -164,10 +165,10 @@ async def _apply(
             error = ErrorRecord.of(exc)
         else:
             try:
-                result = encode(f"result of update {name!r}", outcome)
+                result = ctx._payloads.encode(f"result of update {name!r}", outcome)
             except StatekeeperError as problem:
                 error = ErrorRecord.made("UpdateResultNotStored", problem.message)
-    journaled = encode(
+    journaled = ctx._payloads.encode(
         f"update {name!r}",
         {"data": value, "result": None if result is None else json.loads(result)},
     )
@@ -175,7 +176,7 @@ async def _apply(
     shown = (
         None
         if result is None
-        else ctx._sealer.seal(result, *update_outcome_where(ns, id, seq, "result"))
+        else await ctx._payloads.seal(result, *update_outcome_where(ns, id, seq, "result"))
     )
     text = None if error is None else ctx._sealer.seal_text(
         error.to_json(), *update_outcome_where(ns, id, seq, "error")
