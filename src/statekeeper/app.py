@@ -195,7 +195,7 @@ class App:
         self.workflows.retention.configure(retention)
         # The event store of this namespace (``app.events``).
         self.events = EventStore(
-            lambda: self.backend, self.namespace, clock=self.clock, sealer=self.sealer,
+            lambda: self.backend, self.namespace, clock=self.clock, payloads=self.payloads,
             max_event_bytes=self._max_value_bytes, appended=self._events_appended,
         )  # fmt: skip
         # Its projections and subscriptions, run by ``statekeeper worker`` and ``serve``.
@@ -357,8 +357,8 @@ class App:
                 self.backend,
                 self.namespace,
                 self.clock,
+                self.payloads,
                 lease=self.idempotency_lease,
-                sealer=self.sealer,
             )
         return self._idempotency
 

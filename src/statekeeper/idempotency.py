@@ -27,14 +27,14 @@ import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from statekeeper.codec import decode_value, encode_value
+from statekeeper.blobs import Payloads
 from statekeeper.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
     StatekeeperError,
     ValidationError,
 )
-from statekeeper.sealing import IDEMPOTENCY, PLAIN, Sealer
+from statekeeper.sealing import IDEMPOTENCY
 from statekeeper.state.validation import check_key
 from statekeeper.storage.contracts import Storage
 
@@ -44,7 +44,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 _UNSET: Any = object()
 DEFAULT_TTL = 24 * 3600.0
-MAX_RESULT_BYTES = 1 << 20
 
 
 def fingerprint(payload: Any) -> str:
@@ -73,15 +72,16 @@ class Idempotency:
         backend: Storage,
         namespace: str,
         clock: Callable[[], float],
+        payloads: Payloads,
         *,
         lease: float = 30.0,
-        sealer: Sealer = PLAIN,
     ) -> None:
         self._backend = backend
         self._namespace = namespace
         self._clock = clock
         self.lease = lease
-        self._sealer = sealer
+        # Seals results; those above the threshold go out of line (blobs).
+        self._payloads = payloads
 
     # Typed by ``fn``'s result (awaited for an ``async def``); its arguments are not
     # checked, as ``run``'s own keywords cannot sit beside a ParamSpec's.
@@ -149,10 +149,8 @@ class Idempotency:
             if record.state == "done":
                 if record.result is None:
                     return None
-                stored = self._sealer.open(
-                    record.result, IDEMPOTENCY, self._namespace, key, "result"
-                )
-                return decode_value(key, stored)
+                where = (IDEMPOTENCY, self._namespace, key, "result")
+                return await self._payloads.value(record.result, None, key, *where)
             if not wait:
                 raise IdempotencyInProgress(
                     f"a call with idempotency key {key!r} is still running",
@@ -184,8 +182,8 @@ class Idempotency:
                 result = await asyncio.to_thread(fn, *args, **kwargs)
                 if inspect.isawaitable(result):
                     result = await result
-            data = encode_value(key, result, MAX_RESULT_BYTES, f"result of idempotent call {key!r}")
-            data = self._sealer.seal(data, IDEMPOTENCY, self._namespace, key, "result")
+            data = self._payloads.encode(f"result of idempotent call {key!r}", result)
+            data = await self._payloads.seal(data, IDEMPOTENCY, self._namespace, key, "result")
         except BaseException:
             heartbeat.cancel()
             with contextlib.suppress(StatekeeperError):
@@ -196,6 +194,7 @@ class Idempotency:
             self._namespace, key, owner, data, self._clock() + ttl
         )
         if not stored:
+            await self._payloads.discard([data])  # its blob, if it has one
             log.warning(
                 "idempotent call finished after its lease lapsed; its result was not stored",
                 extra={"key": key},

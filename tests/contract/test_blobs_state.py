@@ -19,6 +19,7 @@ from statekeeper.errors import (
     ConflictError,
     TransactionConflict,
     WorkflowNotFound,
+    WrongExpectedVersion,
 )
 from statekeeper.schedules import Definition, Scheduler, make_spec
 from statekeeper.storage.state_query import Compare, StateQuery
@@ -232,3 +233,41 @@ async def test_schedule_inputs_go_out_of_line_and_runs_share_them(
         await app.workflows.purge(w["id"])
     await app.payloads.blobs.sweep()
     assert await refs(app) == []
+
+
+async def test_events_snapshots_and_idempotent_results_go_out_of_line(app: App) -> None:
+    events = app.events
+    big = {"text": "e" * 500}
+    await events.append("order-1", [{"type": "placed", "data": big}, {"type": "paid", "data": 1}])
+    assert await refs(app) == [1]  # inserted with the append
+    read = await events.read_stream("order-1")
+    assert [(e.type, e.data) for e in read] == [("placed", big), ("paid", 1)]
+    assert [e.data for e in await events.read_all()] == [big, 1]
+    assert [e.data for e in await events.read_category("order")] == [big, 1]
+    # A refused append (a wrong expected version) leaves no blob behind.
+    with pytest.raises(WrongExpectedVersion):
+        await events.append("order-1", [{"type": "placed", "data": big}], expected_version=0)
+    assert await refs(app) == [1]
+    # In a unit with state writes and messages: every blob in the one transaction.
+    await events.commit(
+        [events.intent("order-2", [{"type": "placed", "data": big}])],
+        writes=[app.state.put_op("summary", {"s": "s" * 500})],
+    )
+    assert sorted(await refs(app)) == [1, 1, 1]
+    assert [e.data for e in await events.read_stream("order-2")] == [big]
+    # Snapshots: a newer one kept releases the older's blob; an older one is not kept.
+    await events.write_snapshot("order-1", 2, "Order", b'{"pad": "' + b"p" * 500 + b'"}')
+    await events.write_snapshot("order-1", 1, "Order", b'{"old": "' + b"o" * 500 + b'"}')
+    snapshot = await events.read_snapshot("order-1")
+    assert snapshot is not None and snapshot.data.startswith(b'{"pad"')
+    assert sorted(await refs(app)) == [1, 1, 1, 1]  # the refused older one: gone at once
+    # An idempotent call's result above the threshold, read back on a repeat.
+    calls: list[int] = []
+
+    async def compute() -> str:
+        calls.append(1)
+        return "i" * 500
+
+    assert await app.idempotency.run("k1", compute) == "i" * 500
+    assert await app.idempotency.run("k1", compute) == "i" * 500
+    assert calls == [1] and sorted(await refs(app)) == [1] * 5

@@ -19,7 +19,6 @@ from statekeeper.errors import (
     ProjectionBusy,
     StreamNotFound,
     ValidationError,
-    ValueTooLarge,
     WrongExpectedVersion,
 )
 from statekeeper.events.model import ANY, EXISTS, NO_STREAM, EventData, RecordedEvent
@@ -125,8 +124,6 @@ async def test_bad_input_is_refused_and_nothing_is_stored(app: App) -> None:
         await app.events.append("order-1", [])
     with pytest.raises(ValidationError, match="expected version"):
         await app.events.append("order-1", [placed(1)], expected_version=-7)
-    with pytest.raises(ValueTooLarge):
-        await app.events.append("order-1", [EventData("X", "x" * (2 * 1024 * 1024))])
     with pytest.raises(ValidationError, match="limit"):
         await app.events.read_all(limit=0)
     assert await app.events.head() == 0

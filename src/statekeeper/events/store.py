@@ -13,9 +13,12 @@ keys are configured.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from statekeeper.blobs import Payloads
+from statekeeper.constants import REF_MAGIC
 from statekeeper.errors import LeaseLost, StreamNotFound, ValidationError
 from statekeeper.events.aggregates import A, AggregateRepository
 from statekeeper.events.model import (
@@ -33,7 +36,7 @@ from statekeeper.events.model import (
 )
 from statekeeper.events.upcasting import Upcasters
 from statekeeper.identifiers import shown
-from statekeeper.sealing import SNAPSHOT, STREAM_EVENT, Sealer
+from statekeeper.sealing import SNAPSHOT, STREAM_EVENT
 from statekeeper.storage import Storage
 from statekeeper.storage.event_ops import SnapshotRow, StreamRow
 from statekeeper.storage.rows import EventRow, NewEvent, StreamAppend, UnitOfWork
@@ -62,14 +65,17 @@ class EventStore:
         namespace: str,
         *,
         clock: Callable[[], float],
-        sealer: Sealer,
+        payloads: Payloads,
         max_event_bytes: int,
         appended: Callable[[str], None] | None = None,
     ) -> None:
         self._backend = backend
         self.namespace = namespace
         self._clock = clock
-        self._sealer = sealer
+        # Seals data; data above the threshold goes out of line (a blob inserted with
+        # the event), snapshots too.
+        self._payloads = payloads
+        self._sealer = payloads.sealer
         self.max_event_bytes = max_event_bytes
         self._appended = appended  # told the namespace after each append commits
 
@@ -106,6 +112,9 @@ class EventStore:
 
     def _seal(self, stream: str, event: Prepared) -> NewEvent:
         data = event.data
+        blob = self._payloads.prepare(self.namespace, data)
+        if blob is not None:  # out of line: the event refers to its blob (sealed by chunk)
+            return NewEvent(event.id, event.type, REF_MAGIC + blob.id, event.metadata, blob)
         if self._sealer.enabled:
             data = self._sealer.seal(data, STREAM_EVENT, self.namespace, stream, event.id, "data")
         return NewEvent(event.id, event.type, data, event.metadata)
@@ -189,7 +198,7 @@ class EventStore:
         rows = await storage.read_stream(self.namespace, name, first, count, backwards=backwards)
         if not rows and await storage.stream_version(self.namespace, name) is None:
             raise StreamNotFound(f"stream {name!r} has no event", stream=name)
-        return [self.recorded(row) for row in rows]
+        return [await self.recorded(row) for row in rows]
 
     async def read_all(
         self, *, after: int = 0, limit: int = 1000, backwards: bool = False
@@ -203,7 +212,7 @@ class EventStore:
         rows = await self._backend().events.read_log(
             self.namespace, position, count, backwards=backwards
         )
-        return [self.recorded(row) for row in rows]
+        return [await self.recorded(row) for row in rows]
 
     async def read_category(
         self, category: str, *, after: int = 0, limit: int = 1000
@@ -213,7 +222,7 @@ class EventStore:
         rows = await self._backend().events.read_category(
             self.namespace, name, _position(after, "position"), _limit(limit)
         )
-        return [self.recorded(row) for row in rows]
+        return [await self.recorded(row) for row in rows]
 
     async def head(self) -> int:
         """The global position of the last event (0: none)."""
@@ -235,18 +244,23 @@ class EventStore:
         if row is None:
             return None
         where = (SNAPSHOT, self.namespace, stream, str(row.version), "state")
-        return row._replace(data=self._sealer.open(row.data, *where))
+        return row._replace(data=await self._payloads.open(row.data, *where))
 
     async def write_snapshot(self, stream: str, version: int, type_: str, state: bytes) -> None:
         """Keep ``state`` as the stream's snapshot at ``version`` (sealed at rest when
         keys are configured), unless a newer one is stored."""
-        sealed = self._sealer.seal(state, SNAPSHOT, self.namespace, stream, str(version), "state")
-        await self._backend().events.put_snapshot(
-            self.namespace, stream, version, type_, sealed, self._clock()
-        )
+        where = (SNAPSHOT, self.namespace, stream, str(version), "state")
+        sealed = await self._payloads.seal(state, *where)
+        try:
+            await self._backend().events.put_snapshot(
+                self.namespace, stream, version, type_, sealed, self._clock()
+            )
+        finally:  # a newer snapshot kept instead, or none stored: its blob goes
+            await asyncio.shield(self._payloads.discard([sealed]))
 
-    def recorded(self, row: EventRow) -> RecordedEvent:
-        data = self._sealer.open(row.data, STREAM_EVENT, self.namespace, row.stream, row.id, "data")
+    async def recorded(self, row: EventRow) -> RecordedEvent:
+        where = (STREAM_EVENT, self.namespace, row.stream, row.id, "data")
+        data = await self._payloads.open(row.data, *where)
         return RecordedEvent(
             row.id, row.type, read_data(data), read_metadata(row.metadata), row.stream,
             row.version, row.position, row.recorded_at,

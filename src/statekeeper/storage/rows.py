@@ -396,6 +396,9 @@ class NewEvent:
     type: str
     data: bytes
     metadata: str | None = None
+    # Data out of line: ``data`` is the reference, this its blob, inserted first in the
+    # same transaction.
+    blob: PreparedBlob | None = None
 
 
 # Expected versions of an append besides an exact version (0: the stream has no event).

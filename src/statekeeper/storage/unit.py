@@ -85,9 +85,11 @@ def insert_blob(conn: sqlite3.Connection, queries: Queries, blob: PreparedBlob, 
 
 
 def unit_blobs(unit: UnitOfWork) -> list[PreparedBlob]:
-    """The blobs a unit's rows refer to (message bodies, state values out of line)."""
+    """The blobs a unit's rows refer to (message bodies, state values and event data
+    out of line)."""
     found = [m.blob for m in unit.messages if m.blob is not None]
     found += [op.blob for op in unit.writes if isinstance(op, PutOp) and op.blob is not None]
+    found += [e.blob for a in unit.appends for e in a.events if e.blob is not None]
     return found
 
 
@@ -266,6 +268,8 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
         send_messages(conn, queries, ns, unit.messages, now)
     if unit.checkpoint is not None:
         advance(conn, queries, ns, unit.checkpoint, now)
+    for blob in (e.blob for a in unit.appends for e in a.events if e.blob is not None):
+        insert_blob(conn, queries, blob, now)  # data out of line: the blob first
     first, versions = append_events(conn, queries, ns, unit.appends, now)
     asked = UnitResult.of_step(request)
     return UnitResult(
