@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from statekeeper.blobs.refs import is_ref
 from statekeeper.blobs.store import chunk_where
 from statekeeper.entities.writers import answer_where, state_where
 from statekeeper.errors import DecryptionError, ValidationError
@@ -193,12 +194,16 @@ def _changes(
     """The row's values not sealed by the primary key, opened and sealed by it."""
     values = row.values
     if kind == "state":
+        if values["key_id"] is None and is_ref(bytes(values["value"])):
+            return []  # out of line: the reference stays (its chunks are re-sealed)
         return [_state_change(sealer, row)]
     table = RESEAL_TABLES[kind]
     changes = []
     for name in table.binary:
         value = values[name]
-        if value is not None and not bytes(value).startswith(bytes_prefix):
+        if value is None or is_ref(bytes(value)):
+            continue  # a reference stays as it is (the blob's chunks are re-sealed)
+        if not bytes(value).startswith(bytes_prefix):
             stored = bytes(value)
             new = sealer.reseal(stored, *_place(kind, values, name))
             changes.append(ResealChange(name, row.key, stored, new))

@@ -219,6 +219,8 @@ async def write_every_payload(app: App) -> Written:
     """Every payload path, each with its own marker (the app must be open)."""
     w = Written()
     await app.state.put("profile", {"secret": w.mark("state-value")})
+    # A value out of line: its row holds a reference, its blob's chunks are sealed.
+    await app.state.put("album", {"secret": w.mark("big-state-value"), "pad": "." * 300_000})
 
     # Queues: a sent body with attributes, a dead letter, an archived result, a replay.
     jobs = app.queue("jobs", retry=ONCE)
@@ -366,6 +368,8 @@ async def check_every_payload(app: App, w: Written) -> None:
     m = w.markers
     state = await app.state.get("profile")
     assert state is not None and state.value == {"secret": m["state-value"]}
+    album = await app.state.get("album")
+    assert album is not None and album.value["secret"] == m["big-state-value"]
     order = await app.state.get("order")
     assert order is not None and order.value == {"note": m["transaction-value"]}
 

@@ -156,8 +156,9 @@ async def key_ids(url: str) -> dict[str | None, int]:
             if value is not None and not (not text and bytes(value).startswith(b"\xffSKR")):
                 key = text_key_id_of(value) if text else key_id_of(bytes(value))
                 counts[key] = counts.get(key, 0) + 1
-    for (key_id,) in await query(url, "SELECT key_id FROM sk_state"):
-        counts[key_id] = counts.get(key_id, 0) + 1
+    for key_id, value in await query(url, "SELECT key_id, value FROM sk_state"):
+        if key_id is not None or not bytes(value).startswith(b"\xffSKR"):  # not a reference
+            counts[key_id] = counts.get(key_id, 0) + 1
     return counts
 
 

@@ -33,7 +33,7 @@
 SELECT namespace, key, value, key_id
 FROM sk_state
 WHERE namespace = :namespace AND key > :after_key
-  AND (key_id IS NULL OR key_id <> :primary)
+  AND ((key_id IS NULL AND substr(value, 1, 4) <> :ref_prefix) OR key_id <> :primary)
 ORDER BY key
 LIMIT :limit;
 
@@ -70,7 +70,7 @@ LIMIT :limit;
 SELECT namespace, key, result
 FROM sk_idempotency
 WHERE namespace = :namespace AND key > :after_key
-  AND substr(result, 1, :bytes_len) <> :bytes_prefix
+  AND substr(result, 1, :bytes_len) <> :bytes_prefix AND substr(result, 1, 4) <> :ref_prefix
 ORDER BY key
 LIMIT :limit;
 
@@ -116,8 +116,9 @@ LIMIT :limit;
 SELECT namespace, workflow_id, seq, name, data, result, error
 FROM sk_workflow_updates
 WHERE namespace = :namespace AND (workflow_id, seq) > (:after_workflow_id, :after_seq)
-  AND (substr(data, 1, :bytes_len) <> :bytes_prefix
-       OR substr(result, 1, :bytes_len) <> :bytes_prefix
+  AND ((substr(data, 1, :bytes_len) <> :bytes_prefix AND substr(data, 1, 4) <> :ref_prefix)
+       OR (substr(result, 1, :bytes_len) <> :bytes_prefix
+           AND substr(result, 1, 4) <> :ref_prefix)
        OR substr(error, 1, :text_len) <> :text_prefix)
 ORDER BY workflow_id, seq
 LIMIT :limit;
@@ -144,7 +145,7 @@ LIMIT :limit;
 SELECT namespace, id, input
 FROM sk_schedules
 WHERE namespace = :namespace AND id > :after_id
-  AND substr(input, 1, :bytes_len) <> :bytes_prefix
+  AND substr(input, 1, :bytes_len) <> :bytes_prefix AND substr(input, 1, 4) <> :ref_prefix
 ORDER BY id
 LIMIT :limit;
 
@@ -152,7 +153,7 @@ LIMIT :limit;
 SELECT namespace, position, stream, id, data
 FROM sk_events
 WHERE namespace = :namespace AND position > :after_position
-  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix AND substr(data, 1, 4) <> :ref_prefix
 ORDER BY position
 LIMIT :limit;
 
@@ -160,7 +161,7 @@ LIMIT :limit;
 SELECT namespace, stream, version, data
 FROM sk_event_snapshots
 WHERE namespace = :namespace AND stream > :after_stream
-  AND substr(data, 1, :bytes_len) <> :bytes_prefix
+  AND substr(data, 1, :bytes_len) <> :bytes_prefix AND substr(data, 1, 4) <> :ref_prefix
 ORDER BY stream
 LIMIT :limit;
 
@@ -335,7 +336,7 @@ WHERE namespace = :namespace AND stream = :stream AND data = :old;
 SELECT namespace, type, key, state
 FROM sk_entities
 WHERE namespace = :namespace AND (type, key) > (:after_type, :after_key)
-  AND substr(state, 1, :bytes_len) <> :bytes_prefix
+  AND substr(state, 1, :bytes_len) <> :bytes_prefix AND substr(state, 1, 4) <> :ref_prefix
 ORDER BY type, key
 LIMIT :limit;
 
@@ -344,7 +345,8 @@ SELECT namespace, type, key, call_id, result, error
 FROM sk_entity_calls
 WHERE namespace = :namespace
   AND (type, key, call_id) > (:after_type, :after_key, :after_call_id)
-  AND (substr(result, 1, :bytes_len) <> :bytes_prefix
+  AND ((substr(result, 1, :bytes_len) <> :bytes_prefix
+        AND substr(result, 1, 4) <> :ref_prefix)
        OR substr(error, 1, :text_len) <> :text_prefix)
 ORDER BY type, key, call_id
 LIMIT :limit;
