@@ -47,6 +47,13 @@ MAX_EXPIRY = 7 * 24 * 3600.0
 # Seconds after which the upkeep starts a complete upload not started yet (a start that
 # races with the one its PUT makes is harmless: starts are idempotent by id).
 RESTART_AFTER = 5.0
+# A start that fails is tried again after RETRY_FIRST seconds, the pause doubling up to
+# RETRY_MOST; after MAX_START_ATTEMPTS failures (about a day) the upload is failed, and
+# kept FAILED_KEPT seconds (its file can be read and downloaded) before it is forgotten.
+RETRY_FIRST = 5.0
+RETRY_MOST = 3600.0
+MAX_START_ATTEMPTS = 32
+FAILED_KEPT = 7 * 24 * 3600.0
 # Seconds a pending upload is kept after its URL expired: a PUT that began in time may
 # still be sending its file (the URL is checked when a PUT begins).
 EXPIRED_KEPT = 3600.0
@@ -58,9 +65,10 @@ _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 @dataclass(frozen=True)
 class Upload:
-    """An upload as stored: ``state`` pending or complete; ``sha256`` the checksum it
-    must have (if given), ``digest`` the one it has; ``started`` the workflow id or
-    message id it started."""
+    """An upload as stored: ``state`` pending, complete or failed (its start given up);
+    ``sha256`` the checksum it must have (if given), ``digest`` the one it has;
+    ``started`` the workflow id or message id it started; ``attempts`` the starts that
+    failed, the last with ``start_error``."""
 
     id: str
     state: str
@@ -75,13 +83,15 @@ class Upload:
     digest: str | None
     completed_at: float | None
     started: str | None
+    attempts: int = 0
+    start_error: str | None = None
 
     @classmethod
     def of(cls, row: UploadRow) -> Upload:
         return cls(
             row.id, row.state, row.target_kind, row.target, row.max_bytes, row.sha256,
             row.content_type, row.created_at, row.expires_at, row.size, row.digest,
-            row.completed_at, row.started,
+            row.completed_at, row.started, row.attempts, row.start_error,
         )  # fmt: skip
 
     def reference(self) -> dict[str, Any]:
@@ -223,7 +233,7 @@ class Uploads:
                 )
             now = self._clock()
             done = await self._backend().uploads.complete(
-                self.namespace, id, ref, size, digest, now
+                self.namespace, id, ref, size, digest, now, now + RESTART_AFTER
             )
             if not done:
                 if await self._backend().uploads.get(self.namespace, id) is None:
@@ -236,16 +246,45 @@ class Uploads:
             await blobs.discard(ref)  # nothing refers to it: nothing left behind
             raise
         completed = replace(upload, state="complete", size=size, digest=digest, completed_at=now)
-        return await self._start(completed)
+        return await self.start(completed)
 
-    async def _start(self, upload: Upload) -> Upload:
-        """Start what ``upload`` starts (idempotent, by its id) and record it."""
+    async def start(self, upload: Upload) -> Upload:
+        """Start what complete ``upload`` starts (idempotent, by its id) and record it.
+        A start that fails (its workflow unknown in this process, the database...) is
+        counted, logged and left to the upkeep, which tries again with a growing pause
+        and gives up after MAX_START_ATTEMPTS: the upload as it is then."""
         body = {"upload": upload.reference()}
-        started = await self._targets.start(
-            upload.target_kind, upload.target, body, f"upload-{upload.id}"
-        )
+        try:
+            started = await self._targets.start(
+                upload.target_kind, upload.target, body, f"upload-{upload.id}"
+            )
+        except StatekeeperError as error:
+            return await self._start_failed(upload, error)
         await self._backend().uploads.started(self.namespace, upload.id, started, self._clock())
         return replace(upload, started=started)
+
+    async def _start_failed(self, upload: Upload, error: StatekeeperError) -> Upload:
+        attempts = upload.attempts + 1
+        failed = attempts >= MAX_START_ATTEMPTS
+        wait = FAILED_KEPT if failed else min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MOST)
+        log.warning(
+            "starting what an upload starts failed; "
+            + ("it is given up" if failed else f"the upkeep tries again in {wait:g} s"),
+            exc_info=error,
+            extra={"upload": upload.id, "namespace": self.namespace, "error": error.message,
+                   "attempts": attempts},
+        )  # fmt: skip
+        text = f"{error.code}: {error.message}"
+        try:
+            await self._backend().uploads.start_failed(
+                self.namespace, upload.id, text, self._clock() + wait, failed=failed
+            )
+        except StatekeeperError:  # the database too: the upkeep finds it as it was
+            log.warning("could not record an upload's failed start", exc_info=True,
+                        extra={"upload": upload.id})  # fmt: skip
+            return upload
+        state = "failed" if failed else upload.state
+        return replace(upload, state=state, attempts=attempts, start_error=text)
 
     async def open(self, id: str) -> AsyncIterator[bytes]:
         """The file of complete upload ``id``, chunk by chunk."""
@@ -278,20 +317,13 @@ async def upkeep(
     ones and those whose workflow or message is gone (every namespace; ``limit`` of
     each). ``namespaces``: those ``uploads_of`` serves. How many uploads changed."""
     store, now, changed = backend.uploads, clock(), 0
-    for namespace, id in await store.unstarted(namespaces, now - RESTART_AFTER, limit):
+    for namespace, id, _ in await store.unstarted(namespaces, now, limit):
         uploads = uploads_of(namespace)
-        if uploads is None:
-            continue
-        try:
-            await uploads._start(await uploads.get(id))
-        except StatekeeperError as error:  # its workflow unknown here, the database...
-            log.warning(
-                "starting what an upload starts failed; the upkeep tries again", exc_info=error,
-                extra={"upload": id, "namespace": namespace, "error": error.message},
-            )  # fmt: skip
-            continue
-        changed += 1
+        if uploads is not None:
+            tried = await uploads.start(await uploads.get(id))
+            changed += int(tried.started is not None or tried.state == "failed")
     changed += await store.forget_expired(now - EXPIRED_KEPT, limit)
+    changed += await store.forget_failed(now, limit)
     for namespace, id, kind, started in await store.least_checked(limit):
         if kind == "workflow":
             there = await backend.workflows.get(namespace, started) is not None

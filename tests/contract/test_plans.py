@@ -231,6 +231,8 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "upload_forget": "sk_uploads_pkey",
     "upload_unstarted": "sk_uploads_unstarted",
     "upload_forget_expired": "sk_uploads_pending",
+    "upload_start_failed": ("sk_uploads_pkey", "sk_uploads_unstarted"),
+    "upload_forget_failed": "sk_uploads_failed",
     "upload_least_checked": "sk_uploads_checked",
 }
 # Statements that read rows in the order of the index they walk, never sorting them: a
@@ -280,7 +282,8 @@ PURGES = {"state_purge_expired", "idempotency_forget", "queue_forget_archive",
           "wf_expired_runs", "wf_expired_mark", "wf_expired_attributes", "wf_expired_messages",
           "wf_expired_updates", "wf_expired_values", "wf_expired_streams",
           "wf_expired_flow_runs", "entity_forget", "blob_unreferenced",
-          "upload_unstarted", "upload_forget_expired", "upload_least_checked"}  # fmt: skip
+          "upload_unstarted", "upload_forget_expired", "upload_least_checked",
+          "upload_forget_failed"}  # fmt: skip
 
 
 NOW = time.time()
@@ -448,10 +451,13 @@ async def populate(app: App) -> None:
     blobs = [(bytes([n % 256, n // 256]) + bytes(14), app.namespace, "db", 3, 3,
               0 if n % 100 == 0 else 1, now - n) for n in range(3000)]  # fmt: skip
     chunks = [(blob[0], seq, b"c") for blob in blobs for seq in range(3)]
-    # Uploads: mostly complete and started, some pending, a few complete and not started.
-    uploads = [(app.namespace, f"w{n}", "pending" if n % 10 == 0 else "complete", "workflow",
+    # Uploads: mostly complete and started, some pending, a few complete and not started
+    # (due to be tried again over the next hours), a few failed.
+    uploads = [(app.namespace, f"w{n}", "pending" if n % 10 == 0 else
+                "failed" if n % 100 == 1 else "complete", "workflow",
                 "w", 100, now + n, None if n % 10 == 0 else now - n,
-                None if n % 10 in (0, 1) else f"w{n}", now - n) for n in range(3000)]  # fmt: skip
+                None if n % 10 in (0, 1) else f"w{n}", now - n,
+                None if n % 10 != 1 else now + n) for n in range(3000)]  # fmt: skip
     inserts: list[tuple[str, list[tuple[Any, ...]]]] = [
         ("INSERT INTO sk_workflows (namespace, id, name, status, input, wake_at, created_at, "
          "updated_at, version, purge_at) VALUES ({})", workflows),
@@ -499,7 +505,7 @@ async def populate(app: App) -> None:
          "VALUES ({})", blobs),
         ("INSERT INTO sk_blob_chunks (blob_id, seq, data) VALUES ({})", chunks),
         ("INSERT INTO sk_uploads (namespace, id, state, target_kind, target, max_bytes, "
-         "expires_at, completed_at, started, created_at) VALUES ({})", uploads),
+         "expires_at, completed_at, started, created_at, retry_at) VALUES ({})", uploads),
     ]  # fmt: skip
     backend: Any = app.backend
     for sql, rows in inserts:

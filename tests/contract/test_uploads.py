@@ -19,7 +19,7 @@ from statekeeper.errors import (
     UploadNotFound,
     ValidationError,
 )
-from statekeeper.uploads import upkeep
+from statekeeper.uploads import FAILED_KEPT, MAX_START_ATTEMPTS, upkeep
 from tests.conftest import FakeClock
 from tests.support import drive
 
@@ -131,7 +131,7 @@ async def test_the_upkeep_starts_missed_starts_and_forgets_what_is_done(
         upload_app.namespace, pieces(DATA), 1 << 30
     )
     assert await backend.uploads.complete(upload_app.namespace, missed.id, ref, size, digest,
-                                          clock())  # fmt: skip
+                                          clock(), clock() + 5)  # fmt: skip
     expiring = await upload_app.uploads.create(workflow="ingest", expires_in=60)
 
     def uploads_of(namespace: str) -> Any:
@@ -156,3 +156,59 @@ async def test_the_upkeep_starts_missed_starts_and_forgets_what_is_done(
     assert await blob_count(upload_app) == 1  # released: the upkeep's sweep takes it
     assert await upload_app.payloads.blobs.sweep() == 1
     assert await blob_count(upload_app) == 0
+
+
+async def test_a_start_that_keeps_failing_is_retried_with_a_pause_then_given_up(
+    upload_app: App, database_url: str, namespace: str, clock: FakeClock
+) -> None:
+    backend = upload_app.backend
+    doomed = await upload_app.uploads.create(workflow="ingest")
+    # Received by a process that does not declare the workflow: stored, start failed.
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   encryption=None) as other:  # fmt: skip
+        got = await other.uploads.receive(doomed.id, pieces(DATA))
+    assert (got.state, got.started, got.attempts) == ("complete", None, 1)
+    assert got.start_error is not None and got.start_error.startswith("unknown_workflow")
+    stored = await upload_app.uploads.get(doomed.id)
+    assert (stored.attempts, stored.start_error) == (1, got.start_error)
+
+    def uploads_of(name: str) -> Any:  # a process that does not declare it either
+        return other_view
+
+    async with App(database_url, namespace=namespace, clock=clock, purge_interval=None,
+                   encryption=None) as other_view_app:  # fmt: skip
+        other_view = other_view_app.uploads
+        # Not due yet (a pause of RETRY_FIRST): the upkeep leaves it.
+        await upkeep(backend, clock, uploads_of, 1, [namespace])
+        assert (await upload_app.uploads.get(doomed.id)).attempts == 1
+        # A missed start behind it is not starved (limit 1: the failing one waits).
+        later = await upload_app.uploads.create(workflow="ingest")
+        ref, size, digest = await upload_app.payloads.blobs.write_stream(
+            namespace, pieces(DATA), 1 << 30
+        )
+        assert await backend.uploads.complete(namespace, later.id, ref, size, digest, clock(),
+                                              clock() + 5)  # fmt: skip
+        clock.advance(6)  # both due: the failing one first (due first), then the other
+        await upkeep(backend, clock, uploads_of, 1, [namespace])
+        assert (await upload_app.uploads.get(later.id)).started is None
+        await upkeep(backend, clock, lambda name: upload_app.uploads, 1, [namespace])
+        assert (await upload_app.uploads.get(later.id)).started == f"upload-{later.id}"
+        # Each failure doubles the pause (5 s, then 10 s...), up to an hour.
+        assert (await upload_app.uploads.get(doomed.id)).attempts == 2  # tried at 6 s
+        clock.advance(6)
+        await upkeep(backend, clock, uploads_of, 10, [namespace])
+        assert (await upload_app.uploads.get(doomed.id)).attempts == 2  # 10 s not over
+        clock.advance(5)
+        await upkeep(backend, clock, uploads_of, 10, [namespace])
+        assert (await upload_app.uploads.get(doomed.id)).attempts == 3
+        # After MAX_START_ATTEMPTS failures, the upload is failed.
+        while (found := await upload_app.uploads.get(doomed.id)).state == "complete":
+            clock.advance(3600)
+            await upkeep(backend, clock, uploads_of, 10, [namespace])
+        assert found.state == "failed" and found.attempts == MAX_START_ATTEMPTS
+        assert found.started is None and await upload_app.uploads.read(doomed.id) == DATA
+        # Kept a week (its file readable), then forgotten with its file.
+        clock.advance(FAILED_KEPT + 1)
+        await upkeep(backend, clock, uploads_of, 10, [namespace])
+        with pytest.raises(UploadNotFound):
+            await upload_app.uploads.get(doomed.id)

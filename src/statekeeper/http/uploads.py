@@ -78,10 +78,11 @@ class UploadCreated(Reply):
 
 
 class UploadStatus(Reply):
-    """An upload: pending until its file is stored, then complete."""
+    """An upload: pending until its file is stored, then complete (failed when what it
+    starts could not be started after every retry)."""
 
     id: str = Field(description="The upload's id.")
-    state: str = Field(description="pending or complete.")
+    state: str = Field(description="pending, complete or failed.")
     target: dict[str, str] = Field(
         description='Where it goes: {"workflow": NAME} or {"queue": NAME}.'
     )
@@ -90,6 +91,12 @@ class UploadStatus(Reply):
     content_type: str | None = Field(default=None, description="The media type given.")
     started: str | None = Field(
         default=None, description="The workflow id (or message id) the file started."
+    )
+    start_attempts: int = Field(
+        default=0, description="Starts that failed (the upkeep tries again with a growing pause)."
+    )
+    start_error: str | None = Field(
+        default=None, description="Why the last start failed: the error's code and message."
     )
     expires_at: float = Field(description="Unix time the upload URL stops (or stopped) working.")
     download_url: str | None = Field(
@@ -101,7 +108,8 @@ def status_of(upload: Upload, download_url: str | None) -> UploadStatus:
     return UploadStatus(
         id=upload.id, state=upload.state, target={upload.target_kind: upload.target},
         size=upload.size, sha256=upload.digest, content_type=upload.content_type,
-        started=upload.started, expires_at=upload.expires_at, download_url=download_url,
+        started=upload.started, start_attempts=upload.attempts, start_error=upload.start_error,
+        expires_at=upload.expires_at, download_url=download_url,
     )  # fmt: skip
 
 
@@ -142,7 +150,11 @@ class UploadRoutes:
                 self.put,
                 "Upload the file (the signed URL is the credential)",
                 {
-                    201: Answer("Stored, and what it starts started", UploadStatus),
+                    201: Answer(
+                        "Stored, and what it starts started (or, if that failed, left to "
+                        "the upkeep: start_error says why)",
+                        UploadStatus,
+                    ),
                     400: Answer("The checksum differs"),
                     403: Answer("Forged or expired URL"),
                     404: Answer("No such upload"),
@@ -226,7 +238,7 @@ class UploadRoutes:
     async def status(self, request: Request) -> Response:
         upload = await self.app.uploads.get(request.path_params["id"])
         url = None
-        if upload.state == "complete":
+        if upload.state != "pending":
             expires = math.ceil(self.app.clock() + DOWNLOAD_EXPIRY)
             url = self._absolute(request, "GET", upload.id, expires)
         return model_response(status_of(upload, url))

@@ -1,8 +1,10 @@
 """Uploads through signed URLs, for both adapters (queries in ``queries/uploads.sql``).
 
 An upload's row is pending until its file is written (a blob, counted by the trigger on
-``sk_uploads.blob``), then complete; ``started`` records what it started. The upkeep
-forgets expired pending rows and rows whose workflow or message is gone.
+``sk_uploads.blob``), then complete; ``started`` records what it started, and a start
+that keeps failing is given up (failed). The upkeep tries unstarted ones again, and
+forgets expired pending rows, failed ones kept long enough, and rows whose workflow or
+message is gone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from statekeeper.storage.runner import Operations
 
 class UploadRow(NamedTuple):
     id: str
-    state: str  # pending or complete
+    state: str  # pending, complete or failed (its start given up)
     target_kind: str  # workflow or queue
     target: str
     max_bytes: int
@@ -28,6 +30,8 @@ class UploadRow(NamedTuple):
     digest: str | None  # the SHA-256 it has
     completed_at: float | None
     started: str | None
+    attempts: int = 0  # starts that failed
+    start_error: str | None = None  # the last one's error
 
 
 class UploadOps(Operations):
@@ -47,21 +51,30 @@ class UploadOps(Operations):
         if row is None:
             return None
         (state, kind, target, max_bytes, sha256, content_type, created_at, expires_at, blob,
-         size, digest, completed_at, started) = row  # fmt: skip
+         size, digest, completed_at, started, attempts, start_error) = row  # fmt: skip
         return UploadRow(
             id, str(state), str(kind), str(target), int(max_bytes), sha256, content_type,
             float(created_at), float(expires_at), None if blob is None else bytes(blob),
             None if size is None else int(size), digest,
-            None if completed_at is None else float(completed_at), started,
+            None if completed_at is None else float(completed_at), started, int(attempts),
+            start_error,
         )  # fmt: skip
 
     async def complete(
-        self, namespace: str, id: str, blob: bytes, size: int, digest: str, now: float
+        self,
+        namespace: str,
+        id: str,
+        blob: bytes,
+        size: int,
+        digest: str,
+        now: float,
+        retry_at: float,
     ) -> bool:
-        """Record the file; False if the upload is not pending (any more)."""
+        """Record the file (the upkeep starts it from ``retry_at`` unless it is started
+        before); False if the upload is not pending (any more)."""
         statement = self._bind(
             "upload_complete", namespace=namespace, id=id, blob=blob, size=size,
-            digest=digest, now=now,
+            digest=digest, now=now, retry_at=retry_at,
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot complete upload {id!r}", "found"))
 
@@ -72,16 +85,30 @@ class UploadOps(Operations):
         await self._db.run_write(statement, f"cannot record upload {id!r}", "rowcount")
 
     async def unstarted(
-        self, namespaces: Sequence[str], before: float, limit: int
-    ) -> list[tuple[str, str]]:
-        """Complete uploads of ``namespaces`` not started, completed before ``before``:
-        (namespace, id)."""
+        self, namespaces: Sequence[str], now: float, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """Complete uploads of ``namespaces`` not started and due to be tried at
+        ``now``: (namespace, id, failed attempts)."""
         statement = self._bind(
-            "upload_unstarted", before=before, limit=limit,
-            **self._list_arg("namespaces", namespaces),
-        )  # fmt: skip
+            "upload_unstarted", now=now, limit=limit, **self._list_arg("namespaces", namespaces)
+        )
         rows = await self._db.run_many(statement, "cannot list uploads")
-        return [(str(namespace), str(id)) for namespace, id in rows]
+        return [(str(namespace), str(id), int(attempts)) for namespace, id, attempts in rows]
+
+    async def start_failed(
+        self, namespace: str, id: str, error: str, retry_at: float, *, failed: bool
+    ) -> None:
+        """Count a failed start: tried again at ``retry_at``, or given up (``failed``:
+        then forgotten at ``retry_at``)."""
+        statement = self._bind(
+            "upload_start_failed", namespace=namespace, id=id, error=error,
+            retry_at=retry_at, failed=int(failed),
+        )  # fmt: skip
+        await self._db.run_write(statement, f"cannot record upload {id!r}", "rowcount")
+
+    async def forget_failed(self, now: float, limit: int) -> int:
+        statement = self._bind("upload_forget_failed", now=now, limit=limit)
+        return int(await self._db.run_write(statement, "cannot forget uploads", "rowcount"))
 
     async def forget_expired(self, now: float, limit: int) -> int:
         statement = self._bind("upload_forget_expired", now=now, limit=limit)

@@ -1641,11 +1641,15 @@ CREATE TABLE sk_uploads (
     completed_at DOUBLE PRECISION,
     started      TEXT,
     checked_at   DOUBLE PRECISION,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    start_error  TEXT,
+    retry_at     DOUBLE PRECISION,
     PRIMARY KEY (namespace, id)
 );
 CREATE INDEX sk_uploads_pending ON sk_uploads (expires_at) WHERE state = 'pending';
-CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, completed_at)
+CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, retry_at)
     WHERE state = 'complete' AND started IS NULL;
+CREATE INDEX sk_uploads_failed ON sk_uploads (retry_at) WHERE state = 'failed';
 CREATE INDEX sk_uploads_checked ON sk_uploads (checked_at) WHERE started IS NOT NULL;
 
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_i AFTER INSERT ON sk_uploads FOR EACH ROW

@@ -1130,11 +1130,15 @@ CREATE TABLE sk_uploads (
     completed_at REAL,
     started      TEXT,
     checked_at   REAL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    start_error  TEXT,
+    retry_at     REAL,
     PRIMARY KEY (namespace, id)
 );
 CREATE INDEX sk_uploads_pending ON sk_uploads (expires_at) WHERE state = 'pending';
-CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, completed_at)
+CREATE INDEX sk_uploads_unstarted ON sk_uploads (namespace, retry_at)
     WHERE state = 'complete' AND started IS NULL;
+CREATE INDEX sk_uploads_failed ON sk_uploads (retry_at) WHERE state = 'failed';
 CREATE INDEX sk_uploads_checked ON sk_uploads (checked_at) WHERE started IS NOT NULL;
 
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_i AFTER INSERT ON sk_uploads
