@@ -7,7 +7,8 @@ blob reference triggers cost the hot paths.
 Payloads: a workflow is started with an input of 4 MiB or 64 MiB (a string: out of
 line, as a blob) and returns its length; the start, the run and the result are timed,
 so the payload is written once (encoded, chunked, stored) and read once (read back,
-decoded). The baseline writes the same bytes in 1 MiB rows with the driver in one
+decoded). A state value of the same size is put and read back (``state.put`` then
+``state.get``: its blob inserted in the put's transaction). The baseline writes the same bytes in 1 MiB rows with the driver in one
 transaction and reads them back (SQLite: WAL, synchronous=FULL, as statekeeper). The
 ratio is statekeeper's MB/s over the raw driver's; 4 MiB vs 64 MiB shows whether the
 cost per byte stays flat.
@@ -69,6 +70,18 @@ async def payload_round_trip(app: App, mib: int) -> float:
     while not (await app.workflows.status(run)).done:
         await runner.run_due()
     assert await app.workflows.result(run) == mib * MiB
+    return mib * MiB / 1e6 / (time.perf_counter() - started)
+
+
+async def state_round_trip(app: App, mib: int) -> float:
+    """MB/s of a ``mib`` MiB state value put and read back."""
+    await app.state.put("warm", "warm-up")
+    data = "s" * (mib * MiB)
+    started = time.perf_counter()
+    await app.state.put("big", data)
+    del data
+    item = await app.state.get("big")
+    assert item is not None and len(item.value) == mib * MiB
     return mib * MiB / 1e6 / (time.perf_counter() - started)
 
 
@@ -164,7 +177,8 @@ async def main() -> int:
     args = parser.parse_args()
     plan = benchlib.choose_plan(args, Plan(0.0, 1, 1.0), Plan(0.0, 3, 1.0))
     print(
-        f"large payloads: a workflow input of {SIZES[0]} and {SIZES[1]} MiB written and read "
+        f"large payloads: a workflow input and a state value of {SIZES[0]} and {SIZES[1]} MiB "
+        "written and read "
         f"back vs the raw driver; {MESSAGES} messages with and without the blob triggers; "
         f"each {plan.slices} time(s)"
     )
@@ -174,15 +188,17 @@ async def main() -> int:
     async def measure(backend: str, url_for: Any, raw: Any) -> tuple[list[Row], dict[str, Any]]:
         rows = []
         for mib in SIZES:
-            ours = base = 0.0
+            ours = state = base = 0.0
             for turn in range(plan.slices):
                 async with (
                     url_for(f"p{mib}_{turn}") as url,
                     benchlib.statekeeper_app(url, "blobs") as app,
                 ):
                     ours += await payload_round_trip(app, mib) / plan.slices
+                    state += await state_round_trip(app, mib) / plan.slices
                 base += await raw(mib, turn) / plan.slices
             rows.append(Row(NAMES[backend], f"{mib} MiB input MB/s", ours, base, "MB/s"))
+            rows.append(Row(NAMES[backend], f"{mib} MiB state MB/s", state, base, "MB/s"))
         with_triggers = without = 0.0
         for turn in range(plan.slices):
             for triggers in (True, False):

@@ -276,9 +276,11 @@ class Uploads:
         )  # fmt: skip
         text = f"{error.code}: {error.message}"
         try:
-            await self._backend().uploads.start_failed(
+            recorded = await self._backend().uploads.start_failed(
                 self.namespace, upload.id, text, self._clock() + wait, failed=failed
             )
+            if not recorded:  # started (or forgotten) by another process meanwhile
+                return await self.get(upload.id)
         except StatekeeperError:  # the database too: the upkeep finds it as it was
             log.warning("could not record an upload's failed start", exc_info=True,
                         extra={"upload": upload.id})  # fmt: skip
@@ -319,9 +321,15 @@ async def upkeep(
     store, now, changed = backend.uploads, clock(), 0
     for namespace, id, _ in await store.unstarted(namespaces, now, limit):
         uploads = uploads_of(namespace)
-        if uploads is not None:
+        if uploads is None:
+            continue
+        try:
             tried = await uploads.start(await uploads.get(id))
-            changed += int(tried.started is not None or tried.state == "failed")
+        except StatekeeperError as error:  # forgotten meanwhile, the database...: the next
+            log.warning("an upload's start could not be tried", exc_info=error,
+                        extra={"upload": id, "namespace": namespace})  # fmt: skip
+            continue
+        changed += int(tried.started is not None or tried.state == "failed")
     changed += await store.forget_expired(now - EXPIRED_KEPT, limit)
     changed += await store.forget_failed(now, limit)
     for namespace, id, kind, started in await store.least_checked(limit):

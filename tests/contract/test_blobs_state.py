@@ -125,6 +125,15 @@ async def test_cached_and_encrypted_values_out_of_line(
         report = await app.state.reencrypt()  # the reference stays; its chunks are sealed
         assert report.rewritten == 0
         assert await value_of(app, "big") == BIG
+        # Overwritten by a process without the cache (the cached reference goes stale)
+        # and its blob swept: a read finds the blob gone, reads the row again.
+        async with App(
+            database_url, namespace=namespace, clock=clock, purge_interval=None,
+            encryption=keyring, blob_threshold=THRESHOLD,
+        ) as other:  # fmt: skip
+            await other.state.put("big", {"second": "s" * 500})
+            assert await other.payloads.blobs.sweep() == 1
+        assert await value_of(app, "big") == {"second": "s" * 500}
 
 
 async def test_entity_states_and_answers_go_out_of_line(app: App) -> None:
@@ -158,6 +167,14 @@ async def test_entity_states_and_answers_go_out_of_line(app: App) -> None:
     assert await app.payloads.blobs.sweep() == 1
     listed = await app.entities.list("notes")
     assert [s.state for s in listed] == ["a" * 300 + "b"]
+    # A row read just before the state was replaced (and the old blob swept): its
+    # state is read from the row as it is now.
+    backend: Any = app.backend
+    stale = await backend.entities.get(app.namespace, "notes", "n")
+    assert await app.entities.call("notes", "n", "append", "c") == 302
+    assert await app.payloads.blobs.sweep() == 1
+    row, opened = await app.entities.writers.open_row("notes", stale)
+    assert row is not None and opened == b'"' + b"a" * 300 + b'bc"'
 
 
 async def test_workflow_updates_and_entity_call_results_go_out_of_line(

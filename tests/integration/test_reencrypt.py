@@ -113,6 +113,7 @@ NOT_SEALED: dict[tuple[str, str], str] = {
     ("sk_schedules", "spec"): "when a schedule fires, read by every scheduler",
     ("sk_blobs", "namespace"): "the namespace a blob belongs to, checked on reading",
     ("sk_uploads", "blob"): "a reference to the file's blob (its chunks are sealed)",
+    ("sk_uploads", "start_error"): "why a start failed: an error's code and message",
     ("sk_uploads", "state"): STATUS, ("sk_uploads", "target_kind"): STATUS,
     ("sk_uploads", "target"): "the workflow or queue an upload goes to (a name)",
     ("sk_uploads", "started"): "the id of the workflow or message an upload started",

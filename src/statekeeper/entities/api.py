@@ -133,12 +133,15 @@ class Entities:
         if not isinstance(after, str):
             raise InvalidValue(f"after must be a key, got {after!r}")
         rows = await self._backend().entities.list(self._namespace, checked, after, limit)
-        return [await self._snapshot(checked, row) for row in rows]
+        found = [await self._snapshot(checked, row) for row in rows]
+        return [snapshot for snapshot in found if snapshot is not None]
 
-    async def _snapshot(self, type: str, row: EntityRow) -> EntitySnapshot:
+    async def _snapshot(self, type: str, read: EntityRow) -> EntitySnapshot | None:
+        row, opened = await self.writers.open_row(type, read)
+        if row is None:
+            return None  # it went while its state was read
         state = None
-        if row.state is not None:
-            opened = await self.writers.open_state(type, row.key, row.state)
+        if opened is not None:
             state = decode_value(row.key, opened)
         elif (entity := self.types.get(type)) is not None:
             state = entity.initial()

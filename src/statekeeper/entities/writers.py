@@ -44,6 +44,7 @@ from statekeeper.codec import decode_value, encode_value
 from statekeeper.entities.context import EntityContext, StartAsked
 from statekeeper.entities.definitions import EntityType, EntityTypes, Handler
 from statekeeper.errors import (
+    BlobMissing,
     ClosedError,
     EntityCallFailed,
     ErrorRecord,
@@ -57,6 +58,7 @@ from statekeeper.storage.rows import (
     EntityAnswer,
     EntityCommit,
     EntityLease,
+    EntityRow,
     NewMessage,
     UnitOfWork,
     WorkflowStart,
@@ -70,6 +72,7 @@ FIRST_PAUSE = 0.002  # between lease attempts while another process holds the ke
 MOST_PAUSE = 0.05  # ... doubling up to this
 MAX_KNOWN = 10_000  # entities whose last committed state a process keeps
 MAX_KEPT = 8  # batches in a row a process commits under one lease before giving it back
+MAX_REREADS = 5  # reads of a state out of line replaced meanwhile, before giving up
 # The entity whose handler runs in this context (a call to it from there would wait for
 # the handler making it).
 _RUNNING: ContextVar[tuple[str, str, str] | None] = ContextVar("entity_running", default=None)
@@ -168,9 +171,8 @@ class EntityWriters:
     async def read(self, entity: EntityType, key: str, handler: Handler, arg: Any) -> Any:
         """A read-only handler on the last committed state (no lease)."""
         row = await self._backend().entities.get(self._namespace, entity.name, key)
-        state = self._decode(
-            entity, key, None if row is None else await self._opened(entity.name, key, row.state)
-        )
+        _, opened = (None, None) if row is None else await self.open_row(entity.name, row)
+        state = self._decode(entity, key, opened)
         ctx = EntityContext(entity.name, key, state, call_id=None, outbox=None, readonly=True)
         outcome, _ = self._as_answer(entity, key, handler, await self._run(handler, ctx, arg))
         return _answer(entity, key, handler, outcome)
@@ -232,8 +234,10 @@ class EntityWriters:
             )  # fmt: skip
             if row is None or live:
                 return False  # the lease creates a new entity's row, and waits for a holder
-            opened = await self._opened(entity.name, key, row.state)
-            known = EntityLease(row.token, opened, row.version, row.state)
+            found, opened = await self.open_row(entity.name, row)
+            if found is None:
+                return False
+            known = EntityLease(found.token, opened, found.version, found.state)
         committed = await self._commit(entity, key, batch, known, leased=False, keep=False)
         return committed is not None
 
@@ -450,6 +454,23 @@ class EntityWriters:
     async def open_state(self, type: str, key: str, stored: bytes) -> bytes:
         """A stored state as JSON bytes (read from its blob if it is out of line)."""
         return await self._payloads.open(stored, *state_where(self._namespace, type, key))
+
+    async def open_row(self, type: str, row: EntityRow) -> tuple[EntityRow | None, bytes | None]:
+        """``row`` and its state opened. A state out of line replaced since the row was
+        read may have had its blob released and swept: then the row is read again, a few
+        times at most (None: the entity went meanwhile)."""
+        found: EntityRow | None = row
+        for _ in range(MAX_REREADS):
+            if found is None or found.state is None:
+                return found, None
+            try:
+                return found, await self.open_state(type, found.key, found.state)
+            except BlobMissing:
+                before = found.state
+                found = await self._backend().entities.get(self._namespace, type, found.key)
+                if found is not None and found.state == before:
+                    raise  # still referred to, and missing: damage, not a race
+        raise BlobMissing(f"the state of entity {type}/{row.key} kept changing while it was read")
 
     async def _opened(self, type: str, key: str, stored: bytes | None) -> bytes | None:
         return None if stored is None else await self.open_state(type, key, stored)

@@ -100,7 +100,7 @@ class UploadStatus(Reply):
     )
     expires_at: float = Field(description="Unix time the upload URL stops (or stopped) working.")
     download_url: str | None = Field(
-        default=None, description="Signed URL to GET the file (complete uploads)."
+        default=None, description="Signed URL to GET the file (complete or failed uploads)."
     )
 
 

@@ -25,6 +25,7 @@ from statekeeper.blobs.refs import is_ref
 from statekeeper.codec import decode_value, encode_value
 from statekeeper.constants import MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_TRANSACTION_OPS, REF_MAGIC
 from statekeeper.errors import (
+    BlobMissing,
     BlobUnavailable,
     ConflictError,
     DecryptionError,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("statekeeper.state")
 
 UpdateFn = Callable[[Any], Any | Awaitable[Any]]
+MAX_REREADS = 5  # reads of a value out of line overwritten meanwhile, before giving up
 # A large value out of line (the app's payloads): (namespace, JSON) -> its blob, or
 # None below the threshold; and a stored value's bytes, read from its blob.
 Spill = Callable[[str, bytes], PreparedBlob | None]
@@ -169,7 +171,7 @@ class StateStore:
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [await self._item(row) for row in rows]
+        items = [item for row in rows if (item := await self._item(row)) is not None]
         next_cursor = _encode_cursor(rows[-1].key) if more and rows else None
         return Page(items, next_cursor)
 
@@ -389,10 +391,14 @@ class StateStore:
 
     # --- internals ----------------------------------------------------------------------
 
-    async def _item(self, stored: StoredItem) -> Item:
+    async def _item(self, stored: StoredItem) -> Item | None:
+        """The item a row holds (None: it went while its value was read)."""
+        if stored.key_id is None and is_ref(stored.value):
+            return await self._out_of_line(stored)
+        return self._inline(stored)
+
+    def _inline(self, stored: StoredItem) -> Item:
         data = stored.value
-        if stored.key_id is None and is_ref(data):
-            return Item(stored.key, await self._out_of_line(stored), stored.etag, stored.expires_at)
         if stored.key_id is not None:
             if self._keyring is None:
                 raise DecryptionError(
@@ -410,9 +416,27 @@ class StateStore:
                 ) from None
         return Item(stored.key, decode_value(stored.key, data), stored.etag, stored.expires_at)
 
-    async def _out_of_line(self, stored: StoredItem) -> Any:
-        """The value of an item stored out of line, read from its blob."""
-        return decode_value(stored.key, await self._value_bytes(stored.value))
+    async def _out_of_line(self, stored: StoredItem) -> Item | None:
+        """An item stored out of line, its value read from its blob. A value overwritten
+        or deleted since its row was read may have had its blob released and swept: then
+        the row is read again (and the cache's entry dropped), a few times at most; None
+        if the item is gone."""
+        for _ in range(MAX_REREADS):
+            try:
+                data = await self._value_bytes(stored.value)
+            except BlobMissing:
+                await self._written([stored.key])  # the cached reference may be the stale one
+                fresh = await self._backend.state.get(self.namespace, stored.key, self._clock())
+                if fresh is None:
+                    return None
+                if fresh.value == stored.value:
+                    raise  # still referred to, and missing: damage, not a race
+                if fresh.key_id is not None or not is_ref(fresh.value):
+                    return self._inline(fresh)
+                stored = fresh
+                continue
+            return Item(stored.key, decode_value(stored.key, data), stored.etag, stored.expires_at)
+        raise BlobMissing(f"the value of key {stored.key!r} kept changing while it was read")
 
     async def _value_bytes(self, ref: bytes) -> bytes:
         if self._fill is None:

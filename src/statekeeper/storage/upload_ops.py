@@ -97,14 +97,15 @@ class UploadOps(Operations):
 
     async def start_failed(
         self, namespace: str, id: str, error: str, retry_at: float, *, failed: bool
-    ) -> None:
+    ) -> bool:
         """Count a failed start: tried again at ``retry_at``, or given up (``failed``:
-        then forgotten at ``retry_at``)."""
+        then forgotten at ``retry_at``). False if the upload is not complete and
+        unstarted (any more)."""
         statement = self._bind(
             "upload_start_failed", namespace=namespace, id=id, error=error,
             retry_at=retry_at, failed=int(failed),
         )  # fmt: skip
-        await self._db.run_write(statement, f"cannot record upload {id!r}", "rowcount")
+        return bool(await self._db.run_write(statement, f"cannot record upload {id!r}", "rowcount"))
 
     async def forget_failed(self, now: float, limit: int) -> int:
         statement = self._bind("upload_forget_failed", now=now, limit=limit)
