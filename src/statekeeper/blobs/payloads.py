@@ -9,10 +9,11 @@ text, so the payload's bytes, its text and its value are never all in memory at 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from statekeeper.app_options import positive_int
 from statekeeper.blobs.refs import is_ref
@@ -32,6 +33,7 @@ from statekeeper.storage.contracts import BlobStorage
 from statekeeper.storage.rows import PreparedBlob
 
 log = logging.getLogger("statekeeper.blobs")
+T = TypeVar("T")
 
 
 class Payloads:
@@ -67,6 +69,15 @@ class Payloads:
         if len(plain) > self.threshold:
             return self.blobs.prepare(namespace, plain)
         return None
+
+    async def kept_by(self, stored: bytes | None, write: Awaitable[T]) -> T:
+        """Await ``write``, which stores a row referring to ``stored`` (a payload sealed
+        by ``seal``); if it fails, the payload's blob, if it has one, goes."""
+        try:
+            return await write
+        except BaseException:
+            await asyncio.shield(self.discard([stored]))
+            raise
 
     async def discard(self, stored: Iterable[bytes | None]) -> None:
         """Remove the blobs of payloads sealed for a row that did not commit (those a

@@ -8,7 +8,6 @@ wrote in between; a change that moves the schedule's due time wakes the schedule
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import dataclasses
@@ -172,13 +171,12 @@ class Schedules:
         row = row._replace(
             due_at=self.firing.due(row, fire, Plan.of(row.overlap, False, None, ""), now)
         )
-        try:
-            created = await self._backend().schedules.create(self.namespace, row, now)
-        except BaseException:
-            await asyncio.shield(self.workflows.payloads.discard([row.input]))
-            raise
+        payloads = self.workflows.payloads
+        created = await payloads.kept_by(
+            row.input, self._backend().schedules.create(self.namespace, row, now)
+        )
         if not created:
-            await self.workflows.payloads.discard([row.input])
+            await payloads.discard([row.input])
             raise ScheduleExists(f"schedule {definition.id!r} exists already", id=definition.id)
         self._changed()
         return await self._view(row)
@@ -210,11 +208,9 @@ class Schedules:
             )  # fmt: skip
             return self.firing.finish(changed, await self.firing.plan(changed), fire, now)
 
-        try:
-            changed = await self._change(definition.id, change)
-        except BaseException:  # not stored: the input's blob, if any, goes
-            await asyncio.shield(self.workflows.payloads.discard([sealed]))
-            raise
+        changed = await self.workflows.payloads.kept_by(
+            sealed, self._change(definition.id, change)
+        )  # not stored: the input's blob, if any, goes
         return await self._view(changed)
 
     async def delete(self, id: str) -> None:

@@ -49,13 +49,12 @@ class Messaging:
         check_name("topic", topic)
         plain = flows.payloads.encode(f"message on topic {topic!r}", data)
         sealed = await flows.payloads.seal(plain, *message_where(flows.namespace, id, topic))
-        try:
-            seq = await flows._backend.workflow_messages.send(
+        seq = await flows.payloads.kept_by(  # not sent (an unknown workflow): no blob left
+            sealed,
+            flows._backend.workflow_messages.send(
                 flows.namespace, id, topic, sealed, flows._clock()
-            )
-        except BaseException:  # not sent (an unknown workflow): its blob, if any, goes
-            await asyncio.shield(flows.payloads.discard([sealed]))
-            raise
+            ),
+        )
         self._wake()
         return seq
 
@@ -75,13 +74,12 @@ class Messaging:
             raise ValidationError(f"update timeout must be a positive number, got {timeout!r}")
         plain = flows.payloads.encode(f"data of update {name!r}", data)
         sealed = await flows.payloads.seal(plain, *update_data_where(flows.namespace, id, name))
-        try:
-            seq = await flows._backend.workflow_messages.request_update(
+        seq = await flows.payloads.kept_by(  # not asked (an unknown workflow): no blob left
+            sealed,
+            flows._backend.workflow_messages.request_update(
                 flows.namespace, id, name, sealed, flows._clock()
-            )
-        except BaseException:  # not asked (an unknown workflow): its blob, if any, goes
-            await asyncio.shield(flows.payloads.discard([sealed]))
-            raise
+            ),
+        )
         self._wake()
         return await self.outcome(id, name, seq, timeout=timeout, poll=poll)
 
