@@ -8,8 +8,9 @@ Payloads: a workflow is started with an input of 4 MiB or 64 MiB (a string: out 
 line, as a blob) and returns its length; the start, the run and the result are timed,
 so the payload is written once (encoded, chunked, stored) and read once (read back,
 decoded). A state value of the same size is put and read back (``state.put`` then
-``state.get``: its blob inserted in the put's transaction). The baseline writes the same bytes in 1 MiB rows with the driver in one
-transaction and reads them back (SQLite: WAL, synchronous=FULL, as statekeeper). The
+``state.get``: its blob inserted in the put's transaction). The baseline writes the
+same bytes in 1 MiB rows with the driver in one transaction and reads them back
+(SQLite: WAL, synchronous=FULL, as statekeeper). The
 ratio is statekeeper's MB/s over the raw driver's; 4 MiB vs 64 MiB shows whether the
 cost per byte stays flat.
 
