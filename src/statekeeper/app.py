@@ -404,6 +404,10 @@ class App(Declarations):
             self.workflows.answer_callback_message
         )
 
+    def with_views(self) -> list[App]:
+        """This app and the namespace views opened from it so far (``in_namespace``)."""
+        return [self, *self._views.values()]
+
     def queue_names(self) -> list[str]:
         """The queues this app declared or consumes (its own, not statekeeper's)."""
         names = set(self._queues) | set(self.consumers)

@@ -232,6 +232,8 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "upload_unstarted": "sk_uploads_unstarted",
     "upload_forget_expired": "sk_uploads_pending",
     "upload_start_failed": ("sk_uploads_pkey", "sk_uploads_unstarted"),
+    # /metrics: runs due now (the active runs' counts may scan: see WHOLE).
+    "wf_due_summary": "sk_workflows_due",
     "upload_forget_failed": "sk_uploads_failed",
     "upload_least_checked": "sk_uploads_checked",
 }
@@ -271,9 +273,10 @@ SQLITE_NAMES = {
 }
 # Statements that read a whole queue (or every namespace) by design: their cost is the
 # rows they are asked about, and they are not on a hot path (wf_count: counts by status
-# and name read the rows they count).
+# and name read the rows they count; wf_active_counts, for /metrics, the active runs: an
+# index range when they are few, a scan when, as here, half the runs are active).
 WHOLE = {"queue_stats", "queue_purge_ready", "queue_purge_waiting", "queue_purge_dead",
-         "queue_redrive_all", "state_count_sealed", "wf_count",
+         "queue_redrive_all", "state_count_sealed", "wf_count", "wf_active_counts",
          "flow_queue_counts"}  # fmt: skip
 # Background purges, once a minute: before PostgreSQL first analyzes a table it may read
 # it whole to find the expired rows (an index afterwards; a bounded cost either way).

@@ -199,7 +199,7 @@ def serve(
     "--health-port",
     metavar="PORT",
     type=click.IntRange(1, 65535),
-    help="Serve /healthz and /readyz on this port (none by default).",
+    help="Serve /healthz, /readyz and /metrics on this port (none by default).",
 )
 @click.option(
     "--health-host",

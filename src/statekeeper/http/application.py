@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from statekeeper.errors import StatekeeperError
 from statekeeper.http.auth import BearerAuth, is_open
+from statekeeper.http.metrics import RequestMetrics
 from statekeeper.http.operations import Operation
 from statekeeper.http.read_timeouts import timed_protocol
 from statekeeper.http.responses import answer_error, error_response
@@ -45,6 +46,7 @@ def build(operations: Sequence[Operation], token: str | None) -> Starlette:
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(RequestMetrics)],
         exception_handlers={
             HTTPException: _http_error,
             ClientDisconnect: _client_gone,

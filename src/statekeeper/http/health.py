@@ -17,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from statekeeper.constants import ENV_API_TOKEN
 from statekeeper.errors import ClosedError, StatekeeperError
 from statekeeper.http.application import build, uvicorn_server
 from statekeeper.http.edge import bound_address, listen, shown
+from statekeeper.http.metrics import metrics_operation
 from statekeeper.http.models import Health, Ready
 from statekeeper.http.operations import Answer, Operation
 from statekeeper.http.responses import error_response, model_response
@@ -156,19 +159,22 @@ async def worker_health(
     stopping: Callable[[], bool],
     announce: Callable[[str], None] | None = None,
 ) -> AsyncIterator[list[tuple[str, int]]]:
-    """Serve ``/healthz`` and ``/readyz`` on ``host:port`` while the block runs (nothing
-    when ``port`` is None); yields the addresses served. The port is bound at once, so
-    one in use is an AddressInUse error before any work starts."""
+    """Serve ``/healthz``, ``/readyz`` and ``/metrics`` on ``host:port`` while the block
+    runs (nothing when ``port`` is None); yields the addresses served. ``/metrics``
+    needs ``STATEKEEPER_API_TOKEN`` when one is set. The port is bound at once, so one in
+    use is an AddressInUse error before any work starts."""
     if port is None:
         yield []
         return
     sockets = listen(host, port)
     try:
         readiness = Readiness(app, stopping=stopping)
-        server = uvicorn_server(build(health_operations(readiness), token=None))
+        operations = [*health_operations(readiness), metrics_operation(app.with_views)]
+        server = uvicorn_server(build(operations, token=os.environ.get(ENV_API_TOKEN) or None))
         addresses = [bound_address(sock) for sock in sockets]
         line = "health probes at " + ", ".join(
-            f"http://{shown(*address)}/healthz and /readyz" for address in addresses
+            f"http://{shown(*address)}/healthz and /readyz (metrics at /metrics)"
+            for address in addresses
         )
         log.info(line)
         if announce is not None:

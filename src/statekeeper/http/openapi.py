@@ -145,4 +145,6 @@ def _answer(answer: Answer, refs: Refs) -> dict[str, Any]:
     if answer.model is not None:
         schema = refs[(answer.model, "serialization")]
         described["content"] = {"application/json": {"schema": schema}}
+    elif answer.media_type is not None:
+        described["content"] = {answer.media_type: {"schema": {"type": "string"}}}
     return described

@@ -43,6 +43,8 @@ class Answer:
     description: str
     model: type[BaseModel] | None = ErrorBody
     headers: tuple[str, ...] = ()
+    # A body that is not JSON: its media type, described as text (the metrics page).
+    media_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from statekeeper.http.events import EventRoutes
 from statekeeper.http.flow import FlowRoutes
 from statekeeper.http.health import Readiness, health_operations
 from statekeeper.http.ingress import Ingress
+from statekeeper.http.metrics import metrics_operation
 from statekeeper.http.openapi import openapi_operation
 from statekeeper.http.operations import Operation
 from statekeeper.http.request_status import RequestStatusRoutes
@@ -77,6 +78,7 @@ def api_operations(
         *UploadRoutes(app, config).operations(),
         *StepFunctionsRoutes(app, config).operations(),
         *health_operations(readiness or Readiness(app)),
+        metrics_operation(app.with_views),
     ]
     operations.append(openapi_operation(lambda: operations))
     return operations

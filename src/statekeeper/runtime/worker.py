@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from statekeeper.errors import ErrorRecord, LeaseLost, StatekeeperError, ValidationError
 from statekeeper.logs import correlation
+from statekeeper.observability import metrics
 from statekeeper.queues import Message, Queue
 from statekeeper.runtime.consumer import Consumer
 from statekeeper.workflows.engine import Workflows
@@ -151,13 +152,19 @@ class Worker:
                 with contextlib.suppress(StatekeeperError):
                     await asyncio.shield(message.release())
                 log.info("message given back", extra=self._fields(message))
+                metrics.message_handled(
+                    queue.namespace, queue.name, "given_back", None, message.attempt
+                )
                 raise
             except Exception as error:
                 heartbeat.cancel()
                 retryable = not isinstance(error, consumer.non_retryable)
-                await self._failed(consumer, message, error, retryable=retryable)
+                await self._failed(
+                    consumer, queue, message, error, retryable=retryable, began=started
+                )
                 return
             heartbeat.cancel()
+            ran = time.perf_counter() - started
             try:
                 await message.ack(result)
             except ValidationError as error:
@@ -166,11 +173,15 @@ class Worker:
                 reason = ErrorRecord.made(
                     "ResultNotStored", f"the handler's result cannot be stored: {error.message}"
                 )
-                await self._failed(consumer, message, reason, retryable=False)
+                await self._failed(consumer, queue, message, reason, retryable=False, began=started)
                 return
             except LeaseLost:
                 log.warning(
                     "message finished after its lease was lost", extra=self._fields(message)
+                )
+                metrics.lease_lost(queue.namespace, "message")
+                metrics.message_handled(
+                    queue.namespace, queue.name, "lease_lost", ran, message.attempt
                 )
                 return
             except StatekeeperError as error:
@@ -181,6 +192,7 @@ class Worker:
                 )
                 return
             self.processed += 1
+            metrics.message_handled(queue.namespace, queue.name, "acked", ran, message.attempt)
             log.info(
                 "message processed",
                 extra={
@@ -192,12 +204,15 @@ class Worker:
     async def _failed(
         self,
         consumer: Consumer,
+        queue: Queue,
         message: Message,
         error: Exception | ErrorRecord,
         *,
         retryable: bool,
+        began: float,
     ) -> None:
         self.failed += 1
+        ran = time.perf_counter() - began
         try:
             state = await message.fail(error, retryable=retryable)
         except StatekeeperError as settle_error:
@@ -207,6 +222,8 @@ class Worker:
                 extra={**self._fields(message), "error": settle_error.message},
             )
             return
+        outcome = "dead_lettered" if state == "dead" else "retried"
+        metrics.message_handled(queue.namespace, queue.name, outcome, ran, message.attempt)
         log.log(
             logging.ERROR if state == "dead" else logging.WARNING,
             "message dead-lettered" if state == "dead" else "message failed; will retry",

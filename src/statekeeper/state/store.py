@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import inspect
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from statekeeper.blobs.refs import is_ref
 from statekeeper.codec import decode_value, encode_value
@@ -38,6 +40,7 @@ from statekeeper.errors import (
 )
 from statekeeper.identifiers import has_control, shown, utf8_length
 from statekeeper.logs import correlation_id
+from statekeeper.observability import metrics
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
 from statekeeper.state.item import Item, Page
@@ -65,12 +68,39 @@ if TYPE_CHECKING:
 log = logging.getLogger("statekeeper.state")
 
 UpdateFn = Callable[[Any], Any | Awaitable[Any]]
+P = ParamSpec("P")
+R = TypeVar("R")
 MAX_REREADS = 5  # reads of a value out of line overwritten meanwhile, before giving up
 # A large value out of line (the app's payloads): (namespace, JSON) -> its blob, or
 # None below the threshold; and a stored value's bytes, read from its blob.
 Spill = Callable[[str, bytes], PreparedBlob | None]
 Fill = Callable[[str, bytes], Awaitable[bytes]]
 T = TypeVar("T")
+
+
+def measured(
+    operation: str,
+) -> Callable[[Callable[Concatenate[StateStore, P], Coroutine[Any, Any, R]]],
+              Callable[Concatenate[StateStore, P], Coroutine[Any, Any, R]]]:  # fmt: skip
+    """Time a store operation, and count the conditions that fail (metrics.py)."""
+
+    def wrap(
+        fn: Callable[Concatenate[StateStore, P], Coroutine[Any, Any, R]],
+    ) -> Callable[Concatenate[StateStore, P], Coroutine[Any, Any, R]]:
+        async def timed(store: StateStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            began = time.perf_counter()
+            try:
+                return await fn(store, *args, **kwargs)
+            except ConflictError:
+                metrics.state_conflict(store.namespace)
+                raise
+            finally:
+                metrics.state_operation(store.namespace, operation, time.perf_counter() - began)
+
+        functools.update_wrapper(timed, fn)  # its name and docstring
+        return timed
+
+    return wrap
 
 
 def new_etag() -> str:
@@ -116,6 +146,7 @@ class StateStore:
 
     # --- reads --------------------------------------------------------------------------
 
+    @measured("get")
     async def get(self, key: str) -> Item | None:
         """The item under ``key``, or None when absent or expired."""
         check_key(key)
@@ -194,6 +225,7 @@ class StateStore:
 
     # --- writes -------------------------------------------------------------------------
 
+    @measured("put")
     async def put(
         self,
         key: str,
@@ -227,6 +259,7 @@ class StateStore:
             for op, (_, v) in zip(ops, pairs, strict=True)
         }
 
+    @measured("delete")
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         """Delete ``key``; True if it existed. A stale ``if_match`` raises ConflictError."""
         check_key(key)
@@ -310,6 +343,7 @@ class StateStore:
         _check_etag(if_match)
         return DeleteOp(key, if_match)
 
+    @measured("transaction")
     async def apply(
         self,
         ops: Sequence[WriteOp],

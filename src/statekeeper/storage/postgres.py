@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from statekeeper.errors import AlreadyTracked, ConflictError, DatabaseUnavailable, LeaseLost
+from statekeeper.observability import metrics
 from statekeeper.storage import migrations
 from statekeeper.storage.blocks import Blocks
 from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
@@ -254,13 +255,21 @@ class PostgresBackend(Blocks):
     async def _run(self, method: str, statement: Statement, what: str) -> Any:
         """One statement through the pool: ``method`` is fetch, fetchrow, fetchval or execute."""
         sql, args = statement
-        with translated(what):
-            return await getattr(self.pool, method)(sql, *args)
+        began = time.perf_counter()
+        try:
+            with translated(what):
+                return await getattr(self.pool, method)(sql, *args)
+        finally:
+            metrics.round_trip("postgres", "statement", time.perf_counter() - began)
 
     async def read_row(self, statement: Statement, what: str) -> Any:
         sql, args = statement
-        with translated(what):
-            return await self.pool.fetchrow(sql, *args)
+        began = time.perf_counter()
+        try:
+            with translated(what):
+                return await self.pool.fetchrow(sql, *args)
+        finally:
+            metrics.round_trip("postgres", "statement", time.perf_counter() - began)
 
     # --- what differs: sending, and the unit of work -------------------------------------
 
@@ -333,11 +342,15 @@ class PostgresBackend(Blocks):
             await conn.executemany(sql, chunks)
 
     async def commit(self, unit: UnitOfWork) -> UnitResult:
-        if unit.entity is not None:
-            return await self._commit_entity(unit)
-        if unit.starts or unit_blobs(unit):
-            return await self._commit_with_starts(unit)
-        return await self._commit_on(self.pool, unit)
+        began = time.perf_counter()
+        try:
+            if unit.entity is not None:
+                return await self._commit_entity(unit)
+            if unit.starts or unit_blobs(unit):
+                return await self._commit_with_starts(unit)
+            return await self._commit_on(self.pool, unit)
+        finally:
+            metrics.round_trip("postgres", "commit", time.perf_counter() - began)
 
     async def _commit_with_starts(self, unit: UnitOfWork) -> UnitResult:
         """A unit that starts workflows: their rows and the rest in one transaction."""

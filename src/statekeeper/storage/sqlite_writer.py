@@ -14,11 +14,13 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from statekeeper.errors import ClosedError, StorageError
+from statekeeper.observability import metrics
 from statekeeper.storage.translate import sqlite_error
 
 T = TypeVar("T")
@@ -113,6 +115,7 @@ class WriterThread:
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Pending[Any]]) -> None:
         """Run one batch and settle every one of its futures, whatever fails."""
+        began = time.perf_counter()
         try:
             outcomes = self._run_batch(conn, batch)
         except BaseException as exc:  # the writer's own statements failed
@@ -125,6 +128,8 @@ class WriterThread:
                 else StorageError(f"the write transaction failed: {exc!r}")
             )
             outcomes = [(False, error)] * len(batch)
+        metrics.round_trip("sqlite", "commit", time.perf_counter() - began)
+        metrics.writer_batch(len(batch))
         self._deliver(batch, outcomes)
 
     def _run_batch(

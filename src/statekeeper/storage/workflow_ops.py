@@ -342,6 +342,20 @@ class WorkflowOps(Operations):
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
+    async def active_counts(self, namespace: str) -> list[tuple[str, str, int]]:
+        """Active runs of ``namespace``: (status, name, how many)."""
+        statement = self._bind("wf_active_counts", namespace=namespace)
+        rows = await self._db.run_many(statement, "cannot count workflows")
+        return [(str(status), str(name), int(count)) for status, name, count in rows]
+
+    async def due_summary(self, namespace: str, now: float) -> tuple[int, float | None]:
+        """How many runs of ``namespace`` are due at ``now``, and the earliest due time."""
+        statement = self._bind("wf_due_summary", namespace=namespace, now=now)
+        row = await self._db.run_read(statement, "cannot count due workflows", "row")
+        if row is None:
+            return 0, None
+        return int(row[0]), None if row[1] is None else float(row[1])
+
     async def list(
         self,
         namespace: str,

@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
@@ -37,6 +38,7 @@ from statekeeper.identifiers import (
     check_workflow_id,
     check_workflow_name,
 )
+from statekeeper.observability import metrics
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import PLAIN, STEP, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
@@ -107,6 +109,7 @@ class WorkflowContext:
         payloads: Payloads | None = None,
     ) -> None:
         self.workflow_id = workflow_id
+        self.run_name = ""  # the workflow's name (the runner sets it), for metrics
         self._max_journal = max_journal
         self.sagas_open = 0  # sagas entered and not left (continue_as_new is refused in one)
         self.namespace = namespace
@@ -357,14 +360,18 @@ class WorkflowContext:
         with self._step_running():
             while True:
                 attempt += 1
+                began = time.perf_counter()
                 try:
                     result = await _call(fn, args, kwargs, timeout)
                 except Exception as exc:
                     error = ErrorRecord.of(exc)
+                    ran = time.perf_counter() - began
                     if isinstance(exc, non_retryable) or attempt >= policy.max_attempts:
+                        metrics.step_done(self._namespace, self.run_name, "failed", ran)
                         await self._fail_step(
                             position, name, arguments, attempt, started, error, exc
                         )
+                    metrics.step_retried(self._namespace, self.run_name)
                     await self._retry_later(position, name, arguments, attempt, policy, error, exc)
                     continue
                 try:
@@ -380,6 +387,8 @@ class WorkflowContext:
                     position, "step", name, input=arguments, output=output, attempts=attempt,
                     started_at=started,
                 )  # fmt: skip
+                ran = time.perf_counter() - began
+                metrics.step_done(self._namespace, self.run_name, "succeeded", ran)
                 # What a replay returns, so the first run and every replay see the same value
                 # (a number or a string is that already: JSON gives it back as it is).
                 if type(result) in _SCALARS and (hint is None or hint is type(result)):

@@ -51,6 +51,7 @@ from statekeeper.identifiers import (
     check_workflow_name,
     shown,
 )
+from statekeeper.observability import metrics
 from statekeeper.queues.message import Message
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, WORKFLOW, Sealer, is_ref
@@ -316,6 +317,7 @@ class Workflows:
             version=made.version,
         )  # fmt: skip
         if created:
+            metrics.workflow_started(self.namespace, name)
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
         else:  # only a repeated start reads the one it repeats
             if is_ref(made.input):  # its input's blob: nothing refers to it

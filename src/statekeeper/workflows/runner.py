@@ -33,6 +33,7 @@ from statekeeper.errors import (
     ErrorRecord,
     StatekeeperError,
 )
+from statekeeper.observability import metrics
 from statekeeper.queues.wakeups import POLL_INTERVAL, workflow_subject
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import LeasedWorkflow
@@ -262,6 +263,7 @@ class WorkflowRunner:
             sealer=flows.sealer, state=flows._state_of, max_journal=flows.max_journal_entries,
             payloads=flows.payloads,
         )  # fmt: skip
+        ctx.run_name = leased.name
         ctx.on_child_started = lambda: flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         ctx.secret = flows.secret
         ctx.entity_call = flows.entity_call
@@ -331,9 +333,11 @@ class WorkflowRunner:
             if task is not None and task.cancelling():  # the grace ended mid-step
                 await self._give_back_shielded(leased)
                 raise
+            metrics.lease_lost(flows.namespace, "workflow")
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
             return
         except Superseded:
+            metrics.lease_lost(flows.namespace, "workflow")
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
             return
         except Unreadable as unreadable:
@@ -381,6 +385,7 @@ class WorkflowRunner:
             log.info("workflow continued as new", extra={"workflow_id": leased.id})
             flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         else:
+            metrics.lease_lost(flows.namespace, "workflow")
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
 
     async def _give_back_shielded(self, leased: LeasedWorkflow, *, paused: bool = False) -> None:
@@ -517,6 +522,7 @@ class WorkflowRunner:
             flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)
         if finished.done:
             self.completed += 1
+            metrics.workflow_finished(ns, leased.name, status)
             log.info("workflow finished", extra={"workflow_id": leased.id, "status": status})
             if leased.parent_id is not None:
                 flows._wakeups.notify(flows.namespace, WAKEUP_CHANNEL)

@@ -383,3 +383,18 @@ WHERE (namespace, id) IN (SELECT namespace, id FROM sk_workflows WHERE purge_at 
 
 -- name: wf_expired_runs
 DELETE FROM sk_workflows WHERE purge_at = -1;
+
+-- name: wf_active_counts
+-- Active runs by status and name (what /metrics shows): one range of
+-- sk_workflows_by_status per active status, so the cost follows the active runs, not
+-- the finished ones kept.
+SELECT status, name, count(*) FROM sk_workflows
+WHERE namespace = :namespace AND (status || '') IN ('pending', 'running', 'sleeping', 'waiting')
+GROUP BY status, name;
+
+-- name: wf_due_summary
+-- Runs due now (a timer, a retry, a lease run out) and the earliest one's due time:
+-- the range of sk_workflows_due up to :now.
+SELECT count(*), min(wake_at) FROM sk_workflows
+WHERE namespace = :namespace AND wake_at IS NOT NULL AND cancel_requested <> 2
+  AND wake_at <= :now;

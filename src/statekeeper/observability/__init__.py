@@ -1,0 +1,2 @@
+"""Observability: metrics for Prometheus (``metrics``: what this process counts;
+``scrape``: the ``/metrics`` page, with what the database knows)."""
