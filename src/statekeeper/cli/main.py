@@ -18,6 +18,7 @@ from statekeeper.cli.services import serve, worker
 from statekeeper.cli.sfn import sfn
 from statekeeper.cli.sidecar import sidecar
 from statekeeper.cli.state import state
+from statekeeper.cli.top import top
 from statekeeper.cli.workflow_versions import COMMANDS as WORKFLOW_VERSION_COMMANDS
 from statekeeper.cli.workflows import workflows
 from statekeeper.constants import ENV_DATABASE_URL, ENV_LOG_FORMAT, ENV_LOG_LEVEL, ENV_NAMESPACE
@@ -84,6 +85,7 @@ for command in (
     demo,
     schedules,
     entities,
+    top,
 ):
     main.add_command(command)
 # ``workflows version / move-version / fork`` (cli/workflow_versions.py).

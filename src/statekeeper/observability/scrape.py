@@ -2,8 +2,9 @@
 knows for every process at once, read when Prometheus scrapes.
 
 From the database, for each namespace this process serves (the app's and its views'):
-messages by state and the oldest live message's age, for the queues the process
-declares or consumes (one statement per queue, reading its partial indexes); active
+messages by state and the oldest live message's age, for the queues that hold messages
+and those the process declares or consumes (one statement per queue, reading its
+partial indexes); active
 workflow runs by status and name; runs due now and how late the earliest is. From the
 process: the Redis cache's hits, misses and errors and whether it answers. Every
 figure is a few index range reads: a scrape costs what the live work costs, not what
@@ -20,12 +21,22 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from statekeeper.observability.metrics import REGISTRY
+from statekeeper.storage.rows import QueueCounts
 
 if TYPE_CHECKING:
     from statekeeper.app import App
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 QUEUE_STATES = ("ready", "in_flight", "delayed", "waiting", "dead")
+
+
+async def queue_counts(app: App) -> list[tuple[str, QueueCounts]]:
+    """Each queue of the app's namespace that holds messages or that the app declares
+    or consumes, with its counts, in name order."""
+    queues = app.backend.queues
+    names = sorted(set(await queues.held(app.namespace)) | set(app.queue_names()))
+    now = app.clock()
+    return [(name, await queues.stats(app.namespace, name, now)) for name in names]
 
 
 class _Read(Collector):
@@ -91,11 +102,11 @@ async def database_families(apps: Sequence[App]) -> list[Metric]:
         pool.add_metric(["idle"], idle)
     for app in apps:
         namespace, now = app.namespace, app.clock()
-        for name in app.queue_names():
-            stats = await app.queue(name).stats()
+        for name, counts in await queue_counts(app):
             for state in QUEUE_STATES:
-                messages.add_metric([namespace, name, state], getattr(stats, state))
-            oldest.add_metric([namespace, name], stats.oldest_age or 0.0)
+                messages.add_metric([namespace, name, state], getattr(counts, state))
+            age = 0.0 if counts.oldest_enqueued_at is None else now - counts.oldest_enqueued_at
+            oldest.add_metric([namespace, name], max(0.0, age))
         workflows = app.backend.workflows
         for status, workflow, count in await workflows.active_counts(namespace):
             active.add_metric([namespace, workflow, status], count)

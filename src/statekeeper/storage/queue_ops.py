@@ -105,6 +105,12 @@ class QueueOps(Operations):
         counts = await self._db.run_atomic(script, f"cannot purge queue {queue!r}")
         return sum(counts[-len(deletes) :]) if counts else 0
 
+    async def held(self, namespace: str) -> list[str]:
+        """The queues of ``namespace`` holding messages (live or dead), in name order."""
+        statement = self._bind("queue_names_held", namespace=namespace)
+        rows = await self._db.run_many(statement, "cannot list queues")
+        return sorted(str(queue) for (queue,) in rows)
+
     async def stats(self, namespace: str, queue: str, now: float) -> QueueCounts:
         """Counts by state, and the oldest live message's enqueue time."""
         statement = self._bind("queue_stats", now=now, namespace=namespace, queue=queue)

@@ -207,3 +207,27 @@ FROM sk_messages WHERE id = :id;
 -- name: queue_find_archived
 SELECT namespace, queue, attempts, enqueued_at, completed_at, result
 FROM sk_message_archive WHERE id = :id;
+
+-- name: queue_names_held
+-- The queues of a namespace that hold messages, live or dead (what /metrics and
+-- `statekeeper top` show): a loose scan of the partial indexes sk_messages_due and
+-- sk_messages_dead, one probe per queue however many messages each holds.
+WITH RECURSIVE live(queue) AS (
+    SELECT min(queue) FROM sk_messages
+    WHERE namespace = :namespace AND state IN ('ready', 'leased')
+    UNION ALL
+    SELECT (SELECT min(m.queue) FROM sk_messages m
+            WHERE m.namespace = :namespace AND m.state IN ('ready', 'leased')
+              AND m.queue > live.queue)
+    FROM live WHERE live.queue IS NOT NULL
+), dead(queue) AS (
+    SELECT min(queue) FROM sk_messages
+    WHERE namespace = :namespace AND state = 'dead'
+    UNION ALL
+    SELECT (SELECT min(m.queue) FROM sk_messages m
+            WHERE m.namespace = :namespace AND m.state = 'dead' AND m.queue > dead.queue)
+    FROM dead WHERE dead.queue IS NOT NULL
+)
+SELECT queue FROM live WHERE queue IS NOT NULL
+UNION
+SELECT queue FROM dead WHERE queue IS NOT NULL;
