@@ -28,6 +28,7 @@ from rich.text import Text
 
 from statekeeper.constants import ENV_LOG_FORMAT, ENV_LOG_LEVEL
 from statekeeper.errors import ConfigurationError
+from statekeeper.observability import tracing
 
 correlation_id: ContextVar[str | None] = ContextVar("statekeeper_correlation_id", default=None)
 
@@ -62,6 +63,9 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     cid = getattr(record, "correlation_id", None) or correlation_id.get()
     if cid:
         fields["correlation_id"] = cid
+    traced = tracing.ids()
+    if traced is not None:  # the line belongs to a traced piece of work
+        fields["trace_id"], fields["span_id"] = traced
     return fields
 
 

@@ -234,6 +234,8 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "upload_start_failed": ("sk_uploads_pkey", "sk_uploads_unstarted"),
     # /metrics: runs due now (the active runs' counts may scan: see WHOLE).
     "wf_due_summary": "sk_workflows_due",
+    "wf_set_trace": "sk_workflows_pkey",
+    "wf_trace": "sk_workflows_pkey",
     "queue_names_held": ("sk_messages_due", "sk_messages_dead"),
     "upload_forget_failed": "sk_uploads_failed",
     "upload_least_checked": "sk_uploads_checked",

@@ -114,6 +114,7 @@ NOT_SEALED: dict[tuple[str, str], str] = {
     ("sk_blobs", "namespace"): "the namespace a blob belongs to, checked on reading",
     ("sk_uploads", "blob"): "a reference to the file's blob (its chunks are sealed)",
     ("sk_uploads", "start_error"): "why a start failed: an error's code and message",
+    ("sk_workflows", "trace"): "a W3C trace context: a trace id and a span id",
     ("sk_uploads", "state"): STATUS, ("sk_uploads", "target_kind"): STATUS,
     ("sk_uploads", "target"): "the workflow or queue an upload goes to (a name)",
     ("sk_uploads", "started"): "the id of the workflow or message an upload started",

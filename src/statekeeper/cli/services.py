@@ -18,6 +18,7 @@ from statekeeper.cli.common import Settings, load_app, pass_settings, run
 from statekeeper.cli.params import seconds_option
 from statekeeper.constants import ENV_BODY_TIMEOUT, ENV_HEADER_TIMEOUT, ENV_TLS_CERT, ENV_TLS_KEY
 from statekeeper.http.config import HttpConfig
+from statekeeper.observability.tracing import configure_from_env
 from statekeeper.runtime.memory import keep_large_blocks_mapped
 from statekeeper.runtime.worker import Worker
 
@@ -169,6 +170,7 @@ def serve(
             body_timeout=body_timeout,
         )
         app = load_app(target, settings)
+        configure_from_env("statekeeper-serve")  # traces, when OTEL_TRACES_EXPORTER says so
         config = HttpConfig.from_env(dev=dev or None)
         enable_callbacks(app)
         await serve_http(
@@ -222,6 +224,7 @@ def worker(
 
     async def go() -> Worker:
         app = load_app(target, settings)
+        configure_from_env("statekeeper-worker")  # traces, when OTEL_TRACES_EXPORTER says so
         enable_callbacks(app)
         return await run_worker(app, list(queues) or None, grace, health_host, health_port)
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from statekeeper.http.operations import Answer, Operation
-from statekeeper.observability import metrics
+from statekeeper.observability import metrics, tracing
 from statekeeper.observability.scrape import CONTENT_TYPE, exposition
 
 if TYPE_CHECKING:
@@ -41,17 +41,20 @@ def metrics_operation(apps: Callable[[], Iterable[App]]) -> Operation:
 
 class RequestMetrics:
     """Counts and times every HTTP request by its route (the path's template, never the
-    path itself: ids stay out of the labels), method and status."""
+    path itself: ids stay out of the labels), method and status; and, when traces are
+    recorded, runs it in a server span, a child of the caller's ``traceparent`` header."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not metrics.ENABLED:
+        traced = tracing.enabled()
+        if scope["type"] != "http" or not (metrics.ENABLED or traced):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
+        method = scope.get("method", "")
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -59,11 +62,23 @@ class RequestMetrics:
                 status = int(message["status"])
             await send(message)
 
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            metrics.http_request(
-                template, scope.get("method", ""), status, time.perf_counter() - started
-            )
+        with tracing.span(f"{method} request", parent=_traceparent(scope), kind="server",
+                          attributes={"http.request.method": method}) as current:  # fmt: skip
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                metrics.http_request(template, method, status, time.perf_counter() - started)
+                if current is not None:
+                    current.update_name(f"{method} {template}")
+                    current.set_attribute("http.route", template)
+                    current.set_attribute("http.response.status_code", status)
+
+
+def _traceparent(scope: Scope) -> str | None:
+    """The request's ``traceparent`` header, if any."""
+    for name, value in scope.get("headers", ()):
+        if name == b"traceparent":
+            return str(value.decode("latin-1"))
+    return None

@@ -45,6 +45,8 @@ from statekeeper.identifiers import (
     check_queue_name,
 )
 from statekeeper.logs import correlation_id
+from statekeeper.observability import tracing
+from statekeeper.observability.tracing import TRACEPARENT
 from statekeeper.outbound import CallbackPolicy
 from statekeeper.queues.message import Message, QueueStats, SendResult, StoredMessage
 from statekeeper.queues.policy import Retry
@@ -229,6 +231,9 @@ class Queue:
             window = _check_seconds("dedup_window", dedup_window, allow_zero=False)
         seconds = 0.0 if delay is None else _check_seconds("delay", delay, allow_zero=True)
         id = uuid.uuid4().hex
+        traced = tracing.traceparent()  # the trace goes on with the message (tracing.py)
+        if traced is not None and TRACEPARENT not in (attributes or {}):
+            attributes = {**(attributes or {}), TRACEPARENT: traced}
         encoded_attributes = _encode_attributes(attributes)
         encoded_reply_to = _encode_reply_to(reply_to, self._callback_policy)
         blob = None if self._spill is None or is_ref(data) else self._spill(self.namespace, data)
@@ -304,7 +309,9 @@ class Queue:
         return await self._send(messages)
 
     async def _send(self, messages: list[NewMessage]) -> list[SendResult]:
-        twins = await self._backend.queues.send(self.namespace, messages, self._clock())
+        with tracing.span(f"send {self.name}", kind="producer", only_within=True,
+                          attributes={"statekeeper.messages": len(messages)}):  # fmt: skip
+            twins = await self._backend.queues.send(self.namespace, messages, self._clock())
         self._wakeups.notify(self.namespace, self.name)
         return [
             SendResult(m.id)

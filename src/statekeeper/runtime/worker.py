@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 from statekeeper.errors import ErrorRecord, LeaseLost, StatekeeperError, ValidationError
 from statekeeper.logs import correlation
-from statekeeper.observability import metrics
+from statekeeper.observability import metrics, tracing
+from statekeeper.observability.tracing import TRACEPARENT
 from statekeeper.queues import Message, Queue
 from statekeeper.runtime.consumer import Consumer
 from statekeeper.workflows.engine import Workflows
@@ -142,7 +143,15 @@ class Worker:
             await asyncio.wait(late, timeout=5.0)
 
     async def _handle(self, consumer: Consumer, queue: Queue, message: Message) -> None:
-        with correlation(message.correlation_id or message.id):
+        parent = (message.attributes or {}).get(TRACEPARENT)
+        with (
+            correlation(message.correlation_id or message.id),
+            tracing.span(
+                f"process {queue.name}", parent=parent if isinstance(parent, str) else None,
+                kind="consumer", attributes={"statekeeper.message_id": message.id,
+                                             "statekeeper.attempt": message.attempt},
+            ),
+        ):  # fmt: skip
             started = time.perf_counter()
             heartbeat = asyncio.create_task(self._heartbeat(queue, message))
             try:

@@ -40,7 +40,7 @@ from statekeeper.errors import (
 )
 from statekeeper.identifiers import has_control, shown, utf8_length
 from statekeeper.logs import correlation_id
-from statekeeper.observability import metrics
+from statekeeper.observability import metrics, tracing
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
 from statekeeper.state.item import Item, Page
@@ -82,7 +82,8 @@ def measured(
     operation: str,
 ) -> Callable[[Callable[Concatenate[StateStore, P], Coroutine[Any, Any, R]]],
               Callable[Concatenate[StateStore, P], Coroutine[Any, Any, R]]]:  # fmt: skip
-    """Time a store operation, and count the conditions that fail (metrics.py)."""
+    """Time a store operation, and count the conditions that fail (metrics.py); trace it
+    as part of traced work (tracing.py)."""
 
     def wrap(
         fn: Callable[Concatenate[StateStore, P], Coroutine[Any, Any, R]],
@@ -90,7 +91,8 @@ def measured(
         async def timed(store: StateStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
             began = time.perf_counter()
             try:
-                return await fn(store, *args, **kwargs)
+                with tracing.span(f"state {operation}", only_within=True):
+                    return await fn(store, *args, **kwargs)
             except ConflictError:
                 metrics.state_conflict(store.namespace)
                 raise

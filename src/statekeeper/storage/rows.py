@@ -219,6 +219,7 @@ class LeasedWorkflow(NamedTuple):
     parent_id: str | None
     created_at: float
     deadline: float | None = None  # Unix time it times out (started with a timeout)
+    trace: str | None = None  # the trace context it was started in (observability/tracing)
 
 
 class Finished(NamedTuple):

@@ -125,7 +125,7 @@ class ScheduleOps(Operations):
                 statement = self._bind(
                     "wf_create", namespace=namespace, id=run.id, name=run.workflow,
                     input=run.input, parent_id=None, now=now, deadline=None,
-                    version=run.version,
+                    version=run.version, trace=None,
                 )  # fmt: skip
                 script.append((statement, "rowcount", False))
             else:

@@ -43,12 +43,13 @@ class WorkflowOps(Operations):
         *,
         deadline: float | None = None,
         version: str | None = None,
+        trace: str | None = None,
     ) -> bool:
         """Create a pending workflow (timing out at ``deadline``, if given; stamped with
-        application ``version``); False when the id exists already."""
+        application ``version``; started in ``trace``); False when the id exists already."""
         statement = self._bind(
             "wf_create", namespace=namespace, id=id, name=name, input=input,
-            parent_id=parent_id, now=now, deadline=deadline, version=version,
+            parent_id=parent_id, now=now, deadline=deadline, version=version, trace=trace,
         )  # fmt: skip
         return bool(await self._db.run_write(statement, f"cannot start workflow {id!r}", "found"))
 
@@ -342,6 +343,17 @@ class WorkflowOps(Operations):
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
+    async def set_trace(self, namespace: str, id: str, trace: str) -> None:
+        """Keep the trace context of the span that started workflow ``id``."""
+        statement = self._bind("wf_set_trace", namespace=namespace, id=id, trace=trace)
+        await self._db.run_write(statement, f"cannot record the trace of {id!r}", "rowcount")
+
+    async def trace(self, namespace: str, id: str) -> str | None:
+        """The trace context workflow ``id`` was started in (None: none recorded)."""
+        statement = self._bind("wf_trace", namespace=namespace, id=id)
+        found = await self._db.run_read(statement, f"cannot read the trace of {id!r}", "first")
+        return None if found is None else str(found)
+
     async def active_counts(self, namespace: str) -> list[tuple[str, str, int]]:
         """Active runs of ``namespace``: (status, name, how many)."""
         statement = self._bind("wf_active_counts", namespace=namespace)
@@ -450,7 +462,7 @@ class WorkflowOps(Operations):
         create = "wf_create" if queued is None else "flow_create_workflow"
         script: builtins.list[Scripted] = [(self._bind(
             create, name=name, input=input, parent_id=None, now=now, deadline=None,
-            version=version, **keys,
+            version=version, trace=None, **keys,
         ), "found", True)]  # fmt: skip
         if queued is not None:
             queue, key, priority = queued

@@ -38,18 +38,16 @@ from statekeeper.identifiers import (
     check_workflow_id,
     check_workflow_name,
 )
-from statekeeper.observability import metrics
+from statekeeper.observability import metrics, tracing
 from statekeeper.queues.policy import Retry
 from statekeeper.sealing import PLAIN, STEP, Sealer
 from statekeeper.storage.rows import JournalEntry, StepRecord, UnitOfWork
-from statekeeper.workflows import children, entity_calls, mailbox, streams, updates, waits
+from statekeeper.workflows import children, entity_calls, mailbox, patches, streams, updates, waits
 from statekeeper.workflows.attributes import ATTRIBUTES, store_attributes
 from statekeeper.workflows.attributes import typed as typed_attributes
 from statekeeper.workflows.callback import Callback
 from statekeeper.workflows.journal import (
     DEFAULT_MAX_JOURNAL,
-    PATCH,
-    check_change_id,
     check_timeout,
     nondeterminism_advice,
     step_name,
@@ -357,7 +355,10 @@ class WorkflowContext:
         policy = retry or DEFAULT_STEP_RETRY
         arguments = self._payloads.encode(f"arguments of step {name!r}", [list(args), kwargs])
         started = self._clock()
-        with self._step_running():
+        with (
+            self._step_running(),
+            tracing.span(f"step {name}", attributes={"statekeeper.position": position}),
+        ):
             while True:
                 attempt += 1
                 began = time.perf_counter()
@@ -661,42 +662,19 @@ class WorkflowContext:
     # --- code changes ---------------------------------------------------------------------
 
     async def patched(self, change_id: str) -> bool:
-        """Whether this run takes the code path of the change ``change_id``: True for a
-        run that reaches this point with nothing recorded here yet (the change is
-        recorded, one position, so every replay agrees), and for one that recorded the
-        change before; False for a run whose journal records something else here (it
-        was recorded by the code before the change, which it must go on following).
+        """Whether this run takes the code path of the change ``change_id``
+        (workflows/patches.py; docs/workflow-code-changes.md):
 
             if await ctx.patched("audit-before-charge"):
                 await ctx.step(audit, order_id)   # new code
             await ctx.step(charge, order_id)      # old and new
-
-        Once no run in flight can be older than the change, replace the call with
-        ``ctx.deprecate_patch(change_id)`` and keep only the new path; later still,
-        remove that too (docs/workflow-code-changes.md)."""
-        name = check_change_id(change_id)
-        position = self._position + 1
-        entry = self._journal.get(position)
-        if entry is None:
-            self._may_start_new_work()
-            self._within_limit(position)
-            self._position = position
-            await self._checkpoint(position, PATCH, name)
-            return True
-        if (entry.kind, entry.name) == (PATCH, name):
-            self._position = position
-            return True
-        return False  # recorded before the change: takes no position
+        """
+        return await patches.patched(self, change_id)
 
     def deprecate_patch(self, change_id: str) -> None:
-        """Where ``ctx.patched(change_id)`` was: the new path is now the only one. A run
-        that recorded the change skips its record here; a run that did not record it
-        goes on without it (it must not be one that took the old path: retire a patch
-        only once every such run has finished)."""
-        name = check_change_id(change_id)
-        entry = self._journal.get(self._position + 1)
-        if entry is not None and (entry.kind, entry.name) == (PATCH, name):
-            self._position += 1
+        """Where ``ctx.patched(change_id)`` was: the new path is now the only one
+        (workflows/patches.py)."""
+        patches.deprecate_patch(self, change_id)
 
     # --- continuing as new ----------------------------------------------------------------
 

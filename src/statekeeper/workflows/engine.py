@@ -26,13 +26,10 @@ from statekeeper.constants import (
     WORKFLOW_ACTIVE,
     WORKFLOW_PAUSED,
     WORKFLOW_STATUSES,
-    heartbeat_event,
 )
 from statekeeper.errors import (
-    CallbacksDisabled,
     ConfigurationError,
     DecryptionError,
-    DuplicateEvent,
     ErrorRecord,
     InvalidFilter,
     InvalidWorkflowName,
@@ -51,12 +48,12 @@ from statekeeper.identifiers import (
     check_workflow_name,
     shown,
 )
-from statekeeper.observability import metrics
+from statekeeper.observability import metrics, tracing
 from statekeeper.queues.message import Message
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.sealing import EVENT, PLAIN, WORKFLOW, Sealer, is_ref
 from statekeeper.storage.rows import WorkflowStart
-from statekeeper.workflows import history, operations
+from statekeeper.workflows import answers, history, operations
 from statekeeper.workflows.bulk import DEFAULT_BATCH, Bulk, BulkResult
 from statekeeper.workflows.definitions import Definitions, WorkflowFn
 from statekeeper.workflows.flow import FlowControl
@@ -74,7 +71,6 @@ from statekeeper.workflows.signatures import (
 )
 from statekeeper.workflows.streams import StreamReader
 from statekeeper.workflows.tokens import ExpiredToken, InvalidToken
-from statekeeper.workflows.tokens import verify as verify_token
 from statekeeper.workflows.versions import Versions
 
 if TYPE_CHECKING:
@@ -299,6 +295,19 @@ class Workflows:
         workflow ``timed_out`` if it has not finished by then. ``queue``: a workflow
         queue (``app.workflow_queue``) that admits it within its limits, by ``priority``
         (higher first), under ``key`` (see workflows/flow.py). Returns the id."""
+        with tracing.span(f"start workflow {self.name_of(name)}", kind="producer"):
+            return await self._start(name, input, id, timeout, queue, key, priority)
+
+    async def _start(
+        self,
+        name: str | Callable[..., Any],
+        input: Any,
+        id: str | None,
+        timeout: float | None,
+        queue: str | None,
+        key: str | None,
+        priority: int,
+    ) -> WorkflowRun[Any]:
         made, plain = await self._new_start(name, input, id, timeout)
         name, chosen, deadline = made.name, made.id, made.deadline
         if queue is not None:  # flow control (workflows/flow.py)
@@ -307,14 +316,16 @@ class Workflows:
                 stored if is_ref(stored)  # out of line: one blob, whatever the run's id
                 else self.sealer.seal(plain, WORKFLOW, self.namespace, run, "input")
             )  # fmt: skip
-            return WorkflowRun(await self.flow.start(
+            started = await self.flow.start(
                 queue, id=chosen, name=name, input=input, seal=seal, deadline=deadline,
                 check_same=lambda run: self._check_same(run, name, plain), key=key,
                 priority=priority, version=made.version,
-            ))  # fmt: skip
+            )  # fmt: skip
+            await self._keep_trace(started)
+            return WorkflowRun(started)
         created = await self._backend.workflows.create(
             self.namespace, chosen, name, made.input, None, self._clock(), deadline=deadline,
-            version=made.version,
+            version=made.version, trace=tracing.traceparent(),
         )  # fmt: skip
         if created:
             metrics.workflow_started(self.namespace, name)
@@ -324,6 +335,21 @@ class Workflows:
                 await self.payloads.blobs.discard(made.input)
             await self._check_same(chosen, name, plain)
         return WorkflowRun(chosen)
+
+    async def _keep_trace(self, id: str) -> None:
+        """Record the current span's trace context with workflow ``id`` (when traces are
+        recorded): its runs' spans are its children, wherever they run. A start through
+        a workflow queue records it this way; a direct start, with its row."""
+        trace = tracing.traceparent()
+        if trace is not None:
+            await self._backend.workflows.set_trace(self.namespace, id, trace)
+
+    async def run_trace(self, id: str) -> str | None:
+        """The trace context workflow ``id`` was started in (only looked up when traces
+        are recorded)."""
+        if not tracing.enabled():
+            return None
+        return await self._backend.workflows.trace(self.namespace, id)
 
     async def new_start(
         self,
@@ -657,43 +683,15 @@ class Workflows:
         """Deliver a callback's answer that came as a message ``{"token": ...,
         "status": ..., "data"/"error": ...}`` (the consumer of the queue
         ``statekeeper.workflow-callbacks``); a repeated answer is done already."""
-        body = message.body if isinstance(message.body, dict) else {}
-        token = body.get("token")
-        if not isinstance(token, str):
-            raise ValidationError("a workflow callback message needs a 'token'")
-        answer = {k: v for k, v in body.items() if k != "token"}
-        try:
-            return await self.answer_callback(token, answer)
-        except DuplicateEvent:
-            return "already answered"  # a redelivered or repeated answer: done
+        return await answers.answer_message(self, message)
 
     async def answer_callback(self, token: str, answer: dict[str, Any]) -> str:
         """Deliver an outside system's answer to the workflow waiting on ``token``:
         ``{"status": "success", "data": ...}``, ``{"status": "failure", "error": ...}``
         or ``{"status": "heartbeat"}`` (accepted, changes nothing). Exactly once:
         a second answer is DuplicateEvent; any answer, a heartbeat too, to a workflow
-        that has finished is WorkflowFinished."""
-        if self.secret is None:
-            raise CallbacksDisabled()
-        target = verify_token(self.secret, token, self._clock())
-        status = answer.get("status")
-        if status not in ("success", "failure", "heartbeat"):
-            raise ValidationError("status must be 'success', 'failure' or 'heartbeat'")
-        if target.namespace != self.namespace:
-            raise InvalidToken()
-        if status == "heartbeat":
-            beat = heartbeat_event(target.event)
-            if not await self._backend.workflows.heartbeat(
-                self.namespace, target.workflow_id, beat, self._clock()
-            ):
-                run = await self.status(target.workflow_id)
-                raise WorkflowFinished(
-                    f"workflow {run.id!r} has finished ({run.status}): the callback is over",
-                    id=run.id,
-                )
-            return "heartbeat"
-        await self._deliver(target.workflow_id, target.event, answer)
-        return str(status)
+        that has finished is WorkflowFinished (workflows/answers.py)."""
+        return await answers.answer(self, token, answer)
 
     # --- versions and forks (workflows/operations.py) --------------------------------------
 

@@ -33,7 +33,7 @@ from statekeeper.errors import (
     ErrorRecord,
     StatekeeperError,
 )
-from statekeeper.observability import metrics
+from statekeeper.observability import metrics, tracing
 from statekeeper.queues.wakeups import POLL_INTERVAL, workflow_subject
 from statekeeper.sealing import EVENT, WORKFLOW
 from statekeeper.storage.rows import LeasedWorkflow
@@ -214,7 +214,7 @@ class WorkflowRunner:
         while running is not None:
             self._changed(running.id)  # leased: running now
             try:
-                await self._execute_one(running)
+                await self._traced(running)
             except BaseException:  # interrupted (the grace period is over): not run
                 taken = self._taken.pop(running.id, None)
                 if taken is not None:
@@ -226,6 +226,14 @@ class WorkflowRunner:
                 await self._give_back_shielded(taken)  # taken as the stop came
                 taken = None
             running = taken
+
+    async def _traced(self, leased: LeasedWorkflow) -> None:
+        """``_execute_one`` in a span of the trace the workflow was started in (when
+        traces are recorded), whichever process runs it and however often it resumes."""
+        attributes = {"statekeeper.workflow_id": leased.id, "statekeeper.fence": leased.fence}
+        with tracing.span(f"run workflow {leased.name}", parent=leased.trace, kind="consumer",
+                          attributes=attributes):  # fmt: skip
+            await self._execute_one(leased)
 
     def _changed(self, id: str) -> None:
         """Wake the live streams that follow workflow ``id``, here and elsewhere."""

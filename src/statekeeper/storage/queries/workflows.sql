@@ -8,9 +8,9 @@
 
 -- name: wf_create
 INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                          deadline, created_at, updated_at, version)
+                          deadline, created_at, updated_at, version, trace)
 VALUES (:namespace, :id, :name, 'pending', :input, 0, :now, :parent_id, :deadline, :now, :now,
-        :version)
+        :version, :trace)
 ON CONFLICT (namespace, id) DO NOTHING
 RETURNING id;
 
@@ -49,7 +49,7 @@ WHERE namespace = :namespace AND id IN (
     LIMIT :limit
     -- postgres: FOR UPDATE SKIP LOCKED
 )
-RETURNING id, name, input, fence, cancel_requested, parent_id, created_at, deadline;
+RETURNING id, name, input, fence, cancel_requested, parent_id, created_at, deadline, trace;
 
 -- name: wf_journal
 SELECT position, kind, name, output, error, attempts
@@ -398,3 +398,12 @@ GROUP BY status, name;
 SELECT count(*), min(wake_at) FROM sk_workflows
 WHERE namespace = :namespace AND wake_at IS NOT NULL AND cancel_requested <> 2
   AND wake_at <= :now;
+
+-- name: wf_set_trace
+-- The trace context of the span that started the workflow (only when traces are
+-- recorded: one statement more per start then, none otherwise).
+UPDATE sk_workflows SET trace = :trace
+WHERE namespace = :namespace AND id = :id AND trace IS NULL;
+
+-- name: wf_trace
+SELECT trace FROM sk_workflows WHERE namespace = :namespace AND id = :id;

@@ -1662,3 +1662,7 @@ CREATE TRIGGER sk_blob_ref_sk_uploads_blob_u AFTER UPDATE OF blob ON sk_uploads 
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_d AFTER DELETE ON sk_uploads FOR EACH ROW
     WHEN (substring(OLD.blob FROM 1 FOR 4) = '\xff534b52'::bytea)
     EXECUTE FUNCTION sk_blob_refs('blob');
+
+-- The W3C trace context of the span that started a workflow (0028 / 0030): its runs' spans
+-- are children of it. NULL without traces (observability/tracing.py).
+ALTER TABLE sk_workflows ADD COLUMN trace TEXT;

@@ -1162,3 +1162,7 @@ END;
 CREATE TRIGGER sk_blob_ref_sk_uploads_blob_d AFTER DELETE ON sk_uploads
 WHEN substr(OLD.blob, 1, 4) = X'FF534B52'
 BEGIN UPDATE sk_blobs SET refs = refs - 1 WHERE id = substr(OLD.blob, 5, 16); END;
+
+-- The W3C trace context of the span that started a workflow (0028 / 0030): its runs' spans
+-- are children of it. NULL without traces (observability/tracing.py).
+ALTER TABLE sk_workflows ADD COLUMN trace TEXT;
