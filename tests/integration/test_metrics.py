@@ -193,3 +193,18 @@ async def test_the_alert_rules_read_metrics_that_exist(tmp_path: Path) -> None:
             text=True, timeout=60,
         )  # fmt: skip
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_a_database_that_does_not_answer_leaves_the_process_counters(
+    tmp_path: Path,
+) -> None:
+    from statekeeper import App
+    from statekeeper.observability.scrape import exposition
+
+    app = App(f"sqlite:///{tmp_path / 'gone.db'}", namespace="gone", purge_interval=None)
+    text = (await exposition(app.with_views())).decode()  # never opened: no database
+    assert "statekeeper_database_up 0.0" in text
+    assert "# TYPE statekeeper_messages_handled_total counter" in text
+    async with app:
+        text = (await exposition(app.with_views())).decode()
+    assert "statekeeper_database_up 1.0" in text

@@ -28,7 +28,8 @@ ENABLED = os.environ.get(ENV_METRICS, "on").strip().lower() not in ("off", "0", 
 
 MESSAGES = Counter(
     "statekeeper_messages_handled", "Messages a consumer of this process finished, by outcome "
-    "(acked, retried, dead_lettered, given_back, lease_lost)",
+    "(acked, retried, dead_lettered, given_back, lease_lost, unsettled: the database "
+    "failed to record the outcome, so the message comes again)",
     ["namespace", "queue", "outcome"], registry=REGISTRY,
 )  # fmt: skip
 HANDLER = Histogram(

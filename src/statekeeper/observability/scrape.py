@@ -13,6 +13,7 @@ history holds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from statekeeper.errors import StatekeeperError
 from statekeeper.observability.metrics import REGISTRY
 from statekeeper.storage.rows import QueueCounts
 
 if TYPE_CHECKING:
     from statekeeper.app import App
+
+log = logging.getLogger("statekeeper.metrics")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 QUEUE_STATES = ("ready", "in_flight", "delayed", "waiting", "dead")
@@ -51,8 +55,19 @@ class _Read(Collector):
 
 async def exposition(apps: Iterable[App]) -> bytes:
     """The text of ``/metrics`` for ``apps`` (an app and its namespace views)."""
+    up = GaugeMetricFamily(
+        "statekeeper_database_up", "1 when this process read the database's figures for this "
+        "scrape, 0 when the database did not answer (the process's own counters still do)",
+    )  # fmt: skip
+    try:
+        families = await database_families(list(apps))
+    except StatekeeperError as error:
+        log.warning("metrics: the database's figures could not be read", exc_info=error,
+                    extra={"error": error.message})  # fmt: skip
+        families = []
+    up.add_metric([], 1.0 if families else 0.0)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Read(await database_families(list(apps))))
+    registry.register(_Read([*families, up]))
     return generate_latest(REGISTRY) + generate_latest(registry)
 
 

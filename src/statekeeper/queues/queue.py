@@ -231,10 +231,11 @@ class Queue:
             window = _check_seconds("dedup_window", dedup_window, allow_zero=False)
         seconds = 0.0 if delay is None else _check_seconds("delay", delay, allow_zero=True)
         id = uuid.uuid4().hex
+        encoded_attributes = _encode_attributes(attributes)
         traced = tracing.traceparent()  # the trace goes on with the message (tracing.py)
         if traced is not None and TRACEPARENT not in (attributes or {}):
-            attributes = {**(attributes or {}), TRACEPARENT: traced}
-        encoded_attributes = _encode_attributes(attributes)
+            with contextlib.suppress(ValidationError):  # no room left: sent without it
+                encoded_attributes = _encode_attributes({**(attributes or {}), TRACEPARENT: traced})
         encoded_reply_to = _encode_reply_to(reply_to, self._callback_policy)
         blob = None if self._spill is None or is_ref(data) else self._spill(self.namespace, data)
         if blob is not None:  # out of line: its blob goes in with the message, atomically

@@ -194,6 +194,9 @@ class Worker:
                 )
                 return
             except StatekeeperError as error:
+                metrics.message_handled(
+                    queue.namespace, queue.name, "unsettled", ran, message.attempt
+                )
                 log.error(
                     "message processed but not acknowledged; it will be redelivered",
                     exc_info=error,
@@ -225,6 +228,11 @@ class Worker:
         try:
             state = await message.fail(error, retryable=retryable)
         except StatekeeperError as settle_error:
+            lost = isinstance(settle_error, LeaseLost)
+            if lost:
+                metrics.lease_lost(queue.namespace, "message")
+            outcome = "lease_lost" if lost else "unsettled"
+            metrics.message_handled(queue.namespace, queue.name, outcome, ran, message.attempt)
             log.error(
                 "message failed and its failure was not recorded; it will be redelivered",
                 exc_info=settle_error,

@@ -27,6 +27,7 @@ from statekeeper.blobs.refs import is_ref
 from statekeeper.codec import decode_value, encode_value
 from statekeeper.constants import MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_TRANSACTION_OPS, REF_MAGIC
 from statekeeper.errors import (
+    AlreadyTracked,
     BlobMissing,
     BlobUnavailable,
     ConflictError,
@@ -93,6 +94,8 @@ def measured(
             try:
                 with tracing.span(f"state {operation}", only_within=True):
                     return await fn(store, *args, **kwargs)
+            except AlreadyTracked:  # a subscription's position, not a state write
+                raise
             except ConflictError:
                 metrics.state_conflict(store.namespace)
                 raise
@@ -241,7 +244,7 @@ class StateStore:
         op = self.put_op(key, value, if_match=if_match, only_if_absent=only_if_absent, ttl=ttl)
         if op.blob is not None:  # out of line: the blob and the row in one transaction
             try:
-                await self.apply([op])
+                await self._apply([op])
             except TransactionConflict:
                 raise put_failed(op) from None  # as a put alone says it
             return Item(key, value, op.etag, op.expires_at)
@@ -359,6 +362,18 @@ class StateStore:
         ``step``, under its fence, or a subscription's ``checkpoint``, under its lease:
         a lost one applies nothing, ``applied`` False; and events ``appends``); then
         invalidate and log."""
+        return await self._apply(ops, messages, step=step, checkpoint=checkpoint, appends=appends)
+
+    async def _apply(
+        self,
+        ops: Sequence[WriteOp],
+        messages: Sequence[NewMessage] = (),
+        *,
+        step: StepRecord | None = None,
+        checkpoint: Checkpoint | None = None,
+        appends: Sequence[StreamAppend] = (),
+    ) -> UnitResult:
+        """``apply``, not measured on its own (a put out of line is measured as a put)."""
         if len(ops) + len(messages) > MAX_TRANSACTION_OPS:
             raise ValidationError(
                 f"a transaction holds at most {MAX_TRANSACTION_OPS} operations and messages, "

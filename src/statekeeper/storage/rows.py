@@ -360,14 +360,15 @@ class EntityCommit:
 @dataclass(frozen=True, slots=True)
 class WorkflowStart:
     """A workflow to create with a unit of work (pending, as ``workflows.create`` makes
-    it): its id, name, sealed input, deadline and application version. An id that
-    exists already is left as it is."""
+    it): its id, name, sealed input, deadline, application version and the trace
+    context it is started in. An id that exists already is left as it is."""
 
     id: str
     name: str
     input: bytes
     deadline: float | None = None
     version: str | None = None
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

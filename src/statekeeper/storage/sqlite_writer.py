@@ -128,9 +128,10 @@ class WriterThread:
                 else StorageError(f"the write transaction failed: {exc!r}")
             )
             outcomes = [(False, error)] * len(batch)
-        metrics.round_trip("sqlite", "commit", time.perf_counter() - began)
-        metrics.writer_batch(len(batch))
         self._deliver(batch, outcomes)
+        with contextlib.suppress(Exception):  # counting never holds up a batch's answers
+            metrics.round_trip("sqlite", "commit", time.perf_counter() - began)
+            metrics.writer_batch(len(batch))
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_Pending[Any]]

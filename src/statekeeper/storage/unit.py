@@ -310,7 +310,7 @@ def start_statement(
     return _bind(
         queries, "wf_create", namespace=namespace, id=start.id, name=start.name,
         input=start.input, parent_id=None, now=now, deadline=start.deadline,
-        version=start.version, trace=None,
+        version=start.version, trace=start.trace,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from statekeeper.constants import child_event
 from statekeeper.errors import ErrorRecord
 from statekeeper.identifiers import MAX_WORKFLOW_ID
+from statekeeper.observability import metrics, tracing
 from statekeeper.sealing import WORKFLOW
 from statekeeper.workflows.signals import ChildFailed
 
@@ -49,8 +50,9 @@ async def run(
         await ctx._backend.workflows.create(
             ctx._namespace, child_id, name, data, ctx.workflow_id, now,
             deadline=None if timeout is None else now + float(timeout),
-            version=ctx.version_of(name),
+            version=ctx.version_of(name), trace=tracing.traceparent(),
         )  # fmt: skip
+        metrics.workflow_started(ctx._namespace, name)
         await ctx._checkpoint(position, "child", name, output=json.dumps(child_id).encode())
         if ctx.on_child_started is not None:
             ctx.on_child_started()

@@ -321,6 +321,7 @@ class Workflows:
                 check_same=lambda run: self._check_same(run, name, plain), key=key,
                 priority=priority, version=made.version,
             )  # fmt: skip
+            metrics.workflow_started(self.namespace, name)
             await self._keep_trace(started)
             return WorkflowRun(started)
         created = await self._backend.workflows.create(
@@ -341,8 +342,13 @@ class Workflows:
         recorded): its runs' spans are its children, wherever they run. A start through
         a workflow queue records it this way; a direct start, with its row."""
         trace = tracing.traceparent()
-        if trace is not None:
+        if trace is None:
+            return
+        try:
             await self._backend.workflows.set_trace(self.namespace, id, trace)
+        except StatekeeperError as error:  # the run is started: only its trace link is lost
+            log.warning("could not record a workflow's trace context", exc_info=error,
+                        extra={"workflow_id": id, "error": error.message})  # fmt: skip
 
     async def run_trace(self, id: str) -> str | None:
         """The trace context workflow ``id`` was started in (only looked up when traces
@@ -373,7 +379,10 @@ class Workflows:
         plain = self.payloads.encode(f"input of workflow {known!r}", input)
         data = await self.payloads.seal(plain, WORKFLOW, self.namespace, chosen, "input")
         deadline = None if timeout is None else self._clock() + float(timeout)
-        return WorkflowStart(chosen, known, data, deadline, self.versions.at_start(known)), plain
+        start = WorkflowStart(
+            chosen, known, data, deadline, self.versions.at_start(known), tracing.traceparent()
+        )
+        return start, plain
 
     async def _check_same(self, id: str, name: str, input: bytes) -> None:
         """WorkflowConflict unless workflow ``id`` was started as ``name`` with the same
