@@ -36,7 +36,7 @@ class FileExporter(SpanExporter):
                     "name": s.name, "trace": f"{context.trace_id:032x}",
                     "span": f"{context.span_id:016x}",
                     "parent": None if parent is None else f"{parent.span_id:016x}",
-                    "pid": os.getpid(),
+                    "pid": os.getpid(), "events": [e.name for e in s.events],
                 }) + "\n")  # fmt: skip
         return SpanExportResult.SUCCESS
 
@@ -71,9 +71,21 @@ async def tell(token: str) -> None:
     (HERE / "token").write_text(token)
 
 
+stock = app.entity("stock", initial=10)
+
+
+@stock.handler
+def take(ctx: Any, count: int) -> int:
+    ctx.state -= count
+    return int(ctx.state)
+
+
 @app.workflow(name="fulfil")
 async def fulfil(ctx: Any, order: dict[str, Any]) -> list[str]:
-    done = [await ctx.step(reserve, order), await ctx.step(pack, order)]
+    done = [await ctx.step(reserve, order)]
+    await ctx.call("stock", "s1", "take", 1)  # an entity call, in the run's trace
+    await ctx.sleep(0.1)  # an event of the run's span
+    done.append(await ctx.step(pack, order))
     callback = await ctx.callback()
     await ctx.step(tell, callback.token)
     done.append(str(await callback.result()))

@@ -51,6 +51,7 @@ from statekeeper.errors import (
     NotFound,
     ValidationError,
 )
+from statekeeper.observability import tracing
 from statekeeper.sealing import ENTITY
 from statekeeper.state.transaction import Outbox
 from statekeeper.storage.contracts import Storage
@@ -166,7 +167,9 @@ class EntityWriters:
         queue.calls.append(Call(handler, arg, call_id, future))
         if queue.task is None:
             queue.task = asyncio.create_task(self._write(entity, key, queue))
-        return await future  # a caller that stops waiting leaves its call queued
+        with tracing.span(f"call {entity.name}.{handler.name}", kind="client", only_within=True,
+                          attributes={"statekeeper.entity_key": key}):  # fmt: skip
+            return await future  # a caller that stops waiting leaves its call queued
 
     async def read(self, entity: EntityType, key: str, handler: Handler, arg: Any) -> Any:
         """A read-only handler on the last committed state (no lease)."""

@@ -724,6 +724,7 @@ class WorkflowContext:
             wake_at = float(await self._replay(entry))
         live = await updates.apply(self)  # the updates asked while it sleeps (updates.py)
         if self._clock() < wake_at:
+            tracing.event("sleep", {"statekeeper.wake_at": wake_at})
             await mailbox.suspend(self, "sleeping", wake_at, updates=live)
 
     def wait_for_event(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
@@ -735,6 +736,7 @@ class WorkflowContext:
         return self._wait(name, timeout, (self._next(), self._next()))
 
     async def _wait(self, name: str, timeout: float | None, positions: tuple[int, int]) -> Any:
+        tracing.event("wait", {"statekeeper.event": name})
         return await waits.wait(self, name, timeout, positions)
 
     # --- messages (workflows/mailbox.py, updates.py) ------------------------------------
