@@ -21,11 +21,14 @@ test: $(STAMP) tools
 	$(VENV)/bin/python -m pytest -q -n 2 -m crash
 
 # The upload tests send files with curl, as a client would; the alert rules are checked
-# by promtool (Debian's prometheus package) when it installs.
+# by promtool (Debian's prometheus package) when it installs; the dashboard's browser
+# tests drive Debian's Chromium (through Playwright).
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq \
 		--no-install-recommends prometheus >/dev/null) || echo "no promtool: alert rules checked without it"
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq \
+		--no-install-recommends chromium >/dev/null)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

@@ -52,6 +52,8 @@ def routes_served() -> set[tuple[str, str]]:
     served = set()
     for route in create_http_app(app, HttpConfig(dev=True)).routes:
         assert isinstance(route, Route)
+        if route.path.startswith("/ui"):  # the dashboard's pages: not API (test_ui.py)
+            continue
         served |= {(method, route.path) for method in route.methods or () if method != "HEAD"}
     return served
 

@@ -7,6 +7,8 @@ signature (or the bearer token), checked by its route (``http/sfn.py``). The API
 description (``/openapi.json``) needs the token: it names the app's queues and
 workflows. The server wraps every other route in ``BearerAuth``; no other handler
 checks a credential itself, and the OpenAPI document marks the same routes as open.
+The dashboard's pages at ``/ui`` are not API routes: they sign in with the token once
+and then check their own session cookie (``http/ui/session.py``).
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from statekeeper.http.request_status import RequestStatusRoutes
 from statekeeper.http.schedules import ScheduleRoutes
 from statekeeper.http.sfn import StepFunctionsRoutes
 from statekeeper.http.streams import StreamRoutes
+from statekeeper.http.ui.pages import Dashboard
 from statekeeper.http.uploads import UploadRoutes
 from statekeeper.http.workflow_messages import WorkflowMessageRoutes
 from statekeeper.http.workflow_search import SearchRoutes
@@ -85,8 +86,11 @@ def api_operations(
 
 
 def create_http_app(app: App, config: HttpConfig, readiness: Readiness | None = None) -> Starlette:
-    """The HTTP API of ``app`` (which must be opened before requests arrive)."""
-    return build(api_operations(app, config, readiness), config.token)
+    """The HTTP API of ``app`` (which must be opened before requests arrive), and the
+    dashboard at /ui (its pages sign in on their own: http/ui/)."""
+    served = build(api_operations(app, config, readiness), config.token)
+    served.router.routes.extend(Dashboard(app, config).routes())
+    return served
 
 
 async def serve(

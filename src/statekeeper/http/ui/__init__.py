@@ -1,0 +1,1 @@
+"""The dashboard at /ui: its pages (``pages.py``) and its sign-in (``session.py``)."""
