@@ -12,6 +12,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -138,6 +139,17 @@ async def served(database_url: str) -> AsyncIterator[str]:
         await asyncio.wait_for(process.wait(), 30)
 
 
+async def serious_violations(page: Any) -> list[str]:
+    """The axe-core accessibility rules the page breaks with a serious or critical
+    impact (axe-playwright-python injects axe-core through the browser's driver)."""
+    from axe_playwright_python.async_playwright import Axe  # type: ignore[import-untyped]
+
+    response = (await Axe().run(page)).response
+    assert response["passes"], "axe-core did not run in the page"
+    found = response["violations"]
+    return [v["id"] for v in found if v.get("impact") in ("serious", "critical")]
+
+
 async def test_in_a_real_browser(served: str) -> None:
     chromium = shutil.which("chromium")
     assert chromium is not None, "Debian's chromium is installed by `make tools`"
@@ -153,6 +165,7 @@ async def test_in_a_real_browser(served: str) -> None:
         await page.goto(f"{served}/ui")
         assert page.url.endswith("/ui/login")
         await page.screenshot(path=str(SHOTS / "login.png"))
+        assert await serious_violations(page) == []
         await page.fill("#token", "wrong-token-value-here")
         await page.click("button[type=submit]")
         assert await page.get_by_role("alert").inner_text() == "That token is not the API token."
@@ -162,6 +175,7 @@ async def test_in_a_real_browser(served: str) -> None:
         ready = page.locator('tr[data-queue="jobs"] td').first
         assert await ready.inner_text() == "3"
         await page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+        assert await serious_violations(page) == []
         cookies = await page.context.cookies()
         [session] = [c for c in cookies if c["name"] == COOKIE]
         assert session["httpOnly"] and session["sameSite"] == "Strict"
