@@ -20,6 +20,7 @@ from tests.servers import (
     DEFAULT_REDIS,
     ENV_TEST_PG,
     ENV_TEST_REDIS,
+    INTERRUPTED,
     ServerUnavailable,
     TestServers,
 )
@@ -43,6 +44,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.write_line(line)
         else:
             print(line, file=sys.stderr)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run ended by SIGTERM or SIGHUP is interrupted, even if the signal's
+    KeyboardInterrupt was swallowed by a finalizer (tests/servers.py)."""
+    if INTERRUPTED and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

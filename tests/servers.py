@@ -405,5 +405,12 @@ class TestServers:
             self._restore_signals = None
 
 
+# The signals that ended the run: one that arrives while Python runs a finalizer (an
+# event loop's __del__) is swallowed there, and the run would end as if it had passed;
+# conftest.py's pytest_sessionfinish fails it all the same.
+INTERRUPTED: list[int] = []
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    INTERRUPTED.append(signum)
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
