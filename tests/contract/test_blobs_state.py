@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from statekeeper.errors import (
 from statekeeper.schedules import Definition, Scheduler, make_spec
 from statekeeper.storage.state_query import Compare, StateQuery
 from tests.conftest import FakeClock, redis_url
-from tests.contract.test_blobs import THRESHOLD, blobs, finish
+from tests.contract.test_blobs import THRESHOLD, blob_app, blobs, finish  # noqa: F401
 from tests.contract.test_workflow_messages import settle
 from tests.support import drive
 
@@ -32,12 +31,9 @@ BIG = {"text": "v" * 2_500_000}  # out of line, three chunks
 
 
 @pytest.fixture
-async def app(database_url: str, namespace: str, clock: FakeClock) -> AsyncIterator[App]:
-    async with App(
-        database_url, namespace=namespace, clock=clock, purge_interval=None, encryption=None,
-        blob_threshold=THRESHOLD,
-    ) as opened:  # fmt: skip
-        yield opened
+def app(blob_app: App) -> App:  # noqa: F811 (the imported fixture, used)
+    """test_blobs.py's app: a low blob threshold, no encryption."""
+    return blob_app
 
 
 async def value_of(app: App, key: str) -> Any:

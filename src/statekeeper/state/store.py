@@ -348,8 +348,7 @@ class StateStore:
         _check_etag(if_match)
         return DeleteOp(key, if_match)
 
-    @measured("transaction")
-    async def apply(
+    async def _apply(
         self,
         ops: Sequence[WriteOp],
         messages: Sequence[NewMessage] = (),
@@ -361,19 +360,8 @@ class StateStore:
         """Apply checked ops, and enqueue ``messages``, atomically (with a workflow's
         ``step``, under its fence, or a subscription's ``checkpoint``, under its lease:
         a lost one applies nothing, ``applied`` False; and events ``appends``); then
-        invalidate and log."""
-        return await self._apply(ops, messages, step=step, checkpoint=checkpoint, appends=appends)
-
-    async def _apply(
-        self,
-        ops: Sequence[WriteOp],
-        messages: Sequence[NewMessage] = (),
-        *,
-        step: StepRecord | None = None,
-        checkpoint: Checkpoint | None = None,
-        appends: Sequence[StreamAppend] = (),
-    ) -> UnitResult:
-        """``apply``, not measured on its own (a put out of line is measured as a put)."""
+        invalidate and log. (``apply`` is this, measured; a put out of line calls it
+        unmeasured, being measured as a put.)"""
         if len(ops) + len(messages) > MAX_TRANSACTION_OPS:
             raise ValidationError(
                 f"a transaction holds at most {MAX_TRANSACTION_OPS} operations and messages, "
@@ -393,6 +381,8 @@ class StateStore:
         if messages and self._on_sent is not None:
             self._on_sent({m.queue for m in messages})
         return done
+
+    apply = measured("transaction")(_apply)
 
     # --- maintenance --------------------------------------------------------------------
 

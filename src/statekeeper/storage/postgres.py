@@ -263,13 +263,7 @@ class PostgresBackend(Blocks):
             metrics.round_trip("postgres", "statement", time.perf_counter() - began)
 
     async def read_row(self, statement: Statement, what: str) -> Any:
-        sql, args = statement
-        began = time.perf_counter()
-        try:
-            with translated(what):
-                return await self.pool.fetchrow(sql, *args)
-        finally:
-            metrics.round_trip("postgres", "statement", time.perf_counter() - began)
+        return await self._run("fetchrow", statement, what)
 
     # --- what differs: sending, and the unit of work -------------------------------------
 
