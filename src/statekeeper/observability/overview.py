@@ -44,3 +44,28 @@ async def overview(app: App) -> dict[str, Any]:
             "due_lateness": 0.0 if earliest is None else round(max(0.0, now - earliest), 3),
         },
     }
+
+
+FAILED = ("failed", "timed_out")
+
+
+async def last_hour(app: App) -> dict[str, Any]:
+    """The runs created in each minute of the last hour (the oldest first), and how many
+    of them have failed or timed out so far: the dashboard's throughput and error-rate
+    charts. One range read of the runs created in the hour."""
+    since = app.clock() - HOUR
+    started = [0] * 60
+    failed = [0] * 60
+    for minute, status, count in await app.backend.workflows.created_per_minute(
+        app.namespace, since
+    ):
+        slot = min(59, max(0, minute))
+        started[slot] += count
+        if status in FAILED:
+            failed[slot] += count
+    return {
+        "since": since,
+        "started": started,
+        "failed": failed,
+        "error_rate": [f / s if s else 0.0 for f, s in zip(failed, started, strict=True)],
+    }

@@ -368,6 +368,13 @@ class WorkflowOps(Operations):
             return 0, None
         return int(row[0]), None if row[1] is None else float(row[1])
 
+    async def created_per_minute(self, namespace: str, since: float) -> list[tuple[int, str, int]]:
+        """Runs of ``namespace`` created since ``since``: (minute from ``since``,
+        status, how many)."""
+        statement = self._bind("wf_created_per_minute", namespace=namespace, after_time=since)
+        rows = await self._db.run_many(statement, "cannot count workflows")
+        return [(int(minute), str(status), int(count)) for minute, status, count in rows]
+
     async def list(
         self,
         namespace: str,

@@ -399,6 +399,17 @@ SELECT count(*), min(wake_at) FROM sk_workflows
 WHERE namespace = :namespace AND wake_at IS NOT NULL AND cancel_requested <> 2
   AND wake_at <= :now;
 
+-- name: wf_created_per_minute
+-- Runs created since :after_time by minute (0 the first) and status: the range of
+-- sk_workflows_listing from :after_time (the dashboard's charts of the last hour).
+SELECT
+-- sqlite:   CAST((created_at - :after_time) / 60 AS INTEGER) AS minute,
+-- postgres:   CAST(floor((created_at - :after_time) / 60) AS INTEGER) AS minute,
+  status, count(*)
+FROM sk_workflows
+WHERE namespace = :namespace AND created_at >= :after_time
+GROUP BY minute, status;
+
 -- name: wf_set_trace
 -- The trace context of the span that started the workflow (only when traces are
 -- recorded: one statement more per start then, none otherwise).
