@@ -19,10 +19,10 @@ its own provider (``opentelemetry.trace.set_tracer_provider``) before it runs.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from statekeeper.constants import ENV_OTEL_SERVICE_NAME, ENV_OTEL_TRACES_EXPORTER
@@ -32,12 +32,16 @@ log = logging.getLogger("statekeeper.tracing")
 TRACEPARENT = "traceparent"
 
 try:  # the API is optional (the ``otel`` extra)
+    from opentelemetry import context as _context
     from opentelemetry import trace as _trace
+    from opentelemetry.trace import Status as _Status
+    from opentelemetry.trace import StatusCode as _StatusCode
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     _PROPAGATOR: Any = TraceContextTextMapPropagator()
 except ImportError:  # pragma: no cover - exercised where the extra is not installed
     _trace = None  # type: ignore[assignment]
+    _context = None  # type: ignore[assignment]
     _PROPAGATOR = None
 
 KINDS = ("internal", "server", "client", "producer", "consumer")
@@ -70,28 +74,58 @@ def enabled() -> bool:
     return _tracer() is not None
 
 
-@contextlib.contextmanager
-def span(
-    name: str,
-    *,
-    parent: str | None = None,
-    kind: str = "internal",
-    attributes: Mapping[str, Any] | None = None,
-    only_within: bool = False,
-) -> Iterator[Any]:
+class span:  # used as a function: ``with span(...) as current:``
     """A span named ``name``, the current one in the block: a child of ``parent`` (a
     stored ``traceparent``) when given, else of the current span. ``only_within``: only
     inside a recorded span (a state read is traced as part of traced work, never as a
-    trace of its own). An exception leaving the block is recorded on the span."""
-    tracer = _tracer()
-    if tracer is None or (only_within and not _trace.get_current_span().is_recording()):
-        yield None
-        return
-    context = None if not parent else _PROPAGATOR.extract({TRACEPARENT: parent})
-    with tracer.start_as_current_span(
-        name, context=context, kind=_KINDS[kind], attributes=attributes
-    ) as current:
-        yield current
+    trace of its own). An exception leaving the block is recorded on the span.
+
+    A class rather than a generator, and the SDK's span started and made current
+    directly: a workflow step opens one, so its cost counts (bench/observability_bench.py).
+    """
+
+    __slots__ = ("_current", "_token")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        parent: str | None = None,
+        kind: str = "internal",
+        attributes: Mapping[str, Any] | None = None,
+        only_within: bool = False,
+    ) -> None:
+        self._current: Any = None
+        tracer = _tracer()
+        if tracer is None or (only_within and not _trace.get_current_span().is_recording()):
+            return
+        context = None if not parent else _extracted(parent)
+        self._current = tracer.start_span(
+            name, context=context, kind=_KINDS[kind], attributes=attributes,
+            record_exception=False, set_status_on_exception=False,
+        )  # fmt: skip
+
+    def __enter__(self) -> Any:
+        if self._current is not None:
+            self._token = _context.attach(_trace.set_span_in_context(self._current))
+        return self._current
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        current = self._current
+        if current is None:
+            return
+        _context.detach(self._token)
+        if error is not None and not isinstance(error, GeneratorExit):
+            current.record_exception(error)
+            current.set_status(_Status(_StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        current.end()
+
+
+@functools.lru_cache(maxsize=1024)
+def _extracted(parent: str) -> Any:
+    """The context of a stored ``traceparent`` (contexts are immutable: one per value
+    is kept for the runs and messages that resume with it)."""
+    return _PROPAGATOR.extract({TRACEPARENT: parent})
 
 
 def traceparent() -> str | None:
