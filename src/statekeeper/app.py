@@ -328,11 +328,23 @@ class App(Declarations):
                     f"queue {name!r} is already configured with another {differs[0]}"
                 )
             return existing
-        queue = Queue(
+        queue = self._new_queue(name, QueueConfig(**chosen))  # type: ignore[arg-type]
+        self._queues[name] = queue
+        return queue
+
+    def inspect_queue(self, name: str) -> Queue:
+        """Queue ``name`` to read and manage what it holds (peek, stats, redrive, purge)
+        without declaring it for this app (a declared queue is itself): an operator's
+        view of a queue this process does not send to or consume (the dashboard)."""
+        existing = self._queues.get(name)
+        return existing if existing is not None else self._new_queue(name, QueueConfig())
+
+    def _new_queue(self, name: str, config: QueueConfig) -> Queue:
+        return Queue(
             lambda: self.backend,
             self.namespace,
             name,
-            QueueConfig(**chosen),  # type: ignore[arg-type]
+            config,
             clock=self.clock,
             wakeups=self._wakeups,
             completions=completion_builder(self.clock, self.namespace, self.sealer),
@@ -341,8 +353,6 @@ class App(Declarations):
             spill=self.payloads.prepare,
             fill=self.payloads.fill,
         )
-        self._queues[name] = queue
-        return queue
 
     @property
     def idempotency(self) -> Idempotency:

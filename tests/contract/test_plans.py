@@ -234,6 +234,8 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "upload_start_failed": ("sk_uploads_pkey", "sk_uploads_unstarted"),
     # /metrics: runs due now (the active runs' counts may scan: see WHOLE).
     "wf_due_summary": "sk_workflows_due",
+    # The dashboard's charts: the runs created in the last hour.
+    "wf_created_per_minute": "sk_workflows_listing",
     "wf_set_trace": "sk_workflows_pkey",
     "wf_trace": "sk_workflows_pkey",
     "queue_names_held": ("sk_messages_due", "sk_messages_dead"),
@@ -311,6 +313,7 @@ VALUES: dict[str, Any] = {
     "every_namespace": 0, "after_workflow_id": "w7", "after_queue": "jobs",
     "after_completed_at": NOW - 1500, "after_namespace": "",
     "blob_id": bytes([7, 0]) + bytes(14),  # one of the blobs ``populate`` writes
+    "hour_start": NOW + 2900,  # the dashboard's last hour: the newest of the runs
 }  # fmt: skip
 
 

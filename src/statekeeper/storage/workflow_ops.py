@@ -371,7 +371,7 @@ class WorkflowOps(Operations):
     async def created_per_minute(self, namespace: str, since: float) -> list[tuple[int, str, int]]:
         """Runs of ``namespace`` created since ``since``: (minute from ``since``,
         status, how many)."""
-        statement = self._bind("wf_created_per_minute", namespace=namespace, after_time=since)
+        statement = self._bind("wf_created_per_minute", namespace=namespace, hour_start=since)
         rows = await self._db.run_many(statement, "cannot count workflows")
         return [(int(minute), str(status), int(count)) for minute, status, count in rows]
 

@@ -400,14 +400,14 @@ WHERE namespace = :namespace AND wake_at IS NOT NULL AND cancel_requested <> 2
   AND wake_at <= :now;
 
 -- name: wf_created_per_minute
--- Runs created since :after_time by minute (0 the first) and status: the range of
--- sk_workflows_listing from :after_time (the dashboard's charts of the last hour).
+-- Runs created since :hour_start by minute (0 the first) and status: the range of
+-- sk_workflows_listing from :hour_start (the dashboard's charts of the last hour).
 SELECT
--- sqlite:   CAST((created_at - :after_time) / 60 AS INTEGER) AS minute,
--- postgres:   CAST(floor((created_at - :after_time) / 60) AS INTEGER) AS minute,
+-- sqlite:   CAST((created_at - :hour_start) / 60 AS INTEGER) AS minute,
+-- postgres:   CAST(floor((created_at - :hour_start) / 60) AS INTEGER) AS minute,
   status, count(*)
 FROM sk_workflows
-WHERE namespace = :namespace AND created_at >= :after_time
+WHERE namespace = :namespace AND created_at >= :hour_start
 GROUP BY minute, status;
 
 -- name: wf_set_trace
