@@ -95,6 +95,9 @@ async def test_runs_listed_filtered_and_searched(runs: App) -> None:
         opened = await client.get("/ui/workflows", params={"id": ids["ok"]})
         assert opened.status_code == 303
         assert opened.headers["location"] == f"/ui/workflows/{ids['ok']}"
+        # A path that is no page: the dashboard's own 404 page, not the API's JSON.
+        missing = await client.get("/ui/machines/a/b/c/d")
+        assert missing.status_code == 404 and "There is no such page." in missing.text
         # Bad input: a page naming it, never a 500.
         for params, status, words in [
             ({"status": "nope"}, 400, "invalid status filter"),

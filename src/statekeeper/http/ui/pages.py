@@ -68,6 +68,7 @@ class Dashboard:
             *EventPages(shell).routes(),
             *SchedulePages(shell).routes(),
             *EntityPages(shell).routes(),
+            shell.route("/ui/{rest:path}", self.missing, methods=("GET", "POST")),
         ]
 
     async def login_page(self, request: Request) -> Response:
@@ -97,6 +98,10 @@ class Dashboard:
         answer = to("/ui/login")
         self.sessions.clear_cookie(answer, request)
         return answer
+
+    async def missing(self, request: Request, session: str) -> Response:
+        """Any other path under /ui: a page saying so (not the API's JSON)."""
+        return self.shell.problem(session, 404, "There is no such page.")
 
     async def static(self, request: Request) -> Response:
         path = request.path_params["path"]
