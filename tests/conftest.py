@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -134,6 +135,14 @@ def own_database_url(backend_name: str, tmp_path: object, fresh_pg_url: str) -> 
     if backend_name == "sqlite":
         return f"sqlite:///{tmp_path}/own.db"
     return fresh_pg_url
+
+
+@pytest.fixture
+def browser_database(tmp_path: pathlib.Path) -> str:
+    """The database of a browser test's server: SQLite. The browser tests check the
+    pages; every page is also checked over HTTP on both backends (the tests without a
+    browser), so a browser is driven once, not once per backend."""
+    return f"sqlite:///{tmp_path / 'ui.db'}"
 
 
 @pytest.fixture

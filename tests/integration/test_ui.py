@@ -109,11 +109,11 @@ async def test_forged_and_foreign_sessions_are_refused(filled: App) -> None:
 
 
 @pytest.fixture
-async def served(database_url: str) -> AsyncIterator[str]:
+async def served(browser_database: str) -> AsyncIterator[str]:
     """``statekeeper serve`` of the metrics test's app, its URL; 3 messages are sent."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}",
-           "METRICS_DB_URL": database_url, "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
+           "METRICS_DB_URL": browser_database, "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "statekeeper", "serve", "--app", "metrics_app:app",
         "--port", str(port), "--no-workers", env=env,

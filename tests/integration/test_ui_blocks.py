@@ -420,15 +420,15 @@ async def test_bad_input_is_a_clear_page_never_a_500(blocks: App) -> None:
 
 
 @pytest.fixture
-async def served_blocks(database_url: str, namespace: str) -> AsyncIterator[str]:
+async def served_blocks(browser_database: str, namespace: str) -> AsyncIterator[str]:
     """``statekeeper serve`` (no workers: the pages show what ``fill`` made) of
     ui_blocks_app over the filled database; its URL."""
-    async with App(database_url, namespace=namespace, purge_interval=None) as app:
+    async with App(browser_database, namespace=namespace, purge_interval=None) as app:
         declare(app)
         await fill(app)
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}",
-           ENV_DATABASE_URL: database_url, ENV_NAMESPACE: namespace,
+           ENV_DATABASE_URL: browser_database, ENV_NAMESPACE: namespace,
            "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "statekeeper", "serve", "--app", "ui_blocks_app:app",

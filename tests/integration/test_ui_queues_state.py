@@ -318,14 +318,14 @@ async def test_hostile_input(stocked: App) -> None:
 
 
 @pytest.fixture
-async def serving(database_url: str, namespace: str) -> AsyncIterator[tuple[str, App]]:
+async def serving(browser_database: str, namespace: str) -> AsyncIterator[tuple[str, App]]:
     """``statekeeper serve`` of ui_app.py, with its worker, and an app of the same
     namespace for the test to change things behind the browser's back."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}",
-           "UI_DB_URL": database_url, "UI_NAMESPACE": namespace,
+           "UI_DB_URL": browser_database, "UI_NAMESPACE": namespace,
            "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
-    async with App(database_url, namespace=namespace, purge_interval=None) as app:
+    async with App(browser_database, namespace=namespace, purge_interval=None) as app:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "statekeeper", "serve", "--app", "ui_app:app",
             "--port", str(port), "--grace", "2", env=env,
