@@ -236,7 +236,6 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     "wf_due_summary": "sk_workflows_due",
     # The dashboard's charts: the runs created in the last hour.
     "wf_created_per_minute": "sk_workflows_listing",
-    "wf_set_trace": "sk_workflows_pkey",
     "wf_trace": "sk_workflows_pkey",
     "queue_names_held": ("sk_messages_due", "sk_messages_dead"),
     "upload_forget_failed": "sk_uploads_failed",

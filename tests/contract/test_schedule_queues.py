@@ -152,8 +152,9 @@ async def test_a_fire_decided_twice_makes_one_run_and_one_place(
     rows = await store.claim(app.namespace, now=clock.now, lease_end=clock.now + 3, limit=10)
     decided = [await app.schedules.firing.decide(row, clock.now) for row in rows]
     writes = [(d.row, d.runs, d.cancel) for d in decided]
-    assert await store.write_many(app.namespace, writes, clock.now)  # the batch
-    assert not await store.write_many(app.namespace, writes, clock.now)  # stale: refused
+    # The batch; it answers the runs it created, by workflow.
+    assert await store.write_many(app.namespace, writes, clock.now) == {"job": 2}
+    assert await store.write_many(app.namespace, writes, clock.now) is None  # stale: refused
     # The same runs written again under the schedules' current versions (a replayed
     # write, a second scheduler whose decision reached the database): nothing is added
     # and nothing fails, in a batch and one by one.
@@ -161,11 +162,12 @@ async def test_a_fire_decided_twice_makes_one_run_and_one_place(
         current = [await store.get(app.namespace, d.row.id) for d in decided]
         again = [(row, d.runs, d.cancel) for row, d in zip(current, decided, strict=True)
                  if row is not None]  # fmt: skip
-        if attempt == 0:
-            assert await store.write_many(app.namespace, again, clock.now)
+        if attempt == 0:  # written, and no run created
+            assert await store.write_many(app.namespace, again, clock.now) == {}
         else:
             for row, runs, cancel in again:
-                assert await store.write(app.namespace, row, clock.now, runs=runs, cancel=cancel)
+                written = await store.write(app.namespace, row, clock.now, runs=runs, cancel=cancel)
+                assert written == {}
     await app.schedules.admit(r for d in decided for r in d.runs)
     # A backfill over the fire time decides it again too: it starts nothing new.
     clock.now = start + 61
@@ -221,9 +223,9 @@ async def test_a_crash_between_the_write_and_admission_strands_no_run(
     rows = await store.claim(app.namespace, now=clock.now, lease_end=clock.now + 3, limit=10)
     decided = [await app.schedules.firing.decide(row, clock.now) for row in rows]
     first, *rest = decided
-    assert await store.write(app.namespace, first.row, clock.now, runs=first.runs)
+    assert await store.write(app.namespace, first.row, clock.now, runs=first.runs) == {"job": 1}
     assert await store.write_many(app.namespace, [(d.row, d.runs, d.cancel) for d in rest],
-                                  clock.now)  # fmt: skip
+                                  clock.now) == {"job": 2}  # fmt: skip
     found = await places(app, database_url)
     assert sorted(p[3] for p in found.values()) == ["waiting"] * 3
     due = await query(database_url, "SELECT id FROM sk_workflows WHERE namespace = $1 "

@@ -428,7 +428,7 @@ async def test_a_batch_with_one_stale_schedule_writes_nothing(
     decided = [await app.schedules.firing.decide(row, clock.now) for row in rows]
     await app.schedules.pause("y")  # changes y's version after the claim
     writes = [(d.row, d.runs, d.cancel) for d in decided]
-    assert not await store.write_many(app.namespace, writes, clock.now)
+    assert await store.write_many(app.namespace, writes, clock.now) is None
     assert await runs(app) == {}
     for d in decided:
         await store.write(app.namespace, d.row, clock.now, runs=d.runs)

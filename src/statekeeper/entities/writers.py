@@ -23,18 +23,26 @@ A call made with an id that was answered before (a caller retrying after a crash
 the recorded answer without running again: the ids are looked up before the batch
 runs, and a batch that commits its answer for an id (the primary key of the answers)
 is the only one that ran it; any other batch's fenced commit applies nothing.
+
+When traces are recorded, a call made inside traced work is a span of the caller's
+(``call <entity>.<handler>``) and its handler runs, in the key's writer, in a span of
+that call's trace (``handle <entity>.<handler>``): the messages it sends carry that
+trace and the workflows it starts are in it. The writer itself runs in no caller's
+trace (it serves many callers). A workflow started by a handler counts as started once
+its commit created it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import socket
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -51,7 +59,8 @@ from statekeeper.errors import (
     NotFound,
     ValidationError,
 )
-from statekeeper.observability import tracing
+from statekeeper.logs import correlation_id
+from statekeeper.observability import metrics, tracing
 from statekeeper.sealing import ENTITY
 from statekeeper.state.transaction import Outbox
 from statekeeper.storage.contracts import Storage
@@ -85,6 +94,7 @@ class Call:
     arg: Any
     call_id: str | None
     future: asyncio.Future[Any]
+    trace: str | None = None  # the trace context of the call's span (None: not traced)
 
 
 @dataclass(slots=True)
@@ -162,13 +172,15 @@ class EntityWriters:
                 f"a handler of {entity.name}/{key} cannot call an exclusive handler of the "
                 "same entity: that call would wait for the handler making it"
             )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        queue = self._queues.setdefault((entity.name, key), _Queue())
-        queue.calls.append(Call(handler, arg, call_id, future))
-        if queue.task is None:
-            queue.task = asyncio.create_task(self._write(entity, key, queue))
         with tracing.span(f"call {entity.name}.{handler.name}", kind="client", only_within=True,
                           attributes={"statekeeper.entity_key": key}):  # fmt: skip
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            queue = self._queues.setdefault((entity.name, key), _Queue())
+            queue.calls.append(Call(handler, arg, call_id, future, tracing.traceparent()))
+            if queue.task is None:
+                queue.task = asyncio.create_task(
+                    self._write(entity, key, queue), context=_writer_context()
+                )
             return await future  # a caller that stops waiting leaves its call queued
 
     async def read(self, entity: EntityType, key: str, handler: Handler, arg: Any) -> Any:
@@ -345,19 +357,7 @@ class EntityWriters:
                 entity.name, key, state, call_id=call.call_id, outbox=self._outbox,
                 readonly=False, types=self._types,
             )  # fmt: skip
-            outcome = await self._run(call.handler, ctx, call.arg)
-            left, made = stored, []
-            if outcome.error is None:
-                try:
-                    left = encode_value(
-                        key, ctx.state, self._config.max_state_bytes,
-                        f"the state of entity {entity.name}/{key}",
-                    )  # fmt: skip
-                    # An unknown workflow or a bad input fails the call; the database
-                    # failing (reading definitions) fails the batch, which is not recorded.
-                    made = [await self._made(asked) for asked in ctx.starts]
-                except (ValidationError, NotFound) as error:
-                    outcome = Outcome(error=ErrorRecord.of(error))
+            outcome, left, made = await self._handle(entity, key, call, ctx, stored)
             outcome, result = self._as_answer(entity, key, call.handler, outcome)
             if outcome.error is None:  # the call counts: its state, messages and starts stand
                 stored = left
@@ -390,6 +390,9 @@ class EntityWriters:
         if not done.applied:
             await self._payloads.discard(fresh)
             return None
+        for start, created in zip(starts, done.started, strict=False):  # (committed: no raise)
+            if created:  # (not an id that existed already)
+                metrics.workflow_started(self._namespace, start.name)
         assert done.entity_version is not None and done.entity_token is not None
         after = EntityLease(done.entity_token, stored, done.entity_version, sealed)
         self._remember(entity.name, key, after)
@@ -400,6 +403,32 @@ class EntityWriters:
             if not call.future.done():
                 _settle(call.future, entity, key, call.handler, outcome)
         return after
+
+    async def _handle(
+        self, entity: EntityType, key: str, call: Call, ctx: EntityContext, stored: bytes | None
+    ) -> tuple[Outcome, bytes | None, list[WorkflowStart]]:
+        """Run ``call``'s handler on ``ctx``, in a span of its call's trace if it has one:
+        its outcome, the state it leaves (``stored`` if it failed) and the workflows it
+        starts, made (in that span too: they are started in its trace)."""
+        handling: Any = contextlib.nullcontext()
+        if call.trace is not None:
+            name = f"handle {entity.name}.{call.handler.name}"
+            handling = tracing.span(name, parent=call.trace, kind="server")
+        with handling:
+            outcome = await self._run(call.handler, ctx, call.arg)
+            left, made = stored, []
+            if outcome.error is None:
+                try:
+                    left = encode_value(
+                        key, ctx.state, self._config.max_state_bytes,
+                        f"the state of entity {entity.name}/{key}",
+                    )  # fmt: skip
+                    # An unknown workflow or a bad input fails the call; the database
+                    # failing (reading definitions) fails the batch, which is not recorded.
+                    made = [await self._made(asked) for asked in ctx.starts]
+                except (ValidationError, NotFound) as error:
+                    outcome = Outcome(error=ErrorRecord.of(error))
+        return outcome, left, made
 
     def _remember(self, type: str, key: str, known: EntityLease) -> None:
         """Keep what this process last committed of an entity (the most recent
@@ -499,6 +528,17 @@ class EntityWriters:
         assert answer.result is not None
         opened = await self._payloads.open(answer.result, *where("result"))
         return Outcome(decode_value(key, opened))
+
+
+def _writer_context() -> Context | None:
+    """The context a key's writer task runs in: with traces recorded, one without the
+    trace of the caller that started it (each call's handler runs in its own call's
+    trace), the caller's correlation id kept; else the caller's own (None)."""
+    if not tracing.enabled():
+        return None
+    fresh = Context()
+    fresh.run(correlation_id.set, correlation_id.get())
+    return fresh
 
 
 def state_where(namespace: str, type: str, key: str) -> tuple[str, ...]:

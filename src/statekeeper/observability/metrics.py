@@ -98,9 +98,9 @@ def message_handled(
         ATTEMPTS.labels(namespace, queue).observe(attempts)
 
 
-def workflow_started(namespace: str, workflow: str) -> None:
+def workflow_started(namespace: str, workflow: str, count: int = 1) -> None:
     if ENABLED:
-        STARTED.labels(namespace, workflow).inc()
+        STARTED.labels(namespace, workflow).inc(count)
 
 
 def workflow_finished(namespace: str, workflow: str, status: str) -> None:

@@ -27,8 +27,9 @@ from statekeeper.errors import (
     ValidationError,
 )
 from statekeeper.identifiers import has_control
+from statekeeper.observability import metrics
 from statekeeper.queues.wakeups import Wakeups
-from statekeeper.schedules.firing import Decision, Firing, stored_spec
+from statekeeper.schedules.firing import Decision, Firing, stored_spec, traced
 from statekeeper.schedules.model import Declared, Definition, Schedule, check_schedule_id
 from statekeeper.schedules.policy import Plan, manual_run_id, run_id
 from statekeeper.schedules.specs import Spec
@@ -295,10 +296,15 @@ class Schedules:
             row = await self._row(id)
             now = self.clock()
             decision = await change(row, now)
-            saved = await self._backend().schedules.write(
-                self.namespace, decision.row, now, runs=decision.runs, cancel=decision.cancel
-            )
-            if saved:
+            with contextlib.ExitStack() as spans:  # a trigger's or backfill's fire: a span
+                [decision] = traced([decision], spans)
+                saved = await self._backend().schedules.write(
+                    self.namespace, decision.row, now, runs=decision.runs,
+                    cancel=decision.cancel,
+                )  # fmt: skip
+            if saved is not None:
+                for workflow, count in saved.items():  # the runs created, counted once
+                    metrics.workflow_started(self.namespace, workflow, count)
                 await self.admit(decision.runs)
                 self._changed(started=bool(decision.runs or decision.cancel))
                 return decision.row._replace(version=row.version + 1, updated_at=now)

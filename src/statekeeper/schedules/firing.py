@@ -9,6 +9,8 @@ however many schedulers look at it, and a crash leaves it either done or still d
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from statekeeper.blobs import Payloads
 from statekeeper.blobs.refs import is_ref
 from statekeeper.constants import WORKFLOW_ACTIVE
+from statekeeper.observability import tracing
 from statekeeper.schedules.policy import Plan, jitter_offset, run_id
 from statekeeper.schedules.specs import Spec, parse_spec
 from statekeeper.sealing import SCHEDULE, WORKFLOW
@@ -132,3 +135,30 @@ class Firing:
             fire = spec.next_after(fire)
             count += 1
         return self.finish(row, plan, fire, now)
+
+
+def traced(decisions: list[Decision], spans: contextlib.ExitStack) -> list[Decision]:
+    """``decisions`` with the runs of each in the trace of a span of its fire's own
+    (``fire schedule <id>``, kept open on ``spans`` until the fire is written): every run
+    of it, each time it resumes, joins that trace. All the spans are made before any is
+    current, each a child of the span current here: in the scheduler none (a fire started
+    by time is a root), in an operator's trigger or backfill the request's. As given when
+    no trace is recorded (nothing else is done)."""
+    if not tracing.enabled():
+        return decisions
+    firing = [d for d in decisions if d.runs]
+    made = [  # (every span made before any is entered: roots, or siblings)
+        tracing.span(f"fire schedule {d.row.id}", kind="producer", attributes=_fired(d))
+        for d in firing
+    ]
+    traced: dict[int, Decision] = {}
+    for decision, span in zip(firing, made, strict=True):
+        spans.enter_context(span)
+        trace = tracing.traceparent()
+        runs = [dataclasses.replace(run, trace=trace) for run in decision.runs]
+        traced[id(decision)] = dataclasses.replace(decision, runs=runs)
+    return [traced.get(id(d), d) for d in decisions]
+
+
+def _fired(decision: Decision) -> dict[str, object]:
+    return {"statekeeper.schedule_id": decision.row.id, "statekeeper.runs": len(decision.runs)}

@@ -12,6 +12,11 @@ schedule's catch-up window. The runs of a schedule with a workflow queue are wri
 queued (pending, not due, with their place in the queue) in that transaction, and their
 queues are admitted after its commit (``Schedules.admit``).
 
+When traces are recorded, each fire that starts runs is a span (``fire schedule <id>``,
+a root) from its decision to its commit, and its runs keep its trace context in their
+rows: their spans, on whichever worker and however often they resume, join its trace.
+The runs a round created (not those whose id existed already) count as started.
+
 Between rounds it sleeps until the next due time (the App's clock), at most ``poll``
 seconds, woken early when a schedule changes here or (PostgreSQL) in another process.
 """
@@ -22,11 +27,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from statekeeper.errors import StatekeeperError
+from statekeeper.observability import metrics
 from statekeeper.schedules.api import Schedules
-from statekeeper.schedules.firing import Decision
+from statekeeper.schedules.firing import Decision, traced
 from statekeeper.schedules.policy import jitter_offset
 from statekeeper.storage.schedule_ops import ScheduleRow
 
@@ -102,12 +109,25 @@ class Scheduler:
         lease_end: float,
     ) -> None:
         """Decide and write ``rows``, due at ``at``, once the clock reaches it."""
+        with contextlib.ExitStack() as spans:  # the fires' spans (also on an error)
+            await self._fire_in(rows, at, stopping, ahead, lease_end, spans)
+
+    async def _fire_in(
+        self,
+        rows: list[ScheduleRow],
+        at: float,
+        stopping: asyncio.Event | None,
+        ahead: float,
+        lease_end: float,
+        spans: contextlib.ExitStack,
+    ) -> None:
         schedules = self.schedules
         firing = schedules.firing
         backend = schedules._backend().schedules
         early = [await firing.decide(r, at) for r in rows if r.overlap == "allow_all"]
         prepared = None
         if len(early) == len(rows):  # all decided: bound now too, written at their time
+            early = traced(early, spans)
             writes = [(d.row, d.runs, d.cancel) for d in early]
             prepared = backend.prepare_many(schedules.namespace, writes, at)
         give_up: float | None = None  # a stopping one writes what it holds, if it comes soon
@@ -121,19 +141,29 @@ class Scheduler:
         late = [await firing.decide(r, now) for r in rows if r.overlap != "allow_all"]
         decisions = early + late
         if prepared is None:
+            decisions = traced(decisions, spans)
             writes = [(d.row, d.runs, d.cancel) for d in decisions]
             prepared = backend.prepare_many(schedules.namespace, writes, now)
-        if await backend.write_prepared(prepared):
+        created = await backend.write_prepared(prepared)
+        if created is not None:
             done = decisions
         elif schedules.clock() >= lease_end:  # the claim ended: another scheduler has them
             log.warning(
                 "a round of the scheduler outlasted its claim; its schedules are left to "
                 "the scheduler that claims them next", extra={"schedules": len(rows)},
             )  # fmt: skip
-            done = []
+            done, created = [], Counter()
         else:  # one changed since it was claimed (an operator's write): each on its own
-            done = [d for d in decisions if await self._write_one(d, now)]
-        started = sum(len(d.runs) for d in done)
+            done, created = [], Counter()
+            for decision in decisions:
+                written = await self._write_one(decision, now)
+                if written is not None:
+                    done.append(decision)
+                    created += written
+        spans.close()  # the fires are written (or left): their spans end
+        for workflow, count in created.items():  # the runs created, each counted once
+            metrics.workflow_started(schedules.namespace, workflow, count)
+        started = sum(created.values())
         await schedules.admit(r for d in done for r in d.runs)
         if self.observe is not None:
             self.observe([r.id for d in done for r in d.runs], schedules.clock())
@@ -146,7 +176,7 @@ class Scheduler:
             return self.batch or SQLITE_BATCH, 1
         return self.batch or BATCH, PARALLEL
 
-    async def _write_one(self, decision: Decision, now: float) -> bool:
+    async def _write_one(self, decision: Decision, now: float) -> Counter[str] | None:
         schedules = self.schedules
         return await schedules._backend().schedules.write(
             schedules.namespace, decision.row, now, runs=decision.runs, cancel=decision.cancel

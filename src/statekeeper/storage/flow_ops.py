@@ -99,13 +99,15 @@ class FlowOps(Operations):
         lock: str | None,
         now: float,
         version: str | None = None,
+        trace: str | None = None,
     ) -> tuple[str, int] | None:
-        """Create a queued workflow with its place in ``queue`` and admit what its limits
-        allow, in one transaction: ("created", how many were admitted). ("exists", 0)
-        when the id is taken; None when ``lock`` is held (nothing is written)."""
+        """Create a queued workflow (started in ``trace``) with its place in ``queue`` and
+        admit what its limits allow, in one transaction: ("created", how many were
+        admitted). ("exists", 0) when the id is taken; None when ``lock`` is held (nothing
+        is written)."""
         create = self._bind(
             "flow_create_workflow", namespace=namespace, id=id, name=name, input=input,
-            deadline=deadline, now=now, version=version,
+            deadline=deadline, now=now, version=version, trace=trace,
         )  # fmt: skip
         place = self._bind(
             "flow_enqueue", namespace=namespace, id=id, queue=queue, key=key,
@@ -116,6 +118,7 @@ class FlowOps(Operations):
             return await self._enqueue_postgres(
                 namespace, id, queue, now, what, name=name, input=input, deadline=deadline,
                 key=key, priority=priority, not_before=not_before, lock=lock, version=version,
+                trace=trace,
             )  # fmt: skip
         script = [(create, "found", True), (place, "found", True)]
         done = await self._db.run_atomic(script + self._admit(namespace, queue, None, now, 1), what)
@@ -187,7 +190,7 @@ class FlowOps(Operations):
             return Finishing(self.release_script(namespace, id, now))
         taking = (
             "SELECT t.taken_id, t.taken_name, t.taken_input, t.taken_fence, t.taken_cancel, "
-            "t.taken_parent, t.taken_created, t.taken_deadline FROM finished "
+            "t.taken_parent, t.taken_created, t.taken_deadline, t.taken_trace FROM finished "
             "LEFT JOIN LATERAL sk_flow_pass(:namespace, NULL, :id, "
             "CAST(:now AS DOUBLE PRECISION), 1, CAST(:owner AS TEXT), "
             "CAST(:lease_end AS DOUBLE PRECISION), CAST(:names AS TEXT[]), "

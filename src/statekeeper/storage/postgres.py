@@ -361,16 +361,17 @@ class PostgresBackend(Blocks):
         workflow starts, then the rest of it (without an entity); _NotApplied (rolling
         it back) when a lease or fence was lost."""
         await self._insert_blobs(conn, unit_blobs(unit), unit.now)
+        started: list[bool] = []
         for start in unit.starts:
             sql, args = start_statement(Q, unit.namespace, unit.now, start)
-            await conn.execute(sql, *args)
+            started.append(await conn.fetchval(sql, *args) is not None)  # (created)
         rest = replace(unit, starts=())
         if is_empty(rest):
-            return UnitResult(True)
+            return UnitResult(True, started=started)
         done = await self._commit_on(conn, rest)
         if not done.applied:
             raise _NotApplied
-        return done
+        return replace(done, started=started)
 
     async def _commit_entity(self, unit: UnitOfWork) -> UnitResult:
         """A unit with an entity commit: alone, one statement; with more (messages, a

@@ -477,6 +477,8 @@ class UnitResult:
     paused: bool = False
     entity_version: int | None = None  # the entity's version after a unit with an entity
     entity_token: int | None = None  # and its token (raised by every commit)
+    # Per workflow start of the unit, whether it created its workflow (not: the id existed).
+    started: list[bool] = field(default_factory=list)
 
     @classmethod
     def of_step(cls, request: int, writes: list[bool] | None = None) -> UnitResult:

@@ -1,13 +1,16 @@
 """Schedule operations, written once for both adapters (queries in
 ``queries/schedules.sql``). A fire is one transaction: the schedule's row moves on (under
 the version the scheduler read) and the runs it decided are created with it, so a crash
-between the two never loses a fire nor doubles one.
+between the two never loses a fire nor doubles one. A write answers the runs it created,
+by workflow name (a run whose id exists already is not created again): what is counted
+as started.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -50,11 +53,25 @@ class NewRun:
     queue: str | None = None
     key: str | None = None
     priority: int = 0
+    trace: str | None = None  # the trace context of its fire (None without traces)
 
 
 Writes = Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]]
-# A batch's statements bound (``ScheduleOps.prepare_many``), or a batch of one as given.
-Prepared = list[Scripted] | tuple[str, Writes, float]
+# Where a script's created runs are counted: the place of each statement that creates
+# runs, and the workflow they are runs of (None: the statement returns their names).
+Counted = list[tuple[int, str | None]]
+
+
+class Batch(NamedTuple):
+    """A batch's statements, bound (``ScheduleOps.prepare_many``), and where they count
+    the runs they create."""
+
+    script: list[Scripted]
+    counted: Counted
+
+
+# A batch bound, or a batch of one as given (written by ``ScheduleOps.write``).
+Prepared = Batch | tuple[str, Writes, float]
 
 
 class ScheduleOps(Operations):
@@ -113,37 +130,49 @@ class ScheduleOps(Operations):
             priority=row.priority,
         ), "found", True)  # fmt: skip
 
-    def _effects(
-        self, namespace: str, runs: Sequence[NewRun], cancel: Sequence[str], now: float
+    def _cancels(
+        self, namespace: str, cancel: Sequence[str], now: float
     ) -> builtins.list[Scripted]:
+        return [
+            (self._bind("wf_cancel", now=now, namespace=namespace, id=run_id), "rowcount", False)
+            for run_id in cancel
+        ]
+
+    def _created(self, namespace: str, run: NewRun, now: float) -> Statement:
+        """A run due now (its queue None): sch_create_run, bound."""
+        return self._bind(
+            "sch_create_run", namespace=namespace, id=run.id, name=run.workflow,
+            input=run.input, now=now, version=run.version, trace=run.trace,
+        )  # fmt: skip
+
+    def _runs(self, namespace: str, runs: Sequence[NewRun], now: float, at: int) -> Batch:
+        """The statements that create ``runs`` one by one, the first at place ``at`` of
+        its script."""
         script: builtins.list[Scripted] = []
-        for run_id in cancel:
-            statement = self._bind("wf_cancel", now=now, namespace=namespace, id=run_id)
-            script.append((statement, "rowcount", False))
+        counted: Counted = []
         for run in runs:
             if run.queue is None:
-                statement = self._bind(
-                    "wf_create", namespace=namespace, id=run.id, name=run.workflow,
-                    input=run.input, parent_id=None, now=now, deadline=None,
-                    version=run.version, trace=None,
-                )  # fmt: skip
-                script.append((statement, "rowcount", False))
+                script.append((self._created(namespace, run, now), "rowcount", False))
             else:
-                script.extend(self._queued(namespace, run, now))
-        return script
+                script.extend(
+                    (made, "rowcount", False) for made in self._queued(namespace, run, now)
+                )
+            counted.append((at + len(script) - 1, run.workflow))  # (its workflow's insert)
+        return Batch(script, counted)
 
-    def _queued(self, namespace: str, run: NewRun, now: float) -> builtins.list[Scripted]:
-        """A run started queued: its place in its queue (if its workflow is new), then its
-        workflow, not due until admitted. Admission follows the commit (the caller's)."""
+    def _queued(self, namespace: str, run: NewRun, now: float) -> tuple[Statement, Statement]:
+        """A run started queued: its place in its queue (if its workflow is new) and its
+        workflow, not due until admitted, written in that order. Admission follows the
+        commit (the caller's)."""
         place = self._bind(
             "sch_place_run", namespace=namespace, id=run.id, queue=run.queue, key=run.key,
             priority=run.priority, now=now,
         )  # fmt: skip
         create = self._bind(
             "sch_create_queued_run", namespace=namespace, id=run.id, name=run.workflow,
-            input=run.input, now=now, version=run.version,
+            input=run.input, now=now, version=run.version, trace=run.trace,
         )  # fmt: skip
-        return [(place, "rowcount", False), (create, "rowcount", False)]
+        return place, create
 
     async def write(
         self,
@@ -153,14 +182,18 @@ class ScheduleOps(Operations):
         *,
         runs: Sequence[NewRun] = (),
         cancel: Sequence[str] = (),
-    ) -> bool:
+    ) -> Counter[str] | None:
         """Save ``row`` if the stored version is still ``row.version`` and, in the same
         transaction, cancel the runs ``cancel`` and create ``runs`` (an id that exists
-        already is left alone: the fire time is the run's idempotency key). False, with
-        nothing done, if the schedule changed or was deleted since it was read."""
-        script = [self._write(namespace, row, now), *self._effects(namespace, runs, cancel, now)]
-        done = await self._db.run_atomic(script, f"cannot save schedule {row.id!r}")
-        return done is not None
+        already is left alone: the fire time is the run's idempotency key): the runs
+        created, by workflow. None, with nothing done, if the schedule changed or was
+        deleted since it was read."""
+        script = [self._write(namespace, row, now), *self._cancels(namespace, cancel, now)]
+        created = self._runs(namespace, runs, now, len(script))
+        done = await self._db.run_atomic(
+            script + created.script, f"cannot save schedule {row.id!r}"
+        )
+        return None if done is None else _started(done, created.counted)
 
     def _save_all(
         self,
@@ -181,18 +214,25 @@ class ScheduleOps(Operations):
         namespace: str,
         writes: Sequence[tuple[ScheduleRow, Sequence[NewRun], Sequence[str]]],
         now: float,
-    ) -> bool:
+    ) -> Counter[str] | None:
         """Several ``write``s in one transaction, each statement run once over the whole
-        batch: all of them, or (one schedule having changed since it was read) none."""
+        batch: all of them (the runs created, by workflow), or (one schedule having
+        changed since it was read) none (None)."""
         return await self.write_prepared(self.prepare_many(namespace, writes, now))
 
-    async def write_prepared(self, prepared: Prepared) -> bool:
+    async def write_prepared(self, prepared: Prepared) -> Counter[str] | None:
         """Run what ``prepare_many`` made (as ``write_many``)."""
-        if isinstance(prepared, list):
-            done = await self._db.run_atomic(prepared, "cannot save schedules")
-            return done is not None
+        if isinstance(prepared, Batch):
+            done = await self._db.run_atomic(prepared.script, "cannot save schedules")
+            return None if done is None else _started(done, prepared.counted)
         namespace, writes, now = prepared
-        return all([await self.write(namespace, r, now, runs=n, cancel=c) for r, n, c in writes])
+        started: Counter[str] = Counter()
+        for row, runs, cancel in writes:  # (one at most)
+            created = await self.write(namespace, row, now, runs=runs, cancel=cancel)
+            if created is None:
+                return None
+            started += created
+        return started
 
     def prepare_many(
         self,
@@ -213,38 +253,57 @@ class ScheduleOps(Operations):
             pairs = {"pairs_json": json.dumps([[row.id, row.version] for row, _, _ in writes])}
         check = self._bind("sch_check_versions", namespace=namespace, count=len(writes), **pairs)
         script: builtins.list[Scripted] = [(check, "found", True)]
-        cancels = [run for _, _, cancel in writes for run in cancel]
+        counted: Counted = []
+        cancels = self._cancels(namespace, [r for _, _, cancel in writes for r in cancel], now)
         started = [run for _, runs, _ in writes for run in runs]
         creates = [run for run in started if run.queue is None]
         queued = [run for run in started if run.queue is not None]
-        effects = self._effects(namespace, creates, cancels, now)
         if self._db.dialect == "postgres":  # set-wise: one statement each
             script.append((self._save_all(namespace, writes, now), "rowcount", False))
-            script.extend(effects[: len(cancels)])
-            if creates:
+            script.extend(cancels)
+            for name, runs in (("sch_create_runs", creates), ("sch_create_queued_runs", queued)):
+                if not runs:
+                    continue
+                extra = {} if runs is creates else {
+                    "queues": [r.queue for r in runs], "keys": [r.key for r in runs],
+                    "priorities": [r.priority for r in runs],
+                }  # fmt: skip
+                counted.append((len(script), None))  # (the names of the runs it created)
                 script.append((self._bind(
-                    "sch_create_runs", namespace=namespace, now=now,
-                    run_ids=[r.id for r in creates], names=[r.workflow for r in creates],
-                    inputs=[r.input for r in creates], versions=[r.version for r in creates],
-                ), "rowcount", False))  # fmt: skip
-            if queued:
-                script.append((self._bind(
-                    "sch_create_queued_runs", namespace=namespace, now=now,
-                    run_ids=[r.id for r in queued], names=[r.workflow for r in queued],
-                    inputs=[r.input for r in queued], versions=[r.version for r in queued],
-                    queues=[r.queue for r in queued], keys=[r.key for r in queued],
-                    priorities=[r.priority for r in queued],
-                ), "rowcount", False))  # fmt: skip
+                    name, namespace=namespace, now=now, run_ids=[r.id for r in runs],
+                    names=[r.workflow for r in runs], inputs=[r.input for r in runs],
+                    versions=[r.version for r in runs], traces=[r.trace for r in runs],
+                    **extra,
+                ), "first", False))  # fmt: skip
         else:  # one statement over the batch's rows, in the writer's own process
             saves = tuple(self._write(namespace, row, now)[0][1] for row, _, _ in writes)
             script.append(((self._queries["sch_write"].sql, saves), "many", False))
-            script.extend(effects[: len(cancels)])
-            if creates:
-                arguments = tuple(statement[1] for (statement, _, _) in effects[len(cancels) :])
-                script.append(((self._queries["wf_create"].sql, arguments), "many", False))
-            if queued:  # every place first, then every workflow (see sch_place_run)
-                steps = [self._queued(namespace, run, now) for run in queued]
-                for index, name in enumerate(("sch_place_run", "sch_create_queued_run")):
-                    arguments = tuple(step[index][0][1] for step in steps)
-                    script.append(((self._queries[name].sql, arguments), "many", False))
-        return script
+            script.extend(cancels)
+            steps = [self._queued(namespace, run, now) for run in queued]
+            if steps:  # every place first, in the batch's order (see sch_place_run) ...
+                places = tuple(place[1] for place, _ in steps)
+                script.append(((self._queries["sch_place_run"].sql, places), "many", False))
+            # ... then the workflows, a statement per kind and workflow name: its row count
+            # is the runs of that workflow it created.
+            made = [(self._created(namespace, r, now), r.workflow) for r in creates]
+            made += [(create, r.workflow) for (_, create), r in zip(steps, queued, strict=True)]
+            groups: dict[tuple[str, str], builtins.list[tuple[Any, ...]]] = {}
+            for (sql, arguments), workflow in made:
+                groups.setdefault((sql, workflow), []).append(arguments)
+            for (sql, workflow), rows in groups.items():
+                counted.append((len(script), workflow))
+                script.append(((sql, tuple(rows)), "many", False))
+        return Batch(script, counted)
+
+
+def _started(results: Sequence[Any], counted: Counted) -> Counter[str]:
+    """The runs a script created, by workflow: the row counts of the statements that
+    create runs of one workflow, the names returned by those that create several."""
+    started: Counter[str] = Counter()
+    for at, workflow in counted:
+        found = results[at]
+        if workflow is None:
+            started.update(found or ())
+        elif found:
+            started[workflow] += int(found)
+    return started

@@ -262,8 +262,10 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
             if row is None:
                 raise LeaseGone
     writes = apply_writes(conn, queries, ns, unit.writes, now) if unit.writes else []
-    for start in unit.starts:
-        conn.execute(*start_statement(queries, ns, now, start))
+    started = [
+        conn.execute(*start_statement(queries, ns, now, start)).fetchone() is not None
+        for start in unit.starts
+    ]
     if unit.messages:
         send_messages(conn, queries, ns, unit.messages, now)
     if unit.checkpoint is not None:
@@ -274,7 +276,7 @@ def commit_job(conn: sqlite3.Connection, queries: Queries, unit: UnitOfWork) -> 
     asked = UnitResult.of_step(request)
     return UnitResult(
         True, writes, asked.cancel_requested, first, versions, asked.paused, entity_version,
-        entity_token,
+        entity_token, started,
     )  # fmt: skip
 
 

@@ -343,11 +343,6 @@ class WorkflowOps(Operations):
         ]
         return await self._db.run_atomic(script, f"cannot purge workflow {id!r}") is not None
 
-    async def set_trace(self, namespace: str, id: str, trace: str) -> None:
-        """Keep the trace context of the span that started workflow ``id``."""
-        statement = self._bind("wf_set_trace", namespace=namespace, id=id, trace=trace)
-        await self._db.run_write(statement, f"cannot record the trace of {id!r}", "rowcount")
-
     async def trace(self, namespace: str, id: str) -> str | None:
         """The trace context workflow ``id`` was started in (None: none recorded)."""
         statement = self._bind("wf_trace", namespace=namespace, id=id)

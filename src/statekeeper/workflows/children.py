@@ -47,12 +47,12 @@ async def run(
         data = ctx._payloads.encode(f"input of child workflow {name!r}", input)
         data = await ctx._payloads.seal(data, WORKFLOW, ctx._namespace, child_id, "input")
         now = ctx._clock()
-        await ctx._backend.workflows.create(
+        if await ctx._backend.workflows.create(
             ctx._namespace, child_id, name, data, ctx.workflow_id, now,
             deadline=None if timeout is None else now + float(timeout),
             version=ctx.version_of(name), trace=tracing.traceparent(),
-        )  # fmt: skip
-        metrics.workflow_started(ctx._namespace, name)
+        ):  # fmt: skip
+            metrics.workflow_started(ctx._namespace, name)  # (not a start a replay repeats)
         await ctx._checkpoint(position, "child", name, output=json.dumps(child_id).encode())
         if ctx.on_child_started is not None:
             ctx.on_child_started()

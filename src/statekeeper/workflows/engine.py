@@ -319,14 +319,12 @@ class Workflows:
             started = await self.flow.start(
                 queue, id=chosen, name=name, input=input, seal=seal, deadline=deadline,
                 check_same=lambda run: self._check_same(run, name, plain), key=key,
-                priority=priority, version=made.version,
+                priority=priority, version=made.version, trace=made.trace,
             )  # fmt: skip
-            metrics.workflow_started(self.namespace, name)
-            await self._keep_trace(started)
             return WorkflowRun(started)
         created = await self._backend.workflows.create(
             self.namespace, chosen, name, made.input, None, self._clock(), deadline=deadline,
-            version=made.version, trace=tracing.traceparent(),
+            version=made.version, trace=made.trace,
         )  # fmt: skip
         if created:
             metrics.workflow_started(self.namespace, name)
@@ -336,19 +334,6 @@ class Workflows:
                 await self.payloads.blobs.discard(made.input)
             await self._check_same(chosen, name, plain)
         return WorkflowRun(chosen)
-
-    async def _keep_trace(self, id: str) -> None:
-        """Record the current span's trace context with workflow ``id`` (when traces are
-        recorded): its runs' spans are its children, wherever they run. A start through
-        a workflow queue records it this way; a direct start, with its row."""
-        trace = tracing.traceparent()
-        if trace is None:
-            return
-        try:
-            await self._backend.workflows.set_trace(self.namespace, id, trace)
-        except StatekeeperError as error:  # the run is started: only its trace link is lost
-            log.warning("could not record a workflow's trace context", exc_info=error,
-                        extra={"workflow_id": id, "error": error.message})  # fmt: skip
 
     async def run_trace(self, id: str) -> str | None:
         """The trace context workflow ``id`` was started in (only looked up when traces

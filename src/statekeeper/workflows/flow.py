@@ -29,6 +29,7 @@ from statekeeper.errors import (
     ValidationError,
 )
 from statekeeper.identifiers import check_group, check_queue_name, shown
+from statekeeper.observability import metrics
 from statekeeper.queues.wakeups import Wakeups
 from statekeeper.storage.flow_ops import ADMIT_BATCH, QueueLimits
 from statekeeper.storage.runner import Finishing, Take
@@ -287,9 +288,12 @@ class FlowControl:
         key: Any,
         priority: Any,
         version: str | None = None,
+        trace: str | None = None,
     ) -> str:
-        """Start a run into the queue; the id of the run that carries it (a waiting
-        debounced run of its key, if there is one)."""
+        """Start a run into the queue, in the trace context ``trace`` (kept with its row,
+        as a direct start keeps it); the id of the run that carries it (a waiting
+        debounced run of its key, if there is one: that run keeps its own trace, and
+        only a run created here counts as started)."""
         queue = self.queue(check_queue_name(queue_name))
         chosen_key = self.key_of(queue, input, key)
         priority = check_priority(priority)
@@ -312,7 +316,7 @@ class FlowControl:
             outcome = await storage.enqueue(
                 self.namespace, id=id, name=name, input=seal(id), deadline=deadline,
                 queue=queue.name, key=chosen_key, priority=priority, not_before=not_before,
-                lock=lock, now=now, version=version,
+                lock=lock, now=now, version=version, trace=trace,
             )  # fmt: skip
             if outcome is None and queue.debounce is not None:
                 continue  # another start of the key took the lock meanwhile: join it
@@ -328,6 +332,7 @@ class FlowControl:
             if outcome[0] == "exists":
                 await check_same(id)
                 return id
+            metrics.workflow_started(self.namespace, name)
             self._wakeups.notify(self.namespace, WAKEUP_CHANNEL)
             return id
         raise FlowKeyBusy(

@@ -7,7 +7,8 @@ SELECT sk_flow_admit(:namespace, CAST(:queue AS TEXT), CAST(:released AS TEXT),
 
 -- name: flow_start
 -- A start into a queue in one statement (one round trip, one commit): the queued workflow
--- (due at its deadline, if it has one, to time out), its place, and admission of what
+-- (due at its deadline, if it has one, to time out; with the trace context it was started
+-- in, as flow_create_workflow keeps it), its place, and admission of what
 -- the queue allows (sk_flow_admit_start, called for the placed row only: a volatile
 -- function's statements see the rows this statement inserted before it; -1 when a slot
 -- opened while the queue looked full: the caller admits after this commits). A held lock
@@ -15,9 +16,9 @@ SELECT sk_flow_admit(:namespace, CAST(:queue AS TEXT), CAST(:released AS TEXT),
 -- and admits nothing (created, placed and admitted are NULL).
 WITH created AS (
     INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                              deadline, created_at, updated_at, version)
+                              deadline, created_at, updated_at, version, trace)
     VALUES (:namespace, :id, :name, 'pending', :input, 0, :deadline, NULL, :deadline, :now,
-            :now, :version)
+            :now, :version, :trace)
     ON CONFLICT (namespace, id) DO NOTHING
     RETURNING id
 ), placed AS (

@@ -20,11 +20,12 @@ SET concurrency = excluded.concurrency, per_key_concurrency = excluded.per_key_c
 
 -- name: flow_create_workflow
 -- wf_create for a queued run: pending, but not due until admitted, or until its deadline
--- (wake_at; a run leased at its deadline ends timed_out without running).
+-- (wake_at; a run leased at its deadline ends timed_out without running); with the trace
+-- context it was started in, as wf_create keeps it (NULL without traces).
 INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                          deadline, created_at, updated_at, version)
+                          deadline, created_at, updated_at, version, trace)
 VALUES (:namespace, :id, :name, 'pending', :input, 0, :deadline, NULL, :deadline, :now, :now,
-        :version)
+        :version, :trace)
 ON CONFLICT (namespace, id) DO NOTHING
 RETURNING id;
 

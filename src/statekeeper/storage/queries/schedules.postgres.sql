@@ -13,35 +13,45 @@ FROM unnest(:ids::text[], :versions::bigint[], :next_fire_ats::float8[], :due_at
 WHERE s.namespace = :namespace AND s.id = v.id AND s.version = v.version;
 
 -- name: sch_create_runs
--- The batch's runs, as wf_create makes one (keep the two in step): pending, due now; a
--- run whose id exists already (its fire was started before) is left alone.
-INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                          deadline, created_at, updated_at, version)
-SELECT :namespace, r.id, r.name, 'pending', r.input, 0, :now, NULL, NULL, :now, :now, r.version
-FROM unnest(:run_ids::text[], :names::text[], :inputs::bytea[], :versions::text[])
-     AS r(id, name, input, version)
-ON CONFLICT (namespace, id) DO NOTHING;
+-- The batch's runs, as sch_create_run makes one (keep the two in step): pending, due now,
+-- each with the trace context of its fire; a run whose id exists already (its fire was
+-- started before) is left alone. The workflow name of each run created (NULL: none).
+WITH created AS (
+    INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
+                              deadline, created_at, updated_at, version, trace)
+    SELECT :namespace, r.id, r.name, 'pending', r.input, 0, :now, NULL, NULL, :now, :now,
+           r.version, r.trace
+    FROM unnest(:run_ids::text[], :names::text[], :inputs::bytea[], :versions::text[],
+                :traces::text[])
+         AS r(id, name, input, version, trace)
+    ON CONFLICT (namespace, id) DO NOTHING
+    RETURNING name
+)
+SELECT array_agg(name) FROM created;
 
 -- name: sch_create_queued_runs
 -- The batch's runs that start queued (schedules with a queue), as sch_place_run and
 -- sch_create_queued_run make one (keep them in step): each workflow pending but not due,
 -- and a place in its queue for each workflow created here (none for an id that exists:
--- a fire decided again adds no second place).
+-- a fire decided again adds no second place). The workflow name of each run created.
 WITH created AS (
     INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                              deadline, created_at, updated_at, version)
+                              deadline, created_at, updated_at, version, trace)
     SELECT :namespace, r.id, r.name, 'pending', r.input, 0, NULL, NULL, NULL, :now, :now,
-           r.version
-    FROM unnest(:run_ids::text[], :names::text[], :inputs::bytea[], :versions::text[])
-         AS r(id, name, input, version)
+           r.version, r.trace
+    FROM unnest(:run_ids::text[], :names::text[], :inputs::bytea[], :versions::text[],
+                :traces::text[])
+         AS r(id, name, input, version, trace)
     ON CONFLICT (namespace, id) DO NOTHING
-    RETURNING id
+    RETURNING id, name
+), placed AS (
+    INSERT INTO sk_flow_runs (namespace, id, queue, key, priority, state, not_before, lock,
+                              created_at)
+    SELECT :namespace, p.id, p.queue, p.key, p.priority, 'waiting', :now, NULL, :now
+    FROM unnest(:run_ids::text[], :queues::text[], :keys::text[], :priorities::int4[])
+         WITH ORDINALITY AS p(id, queue, key, priority, n)
+    WHERE p.id IN (SELECT id FROM created)
+    ORDER BY p.n
+    ON CONFLICT DO NOTHING
 )
-INSERT INTO sk_flow_runs (namespace, id, queue, key, priority, state, not_before, lock,
-                          created_at)
-SELECT :namespace, p.id, p.queue, p.key, p.priority, 'waiting', :now, NULL, :now
-FROM unnest(:run_ids::text[], :queues::text[], :keys::text[], :priorities::int4[])
-     WITH ORDINALITY AS p(id, queue, key, priority, n)
-WHERE p.id IN (SELECT id FROM created)
-ORDER BY p.n
-ON CONFLICT DO NOTHING;
+SELECT array_agg(name) FROM created;

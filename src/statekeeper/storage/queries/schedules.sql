@@ -93,6 +93,18 @@ ON CONFLICT DO NOTHING;
 -- ... and its workflow, as flow_create_workflow makes one (keep the two in step):
 -- pending but not due (no wake_at) until admission; an id that exists is left alone.
 INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
-                          deadline, created_at, updated_at, version)
-VALUES (:namespace, :id, :name, 'pending', :input, 0, NULL, NULL, NULL, :now, :now, :version)
+                          deadline, created_at, updated_at, version, trace)
+VALUES (:namespace, :id, :name, 'pending', :input, 0, NULL, NULL, NULL, :now, :now, :version,
+        :trace)
+ON CONFLICT (namespace, id) DO NOTHING;
+
+-- name: sch_create_run
+-- A run a schedule starts due now, as wf_create makes one (keep the two in step), with
+-- the trace context of its fire (NULL without traces); an id that exists is left alone.
+-- No RETURNING: its row count says whether the run was created, also when SQLite runs it
+-- over a batch (executemany gives no row count for a statement that returns rows).
+INSERT INTO sk_workflows (namespace, id, name, status, input, fence, wake_at, parent_id,
+                          deadline, created_at, updated_at, version, trace)
+VALUES (:namespace, :id, :name, 'pending', :input, 0, :now, NULL, NULL, :now, :now, :version,
+        :trace)
 ON CONFLICT (namespace, id) DO NOTHING;

@@ -410,11 +410,5 @@ FROM sk_workflows
 WHERE namespace = :namespace AND created_at >= :hour_start
 GROUP BY minute, status;
 
--- name: wf_set_trace
--- The trace context of the span that started the workflow (only when traces are
--- recorded: one statement more per start then, none otherwise).
-UPDATE sk_workflows SET trace = :trace
-WHERE namespace = :namespace AND id = :id AND trace IS NULL;
-
 -- name: wf_trace
 SELECT trace FROM sk_workflows WHERE namespace = :namespace AND id = :id;

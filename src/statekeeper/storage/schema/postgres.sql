@@ -944,7 +944,8 @@ CREATE UNIQUE INDEX sk_flow_runs_key_slot ON sk_flow_runs (namespace, queue, key
 -- NULL). Admits up to p_max runs, one at a time (flow_admit of
 -- queries/flow.sqlite.sql is the same statement for SQLite); how many (admitted). With
 -- p_owner (an end's runner), the first run admitted is leased to that runner if it can
--- run it, and returned (taken_*): the runner runs it next, without a lease of its own.
+-- run it, and returned (taken_*, with the trace context it was started in, as wf_lease
+-- returns a run): the runner runs it next, without a lease of its own.
 --
 -- An admitted run's end hands its slot to the next waiting run without the lock when
 -- the queue has no rate limit: one run out and one in leave the count of admitted runs
@@ -966,7 +967,7 @@ CREATE FUNCTION sk_flow_pass(
 ) RETURNS TABLE (
     admitted INTEGER, taken_id TEXT, taken_name TEXT, taken_input BYTEA, taken_fence BIGINT,
     taken_cancel INTEGER, taken_parent TEXT, taken_created DOUBLE PRECISION,
-    taken_deadline DOUBLE PRECISION
+    taken_deadline DOUBLE PRECISION, taken_trace TEXT
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_queue TEXT := p_queue;
@@ -1127,9 +1128,9 @@ BEGIN
               AND w.cancel_requested = 0 AND w.name = ANY(p_names)
               AND (w.version IS NULL OR p_versions IS NULL OR w.version = ANY(p_versions))
             RETURNING w.id, w.name, w.input, w.fence, w.cancel_requested, w.parent_id,
-                      w.created_at, w.deadline
+                      w.created_at, w.deadline, w.trace
             INTO taken_id, taken_name, taken_input, taken_fence, taken_cancel, taken_parent,
-                 taken_created, taken_deadline;
+                 taken_created, taken_deadline, taken_trace;
         END IF;
         IF taken_id IS DISTINCT FROM v_picked THEN
             -- Due now (a run that waited had no wake_at, or its deadline's).
