@@ -289,6 +289,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("CreateStateMachine", {"name": "caf\u00e9", "definition": PASS}, "InvalidName", "caf"),
     ("CreateStateMachine", {"name": "a\x00b", "definition": PASS}, "InvalidName", "a\x00b"),
     ("CreateStateMachine", {"name": "a:b", "definition": PASS}, "InvalidName", "'a:b'"),
+    ("CreateStateMachine", {"name": "m\n", "definition": PASS}, "InvalidName", "Invalid Name"),
     ("CreateStateMachine", {"name": "m"}, "InvalidDefinition", "it is missing"),
     ("CreateStateMachine", {"name": "m", "definition": 5}, "InvalidDefinition", "missing"),
     ("CreateStateMachine", {"name": "m", "definition": "{"}, "InvalidDefinition",

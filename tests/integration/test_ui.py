@@ -106,6 +106,35 @@ async def test_forged_and_foreign_sessions_are_refused(filled: App) -> None:
         assert big.status_code == 400
         css = await client.get("/ui/static/ui.css")
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        # A cookie or a form field that is not ASCII is refused like any other forgery.
+        client.cookies.clear()
+        raw = {b"Cookie": f"{COOKIE}=9999999999.abc.\u00e9".encode()}  # UTF-8 bytes, as sent
+        assert (await client.get("/ui", headers=raw)).status_code == 303
+        assert (await client.get("/ui/login", headers=raw)).status_code == 200
+        await client.post("/ui/login", data={"token": TOKEN})
+        odd = await client.post("/ui/logout", data={"csrf": "\u00e9" * 64})
+        assert odd.status_code == 403
+        # The scripts are sent gzipped only to a browser that takes gzip.
+        for accepted, encoding in (("gzip, br", "gzip"), ("gzip;q=0", None), ("br", None)):
+            script = await client.get("/ui/static/vendor/htmx.min.js",
+                                      headers={"Accept-Encoding": accepted})  # fmt: skip
+            assert script.status_code == 200 and b"htmx" in script.content
+            assert script.headers.get("content-encoding") == encoding, accepted
+
+
+async def test_signing_out_ends_the_session_and_sessions_differ(filled: App) -> None:
+    async with client_of(filled) as client, client_of(filled) as other:
+        await client.post("/ui/login", data={"token": TOKEN})
+        await other.post("/ui/login", data={"token": TOKEN})
+        first, second = client.cookies[COOKIE], other.cookies[COOKIE]
+        assert first != second  # signed in the same second: still two sessions
+        page = await client.get("/ui")
+        assert (
+            await client.post("/ui/logout", data={"csrf": csrf_of(page.text)})
+        ).status_code == 303
+        client.cookies.set(COOKIE, first, path="/ui")  # the old cookie, kept by someone
+        assert (await client.get("/ui")).status_code == 303
+        assert (await other.get("/ui")).status_code == 200  # the other session goes on
 
 
 @pytest.fixture

@@ -19,9 +19,11 @@ import httpx
 import pytest
 
 from statekeeper import App
+from statekeeper.http.ui.diagrams import Flowchart, label
 from statekeeper.http.ui.run_path import path_chart
 from tests.integration.certs import free_port
 from tests.integration.test_ui import SHOTS, TOKEN, client_of, csrf_of, serious_violations
+from tests.support import drive
 
 ROOT = Path(__file__).parents[2]
 HERE = Path(__file__).parent
@@ -157,6 +159,32 @@ async def test_a_failed_run_shows_its_traceback_path_and_timeline(runs: App) -> 
         assert live.status_code == 200 and live.text.startswith('<div id="run"')
 
 
+async def test_a_run_page_stays_small_and_says_only_its_own_words(
+    database_url: str, namespace: str
+) -> None:
+    async with App(database_url, namespace=namespace, purge_interval=None) as app:
+
+        async def big(n: int) -> str:
+            return "x" * 200_000  # stored inline (under the blob threshold)
+
+        @app.workflow(name="bulky")
+        async def bulky(ctx: Any, _: Any) -> int:
+            for n in range(20):
+                await ctx.step(big, n)
+            return 1
+
+        id = await app.workflows.start("bulky", None)
+        await drive(app)
+        async with client_of(app) as client:
+            await signed_in(client)
+            page = await client.get(f"/ui/workflows/{id}", params={"done": "sign in at evil"})
+            assert page.status_code == 200 and len(page.content) < 200_000  # 4 MB of steps
+            assert "more characters not shown" in page.text
+            assert "evil" not in page.text and 'role="status"' not in page.text
+            said = await client.get(f"/ui/workflows/{id}", params={"done": "retry"})
+            assert 'role="status">Done: retry.' in said.text
+
+
 async def test_actions_need_the_sessions_csrf(runs: App) -> None:
     ids = runs.ids  # type: ignore[attr-defined]
     async with client_of(runs) as client:
@@ -191,6 +219,11 @@ def test_a_long_journal_is_drawn_in_part() -> None:
     hostile = path_chart("succeeded", [dict(entry, name='x"]; click n0 call alert(1)')])
     assert '["step x#34;#93;#59; click n0 call alert#40;1#41;"]' in hostile
     assert "\n  click" not in hostile
+    # Letters of any script stay as they are; past Mermaid's limits, a note is drawn.
+    assert label("Bestellung prüfen: 注文") == '"Bestellung prüfen: 注文"'
+    huge = Flowchart()
+    huge.chain([huge.node(f"state {n}") for n in range(600)])
+    assert huge.text() == ('flowchart TD\n  n0["Too large to draw here: 600 nodes and 599 edges"]')
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import Any
 from statekeeper.constants import ENV_AWS_ACCOUNT, ENV_AWS_REGION
 
 MACHINE, VERSION, ALIAS = "machine", "version", "alias"
-NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-VERSION_NUMBER = re.compile(r"^[1-9][0-9]{0,9}$")  # ASCII digits: int() takes any digits
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}\Z")
+VERSION_NUMBER = re.compile(r"^[1-9][0-9]{0,9}\Z")  # ASCII digits: int() takes any digits
 
 
 class SfnError(Exception):

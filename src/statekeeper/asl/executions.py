@@ -56,7 +56,7 @@ _WORKFLOW_STATUS = {"SUCCEEDED": ["succeeded"], "FAILED": ["failed", "compensate
                     "RUNNING": list(WORKFLOW_ACTIVE)}  # fmt: skip
 SYNC_TIME_LIMIT = 300.0  # seconds an Express execution may run (StartSyncExecution), as on AWS
 MAX_TOKEN = 1024  # characters of a nextToken
-_OFFSET = re.compile(r"^[0-9]{1,9}$")
+_OFFSET = re.compile(r"^[0-9]{1,9}\Z")
 
 
 class Executions:

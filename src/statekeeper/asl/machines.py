@@ -38,7 +38,7 @@ _WAITING = (WAIT_FOR_TOKEN, SYNC, SYNC + ":2")  # integrations that wait for an 
 _ARTICLES = {VERSION: "a", ALIAS: "an", "execution": "an"}
 CONFIGURATIONS = ("loggingConfiguration", "tracingConfiguration")
 # A page's nextToken is the name of the last record listed: a machine, or machine:version.
-_PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[0-9]{10})?$")
+_PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[0-9]{10})?\Z")
 
 
 def version_key(machine: str, number: int) -> str:

@@ -40,7 +40,7 @@ LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _LAMBDA_ARN = re.compile(
     r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]*:\d*:function:([A-Za-z0-9_-]{1,140})(?::[A-Za-z0-9$_-]+)?$"
 )
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,140}\Z")
 Function = Callable[..., Any]
 _CALLERS = (
     os.path.dirname(os.path.dirname(__file__)) + os.sep,  # statekeeper

@@ -74,7 +74,7 @@ log = logging.getLogger("statekeeper.events")
 # The read database's statements (sql_target.sql beside this module).
 Q = load_text(Path(__file__).with_name("sql_target.sql").read_text(encoding="utf-8"), "postgres")
 _SETUP_LOCK = 0x736B_7461_7267_6574  # "sktarget": setting up the tables, one at a time
-_TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,47}\Z")
 # A transaction left idle this long is ended by the read database: a process that
 # hangs or is cut off while holding a checkpoint lets the others take over.
 IDLE_IN_TRANSACTION = 60.0

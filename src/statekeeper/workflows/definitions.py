@@ -46,7 +46,7 @@ WorkflowFn = Callable[["WorkflowContext", Any], Coroutine[Any, Any, Any]]
 CODE = "code"  # the kind of a workflow registered in a worker's code
 REFRESH = 1.0  # seconds between two reads of the definitions by a runner
 MAX_DEFINITION_BYTES = 1 << 20
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 
 
 @dataclass(frozen=True, slots=True)

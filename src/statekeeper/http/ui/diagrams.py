@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:/+-=")
 MAX_LABEL = 80
+# Past these, the Mermaid served here refuses to draw (its maxTextSize is 50,000
+# characters, its maxEdges 500): a chart that large is replaced by a note saying so.
+MAX_TEXT = 45_000
+MAX_EDGES = 450
 CLASSES = {  # class name: Mermaid style (fill, stroke); a node takes at most one
     "done": "fill:#e6f4ea,stroke:#146c2e,color:#0d2e16",
     "failed": "fill:#fce8e6,stroke:#b3261e,color:#410e0b",
@@ -26,7 +30,13 @@ def label(text: str) -> str:
     character as an entity code (``#35;``)."""
     if len(text) > MAX_LABEL:
         text = text[: MAX_LABEL - 1] + "…"
-    return '"' + "".join(c if c in SAFE else f"#{ord(c)};" for c in text) + '"'
+    return '"' + "".join(_safe(c) for c in text) + '"'
+
+
+def _safe(c: str) -> str:
+    """A character of a label: as it is when it is safe (a letter or digit of any script
+    cannot be Mermaid syntax), else its entity code."""
+    return c if c in SAFE or (c.isalnum() and not c.isascii()) else f"#{ord(c)};"
 
 
 @dataclass
@@ -65,4 +75,9 @@ class Flowchart:
         for kind, ids in self.classes.items():
             lines.append(f"  classDef {kind} {CLASSES[kind]}")
             lines.append(f"  class {','.join(ids)} {kind}")
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        if len(self.edges) > MAX_EDGES or len(text) > MAX_TEXT:
+            note = (f"Too large to draw here: {len(self.nodes)} nodes and "
+                    f"{len(self.edges)} edges")  # fmt: skip
+            return f"flowchart TD\n  n0[{label(note)}]"
+        return text

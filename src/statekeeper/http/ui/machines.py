@@ -61,7 +61,7 @@ async def answer(call: Action, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def checked_name(value: str, what: str) -> str:
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise ValidationError(f"{shown!r} is not {what} name: 1-80 letters, digits, '-' or '_'")
     return value

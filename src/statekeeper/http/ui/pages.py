@@ -96,6 +96,7 @@ class Dashboard:
         if isinstance(form, Response):
             return form
         answer = to("/ui/login")
+        self.sessions.end(session)
         self.sessions.clear_cookie(answer, request)
         return answer
 
@@ -109,7 +110,7 @@ class Dashboard:
         if media is None:
             return Response("not found", 404, media_type="text/plain", headers=_STATIC_HEADERS)
         data, compressed = self._file(path)
-        if compressed and "gzip" in request.headers.get("accept-encoding", ""):
+        if compressed and _takes_gzip(request.headers.get("accept-encoding", "")):
             headers = {**_STATIC_HEADERS, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
             return Response(data, media_type=media, headers=headers)
         body = gzip.decompress(data) if compressed else data
@@ -125,3 +126,16 @@ class Dashboard:
             else:
                 self._files[path] = (folder.joinpath(path + ".gz").read_bytes(), True)
         return self._files[path]
+
+
+def _takes_gzip(accepted: str) -> bool:
+    """Whether an Accept-Encoding header takes gzip (``gzip;q=0`` refuses it)."""
+    for part in accepted.lower().split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=")
+            try:
+                return not params.strip().startswith("q=") or float(quality) > 0
+            except ValueError:
+                return False
+    return False

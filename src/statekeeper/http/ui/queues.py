@@ -122,7 +122,9 @@ class QueuePages:
         messages (its name checked first: a 400 names the rule; else a 404)."""
         name = check_queue_name(request.path_params["queue"])
         app = self.shell.app
-        if name not in app.queue_names() and name not in {n for n, _ in await queue_counts(app)}:
+        if name not in app.queue_names() and name not in await app.backend.queues.held(
+            app.namespace
+        ):
             raise UnknownQueue(
                 f"there is no queue {name!r}: the app does not declare it and it holds no messages"
             )

@@ -1,19 +1,23 @@
 """The dashboard's sign-in: a session cookie, and a CSRF token for every form.
 
 Signing in takes the API token once (a form, compared in constant time) and answers a
-cookie that is not the token: ``<expiry>.<HMAC-SHA256>`` under a key derived from the
-token (rotating the token ends every session), ``HttpOnly`` (no script reads it),
+cookie that is not the token: ``<expiry>.<nonce>.<HMAC-SHA256>`` under a key derived
+from the token (rotating the token ends every session; the nonce makes each session its
+own), ``HttpOnly`` (no script reads it),
 ``SameSite=Strict`` (no other site's page sends it), ``Path=/ui`` and, over HTTPS,
 ``Secure``; it lasts ``SESSION_SECONDS``. Every form that changes something carries a
 CSRF token derived from the session (an HMAC of it), checked in constant time before
-anything is done. Without a token (``serve --dev``) the pages need no sign-in, and the
-forms carry the dev server's own CSRF token.
+anything is done. Signing out ends the session in this process (its nonce is refused
+until the session would have expired) and clears the browser's cookie. Without a token
+(``serve --dev``) the pages need no sign-in, and the forms carry the dev server's own
+CSRF token.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 
 from starlette.requests import Request
@@ -21,6 +25,7 @@ from starlette.responses import Response
 
 COOKIE = "sk_ui"
 SESSION_SECONDS = 8 * 3600
+MAX_ENDED = 10_000  # sessions signed out and not yet expired, remembered per process
 
 
 class Sessions:
@@ -30,6 +35,7 @@ class Sessions:
         self.token = token
         seed = token.encode() if token else dev_key
         self._key = hmac.new(seed, b"statekeeper dashboard sessions", hashlib.sha256).digest()
+        self._ended: dict[str, int] = {}  # nonce: expiry, of sessions signed out
 
     @property
     def open(self) -> bool:
@@ -41,24 +47,38 @@ class Sessions:
 
     def new(self, now: float | None = None) -> str:
         expiry = int((now or time.time()) + SESSION_SECONDS)
-        return f"{expiry}.{self._sign(str(expiry))}"
+        signed = f"{expiry}.{secrets.token_hex(16)}"
+        return f"{signed}.{self._sign(signed)}"
 
     def valid(self, request: Request) -> str | None:
-        """The request's session cookie when it is genuine and not expired (always the
-        dev session in dev mode); None otherwise."""
+        """The request's session cookie when it is genuine, not expired and not signed
+        out (always the dev session in dev mode); None otherwise."""
         if self.open:
             return "dev"
         value = request.cookies.get(COOKIE, "")
-        expiry, _, signature = value.partition(".")
-        if not expiry.isdigit() or not hmac.compare_digest(signature, self._sign(expiry)):
+        signed, _, signature = value.rpartition(".")
+        expiry, _, nonce = signed.partition(".")
+        if not expiry.isdigit() or not _same(signature, self._sign(signed)):
             return None
-        return value if int(expiry) > time.time() else None
+        if int(expiry) <= time.time() or nonce in self._ended:
+            return None
+        return value
+
+    def end(self, session: str) -> None:
+        """Refuse ``session`` from now on (signing out), in this process."""
+        now = time.time()
+        if len(self._ended) >= MAX_ENDED:  # forget those expired anyway, then the oldest
+            self._ended = {n: e for n, e in self._ended.items() if e > now}
+            while len(self._ended) >= MAX_ENDED:
+                del self._ended[next(iter(self._ended))]
+        expiry, _, rest = session.partition(".")
+        self._ended[rest.partition(".")[0]] = int(expiry)
 
     def csrf(self, session: str) -> str:
         return self._sign("csrf:" + session)
 
     def csrf_matches(self, session: str, given: str) -> bool:
-        return hmac.compare_digest(given, self.csrf(session))
+        return _same(given, self.csrf(session))
 
     def set_cookie(self, response: Response, request: Request, value: str) -> None:
         response.set_cookie(
@@ -74,3 +94,9 @@ class Sessions:
 
     def _sign(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def _same(given: str, expected: str) -> bool:
+    """Whether ``given`` is ``expected``, in constant time (any text: a cookie or a form
+    field may hold characters that are not ASCII)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())

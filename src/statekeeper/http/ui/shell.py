@@ -84,12 +84,16 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def _json(value: Any) -> str:
-    """A value as indented JSON for a ``<pre>`` (anything JSON cannot say, as text)."""
+def _json(value: Any, limit: int = 64_000) -> str:
+    """A value as indented JSON for a ``<pre>`` (anything JSON cannot say, as text), cut
+    after ``limit`` characters, and said so: a page never carries a whole large value."""
     try:
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=repr)
+        text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=repr)
     except ValueError:  # a circular structure
-        return repr(value)
+        text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… ({len(text) - limit:,} more characters not shown)"
 
 
 def _quoted(text: str) -> str:
@@ -127,6 +131,9 @@ class Shell:
                 if error.http_status >= 500:
                     log.exception("dashboard page %s failed", request.url.path)
                 return self.problem(session, error.http_status, error.message)
+            except Exception:  # a fault here: logged, and the dashboard's own page
+                log.exception("dashboard page %s failed", request.url.path)
+                return self.problem(session, 500, "This page failed; the server logged why.")
 
         return Route(path, guarded, methods=list(methods))
 

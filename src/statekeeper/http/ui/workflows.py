@@ -23,7 +23,7 @@ from statekeeper.http.ui.shell import HEADERS, TEMPLATES, Shell, text_arg, to
 from statekeeper.workflows.search import decode_cursor, encode_cursor
 
 PAGE_SIZE = 50
-MAX_ENTRIES = 500  # journal entries a run's page shows (the newest are cut, and said so)
+MAX_ENTRIES = 200  # journal entries a run's page shows (the later ones are cut, and said so)
 ACTIONS = ("cancel", "retry", "pause", "resume")
 
 
@@ -70,10 +70,10 @@ class WorkflowPages:
 
     async def run(self, request: Request, session: str) -> Response:
         view = await self._run_view(request.path_params["id"])
-        done = request.query_params.get("done", "")
+        done = request.query_params.get("done", "")  # said only when it is an action
         return self.shell.page("workflow.html", session, title=f"Workflow {view['run'].id}",
-                               current="/ui/workflows", done=done[:100], diagrams=True,
-                               **view)  # fmt: skip
+                               current="/ui/workflows", done=done if done in ACTIONS else "",
+                               diagrams=True, **view)  # fmt: skip
 
     async def live(self, request: Request, session: str) -> Response:
         """The run's live part alone (what htmx swaps in)."""

@@ -20,6 +20,13 @@
   }
 
   draw(document);
+  // A live part refused because the session ended: load the page again (which sends
+  // the browser to the sign-in page) rather than stop updating without a word.
+  document.body.addEventListener("htmx:responseError", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 401) {
+      window.location.reload();
+    }
+  });
   document.body.addEventListener("htmx:afterSettle", function (event) {
     draw(event.target);
   });
