@@ -243,10 +243,11 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
 }
 # Statements that read rows in the order of the index they walk, never sorting them: a
 # batch of a re-seal scan reads from its cursor to its limit, not the rest of its range.
-NO_SORT = ("reseal_scan_", "reseal_next_namespace_")
+# Listings paged by a cursor (workflows, schedules, subscriptions) too: run in order.
+NO_SORT = ("reseal_scan_", "reseal_next_namespace_", "wf_list", "sch_list", "sub_list")
 # Statements the adapters run through run_in_order (on PostgreSQL, planned with IN_ORDER):
 # explained the same way.
-RUN_IN_ORDER = ("reseal_scan_",)
+RUN_IN_ORDER = ("reseal_scan_", "wf_list", "sch_list", "sub_list")
 # SQLite names primary keys and unique constraints its own way.
 SQLITE_NAMES = {
     "sk_messages_pkey": "PRIMARY KEY",

@@ -98,7 +98,7 @@ class ScheduleOps(Operations):
     async def list(self, namespace: str, *, after: str, limit: int) -> builtins.list[ScheduleRow]:
         """Schedules by id, those after ``after`` first."""
         statement = self._bind("sch_list", namespace=namespace, after=after, limit=limit)
-        rows = await self._db.run_many(statement, "cannot list schedules")
+        rows = await self._db.run_in_order(statement, "cannot list schedules")
         return [ScheduleRow(*row) for row in rows]
 
     async def delete(self, namespace: str, id: str) -> bool:

@@ -98,7 +98,7 @@ class SubscriptionOps(Operations):
         self, namespace: str, *, after: str = "", limit: int = 100
     ) -> list[SubscriptionRow]:
         statement = self._bind("sub_list", namespace=namespace, after=after, limit=limit)
-        rows = await self._db.run_many(statement, "cannot list the subscriptions")
+        rows = await self._db.run_in_order(statement, "cannot list the subscriptions")
         return [_subscription(row) for row in rows]
 
     async def delete(self, namespace: str, name: str) -> None:

@@ -391,7 +391,7 @@ class WorkflowOps(Operations):
             query, namespace=namespace, before_time=before[0], before_id=before[1], limit=limit,
             **filters,
         )  # fmt: skip
-        return await self._db.run_many(statement, "cannot list workflows")
+        return await self._db.run_in_order(statement, "cannot list workflows")
 
     async def history(
         self, namespace: str, id: str, *, after: int = 0, limit: int | None = None
