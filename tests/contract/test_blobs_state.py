@@ -93,6 +93,22 @@ async def test_state_values_go_out_of_line_with_their_row(app: App, clock: FakeC
     assert await refs(app) == [1]
 
 
+async def test_entries_list_without_reading_values(app: App) -> None:
+    await app.state.put("e/small", {"n": 1})
+    await app.state.put("e/big", {"pad": "p" * 400}, ttl=60)  # out of line here
+    entries, cursor = await app.state.entries("e/", limit=1)
+    assert [e.key for e in entries] == ["e/big"] and cursor is not None
+    [big] = entries
+    assert big.out_of_line and big.expires_at is not None
+    assert big.etag == (await app.state.get("e/big")).etag  # type: ignore[union-attr]
+    rest, end = await app.state.entries("e/", limit=1, cursor=cursor)
+    assert [(e.key, e.out_of_line, e.stored_bytes) for e in rest] == [("e/small", False, 7)]
+    assert end is None
+    assert await app.state.entry("e/none") is None
+    one = await app.state.entry("e/small")
+    assert one is not None and one.stored_bytes == 7 and not one.out_of_line
+
+
 async def test_queries_see_no_fields_in_values_out_of_line(app: App) -> None:
     await app.state.put("q/small", {"kind": "x", "n": 1})
     await app.state.put("q/big", {"kind": "x", "pad": "p" * 400})

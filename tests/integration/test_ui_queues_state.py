@@ -270,11 +270,15 @@ async def test_large_values_are_described(stocked: App) -> None:
         big = await client.get("/ui/state/item", params={"key": "big/out-of-line"})
         assert big.status_code == 200 and "too large to show here" in big.text
         assert "yyyyyyyy" not in big.text and "<textarea" not in big.text
-        assert "293.0 KiB (300,002 bytes) as JSON" in big.text
+        assert "The value is stored out of line: too large to show here" in big.text
         medium = await client.get("/ui/state/item", params={"key": "big/medium"})
         assert "zzzz" in medium.text and "too large to edit in the browser" in medium.text
+        assert "78.4 KiB (80,241 bytes) as JSON" in medium.text
         listing = await client.get("/ui/state", params={"prefix": "big/"})
         assert keys_of(listing.text) == ["big/medium", "big/out-of-line"]
+        # The listing reads no value: its sizes are what the rows hold.
+        assert "<td>out of line</td>" in listing.text and "78.4 KiB" in listing.text
+
 
 
 async def test_hostile_input(stocked: App) -> None:

@@ -36,6 +36,19 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored item as a listing shows it, its value unread: ``stored_bytes`` is what
+    its row holds (the value as stored: encoded, and sealed when encrypted; for a value
+    stored ``out_of_line``, only the reference to its blob)."""
+
+    key: str
+    etag: str
+    expires_at: float | None
+    stored_bytes: int
+    out_of_line: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One page of a listing; pass ``cursor`` back to get the next, None when done."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins
 import functools
 import inspect
 import logging
@@ -44,7 +45,7 @@ from statekeeper.logs import correlation_id
 from statekeeper.observability import metrics, tracing
 from statekeeper.state.cache import CacheStats, StateCache
 from statekeeper.state.encryption import Keyring, associated_data
-from statekeeper.state.item import Item, Page
+from statekeeper.state.item import Entry, Item, Page
 from statekeeper.state.validation import check_key, check_text, check_ttl
 from statekeeper.storage.contracts import Storage
 from statekeeper.storage.rows import (
@@ -187,6 +188,30 @@ class StateStore:
 
     async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
         """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
+        rows, next_cursor = await self._page(prefix, limit, cursor)
+        items = [item for row in rows if (item := await self._item(row)) is not None]
+        return Page(items, next_cursor)
+
+    async def entries(
+        self, prefix: str = "", *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[builtins.list[Entry], str | None]:
+        """What ``list`` finds, without reading, opening or decoding a value (an
+        operator's listing: keys, ETags, expiries and stored sizes), and the cursor of
+        the next page (None when done)."""
+        rows, next_cursor = await self._page(prefix, limit, cursor)
+        return [_entry(row) for row in rows], next_cursor
+
+    async def entry(self, key: str) -> Entry | None:
+        """What ``get`` would find under ``key``, its value left unread (None when
+        absent or expired): whether to read it (a value stored out of line may be
+        large)."""
+        check_key(key)
+        stored = await self._backend.state.get(self.namespace, key, self._clock())
+        return None if stored is None else _entry(stored)
+
+    async def _page(
+        self, prefix: str, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[StoredItem], str | None]:
         _check_prefix(prefix)
         if (
             isinstance(limit, bool)
@@ -207,9 +232,7 @@ class StateStore:
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [item for row in rows if (item := await self._item(row)) is not None]
-        next_cursor = _encode_cursor(rows[-1].key) if more and rows else None
-        return Page(items, next_cursor)
+        return rows, _encode_cursor(rows[-1].key) if more and rows else None
 
     async def query(self, query: StateQuery, *, prefix: str = "") -> Sequence[QueryRow]:
         """One page of ``query`` (a filter on the JSON of values, a sort, a position) over
@@ -587,3 +610,8 @@ def _decode_cursor(cursor: str, prefix: str) -> str:
     if not key.startswith(prefix):
         raise InvalidCursor(f"cursor {cursor!r} belongs to another prefix than {prefix!r}")
     return key
+
+
+def _entry(stored: StoredItem) -> Entry:
+    out_of_line = stored.key_id is None and is_ref(stored.value)
+    return Entry(stored.key, stored.etag, stored.expires_at, len(stored.value), out_of_line)

@@ -51,16 +51,18 @@ class StatePages:
         prefix = _arg(request, "prefix")
         cursor = _arg(request, "cursor")
         store = self.shell.app.state
-        listed = await store.list(prefix, limit=PAGE_SIZE, cursor=cursor or None)
+        # Keys, ETags, expiries and stored sizes: no value is read, opened or decoded.
+        entries, next_cursor = await store.entries(prefix, limit=PAGE_SIZE, cursor=cursor or None)
         now = self.shell.app.clock()
         rows = [
-            {"item": item, "size": size_text(_size(item.value)),
-             "ttl": None if item.expires_at is None else max(0.0, item.expires_at - now)}
-            for item in listed.items
+            {"item": entry,
+             "size": "out of line" if entry.out_of_line else size_text(entry.stored_bytes),
+             "ttl": None if entry.expires_at is None else max(0.0, entry.expires_at - now)}
+            for entry in entries
         ]  # fmt: skip
         next_page = None
-        if listed.cursor is not None:
-            next_page = _list_path(prefix, listed.cursor)
+        if next_cursor is not None:
+            next_page = _list_path(prefix, next_cursor)
         first_page = _list_path(prefix) if cursor else None
         return self.shell.page(
             "state.html", session, title="State", current="/ui/state", prefix=prefix,
@@ -70,10 +72,14 @@ class StatePages:
 
     async def item(self, request: Request, session: str) -> Response:
         key = check_key(_arg(request, "key"))
+        done = DONE.get(request.query_params.get("done", ""), "")
+        entry = await self.shell.app.state.entry(key)
+        if entry is not None and entry.out_of_line:  # large: its value is not read here
+            unread = Item(key, None, entry.etag, entry.expires_at)
+            return self._item_page(session, key, unread, done=done, out_of_line=True)
         item = await self.shell.app.state.get(key)
         if item is None:
             raise NotFound(f"there is no key {key!r} (or it has expired)")
-        done = DONE.get(request.query_params.get("done", ""), "")
         return self._item_page(session, key, item, done=done)
 
     async def save(self, request: Request, session: str) -> Response:
@@ -140,13 +146,18 @@ class StatePages:
         done: str = "",
         conflict: str = "",
         error: str = "",
+        out_of_line: bool = False,
     ) -> Response:
         """The page of ``key`` showing ``item`` (None: it is gone). The form holds
         ``text`` and ``ttl`` when given (what was typed), else the item's; and ``etag``
         when given, else the item's (the one a save must match)."""
         now = self.shell.app.clock()
         value_text, size, remaining = None, 0, None
-        if item is not None:
+        if item is not None and out_of_line:
+            size = MAX_SHOWN_BYTES + 1  # past the blob threshold, its size unread
+            if item.expires_at is not None:
+                remaining = max(0.0, item.expires_at - now)
+        elif item is not None:
             size = _size(item.value)
             if size <= MAX_SHOWN_BYTES:
                 value_text = json.dumps(item.value, indent=2, ensure_ascii=False)
@@ -159,7 +170,8 @@ class StatePages:
         editable = text is not None and _fits_in_form(key, form_etag, text)
         return self.shell.page(
             "state_item.html", session, status=status, title=f"State: {key[:80]}",
-            current="/ui/state", key=key, item=item, size_label=size_text(size),
+            current="/ui/state", key=key, item=item,
+            size_label="stored out of line" if out_of_line else size_text(size) + " as JSON",
             remaining=remaining, value_text=value_text, text=text or "", ttl=ttl or "",
             form_etag=form_etag, editable=editable, max_shown=size_text(MAX_SHOWN_BYTES),
             max_form=size_text(MAX_FORM_BYTES), done=done, conflict=conflict, error=error,
