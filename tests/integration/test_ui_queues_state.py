@@ -280,7 +280,6 @@ async def test_large_values_are_described(stocked: App) -> None:
         assert "<td>out of line</td>" in listing.text and "78.4 KiB" in listing.text
 
 
-
 async def test_hostile_input(stocked: App) -> None:
     store = stocked.state
     odd = "a/<b>\"q'&amp;/c d "
