@@ -6,11 +6,12 @@ counts; then in a real browser (Debian's Chromium, driven by Playwright) against
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,21 +138,21 @@ async def test_signing_out_ends_the_session_and_sessions_differ(filled: App) -> 
         assert (await other.get("/ui")).status_code == 200  # the other session goes on
 
 
-@pytest.fixture
-async def served(browser_database: str) -> AsyncIterator[str]:
-    """``statekeeper serve`` of the metrics test's app, its URL; 3 messages are sent."""
+@contextlib.asynccontextmanager
+async def statekeeper_serve(app: str, env: Mapping[str, str], *options: str) -> AsyncIterator[str]:
+    """``statekeeper serve --app APP`` with this folder on its path, the API token set
+    and ``env`` added, once it is ready: its URL (terminated at the end)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}",
-           "METRICS_DB_URL": browser_database, "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
+    every = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}",
+             "STATEKEEPER_API_TOKEN": TOKEN, **env}  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "statekeeper", "serve", "--app", "metrics_app:app",
-        "--port", str(port), "--no-workers", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "statekeeper", "serve", "--app", app, "--port", str(port),
+        *options, env=every, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        bearer = {"Authorization": f"Bearer {TOKEN}"}
-        async with httpx.AsyncClient(base_url=url, timeout=5, headers=bearer) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             for _ in range(300):
                 try:
                     if (await client.get("/readyz")).status_code == 200:
@@ -159,13 +160,23 @@ async def served(browser_database: str) -> AsyncIterator[str]:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.05)
-            for n in range(3):
-                sent = await client.post("/v1/queues/jobs/messages", json={"n": n})
-                assert sent.status_code == 202
         yield url
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)
+
+
+@pytest.fixture
+async def served(browser_database: str) -> AsyncIterator[str]:
+    """``statekeeper serve`` of the metrics test's app, its URL; 3 messages are sent."""
+    env = {"METRICS_DB_URL": browser_database}
+    async with statekeeper_serve("metrics_app:app", env, "--no-workers") as url:
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=url, timeout=5, headers=bearer) as client:
+            for n in range(3):
+                sent = await client.post("/v1/queues/jobs/messages", json={"n": n})
+                assert sent.status_code == 202
+        yield url
 
 
 async def serious_violations(page: Any) -> list[str]:

@@ -7,16 +7,12 @@ screenshot of each kept under tests/output/ui/."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import html
 import json
-import os
 import re
 import shutil
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -29,13 +25,17 @@ from statekeeper.asl.executions import Executions
 from statekeeper.asl.machines import StateMachines
 from statekeeper.constants import ENV_DATABASE_URL, ENV_NAMESPACE
 from statekeeper.schedules import Definition, make_spec
-from tests.integration.certs import free_port
-from tests.integration.test_ui import SHOTS, TOKEN, client_of, csrf_of, serious_violations
+from tests.integration.test_ui import (
+    SHOTS,
+    TOKEN,
+    client_of,
+    csrf_of,
+    serious_violations,
+    statekeeper_serve,
+)
 from tests.integration.ui_blocks_app import declare
 from tests.support import drive
 
-ROOT = Path(__file__).parents[2]
-HERE = Path(__file__).parent
 SHIP = "<b>\"Ship\" & 'go'</b>"  # a state name that is HTML
 CAUSE = "n is over 10 <script>alert(1)</script>"
 ORDERS: dict[str, Any] = {
@@ -426,29 +426,9 @@ async def served_blocks(browser_database: str, namespace: str) -> AsyncIterator[
     async with App(browser_database, namespace=namespace, purge_interval=None) as app:
         declare(app)
         await fill(app)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}",
-           ENV_DATABASE_URL: browser_database, ENV_NAMESPACE: namespace,
-           "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "statekeeper", "serve", "--app", "ui_blocks_app:app",
-        "--port", str(port), "--no-workers", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
+    env = {ENV_DATABASE_URL: browser_database, ENV_NAMESPACE: namespace}
+    async with statekeeper_serve("ui_blocks_app:app", env, "--no-workers") as url:
         yield url
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
 
 
 async def test_the_block_pages_in_a_real_browser(served_blocks: str) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import re
 import shutil
-import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -23,15 +21,13 @@ import httpx
 import pytest
 
 from statekeeper import App
-from tests.integration.certs import free_port
 from tests.integration.test_ui import (
-    HERE,
-    ROOT,
     SHOTS,
     TOKEN,
     client_of,
     csrf_of,
     serious_violations,
+    statekeeper_serve,
 )
 
 
@@ -324,30 +320,12 @@ async def test_hostile_input(stocked: App) -> None:
 async def serving(browser_database: str, namespace: str) -> AsyncIterator[tuple[str, App]]:
     """``statekeeper serve`` of ui_app.py, with its worker, and an app of the same
     namespace for the test to change things behind the browser's back."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}",
-           "UI_DB_URL": browser_database, "UI_NAMESPACE": namespace,
-           "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
-    async with App(browser_database, namespace=namespace, purge_interval=None) as app:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "statekeeper", "serve", "--app", "ui_app:app",
-            "--port", str(port), "--grace", "2", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-                for _ in range(300):
-                    try:
-                        if (await client.get("/readyz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.05)
-            yield url, app
-        finally:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
+    env = {"UI_DB_URL": browser_database, "UI_NAMESPACE": namespace}
+    async with (
+        App(browser_database, namespace=namespace, purge_interval=None) as app,
+        statekeeper_serve("ui_app:app", env, "--grace", "2") as url,
+    ):
+        yield url, app
 
 
 async def eventually(check: Any, seconds: float = 10.0) -> None:

@@ -7,12 +7,9 @@ traceback, and a running workflow advancing on its page without a reload."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,12 +18,15 @@ import pytest
 from statekeeper import App
 from statekeeper.http.ui.diagrams import Flowchart, label
 from statekeeper.http.ui.run_path import path_chart
-from tests.integration.certs import free_port
-from tests.integration.test_ui import SHOTS, TOKEN, client_of, csrf_of, serious_violations
+from tests.integration.test_ui import (
+    SHOTS,
+    TOKEN,
+    client_of,
+    csrf_of,
+    serious_violations,
+    statekeeper_serve,
+)
 from tests.support import drive
-
-ROOT = Path(__file__).parents[2]
-HERE = Path(__file__).parent
 
 
 class Declined(Exception):
@@ -227,32 +227,11 @@ def test_a_long_journal_is_drawn_in_part() -> None:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+async def served(browser_database: str) -> AsyncIterator[tuple[str, str]]:
     """``statekeeper serve`` (with workers) of ui_workflows_app on SQLite: its URL and
     the database's."""
-    port = free_port()
-    db = f"sqlite:///{tmp_path / 'ui.db'}"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}", "UI_DB_URL": db,
-           "STATEKEEPER_API_TOKEN": TOKEN}  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "statekeeper", "serve", "--app", "ui_workflows_app:app",
-        "--port", str(port), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        yield url, db
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
+    async with statekeeper_serve("ui_workflows_app:app", {"UI_DB_URL": browser_database}) as url:
+        yield url, browser_database
 
 
 async def start(url: str, name: str, input: Any) -> str:
