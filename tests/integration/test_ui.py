@@ -179,6 +179,35 @@ async def served(browser_database: str) -> AsyncIterator[str]:
         yield url
 
 
+@contextlib.asynccontextmanager
+async def chromium_page(
+    url: str, width: int = 1280, height: int = 900, *, sign_in: bool = True
+) -> AsyncIterator[tuple[Any, list[str]]]:
+    """A page of Debian's Chromium (headless, driven by Playwright), signed in to the
+    dashboard at ``url`` unless ``sign_in`` is false, and the console and page errors it
+    logs (screenshots go to SHOTS)."""
+    chromium = shutil.which("chromium")
+    assert chromium is not None, "Debian's chromium is installed by `make tools`"
+    from playwright.async_api import async_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": width, "height": height})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            if sign_in:
+                await page.goto(f"{url}/ui/login")
+                await page.fill("#token", TOKEN)
+                await page.click("button[type=submit]")
+                await page.wait_for_url(f"{url}/ui")
+            yield page, errors
+        finally:
+            await browser.close()
+
+
 async def serious_violations(page: Any) -> list[str]:
     """The axe-core accessibility rules the page breaks with a serious or critical
     impact (axe-playwright-python injects axe-core through the browser's driver)."""
@@ -191,17 +220,7 @@ async def serious_violations(page: Any) -> list[str]:
 
 
 async def test_in_a_real_browser(served: str) -> None:
-    chromium = shutil.which("chromium")
-    assert chromium is not None, "Debian's chromium is installed by `make tools`"
-    from playwright.async_api import async_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = await browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    async with chromium_page(served, height=720, sign_in=False) as (page, errors):
         await page.goto(f"{served}/ui")
         assert page.url.endswith("/ui/login")
         await page.screenshot(path=str(SHOTS / "login.png"))
@@ -221,7 +240,6 @@ async def test_in_a_real_browser(served: str) -> None:
         assert session["httpOnly"] and session["sameSite"] == "Strict"
         await page.click("text=Sign out")
         await page.wait_for_url(f"{served}/ui/login")
-        await browser.close()
     assert errors == []
 
 

@@ -11,7 +11,6 @@ import contextlib
 import html
 import json
 import re
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +27,7 @@ from statekeeper.schedules import Definition, make_spec
 from tests.integration.test_ui import (
     SHOTS,
     TOKEN,
+    chromium_page,
     client_of,
     csrf_of,
     serious_violations,
@@ -432,21 +432,8 @@ async def served_blocks(browser_database: str, namespace: str) -> AsyncIterator[
 
 
 async def test_the_block_pages_in_a_real_browser(served_blocks: str) -> None:
-    chromium = shutil.which("chromium")
-    assert chromium is not None, "Debian's chromium is installed by `make tools`"
-    from playwright.async_api import async_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        await page.goto(f"{served_blocks}/ui/login")
-        await page.fill("#token", TOKEN)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{served_blocks}/ui")
+    async with chromium_page(served_blocks) as (page, errors):
 
         async def visit(path: str, shot: str | None, diagram: bool = False) -> None:
             await page.goto(f"{served_blocks}{path}")
@@ -478,5 +465,4 @@ async def test_the_block_pages_in_a_real_browser(served_blocks: str) -> None:
         await visit("/ui/entities", "entities.png")
         await visit(f"/ui/entities/counter/{quote(KEY, safe='')}", "entity.png")
         assert await page.locator("pre[data-state]").inner_text() == "5"
-        await browser.close()
     assert errors == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import shutil
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from statekeeper import App
 from tests.integration.test_ui import (
     SHOTS,
     TOKEN,
+    chromium_page,
     client_of,
     csrf_of,
     serious_violations,
@@ -338,9 +338,6 @@ async def eventually(check: Any, seconds: float = 10.0) -> None:
 
 async def test_in_a_real_browser(serving: tuple[str, App]) -> None:
     url, app = serving
-    chromium = shutil.which("chromium")
-    assert chromium is not None, "Debian's chromium is installed by `make tools`"
-    from playwright.async_api import async_playwright
 
     # A message the worker dead-letters, and items to find.
     await app.state.put("switches/refuse", True)
@@ -354,18 +351,7 @@ async def test_in_a_real_browser(serving: tuple[str, App]) -> None:
         return (await jobs.stats()).dead == 1
 
     await eventually(dead_lettered)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = await browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        await page.goto(f"{url}/ui/login")
-        await page.fill("#token", TOKEN)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{url}/ui")
-
+    async with chromium_page(url) as (page, errors):
         # The queues, then the queue: its dead letter's error.
         await page.click("nav >> text=Queues")
         await page.wait_for_url(f"{url}/ui/queues")
@@ -421,7 +407,6 @@ async def test_in_a_real_browser(serving: tuple[str, App]) -> None:
         await page.wait_for_url(re.compile(r".*done=saved$"))
         assert await page.get_by_role("status").inner_text() == "Saved."
         assert "paid" in await page.locator("pre[data-value]").inner_text()
-        await browser.close()
     stored = await app.state.get("orders/2")
     assert stored is not None and stored.value == {"n": 2, "status": "paid"}
     # The browser reports the conflict page's status (once); nothing else went wrong.

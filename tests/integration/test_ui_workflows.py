@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from statekeeper.http.ui.run_path import path_chart
 from tests.integration.test_ui import (
     SHOTS,
     TOKEN,
+    chromium_page,
     client_of,
     csrf_of,
     serious_violations,
@@ -246,22 +246,9 @@ async def start(url: str, name: str, input: Any) -> str:
 
 async def test_in_a_real_browser(served: tuple[str, str]) -> None:
     url, _ = served
-    chromium = shutil.which("chromium")
-    assert chromium is not None, "Debian's chromium is installed by `make tools`"
-    from playwright.async_api import async_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     failed = await start(url, "payment", "o-1")
-    errors: list[str] = []
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = await browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        await page.goto(f"{url}/ui/login")
-        await page.fill("#token", TOKEN)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{url}/ui")
+    async with chromium_page(url, width=1200) as (page, errors):
         # The failed run: from the list, filtered, to its traceback.
         await page.click("nav >> text=Workflows")
         await page.select_option("select[name=status]", "failed")
@@ -294,5 +281,4 @@ async def test_in_a_real_browser(served: tuple[str, str]) -> None:
         await page.goto(f"{url}/ui")
         await page.screenshot(path=str(SHOTS / "overview-charts.png"), full_page=True)
         assert await page.locator("svg[data-chart=started] rect.span").count() >= 1
-        await browser.close()
     assert errors == []

@@ -150,7 +150,8 @@ class Shell:
         ``diagrams``: the page draws Mermaid diagrams (DIAGRAM_HEADERS)."""
         html = TEMPLATES.get_template(name).render(
             namespace=self.app.namespace, signed_in=session is not None and not self.sessions.open,
-            csrf="" if session is None else self.sessions.csrf(session), pages=PAGES, **values,
+            csrf="" if session is None else self.sessions.csrf(session), pages=PAGES,
+            diagrams=diagrams, **values,
         )  # fmt: skip
         return HTMLResponse(html, status, DIAGRAM_HEADERS if diagrams else HEADERS)
 
