@@ -94,10 +94,18 @@ def _rule(rule: dict[str, Any]) -> str:
 
 
 def _text(text: str) -> str:
-    """Text Mermaid shows as it is on an edge (no line breaks, no ':' or ';')."""
-    cleaned = text.replace("\n", " ").replace(";", ",").replace(":", "∶").replace("#", "")
+    """Text Mermaid shows as it is on an edge (no line breaks or other control
+    characters, no ':', ';', '%' or '#': nothing that ends the line or starts a
+    directive, a comment or an entity)."""
+    cleaned = _one_line(text).replace(";", ",").replace(":", "∶").replace("#", "")
+    cleaned = cleaned.replace("%", "")
     return cleaned if len(cleaned) <= 60 else cleaned[:57] + "..."
 
 
 def _quoted(text: str) -> str:
-    return '"' + text.replace('"', "'").replace("\n", " ") + '"'
+    """A state's label: quoted, with no quote or control character inside."""
+    return '"' + _one_line(text).replace('"', "'") + '"'
+
+
+def _one_line(text: str) -> str:
+    return "".join(" " if c < " " or c == "\x7f" else c for c in text)
