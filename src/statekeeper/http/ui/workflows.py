@@ -69,7 +69,10 @@ class WorkflowPages:
                                statuses=WORKFLOW_STATUSES, next_page=next_page)  # fmt: skip
 
     async def run(self, request: Request, session: str) -> Response:
-        view = await self._run_view(request.path_params["id"])
+        id = request.path_params["id"]
+        view = await self._run_view(id)
+        # The input, shown once: the live part (fetched again each second) leaves it out.
+        view["input"] = await self.shell.app.workflows.input(id)
         done = request.query_params.get("done", "")  # said only when it is an action
         return self.shell.page("workflow.html", session, title=f"Workflow {view['run'].id}",
                                current="/ui/workflows", done=done if done in ACTIONS else "",
@@ -105,7 +108,6 @@ class WorkflowPages:
             "run": run, "active": active, "bars": bars, "cut": cut,
             "events": [e for e in entries if e["kind"] in EVENT_KINDS],
             "chart": path_chart(run.status, entries),
-            "input": await workflows.input(id),
         }  # fmt: skip
 
 
