@@ -185,3 +185,35 @@ def test_banners_name_the_schema_with_the_password_hidden() -> None:
     )
     assert parse("postgresql://app@db/x").described() == "postgresql://app@db/x"
     assert parse("sqlite:///x.db").described() == parse("sqlite:///x.db").redacted()
+
+
+def test_where_to_connect_goes_to_the_driver() -> None:
+    """Several hosts (tried in turn), a Unix socket's folder, a port and the kind of
+    server to take are libpq's connection options, passed on as they are."""
+    url = parse(
+        "postgresql://app@db1:5432,db2:5433,[::1]:5434/prod?target_session_attrs=read-write"
+        "&schema=s"
+    )
+    assert url.options == {"schema": "s", "pool_min": "2"}
+    assert url.dsn == (
+        "postgresql://app@db1:5432,db2:5433,[::1]:5434/prod?target_session_attrs=read-write"
+    )
+    socket = parse("postgresql://app@/prod?host=/run/postgresql&port=5433")
+    assert dict(parse_qsl(socket.dsn.partition("?")[2])) == {
+        "host": "/run/postgresql", "port": "5433"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://db1:5432,db2:99999/x", "not a number from 1 to 65535"),
+        ("postgresql://db1:5432,db2:x/x", "not a number from 1 to 65535"),
+        ("postgresql://db1/x?port=0", "not a number from 1 to 65535"),
+        ("postgresql://db1/x?target_session_attrs=leader", "target_session_attrs must be one"),
+        ("postgresql://db1/x?host=", "option host needs a value"),
+    ],
+)
+def test_where_to_connect_is_checked(url: str, message: str) -> None:
+    with pytest.raises(InvalidDatabaseURL, match=message):
+        parse(url)

@@ -9,7 +9,15 @@ import asyncpg
 from statekeeper.errors import StatekeeperError
 from statekeeper.storage.translate import postgres_error
 
-DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# TargetServerAttributeNotMatched: no host of a multi-host URL is of the kind asked for
+# (target_session_attrs), as while a failover has no primary yet.
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    OSError,
+    TimeoutError,
+)
 
 
 class translated:  # lower case: it reads as a statement, ``with translated(...)``

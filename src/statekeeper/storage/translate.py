@@ -71,8 +71,11 @@ def postgres_error(exc: BaseException, what: str) -> errors.StatekeeperError:
         code = sqlstate
     elif isinstance(exc, OSError | TimeoutError | ConnectionError):
         kind, code = errors.DatabaseUnavailable, type(exc).__name__
-    elif type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__:
-        # asyncpg raises these client-side, without a SQLSTATE, when a connection drops.
+    elif type(exc).__module__.startswith("asyncpg") and (
+        "Connection" in (name := type(exc).__name__) or name == "TargetServerAttributeNotMatched"
+    ):
+        # asyncpg raises these client-side, without a SQLSTATE, when a connection drops
+        # or no host of a multi-host URL is of the kind asked for (target_session_attrs).
         kind, code = errors.DatabaseUnavailable, type(exc).__name__
     else:
         kind, code = errors.StorageError, type(exc).__name__

@@ -32,6 +32,20 @@ _POSTGRES_TLS_OPTIONS = {
     "sslcrl": None,
     "sslpassword": None,  # hidden in redacted()
 }
+# libpq's connection options for where to connect, passed to the driver as they are:
+# ``host`` (a Unix socket's folder), ``port``, and which of several hosts to take.
+_POSTGRES_HOST_OPTIONS: dict[str, set[str] | None] = {
+    "host": None,
+    "port": None,
+    "target_session_attrs": {
+        "any",
+        "primary",
+        "standby",
+        "prefer-standby",
+        "read-write",
+        "read-only",
+    },
+}
 _SYNCHRONOUS = {"full", "normal", "extra"}
 _PASSWORD_OPTION = re.compile(r"(?i)((?:^|[?&;])(?:ssl)?password=)[^&;]*")
 
@@ -154,6 +168,17 @@ def _parse_sqlite(url: str) -> DatabaseURL:
     return DatabaseURL("sqlite", path=path, options=options)
 
 
+def _check_port(host: str, url: str) -> None:
+    """``host[:port]`` (one of a URL's hosts): its port, if any, a number from 1 to 65535."""
+    if host.startswith("["):  # an IPv6 address
+        host = host.partition("]")[2]
+    port = host.partition(":")[2] if ":" in host else None
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise InvalidDatabaseURL(
+            f"PostgreSQL URL {redact(url)!r} has a port that is not a number from 1 to 65535"
+        )
+
+
 def _parse_postgres(url: str) -> DatabaseURL:
     # The parser's own messages are never shown: they may echo part of a password.
     if at_after_host(url):
@@ -164,20 +189,18 @@ def _parse_postgres(url: str) -> DatabaseURL:
         raise InvalidDatabaseURL(
             f"PostgreSQL URL {redact(url)!r} is malformed: its host cannot be parsed"
         ) from None
-    try:
-        port = parts.port  # None when the URL has none
-    except ValueError:
-        port = -1  # not a number, or out of range
-    if port is not None and not 0 < port < 65536:
-        raise InvalidDatabaseURL(
-            f"PostgreSQL URL {redact(url)!r} has a port that is not a number from 1 to 65535"
-        )
+    hosts = parts.netloc.rpartition("@")[2].split(",")  # several: tried in turn
+    for host in hosts:
+        _check_port(host, url)
     if not parts.hostname and not parts.query:
         raise InvalidDatabaseURL(f"PostgreSQL URL {redact(url)!r} names no host")
-    options = _options(parts.query, _POSTGRES_OPTIONS | set(_POSTGRES_TLS_OPTIONS), url)
-    tls = {name: options.pop(name) for name in _POSTGRES_TLS_OPTIONS if name in options}
+    passed = {**_POSTGRES_TLS_OPTIONS, **_POSTGRES_HOST_OPTIONS}
+    options = _options(parts.query, _POSTGRES_OPTIONS | set(passed), url)
+    tls = {name: options.pop(name) for name in passed if name in options}
+    if "port" in tls:
+        _check_port(f":{tls['port']}", url)
     for name, value in tls.items():
-        allowed = _POSTGRES_TLS_OPTIONS[name]
+        allowed = passed[name]
         if allowed is not None and value not in allowed:
             raise InvalidDatabaseURL(
                 f"option {name} must be one of {', '.join(sorted(allowed))}, got {value!r}"

@@ -1,0 +1,155 @@
+"""A deployment across test hosts: a database host, worker hosts and an ingress host.
+
+    with Cluster(workers=2, delay_ms=0.5) as cluster:
+        cluster.socket_url               # the database, for the harness's own checks
+        cluster.worker_url               # the database as the worker hosts reach it
+        cluster.start_worker("w1", ["worker", "--app", "myapp:app"], env)
+        cluster.partition("w1"); cluster.heal("w1")
+        cluster.set_link(delay_ms=5, loss=0.01)
+
+The database host runs PostgreSQL (chaos/postgres.py) and, in front of it on port
+6432, a relay (chaos/relay.py) that adds ``delay_ms`` each way: the worker and ingress
+hosts reach the database only through it, so every round trip they make costs
+``2 x delay_ms`` more than the bare link. Its settings change while the cluster runs
+(``set_link``); a host cut off by ``partition`` reaches nothing until ``heal``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from statekeeper.chaos.hosts import Host, HostError, Network
+from statekeeper.chaos.postgres import HostPostgres
+
+RELAY_PORT = 6432
+
+
+class Cluster:
+    def __init__(
+        self, *, workers: int = 2, ingress: bool = True, delay_ms: float = 0.0,
+        directory: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.worker_names = [f"w{n + 1}" for n in range(workers)]
+        self.with_ingress = ingress
+        self.delay_ms = delay_ms
+        self._own_directory = directory is None
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="statekeeper-hosts-"))
+        self.network = Network()
+        self.db: Host | None = None
+        self.postgres: HostPostgres | None = None
+        self.control = self.directory / "link.json"
+        self.logs = self.directory / "logs"
+
+    def __enter__(self) -> Cluster:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        # PostgreSQL runs as another account: it must reach its folder.
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o755)
+        self.logs.mkdir(exist_ok=True)
+        self.network.build()
+        self.db = self.network.host("db")
+        for name in self.worker_names:
+            self.network.host(name)
+        if self.with_ingress:
+            self.network.host("ingress")
+        self.postgres = HostPostgres(self.db, self.directory / "postgres")
+        self.postgres.start()
+        self.set_link(delay_ms=self.delay_ms)
+        with open(self.logs / "relay.log", "ab") as log:
+            self.db.popen(
+                [sys.executable, "-m", "statekeeper.chaos.relay",
+                 f"{self.db.address}:{RELAY_PORT}", f"127.0.0.1:{self.postgres.port}",
+                 "--delay-ms", str(self.delay_ms), "--control", str(self.control)],
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        self._wait_relay()
+
+    def _wait_relay(self, timeout: float = 15.0) -> None:
+        assert self.db is not None
+        probe = (f"import socket; socket.create_connection(('{self.db.address}', {RELAY_PORT}), "
+                 "timeout=1).close()")  # fmt: skip
+        host = self.host(self.worker_names[0] if self.worker_names else "db")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if host.run([sys.executable, "-c", probe]).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise HostError(f"the relay on the database host did not listen in {timeout:.0f} s")
+
+    def host(self, name: str) -> Host:
+        return self.network.hosts[name]
+
+    @property
+    def worker_dsn(self) -> str:
+        """The database as the other hosts reach it (through the relay)."""
+        assert self.db is not None
+        return f"postgresql://postgres@{self.db.address}:{RELAY_PORT}/test"
+
+    @property
+    def socket_url(self) -> str:
+        assert self.postgres is not None
+        return self.postgres.socket_url
+
+    def set_link(self, *, delay_ms: float | None = None, loss: float | None = None) -> None:
+        """Change the database host's link for bytes read from now on (the relay reads
+        its control file every 0.1 s: wait that long for it to apply)."""
+        settings = json.loads(self.control.read_text()) if self.control.exists() else {}
+        if delay_ms is not None:
+            settings["delay_ms"] = delay_ms
+        if loss is not None:
+            settings["loss"] = loss
+        partial = self.control.with_suffix(".tmp")
+        partial.write_text(json.dumps(settings))
+        partial.replace(self.control)
+
+    def partition(self, name: str) -> None:
+        self.network.partition(name)
+
+    def heal(self, name: str) -> None:
+        self.network.heal(name)
+
+    def start_statekeeper(
+        self, host: str, args: Sequence[str], env: Mapping[str, str], *, log: str
+    ) -> subprocess.Popen[bytes]:
+        """``python -m statekeeper ARGS`` on ``host``, its output in ``logs/LOG``."""
+        with open(self.logs / log, "ab") as out:
+            return self.host(host).popen(
+                [sys.executable, "-m", "statekeeper", *args],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the hosts' processes (the database last), remove the hosts and the
+        folder (unless it was given)."""
+        for host in self.network.hosts.values():
+            if host is not self.db:
+                host.stop_processes()
+        if self.postgres is not None:
+            self.postgres.stop()
+        self.network.close()
+        if self._own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
