@@ -27,7 +27,8 @@ async def test_a_host_that_is_down_is_passed_over(schema: str) -> None:
     real = urlsplit(pg_dsn()).port or 5432
     async with App(hosts_url(closed, real, attrs="read-write", schema=schema)) as app:
         await app.state.put("k", {"v": 1})
-        assert (await app.state.get("k")).value == {"v": 1}
+        item = await app.state.get("k")
+        assert item is not None and item.value == {"v": 1}
 
 
 async def test_no_host_of_the_kind_asked_for_is_a_clear_error(schema: str) -> None:
