@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from statekeeper.chaos.hosts import alive
+
 ENV_TEST_PG = "STATEKEEPER_TEST_PG"
 ENV_TEST_REDIS = "STATEKEEPER_TEST_REDIS"
 ENV_TEST_PG_BINDIR = "STATEKEEPER_TEST_PG_BINDIR"
@@ -283,22 +285,12 @@ class PostgresServer(PrivateServer):
             await conn.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_homes() -> list[Path]:
     """Remove the directories of earlier runs that were killed before their cleanup."""
     removed = []
     for home in Path(tempfile.gettempdir()).glob(f"{HOME_PREFIX}*"):
         owner = re.match(rf"{HOME_PREFIX}(\d+)-", home.name)
-        if owner and not _alive(int(owner.group(1))):
+        if owner and not alive(int(owner.group(1))):
             shutil.rmtree(home, ignore_errors=True)
             removed.append(home)
     return removed

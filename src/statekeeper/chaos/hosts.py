@@ -72,14 +72,15 @@ def sweep() -> list[str]:
     for line in listed.stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         owner = _OWNED.match(name)
-        if owner and not _alive(int(owner.group(1))):
+        if owner and not alive(int(owner.group(1))):
             with contextlib.suppress(HostError):
                 _ip("netns", "del", name)
                 removed.append(name)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
