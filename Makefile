@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean tools
+.PHONY: demo test lint bench clean tools hosts
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ tools:
 		--no-install-recommends prometheus >/dev/null) || echo "no promtool: alert rules checked without it"
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq \
 		--no-install-recommends chromium >/dev/null)
+
+# The tests across test hosts (network namespaces; root): not part of `make test`.
+# pg_auto_failover (Debian's packages) runs the failover formation.
+hosts: $(STAMP)
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	@command -v pg_autoctl >/dev/null || (apt-get update -qq && apt-get install -y -qq \
+		--no-install-recommends postgresql-15-auto-failover pg-auto-failover-cli >/dev/null)
+	$(VENV)/bin/python -m pytest -q -m hosts tests/hosts -s
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

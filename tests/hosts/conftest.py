@@ -15,6 +15,15 @@ from statekeeper.chaos.cluster import Cluster
 from statekeeper.chaos.hosts import missing
 
 ROOT = Path(__file__).parents[2]
+# What hosts_app.py writes: the effects (once each) and every try of one.
+TABLES = """
+CREATE TABLE IF NOT EXISTS effects (
+    kind TEXT, key TEXT, host TEXT, at TIMESTAMPTZ DEFAULT clock_timestamp(),
+    PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS attempts (
+    kind TEXT, key TEXT, host TEXT, at TIMESTAMPTZ DEFAULT clock_timestamp());
+TRUNCATE effects, attempts;
+"""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -20,7 +20,7 @@ DSN = os.environ["HOSTS_PG_DSN"]  # the database, through the link this host has
 LEASE = float(os.environ.get("HOSTS_LEASE", "3"))
 STEP_SECONDS = float(os.environ.get("HOSTS_STEP_SECONDS", "0.005"))
 
-app = App(f"{DSN}?pool_max=12", namespace="hosts", purge_interval=None)
+app = App(f"{DSN}{'&' if '?' in DSN else '?'}pool_max=12", namespace="hosts", purge_interval=None)
 app.workflows.lease = LEASE  # a cut-off host's workflows move on within seconds
 app.queue("work", retry=Retry(max_attempts=100, initial_interval=0.05, max_delay=1.0),
           visibility_timeout=LEASE)  # fmt: skip

@@ -19,19 +19,11 @@ import pytest
 
 from statekeeper import App
 from statekeeper.chaos.cluster import Cluster
-from tests.hosts.conftest import worker_env
+from tests.hosts.conftest import TABLES, worker_env
 
 WORKFLOWS, STEPS, MESSAGES = 500, 10, 2000
 PARTITION = 10.0
 WORKER = ["worker", "--app", "hosts_app:app"]
-TABLES = """
-CREATE TABLE IF NOT EXISTS effects (
-    kind TEXT, key TEXT, host TEXT, at TIMESTAMPTZ DEFAULT clock_timestamp(),
-    PRIMARY KEY (kind, key));
-CREATE TABLE IF NOT EXISTS attempts (
-    kind TEXT, key TEXT, host TEXT, at TIMESTAMPTZ DEFAULT clock_timestamp());
-TRUNCATE effects, attempts;
-"""
 
 
 @pytest.fixture

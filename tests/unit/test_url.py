@@ -210,6 +210,7 @@ def test_where_to_connect_goes_to_the_driver() -> None:
         ("postgresql://db1:5432,db2:99999/x", "not a number from 1 to 65535"),
         ("postgresql://db1:5432,db2:x/x", "not a number from 1 to 65535"),
         ("postgresql://db1/x?port=0", "not a number from 1 to 65535"),
+        ("postgresql://db1,db2/x?port=5432,x", "not a number from 1 to 65535"),
         ("postgresql://db1/x?target_session_attrs=leader", "target_session_attrs must be one"),
         ("postgresql://db1/x?host=", "option host needs a value"),
     ],

@@ -197,8 +197,8 @@ def _parse_postgres(url: str) -> DatabaseURL:
     passed = {**_POSTGRES_TLS_OPTIONS, **_POSTGRES_HOST_OPTIONS}
     options = _options(parts.query, _POSTGRES_OPTIONS | set(passed), url)
     tls = {name: options.pop(name) for name in passed if name in options}
-    if "port" in tls:
-        _check_port(f":{tls['port']}", url)
+    for port in tls["port"].split(",") if "port" in tls else ():  # one per host
+        _check_port(f":{port}", url)
     for name, value in tls.items():
         allowed = passed[name]
         if allowed is not None and value not in allowed:
