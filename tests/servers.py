@@ -285,6 +285,61 @@ class PostgresServer(PrivateServer):
             await conn.close()
 
 
+class StandbyServer(PrivateServer):
+    """A hot standby of a ``PostgresServer``, streaming from it (``pg_basebackup -R``),
+    on a free loopback port; ``directory`` must not be the primary's."""
+
+    name = "postgres-standby"
+    stop_signal = signal.SIGINT
+
+    def __init__(self, directory: Path, primary: PostgresServer) -> None:
+        super().__init__(directory)
+        self.primary = primary
+        self.user = primary.user
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/test"
+
+    def start(self) -> None:
+        if self.user is not None:
+            os.chown(self.directory, self.user.pw_uid, self.user.pw_gid)
+        data = self.directory / "data"
+        copied = subprocess.run(
+            [str(self.primary.bindir / "pg_basebackup"), "-h", "127.0.0.1",
+             "-p", str(self.primary.port), "-U", "postgres", "-D", str(data), "-R",
+             "-X", "stream", "--no-sync", "--checkpoint=fast"],
+            capture_output=True, text=True,
+            user=self.user.pw_uid if self.user else None,
+            group=self.user.pw_gid if self.user else None,
+        )  # fmt: skip
+        if copied.returncode != 0:
+            last = (copied.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ServerUnavailable(f"pg_basebackup failed: {last}")
+        self._spawn(
+            [str(self.primary.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+             "-c", "hot_standby=on"],
+            self.user,
+        )  # fmt: skip
+        self._wait_listening()
+        asyncio.run(self._wait_accepting())
+
+    async def _wait_accepting(self) -> None:
+        """Until it takes connections ("the database system is starting up" before)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+                continue
+            await conn.close()
+            return
+
+
 def sweep_stale_homes() -> list[Path]:
     """Remove the directories of earlier runs that were killed before their cleanup."""
     removed = []

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from statekeeper.app_options import optional_seconds, positive_int, positive_seconds
 from statekeeper.asl.resources import Resources
@@ -26,6 +26,7 @@ from statekeeper.constants import (
     ENV_CALLBACK_SECRET,
     ENV_MAX_UPLOAD_BYTES,
     ENV_NAMESPACE,
+    ENV_REPLICA_URL,
     EVENTS_CHANNEL,
     INTERNAL_QUEUE_PREFIX,
     is_internal_queue,
@@ -60,6 +61,9 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache, check_cache_url
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.rows import WorkflowStart
+
+if TYPE_CHECKING:
+    from statekeeper.storage.replica import Replica
 from statekeeper.uploads import Targets as UploadTargets
 from statekeeper.uploads import Uploads
 from statekeeper.uploads import upkeep as upload_upkeep
@@ -82,6 +86,7 @@ class App(Declarations):
         namespace: str | None = None,
         cache_url: str | None = None,
         cache_ttl: float = 60.0,
+        replica_url: str | None = None,
         encryption: Keyring | Literal["env"] | None = "env",
         max_value_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
@@ -123,6 +128,12 @@ class App(Declarations):
         if self.cache_url:
             check_cache_url(self.cache_url)
         self._cache_ttl = cache_ttl
+        # A standby for reads with consistent=False (storage/replica.py): PostgreSQL.
+        replica = replica_url or os.environ.get(ENV_REPLICA_URL) or None
+        self.replica_url = parse(replica) if replica else None
+        if self.replica_url is not None and self.replica_url.scheme != "postgres":
+            raise ConfigurationError("replica_url must be a PostgreSQL URL (a hot standby)")
+        self._replica: Replica | None = None
         self._max_journal_entries = positive_int("max_journal_entries", max_journal_entries)
         self.clock = clock
         # Payloads above the threshold go out of line, to the blob store (statekeeper.blobs).
@@ -476,6 +487,11 @@ class App(Declarations):
             backend.listen(self._wakeups.heard)
             for consumer in self.consumers.values():  # consumers' flow control, as declared
                 await backend.flow.queue_limits(self.namespace, consumer.queue, *consumer.limits)
+            if self.replica_url is not None:
+                from statekeeper.storage.replica import Replica  # imports the driver
+
+                self._replica = Replica(self.replica_url)
+                await self._replica.open()
             self._open_state(backend)
             self._runtime = runtime = Supervisor()
             if self._purge_interval:
@@ -507,6 +523,7 @@ class App(Declarations):
             on_sent=self._notify_sent,
             spill=self.payloads.prepare,
             fill=self.payloads.fill,
+            replica=self._replica,
         )
 
     def worker(
@@ -554,6 +571,9 @@ class App(Declarations):
         if self._task_poster is not None:
             poster, self._task_poster = self._task_poster, None
             await poster.close()
+        if self._replica is not None:
+            replica, self._replica = self._replica, None
+            await replica.close()
         if self._backend is not None:
             backend, self._backend = self._backend, None
             await backend.close()

@@ -66,6 +66,7 @@ from statekeeper.storage.state_query import QueryRow, StateQuery
 
 if TYPE_CHECKING:
     from statekeeper.state.transaction import Outbox, Transaction
+    from statekeeper.storage.replica import Replica
 
 log = logging.getLogger("statekeeper.state")
 
@@ -137,8 +138,10 @@ class StateStore:
         on_sent: Callable[[set[str]], None] | None = None,
         spill: Spill | None = None,
         fill: Fill | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self._backend = backend
+        self._replica = replica  # reads with consistent=False (storage/replica.py)
         self.namespace = namespace
         self._clock = clock
         self.max_value_bytes = max_value_bytes
@@ -153,9 +156,16 @@ class StateStore:
     # --- reads --------------------------------------------------------------------------
 
     @measured("get")
-    async def get(self, key: str) -> Item | None:
-        """The item under ``key``, or None when absent or expired."""
+    async def get(self, key: str, *, consistent: bool = True) -> Item | None:
+        """The item under ``key``, or None when absent or expired. ``consistent=False``
+        accepts a value up to the replica's ``max_staleness`` old: read from the replica
+        when one is configured and that fresh (never from the cache, never into it), else
+        as a consistent read."""
         check_key(key)
+        if not consistent and await self._replica_fresh():
+            assert self._replica is not None
+            stored = await self._replica.state.get(self.namespace, key, self._clock())
+            return None if stored is None else await self._item(stored)
         if self._cache is not None:
             return await self._get_cached(self._cache, key, self._clock())
         stored = await self._backend.state.get(self.namespace, key, self._clock())
@@ -186,9 +196,14 @@ class StateStore:
         found = await self._backend.state.get_many(self.namespace, wanted, self._clock())
         return {k: (await self._item(found[k]) if k in found else None) for k in wanted}
 
-    async def list(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> Page:
-        """Items whose key starts with ``prefix``, in key order, ``limit`` at a time."""
-        rows, next_cursor = await self._page(prefix, limit, cursor)
+    async def list(
+        self, prefix: str = "", *, limit: int = 100, cursor: str | None = None,
+        consistent: bool = True,
+    ) -> Page:  # fmt: skip
+        """Items whose key starts with ``prefix``, in key order, ``limit`` at a time;
+        ``consistent=False`` reads the replica as ``get`` does."""
+        replica = not consistent and await self._replica_fresh()
+        rows, next_cursor = await self._page(prefix, limit, cursor, replica=replica)
         items = [item for row in rows if (item := await self._item(row)) is not None]
         return Page(items, next_cursor)
 
@@ -209,8 +224,11 @@ class StateStore:
         stored = await self._backend.state.get(self.namespace, key, self._clock())
         return None if stored is None else _entry(stored)
 
+    async def _replica_fresh(self) -> bool:
+        return self._replica is not None and await self._replica.fresh()
+
     async def _page(
-        self, prefix: str, limit: int, cursor: str | None
+        self, prefix: str, limit: int, cursor: str | None, *, replica: bool = False
     ) -> tuple[builtins.list[StoredItem], str | None]:
         _check_prefix(prefix)
         if (
@@ -222,7 +240,8 @@ class StateStore:
                 f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit!r}"
             )
         after = _decode_cursor(cursor, prefix) if cursor else ""
-        rows = await self._backend.state.list(
+        storage = self._replica.state if replica and self._replica else self._backend.state
+        rows = await storage.list(
             self.namespace,
             after=after,
             low=prefix,

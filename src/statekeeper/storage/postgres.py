@@ -94,8 +94,11 @@ class PostgresBackend(Blocks):
     queries = Q
     scan_timeout = SCAN_TIMEOUT  # seconds a state query may read (``run_scan``)
 
-    def __init__(self, url: DatabaseURL, *, fresh_schema: bool = True) -> None:
+    def __init__(
+        self, url: DatabaseURL, *, fresh_schema: bool = True, read_only: bool = False
+    ) -> None:
         self._url = url
+        self._read_only = read_only  # a standby (storage/replica.py): no migration
         self._dsn = url.dsn
         self.schema = url.options.get("schema")
         self._pool_min = url.option_int("pool_min", 2)
@@ -112,16 +115,17 @@ class PostgresBackend(Blocks):
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else {}
         where = self._url.redacted()
-        try:
-            conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
-        except DRIVER_ERRORS as exc:
-            error = postgres_error(exc, f"cannot connect to PostgreSQL at {where}")
-            raise error from exc
-        try:
-            with translated(f"cannot migrate the schema of {where}"):
-                await self._migrate(conn)
-        finally:
-            await conn.close()
+        if not self._read_only:
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+            except DRIVER_ERRORS as exc:
+                error = postgres_error(exc, f"cannot connect to PostgreSQL at {where}")
+                raise error from exc
+            try:
+                with translated(f"cannot migrate the schema of {where}"):
+                    await self._migrate(conn)
+            finally:
+                await conn.close()
         with translated(f"cannot connect to PostgreSQL at {where}"):
             self._pool = await asyncpg.create_pool(
                 self._dsn,

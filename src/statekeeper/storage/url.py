@@ -19,7 +19,7 @@ from statekeeper.identifiers import check_schema_name
 DEFAULT_URL = "sqlite:///.statekeeper/state.db"
 
 _SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
-_POSTGRES_OPTIONS = {"schema", "pool_min", "pool_max", "connect_timeout"}
+_POSTGRES_OPTIONS = {"schema", "pool_min", "pool_max", "connect_timeout", "max_staleness"}
 # libpq's TLS options, passed to the driver as they are (after the checks below).
 _POSTGRES_TLS_OPTIONS = {
     "sslmode": {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"},
@@ -210,6 +210,13 @@ def _parse_postgres(url: str) -> DatabaseURL:
     schema = options.get("schema")
     if schema is not None:
         check_schema_name(schema)
+    if "max_staleness" in options:  # a replica's (storage/replica.py): seconds
+        try:
+            staleness = float(options["max_staleness"])
+        except ValueError:
+            staleness = -1.0
+        if not 0 < staleness < float("inf"):
+            raise InvalidDatabaseURL("option max_staleness must be a positive number of seconds")
     pool_max = int(options.get("pool_max", 16))
     pool_min = int(options.get("pool_min", min(2, pool_max)))
     if pool_min > pool_max:
