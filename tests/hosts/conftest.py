@@ -13,17 +13,9 @@ import pytest
 
 from statekeeper.chaos.cluster import Cluster
 from statekeeper.chaos.hosts import missing
+from statekeeper.chaos.tables import TABLES as TABLES
 
 ROOT = Path(__file__).parents[2]
-# What hosts_app.py writes: the effects (once each) and every try of one.
-TABLES = """
-CREATE TABLE IF NOT EXISTS effects (
-    kind TEXT, key TEXT, host TEXT, at TIMESTAMPTZ DEFAULT clock_timestamp(),
-    PRIMARY KEY (kind, key));
-CREATE TABLE IF NOT EXISTS attempts (
-    kind TEXT, key TEXT, host TEXT, at TIMESTAMPTZ DEFAULT clock_timestamp());
-TRUNCATE effects, attempts;
-"""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,9 +28,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def worker_env(cluster: Cluster, host: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests' / 'hosts'}",
-        "HOSTS_NAME": host,
-        "HOSTS_PG_DSN": cluster.worker_dsn,
+        "PYTHONPATH": str(ROOT / "src"),
+        "STATEKEEPER_CHAOS_HOST": host,
+        "STATEKEEPER_CHAOS_DSN": cluster.worker_dsn,
         "STATEKEEPER_LOG_LEVEL": "INFO",
         **extra,
     }

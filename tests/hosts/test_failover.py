@@ -31,7 +31,7 @@ from statekeeper.errors import StatekeeperError
 from tests.hosts.conftest import ROOT, TABLES
 
 STEPS = 10
-WORKER = ["worker", "--app", "hosts_app:app"]
+WORKER = ["worker", "--app", "statekeeper.chaos.workload_app:app"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def formation() -> Iterator[tuple[Network, Formation]]:
 
 @pytest.fixture
 async def driver(formation: tuple[Network, Formation]) -> AsyncIterator[App]:
-    app = App(formation[1].socket_url, namespace="hosts", purge_interval=None)
+    app = App(formation[1].socket_url, namespace="chaos", purge_interval=None)
 
     @app.workflow
     async def ten_steps(ctx: object, workflow_id: str) -> int:
@@ -80,11 +80,11 @@ async def test_a_primary_lost_mid_work_loses_nothing_acknowledged(
     app = driver
     worker_host = network.host("w1")
     env = {
-        "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests' / 'hosts'}",
+        "PYTHONPATH": str(ROOT / "src"),
         "PATH": "/usr/bin:/bin",
-        "HOSTS_NAME": "w1",
-        "HOSTS_PG_DSN": nodes.url,
-        "HOSTS_STEP_SECONDS": "0.02",
+        "STATEKEEPER_CHAOS_HOST": "w1",
+        "STATEKEEPER_CHAOS_DSN": nodes.url,
+        "STATEKEEPER_CHAOS_STEP_SECONDS": "0.02",
         "STATEKEEPER_LOG_LEVEL": "INFO",
     }
     with (nodes.directory / "w1.log").open("ab") as log:
@@ -159,11 +159,11 @@ async def test_a_primary_lost_mid_work_loses_nothing_acknowledged(
         effects = {(r["kind"], r["key"]) for r in await conn.fetch("SELECT kind, key FROM effects")}
         attempts = int(await conn.fetchval("SELECT count(*) FROM attempts"))
         steps = await conn.fetchval(
-            "SELECT count(*) FROM sk_workflow_steps WHERE namespace = 'hosts' AND kind = 'step' "
+            "SELECT count(*) FROM sk_workflow_steps WHERE namespace = 'chaos' AND kind = 'step' "
             "AND workflow_id = ANY($1)", acked["workflow"],
         )  # fmt: skip
         succeeded = await conn.fetchval(
-            "SELECT count(*) FROM sk_workflows WHERE namespace = 'hosts' AND id = ANY($1) "
+            "SELECT count(*) FROM sk_workflows WHERE namespace = 'chaos' AND id = ANY($1) "
             "AND status = 'succeeded'", acked["workflow"],
         )  # fmt: skip
     finally:

@@ -23,13 +23,13 @@ from tests.hosts.conftest import TABLES, worker_env
 
 WORKFLOWS, STEPS, MESSAGES = 500, 10, 2000
 PARTITION = 10.0
-WORKER = ["worker", "--app", "hosts_app:app"]
+WORKER = ["worker", "--app", "statekeeper.chaos.workload_app:app"]
 
 
 @pytest.fixture
 async def driver(cluster: Cluster) -> AsyncIterator[App]:
     """The harness's own app, on the database's Unix socket (no added latency)."""
-    app = App(cluster.socket_url, namespace="hosts", purge_interval=None)
+    app = App(cluster.socket_url, namespace="chaos", purge_interval=None)
 
     @app.workflow
     async def ten_steps(ctx: object, workflow_id: str) -> int:  # the names the workers run
@@ -85,7 +85,10 @@ async def test_a_worker_host_cut_off_for_10_s_loses_its_leases_and_rejoins(
     await app.queue("work").send_batch([{"n": n} for n in range(MESSAGES)])
     workers = {
         name: cluster.start_statekeeper(
-            name, WORKER, worker_env(cluster, name, HOSTS_STEP_SECONDS="0.1"), log=f"{name}.log"
+            name,
+            WORKER,
+            worker_env(cluster, name, STATEKEEPER_CHAOS_STEP_SECONDS="0.1"),
+            log=f"{name}.log",
         )
         for name in ("w1", "w2")
     }
@@ -153,12 +156,12 @@ async def test_a_worker_host_cut_off_for_10_s_loses_its_leases_and_rejoins(
             raise AssertionError("a worker did not stop on SIGTERM within 30 s") from None
 
     statuses = await scalar(
-        cluster, "SELECT count(*) FROM sk_workflows WHERE namespace = 'hosts' "
+        cluster, "SELECT count(*) FROM sk_workflows WHERE namespace = 'chaos' "
         "AND status = 'succeeded'",
     )  # fmt: skip
     outputs = {(await app.workflows.status(f"wf-{n}")).output for n in range(WORKFLOWS)}
     journal = await scalar(
-        cluster, "SELECT count(*) FROM sk_workflow_steps WHERE namespace = 'hosts' "
+        cluster, "SELECT count(*) FROM sk_workflow_steps WHERE namespace = 'chaos' "
         "AND kind = 'step'",
     )  # fmt: skip
     taken_over = await scalar(
@@ -196,7 +199,10 @@ async def test_a_step_costs_about_one_round_trip_over_the_link(
     """One workflow at a time: the time between two steps' checkpoints, against a
     bare ``SELECT 1`` round trip from the same host over the same link."""
     worker = cluster.start_statekeeper(
-        "w2", WORKER, worker_env(cluster, "w2", HOSTS_STEP_SECONDS="0"), log="w2-alone.log"
+        "w2",
+        WORKER,
+        worker_env(cluster, "w2", STATEKEEPER_CHAOS_STEP_SECONDS="0"),
+        log="w2-alone.log",
     )
     probe = (
         "import asyncio, asyncpg, time, statistics, sys\n"
@@ -220,7 +226,7 @@ async def test_a_step_costs_about_one_round_trip_over_the_link(
             conn = await asyncpg.connect(cluster.socket_url)
             try:
                 ends = [r[0] for r in await conn.fetch(
-                    "SELECT finished_at FROM sk_workflow_steps WHERE namespace = 'hosts' "
+                    "SELECT finished_at FROM sk_workflow_steps WHERE namespace = 'chaos' "
                     "AND workflow_id = $1 AND kind = 'step' ORDER BY position", f"alone-{n}",
                 )]  # fmt: skip
             finally:

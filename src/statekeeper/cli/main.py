@@ -7,6 +7,7 @@ from click.core import ParameterSource
 
 from statekeeper import __version__
 from statekeeper.cli import workflow_messages  # noqa: F401  (adds its verbs to workflows)
+from statekeeper.cli.chaos import chaos
 from statekeeper.cli.common import CommandGroup, Settings
 from statekeeper.cli.demo import demo
 from statekeeper.cli.entities import entities
@@ -86,6 +87,7 @@ for command in (
     schedules,
     entities,
     top,
+    chaos,
 ):
     main.add_command(command)
 # ``workflows version / move-version / fork`` (cli/workflow_versions.py).

@@ -262,7 +262,13 @@ class PostgresBackend(Blocks):
         began = time.perf_counter()
         try:
             with translated(what):
-                return await getattr(self.pool, method)(sql, *args)
+                try:
+                    return await getattr(self.pool, method)(sql, *args)
+                except asyncpg.exceptions.InternalClientError:
+                    # A connection its server's crash left in a broken state: open
+                    # new ones rather than meet it again.
+                    await self.pool.expire_connections()
+                    raise
         finally:
             metrics.round_trip("postgres", "statement", time.perf_counter() - began)
 

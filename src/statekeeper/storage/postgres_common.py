@@ -9,12 +9,14 @@ import asyncpg
 from statekeeper.errors import StatekeeperError
 from statekeeper.storage.translate import postgres_error
 
-# TargetServerAttributeNotMatched: no host of a multi-host URL is of the kind asked for
-# (target_session_attrs), as while a failover has no primary yet.
+# InternalClientError: the driver's own state is wrong, as for a connection whose
+# server crashed mid-statement; its subclass TargetServerAttributeNotMatched: no host
+# of a multi-host URL is of the kind asked for (target_session_attrs), as while a
+# failover has no primary yet.
 DRIVER_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
 )

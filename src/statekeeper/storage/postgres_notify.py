@@ -67,7 +67,10 @@ class Notifier:
                 await self._pool().execute(
                     "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", CHANNEL, payloads
                 )
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except (
+                asyncpg.PostgresError, asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError, OSError,
+            ) as exc:  # fmt: skip
                 log.debug("queue notification not sent", extra={"error": str(exc)})
                 return
 

@@ -72,10 +72,12 @@ def postgres_error(exc: BaseException, what: str) -> errors.StatekeeperError:
     elif isinstance(exc, OSError | TimeoutError | ConnectionError):
         kind, code = errors.DatabaseUnavailable, type(exc).__name__
     elif type(exc).__module__.startswith("asyncpg") and (
-        "Connection" in (name := type(exc).__name__) or name == "TargetServerAttributeNotMatched"
+        "Connection" in (name := type(exc).__name__)
+        or name in ("TargetServerAttributeNotMatched", "InternalClientError")
     ):
         # asyncpg raises these client-side, without a SQLSTATE, when a connection drops
-        # or no host of a multi-host URL is of the kind asked for (target_session_attrs).
+        # or is left in a broken state by its server's crash, or no host of a multi-host
+        # URL is of the kind asked for (target_session_attrs).
         kind, code = errors.DatabaseUnavailable, type(exc).__name__
     else:
         kind, code = errors.StorageError, type(exc).__name__

@@ -1,0 +1,100 @@
+"""The chaos harness's faults: each begins at a moment of a running workload and ends
+some seconds later (chaos/run.py runs them on a cluster of test hosts).
+
+    worker-kill   SIGKILL of the first worker host's worker; started again at the end
+    partition     the first worker host cut off from every other host, then healed
+    latency       20 ms more each way and 2% of chunks stalled as lost, on the database
+                  host's link; back to the cluster's own at the end
+    db-restart    PostgreSQL stopped (a fast shutdown), then started again
+    db-kill       PostgreSQL's postmaster SIGKILLed, then started again (crash recovery)
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from statekeeper.chaos.cluster import Cluster
+from statekeeper.chaos.hosts import HostError
+
+
+@dataclass
+class Fleet:
+    """The worker processes, by host, and how to start one again."""
+
+    start: Callable[[str], subprocess.Popen[bytes]]
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def launch(self, host: str) -> None:
+        self.workers[host] = self.start(host)
+
+    def kill(self, host: str) -> None:
+        worker = self.workers[host]
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+
+Action = Callable[[Cluster, Fleet], None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    what: str
+    begin: Action
+    end: Action
+
+
+def _restart_postgres(cluster: Cluster, fleet: Fleet) -> None:
+    assert cluster.postgres is not None
+    deadline = time.monotonic() + 30
+    while True:  # a killed postmaster's backends may hold its memory for a moment
+        try:
+            cluster.postgres.start()
+            return
+        except HostError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _stop_postgres(cluster: Cluster, fleet: Fleet) -> None:
+    assert cluster.postgres is not None
+    cluster.postgres.stop()
+
+
+def _kill_postgres(cluster: Cluster, fleet: Fleet) -> None:
+    assert cluster.postgres is not None
+    cluster.postgres.kill()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "worker-kill", "SIGKILL of worker host w1's worker, started again at the end",
+            lambda c, f: f.kill("w1"), lambda c, f: f.launch("w1"),
+        ),
+        Scenario(
+            "partition", "worker host w1 cut off from every other host, then healed",
+            lambda c, f: c.partition("w1"), lambda c, f: c.heal("w1"),
+        ),
+        Scenario(
+            "latency", "20 ms more each way and 2% of chunks stalled as lost on the database "
+            "host's link, then back",
+            lambda c, f: c.set_link(delay_ms=20, loss=0.02),
+            lambda c, f: c.set_link(delay_ms=c.delay_ms, loss=0.0),
+        ),
+        Scenario(
+            "db-restart", "PostgreSQL stopped (fast shutdown), then started again",
+            _stop_postgres, _restart_postgres,
+        ),
+        Scenario(
+            "db-kill", "PostgreSQL's postmaster SIGKILLed, then started again (crash recovery)",
+            _kill_postgres, _restart_postgres,
+        ),
+    )
+}  # fmt: skip
