@@ -447,3 +447,35 @@ def finish(
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(headline)
     return 0
+
+
+async def workflow_clients(
+    app: App,
+    waiting: dict[str, asyncio.Future[str]],
+    workflow: str,
+    in_flight: int,
+    seconds: float,
+    phase: str,
+) -> int:
+    """``in_flight`` clients, each starting ``workflow`` and waiting until its end has
+    committed (a runner that resolves ``waiting[id]``, as workflow_bench's
+    ``SignallingRunner`` does), then the next, for ``seconds``; how many finished."""
+    loop = asyncio.get_running_loop()
+    deadline = time.perf_counter() + seconds
+    finished = 0
+
+    async def client(c: int) -> None:
+        nonlocal finished
+        n = 0
+        while time.perf_counter() < deadline:
+            id = f"{phase}-{c}-{n}"
+            n += 1
+            future: asyncio.Future[str] = loop.create_future()
+            waiting[id] = future
+            await app.workflows.start(workflow, 0, id=id)
+            if await asyncio.wait_for(future, 120) != "succeeded":
+                raise RuntimeError(f"workflow {id} did not succeed")
+            finished += 1
+
+    await asyncio.gather(*(client(c) for c in range(in_flight)))
+    return finished

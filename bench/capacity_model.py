@@ -100,23 +100,6 @@ async def measure(app: App, in_flight: int, seconds: float, phase: str) -> Costs
     runner = SignallingRunner(app, in_flight, {})
     stopping = asyncio.Event()
     task = asyncio.create_task(runner.run(stopping))
-    loop = asyncio.get_running_loop()
-    deadline = time.perf_counter() + seconds
-    done = 0
-
-    async def client(c: int) -> None:
-        nonlocal done
-        n = 0
-        while time.perf_counter() < deadline:
-            id = f"{phase}-{c}-{n}"
-            n += 1
-            future: asyncio.Future[str] = loop.create_future()
-            runner.waiting[id] = future
-            await app.workflows.start("ten_steps", 0, id=id)
-            if await asyncio.wait_for(future, 120) != "succeeded":
-                raise RuntimeError(f"workflow {id} did not succeed")
-            done += 1
-
     conn = await asyncpg.connect(benchlib.PG_URL)
     try:
         wal_before = await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
@@ -124,7 +107,9 @@ async def measure(app: App, in_flight: int, seconds: float, phase: str) -> Costs
             server_cpu_seconds(), own_cpu_seconds(), round_trips()
         )  # fmt: skip
         started = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(in_flight)))
+        done = await benchlib.workflow_clients(
+            app, runner.waiting, "ten_steps", in_flight, seconds, phase
+        )
         elapsed = time.perf_counter() - started
         server_after, own_after, trips_after = (
             server_cpu_seconds(), own_cpu_seconds(), round_trips()

@@ -89,27 +89,10 @@ def url_via(base: str, port: int | None, schema: str) -> str:
 async def closed_loop(side: Side, in_flight: int, seconds: float, phase: str) -> int:
     """``in_flight`` clients starting a workflow each and waiting for its end, for
     ``seconds``; how many finished."""
-    loop = asyncio.get_running_loop()
     assert side.runner is not None
-    waiting = side.runner.waiting
-    deadline = time.perf_counter() + seconds
-    finished = 0
-
-    async def client(c: int) -> None:
-        nonlocal finished
-        n = 0
-        while time.perf_counter() < deadline:
-            id = f"{phase}-{c}-{n}"
-            n += 1
-            future: asyncio.Future[str] = loop.create_future()
-            waiting[id] = future
-            await side.app.workflows.start("ten_steps", 0, id=id)
-            if await asyncio.wait_for(future, 120) != "succeeded":
-                raise RuntimeError(f"workflow {id} did not succeed")
-            finished += 1
-
-    await asyncio.gather(*(client(c) for c in range(in_flight)))
-    return finished
+    return await benchlib.workflow_clients(
+        side.app, side.runner.waiting, "ten_steps", in_flight, seconds, phase
+    )
 
 
 async def start_runner(side: Side, concurrency: int) -> None:

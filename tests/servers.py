@@ -143,6 +143,19 @@ def _stop_with_parent(sig: int) -> Callable[[], None] | None:
     return arrange
 
 
+async def _connect_once_ready(dsn: str) -> asyncpg.Connection:
+    """A connection to a server that has just started, once it takes them (before, it
+    answers "the database system is starting up")."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            return await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 class PrivateServer(ABC):
     """A server process of the test run's own; ``stop`` is idempotent."""
 
@@ -268,17 +281,7 @@ class PostgresServer(PrivateServer):
         asyncio.run(self._create_database())
 
     async def _create_database(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    host="127.0.0.1", port=self.port, user="postgres", database="postgres"
-                )
-                break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                if time.monotonic() > deadline:  # e.g. "the database system is starting up"
-                    raise
-                await asyncio.sleep(0.05)
+        conn = await _connect_once_ready(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
         try:
             await conn.execute("CREATE DATABASE test")
         finally:
@@ -326,18 +329,7 @@ class StandbyServer(PrivateServer):
         asyncio.run(self._wait_accepting())
 
     async def _wait_accepting(self) -> None:
-        """Until it takes connections ("the database system is starting up" before)."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
-                continue
-            await conn.close()
-            return
+        await (await _connect_once_ready(self.dsn)).close()
 
 
 def sweep_stale_homes() -> list[Path]:

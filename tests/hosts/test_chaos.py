@@ -22,9 +22,7 @@ def test_scenario_keeps_every_invariant(name: str) -> None:
         pytest.fail(f"cannot build test hosts: {reason}")
     report = run_scenario(name, seconds=10, report_dir=REPORTS)
     print(f"\n{report.table()}")
-    assert report.invariants == {
-        "acknowledged_lost": 0, "applied_twice": 0, "stuck_leases": 0
-    }  # fmt: skip
+    assert set(report.invariants.values()) == {0}, report.invariants
     assert sum(report.acknowledged.values()) > 0
     if name.startswith("db-"):  # the database itself went away: clients saw it
         assert set(report.errors) == {"DatabaseUnavailable"}

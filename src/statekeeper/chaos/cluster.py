@@ -31,6 +31,7 @@ from statekeeper.chaos.hosts import Host, HostError, Network
 from statekeeper.chaos.postgres import HostPostgres
 
 RELAY_PORT = 6432
+REDIS_PORT = 6379
 
 
 class Cluster:
@@ -46,6 +47,7 @@ class Cluster:
         self.network = Network()
         self.db: Host | None = None
         self.postgres: HostPostgres | None = None
+        self.redis: subprocess.Popen[bytes] | None = None
         self.control = self.directory / "link.json"
         self.logs = self.directory / "logs"
 
@@ -87,6 +89,46 @@ class Cluster:
                 stdout=log, stderr=log,
             )  # fmt: skip
         self._wait_relay()
+        if shutil.which("redis-server"):
+            self.start_redis()
+
+    def start_redis(self) -> None:
+        """Redis on the database host (the workers' cache), on its address and on a
+        Unix socket in the cluster's folder (the harness's); nothing kept on disk."""
+        assert self.db is not None
+        with open(self.logs / "redis.log", "ab") as log:
+            self.redis = self.db.popen(
+                ["redis-server", "--port", str(REDIS_PORT), "--bind", self.db.address,
+                 "--unixsocket", str(self.redis_socket), "--unixsocketperm", "700",
+                 "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while not self.redis_socket.exists():
+            if self.redis.poll() is not None or time.monotonic() > deadline:
+                raise HostError("Redis did not start on the database host; see logs/redis.log")
+            time.sleep(0.05)
+
+    def stop_redis(self) -> None:
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.terminate()
+            self.redis.wait(15)
+        self.redis_socket.unlink(missing_ok=True)
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.directory / "redis.sock"
+
+    @property
+    def cache_url(self) -> str | None:
+        """Redis as the worker hosts reach it (None without Redis)."""
+        assert self.db is not None
+        return f"redis://{self.db.address}:{REDIS_PORT}/0" if self.redis else None
+
+    @property
+    def socket_cache_url(self) -> str | None:
+        """Redis through its Unix socket, for the harness (None without Redis)."""
+        return f"unix://{self.redis_socket}?db=0" if self.redis else None
 
     def _wait_relay(self, timeout: float = 15.0) -> None:
         assert self.db is not None

@@ -39,7 +39,7 @@ from statekeeper.app import App
 from statekeeper.chaos.cluster import Cluster
 from statekeeper.chaos.scenarios import SCENARIOS, Fleet, Scenario
 from statekeeper.chaos.tables import TABLES
-from statekeeper.constants import ENV_CHAOS_DSN, ENV_CHAOS_HOST, ENV_LOG_LEVEL
+from statekeeper.constants import ENV_CACHE_URL, ENV_CHAOS_DSN, ENV_CHAOS_HOST, ENV_LOG_LEVEL
 from statekeeper.errors import StatekeeperError
 
 WRITERS = 8
@@ -60,6 +60,7 @@ class Report:
     recovery_seconds: float
     tries_repeated: int
     invariants: dict[str, int] = field(default_factory=dict)
+    cache: dict[str, int] = field(default_factory=dict)  # the harness's cache counters
 
     @property
     def passed(self) -> bool:
@@ -79,6 +80,7 @@ class Report:
             ),
             ("recovery", f"{self.recovery_seconds:.1f} s after the fault ended"),
             ("tries repeated", str(self.tries_repeated)),
+            ("cache (harness)", ", ".join(f"{n} {k}" for k, n in self.cache.items()) or "none"),
             *((f"invariant: {k}", str(v)) for k, v in self.invariants.items()),
             ("verdict", "pass" if self.passed else "FAIL"),
         ]
@@ -87,16 +89,20 @@ class Report:
 
 
 @dataclass
-class _Calls:
+class Calls:
+    """What the writers' calls did: acknowledged items by kind, timings, failures."""
+
     acked: dict[str, list[str]] = field(
         default_factory=lambda: {"state": [], "message": [], "workflow": []}
     )
     done: list[tuple[float, float]] = field(default_factory=list)  # (start, end)
     failed: list[float] = field(default_factory=list)  # when each failure came
     errors: Counter[str] = field(default_factory=Counter)
+    stale: int = 0  # reads after an acknowledged put that did not return it
 
 
-async def _write(app: App, calls: _Calls, writer: int, stop: asyncio.Event) -> None:
+async def write_mixed(app: App, calls: Calls, writer: int, stop: asyncio.Event) -> None:
+    """Put, send, start, in turn, until ``stop``; each failure counted, not retried."""
     i = 0
     while not stop.is_set():
         kind = ("state", "message", "workflow")[i % 3]
@@ -106,6 +112,9 @@ async def _write(app: App, calls: _Calls, writer: int, stop: asyncio.Event) -> N
         try:
             if kind == "state":
                 await app.state.put(key, {"i": i})
+                read = await app.state.get(key)  # through the cache, when there is one
+                if read is None or read.value != {"i": i}:
+                    calls.stale += 1
             elif kind == "message":
                 key = (await app.queue("work").send({"key": key})).id
             else:
@@ -120,7 +129,8 @@ async def _write(app: App, calls: _Calls, writer: int, stop: asyncio.Event) -> N
         await asyncio.sleep(0.02)
 
 
-def _p99(spans: list[float]) -> float | None:
+def p99(spans: list[float]) -> float | None:
+    """The 99th percentile of ``spans`` (seconds), in milliseconds; None when empty."""
     if not spans:
         return None
     ordered = sorted(spans)
@@ -140,6 +150,7 @@ class ChaosRun:
             **os.environ,
             ENV_CHAOS_HOST: host,
             ENV_CHAOS_DSN: cluster.worker_dsn,
+            **({ENV_CACHE_URL: cluster.cache_url} if cluster.cache_url else {}),
             ENV_LOG_LEVEL: "INFO",
         }
         return cluster.start_statekeeper(host, ["worker", "--app", WORKER_APP], env,
@@ -154,18 +165,23 @@ class ChaosRun:
         fleet = Fleet(lambda host: self._worker(cluster, host))
         for host in cluster.worker_names:
             fleet.launch(host)
-        app = App(cluster.socket_url, namespace="chaos", purge_interval=None, encryption=None)
+        app = App(
+            cluster.socket_url, namespace="chaos", purge_interval=None, encryption=None,
+            cache_url=cluster.socket_cache_url,
+        )  # fmt: skip
 
         @app.workflow
         async def booking(ctx: object, workflow_id: str) -> int:  # run on the workers
             raise AssertionError("runs only on the worker hosts")
 
         app.queue("work")
-        calls = _Calls()
+        calls = Calls()
         stop = asyncio.Event()
         async with app:
             begun = time.monotonic()
-            writers = [asyncio.create_task(_write(app, calls, n, stop)) for n in range(WRITERS)]
+            writers = [
+                asyncio.create_task(write_mixed(app, calls, n, stop)) for n in range(WRITERS)
+            ]
             await asyncio.sleep(self.warmup)
             fault_start, wall_start = time.monotonic(), time.time()
             await asyncio.to_thread(self.scenario.begin, cluster, fleet)
@@ -177,7 +193,12 @@ class ChaosRun:
             stop.set()
             await asyncio.gather(*writers)
             wall_stop = time.time()
-            invariants, repeated = await self._settle(cluster, app, calls)
+            invariants, repeated = await settle(cluster.socket_url, app, calls)
+            counted = app.state.cache_stats()
+            cache = (
+                {} if counted is None else
+                {"hits": counted.hits, "misses": counted.misses, "errors": counted.errors}
+            )  # fmt: skip
             pace = await self._pace(
                 cluster, (wall_start - self.warmup / 2, wall_start, wall_end, wall_stop)
             )
@@ -200,14 +221,15 @@ class ChaosRun:
             acknowledged={k: len(v) for k, v in calls.acked.items()},
             errors=dict(calls.errors),
             p99_ms={
-                "before": _p99([e - s for s, e in calls.done if warm <= s and e < fault_start]),
-                "during": _p99([e - s for s, e in calls.done if fault_start <= s < fault_end]),
-                "after": _p99([e - s for s, e in calls.done if s >= fault_end]),
+                "before": p99([e - s for s, e in calls.done if warm <= s and e < fault_start]),
+                "during": p99([e - s for s, e in calls.done if fault_start <= s < fault_end]),
+                "after": p99([e - s for s, e in calls.done if s >= fault_end]),
             },
             effects_per_second=pace,
             recovery_seconds=round(recovery, 2),
             tries_repeated=repeated,
             invariants=invariants,
+            cache=cache,
         )
 
     async def _pace(self, cluster: Cluster, marks: tuple[float, ...]) -> dict[str, float]:
@@ -226,51 +248,53 @@ class ChaosRun:
         names = ("before", "during", "after")
         return {n: round(c / s, 1) for n, c, s in zip(names, counts, spans, strict=True)}
 
-    async def _settle(
-        self, cluster: Cluster, app: App, calls: _Calls
-    ) -> tuple[dict[str, int], int]:
-        """Wait for the workers to finish what was acknowledged; the invariants."""
-        workflows = calls.acked["workflow"]
-        conn = await asyncpg.connect(cluster.socket_url)
-        try:
-            deadline = time.monotonic() + SETTLE
-            while time.monotonic() < deadline:
-                finished = await conn.fetchval(
-                    "SELECT count(*) FROM sk_workflows WHERE namespace = 'chaos' "
-                    "AND id = ANY($1) AND status = 'succeeded'", workflows,
-                )  # fmt: skip
-                stats = await app.queue("work").stats()
-                ledger = await app.queue("ledger").stats()
-                idle = stats.ready + stats.in_flight + ledger.ready + ledger.in_flight == 0
-                if finished == len(workflows) and idle:
-                    break
-                await asyncio.sleep(0.5)
-            effects = {(r[0], r[1]) for r in await conn.fetch("SELECT kind, key FROM effects")}
-            attempts = int(await conn.fetchval("SELECT count(*) FROM attempts"))
-            twice = await conn.fetchval(
-                "SELECT count(*) FROM (SELECT split_part(key, '/', 1) FROM effects "
-                "WHERE kind = 'ledger' GROUP BY 1 HAVING count(*) > 1) t"
-            )
-            unfinished = await conn.fetchval(
-                "SELECT count(*) FROM sk_workflows WHERE namespace = 'chaos' AND id = ANY($1) "
-                "AND status <> 'succeeded'", workflows,
+
+async def settle(url: str, app: App, calls: Calls) -> tuple[dict[str, int], int]:
+    """Wait (up to SETTLE seconds) for the workers to finish what ``calls`` had
+    acknowledged, at the database ``url``; the invariants, and how many tries were
+    repeated."""
+    workflows = calls.acked["workflow"]
+    conn = await asyncpg.connect(url)
+    try:
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline:
+            finished = await conn.fetchval(
+                "SELECT count(*) FROM sk_workflows WHERE namespace = 'chaos' "
+                "AND id = ANY($1) AND status = 'succeeded'", workflows,
             )  # fmt: skip
-        finally:
-            await conn.close()
-        lost = 0
-        for key in calls.acked["state"]:
-            lost += await app.state.get(key) is None
-        lost += sum(1 for m in calls.acked["message"] if ("message", m) not in effects)
-        booked = {key.split("/")[0] for kind, key in effects if kind == "ledger"}
-        lost += sum(1 for w in workflows if w not in booked)
-        in_flight = (await app.queue("work").stats()).in_flight
-        in_flight += (await app.queue("ledger").stats()).in_flight
-        invariants = {
-            "acknowledged_lost": lost,
-            "applied_twice": int(twice),
-            "stuck_leases": int(unfinished) + in_flight,
-        }
-        return invariants, attempts - len(effects)
+            stats = await app.queue("work").stats()
+            ledger = await app.queue("ledger").stats()
+            idle = stats.ready + stats.in_flight + ledger.ready + ledger.in_flight == 0
+            if finished == len(workflows) and idle:
+                break
+            await asyncio.sleep(0.5)
+        effects = {(r[0], r[1]) for r in await conn.fetch("SELECT kind, key FROM effects")}
+        attempts = int(await conn.fetchval("SELECT count(*) FROM attempts"))
+        twice = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT split_part(key, '/', 1) FROM effects "
+            "WHERE kind = 'ledger' GROUP BY 1 HAVING count(*) > 1) t"
+        )
+        unfinished = await conn.fetchval(
+            "SELECT count(*) FROM sk_workflows WHERE namespace = 'chaos' AND id = ANY($1) "
+            "AND status <> 'succeeded'", workflows,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    lost = 0
+    for key in calls.acked["state"]:
+        lost += await app.state.get(key) is None
+    lost += sum(1 for m in calls.acked["message"] if ("message", m) not in effects)
+    booked = {key.split("/")[0] for kind, key in effects if kind == "ledger"}
+    lost += sum(1 for w in workflows if w not in booked)
+    in_flight = (await app.queue("work").stats()).in_flight
+    in_flight += (await app.queue("ledger").stats()).in_flight
+    invariants = {
+        "acknowledged_lost": lost,
+        "stale_reads": calls.stale,
+        "applied_twice": int(twice),
+        "stuck_leases": int(unfinished) + in_flight,
+    }
+    return invariants, attempts - len(effects)
 
 
 def run_scenario(name: str, *, seconds: float = 10.0, report_dir: Path | None = None) -> Report:

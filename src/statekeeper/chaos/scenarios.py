@@ -7,6 +7,7 @@ some seconds later (chaos/run.py runs them on a cluster of test hosts).
                   host's link; back to the cluster's own at the end
     db-restart    PostgreSQL stopped (a fast shutdown), then started again
     db-kill       PostgreSQL's postmaster SIGKILLed, then started again (crash recovery)
+    redis-stop    Redis (the cache of every process) stopped, then started again
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "db-restart", "PostgreSQL stopped (fast shutdown), then started again",
             _stop_postgres, _restart_postgres,
+        ),
+        Scenario(
+            "redis-stop", "Redis (every process's state cache) stopped, then started again",
+            lambda c, f: c.stop_redis(), lambda c, f: c.start_redis(),
         ),
         Scenario(
             "db-kill", "PostgreSQL's postmaster SIGKILLed, then started again (crash recovery)",
