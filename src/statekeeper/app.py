@@ -61,9 +61,6 @@ from statekeeper.state import Keyring, StateStore
 from statekeeper.state.cache import StateCache, check_cache_url
 from statekeeper.storage import Storage, create_backend, parse, resolve
 from statekeeper.storage.rows import WorkflowStart
-
-if TYPE_CHECKING:
-    from statekeeper.storage.replica import Replica
 from statekeeper.uploads import Targets as UploadTargets
 from statekeeper.uploads import Uploads
 from statekeeper.uploads import upkeep as upload_upkeep
@@ -71,6 +68,9 @@ from statekeeper.workflows.engine import CALLBACK_FINAL, Workflows
 from statekeeper.workflows.journal import DEFAULT_MAX_JOURNAL
 from statekeeper.workflows.retention import Retention, Retentions
 from statekeeper.workflows.versions import Versions
+
+if TYPE_CHECKING:
+    from statekeeper.storage.replica import Replica
 
 log = logging.getLogger("statekeeper.app")
 WORKFLOW_CALLBACK_QUEUE = f"{INTERNAL_QUEUE_PREFIX}workflow-callbacks"

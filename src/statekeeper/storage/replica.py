@@ -12,8 +12,8 @@ difference between the two servers. A primary with no writes for longer than the
 looks stale too: reads then go to the primary, never to an older standby.
 
 The standby is only read: no migration runs there (it has the primary's schema). A
-standby that is down, at start or later, is read around: the primary answers, and a
-warning is logged for each read that wanted the standby.
+standby that is down, at start or later, is read around: the primary answers (a
+warning is logged when the standby stops answering).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from statekeeper.errors import StatekeeperError
 from statekeeper.storage.contracts import StateStorage
 from statekeeper.storage.postgres import PostgresBackend
 from statekeeper.storage.url import DatabaseURL
@@ -44,6 +43,7 @@ class Replica:
         # reads go to the primary until it answers).
         lazy = replace(url, options={**url.options, "pool_min": "0"})
         self._backend = PostgresBackend(lazy, read_only=True)
+        self._down = False  # whether the last look at the standby failed
 
     async def open(self) -> None:
         await self._backend.open()
@@ -62,13 +62,16 @@ class Replica:
         return None if found is None else max(0.0, float(found))
 
     async def fresh(self) -> bool:
-        """Whether a read from here now is within the bound (False when unreachable)."""
+        """Whether a read from here now is within the bound (False when unreachable:
+        logged once when the standby stops answering, and once when it answers again)."""
         try:
             behind = await self.lag()
-        except (StatekeeperError, OSError) as error:
-            log.warning("the replica cannot be read; reading the primary", exc_info=error)
+        except Exception as error:  # statekeeper's, the driver's or the socket's
+            if not self._down:
+                self._down = True
+                log.warning("the replica cannot be read; reading the primary", exc_info=error)
             return False
-        except Exception as error:  # the driver's own errors: the same, the primary reads
-            log.warning("the replica cannot be read; reading the primary", exc_info=error)
-            return False
+        if self._down:
+            self._down = False
+            log.info("the replica answers again")
         return behind is not None and behind <= self.max_staleness
