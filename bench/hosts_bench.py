@@ -147,18 +147,19 @@ async def main() -> int:
         async with benchlib.scratch_schemas(args.pg_url, "sk_hbench") as (schema,):
             for name in SIDES:
                 port = relays[name][1] if name in relays else None
-                namespace = f"{NAMESPACE}{len(sides)}"  # each side its own
+                namespace = f"{NAMESPACE}{len(sides)}"  # each side its own runs
                 app = benchlib.statekeeper_app(url_via(args.pg_url, port, schema), namespace)
                 app.workflow(ten_steps_of(timing.append), name="ten_steps")
                 await app.__aenter__()
                 sides[name] = Side(name, app)
             for name, side in sides.items():  # one at a time: step latency, and warm-up
+                label = name.replace(" ", "")  # run ids of this side's own
                 await start_runner(side, 1)
                 timing.clear()
-                await closed_loop(side, 1, plan.warmup, f"alone-{name.replace(' ', '')}")
+                await closed_loop(side, 1, plan.warmup, f"alone-{label}")
                 side.steps_ms = list(timing)
                 await start_runner(side, args.in_flight)
-                await closed_loop(side, args.in_flight, plan.warmup / 2, f"warm-{name[:5]}")
+                await closed_loop(side, args.in_flight, plan.warmup / 2, f"warm-{label}")
                 await stop_runner(side)
             for turn, name in enumerate(benchlib.turns(SIDES, plan.slices)):
                 side = sides[name]
