@@ -16,6 +16,7 @@ import pytest
 from statekeeper import App
 from statekeeper.errors import ConfigurationError, InvalidDatabaseURL
 from tests.conftest import redis_url
+from tests.contract.test_sidecar_state import client_of, sidecar_of
 from tests.servers import PostgresServer, StandbyServer, free_port, postgres_bindir
 
 pytestmark = pytest.mark.postgres
@@ -150,3 +151,26 @@ def test_a_replica_url_is_checked() -> None:
         App("sqlite:///x.db", replica_url="postgresql://h/db?max_staleness=-1")
     with pytest.raises(ConfigurationError, match="must be a PostgreSQL URL"):
         App("sqlite:///x.db", replica_url="sqlite:///y.db")
+
+
+async def test_the_sidecars_eventual_reads_go_to_the_standby(servers: tuple[str, str]) -> None:
+    """Dapr's ``consistency=eventual`` on a state read is ``consistent=False``; strong
+    (or none) stays on the primary."""
+    primary, standby = servers
+    app = App(
+        primary, replica_url=f"{standby}?max_staleness=60", purge_interval=None,
+        namespace="sidecar",
+    )  # fmt: skip
+    async with app, client_of(sidecar_of(app)) as dapr:
+        url = "/v1.0/state/statestore"
+        assert (await dapr.post(url, json=[{"key": "s", "value": 1}])).status_code == 204
+        await caught_up(primary, standby)
+        await replay(standby, paused=True)
+        try:
+            assert (await dapr.post(url, json=[{"key": "s", "value": 2}])).status_code == 204
+            eventual = await dapr.get(f"{url}/s", params={"consistency": "eventual"})
+            strong = await dapr.get(f"{url}/s", params={"consistency": "strong"})
+            plain = await dapr.get(f"{url}/s")
+        finally:
+            await replay(standby, paused=False)
+    assert (eventual.json(), strong.json(), plain.json()) == (1, 2, 2)

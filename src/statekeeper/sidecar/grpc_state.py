@@ -34,7 +34,8 @@ class GrpcState:
         self.state = state
 
     async def get(self, request: state_pb2.GetStateRequest) -> state_pb2.GetStateResponse:
-        entry = await self.state.get(request.store_name, request.key)
+        eventual = request.consistency == common_pb2.StateOptions.CONSISTENCY_EVENTUAL
+        entry = await self.state.get(request.store_name, request.key, consistent=not eventual)
         if not entry.found:  # Dapr answers a missing key with an empty response, not an error
             return state_pb2.GetStateResponse()
         return state_pb2.GetStateResponse(

@@ -47,8 +47,10 @@ def state_routes(sidecar: Sidecar) -> list[Route]:
         return Response(status_code=204)
 
     async def get(request: Request) -> Response:
-        consistency(request.query_params.get("consistency"), CODE)
-        entry = await state.get(request.path_params["store"], request.path_params["key"])
+        consistent = consistency(request.query_params.get("consistency"), CODE)
+        entry = await state.get(
+            request.path_params["store"], request.path_params["key"], consistent=consistent
+        )
         if not entry.found:
             return Response(status_code=204)
         headers = {"ETag": entry.etag or ""}

@@ -125,10 +125,13 @@ def concurrency(value: object, code: str) -> Concurrency | None:
     raise DaprError(code, f"invalid concurrency {str(value)[:40]!r}: first-write or last-write")
 
 
-def consistency(value: object, code: str) -> None:
-    """Every read and write here is strongly consistent; the option is only checked."""
+def consistency(value: object, code: str) -> bool:
+    """Whether a consistency option asks for a consistent read: all but ``eventual``,
+    which may read the app's replica (``replica_url``, storage/replica.py) when it has
+    one. Writes are always consistent: for them the option is only checked."""
     if value not in (None, "", "eventual", "strong", "unspecified"):
         raise DaprError(code, f"invalid consistency {str(value)[:40]!r}: eventual or strong")
+    return value != "eventual"
 
 
 class DaprState:
@@ -159,10 +162,14 @@ class DaprState:
 
     # --- reads --------------------------------------------------------------------------
 
-    async def get(self, store: str, key: str) -> Entry:
+    async def get(self, store: str, key: str, *, consistent: bool = True) -> Entry:
         component = self.component(store)
         check_state_key(key, "ERR_MALFORMED_REQUEST")
-        item = await self._read(component, self.stored_key(component, key), "ERR_STATE_GET")
+        stored = self.stored_key(component, key)
+        try:
+            item = await self.store(component).get(stored, consistent=consistent)
+        except StatekeeperError as problem:
+            raise _failed("ERR_STATE_GET", component.name, problem) from None
         return _entry(key, item)
 
     async def bulk_get(self, store: str, keys: Sequence[str]) -> list[Entry]:
@@ -177,12 +184,6 @@ class DaprState:
         except StatekeeperError as problem:
             raise _failed("ERR_STATE_BULK_GET", store, problem) from None
         return [_entry(key, items.get(prefix + key)) for key in keys]
-
-    async def _read(self, component: Component, key: str, code: str) -> Any:
-        try:
-            return await self.store(component).get(key)
-        except StatekeeperError as problem:
-            raise _failed(code, component.name, problem) from None
 
     # --- writes -------------------------------------------------------------------------
 
