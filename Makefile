@@ -30,11 +30,14 @@ tools:
 		--no-install-recommends chromium >/dev/null)
 
 # The tests across test hosts (network namespaces; root): not part of `make test`.
-# pg_auto_failover (Debian's packages) runs the failover formation.
+# pg_auto_failover (Debian's packages) runs the failover formation; libfaketime jumps
+# a worker's clock in the clock-jump scenario.
 hosts: $(STAMP)
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	@command -v pg_autoctl >/dev/null || (apt-get update -qq && apt-get install -y -qq \
 		--no-install-recommends postgresql-15-auto-failover pg-auto-failover-cli >/dev/null)
+	@ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends libfaketime >/dev/null)
 	$(VENV)/bin/python -m pytest -q -m hosts tests/hosts -s
 
 lint: $(STAMP)

@@ -100,7 +100,8 @@ class Cluster:
             self.redis = self.db.popen(
                 ["redis-server", "--port", str(REDIS_PORT), "--bind", self.db.address,
                  "--unixsocket", str(self.redis_socket), "--unixsocketperm", "700",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+                 "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+                 "--protected-mode", "no"],  # the worker hosts' own network, no password
                 stdout=log, stderr=log,
             )  # fmt: skip
         deadline = time.monotonic() + 15
@@ -114,6 +115,36 @@ class Cluster:
             self.redis.terminate()
             self.redis.wait(15)
         self.redis_socket.unlink(missing_ok=True)
+
+    def clock_file(self, host: str) -> Path:
+        """The offset of ``host``'s wall clock (libfaketime's format: ``+30s``), read
+        by the processes started with ``clock_env`` at every clock reading."""
+        return self.directory / f"{host}.clock"
+
+    def clock_env(self, host: str) -> dict[str, str]:
+        """What puts a process's wall clock under ``clock_file(host)``: libfaketime
+        (Debian's package libfaketime) preloaded, its monotonic clocks left true (a
+        wall clock that jumps, as when NTP steps it); empty without libfaketime."""
+        found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+        if not found:
+            return {}
+        clock = self.clock_file(host)
+        if not clock.exists():
+            clock.write_text("+0s\n")
+        return {
+            "LD_PRELOAD": str(found[0]),
+            "FAKETIME_TIMESTAMP_FILE": str(clock),
+            "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+
+    def jump_clock(self, host: str, seconds: float) -> None:
+        """Set ``host``'s wall clock ``seconds`` off the machine's (0: back to it)."""
+        if not self.clock_env(host):
+            raise HostError("clock jumps need libfaketime (Debian package libfaketime)")
+        partial = self.clock_file(host).with_suffix(".tmp")
+        partial.write_text(f"{seconds:+g}s\n")
+        partial.replace(self.clock_file(host))
 
     @property
     def redis_socket(self) -> Path:

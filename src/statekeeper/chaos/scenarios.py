@@ -8,6 +8,7 @@ some seconds later (chaos/run.py runs them on a cluster of test hosts).
     db-restart    PostgreSQL stopped (a fast shutdown), then started again
     db-kill       PostgreSQL's postmaster SIGKILLed, then started again (crash recovery)
     redis-stop    Redis (the cache of every process) stopped, then started again
+    clock-jump    the first worker host's wall clock 30 s ahead, then back (libfaketime)
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "db-restart", "PostgreSQL stopped (fast shutdown), then started again",
             _stop_postgres, _restart_postgres,
+        ),
+        Scenario(
+            "clock-jump", "worker host w1's wall clock jumps 30 s ahead, then back",
+            lambda c, f: c.jump_clock("w1", 30), lambda c, f: c.jump_clock("w1", 0),
         ),
         Scenario(
             "redis-stop", "Redis (every process's state cache) stopped, then started again",
