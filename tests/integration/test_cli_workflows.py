@@ -80,7 +80,10 @@ def test_start_send_event_and_result_through_a_worker(
 
     started = document(statekeeper(*db, "workflows", "start", "greet", "--input", '"ada"',
                                    "--id", "g1", cwd=project))  # fmt: skip
-    assert (started["id"], started["name"], started["status"]) == ("g1", "greet", "pending")
+    # The status is read just after the start: the worker may have leased the run, or
+    # even finished it, in between (it hears of the start at once on PostgreSQL).
+    assert (started["id"], started["name"]) == ("g1", "greet")
+    assert started["status"] in ("pending", "running", "succeeded")
     iso_utc(started["created_at"])
     again = document(statekeeper(*db, "workflows", "start", "greet", "--input", '"ada"',
                                  "--id", "g1", cwd=project))  # fmt: skip
@@ -96,7 +99,7 @@ def test_start_send_event_and_result_through_a_worker(
     # Checked against the app: the worker's database and namespace, through --app.
     broken = statekeeper(*db, "workflows", "start", "broken", "--id", "b1", "--app", "flows:app",
                          cwd=project)  # fmt: skip
-    assert document(broken)["status"] == "pending"
+    assert document(broken)["status"] in ("pending", "running", "failed")
     failed = statekeeper(*db, "workflows", "result", "b1", "--wait", "--timeout", "30")
     line = one_line_error(failed, "workflow_failed", 10)
     assert "'b1' ended failed: KeyError: step 'lookup' failed: 'missing'" in line
@@ -104,7 +107,7 @@ def test_start_send_event_and_result_through_a_worker(
     # --timeout: the worker ends it timed_out while it waits for its event.
     timed = statekeeper(*db, "workflows", "start", "greet", "--id", "t1", "--timeout", "0.5",
                         cwd=project)  # fmt: skip
-    assert document(timed)["status"] == "pending"
+    assert document(timed)["status"] in ("pending", "running")
     late = statekeeper(*db, "workflows", "result", "t1", "--wait", "--timeout", "30")
     assert "'t1' ended timed_out: WorkflowTimedOut: " in one_line_error(late, "workflow_failed", 10)
     listed = document(statekeeper(*db, "workflows", "list", "--status", "timed_out", "--json"))
