@@ -256,29 +256,39 @@ class PostgresServer(PrivateServer):
         return f"postgresql://postgres@127.0.0.1:{self.port}/test"
 
     def start(self) -> None:
+        data = self._prepare(
+            "initdb", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
+            "--no-sync",
+        )  # fmt: skip
+        self._serve(data, "fsync=off", "full_page_writes=off")
+        asyncio.run(self._create_database())
+
+    def _prepare(self, tool: str, *args: str) -> Path:
+        """Run ``tool -D DATA ARGS`` as the server's account to make its data folder."""
         if self.user is not None:
             os.chown(self.directory, self.user.pw_uid, self.user.pw_gid)
         data = self.directory / "data"
-        initdb = [str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]  # fmt: skip
-        created = subprocess.run(
-            initdb,
+        done = subprocess.run(
+            [str(self.bindir / tool), "-D", str(data), *args],
             capture_output=True,
             text=True,
             user=self.user.pw_uid if self.user else None,
             group=self.user.pw_gid if self.user else None,
         )
-        if created.returncode != 0:
-            last = (created.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ServerUnavailable(f"initdb failed: {last}")
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ServerUnavailable(f"{tool} failed: {last}")
+        return data
+
+    def _serve(self, data: Path, *settings: str) -> None:
+        """Start the server on ``data`` with ``settings`` (``name=value``); once it listens."""
+        options = [item for setting in settings for item in ("-c", setting)]
         self._spawn(
             [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "fsync=off", "-c", "full_page_writes=off"],
+             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", *options],
             self.user,
         )  # fmt: skip
         self._wait_listening()
-        asyncio.run(self._create_database())
 
     async def _create_database(self) -> None:
         conn = await _connect_once_ready(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
@@ -288,45 +298,23 @@ class PostgresServer(PrivateServer):
             await conn.close()
 
 
-class StandbyServer(PrivateServer):
+class StandbyServer(PostgresServer):
     """A hot standby of a ``PostgresServer``, streaming from it (``pg_basebackup -R``),
     on a free loopback port; ``directory`` must not be the primary's."""
 
     name = "postgres-standby"
-    stop_signal = signal.SIGINT
 
     def __init__(self, directory: Path, primary: PostgresServer) -> None:
-        super().__init__(directory)
+        super().__init__(directory, primary.bindir)
         self.primary = primary
-        self.user = primary.user
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/test"
 
     def start(self) -> None:
-        if self.user is not None:
-            os.chown(self.directory, self.user.pw_uid, self.user.pw_gid)
-        data = self.directory / "data"
-        copied = subprocess.run(
-            [str(self.primary.bindir / "pg_basebackup"), "-h", "127.0.0.1",
-             "-p", str(self.primary.port), "-U", "postgres", "-D", str(data), "-R",
-             "-X", "stream", "--no-sync", "--checkpoint=fast"],
-            capture_output=True, text=True,
-            user=self.user.pw_uid if self.user else None,
-            group=self.user.pw_gid if self.user else None,
+        data = self._prepare(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+            "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
         )  # fmt: skip
-        if copied.returncode != 0:
-            last = (copied.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ServerUnavailable(f"pg_basebackup failed: {last}")
-        self._spawn(
-            [str(self.primary.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "hot_standby=on"],
-            self.user,
-        )  # fmt: skip
-        self._wait_listening()
-        asyncio.run(self._wait_accepting())
+        self._serve(data, "hot_standby=on")
+        asyncio.run(self._wait_accepting())  # not while "starting up"
 
     async def _wait_accepting(self) -> None:
         await (await _connect_once_ready(self.dsn)).close()

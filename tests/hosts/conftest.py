@@ -38,7 +38,7 @@ def worker_env(cluster: Cluster, host: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    """A database host, two worker hosts and an ingress host; 0.5 ms each way (1 ms a
+    """A database host and two worker hosts; 0.5 ms each way (1 ms a
     round trip) added between the database and the rest."""
     reason = missing()
     if reason is not None:

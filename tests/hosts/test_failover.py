@@ -26,8 +26,15 @@ import pytest
 from statekeeper import App
 from statekeeper.chaos.failover import Formation, missing
 from statekeeper.chaos.hosts import Network
-from statekeeper.chaos.run import Calls, p99, settle, write_mixed
-from tests.hosts.conftest import ROOT, TABLES
+from statekeeper.chaos.run import (
+    Calls,
+    create_tables,
+    harness_app,
+    p99,
+    settle,
+    write_mixed,
+)  # fmt: skip
+from tests.hosts.conftest import ROOT
 
 WORKER = ["worker", "--app", "statekeeper.chaos.workload_app:app"]
 
@@ -55,19 +62,9 @@ def formation() -> Iterator[tuple[Network, Formation]]:
 
 @pytest.fixture
 async def driver(formation: tuple[Network, Formation]) -> AsyncIterator[App]:
-    app = App(formation[1].socket_url, namespace="chaos", purge_interval=None)
-
-    @app.workflow
-    async def booking(ctx: object, workflow_id: str) -> int:
-        raise AssertionError("runs only on the worker host")
-
-    app.queue("work")
+    app = harness_app(formation[1].socket_url)
     async with app:
-        conn = await asyncpg.connect(formation[1].socket_url)
-        try:
-            await conn.execute(TABLES)
-        finally:
-            await conn.close()
+        await create_tables(formation[1].socket_url)
         yield app
 
 
@@ -103,10 +100,9 @@ async def test_a_primary_lost_mid_work_loses_nothing_acknowledged(
 
     # Unavailable: from the kill until the first call started after the last failure
     # was acknowledged.
-    last_failure = max(calls.failed, default=killed_at)
-    back = [end for start, end in calls.done if start >= last_failure]
-    assert back, "no write succeeded after the failover"
-    window = back[0] - killed_at
+    back = calls.available_again(killed_at)
+    assert back is not None, "no write succeeded after the failover"
+    window = back - killed_at
     invariants, repeated = await settle(nodes.socket_url, app, calls)
     worker.terminate()
     worker.wait(30)

@@ -1,17 +1,17 @@
-"""A deployment across test hosts: a database host, worker hosts and an ingress host.
+"""A deployment across test hosts: a database host and worker hosts.
 
     with Cluster(workers=2, delay_ms=0.5) as cluster:
         cluster.socket_url               # the database, for the harness's own checks
-        cluster.worker_url               # the database as the worker hosts reach it
-        cluster.start_worker("w1", ["worker", "--app", "myapp:app"], env)
+        cluster.worker_dsn               # the database as the worker hosts reach it
+        cluster.start_statekeeper("w1", ["worker", "--app", "myapp:app"], env, log="w1.log")
         cluster.partition("w1"); cluster.heal("w1")
         cluster.set_link(delay_ms=5, loss=0.01)
 
 The database host runs PostgreSQL (chaos/postgres.py) and, in front of it on port
-6432, a relay (chaos/relay.py) that adds ``delay_ms`` each way: the worker and ingress
-hosts reach the database only through it, so every round trip they make costs
-``2 x delay_ms`` more than the bare link. Its settings change while the cluster runs
-(``set_link``); a host cut off by ``partition`` reaches nothing until ``heal``.
+6432, a relay (chaos/relay.py) that adds ``delay_ms`` each way: the worker hosts reach
+the database only through it, so every round trip they make costs ``2 x delay_ms``
+more than the bare link. Its settings change while the cluster runs (``set_link``); a
+host cut off by ``partition`` reaches nothing until ``heal``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from statekeeper.chaos.hosts import Host, HostError, Network
+from statekeeper.chaos.hosts import Host, HostError, Network, wait_until
 from statekeeper.chaos.postgres import HostPostgres
 
 RELAY_PORT = 6432
@@ -36,11 +36,9 @@ REDIS_PORT = 6379
 
 class Cluster:
     def __init__(
-        self, *, workers: int = 2, ingress: bool = True, delay_ms: float = 0.0,
-        directory: Path | None = None,
+        self, *, workers: int = 2, delay_ms: float = 0.0, directory: Path | None = None,
     ) -> None:  # fmt: skip
         self.worker_names = [f"w{n + 1}" for n in range(workers)]
-        self.with_ingress = ingress
         self.delay_ms = delay_ms
         self._own_directory = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="statekeeper-hosts-"))
@@ -76,8 +74,6 @@ class Cluster:
         self.db = self.network.host("db")
         for name in self.worker_names:
             self.network.host(name)
-        if self.with_ingress:
-            self.network.host("ingress")
         self.postgres = HostPostgres(self.db, self.directory / "postgres")
         self.postgres.start()
         self.set_link(delay_ms=self.delay_ms)
@@ -142,9 +138,7 @@ class Cluster:
         """Set ``host``'s wall clock ``seconds`` off the machine's (0: back to it)."""
         if not self.clock_env(host):
             raise HostError("clock jumps need libfaketime (Debian package libfaketime)")
-        partial = self.clock_file(host).with_suffix(".tmp")
-        partial.write_text(f"{seconds:+g}s\n")
-        partial.replace(self.clock_file(host))
+        _replace(self.clock_file(host), f"{seconds:+g}s\n")
 
     @property
     def redis_socket(self) -> Path:
@@ -161,17 +155,13 @@ class Cluster:
         """Redis through its Unix socket, for the harness (None without Redis)."""
         return f"unix://{self.redis_socket}?db=0" if self.redis else None
 
-    def _wait_relay(self, timeout: float = 15.0) -> None:
+    def _wait_relay(self) -> None:
         assert self.db is not None
         probe = (f"import socket; socket.create_connection(('{self.db.address}', {RELAY_PORT}), "
                  "timeout=1).close()")  # fmt: skip
         host = self.host(self.worker_names[0] if self.worker_names else "db")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if host.run([sys.executable, "-c", probe]).returncode == 0:
-                return
-            time.sleep(0.1)
-        raise HostError(f"the relay on the database host did not listen in {timeout:.0f} s")
+        wait_until(lambda: host.run([sys.executable, "-c", probe]).returncode == 0, 15,
+                   "the relay on the database host, listening")  # fmt: skip
 
     def host(self, name: str) -> Host:
         return self.network.hosts[name]
@@ -195,9 +185,7 @@ class Cluster:
             settings["delay_ms"] = delay_ms
         if loss is not None:
             settings["loss"] = loss
-        partial = self.control.with_suffix(".tmp")
-        partial.write_text(json.dumps(settings))
-        partial.replace(self.control)
+        _replace(self.control, json.dumps(settings))
 
     def partition(self, name: str) -> None:
         self.network.partition(name)
@@ -226,3 +214,10 @@ class Cluster:
         self.network.close()
         if self._own_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole (a reader polling it never sees it half written)."""
+    partial = path.with_suffix(".tmp")
+    partial.write_text(text)
+    partial.replace(path)

@@ -21,19 +21,16 @@ tuned for quick failover. Needs Debian's ``postgresql-15-auto-failover`` and
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from statekeeper.chaos.hosts import Host, HostError, Network
-from statekeeper.chaos.postgres import bindir
+from statekeeper.chaos.hosts import Host, HostError, Network, wait_until
+from statekeeper.chaos.postgres import as_server, bindir, own_by_server
 
 # Ports of their own: the servers' Unix sockets are in the machine's shared socket
 # folder (pg_autoctl puts them there), beside any PostgreSQL the machine runs.
@@ -65,7 +62,6 @@ class Formation:
         self.network = network
         self.directory = directory
         self.bin = bindir()
-        self.user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
         self.hosts: dict[str, Host] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -97,17 +93,10 @@ class Formation:
 
     # --- running ----------------------------------------------------------------------
 
-    def _as_postgres(self, argv: list[str]) -> list[str]:
-        if self.user is None:
-            return argv
-        return ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}",
-                "--clear-groups", *argv]  # fmt: skip
-
     def _home(self, name: str) -> dict[str, str]:
         home = self.directory / name
         home.mkdir(parents=True, exist_ok=True)
-        if self.user is not None:
-            os.chown(home, self.user.pw_uid, self.user.pw_gid)
+        own_by_server(home)
         return {
             "PATH": f"{self.bin}:/usr/bin:/bin",
             "HOME": str(home),
@@ -120,7 +109,7 @@ class Formation:
         host = self.hosts[name]
         with open(self.log(name), "ab") as log:
             process = host.popen(
-                self._as_postgres(["pg_autoctl", *args]), env=self._home(name),
+                as_server(["pg_autoctl", *args]), env=self._home(name),
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         self.processes[name] = process
@@ -136,7 +125,11 @@ class Formation:
             "--pgport", str(MONITOR_PORT), "--hostname", self.hosts["mon"].address,
             "--auth", "trust", "--no-ssl", "--run",
         ])  # fmt: skip
-        self._wait(lambda: self._monitor_sql("SELECT 1") == "1", timeout, "the monitor")
+        wait_until(
+            lambda: self._monitor_sql("SELECT 1") == "1",
+            timeout,
+            f"the monitor (logs in {self.directory})",
+        )
         for setting, value in MONITOR_SETTINGS.items():
             self._monitor_sql(f"ALTER SYSTEM SET {setting} = '{value}'")
         self._monitor_sql("SELECT pg_reload_conf()")
@@ -149,26 +142,17 @@ class Formation:
                 "--run",
             ])  # fmt: skip
             wanted = "single" if name == "pg1" else "secondary"
-            self._wait(self._in_state(name, wanted), timeout, f"node {name} ({wanted})")
-        self._wait(self._in_state("pg1", "primary"), timeout, "the primary with its secondary")
+            wait_until(self._in_state(name, wanted), timeout,
+                       f"node {name} as {wanted} (logs in {self.directory})")  # fmt: skip
+        wait_until(self._in_state("pg1", "primary"), timeout,
+                   f"the primary with its secondary (logs in {self.directory})")  # fmt: skip
 
     def _in_state(self, name: str, state: str) -> Callable[[], bool]:
         """Whether the monitor has ``name`` in ``state``, reported and its goal."""
         return lambda: self.states().get(name) == (state, state)
 
-    def _wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except HostError:
-                pass
-            time.sleep(0.3)
-        raise HostError(f"{what} did not come up in {timeout:.0f} s; see {self.directory}/*.log")
-
     def _monitor_sql(self, sql: str) -> str:
-        done = self.hosts["mon"].run(self._as_postgres([
+        done = self.hosts["mon"].run(as_server([
             str(self.bin / "psql"), "-X", "-At", "-h", str(SOCKETS), "-p", str(MONITOR_PORT),
             "-U", "postgres", "-d", "pg_auto_failover", "-c", sql,
         ]))  # fmt: skip
@@ -192,19 +176,12 @@ class Formation:
 
     def wait_primary(self, name: str, timeout: float = 120.0) -> float:
         """Until the monitor reports ``name`` as the primary; the seconds it took."""
-        started = time.monotonic()
-        self._wait(lambda: self.primary() == name, timeout, f"{name} as the primary")
-        return time.monotonic() - started
+        return wait_until(lambda: self.primary() == name, timeout, f"{name} as the primary")
 
     def kill_host(self, name: str) -> None:
         """SIGKILL every process on the node's host: its keeper and its postmaster go at
         once, as when the machine is lost."""
-        namespace = self.hosts[name].namespace
-        listed = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True,
-                                text=True, check=False)  # fmt: skip
-        for pid in listed.stdout.split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
+        self.hosts[name].kill_all()
 
     def stop(self) -> None:
         """Stop the nodes, then the monitor (SIGTERM: pg_autoctl stops its Postgres)."""

@@ -31,7 +31,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 SUBNET = "10.213.0"
@@ -79,6 +79,18 @@ def sweep() -> list[str]:
     return removed
 
 
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Call ``check`` every 0.1 s until it is true (a HostError from it counts as not
+    yet); the seconds it took. HostError naming ``what`` after ``timeout`` seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with contextlib.suppress(HostError):
+            if check():
+                return time.monotonic() - started
+        time.sleep(0.1)
+    raise HostError(f"{what}: not within {timeout:.0f} s")
+
+
 def alive(pid: int) -> bool:
     """Whether process ``pid`` exists."""
     try:
@@ -118,6 +130,14 @@ class Host:
             self.command(argv), capture_output=True, text=True, check=False, **options
         )
 
+    def kill_all(self) -> None:
+        """SIGKILL every process on this host, as when the machine is lost."""
+        listed = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True,
+                                text=True, check=False)  # fmt: skip
+        for pid in listed.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
     def stop_processes(self, grace: float = 5.0) -> None:
         """SIGTERM what this host runs, SIGKILL what is left after ``grace`` seconds."""
         for process in self._processes:
@@ -142,7 +162,6 @@ class Network:
         self.prefix = f"skh{os.getpid()}x{_counter}"
         self.hub = f"{self.prefix}-hub"
         self.hosts: dict[str, Host] = {}
-        self._built = False
 
     def __enter__(self) -> Network:
         self.build()
@@ -162,7 +181,6 @@ class Network:
             raise HostError(f"cannot build test hosts: {reason}")
         sweep()
         _ip("netns", "add", self.hub)
-        self._built = True
         _ip("-n", self.hub, "link", "set", "lo", "up")
         _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.hub, "link", "set", "br0", "up")
@@ -199,4 +217,3 @@ class Network:
             with contextlib.suppress(HostError):
                 _ip("netns", "del", namespace)
         self.hosts.clear()
-        self._built = False

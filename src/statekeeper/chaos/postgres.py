@@ -8,7 +8,6 @@ database from outside the host's network.
 
     server = HostPostgres(db_host, Path(tmp) / "pg")
     server.start()
-    server.url                  # postgresql://postgres@10.213.0.1:5432/test
     server.socket_url           # the same database through the Unix socket
     server.kill()               # SIGKILL of the postmaster; start() again recovers
 """
@@ -50,6 +49,28 @@ def bindir() -> Path:
     return versions[-1].parent
 
 
+def _server_account() -> pwd.struct_passwd | None:
+    """The account PostgreSQL and pg_autoctl run as: ``postgres`` when the harness
+    runs as root (they refuse root), else the harness's own (None)."""
+    return pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+
+
+def as_server(argv: list[str]) -> list[str]:
+    """``argv`` run as the server's account."""
+    account = _server_account()
+    if account is None:
+        return argv
+    return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
+            "--clear-groups", *argv]  # fmt: skip
+
+
+def own_by_server(path: Path) -> None:
+    """Give ``path`` to the server's account (a folder it writes in)."""
+    account = _server_account()
+    if account is not None:
+        os.chown(path, account.pw_uid, account.pw_gid)
+
+
 class HostPostgres:
     def __init__(self, host: Host, directory: Path, *, port: int = PORT) -> None:
         self.host = host
@@ -60,35 +81,20 @@ class HostPostgres:
         self.log = directory / "postgres.log"
         self.bin = bindir()
         self.process: subprocess.Popen[bytes] | None = None
-        self._user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@{self.host.address}:{self.port}/test"
 
     @property
     def socket_url(self) -> str:
         return f"postgresql://postgres@/test?host={self.sockets}&port={self.port}"
 
-    def _as_server(self, argv: list[str]) -> list[str]:
-        if self._user is None:
-            return argv
-        return ["setpriv", f"--reuid={self._user.pw_uid}", f"--regid={self._user.pw_gid}",
-                "--clear-groups", *argv]  # fmt: skip
-
-    def _own(self, path: Path) -> None:
-        if self._user is not None:
-            os.chown(path, self._user.pw_uid, self._user.pw_gid)
-
     def start(self) -> None:
         """Create the cluster the first time, then start the server and wait for it."""
         if not self.data.exists():
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._own(self.directory)
+            own_by_server(self.directory)
             self.sockets.mkdir(exist_ok=True)
-            self._own(self.sockets)
+            own_by_server(self.sockets)
             done = subprocess.run(
-                self._as_server(
+                as_server(
                     [
                         str(self.bin / "initdb"),
                         "-D",
@@ -116,7 +122,7 @@ class HostPostgres:
                 "-k", str(self.sockets), f"-clisten_addresses={self.host.address},127.0.0.1",
                 *options]  # fmt: skip
         with open(self.log, "ab") as log:
-            self.process = self.host.popen(self._as_server(argv), stdout=log, stderr=log)
+            self.process = self.host.popen(as_server(argv), stdout=log, stderr=log)
         self._wait_ready()
         if fresh:
             self.psql("CREATE DATABASE test", database="postgres")

@@ -100,6 +100,35 @@ class Calls:
     errors: Counter[str] = field(default_factory=Counter)
     stale: int = 0  # reads after an acknowledged put that did not return it
 
+    def available_again(self, since: float) -> float | None:
+        """When the first call started after the last failure (and after ``since``) was
+        acknowledged: the end of the unavailability; None if none was."""
+        last_failure = max(self.failed, default=since)
+        back = [end for start, end in self.done if start >= last_failure]
+        return back[0] if back else None
+
+
+def harness_app(url: str, cache_url: str | None = None) -> App:
+    """The harness's client of the workload app: it sends to ``work`` and starts
+    ``booking`` runs, which only the worker hosts run."""
+    app = App(url, namespace="chaos", purge_interval=None, encryption=None, cache_url=cache_url)
+
+    @app.workflow
+    async def booking(ctx: object, workflow_id: str) -> int:
+        raise AssertionError("runs only on the worker hosts")
+
+    app.queue("work")
+    return app
+
+
+async def create_tables(url: str) -> None:
+    """The workload's effect tables (chaos/tables.py), empty."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(TABLES)
+    finally:
+        await conn.close()
+
 
 async def write_mixed(app: App, calls: Calls, writer: int, stop: asyncio.Event) -> None:
     """Put, send, start, in turn, until ``stop``; each failure counted, not retried."""
@@ -158,24 +187,11 @@ class ChaosRun:
                                          log=f"{host}.log")  # fmt: skip
 
     async def run(self, cluster: Cluster) -> Report:
-        conn = await asyncpg.connect(cluster.socket_url)
-        try:
-            await conn.execute(TABLES)
-        finally:
-            await conn.close()
+        await create_tables(cluster.socket_url)
         fleet = Fleet(lambda host: self._worker(cluster, host))
         for host in cluster.worker_names:
             fleet.launch(host)
-        app = App(
-            cluster.socket_url, namespace="chaos", purge_interval=None, encryption=None,
-            cache_url=cluster.socket_cache_url,
-        )  # fmt: skip
-
-        @app.workflow
-        async def booking(ctx: object, workflow_id: str) -> int:  # run on the workers
-            raise AssertionError("runs only on the worker hosts")
-
-        app.queue("work")
+        app = harness_app(cluster.socket_url, cluster.socket_cache_url)
         calls = Calls()
         stop = asyncio.Event()
         async with app:
@@ -211,9 +227,8 @@ class ChaosRun:
             except subprocess.TimeoutExpired:
                 worker.kill()
         warm = begun + self.warmup / 2  # "before" leaves the start-up out
-        last_failure = max(calls.failed, default=fault_start)
-        back = [end for start, end in calls.done if start >= last_failure]
-        recovery = max(0.0, (back[0] if back else time.monotonic()) - fault_end)
+        back = calls.available_again(fault_start)
+        recovery = max(0.0, (back if back is not None else time.monotonic()) - fault_end)
         return Report(
             scenario=self.scenario.name,
             what=self.scenario.what,
@@ -282,9 +297,11 @@ async def settle(url: str, app: App, calls: Calls) -> tuple[dict[str, int], int]
         )  # fmt: skip
     finally:
         await conn.close()
+    keys = calls.acked["state"]
     lost = 0
-    for key in calls.acked["state"]:
-        lost += await app.state.get(key) is None
+    for low in range(0, len(keys), 1000):  # a thousand keys a round trip
+        found = await app.state.get_many(keys[low : low + 1000])
+        lost += sum(1 for item in found.values() if item is None)
     lost += sum(1 for m in calls.acked["message"] if ("message", m) not in effects)
     booked = {key.split("/")[0] for kind, key in effects if kind == "ledger"}
     lost += sum(1 for w in workflows if w not in booked)
@@ -307,7 +324,7 @@ def run_scenario(name: str, *, seconds: float = 10.0, report_dir: Path | None = 
     """Build the hosts, run ``name``'s fault in the workload, tear it all down; the
     report (also written to ``report_dir/NAME.json`` and ``.txt`` when given)."""
     scenario = SCENARIOS[name]
-    with Cluster(workers=2, ingress=False, delay_ms=0.5) as cluster:
+    with Cluster(workers=2, delay_ms=0.5) as cluster:
         try:
             report = asyncio.run(ChaosRun(scenario, seconds=seconds).run(cluster))
         finally:

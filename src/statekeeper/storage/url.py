@@ -196,10 +196,10 @@ def _parse_postgres(url: str) -> DatabaseURL:
         raise InvalidDatabaseURL(f"PostgreSQL URL {redact(url)!r} names no host")
     passed = {**_POSTGRES_TLS_OPTIONS, **_POSTGRES_HOST_OPTIONS}
     options = _options(parts.query, _POSTGRES_OPTIONS | set(passed), url)
-    tls = {name: options.pop(name) for name in passed if name in options}
-    for port in tls["port"].split(",") if "port" in tls else ():  # one per host
+    passed_on = {name: options.pop(name) for name in passed if name in options}
+    for port in passed_on["port"].split(",") if "port" in passed_on else ():  # one per host
         _check_port(f":{port}", url)
-    for name, value in tls.items():
+    for name, value in passed_on.items():
         allowed = passed[name]
         if allowed is not None and value not in allowed:
             raise InvalidDatabaseURL(
@@ -222,5 +222,5 @@ def _parse_postgres(url: str) -> DatabaseURL:
     if pool_min > pool_max:
         raise InvalidDatabaseURL(f"option pool_min ({pool_min}) exceeds pool_max ({pool_max})")
     options.setdefault("pool_min", str(pool_min))
-    dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(tls, safe="/")))
+    dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passed_on, safe="/")))
     return DatabaseURL("postgres", dsn=dsn, options=options)
