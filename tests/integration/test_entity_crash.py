@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from statekeeper import App
+from tests.integration.crash_support import small_pool
 from tests.integration.entity_crash_app import ENTITY, KEY, declare
 
 pytestmark = pytest.mark.crash
@@ -66,7 +67,11 @@ class Caller:
 async def test_eight_callers_killed_and_restarted_apply_every_call_once(
     backend_name: str, tmp_path: Path, fresh_pg_url: str
 ) -> None:
-    url = f"sqlite:///{tmp_path}/entities.db" if backend_name == "sqlite" else fresh_pg_url
+    url = (
+        f"sqlite:///{tmp_path}/entities.db"
+        if backend_name == "sqlite"
+        else small_pool(fresh_pg_url)
+    )
     async with App(url, namespace="entity-crash", purge_interval=None) as app:
         declare(app)
         callers = [Caller(url, f"p{n}") for n in range(PROCESSES)]

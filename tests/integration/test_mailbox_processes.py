@@ -13,6 +13,7 @@ from typing import Any
 
 from statekeeper import App
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
+from tests.integration.crash_support import small_pool
 
 ROOT = Path(__file__).parents[2]
 SENDER = """
@@ -48,7 +49,8 @@ def register(app: App) -> None:
 async def test_three_processes_send_to_one_mailbox(
     backend_name: str, tmp_path: Path, fresh_pg_url: str
 ) -> None:
-    url = f"sqlite:///{tmp_path}/mail.db" if backend_name == "sqlite" else fresh_pg_url
+    # small pools: three processes sending 40 at once would each open 16 connections
+    url = f"sqlite:///{tmp_path}/mail.db" if backend_name == "sqlite" else small_pool(fresh_pg_url)
     senders, each = 3, 40
     async with App(url, namespace="mail", purge_interval=None) as app:
         register(app)

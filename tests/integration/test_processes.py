@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from statekeeper import App
+from tests.integration.crash_support import small_pool
 
 SCRIPT = Path(__file__).with_name("worker_scripts.py")
 ROOT = Path(__file__).parents[2]
@@ -26,7 +27,9 @@ def spawn(*args: str) -> subprocess.Popen[bytes]:
 async def test_eight_processes_increment_one_counter(
     backend_name: str, tmp_path: Path, fresh_pg_url: str
 ) -> None:
-    url = f"sqlite:///{tmp_path}/counter.db" if backend_name == "sqlite" else fresh_pg_url
+    url = (
+        f"sqlite:///{tmp_path}/counter.db" if backend_name == "sqlite" else small_pool(fresh_pg_url)
+    )
     async with App(url, namespace="race", purge_interval=None):
         pass  # create the schema once, before the race
     workers = [spawn("increment", url, "race", "500") for _ in range(8)]

@@ -20,7 +20,7 @@ from statekeeper.errors import AlreadyTracked, ConflictError, DatabaseUnavailabl
 from statekeeper.observability import metrics
 from statekeeper.storage import migrations
 from statekeeper.storage.blocks import Blocks
-from statekeeper.storage.postgres_common import DRIVER_ERRORS, translated
+from statekeeper.storage.postgres_common import DRIVER_ERRORS, connect_waiting, translated
 from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.queries import Dialect, load
@@ -117,7 +117,7 @@ class PostgresBackend(Blocks):
         where = self._url.redacted()
         if not self._read_only:
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+                conn = await connect_waiting(self._dsn, timeout=self._timeout)
             except DRIVER_ERRORS as exc:
                 error = postgres_error(exc, f"cannot connect to PostgreSQL at {where}")
                 raise error from exc
@@ -134,11 +134,15 @@ class PostgresBackend(Blocks):
                 timeout=self._timeout,
                 server_settings=settings,
                 reset=_skip_reset,
+                connect=connect_waiting,
             )
 
     async def _connect_listener(self) -> asyncpg.Connection:
         settings = {"search_path": self.schema} if self.schema else {}
-        return await asyncpg.connect(self._dsn, timeout=self._timeout, server_settings=settings)
+        conn: asyncpg.Connection = await connect_waiting(
+            self._dsn, timeout=self._timeout, server_settings=settings
+        )
+        return conn
 
     async def maintain(self) -> Maintenance:
         done: Maintenance = await self._keeper.maintain(self.pool)
