@@ -31,6 +31,9 @@ def test_postgres_url_keeps_statekeeper_options_out_of_the_dsn() -> None:
     assert url.dsn == "postgresql://alice:secret@db.example:5433/app"
     assert url.options == {"schema": "tenant_a", "pool_max": "4", "pool_min": "2"}
     assert "secret" not in url.redacted()
+    bounded = parse("postgresql://db.example/app?tcp_user_timeout=0")
+    assert bounded.options["tcp_user_timeout"] == "0"  # 0: the system's own
+    assert "tcp_user_timeout" not in bounded.dsn
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,8 @@ def test_postgres_url_keeps_statekeeper_options_out_of_the_dsn() -> None:
         ("postgresql://h/db?pool_max=-1", "positive integer"),
         ("sqlite:///a.db?busy_timeout=\u00b2", "positive integer"),
         ("postgresql://h/db?pool_min=20&pool_max=2", "pool_min (20"),
+        ("postgresql://h/db?tcp_user_timeout=-5", "tcp_user_timeout must be milliseconds"),
+        ("postgresql://h/db?tcp_user_timeout=5s", "tcp_user_timeout must be milliseconds"),
     ],
 )
 def test_malformed_urls_are_named(url: str, fragment: str) -> None:

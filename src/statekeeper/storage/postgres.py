@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -20,7 +21,12 @@ from statekeeper.errors import AlreadyTracked, ConflictError, DatabaseUnavailabl
 from statekeeper.observability import metrics
 from statekeeper.storage import migrations
 from statekeeper.storage.blocks import Blocks
-from statekeeper.storage.postgres_common import DRIVER_ERRORS, connect_waiting, translated
+from statekeeper.storage.postgres_common import (
+    DRIVER_ERRORS,
+    TCP_USER_TIMEOUT,
+    connect_waiting,
+    translated,
+)
 from statekeeper.storage.postgres_maintenance import TableKeeper
 from statekeeper.storage.postgres_notify import Notifier
 from statekeeper.storage.queries import Dialect, load
@@ -104,6 +110,10 @@ class PostgresBackend(Blocks):
         self._pool_min = url.option_int("pool_min", 2)
         self._pool_max = url.option_int("pool_max", 16)
         self._timeout = float(url.option_int("connect_timeout", 10))
+        self._connect = partial(
+            connect_waiting,
+            tcp_user_timeout=int(url.options.get("tcp_user_timeout", TCP_USER_TIMEOUT)),
+        )
         self._fresh_schema = fresh_schema
         self._pool: asyncpg.Pool | None = None
         self._notifier = Notifier(self._connect_listener, lambda: self.pool)
@@ -117,7 +127,7 @@ class PostgresBackend(Blocks):
         where = self._url.redacted()
         if not self._read_only:
             try:
-                conn = await connect_waiting(self._dsn, timeout=self._timeout)
+                conn = await self._connect(self._dsn, timeout=self._timeout)
             except DRIVER_ERRORS as exc:
                 error = postgres_error(exc, f"cannot connect to PostgreSQL at {where}")
                 raise error from exc
@@ -134,12 +144,12 @@ class PostgresBackend(Blocks):
                 timeout=self._timeout,
                 server_settings=settings,
                 reset=_skip_reset,
-                connect=connect_waiting,
+                connect=self._connect,
             )
 
     async def _connect_listener(self) -> asyncpg.Connection:
         settings = {"search_path": self.schema} if self.schema else {}
-        conn: asyncpg.Connection = await connect_waiting(
+        conn: asyncpg.Connection = await self._connect(
             self._dsn, timeout=self._timeout, server_settings=settings
         )
         return conn

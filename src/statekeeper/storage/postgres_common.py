@@ -1,11 +1,12 @@
 """What the PostgreSQL adapter's modules share: driver errors, translated, and new
-connections that wait for a free slot on a full server."""
+connections that wait for a free slot on a full server and give up on a dead link."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import socket
 import time
 from types import TracebackType
 from typing import Any
@@ -29,12 +30,15 @@ DRIVER_ERRORS = (
 
 log = logging.getLogger("statekeeper.postgres")
 
+TCP_USER_TIMEOUT = 10_000  # milliseconds; the URL's tcp_user_timeout
+
 FULL_WARNING_EVERY = 60.0  # seconds between two warnings of a full server, per process
 _last_full_warning = -FULL_WARNING_EVERY
 
 
-async def connect_waiting(*args: Any, **kwargs: Any) -> Any:
-    """``asyncpg.connect(*args, **kwargs)``, waiting while the server has no free slot.
+async def connect_waiting(*args: Any, tcp_user_timeout: int = 0, **kwargs: Any) -> Any:
+    """``asyncpg.connect(*args, **kwargs)``, waiting while the server has no free slot,
+    its TCP socket bounded by ``tcp_user_timeout`` (``bound_unacknowledged``).
 
     A server at ``max_connections`` refuses new sessions ("too many clients", SQLSTATE
     53300) until one ends, as when many worker processes share it and a burst opens
@@ -48,13 +52,34 @@ async def connect_waiting(*args: Any, **kwargs: Any) -> Any:
     pause = 0.02
     while True:
         try:
-            return await asyncpg.connect(*args, **kwargs)
+            conn = await asyncpg.connect(*args, **kwargs)
         except asyncpg.exceptions.TooManyConnectionsError as error:
-            if deadline - time.monotonic() <= pause:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise
             _warn_full(error)
-            await asyncio.sleep(pause * random.uniform(0.5, 1.0))
+            await asyncio.sleep(min(left, pause * random.uniform(0.5, 1.0)))
             pause = min(pause * 2, 0.5)
+            continue
+        if tcp_user_timeout:
+            bound_unacknowledged(conn, tcp_user_timeout)
+        return conn
+
+
+def bound_unacknowledged(conn: Any, milliseconds: int) -> None:
+    """Make the kernel drop ``conn``'s TCP connection when what it sent has gone
+    unacknowledged for ``milliseconds`` (TCP_USER_TIMEOUT, libpq's tcp_user_timeout).
+
+    Without it, a statement sent while the link to the server is down (a partition, a
+    lost host) waits for TCP's own resends to give up, which takes many minutes; with
+    it, the call fails with DatabaseUnavailable soon after the bound, and the pool opens
+    a new connection next time. A Unix socket has no such state: left as it is. The
+    driver keeps the connection's transport unexposed, so it is read by its attribute
+    name; without one nothing is set."""
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
 
 
 def _warn_full(error: Exception) -> None:

@@ -19,7 +19,14 @@ from statekeeper.identifiers import check_schema_name
 DEFAULT_URL = "sqlite:///.statekeeper/state.db"
 
 _SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
-_POSTGRES_OPTIONS = {"schema", "pool_min", "pool_max", "connect_timeout", "max_staleness"}
+_POSTGRES_OPTIONS = {
+    "schema",
+    "pool_min",
+    "pool_max",
+    "connect_timeout",
+    "max_staleness",
+    "tcp_user_timeout",
+}
 # libpq's TLS options, passed to the driver as they are (after the checks below).
 _POSTGRES_TLS_OPTIONS = {
     "sslmode": {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"},
@@ -144,6 +151,10 @@ def _options(query: str, allowed: set[str], url: str) -> dict[str, str]:
             not (value.isascii() and value.isdigit()) or int(value) <= 0
         ):
             raise InvalidDatabaseURL(f"option {name} must be a positive integer, got {value!r}")
+        if name == "tcp_user_timeout" and not (value.isascii() and value.isdigit()):
+            raise InvalidDatabaseURL(
+                f"option tcp_user_timeout must be milliseconds (0: the system's), got {value!r}"
+            )
     return options
 
 
