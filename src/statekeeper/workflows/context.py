@@ -54,7 +54,9 @@ from statekeeper.workflows.journal import (
 )
 from statekeeper.workflows.saga import Saga
 from statekeeper.workflows.signals import (
+    OUTAGES,
     Cancelled,
+    CheckpointFailed,
     ContinueAsNew,
     GiveBack,
     StepFailed,
@@ -243,17 +245,21 @@ class WorkflowContext:
     ) -> None:
         now = self._clock()
         where = (STEP, self._namespace, self.workflow_id, str(position))
-        if input is not None:
-            input = await self._payloads.seal(input, *where, "input")
-        if output is not None:
-            output = await self._payloads.seal(output, *where, "output")
         # Also without keys: a text that looks sealed is escaped.
         text = None if error is None else self._sealer.seal_text(error.to_json(), *where, "error")
-        step = StepRecord(
-            self.workflow_id, self._fence, position, kind, name, now + self._lease,
-            input=input, output=output, error=text, attempts=attempts, started_at=started_at,
-        )  # fmt: skip
-        done = await self._backend.commit(UnitOfWork(self._namespace, now, step=step))
+        try:
+            if input is not None:
+                input = await self._payloads.seal(input, *where, "input")
+            if output is not None:
+                output = await self._payloads.seal(output, *where, "output")
+            step = StepRecord(
+                self.workflow_id, self._fence, position, kind, name, now + self._lease,
+                input=input, output=output, error=text, attempts=attempts,
+                started_at=started_at,
+            )  # fmt: skip
+            done = await self._backend.commit(UnitOfWork(self._namespace, now, step=step))
+        except OUTAGES as outage:  # the run ends here: the workflow is given back
+            raise CheckpointFailed(f"{kind} {name!r}: {outage.message}") from outage
         if not done.applied:
             raise Superseded()
         self.cancel_requested = done.cancel_requested

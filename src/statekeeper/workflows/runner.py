@@ -42,7 +42,9 @@ from statekeeper.workflows.context import WorkflowContext
 from statekeeper.workflows.definitions import REFRESH
 from statekeeper.workflows.engine import WAKEUP_CHANNEL, Workflows
 from statekeeper.workflows.signals import (
+    OUTAGES,
     Cancelled,
+    CheckpointFailed,
     Compensated,
     ContinueAsNew,
     GiveBack,
@@ -350,6 +352,16 @@ class WorkflowRunner:
             return
         except Unreadable as unreadable:
             await self._defer(leased, unreadable.message)
+            return
+        except (CheckpointFailed, *OUTAGES) as outage:  # the database's fault, not the run's
+            log.warning(
+                "workflow run stopped: the database did not take its records; it is "
+                "given back", extra={"workflow_id": leased.id, "error": str(outage)[:500]},
+            )  # fmt: skip
+            try:
+                await ctx.steps_settled()  # as for GiveBack: steps side by side end first
+            finally:
+                await self._give_back_shielded(leased)
             return
         except Exception as error:
             failure = _failure(error)

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, cast
 from statekeeper.errors import ErrorRecord, NonDeterminismError
 from statekeeper.queues.policy import Retry
 from statekeeper.workflows.signals import (
+    OUTAGES,
     Cancelled,
+    CheckpointFailed,
     Compensated,
     CompensationFailed,
     GiveBack,
@@ -79,9 +81,17 @@ class Saga:
         self._ctx.sagas_open -= 1
         if error is None or isinstance(
             error,
-            Suspend | Superseded | Unreadable | GiveBack | TimedOut | asyncio.CancelledError,
+            Suspend
+            | Superseded
+            | Unreadable
+            | GiveBack
+            | TimedOut
+            | asyncio.CancelledError
+            | CheckpointFailed,
         ):
             return  # done, or this run merely ends: nothing to undo
+        if isinstance(error, OUTAGES):
+            return  # the database failed, not a step: the run ends and is tried again
         if isinstance(error, NonDeterminismError):
             return  # the code changed under a recorded run: a bug to fix, not to undo
         ctx = self._ctx

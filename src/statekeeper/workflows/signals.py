@@ -3,7 +3,17 @@ code cannot swallow them."""
 
 from __future__ import annotations
 
-from statekeeper.errors import ErrorRecord
+from statekeeper.errors import (
+    BlobUnavailable,
+    DatabaseBusy,
+    DatabaseUnavailable,
+    ErrorRecord,
+    StorageFull,
+)
+
+# What a run meets when the database (or the blob store) cannot take its records now:
+# unreachable, locked for too long, or out of space. None of it is the workflow's fault.
+OUTAGES = (DatabaseUnavailable, DatabaseBusy, StorageFull, BlobUnavailable)
 
 
 class Suspend(BaseException):
@@ -29,6 +39,17 @@ class GiveBack(BaseException):
     """This process is stopping, or the workflow was paused: end the run before it
     starts new work, and give the workflow back (another runner goes on with it at once,
     or, paused, once it is resumed)."""
+
+
+class CheckpointFailed(BaseException):
+    """A checkpoint could not be written: the database or the blob store is down, busy
+    or full (``OUTAGES``). The run stops and gives the workflow back; it goes on from
+    its last checkpoint once the database takes writes again. Never a step's failure: a
+    saga does not compensate, and the workflow does not fail, because of an outage."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class TimedOut(BaseException):
