@@ -24,16 +24,11 @@ import asyncpg
 import pytest
 
 from statekeeper import App
+from statekeeper.chaos.clients import API_KINDS, Calls, create_tables, harness_app, write_mixed
 from statekeeper.chaos.failover import Formation, missing
 from statekeeper.chaos.hosts import Network
-from statekeeper.chaos.run import (
-    Calls,
-    create_tables,
-    harness_app,
-    p99,
-    settle,
-    write_mixed,
-)  # fmt: skip
+from statekeeper.chaos.report import p99
+from statekeeper.chaos.run import settle
 from tests.hosts.conftest import ROOT
 
 WORKER = ["worker", "--app", "statekeeper.chaos.workload_app:app"]
@@ -86,7 +81,7 @@ async def test_a_primary_lost_mid_work_loses_nothing_acknowledged(
         worker = worker_host.popen([sys.executable, "-m", "statekeeper", *WORKER], env=env,
                                    stdout=log, stderr=log)  # fmt: skip
 
-    calls = Calls()
+    calls = Calls.of(API_KINDS)
     stop = asyncio.Event()
     writers = [asyncio.create_task(write_mixed(app, calls, n, stop)) for n in range(8)]
     await asyncio.sleep(8)

@@ -4,16 +4,18 @@ retransmission timeout, and cuts its connections when stopped."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import socket
 import statistics
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from statekeeper.chaos.relay import RETRANSMIT, Relay
+from statekeeper.chaos.relay import RETRANSMIT, Relay, parse_listen
 
 
 @pytest.fixture
@@ -106,3 +108,28 @@ def test_stopping_cuts_every_connection(echo: int) -> None:
             pass  # reset: cut as well
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", relay.port), timeout=1)
+
+
+def test_a_unix_socket_reaches_a_tcp_server_and_only_its_owner_may_connect(
+    echo: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "relay.sock"
+    relay = Relay(str(path), ("127.0.0.1", echo))
+    relay.start()
+    try:
+        assert path.stat().st_mode & 0o777 == 0o600
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(path))
+            conn.sendall(b"through the socket")
+            assert conn.recv(100) == b"through the socket"
+    finally:
+        relay.stop()
+    assert not path.exists()  # removed when the relay stops
+
+
+def test_the_command_line_takes_unix_paths_and_refuses_bad_addresses() -> None:
+    assert parse_listen("unix:/run/x.sock") == "/run/x.sock"
+    assert parse_listen("10.0.0.1:5432") == ("10.0.0.1", 5432)
+    for bad in ("unix:", "nowhere", "host:port"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected HOST:PORT"):
+            parse_listen(bad)

@@ -1,9 +1,11 @@
 """A deployment across test hosts: a database host and worker hosts.
 
-    with Cluster(workers=2, delay_ms=0.5) as cluster:
+    with Cluster(workers=2, delay_ms=0.5, ingress=True) as cluster:
         cluster.socket_url               # the database, for the harness's own checks
         cluster.worker_dsn               # the database as the worker hosts reach it
         cluster.start_statekeeper("w1", ["worker", "--app", "myapp:app"], env, log="w1.log")
+        cluster.start_statekeeper("in", ["serve", "--app", "myapp:app"], env, log="in.log")
+        cluster.expose("in", 8000)       # a Unix socket reaching the ingress host's port
         cluster.partition("w1"); cluster.heal("w1")
         cluster.set_link(delay_ms=5, loss=0.01)
 
@@ -11,7 +13,13 @@ The database host runs PostgreSQL (chaos/postgres.py) and, in front of it on por
 6432, a relay (chaos/relay.py) that adds ``delay_ms`` each way: the worker hosts reach
 the database only through it, so every round trip they make costs ``2 x delay_ms``
 more than the bare link. Its settings change while the cluster runs (``set_link``); a
-host cut off by ``partition`` reaches nothing until ``heal``.
+host cut off by ``partition`` reaches nothing until ``heal``. With ``ingress``, a host
+named ``in`` is there for ``statekeeper serve``: clients outside the hosts reach it
+through a Unix socket (``expose``), and it reaches the database as the workers do.
+With ``failover``, the database is pg_auto_failover's formation instead
+(chaos/failover.py: a monitor, a primary and a synchronous secondary, on hosts ``mon``,
+``pg1`` and ``pg2``), reached through a multi-host URL without the relay; the database
+host then runs Redis only.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from statekeeper.chaos.failover import Formation
 from statekeeper.chaos.hosts import Host, HostError, Network, wait_until
 from statekeeper.chaos.postgres import HostPostgres
 
@@ -36,9 +45,14 @@ REDIS_PORT = 6379
 
 class Cluster:
     def __init__(
-        self, *, workers: int = 2, delay_ms: float = 0.0, directory: Path | None = None,
+        self, *, workers: int = 2, delay_ms: float = 0.0, ingress: bool = False,
+        failover: bool = False, directory: Path | None = None,
     ) -> None:  # fmt: skip
         self.worker_names = [f"w{n + 1}" for n in range(workers)]
+        self.ingress = ingress
+        self.formation: Formation | None = None
+        self._failover = failover
+        self._lost: str | None = None  # the formation's node killed by kill_primary
         self.delay_ms = delay_ms
         self._own_directory = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="statekeeper-hosts-"))
@@ -72,21 +86,47 @@ class Cluster:
         self.logs.mkdir(exist_ok=True)
         self.network.build()
         self.db = self.network.host("db")
-        for name in self.worker_names:
+        for name in [*self.worker_names, *(["in"] if self.ingress else [])]:
             self.network.host(name)
-        self.postgres = HostPostgres(self.db, self.directory / "postgres")
+        if self._failover:
+            self.formation = Formation(self.network, self.directory / "formation")
+            self.formation.start()
+        else:
+            self._start_postgres(self.db)
+        if shutil.which("redis-server"):
+            self.start_redis()
+
+    def _start_postgres(self, db: Host) -> None:
+        """PostgreSQL on the database host, behind the relay."""
+        self.postgres = HostPostgres(db, self.directory / "postgres")
         self.postgres.start()
         self.set_link(delay_ms=self.delay_ms)
         with open(self.logs / "relay.log", "ab") as log:
-            self.db.popen(
+            db.popen(
                 [sys.executable, "-m", "statekeeper.chaos.relay",
-                 f"{self.db.address}:{RELAY_PORT}", f"127.0.0.1:{self.postgres.port}",
+                 f"{db.address}:{RELAY_PORT}", f"127.0.0.1:{self.postgres.port}",
                  "--delay-ms", str(self.delay_ms), "--control", str(self.control)],
                 stdout=log, stderr=log,
             )  # fmt: skip
         self._wait_relay()
-        if shutil.which("redis-server"):
-            self.start_redis()
+
+    def kill_primary(self) -> None:
+        """SIGKILL of every process on the formation's primary's host."""
+        assert self.formation is not None, "a cluster with failover=True"
+        self._lost = self.formation.primary() or "pg1"
+        self.formation.kill_host(self._lost)
+
+    def rejoin(self) -> None:
+        """The node ``kill_primary`` lost, started again: it rejoins as a secondary."""
+        assert self.formation is not None and self._lost is not None
+        self.formation.rejoin(self._lost)
+
+    def log_files(self) -> list[Path]:
+        """Every process's log: the hosts' and, with failover, the formation's."""
+        found = sorted(self.logs.glob("*.log"))
+        if self.formation is not None:
+            found += sorted(self.formation.directory.glob("*.log"))
+        return found
 
     def start_redis(self) -> None:
         """Redis on the database host (the workers' cache), on its address and on a
@@ -166,14 +206,32 @@ class Cluster:
     def host(self, name: str) -> Host:
         return self.network.hosts[name]
 
+    def expose(self, name: str, port: int) -> Path:
+        """A Unix socket in the cluster's folder that reaches ``port`` on the loopback
+        of host ``name`` (a relay in the host), for clients outside every host."""
+        path = self.directory / f"{name}-{port}.sock"
+        with open(self.logs / f"{name}-relay.log", "ab") as log:
+            self.host(name).popen(
+                [sys.executable, "-m", "statekeeper.chaos.relay", f"unix:{path}",
+                 f"127.0.0.1:{port}"],
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        wait_until(path.exists, 15, f"the relay to {name}:{port}, listening")
+        return path
+
     @property
     def worker_dsn(self) -> str:
-        """The database as the other hosts reach it (through the relay)."""
+        """The database as the other hosts reach it (through the relay; with failover,
+        both nodes of the formation, read-write)."""
+        if self.formation is not None:
+            return self.formation.url
         assert self.db is not None
         return f"postgresql://postgres@{self.db.address}:{RELAY_PORT}/test"
 
     @property
     def socket_url(self) -> str:
+        if self.formation is not None:
+            return self.formation.socket_url
         assert self.postgres is not None
         return self.postgres.socket_url
 
@@ -206,11 +264,14 @@ class Cluster:
     def close(self) -> None:
         """Stop the hosts' processes (the database last), remove the hosts and the
         folder (unless it was given)."""
+        databases = [self.db, *(self.formation.hosts.values() if self.formation else ())]
         for host in self.network.hosts.values():
-            if host is not self.db:
+            if host not in databases:
                 host.stop_processes()
         if self.postgres is not None:
             self.postgres.stop()
+        if self.formation is not None:
+            self.formation.stop()
         self.network.close()
         if self._own_directory:
             shutil.rmtree(self.directory, ignore_errors=True)

@@ -178,6 +178,11 @@ class Formation:
         """Until the monitor reports ``name`` as the primary; the seconds it took."""
         return wait_until(lambda: self.primary() == name, timeout, f"{name} as the primary")
 
+    def rejoin(self, name: str) -> None:
+        """Start a lost node's keeper again on its data: the monitor makes it a
+        secondary of the node promoted meanwhile."""
+        self._autoctl(name, ["run", "--pgdata", str(self.directory / name / "pgdata")])
+
     def kill_host(self, name: str) -> None:
         """SIGKILL every process on the node's host: its keeper and its postmaster go at
         once, as when the machine is lost."""

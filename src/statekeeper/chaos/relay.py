@@ -19,7 +19,9 @@ sub-millisecond delays (an event loop's timer would round them up to a milliseco
 
 ``python -m statekeeper.chaos.relay LISTEN TARGET --delay-ms 0.5 [--control FILE]``
 runs one as a process (inside a host's network namespace); with ``--control``, a JSON
-file ``{"delay_ms": ..., "loss": ...}`` is read again every 0.1 s.
+file ``{"delay_ms": ..., "loss": ...}`` is read again every 0.1 s. ``LISTEN`` may be
+``unix:PATH``, a Unix socket: a relay in a host's namespace listening on one lets a
+process outside every host (the harness) reach a server that listens only there.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import queue
 import random
 import signal
@@ -40,11 +43,13 @@ RETRANSMIT = 0.2
 _CHUNK = 65536
 _END = b""
 
+Address = tuple[str, int] | str  # a host and port, or a Unix socket's path
+
 
 class Relay:
     def __init__(
         self,
-        listen: tuple[str, int],
+        listen: Address,
         target: tuple[str, int],
         *,
         delay: float = 0.0,
@@ -75,7 +80,14 @@ class Relay:
             self.loss = min(1.0, max(0.0, loss))
 
     def start(self) -> None:
-        server = socket.create_server(self.listen, reuse_port=False, backlog=512)
+        if isinstance(self.listen, str):
+            Path(self.listen).unlink(missing_ok=True)
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(self.listen)
+            os.chmod(self.listen, 0o600)  # the account that runs the relay, only
+            server.listen(512)
+        else:
+            server = socket.create_server(self.listen, reuse_port=False, backlog=512)
         self._server = server
         threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
 
@@ -86,6 +98,8 @@ class Relay:
             with contextlib.suppress(OSError):
                 self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
+            if isinstance(self.listen, str):
+                Path(self.listen).unlink(missing_ok=True)
         with self._lock:
             for sock in self._sockets:
                 with contextlib.suppress(OSError):
@@ -107,7 +121,8 @@ class Relay:
                 continue
             upstream.settimeout(None)
             for sock in (client, upstream):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if sock.family != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets |= {client, upstream}
             link = _Link(client, upstream, self)
@@ -188,9 +203,21 @@ def _address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def parse_listen(text: str) -> Address:
+    if text.startswith("unix:") and len(text) > len("unix:"):
+        return text[len("unix:") :]
+    return _address(text)
+
+
+def _where(address: Address, port: int | None = None) -> str:
+    if isinstance(address, str):
+        return f"unix:{address}"
+    return f"{address[0]}:{address[1] if port is None else port}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m statekeeper.chaos.relay")
-    parser.add_argument("listen", type=_address, help="HOST:PORT to listen on")
+    parser.add_argument("listen", type=parse_listen, help="HOST:PORT or unix:PATH to listen on")
     parser.add_argument("target", type=_address, help="HOST:PORT to forward to")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="added delay, each way")
     parser.add_argument("--loss", type=float, default=0.0, help="share of chunks stalled")
@@ -198,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     relay = Relay(args.listen, args.target, delay=args.delay_ms / 1000, loss=args.loss)
     relay.start()
-    print(f"relay {args.listen[0]}:{relay.port} -> {args.target[0]}:{args.target[1]}, "
-          f"{args.delay_ms} ms each way", flush=True)  # fmt: skip
+    where = _where(args.listen, None if isinstance(args.listen, str) else relay.port)
+    print(f"relay {where} -> {_where(args.target)}, {args.delay_ms} ms each way",
+          flush=True)  # fmt: skip
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -2,13 +2,21 @@
 some seconds later (chaos/run.py runs them on a cluster of test hosts).
 
     worker-kill   SIGKILL of the first worker host's worker; started again at the end
+    ingress-kill  SIGKILL of the ingress host's server; started again at the end
     partition     the first worker host cut off from every other host, then healed
+    db-partition  the database host cut off from every other host (the workers and the
+                  ingress lose it; the harness, on its Unix socket, does not), then healed
     latency       20 ms more each way and 2% of chunks stalled as lost, on the database
                   host's link; back to the cluster's own at the end
     db-restart    PostgreSQL stopped (a fast shutdown), then started again
     db-kill       PostgreSQL's postmaster SIGKILLed, then started again (crash recovery)
     redis-stop    Redis (the cache of every process) stopped, then started again
     clock-jump    the first worker host's wall clock 30 s ahead, then back (libfaketime)
+    failover      every process on the primary's host SIGKILLed: pg_auto_failover
+                  promotes the secondary; the lost node started again at the end, to
+                  rejoin as a secondary (a cluster built with failover=True)
+    disk-full     the SQLite database's disk filled, then freed (chaos/disk_full.py: one
+                  process on SQLite, in a mount namespace, runs it all)
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from statekeeper.chaos import disk_full, failover, hosts
 from statekeeper.chaos.cluster import Cluster
 from statekeeper.chaos.hosts import HostError
 
@@ -46,8 +55,17 @@ Action = Callable[[Cluster, Fleet], None]
 class Scenario:
     name: str
     what: str
-    begin: Action
-    end: Action
+    begin: Action | None  # None: the scenario's run makes its fault itself (disk-full)
+    end: Action | None
+    # "postgres": the cluster's database host; "failover": pg_auto_failover's formation
+    # (Cluster(failover=True)); "sqlite": one process on SQLite (chaos/disk_full.py)
+    database: str = "postgres"
+
+    def missing(self) -> str | None:
+        """Why this scenario cannot run on this machine, or None."""
+        if self.database == "sqlite":
+            return disk_full.missing()
+        return hosts.missing() or (failover.missing() if self.database == "failover" else None)
 
 
 def _restart_postgres(cluster: Cluster, fleet: Fleet) -> None:
@@ -81,8 +99,17 @@ SCENARIOS: dict[str, Scenario] = {
             lambda c, f: f.kill("w1"), lambda c, f: f.launch("w1"),
         ),
         Scenario(
+            "ingress-kill", "SIGKILL of the ingress host's server, started again at the end",
+            lambda c, f: f.kill("in"), lambda c, f: f.launch("in"),
+        ),
+        Scenario(
             "partition", "worker host w1 cut off from every other host, then healed",
             lambda c, f: c.partition("w1"), lambda c, f: c.heal("w1"),
+        ),
+        Scenario(
+            "db-partition", "the database host cut off from the worker and ingress hosts, "
+            "then healed",
+            lambda c, f: c.partition("db"), lambda c, f: c.heal("db"),
         ),
         Scenario(
             "latency", "20 ms more each way and 2% of chunks stalled as lost on the database "
@@ -106,5 +133,11 @@ SCENARIOS: dict[str, Scenario] = {
             "db-kill", "PostgreSQL's postmaster SIGKILLed, then started again (crash recovery)",
             _kill_postgres, _restart_postgres,
         ),
+        Scenario(
+            "failover", "every process on the primary's host SIGKILLed (pg_auto_failover "
+            "promotes the secondary); the lost node started again at the end",
+            lambda c, f: c.kill_primary(), lambda c, f: c.rejoin(), database="failover",
+        ),
+        Scenario(disk_full.NAME, disk_full.WHAT, None, None, database="sqlite"),
     )
 }  # fmt: skip

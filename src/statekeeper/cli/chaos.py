@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from statekeeper.chaos.hosts import HostError, missing
+from statekeeper.chaos.hosts import HostError
 from statekeeper.chaos.scenarios import SCENARIOS
 
 
@@ -35,18 +35,23 @@ def list_scenarios() -> None:
               help="Write SCENARIO.json, SCENARIO.txt and the hosts' logs there.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def run(scenario: str, seconds: float, report_dir: Path | None, as_json: bool) -> None:
-    """Run SCENARIO: two worker hosts and a database host, a mixed workload, the fault
-    in its middle; exit status 1 when an invariant does not hold."""
-    reason = missing()
+    """Run SCENARIO: two worker hosts, an ingress host and a database host (for
+    failover: pg_auto_failover's monitor, primary and secondary; for disk-full: one
+    process on SQLite), a mixed workload, the fault in its middle; exit status 1 when
+    an invariant does not hold."""
+    chosen = SCENARIOS[scenario]
+    reason = chosen.missing()
     if reason is not None:
-        raise click.ClickException(f"cannot build test hosts: {reason}")
+        raise click.ClickException(f"cannot run {scenario}: {reason}")
     from statekeeper.chaos.run import run_scenario  # imports the driver
 
-    click.echo(
-        f"chaos: {scenario} ({SCENARIOS[scenario].what}) for {seconds:g} s, in a workload "
-        "on 2 worker hosts and 1 database host",
-        err=True,
-    )
+    where = {
+        "postgres": "on 2 worker hosts, 1 ingress host and 1 database host",
+        "failover": "on 2 worker hosts, 1 ingress host and a failover formation (3 hosts)",
+        "sqlite": "in one process on SQLite, its disk a small tmpfs",
+    }[chosen.database]
+    click.echo(f"chaos: {scenario} ({chosen.what}) for {seconds:g} s, in a workload {where}",
+               err=True)  # fmt: skip
     try:
         report = run_scenario(scenario, seconds=seconds, report_dir=report_dir)
     except HostError as error:
