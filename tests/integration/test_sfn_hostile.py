@@ -2,10 +2,8 @@
 ``statekeeper sfn``: every bad request gets a 4xx in AWS's shape ({"__type",
 "message"}) naming what is wrong, never a 5xx, a traceback or a hang; a refused
 request changes nothing; an execution with hostile content fails with a States error;
-no secret appears in an answer or in the server's log.
-
-Cases marked xfail are bugs outside the API's modules (the interpreter, the
-expressions, the intrinsic functions, the durable host), left for their owners."""
+no secret appears in an answer or in the server's log, and a runaway expression holds
+neither the server's event loop nor its other executions."""
 
 from __future__ import annotations
 
@@ -981,12 +979,6 @@ def test_a_runaway_jsonata_expression_fails_at_its_time_limit(
     assert "threw an error during evaluation" in outcome["cause"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="expressions.evaluate runs jlens synchronously on the worker's event loop: one "
-    "runaway JSONata expression holds every request and execution of the process for its "
-    "whole 5 s time limit (jlens releases the GIL, so a thread would not)",
-)
 def test_a_runaway_jsonata_expression_does_not_hold_the_event_loop(
     runaway_jsonata: tuple[dict[str, Any], float],
 ) -> None:

@@ -4,8 +4,10 @@ numbers, AWS's messages; and the conformance cases of one JSONata Pass state agr
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -488,3 +490,55 @@ def load_matcher() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# --- evaluations and the event loop (expressions.bounded) ---------------------------------
+
+
+async def _where_and_ticks(text: str) -> tuple[Any, list[str], int]:
+    """``text``'s value under ``bounded``, the threads its work ran on, and how often a
+    ticker (every 5 ms) got the event loop meanwhile: once or twice if it was held."""
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.005)
+
+    where: list[str] = []
+
+    def work() -> Any:
+        where.append(threading.current_thread().name)
+        return expressions.evaluate(text, {})
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    before = len(ticks)
+    try:
+        value = await expressions.bounded(work)
+    finally:
+        ticking.cancel()
+    return value, where, len(ticks) - before
+
+
+async def test_a_quick_expression_is_evaluated_on_the_event_loop() -> None:
+    value, where, _ = await _where_and_ticks("{% 1 + 2 %}")
+    assert value == 3
+    assert where == [threading.current_thread().name]  # no thread hop
+
+
+async def test_a_slow_expression_goes_off_the_event_loop_after_its_budget() -> None:
+    slow = "{% $reduce([1..2000000], function($a, $b){ $a + $b }) %}"  # ~0.5 s here
+    value, where, ticks = await _where_and_ticks(slow)
+    assert value == 2000001000000
+    assert where[0] == threading.current_thread().name  # tried on the loop first
+    assert where[1].startswith("statekeeper-jsonata")  # then again on a thread
+    assert ticks >= 10  # the loop went on meanwhile (held, it would tick once or twice)
+
+
+async def test_a_runaway_expression_on_a_thread_still_fails_at_the_time_limit() -> None:
+    runaway = "{% ($f := function($x){ $f($x + 1) }; $f(0)) %}"
+    began = time.monotonic()
+    with pytest.raises(ExpressionFailure, match=r"(?i)timeout"):
+        await _where_and_ticks(runaway)
+    assert expressions.TIME_LIMIT <= time.monotonic() - began < expressions.TIME_LIMIT + 2

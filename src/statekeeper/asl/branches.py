@@ -60,11 +60,9 @@ async def run(
         else:
             entered = events.last_id
         scope = Scope(execution.context(name, host.now(), retries), frame.variables)
+        planner = _map_plan if kind == "Map" else _parallel_plan
         try:
-            if kind == "Map":
-                plan = _map_plan(state, data, scope, language)
-            else:
-                plan = _parallel_plan(state, data, scope, language)
+            plan = await execution.computed(language, lambda: planner(state, data, scope, language))
         except DataError as error:
             raise error.located(name, entered) from None
         if kind == "Map":
@@ -126,7 +124,9 @@ async def run(
         events.add(f"{kind}StateSucceeded")
         scope = Scope(execution.context(name, host.now(), retries), frame.variables)
         try:
-            step = execution.result(state, data, results, scope, language)
+            step = await execution.computed(
+                language, lambda: execution.result(state, data, results, scope, language)
+            )
         except DataError as error:
             raise error.located(name, plan["entered"]) from None
         return execution._exit(name, kind, step, frame)

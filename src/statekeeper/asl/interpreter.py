@@ -22,9 +22,9 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from statekeeper.asl import branches, choice, dataflow, history, timing
+from statekeeper.asl import branches, choice, dataflow, expressions, history, timing
 from statekeeper.asl.dataflow import Scope, Variables
 from statekeeper.asl.failure import (
     HEARTBEAT_TIMEOUT,
@@ -41,6 +41,7 @@ from statekeeper.asl.host import Host
 from statekeeper.asl.tasks import WAIT_FOR_TOKEN, TaskCall
 
 JSONPATH, JSONATA = "JSONPath", "JSONata"
+T = TypeVar("T")
 _ISO = "%Y-%m-%dT%H:%M:%S"
 SUCCEEDED = "ExecutionSucceeded"
 TIMED_OUT_CAUSE = "The execution ran past the state machine's TimeoutSeconds."
@@ -256,15 +257,18 @@ class Execution:
             self.check_deadline()
             entered = self.history.add(f"{kind}StateEntered", **history.entered(name, data))
             scope = Scope(self.context(name, self.host.now()), frame.variables)
-            try:
+
+            def decide() -> Step:
                 if kind == "Pass":
-                    step = self._pass(state, data, scope, language)
-                elif kind == "Choice":
-                    step = self._choice(state, data, scope, language)
-                elif kind == "Succeed":
-                    step = self._succeed(state, data, scope, language)
-                else:
-                    raise self._fail(state, data, scope, language)
+                    return self._pass(state, data, scope, language)
+                if kind == "Choice":
+                    return self._choice(state, data, scope, language)
+                if kind == "Succeed":
+                    return self._succeed(state, data, scope, language)
+                raise self._fail(state, data, scope, language)
+
+            try:
+                step = await self.computed(language, decide)
             except DataError as error:
                 raise error.located(name, entered) from None
             return self._exit(name, kind, step, frame)
@@ -397,24 +401,28 @@ class Execution:
             entered = self.history.add("WaitStateEntered", **history.entered(name, data))
             now = self.host.now()
             scope = Scope(self.context(name, now), frame.variables)
-            try:
+
+            def plan() -> tuple[float, Any, dict[str, Any] | None]:
                 if language == JSONATA:
                     seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
-                    wake = timing.wake_jsonata(state, seen, now)
                     output = (
                         dataflow.fill(state["Output"], seen, "Output")
                         if "Output" in state
                         else data
                     )
-                    assigned = _assign_jsonata(state, seen)
-                else:
-                    effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
-                    self.note("afterInputPath", effective)
-                    wake = timing.wake_jsonpath(state, effective, scope, now)
-                    assigned = _assign_jsonpath(state, effective, scope)
-                    output = dataflow.input_path(
-                        state.get("OutputPath", "$"), effective, scope, "OutputPath"
-                    )
+                    wake = timing.wake_jsonata(state, seen, now)
+                    return wake, output, _assign_jsonata(state, seen)
+                effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+                self.note("afterInputPath", effective)
+                wake = timing.wake_jsonpath(state, effective, scope, now)
+                assigned = _assign_jsonpath(state, effective, scope)
+                output = dataflow.input_path(
+                    state.get("OutputPath", "$"), effective, scope, "OutputPath"
+                )
+                return wake, output, assigned
+
+            try:
+                wake, output, assigned = await self.computed(language, plan)
             except DataError as error:
                 raise error.located(name, entered) from None
             if self.deadline is not None:
@@ -486,20 +494,24 @@ class Execution:
 
         async def work() -> dict[str, Any]:
             scope = Scope(self.context(name, self.host.now()), frame.variables)
-            if language == JSONATA:
-                seen = dataflow.bindings(
-                    scope, {"input": data, "context": scope.context, "errorOutput": error.output}
-                )
-                output = (
-                    dataflow.fill(catcher["Output"], seen, "Output")
-                    if "Output" in catcher
-                    else error.output
-                )
-                assigned = _assign_jsonata(catcher, seen)
-            else:
+
+            def step() -> Step:
+                if language == JSONATA:
+                    seen = dataflow.bindings(
+                        scope,
+                        {"input": data, "context": scope.context, "errorOutput": error.output},
+                    )
+                    output = (
+                        dataflow.fill(catcher["Output"], seen, "Output")
+                        if "Output" in catcher
+                        else error.output
+                    )
+                    return Step(output, catcher["Next"], _assign_jsonata(catcher, seen))
                 assigned = _assign_jsonpath(catcher, error.output, scope)
                 output = dataflow.result_path(catcher.get("ResultPath", "$"), data, error.output)
-            return self._exit(name, kind, Step(output, catcher["Next"], assigned), frame)
+                return Step(output, catcher["Next"], assigned)
+
+            return self._exit(name, kind, await self.computed(language, step), frame)
 
         return _step(await self.transition(name, work))
 
@@ -519,7 +531,8 @@ class Execution:
             scope = Scope(self.context(name, self.host.now(), retries), frame.variables)
             if token is not None:
                 scope.context["Task"] = {"Token": token}
-            try:
+
+            def call() -> tuple[Any, float | None, float | None]:
                 if language == JSONATA:
                     seen = dataflow.bindings(scope, {"input": data, "context": scope.context})
                     payload = (
@@ -529,18 +542,21 @@ class Execution:
                     )
                     self.note("afterArguments", payload)
                     timeout = timing.seconds(state, "TimeoutSeconds", seen)
-                    heartbeat = timing.seconds(state, "HeartbeatSeconds", seen)
-                else:
-                    effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
-                    self.note("afterInputPath", effective)
-                    payload = (
-                        dataflow.template(state["Parameters"], effective, scope)
-                        if "Parameters" in state
-                        else effective
-                    )
-                    self.note("afterParameters", payload)
-                    timeout = timing.seconds_path(state, "TimeoutSeconds", effective, scope)
-                    heartbeat = timing.seconds_path(state, "HeartbeatSeconds", effective, scope)
+                    return payload, timeout, timing.seconds(state, "HeartbeatSeconds", seen)
+                effective = dataflow.input_path(state.get("InputPath", "$"), data, scope)
+                self.note("afterInputPath", effective)
+                payload = (
+                    dataflow.template(state["Parameters"], effective, scope)
+                    if "Parameters" in state
+                    else effective
+                )
+                self.note("afterParameters", payload)
+                timeout = timing.seconds_path(state, "TimeoutSeconds", effective, scope)
+                heartbeat = timing.seconds_path(state, "HeartbeatSeconds", effective, scope)
+                return payload, timeout, heartbeat
+
+            try:
+                payload, timeout, heartbeat = await self.computed(language, call)
             except DataError as error:
                 raise error.located(name, entered) from None
             self.history.add(
@@ -591,7 +607,9 @@ class Execution:
             )
             scope = Scope(self.context(name, self.host.now(), retries), frame.variables)
             try:
-                step = self.result(state, data, result, scope, language)
+                step = await self.computed(
+                    language, lambda: self.result(state, data, result, scope, language)
+                )
             except DataError as error:
                 raise error.located(name, plan["entered"]) from None
             return self._exit(name, "Task", step, frame)
@@ -621,6 +639,12 @@ class Execution:
             return await finish(submitted, answer)
 
         return _step(await self.transition(name, answered))
+
+    async def computed(self, language: str, work: Callable[[], T]) -> T:
+        """``work()``, which evaluates a state's fields: for JSONata within a budget on
+        the event loop, else on a thread (an expression may run up to its time limit:
+        ``expressions.bounded``); for JSONPath on the loop (its cost is bounded)."""
+        return await expressions.bounded(work) if language == JSONATA else work()
 
     def result(
         self, state: dict[str, Any], data: Any, result: Any, scope: Scope, language: str
