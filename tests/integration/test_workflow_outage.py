@@ -6,6 +6,7 @@ its last checkpoint once the database takes writes again."""
 from __future__ import annotations
 
 import asyncio
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -13,7 +14,8 @@ import pytest
 
 from statekeeper import App
 from statekeeper.workflows import WorkflowContext, WorkflowRunner
-from tests.conftest import pg_dsn
+from statekeeper.workflows.runner import OUTAGE_RETRY
+from tests.conftest import FakeClock, pg_dsn
 
 pytestmark = pytest.mark.postgres
 
@@ -47,7 +49,8 @@ async def test_a_lost_connection_at_a_checkpoint_gives_the_workflow_back(
     cutting: list[asyncio.Task[None]] = []
     ready = asyncio.Event()
     schema = parse_qs(urlsplit(fresh_pg_url).query)["schema"][0]
-    async with App(fresh_pg_url, purge_interval=None) as app:
+    clock = FakeClock(time.time())
+    async with App(fresh_pg_url, purge_interval=None, clock=clock) as app:
 
         async def book(what: str) -> str:
             ran.append(what)
@@ -81,6 +84,10 @@ async def test_a_lost_connection_at_a_checkpoint_gives_the_workflow_back(
         status = await app.workflows.status("trip-1")
         assert status.status == "pending", status  # not failed
         assert runner.given_back == 1
+        await runner.run_due()
+        status = await app.workflows.status("trip-1")
+        assert status.status == "pending"  # not due yet: an outage is not retried at once
+        clock.advance(OUTAGE_RETRY)
         await runner.run_due()
         status = await app.workflows.status("trip-1")
         assert status.status == "succeeded", status

@@ -62,6 +62,7 @@ def test_postgres_url_keeps_statekeeper_options_out_of_the_dsn() -> None:
         ("postgresql://h/db?pool_min=20&pool_max=2", "pool_min (20"),
         ("postgresql://h/db?tcp_user_timeout=-5", "tcp_user_timeout must be milliseconds"),
         ("postgresql://h/db?tcp_user_timeout=5s", "tcp_user_timeout must be milliseconds"),
+        ("postgresql://h/db?tcp_user_timeout=99999999999", "to 3600000, got"),
     ],
 )
 def test_malformed_urls_are_named(url: str, fragment: str) -> None:

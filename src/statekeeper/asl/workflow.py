@@ -34,7 +34,7 @@ from statekeeper.errors import ErrorRecord
 from statekeeper.queues.policy import Retry
 from statekeeper.workflows.callback import Callback
 from statekeeper.workflows.definitions import Interpreter, WorkflowFn
-from statekeeper.workflows.signals import CallbackFailed, EventTimeout, StepFailed
+from statekeeper.workflows.signals import OUTAGES, CallbackFailed, EventTimeout, StepFailed
 
 if TYPE_CHECKING:
     from statekeeper.workflows.context import WorkflowContext
@@ -90,6 +90,8 @@ class WorkflowHost:
                     "error": error.error,
                     "cause": error.cause,
                 }
+            except OUTAGES:  # the database's, not the machine's: the run is given back
+                raise
             except Exception as error:  # a fault of the interpreter: the execution fails
                 if not isinstance(error, RecursionError):
                     log.exception("a state machine transition failed", extra={"state": label})

@@ -176,7 +176,8 @@ async def _invariants(calls: Calls) -> dict[str, int]:
         lost, twice = lost + entities_lost, twice + entities_twice
         stuck = await left_in_queues(app) + await _unfinished(app, calls)
     path = os.environ[ENV_DATABASE_URL].removeprefix("sqlite:///")
-    checked = sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        checked = db.execute("PRAGMA integrity_check").fetchone()[0]
     return {
         "acknowledged_lost": lost + (0 if checked == "ok" else 1),
         "stale_reads": calls.stale,

@@ -8,6 +8,7 @@ import logging
 import random
 import socket
 import time
+from socket import AF_INET, AF_INET6
 from types import TracebackType
 from typing import Any
 
@@ -51,8 +52,9 @@ async def connect_waiting(*args: Any, tcp_user_timeout: int = 0, **kwargs: Any) 
     deadline = time.monotonic() + float(kwargs.get("timeout") or 60.0)
     pause = 0.02
     while True:
+        left = max(0.1, deadline - time.monotonic())  # each try within what is left
         try:
-            conn = await asyncpg.connect(*args, **kwargs)
+            conn = await asyncpg.connect(*args, **{**kwargs, "timeout": left})
         except asyncpg.exceptions.TooManyConnectionsError as error:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -62,7 +64,11 @@ async def connect_waiting(*args: Any, tcp_user_timeout: int = 0, **kwargs: Any) 
             pause = min(pause * 2, 0.5)
             continue
         if tcp_user_timeout:
-            bound_unacknowledged(conn, tcp_user_timeout)
+            try:
+                bound_unacknowledged(conn, tcp_user_timeout)
+            except OSError:  # the connection holds a server slot: give it back
+                await conn.close()
+                raise
         return conn
 
 
@@ -75,11 +81,13 @@ def bound_unacknowledged(conn: Any, milliseconds: int) -> None:
     it, the call fails with DatabaseUnavailable soon after the bound, and the pool opens
     a new connection next time. A Unix socket has no such state: left as it is. The
     driver keeps the connection's transport unexposed, so it is read by its attribute
-    name; without one nothing is set."""
+    name; without one nothing is set, nor where the system has no TCP_USER_TIMEOUT
+    (only Linux has it)."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
     transport = getattr(conn, "_transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
+    if option is not None and sock is not None and sock.family in (AF_INET, AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, option, milliseconds)
 
 
 def _warn_full(error: Exception) -> None:

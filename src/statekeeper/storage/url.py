@@ -19,6 +19,7 @@ from statekeeper.identifiers import check_schema_name
 DEFAULT_URL = "sqlite:///.statekeeper/state.db"
 
 _SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
+MAX_TCP_USER_TIMEOUT = 3_600_000  # an hour, in milliseconds
 _POSTGRES_OPTIONS = {
     "schema",
     "pool_min",
@@ -151,9 +152,12 @@ def _options(query: str, allowed: set[str], url: str) -> dict[str, str]:
             not (value.isascii() and value.isdigit()) or int(value) <= 0
         ):
             raise InvalidDatabaseURL(f"option {name} must be a positive integer, got {value!r}")
-        if name == "tcp_user_timeout" and not (value.isascii() and value.isdigit()):
+        if name == "tcp_user_timeout" and not (
+            value.isascii() and value.isdigit() and int(value) <= MAX_TCP_USER_TIMEOUT
+        ):
             raise InvalidDatabaseURL(
-                f"option tcp_user_timeout must be milliseconds (0: the system's), got {value!r}"
+                "option tcp_user_timeout must be milliseconds, 0 (the system's) to "
+                f"{MAX_TCP_USER_TIMEOUT}, got {value!r}"
             )
     return options
 

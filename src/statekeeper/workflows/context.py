@@ -566,9 +566,11 @@ class WorkflowContext:
                 return await awaitable
 
         outcomes = await asyncio.gather(*(bounded(s) for s in steps), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            # What ends the run (an outage, a give-back, a wait) goes before a step's
+            # failure: a saga must not compensate while a step's effect went unrecorded.
+            raise next((f for f in failures if not isinstance(f, Exception)), failures[0])
         return list(outcomes)
 
     def saga(self) -> Saga:

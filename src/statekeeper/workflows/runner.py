@@ -57,6 +57,9 @@ from statekeeper.workflows.signals import (
 
 log = logging.getLogger("statekeeper.workflows")
 UNREADABLE_RETRY = 30.0  # seconds before a workflow this process cannot read is tried again
+# Seconds before a workflow whose run an outage stopped is due again: not at once, so a
+# store that keeps refusing (a blob store's settings, a full disk) is not hammered.
+OUTAGE_RETRY = 5.0
 
 
 def _failure(error: Exception) -> ErrorRecord:
@@ -356,12 +359,13 @@ class WorkflowRunner:
         except (CheckpointFailed, *OUTAGES) as outage:  # the database's fault, not the run's
             log.warning(
                 "workflow run stopped: the database did not take its records; it is "
-                "given back", extra={"workflow_id": leased.id, "error": str(outage)[:500]},
+                "given back, due again in %g s", OUTAGE_RETRY,
+                extra={"workflow_id": leased.id, "error": str(outage)[:500]},
             )  # fmt: skip
             try:
                 await ctx.steps_settled()  # as for GiveBack: steps side by side end first
             finally:
-                await self._give_back_shielded(leased)
+                await self._give_back_shielded(leased, delay=OUTAGE_RETRY)
             return
         except Exception as error:
             failure = _failure(error)
@@ -408,26 +412,31 @@ class WorkflowRunner:
             metrics.lease_lost(flows.namespace, "workflow")
             log.info("workflow run abandoned: its lease moved on", extra={"workflow_id": leased.id})
 
-    async def _give_back_shielded(self, leased: LeasedWorkflow, *, paused: bool = False) -> None:
+    async def _give_back_shielded(
+        self, leased: LeasedWorkflow, *, paused: bool = False, delay: float = 0.0
+    ) -> None:
         """``_give_back``, carried out even if this task is being cancelled; a failure is
         logged (the workflow's lease then runs out, and another runner resumes it)."""
         try:
-            await asyncio.shield(self._give_back(leased, paused=paused))
+            await asyncio.shield(self._give_back(leased, paused=paused, delay=delay))
         except StatekeeperError as error:
             log.warning(
                 "giving a workflow back failed", exc_info=error,
                 extra={"workflow_id": leased.id, "error": error.message},
             )  # fmt: skip
 
-    async def _give_back(self, leased: LeasedWorkflow, *, paused: bool = False) -> None:
-        """This process is stopping: end the lease now, the workflow due at once, so
-        another runner goes on with it without waiting for the lease to run out. A paused
-        workflow is given back the same way, and is due once it is resumed."""
+    async def _give_back(
+        self, leased: LeasedWorkflow, *, paused: bool = False, delay: float = 0.0
+    ) -> None:
+        """This process is stopping: end the lease now, the workflow due at once (or in
+        ``delay`` seconds), so another runner goes on with it without waiting for the
+        lease to run out. A paused workflow is given back the same way, and is due once
+        it is resumed."""
         flows = self.workflows
         now = flows._clock()
         given = await flows._backend.workflows.suspend(
             flows.namespace, leased.id, leased.fence, status="pending",
-            wake_at=now, waiting_for=None, now=now,
+            wake_at=self._by_deadline(leased, now + delay), waiting_for=None, now=now,
         )  # fmt: skip
         if given and paused:
             log.info("workflow paused: its run gave it back", extra={"workflow_id": leased.id})
