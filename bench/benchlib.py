@@ -161,6 +161,14 @@ def turns(sides: Sequence[T], slices: int) -> Iterator[T]:
 # --- running the backends -----------------------------------------------------------------
 
 
+async def require_postgres(base_url: str) -> bool:
+    """Whether PostgreSQL can be reached; if not, why, on standard error."""
+    problem = await postgres_reachable(base_url)
+    if problem is not None:
+        print(f"PostgreSQL is not reachable: {problem}", file=sys.stderr)
+    return problem is None
+
+
 async def postgres_reachable(base_url: str) -> str | None:
     """Why PostgreSQL cannot be reached, or None when it can."""
     try:

@@ -140,9 +140,7 @@ async def main() -> int:
     parser = benchlib.bench_parser(__doc__)
     args = parser.parse_args()
     plan = benchlib.choose_plan(args, QUICK, FULL)
-    problem = await benchlib.postgres_reachable(args.pg_url)
-    if problem is not None:
-        print(f"PostgreSQL is not reachable: {problem}", file=sys.stderr)
+    if not await benchlib.require_postgres(args.pg_url):
         return 2
     cores = os.cpu_count() or 1
     benchlib.announce(

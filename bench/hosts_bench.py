@@ -128,9 +128,7 @@ async def main() -> int:
     parser.add_argument("--in-flight", type=int, default=128, help="clients (default 128)")
     args = parser.parse_args()
     plan = benchlib.choose_plan(args, QUICK, FULL)
-    problem = await benchlib.postgres_reachable(args.pg_url)
-    if problem is not None:
-        print(f"PostgreSQL is not reachable: {problem}", file=sys.stderr)
+    if not await benchlib.require_postgres(args.pg_url):
         return 2
     target = urlsplit(args.pg_url)
     address = (target.hostname or "127.0.0.1", target.port or 5432)

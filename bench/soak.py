@@ -328,9 +328,7 @@ def judge(intervals: list[Interval]) -> tuple[float | None, dict[str, tuple[int,
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    problem = await benchlib.postgres_reachable(args.pg_url)
-    if problem is not None:
-        print(f"PostgreSQL is not reachable: {problem}", file=sys.stderr)
+    if not await benchlib.require_postgres(args.pg_url):
         return 2
     logs = Path(args.logs or f"/tmp/statekeeper-soak-{os.getpid()}")
     os.makedirs(logs, exist_ok=True)

@@ -51,41 +51,6 @@ UNDEFINED: Final = object()
 """What an expression that yields nothing (JSONata's undefined) evaluates to."""
 
 TIME_LIMIT: Final = 5.0
-_TIMED_OUT = "D1012"  # jlens's code: the evaluation ran past its timeout
-
-T = TypeVar("T")
-# Evaluations on the event loop (``bounded``) may take this long in all, each call of
-# ``work``; past it they start again on a thread. A thread hop costs about 0.2 ms, three
-# times a typical state's own work, so only the rare slow expression pays it.
-LOOP_BUDGET: Final = 0.05
-# The threads of slow evaluations: one expression may run up to TIME_LIMIT, and jlens
-# lets go of the GIL meanwhile, so there it holds neither the event loop nor the other
-# executions. Four at once: more runaway expressions wait their turn here.
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="statekeeper-jsonata")
-# When the evaluations of the ``work`` running on the event loop must stop (monotonic).
-_LOOP_DEADLINE: ContextVar[float | None] = ContextVar("statekeeper_loop_deadline", default=None)
-
-
-class _PastLoopBudget(BaseException):  # passes ``except Exception`` on its way out
-    """Evaluations on the event loop took LOOP_BUDGET: start ``work`` again off it."""
-
-
-async def bounded(work: Callable[[], T]) -> T:
-    """``work()``, which evaluates expressions and changes nothing else (it may be run
-    twice): on the event loop while its evaluations take LOOP_BUDGET in all, else again
-    from the start on a thread of the expressions' pool, under the whole TIME_LIMIT per
-    expression. Context variables go along."""
-    token = _LOOP_DEADLINE.set(time.monotonic() + LOOP_BUDGET)
-    try:
-        return work()
-    except _PastLoopBudget:
-        pass
-    finally:
-        _LOOP_DEADLINE.reset(token)
-    context = contextvars.copy_context()  # without the deadline: reset above
-    return await asyncio.get_running_loop().run_in_executor(_POOL, context.run, work)
-
-
 """Seconds one evaluation may run; past it, it fails (D1012), as a runaway loop does on AWS."""
 
 RANGE_LIMIT: Final = 10_000_000
@@ -163,6 +128,41 @@ def body(text: str) -> str:
     if not (text.startswith(OPEN) and text.endswith(CLOSE)) or len(text) < 4:
         raise ValueError(f"a JSONata expression is written {{% ... %}}, got {_shown(text)}")
     return text[len(OPEN) : -len(CLOSE)].strip()
+
+
+_TIMED_OUT = "D1012"  # jlens's code: the evaluation ran past its timeout
+
+T = TypeVar("T")
+# Evaluations on the event loop (``bounded``) may take this long in all, each call of
+# ``work``; past it they start again on a thread. A thread hop costs about 0.2 ms, three
+# times a typical state's own work, so only the rare slow expression pays it.
+LOOP_BUDGET: Final = 0.05
+# The threads of slow evaluations: one expression may run up to TIME_LIMIT, and jlens
+# lets go of the GIL meanwhile, so there it holds neither the event loop nor the other
+# executions. Four at once: more runaway expressions wait their turn here.
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="statekeeper-jsonata")
+# When the evaluations of the ``work`` running on the event loop must stop (monotonic).
+_LOOP_DEADLINE: ContextVar[float | None] = ContextVar("statekeeper_loop_deadline", default=None)
+
+
+class _PastLoopBudget(BaseException):  # passes ``except Exception`` on its way out
+    """Evaluations on the event loop took LOOP_BUDGET: start ``work`` again off it."""
+
+
+async def bounded(work: Callable[[], T]) -> T:
+    """``work()``, which evaluates expressions and changes nothing else (it may be run
+    twice): on the event loop while its evaluations take LOOP_BUDGET in all, else again
+    from the start on a thread of the expressions' pool, under the whole TIME_LIMIT per
+    expression. Context variables go along."""
+    token = _LOOP_DEADLINE.set(time.monotonic() + LOOP_BUDGET)
+    try:
+        return work()
+    except _PastLoopBudget:
+        pass
+    finally:
+        _LOOP_DEADLINE.reset(token)
+    context = contextvars.copy_context()  # without the deadline: reset above
+    return await asyncio.get_running_loop().run_in_executor(_POOL, context.run, work)
 
 
 def evaluate(

@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 
+from statekeeper.storage.postgres_common import DRIVER_ERRORS
+
 log = logging.getLogger("statekeeper.postgres")
 
 CHANNEL = "statekeeper_queues"
@@ -67,10 +69,7 @@ class Notifier:
                 await self._pool().execute(
                     "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", CHANNEL, payloads
                 )
-            except (
-                asyncpg.PostgresError, asyncpg.InterfaceError,
-                asyncpg.exceptions.InternalClientError, OSError,
-            ) as exc:  # fmt: skip
+            except DRIVER_ERRORS as exc:
                 log.debug("queue notification not sent", extra={"error": str(exc)})
                 return
 
