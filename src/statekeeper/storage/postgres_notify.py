@@ -99,7 +99,7 @@ class Notifier:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close())
                 raise
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except DRIVER_ERRORS as exc:  # a connect that timed out too: try again
                 self.listening.clear()
                 log.debug("queue listener reconnecting", extra={"error": str(exc)})
             await asyncio.sleep(_RECONNECT_DELAY)
